@@ -1,0 +1,10 @@
+# Every dependency is a Debian bookworm package; scripts/bootstrap installs them.
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 REQUIRED CONFIG)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+if(NOT RUNNEL_FUZZ)
+  find_package(CLI11 REQUIRED)
+  find_package(GTest REQUIRED)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,31 @@
+# runnel_library(NAME storage SRCS a.cc b.cc DEPS runnel::base runnel::model)
+#
+# One folder is one module is one library. DEPS are the module's public
+# dependencies: what its public header needs. Everything includes by the
+# project-absolute path "module/header.h".
+function(runnel_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PRIVATE_DEPS;PCH" ${ARGN})
+  set(target runnel_${ARG_NAME})
+  add_library(${target} STATIC ${ARG_SRCS})
+  add_library(runnel::${ARG_NAME} ALIAS ${target})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  if(ARG_PCH)
+    target_precompile_headers(${target} PRIVATE ${ARG_PCH})
+  endif()
+endfunction()
+
+# runnel_test(NAME storage_test SRCS a_test.cc DEPS runnel::storage LABELS unit)
+#
+# A GoogleTest binary registered with CTest. Unit tests carry the label
+# "unit" so the sanitizer build can run exactly them.
+function(runnel_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()

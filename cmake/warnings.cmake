@@ -1,0 +1,20 @@
+# Warnings are errors everywhere. Each disabled warning says why.
+add_compile_options(
+  -Wall -Wextra -Werror
+  -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough
+)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  # g++ 12 reports false positives inside std::vector/std::string with -O2
+  # (GCC bugs 105329, 105651); they fire in library code, not ours.
+  add_compile_options(-Wno-restrict -Wno-stringop-overflow)
+endif()
+
+if(RUNNEL_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()
+
+if(RUNNEL_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

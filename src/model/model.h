@@ -1,0 +1,7 @@
+#pragma once
+
+// The public header of `model`: the domain vocabulary shared by storage, broker and engine.
+
+#include "model/errc.h"
+#include "model/fundamental.h"
+#include "model/record_batch.h"
