@@ -1,0 +1,686 @@
+#include "storage/partition_log.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <unistd.h>
+
+#include "storage/batch_scanner.h"
+
+namespace runnel::storage {
+
+const char* errc_message(errc e) noexcept {
+    switch (e) {
+    case errc::success:
+        return "success";
+    case errc::offset_out_of_range:
+        return "offset is outside the log";
+    case errc::corrupt_data:
+        return "the log holds a corrupt batch at or before this offset";
+    case errc::batch_too_large:
+        return "record batch is larger than the log's max batch size";
+    case errc::log_failed:
+        return "an fsync of this log failed; it takes no more writes";
+    case errc::closed:
+        return "the log is closed";
+    case errc::invalid_config:
+        return "invalid log configuration";
+    }
+    return "unknown storage error";
+}
+
+result<void> log_config::validate() const {
+    // Positions inside a segment are 32-bit in the indexes.
+    if (segment_bytes < 1024 || segment_bytes > (1ull << 31)) {
+        return errc::invalid_config;
+    }
+    if (index_interval_bytes == 0 || max_batch_bytes < model::batch_layout::header_size
+        || max_batch_bytes > batch_scanner::max_batch_bytes || segment_age.count() <= 0) {
+        return errc::invalid_config;
+    }
+    return ok();
+}
+
+namespace {
+
+spdlog::logger& lg() { return logging::get("storage"); }
+
+constexpr std::string_view log_suffix = ".log";
+constexpr uint32_t recovery_point_magic = 0x50524e52; // "RNRP"
+constexpr std::size_t recovery_point_size = 16;
+
+std::string segment_name(model::offset base, std::string_view suffix) {
+    return fmt::format("{:020d}{}", base(), suffix);
+}
+
+std::optional<model::offset> parse_segment_name(const std::string& name) {
+    if (name.size() != 20 + log_suffix.size() || !name.ends_with(log_suffix)) {
+        return std::nullopt;
+    }
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + 20, v);
+    if (ec != std::errc() || end != name.data() + 20 || v < 0) {
+        return std::nullopt;
+    }
+    return model::offset(v);
+}
+
+byte_buffer encode_recovery_point(model::offset o) {
+    byte_buffer b(recovery_point_size);
+    write_le<uint32_t>(b.data(), recovery_point_magic);
+    write_le<int64_t>(b.data() + 8, o());
+    write_le<uint32_t>(b.data() + 4, crc32c::value(b.span().subspan(8)));
+    return b;
+}
+
+std::optional<model::offset> read_recovery_point(const file_handle& f) {
+    byte_buffer b(recovery_point_size);
+    auto n = f.pread(b.span(), 0);
+    if (!n || n.value() != recovery_point_size || read_le<uint32_t>(b.data()) != recovery_point_magic
+        || read_le<uint32_t>(b.data() + 4) != crc32c::value(b.span().subspan(8))) {
+        return std::nullopt;
+    }
+    return model::offset(read_le<int64_t>(b.data() + 8));
+}
+
+std::string reason_of(const std::error_code& ec) { return ec.message(); }
+
+} // namespace
+
+/// One segment: a `.log` file of batches and its in-memory index.
+struct partition_log::segment {
+    model::offset base;
+    std::filesystem::path path;
+    std::shared_ptr<file_handle> file;
+    uint64_t size = 0;
+    model::offset next_offset;
+    model::event_time max_timestamp = model::event_time::min();
+    segment_index index;
+    model::processing_time created;
+
+    segment(model::offset b, std::filesystem::path p, uint32_t interval)
+      : base(b)
+      , path(std::move(p))
+      , next_offset(b)
+      , index(b, interval)
+      , created(model::processing_now()) {}
+
+    std::filesystem::path index_path() const {
+        auto p = path;
+        return p.replace_extension(".index");
+    }
+    std::filesystem::path time_index_path() const {
+        auto p = path;
+        return p.replace_extension(".timeindex");
+    }
+    segment_summary summary() const { return {size, next_offset, max_timestamp}; }
+
+    void on_batch(const model::batch_header& h, uint64_t position) {
+        index.on_batch(h, static_cast<uint32_t>(position));
+        size = position + h.size_bytes();
+        next_offset = h.next_offset();
+        max_timestamp = std::max(max_timestamp, h.max_timestamp);
+    }
+};
+
+partition_log::partition_log(std::filesystem::path dir, log_config config, executor& owner, flusher& f)
+  : _dir(std::move(dir))
+  , _config(config)
+  , _owner(owner)
+  , _flusher(f) {}
+
+partition_log::~partition_log() = default;
+
+result<std::shared_ptr<partition_log>> partition_log::open(
+  std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread) {
+    RUNNEL_TRY(config.validate());
+    std::shared_ptr<partition_log> log(new partition_log(std::move(dir), config, owner, flush_thread));
+    RUNNEL_TRY(log->recover());
+    return log;
+}
+
+result<void> partition_log::recover() {
+    std::error_code ec;
+    std::filesystem::create_directories(_dir, ec);
+    if (ec) {
+        return ec;
+    }
+    RUNNEL_TRY(auto dir_handle, file_handle::open_directory(_dir));
+    _dir_handle = std::make_shared<file_handle>(std::move(dir_handle));
+
+    std::vector<model::offset> bases;
+    for (const auto& entry : std::filesystem::directory_iterator(_dir, ec)) {
+        auto name = entry.path().filename().string();
+        if (name.ends_with(".tmp")) {
+            std::filesystem::remove(entry.path(), ec);
+        } else if (auto base = parse_segment_name(name)) {
+            bases.push_back(*base);
+        }
+    }
+    if (ec) {
+        return ec;
+    }
+    std::sort(bases.begin(), bases.end());
+
+    RUNNEL_TRY(auto rp_file, file_handle::open(_dir / "recovery_point", O_RDWR | O_CREAT));
+    _recovery_point_file = std::make_shared<file_handle>(std::move(rp_file));
+    const std::optional<model::offset> durable = read_recovery_point(*_recovery_point_file);
+
+    if (bases.empty()) {
+        bases.push_back(model::offset(0));
+        RUNNEL_TRY(auto f, file_handle::open(_dir / segment_name(bases[0], log_suffix), O_RDWR | O_CREAT));
+        _dir_unsynced = true;
+    }
+    const std::size_t n = bases.size();
+
+    // Segments from `scan_from` on were written after the last durable point we know of:
+    // every batch in them is checked, and a bad batch past that point is an interrupted write.
+    std::size_t scan_from = n - 1;
+    if (durable) {
+        auto it = std::upper_bound(bases.begin(), bases.end(), *durable);
+        scan_from = it == bases.begin() ? 0 : static_cast<std::size_t>(it - bases.begin()) - 1;
+    }
+
+    for (std::size_t i = 0; i < n; ++i) {
+        auto seg = std::make_unique<segment>(bases[i], _dir / segment_name(bases[i], log_suffix),
+                                             _config.index_interval_bytes);
+        const bool last = i + 1 == n;
+        RUNNEL_TRY(auto f, file_handle::open(seg->path, i >= scan_from ? O_RDWR : O_RDONLY));
+        seg->file = std::make_shared<file_handle>(std::move(f));
+        RUNNEL_TRY(seg->size, seg->file->size());
+
+        bool scan = i >= scan_from;
+        if (!scan) {
+            auto loaded = segment_index::load(seg->index_path(), seg->time_index_path(), seg->base,
+                                              _config.index_interval_bytes, seg->size);
+            bool good = loaded.has_value() && (last || loaded->second.next_offset <= bases[i + 1]);
+            if (good) {
+                // Spot check: the last indexed position must hold the batch the index names.
+                auto [pos, off] = loaded->first.position_for_offset(loaded->second.next_offset - 1);
+                byte_buffer hb(model::batch_layout::header_size);
+                auto got = seg->file->pread(hb.span(), pos);
+                auto h = got && got.value() == hb.size() ? model::parse_batch_header(hb.span())
+                                                         : result<model::batch_header>(model::errc::batch_truncated);
+                good = h.has_value() && h.value().base_offset == off;
+            }
+            if (good) {
+                seg->index = std::move(loaded->first);
+                seg->next_offset = loaded->second.next_offset;
+                seg->max_timestamp = loaded->second.max_timestamp;
+            } else {
+                scan = true;
+                ++_recovery.indexes_rebuilt;
+                lg().warn("{}: index of segment {} is missing or stale; rebuilding", _dir.string(), seg->base);
+            }
+        }
+
+        bool cut_here = false;
+        if (scan) {
+            ++_recovery.segments_scanned;
+            batch_scanner sc(*seg->file, 0, seg->size);
+            model::offset expected = seg->base;
+            const uint64_t file_size = seg->size;
+            seg->size = 0;
+            for (;;) {
+                auto r = sc.next(true);
+                std::optional<std::string> bad;
+                if (!r) {
+                    bad = reason_of(r.error());
+                } else if (!r.value()) {
+                    break;
+                } else if (r.value()->header.base_offset != expected) {
+                    // The CRC does not cover the base offset; offsets in a segment are contiguous.
+                    bad = fmt::format("batch base offset {} where {} was expected",
+                                      r.value()->header.base_offset, expected);
+                }
+                if (!bad) {
+                    seg->on_batch(r.value()->header, r.value()->position);
+                    expected = r.value()->header.next_offset();
+                    ++_recovery.batches_checked;
+                    continue;
+                }
+                const uint64_t at = r ? r.value()->position : sc.position();
+                const bool torn = i >= scan_from && (!durable || expected >= *durable);
+                if (torn) {
+                    recovery_report::torn_tail t;
+                    t.segment = seg->base;
+                    t.position = at;
+                    t.first_offset_dropped = expected;
+                    t.reason = *bad;
+                    byte_buffer hb(model::batch_layout::header_size);
+                    if (auto got = seg->file->pread(hb.span(), at); got && got.value() == hb.size()) {
+                        if (auto h = model::parse_batch_header(hb.span()); h && h.value().base_offset >= expected) {
+                            t.last_offset_dropped = h.value().last_offset();
+                        }
+                    }
+                    t.bytes_dropped = file_size - at;
+                    for (std::size_t j = i + 1; j < n; ++j) {
+                        auto p = _dir / segment_name(bases[j], log_suffix);
+                        t.bytes_dropped += std::filesystem::file_size(p, ec);
+                        for (auto ext : {".log", ".index", ".timeindex"}) {
+                            std::filesystem::remove(_dir / segment_name(bases[j], ext), ec);
+                        }
+                        ++t.segments_removed;
+                    }
+                    RUNNEL_TRY(seg->file->truncate(at));
+                    _dir_unsynced = true;
+                    lg().warn(
+                      "{}: torn tail cut at segment {} position {}: {} bytes dropped, offsets from {}{} "
+                      "({}; never acknowledged as durable)",
+                      _dir.string(), t.segment, t.position, t.bytes_dropped, t.first_offset_dropped,
+                      t.last_offset_dropped ? fmt::format(" to {}", *t.last_offset_dropped) : std::string(),
+                      t.reason);
+                    _recovery.torn = std::move(t);
+                    cut_here = true;
+                } else {
+                    recovery_report::corruption c{seg->base, at, expected, *bad};
+                    lg().error(
+                      "{}: corrupt batch in durable data at segment {} position {} (offset {}): {}; "
+                      "the partition serves nothing at or past offset {} and takes no appends",
+                      _dir.string(), c.segment, c.position, c.offset, c.reason, c.offset);
+                    if (!_corrupt_from || expected < *_corrupt_from) {
+                        _corrupt_from = expected;
+                    }
+                    _recovery.corrupt = std::move(c);
+                    // Keep every byte; later offsets stay addressable but are never served.
+                    seg->size = file_size;
+                    if (!last) {
+                        seg->next_offset = std::max(expected, bases[i + 1]);
+                    }
+                }
+                break;
+            }
+            if (!last && !cut_here && !_recovery.corrupt) {
+                // A rebuilt index of a sealed segment is written back (synced by the next flush).
+                RUNNEL_TRY(auto oi, file_handle::open(seg->index_path(), O_WRONLY | O_CREAT | O_TRUNC));
+                RUNNEL_TRY(oi.pwrite(seg->index.encode_offset_index(seg->summary()).span(), 0));
+                RUNNEL_TRY(auto ti, file_handle::open(seg->time_index_path(), O_WRONLY | O_CREAT | O_TRUNC));
+                RUNNEL_TRY(ti.pwrite(seg->index.encode_time_index(seg->summary()).span(), 0));
+                _unsynced.push_back(std::make_shared<file_handle>(std::move(oi)));
+                _unsynced.push_back(std::make_shared<file_handle>(std::move(ti)));
+            }
+        }
+        if (i >= scan_from || !durable) {
+            _unsynced.push_back(seg->file);
+        }
+        _segments.push_back(std::move(seg));
+        if (cut_here) {
+            break;
+        }
+    }
+    // Every flush syncs the active segment anyway.
+    std::erase(_unsynced, _segments.back()->file);
+
+    _next_offset = _segments.back()->next_offset;
+    _recovery.segments = _segments.size();
+    if (durable && *durable > _next_offset && !_recovery.corrupt) {
+        _recovery.durable_data_missing_from = _next_offset;
+        lg().error("{}: data recorded as durable up to offset {} ends at {}: acknowledged records are "
+                   "missing (files were cut or replaced)",
+                   _dir.string(), *durable, _next_offset);
+    }
+    _flushed = std::min(durable.value_or(start_offset()), _next_offset);
+    if (!_recovery.torn && !_recovery.corrupt && !_recovery.durable_data_missing_from) {
+        lg().debug("{}: opened {} segments, offsets [{}, {}), {} batches checked", _dir.string(),
+                   _segments.size(), start_offset(), _next_offset, _recovery.batches_checked);
+    }
+    return ok();
+}
+
+model::offset partition_log::start_offset() const noexcept { return _segments.front()->base; }
+
+uint64_t partition_log::size_bytes() const noexcept {
+    uint64_t total = 0;
+    for (const auto& s : _segments) {
+        total += s->size;
+    }
+    return total;
+}
+
+result<void> partition_log::set_config(const log_config& config) {
+    RUNNEL_TRY(config.validate());
+    _config = config;
+    return ok();
+}
+
+result<void> partition_log::usable_for_append() const {
+    if (_closed) {
+        return errc::closed;
+    }
+    if (_failed) {
+        return errc::log_failed;
+    }
+    if (_corrupt_from) {
+        return errc::corrupt_data;
+    }
+    return ok();
+}
+
+result<void> partition_log::roll() {
+    auto& old = *_segments.back();
+    auto summary = old.summary();
+    RUNNEL_TRY(auto oi, file_handle::open(old.index_path(), O_WRONLY | O_CREAT | O_TRUNC));
+    RUNNEL_TRY(oi.pwrite(old.index.encode_offset_index(summary).span(), 0));
+    RUNNEL_TRY(auto ti, file_handle::open(old.time_index_path(), O_WRONLY | O_CREAT | O_TRUNC));
+    RUNNEL_TRY(ti.pwrite(old.index.encode_time_index(summary).span(), 0));
+
+    auto seg = std::make_unique<segment>(_next_offset, _dir / segment_name(_next_offset, log_suffix),
+                                         _config.index_interval_bytes);
+    RUNNEL_TRY(auto f, file_handle::open(seg->path, O_RDWR | O_CREAT | O_TRUNC));
+    seg->file = std::make_shared<file_handle>(std::move(f));
+
+    _unsynced.push_back(old.file);
+    _unsynced.push_back(std::make_shared<file_handle>(std::move(oi)));
+    _unsynced.push_back(std::make_shared<file_handle>(std::move(ti)));
+    _dir_unsynced = true;
+    _segments.push_back(std::move(seg));
+    return ok();
+}
+
+result<append_result> partition_log::append(model::record_batch& batch) {
+    RUNNEL_TRY(usable_for_append());
+    if (batch.size_bytes() > _config.max_batch_bytes) {
+        return errc::batch_too_large;
+    }
+    {
+        auto& active = *_segments.back();
+        const bool full = active.size + batch.size_bytes() > _config.segment_bytes;
+        const bool old = model::processing_now() - active.created >= _config.segment_age.count();
+        // Offsets inside a segment are 32-bit relative to its base.
+        const bool offsets_exhausted
+          = (_next_offset - active.base) + batch.header().last_offset_delta > INT32_MAX;
+        if (active.size > 0 && (full || old || offsets_exhausted)) {
+            RUNNEL_TRY(roll());
+        }
+    }
+    auto& active = *_segments.back();
+    batch.set_base_offset(_next_offset);
+    const uint64_t pos = active.size;
+    if (auto w = active.file->pwrite(batch.bytes(), pos); !w) {
+        // Undo a partial write (ENOSPC, EIO) so the segment still ends on a batch boundary.
+        (void)active.file->truncate(pos);
+        lg().error("{}: append failed: {}", _dir.string(), w.error().message());
+        return w.error();
+    }
+    active.on_batch(batch.header(), pos);
+    _next_offset = active.next_offset;
+    return append_result{batch.header().base_offset, batch.header().last_offset()};
+}
+
+void partition_log::flush(done_fn done) {
+    if (_failed) {
+        _owner.post([done = std::move(done)] { done(errc::log_failed); });
+        return;
+    }
+    if (_next_offset <= _flushed && _unsynced.empty() && !_dir_unsynced) {
+        _owner.post([done = std::move(done)] { done(ok()); });
+        return;
+    }
+    _waiters.push_back({_next_offset, std::move(done)});
+    if (!_flush_in_flight) {
+        start_flush();
+    }
+}
+
+void partition_log::start_flush() {
+    _flush_in_flight = true;
+    const model::offset target = _next_offset;
+    auto files = std::move(_unsynced);
+    _unsynced.clear();
+    files.push_back(_segments.back()->file);
+    std::shared_ptr<file_handle> dir = _dir_unsynced ? _dir_handle : nullptr;
+    _dir_unsynced = false;
+
+    auto work = [files = std::move(files), dir, rp = _recovery_point_file, target]() -> result<void> {
+        for (const auto& f : files) {
+            RUNNEL_TRY(f->sync());
+        }
+        if (dir) {
+            RUNNEL_TRY(dir->sync());
+        }
+        // Recorded without its own fsync: a lost update only makes the next recovery check more.
+        return rp->pwrite(encode_recovery_point(target).span(), 0);
+    };
+    auto done = [weak = weak_from_this(), owner = &_owner, target](result<void> r) {
+        owner->post([weak, target, r] {
+            if (auto self = weak.lock()) {
+                self->on_flushed(target, r);
+            }
+        });
+    };
+    _flusher.submit(std::move(work), std::move(done));
+}
+
+void partition_log::on_flushed(model::offset target, result<void> r) {
+    _flush_in_flight = false;
+    std::vector<waiter> ready;
+    if (!r) {
+        if (r.error() != std::errc::resource_unavailable_try_again) {
+            // After a failed fsync the kernel may have dropped the dirty pages: nothing written
+            // since the last good sync can be trusted, so the log stops taking writes.
+            _failed = r.error();
+            lg().critical("{}: fsync failed: {}; the log takes no more writes", _dir.string(),
+                          r.error().message());
+        }
+        ready.assign(std::make_move_iterator(_waiters.begin()), std::make_move_iterator(_waiters.end()));
+        _waiters.clear();
+        for (auto& w : ready) {
+            w.done(_failed ? result<void>(errc::log_failed) : r);
+        }
+        return;
+    }
+    _flushed = std::max(_flushed, target);
+    while (!_waiters.empty() && _waiters.front().target <= _flushed) {
+        ready.push_back(std::move(_waiters.front()));
+        _waiters.pop_front();
+    }
+    for (auto& w : ready) {
+        w.done(ok());
+    }
+    if (!_waiters.empty() && !_flush_in_flight) {
+        start_flush();
+    }
+}
+
+void partition_log::close(done_fn done) {
+    _closed = true;
+    flush([weak = weak_from_this(), done = std::move(done)](result<void> r) mutable {
+        auto self = weak.lock();
+        if (!r || !self) {
+            done(r);
+            return;
+        }
+        // Make the durable point itself durable, so the next open checks only the tail.
+        self->_flusher.submit(
+          [rp = self->_recovery_point_file] { return rp->sync(); },
+          [owner = &self->_owner, done = std::move(done)](result<void> r2) mutable {
+              owner->post([done = std::move(done), r2] { done(r2); });
+          });
+    });
+}
+
+partition_log::segment_list::const_iterator partition_log::segment_for(model::offset o) const noexcept {
+    auto it = std::upper_bound(_segments.begin(), _segments.end(), o,
+                               [](model::offset v, const auto& s) { return v < s->base; });
+    return it == _segments.begin() ? it : std::prev(it);
+}
+
+void partition_log::mark_corrupt(const segment& seg, uint64_t position, model::offset o, std::string reason) {
+    if (_corrupt_from && *_corrupt_from <= o) {
+        return;
+    }
+    _corrupt_from = o;
+    lg().error("{}: corrupt batch at segment {} position {} (offset {}): {}; the partition serves "
+               "nothing at or past offset {} and takes no appends",
+               _dir.string(), seg.base, position, o, reason, o);
+}
+
+result<read_result> partition_log::read(
+  model::offset start, std::size_t max_bytes, std::optional<model::offset> upto) {
+    if (start < start_offset() || start > _next_offset) {
+        return errc::offset_out_of_range;
+    }
+    if (_corrupt_from && start >= *_corrupt_from) {
+        return errc::corrupt_data;
+    }
+    model::offset limit = upto ? std::min(*upto, _next_offset) : _next_offset;
+    if (_corrupt_from) {
+        limit = std::min(limit, *_corrupt_from);
+    }
+    read_result out;
+    out.log_end = _next_offset;
+    out.next_offset = start;
+    if (start >= limit) {
+        return out;
+    }
+
+    std::vector<std::byte> bytes;
+    const auto first = segment_for(start);
+    const std::size_t chunk = std::clamp<std::size_t>(max_bytes, 64u << 10, 4u << 20);
+    bool full = false;
+    for (auto it = first; it != _segments.end() && !full; ++it) {
+        const segment& seg = **it;
+        auto [pos, expected] = it == first ? seg.index.position_for_offset(start)
+                                           : std::pair<uint32_t, model::offset>{0, seg.base};
+        batch_scanner sc(*seg.file, pos, seg.size, chunk);
+        for (;;) {
+            auto r = sc.next(true);
+            if (!r) {
+                mark_corrupt(seg, sc.position(), expected, r.error().message());
+                if (out.batches == 0) {
+                    return errc::corrupt_data;
+                }
+                full = true;
+                break;
+            }
+            if (!r.value()) {
+                break;
+            }
+            const auto& item = *r.value();
+            if (item.header.base_offset != expected) {
+                mark_corrupt(seg, item.position, expected,
+                             fmt::format("batch base offset {} where {} was expected",
+                                         item.header.base_offset, expected));
+                if (out.batches == 0) {
+                    return errc::corrupt_data;
+                }
+                break;
+            }
+            expected = item.header.next_offset();
+            if (item.header.last_offset() < start) {
+                continue;
+            }
+            if (item.header.base_offset >= limit
+                || (out.batches > 0 && bytes.size() + item.bytes.size() > max_bytes)) {
+                full = true;
+                break;
+            }
+            if (bytes.empty()) {
+                bytes.reserve(std::max(item.bytes.size(), std::min<std::size_t>(max_bytes, 8u << 20)));
+            }
+            bytes.insert(bytes.end(), item.bytes.begin(), item.bytes.end());
+            ++out.batches;
+            out.next_offset = item.header.next_offset();
+            if (bytes.size() >= max_bytes) {
+                full = true;
+                break;
+            }
+        }
+    }
+    out.bytes = byte_buffer::copy_of(bytes);
+    return out;
+}
+
+result<std::optional<model::offset>> partition_log::timequery(model::event_time t) {
+    for (const auto& segp : _segments) {
+        const segment& seg = *segp;
+        if (seg.max_timestamp < t) {
+            continue;
+        }
+        batch_scanner sc(*seg.file, seg.index.position_for_timestamp(t), seg.size, 64u << 10);
+        model::offset expected = seg.base;
+        for (;;) {
+            auto r = sc.next(true);
+            if (!r) {
+                mark_corrupt(seg, sc.position(), expected, r.error().message());
+                return errc::corrupt_data;
+            }
+            if (!r.value()) {
+                break;
+            }
+            const auto& item = *r.value();
+            expected = item.header.next_offset();
+            if (item.header.max_timestamp < t) {
+                continue;
+            }
+            if (_corrupt_from && item.header.base_offset >= *_corrupt_from) {
+                return errc::corrupt_data;
+            }
+            if (item.header.compression() == model::compression::none) {
+                RUNNEL_TRY(auto recs, model::decode_records(item.bytes));
+                for (const auto& rec : recs) {
+                    if (rec.timestamp >= t) {
+                        return std::optional<model::offset>(rec.offset_value);
+                    }
+                }
+            }
+            return std::optional<model::offset>(item.header.base_offset);
+        }
+    }
+    return std::optional<model::offset>{};
+}
+
+retention_report partition_log::apply_retention(model::processing_time now) {
+    retention_report report;
+    std::vector<std::filesystem::path> doomed;
+    auto remove_front = [&] {
+        auto& seg = *_segments.front();
+        report.bytes_removed += seg.size;
+        ++report.segments_removed;
+        doomed.push_back(seg.path);
+        doomed.push_back(seg.index_path());
+        doomed.push_back(seg.time_index_path());
+        _segments.pop_front();
+    };
+    if (_config.retention_ms >= 0) {
+        // As in Kafka, retention compares record timestamps with this machine's clock.
+        const model::event_time cutoff(now() - _config.retention_ms);
+        while (_segments.size() > 1 && _segments.front()->max_timestamp < cutoff) {
+            remove_front();
+        }
+    }
+    if (_config.retention_bytes >= 0) {
+        uint64_t total = size_bytes();
+        while (_segments.size() > 1
+               && total - _segments.front()->size >= static_cast<uint64_t>(_config.retention_bytes)) {
+            total -= _segments.front()->size;
+            remove_front();
+        }
+    }
+    report.start_offset = start_offset();
+    if (_corrupt_from && *_corrupt_from < report.start_offset) {
+        lg().warn("{}: retention removed the corrupt batch at offset {}", _dir.string(), *_corrupt_from);
+        _corrupt_from.reset();
+    }
+    if (!doomed.empty()) {
+        lg().info("{}: retention removed {} segments ({} bytes); log starts at {}", _dir.string(),
+                  report.segments_removed, report.bytes_removed, report.start_offset);
+        _flusher.submit(
+          [doomed = std::move(doomed), dir = _dir_handle]() -> result<void> {
+              for (const auto& p : doomed) {
+                  if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+                      return last_system_error();
+                  }
+              }
+              return dir->sync();
+          },
+          [path = _dir.string()](result<void> r) {
+              if (!r) {
+                  lg().error("{}: removing old segments failed: {}", path, r.error().message());
+              }
+          });
+    }
+    return report;
+}
+
+} // namespace runnel::storage

@@ -1,0 +1,177 @@
+#pragma once
+
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/base.h"
+#include "model/model.h"
+#include "storage/errc.h"
+#include "storage/flusher.h"
+#include "storage/index.h"
+#include "storage/log_config.h"
+
+namespace runnel::storage {
+
+/// What opening a log found and did. Anything but a clean open is also logged.
+struct recovery_report {
+    std::size_t segments = 0;
+    std::size_t segments_scanned = 0; ///< segments whose every batch was checked
+    std::size_t batches_checked = 0;
+    std::size_t indexes_rebuilt = 0;
+
+    /// The log ended in bytes that are not a whole valid batch, past what was known durable:
+    /// an interrupted write. They were cut off.
+    struct torn_tail {
+        model::offset segment;       ///< base offset of the segment that was cut
+        uint64_t position = 0;       ///< byte position of the cut in that segment
+        uint64_t bytes_dropped = 0;  ///< in that segment and any later ones removed
+        std::size_t segments_removed = 0;
+        model::offset first_offset_dropped;
+        std::optional<model::offset> last_offset_dropped; ///< when the torn header was legible
+        std::string reason;
+    };
+    std::optional<torn_tail> torn;
+
+    /// A batch inside data that was durable (or inside a sealed segment) failed its checks.
+    /// Nothing at or past it is served and the log refuses appends; see docs/operations.md.
+    struct corruption {
+        model::offset segment;
+        uint64_t position = 0;
+        model::offset offset; ///< the offset the bad batch should have started at
+        std::string reason;
+    };
+    std::optional<corruption> corrupt;
+
+    /// The durable point recorded before the crash lies past the data found: acknowledged
+    /// data is missing (the files were cut or replaced from outside).
+    std::optional<model::offset> durable_data_missing_from;
+};
+
+struct append_result {
+    model::offset base;
+    model::offset last;
+};
+
+struct read_result {
+    byte_buffer bytes;           ///< whole batches, exactly as appended
+    std::size_t batches = 0;
+    model::offset next_offset;   ///< the offset to read from next
+    model::offset log_end;       ///< the log's next offset when the read ran
+};
+
+struct retention_report {
+    std::size_t segments_removed = 0;
+    uint64_t bytes_removed = 0;
+    model::offset start_offset; ///< the log's first offset afterwards
+};
+
+/// An append-only sequence of Kafka RecordBatch v2 batches for one partition, in a directory
+/// of segments named by base offset (`00000000000000000000.log` with `.index` and
+/// `.timeindex`). Batches are stored byte for byte as given; the log only stamps the base
+/// offset, which the CRC does not cover.
+///
+/// Owned by exactly one shard: every method must be called on the thread that runs
+/// `executor`. `append` returns once the batch is in the page cache; `flush` calls back (on
+/// that thread) once everything appended before it is on disk, and concurrent callers share
+/// one fdatasync (group commit), which runs on `flusher`'s thread. `executor` and `flusher`
+/// must outlive the log. Destroying the log without `close` is what a crash looks like: the
+/// page cache keeps what was written, nothing more is synced, pending flush callbacks are
+/// dropped.
+class partition_log : public std::enable_shared_from_this<partition_log> {
+public:
+    using done_fn = std::function<void(result<void>)>;
+
+    /// Opens (or creates) the log in `dir`, checking every batch written since the last
+    /// durable point, cutting a torn tail and rebuilding indexes that are missing or stale.
+    /// Blocking: call at start-up, before the shard serves requests.
+    static result<std::shared_ptr<partition_log>> open(
+      std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread);
+
+    partition_log(const partition_log&) = delete;
+    partition_log& operator=(const partition_log&) = delete;
+    ~partition_log();
+
+    /// Assigns offsets to `batch` (stamping its base offset) and writes it to the page cache.
+    result<append_result> append(model::record_batch& batch);
+
+    /// Calls `done` once everything appended before this call is durable.
+    void flush(done_fn done);
+
+    /// Whole batches from the one containing `start`, up to `max_bytes` (always at least one
+    /// batch when any exists, as Kafka fetch does), stopping before any batch that starts at
+    /// or past `upto`. Every batch served is CRC-checked; a bad one marks the log corrupt.
+    result<read_result> read(
+      model::offset start, std::size_t max_bytes, std::optional<model::offset> upto = std::nullopt);
+
+    /// The first offset whose record timestamp is >= `t`, or nullopt if none. Exact for
+    /// uncompressed batches; for a compressed batch it is the batch's base offset.
+    result<std::optional<model::offset>> timequery(model::event_time t);
+
+    /// Deletes whole sealed segments past retention.ms or retention.bytes (never the active
+    /// one). Files are removed on the flusher thread.
+    retention_report apply_retention(model::processing_time now);
+
+    /// Flushes everything, persists the durable point, and refuses further appends.
+    void close(done_fn done);
+
+    /// Takes new settings (for ALTER of topic configs); they apply from the next append.
+    result<void> set_config(const log_config& config);
+
+    model::offset start_offset() const noexcept;
+    model::offset next_offset() const noexcept { return _next_offset; }
+    /// Everything before this offset is durable.
+    model::offset flushed_offset() const noexcept { return _flushed; }
+    uint64_t size_bytes() const noexcept;
+    std::size_t segment_count() const noexcept { return _segments.size(); }
+    const recovery_report& recovery() const noexcept { return _recovery; }
+    const std::filesystem::path& directory() const noexcept { return _dir; }
+    const log_config& config() const noexcept { return _config; }
+
+    struct segment;
+
+private:
+    partition_log(std::filesystem::path dir, log_config config, executor& owner, flusher& f);
+
+    result<void> recover();
+    result<void> roll();
+    void start_flush();
+    void on_flushed(model::offset target, result<void> r);
+    void mark_corrupt(const segment& seg, uint64_t position, model::offset o, std::string reason);
+    using segment_list = std::deque<std::unique_ptr<segment>>;
+    /// The segment holding `o` (the first one if `o` is before the log).
+    segment_list::const_iterator segment_for(model::offset o) const noexcept;
+    result<void> usable_for_append() const;
+
+    std::filesystem::path _dir;
+    log_config _config;
+    executor& _owner;
+    flusher& _flusher;
+    std::shared_ptr<file_handle> _dir_handle;
+    std::shared_ptr<file_handle> _recovery_point_file;
+
+    segment_list _segments;
+    model::offset _next_offset;
+    model::offset _flushed;
+    std::optional<model::offset> _corrupt_from;
+    std::optional<std::error_code> _failed;
+    bool _closed = false;
+
+    // Group commit: files written since their last sync, waiters by target offset.
+    std::vector<std::shared_ptr<file_handle>> _unsynced;
+    bool _dir_unsynced = false;
+    bool _flush_in_flight = false;
+    struct waiter {
+        model::offset target;
+        done_fn done;
+    };
+    std::deque<waiter> _waiters;
+
+    recovery_report _recovery;
+};
+
+} // namespace runnel::storage

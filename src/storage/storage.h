@@ -1,0 +1,8 @@
+#pragma once
+
+// The public header of `storage`: the log storage engine.
+
+#include "storage/errc.h"
+#include "storage/flusher.h"
+#include "storage/log_config.h"
+#include "storage/partition_log.h"
