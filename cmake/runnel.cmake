@@ -28,4 +28,13 @@ function(runnel_test)
     set(ARG_TIMEOUT 300)
   endif()
   set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if("unit" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY RUNNEL_UNIT_TESTS ${ARG_NAME})
+  endif()
+endfunction()
+
+# A target that builds every unit test and nothing else (the sanitizer build uses it).
+function(runnel_unit_tests_target)
+  get_property(tests GLOBAL PROPERTY RUNNEL_UNIT_TESTS)
+  add_custom_target(unit_tests DEPENDS ${tests})
 endfunction()

@@ -5,15 +5,9 @@
 
 namespace runnel::detail {
 
-void assert_failed(const char* cond, const char* why, std::source_location where) {
-    std::fprintf(
-      stderr,
-      "runnel: assertion failed: %s (%s) at %s:%u in %s\n",
-      cond,
-      why,
-      where.file_name(),
-      static_cast<unsigned>(where.line()),
-      where.function_name());
+void assert_failed(const char* cond, const char* why, const char* file, int line, const char* function) {
+    std::fprintf(stderr, "runnel: assertion failed: %s (%s) at %s:%d in %s\n", cond, why, file, line,
+                 function);
     std::fflush(stderr);
     std::abort();
 }

@@ -1,9 +1,8 @@
 #pragma once
 
-#include <source_location>
-
 namespace runnel::detail {
-[[noreturn]] void assert_failed(const char* cond, const char* why, std::source_location where);
+[[noreturn]] void assert_failed(const char* cond, const char* why, const char* file, int line,
+                                const char* function);
 } // namespace runnel::detail
 
 /// Checks an invariant: a failure is a bug, so the process logs and aborts.
@@ -11,6 +10,6 @@ namespace runnel::detail {
 #define RUNNEL_ASSERT(cond, why)                                                                \
     do {                                                                                        \
         if (!(cond)) [[unlikely]] {                                                             \
-            ::runnel::detail::assert_failed(#cond, why, std::source_location::current());       \
+            ::runnel::detail::assert_failed(#cond, why, __FILE__, __LINE__, __func__);          \
         }                                                                                       \
     } while (0)

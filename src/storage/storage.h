@@ -5,4 +5,5 @@
 #include "storage/errc.h"
 #include "storage/flusher.h"
 #include "storage/log_config.h"
+#include "storage/log_manager.h"
 #include "storage/partition_log.h"

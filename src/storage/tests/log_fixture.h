@@ -61,6 +61,13 @@ protected:
         return r ? r.value() : nullptr;
     }
 
+    /// Opens a log in any directory (default settings).
+    std::shared_ptr<partition_log> partition_log_open(const std::filesystem::path& path, log_config cfg = {}) {
+        auto r = partition_log::open(path, cfg, _exec, _flusher);
+        EXPECT_TRUE(r) << (r ? "" : r.error().message());
+        return r ? r.value() : nullptr;
+    }
+
     /// Waits for a flush of `log` and returns its outcome.
     result<void> flush(partition_log& log) {
         std::optional<result<void>> out;

@@ -1,0 +1,49 @@
+# The two commands a new engineer needs: `make run` and `make test`.
+# Both install missing Debian packages first (scripts/bootstrap), then build.
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD_TYPE ?= RelWithDebInfo
+RELEASE := build/release
+ASAN := build/asan
+DATA_DIR ?= runnel-data
+FUZZ_SECONDS ?= 30
+
+.PHONY: all bootstrap build run test test-release test-asan test-fuzz bench format clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	@cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS)
+
+## Starts `runnel serve` on ./runnel-data (Ctrl-C stops it cleanly).
+run: build
+	$(RELEASE)/src/app/runnel serve --data-dir $(DATA_DIR)
+
+## Every test: unit and integration (release build), unit under ASan+UBSan, fuzzers.
+test: test-release test-asan test-fuzz
+
+test-release: build
+	ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
+
+test-asan: bootstrap
+	@cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS) --target unit_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN) -L unit --output-on-failure -j $(JOBS)
+
+test-fuzz: bootstrap
+	scripts/fuzz $(FUZZ_SECONDS)
+
+bench: build
+	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
+
+format:
+	git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace CLI {
+class App;
+} // namespace CLI
+
+namespace runnel::app {
+
+/// Options of `runnel serve`, from flags or a config file.
+struct serve_options {
+    std::filesystem::path data_dir = "runnel-data";
+    std::string kafka_addr = "127.0.0.1:9092";
+    std::string http_addr = "127.0.0.1:8080";
+    unsigned shards = 0; ///< 0: one per core
+    std::string log_level = "info";
+};
+
+/// Adds `serve` to the command line; `run` is set to the function the subcommand runs.
+void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_options& opts);
+
+/// Runs the server until SIGINT or SIGTERM; returns the process exit code.
+int serve(const serve_options& opts);
+
+} // namespace runnel::app

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/base.h"
+
+namespace runnel::net {
+
+/// A listen or connect address as users write it: `HOST:PORT`, `[v6]:PORT`.
+struct endpoint {
+    std::string host;
+    uint16_t port = 0;
+
+    std::string to_string() const;
+};
+
+/// Parses `HOST:PORT`; the error message says what is wrong with the text.
+result<endpoint> parse_endpoint(std::string_view text, std::string& why);
+
+} // namespace runnel::net

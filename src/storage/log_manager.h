@@ -1,0 +1,49 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "storage/partition_log.h"
+
+namespace runnel::storage {
+
+/// The partition logs one shard owns, under `<root>/<topic>/<partition>/`.
+///
+/// Owned by one shard and used only on its thread, like the logs it holds. `discover` is a
+/// plain directory listing that any thread may call at start-up to decide which shard opens
+/// what.
+class log_manager {
+public:
+    log_manager(std::filesystem::path root, executor& owner, flusher& flush_thread)
+      : _root(std::move(root))
+      , _owner(owner)
+      , _flusher(flush_thread) {}
+
+    /// The topic partitions that have a directory under `root`.
+    static std::vector<model::topic_partition> discover(const std::filesystem::path& root);
+
+    std::filesystem::path directory_of(const model::topic_partition& tp) const;
+
+    /// Opens (creating if needed) the log of `tp`; opening an open one returns it.
+    result<std::shared_ptr<partition_log>> open(const model::topic_partition& tp, log_config config);
+
+    std::shared_ptr<partition_log> get(const model::topic_partition& tp) const;
+    std::size_t size() const noexcept { return _logs.size(); }
+
+    /// Applies retention to every log; returns the number of segments removed.
+    std::size_t apply_retention(model::processing_time now);
+
+    /// Closes every log (flushing it); `done` gets the first error, if any, once all are closed.
+    void close_all(std::function<void(result<void>)> done);
+
+private:
+    std::filesystem::path _root;
+    executor& _owner;
+    flusher& _flusher;
+    std::map<model::topic_partition, std::shared_ptr<partition_log>> _logs;
+};
+
+} // namespace runnel::storage
