@@ -8,6 +8,7 @@
 #include "base/crc32c.h"
 #include "base/endian.h"
 #include "base/executor.h"
+#include "base/fail_point.h"
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/named_type.h"

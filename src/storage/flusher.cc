@@ -49,9 +49,11 @@ void flusher::run() {
             _jobs.pop_front();
         }
         auto r = j.work();
+        {
+            std::lock_guard lock(_mu);
+            ++_completed; // counted before `done`, so whoever it wakes sees it
+        }
         j.done(std::move(r));
-        std::lock_guard lock(_mu);
-        ++_completed;
     }
 }
 

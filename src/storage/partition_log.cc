@@ -396,7 +396,13 @@ result<append_result> partition_log::append(model::record_batch& batch) {
     auto& active = *_segments.back();
     batch.set_base_offset(_next_offset);
     const uint64_t pos = active.size;
-    if (auto w = active.file->pwrite(batch.bytes(), pos); !w) {
+    auto w = fail_point::take("storage.write")
+               // A short write, then the error the disk gave: what ENOSPC looks like.
+               ? active.file->pwrite(batch.bytes().first(batch.size_bytes() / 2), pos).has_value()
+                   ? result<void>(std::error_code(ENOSPC, std::system_category()))
+                   : result<void>(std::error_code(EIO, std::system_category()))
+               : active.file->pwrite(batch.bytes(), pos);
+    if (!w) {
         // Undo a partial write (ENOSPC, EIO) so the segment still ends on a batch boundary.
         (void)active.file->truncate(pos);
         lg().error("{}: append failed: {}", _dir.string(), w.error().message());
@@ -433,6 +439,9 @@ void partition_log::start_flush() {
 
     auto work = [files = std::move(files), dir, rp = _recovery_point_file, target]() -> result<void> {
         for (const auto& f : files) {
+            if (fail_point::take("storage.fsync")) {
+                return std::error_code(EIO, std::system_category());
+            }
             RUNNEL_TRY(f->sync());
         }
         if (dir) {

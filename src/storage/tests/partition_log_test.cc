@@ -245,3 +245,61 @@ TEST_F(partition_log_test, rolls_by_age) {
 
 } // namespace
 } // namespace runnel::storage
+
+namespace runnel::storage {
+namespace {
+
+using namespace testing;
+using model::offset;
+
+class fault_test : public log_fixture {
+protected:
+    void TearDown() override {
+        fail_point::disarm_all();
+        log_fixture::TearDown();
+    }
+};
+
+TEST_F(fault_test, failed_write_leaves_no_partial_batch_and_the_log_usable) {
+    auto log = open();
+    auto a = make_batch(1, 500);
+    ASSERT_TRUE(log->append(a));
+    const auto size = log->size_bytes();
+    fail_point::arm("storage.write");
+    auto b = make_batch(2, 500);
+    auto r = log->append(b);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), std::errc::no_space_on_device);
+    EXPECT_EQ(log->size_bytes(), size);
+    EXPECT_EQ(std::filesystem::file_size(segment_files(dir()).back()), size) << "the half write was undone";
+    auto c = make_batch(3, 500);
+    ASSERT_TRUE(log->append(c));
+    EXPECT_EQ(c.header().base_offset, offset(1));
+    ASSERT_TRUE(flush(*log));
+    log.reset();
+    auto reopened = open();
+    EXPECT_FALSE(reopened->recovery().torn);
+    EXPECT_EQ((read_all(*reopened, offset(0))), (std::vector{bytes_of(a), bytes_of(c)}));
+}
+
+TEST_F(fault_test, failed_fsync_fails_waiters_and_stops_writes) {
+    auto log = open();
+    auto a = make_batch(1, 100);
+    ASSERT_TRUE(log->append(a));
+    fail_point::arm("storage.fsync");
+    auto r = flush(*log);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::log_failed);
+    auto b = make_batch(2, 100);
+    EXPECT_EQ(log->append(b).error(), errc::log_failed);
+    EXPECT_EQ(flush(*log).error(), errc::log_failed);
+    EXPECT_LT(log->flushed_offset(), log->next_offset());
+    // A restart recovers from what is on disk.
+    log.reset();
+    auto reopened = open();
+    ASSERT_TRUE(reopened->append(b));
+    ASSERT_TRUE(flush(*reopened));
+}
+
+} // namespace
+} // namespace runnel::storage
