@@ -31,6 +31,10 @@ public:
     result<std::shared_ptr<partition_log>> open(const model::topic_partition& tp, log_config config);
 
     std::shared_ptr<partition_log> get(const model::topic_partition& tp) const;
+
+    /// Forgets the log of `tp` (its directory is left for the caller to remove). In-flight
+    /// work holding the log finishes against it.
+    void remove(const model::topic_partition& tp) { _logs.erase(tp); }
     std::size_t size() const noexcept { return _logs.size(); }
 
     /// Applies retention to every log; returns the number of segments removed.

@@ -1,0 +1,505 @@
+#include "broker/broker.h"
+
+#include <charconv>
+#include <future>
+#include <thread>
+#include <random>
+
+namespace runnel::broker {
+namespace {
+
+spdlog::logger& lg() { return logging::get("broker"); }
+
+/// Posts `value` to `done` on `caller`; values may be move-only.
+template <typename T>
+void reply(executor& caller, std::function<void(T)> done, T value) {
+    auto boxed = std::make_shared<T>(std::move(value));
+    caller.post([done = std::move(done), boxed] { done(std::move(*boxed)); });
+}
+
+std::array<uint8_t, 16> random_uuid() {
+    std::random_device rd;
+    std::array<uint8_t, 16> id{};
+    for (auto& b : id) {
+        b = static_cast<uint8_t>(rd());
+    }
+    id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40); // version 4
+    id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80); // RFC 4122 variant
+    return id;
+}
+
+std::string hex(const std::array<uint8_t, 16>& id) {
+    std::string s;
+    for (auto b : id) {
+        s += fmt::format("{:02x}", b);
+    }
+    return s;
+}
+
+std::optional<std::array<uint8_t, 16>> parse_hex_id(std::string_view s) {
+    if (s.size() != 32) {
+        return std::nullopt;
+    }
+    std::array<uint8_t, 16> id{};
+    for (std::size_t i = 0; i < 16; ++i) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(s.data() + 2 * i, s.data() + 2 * i + 2, v, 16);
+        if (ec != std::errc() || end != s.data() + 2 * i + 2) {
+            return std::nullopt;
+        }
+        id[i] = static_cast<uint8_t>(v);
+    }
+    return id;
+}
+
+errc from_storage(const std::error_code& ec) {
+    if (ec == storage::errc::batch_too_large) {
+        return errc::message_too_large;
+    }
+    if (ec == storage::errc::offset_out_of_range) {
+        return errc::offset_out_of_range;
+    }
+    if (ec == storage::errc::closed) {
+        return errc::shutting_down;
+    }
+    return errc::storage_error;
+}
+
+} // namespace
+
+/// What one shard owns: its partitions' logs and the fetches waiting on them.
+struct broker::shard_state {
+    executor* exec;
+    std::unique_ptr<storage::log_manager> logs;
+    struct waiter {
+        model::offset offset;
+        std::weak_ptr<watch::state> interest;
+    };
+    std::map<model::topic_partition, std::vector<waiter>> waiters;
+
+    void wake(const model::topic_partition& tp, model::offset end) {
+        auto it = waiters.find(tp);
+        if (it == waiters.end()) {
+            return;
+        }
+        std::erase_if(it->second, [&](const waiter& w) {
+            auto st = w.interest.lock();
+            if (!st || st->fired.load()) {
+                return true;
+            }
+            if (end > w.offset) {
+                broker::fire(st);
+                return true;
+            }
+            return false;
+        });
+        if (it->second.empty()) {
+            waiters.erase(it);
+        }
+    }
+};
+
+broker::broker(broker_config config, std::vector<executor*> shards, std::vector<storage::flusher*> flushers)
+  : _config(std::move(config))
+  , _shards(std::move(shards))
+  , _meta_worker(std::make_unique<storage::flusher>("metadata"))
+  , _topics(std::make_shared<const topic_map>()) {
+    RUNNEL_ASSERT(!_shards.empty() && _shards.size() == flushers.size(), "one flusher per shard");
+    for (std::size_t i = 0; i < _shards.size(); ++i) {
+        auto st = std::make_unique<shard_state>();
+        st->exec = _shards[i];
+        st->logs = std::make_unique<storage::log_manager>(_config.data_dir / "topics", *_shards[i], *flushers[i]);
+        _state.push_back(std::move(st));
+    }
+}
+
+broker::~broker() = default;
+
+unsigned broker::shard_of(const model::topic_partition& tp) const noexcept {
+    auto h = std::hash<std::string_view>{}(tp.topic) * 31 + static_cast<std::size_t>(tp.partition());
+    return static_cast<unsigned>(h % _shards.size());
+}
+
+std::shared_ptr<const topic_map> broker::topics() const { return std::atomic_load(&_topics); }
+
+std::shared_ptr<const topic_info> broker::topic(std::string_view name) const {
+    auto m = topics();
+    auto it = m->find(name);
+    return it == m->end() ? nullptr : it->second;
+}
+
+void broker::publish(topic_map m) { std::atomic_store(&_topics, std::make_shared<const topic_map>(std::move(m))); }
+
+void broker::run_on(unsigned s, std::function<void()> fn) {
+    std::promise<void> done;
+    _shards[s]->post([&] {
+        fn();
+        done.set_value();
+    });
+    done.get_future().get();
+}
+
+result<void> broker::write_topic_conf(const topic_info& t) {
+    auto dir = _config.data_dir / "topics" / t.name;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        return ec;
+    }
+    auto text = fmt::format("id={}\n{}", hex(t.id), t.config.serialize());
+    return write_file_atomic(dir / "topic.conf", std::as_bytes(std::span(text)));
+}
+
+result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t to) {
+    for (int32_t p = from; p < to; ++p) {
+        model::topic_partition tp{t.name, model::partition_id(p)};
+        auto s = shard_of(tp);
+        result<void> r = ok();
+        run_on(s, [&] {
+            auto opened = _state[s]->logs->open(tp, t.config.log_config());
+            if (!opened) {
+                r = opened.error();
+            }
+        });
+        if (!r) {
+            lg().error("cannot open {}/{}: {}", t.name, p, r.error().message());
+            return r;
+        }
+    }
+    return ok();
+}
+
+result<void> broker::start() {
+    std::lock_guard lock(_meta_mu);
+    topic_map m;
+    std::error_code ec;
+    std::filesystem::create_directories(_config.data_dir / "topics", ec);
+    if (ec) {
+        return ec;
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(_config.data_dir / "topics", ec)) {
+        auto conf = entry.path() / "topic.conf";
+        if (!entry.is_directory() || !std::filesystem::exists(conf)) {
+            continue;
+        }
+        auto info = std::make_shared<topic_info>();
+        info->name = entry.path().filename().string();
+        std::string text;
+        {
+            auto f = file_handle::open(conf, O_RDONLY);
+            if (!f) {
+                return f.error();
+            }
+            byte_buffer b(f.value().size().value());
+            RUNNEL_TRY(f.value().pread(b.span(), 0));
+            text.assign(reinterpret_cast<const char*>(b.data()), b.size());
+        }
+        std::string why;
+        if (text.starts_with("id=")) {
+            auto nl = text.find('\n');
+            if (auto id = parse_hex_id(std::string_view(text).substr(3, nl - 3))) {
+                info->id = *id;
+            }
+            text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+        }
+        auto cfg = topic_config::parse(text, why);
+        if (!cfg) {
+            lg().error("{}: {}", conf.string(), why);
+            return cfg.error();
+        }
+        info->config = cfg.value();
+        RUNNEL_TRY(open_partitions(*info, 0, info->config.partitions));
+        m.emplace(info->name, std::move(info));
+    }
+    if (ec) {
+        return ec;
+    }
+    lg().info("{} topics loaded", m.size());
+    publish(std::move(m));
+    return ok();
+}
+
+void broker::on_meta_thread(std::function<void()> fn) {
+    _meta_worker->submit([fn = std::move(fn)] {
+        fn();
+        return result<void>(ok());
+    },
+                         [](result<void>) {});
+}
+
+result<void> broker::stop() {
+    // Let metadata changes in progress finish; they need the shards.
+    std::promise<void> drained;
+    _meta_worker->submit([] { return result<void>(ok()); }, [&](result<void>) { drained.set_value(); });
+    drained.get_future().get();
+    result<void> first = ok();
+    for (unsigned s = 0; s < _shards.size(); ++s) {
+        std::promise<result<void>> closed;
+        _shards[s]->post([&, s] { _state[s]->logs->close_all([&](result<void> r) { closed.set_value(r); }); });
+        if (auto r = closed.get_future().get(); !r && first) {
+            first = r;
+        }
+    }
+    return first;
+}
+
+void broker::create_topic(std::string name, topic_config config, executor& caller,
+                          std::function<void(result<void>, std::string)> done) {
+    auto answer = [&caller, done](result<void> r, std::string why) {
+        caller.post([done, r, why = std::move(why)] { done(r, why); });
+    };
+    std::string why;
+    if (!valid_topic_name(name, why)) {
+        return answer(errc::invalid_topic, why);
+    }
+    if (config.partitions < 1) {
+        return answer(errc::invalid_partitions, "a topic needs at least one partition");
+    }
+    // Topic creation writes and syncs files: it runs on the metadata thread, never on a shard.
+    on_meta_thread([this, name = std::move(name), config, answer]() mutable {
+        std::lock_guard lock(_meta_mu);
+        auto current = topics();
+        if (current->contains(name)) {
+            return answer(errc::topic_already_exists, fmt::format("topic '{}' already exists", name));
+        }
+        auto info = std::make_shared<topic_info>();
+        info->name = name;
+        info->id = random_uuid();
+        info->config = config;
+        if (auto r = write_topic_conf(*info); !r) {
+            return answer(r, r.error().message());
+        }
+        if (auto r = open_partitions(*info, 0, config.partitions); !r) {
+            return answer(r, r.error().message());
+        }
+        auto next = *current;
+        next.emplace(name, info);
+        publish(std::move(next));
+        lg().info("created topic {} with {} partitions", name, config.partitions);
+        answer(ok(), {});
+    });
+}
+
+void broker::delete_topic(std::string name, executor& caller, done_fn done) {
+    on_meta_thread([this, name = std::move(name), &caller, done]() {
+        std::lock_guard lock(_meta_mu);
+        auto current = topics();
+        auto it = current->find(name);
+        if (it == current->end()) {
+            caller.post([done] { done(errc::unknown_topic_or_partition); });
+            return;
+        }
+        auto info = it->second;
+        auto next = *current;
+        next.erase(name);
+        publish(std::move(next));
+        for (int32_t p = 0; p < info->config.partitions; ++p) {
+            model::topic_partition tp{name, model::partition_id(p)};
+            auto s = shard_of(tp);
+            run_on(s, [&] {
+                _state[s]->logs->remove(tp);
+                _state[s]->waiters.erase(tp);
+            });
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(_config.data_dir / "topics" / name, ec);
+        lg().info("deleted topic {}", name);
+        caller.post([done] { done(ok()); });
+    });
+}
+
+void broker::create_partitions(std::string name, int32_t count, executor& caller,
+                               std::function<void(result<void>, std::string)> done) {
+    auto answer = [&caller, done](result<void> r, std::string why) {
+        caller.post([done, r, why = std::move(why)] { done(r, why); });
+    };
+    on_meta_thread([this, name = std::move(name), count, answer]() {
+        std::lock_guard lock(_meta_mu);
+        auto current = topics();
+        auto it = current->find(name);
+        if (it == current->end()) {
+            return answer(errc::unknown_topic_or_partition, fmt::format("topic '{}' does not exist", name));
+        }
+        const int32_t have = it->second->config.partitions;
+        if (count <= have) {
+            return answer(errc::invalid_partitions,
+                          fmt::format("topic '{}' has {} partitions; the count can only grow", name, have));
+        }
+        auto info = std::make_shared<topic_info>(*it->second);
+        info->config.partitions = count;
+        if (auto r = open_partitions(*info, have, count); !r) {
+            return answer(r, r.error().message());
+        }
+        if (auto r = write_topic_conf(*info); !r) {
+            return answer(r, r.error().message());
+        }
+        auto next = *current;
+        next[name] = info;
+        publish(std::move(next));
+        answer(ok(), {});
+    });
+}
+
+void broker::alter_config(std::string name, std::vector<std::pair<std::string, std::optional<std::string>>> changes,
+                          executor& caller, std::function<void(result<void>, std::string)> done) {
+    auto answer = [&caller, done](result<void> r, std::string why) {
+        caller.post([done, r, why = std::move(why)] { done(r, why); });
+    };
+    on_meta_thread([this, name = std::move(name), changes = std::move(changes), answer]() {
+        std::lock_guard lock(_meta_mu);
+        auto current = topics();
+        auto it = current->find(name);
+        if (it == current->end()) {
+            return answer(errc::unknown_topic_or_partition, fmt::format("topic '{}' does not exist", name));
+        }
+        auto info = std::make_shared<topic_info>(*it->second);
+        std::string why;
+        for (const auto& [key, value] : changes) {
+            auto r = value ? info->config.set(key, *value, why) : info->config.reset(key, why);
+            if (!r) {
+                return answer(r, why);
+            }
+        }
+        if (auto r = write_topic_conf(*info); !r) {
+            return answer(r, r.error().message());
+        }
+        for (int32_t p = 0; p < info->config.partitions; ++p) {
+            model::topic_partition tp{name, model::partition_id(p)};
+            auto s = shard_of(tp);
+            run_on(s, [&] {
+                if (auto log = _state[s]->logs->get(tp)) {
+                    (void)log->set_config(info->config.log_config());
+                }
+            });
+        }
+        auto next = *current;
+        next[name] = info;
+        publish(std::move(next));
+        answer(ok(), {});
+    });
+}
+
+void broker::produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks, executor& caller,
+                     std::function<void(result<produce_result>)> done) {
+    // Validate and copy on the caller's shard: CRC work spreads over the connections' shards.
+    auto batches = std::make_shared<std::vector<model::record_batch>>();
+    while (!records.empty()) {
+        auto h = model::validate_batch(records);
+        if (!h) {
+            return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
+        }
+        auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records.first(h.value().size_bytes())));
+        if (!b) {
+            return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
+        }
+        batches->push_back(std::move(b).value());
+        records = records.subspan(h.value().size_bytes());
+    }
+    if (batches->empty()) {
+        return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
+    }
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), batches, acks, &caller, done = std::move(done)]() mutable {
+        auto& st = *_state[s];
+        auto log = st.logs->get(tp);
+        if (!log) {
+            return reply<result<produce_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        std::optional<model::offset> base;
+        for (auto& b : *batches) {
+            auto r = log->append(b);
+            if (!r) {
+                return reply<result<produce_result>>(caller, std::move(done), from_storage(r.error()));
+            }
+            base = base.value_or(r.value().base);
+        }
+        st.wake(tp, log->next_offset());
+        produce_result out{*base, log->start_offset()};
+        if (acks != -1) {
+            return reply<result<produce_result>>(caller, std::move(done), out);
+        }
+        log->flush([&caller, done = std::move(done), out](result<void> r) mutable {
+            reply<result<produce_result>>(caller, std::move(done),
+                                          r ? result<produce_result>(out) : result<produce_result>(from_storage(r.error())));
+        });
+    });
+}
+
+void broker::fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
+                   std::function<void(result<fetch_result>)> done) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), offset, max_bytes, &caller, done = std::move(done)]() mutable {
+        auto log = _state[s]->logs->get(tp);
+        if (!log) {
+            return reply<result<fetch_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        auto r = log->read(offset, max_bytes);
+        if (!r) {
+            return reply<result<fetch_result>>(caller, std::move(done), from_storage(r.error()));
+        }
+        fetch_result out{std::move(r).value(), log->next_offset(), log->start_offset()};
+        reply<result<fetch_result>>(caller, std::move(done), std::move(out));
+    });
+}
+
+void broker::offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), &caller, done = std::move(done)]() mutable {
+        auto log = _state[s]->logs->get(tp);
+        if (!log) {
+            return reply<result<offsets_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        reply<result<offsets_result>>(caller, std::move(done), offsets_result{log->start_offset(), log->next_offset()});
+    });
+}
+
+void broker::offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
+                             std::function<void(result<std::optional<model::offset>>)> done) {
+    using R = result<std::optional<model::offset>>;
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), t, &caller, done = std::move(done)]() mutable {
+        auto log = _state[s]->logs->get(tp);
+        if (!log) {
+            return reply<R>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        auto r = log->timequery(t);
+        reply<R>(caller, std::move(done), r ? R(r.value()) : R(from_storage(r.error())));
+    });
+}
+
+void broker::fire(const std::shared_ptr<watch::state>& st) {
+    if (!st->fired.exchange(true)) {
+        st->caller->post(st->wake);
+    }
+}
+
+broker::watch broker::watch_for_data(executor& caller, std::function<void()> wake) {
+    watch w;
+    w._state->caller = &caller;
+    w._state->wake = std::move(wake);
+    return w;
+}
+
+void broker::add_to_watch(const watch& w, model::topic_partition tp, model::offset offset) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), offset, st = w._state] {
+        if (st->fired.load()) {
+            return;
+        }
+        auto& state = *_state[s];
+        auto log = state.logs->get(tp);
+        if (!log || log->next_offset() > offset) {
+            fire(st);
+            return;
+        }
+        auto& list = state.waiters[tp];
+        // Drop watches that timed out, so an idle partition's list stays short.
+        std::erase_if(list, [](const shard_state::waiter& x) {
+            auto p = x.interest.lock();
+            return !p || p->fired.load();
+        });
+        list.push_back({offset, st});
+    });
+}
+
+} // namespace runnel::broker

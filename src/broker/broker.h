@@ -1,0 +1,148 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/base.h"
+#include "broker/errc.h"
+#include "broker/topic_config.h"
+#include "model/model.h"
+#include "storage/storage.h"
+
+namespace runnel::broker {
+
+/// A topic as the broker knows it. Immutable once published; changes publish a new one.
+struct topic_info {
+    std::string name;
+    std::array<uint8_t, 16> id{}; ///< Kafka's topic id (a random UUID made at creation)
+    topic_config config;
+};
+
+/// Every topic, by name. Published as an immutable snapshot that any thread may read.
+using topic_map = std::map<std::string, std::shared_ptr<const topic_info>, std::less<>>;
+
+struct broker_config {
+    std::filesystem::path data_dir;
+    bool auto_create_topics = true;
+    int32_t default_partitions = 1;
+};
+
+struct produce_result {
+    model::offset base;
+    model::offset log_start;
+};
+
+struct fetch_result {
+    storage::read_result data;
+    model::offset high_watermark;
+    model::offset log_start;
+};
+
+struct offsets_result {
+    model::offset log_start;
+    model::offset high_watermark;
+};
+
+/// Topics and partitions, and the produce and fetch paths over them.
+///
+/// Each partition is owned by one shard (a hash of topic and partition); its log and its
+/// waiting fetches live there and are touched only on that shard's thread. Calls may come
+/// from any shard: the work is posted to the owner and `done` is posted back to the
+/// `caller`'s executor, so no lock guards the data path. Topic metadata changes (create,
+/// delete, alter) are rare; they run in order on one metadata thread, take `_meta_mu`, write
+/// `topic.conf` and publish a new immutable `topic_map`, which readers load atomically.
+class broker {
+public:
+    broker(broker_config config, std::vector<executor*> shards, std::vector<storage::flusher*> flushers);
+    ~broker();
+    broker(const broker&) = delete;
+    broker& operator=(const broker&) = delete;
+
+    /// Loads every topic under the data directory and opens its partitions on their shards.
+    /// Blocking; call from a thread that is not a shard, before serving.
+    result<void> start();
+    /// Closes (flushes) every partition; blocking, from a thread that is not a shard.
+    result<void> stop();
+
+    const broker_config& config() const noexcept { return _config; }
+    unsigned shard_count() const noexcept { return static_cast<unsigned>(_shards.size()); }
+    unsigned shard_of(const model::topic_partition& tp) const noexcept;
+
+    std::shared_ptr<const topic_map> topics() const;
+    std::shared_ptr<const topic_info> topic(std::string_view name) const;
+
+    using done_fn = std::function<void(result<void>)>;
+
+    /// Creates a topic and its partitions. `why` explains a refusal.
+    void create_topic(std::string name, topic_config config, executor& caller,
+                      std::function<void(result<void>, std::string why)> done);
+    void delete_topic(std::string name, executor& caller, done_fn done);
+    /// Grows a topic to `count` partitions (never shrinks).
+    void create_partitions(std::string name, int32_t count, executor& caller,
+                           std::function<void(result<void>, std::string why)> done);
+    /// Applies config changes (set or reset) atomically: all or none.
+    void alter_config(std::string name, std::vector<std::pair<std::string, std::optional<std::string>>> changes,
+                      executor& caller, std::function<void(result<void>, std::string why)> done);
+
+    /// Appends the RecordBatch bytes of one produce partition (one or more batches).
+    /// `acks == -1` answers after the batches are durable.
+    void produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks,
+                 executor& caller, std::function<void(result<produce_result>)> done);
+
+    /// Whole batches from `offset`, up to `max_bytes` (at least one batch when there is data).
+    void fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
+               std::function<void(result<fetch_result>)> done);
+
+    void offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done);
+    /// First offset whose timestamp is >= `t` (nullopt: none).
+    void offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
+                         std::function<void(result<std::optional<model::offset>>)> done);
+
+    /// A long-polling fetch's interest in new data. `wake` runs once on `caller` when any
+    /// watched partition grows past the offset given, or never if `cancel` comes first.
+    class watch {
+    public:
+        void cancel() noexcept { _state->fired.store(true); }
+        bool fired() const noexcept { return _state->fired.load(); }
+
+    private:
+        friend class broker;
+        struct state {
+            std::atomic<bool> fired{false};
+            std::function<void()> wake;
+            executor* caller = nullptr;
+        };
+        std::shared_ptr<state> _state = std::make_shared<state>();
+    };
+    watch watch_for_data(executor& caller, std::function<void()> wake);
+    /// Adds a partition to `w`: wakes it if the partition's end is already past `offset`.
+    void add_to_watch(const watch& w, model::topic_partition tp, model::offset offset);
+
+private:
+    struct shard_state;
+
+    /// Runs `fn` on shard `s` and waits (start-up and shutdown only).
+    void run_on(unsigned s, std::function<void()> fn);
+    result<void> open_partitions(const topic_info& t, int32_t from, int32_t to);
+    result<void> write_topic_conf(const topic_info& t);
+    void publish(topic_map m);
+    /// Runs blocking metadata work (files, syncs, waiting on shards) off the shards, in order.
+    void on_meta_thread(std::function<void()> fn);
+    static void fire(const std::shared_ptr<watch::state>& st);
+
+    broker_config _config;
+    std::vector<executor*> _shards;
+    std::vector<std::unique_ptr<shard_state>> _state;
+    std::unique_ptr<storage::flusher> _meta_worker;
+    std::mutex _meta_mu;
+    std::shared_ptr<const topic_map> _topics; ///< read and written through std::atomic_load/store
+};
+
+} // namespace runnel::broker

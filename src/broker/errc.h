@@ -1,0 +1,28 @@
+#pragma once
+
+#include "base/base.h"
+
+namespace runnel::broker {
+
+/// Why the broker refused a request. The Kafka server maps each to a Kafka error code.
+enum class errc {
+    success = 0,
+    unknown_topic_or_partition,
+    invalid_topic,           ///< the name breaks Kafka's rules
+    topic_already_exists,
+    invalid_partitions,
+    invalid_replication_factor,
+    invalid_config,
+    corrupt_message,         ///< a batch failed its checks (length, magic, CRC)
+    message_too_large,
+    offset_out_of_range,
+    storage_error,           ///< the log failed (disk error, corruption on disk)
+    shutting_down,
+};
+
+const char* errc_message(errc e) noexcept;
+RUNNEL_ERRC_ENUM(errc);
+
+} // namespace runnel::broker
+
+RUNNEL_ERRC_REGISTER(runnel::broker::errc, "broker");

@@ -1,0 +1,199 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "net/net.h"
+#include "storage/tests/log_fixture.h"
+
+namespace runnel::broker {
+namespace {
+
+using model::offset;
+using storage::testing::make_batch;
+
+/// Two real shards with their flushers; the test thread is the caller, with its own executor.
+class broker_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        _dir = std::filesystem::temp_directory_path() / fmt::format("runnel-broker-{}", ::getpid());
+        std::filesystem::remove_all(_dir);
+        start();
+    }
+    void TearDown() override {
+        shutdown();
+        std::filesystem::remove_all(_dir);
+    }
+    void start() {
+        _shards = std::make_unique<net::shard_group>(2);
+        _flushers.clear();
+        std::vector<executor*> ex;
+        std::vector<storage::flusher*> fl;
+        for (unsigned s = 0; s < 2; ++s) {
+            _flushers.push_back(std::make_unique<storage::flusher>());
+            ex.push_back(&_shards->executor_of(s));
+            fl.push_back(_flushers.back().get());
+        }
+        _broker = std::make_unique<broker>(broker_config{_dir}, ex, fl);
+        ASSERT_TRUE(_broker->start());
+    }
+    void shutdown() {
+        if (_broker) {
+            EXPECT_TRUE(_broker->stop());
+            _shards->stop();
+            _broker.reset();
+            _flushers.clear();
+            _shards.reset();
+        }
+    }
+
+    template <typename T, typename F>
+    T wait(F start_call) {
+        std::optional<T> out;
+        start_call([&](T v) { out = std::move(v); });
+        EXPECT_TRUE(_caller.run_until([&] { return out.has_value(); }, std::chrono::seconds(30)));
+        return std::move(*out);
+    }
+    std::pair<result<void>, std::string> create(std::string name, int32_t partitions) {
+        topic_config cfg;
+        cfg.partitions = partitions;
+        std::optional<std::pair<result<void>, std::string>> out;
+        _broker->create_topic(name, cfg, _caller, [&](result<void> r, std::string why) { out.emplace(r, why); });
+        EXPECT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+        return *out;
+    }
+    result<produce_result> produce(const model::topic_partition& tp, const model::record_batch& b, int16_t acks) {
+        return wait<result<produce_result>>([&](auto done) { _broker->produce(tp, b.bytes(), acks, _caller, done); });
+    }
+
+    std::filesystem::path _dir;
+    manual_executor _caller;
+    std::unique_ptr<net::shard_group> _shards;
+    std::vector<std::unique_ptr<storage::flusher>> _flushers;
+    std::unique_ptr<broker> _broker;
+};
+
+TEST_F(broker_test, create_produce_fetch_and_reload) {
+    auto [r, why] = create("orders", 3);
+    ASSERT_TRUE(r) << why;
+    EXPECT_EQ(create("orders", 3).first.error(), errc::topic_already_exists);
+    EXPECT_EQ(create("bad/name", 1).first.error(), errc::invalid_topic);
+    EXPECT_EQ(create("zero", 0).first.error(), errc::invalid_partitions);
+    ASSERT_TRUE(_broker->topic("orders"));
+    EXPECT_EQ(_broker->topic("orders")->config.partitions, 3);
+
+    for (int32_t p = 0; p < 3; ++p) {
+        model::topic_partition tp{"orders", model::partition_id(p)};
+        for (uint64_t i = 0; i < 5; ++i) {
+            auto b = make_batch(i + 10 * static_cast<uint64_t>(p), 50, 2);
+            auto pr = produce(tp, b, i % 2 ? -1 : 1);
+            ASSERT_TRUE(pr) << pr.error().message();
+            EXPECT_EQ(pr.value().base, offset(static_cast<int64_t>(2 * i)));
+        }
+        auto f = wait<result<fetch_result>>([&](auto d) { _broker->fetch(tp, offset(4), 1 << 20, _caller, d); });
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f.value().data.batches, 3u);
+        EXPECT_EQ(f.value().high_watermark, offset(10));
+        auto o = wait<result<offsets_result>>([&](auto d) { _broker->offsets(tp, _caller, d); });
+        EXPECT_EQ(o.value().high_watermark, offset(10));
+        auto t = wait<result<std::optional<offset>>>([&](auto d) {
+            _broker->offset_for_time(tp, model::event_time(1'700'000'000'000 + 10 * p + 3), _caller, d);
+        });
+        EXPECT_EQ(t.value(), offset(6));
+    }
+    model::topic_partition missing{"orders", model::partition_id(7)};
+    auto b = make_batch(1, 10);
+    EXPECT_EQ(produce(missing, b, 1).error(), errc::unknown_topic_or_partition);
+
+    // A corrupt batch is refused before it reaches any log.
+    auto bytes = byte_buffer::copy_of(b.bytes());
+    bytes.data()[bytes.size() - 1] ^= std::byte{1};
+    auto bad = wait<result<produce_result>>([&](auto d) {
+        _broker->produce({"orders", model::partition_id(0)}, bytes.span(), 1, _caller, d);
+    });
+    EXPECT_EQ(bad.error(), errc::corrupt_message);
+
+    shutdown();
+    start();
+    ASSERT_TRUE(_broker->topic("orders"));
+    auto o = wait<result<offsets_result>>([&](auto d) { _broker->offsets({"orders", model::partition_id(2)}, _caller, d); });
+    EXPECT_EQ(o.value().high_watermark, offset(10));
+}
+
+TEST_F(broker_test, watch_wakes_on_produce_and_not_after_cancel) {
+    ASSERT_TRUE(create("events", 2).first);
+    model::topic_partition tp{"events", model::partition_id(1)};
+    bool woke = false;
+    auto w = _broker->watch_for_data(_caller, [&] { woke = true; });
+    _broker->add_to_watch(w, tp, offset(0));
+    auto b = make_batch(1, 10);
+    ASSERT_TRUE(produce(tp, b, 1));
+    EXPECT_TRUE(_caller.run_until([&] { return woke; }));
+
+    // Already past the offset: wakes at once.
+    bool again = false;
+    auto w2 = _broker->watch_for_data(_caller, [&] { again = true; });
+    _broker->add_to_watch(w2, tp, offset(0));
+    EXPECT_TRUE(_caller.run_until([&] { return again; }));
+
+    bool never = false;
+    auto w3 = _broker->watch_for_data(_caller, [&] { never = true; });
+    _broker->add_to_watch(w3, tp, offset(1));
+    w3.cancel();
+    ASSERT_TRUE(produce(tp, b, 1));
+    _caller.poll();
+    EXPECT_FALSE(never);
+}
+
+TEST_F(broker_test, alter_config_partitions_and_delete) {
+    ASSERT_TRUE(create("logs", 1).first);
+    std::optional<std::pair<result<void>, std::string>> out;
+    auto done = [&](result<void> r, std::string why) { out.emplace(r, why); };
+    _broker->alter_config("logs", {{"retention.ms", "1000"}, {"segment.bytes", "1048576"}}, _caller, done);
+    ASSERT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+    ASSERT_TRUE(out->first) << out->second;
+    EXPECT_EQ(_broker->topic("logs")->config.retention_ms, 1000);
+
+    out.reset();
+    _broker->alter_config("logs", {{"retention.ms", "1"}, {"no.such", "1"}}, _caller, done);
+    ASSERT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+    EXPECT_EQ(out->first.error(), errc::invalid_config);
+    EXPECT_NE(out->second.find("no.such"), std::string::npos);
+    EXPECT_EQ(_broker->topic("logs")->config.retention_ms, 1000) << "all or nothing";
+
+    out.reset();
+    _broker->create_partitions("logs", 4, _caller, done);
+    ASSERT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+    ASSERT_TRUE(out->first) << out->second;
+    auto b = make_batch(1, 10);
+    EXPECT_TRUE(produce({"logs", model::partition_id(3)}, b, -1));
+
+    std::optional<result<void>> deleted;
+    _broker->delete_topic("logs", _caller, [&](result<void> r) { deleted = r; });
+    ASSERT_TRUE(_caller.run_until([&] { return deleted.has_value(); }));
+    EXPECT_TRUE(*deleted);
+    EXPECT_FALSE(_broker->topic("logs"));
+    EXPECT_FALSE(std::filesystem::exists(_dir / "topics" / "logs"));
+    EXPECT_EQ(produce({"logs", model::partition_id(0)}, b, 1).error(), errc::unknown_topic_or_partition);
+}
+
+TEST(topic_config, round_trips_and_explains_bad_values) {
+    topic_config c;
+    c.partitions = 6;
+    std::string why;
+    ASSERT_TRUE(c.set("retention.bytes", "1000", why));
+    ASSERT_TRUE(c.set("cleanup.policy", "compact", why));
+    auto back = topic_config::parse(c.serialize(), why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back.value(), c);
+    EXPECT_FALSE(c.set("retention.ms", "soon", why));
+    EXPECT_NE(why.find("retention.ms"), std::string::npos);
+    std::string name_why;
+    EXPECT_TRUE(valid_topic_name("a.b_c-9", name_why));
+    EXPECT_FALSE(valid_topic_name("..", name_why));
+    EXPECT_FALSE(valid_topic_name(std::string(250, 'a'), name_why));
+    EXPECT_FALSE(valid_topic_name("has space", name_why));
+}
+
+} // namespace
+} // namespace runnel::broker

@@ -1,0 +1,184 @@
+#include "broker/topic_config.h"
+
+#include <charconv>
+
+namespace runnel::broker {
+
+const char* errc_message(errc e) noexcept {
+    switch (e) {
+    case errc::success:
+        return "success";
+    case errc::unknown_topic_or_partition:
+        return "unknown topic or partition";
+    case errc::invalid_topic:
+        return "invalid topic name";
+    case errc::topic_already_exists:
+        return "topic already exists";
+    case errc::invalid_partitions:
+        return "invalid number of partitions";
+    case errc::invalid_replication_factor:
+        return "invalid replication factor";
+    case errc::invalid_config:
+        return "invalid topic configuration";
+    case errc::corrupt_message:
+        return "record batch failed its checks";
+    case errc::message_too_large:
+        return "record batch is larger than max.message.bytes";
+    case errc::offset_out_of_range:
+        return "offset out of range";
+    case errc::storage_error:
+        return "storage error";
+    case errc::shutting_down:
+        return "broker is shutting down";
+    }
+    return "unknown broker error";
+}
+
+bool valid_topic_name(std::string_view name, std::string& why) {
+    if (name.empty()) {
+        why = "topic name is empty";
+        return false;
+    }
+    if (name == "." || name == "..") {
+        why = "topic name cannot be '.' or '..'";
+        return false;
+    }
+    if (name.size() > 249) {
+        why = "topic name is longer than 249 characters";
+        return false;
+    }
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
+                  || c == '_' || c == '-';
+        if (!ok) {
+            why = fmt::format("topic name '{}' has a character outside [a-zA-Z0-9._-]", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+namespace {
+
+template <typename T>
+bool parse_int(std::string_view s, T& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
+
+} // namespace
+
+std::map<std::string, std::string> topic_config::to_map() const {
+    return {
+      {"cleanup.policy", cleanup_policy},
+      {"retention.ms", std::to_string(retention_ms)},
+      {"retention.bytes", std::to_string(retention_bytes)},
+      {"segment.bytes", std::to_string(segment_bytes)},
+      {"segment.ms", std::to_string(segment_ms)},
+      {"max.message.bytes", std::to_string(max_message_bytes)},
+    };
+}
+
+result<void> topic_config::set(std::string_view key, std::string_view value, std::string& why) {
+    auto bad = [&](std::string_view expected) -> result<void> {
+        why = fmt::format("invalid value '{}' for {}: expected {}", value, key, expected);
+        return errc::invalid_config;
+    };
+    int64_t v = 0;
+    if (key == "cleanup.policy") {
+        if (value != "delete" && value != "compact" && value != "compact,delete" && value != "delete,compact") {
+            return bad("delete, compact or compact,delete");
+        }
+        cleanup_policy = std::string(value);
+    } else if (key == "retention.ms") {
+        if (!parse_int(value, v) || v < -1) {
+            return bad("-1 or a number of milliseconds");
+        }
+        retention_ms = v;
+    } else if (key == "retention.bytes") {
+        if (!parse_int(value, v) || v < -1) {
+            return bad("-1 or a number of bytes");
+        }
+        retention_bytes = v;
+    } else if (key == "segment.bytes") {
+        if (!parse_int(value, v) || v < 14 || v > (1ll << 31)) {
+            return bad("a number of bytes up to 2147483648");
+        }
+        segment_bytes = std::max<int64_t>(v, 1024);
+    } else if (key == "segment.ms") {
+        if (!parse_int(value, v) || v < 1) {
+            return bad("a positive number of milliseconds");
+        }
+        segment_ms = v;
+    } else if (key == "max.message.bytes") {
+        int32_t m = 0;
+        if (!parse_int(value, m) || m < 0) {
+            return bad("a number of bytes");
+        }
+        max_message_bytes = m;
+    } else {
+        why = fmt::format("unknown or unsupported topic config '{}'", key);
+        return errc::invalid_config;
+    }
+    return ok();
+}
+
+result<void> topic_config::reset(std::string_view key, std::string& why) {
+    const topic_config defaults;
+    auto m = defaults.to_map();
+    auto it = m.find(std::string(key));
+    if (it == m.end()) {
+        why = fmt::format("unknown or unsupported topic config '{}'", key);
+        return errc::invalid_config;
+    }
+    return set(key, it->second, why);
+}
+
+storage::log_config topic_config::log_config() const {
+    storage::log_config c;
+    c.segment_bytes = static_cast<uint64_t>(segment_bytes);
+    c.segment_age = std::chrono::milliseconds(segment_ms);
+    c.retention_ms = retention_ms;
+    c.retention_bytes = retention_bytes;
+    // Kafka counts max.message.bytes against the batch; the log needs room for a header.
+    c.max_batch_bytes = static_cast<uint32_t>(std::clamp<int64_t>(max_message_bytes, 61, 128ll << 20));
+    return c;
+}
+
+std::string topic_config::serialize() const {
+    std::string out = fmt::format("partitions={}\n", partitions);
+    for (const auto& [k, v] : to_map()) {
+        out += fmt::format("{}={}\n", k, v);
+    }
+    return out;
+}
+
+result<topic_config> topic_config::parse(std::string_view text, std::string& why) {
+    topic_config c;
+    while (!text.empty()) {
+        auto nl = text.find('\n');
+        auto line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+        if (line.empty() || line.front() == '#') {
+            continue;
+        }
+        auto eq = line.find('=');
+        if (eq == std::string_view::npos) {
+            why = fmt::format("line '{}' is not key=value", line);
+            return errc::invalid_config;
+        }
+        auto key = line.substr(0, eq);
+        auto value = line.substr(eq + 1);
+        if (key == "partitions") {
+            if (!parse_int(value, c.partitions) || c.partitions < 1) {
+                why = "partitions must be a positive number";
+                return errc::invalid_config;
+            }
+        } else {
+            RUNNEL_TRY(c.set(key, value, why));
+        }
+    }
+    return c;
+}
+
+} // namespace runnel::broker

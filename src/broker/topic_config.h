@@ -1,0 +1,46 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/base.h"
+#include "broker/errc.h"
+#include "storage/storage.h"
+
+namespace runnel::broker {
+
+/// Checks a topic name as Kafka does: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+/// `why` says what is wrong.
+bool valid_topic_name(std::string_view name, std::string& why);
+
+/// The settings of one topic, as Kafka names them. Stored in `<data>/topics/<topic>/topic.conf`
+/// as `key=value` lines (our own format).
+struct topic_config {
+    int32_t partitions = 1;
+    std::string cleanup_policy = "delete"; ///< "delete" or "compact" (compaction is not built yet)
+    int64_t retention_ms = 7ll * 24 * 3600 * 1000;
+    int64_t retention_bytes = -1;
+    int64_t segment_bytes = 1ll << 30;
+    int64_t segment_ms = 7ll * 24 * 3600 * 1000;
+    int32_t max_message_bytes = 1048588;
+
+    /// The topic-level configs with their current values, for DescribeConfigs.
+    std::map<std::string, std::string> to_map() const;
+
+    /// Sets one config by its Kafka name; unknown names and bad values fail with
+    /// `invalid_config` and a reason in `why`.
+    result<void> set(std::string_view key, std::string_view value, std::string& why);
+    /// Restores a default (IncrementalAlterConfigs DELETE).
+    result<void> reset(std::string_view key, std::string& why);
+
+    storage::log_config log_config() const;
+
+    std::string serialize() const;
+    static result<topic_config> parse(std::string_view text, std::string& why);
+
+    bool operator==(const topic_config&) const = default;
+};
+
+} // namespace runnel::broker
