@@ -168,8 +168,8 @@ result<void> partition_log::recover() {
 
     if (bases.empty()) {
         bases.push_back(model::offset(0));
-        RUNNEL_TRY(auto f, file_handle::open(_dir / segment_name(bases[0], log_suffix), O_RDWR | O_CREAT));
-        _dir_unsynced = true;
+        RUNNEL_TRY(auto created, file_handle::open(_dir / segment_name(bases[0], log_suffix), O_RDWR | O_CREAT));
+        ++_dir_changes;
     }
     const std::size_t n = bases.size();
 
@@ -263,7 +263,7 @@ result<void> partition_log::recover() {
                         ++t.segments_removed;
                     }
                     RUNNEL_TRY(seg->file->truncate(at));
-                    _dir_unsynced = true;
+                    ++_dir_changes;
                     lg().warn(
                       "{}: torn tail cut at segment {} position {}: {} bytes dropped, offsets from {}{} "
                       "({}; never acknowledged as durable)",
@@ -372,7 +372,7 @@ result<void> partition_log::roll() {
     _unsynced.push_back(old.file);
     _unsynced.push_back(std::make_shared<file_handle>(std::move(oi)));
     _unsynced.push_back(std::make_shared<file_handle>(std::move(ti)));
-    _dir_unsynced = true;
+    ++_dir_changes;
     _segments.push_back(std::move(seg));
     return ok();
 }
@@ -418,7 +418,7 @@ void partition_log::flush(done_fn done) {
         _owner.post([done = std::move(done)] { done(errc::log_failed); });
         return;
     }
-    if (_next_offset <= _flushed && _unsynced.empty() && !_dir_unsynced) {
+    if (_next_offset <= _flushed && _unsynced.empty() && _dir_changes == _dir_synced) {
         _owner.post([done = std::move(done)] { done(ok()); });
         return;
     }
@@ -431,11 +431,13 @@ void partition_log::flush(done_fn done) {
 void partition_log::start_flush() {
     _flush_in_flight = true;
     const model::offset target = _next_offset;
-    auto files = std::move(_unsynced);
-    _unsynced.clear();
+    // `_unsynced` and the directory stay marked until the sync succeeds; a refused or failed
+    // job leaves them for the next one.
+    auto files = _unsynced;
     files.push_back(_segments.back()->file);
-    std::shared_ptr<file_handle> dir = _dir_unsynced ? _dir_handle : nullptr;
-    _dir_unsynced = false;
+    const std::size_t covered_files = _unsynced.size();
+    const uint64_t dir_generation = _dir_changes;
+    std::shared_ptr<file_handle> dir = _dir_changes > _dir_synced ? _dir_handle : nullptr;
 
     auto work = [files = std::move(files), dir, rp = _recovery_point_file, target]() -> result<void> {
         for (const auto& f : files) {
@@ -450,9 +452,14 @@ void partition_log::start_flush() {
         // Recorded without its own fsync: a lost update only makes the next recovery check more.
         return rp->pwrite(encode_recovery_point(target).span(), 0);
     };
-    auto done = [weak = weak_from_this(), owner = &_owner, target](result<void> r) {
-        owner->post([weak, target, r] {
+    auto done = [weak = weak_from_this(), owner = &_owner, target, covered_files, dir_generation](result<void> r) {
+        owner->post([weak, target, covered_files, dir_generation, r] {
             if (auto self = weak.lock()) {
+                if (r) {
+                    self->_unsynced.erase(self->_unsynced.begin(),
+                                          self->_unsynced.begin() + static_cast<long>(covered_files));
+                    self->_dir_synced = std::max(self->_dir_synced, dir_generation);
+                }
                 self->on_flushed(target, r);
             }
         });
@@ -483,10 +490,14 @@ void partition_log::on_flushed(model::offset target, result<void> r) {
         ready.push_back(std::move(_waiters.front()));
         _waiters.pop_front();
     }
+    // Callbacks often append and flush again at once; holding the in-flight flag while they
+    // run queues all of them behind one next sync instead of starting a sync for the first.
+    _flush_in_flight = true;
     for (auto& w : ready) {
         w.done(ok());
     }
-    if (!_waiters.empty() && !_flush_in_flight) {
+    _flush_in_flight = false;
+    if (!_waiters.empty()) {
         start_flush();
     }
 }

@@ -163,7 +163,8 @@ private:
 
     // Group commit: files written since their last sync, waiters by target offset.
     std::vector<std::shared_ptr<file_handle>> _unsynced;
-    bool _dir_unsynced = false;
+    uint64_t _dir_changes = 0; ///< files created or removed in the directory
+    uint64_t _dir_synced = 0;  ///< `_dir_changes` as of the last directory sync
     bool _flush_in_flight = false;
     struct waiter {
         model::offset target;
