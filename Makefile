@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 RELEASE := build/release
 ASAN := build/asan
 DATA_DIR ?= runnel-data
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?=
 
 .PHONY: all bootstrap build run test test-release test-asan test-fuzz bench format clean
 

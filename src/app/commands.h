@@ -14,6 +14,9 @@ struct serve_options {
     std::filesystem::path data_dir = "runnel-data";
     std::string kafka_addr = "127.0.0.1:9092";
     std::string http_addr = "127.0.0.1:8080";
+    std::string advertise_addr; ///< empty: the Kafka listener's bound address
+    bool auto_create_topics = true;
+    int32_t default_partitions = 1;
     unsigned shards = 0; ///< 0: one per core
     std::string log_level = "info";
 };

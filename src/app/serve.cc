@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "broker/broker.h"
+#include "kafka/server/server.h"
 #include "net/net.h"
 #include "storage/storage.h"
 
@@ -16,11 +18,6 @@ spdlog::logger& lg() { return logging::get("serve"); }
 /// How often each shard applies retention (Kafka's log.retention.check.interval.ms).
 constexpr std::chrono::minutes retention_check_interval{5};
 
-struct shard_state {
-    std::unique_ptr<storage::flusher> flusher;
-    std::unique_ptr<storage::log_manager> logs;
-};
-
 } // namespace
 
 void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_options& opts) {
@@ -30,6 +27,14 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
       ->capture_default_str();
     cmd->add_option("--http-addr", opts.http_addr, "HTTP, WebSocket and dashboard listener, HOST:PORT")
       ->capture_default_str();
+    cmd->add_option("--advertise-addr", opts.advertise_addr,
+                    "Address Kafka clients are told to connect to, HOST:PORT (default: the listener's)");
+    cmd->add_option("--auto-create-topics", opts.auto_create_topics,
+                    "Create unknown topics on Metadata and Produce requests")
+      ->capture_default_str();
+    cmd->add_option("--default-partitions", opts.default_partitions, "Partitions of auto-created topics")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
     cmd->add_option("--shards", opts.shards, "Event loop threads (default: one per core)");
     cmd->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
@@ -43,11 +48,22 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
 
 int serve(const serve_options& opts) {
     logging::set_level(spdlog::level::from_str(opts.log_level));
-    for (auto [flag, value] : {std::pair{"--kafka-addr", &opts.kafka_addr}, {"--http-addr", &opts.http_addr}}) {
+    std::optional<net::endpoint> kafka_ep;
+    std::optional<net::endpoint> advertise_ep;
+    for (auto [flag, value, out] : {std::tuple{"--kafka-addr", &opts.kafka_addr, &kafka_ep},
+                                    {"--http-addr", &opts.http_addr, nullptr},
+                                    {"--advertise-addr", &opts.advertise_addr, &advertise_ep}}) {
+        if (value->empty() && out == &advertise_ep) {
+            continue;
+        }
         std::string why;
-        if (!net::parse_endpoint(*value, why)) {
+        auto ep = net::parse_endpoint(*value, why, out != &advertise_ep);
+        if (!ep) {
             fmt::print(stderr, "runnel serve: invalid {} '{}': {}\n", flag, *value, why);
             return 2;
+        }
+        if (out) {
+            *out = ep.value();
         }
     }
     const unsigned shard_count = opts.shards ? opts.shards : std::max(1u, std::thread::hardware_concurrency());
@@ -74,62 +90,58 @@ int serve(const serve_options& opts) {
 
     const auto started = std::chrono::steady_clock::now();
     net::shard_group shards(shard_count);
-    std::vector<shard_state> state(shard_count);
+    std::vector<std::unique_ptr<storage::flusher>> flushers;
+    std::vector<executor*> executors;
+    std::vector<storage::flusher*> flusher_ptrs;
     for (unsigned s = 0; s < shard_count; ++s) {
-        state[s].flusher = std::make_unique<storage::flusher>(fmt::format("flush-{}", s));
-        state[s].logs = std::make_unique<storage::log_manager>(opts.data_dir / "topics", shards.executor_of(s),
-                                                               *state[s].flusher);
+        flushers.push_back(std::make_unique<storage::flusher>(fmt::format("flush-{}", s)));
+        executors.push_back(&shards.executor_of(s));
+        flusher_ptrs.push_back(flushers.back().get());
     }
-
-    // Each partition opens on the shard that owns it.
-    const auto found = storage::log_manager::discover(opts.data_dir / "topics");
-    std::size_t torn = 0;
-    std::size_t corrupt = 0;
+    // Every partition opens (and recovers) on the shard that owns it.
+    broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions},
+                       executors, flusher_ptrs);
     std::optional<std::string> failure;
-    for (const auto& tp : found) {
-        auto s = shards.shard_for(std::hash<std::string>{}(tp.topic) ^ static_cast<std::size_t>(tp.partition()));
-        shards.run_on(s, [&] {
-            auto log = state[s].logs->open(tp, storage::log_config{});
-            if (!log) {
-                failure = fmt::format("cannot open partition {}/{}: {}", tp.topic, tp.partition, log.error().message());
-                return;
-            }
-            torn += log.value()->recovery().torn ? 1 : 0;
-            corrupt += log.value()->recovery().corrupt ? 1 : 0;
-        });
-        if (failure) {
-            break;
+    if (auto r = brk.start(); !r) {
+        failure = fmt::format("cannot load topics: {}", r.error().message());
+    }
+    kafka::server_config kcfg;
+    kcfg.listen = *kafka_ep;
+    kcfg.advertise = advertise_ep;
+    kcfg.auto_create_topics = opts.auto_create_topics;
+    kcfg.default_partitions = opts.default_partitions;
+    kafka::kafka_server kafka_listener(shards, brk, kcfg);
+    if (!failure) {
+        if (auto bound = kafka_listener.start(); !bound) {
+            failure = fmt::format("cannot listen on {} for Kafka clients: {}", opts.kafka_addr, bound.error().message());
+        } else {
+            kafka_ep = bound.value();
         }
     }
     if (!failure) {
         for (unsigned s = 0; s < shard_count; ++s) {
-            shards.every(s, retention_check_interval, [logs = state[s].logs.get()] {
-                logs->apply_retention(model::processing_now());
-            });
+            shards.every(s, retention_check_interval,
+                         [&brk, s] { brk.apply_retention(s, model::processing_now()); });
         }
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-        lg().info("ready in {} ms: data dir {}, {} shards, {} partitions ({} with a torn tail cut, {} corrupt)",
-                  ms.count(), opts.data_dir.string(), shard_count, found.size(), torn, corrupt);
-        lg().info("the Kafka listener ({}) and the HTTP gateway ({}) are not part of this build yet",
-                  opts.kafka_addr, opts.http_addr);
+        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), Kafka listener on {}",
+                  ms.count(), opts.data_dir.string(), shard_count, brk.topics()->size(), brk.partition_count(),
+                  kafka_ep->to_string());
+        lg().info("the HTTP gateway ({}) is not part of this build yet", opts.http_addr);
 
         int sig = 0;
         sigwait(&signals, &sig);
-        lg().info("{} received: flushing {} partitions", sig == SIGINT ? "SIGINT" : "SIGTERM", found.size());
+        lg().info("{} received: flushing {} partitions", sig == SIGINT ? "SIGINT" : "SIGTERM", brk.partition_count());
     }
 
-    // Clean shutdown: every log flushes and records its durable point on its own shard.
+    // Clean shutdown: connections close, then every log flushes and records its durable point.
+    kafka_listener.stop();
     int code = failure ? 1 : 0;
-    for (unsigned s = 0; s < shard_count; ++s) {
-        std::promise<result<void>> closed;
-        shards.run_on(s, [&] { state[s].logs->close_all([&](result<void> r) { closed.set_value(r); }); });
-        if (auto r = closed.get_future().get(); !r) {
-            lg().error("shard {}: flush at shutdown failed: {}", s, r.error().message());
-            code = 1;
-        }
+    if (auto r = brk.stop(); !r) {
+        lg().error("flush at shutdown failed: {}", r.error().message());
+        code = 1;
     }
     shards.stop();
-    state.clear();
     if (failure) {
         lg().error("{}", *failure);
     } else {

@@ -169,6 +169,18 @@ result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t 
     return ok();
 }
 
+std::size_t broker::apply_retention(unsigned shard, model::processing_time now) {
+    return _state.at(shard)->logs->apply_retention(now);
+}
+
+std::size_t broker::partition_count() const {
+    std::size_t n = 0;
+    for (const auto& [_, t] : *topics()) {
+        n += static_cast<std::size_t>(t->config.partitions);
+    }
+    return n;
+}
+
 result<void> broker::start() {
     std::lock_guard lock(_meta_mu);
     topic_map m;

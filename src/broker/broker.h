@@ -72,6 +72,11 @@ public:
     result<void> stop();
 
     const broker_config& config() const noexcept { return _config; }
+
+    /// Applies retention to the partitions of `shard`; call on that shard's thread.
+    std::size_t apply_retention(unsigned shard, model::processing_time now);
+    /// Number of partitions across all topics.
+    std::size_t partition_count() const;
     unsigned shard_count() const noexcept { return static_cast<unsigned>(_shards.size()); }
     unsigned shard_of(const model::topic_partition& tp) const noexcept;
 

@@ -9,7 +9,7 @@ std::string endpoint::to_string() const {
                                                : fmt::format("{}:{}", host, port);
 }
 
-result<endpoint> parse_endpoint(std::string_view text, std::string& why) {
+result<endpoint> parse_endpoint(std::string_view text, std::string& why, bool listen) {
     auto colon = text.rfind(':');
     if (colon == std::string_view::npos) {
         why = "expected HOST:PORT";
@@ -29,8 +29,9 @@ result<endpoint> parse_endpoint(std::string_view text, std::string& why) {
     }
     unsigned port = 0;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-        why = "the port must be a number from 1 to 65535";
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || (port == 0 && !listen) || port > 65535) {
+        why = listen ? "the port must be a number from 0 (any free port) to 65535"
+                     : "the port must be a number from 1 to 65535";
         return std::make_error_code(std::errc::invalid_argument);
     }
     return endpoint{std::string(host), static_cast<uint16_t>(port)};

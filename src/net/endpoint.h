@@ -16,7 +16,8 @@ struct endpoint {
     std::string to_string() const;
 };
 
-/// Parses `HOST:PORT`; the error message says what is wrong with the text.
-result<endpoint> parse_endpoint(std::string_view text, std::string& why);
+/// Parses `HOST:PORT`; the error message says what is wrong with the text. Port 0 (any free
+/// port) is accepted only for an address to listen on.
+result<endpoint> parse_endpoint(std::string_view text, std::string& why, bool listen = false);
 
 } // namespace runnel::net

@@ -18,7 +18,8 @@ using storage::testing::make_batch;
 class serve_test : public storage::testing::log_fixture {
 protected:
     std::vector<std::string> serve_args(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--shards", "2"};
+        std::vector<std::string> args{RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--shards", "2",
+                                      "--kafka-addr", "127.0.0.1:0"};
         args.insert(args.end(), extra.begin(), extra.end());
         return args;
     }
@@ -27,6 +28,8 @@ protected:
 
 TEST_F(serve_test, recovers_partitions_and_flushes_them_on_sigterm) {
     model::offset end;
+    std::filesystem::create_directories(partition_dir());
+    std::ofstream(partition_dir().parent_path() / "topic.conf") << "partitions=4\n";
     {
         auto log = partition_log_open(partition_dir());
         for (uint64_t i = 0; i < 50; ++i) {
@@ -44,7 +47,7 @@ TEST_F(serve_test, recovers_partitions_and_flushes_them_on_sigterm) {
 
     testing::process server(serve_args());
     ASSERT_TRUE(server.wait_for_output("ready in", 20s)) << server.output();
-    EXPECT_NE(server.output().find("2 shards, 1 partitions"), std::string::npos) << server.output();
+    EXPECT_NE(server.output().find("2 shards, 1 topics (4 partitions)"), std::string::npos) << server.output();
 
     // A second server on the same data directory is refused while the first runs.
     testing::process second(serve_args());
@@ -65,7 +68,8 @@ TEST_F(serve_test, recovers_partitions_and_flushes_them_on_sigterm) {
 TEST_F(serve_test, sigint_stops_cleanly_and_config_file_sets_options) {
     auto cfg = _dir / "runnel.toml";
     std::ofstream(cfg) << "[serve]\nshards = 3\n";
-    testing::process server({RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--config", cfg.string()});
+    testing::process server({RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--config", cfg.string(),
+                             "--kafka-addr", "127.0.0.1:0"});
     ASSERT_TRUE(server.wait_for_output("ready in", 20s)) << server.output();
     EXPECT_NE(server.output().find("3 shards"), std::string::npos) << server.output();
     server.signal(SIGINT);
@@ -73,7 +77,7 @@ TEST_F(serve_test, sigint_stops_cleanly_and_config_file_sets_options) {
 }
 
 TEST_F(serve_test, usage_errors_exit_2_with_a_message) {
-    testing::process bad_addr(serve_args({"--kafka-addr", "localhost"}));
+    testing::process bad_addr({RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--kafka-addr", "localhost"});
     EXPECT_EQ(bad_addr.wait(20s), 2);
     EXPECT_NE(bad_addr.output().find("invalid --kafka-addr 'localhost': expected HOST:PORT"), std::string::npos)
       << bad_addr.output();

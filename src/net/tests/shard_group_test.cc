@@ -66,6 +66,7 @@ TEST(endpoint, parses_hosts_and_ports_and_explains_errors) {
         EXPECT_FALSE(parse_endpoint(bad, why)) << bad;
         EXPECT_FALSE(why.empty()) << bad;
     }
+    EXPECT_TRUE(parse_endpoint("127.0.0.1:0", why, true));
 }
 
 } // namespace

@@ -1,0 +1,128 @@
+#pragma once
+
+// Shared by the server and its handlers (one `.cc` per Kafka api in `handlers/`). Includes
+// Asio: only files of this module include it.
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "broker/broker.h"
+#include "kafka/protocol/protocol.h"
+#include "kafka/server/server.h"
+
+namespace runnel::kafka {
+
+namespace asio = boost::asio;
+namespace proto = protocol;
+
+/// The bytes of a whole response frame, or nothing for requests that get no answer
+/// (Produce with acks=0).
+using response_frame = std::optional<std::vector<std::byte>>;
+
+/// What a handler knows about the request it answers. Lives in the connection's coroutine
+/// for the duration of the request; runs on the connection's shard.
+struct request_context {
+    const server_config& config;
+    net::endpoint advertised;
+    broker::broker& broker;
+    executor& shard;
+    const proto::request_header& header;
+};
+
+template <typename Response>
+response_frame respond(const request_context& ctx, const Response& body) {
+    proto::writer w;
+    proto::write_response_frame(w, ctx.header.request_api_version, ctx.header.correlation_id, body);
+    return w.take();
+}
+
+/// Awaits an operation that reports through a callback `void(T)` posted to this shard.
+template <typename T, typename Start>
+asio::awaitable<T> await_callback(Start start) {
+    auto init = [&start](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        start(std::function<void(T)>([h](T v) { (*h)(std::move(v)); }));
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(init, asio::use_awaitable);
+}
+
+/// Starts `n` callback operations at once (`start(i, done)`) and awaits all of their results.
+template <typename T, typename Start>
+asio::awaitable<std::vector<T>> await_all(std::size_t n, Start start) {
+    if (n == 0) {
+        co_return std::vector<T>{};
+    }
+    auto init = [&start, n](auto handler) {
+        struct gather {
+            std::size_t left;
+            std::vector<std::optional<T>> results;
+            decltype(handler) done;
+        };
+        auto g = std::make_shared<gather>(gather{n, std::vector<std::optional<T>>(n), std::move(handler)});
+        for (std::size_t i = 0; i < n; ++i) {
+            start(i, std::function<void(T)>([g, i](T v) {
+                g->results[i].emplace(std::move(v));
+                if (--g->left == 0) {
+                    std::vector<T> out;
+                    out.reserve(g->results.size());
+                    for (auto& r : g->results) {
+                        out.push_back(std::move(*r));
+                    }
+                    std::move(g->done)(std::move(out));
+                }
+            }));
+        }
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::vector<T>)>(
+      init, asio::use_awaitable);
+}
+
+/// Kafka error codes the handlers answer with.
+namespace kerr {
+inline constexpr int16_t none = 0;
+inline constexpr int16_t unknown_server_error = -1;
+inline constexpr int16_t offset_out_of_range = 1;
+inline constexpr int16_t corrupt_message = 2;
+inline constexpr int16_t unknown_topic_or_partition = 3;
+inline constexpr int16_t request_timed_out = 7;
+inline constexpr int16_t message_too_large = 10;
+inline constexpr int16_t invalid_topic_exception = 17;
+inline constexpr int16_t invalid_required_acks = 21;
+inline constexpr int16_t unsupported_version = 35;
+inline constexpr int16_t topic_already_exists = 36;
+inline constexpr int16_t invalid_partitions = 37;
+inline constexpr int16_t invalid_replication_factor = 38;
+inline constexpr int16_t invalid_config = 40;
+inline constexpr int16_t invalid_request = 42;
+inline constexpr int16_t kafka_storage_error = 56;
+inline constexpr int16_t fetch_session_id_not_found = 70;
+inline constexpr int16_t unknown_topic_id = 100;
+} // namespace kerr
+
+/// The Kafka error code for a broker error.
+int16_t to_kafka_error(const std::error_code& ec) noexcept;
+
+/// Looks up `name`, creating it with the default partition count when auto-creation is on.
+/// Returns the topic, or the Kafka error to answer with.
+asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> find_or_create_topic(
+  const request_context& ctx, const std::string& name, bool may_create);
+
+// One handler per api; each answers its request on the connection's shard.
+asio::awaitable<response_frame> handle(const request_context&, proto::api_versions_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::metadata_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::produce_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::fetch_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::list_offsets_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::create_topics_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::delete_topics_request);
+
+/// The apis the server answers, with the versions it answers: what ApiVersions advertises.
+std::span<const proto::api_support> implemented_apis() noexcept;
+bool implemented(int16_t key, int16_t version) noexcept;
+
+} // namespace runnel::kafka

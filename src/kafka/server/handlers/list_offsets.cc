@@ -1,0 +1,60 @@
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+namespace {
+constexpr int64_t latest = -1;
+constexpr int64_t earliest = -2;
+constexpr int64_t max_timestamp = -3;
+} // namespace
+
+// ListOffsets: earliest (-2), latest (-1), or the first offset at or after a timestamp.
+// The max-timestamp query (-3) answers with the last offset, without its timestamp.
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_offsets_request req) {
+    proto::list_offsets_response r;
+    for (auto& t : req.topics) {
+        auto& out_topic = r.topics.emplace_back();
+        out_topic.name = t.name;
+        auto info = ctx.broker.topic(t.name);
+        for (auto& p : t.partitions) {
+            auto& out = out_topic.partitions.emplace_back();
+            out.partition_index = p.partition_index;
+            out.timestamp = -1;
+            out.offset = -1;
+            if (!info || p.partition_index < 0 || p.partition_index >= info->config.partitions) {
+                out.error_code = kerr::unknown_topic_or_partition;
+                continue;
+            }
+            model::topic_partition tp{t.name, model::partition_id(p.partition_index)};
+            out.leader_epoch = 0;
+            if (p.timestamp == latest || p.timestamp == earliest || p.timestamp == max_timestamp) {
+                auto offs = co_await await_callback<result<broker::offsets_result>>(
+                  [&](std::function<void(result<broker::offsets_result>)> done) {
+                      ctx.broker.offsets(tp, ctx.shard, std::move(done));
+                  });
+                if (!offs) {
+                    out.error_code = to_kafka_error(offs.error());
+                } else if (p.timestamp == earliest) {
+                    out.offset = offs.value().log_start();
+                } else if (p.timestamp == latest) {
+                    out.offset = offs.value().high_watermark();
+                } else {
+                    out.offset = std::max<int64_t>(offs.value().high_watermark() - 1, -1);
+                }
+                continue;
+            }
+            auto found = co_await await_callback<result<std::optional<model::offset>>>(
+              [&](std::function<void(result<std::optional<model::offset>>)> done) {
+                  ctx.broker.offset_for_time(tp, model::event_time(p.timestamp), ctx.shard, std::move(done));
+              });
+            if (!found) {
+                out.error_code = to_kafka_error(found.error());
+            } else if (found.value()) {
+                out.offset = (*found.value())();
+                out.timestamp = p.timestamp;
+            }
+        }
+    }
+    co_return respond(ctx, r);
+}
+
+} // namespace runnel::kafka

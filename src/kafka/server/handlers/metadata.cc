@@ -1,0 +1,68 @@
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+namespace {
+
+proto::metadata_response::topic describe(const broker::topic_info& t, int32_t node) {
+    proto::metadata_response::topic out;
+    out.name = t.name;
+    out.topic_id.value = t.id;
+    for (int32_t p = 0; p < t.config.partitions; ++p) {
+        proto::metadata_response::partition part;
+        part.partition_index = p;
+        part.leader_id = node;
+        part.leader_epoch = 0;
+        part.replica_nodes = {node};
+        part.isr_nodes = {node};
+        out.partitions.push_back(std::move(part));
+    }
+    return out;
+}
+
+} // namespace
+
+// Metadata: this one broker leads every partition. Unknown topics named by the client are
+// created when auto-creation is on and the client allows it (always before v4).
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::metadata_request req) {
+    const auto version = ctx.header.request_api_version;
+    proto::metadata_response r;
+    r.brokers.push_back({ctx.config.node_id, ctx.advertised.host, ctx.advertised.port, std::nullopt});
+    r.cluster_id = ctx.config.cluster_id;
+    r.controller_id = ctx.config.node_id;
+
+    const bool all = !req.topics || (version == 0 && req.topics->empty());
+    if (all) {
+        for (const auto& [_, t] : *ctx.broker.topics()) {
+            r.topics.push_back(describe(*t, ctx.config.node_id));
+        }
+        co_return respond(ctx, r);
+    }
+    const bool may_create = version < 4 || req.allow_auto_topic_creation;
+    for (const auto& wanted : *req.topics) {
+        if (!wanted.name) {
+            // By topic id (v10+).
+            proto::metadata_response::topic out;
+            out.topic_id = wanted.topic_id;
+            out.error_code = kerr::unknown_topic_id;
+            for (const auto& [_, t] : *ctx.broker.topics()) {
+                if (t->id == wanted.topic_id.value) {
+                    out = describe(*t, ctx.config.node_id);
+                }
+            }
+            r.topics.push_back(std::move(out));
+            continue;
+        }
+        auto [topic, error] = co_await find_or_create_topic(ctx, *wanted.name, may_create);
+        if (topic) {
+            r.topics.push_back(describe(*topic, ctx.config.node_id));
+        } else {
+            proto::metadata_response::topic out;
+            out.name = *wanted.name;
+            out.error_code = error;
+            r.topics.push_back(std::move(out));
+        }
+    }
+    co_return respond(ctx, r);
+}
+
+} // namespace runnel::kafka

@@ -1,0 +1,63 @@
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+
+// Produce: every partition of the request is appended at once on its own shard; acks=all
+// waits for the group-committed sync of each. acks=0 gets no answer.
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::produce_request req) {
+    proto::produce_response r;
+    struct target {
+        std::size_t topic;
+        std::size_t partition;
+        model::topic_partition tp;
+        std::span<const std::byte> records;
+    };
+    std::vector<target> targets;
+    const bool acks_ok = req.acks == -1 || req.acks == 0 || req.acks == 1;
+    for (auto& t : req.topic_data) {
+        auto& out_topic = r.responses.emplace_back();
+        out_topic.name = t.name;
+        std::shared_ptr<const broker::topic_info> info;
+        int16_t topic_error = kerr::none;
+        if (acks_ok) {
+            std::tie(info, topic_error) = co_await find_or_create_topic(ctx, t.name, true);
+        }
+        for (auto& p : t.partition_data) {
+            auto& out = out_topic.partition_responses.emplace_back();
+            out.index = p.index;
+            out.base_offset = -1;
+            if (!acks_ok) {
+                out.error_code = kerr::invalid_required_acks;
+            } else if (topic_error != kerr::none) {
+                out.error_code = topic_error;
+            } else if (p.index < 0 || p.index >= info->config.partitions) {
+                out.error_code = kerr::unknown_topic_or_partition;
+            } else if (!p.records || p.records->empty()) {
+                out.error_code = kerr::corrupt_message;
+            } else {
+                targets.push_back({r.responses.size() - 1, out_topic.partition_responses.size() - 1,
+                                   {t.name, model::partition_id(p.index)}, *p.records});
+            }
+        }
+    }
+    auto results = co_await await_all<result<broker::produce_result>>(
+      targets.size(), [&](std::size_t i, std::function<void(result<broker::produce_result>)> done) {
+          ctx.broker.produce(targets[i].tp, targets[i].records, req.acks, ctx.shard, std::move(done));
+      });
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto& out = r.responses[targets[i].topic].partition_responses[targets[i].partition];
+        if (results[i]) {
+            out.base_offset = results[i].value().base();
+            out.log_start_offset = results[i].value().log_start();
+        } else {
+            out.error_code = to_kafka_error(results[i].error());
+            out.error_message = results[i].error().message();
+        }
+    }
+    if (req.acks == 0) {
+        co_return std::nullopt;
+    }
+    co_return respond(ctx, r);
+}
+
+} // namespace runnel::kafka

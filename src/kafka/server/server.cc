@@ -1,0 +1,310 @@
+#include "kafka/server/server.h"
+
+#include <set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/write.hpp>
+
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+namespace {
+
+using tcp = asio::ip::tcp;
+
+spdlog::logger& lg() { return logging::get("kafka"); }
+
+constexpr proto::api_support implemented_table[] = {
+  {proto::api_key::produce, "Produce", 3, 9, 9},
+  {proto::api_key::fetch, "Fetch", 4, 12, 12},
+  {proto::api_key::list_offsets, "ListOffsets", 1, 7, 6},
+  {proto::api_key::metadata, "Metadata", 0, 12, 9},
+  {proto::api_key::api_versions, "ApiVersions", 0, 3, 3},
+  {proto::api_key::create_topics, "CreateTopics", 2, 7, 5},
+  {proto::api_key::delete_topics, "DeleteTopics", 1, 6, 4},
+};
+
+} // namespace
+
+std::span<const proto::api_support> implemented_apis() noexcept { return implemented_table; }
+
+bool implemented(int16_t key, int16_t version) noexcept {
+    for (const auto& a : implemented_table) {
+        if (static_cast<int16_t>(a.key) == key) {
+            return a.supports(version);
+        }
+    }
+    return false;
+}
+
+int16_t to_kafka_error(const std::error_code& ec) noexcept {
+    using broker::errc;
+    if (ec.category() != errc_category<errc>::instance()) {
+        return kerr::unknown_server_error;
+    }
+    switch (static_cast<errc>(ec.value())) {
+    case errc::success:
+        return kerr::none;
+    case errc::unknown_topic_or_partition:
+        return kerr::unknown_topic_or_partition;
+    case errc::invalid_topic:
+        return kerr::invalid_topic_exception;
+    case errc::topic_already_exists:
+        return kerr::topic_already_exists;
+    case errc::invalid_partitions:
+        return kerr::invalid_partitions;
+    case errc::invalid_replication_factor:
+        return kerr::invalid_replication_factor;
+    case errc::invalid_config:
+        return kerr::invalid_config;
+    case errc::corrupt_message:
+        return kerr::corrupt_message;
+    case errc::message_too_large:
+        return kerr::message_too_large;
+    case errc::offset_out_of_range:
+        return kerr::offset_out_of_range;
+    case errc::storage_error:
+        return kerr::kafka_storage_error;
+    case errc::shutting_down:
+        return kerr::request_timed_out;
+    }
+    return kerr::unknown_server_error;
+}
+
+asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> find_or_create_topic(
+  const request_context& ctx, const std::string& name, bool may_create) {
+    if (auto t = ctx.broker.topic(name)) {
+        co_return std::pair{t, kerr::none};
+    }
+    std::string why;
+    if (!broker::valid_topic_name(name, why)) {
+        co_return std::pair{nullptr, kerr::invalid_topic_exception};
+    }
+    if (!may_create || !ctx.config.auto_create_topics) {
+        co_return std::pair{nullptr, kerr::unknown_topic_or_partition};
+    }
+    broker::topic_config cfg;
+    cfg.partitions = ctx.config.default_partitions;
+    using created_t = std::pair<result<void>, std::string>;
+    auto created = co_await await_callback<created_t>([&](std::function<void(created_t)> done) {
+        ctx.broker.create_topic(name, cfg, ctx.shard,
+                                [done](result<void> r, std::string w) { done({r, std::move(w)}); });
+    });
+    // Losing a race with another creator is fine: the topic exists either way.
+    if (!created.first && created.first.error() != broker::errc::topic_already_exists) {
+        co_return std::pair{nullptr, to_kafka_error(created.first.error())};
+    }
+    co_return std::pair{ctx.broker.topic(name), kerr::none};
+}
+
+/// The connections of one shard, so `stop` can close them.
+struct shard_connections {
+    std::set<tcp::socket*> sockets;
+};
+
+struct kafka_server::state {
+    net::shard_group& shards;
+    broker::broker& broker;
+    server_config config;
+    net::endpoint advertised;
+    std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
+    std::vector<shard_connections> connections;
+    unsigned next_shard = 0;
+    bool stopping = false;
+};
+
+namespace {
+
+/// An answer for a request that cannot be decoded in its api's format (an unknown api or
+/// version): the response header and the error code as the first field, which is where every
+/// ApiVersions-aware client looks before it knows the format.
+response_frame unsupported_answer(int32_t correlation_id) {
+    proto::writer w;
+    auto mark = w.begin_frame();
+    w.write_int32(correlation_id);
+    w.write_int16(kerr::unsupported_version);
+    w.end_frame(mark);
+    return w.take();
+}
+
+/// Apis the codec knows but the server does not answer yet; `implemented` keeps them out.
+template <typename Request>
+asio::awaitable<response_frame> handle(const request_context& ctx, Request) {
+    co_return unsupported_answer(ctx.header.correlation_id);
+}
+
+asio::awaitable<response_frame> dispatch(const request_context& ctx, std::span<const std::byte> body) {
+    const auto& h = ctx.header;
+    if (h.request_api_key == static_cast<int16_t>(proto::api_key::api_versions)
+        && !implemented(h.request_api_key, h.request_api_version)) {
+        // Kafka answers an ApiVersions it cannot read in version 0, with the error and the
+        // table, so the client can pick a version both sides speak.
+        proto::api_versions_response r;
+        r.error_code = kerr::unsupported_version;
+        for (const auto& a : implemented_apis()) {
+            r.api_keys.push_back({static_cast<int16_t>(a.key), a.min_version, a.max_version});
+        }
+        proto::writer w;
+        proto::write_response_frame(w, 0, h.correlation_id, r);
+        co_return w.take();
+    }
+    if (!implemented(h.request_api_key, h.request_api_version)) {
+        lg().warn("unsupported api {} version {} from client '{}'", h.request_api_key, h.request_api_version,
+                  h.client_id.value_or(""));
+        co_return unsupported_answer(h.correlation_id);
+    }
+    auto req = proto::decode_request(h, body);
+    if (!req) {
+        throw std::system_error(req.error());
+    }
+    co_return co_await std::visit([&](auto& r) { return handle(ctx, std::move(r)); }, req.value());
+}
+
+asio::awaitable<void> serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock) {
+    auto& conns = st.connections[shard];
+    conns.sockets.insert(&sock);
+    std::string peer;
+    boost::system::error_code ec;
+    if (auto ep = sock.remote_endpoint(ec); !ec) {
+        peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
+    std::vector<std::byte> frame;
+    try {
+        for (;;) {
+            std::array<std::byte, 4> size_bytes{};
+            co_await asio::async_read(sock, asio::buffer(size_bytes), asio::use_awaitable);
+            const auto size = read_be<int32_t>(size_bytes.data());
+            if (size < 0 || size > st.config.max_frame_bytes) {
+                lg().warn("closing connection from {}: frame of {} bytes (limit {})", peer, size,
+                          st.config.max_frame_bytes);
+                break;
+            }
+            frame.resize(static_cast<std::size_t>(size));
+            co_await asio::async_read(sock, asio::buffer(frame), asio::use_awaitable);
+            auto parsed = proto::parse_request_header(frame);
+            if (!parsed) {
+                lg().warn("closing connection from {}: undecodable request header: {}", peer,
+                          parsed.error().message());
+                break;
+            }
+            request_context ctx{st.config, st.advertised, st.broker, st.shards.executor_of(shard),
+                                parsed.value().header};
+            response_frame answer;
+            try {
+                answer = co_await dispatch(ctx, parsed.value().body);
+            } catch (const std::system_error& e) {
+                lg().warn("closing connection from {}: cannot decode api {} v{}: {}", peer,
+                          ctx.header.request_api_key, ctx.header.request_api_version, e.code().message());
+                break;
+            }
+            if (answer) {
+                co_await asio::async_write(sock, asio::buffer(*answer), asio::use_awaitable);
+            }
+        }
+    } catch (const boost::system::system_error& e) {
+        if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted
+            && e.code() != asio::error::connection_reset) {
+            lg().debug("connection from {} ended: {}", peer, e.code().message());
+        }
+    }
+    sock.close(ec);
+    conns.sockets.erase(&sock);
+}
+
+asio::awaitable<void> accept_loop(kafka_server::state& st) {
+    for (;;) {
+        boost::system::error_code ec;
+        tcp::socket sock(st.shards.context_of(0));
+        co_await st.acceptor->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            if (st.stopping || ec == asio::error::operation_aborted) {
+                co_return;
+            }
+            lg().warn("accept failed: {}", ec.message());
+            continue;
+        }
+        sock.set_option(tcp::no_delay(true), ec);
+        const unsigned target = st.next_shard++ % st.shards.size();
+        // Move the connection to its shard: the descriptor travels, the socket is rebuilt there.
+        auto protocol = sock.local_endpoint(ec).protocol();
+        int fd = sock.release(ec);
+        if (ec) {
+            continue;
+        }
+        st.shards.executor_of(target).post([&st, target, protocol, fd] {
+            tcp::socket moved(st.shards.context_of(target), protocol, fd);
+            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved)),
+                           asio::detached);
+        });
+    }
+}
+
+} // namespace
+
+kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, server_config config)
+  : _state(std::make_unique<state>(state{shards, broker, std::move(config), {}, nullptr, {}, 0, false})) {
+    _state->connections.resize(shards.size());
+}
+
+kafka_server::~kafka_server() { stop(); }
+
+result<net::endpoint> kafka_server::start() {
+    auto& st = *_state;
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(st.config.listen.host, ec);
+    if (ec) {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    std::optional<result<net::endpoint>> out;
+    st.shards.run_on(0, [&] {
+        auto acc = std::make_unique<tcp::acceptor>(st.shards.context_of(0));
+        tcp::endpoint ep(address, st.config.listen.port);
+        acc->open(ep.protocol(), ec);
+        if (!ec) {
+            acc->set_option(tcp::acceptor::reuse_address(true), ec);
+        }
+        if (!ec) {
+            acc->bind(ep, ec);
+        }
+        if (!ec) {
+            acc->listen(asio::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            out = std::error_code(ec.value(), std::system_category());
+            return;
+        }
+        auto bound = acc->local_endpoint();
+        st.acceptor = std::move(acc);
+        net::endpoint actual{bound.address().to_string(), bound.port()};
+        st.advertised = st.config.advertise.value_or(actual);
+        asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);
+        out = actual;
+    });
+    return *out;
+}
+
+void kafka_server::stop() {
+    auto& st = *_state;
+    if (st.stopping) {
+        return;
+    }
+    st.stopping = true;
+    for (unsigned s = 0; s < st.shards.size(); ++s) {
+        st.shards.run_on(s, [&, s] {
+            boost::system::error_code ec;
+            if (s == 0 && st.acceptor) {
+                st.acceptor->close(ec);
+            }
+            for (auto* sock : st.connections[s].sockets) {
+                sock->close(ec);
+            }
+        });
+    }
+}
+
+} // namespace runnel::kafka

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/base.h"
+#include "net/net.h"
+
+namespace runnel::broker {
+class broker;
+} // namespace runnel::broker
+
+namespace runnel::kafka {
+
+struct server_config {
+    net::endpoint listen{"127.0.0.1", 9092};
+    /// What Metadata tells clients to connect to; the bound address when unset.
+    std::optional<net::endpoint> advertise;
+    /// Frames larger than this close the connection (Kafka's socket.request.max.bytes).
+    int32_t max_frame_bytes = 100 * 1024 * 1024;
+    /// Create unknown topics named by Metadata (when the client allows) and Produce.
+    bool auto_create_topics = true;
+    int32_t default_partitions = 1;
+    int32_t node_id = 0;
+    std::string cluster_id = "runnel";
+};
+
+/// The Kafka protocol listener: accepts connections and answers them from the broker.
+///
+/// One acceptor runs on shard 0 and hands each connection to the next shard in turn; a
+/// connection then lives on that shard, reads one request at a time, and answers in order.
+/// Malformed frames close only their own connection. Asio stays in the `.cc` files.
+/// `start` and `stop` are called by the main thread; `stop` closes every connection so the
+/// shards can finish.
+class kafka_server {
+public:
+    kafka_server(net::shard_group& shards, broker::broker& broker, server_config config);
+    ~kafka_server();
+    kafka_server(const kafka_server&) = delete;
+    kafka_server& operator=(const kafka_server&) = delete;
+
+    /// Binds and starts accepting; returns the bound address (port 0 picks a free port).
+    result<net::endpoint> start();
+    void stop();
+
+    struct state;
+
+private:
+    std::unique_ptr<state> _state;
+};
+
+} // namespace runnel::kafka
