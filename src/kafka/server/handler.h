@@ -120,6 +120,9 @@ asio::awaitable<response_frame> handle(const request_context&, proto::fetch_requ
 asio::awaitable<response_frame> handle(const request_context&, proto::list_offsets_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_topics_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::delete_topics_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_configs_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::incremental_alter_configs_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::create_partitions_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

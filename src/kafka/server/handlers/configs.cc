@@ -1,0 +1,184 @@
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+namespace {
+
+constexpr int8_t resource_topic = 2;
+constexpr int8_t resource_broker = 4;
+constexpr int8_t source_topic_config = 1;
+constexpr int8_t source_static_broker = 4;
+constexpr int8_t source_default = 5;
+constexpr int8_t op_set = 0;
+constexpr int8_t op_delete = 1;
+
+/// Kafka's config types (DescribeConfigs v3+): the type of every topic config we keep.
+int8_t config_type(const std::string& name) {
+    constexpr int8_t type_long = 5;
+    constexpr int8_t type_int = 3;
+    constexpr int8_t type_list = 7;
+    if (name == "cleanup.policy") {
+        return type_list;
+    }
+    return name == "max.message.bytes" ? type_int : type_long;
+}
+
+} // namespace
+
+// DescribeConfigs: a topic's configs (set ones report TOPIC_CONFIG, others DEFAULT_CONFIG);
+// the broker's few static settings for resource type BROKER.
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::describe_configs_request req) {
+    proto::describe_configs_response r;
+    const auto defaults = broker::topic_config{}.to_map();
+    for (auto& res : req.resources) {
+        auto& out = r.results.emplace_back();
+        out.resource_type = res.resource_type;
+        out.resource_name = res.resource_name;
+        auto wanted = [&](const std::string& name) {
+            return !res.configuration_keys || res.configuration_keys->empty()
+                   || std::find(res.configuration_keys->begin(), res.configuration_keys->end(), name)
+                        != res.configuration_keys->end();
+        };
+        auto add = [&](const std::string& name, const std::string& value, int8_t source, bool read_only) {
+            if (!wanted(name)) {
+                return;
+            }
+            proto::describe_configs_response::config c;
+            c.name = name;
+            c.value = value;
+            c.read_only = read_only;
+            c.config_source = source;
+            c.config_type = config_type(name);
+            if (req.include_synonyms) {
+                c.synonyms.push_back({name, value, source});
+            }
+            out.configs.push_back(std::move(c));
+        };
+        if (res.resource_type == resource_topic) {
+            auto info = ctx.broker.topic(res.resource_name);
+            if (!info) {
+                out.error_code = kerr::unknown_topic_or_partition;
+                out.error_message = fmt::format("topic '{}' does not exist", res.resource_name);
+                continue;
+            }
+            for (const auto& [k, v] : info->config.to_map()) {
+                add(k, v, defaults.at(k) == v ? source_default : source_topic_config, false);
+            }
+        } else if (res.resource_type == resource_broker) {
+            if (res.resource_name != std::to_string(ctx.config.node_id) && !res.resource_name.empty()) {
+                out.error_code = kerr::invalid_request;
+                out.error_message = fmt::format("no broker '{}'; this broker is {}", res.resource_name, ctx.config.node_id);
+                continue;
+            }
+            add("auto.create.topics.enable", ctx.config.auto_create_topics ? "true" : "false", source_static_broker, true);
+            add("num.partitions", std::to_string(ctx.config.default_partitions), source_static_broker, true);
+            add("socket.request.max.bytes", std::to_string(ctx.config.max_frame_bytes), source_static_broker, true);
+            add("default.replication.factor", "1", source_static_broker, true);
+        } else {
+            out.error_code = kerr::invalid_request;
+            out.error_message = fmt::format("resource type {} is not supported", res.resource_type);
+        }
+    }
+    co_return respond(ctx, r);
+}
+
+// IncrementalAlterConfigs: SET and DELETE of topic configs, all of a resource's changes or
+// none. Broker configs are static here.
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::incremental_alter_configs_request req) {
+    proto::incremental_alter_configs_response r;
+    for (auto& res : req.resources) {
+        auto& out = r.responses.emplace_back();
+        out.resource_type = res.resource_type;
+        out.resource_name = res.resource_name;
+        if (res.resource_type != resource_topic) {
+            out.error_code = kerr::invalid_config;
+            out.error_message = "only topic configs can be altered; broker settings are command-line flags";
+            continue;
+        }
+        auto info = ctx.broker.topic(res.resource_name);
+        if (!info) {
+            out.error_code = kerr::unknown_topic_or_partition;
+            out.error_message = fmt::format("topic '{}' does not exist", res.resource_name);
+            continue;
+        }
+        std::vector<std::pair<std::string, std::optional<std::string>>> changes;
+        auto check = info->config;
+        std::string why;
+        bool bad = false;
+        for (const auto& c : res.configs) {
+            if (c.config_operation == op_set && c.value) {
+                changes.emplace_back(c.name, *c.value);
+            } else if (c.config_operation == op_delete) {
+                changes.emplace_back(c.name, std::nullopt);
+            } else {
+                why = fmt::format("operation {} on '{}' is not supported (SET with a value, or DELETE)",
+                                  c.config_operation, c.name);
+                bad = true;
+                break;
+            }
+            const auto& [key, value] = changes.back();
+            if (auto applied = value ? check.set(key, *value, why) : check.reset(key, why); !applied) {
+                bad = true;
+                break;
+            }
+        }
+        if (bad) {
+            out.error_code = kerr::invalid_config;
+            out.error_message = why;
+            continue;
+        }
+        if (req.validate_only) {
+            continue;
+        }
+        using altered_t = std::pair<result<void>, std::string>;
+        auto altered = co_await await_callback<altered_t>([&](std::function<void(altered_t)> done) {
+            ctx.broker.alter_config(res.resource_name, std::move(changes), ctx.shard,
+                                    [done](result<void> a, std::string w) { done({a, std::move(w)}); });
+        });
+        if (!altered.first) {
+            out.error_code = to_kafka_error(altered.first.error());
+            out.error_message = altered.second;
+        }
+    }
+    co_return respond(ctx, r);
+}
+
+// CreatePartitions: grows a topic; the broker places new partitions itself.
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::create_partitions_request req) {
+    proto::create_partitions_response r;
+    for (auto& t : req.topics) {
+        auto& out = r.results.emplace_back();
+        out.name = t.name;
+        auto info = ctx.broker.topic(t.name);
+        if (!info) {
+            out.error_code = kerr::unknown_topic_or_partition;
+            out.error_message = fmt::format("topic '{}' does not exist", t.name);
+            continue;
+        }
+        if (t.assignments && !t.assignments->empty()) {
+            out.error_code = kerr::invalid_request;
+            out.error_message = "manual replica assignments are not supported";
+            continue;
+        }
+        if (t.count <= info->config.partitions) {
+            out.error_code = kerr::invalid_partitions;
+            out.error_message = fmt::format("topic '{}' has {} partitions; the count can only grow", t.name,
+                                            info->config.partitions);
+            continue;
+        }
+        if (req.validate_only) {
+            continue;
+        }
+        using grown_t = std::pair<result<void>, std::string>;
+        auto grown = co_await await_callback<grown_t>([&](std::function<void(grown_t)> done) {
+            ctx.broker.create_partitions(t.name, t.count, ctx.shard,
+                                         [done](result<void> g, std::string w) { done({g, std::move(w)}); });
+        });
+        if (!grown.first) {
+            out.error_code = to_kafka_error(grown.first.error());
+            out.error_message = grown.second;
+        }
+    }
+    co_return respond(ctx, r);
+}
+
+} // namespace runnel::kafka
