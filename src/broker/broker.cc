@@ -76,6 +76,29 @@ struct broker::shard_state {
         std::weak_ptr<watch::state> interest;
     };
     std::map<model::topic_partition, std::vector<waiter>> waiters;
+    std::map<model::topic_partition, producer_state> producers;
+
+    /// Rebuilds the idempotent producers of a just-opened partition from its active segment.
+    void load_producers(const model::topic_partition& tp, storage::partition_log& log) {
+        auto& ps = producers[tp];
+        model::offset at = std::max(log.active_segment_base(), log.start_offset());
+        while (at < log.next_offset()) {
+            auto r = log.read(at, 4u << 20);
+            if (!r || r.value().batches == 0) {
+                break;
+            }
+            auto bytes = r.value().bytes.span();
+            while (!bytes.empty()) {
+                auto h = model::parse_batch_header(bytes);
+                if (!h) {
+                    break;
+                }
+                ps.observe(h.value());
+                bytes = bytes.subspan(h.value().size_bytes());
+            }
+            at = r.value().next_offset;
+        }
+    }
 
     void wake(const model::topic_partition& tp, model::offset end) {
         auto it = waiters.find(tp);
@@ -159,7 +182,9 @@ result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t 
             auto opened = _state[s]->logs->open(tp, t.config.log_config());
             if (!opened) {
                 r = opened.error();
+                return;
             }
+            _state[s]->load_producers(tp, *opened.value());
         });
         if (!r) {
             lg().error("cannot open {}/{}: {}", t.name, p, r.error().message());
@@ -185,6 +210,15 @@ result<void> broker::start() {
     std::lock_guard lock(_meta_mu);
     topic_map m;
     std::error_code ec;
+    // Producer ids continue after the last reserved block.
+    if (auto f = file_handle::open(_config.data_dir / "producer_ids", O_RDONLY)) {
+        char buf[32] = {};
+        auto n = f.value().pread(std::as_writable_bytes(std::span(buf, sizeof(buf) - 1)), 0);
+        int64_t limit = 0;
+        if (n && std::from_chars(buf, buf + n.value(), limit).ec == std::errc()) {
+            _next_producer_id = _producer_id_limit = limit;
+        }
+    }
     std::filesystem::create_directories(_config.data_dir / "topics", ec);
     if (ec) {
         return ec;
@@ -311,6 +345,7 @@ void broker::delete_topic(std::string name, executor& caller, done_fn done) {
             run_on(s, [&] {
                 _state[s]->logs->remove(tp);
                 _state[s]->waiters.erase(tp);
+                _state[s]->producers.erase(tp);
             });
         }
         std::error_code ec;
@@ -418,11 +453,35 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
             return reply<result<produce_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
         }
         std::optional<model::offset> base;
+        auto& producers = st.producers[tp];
         for (auto& b : *batches) {
+            if (b.header().is_transactional()) {
+                return reply<result<produce_result>>(caller, std::move(done), errc::transactions_unsupported);
+            }
+            if (b.header().producer_id >= 0) {
+                auto v = producers.check(b.header());
+                switch (v.check) {
+                case sequence_check::append:
+                    break;
+                case sequence_check::duplicate:
+                    // A retry: answer with where it went the first time (after the same sync).
+                    base = base.value_or(*v.duplicate_of);
+                    continue;
+                case sequence_check::out_of_order:
+                    return reply<result<produce_result>>(caller, std::move(done), errc::out_of_order_sequence);
+                case sequence_check::old_duplicate:
+                    return reply<result<produce_result>>(caller, std::move(done), errc::duplicate_sequence);
+                case sequence_check::fenced_epoch:
+                    return reply<result<produce_result>>(caller, std::move(done), errc::invalid_producer_epoch);
+                case sequence_check::unknown_producer:
+                    return reply<result<produce_result>>(caller, std::move(done), errc::unknown_producer_id);
+                }
+            }
             auto r = log->append(b);
             if (!r) {
                 return reply<result<produce_result>>(caller, std::move(done), from_storage(r.error()));
             }
+            producers.observe(b.header());
             base = base.value_or(r.value().base);
         }
         st.wake(tp, log->next_offset());
@@ -434,6 +493,29 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
             reply<result<produce_result>>(caller, std::move(done),
                                           r ? result<produce_result>(out) : result<produce_result>(from_storage(r.error())));
         });
+    });
+}
+
+result<int64_t> broker::allocate_producer_id() {
+    constexpr int64_t block = 1000;
+    if (_next_producer_id == _producer_id_limit) {
+        auto limit = _producer_id_limit + block;
+        auto text = std::to_string(limit);
+        RUNNEL_TRY(write_file_atomic(_config.data_dir / "producer_ids", std::as_bytes(std::span(text))));
+        _producer_id_limit = limit;
+    }
+    return _next_producer_id++;
+}
+
+void broker::init_producer_id(std::optional<producer_identity> existing, executor& caller,
+                              std::function<void(result<producer_identity>)> done) {
+    on_meta_thread([this, existing, &caller, done = std::move(done)]() mutable {
+        using R = result<producer_identity>;
+        if (existing && existing->epoch < INT16_MAX - 1) {
+            return reply<R>(caller, std::move(done), producer_identity{existing->id, static_cast<int16_t>(existing->epoch + 1)});
+        }
+        auto id = allocate_producer_id();
+        reply<R>(caller, std::move(done), id ? R(producer_identity{id.value(), 0}) : R(id.error()));
     });
 }
 

@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "broker/errc.h"
+#include "broker/producer_state.h"
 #include "broker/topic_config.h"
 #include "model/model.h"
 #include "storage/storage.h"
@@ -106,6 +107,15 @@ public:
                std::function<void(result<fetch_result>)> done);
 
     void offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done);
+
+    struct producer_identity {
+        int64_t id;
+        int16_t epoch;
+    };
+    /// A new idempotent producer id (epoch 0), or the next epoch of `existing`. Ids are
+    /// reserved in blocks recorded durably in `<data>/producer_ids`, so none is handed out twice.
+    void init_producer_id(std::optional<producer_identity> existing, executor& caller,
+                          std::function<void(result<producer_identity>)> done);
     /// First offset whose timestamp is >= `t` (nullopt: none).
     void offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
                          std::function<void(result<std::optional<model::offset>>)> done);
@@ -145,7 +155,11 @@ private:
     broker_config _config;
     std::vector<executor*> _shards;
     std::vector<std::unique_ptr<shard_state>> _state;
+    result<int64_t> allocate_producer_id();
+
     std::unique_ptr<storage::flusher> _meta_worker;
+    int64_t _next_producer_id = 0;    ///< on the metadata thread
+    int64_t _producer_id_limit = 0;   ///< end of the reserved block
     std::mutex _meta_mu;
     std::shared_ptr<const topic_map> _topics; ///< read and written through std::atomic_load/store
 };

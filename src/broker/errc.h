@@ -17,6 +17,11 @@ enum class errc {
     message_too_large,
     offset_out_of_range,
     storage_error,           ///< the log failed (disk error, corruption on disk)
+    out_of_order_sequence,   ///< an idempotent producer skipped sequence numbers
+    duplicate_sequence,      ///< a batch older than the ones remembered for its producer
+    invalid_producer_epoch,  ///< a producer fenced by a newer epoch of itself
+    unknown_producer_id,     ///< no state for the producer on this partition
+    transactions_unsupported,
     shutting_down,
 };
 

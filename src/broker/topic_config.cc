@@ -30,6 +30,16 @@ const char* errc_message(errc e) noexcept {
         return "storage error";
     case errc::shutting_down:
         return "broker is shutting down";
+    case errc::out_of_order_sequence:
+        return "out of order sequence number for this producer";
+    case errc::duplicate_sequence:
+        return "batch is older than the producer's last five";
+    case errc::invalid_producer_epoch:
+        return "producer epoch is older than the current one";
+    case errc::unknown_producer_id:
+        return "no state for this producer id on the partition";
+    case errc::transactions_unsupported:
+        return "transactions are not supported yet";
     }
     return "unknown broker error";
 }

@@ -329,6 +329,8 @@ result<void> partition_log::recover() {
 
 model::offset partition_log::start_offset() const noexcept { return _segments.front()->base; }
 
+model::offset partition_log::active_segment_base() const noexcept { return _segments.back()->base; }
+
 uint64_t partition_log::size_bytes() const noexcept {
     uint64_t total = 0;
     for (const auto& s : _segments) {

@@ -128,6 +128,8 @@ public:
     model::offset flushed_offset() const noexcept { return _flushed; }
     uint64_t size_bytes() const noexcept;
     std::size_t segment_count() const noexcept { return _segments.size(); }
+    /// The first offset of the active (last) segment.
+    model::offset active_segment_base() const noexcept;
     const recovery_report& recovery() const noexcept { return _recovery; }
     const std::filesystem::path& directory() const noexcept { return _dir; }
     const log_config& config() const noexcept { return _config; }

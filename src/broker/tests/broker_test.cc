@@ -177,6 +177,40 @@ TEST_F(broker_test, alter_config_partitions_and_delete) {
     EXPECT_EQ(produce({"logs", model::partition_id(0)}, b, 1).error(), errc::unknown_topic_or_partition);
 }
 
+TEST_F(broker_test, idempotent_retries_are_deduplicated_across_a_restart) {
+    ASSERT_TRUE(create("idem", 1).first);
+    auto id = wait<result<broker::producer_identity>>([&](auto d) { _broker->init_producer_id(std::nullopt, _caller, d); });
+    ASSERT_TRUE(id);
+    model::topic_partition tp{"idem", model::partition_id(0)};
+    auto make = [&](int32_t seq) {
+        model::record_batch_builder b;
+        b.set_producer(id.value().id, id.value().epoch, seq);
+        b.add("k", fmt::format("v{}", seq), model::event_time(1));
+        return b.build();
+    };
+    auto b0 = make(0);
+    auto b1 = make(1);
+    ASSERT_EQ(produce(tp, b0, -1).value().base, offset(0));
+    ASSERT_EQ(produce(tp, b1, -1).value().base, offset(1));
+    EXPECT_EQ(produce(tp, b1, -1).value().base, offset(1)) << "a retry lands once";
+    auto b3 = make(3);
+    EXPECT_EQ(produce(tp, b3, -1).error(), errc::out_of_order_sequence);
+
+    shutdown();
+    start();
+    EXPECT_EQ(produce(tp, b1, -1).value().base, offset(1)) << "still a duplicate after restart";
+    auto b2 = make(2);
+    EXPECT_EQ(produce(tp, b2, -1).value().base, offset(2));
+    auto o = wait<result<offsets_result>>([&](auto d) { _broker->offsets(tp, _caller, d); });
+    EXPECT_EQ(o.value().high_watermark, offset(3));
+
+    auto next = wait<result<broker::producer_identity>>([&](auto d) { _broker->init_producer_id(std::nullopt, _caller, d); });
+    EXPECT_GT(next.value().id, id.value().id) << "ids are never handed out twice across restarts";
+    auto bumped = wait<result<broker::producer_identity>>([&](auto d) { _broker->init_producer_id(id.value(), _caller, d); });
+    EXPECT_EQ(bumped.value().id, id.value().id);
+    EXPECT_EQ(bumped.value().epoch, id.value().epoch + 1);
+}
+
 TEST(topic_config, round_trips_and_explains_bad_values) {
     topic_config c;
     c.partitions = 6;

@@ -93,6 +93,10 @@ inline constexpr int16_t request_timed_out = 7;
 inline constexpr int16_t message_too_large = 10;
 inline constexpr int16_t invalid_topic_exception = 17;
 inline constexpr int16_t invalid_required_acks = 21;
+inline constexpr int16_t out_of_order_sequence_number = 45;
+inline constexpr int16_t duplicate_sequence_number = 46;
+inline constexpr int16_t invalid_producer_epoch = 47;
+inline constexpr int16_t unknown_producer_id = 59;
 inline constexpr int16_t unsupported_version = 35;
 inline constexpr int16_t topic_already_exists = 36;
 inline constexpr int16_t invalid_partitions = 37;
@@ -123,6 +127,7 @@ asio::awaitable<response_frame> handle(const request_context&, proto::delete_top
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_configs_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::incremental_alter_configs_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_partitions_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::init_producer_id_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

@@ -27,6 +27,7 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::api_versions, "ApiVersions", 0, 3, 3},
   {proto::api_key::create_topics, "CreateTopics", 2, 7, 5},
   {proto::api_key::delete_topics, "DeleteTopics", 1, 6, 4},
+  {proto::api_key::init_producer_id, "InitProducerId", 0, 4, 2},
   {proto::api_key::describe_configs, "DescribeConfigs", 1, 4, 4},
   {proto::api_key::create_partitions, "CreatePartitions", 0, 3, 2},
   {proto::api_key::incremental_alter_configs, "IncrementalAlterConfigs", 0, 1, 1},
@@ -75,6 +76,16 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::kafka_storage_error;
     case errc::shutting_down:
         return kerr::request_timed_out;
+    case errc::out_of_order_sequence:
+        return kerr::out_of_order_sequence_number;
+    case errc::duplicate_sequence:
+        return kerr::duplicate_sequence_number;
+    case errc::invalid_producer_epoch:
+        return kerr::invalid_producer_epoch;
+    case errc::unknown_producer_id:
+        return kerr::unknown_producer_id;
+    case errc::transactions_unsupported:
+        return kerr::invalid_request;
     }
     return kerr::unknown_server_error;
 }
