@@ -1,7 +1,8 @@
 # Warnings are errors everywhere. Each disabled warning says why.
 add_compile_options(
-  -Wall -Wextra -Werror
-  -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough
+  -Wall -Wextra -Werror -Wcast-align -Wimplicit-fallthrough
+  $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>
+  $<$<COMPILE_LANGUAGE:CXX>:-Woverloaded-virtual>
 )
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # g++ 12 reports false positives inside std::vector/std::string with -O2
