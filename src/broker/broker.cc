@@ -10,6 +10,8 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("broker"); }
 
+std::atomic<uint64_t> next_instance{0};
+
 /// Posts `value` to `done` on `caller`; values may be move-only.
 template <typename T>
 void reply(executor& caller, std::function<void(T)> done, T value) {
@@ -126,7 +128,8 @@ broker::broker(broker_config config, std::vector<executor*> shards, std::vector<
   : _config(std::move(config))
   , _shards(std::move(shards))
   , _meta_worker(std::make_unique<storage::flusher>("metadata"))
-  , _topics(std::make_shared<const topic_map>()) {
+  , _topics(std::make_shared<const topic_map>())
+  , _instance(next_instance.fetch_add(1) + 1) {
     RUNNEL_ASSERT(!_shards.empty() && _shards.size() == flushers.size(), "one flusher per shard");
     for (std::size_t i = 0; i < _shards.size(); ++i) {
         auto st = std::make_unique<shard_state>();
@@ -143,7 +146,21 @@ unsigned broker::shard_of(const model::topic_partition& tp) const noexcept {
     return static_cast<unsigned>(h % _shards.size());
 }
 
-std::shared_ptr<const topic_map> broker::topics() const { return std::atomic_load(&_topics); }
+std::shared_ptr<const topic_map> broker::topics() const {
+    struct cache {
+        uint64_t instance = 0;
+        uint64_t version = 0;
+        std::shared_ptr<const topic_map> map;
+    };
+    thread_local cache c;
+    const auto version = _topics_version.load(std::memory_order_acquire);
+    if (c.instance != _instance || c.version != version || !c.map) {
+        c.map = std::atomic_load(&_topics);
+        c.instance = _instance;
+        c.version = version;
+    }
+    return c.map;
+}
 
 std::shared_ptr<const topic_info> broker::topic(std::string_view name) const {
     auto m = topics();
@@ -151,7 +168,10 @@ std::shared_ptr<const topic_info> broker::topic(std::string_view name) const {
     return it == m->end() ? nullptr : it->second;
 }
 
-void broker::publish(topic_map m) { std::atomic_store(&_topics, std::make_shared<const topic_map>(std::move(m))); }
+void broker::publish(topic_map m) {
+    std::atomic_store(&_topics, std::make_shared<const topic_map>(std::move(m)));
+    _topics_version.fetch_add(1, std::memory_order_release);
+}
 
 void broker::run_on(unsigned s, std::function<void()> fn) {
     std::promise<void> done;
@@ -429,22 +449,30 @@ void broker::alter_config(std::string name, std::vector<std::pair<std::string, s
 void broker::produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks, executor& caller,
                      std::function<void(result<produce_result>)> done) {
     // Validate and copy on the caller's shard: CRC work spreads over the connections' shards.
+    auto refuse = [&](errc e) { reply<result<produce_result>>(caller, std::move(done), e); };
+    auto h = model::validate_batch(records);
+    if (!h) {
+        return refuse(errc::corrupt_message);
+    }
+    // As Kafka: exactly one v2 batch per partition, so a refusal never leaves part of a
+    // request appended.
+    if (h.value().size_bytes() != records.size()) {
+        return refuse(errc::invalid_record);
+    }
+    const auto& hd = h.value();
+    if (hd.is_control() || hd.record_count < 1 || hd.last_offset_delta != hd.record_count - 1
+        || (hd.producer_id >= 0 && hd.base_sequence < 0)) {
+        return refuse(errc::invalid_record);
+    }
+    if (hd.compression() == model::compression::none && !model::decode_records(records)) {
+        return refuse(errc::invalid_record);
+    }
     auto batches = std::make_shared<std::vector<model::record_batch>>();
-    while (!records.empty()) {
-        auto h = model::validate_batch(records);
-        if (!h) {
-            return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
-        }
-        auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records.first(h.value().size_bytes())));
-        if (!b) {
-            return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
-        }
-        batches->push_back(std::move(b).value());
-        records = records.subspan(h.value().size_bytes());
+    auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records));
+    if (!b) {
+        return refuse(errc::corrupt_message);
     }
-    if (batches->empty()) {
-        return reply<result<produce_result>>(caller, std::move(done), errc::corrupt_message);
-    }
+    batches->push_back(std::move(b).value());
     auto s = shard_of(tp);
     _shards[s]->post([this, s, tp = std::move(tp), batches, acks, &caller, done = std::move(done)]() mutable {
         auto& st = *_state[s];

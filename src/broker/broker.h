@@ -161,7 +161,11 @@ private:
     int64_t _next_producer_id = 0;    ///< on the metadata thread
     int64_t _producer_id_limit = 0;   ///< end of the reserved block
     std::mutex _meta_mu;
-    std::shared_ptr<const topic_map> _topics; ///< read and written through std::atomic_load/store
+    std::shared_ptr<const topic_map> _topics; ///< written through std::atomic_store on changes
+    /// Bumped after each publish; readers keep a per-thread copy of the map and reload it
+    /// (std::atomic_load, which locks) only when this moves, so the data path takes no lock.
+    std::atomic<uint64_t> _topics_version{0};
+    const uint64_t _instance; ///< tells apart brokers in one process (tests) for those copies
 };
 
 } // namespace runnel::broker

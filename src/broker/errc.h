@@ -14,6 +14,7 @@ enum class errc {
     invalid_replication_factor,
     invalid_config,
     corrupt_message,         ///< a batch failed its checks (length, magic, CRC)
+    invalid_record,          ///< a well-formed batch that breaks Kafka's rules for producers
     message_too_large,
     offset_out_of_range,
     storage_error,           ///< the log failed (disk error, corruption on disk)

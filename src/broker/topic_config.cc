@@ -22,6 +22,8 @@ const char* errc_message(errc e) noexcept {
         return "invalid topic configuration";
     case errc::corrupt_message:
         return "record batch failed its checks";
+    case errc::invalid_record:
+        return "record batch breaks the rules for produced batches";
     case errc::message_too_large:
         return "record batch is larger than max.message.bytes";
     case errc::offset_out_of_range:

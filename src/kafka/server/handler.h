@@ -105,6 +105,7 @@ inline constexpr int16_t invalid_config = 40;
 inline constexpr int16_t invalid_request = 42;
 inline constexpr int16_t kafka_storage_error = 56;
 inline constexpr int16_t fetch_session_id_not_found = 70;
+inline constexpr int16_t invalid_record = 87;
 inline constexpr int16_t unknown_topic_id = 100;
 } // namespace kerr
 

@@ -68,6 +68,8 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::invalid_config;
     case errc::corrupt_message:
         return kerr::corrupt_message;
+    case errc::invalid_record:
+        return kerr::invalid_record;
     case errc::message_too_large:
         return kerr::message_too_large;
     case errc::offset_out_of_range:

@@ -1,0 +1,248 @@
+"""Starts and stops a real `runnel serve` for the Kafka integration tests.
+
+Each test gets its own server on 127.0.0.1 with a port the kernel picks, in a fresh temporary
+data directory that is removed when the server stops. Nothing here sleeps to synchronise:
+every wait is a condition polled or signalled until a deadline, and a missed deadline fails
+with what was awaited and the server's last log lines.
+
+Runs under /usr/bin/python3 (Debian's, so the tests can import Debian's Kafka clients).
+The runnel binary comes from `--runnel PATH` on the command line or the RUNNEL_BINARY
+environment variable (CMake passes both).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+READY_RE = re.compile(r"ready in .* Kafka listener on 127\.0\.0\.1:(\d+)")
+
+
+def runnel_binary(argv=None):
+    """The runnel binary: `--runnel PATH` in argv (removed from it) or $RUNNEL_BINARY."""
+    argv = sys.argv if argv is None else argv
+    path = os.environ.get("RUNNEL_BINARY")
+    if "--runnel" in argv:
+        i = argv.index("--runnel")
+        path = argv[i + 1]
+        del argv[i:i + 2]
+    if not path:
+        raise SystemExit("runnel binary unknown: pass --runnel PATH or set RUNNEL_BINARY")
+    if not os.access(path, os.X_OK):
+        raise SystemExit(f"runnel binary {path} is not an executable file")
+    return path
+
+
+def wait_until(condition, timeout, what, interval=0.02):
+    """Polls `condition()` until it returns a truthy value, which is returned; fails with
+    `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Deadline:
+    """A point in time to compare against: `left()` seconds remain, `expired()` once past."""
+
+    def __init__(self, seconds, what):
+        self.what = what
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self):
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self):
+        return time.monotonic() >= self.at
+
+    def check(self, progress=""):
+        if self.expired():
+            raise TimeoutError(f"timed out after {self.seconds:.0f} s: {self.what} {progress}".rstrip())
+
+
+class RunnelServer:
+    """One `runnel serve` child process with its own data directory.
+
+    Use as a context manager: `with RunnelServer(binary, default_partitions=6) as srv:`
+    then `srv.bootstrap` is "127.0.0.1:PORT". Leaving the block stops the server with
+    SIGTERM and checks that it exited 0 after logging "stopped cleanly" (unless the block
+    raised, in which case the server is stopped without masking the original error).
+    """
+
+    def __init__(self, binary, shards=2, auto_create_topics=True, default_partitions=None,
+                 extra_args=(), start_timeout=30.0, stop_timeout=60.0, name="runnel"):
+        self.binary = binary
+        self.shards = shards
+        self.auto_create_topics = auto_create_topics
+        self.default_partitions = default_partitions
+        self.extra_args = list(extra_args)
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.name = name
+        self.tmp = None
+        self.proc = None
+        self.port = None
+        self._lines = []
+        self._cond = threading.Condition()
+        self._reader = None
+        self._stderr_closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self):
+        self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-itest-")
+        cmd = [self.binary, "serve", "--data-dir", os.path.join(self.tmp, "data"),
+               "--kafka-addr", "127.0.0.1:0", "--shards", str(self.shards)]
+        if not self.auto_create_topics:
+            cmd += ["--auto-create-topics", "false"]
+        if self.default_partitions is not None:
+            cmd += ["--default-partitions", str(self.default_partitions)]
+        cmd += self.extra_args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, errors="replace")
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.start_timeout
+        with self._cond:
+            while True:
+                port = self._ready_port()
+                if port is not None:
+                    self.port = port
+                    break
+                if self._stderr_closed:
+                    code = self.proc.wait(timeout=5)
+                    self._cleanup()
+                    raise RuntimeError(f"runnel serve exited with {code} before it was ready:\n"
+                                       + self.log_tail())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._kill()
+                    raise TimeoutError(f"runnel serve not ready after {self.start_timeout} s:\n"
+                                       + self.log_tail())
+                self._cond.wait(left)
+        return self
+
+    def stop(self, check=True):
+        """SIGTERM, then wait for the exit. With `check`, asserts exit code 0 and the
+        "stopped cleanly" line. Removes the data directory in every case."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                raise AssertionError(f"runnel serve did not stop within {self.stop_timeout} s of "
+                                     f"SIGTERM:\n{self.log_tail()}")
+            self._reader.join(timeout=10)
+            self._close_stderr()
+            if check:
+                assert code == 0, f"runnel serve exited with {code}, not 0:\n{self.log_tail()}"
+                assert "stopped cleanly" in self.log(), \
+                    f"runnel serve did not log 'stopped cleanly':\n{self.log_tail()}"
+        finally:
+            self.proc = None
+            self._cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            sys.stderr.write(f"--- last lines of the {self.name} server log ---\n{self.log_tail()}\n")
+        self.stop(check=exc_type is None)
+        return False
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def assert_alive(self):
+        assert self.alive(), f"runnel serve is not running (exit code {self.proc and self.proc.poll()}):\n" \
+                             + self.log_tail()
+
+    def log(self):
+        with self._cond:
+            return "\n".join(self._lines)
+
+    def log_tail(self, n=40):
+        with self._cond:
+            return "\n".join(self._lines[-n:])
+
+    def warnings(self):
+        """The server's log lines at level warn or above."""
+        with self._cond:
+            return [l for l in self._lines if re.search(r"\s(warn|warning|error|critical)\s", l)]
+
+    def wait_for_log(self, pattern, timeout=10.0):
+        """Waits until a log line matches the regular expression `pattern`; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stderr_closed:
+                    raise TimeoutError(f"no server log line matching {pattern!r} within {timeout} s:\n"
+                                       + "\n".join(self._lines[-20:]))
+                self._cond.wait(left)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            with self._cond:
+                self._lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._stderr_closed = True
+            self._cond.notify_all()
+
+    def _ready_port(self):
+        for line in self._lines:
+            m = READY_RE.search(line)
+            if m:
+                return int(m.group(1))
+        return None
+
+    def _close_stderr(self):
+        if self.proc is not None and self.proc.stderr is not None and not self._reader.is_alive():
+            self.proc.stderr.close()
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def _cleanup(self):
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+
+def summary(name, passed, failed, skipped=0, seconds=None):
+    """Prints the closing line every test script ends with: `name: N passed, N failed`."""
+    line = f"{name}: {passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line + (f" ({seconds:.1f} s)" if seconds is not None else ""), flush=True)
