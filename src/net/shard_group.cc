@@ -21,6 +21,7 @@ struct shard_group::shard final : executor {
       , thread([this, id] {
           ::pthread_setname_np(::pthread_self(), fmt::format("shard-{}", id).c_str());
           ctx.run();
+          done.set_value();
       }) {}
 
     void post(std::function<void()> task) override { asio::post(ctx, std::move(task)); }
@@ -28,6 +29,8 @@ struct shard_group::shard final : executor {
     asio::io_context ctx{1};
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::shared_ptr<asio::steady_timer>> timers;
+    std::promise<void> done;
+    std::future<void> finished = done.get_future();
     std::thread thread;
 };
 
@@ -83,7 +86,7 @@ void shard_group::every(unsigned s, std::chrono::milliseconds interval, std::fun
     });
 }
 
-void shard_group::stop() {
+void shard_group::stop(std::chrono::milliseconds grace) {
     for (auto& sh : _shards) {
         if (!sh->thread.joinable()) {
             continue;
@@ -96,10 +99,18 @@ void shard_group::stop() {
             raw->work.reset();
         });
     }
-    for (auto& sh : _shards) {
-        if (sh->thread.joinable()) {
-            sh->thread.join();
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    for (std::size_t i = 0; i < _shards.size(); ++i) {
+        auto& sh = *_shards[i];
+        if (!sh.thread.joinable()) {
+            continue;
         }
+        if (sh.finished.wait_until(deadline) != std::future_status::ready) {
+            logging::get("net").warn("shard {} still had work {} ms after stop; stopping its loop",
+                                     i, grace.count());
+            sh.ctx.stop();
+        }
+        sh.thread.join();
     }
 }
 

@@ -42,8 +42,10 @@ public:
     /// Runs `fn` on shard `shard` every `interval`, first after one interval, until `stop`.
     void every(unsigned shard, std::chrono::milliseconds interval, std::function<void()> fn);
 
-    /// Lets every loop finish what is queued, then joins the threads. Idempotent.
-    void stop();
+    /// Lets every loop finish what is queued, then joins the threads. A loop still busy after
+    /// `grace` (a connection's coroutine waiting on something that will never come) is stopped
+    /// outright; callers stop anything holding durable state before this. Idempotent.
+    void stop(std::chrono::milliseconds grace = std::chrono::seconds(3));
 
     /// The shard that owns `key` (a hash of what is being placed).
     unsigned shard_for(std::size_t key) const noexcept { return static_cast<unsigned>(key % size()); }
