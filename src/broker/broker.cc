@@ -12,6 +12,13 @@ spdlog::logger& lg() { return logging::get("broker"); }
 
 std::atomic<uint64_t> next_instance{0};
 
+/// A `(result, why)` callback that posts `done` to `caller`.
+auto answer_on(executor& caller, std::function<void(result<void>, std::string)> done) {
+    return [&caller, done = std::move(done)](result<void> r, std::string why) {
+        caller.post([done, r, why = std::move(why)] { done(r, why); });
+    };
+}
+
 /// Posts `value` to `done` on `caller`; values may be move-only.
 template <typename T>
 void reply(executor& caller, std::function<void(T)> done, T value) {
@@ -311,9 +318,7 @@ result<void> broker::stop() {
 
 void broker::create_topic(std::string name, topic_config config, executor& caller,
                           std::function<void(result<void>, std::string)> done) {
-    auto answer = [&caller, done](result<void> r, std::string why) {
-        caller.post([done, r, why = std::move(why)] { done(r, why); });
-    };
+    auto answer = answer_on(caller, std::move(done));
     std::string why;
     if (!valid_topic_name(name, why)) {
         return answer(errc::invalid_topic, why);
@@ -377,9 +382,7 @@ void broker::delete_topic(std::string name, executor& caller, done_fn done) {
 
 void broker::create_partitions(std::string name, int32_t count, executor& caller,
                                std::function<void(result<void>, std::string)> done) {
-    auto answer = [&caller, done](result<void> r, std::string why) {
-        caller.post([done, r, why = std::move(why)] { done(r, why); });
-    };
+    auto answer = answer_on(caller, std::move(done));
     on_meta_thread([this, name = std::move(name), count, answer]() {
         std::lock_guard lock(_meta_mu);
         auto current = topics();
@@ -409,9 +412,7 @@ void broker::create_partitions(std::string name, int32_t count, executor& caller
 
 void broker::alter_config(std::string name, std::vector<std::pair<std::string, std::optional<std::string>>> changes,
                           executor& caller, std::function<void(result<void>, std::string)> done) {
-    auto answer = [&caller, done](result<void> r, std::string why) {
-        caller.post([done, r, why = std::move(why)] { done(r, why); });
-    };
+    auto answer = answer_on(caller, std::move(done));
     on_meta_thread([this, name = std::move(name), changes = std::move(changes), answer]() {
         std::lock_guard lock(_meta_mu);
         auto current = topics();

@@ -51,6 +51,16 @@ asio::awaitable<T> await_callback(Start start) {
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(init, asio::use_awaitable);
 }
 
+/// Awaits a broker metadata change (create, alter, grow), which answers `(result, why)`.
+/// `start(answer)` begins it with the callback to pass to the broker.
+template <typename Start>
+asio::awaitable<std::pair<result<void>, std::string>> await_change(Start start) {
+    using change_t = std::pair<result<void>, std::string>;
+    co_return co_await await_callback<change_t>([&start](std::function<void(change_t)> done) {
+        start([done](result<void> r, std::string why) { done({r, std::move(why)}); });
+    });
+}
+
 /// Starts `n` callback operations at once (`start(i, done)`) and awaits all of their results.
 template <typename T, typename Start>
 asio::awaitable<std::vector<T>> await_all(std::size_t n, Start start) {

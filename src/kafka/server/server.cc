@@ -106,11 +106,7 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
     }
     broker::topic_config cfg;
     cfg.partitions = ctx.config.default_partitions;
-    using created_t = std::pair<result<void>, std::string>;
-    auto created = co_await await_callback<created_t>([&](std::function<void(created_t)> done) {
-        ctx.broker.create_topic(name, cfg, ctx.shard,
-                                [done](result<void> r, std::string w) { done({r, std::move(w)}); });
-    });
+    auto created = co_await await_change([&](auto answer) { ctx.broker.create_topic(name, cfg, ctx.shard, answer); });
     // Losing a race with another creator is fine: the topic exists either way.
     if (!created.first && created.first.error() != broker::errc::topic_already_exists) {
         co_return std::pair{nullptr, to_kafka_error(created.first.error())};

@@ -129,11 +129,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::increm
         if (req.validate_only) {
             continue;
         }
-        using altered_t = std::pair<result<void>, std::string>;
-        auto altered = co_await await_callback<altered_t>([&](std::function<void(altered_t)> done) {
-            ctx.broker.alter_config(res.resource_name, std::move(changes), ctx.shard,
-                                    [done](result<void> a, std::string w) { done({a, std::move(w)}); });
-        });
+        auto altered = co_await await_change(
+          [&](auto answer) { ctx.broker.alter_config(res.resource_name, std::move(changes), ctx.shard, answer); });
         if (!altered.first) {
             out.error_code = to_kafka_error(altered.first.error());
             out.error_message = altered.second;
@@ -168,11 +165,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
         if (req.validate_only) {
             continue;
         }
-        using grown_t = std::pair<result<void>, std::string>;
-        auto grown = co_await await_callback<grown_t>([&](std::function<void(grown_t)> done) {
-            ctx.broker.create_partitions(t.name, t.count, ctx.shard,
-                                         [done](result<void> g, std::string w) { done({g, std::move(w)}); });
-        });
+        auto grown = co_await await_change(
+          [&](auto answer) { ctx.broker.create_partitions(t.name, t.count, ctx.shard, answer); });
         if (!grown.first) {
             out.error_code = to_kafka_error(grown.first.error());
             out.error_message = grown.second;

@@ -61,11 +61,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
             continue;
         }
         if (!req.validate_only) {
-            using created_t = std::pair<result<void>, std::string>;
-            auto created = co_await await_callback<created_t>([&](std::function<void(created_t)> done) {
-                ctx.broker.create_topic(t.name, cfg, ctx.shard,
-                                        [done](result<void> res, std::string w) { done({res, std::move(w)}); });
-            });
+            auto created = co_await await_change(
+              [&](auto answer) { ctx.broker.create_topic(t.name, cfg, ctx.shard, answer); });
             if (!created.first) {
                 fail(to_kafka_error(created.first.error()), created.second);
                 continue;
