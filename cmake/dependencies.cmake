@@ -7,4 +7,7 @@ if(NOT RUNNEL_FUZZ)
   find_package(CLI11 REQUIRED)
   find_package(GTest REQUIRED)
   find_package(benchmark REQUIRED)
+  # librdkafka (Debian librdkafka-dev) for the Kafka client commands of `runnel`.
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 endif()

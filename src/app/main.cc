@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
     runnel::app::serve_options serve_opts;
     int (*run_serve)(const runnel::app::serve_options&) = nullptr;
     runnel::app::add_serve_command(app, run_serve, serve_opts);
+    std::function<int()> run_client;
+    runnel::app::add_client_commands(app, run_client);
 
     try {
         app.parse(argc, argv);
@@ -23,6 +25,9 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("serve")) {
         return run_serve(serve_opts);
+    }
+    if (run_client) {
+        return run_client();
     }
     return 2;
 }

@@ -1,0 +1,166 @@
+#include "app/text.h"
+
+#include <array>
+#include <cstdint>
+
+namespace runnel::app {
+namespace {
+
+constexpr std::string_view base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The length of the well-formed UTF-8 sequence at the start of `s`, or 0 when it is not one.
+std::size_t utf8_sequence(std::string_view s) noexcept {
+    const auto b0 = static_cast<unsigned char>(s[0]);
+    if (b0 < 0x80) {
+        return 1;
+    }
+    std::size_t len = 0;
+    uint32_t cp = 0;
+    if ((b0 & 0xE0) == 0xC0) {
+        len = 2;
+        cp = b0 & 0x1F;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3;
+        cp = b0 & 0x0F;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4;
+        cp = b0 & 0x07;
+    } else {
+        return 0;
+    }
+    if (s.size() < len) {
+        return 0;
+    }
+    for (std::size_t i = 1; i < len; ++i) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        if ((b & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    constexpr std::array<uint32_t, 5> min_for_length{0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_for_length[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+} // namespace
+
+bool valid_utf8(std::string_view s) noexcept {
+    while (!s.empty()) {
+        auto n = utf8_sequence(s);
+        if (n == 0) {
+            return false;
+        }
+        s.remove_prefix(n);
+    }
+    return true;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    constexpr std::string_view hex = "0123456789abcdef";
+    out.push_back('"');
+    while (!s.empty()) {
+        const auto c = static_cast<unsigned char>(s[0]);
+        if (c >= 0x80) {
+            auto n = utf8_sequence(s);
+            if (n == 0) {
+                out += "\\ufffd";
+                s.remove_prefix(1);
+            } else {
+                out.append(s.substr(0, n));
+                s.remove_prefix(n);
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        default:
+            if (c < 0x20 || c == 0x7F) {
+                out += "\\u00";
+                out.push_back(hex[c >> 4]);
+                out.push_back(hex[c & 0xF]);
+            } else {
+                out.push_back(static_cast<char>(c));
+            }
+        }
+        s.remove_prefix(1);
+    }
+    out.push_back('"');
+}
+
+std::string base64_encode(std::string_view bytes) {
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= bytes.size(); i += 3) {
+        const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) |
+                           (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint32_t(uint8_t(bytes[i + 2]));
+        out.push_back(base64_alphabet[(v >> 18) & 63]);
+        out.push_back(base64_alphabet[(v >> 12) & 63]);
+        out.push_back(base64_alphabet[(v >> 6) & 63]);
+        out.push_back(base64_alphabet[v & 63]);
+    }
+    const auto rest = bytes.size() - i;
+    if (rest > 0) {
+        uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+        if (rest == 2) {
+            v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
+        }
+        out.push_back(base64_alphabet[(v >> 18) & 63]);
+        out.push_back(base64_alphabet[(v >> 12) & 63]);
+        out.push_back(rest == 2 ? base64_alphabet[(v >> 6) & 63] : '=');
+        out.push_back('=');
+    }
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+    while (!text.empty() && text.back() == '=') {
+        text.remove_suffix(1);
+    }
+    if (text.size() % 4 == 1) {
+        return std::nullopt;
+    }
+    std::string out;
+    out.reserve(text.size() * 3 / 4);
+    uint32_t acc = 0;
+    int bits = 0;
+    for (char ch : text) {
+        auto pos = base64_alphabet.find(ch);
+        if (pos == std::string_view::npos) {
+            return std::nullopt;
+        }
+        acc = (acc << 6) | static_cast<uint32_t>(pos);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+        }
+    }
+    return out;
+}
+
+} // namespace runnel::app
