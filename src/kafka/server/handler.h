@@ -7,8 +7,12 @@
 #include <optional>
 #include <vector>
 
+#include <set>
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/broker.h"
@@ -24,6 +28,13 @@ namespace proto = protocol;
 /// (Produce with acks=0).
 using response_frame = std::optional<std::vector<std::byte>>;
 
+/// The connections of one shard and the long polls waiting in them, so `stop` can end them.
+/// Touched only on that shard's thread.
+struct shard_connections {
+    std::set<asio::ip::tcp::socket*> sockets;
+    std::set<asio::steady_timer*> long_polls;
+};
+
 /// What a handler knows about the request it answers. Lives in the connection's coroutine
 /// for the duration of the request; runs on the connection's shard.
 struct request_context {
@@ -32,6 +43,7 @@ struct request_context {
     broker::broker& broker;
     executor& shard;
     const proto::request_header& header;
+    shard_connections& connections;
 };
 
 template <typename Response>

@@ -1,6 +1,7 @@
 #include "kafka/server/server.h"
 
 #include <set>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -114,11 +115,6 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
     co_return std::pair{ctx.broker.topic(name), kerr::none};
 }
 
-/// The connections of one shard, so `stop` can close them.
-struct shard_connections {
-    std::set<tcp::socket*> sockets;
-};
-
 struct kafka_server::state {
     net::shard_group& shards;
     broker::broker& broker;
@@ -205,7 +201,7 @@ asio::awaitable<void> serve_connection(kafka_server::state& st, unsigned shard, 
                 break;
             }
             request_context ctx{st.config, st.advertised, st.broker, st.shards.executor_of(shard),
-                                parsed.value().header};
+                                parsed.value().header, conns};
             response_frame answer;
             try {
                 answer = co_await dispatch(ctx, parsed.value().body);
@@ -315,7 +311,31 @@ void kafka_server::stop() {
             for (auto* sock : st.connections[s].sockets) {
                 sock->close(ec);
             }
+            for (auto* timer : st.connections[s].long_polls) {
+                timer->cancel();
+            }
         });
+    }
+    // Wait, while every shard still runs, until each connection's coroutine has finished: a
+    // request in flight may still need another shard to answer it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (unsigned s = 0; s < st.shards.size(); ++s) {
+        for (;;) {
+            std::size_t left = 0;
+            st.shards.run_on(s, [&] {
+                left = st.connections[s].sockets.size();
+                for (auto* timer : st.connections[s].long_polls) {
+                    timer->cancel();
+                }
+            });
+            if (left == 0 || std::chrono::steady_clock::now() >= deadline) {
+                if (left != 0) {
+                    lg().warn("{} connections on shard {} did not finish within 10 s of stop", left, s);
+                }
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling a shutdown, not a test
+        }
     }
 }
 

@@ -116,8 +116,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
             ctx.broker.add_to_watch(w, p.tp, p.offset);
         }
         timer->expires_at(deadline);
+        ctx.connections.long_polls.insert(timer.get());
         boost::system::error_code ec;
         co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        ctx.connections.long_polls.erase(timer.get());
         w.cancel();
         waited = true;
     }
