@@ -19,7 +19,7 @@ int8_t config_type(const std::string& name) {
     if (name == "cleanup.policy") {
         return type_list;
     }
-    return name == "max.message.bytes" ? type_int : type_long;
+    return name == "max.message.bytes" || name == "segment.bytes" ? type_int : type_long;
 }
 
 } // namespace
