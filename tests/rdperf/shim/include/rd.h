@@ -5,6 +5,8 @@
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
 #include <unistd.h>
 #define rd_snprintf snprintf
 #define RD_MIN(a, b) ((a) < (b) ? (a) : (b))
