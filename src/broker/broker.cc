@@ -451,28 +451,22 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
                      std::function<void(result<produce_result>)> done) {
     // Validate and copy on the caller's shard: CRC work spreads over the connections' shards.
     auto refuse = [&](errc e) { reply<result<produce_result>>(caller, std::move(done), e); };
-    auto h = model::validate_batch(records);
-    if (!h) {
-        return refuse(errc::corrupt_message);
+    // One validation (length, magic, CRC) of exactly one batch: as Kafka, a partition's
+    // records are one v2 batch, so a refusal never leaves part of a request appended.
+    auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records));
+    if (!b) {
+        return refuse(b.error() == model::errc::batch_length_invalid ? errc::invalid_record
+                                                                     : errc::corrupt_message);
     }
-    // As Kafka: exactly one v2 batch per partition, so a refusal never leaves part of a
-    // request appended.
-    if (h.value().size_bytes() != records.size()) {
-        return refuse(errc::invalid_record);
-    }
-    const auto& hd = h.value();
+    const auto& hd = b.value().header();
     if (hd.is_control() || hd.record_count < 1 || hd.last_offset_delta != hd.record_count - 1
         || (hd.producer_id >= 0 && hd.base_sequence < 0)) {
         return refuse(errc::invalid_record);
     }
-    if (hd.compression() == model::compression::none && !model::decode_records(records)) {
+    if (hd.compression() == model::compression::none && !model::decode_records(b.value().bytes())) {
         return refuse(errc::invalid_record);
     }
     auto batches = std::make_shared<std::vector<model::record_batch>>();
-    auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records));
-    if (!b) {
-        return refuse(errc::corrupt_message);
-    }
     batches->push_back(std::move(b).value());
     auto s = shard_of(tp);
     _shards[s]->post([this, s, tp = std::move(tp), batches, acks, &caller, done = std::move(done)]() mutable {

@@ -24,6 +24,8 @@ struct topic_info {
     std::string name;
     std::array<uint8_t, 16> id{}; ///< Kafka's topic id (a random UUID made at creation)
     topic_config config;
+
+    bool has_partition(int32_t p) const noexcept { return p >= 0 && p < config.partitions; }
 };
 
 /// Every topic, by name. Published as an immutable snapshot that any thread may read.

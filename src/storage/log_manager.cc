@@ -1,28 +1,6 @@
 #include "storage/log_manager.h"
 
-#include <charconv>
-
 namespace runnel::storage {
-
-std::vector<model::topic_partition> log_manager::discover(const std::filesystem::path& root) {
-    std::vector<model::topic_partition> out;
-    std::error_code ec;
-    for (const auto& topic : std::filesystem::directory_iterator(root, ec)) {
-        if (!topic.is_directory()) {
-            continue;
-        }
-        for (const auto& part : std::filesystem::directory_iterator(topic.path(), ec)) {
-            auto name = part.path().filename().string();
-            int32_t id = -1;
-            auto [end, perr] = std::from_chars(name.data(), name.data() + name.size(), id);
-            if (part.is_directory() && perr == std::errc() && end == name.data() + name.size() && id >= 0) {
-                out.push_back({topic.path().filename().string(), model::partition_id(id)});
-            }
-        }
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
 
 std::filesystem::path log_manager::directory_of(const model::topic_partition& tp) const {
     return _root / tp.topic / std::to_string(tp.partition());

@@ -12,18 +12,13 @@ namespace runnel::storage {
 
 /// The partition logs one shard owns, under `<root>/<topic>/<partition>/`.
 ///
-/// Owned by one shard and used only on its thread, like the logs it holds. `discover` is a
-/// plain directory listing that any thread may call at start-up to decide which shard opens
-/// what.
+/// Owned by one shard and used only on its thread, like the logs it holds.
 class log_manager {
 public:
     log_manager(std::filesystem::path root, executor& owner, flusher& flush_thread)
       : _root(std::move(root))
       , _owner(owner)
       , _flusher(flush_thread) {}
-
-    /// The topic partitions that have a directory under `root`.
-    static std::vector<model::topic_partition> discover(const std::filesystem::path& root);
 
     std::filesystem::path directory_of(const model::topic_partition& tp) const;
 

@@ -58,7 +58,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
             out.partition_index = p.partition;
             out.high_watermark = -1;
             out.aborted_transactions.emplace();
-            if (!info || p.partition < 0 || p.partition >= info->config.partitions) {
+            if (!info || !info->has_partition(p.partition)) {
                 out.error_code = kerr::unknown_topic_or_partition;
                 continue;
             }

@@ -20,7 +20,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
             out.partition_index = p.partition_index;
             out.timestamp = -1;
             out.offset = -1;
-            if (!info || p.partition_index < 0 || p.partition_index >= info->config.partitions) {
+            if (!info || !info->has_partition(p.partition_index)) {
                 out.error_code = kerr::unknown_topic_or_partition;
                 continue;
             }

@@ -30,7 +30,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
                 out.error_code = kerr::invalid_required_acks;
             } else if (topic_error != kerr::none) {
                 out.error_code = topic_error;
-            } else if (p.index < 0 || p.index >= info->config.partitions) {
+            } else if (!info->has_partition(p.index)) {
                 out.error_code = kerr::unknown_topic_or_partition;
             } else if (!p.records || p.records->empty()) {
                 out.error_code = kerr::corrupt_message;
