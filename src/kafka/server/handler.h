@@ -44,6 +44,10 @@ struct request_context {
     executor& shard;
     const proto::request_header& header;
     shard_connections& connections;
+    /// Lets the connection read its next request. A handler whose later work needs no
+    /// ordering calls it once its order-sensitive work is issued (Produce: after its appends
+    /// are posted); otherwise the connection waits until the answer is ready.
+    std::function<void()> issued;
 };
 
 template <typename Response>

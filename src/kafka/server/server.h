@@ -29,7 +29,8 @@ struct server_config {
 /// The Kafka protocol listener: accepts connections and answers them from the broker.
 ///
 /// One acceptor runs on shard 0 and hands each connection to the next shard in turn; a
-/// connection then lives on that shard, reads one request at a time, and answers in order.
+/// connection then lives on that shard, pipelines its requests (appends issued in arrival
+/// order, syncs overlapping) and answers in order.
 /// Malformed frames close only their own connection. Asio stays in the `.cc` files.
 /// `start` and `stop` are called by the main thread; `stop` closes every connection so the
 /// shards can finish.

@@ -43,6 +43,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
     auto results = co_await await_all<result<broker::produce_result>>(
       targets.size(), [&](std::size_t i, std::function<void(result<broker::produce_result>)> done) {
           ctx.broker.produce(targets[i].tp, targets[i].records, req.acks, ctx.shard, std::move(done));
+          if (i + 1 == targets.size()) {
+              ctx.issued(); // appends are posted in order; their syncs may overlap the next request
+          }
       });
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto& out = r.responses[targets[i].topic].partition_responses[targets[i].partition];
