@@ -33,6 +33,17 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::describe_configs, "DescribeConfigs", 1, 4, 4},
   {proto::api_key::create_partitions, "CreatePartitions", 0, 3, 2},
   {proto::api_key::incremental_alter_configs, "IncrementalAlterConfigs", 0, 1, 1},
+  {proto::api_key::find_coordinator, "FindCoordinator", 0, 4, 3},
+  {proto::api_key::join_group, "JoinGroup", 0, 9, 6},
+  {proto::api_key::sync_group, "SyncGroup", 0, 5, 4},
+  {proto::api_key::heartbeat, "Heartbeat", 0, 4, 4},
+  {proto::api_key::leave_group, "LeaveGroup", 0, 5, 4},
+  {proto::api_key::offset_commit, "OffsetCommit", 0, 8, 8},
+  {proto::api_key::offset_fetch, "OffsetFetch", 0, 8, 6},
+  {proto::api_key::list_groups, "ListGroups", 0, 4, 3},
+  {proto::api_key::describe_groups, "DescribeGroups", 0, 5, 5},
+  {proto::api_key::delete_groups, "DeleteGroups", 0, 2, 2},
+  {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
 };
 
 } // namespace
@@ -90,6 +101,34 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::unknown_producer_id;
     case errc::transactions_unsupported:
         return kerr::invalid_request;
+    case errc::coordinator_loading:
+        return kerr::coordinator_load_in_progress;
+    case errc::coordinator_not_available:
+        return kerr::coordinator_not_available;
+    case errc::invalid_group_id:
+        return kerr::invalid_group_id;
+    case errc::group_id_not_found:
+        return kerr::group_id_not_found;
+    case errc::non_empty_group:
+        return kerr::non_empty_group;
+    case errc::unknown_member_id:
+        return kerr::unknown_member_id;
+    case errc::illegal_generation:
+        return kerr::illegal_generation;
+    case errc::rebalance_in_progress:
+        return kerr::rebalance_in_progress;
+    case errc::member_id_required:
+        return kerr::member_id_required;
+    case errc::fenced_instance_id:
+        return kerr::fenced_instance_id;
+    case errc::inconsistent_group_protocol:
+        return kerr::inconsistent_group_protocol;
+    case errc::invalid_session_timeout:
+        return kerr::invalid_session_timeout;
+    case errc::group_subscribed_to_topic:
+        return kerr::group_subscribed_to_topic;
+    case errc::offset_metadata_too_large:
+        return kerr::offset_metadata_too_large;
     }
     return kerr::unknown_server_error;
 }
@@ -119,6 +158,7 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
 struct kafka_server::state {
     net::shard_group& shards;
     broker::broker& broker;
+    broker::group_coordinator& groups;
     server_config config;
     net::endpoint advertised;
     std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
@@ -248,6 +288,7 @@ struct connection : std::enable_shared_from_this<connection> {
     unsigned shard;
     tcp::socket sock;
     std::string peer;
+    std::string client_host;
     std::deque<std::shared_ptr<in_flight>> queue;
     std::size_t queued_bytes = 0;
     bool reader_done = false;
@@ -260,8 +301,9 @@ struct connection : std::enable_shared_from_this<connection> {
 asio::awaitable<void> run_request(std::shared_ptr<connection> c, std::shared_ptr<in_flight> req,
                                   proto::request_header header, std::span<const std::byte> body) {
     auto& st = c->st;
-    request_context ctx{st.config, st.advertised, st.broker, st.shards.executor_of(c->shard), header,
-                        st.connections[c->shard], [req] { req->issued.set(); }};
+    request_context ctx{st.config,  st.advertised, st.broker,          st.groups,
+                        st.shards.executor_of(c->shard), header, st.connections[c->shard], c->client_host,
+                        [req] { req->issued.set(); }};
     try {
         req->answer = co_await dispatch(ctx, body);
     } catch (const std::system_error& e) {
@@ -358,6 +400,7 @@ void serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock)
     boost::system::error_code ec;
     if (auto ep = c->sock.remote_endpoint(ec); !ec) {
         c->peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        c->client_host = "/" + ep.address().to_string();
     }
     asio::co_spawn(c->sock.get_executor(), read_requests(c), asio::detached);
     asio::co_spawn(c->sock.get_executor(), write_answers(c), asio::detached);
@@ -392,8 +435,9 @@ asio::awaitable<void> accept_loop(kafka_server::state& st) {
 
 } // namespace
 
-kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, server_config config)
-  : _state(std::make_unique<state>(state{shards, broker, std::move(config), {}, nullptr, {}, 0, false})) {
+kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, broker::group_coordinator& groups,
+                           server_config config)
+  : _state(std::make_unique<state>(state{shards, broker, groups, std::move(config), {}, nullptr, {}, 0, false})) {
     _state->connections.resize(shards.size());
 }
 

@@ -9,6 +9,7 @@
 
 namespace runnel::broker {
 class broker;
+class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::kafka {
@@ -36,7 +37,8 @@ struct server_config {
 /// shards can finish.
 class kafka_server {
 public:
-    kafka_server(net::shard_group& shards, broker::broker& broker, server_config config);
+    kafka_server(net::shard_group& shards, broker::broker& broker, broker::group_coordinator& groups,
+                 server_config config);
     ~kafka_server();
     kafka_server(const kafka_server&) = delete;
     kafka_server& operator=(const kafka_server&) = delete;

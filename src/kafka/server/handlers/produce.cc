@@ -21,6 +21,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
         int16_t topic_error = kerr::none;
         if (acks_ok) {
             std::tie(info, topic_error) = co_await find_or_create_topic(ctx, t.name, true);
+            if (topic_error == kerr::none && broker::is_internal_topic(t.name)) {
+                topic_error = kerr::invalid_topic_exception; // only the broker writes its internal topics
+            }
         }
         for (auto& p : t.partition_data) {
             auto& out = out_topic.partition_responses.emplace_back();
