@@ -577,6 +577,19 @@ void broker::offsets(model::topic_partition tp, executor& caller, std::function<
     });
 }
 
+void broker::remove_segments_before(model::topic_partition tp, model::offset o, executor& caller,
+                                    std::function<void(result<model::offset>)> done) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), o, &caller, done = std::move(done)]() mutable {
+        auto log = _state[s]->logs->get(tp);
+        if (!log) {
+            return reply<result<model::offset>>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        auto report = log->remove_segments_before(o);
+        reply<result<model::offset>>(caller, std::move(done), report.start_offset);
+    });
+}
+
 void broker::offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
                              std::function<void(result<std::optional<model::offset>>)> done) {
     using R = result<std::optional<model::offset>>;

@@ -114,6 +114,11 @@ public:
 
     void offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done);
 
+    /// Deletes the partition's whole segments before `o` (their live records having been
+    /// written again past `o` by the topic's owner); answers the new log start.
+    void remove_segments_before(model::topic_partition tp, model::offset o, executor& caller,
+                                std::function<void(result<model::offset>)> done);
+
     struct producer_identity {
         int64_t id;
         int16_t epoch;

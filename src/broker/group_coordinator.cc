@@ -265,9 +265,17 @@ struct group {
 
 } // namespace
 
+/// What the coordinator knows of one partition of the offsets topic it owns.
+struct offsets_partition_stats {
+    uint64_t records = 0;   ///< records in the log since its start (estimated after a rewrite)
+    int in_flight = 0;      ///< writes appended but not yet synced
+    bool rewriting = false;
+};
+
 struct group_coordinator::shard_state {
     std::map<std::string, std::unique_ptr<group>, std::less<>> groups;
     std::set<int32_t> loading; ///< offsets partitions of this shard still being read
+    std::map<int32_t, offsets_partition_stats> partitions;
 };
 
 group_coordinator::group_coordinator(broker& b, group_config config, std::vector<executor*> shards)
@@ -304,7 +312,8 @@ result<void> group_coordinator::start() {
         topic_config cfg;
         cfg.partitions = _config.offsets_partitions;
         cfg.cleanup_policy = "compact";
-        cfg.segment_bytes = 100ll << 20;
+        cfg.segment_bytes = _config.offsets_segment_bytes;
+        cfg.max_message_bytes = 16 << 20;
         std::optional<result<void>> created;
         manual_executor here;
         _broker.create_topic(std::string(offsets_topic), cfg, here,
@@ -328,7 +337,11 @@ result<void> group_coordinator::start() {
     _started = true;
     for (int32_t p = 0; p < _partitions; ++p) {
         auto s = _broker.shard_of({std::string(offsets_topic), model::partition_id(p)});
-        _shards[s]->post([this, p] { load_partition(p, model::offset(0)); });
+        _broker.offsets({std::string(offsets_topic), model::partition_id(p)}, *_shards[s],
+                        [this, p](result<offsets_result> r) {
+                            // Compaction removes whole segments from the front: read from the start.
+                            load_partition(p, r ? r.value().log_start : model::offset(0));
+                        });
     }
     return ok();
 }
@@ -355,6 +368,7 @@ void group_coordinator::load_partition(int32_t p, model::offset from) {
             if (!records) {
                 continue;
             }
+            st.partitions[p].records += records.value().size();
             for (const auto& rec : records.value()) {
                 if (!rec.key) {
                     continue;
@@ -469,6 +483,7 @@ void group_coordinator::finish_load(int32_t p) {
     }
     st.loading.erase(p);
     _partition_ready[static_cast<std::size_t>(p)].store(true);
+    maybe_rewrite(s, p);
     _loading.fetch_sub(1);
     lg().debug("loaded {} partition {}: {} groups", offsets_topic, p, groups);
 }
@@ -477,24 +492,72 @@ void group_coordinator::finish_load(int32_t p) {
 
 namespace {
 
+using record_list = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+/// Appends `records` to partition `p` of the offsets topic as batches of at most `chunk`
+/// bytes; `done` gets the first batch's offset once all are synced, or the first error.
+void append_records(broker& brk, executor& shard, int32_t p, const record_list& records,
+                    std::function<void(result<model::offset>)> done) {
+    constexpr std::size_t chunk = 4u << 20;
+    struct gather {
+        std::size_t left = 0;
+        std::optional<model::offset> first;
+        std::optional<std::error_code> error;
+        std::function<void(result<model::offset>)> done;
+    };
+    auto g = std::make_shared<gather>();
+    g->done = std::move(done);
+    std::vector<model::record_batch> batches;
+    model::record_batch_builder b;
+    std::size_t bytes = 0;
+    const model::event_time ts(wall_ms());
+    for (const auto& [k, v] : records) {
+        b.add(std::string_view(k), v ? std::optional<std::string_view>(*v) : std::nullopt, ts);
+        bytes += k.size() + (v ? v->size() : 0) + 16;
+        if (bytes >= chunk) {
+            batches.push_back(b.build());
+            bytes = 0;
+        }
+    }
+    if (!b.empty()) {
+        batches.push_back(b.build());
+    }
+    g->left = batches.size();
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        brk.produce({std::string(offsets_topic), model::partition_id(p)}, batches[i].bytes(), -1, shard,
+                    [g, i](result<produce_result> r) {
+                        if (!r && !g->error) {
+                            g->error = r.error();
+                        }
+                        if (r && i == 0) {
+                            g->first = r.value().base;
+                        }
+                        if (--g->left == 0) {
+                            g->done(g->error ? result<model::offset>(*g->error) : result<model::offset>(*g->first));
+                        }
+                    });
+    }
+}
+
 struct machine {
     broker& brk;
     const group_config& config;
     executor& shard;
+    std::map<int32_t, offsets_partition_stats>& stats;
+    std::function<void(int32_t)> idle; ///< called when a partition has no write in flight
 
     /// Appends records to the group's offsets partition and calls `done` once they are synced.
-    void persist(const group& g, std::vector<std::pair<std::string, std::optional<std::string>>> records,
-                 std::function<void(result<void>)> done) {
-        model::record_batch_builder b;
-        const model::event_time ts(wall_ms());
-        for (const auto& [k, v] : records) {
-            b.add(std::string_view(k), v ? std::optional<std::string_view>(*v) : std::nullopt, ts);
-        }
-        auto batch = b.build();
-        brk.produce({std::string(offsets_topic), model::partition_id(g.partition)}, batch.bytes(), -1, shard,
-                    [done = std::move(done)](result<produce_result> r) {
-                        done(r ? result<void>(ok()) : result<void>(r.error()));
-                    });
+    void persist(const group& g, record_list records, std::function<void(result<void>)> done) {
+        auto& st = stats[g.partition];
+        ++st.in_flight;
+        st.records += records.size();
+        append_records(brk, shard, g.partition, records,
+                       [p = g.partition, &stats = stats, idle = idle, done = std::move(done)](result<model::offset> r) {
+                           done(r ? result<void>(ok()) : result<void>(r.error()));
+                           if (--stats[p].in_flight == 0 && idle) {
+                               idle(p);
+                           }
+                       });
     }
 
     void persist_group(const group& g) {
@@ -686,7 +749,7 @@ void group_coordinator::join(join_request req, executor& caller, std::function<v
         if (st.loading.contains(p)) {
             return fail(errc::coordinator_loading);
         }
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         auto it = st.groups.find(req.group_id);
         if (it == st.groups.end()) {
             if (!req.member_id.empty()) {
@@ -864,7 +927,7 @@ void group_coordinator::sync(sync_request req, executor& caller, std::function<v
             return fail(errc::inconsistent_group_protocol);
         }
         auto& m = mit->second;
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         switch (g.state) {
         case group_state::empty:
         case group_state::dead:
@@ -907,7 +970,7 @@ void group_coordinator::sync(sync_request req, executor& caller, std::function<v
             if (g.generation != generation || g.state != group_state::completing_rebalance) {
                 return; // a newer rebalance took over; its members were told
             }
-            machine mc{_broker, _config, *_shards[s]};
+            machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
             if (!r) {
                 lg().warn("group {}: cannot store generation {}: {}", g.id, generation, r.error().message());
                 for (auto& [id, m] : g.members) {
@@ -978,7 +1041,7 @@ void group_coordinator::leave(std::string group_id, std::vector<member_identity>
             return answer(errc::unknown_member_id, std::vector<errc>(members.size(), errc::unknown_member_id));
         }
         auto& g = *it->second;
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         std::vector<errc> each;
         for (const auto& who : members) {
             std::string id = who.member_id;
@@ -1087,7 +1150,7 @@ void group_coordinator::commit(commit_request req, executor& caller,
         if (records.empty()) {
             return answer(errc::success, std::move(each));
         }
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         mc.persist(g, std::move(records), [this, s, gid = g.id, accepted, each = std::move(each), answer](result<void> r) mutable {
             if (!r) {
                 lg().warn("group {}: cannot store committed offsets: {}", gid, r.error().message());
@@ -1230,7 +1293,7 @@ void group_coordinator::delete_group(std::string group_id, executor& caller, std
         }
         tombstones.emplace_back(group_key(g.id), std::nullopt);
         g.state = group_state::dead;
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         mc.persist(g, std::move(tombstones), [this, s, group_id, answer](result<void> r) {
             auto& st = *_state[s];
             if (auto it = st.groups.find(group_id); it != st.groups.end() && it->second->state == group_state::dead) {
@@ -1283,7 +1346,7 @@ void group_coordinator::delete_offsets(std::string group_id, std::vector<model::
         if (tombstones.empty()) {
             return answer(errc::success, std::move(each));
         }
-        machine mc{_broker, _config, *_shards[s]};
+        machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
         mc.persist(g, std::move(tombstones), [each = std::move(each), answer](result<void> r) mutable {
             if (!r) {
                 for (auto& e : each) {
@@ -1330,7 +1393,7 @@ void group_coordinator::all_offsets(executor& caller, std::function<void(std::ve
 void group_coordinator::on_topic_deleted(const std::string& topic) {
     for (std::size_t s = 0; s < _shards.size(); ++s) {
         _shards[s]->post([this, s, topic] {
-            machine mc{_broker, _config, *_shards[s]};
+            machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
             for (auto& [id, g] : _state[s]->groups) {
                 std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
                 for (auto it = g->offsets.begin(); it != g->offsets.end();) {
@@ -1350,9 +1413,68 @@ void group_coordinator::on_topic_deleted(const std::string& topic) {
     }
 }
 
+std::function<void(int32_t)> group_coordinator::idle_hook(unsigned s) {
+    return [this, s](int32_t p) { maybe_rewrite(s, p); };
+}
+
+// The offsets topic is compacted by its owner: when most of a partition's records are
+// superseded, the coordinator writes every live key of the partition again (the groups'
+// metadata and committed offsets, which it holds in memory) and deletes the whole segments
+// before that copy. It runs only while no write of the partition is in flight, so memory and
+// log agree at the point of the copy.
+void group_coordinator::maybe_rewrite(unsigned s, int32_t p) {
+    auto& st = *_state[s];
+    auto& stats = st.partitions[p];
+    if (stats.rewriting || stats.in_flight > 0 || st.loading.contains(p)) {
+        return;
+    }
+    record_list live;
+    for (const auto& [id, g] : st.groups) {
+        if (g->partition != p || g->state == group_state::dead) {
+            continue;
+        }
+        if (g->generation > 0 || !g->members.empty()) {
+            live.emplace_back(group_key(id), g->metadata_value());
+        }
+        for (const auto& [tp, v] : g->offsets) {
+            live.emplace_back(offset_key(id, tp), offset_value(v));
+        }
+    }
+    if (stats.records < 2 * live.size() + _config.compaction_slack_records) {
+        return;
+    }
+    stats.rewriting = true;
+    const auto superseded = stats.records - live.size();
+    model::topic_partition tp{std::string(offsets_topic), model::partition_id(p)};
+    auto finish = [this, s, p, n = live.size(), superseded, tp](result<model::offset> from) {
+        if (!from) {
+            lg().warn("{} partition {}: cannot compact: {}", offsets_topic, p, from.error().message());
+            _state[s]->partitions[p].rewriting = false;
+            return;
+        }
+        _broker.remove_segments_before(tp, from.value(), *_shards[s],
+                                       [this, s, p, n, superseded](result<model::offset> start) {
+                                           auto& stats = _state[s]->partitions[p];
+                                           stats.rewriting = false;
+                                           stats.records = n;
+                                           if (start) {
+                                               lg().info("{} partition {}: compacted {} live records ({} superseded); log starts at {}",
+                                                         offsets_topic, p, n, superseded, start.value());
+                                           }
+                                       });
+    };
+    if (live.empty()) {
+        _broker.offsets(tp, *_shards[s], [finish](result<offsets_result> r) {
+            finish(r ? result<model::offset>(r.value().high_watermark) : result<model::offset>(r.error()));
+        });
+        return;
+    }
+    append_records(_broker, *_shards[s], p, live, finish);
+}
+
 void group_coordinator::tick(unsigned s, coordinator_clock::time_point now) {
     auto& st = *_state[s];
-    machine mc{_broker, _config, *_shards[s]};
+    machine mc{_broker, _config, *_shards[s], _state[s]->partitions, idle_hook(s)};
     for (auto& [id, gp] : st.groups) {
         auto& g = *gp;
         for (auto it = g.pending.begin(); it != g.pending.end();) {

@@ -26,6 +26,11 @@ struct group_config {
     std::chrono::milliseconds max_session_timeout{1800000};
     /// offsets.topic.num.partitions: fixed when the offsets topic is created.
     int32_t offsets_partitions = 16;
+    /// segment.bytes of the offsets topic, fixed when it is created.
+    int64_t offsets_segment_bytes = 8ll << 20;
+    /// A partition of the offsets topic is compacted once it holds this many more records
+    /// than twice its live keys.
+    uint64_t compaction_slack_records = 20000;
     /// offset.metadata.max.bytes
     std::size_t max_metadata_bytes = 4096;
 };
@@ -155,7 +160,8 @@ struct group_offsets {
 /// shard and answer on the caller's executor, like the broker's. Commits and the group's
 /// metadata after each rebalance are appended to `__consumer_offsets` and synced before they
 /// are answered; `start` replays that topic, partition by partition, and a group answers
-/// COORDINATOR_LOAD_IN_PROGRESS until its partition is loaded. Timeouts (sessions,
+/// COORDINATOR_LOAD_IN_PROGRESS until its partition is loaded. The coordinator compacts the
+/// offsets topic itself (see `maybe_rewrite`), since it holds every live key in memory. Timeouts (sessions,
 /// rebalances, the initial delay) are checked by `tick`, which the server calls on each shard.
 class group_coordinator {
 public:
@@ -204,6 +210,8 @@ private:
     unsigned shard_of_group(std::string_view group_id) const noexcept;
     void load_partition(int32_t p, model::offset from);
     void finish_load(int32_t p);
+    std::function<void(int32_t)> idle_hook(unsigned s);
+    void maybe_rewrite(unsigned s, int32_t p);
 
     broker& _broker;
     group_config _config;

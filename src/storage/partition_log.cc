@@ -653,9 +653,40 @@ result<std::optional<model::offset>> partition_log::timequery(model::event_time 
 }
 
 retention_report partition_log::apply_retention(model::processing_time now) {
+    std::size_t keep_from = 0; // segments before this index go
+    if (_config.retention_ms >= 0) {
+        // As in Kafka, retention compares record timestamps with this machine's clock.
+        const model::event_time cutoff(now() - _config.retention_ms);
+        while (keep_from + 1 < _segments.size() && _segments[keep_from]->max_timestamp < cutoff) {
+            ++keep_from;
+        }
+    }
+    if (_config.retention_bytes >= 0) {
+        uint64_t total = size_bytes();
+        for (std::size_t i = 0; i < keep_from; ++i) {
+            total -= _segments[i]->size;
+        }
+        while (keep_from + 1 < _segments.size()
+               && total - _segments[keep_from]->size >= static_cast<uint64_t>(_config.retention_bytes)) {
+            total -= _segments[keep_from]->size;
+            ++keep_from;
+        }
+    }
+    return remove_front_segments(keep_from, "retention");
+}
+
+retention_report partition_log::remove_segments_before(model::offset o) {
+    std::size_t keep_from = 0;
+    while (keep_from + 1 < _segments.size() && _segments[keep_from + 1]->base <= o) {
+        ++keep_from;
+    }
+    return remove_front_segments(keep_from, "prefix removal");
+}
+
+retention_report partition_log::remove_front_segments(std::size_t count, std::string_view why) {
     retention_report report;
     std::vector<std::filesystem::path> doomed;
-    auto remove_front = [&] {
+    for (std::size_t i = 0; i < count; ++i) {
         auto& seg = *_segments.front();
         report.bytes_removed += seg.size;
         ++report.segments_removed;
@@ -663,29 +694,14 @@ retention_report partition_log::apply_retention(model::processing_time now) {
         doomed.push_back(seg.index_path());
         doomed.push_back(seg.time_index_path());
         _segments.pop_front();
-    };
-    if (_config.retention_ms >= 0) {
-        // As in Kafka, retention compares record timestamps with this machine's clock.
-        const model::event_time cutoff(now() - _config.retention_ms);
-        while (_segments.size() > 1 && _segments.front()->max_timestamp < cutoff) {
-            remove_front();
-        }
-    }
-    if (_config.retention_bytes >= 0) {
-        uint64_t total = size_bytes();
-        while (_segments.size() > 1
-               && total - _segments.front()->size >= static_cast<uint64_t>(_config.retention_bytes)) {
-            total -= _segments.front()->size;
-            remove_front();
-        }
     }
     report.start_offset = start_offset();
     if (_corrupt_from && *_corrupt_from < report.start_offset) {
-        lg().warn("{}: retention removed the corrupt batch at offset {}", _dir.string(), *_corrupt_from);
+        lg().warn("{}: {} removed the corrupt batch at offset {}", _dir.string(), why, *_corrupt_from);
         _corrupt_from.reset();
     }
     if (!doomed.empty()) {
-        lg().info("{}: retention removed {} segments ({} bytes); log starts at {}", _dir.string(),
+        lg().info("{}: {} removed {} segments ({} bytes); log starts at {}", _dir.string(), why,
                   report.segments_removed, report.bytes_removed, report.start_offset);
         _flusher.submit(
           [doomed = std::move(doomed), dir = _dir_handle]() -> result<void> {

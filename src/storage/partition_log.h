@@ -116,6 +116,10 @@ public:
     /// one). Files are removed on the flusher thread.
     retention_report apply_retention(model::processing_time now);
 
+    /// Deletes the whole sealed segments that hold only offsets before `o` (the owner of a
+    /// compacted topic, after rewriting their live records past `o`).
+    retention_report remove_segments_before(model::offset o);
+
     /// Flushes everything, persists the durable point, and refuses further appends.
     void close(done_fn done);
 
@@ -141,6 +145,7 @@ private:
 
     result<void> recover();
     result<void> roll();
+    retention_report remove_front_segments(std::size_t count, std::string_view why);
     void start_flush();
     void on_flushed(model::offset target, result<void> r);
     void mark_corrupt(const segment& seg, uint64_t position, model::offset o, std::string reason);

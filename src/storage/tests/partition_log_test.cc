@@ -208,6 +208,29 @@ TEST_F(partition_log_test, retention_by_bytes_keeps_at_least_the_limit) {
     EXPECT_EQ(log->size_bytes() + report.bytes_removed, size_before);
 }
 
+TEST_F(partition_log_test, removing_a_prefix_drops_only_segments_wholly_before_the_offset) {
+    auto cfg = small_segments();
+    auto log = open(cfg);
+    std::vector<std::vector<std::byte>> expected;
+    for (uint64_t i = 0; i < 100; ++i) {
+        auto b = make_batch(i, 300);
+        ASSERT_TRUE(log->append(b));
+        expected.push_back(bytes_of(b));
+    }
+    ASSERT_GT(log->segment_count(), 3u);
+    auto report = log->remove_segments_before(offset(60));
+    EXPECT_GT(report.segments_removed, 0u);
+    EXPECT_LE(log->start_offset(), offset(60)); // the segment holding 60 stays whole
+    EXPECT_EQ(report.start_offset, log->start_offset());
+    auto rest = read_all(*log, log->start_offset());
+    std::vector<std::vector<std::byte>> tail(expected.begin() + log->start_offset()(), expected.end());
+    EXPECT_EQ(rest, tail);
+    // Past the end: everything but the active segment goes.
+    log->remove_segments_before(offset(1000));
+    EXPECT_EQ(log->segment_count(), 1u);
+    drain();
+}
+
 TEST_F(partition_log_test, concurrent_flushes_share_one_fsync_and_complete_on_the_owner) {
     auto log = open();
     ASSERT_TRUE(flush(*log)); // settle the directory sync of a new log
