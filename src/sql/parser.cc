@@ -850,7 +850,7 @@ private:
     parse_result<select_item> select_item_() {
         select_item it;
         if (at_keyword("FROM")) {
-            return expected("an expression or * after SELECT");
+            return expected("an expression or * in the SELECT list");
         }
         SQL_TRY(e, expression());
         it.value = std::move(e);

@@ -138,7 +138,7 @@ TEST(sql_errors, tabs_keep_the_caret_aligned) {
     auto r = parse_statement(sql);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(format_error(sql, r.error()),
-              "line 1:12: expected an expression but found 'FROM'\n"
+              "line 1:12: expected an expression or * in the SELECT list but found 'FROM'\n"
               "  SELECT\tx,\t FROM t\n"
               "        \t  \t ^^^^");
 }
