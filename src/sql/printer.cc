@@ -140,8 +140,12 @@ public:
                 child(a, precedence(a) < prec_not);
             } else {
                 out += e.text;
-                // Parenthesize nested signs: `--x` would start a comment.
-                child(a, precedence(a) < prec_primary);
+                if (a.kind == expr_kind::unary && a.text != "NOT") {
+                    out += ' '; // `- -x`: `--x` would start a comment
+                    expr_(a);
+                } else {
+                    child(a, precedence(a) < prec_primary);
+                }
             }
             return;
         }

@@ -267,7 +267,8 @@ TEST(sql_parser, expressions) {
     EXPECT_EQ(canonical("a - (b - c)"), "a - (b - c)");
     EXPECT_EQ(canonical("a OR b AND NOT c"), "a OR b AND NOT c");
     EXPECT_EQ(canonical("(a OR b) AND c"), "(a OR b) AND c");
-    EXPECT_EQ(canonical("- -x"), "-(-x)");
+    EXPECT_EQ(canonical("- -x"), "- -x");
+    EXPECT_EQ(canonical("-(+x)"), "- +x");
     EXPECT_EQ(canonical("-(a + 1)"), "-(a + 1)");
     EXPECT_EQ(canonical("a || 'x' || b"), "a || 'x' || b");
     EXPECT_EQ(canonical("a != b"), "a <> b");
