@@ -4,6 +4,7 @@
 // error reporting, type model and the catalog interface the binder resolves names against.
 
 #include "sql/ast.h"
+#include "sql/binder.h"
 #include "sql/catalog.h"
 #include "sql/error.h"
 #include "sql/lexer.h"
