@@ -119,6 +119,7 @@ struct expr {
     bool operator==(const expr&) const;
 };
 
+/// One key of ORDER BY (of a query or an OVER clause).
 struct order_item {
     expr value;
     bool descending = false;
@@ -129,6 +130,7 @@ struct order_item {
 
 enum class frame_bound_kind { unbounded_preceding, preceding, current_row, following, unbounded_following };
 
+/// One end of a ROWS/RANGE frame.
 struct frame_bound {
     frame_bound_kind kind = frame_bound_kind::current_row;
     box<expr> offset; ///< for `n PRECEDING` / `n FOLLOWING`
@@ -152,6 +154,7 @@ inline bool expr::operator==(const expr& o) const {
            filter == o.filter && over == o.over && subquery == o.subquery;
 }
 
+/// One item of the SELECT list: an expression (or `*`) and its alias.
 struct select_item {
     expr value;
     std::string alias; ///< empty when none
@@ -185,6 +188,7 @@ struct table_ref {
     bool operator==(const table_ref&) const = default;
 };
 
+/// SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ...: one query block.
 struct select_core {
     bool distinct = false;
     std::vector<select_item> items;
@@ -195,6 +199,7 @@ struct select_core {
     bool operator==(const select_core&) const = default;
 };
 
+/// One named query of WITH.
 struct common_table {
     std::string name;
     std::vector<std::string> columns;
@@ -242,6 +247,7 @@ struct watermark_def {
 
 using table_options = std::vector<std::pair<std::string, std::string>>;
 
+/// CREATE TABLE: columns, watermarks, key and connector options.
 struct create_table_stmt {
     qualified_name name;
     bool temporary = false;
@@ -265,6 +271,7 @@ struct create_view_stmt {
     bool operator==(const create_view_stmt&) const = default;
 };
 
+/// INSERT INTO table [(columns)] query.
 struct insert_stmt {
     qualified_name table;
     bool overwrite = false;
@@ -275,6 +282,7 @@ struct insert_stmt {
 
 enum class object_kind { table, view, materialized_view };
 
+/// DROP TABLE | VIEW | MATERIALIZED VIEW [IF EXISTS] name.
 struct drop_stmt {
     object_kind object = object_kind::table;
     bool temporary = false;
@@ -285,11 +293,13 @@ struct drop_stmt {
 
 enum class show_kind { tables, views, materialized_views, jobs, functions };
 
+/// SHOW TABLES | VIEWS | MATERIALIZED VIEWS | JOBS | FUNCTIONS.
 struct show_stmt {
     show_kind what = show_kind::tables;
     bool operator==(const show_stmt&) const = default;
 };
 
+/// STOP JOB 'id'.
 struct stop_job_stmt {
     std::string job_id;
     bool operator==(const stop_job_stmt&) const = default;
@@ -303,6 +313,7 @@ struct set_stmt {
     bool operator==(const set_stmt&) const = default;
 };
 
+/// A query on its own (a push query when it reads streams).
 struct query_stmt {
     query body;
     bool operator==(const query_stmt&) const = default;
@@ -310,6 +321,7 @@ struct query_stmt {
 
 struct statement;
 
+/// EXPLAIN statement.
 struct explain_stmt {
     box<statement> target;
     bool operator==(const explain_stmt&) const = default;

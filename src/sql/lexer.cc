@@ -32,6 +32,8 @@ constexpr std::string_view reserved_words[] = {
   "VALUES",   "WHEN",    "WHERE",    "WITH"};
 static_assert(std::is_sorted(std::begin(reserved_words), std::end(reserved_words)));
 
+/// One pass over one source text, tracking line and column as it goes. Lives for one
+/// `tokenize` call on the caller's thread.
 class lexer {
 public:
     explicit lexer(std::string_view src)

@@ -78,6 +78,10 @@ private:
 
 using ok_t = parse_result<bool>;
 
+/// Recursive descent over one script's tokens: one member function per grammar rule, each
+/// consuming tokens from `_i` and returning a tree or the first error. Every function that
+/// can recurse goes through `enter()`, which refuses nesting past `parse_limits::max_depth`.
+/// Lives for one parse call on the caller's thread.
 class parser {
 public:
     parser(std::vector<token> tokens, parse_limits limits)

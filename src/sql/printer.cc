@@ -104,6 +104,9 @@ std::string names_list(const std::vector<std::string>& names) {
     return s;
 }
 
+/// Appends SQL text for a tree to `out`, adding parentheses only where the child binds
+/// looser than its place needs (so printing and parsing again gives the same tree). Lives for
+/// one `to_string` call.
 class printer {
 public:
     std::string out;
