@@ -225,6 +225,12 @@ generator::generator(const generator_config& config)
         urls->push_back(channel_url(c, config.seed));
     }
     _urls = std::move(urls);
+    auto names = std::make_shared<std::vector<std::string>>();
+    names->reserve(num_channels);
+    for (int c = 0; c < num_channels; ++c) {
+        names->push_back(fmt::format("channel-{}", c));
+    }
+    _channel_names = std::move(names);
 }
 
 bool generator::has_next() const noexcept {
@@ -373,7 +379,7 @@ bid generator::next_bid(int64_t event_id, java_random& r, int64_t ts) const {
         b.url = (*_urls)[static_cast<std::size_t>(i)];
     } else {
         int c = r.next_int(num_channels);
-        b.channel = fmt::format("channel-{}", c);
+        b.channel = (*_channel_names)[static_cast<std::size_t>(c)];
         b.url = (*_urls)[static_cast<std::size_t>(hot_channels + c)];
     }
     b.date_time = ts;

@@ -160,6 +160,8 @@ private:
     /// The URL of each channel: the hot ones first, then channel-0 .. channel-9999. Built once,
     /// shared by copies.
     std::shared_ptr<const std::vector<std::string>> _urls;
+    /// "channel-0" .. "channel-9999", built once.
+    std::shared_ptr<const std::vector<std::string>> _channel_names;
 };
 
 } // namespace runnel::connect::nexmark
