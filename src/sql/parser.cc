@@ -1,5 +1,6 @@
 #include "sql/parser.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cctype>
 #include <initializer_list>
@@ -154,16 +155,21 @@ private:
         return false;
     }
 
+    /// A token as a message shows it: one line, at most 40 bytes of it.
     static std::string describe(const token& t) {
+        std::string text = t.text.substr(0, std::min(t.text.find('\n'), std::size_t{40}));
+        if (text.size() < t.text.size()) {
+            text += "...";
+        }
         switch (t.kind) {
         case token_kind::end:
             return "end of input";
         case token_kind::string:
-            return fmt::format("string {}", quote_string(t.text.size() > 40 ? t.text.substr(0, 40) + "..." : t.text));
+            return fmt::format("string {}", quote_string(text));
         case token_kind::quoted_identifier:
-            return fmt::format("`{}`", t.text.size() > 40 ? t.text.substr(0, 40) + "..." : t.text);
+            return fmt::format("`{}`", text);
         default:
-            return fmt::format("'{}'", t.text.size() > 40 ? t.text.substr(0, 40) + "..." : t.text);
+            return fmt::format("'{}'", text);
         }
     }
 
@@ -174,7 +180,12 @@ private:
         if (t.kind == token_kind::end && &t != &_t.front()) {
             const token& prev = _t[static_cast<std::size_t>(&t - _t.data()) - 1];
             e.line = prev.pos.line;
-            e.column = prev.pos.column + static_cast<int32_t>(prev.length);
+            // Words, numbers and symbols are their own text, so their width in characters
+            // is the count of bytes that start a UTF-8 character.
+            auto width = std::count_if(prev.text.begin(), prev.text.end(), [](char c) {
+                return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+            });
+            e.column = prev.pos.column + static_cast<int32_t>(width);
             e.offset = prev.pos.offset + prev.length;
             e.length = 0;
             // A multi-line token (a string, a comment-free literal) ends elsewhere; point at its
