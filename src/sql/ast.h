@@ -74,7 +74,10 @@ enum class expr_kind {
     star,            ///< `names`: the optional qualifier of `t.*`
     unary,           ///< `op` applied to args[0]
     binary,          ///< args[0] `op` args[1]
-    call,            ///< `names` (function name) over args, with distinct/filter/over
+    call,            ///< `names` (function name) over args, with distinct/filter/over;
+                     ///< `text` names a keyword form: "TO" (FLOOR/CEIL(x TO unit)), "IN"
+                     ///< (POSITION(a IN b)), "FROM" (SUBSTRING(s FROM i [FOR n])), "BOTH" /
+                     ///< "LEADING" / "TRAILING" (TRIM(mode [chars] FROM s), chars first)
     cast,            ///< CAST(args[0] AS type), TRY_CAST when `flag`
     case_when,       ///< args: [operand if `flag`] then when/then pairs, then else if `has_else`
     between,         ///< args[0] [NOT] BETWEEN args[1] AND args[2]

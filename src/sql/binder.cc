@@ -1339,6 +1339,30 @@ parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context
     std::string u = e.names.empty() ? std::string() : upper(e.names.back());
     const std::string& shown = e.names.empty() ? u : e.names.back();
     std::size_t n = e.args.size();
+    if (!e.text.empty()) {
+        // The keyword forms: FLOOR/CEIL(x TO unit), POSITION(a IN b), SUBSTRING(s FROM i
+        // [FOR n]), TRIM(mode [chars] FROM s).
+        std::vector<data_type> types;
+        bool any_nullable = false;
+        for (std::size_t k = 0; k < n; ++k) {
+            auto t = expr_(e.args[k], s, ctx);
+            if (!t) {
+                return t;
+            }
+            char kind = e.text == "TO" ? 't' : (e.text == "FROM" && k > 0) ? 'i' : 's';
+            if (!fits_kind(kind, t.value())) {
+                return at(e.args[k], fmt::format("argument {} of {} must be {}, not {}", k + 1,
+                                                 shown, kind_name(kind),
+                                                 describe(e.args[k], t.value())));
+            }
+            any_nullable = any_nullable || t.value().nullable;
+            types.push_back(t.value());
+        }
+        if (e.text == "TO") {
+            return types.empty() ? data_type{} : types[0];
+        }
+        return make(e.text == "IN" ? type_kind::int_ : type_kind::string, any_nullable);
+    }
     if (e.over) {
         if (!ctx.allow_over) {
             return at(e, fmt::format("{}(...) OVER (...) is not allowed in {}", shown, ctx.clause));

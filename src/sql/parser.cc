@@ -1359,6 +1359,11 @@ private:
             e.names = std::move(cols);
             return e;
         }
+        if ((w == "FLOOR" || w == "CEIL" || w == "CEILING" || w == "POSITION" ||
+             w == "SUBSTRING" || w == "TRIM") &&
+            peek().is_symbol("(")) {
+            return keyword_form(w);
+        }
         if ((w == "LEFT" || w == "RIGHT" || w == "INSERT") && peek().is_symbol("(")) {
             return name_or_call(); // the string functions of these names
         }
@@ -1366,6 +1371,98 @@ private:
             return expected("an expression");
         }
         return name_or_call();
+    }
+
+    /// FLOOR/CEIL(x TO unit), POSITION(a IN b), SUBSTRING(s FROM i [FOR n]) and
+    /// TRIM([BOTH | LEADING | TRAILING] [chars] FROM s); the plain call forms of the same
+    /// functions go on to `call_rest`.
+    parse_result<expr> keyword_form(const std::string& w) {
+        expr e;
+        e.kind = expr_kind::call;
+        e.pos = cur().pos;
+        e.names.push_back(cur().text);
+        _i += 2;
+        if (w == "TRIM") {
+            std::string mode;
+            for (const char* m : {"BOTH", "LEADING", "TRAILING"}) {
+                if (at_keyword(m)) {
+                    mode = m;
+                    ++_i;
+                    break;
+                }
+            }
+            if (mode.empty() && !at_keyword("FROM")) {
+                SQL_TRY(first, expression());
+                if (!at_keyword("FROM")) {
+                    e.args.push_back(std::move(first));
+                    if (accept_symbol(",")) {
+                        do {
+                            SQL_TRY(more, call_argument());
+                            e.args.push_back(std::move(more));
+                        } while (accept_symbol(","));
+                    }
+                    if (!accept_symbol(")")) {
+                        return expected("FROM, ',' or ')' in TRIM(...)");
+                    }
+                    e.kind = expr_kind::call;
+                    return e;
+                }
+                e.args.push_back(std::move(first));
+            } else if (!at_keyword("FROM")) {
+                SQL_TRY(chars, expression());
+                e.args.push_back(std::move(chars));
+            }
+            SQL_CHECK(expect_keyword("FROM"));
+            SQL_TRY(source, expression());
+            e.args.push_back(std::move(source));
+            e.text = mode.empty() ? "BOTH" : mode;
+            SQL_CHECK(expect_symbol(")"));
+            return e;
+        }
+        if (w == "POSITION") {
+            SQL_TRY(needle, concat_level());
+            e.args.push_back(std::move(needle));
+            if (accept_keyword("IN")) {
+                SQL_TRY(hay, expression());
+                e.args.push_back(std::move(hay));
+                e.text = "IN";
+                SQL_CHECK(expect_symbol(")"));
+                return e;
+            }
+        } else {
+            SQL_TRY(first, expression());
+            e.args.push_back(std::move(first));
+            if (w != "SUBSTRING" && accept_keyword("TO")) {
+                auto unit = unit_from_word(cur());
+                if (!unit) {
+                    return expected("a time unit such as MINUTE, HOUR or DAY after TO");
+                }
+                ++_i;
+                e.unit = *unit;
+                e.text = "TO";
+                SQL_CHECK(expect_symbol(")"));
+                return e;
+            }
+            if (w == "SUBSTRING" && accept_keyword("FROM")) {
+                SQL_TRY(from, expression());
+                e.args.push_back(std::move(from));
+                if (accept_keyword("FOR")) {
+                    SQL_TRY(len, expression());
+                    e.args.push_back(std::move(len));
+                }
+                e.text = "FROM";
+                SQL_CHECK(expect_symbol(")"));
+                return e;
+            }
+        }
+        while (accept_symbol(",")) {
+            SQL_TRY(more, call_argument());
+            e.args.push_back(std::move(more));
+        }
+        if (!accept_symbol(")")) {
+            return expected("',' or ')' after the arguments of " + e.names.back());
+        }
+        return e;
     }
 
     parse_result<expr> interval(expr e) {

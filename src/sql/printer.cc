@@ -325,6 +325,10 @@ public:
         if (e.flag) {
             return; // CURRENT_TIMESTAMP and friends
         }
+        if (!e.text.empty()) {
+            keyword_form(e);
+            return;
+        }
         out += '(';
         if (e.distinct) {
             out += "DISTINCT ";
@@ -346,6 +350,36 @@ public:
             window(*e.over);
             out += ')';
         }
+    }
+
+    void keyword_form(const expr& e) {
+        out += '(';
+        if (e.text == "TO") {
+            expr_(e.args[0]);
+            out += " TO ";
+            out += unit_name(e.unit);
+        } else if (e.text == "IN") {
+            child(e.args[0], precedence(e.args[0]) < prec_concat);
+            out += " IN ";
+            expr_(e.args[1]);
+        } else if (e.text == "FROM") {
+            expr_(e.args[0]);
+            out += " FROM ";
+            expr_(e.args[1]);
+            if (e.args.size() > 2) {
+                out += " FOR ";
+                expr_(e.args[2]);
+            }
+        } else {
+            out += e.text; // BOTH, LEADING, TRAILING
+            if (e.args.size() > 1) {
+                out += ' ';
+                expr_(e.args[0]);
+            }
+            out += " FROM ";
+            expr_(e.args.back());
+        }
+        out += ')';
     }
 
     void window(const window_spec& w) {

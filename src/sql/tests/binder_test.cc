@@ -61,6 +61,14 @@ TEST(sql_binder, output_columns_and_types) {
               "EXPR$5 BIGINT");
 }
 
+TEST(sql_binder, keyword_forms_of_functions) {
+    memory_catalog cat;
+    std::string sql = std::string(bid_table) +
+                      "SELECT FLOOR(ts TO HOUR) AS h, POSITION('/' IN url) AS p, SUBSTRING(url FROM "
+                      "9 FOR 3) AS s, TRIM(LEADING 'h' FROM url) AS t FROM bid";
+    EXPECT_EQ(shape(run(sql, cat)), "h TIMESTAMP(3), p INT, s STRING, t STRING");
+}
+
 TEST(sql_binder, window_table_functions_add_window_columns) {
     memory_catalog cat;
     std::string sql = std::string(bid_table) +

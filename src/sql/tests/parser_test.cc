@@ -307,6 +307,16 @@ TEST(sql_parser, expressions) {
     EXPECT_EQ(canonical("(a BETWEEN 1 AND 2) = TRUE"), "a BETWEEN 1 AND 2 = TRUE");
     EXPECT_EQ(canonical("x BETWEEN (a AND b) AND c"), "x BETWEEN (a AND b) AND c");
     EXPECT_EQ(canonical("`CURRENT_DATE`"), "`CURRENT_DATE`");
+    EXPECT_EQ(canonical("FLOOR(ts TO HOUR)"), "FLOOR(ts TO HOUR)");
+    EXPECT_EQ(canonical("CEIL(ts TO MINUTE)"), "CEIL(ts TO MINUTE)");
+    EXPECT_EQ(canonical("FLOOR(price / 100)"), "FLOOR(price / 100)");
+    EXPECT_EQ(canonical("POSITION('/' IN url)"), "POSITION('/' IN url)");
+    EXPECT_EQ(canonical("SUBSTRING(s FROM 2 FOR 3)"), "SUBSTRING(s FROM 2 FOR 3)");
+    EXPECT_EQ(canonical("SUBSTRING(s, 2, 3)"), "SUBSTRING(s, 2, 3)");
+    EXPECT_EQ(canonical("TRIM(LEADING '0' FROM s)"), "TRIM(LEADING '0' FROM s)");
+    EXPECT_EQ(canonical("TRIM(FROM s)"), "TRIM(BOTH FROM s)");
+    EXPECT_EQ(canonical("TRIM(' ' FROM s)"), "TRIM(BOTH ' ' FROM s)");
+    EXPECT_EQ(canonical("TRIM(s)"), "TRIM(s)");
 }
 
 TEST(sql_parser, script_with_comments_and_empty_statements) {
