@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS o (id BIGINT NOT NULL, `user` STRING COMMENT 'u', amount DECIMAL(10, 2), ts BIGINT, et AS TO_TIMESTAMP_LTZ(ts, 3), off BIGINT METADATA FROM 'offset' VIRTUAL, WATERMARK FOR et AS et - INTERVAL '5' SECOND, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'topic', 'format' = 'json');

@@ -1,0 +1,407 @@
+#include "connect/nexmark/generator.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "connect/errc.h"
+#include "connect/nexmark/java_random.h"
+
+namespace runnel::connect {
+
+const char* errc_message(errc e) noexcept {
+    switch (e) {
+    case errc::success:
+        return "success";
+    case errc::invalid_config:
+        return "invalid connector configuration";
+    }
+    return "unknown connect error";
+}
+
+} // namespace runnel::connect
+
+namespace runnel::connect::nexmark {
+
+namespace {
+
+constexpr int person_id_lead = 10;
+constexpr int auction_id_lead = 10;
+constexpr int hot_seller_ratio = 100;
+constexpr int hot_auction_ratio = 100;
+constexpr int hot_bidder_ratio = 100;
+constexpr int hot_channels_ratio = 2;
+constexpr int min_string_length = 3;
+
+constexpr std::array<std::string_view, 6> us_states = {"AZ", "CA", "ID", "OR", "WA", "WY"};
+constexpr std::array<std::string_view, 10> us_cities = {
+  "Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland",
+  "Bend",    "Redmond",     "Seattle",       "Kent",  "Cheyenne"};
+constexpr std::array<std::string_view, 11> first_names = {
+  "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"};
+constexpr std::array<std::string_view, 9> last_names = {
+  "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"};
+constexpr std::array<std::string_view, 4> hot_channel_names = {"Google", "Facebook", "Baidu",
+                                                               "Apple"};
+
+/// A random id below `n`, as the reference draws it (an int draw when `n` fits in one).
+int64_t next_long(java_random& r, int64_t n) {
+    if (n < int64_t{INT32_MAX}) {
+        return r.next_int(static_cast<int32_t>(n));
+    }
+    int64_t v = r.next_long() % n;
+    return v < 0 ? -v : v;
+}
+
+/// Java's String.trim(): drops leading and trailing characters at or below ' '.
+std::string trim(std::string s) {
+    auto keep = [](char c) { return static_cast<unsigned char>(c) > ' '; };
+    auto b = std::find_if(s.begin(), s.end(), keep);
+    auto e = std::find_if(s.rbegin(), s.rend(), keep).base();
+    return b < e ? std::string(b, e) : std::string();
+}
+
+/// A string of 3 to max_length-1 lower-case letters with `special` sprinkled in, trimmed.
+std::string next_string(java_random& r, int max_length, char special = ' ') {
+    int len = min_string_length + r.next_int(max_length - min_string_length);
+    std::string s;
+    s.reserve(static_cast<std::size_t>(len));
+    while (len-- > 0) {
+        if (r.next_int(13) == 0) {
+            s.push_back(special);
+        } else {
+            s.push_back(static_cast<char>('a' + r.next_int(26)));
+        }
+    }
+    return trim(std::move(s));
+}
+
+/// Exactly `length` characters, six per 32-bit draw (the remainder keeps the draw's sign, as in
+/// the reference, so a negative draw gives characters just below 'a').
+std::string next_exact_string(java_random& r, int length) {
+    std::string s;
+    s.reserve(static_cast<std::size_t>(std::max(length, 0)));
+    int32_t rnd = 0;
+    int n = 0;
+    while (length-- > 0) {
+        if (n == 0) {
+            rnd = r.next_int();
+            n = 6;
+        }
+        s.push_back(static_cast<char>('a' + rnd % 26));
+        rnd /= 26;
+        --n;
+    }
+    return s;
+}
+
+/// Padding so that current_size plus its length averages `average_size`.
+std::string next_extra(java_random& r, int current_size, int average_size) {
+    if (current_size > average_size) {
+        return {};
+    }
+    average_size -= current_size;
+    int delta = static_cast<int>(std::llround(average_size * 0.2));
+    int min_size = average_size - delta;
+    int size = min_size + (delta == 0 ? 0 : r.next_int(2 * delta));
+    return next_exact_string(r, size);
+}
+
+/// Log-uniform between 100 and 100,000,000 cents.
+int64_t next_price(java_random& r) {
+    return std::llround(std::pow(10.0, r.next_double() * 6.0) * 100.0);
+}
+
+std::string base_url(java_random& r) {
+    std::string a = next_string(r, 5, '_');
+    std::string b = next_string(r, 5, '_');
+    std::string c = next_string(r, 5, '_');
+    return fmt::format("https://www.nexmark.com/{}/{}/{}/item.htm?query=1", a, b, c);
+}
+
+int64_t mix_seed(int64_t id, int64_t seed) {
+    if (seed == 0) {
+        return id;
+    }
+    return id ^ static_cast<int64_t>(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL);
+}
+
+std::string channel_url(int channel, int64_t seed);
+
+int32_t reverse_bits(int32_t v) {
+    auto x = static_cast<uint32_t>(v);
+    uint32_t out = 0;
+    for (int i = 0; i < 32; ++i) {
+        out = (out << 1) | (x & 1);
+        x >>= 1;
+    }
+    return static_cast<int32_t>(out);
+}
+
+template <typename T>
+result<void> read_option(const std::map<std::string, std::string>& options, const char* key,
+                         T& out) {
+    auto it = options.find(key);
+    if (it == options.end()) {
+        return ok();
+    }
+    const std::string& s = it->second;
+    T v{};
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) {
+        return errc::invalid_config;
+    }
+    out = v;
+    return ok();
+}
+
+} // namespace
+
+int64_t event_time(const event& e) noexcept {
+    return std::visit([](const auto& v) { return v.date_time; }, e);
+}
+
+result<generator_config>
+generator_config::from_options(const std::map<std::string, std::string>& options) {
+    generator_config c;
+    RUNNEL_TRY(read_option(options, "first-event.rate", c.events_per_second));
+    RUNNEL_TRY(read_option(options, "rate", c.events_per_second));
+    RUNNEL_TRY(read_option(options, "events.num", c.max_events));
+    RUNNEL_TRY(read_option(options, "seed", c.seed));
+    RUNNEL_TRY(read_option(options, "base-time", c.base_time_ms));
+    RUNNEL_TRY(read_option(options, "person.proportion", c.person_proportion));
+    RUNNEL_TRY(read_option(options, "auction.proportion", c.auction_proportion));
+    RUNNEL_TRY(read_option(options, "bid.proportion", c.bid_proportion));
+    RUNNEL_TRY(read_option(options, "person.avg-size", c.avg_person_byte_size));
+    RUNNEL_TRY(read_option(options, "auction.avg-size", c.avg_auction_byte_size));
+    RUNNEL_TRY(read_option(options, "bid.avg-size", c.avg_bid_byte_size));
+    RUNNEL_TRY(read_option(options, "bid.hot-ratio.auctions", c.hot_auction_ratio));
+    RUNNEL_TRY(read_option(options, "auction.hot-ratio.sellers", c.hot_sellers_ratio));
+    RUNNEL_TRY(read_option(options, "bid.hot-ratio.bidders", c.hot_bidders_ratio));
+    RUNNEL_TRY(read_option(options, "person.active", c.num_active_people));
+    RUNNEL_TRY(read_option(options, "auction.in-flight", c.num_in_flight_auctions));
+    RUNNEL_TRY(read_option(options, "out-of-order.group-size", c.out_of_order_group_size));
+    RUNNEL_TRY(c.validate());
+    return c;
+}
+
+result<void> generator_config::validate() const {
+    bool good = events_per_second > 0 && num_event_generators > 0 && person_proportion > 0 &&
+                auction_proportion > 0 && bid_proportion >= 0 && avg_person_byte_size >= 0 &&
+                avg_auction_byte_size >= 0 && avg_bid_byte_size >= 0 && hot_auction_ratio > 0 &&
+                hot_sellers_ratio > 0 && hot_bidders_ratio > 0 && num_active_people > 0 &&
+                num_in_flight_auctions > 0 && out_of_order_group_size > 0 && first_event_id >= 0 &&
+                max_events >= 0 && base_time_ms >= 0 &&
+                int64_t{person_proportion} + auction_proportion + bid_proportion <= 1'000'000 &&
+                avg_person_byte_size <= 1'000'000 && avg_auction_byte_size <= 1'000'000 &&
+                avg_bid_byte_size <= 1'000'000;
+    if (!good) {
+        return errc::invalid_config;
+    }
+    return ok();
+}
+
+result<generator> generator::create(const generator_config& config) {
+    RUNNEL_TRY(config.validate());
+    return generator(config);
+}
+
+generator::generator(const generator_config& config)
+  : _config(config)
+  , _total_proportion(int64_t{config.person_proportion} + config.auction_proportion +
+                      config.bid_proportion)
+  , _inter_event_delay_us(1'000'000.0 / static_cast<double>(config.events_per_second) *
+                          config.num_event_generators) {
+    auto urls = std::make_shared<std::vector<std::string>>();
+    urls->reserve(hot_channels + num_channels);
+    for (int i = 0; i < hot_channels; ++i) {
+        urls->push_back(channel_url(-1 - i, config.seed));
+    }
+    for (int c = 0; c < num_channels; ++c) {
+        urls->push_back(channel_url(c, config.seed));
+    }
+    _urls = std::move(urls);
+    auto names = std::make_shared<std::vector<std::string>>();
+    names->reserve(num_channels);
+    for (int c = 0; c < num_channels; ++c) {
+        names->push_back(fmt::format("channel-{}", c));
+    }
+    _channel_names = std::move(names);
+}
+
+bool generator::has_next() const noexcept {
+    return _config.max_events == 0 || _count < _config.max_events;
+}
+
+int64_t generator::timestamp_for_event(int64_t n) const noexcept {
+    return _config.base_time_ms +
+           static_cast<int64_t>(static_cast<double>(n) * _inter_event_delay_us) / 1000;
+}
+
+int64_t generator::adjusted_event_number(int64_t count) const noexcept {
+    int64_t n = _config.out_of_order_group_size;
+    int64_t base = (count / n) * n;
+    int64_t offset = (count * 953) % n;
+    return base + offset;
+}
+
+int64_t generator::watermark() const noexcept {
+    int64_t n = _config.out_of_order_group_size;
+    return timestamp_for_event((_count / n) * n);
+}
+
+int64_t generator::last_base0_person_id(int64_t event_id) const noexcept {
+    int64_t epoch = event_id / _total_proportion;
+    int64_t offset = event_id % _total_proportion;
+    if (offset >= _config.person_proportion) {
+        offset = _config.person_proportion - 1;
+    }
+    return epoch * _config.person_proportion + offset;
+}
+
+int64_t generator::last_base0_auction_id(int64_t event_id) const noexcept {
+    int64_t epoch = event_id / _total_proportion;
+    int64_t offset = event_id % _total_proportion;
+    if (offset < _config.person_proportion) {
+        --epoch;
+        offset = _config.auction_proportion - 1;
+    } else if (offset >= _config.person_proportion + _config.auction_proportion) {
+        offset = _config.auction_proportion - 1;
+    } else {
+        offset -= _config.person_proportion;
+    }
+    return epoch * _config.auction_proportion + offset;
+}
+
+int64_t generator::next_base0_person_id(int64_t event_id, java_random& r) const {
+    int64_t num_people = last_base0_person_id(event_id) + 1;
+    int64_t active = std::min<int64_t>(num_people, _config.num_active_people);
+    int64_t n = next_long(r, active + person_id_lead);
+    return num_people - active + n;
+}
+
+int64_t generator::next_base0_auction_id(int64_t event_id, java_random& r) const {
+    int64_t max_auction = last_base0_auction_id(event_id);
+    int64_t min_auction = std::max<int64_t>(max_auction - _config.num_in_flight_auctions, 0);
+    return min_auction + next_long(r, max_auction - min_auction + 1 + auction_id_lead);
+}
+
+event generator::next() {
+    RUNNEL_ASSERT(has_next(), "next() past max_events");
+    int64_t number = adjusted_event_number(_count);
+    int64_t ts = timestamp_for_event(number);
+    int64_t event_id = _config.first_event_id + number;
+    java_random r(mix_seed(event_id, _config.seed));
+    int64_t rem = event_id % _total_proportion;
+    event out;
+    if (rem < _config.person_proportion) {
+        out = next_person(event_id, r, ts);
+    } else if (rem < _config.person_proportion + _config.auction_proportion) {
+        out = next_auction(_count, event_id, r, ts);
+    } else {
+        out = next_bid(event_id, r, ts);
+    }
+    ++_count;
+    return out;
+}
+
+person generator::next_person(int64_t event_id, java_random& r, int64_t ts) const {
+    person p;
+    p.id = last_base0_person_id(event_id) + first_person_id;
+    p.name = fmt::format("{} {}", first_names[static_cast<std::size_t>(r.next_int(first_names.size()))],
+                         last_names[static_cast<std::size_t>(r.next_int(last_names.size()))]);
+    std::string user = next_string(r, 7);
+    std::string domain = next_string(r, 5);
+    p.email_address = fmt::format("{}@{}.com", user, domain);
+    int cc[4];
+    for (int& group : cc) {
+        group = r.next_int(10'000);
+    }
+    p.credit_card = fmt::format("{:04d} {:04d} {:04d} {:04d}", cc[0], cc[1], cc[2], cc[3]);
+    p.city = us_cities[static_cast<std::size_t>(r.next_int(us_cities.size()))];
+    p.state = us_states[static_cast<std::size_t>(r.next_int(us_states.size()))];
+    p.date_time = ts;
+    int size = 8 + static_cast<int>(p.name.size() + p.email_address.size() + p.credit_card.size() +
+                                    p.city.size() + p.state.size());
+    p.extra = next_extra(r, size, _config.avg_person_byte_size);
+    return p;
+}
+
+auction generator::next_auction(int64_t count, int64_t event_id, java_random& r,
+                                int64_t ts) const {
+    auction a;
+    a.id = last_base0_auction_id(event_id) + first_auction_id;
+    if (r.next_int(_config.hot_sellers_ratio) > 0) {
+        a.seller = (last_base0_person_id(event_id) / hot_seller_ratio) * hot_seller_ratio;
+    } else {
+        a.seller = next_base0_person_id(event_id, r);
+    }
+    a.seller += first_person_id;
+    a.category = first_category_id + r.next_int(num_categories);
+    a.initial_bid = next_price(r);
+    // Auction length: on average the time until num_in_flight_auctions more auctions exist.
+    int64_t current = adjusted_event_number(count);
+    int64_t events_for_auctions =
+      (int64_t{_config.num_in_flight_auctions} * _total_proportion) / _config.auction_proportion;
+    int64_t horizon = timestamp_for_event(current + events_for_auctions) - ts;
+    a.expires = ts + 1 + next_long(r, std::max<int64_t>(horizon * 2, 1));
+    a.item_name = next_string(r, 20);
+    a.description = next_string(r, 100);
+    a.reserve = a.initial_bid + next_price(r);
+    a.date_time = ts;
+    int size = 8 + static_cast<int>(a.item_name.size() + a.description.size()) + 8 * 5;
+    a.extra = next_extra(r, size, _config.avg_auction_byte_size);
+    return a;
+}
+
+bid generator::next_bid(int64_t event_id, java_random& r, int64_t ts) const {
+    bid b;
+    if (r.next_int(_config.hot_auction_ratio) > 0) {
+        b.auction = (last_base0_auction_id(event_id) / hot_auction_ratio) * hot_auction_ratio;
+    } else {
+        b.auction = next_base0_auction_id(event_id, r);
+    }
+    b.auction += first_auction_id;
+    if (r.next_int(_config.hot_bidders_ratio) > 0) {
+        b.bidder = (last_base0_person_id(event_id) / hot_bidder_ratio) * hot_bidder_ratio + 1;
+    } else {
+        b.bidder = next_base0_person_id(event_id, r);
+    }
+    b.bidder += first_person_id;
+    b.price = next_price(r);
+    if (r.next_int(hot_channels_ratio) > 0) {
+        int i = r.next_int(hot_channels);
+        b.channel = hot_channel_names[static_cast<std::size_t>(i)];
+        b.url = (*_urls)[static_cast<std::size_t>(i)];
+    } else {
+        int c = r.next_int(num_channels);
+        b.channel = (*_channel_names)[static_cast<std::size_t>(c)];
+        b.url = (*_urls)[static_cast<std::size_t>(hot_channels + c)];
+    }
+    b.date_time = ts;
+    b.extra = next_extra(r, 8 * 4, _config.avg_bid_byte_size);
+    return b;
+}
+
+namespace {
+
+/// The URL of a channel (hot channels are -1..-4). The reference draws these from an
+/// unseeded generator once per process; ours are seeded by the channel so runs agree.
+std::string channel_url(int channel, int64_t seed) {
+    java_random r(mix_seed(int64_t{channel} - 1'000'000'000LL, seed));
+    std::string url = base_url(r);
+    if (channel >= 0 && r.next_int(10) > 0) {
+        int32_t rev = reverse_bits(channel);
+        int64_t shown = rev == INT32_MIN ? int64_t{INT32_MIN} : std::abs(int64_t{rev});
+        url += fmt::format("&channel_id={}", shown);
+    }
+    return url;
+}
+
+} // namespace
+
+} // namespace runnel::connect::nexmark

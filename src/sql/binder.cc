@@ -1,0 +1,1726 @@
+#include "sql/binder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "sql/parser.h"
+
+namespace runnel::sql {
+
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string u(s);
+    for (char& c : u) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return u;
+}
+
+bool iequals(std::string_view a, std::string_view b) { return upper(a) == upper(b); }
+
+/// Roughly how many bytes of source the node's head covers, for the caret.
+uint32_t head_length(const expr& e) {
+    if (e.kind == expr_kind::column || e.kind == expr_kind::call) {
+        std::size_t n = 0;
+        for (const auto& part : e.names) {
+            n += part.size() + 1;
+        }
+        return static_cast<uint32_t>(n > 0 ? n - 1 : 1);
+    }
+    return 1;
+}
+
+error at(source_pos pos, uint32_t length, std::string message) {
+    error e;
+    e.line = pos.line;
+    e.column = pos.column;
+    e.offset = pos.offset;
+    e.length = length;
+    e.message = std::move(message);
+    return e;
+}
+
+error at(const expr& e, std::string message) { return at(e.pos, head_length(e), std::move(message)); }
+
+/// `column price (BIGINT)` or `'abc' (STRING NOT NULL)`, for messages about operands.
+std::string describe(const expr& e, data_type t) {
+    t.nullable = true; // nullability is noise in these messages
+    if (e.kind == expr_kind::column) {
+        std::string name;
+        for (std::size_t i = 0; i < e.names.size(); ++i) {
+            name += (i ? "." : "") + quote_identifier(e.names[i]);
+        }
+        return fmt::format("column {} ({})", name, to_string(t));
+    }
+    std::string text = to_string(e);
+    if (text.size() > 40) {
+        text = text.substr(0, 37) + "...";
+    }
+    return fmt::format("{} ({})", text, to_string(t));
+}
+
+bool unknown(const data_type& t) { return t.kind == type_kind::null; }
+
+bool is_boolean(const data_type& t) { return unknown(t) || t.kind == type_kind::boolean; }
+
+bool is_time(const data_type& t) {
+    return t.kind == type_kind::timestamp || t.kind == type_kind::timestamp_ltz;
+}
+
+bool comparable(const data_type& a, const data_type& b) {
+    if (unknown(a) || unknown(b) || common_type(a, b)) {
+        return true;
+    }
+    if (is_temporal(a.kind) && is_temporal(b.kind)) {
+        return true;
+    }
+    // A text literal compares with a time by conversion, as in Flink.
+    return (is_character(a.kind) && is_temporal(b.kind)) ||
+           (is_temporal(a.kind) && is_character(b.kind));
+}
+
+data_type make(type_kind k, bool nullable = true, std::optional<int32_t> precision = {}) {
+    data_type t = data_type::of(k);
+    t.nullable = nullable;
+    t.precision = precision;
+    return t;
+}
+
+data_type nullable(data_type t) {
+    t.nullable = true;
+    return t;
+}
+
+bool is_aggregate(std::string_view u) {
+    static constexpr std::string_view names[] = {
+      "AVG", "COLLECT", "COUNT", "FIRST_VALUE", "LAST_VALUE", "LISTAGG", "MAX", "MIN",
+      "STDDEV_POP", "STDDEV_SAMP", "SUM", "VAR_POP", "VAR_SAMP"};
+    return std::find(std::begin(names), std::end(names), u) != std::end(names);
+}
+
+bool is_ranking(std::string_view u) {
+    return u == "ROW_NUMBER" || u == "RANK" || u == "DENSE_RANK" || u == "PERCENT_RANK" ||
+           u == "CUME_DIST" || u == "NTILE" || u == "LAG" || u == "LEAD";
+}
+
+bool is_group_window(std::string_view u) { return u == "TUMBLE" || u == "HOP" || u == "SESSION"; }
+
+bool is_group_window_property(std::string_view u) {
+    for (std::string_view w : {"TUMBLE_", "HOP_", "SESSION_"}) {
+        if (u.starts_with(w)) {
+            std::string_view rest = u.substr(w.size());
+            return rest == "START" || rest == "END" || rest == "ROWTIME" || rest == "PROCTIME";
+        }
+    }
+    return false;
+}
+
+/// Argument kinds: n numeric, i integer, s text, t date/time, b boolean, v interval, a any.
+/// The last letter repeats for further arguments.
+struct function_sig {
+    std::string_view name;
+    int min_args;
+    int max_args; ///< -1: any number
+    std::string_view kinds;
+    enum result_rule { fixed, first, common, third } rule;
+    type_kind result = type_kind::null;
+    std::optional<int32_t> precision = {};
+    bool not_null = false;
+};
+
+constexpr int many = -1;
+
+const function_sig* find_function(std::string_view u) {
+    using r = function_sig;
+    static const function_sig sigs[] = {
+      {"ABS", 1, 1, "n", r::first},
+      {"MOD", 2, 2, "i", r::common},
+      {"ROUND", 1, 2, "ni", r::first},
+      {"TRUNCATE", 1, 2, "ni", r::first},
+      {"FLOOR", 1, 1, "n", r::first},
+      {"CEIL", 1, 1, "n", r::first},
+      {"CEILING", 1, 1, "n", r::first},
+      {"POWER", 2, 2, "n", r::fixed, type_kind::double_},
+      {"SQRT", 1, 1, "n", r::fixed, type_kind::double_},
+      {"LN", 1, 1, "n", r::fixed, type_kind::double_},
+      {"LOG10", 1, 1, "n", r::fixed, type_kind::double_},
+      {"LOG", 1, 2, "n", r::fixed, type_kind::double_},
+      {"EXP", 1, 1, "n", r::fixed, type_kind::double_},
+      {"RAND", 0, 1, "i", r::fixed, type_kind::double_},
+      {"UPPER", 1, 1, "s", r::fixed, type_kind::string},
+      {"LOWER", 1, 1, "s", r::fixed, type_kind::string},
+      {"TRIM", 1, 1, "s", r::fixed, type_kind::string},
+      {"LTRIM", 1, 1, "s", r::fixed, type_kind::string},
+      {"RTRIM", 1, 1, "s", r::fixed, type_kind::string},
+      {"INITCAP", 1, 1, "s", r::fixed, type_kind::string},
+      {"REVERSE", 1, 1, "s", r::fixed, type_kind::string},
+      {"CHAR_LENGTH", 1, 1, "s", r::fixed, type_kind::int_},
+      {"CHARACTER_LENGTH", 1, 1, "s", r::fixed, type_kind::int_},
+      {"SUBSTRING", 2, 3, "sii", r::fixed, type_kind::string},
+      {"SUBSTR", 2, 3, "sii", r::fixed, type_kind::string},
+      {"LEFT", 2, 2, "si", r::fixed, type_kind::string},
+      {"RIGHT", 2, 2, "si", r::fixed, type_kind::string},
+      {"LPAD", 3, 3, "sis", r::fixed, type_kind::string},
+      {"RPAD", 3, 3, "sis", r::fixed, type_kind::string},
+      {"REPEAT", 2, 2, "si", r::fixed, type_kind::string},
+      {"CONCAT", 1, many, "a", r::fixed, type_kind::string},
+      {"CONCAT_WS", 2, many, "sa", r::fixed, type_kind::string},
+      {"REPLACE", 3, 3, "s", r::fixed, type_kind::string},
+      {"REGEXP_EXTRACT", 2, 3, "ssi", r::fixed, type_kind::string},
+      {"REGEXP_REPLACE", 3, 3, "s", r::fixed, type_kind::string},
+      {"REGEXP", 2, 2, "s", r::fixed, type_kind::boolean},
+      {"SPLIT_INDEX", 3, 3, "ssi", r::fixed, type_kind::string},
+      {"LOCATE", 2, 3, "ssi", r::fixed, type_kind::int_},
+      {"MD5", 1, 1, "s", r::fixed, type_kind::string},
+      {"SHA1", 1, 1, "s", r::fixed, type_kind::string},
+      {"SHA256", 1, 1, "s", r::fixed, type_kind::string},
+      {"JSON_VALUE", 2, 2, "s", r::fixed, type_kind::string},
+      {"DATE_FORMAT", 2, 2, "as", r::fixed, type_kind::string},
+      {"YEAR", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"QUARTER", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"MONTH", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"WEEK", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"DAYOFYEAR", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"DAYOFMONTH", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"DAYOFWEEK", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"HOUR", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"MINUTE", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"SECOND", 1, 1, "t", r::fixed, type_kind::bigint},
+      {"TO_TIMESTAMP", 1, 2, "s", r::fixed, type_kind::timestamp, 3},
+      {"TO_TIMESTAMP_LTZ", 2, 2, "ni", r::fixed, type_kind::timestamp_ltz, 3},
+      {"TO_DATE", 1, 2, "s", r::fixed, type_kind::date},
+      {"UNIX_TIMESTAMP", 0, 2, "s", r::fixed, type_kind::bigint},
+      {"FROM_UNIXTIME", 1, 2, "is", r::fixed, type_kind::string},
+      {"PROCTIME", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
+      {"NOW", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
+      {"CURRENT_TIMESTAMP", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
+      {"LOCALTIMESTAMP", 0, 0, "", r::fixed, type_kind::timestamp, 3, true},
+      {"CURRENT_DATE", 0, 0, "", r::fixed, type_kind::date, {}, true},
+      {"CURRENT_TIME", 0, 0, "", r::fixed, type_kind::time, {}, true},
+      {"LOCALTIME", 0, 0, "", r::fixed, type_kind::time, {}, true},
+      {"CURRENT_WATERMARK", 1, 1, "t", r::first},
+      {"COALESCE", 1, many, "a", r::common},
+      {"IFNULL", 2, 2, "a", r::common},
+      {"NULLIF", 2, 2, "a", r::first},
+      {"GREATEST", 1, many, "a", r::common},
+      {"LEAST", 1, many, "a", r::common},
+      {"IF", 3, 3, "baa", r::common},
+      {"CARDINALITY", 1, 1, "a", r::fixed, type_kind::int_},
+      {"TIMESTAMPDIFF", 3, 3, "att", r::fixed, type_kind::int_},
+      {"TIMESTAMPADD", 3, 3, "ait", r::third},
+    };
+    for (const auto& s : sigs) {
+        if (s.name == u) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+bool fits_kind(char k, const data_type& t) {
+    if (unknown(t)) {
+        return true;
+    }
+    switch (k) {
+    case 'n':
+        return is_numeric(t.kind);
+    case 'i':
+        return is_integer(t.kind);
+    case 's':
+        return is_character(t.kind);
+    case 't':
+        return is_temporal(t.kind);
+    case 'b':
+        return t.kind == type_kind::boolean;
+    case 'v':
+        return is_interval(t.kind);
+    default:
+        return true;
+    }
+}
+
+const char* kind_name(char k) {
+    switch (k) {
+    case 'n':
+        return "a number";
+    case 'i':
+        return "an integer";
+    case 's':
+        return "text";
+    case 't':
+        return "a date or time";
+    case 'b':
+        return "a BOOLEAN";
+    case 'v':
+        return "an INTERVAL";
+    default:
+        return "a value";
+    }
+}
+
+std::string output_name(const select_item& item, std::size_t index) {
+    if (!item.alias.empty()) {
+        return item.alias;
+    }
+    if (item.value.kind == expr_kind::column && !item.value.names.empty()) {
+        return item.value.names.back();
+    }
+    return fmt::format("EXPR${}", index);
+}
+
+constexpr int max_bind_depth = 256;
+
+} // namespace
+
+struct binder::scope {
+    struct entry {
+        std::string qualifier;
+        std::vector<bound_column> columns;
+    };
+    std::vector<entry> relations;
+    const scope* outer = nullptr;
+};
+
+struct binder::expr_context {
+    const char* clause = "SELECT";
+    bool allow_aggregate = false;
+    bool allow_over = false;
+    bool inside_aggregate = false;
+    bool saw_aggregate = false;
+    bool saw_group_window = false;
+    bool in_group_by = false;
+};
+
+// ---- relations ---------------------------------------------------------------------------
+
+parse_result<relation_type> binder::bind_table(const table_schema& t) {
+    if (t.definition) {
+        return query_(*t.definition, nullptr);
+    }
+    relation_type r;
+    scope physical;
+    physical.relations.emplace_back();
+    for (const column_schema& c : t.columns) {
+        if (!c.computed) {
+            physical.relations[0].columns.push_back({c.name, c.type, ""});
+        }
+    }
+    for (const column_schema& c : t.columns) {
+        bound_column b{c.name, c.type, ""};
+        if (c.computed) {
+            expr_context ctx;
+            ctx.clause = "a computed column";
+            auto ty = expr_(*c.computed, physical, ctx);
+            if (!ty) {
+                return ty.error();
+            }
+            b.type = ty.value();
+        }
+        r.columns.push_back(std::move(b));
+    }
+    return r;
+}
+
+parse_result<relation_type> binder::named_relation(const table_ref& t) {
+    if (t.names.size() == 1) {
+        for (auto it = _ctes.rbegin(); it != _ctes.rend(); ++it) {
+            auto found = it->find(t.names[0]);
+            if (found != it->end()) {
+                return found->second;
+            }
+        }
+    }
+    const table_schema* schema = _catalog.find_table(t.names);
+    if (!schema) {
+        std::string name;
+        for (std::size_t i = 0; i < t.names.size(); ++i) {
+            name += (i ? "." : "") + quote_identifier(t.names[i]);
+        }
+        return at(t.pos, static_cast<uint32_t>(name.size()),
+                  fmt::format("table or view {} does not exist", name));
+    }
+    return bind_table(*schema);
+}
+
+parse_result<bool> binder::from_item(const table_ref& t, scope& into, const scope* outer) {
+    if (++_depth > max_bind_depth) {
+        --_depth;
+        error e = at(t.pos, 1, "statement nested too deeply");
+        e.code = errc::too_complex;
+        return e;
+    }
+    struct leave {
+        int& d;
+        ~leave() { --d; }
+    } guard{_depth};
+    auto add = [&](relation_type rel, const std::string& default_qualifier) -> parse_result<bool> {
+        scope::entry e;
+        e.qualifier = t.alias.empty() ? default_qualifier : t.alias;
+        if (!t.column_aliases.empty()) {
+            if (t.column_aliases.size() != rel.columns.size()) {
+                return at(t.pos, 1,
+                          fmt::format("{} names {} columns but the relation has {}",
+                                      quote_identifier(t.alias), t.column_aliases.size(),
+                                      rel.columns.size()));
+            }
+            for (std::size_t i = 0; i < rel.columns.size(); ++i) {
+                rel.columns[i].name = t.column_aliases[i];
+            }
+        }
+        for (auto& c : rel.columns) {
+            c.qualifier = e.qualifier;
+        }
+        e.columns = std::move(rel.columns);
+        into.relations.push_back(std::move(e));
+        return true;
+    };
+    switch (t.kind) {
+    case table_ref_kind::named: {
+        auto rel = named_relation(t);
+        if (!rel) {
+            return rel.error();
+        }
+        if (t.system_time) {
+            scope left = into;
+            left.outer = outer;
+            expr_context ctx;
+            ctx.clause = "FOR SYSTEM_TIME AS OF";
+            auto ty = expr_(*t.system_time, left, ctx);
+            if (!ty) {
+                return ty.error();
+            }
+            if (!unknown(ty.value()) && !is_time(ty.value())) {
+                return at(*t.system_time,
+                          fmt::format("FOR SYSTEM_TIME AS OF needs a time attribute such as "
+                                      "PROCTIME() or an event-time column, not {}",
+                                      describe(*t.system_time, ty.value())));
+            }
+        }
+        return add(std::move(rel).value(), t.names.back());
+    }
+    case table_ref_kind::subquery: {
+        auto rel = query_(*t.subquery, outer);
+        if (!rel) {
+            return rel.error();
+        }
+        return add(std::move(rel).value(), "");
+    }
+    case table_ref_kind::function:
+        return window_function(*t.function, into, t.alias);
+    case table_ref_kind::join: {
+        auto l = from_item(*t.left, into, outer);
+        if (!l) {
+            return l.error();
+        }
+        std::size_t left_count = into.relations.size();
+        auto r = from_item(*t.right, into, outer);
+        if (!r) {
+            return r.error();
+        }
+        scope joined = into;
+        joined.outer = outer;
+        if (t.condition) {
+            expr_context ctx;
+            ctx.clause = "ON";
+            auto ty = expr_(*t.condition, joined, ctx);
+            if (!ty) {
+                return ty.error();
+            }
+            if (!is_boolean(ty.value())) {
+                return at(*t.condition, fmt::format("a join condition must be BOOLEAN, not {}",
+                                                    describe(*t.condition, ty.value())));
+            }
+        }
+        for (const std::string& col : t.using_columns) {
+            auto has = [&](std::size_t from, std::size_t to) {
+                for (std::size_t i = from; i < to; ++i) {
+                    for (const auto& c : into.relations[i].columns) {
+                        if (c.name == col) {
+                            return true;
+                        }
+                    }
+                }
+                return false;
+            };
+            if (!has(0, left_count) || !has(left_count, into.relations.size())) {
+                return at(t.pos, 1,
+                          fmt::format("USING column {} must be a column of both sides of the join",
+                                      quote_identifier(col)));
+            }
+        }
+        return true;
+    }
+    }
+    return true;
+}
+
+parse_result<bool> binder::window_function(const expr& call, scope& into, const std::string& alias) {
+    std::string u = call.names.empty() ? std::string() : upper(call.names.back());
+    int intervals = 0;
+    if (u == "TUMBLE") {
+        intervals = 1;
+    } else if (u == "HOP" || u == "CUMULATE") {
+        intervals = 2;
+    } else if (u == "SESSION") {
+        intervals = 1;
+    } else {
+        return at(call, fmt::format("unknown table function {}; expected TUMBLE, HOP, CUMULATE "
+                                    "or SESSION",
+                                    call.names.empty() ? std::string("?") : call.names.back()));
+    }
+    const std::string& fname = call.names.back();
+    // Named arguments may come in any order; put them in the positional order.
+    std::vector<const expr*> args;
+    bool named = !call.args.empty() && call.args[0].kind == expr_kind::named_arg;
+    if (named) {
+        static constexpr std::string_view order[] = {"DATA", "TIMECOL", "SIZE", "SLIDE", "STEP",
+                                                     "GAP", "OFFSET"};
+        for (std::string_view want : order) {
+            for (const expr& a : call.args) {
+                if (a.kind == expr_kind::named_arg && iequals(a.names[0], want)) {
+                    args.push_back(&a.args[0]);
+                }
+            }
+        }
+        if (args.size() != call.args.size()) {
+            return at(call, fmt::format("{} takes the named arguments DATA, TIMECOL and SIZE, "
+                                        "SLIDE, STEP or GAP",
+                                        fname));
+        }
+    } else {
+        for (const expr& a : call.args) {
+            args.push_back(&a);
+        }
+    }
+    std::size_t expected_args = 2 + static_cast<std::size_t>(intervals);
+    if (args.size() != expected_args && !(u == "TUMBLE" && args.size() == expected_args + 1)) {
+        return at(call, fmt::format("{} takes {} arguments (TABLE t, DESCRIPTOR(time column){}), "
+                                    "not {}",
+                                    fname, expected_args,
+                                    intervals == 2 ? ", two intervals" : ", an interval",
+                                    args.size()));
+    }
+    if (args[0]->kind != expr_kind::table_arg) {
+        return at(*args[0], fmt::format("the first argument of {} is TABLE name", fname));
+    }
+    table_ref named_table;
+    named_table.kind = table_ref_kind::named;
+    named_table.names = args[0]->names;
+    named_table.pos = args[0]->pos;
+    auto rel = named_relation(named_table);
+    if (!rel) {
+        return rel.error();
+    }
+    relation_type r = std::move(rel).value();
+    if (!args[0]->args.empty() && u != "SESSION") {
+        return at(*args[0], fmt::format("PARTITION BY belongs to SESSION windows, not {}", fname));
+    }
+    auto find = [&](const std::string& name) -> const bound_column* {
+        for (const auto& c : r.columns) {
+            if (c.name == name) {
+                return &c;
+            }
+        }
+        return nullptr;
+    };
+    for (const expr& key : args[0]->args) {
+        if (key.kind != expr_kind::column || key.names.size() != 1 || !find(key.names[0])) {
+            return at(key, fmt::format("PARTITION BY of {} must name columns of {}", fname,
+                                       quote_identifier(named_table.names.back())));
+        }
+    }
+    if (args[1]->kind != expr_kind::descriptor || args[1]->names.size() != 1) {
+        return at(*args[1], fmt::format("the second argument of {} is DESCRIPTOR(time column)", fname));
+    }
+    const bound_column* time = find(args[1]->names[0]);
+    if (!time) {
+        return at(*args[1], fmt::format("DESCRIPTOR({}): table {} has no such column",
+                                        quote_identifier(args[1]->names[0]),
+                                        quote_identifier(named_table.names.back())));
+    }
+    if (!unknown(time->type) && !is_time(time->type)) {
+        return at(*args[1], fmt::format("DESCRIPTOR({}): the time column of a window must be "
+                                        "TIMESTAMP(p) or TIMESTAMP_LTZ(p), not {}",
+                                        quote_identifier(time->name), to_string(time->type)));
+    }
+    data_type time_type = time->type;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+        scope empty;
+        expr_context ctx;
+        ctx.clause = "a window size";
+        auto ty = expr_(*args[i], empty, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        if (!unknown(ty.value()) && ty.value().kind != type_kind::interval_day_time) {
+            return at(*args[i], fmt::format("window sizes of {} are intervals such as INTERVAL "
+                                            "'10' SECOND, not {}",
+                                            fname, describe(*args[i], ty.value())));
+        }
+    }
+    scope::entry e;
+    e.qualifier = alias.empty() ? named_table.names.back() : alias;
+    e.columns = std::move(r.columns);
+    data_type bound = make(type_kind::timestamp, false, 3);
+    e.columns.push_back({"window_start", bound, e.qualifier});
+    e.columns.push_back({"window_end", bound, e.qualifier});
+    data_type wt = time_type;
+    wt.precision = 3;
+    wt.nullable = false;
+    e.columns.push_back({"window_time", wt, e.qualifier});
+    for (auto& c : e.columns) {
+        c.qualifier = e.qualifier;
+    }
+    into.relations.push_back(std::move(e));
+    return true;
+}
+
+// ---- queries -----------------------------------------------------------------------------
+
+parse_result<relation_type> binder::bind_query(const query& q) { return query_(q, nullptr); }
+
+parse_result<relation_type> binder::query_(const query& q, const scope* outer) {
+    if (++_depth > max_bind_depth) {
+        --_depth;
+        error e = at(q.pos, 1, "statement nested too deeply");
+        e.code = errc::too_complex;
+        return e;
+    }
+    struct leave {
+        binder& b;
+        bool pop;
+        ~leave() {
+            --b._depth;
+            if (pop) {
+                b._ctes.pop_back();
+            }
+        }
+    } guard{*this, !q.with.empty()};
+    if (!q.with.empty()) {
+        _ctes.emplace_back();
+        for (const common_table& ct : q.with) {
+            auto rel = query_(*ct.body, outer);
+            if (!rel) {
+                return rel.error();
+            }
+            relation_type r = std::move(rel).value();
+            if (!ct.columns.empty()) {
+                if (ct.columns.size() != r.columns.size()) {
+                    return at(q.pos, 1, fmt::format("WITH {} names {} columns but its query has {}",
+                                                    quote_identifier(ct.name), ct.columns.size(),
+                                                    r.columns.size()));
+                }
+                for (std::size_t i = 0; i < r.columns.size(); ++i) {
+                    r.columns[i].name = ct.columns[i];
+                }
+            }
+            _ctes.back()[ct.name] = std::move(r);
+        }
+    }
+    relation_type out;
+    switch (q.kind) {
+    case query_kind::select: {
+        auto r = select_(q, outer);
+        if (!r) {
+            return r.error();
+        }
+        out = std::move(r).value();
+        break;
+    }
+    case query_kind::values: {
+        scope empty;
+        empty.outer = outer;
+        for (std::size_t row = 0; row < q.rows.size(); ++row) {
+            for (std::size_t i = 0; i < q.rows[row].size(); ++i) {
+                expr_context ctx;
+                ctx.clause = "VALUES";
+                auto ty = expr_(q.rows[row][i], empty, ctx);
+                if (!ty) {
+                    return ty.error();
+                }
+                if (row == 0) {
+                    out.columns.push_back({fmt::format("EXPR${}", i), ty.value(), ""});
+                    continue;
+                }
+                auto ct = common_type(out.columns[i].type, ty.value());
+                if (!ct) {
+                    return at(q.rows[row][i],
+                              fmt::format("VALUES column {} mixes {} and {}", i + 1,
+                                          to_string(out.columns[i].type), to_string(ty.value())));
+                }
+                out.columns[i].type = *ct;
+            }
+        }
+        break;
+    }
+    case query_kind::union_: {
+        auto l = query_(*q.left, outer);
+        if (!l) {
+            return l.error();
+        }
+        auto r = query_(*q.right, outer);
+        if (!r) {
+            return r.error();
+        }
+        out = std::move(l).value();
+        const relation_type& right = r.value();
+        if (out.columns.size() != right.columns.size()) {
+            return at(q.right->pos, 1,
+                      fmt::format("UNION branches differ in width: {} column(s), then {}",
+                                  out.columns.size(), right.columns.size()));
+        }
+        for (std::size_t i = 0; i < out.columns.size(); ++i) {
+            auto ct = common_type(out.columns[i].type, right.columns[i].type);
+            if (!ct) {
+                return at(q.right->pos, 1,
+                          fmt::format("UNION column {} ({}) is {} in one branch and {} in the "
+                                      "other",
+                                      i + 1, quote_identifier(out.columns[i].name),
+                                      to_string(out.columns[i].type),
+                                      to_string(right.columns[i].type)));
+            }
+            out.columns[i].type = *ct;
+        }
+        break;
+    }
+    }
+    if (q.kind != query_kind::select) {
+        // ORDER BY of a UNION or VALUES names output columns or their positions.
+        scope s;
+        s.relations.push_back({"", out.columns});
+        s.outer = outer;
+        for (const order_item& o : q.order_by) {
+            expr_context ctx;
+            ctx.clause = "ORDER BY";
+            if (o.value.kind == expr_kind::literal && o.value.literal == literal_kind::integer) {
+                continue;
+            }
+            auto ty = expr_(o.value, s, ctx);
+            if (!ty) {
+                return ty.error();
+            }
+        }
+    }
+    if (q.limit) {
+        scope empty;
+        expr_context ctx;
+        ctx.clause = "LIMIT";
+        auto ty = expr_(*q.limit, empty, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        if (!is_integer(ty.value().kind)) {
+            return at(*q.limit, fmt::format("LIMIT takes a whole number, not {}",
+                                            describe(*q.limit, ty.value())));
+        }
+    }
+    return out;
+}
+
+parse_result<relation_type> binder::select_(const query& q, const scope* outer) {
+    const select_core& sel = q.select;
+    scope s;
+    s.outer = outer;
+    for (const table_ref& t : sel.from) {
+        auto r = from_item(t, s, outer);
+        if (!r) {
+            return r.error();
+        }
+    }
+    if (sel.where) {
+        expr_context ctx;
+        ctx.clause = "WHERE";
+        auto ty = expr_(*sel.where, s, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        if (!is_boolean(ty.value())) {
+            return at(*sel.where, fmt::format("WHERE needs a BOOLEAN condition, not {}",
+                                              describe(*sel.where, ty.value())));
+        }
+    }
+    bool window_group = false;
+    for (const expr& key : sel.group_by) {
+        expr_context ctx;
+        ctx.clause = "GROUP BY";
+        ctx.in_group_by = true;
+        auto ty = expr_(key, s, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        window_group = window_group || ctx.saw_group_window;
+    }
+    relation_type out;
+    bool aggregated = !sel.group_by.empty();
+    std::vector<std::pair<const expr*, std::size_t>> checked; // select items to check if grouped
+    for (std::size_t i = 0; i < sel.items.size(); ++i) {
+        const select_item& item = sel.items[i];
+        if (item.value.kind == expr_kind::star) {
+            bool any = false;
+            for (const auto& rel : s.relations) {
+                if (!item.value.names.empty() && rel.qualifier != item.value.names.back()) {
+                    continue;
+                }
+                any = true;
+                for (const auto& c : rel.columns) {
+                    out.columns.push_back({c.name, c.type, ""});
+                }
+            }
+            if (!any) {
+                return at(item.value.pos, 1,
+                          item.value.names.empty()
+                            ? std::string("SELECT * needs a FROM clause")
+                            : fmt::format("{}.*: no table or alias {} in FROM",
+                                          quote_identifier(item.value.names.back()),
+                                          quote_identifier(item.value.names.back())));
+            }
+            if (!sel.group_by.empty()) {
+                return at(item.value.pos, 1, "SELECT * cannot be used with GROUP BY; name the group keys");
+            }
+            continue;
+        }
+        expr_context ctx;
+        ctx.clause = "SELECT";
+        ctx.allow_aggregate = true;
+        ctx.allow_over = true;
+        auto ty = expr_(item.value, s, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        aggregated = aggregated || ctx.saw_aggregate;
+        out.columns.push_back({output_name(item, i), ty.value(), ""});
+        checked.emplace_back(&item.value, i);
+    }
+    if (sel.having) {
+        expr_context ctx;
+        ctx.clause = "HAVING";
+        ctx.allow_aggregate = true;
+        auto ty = expr_(*sel.having, s, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+        if (!is_boolean(ty.value())) {
+            return at(*sel.having, fmt::format("HAVING needs a BOOLEAN condition, not {}",
+                                               describe(*sel.having, ty.value())));
+        }
+        aggregated = true;
+    }
+    if (aggregated) {
+        for (const auto& [e, i] : checked) {
+            auto r = check_grouped(*e, sel.group_by, s, window_group, "SELECT");
+            if (!r) {
+                return r.error();
+            }
+        }
+        if (sel.having) {
+            auto r = check_grouped(*sel.having, sel.group_by, s, window_group, "HAVING");
+            if (!r) {
+                return r.error();
+            }
+        }
+    }
+    // ORDER BY may name an output column (alias) or anything in FROM.
+    scope with_output = s;
+    with_output.relations.insert(with_output.relations.begin(), {"", out.columns});
+    for (const order_item& o : q.order_by) {
+        if (o.value.kind == expr_kind::literal && o.value.literal == literal_kind::integer) {
+            int64_t n = 0;
+            std::from_chars(o.value.text.data(), o.value.text.data() + o.value.text.size(), n);
+            if (n < 1 || static_cast<std::size_t>(n) > out.columns.size()) {
+                return at(o.value, fmt::format("ORDER BY {}: the query has {} columns", o.value.text,
+                                               out.columns.size()));
+            }
+            continue;
+        }
+        bool is_output = o.value.kind == expr_kind::column && o.value.names.size() == 1 &&
+                         std::any_of(out.columns.begin(), out.columns.end(),
+                                     [&](const bound_column& c) { return c.name == o.value.names[0]; });
+        if (is_output) {
+            continue;
+        }
+        expr_context ctx;
+        ctx.clause = "ORDER BY";
+        ctx.allow_aggregate = aggregated;
+        auto ty = expr_(o.value, s, ctx);
+        if (!ty) {
+            return ty.error();
+        }
+    }
+    return out;
+}
+
+parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>& keys,
+                                         const scope& s, bool window_group, const char* clause) {
+    for (const expr& k : keys) {
+        if (k == e) {
+            return true;
+        }
+    }
+    switch (e.kind) {
+    case expr_kind::column: {
+        // Same column, however qualified.
+        auto target = column(e, s);
+        for (const expr& k : keys) {
+            if (k.kind != expr_kind::column || k.names.back() != e.names.back()) {
+                continue;
+            }
+            if (k.names.size() == 1 || e.names.size() == 1) {
+                return true;
+            }
+        }
+        (void)target;
+        return at(e, fmt::format("column {} in {} must be a GROUP BY key or inside an aggregate "
+                                 "such as MAX({})",
+                                 quote_identifier(e.names.back()), clause,
+                                 quote_identifier(e.names.back())));
+    }
+    case expr_kind::call: {
+        std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+        if (is_aggregate(u) || e.over) {
+            return true;
+        }
+        if (is_group_window_property(u)) {
+            if (!window_group) {
+                return at(e, fmt::format("{} needs a matching group window ({}(...)) in GROUP BY",
+                                         e.names.back(), u.substr(0, u.find('_'))));
+            }
+            return true;
+        }
+        break;
+    }
+    case expr_kind::scalar_query:
+    case expr_kind::exists:
+    case expr_kind::in_query:
+    case expr_kind::literal:
+    case expr_kind::interval:
+        if (e.kind != expr_kind::in_query) {
+            return true;
+        }
+        break;
+    default:
+        break;
+    }
+    for (const expr& a : e.args) {
+        auto r = check_grouped(a, keys, s, window_group, clause);
+        if (!r) {
+            return r;
+        }
+    }
+    return true;
+}
+
+// ---- expressions -------------------------------------------------------------------------
+
+parse_result<data_type> binder::column(const expr& e, const scope& s) {
+    const std::string& name = e.names.back();
+    const std::string* qualifier = e.names.size() > 1 ? &e.names[e.names.size() - 2] : nullptr;
+    bool qualifier_seen = false;
+    for (const scope* cur = &s; cur; cur = cur->outer) {
+        const bound_column* found = nullptr;
+        const bound_column* second = nullptr;
+        for (const auto& rel : cur->relations) {
+            if (qualifier && rel.qualifier != *qualifier) {
+                continue;
+            }
+            qualifier_seen = true;
+            for (const auto& c : rel.columns) {
+                if (c.name == name) {
+                    if (found) {
+                        second = &c;
+                    } else {
+                        found = &c;
+                    }
+                }
+            }
+        }
+        if (found && second) {
+            return at(e, fmt::format("column {} is ambiguous: {} and {} both have it; qualify it",
+                                     quote_identifier(name),
+                                     found->qualifier.empty() ? "a subquery" : quote_identifier(found->qualifier),
+                                     second->qualifier.empty() ? "a subquery" : quote_identifier(second->qualifier)));
+        }
+        if (found) {
+            return found->type;
+        }
+    }
+    if (qualifier && !qualifier_seen) {
+        return at(e, fmt::format("no table or alias {} in FROM (for {}.{})",
+                                 quote_identifier(*qualifier), quote_identifier(*qualifier),
+                                 quote_identifier(name)));
+    }
+    // Suggest a column that differs only in case, else list a few that exist.
+    std::vector<std::string> names;
+    std::string hint;
+    for (const scope* cur = &s; cur; cur = cur->outer) {
+        for (const auto& rel : cur->relations) {
+            if (qualifier && rel.qualifier != *qualifier) {
+                continue;
+            }
+            for (const auto& c : rel.columns) {
+                if (iequals(c.name, name) && hint.empty()) {
+                    hint = c.name;
+                }
+                if (names.size() < 8 &&
+                    std::find(names.begin(), names.end(), c.name) == names.end()) {
+                    names.push_back(c.name);
+                }
+            }
+        }
+    }
+    std::string where = qualifier ? " in " + quote_identifier(*qualifier) : std::string();
+    if (!hint.empty()) {
+        return at(e, fmt::format("column {} does not exist{}; did you mean {}? (names are "
+                                 "case-sensitive)",
+                                 quote_identifier(name), where, quote_identifier(hint)));
+    }
+    if (names.empty()) {
+        return at(e, fmt::format("column {} does not exist: the query reads no table",
+                                 quote_identifier(name)));
+    }
+    std::string list;
+    for (const auto& n : names) {
+        list += (list.empty() ? "" : ", ") + quote_identifier(n);
+    }
+    return at(e, fmt::format("column {} does not exist{}; known columns: {}",
+                             quote_identifier(name), where, list));
+}
+
+parse_result<data_type> binder::expr_(const expr& e, const scope& s, expr_context& ctx) {
+    if (++_depth > max_bind_depth) {
+        --_depth;
+        error err = at(e, "expression nested too deeply");
+        err.code = errc::too_complex;
+        return err;
+    }
+    struct leave {
+        int& d;
+        ~leave() { --d; }
+    } guard{_depth};
+    auto sub = [&](const expr& a) { return expr_(a, s, ctx); };
+    switch (e.kind) {
+    case expr_kind::literal:
+        switch (e.literal) {
+        case literal_kind::null:
+            return data_type{};
+        case literal_kind::boolean:
+            return make(type_kind::boolean, false);
+        case literal_kind::integer: {
+            int64_t v = 0;
+            auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
+            if (ec != std::errc()) {
+                data_type d = make(type_kind::decimal, false, std::min<int32_t>(38, static_cast<int32_t>(e.text.size())));
+                d.scale = 0;
+                return d;
+            }
+            return make(v > INT32_MAX ? type_kind::bigint : type_kind::int_, false);
+        }
+        case literal_kind::decimal: {
+            if (e.text.find_first_of("eE") != std::string::npos) {
+                return make(type_kind::double_, false);
+            }
+            auto dot = e.text.find('.');
+            int32_t digits = 0;
+            for (char c : e.text) {
+                digits += std::isdigit(static_cast<unsigned char>(c)) ? 1 : 0;
+            }
+            data_type d = make(type_kind::decimal, false, std::clamp(digits, 1, 38));
+            d.scale = static_cast<int32_t>(dot == std::string::npos ? 0 : e.text.size() - dot - 1);
+            d.scale = std::min(*d.scale, *d.precision);
+            return d;
+        }
+        case literal_kind::string:
+            return make(type_kind::string, false);
+        case literal_kind::date:
+            return make(type_kind::date, false);
+        case literal_kind::time:
+            return make(type_kind::time, false);
+        case literal_kind::timestamp:
+            return make(type_kind::timestamp, false, 3);
+        }
+        return data_type{};
+    case expr_kind::interval:
+        return make(e.unit == time_unit::year || e.unit == time_unit::month || e.unit == time_unit::quarter
+                      ? type_kind::interval_year_month
+                      : type_kind::interval_day_time,
+                    false);
+    case expr_kind::column:
+        return column(e, s);
+    case expr_kind::star:
+        return at(e.pos, 1, "* stands for columns only in the SELECT list and in COUNT(*)");
+    case expr_kind::unary: {
+        auto a = sub(e.args[0]);
+        if (!a) {
+            return a;
+        }
+        const data_type& t = a.value();
+        if (e.text == "NOT") {
+            if (!is_boolean(t)) {
+                return at(e.pos, 3, fmt::format("NOT needs a BOOLEAN, not {}", describe(e.args[0], t)));
+            }
+            return t;
+        }
+        if (!unknown(t) && !is_numeric(t.kind) && !is_interval(t.kind)) {
+            return at(e.pos, 1, fmt::format("unary {} needs a number, not {}", e.text, describe(e.args[0], t)));
+        }
+        return t;
+    }
+    case expr_kind::binary: {
+        auto l = sub(e.args[0]);
+        if (!l) {
+            return l;
+        }
+        auto r = sub(e.args[1]);
+        if (!r) {
+            return r;
+        }
+        const data_type& a = l.value();
+        const data_type& b = r.value();
+        const std::string& op = e.text;
+        uint32_t len = static_cast<uint32_t>(op.size());
+        auto mismatch = [&](const char* what, const char* joiner) {
+            return at(e.pos, len, fmt::format("{} {} {} {} {}", op, what, describe(e.args[0], a),
+                                              joiner, describe(e.args[1], b)));
+        };
+        if (op == "AND" || op == "OR") {
+            if (!is_boolean(a)) {
+                return at(e.args[0], fmt::format("{} needs BOOLEAN operands, not {}", op, describe(e.args[0], a)));
+            }
+            if (!is_boolean(b)) {
+                return at(e.args[1], fmt::format("{} needs BOOLEAN operands, not {}", op, describe(e.args[1], b)));
+            }
+            return make(type_kind::boolean, a.nullable || b.nullable);
+        }
+        if (op == "=" || op == "<>" || op == "<" || op == "<=" || op == ">" || op == ">=") {
+            if (!comparable(a, b)) {
+                return mismatch("cannot compare", "with");
+            }
+            return make(type_kind::boolean, a.nullable || b.nullable);
+        }
+        if (op == "||") {
+            if ((!unknown(a) && !is_character(a.kind)) || (!unknown(b) && !is_character(b.kind))) {
+                return mismatch("joins text; it cannot join", "and");
+            }
+            return make(type_kind::string, a.nullable || b.nullable);
+        }
+        if (unknown(a) || unknown(b)) {
+            return unknown(a) ? b : a;
+        }
+        if (is_numeric(a.kind) && is_numeric(b.kind)) {
+            auto ct = common_type(a, b);
+            if (op == "%" && (!is_integer(a.kind) || !is_integer(b.kind))) {
+                return mismatch("needs integers; it cannot take", "and");
+            }
+            return *ct;
+        }
+        if ((op == "+" || op == "-") && is_temporal(a.kind) && is_interval(b.kind)) {
+            return a;
+        }
+        if (op == "+" && is_interval(a.kind) && is_temporal(b.kind)) {
+            return b;
+        }
+        if ((op == "+" || op == "-") && is_interval(a.kind) && a.kind == b.kind) {
+            return a;
+        }
+        if ((op == "*" || op == "/") && is_interval(a.kind) && is_numeric(b.kind)) {
+            return a;
+        }
+        if (op == "*" && is_numeric(a.kind) && is_interval(b.kind)) {
+            return b;
+        }
+        return mismatch("cannot combine", "and");
+    }
+    case expr_kind::call:
+        return call(e, s, ctx);
+    case expr_kind::cast: {
+        auto a = sub(e.args[0]);
+        if (!a) {
+            return a;
+        }
+        const data_type& from = a.value();
+        const data_type& to = e.type;
+        bool ok = unknown(from) || is_character(from.kind) || is_character(to.kind) ||
+                  (is_numeric(from.kind) && (is_numeric(to.kind) || to.kind == type_kind::boolean)) ||
+                  (from.kind == type_kind::boolean && (is_numeric(to.kind) || to.kind == type_kind::boolean)) ||
+                  (is_temporal(from.kind) && is_temporal(to.kind)) ||
+                  (is_integer(from.kind) && is_time(to)) || (is_time(from) && is_integer(to.kind)) ||
+                  from.kind == to.kind;
+        if (!ok) {
+            return at(e.pos, 4, fmt::format("cannot cast {} to {}", describe(e.args[0], from), to_string(to)));
+        }
+        data_type out = to;
+        out.nullable = e.flag || from.nullable || to.nullable;
+        return out;
+    }
+    case expr_kind::case_when: {
+        std::size_t i = 0;
+        data_type operand;
+        if (e.flag) {
+            auto o = sub(e.args[0]);
+            if (!o) {
+                return o;
+            }
+            operand = o.value();
+            i = 1;
+        }
+        std::size_t pairs_end = e.args.size() - (e.has_else ? 1 : 0);
+        std::optional<data_type> result;
+        bool any_nullable = !e.has_else;
+        auto merge = [&](const expr& v) -> parse_result<bool> {
+            auto t = sub(v);
+            if (!t) {
+                return t.error();
+            }
+            any_nullable = any_nullable || t.value().nullable;
+            if (!result || unknown(*result)) {
+                result = t.value();
+                return true;
+            }
+            auto ct = common_type(*result, t.value());
+            if (!ct) {
+                data_type shown = *result;
+                shown.nullable = true;
+                return at(v, fmt::format("CASE results mix {} and {}", to_string(shown),
+                                         describe(v, t.value())));
+            }
+            result = *ct;
+            return true;
+        };
+        for (; i + 2 <= pairs_end; i += 2) {
+            auto c = sub(e.args[i]);
+            if (!c) {
+                return c;
+            }
+            if (e.flag ? !comparable(operand, c.value()) : !is_boolean(c.value())) {
+                if (e.flag) {
+                    return at(e.args[i], fmt::format("CASE compares {} with {}", to_string(operand),
+                                                     describe(e.args[i], c.value())));
+                }
+                return at(e.args[i], fmt::format("WHEN needs a BOOLEAN condition, not {}",
+                                                 describe(e.args[i], c.value())));
+            }
+            auto m = merge(e.args[i + 1]);
+            if (!m) {
+                return m.error();
+            }
+        }
+        if (e.has_else) {
+            auto m = merge(e.args.back());
+            if (!m) {
+                return m.error();
+            }
+        }
+        data_type out = result.value_or(data_type{});
+        out.nullable = any_nullable;
+        return out;
+    }
+    case expr_kind::between: {
+        data_type types[3];
+        for (int k = 0; k < 3; ++k) {
+            auto t = sub(e.args[static_cast<std::size_t>(k)]);
+            if (!t) {
+                return t;
+            }
+            types[k] = t.value();
+        }
+        for (int k = 1; k < 3; ++k) {
+            if (!comparable(types[0], types[k])) {
+                return at(e.args[static_cast<std::size_t>(k)],
+                          fmt::format("BETWEEN compares {} with {}", describe(e.args[0], types[0]),
+                                      describe(e.args[static_cast<std::size_t>(k)], types[k])));
+            }
+        }
+        return make(type_kind::boolean);
+    }
+    case expr_kind::in_list: {
+        auto v = sub(e.args[0]);
+        if (!v) {
+            return v;
+        }
+        for (std::size_t k = 1; k < e.args.size(); ++k) {
+            auto t = sub(e.args[k]);
+            if (!t) {
+                return t;
+            }
+            if (!comparable(v.value(), t.value())) {
+                return at(e.args[k], fmt::format("IN compares {} with {}", describe(e.args[0], v.value()),
+                                                 describe(e.args[k], t.value())));
+            }
+        }
+        return make(type_kind::boolean);
+    }
+    case expr_kind::in_query:
+    case expr_kind::scalar_query:
+    case expr_kind::exists: {
+        data_type left;
+        if (e.kind == expr_kind::in_query) {
+            auto v = sub(e.args[0]);
+            if (!v) {
+                return v;
+            }
+            left = v.value();
+        }
+        auto r = query_(*e.subquery, &s);
+        if (!r) {
+            return r.error();
+        }
+        if (e.kind == expr_kind::exists) {
+            return make(type_kind::boolean, false);
+        }
+        if (r.value().columns.size() != 1) {
+            return at(e.pos, 1, fmt::format("a subquery used as a value must return one column, "
+                                            "not {}",
+                                            r.value().columns.size()));
+        }
+        const data_type& t = r.value().columns[0].type;
+        if (e.kind == expr_kind::in_query) {
+            if (!comparable(left, t)) {
+                return at(e.args[0], fmt::format("IN compares {} with a subquery of {}",
+                                                 describe(e.args[0], left), to_string(t)));
+            }
+            return make(type_kind::boolean);
+        }
+        return nullable(t);
+    }
+    case expr_kind::like: {
+        for (const expr& a : e.args) {
+            auto t = sub(a);
+            if (!t) {
+                return t;
+            }
+            if (!unknown(t.value()) && !is_character(t.value().kind)) {
+                return at(a, fmt::format("LIKE matches text, not {}", describe(a, t.value())));
+            }
+        }
+        return make(type_kind::boolean);
+    }
+    case expr_kind::is_null: {
+        auto t = sub(e.args[0]);
+        if (!t) {
+            return t;
+        }
+        return make(type_kind::boolean, false);
+    }
+    case expr_kind::is_bool: {
+        auto t = sub(e.args[0]);
+        if (!t) {
+            return t;
+        }
+        if (!is_boolean(t.value())) {
+            return at(e.args[0], fmt::format("IS TRUE/FALSE needs a BOOLEAN, not {}", describe(e.args[0], t.value())));
+        }
+        return make(type_kind::boolean, false);
+    }
+    case expr_kind::extract: {
+        auto t = sub(e.args[0]);
+        if (!t) {
+            return t;
+        }
+        if (!unknown(t.value()) && !is_temporal(t.value().kind) && !is_interval(t.value().kind)) {
+            return at(e.args[0], fmt::format("EXTRACT needs a date or time, not {}", describe(e.args[0], t.value())));
+        }
+        return make(type_kind::bigint, t.value().nullable);
+    }
+    case expr_kind::descriptor:
+    case expr_kind::table_arg:
+    case expr_kind::named_arg:
+        return at(e.pos, 1, "DESCRIPTOR, TABLE and named arguments belong inside TABLE(TUMBLE(...)), "
+                            "TABLE(HOP(...)), TABLE(CUMULATE(...)) or TABLE(SESSION(...))");
+    }
+    return data_type{};
+}
+
+parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context& ctx) {
+    std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+    const std::string& shown = e.names.empty() ? u : e.names.back();
+    std::size_t n = e.args.size();
+    if (!e.text.empty()) {
+        // The keyword forms: FLOOR/CEIL(x TO unit), POSITION(a IN b), SUBSTRING(s FROM i
+        // [FOR n]), TRIM(mode [chars] FROM s).
+        std::vector<data_type> types;
+        bool any_nullable = false;
+        for (std::size_t k = 0; k < n; ++k) {
+            auto t = expr_(e.args[k], s, ctx);
+            if (!t) {
+                return t;
+            }
+            char kind = e.text == "TO" ? 't' : (e.text == "FROM" && k > 0) ? 'i' : 's';
+            if (!fits_kind(kind, t.value())) {
+                return at(e.args[k], fmt::format("argument {} of {} must be {}, not {}", k + 1,
+                                                 shown, kind_name(kind),
+                                                 describe(e.args[k], t.value())));
+            }
+            any_nullable = any_nullable || t.value().nullable;
+            types.push_back(t.value());
+        }
+        if (e.text == "TO") {
+            return types.empty() ? data_type{} : types[0];
+        }
+        return make(e.text == "IN" ? type_kind::int_ : type_kind::string, any_nullable);
+    }
+    if (e.over) {
+        if (!ctx.allow_over) {
+            return at(e, fmt::format("{}(...) OVER (...) is not allowed in {}", shown, ctx.clause));
+        }
+        expr_context inner;
+        inner.clause = "OVER";
+        for (const expr& p : e.over->partition_by) {
+            auto t = expr_(p, s, inner);
+            if (!t) {
+                return t;
+            }
+        }
+        for (const order_item& o : e.over->order_by) {
+            auto t = expr_(o.value, s, inner);
+            if (!t) {
+                return t;
+            }
+        }
+    }
+    if (is_ranking(u)) {
+        if (!e.over) {
+            return at(e, fmt::format("{} needs OVER (PARTITION BY ... ORDER BY ...)", shown));
+        }
+        if (u != "NTILE" && u != "LAG" && u != "LEAD" && n != 0) {
+            return at(e, fmt::format("{} takes no arguments", shown));
+        }
+        if (u == "LAG" || u == "LEAD") {
+            if (n == 0) {
+                return at(e, fmt::format("{} needs a value", shown));
+            }
+            auto t = expr_(e.args[0], s, ctx);
+            if (!t) {
+                return t;
+            }
+            return nullable(t.value());
+        }
+        return make(type_kind::bigint, false);
+    }
+    if (is_aggregate(u)) {
+        if (ctx.inside_aggregate) {
+            return at(e, fmt::format("aggregate {} inside another aggregate", shown));
+        }
+        if (!ctx.allow_aggregate && !e.over) {
+            return at(e, fmt::format("aggregate {} is not allowed in {}", shown, ctx.clause));
+        }
+        if (!e.over) {
+            ctx.saw_aggregate = true;
+        }
+        expr_context inner = ctx;
+        inner.inside_aggregate = true;
+        inner.allow_over = false;
+        std::vector<data_type> types;
+        for (const expr& a : e.args) {
+            if (a.kind == expr_kind::star) {
+                if (u != "COUNT" || n != 1) {
+                    return at(a.pos, 1, fmt::format("* is an argument of COUNT only, not of {}", shown));
+                }
+                types.push_back(make(type_kind::bigint, false));
+                continue;
+            }
+            auto t = expr_(a, s, inner);
+            if (!t) {
+                return t;
+            }
+            types.push_back(t.value());
+        }
+        if (e.filter) {
+            expr_context f;
+            f.clause = "FILTER";
+            auto t = expr_(*e.filter, s, f);
+            if (!t) {
+                return t;
+            }
+            if (!is_boolean(t.value())) {
+                return at(*e.filter, fmt::format("FILTER (WHERE ...) needs a BOOLEAN condition, not {}",
+                                                 describe(*e.filter, t.value())));
+            }
+        }
+        if (u == "COUNT") {
+            return make(type_kind::bigint, false);
+        }
+        if (n != 1 && u != "LISTAGG") {
+            return at(e, fmt::format("{} takes one argument, not {}", shown, n));
+        }
+        if (n < 1 || n > 2) {
+            return at(e, fmt::format("{} takes one or two arguments", shown));
+        }
+        const data_type& t = types[0];
+        if (u == "LISTAGG") {
+            return make(type_kind::string);
+        }
+        if (u == "MIN" || u == "MAX" || u == "FIRST_VALUE" || u == "LAST_VALUE") {
+            return nullable(t);
+        }
+        if (!unknown(t) && !is_numeric(t.kind)) {
+            return at(e.args[0], fmt::format("{} needs a number, not {}", shown, describe(e.args[0], t)));
+        }
+        if (u == "SUM") {
+            if (is_integer(t.kind)) {
+                return make(type_kind::bigint);
+            }
+            if (t.kind == type_kind::decimal) {
+                data_type d = make(type_kind::decimal, true, 38);
+                d.scale = effective_scale(t);
+                return d;
+            }
+            return nullable(t);
+        }
+        if (u == "AVG") {
+            return nullable(t);
+        }
+        return make(type_kind::double_);
+    }
+    if (e.filter) {
+        return at(e, fmt::format("FILTER (WHERE ...) applies to aggregates; {} is not one", shown));
+    }
+    if (is_group_window(u)) {
+        if (!ctx.in_group_by) {
+            return at(e, fmt::format("{}(...) groups rows into windows: use it in GROUP BY, or as "
+                                     "TABLE({}(TABLE t, DESCRIPTOR(time), ...)) in FROM",
+                                     shown, u));
+        }
+        std::size_t want = u == "HOP" ? 3 : 2;
+        if (n != want && !(u == "TUMBLE" && n == 3)) {
+            return at(e, fmt::format("{} in GROUP BY takes {} arguments (time column{}), not {}",
+                                     shown, want, u == "HOP" ? ", slide, size" : ", interval", n));
+        }
+        ctx.saw_group_window = true;
+        auto t = expr_(e.args[0], s, ctx);
+        if (!t) {
+            return t;
+        }
+        if (!unknown(t.value()) && !is_time(t.value())) {
+            return at(e.args[0], fmt::format("{} groups by a time column (TIMESTAMP or "
+                                             "TIMESTAMP_LTZ), not {}",
+                                             shown, describe(e.args[0], t.value())));
+        }
+        for (std::size_t k = 1; k < n; ++k) {
+            auto iv = expr_(e.args[k], s, ctx);
+            if (!iv) {
+                return iv;
+            }
+            if (!unknown(iv.value()) && iv.value().kind != type_kind::interval_day_time) {
+                return at(e.args[k], fmt::format("{} takes intervals such as INTERVAL '10' "
+                                                 "SECOND, not {}",
+                                                 shown, describe(e.args[k], iv.value())));
+            }
+        }
+        return make(type_kind::timestamp, false, 3);
+    }
+    if (is_group_window_property(u)) {
+        for (const expr& a : e.args) {
+            auto t = expr_(a, s, ctx);
+            if (!t) {
+                return t;
+            }
+        }
+        bool proctime = u.ends_with("PROCTIME");
+        return make(proctime ? type_kind::timestamp_ltz : type_kind::timestamp, false, 3);
+    }
+    const function_sig* sig = find_function(u);
+    if (!sig) {
+        if (_catalog.has_function(u) || _catalog.has_function(shown)) {
+            for (const expr& a : e.args) {
+                auto t = expr_(a, s, ctx);
+                if (!t) {
+                    return t;
+                }
+            }
+            return data_type{};
+        }
+        return at(e, fmt::format("unknown function {}", shown));
+    }
+    if (static_cast<int>(n) < sig->min_args || (sig->max_args != many && static_cast<int>(n) > sig->max_args)) {
+        std::string count = sig->min_args == sig->max_args
+                              ? fmt::format("{}", sig->min_args)
+                              : sig->max_args == many ? fmt::format("at least {}", sig->min_args)
+                                                      : fmt::format("{} to {}", sig->min_args, sig->max_args);
+        return at(e, fmt::format("{} takes {} argument{}, not {}", shown, count,
+                                 sig->max_args == 1 && sig->min_args == 1 ? "" : "s", n));
+    }
+    std::vector<data_type> types;
+    bool any_nullable = false;
+    for (std::size_t k = 0; k < n; ++k) {
+        const expr& a = e.args[k];
+        bool unit_arg = (u == "TIMESTAMPDIFF" || u == "TIMESTAMPADD") && k == 0;
+        if (unit_arg) {
+            types.push_back(data_type{}); // the unit, a bare word such as SECOND
+            continue;
+        }
+        auto t = expr_(a, s, ctx);
+        if (!t) {
+            return t;
+        }
+        char kind = sig->kinds.empty() ? 'a' : sig->kinds[std::min(k, sig->kinds.size() - 1)];
+        if (!fits_kind(kind, t.value())) {
+            return at(a, fmt::format("argument {} of {} must be {}, not {}", k + 1, shown,
+                                     kind_name(kind), describe(a, t.value())));
+        }
+        any_nullable = any_nullable || t.value().nullable;
+        types.push_back(t.value());
+    }
+    data_type out;
+    switch (sig->rule) {
+    case function_sig::fixed:
+        out = make(sig->result, !sig->not_null, sig->precision);
+        if (!sig->not_null) {
+            out.nullable = true;
+        }
+        return out;
+    case function_sig::first:
+        return types.empty() ? data_type{} : types[0];
+    case function_sig::third:
+        return types.size() < 3 ? data_type{} : types[2];
+    case function_sig::common: {
+        std::size_t from = u == "IF" ? 1 : 0;
+        std::optional<data_type> acc;
+        for (std::size_t k = from; k < types.size(); ++k) {
+            if (!acc || unknown(*acc)) {
+                acc = types[k];
+                continue;
+            }
+            auto ct = common_type(*acc, types[k]);
+            if (!ct) {
+                return at(e.args[k], fmt::format("the arguments of {} mix {} and {}", shown,
+                                                 to_string(*acc), describe(e.args[k], types[k])));
+            }
+            acc = *ct;
+        }
+        out = acc.value_or(data_type{});
+        out.nullable = out.nullable || any_nullable;
+        return out;
+    }
+    }
+    return out;
+}
+
+// ---- statements --------------------------------------------------------------------------
+
+parse_result<relation_type> binder::bind(const statement& st) {
+    if (auto* q = std::get_if<query_stmt>(&st.node)) {
+        return bind_query(q->body);
+    }
+    if (auto* v = std::get_if<create_view_stmt>(&st.node)) {
+        auto r = bind_query(v->body);
+        if (!r) {
+            return r;
+        }
+        relation_type out = std::move(r).value();
+        if (!v->columns.empty()) {
+            if (v->columns.size() != out.columns.size()) {
+                return at(st.pos, 6, fmt::format("view {} names {} columns but its query has {}",
+                                                 quote_identifier(v->name.back()), v->columns.size(),
+                                                 out.columns.size()));
+            }
+            for (std::size_t i = 0; i < out.columns.size(); ++i) {
+                out.columns[i].name = v->columns[i];
+            }
+        }
+        return out;
+    }
+    if (auto* ins = std::get_if<insert_stmt>(&st.node)) {
+        const table_schema* sink = _catalog.find_table(ins->table);
+        if (!sink) {
+            return at(st.pos, 6, fmt::format("INSERT INTO {}: no such table",
+                                             quote_identifier(ins->table.back())));
+        }
+        auto target = bind_table(*sink);
+        if (!target) {
+            return target;
+        }
+        std::vector<bound_column> sink_columns;
+        for (std::size_t i = 0; i < sink->columns.size(); ++i) {
+            const column_schema& c = sink->columns[i];
+            if (c.computed || (c.metadata && c.is_virtual)) {
+                continue; // not written
+            }
+            if (!ins->columns.empty() &&
+                std::find(ins->columns.begin(), ins->columns.end(), c.name) == ins->columns.end()) {
+                continue;
+            }
+            sink_columns.push_back(target.value().columns[i]);
+        }
+        for (const std::string& named : ins->columns) {
+            if (!sink->find_column(named) || sink->columns[*sink->find_column(named)].name != named) {
+                return at(st.pos, 6, fmt::format("INSERT INTO {}: the table has no column {}",
+                                                 quote_identifier(ins->table.back()),
+                                                 quote_identifier(named)));
+            }
+        }
+        auto r = bind_query(ins->body);
+        if (!r) {
+            return r;
+        }
+        const relation_type& src = r.value();
+        if (src.columns.size() != sink_columns.size()) {
+            return at(ins->body.pos, 1,
+                      fmt::format("INSERT INTO {} writes {} columns but the query gives {}",
+                                  quote_identifier(ins->table.back()), sink_columns.size(),
+                                  src.columns.size()));
+        }
+        for (std::size_t i = 0; i < src.columns.size(); ++i) {
+            const data_type& from = src.columns[i].type;
+            const data_type& to = sink_columns[i].type;
+            bool fits = unknown(from) || unknown(to) || from.kind == to.kind ||
+                        (is_numeric(from.kind) && is_numeric(to.kind)) ||
+                        (is_character(from.kind) && is_character(to.kind)) ||
+                        (is_temporal(from.kind) && is_temporal(to.kind));
+            if (!fits) {
+                return at(ins->body.pos, 1,
+                          fmt::format("INSERT INTO {}: column {} ({}) is {} but the query gives "
+                                      "{} ({})",
+                                      quote_identifier(ins->table.back()), i + 1,
+                                      quote_identifier(sink_columns[i].name), to_string(to),
+                                      to_string(from), quote_identifier(src.columns[i].name)));
+            }
+        }
+        return relation_type{};
+    }
+    if (auto* t = std::get_if<create_table_stmt>(&st.node)) {
+        auto schema = table_schema_from(*t);
+        if (!schema) {
+            return schema.error();
+        }
+        auto r = bind_table(schema.value());
+        if (!r) {
+            return r;
+        }
+        if (!schema.value().event_time_column.empty()) {
+            scope own;
+            own.relations.push_back({"", r.value().columns});
+            expr_context ctx;
+            ctx.clause = "WATERMARK";
+            auto w = expr_(*schema.value().watermark, own, ctx);
+            if (!w) {
+                return w.error();
+            }
+            if (!unknown(w.value()) && !is_time(w.value())) {
+                return at(*schema.value().watermark,
+                          fmt::format("a WATERMARK is a time, such as ts - INTERVAL '5' SECOND, "
+                                      "not {}",
+                                      describe(*schema.value().watermark, w.value())));
+            }
+            auto i = schema.value().find_column(schema.value().event_time_column);
+            if (i && !unknown(r.value().columns[*i].type) && !is_time(r.value().columns[*i].type)) {
+                return at(t->watermarks[0].pos, 9,
+                          fmt::format("WATERMARK FOR {}: the column is {}, but an event-time "
+                                      "column must be TIMESTAMP(p) or TIMESTAMP_LTZ(p)",
+                                      quote_identifier(schema.value().event_time_column),
+                                      to_string(r.value().columns[*i].type)));
+            }
+        }
+        return r;
+    }
+    if (auto* ex = std::get_if<explain_stmt>(&st.node)) {
+        return bind(*ex->target);
+    }
+    return relation_type{};
+}
+
+} // namespace runnel::sql
