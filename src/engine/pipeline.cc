@@ -318,7 +318,14 @@ result<bool> pipeline::run_once() {
     }
     bool finished = true;
     for (const auto& n : _nodes) finished = finished && n.ended && n.pending.empty();
-    if (!progress && !finished) {
+    bool sources_done = true;
+    for (const auto& n : _nodes) sources_done = sources_done && (!n.is_source || n.source_done);
+    if (!progress && sources_done && !finished) {
+        // Cannot happen while every stage drains its inputs; report rather than spin.
+        return fail(errc::invalid_pipeline, "pipeline stalled: sources ended but stages still hold data");
+    }
+    // Time-driven work (idle inputs) runs every pass: a busy source must not starve it.
+    if (!finished) {
         auto now = _opts.clock();
         for (size_t id = 0; id < _nodes.size(); ++id) {
             node& n = _nodes[id];

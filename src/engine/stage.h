@@ -71,7 +71,7 @@ public:
     virtual void on_batch(size_t input, batch b, stage_output& out) = 0;
     virtual void on_watermark(model::event_time wm, stage_output& out) { out.watermark(wm); }
     virtual void on_end(stage_output&) {}
-    /// Called when sources had nothing to give: time-driven work (idle detection).
+    /// Called once per runner pass with the processing time: time-driven work (idle inputs).
     virtual void on_tick(model::processing_time, stage_output&) {}
 
     /// The stage's state as bytes; stateless stages return an empty string.

@@ -140,6 +140,7 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
         }
         s->_pane = std::gcd(w.size, w.slide);
         s->_end_step = w.slide;
+        s->_end_phase = w.size % w.slide;
         break;
     case window_kind::cumulative:
         if (w.size <= 0 || w.slide <= 0 || w.size % w.slide != 0) {
@@ -196,6 +197,10 @@ int64_t window_stage::window_start(int64_t end) const {
 int64_t window_stage::last_end(int64_t pane) const {
     if (_w.kind == window_kind::cumulative) return floor_div(pane, _w.size) * _w.size + _w.size;
     return floor_div(pane, _end_step) * _end_step + _w.size;
+}
+
+int64_t window_stage::next_end(int64_t t) const {
+    return floor_div(t - _end_phase, _end_step) * _end_step + _end_step + _end_phase;
 }
 
 size_t window_stage::state_units() const {
@@ -432,7 +437,7 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
     while (!_panes.empty()) {
         int64_t ps = _panes.begin()->first;
         int64_t from = std::max(ps, _fired_through);
-        int64_t e = floor_div(from, _end_step) * _end_step + _end_step;
+        int64_t e = next_end(from);
         if (e > limit) break;
         int64_t start = window_start(e);
         auto lo = _panes.lower_bound(start);
@@ -455,10 +460,10 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
             }
         }
         _fired_through = e;
-        int64_t keep_from = window_start(e + _end_step);
+        int64_t keep_from = window_start(next_end(e));
         while (!_panes.empty() && _panes.begin()->first < keep_from) _panes.erase(_panes.begin());
     }
-    int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit, _end_step) * _end_step;
+    int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit - _end_phase, _end_step) * _end_step + _end_phase;
     _fired_through = std::max(_fired_through, through);
 }
 

@@ -98,6 +98,8 @@ private:
     int64_t pane_of(int64_t ts) const;
     int64_t window_start(int64_t end) const;
     int64_t last_end(int64_t pane) const;
+    /// The first window end after `t`.
+    int64_t next_end(int64_t t) const;
     uint32_t session_slot();
     uint32_t find(uint32_t slot);
     void write_header(state_writer& w) const;
@@ -112,6 +114,7 @@ private:
     std::vector<bound_aggregate> _aggs;
     int64_t _pane = 0;      ///< pane length
     int64_t _end_step = 0;  ///< distance between consecutive window ends
+    int64_t _end_phase = 0; ///< window ends are ≡ this modulo _end_step (size mod slide)
     int64_t _lateness = 0;
 
     int64_t _watermark = INT64_MIN;
