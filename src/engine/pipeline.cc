@@ -224,6 +224,7 @@ bool pipeline::flush(node& n) {
             else q.push_back(m);
         }
         ++n.pending_pos;
+        _moved = true;
     }
     n.pending.clear();
     n.pending_pos = 0;
@@ -254,11 +255,11 @@ void pipeline::process(size_t id, size_t input, message m) {
 result<bool> pipeline::run_once() {
     RUNNEL_TRY(check());
     bool progress = false;
+    _moved = false;
     for (size_t id = _nodes.size(); id-- > 0;) {
         node& n = _nodes[id];
         if (!flush(n)) continue;
-        if (n.is_source) {
-            if (n.source_done) continue;
+        if (n.is_source && !n.source_done) {
             auto r = static_cast<source_stage&>(*n.st).poll();
             if (r.st == source_poll::status::data) {
                 if (!(*r.rows.schema_of() == *n.st->output_schema(0))) {
@@ -277,7 +278,7 @@ result<bool> pipeline::run_once() {
                 progress = true;
             }
             flush(n);
-        } else {
+        } else if (!n.is_source) {
             for (size_t k = 0; k < n.inputs.size(); ++k) {
                 while (!n.inputs[k].empty() && n.pending.empty()) {
                     message m = std::move(n.inputs[k].front());
@@ -320,7 +321,7 @@ result<bool> pipeline::run_once() {
     for (const auto& n : _nodes) finished = finished && n.ended && n.pending.empty();
     bool sources_done = true;
     for (const auto& n : _nodes) sources_done = sources_done && (!n.is_source || n.source_done);
-    if (!progress && sources_done && !finished) {
+    if (!progress && !_moved && sources_done && !finished) {
         // Cannot happen while every stage drains its inputs; report rather than spin.
         return fail(errc::invalid_pipeline, "pipeline stalled: sources ended but stages still hold data");
     }

@@ -178,6 +178,7 @@ private:
     std::vector<node> _nodes;
     std::optional<error> _error;
     stage_output _out;
+    bool _moved = false; ///< a pass moved a message between stages
 };
 
 } // namespace runnel::engine
