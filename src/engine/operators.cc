@@ -22,6 +22,7 @@ watermark_stage::watermark_stage(schema_ptr s, size_t time_column, int64_t bound
     auto t = _schema->at(_time).type;
     _micros = t.id == type_id::timestamp && t.unit == time_unit::micros;
     _parts.resize(size_t(std::max(_opts.partitions, 1)));
+    if (!_opts.clock) _opts.clock = model::processing_now;
 }
 
 watermark_stage::partition_state& watermark_stage::part(int32_t p, model::processing_time now) {

@@ -54,8 +54,8 @@ struct watermark_options {
     std::chrono::milliseconds idle_timeout{0};
     /// Partitions known up front: each holds the watermark back until it sends or goes idle.
     int32_t partitions = 1;
-    /// Processing-time clock (tests pass a fake one).
-    std::function<model::processing_time()> clock = model::processing_now;
+    /// Processing-time clock; empty means the pipeline's (tests pass a fake one).
+    std::function<model::processing_time()> clock;
 };
 
 /// Generates watermarks with bounded out-of-orderness, per source partition: partition p's
