@@ -191,7 +191,7 @@ void agg_column::update(const column* in, const int64_t* ts, const uint32_t* slo
             break;
         }
         case agg_kind::count_distinct: {
-            if (!_sets[s]) _sets[s] = std::make_unique<boost::unordered_flat_set<std::string>>();
+            if (!_sets[s]) _sets[s] = std::make_unique<boost::unordered_flat_set<std::string, key_hash, key_equal>>();
             std::string k;
             encode_key_part(c, r, k);
             _sets[s]->insert(std::move(k));
@@ -250,7 +250,7 @@ void agg_column::merge(uint32_t d, const agg_column& o, uint32_t s) {
     }
     case agg_kind::count_distinct:
         if (o._sets[s]) {
-            if (!_sets[d]) _sets[d] = std::make_unique<boost::unordered_flat_set<std::string>>();
+            if (!_sets[d]) _sets[d] = std::make_unique<boost::unordered_flat_set<std::string, key_hash, key_equal>>();
             _sets[d]->insert(o._sets[s]->begin(), o._sets[s]->end());
         }
         break;
@@ -320,7 +320,7 @@ bool agg_column::read(uint32_t s, state_reader& r) {
     if (_kind == agg_kind::count_distinct) {
         uint32_t n = r.count(4);
         if (n > 0) {
-            _sets[s] = std::make_unique<boost::unordered_flat_set<std::string>>();
+            _sets[s] = std::make_unique<boost::unordered_flat_set<std::string, key_hash, key_equal>>();
             for (uint32_t i = 0; i < n && r.ok(); ++i) _sets[s]->insert(std::string(r.str()));
         }
     }

@@ -90,7 +90,7 @@ private:
     std::vector<double> _d;    // double sums, min, max, first, last
     std::vector<int64_t> _ts;  // event time of first/last
     std::vector<std::string> _s; // string min, max, first, last
-    std::vector<std::unique_ptr<boost::unordered_flat_set<std::string>>> _sets;
+    std::vector<std::unique_ptr<boost::unordered_flat_set<std::string, key_hash, key_equal>>> _sets;
     std::vector<std::unique_ptr<quantile_sketch>> _sketches;
 };
 

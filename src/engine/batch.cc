@@ -109,6 +109,7 @@ void column::push_null() {
     if ((_size & 63) == 0) {
         _valid.push_back(0);
     }
+    _valid[_size >> 6] &= ~(uint64_t(1) << (_size & 63));
     ++_size;
     ++_nulls;
 }
@@ -145,6 +146,71 @@ void column::push_from(const column& o, size_t i) {
     case type_id::float64: push_float64(o.float64_at(i)); break;
     case type_id::string: push_string(o.string_at(i)); break;
     }
+}
+
+column column::of_int64(data_type t, std::vector<int64_t> v) {
+    column c(t);
+    c.set_all_valid(v.size());
+    c._i64 = std::move(v);
+    return c;
+}
+
+column column::of_float64(std::vector<double> v) {
+    column c(data_type::float64());
+    c.set_all_valid(v.size());
+    c._f64 = std::move(v);
+    return c;
+}
+
+column column::of_bool(std::vector<uint8_t> v) {
+    column c(data_type::boolean());
+    c.set_all_valid(v.size());
+    c._b = std::move(v);
+    return c;
+}
+
+void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
+    if (o._nulls != 0 || o._type.id == type_id::string) {
+        reserve(_size + n);
+        for (size_t k = 0; k < n; ++k) push_from(o, rows[k]);
+        return;
+    }
+    switch (_type.id) {
+    case type_id::boolean:
+        for (size_t k = 0; k < n; ++k) _b.push_back(o._b[rows[k]]);
+        break;
+    case type_id::int64:
+    case type_id::timestamp: {
+        size_t at = _i64.size();
+        _i64.resize(at + n);
+        for (size_t k = 0; k < n; ++k) _i64[at + k] = o._i64[rows[k]];
+        break;
+    }
+    case type_id::float64: {
+        size_t at = _f64.size();
+        _f64.resize(at + n);
+        for (size_t k = 0; k < n; ++k) _f64[at + k] = o._f64[rows[k]];
+        break;
+    }
+    case type_id::string: break;
+    }
+    // Every appended value is valid: set n bits from _size on.
+    size_t end = _size + n;
+    _valid.resize((end + 63) / 64, 0);
+    size_t i = _size;
+    while (i < end && (i & 63) != 0) {
+        _valid[i >> 6] |= uint64_t(1) << (i & 63);
+        ++i;
+    }
+    while (i + 64 <= end) {
+        _valid[i >> 6] = ~uint64_t(0);
+        i += 64;
+    }
+    while (i < end) {
+        _valid[i >> 6] |= uint64_t(1) << (i & 63);
+        ++i;
+    }
+    _size = end;
 }
 
 value column::value_at(size_t i) const {
@@ -206,28 +272,18 @@ void batch::append_row(const std::vector<value>& row, row_kind k) {
 batch batch::select(const std::vector<uint8_t>& keep) const {
     batch out(_schema);
     out._partition = _partition;
-    size_t n = 0;
-    for (auto k : keep) {
-        n += k != 0;
+    std::vector<uint32_t> rows;
+    rows.reserve(_rows);
+    for (size_t i = 0; i < _rows; ++i) {
+        if (keep[i]) rows.push_back(uint32_t(i));
     }
     for (size_t c = 0; c < _columns.size(); ++c) {
-        const column& src = _columns[c];
-        column& dst = out._columns[c];
-        dst.reserve(n);
-        for (size_t i = 0; i < _rows; ++i) {
-            if (keep[i]) {
-                dst.push_from(src, i);
-            }
-        }
+        out._columns[c].push_rows(_columns[c], rows.data(), rows.size());
     }
     if (!_kinds.empty()) {
-        for (size_t i = 0; i < _rows; ++i) {
-            if (keep[i]) {
-                out._kinds.push_back(_kinds[i]);
-            }
-        }
+        for (uint32_t r : rows) out._kinds.push_back(_kinds[r]);
     }
-    out._rows = n;
+    out._rows = rows.size();
     return out;
 }
 

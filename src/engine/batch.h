@@ -95,9 +95,21 @@ public:
     void push_value(const value& v);
     /// Appends row `i` of `other`, which has the same type.
     void push_from(const column& other, size_t i);
+    /// Columns without NULLs built from whole vectors (expression results).
+    static column of_int64(data_type t, std::vector<int64_t> v);
+    static column of_float64(std::vector<double> v);
+    static column of_bool(std::vector<uint8_t> v);
+    /// Appends rows `rows[0..n)` of `other` (same type) with typed loops.
+    void push_rows(const column& other, const uint32_t* rows, size_t n);
     value value_at(size_t i) const;
 
 private:
+    void set_all_valid(size_t n) {
+        _size = n;
+        _nulls = 0;
+        _valid.assign((n + 63) / 64, ~uint64_t(0));
+        if (n & 63) _valid.back() = (uint64_t(1) << (n & 63)) - 1;
+    }
     void push_valid() {
         if ((_size & 63) == 0) {
             _valid.push_back(0);
@@ -170,5 +182,34 @@ std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& 
 /// Appends a compact, order-free encoding of row `i` of `c` to `out`; equal values encode to
 /// equal bytes. Keys of hash maps (grouping, dedup, distinct) are these encodings.
 void encode_key_part(const column& c, size_t i, std::string& out);
+
+/// Hash of encoded keys for the engine's hash maps: one multiply-xorshift round for the common
+/// single-integer key (9 bytes), std::hash otherwise. Avalanching, so Boost's flat maps use
+/// it as is.
+struct key_hash {
+    using is_transparent = void;
+    using is_avalanching = void;
+    size_t operator()(std::string_view k) const noexcept {
+        if (k.size() == 9) {
+            uint64_t v;
+            std::memcpy(&v, k.data() + 1, 8);
+            v ^= uint64_t(static_cast<unsigned char>(k[0])) << 59;
+            v ^= v >> 32;
+            v *= 0xd6e8feb86659fd93ULL;
+            v ^= v >> 32;
+            v *= 0xd6e8feb86659fd93ULL;
+            v ^= v >> 32;
+            return size_t(v);
+        }
+        return std::hash<std::string_view>{}(k);
+    }
+};
+
+/// Equality for `key_hash` maps, allowing lookups by string_view.
+struct key_equal {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+};
+
 
 } // namespace runnel::engine

@@ -73,6 +73,18 @@ std::string describe(const expr& e, data_type t) {
 column eval(const bound_node& n, const batch& b);
 
 column broadcast(const value& v, data_type t, size_t rows) {
+    if (!v.is_null()) {
+        if (auto* i = std::get_if<int64_t>(&v.v); i && t.is_integral()) {
+            return column::of_int64(t, std::vector<int64_t>(rows, *i));
+        }
+        if (t.id == type_id::float64) {
+            auto* i = std::get_if<int64_t>(&v.v);
+            return column::of_float64(std::vector<double>(rows, i ? double(*i) : std::get<double>(v.v)));
+        }
+        if (auto* b = std::get_if<bool>(&v.v)) {
+            return column::of_bool(std::vector<uint8_t>(rows, *b ? 1 : 0));
+        }
+    }
     column c(t);
     c.reserve(rows);
     for (size_t i = 0; i < rows; ++i) {
@@ -123,6 +135,19 @@ column binary_double(const column& a, const column& b, F f) {
 }
 
 column arithmetic(const bound_node& n, const column& a, const column& b) {
+    if (n.type.id == type_id::float64 && a.null_count() == 0 && b.null_count() == 0 &&
+        (n.op == expr_op::add || n.op == expr_op::sub || n.op == expr_op::mul)) {
+        size_t rows = a.size();
+        std::vector<double> x(rows), y(rows), r(rows);
+        for (size_t i = 0; i < rows; ++i) {
+            x[i] = a.number_at(i);
+            y[i] = b.number_at(i);
+        }
+        if (n.op == expr_op::add) for (size_t i = 0; i < rows; ++i) r[i] = x[i] + y[i];
+        else if (n.op == expr_op::sub) for (size_t i = 0; i < rows; ++i) r[i] = x[i] - y[i];
+        else for (size_t i = 0; i < rows; ++i) r[i] = x[i] * y[i];
+        return column::of_float64(std::move(r));
+    }
     if (n.type.id == type_id::float64) {
         switch (n.op) {
         case expr_op::add: return binary_double(a, b, [](double x, double y, double& r) { r = x + y; return true; });
@@ -197,27 +222,41 @@ int compare_at(const column& a, const column& b, size_t i) {
     return (x > y) - (x < y);
 }
 
+template <typename T, typename Get>
+column compare_loop(expr_op op, size_t n, Get get) {
+    std::vector<uint8_t> r(n);
+    for (size_t i = 0; i < n; ++i) {
+        auto [x, y] = get(i);
+        r[i] = op == expr_op::eq   ? x == y
+               : op == expr_op::ne ? x != y
+               : op == expr_op::lt ? x < y
+               : op == expr_op::le ? x <= y
+               : op == expr_op::gt ? x > y
+                                   : x >= y;
+    }
+    return column::of_bool(std::move(r));
+}
+
 column comparison(expr_op op, const column& a, const column& b) {
-    column c(data_type::boolean());
     size_t n = a.size();
-    c.reserve(n);
-    bool fast = a.type().id == type_id::int64 && b.type().id == type_id::int64 &&
-                a.null_count() == 0 && b.null_count() == 0;
-    if (fast) {
+    bool no_nulls = a.null_count() == 0 && b.null_count() == 0;
+    auto ta = a.type(), tb = b.type();
+    if (no_nulls && ta.is_integral() && tb.is_integral() &&
+        !(ta.id == type_id::timestamp && tb.id == type_id::timestamp && ta.unit != tb.unit)) {
         const int64_t* x = a.int64_data();
         const int64_t* y = b.int64_data();
-        for (size_t i = 0; i < n; ++i) {
-            int r = (x[i] > y[i]) - (x[i] < y[i]);
-            bool v = op == expr_op::eq   ? r == 0
-                     : op == expr_op::ne ? r != 0
-                     : op == expr_op::lt ? r < 0
-                     : op == expr_op::le ? r <= 0
-                     : op == expr_op::gt ? r > 0
-                                         : r >= 0;
-            c.push_bool(v);
-        }
-        return c;
+        return compare_loop<int64_t>(op, n, [&](size_t i) { return std::pair(x[i], y[i]); });
     }
+    if (no_nulls && ta.id == type_id::float64 && tb.id == type_id::float64) {
+        const double* x = a.float64_data();
+        const double* y = b.float64_data();
+        return compare_loop<double>(op, n, [&](size_t i) { return std::pair(x[i], y[i]); });
+    }
+    if (no_nulls && ta.is_numeric() && tb.is_numeric()) {
+        return compare_loop<double>(op, n, [&](size_t i) { return std::pair(a.number_at(i), b.number_at(i)); });
+    }
+    column c(data_type::boolean());
+    c.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         if (a.is_null(i) || b.is_null(i)) {
             c.push_null();

@@ -104,6 +104,16 @@ result<std::unique_ptr<filter_stage>> filter_stage::make(schema_ptr input, const
     return std::unique_ptr<filter_stage>(new filter_stage(std::move(input), std::move(p)));
 }
 
+filter_stage::filter_stage(schema_ptr s, bound_expr p)
+  : _schema(std::move(s))
+  , _pred(std::move(p)) {}
+
+filter_stage::~filter_stage() = default;
+
+schema_ptr filter_stage::output_schema(size_t) const { return _then ? _then->output_schema(0) : _schema; }
+
+void filter_stage::fuse(std::unique_ptr<project_stage> then) { _then = std::move(then); }
+
 void filter_stage::on_batch(size_t, batch b, stage_output& out) {
     metrics().rows_in += b.num_rows();
     column m = _pred.evaluate(b);
@@ -115,8 +125,10 @@ void filter_stage::on_batch(size_t, batch b, stage_output& out) {
         kept += keep[i];
     }
     metrics().rows_out += kept;
+    if (kept == 0) return;
+    if (_then) b = _then->apply(std::move(b));
     if (kept == b.num_rows()) out.emit(std::move(b));
-    else if (kept > 0) out.emit(b.select(keep));
+    else out.emit(b.select(keep));
 }
 
 result<std::unique_ptr<project_stage>> project_stage::make(schema_ptr input, const std::vector<named_expr>& cols) {
@@ -147,6 +159,10 @@ result<std::unique_ptr<project_stage>> project_stage::make(schema_ptr input, con
 void project_stage::on_batch(size_t, batch b, stage_output& out) {
     metrics().rows_in += b.num_rows();
     metrics().rows_out += b.num_rows();
+    out.emit(apply(std::move(b)));
+}
+
+batch project_stage::apply(batch b) {
     std::vector<column> cols(_exprs.size());
     for (size_t k = 0; k < _exprs.size(); ++k) {
         if (!_exprs[k].column_index()) cols[k] = _exprs[k].evaluate(b);
@@ -164,7 +180,7 @@ void project_stage::on_batch(size_t, batch b, stage_output& out) {
     }
     batch o(_out, std::move(cols), std::move(kinds));
     o.set_source_partition(b.source_partition());
-    out.emit(std::move(o));
+    return o;
 }
 
 result<std::unique_ptr<dedup_stage>> dedup_stage::make(schema_ptr input, const std::vector<std::string>& keys) {

@@ -124,20 +124,27 @@ private:
     std::unique_ptr<parser> _parser;
 };
 
-/// Keeps the rows for which a boolean expression is TRUE (not FALSE, not NULL). One thread.
+class project_stage;
+
+/// Keeps the rows for which a boolean expression is TRUE (not FALSE, not NULL). A projection
+/// that directly follows it is fused in (`fuse`): the projection runs on the whole batch
+/// (plain columns move, expressions are cheap and never fail) and only its narrower result is
+/// filtered, so columns the projection drops are never copied. One thread.
 class filter_stage final : public stage {
 public:
     static result<std::unique_ptr<filter_stage>> make(schema_ptr input, const expr& predicate);
-    const char* name() const override { return "filter"; }
-    schema_ptr output_schema(size_t) const override { return _schema; }
+    ~filter_stage() override;
+    const char* name() const override { return _then ? "filter+project" : "filter"; }
+    schema_ptr output_schema(size_t) const override;
     void on_batch(size_t, batch b, stage_output& out) override;
+    bool fused() const { return _then != nullptr; }
+    void fuse(std::unique_ptr<project_stage> then);
 
 private:
-    filter_stage(schema_ptr s, bound_expr p)
-      : _schema(std::move(s))
-      , _pred(std::move(p)) {}
+    filter_stage(schema_ptr s, bound_expr p);
     schema_ptr _schema;
     bound_expr _pred;
+    std::unique_ptr<project_stage> _then;
 };
 
 /// An output column of a projection: an expression and its name.
@@ -155,6 +162,7 @@ public:
     const char* name() const override { return "project"; }
     schema_ptr output_schema(size_t) const override { return _out; }
     void on_batch(size_t, batch b, stage_output& out) override;
+    batch apply(batch b);
 
 private:
     project_stage() = default;
@@ -178,7 +186,7 @@ private:
     dedup_stage() = default;
     schema_ptr _schema;
     std::vector<size_t> _keys;
-    boost::unordered_flat_set<std::string> _seen;
+    boost::unordered_flat_set<std::string, key_hash, key_equal> _seen;
 };
 
 /// Merges streams of one schema; its watermark is the minimum over its inputs (the runner

@@ -122,6 +122,13 @@ stream stream::project(const std::vector<named_expr>& columns) {
             time = _time;
         }
     }
+    // A projection straight after a filter is fused into it (see filter_stage).
+    auto& up = _p->_nodes[_node];
+    if (auto* f = dynamic_cast<filter_stage*>(up.st.get());
+        f && !f->fused() && _port == 0 && up.outs[0].empty() && _node + 1 == _p->_nodes.size()) {
+        f->fuse(std::move(st).value());
+        return stream(_p, _node, 0, time);
+    }
     return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, time);
 }
 

@@ -75,28 +75,35 @@ bool decode_key_part(std::string_view& in, column& out) {
     return false;
 }
 
-group_table::group_table(const std::vector<bound_aggregate>& specs) {
+group_table::group_table(const std::vector<bound_aggregate>& specs, bool ints)
+  : int_keys(ints) {
     aggs.reserve(specs.size());
     for (const auto& a : specs) aggs.emplace_back(a);
 }
 
-uint32_t group_table::find_or_add(const std::string& key) {
-    auto [it, added] = index.try_emplace(key, uint32_t(keys.size()));
-    if (added) {
-        keys.push_back(key);
-        size_t n = keys.size();
-        if (!aggs.empty() && n > aggs[0].size()) {
-            size_t cap = std::max<size_t>(64, n * 2);
-            for (auto& a : aggs) {
-                if (a.size() < n) a.resize(cap);
-            }
-        }
+void group_table::add_slot(std::string key) {
+    keys.push_back(std::move(key));
+    size_t n = keys.size();
+    if (!aggs.empty() && n > aggs[0].size()) {
+        size_t cap = std::max<size_t>(64, n * 2);
+        for (auto& a : aggs) a.resize(cap);
     }
+}
+
+uint32_t group_table::find_or_add(const std::string& key) {
+    if (int_keys && key.size() == 9 && key[0] == '\1') {
+        int64_t v;
+        std::memcpy(&v, key.data() + 1, 8);
+        return find_or_add_int(v);
+    }
+    auto [it, added] = index.try_emplace(key, size());
+    if (added) add_slot(key);
     return it->second;
 }
 
 void group_table::clear() {
     index.clear();
+    int_index.clear();
     keys.clear();
     for (auto& a : aggs) a.resize(0);
 }
@@ -178,12 +185,13 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
         out.push_back({b.name, b.output_type, true});
         s->_aggs.push_back(std::move(b));
     }
+    s->_int_key = s->_keys.size() == 1 && s->_key_types[0].is_integral();
     s->_out = make_schema(std::move(out));
     auto late = input->fields();
     late.push_back({"reason", data_type::string(), false});
     s->_late = make_schema(std::move(late));
-    s->_scratch = std::make_unique<group_table>(s->_aggs);
-    s->_sessions = std::make_unique<group_table>(s->_aggs);
+    s->_scratch = std::make_unique<group_table>(s->_aggs, s->_int_key);
+    s->_sessions = std::make_unique<group_table>(s->_aggs, s->_int_key);
     return s;
 }
 
@@ -199,12 +207,39 @@ int64_t window_stage::last_end(int64_t pane) const {
     return floor_div(pane, _end_step) * _end_step + _w.size;
 }
 
+void window_stage::encode_key(const batch& b, size_t row) {
+    _key_buf.clear();
+    const column& c0 = _keys.empty() ? b.col(0) : b.col(_keys[0]);
+    if (_int_key && c0.valid(row)) {
+        int64_t v = c0.int64_at(row);
+        _key_buf.resize(9);
+        _key_buf[0] = '\1';
+        std::memcpy(_key_buf.data() + 1, &v, 8);
+        return;
+    }
+    for (size_t k : _keys) encode_key_part(b.col(k), row, _key_buf);
+}
+
+void window_stage::update_late_bound() {
+    // A row is late when the last window holding it has fired, i.e. last_end(pane) is at or
+    // before _fired_through. last_end grows with the event time, so that is "ts below a bound".
+    if (_fired_through == INT64_MIN) {
+        _late_before = INT64_MIN;
+    } else if (_fired_through == INT64_MAX) {
+        _late_before = INT64_MAX;
+    } else {
+        int64_t period = _w.kind == window_kind::cumulative ? _w.size : _end_step;
+        int64_t length = _w.size;
+        _late_before = (floor_div(_fired_through - length, period) + 1) * period;
+    }
+}
+
 int64_t window_stage::next_end(int64_t t) const {
     return floor_div(t - _end_phase, _end_step) * _end_step + _end_step + _end_phase;
 }
 
 size_t window_stage::state_units() const {
-    return _w.kind == window_kind::session ? _timers.size() : _panes.size();
+    return _w.kind == window_kind::session ? _live_sessions : _panes.size();
 }
 
 void window_stage::on_batch(size_t, batch b, stage_output& out) {
@@ -229,11 +264,10 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
         if (tc.is_null(i)) {
             mark(i);
         } else if (_w.kind != window_kind::session) {
-            if (_fired_through != INT64_MIN && last_end(pane_of(ts[i])) <= _fired_through) mark(i);
+            if (ts[i] < _late_before) mark(i);
         } else if (_watermark != INT64_MIN && ts[i] + _w.gap - 1 + _lateness <= _watermark) {
             // Late unless it falls into a session that is still open.
-            _key_buf.clear();
-            for (size_t k : _keys) encode_key_part(b.col(k), i, _key_buf);
+            encode_key(b, i);
             bool joins = false;
             if (auto it = _open.find(_key_buf); it != _open.end()) {
                 for (uint32_t s : it->second) {
@@ -295,12 +329,17 @@ void window_stage::on_batch_panes(const batch& b, const std::vector<int64_t>& ts
         size_t j = i + 1;
         while (j < n && ts[j] >= p && ts[j] < p + _pane) ++j;
         auto it = _panes.find(p);
-        if (it == _panes.end()) it = _panes.emplace(p, group_table(_aggs)).first;
+        if (it == _panes.end()) it = _panes.emplace(p, group_table(_aggs, _int_key)).first;
         group_table& t = it->second;
-        for (size_t r = i; r < j; ++r) {
-            _key_buf.clear();
-            for (size_t k : _keys) encode_key_part(b.col(k), r, _key_buf);
-            _slot_buf[r - i] = t.find_or_add(_key_buf);
+        const column* k0 = _int_key ? &b.col(_keys[0]) : nullptr;
+        if (k0 && k0->null_count() == 0) {
+            const int64_t* kv = k0->int64_data();
+            for (size_t r = i; r < j; ++r) _slot_buf[r - i] = t.find_or_add_int(kv[r]);
+        } else {
+            for (size_t r = i; r < j; ++r) {
+                encode_key(b, r);
+                _slot_buf[r - i] = t.find_or_add(_key_buf);
+            }
         }
         for (size_t a = 0; a < _aggs.size(); ++a) {
             const column* in = _aggs[a].kind == agg_kind::count_star ? nullptr : &b.col(_aggs[a].input);
@@ -311,6 +350,7 @@ void window_stage::on_batch_panes(const batch& b, const std::vector<int64_t>& ts
 }
 
 uint32_t window_stage::session_slot() {
+    ++_live_sessions;
     if (!_free_slots.empty()) {
         uint32_t s = _free_slots.back();
         _free_slots.pop_back();
@@ -336,26 +376,27 @@ void window_stage::on_batch_sessions(const batch& b, const std::vector<int64_t>&
     size_t n = b.num_rows();
     _slot_buf.resize(n);
     for (size_t r = 0; r < n; ++r) {
-        _key_buf.clear();
-        for (size_t k : _keys) encode_key_part(b.col(k), r, _key_buf);
+        encode_key(b, r);
         auto& list = _open[_key_buf];
         int64_t lo = ts[r], hi = ts[r] + _w.gap;
         uint32_t target = UINT32_MAX;
+        int64_t target_end = 0; // the target's end before this row
         for (size_t x = 0; x < list.size();) {
             uint32_t s = list[x];
             auto& si = _session_info[s];
             if (si.start < hi && lo < si.end) {
                 if (target == UINT32_MAX) {
                     target = s;
-                    _timers.erase({si.end, s});
+                    target_end = si.end;
                     ++x;
                 } else {
-                    // Merge s into target.
+                    // s and target both overlap the row: s merges into target.
                     auto& ti = _session_info[target];
                     ti.start = std::min(ti.start, si.start);
                     ti.end = std::max(ti.end, si.end);
                     for (auto& a : _sessions->aggs) a.merge(target, a, s);
-                    _timers.erase({si.end, s});
+                    si.alive = false;
+                    --_live_sessions;
                     _redirect[s] = target;
                     _retired.push_back(s);
                     list[x] = list.back();
@@ -370,12 +411,14 @@ void window_stage::on_batch_sessions(const batch& b, const std::vector<int64_t>&
         if (target == UINT32_MAX) {
             target = session_slot();
             _sessions->keys[target] = _key_buf;
-            _session_info[target] = {lo, hi};
+            _session_info[target] = {lo, hi, true};
             list.push_back(target);
+            _timers.push({hi, target});
         } else {
-            _session_info[target] = {lo, hi};
+            if (hi != target_end) _timers.push({hi, target});
+            _session_info[target].start = lo;
+            _session_info[target].end = hi;
         }
-        _timers.insert({hi, target});
         _slot_buf[r] = target;
     }
     if (!_retired.empty()) {
@@ -465,13 +508,18 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
     }
     int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit - _end_phase, _end_step) * _end_step + _end_phase;
     _fired_through = std::max(_fired_through, through);
+    update_late_bound();
 }
 
 void window_stage::fire_sessions(int64_t limit, stage_output& out) {
-    while (!_timers.empty() && _timers.begin()->first <= limit) {
-        auto [end, s] = *_timers.begin();
-        _timers.erase(_timers.begin());
-        emit_row(_session_info[s].start, end, *_sessions, s, out);
+    while (!_timers.empty() && _timers.top().first <= limit) {
+        auto [end, s] = _timers.top();
+        _timers.pop();
+        auto& si = _session_info[s];
+        if (!si.alive || si.end != end) continue; // stale: merged away, extended or fired
+        emit_row(si.start, end, *_sessions, s, out);
+        si.alive = false;
+        --_live_sessions;
         auto it = _open.find(_sessions->keys[s]);
         RUNNEL_ASSERT(it != _open.end(), "an open session is listed under its key");
         auto& list = it->second;
@@ -519,11 +567,12 @@ std::string window_stage::snapshot() const {
             }
         }
     } else {
-        w.u32(uint32_t(_timers.size()));
-        for (const auto& [end, s] : _timers) {
+        w.u32(uint32_t(_live_sessions));
+        for (uint32_t s = 0; s < _session_info.size(); ++s) {
+            if (!_session_info[s].alive) continue;
             w.str(_sessions->keys[s]);
             w.i64(_session_info[s].start);
-            w.i64(end);
+            w.i64(_session_info[s].end);
             for (const auto& a : _sessions->aggs) a.write(s, w);
         }
     }
@@ -542,9 +591,10 @@ result<void> window_stage::restore(std::string_view bytes) {
     _fired_through = r.i64();
     metrics().late_rows = r.u64();
     _panes.clear();
-    _timers.clear();
+    _timers = {};
+    _live_sessions = 0;
     _open.clear();
-    _sessions = std::make_unique<group_table>(_aggs);
+    _sessions = std::make_unique<group_table>(_aggs, _int_key);
     _session_info.clear();
     _free_slots.clear();
     _redirect.clear();
@@ -552,7 +602,7 @@ result<void> window_stage::restore(std::string_view bytes) {
     for (uint32_t u = 0; u < units && r.ok(); ++u) {
         if (_w.kind != window_kind::session) {
             int64_t start = r.i64();
-            group_table& t = _panes.emplace(start, group_table(_aggs)).first->second;
+            group_table& t = _panes.emplace(start, group_table(_aggs, _int_key)).first->second;
             uint32_t slots = r.count(4);
             for (uint32_t s = 0; s < slots && r.ok(); ++s) {
                 std::string key(r.str());
@@ -570,17 +620,19 @@ result<void> window_stage::restore(std::string_view bytes) {
             int64_t end = r.i64();
             uint32_t s = session_slot();
             _sessions->keys[s] = key;
-            _session_info[s] = {start, end};
+            if (end <= start) return fail(errc::corrupt_state, "window snapshot: a session ends before it starts");
+            _session_info[s] = {start, end, true};
             for (auto& a : _sessions->aggs) {
                 if (!a.read(s, r)) break;
             }
             _open[key].push_back(s);
-            _timers.insert({end, s});
+            _timers.push({end, s});
         }
     }
     if (!r.ok() || !r.at_end()) {
         return fail(errc::corrupt_state, "window snapshot: truncated or damaged");
     }
+    update_late_bound();
     return outcome::success();
 }
 

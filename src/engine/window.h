@@ -3,7 +3,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <set>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -41,14 +41,29 @@ struct window_options {
 /// Encoded key bytes (see `encode_key_part`) → dense slot numbers, with the aggregates' state
 /// for each slot. One pane, one temporary window or the session store. One thread.
 struct group_table {
-    boost::unordered_flat_map<std::string, uint32_t> index;
+    boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> index;
+    /// When the key is one integral column, its non-NULL values are looked up here instead.
+    boost::unordered_flat_map<int64_t, uint32_t> int_index;
     std::vector<std::string> keys; ///< slot → encoded key
     std::vector<agg_column> aggs;
+    bool int_keys = false;
 
-    explicit group_table(const std::vector<bound_aggregate>& specs);
+    group_table(const std::vector<bound_aggregate>& specs, bool int_keys);
     uint32_t size() const { return uint32_t(keys.size()); }
     uint32_t find_or_add(const std::string& key);
+    uint32_t find_or_add_int(int64_t v) {
+        auto [it, added] = int_index.try_emplace(v, size());
+        if (added) {
+            std::string k(9, '\1');
+            std::memcpy(k.data() + 1, &v, 8);
+            add_slot(std::move(k));
+        }
+        return it->second;
+    }
     void clear();
+
+private:
+    void add_slot(std::string key);
 };
 
 /// Window aggregation, keyed or global (no key columns), over event time.
@@ -84,6 +99,7 @@ private:
     struct session_info {
         int64_t start;
         int64_t end;
+        bool alive;
     };
 
     window_stage() = default;
@@ -104,6 +120,8 @@ private:
     uint32_t find(uint32_t slot);
     void write_header(state_writer& w) const;
     bool valid_key(std::string_view key) const;
+    void update_late_bound();
+    void encode_key(const batch& b, size_t row);
 
     schema_ptr _in, _out, _late;
     size_t _time = 0;
@@ -119,6 +137,8 @@ private:
 
     int64_t _watermark = INT64_MIN;
     int64_t _fired_through = INT64_MIN; ///< every window ending at or before this has fired
+    int64_t _late_before = INT64_MIN;   ///< rows with an event time below this are late
+    bool _int_key = false;              ///< one integral key column: encoded without a loop
 
     std::map<int64_t, group_table> _panes;
     std::unique_ptr<group_table> _scratch;
@@ -129,8 +149,13 @@ private:
     std::vector<uint32_t> _free_slots;
     std::vector<uint32_t> _redirect;
     std::vector<uint32_t> _retired; ///< merged away in this batch; freed after it
-    boost::unordered_flat_map<std::string, std::vector<uint32_t>> _open; ///< key → sessions
-    std::set<std::pair<int64_t, uint32_t>> _timers;                     ///< (end, slot)
+    boost::unordered_flat_map<std::string, std::vector<uint32_t>, key_hash, key_equal> _open; ///< key → sessions
+    /// (end, slot) of every session end ever set, soonest first; an entry whose slot no longer
+    /// ends there is stale and skipped when it comes up.
+    std::priority_queue<std::pair<int64_t, uint32_t>, std::vector<std::pair<int64_t, uint32_t>>,
+                        std::greater<>>
+      _timers;
+    size_t _live_sessions = 0;
 
     std::vector<uint32_t> _slot_buf;
     std::string _key_buf;
