@@ -293,6 +293,37 @@ void agg_column::emit(uint32_t s, column& out) const {
     }
 }
 
+void agg_column::merge_range(const uint32_t* dst, const agg_column& src, size_t n) {
+    if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
+        for (size_t i = 0; i < n; ++i) _n[dst[i]] += src._n[i];
+        return;
+    }
+    if (_kind == agg_kind::sum && store_of(_in) == store::real) {
+        for (size_t i = 0; i < n; ++i) {
+            if (src._n[i] == 0) continue;
+            _d[dst[i]] += src._d[i];
+            _n[dst[i]] = 1;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) merge(dst[i], src, uint32_t(i));
+}
+
+void agg_column::emit_range(uint32_t from, uint32_t to, column& out) const {
+    if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
+        for (uint32_t s = from; s < to; ++s) out.push_int64(_n[s]);
+        return;
+    }
+    if (_kind == agg_kind::sum && store_of(_in) == store::real) {
+        for (uint32_t s = from; s < to; ++s) {
+            if (_n[s] == 0) out.push_null();
+            else out.push_float64(_d[s]);
+        }
+        return;
+    }
+    for (uint32_t s = from; s < to; ++s) emit(s, out);
+}
+
 void agg_column::write(uint32_t s, state_writer& w) const {
     w.i64(_n[s]);
     if (!_i.empty()) w.i64(_i[s]);

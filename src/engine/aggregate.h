@@ -76,6 +76,10 @@ public:
     void update(const column* in, const int64_t* ts, const uint32_t* slots, size_t from, size_t to);
     void merge(uint32_t dst, const agg_column& src, uint32_t src_slot);
     void emit(uint32_t s, column& out) const;
+    /// merge(dst[i], src, i) for i in [0, n): one loop per batch of slots.
+    void merge_range(const uint32_t* dst, const agg_column& src, size_t n);
+    /// emit(s, out) for s in [from, to).
+    void emit_range(uint32_t from, uint32_t to, column& out) const;
 
     void write(uint32_t s, state_writer& w) const;
     bool read(uint32_t s, state_reader& r);

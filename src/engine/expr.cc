@@ -480,7 +480,24 @@ column eval(const bound_node& n, const batch& b) {
     case expr_op::sub:
     case expr_op::mul:
     case expr_op::div:
-    case expr_op::mod: return arithmetic(n, eval(*n.args[0], b), eval(*n.args[1], b));
+    case expr_op::mod: {
+        column a = eval(*n.args[0], b);
+        const bound_node& rhs = *n.args[1];
+        // Column op constant on doubles without NULLs: one loop, no constant column.
+        if (rhs.op == expr_op::literal && !rhs.literal.is_null() && n.type.id == type_id::float64 &&
+            a.type().id == type_id::float64 && a.null_count() == 0 &&
+            (n.op == expr_op::add || n.op == expr_op::sub || n.op == expr_op::mul)) {
+            auto* li = std::get_if<int64_t>(&rhs.literal.v);
+            double c = li ? double(*li) : std::get<double>(rhs.literal.v);
+            const double* x = a.float64_data();
+            std::vector<double> r(rows);
+            if (n.op == expr_op::add) for (size_t i = 0; i < rows; ++i) r[i] = x[i] + c;
+            else if (n.op == expr_op::sub) for (size_t i = 0; i < rows; ++i) r[i] = x[i] - c;
+            else for (size_t i = 0; i < rows; ++i) r[i] = x[i] * c;
+            return column::of_float64(std::move(r));
+        }
+        return arithmetic(n, a, eval(rhs, b));
+    }
     case expr_op::neg: {
         column a = eval(*n.args[0], b);
         column zero = broadcast(n.type.id == type_id::float64 ? value::of(0.0) : value::of(int64_t(0)), n.type, rows);
@@ -492,7 +509,27 @@ column eval(const bound_node& n, const batch& b) {
     case expr_op::lt:
     case expr_op::le:
     case expr_op::gt:
-    case expr_op::ge: return comparison(n.op, eval(*n.args[0], b), eval(*n.args[1], b));
+    case expr_op::ge: {
+        column a = eval(*n.args[0], b);
+        const bound_node& rhs = *n.args[1];
+        // Number column against a number constant without NULLs: compare in one loop.
+        if (rhs.op == expr_op::literal && !rhs.literal.is_null() && a.null_count() == 0 && a.type().is_numeric() &&
+            rhs.type.is_numeric()) {
+            auto* li = std::get_if<int64_t>(&rhs.literal.v);
+            if (a.type().id == type_id::int64 && li) {
+                const int64_t* x = a.int64_data();
+                int64_t c = *li;
+                return compare_loop<int64_t>(n.op, rows, [&](size_t i) { return std::pair(x[i], c); });
+            }
+            double c = li ? double(*li) : std::get<double>(rhs.literal.v);
+            if (a.type().id == type_id::float64) {
+                const double* x = a.float64_data();
+                return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(x[i], c); });
+            }
+            return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(a.number_at(i), c); });
+        }
+        return comparison(n.op, a, eval(rhs, b));
+    }
     case expr_op::and_:
     case expr_op::or_: {
         column x = eval(*n.args[0], b), y = eval(*n.args[1], b);

@@ -81,8 +81,9 @@ group_table::group_table(const std::vector<bound_aggregate>& specs, bool ints)
     for (const auto& a : specs) aggs.emplace_back(a);
 }
 
-void group_table::add_slot(std::string key) {
+void group_table::add_slot(std::string key, int64_t ikey) {
     keys.push_back(std::move(key));
+    ikeys.push_back(ikey);
     size_t n = keys.size();
     if (!aggs.empty() && n > aggs[0].size()) {
         size_t cap = std::max<size_t>(64, n * 2);
@@ -102,6 +103,7 @@ uint32_t group_table::find_or_add(const std::string& key) {
 }
 
 void group_table::clear() {
+    ikeys.clear();
     index.clear();
     int_index.clear();
     keys.clear();
@@ -191,7 +193,7 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
     late.push_back({"reason", data_type::string(), false});
     s->_late = make_schema(std::move(late));
     s->_scratch = std::make_unique<group_table>(s->_aggs, s->_int_key);
-    s->_sessions = std::make_unique<group_table>(s->_aggs, s->_int_key);
+    s->_sessions = std::make_unique<group_table>(s->_aggs, false);
     return s;
 }
 
@@ -459,13 +461,42 @@ void window_stage::emit_row(int64_t start, int64_t end, const group_table& t, ui
     batch& o = *_building;
     o.mutable_col(0).push_int64(start);
     o.mutable_col(1).push_int64(end);
-    std::string_view key = t.keys[slot];
+    std::string kb = t.key_of(slot);
+    std::string_view key = kb;
     for (size_t k = 0; k < _keys.size(); ++k) {
         bool ok = decode_key_part(key, o.mutable_col(2 + k));
         RUNNEL_ASSERT(ok, "keys this stage encoded decode");
     }
     for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit(slot, o.mutable_col(2 + _keys.size() + a));
     if (o.mutable_col(0).size() >= _opts.max_batch_rows) flush(out);
+}
+
+void window_stage::emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out) {
+    uint32_t s = 0;
+    while (s < t.size()) {
+        if (!_building) _building = std::make_unique<batch>(_out);
+        batch& o = *_building;
+        size_t have = o.col(0).size();
+        uint32_t n = uint32_t(std::min<size_t>(t.size() - s, _opts.max_batch_rows > have ? _opts.max_batch_rows - have : 1));
+        for (uint32_t i = 0; i < n; ++i) {
+            o.mutable_col(0).push_int64(start);
+            o.mutable_col(1).push_int64(end);
+        }
+        for (uint32_t i = s; i < s + n; ++i) {
+            if (t.int_keys && t.keys[i].empty()) {
+                o.mutable_col(2).push_int64(t.ikeys[i]);
+                continue;
+            }
+            std::string_view key = t.keys[i];
+            for (size_t k = 0; k < _keys.size(); ++k) {
+                bool ok = decode_key_part(key, o.mutable_col(2 + k));
+                RUNNEL_ASSERT(ok, "keys this stage encoded decode");
+            }
+        }
+        for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit_range(s, s + n, o.mutable_col(2 + _keys.size() + a));
+        s += n;
+        if (o.col(0).size() >= _opts.max_batch_rows) flush(out);
+    }
 }
 
 void window_stage::flush(stage_output& out) {
@@ -487,19 +518,21 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
         auto hi = _panes.lower_bound(e);
         if (lo != hi) {
             if (std::next(lo) == hi && lo->first == start && _pane == e - start) {
-                const group_table& t = lo->second;
-                for (uint32_t s = 0; s < t.size(); ++s) emit_row(start, e, t, s, out);
+                emit_window(start, e, lo->second, out);
             } else {
                 group_table& w = *_scratch;
                 w.clear();
                 for (auto it = lo; it != hi; ++it) {
                     const group_table& p = it->second;
-                    for (uint32_t s = 0; s < p.size(); ++s) {
-                        uint32_t d = w.find_or_add(p.keys[s]);
-                        for (size_t a = 0; a < _aggs.size(); ++a) w.aggs[a].merge(d, p.aggs[a], s);
+                    _dst_buf.resize(p.size());
+                    if (_int_key && p.index.empty()) {
+                        for (const auto& [k, slot] : p.int_index) _dst_buf[slot] = w.find_or_add_int(k);
+                    } else {
+                        for (uint32_t s = 0; s < p.size(); ++s) _dst_buf[s] = w.find_or_add(p.key_of(s));
                     }
+                    for (size_t a = 0; a < _aggs.size(); ++a) w.aggs[a].merge_range(_dst_buf.data(), p.aggs[a], p.size());
                 }
-                for (uint32_t s = 0; s < w.size(); ++s) emit_row(start, e, w, s, out);
+                emit_window(start, e, w, out);
             }
         }
         _fired_through = e;
@@ -562,7 +595,7 @@ std::string window_stage::snapshot() const {
             w.i64(start);
             w.u32(t.size());
             for (uint32_t s = 0; s < t.size(); ++s) {
-                w.str(t.keys[s]);
+                w.str(t.key_of(s));
                 for (const auto& a : t.aggs) a.write(s, w);
             }
         }
@@ -594,7 +627,7 @@ result<void> window_stage::restore(std::string_view bytes) {
     _timers = {};
     _live_sessions = 0;
     _open.clear();
-    _sessions = std::make_unique<group_table>(_aggs, _int_key);
+    _sessions = std::make_unique<group_table>(_aggs, false);
     _session_info.clear();
     _free_slots.clear();
     _redirect.clear();

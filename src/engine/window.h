@@ -44,7 +44,9 @@ struct group_table {
     boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> index;
     /// When the key is one integral column, its non-NULL values are looked up here instead.
     boost::unordered_flat_map<int64_t, uint32_t> int_index;
-    std::vector<std::string> keys; ///< slot → encoded key
+    /// slot → encoded key; empty for slots of `int_index`, whose key is in `ikeys`.
+    std::vector<std::string> keys;
+    std::vector<int64_t> ikeys;
     std::vector<agg_column> aggs;
     bool int_keys = false;
 
@@ -53,17 +55,20 @@ struct group_table {
     uint32_t find_or_add(const std::string& key);
     uint32_t find_or_add_int(int64_t v) {
         auto [it, added] = int_index.try_emplace(v, size());
-        if (added) {
-            std::string k(9, '\1');
-            std::memcpy(k.data() + 1, &v, 8);
-            add_slot(std::move(k));
-        }
+        if (added) add_slot({}, v);
         return it->second;
+    }
+    /// The encoded key of `slot`.
+    std::string key_of(uint32_t slot) const {
+        if (!int_keys || !keys[slot].empty()) return keys[slot];
+        std::string k(9, '\1');
+        std::memcpy(k.data() + 1, &ikeys[slot], 8);
+        return k;
     }
     void clear();
 
 private:
-    void add_slot(std::string key);
+    void add_slot(std::string key, int64_t ikey = 0);
 };
 
 /// Window aggregation, keyed or global (no key columns), over event time.
@@ -110,6 +115,8 @@ private:
     void fire_panes(int64_t limit, stage_output& out);
     void fire_sessions(int64_t limit, stage_output& out);
     void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
+    /// Emits every slot of `t` as a row of window [start, end).
+    void emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out);
     void flush(stage_output& out);
     int64_t pane_of(int64_t ts) const;
     int64_t window_start(int64_t end) const;
@@ -158,6 +165,7 @@ private:
     size_t _live_sessions = 0;
 
     std::vector<uint32_t> _slot_buf;
+    std::vector<uint32_t> _dst_buf;
     std::string _key_buf;
     std::unique_ptr<batch> _building;
 };

@@ -249,3 +249,30 @@ TEST(hash_partition, stable_and_in_range) {
 
 } // namespace
 } // namespace runnel::engine
+
+namespace runnel::engine {
+namespace {
+
+TEST(expr, constant_fast_paths_agree_with_the_general_ones) {
+    auto s = make_schema({{"i", data_type::int64()}, {"d", data_type::float64()}});
+    batch full(s), holes(s);
+    for (int k = 0; k < 200; ++k) {
+        full.append_row({value::of(k - 100), value::of(double(k) / 4)});
+        holes.append_row({k % 7 == 0 ? value::null(data_type::int64()) : value::of(k - 100), value::of(double(k) / 4)});
+    }
+    for (const auto& e : {col("i") > 3, col("i") <= 3.5, col("d") == 2, col("d") * 0.5 > col("i"),
+                          col("d") * 3 - 1 >= col("d"), col("i") != col("i") + 0, col("d") + 1 < 10.25}) {
+        auto bound = bind(e, *s).value();
+        column a = bound.evaluate(full), b = bound.evaluate(holes);
+        for (size_t r = 0; r < 200; ++r) {
+            if (r % 7 == 0 && b.is_null(r)) continue;
+            ASSERT_EQ(a.value_at(r), b.value_at(r)) << e.to_string() << " row " << r;
+        }
+    }
+    auto r = bind(col("d") * 0.5, *s).value().evaluate(full);
+    EXPECT_EQ(r.value_at(8), value::of(1.0));
+    EXPECT_EQ(r.null_count(), 0u);
+}
+
+} // namespace
+} // namespace runnel::engine
