@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "engine/state_io.h"
+#include "engine/window.h"
 
 namespace runnel::engine {
 
@@ -17,7 +18,7 @@ source_fn from_batches(std::vector<batch> batches) {
 watermark_stage::watermark_stage(schema_ptr s, size_t time_column, int64_t bound_ms, watermark_options opts)
   : _schema(std::move(s))
   , _time(time_column)
-  , _bound(bound_ms)
+  , _bound(std::min(bound_ms, max_event_time))
   , _opts(std::move(opts)) {
     auto t = _schema->at(_time).type;
     _micros = t.id == type_id::timestamp && t.unit == time_unit::micros;
@@ -47,7 +48,7 @@ void watermark_stage::on_batch(size_t, batch b, stage_output& out) {
         if (c.valid(i)) {
             int64_t t = _micros ? (c.int64_at(i) >= 0 ? c.int64_at(i) / 1000 : -((-c.int64_at(i) + 999) / 1000))
                                 : c.int64_at(i);
-            mx = std::max(mx, t);
+            if (t >= -max_event_time && t <= max_event_time) mx = std::max(mx, t); // others cannot move time
         }
     }
     ps.max_ts = mx;

@@ -134,6 +134,10 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
     if (s->_lateness < 0) {
         return fail(errc::invalid_argument, "window: allowed lateness must not be negative");
     }
+    constexpr int64_t max_span = int64_t(1) << 40; // about 34 years
+    if (w.size > max_span || w.slide > max_span || w.gap > max_span || s->_lateness > max_span) {
+        return fail(errc::invalid_argument, "window: sizes, gaps and lateness are limited to 2^40 ms");
+    }
     switch (w.kind) {
     case window_kind::tumbling:
         if (w.size <= 0) return fail(errc::invalid_argument, "tumbling window: size must be positive");
@@ -263,7 +267,7 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
         ++late_count;
     };
     for (size_t i = 0; i < n; ++i) {
-        if (tc.is_null(i)) {
+        if (tc.is_null(i) || ts[i] < -max_event_time || ts[i] > max_event_time) {
             mark(i);
         } else if (_w.kind != window_kind::session) {
             if (ts[i] < _late_before) mark(i);
@@ -310,6 +314,8 @@ void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late,
         ++metrics().late_rows;
         if (b.col(_time).is_null(i)) {
             reason.push_string("event time is NULL");
+        } else if (ts[i] < -max_event_time || ts[i] > max_event_time) {
+            reason.push_string(fmt::format("event time {} ms is out of range", ts[i]));
         } else if (_w.kind == window_kind::session) {
             reason.push_string(fmt::format("late: session [{}, {}) closed at watermark {} (allowed lateness {} ms)",
                                            ts[i], ts[i] + _w.gap, _watermark, _lateness));
@@ -442,7 +448,7 @@ void window_stage::on_watermark(model::event_time wm, stage_output& out) {
         out.watermark(wm);
         return;
     }
-    _watermark = wm.value();
+    _watermark = wm == end_of_time ? wm.value() : std::min(wm.value(), max_event_time);
     // Windows ending at or before `limit` fire: end − 1 + lateness ≤ watermark.
     int64_t limit = wm == end_of_time ? INT64_MAX
                     : _watermark < INT64_MIN / 2 ? INT64_MIN
@@ -622,6 +628,11 @@ result<void> window_stage::restore(std::string_view bytes) {
     state_reader r(bytes.substr(mine.bytes().size()));
     _watermark = r.i64();
     _fired_through = r.i64();
+    auto sane = [](int64_t t) { return t == INT64_MIN || t == INT64_MAX || (t >= -max_event_time - (int64_t(1) << 41) && t <= max_event_time + (int64_t(1) << 41)); };
+    if (!sane(_watermark) || !sane(_fired_through)) {
+        _watermark = _fired_through = INT64_MIN;
+        return fail(errc::corrupt_state, "window snapshot: watermark out of range");
+    }
     metrics().late_rows = r.u64();
     _panes.clear();
     _timers = {};
@@ -635,6 +646,9 @@ result<void> window_stage::restore(std::string_view bytes) {
     for (uint32_t u = 0; u < units && r.ok(); ++u) {
         if (_w.kind != window_kind::session) {
             int64_t start = r.i64();
+            if (start < -max_event_time || start > max_event_time || start != pane_of(start)) {
+                return fail(errc::corrupt_state, "window snapshot: a pane out of range");
+            }
             group_table& t = _panes.emplace(start, group_table(_aggs, _int_key)).first->second;
             uint32_t slots = r.count(4);
             for (uint32_t s = 0; s < slots && r.ok(); ++s) {
@@ -653,7 +667,7 @@ result<void> window_stage::restore(std::string_view bytes) {
             int64_t end = r.i64();
             uint32_t s = session_slot();
             _sessions->keys[s] = key;
-            if (end <= start) return fail(errc::corrupt_state, "window snapshot: a session ends before it starts");
+            if (end <= start || start < -max_event_time || end > max_event_time + _w.gap) return fail(errc::corrupt_state, "window snapshot: a session ends before it starts");
             _session_info[s] = {start, end, true};
             for (auto& a : _sessions->aggs) {
                 if (!a.read(s, r)) break;

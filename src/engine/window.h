@@ -16,6 +16,10 @@ namespace runnel::engine {
 
 enum class window_kind : uint8_t { tumbling, hopping, session, cumulative };
 
+/// Event times a window accepts: ±2^62 ms (146 million years) around the epoch, so window
+/// arithmetic never overflows. Rows outside go to the late side output with the reason.
+inline constexpr int64_t max_event_time = int64_t(1) << 62;
+
 /// The shape of a window; build one with `tumble`, `hop`, `session` or `cumulate`.
 /// All durations are event-time milliseconds; windows are aligned to the Unix epoch.
 struct window_spec {

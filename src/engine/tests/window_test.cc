@@ -157,6 +157,17 @@ TEST(window, null_event_time_is_routed_aside) {
     EXPECT_NE(late[0].find("event time is NULL"), std::string::npos);
 }
 
+TEST(window, extreme_event_times_are_routed_aside_not_overflowed) {
+    auto r = run_window({{"a", INT64_MAX, 1}, {"a", INT64_MIN, 1}, {"a", 5, 1}, {"a", INT64_MAX - 1, 1}}, hop(10ms, 3ms),
+                        {count()}, 1000ms);
+    EXPECT_EQ(r.late.size(), 3u);
+    EXPECT_EQ(r.rows.size(), 3u); // the windows holding 5 start at -3, 0 and 3
+    for (const auto& l : r.late) EXPECT_NE(l.find("out of range"), std::string::npos) << l;
+    window_options o;
+    o.allowed_lateness = std::chrono::milliseconds(INT64_MAX);
+    EXPECT_FALSE(window_stage::make(events_schema(), "ts", {}, tumble(1ms), {count()}, o));
+}
+
 TEST(window, every_aggregate) {
     auto s = make_schema({{"k", data_type::int64()}, {"ts", data_type::timestamp()}, {"x", data_type::float64()},
                           {"s", data_type::string()}});
