@@ -131,10 +131,13 @@ public:
 
     /// The first mistake made while building, if any.
     result<void> check() const;
-    /// Runs until every source has ended and every queue is empty.
+    /// Runs until every source has ended and every queue is empty. A source that answers
+    /// `idle` is polled again at once, so `run` suits bounded inputs; a long-running job calls
+    /// `run_once` from its shard's loop instead and yields between calls.
     result<void> run();
-    /// Runs until no stage can make progress without a new source poll returning data, or
-    /// every source has ended: lets a caller interleave sources that return `idle`.
+    /// One pass over the stages, downstream first: each stage handles what its queue holds
+    /// (while its output has room), each source is polled at most once, then time-driven work
+    /// runs. Returns true once every source has ended and everything has drained.
     result<bool> run_once();
 
     size_t num_stages() const { return _nodes.size(); }

@@ -130,6 +130,31 @@ TEST(pipeline, filter_project_dedup_union) {
     EXPECT_EQ(out[2], "(3, 800, 'web')");
 }
 
+TEST(pipeline, fluent_api_from_source_to_windowed_sink) {
+    auto s = bid_schema();
+    std::vector<batch> in;
+    for (int64_t t = 0; t < 30'000; t += 1'000) {
+        in.push_back(make_batch(s, {{value::of(t / 10'000), value::of(double(t / 1'000)), value::of("web"), value::ts(t)},
+                                    {value::of(int64_t(7)), value::of(1.0), value::of("app"), value::ts(t)}}));
+    }
+    pipeline p;
+    std::vector<std::string> rows;
+    p.source(s, from_batches(std::move(in)))
+      .watermark("ts", 5s)
+      .filter(col("channel") == lit("web"))
+      .key_by({"auction"})
+      .window(tumble(10s))
+      .aggregate({count(), sum("price")})
+      .sink([&](const batch& b) {
+          for (size_t i = 0; i < b.num_rows(); ++i) rows.push_back(b.row_to_string(i));
+      });
+    auto r = p.run();
+    ASSERT_TRUE(r) << r.error().message;
+    std::sort(rows.begin(), rows.end());
+    EXPECT_EQ(rows, (std::vector<std::string>{"(0, 10000, 0, 10, 45)", "(10000, 20000, 1, 10, 145)",
+                                              "(20000, 30000, 2, 10, 245)"}));
+}
+
 TEST(pipeline, build_errors_are_reported_with_the_column) {
     pipeline p;
     p.source(bid_schema(), from_batches({})).filter(col("channel") + 1 > 2).sink([](const batch&) {});
