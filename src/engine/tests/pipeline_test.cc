@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 
 #include "engine/engine.h"
 
@@ -90,6 +91,34 @@ TEST(decode, csv_with_quotes_nulls_and_errors) {
     EXPECT_NE(c.dead[2].find("'x' is not a valid bigint"), std::string::npos) << c.dead[2];
     EXPECT_NE(c.dead[3].find("not nullable"), std::string::npos) << c.dead[3];
     EXPECT_NE(c.dead[4].find("unterminated quote"), std::string::npos) << c.dead[4];
+}
+
+TEST(decode, garbage_never_crashes_and_every_record_is_accounted_for) {
+    std::mt19937 rng(11);
+    const std::string good = R"({"auction": 1, "price": 2.5, "channel": "w\u00e9b", "ts": "2026-11-22 08:00:00.123"})";
+    const std::string csv = "1,2.5,\"we\"\"b\",1000";
+    for (auto f : {decode_format::json, decode_format::csv}) {
+        std::vector<std::string> lines;
+        const std::string& base = f == decode_format::json ? good : csv;
+        for (int i = 0; i < 3000; ++i) {
+            std::string l = base;
+            switch (i % 4) {
+            case 0: l = l.substr(0, rng() % (l.size() + 1)); break; // truncated
+            case 1: l[rng() % l.size()] = char(rng()); break;        // one byte changed
+            case 2:
+                for (int k = 0; k < 5; ++k) l.insert(l.begin() + long(rng() % l.size()), char(rng()));
+                break;
+            default: {
+                l.assign(rng() % 40, '\0');
+                for (auto& c : l) c = char(rng());
+            }
+            }
+            lines.push_back(std::move(l));
+        }
+        auto c = decode_all(f, lines);
+        EXPECT_EQ(c.rows.size() + c.dead.size(), lines.size());
+        EXPECT_GT(c.dead.size(), 0u);
+    }
 }
 
 TEST(decode, raw_keeps_the_bytes) {
