@@ -256,7 +256,6 @@ void pipeline::process(size_t id, size_t input, message m) {
     auto& out = _out.pending();
     for (auto& x : out) n.pending.push_back(std::move(x));
     out.clear();
-    _out.take_rows();
 }
 
 result<bool> pipeline::run_once() {

@@ -40,7 +40,6 @@ public:
     /// Empty batches are dropped.
     void emit(batch b, size_t port = 0) {
         if (b.num_rows() > 0) {
-            _rows += b.num_rows();
             _pending.emplace_back(port, message(std::move(b)));
         }
     }
@@ -48,11 +47,9 @@ public:
     void watermark(model::event_time wm) { _pending.emplace_back(SIZE_MAX, message(wm)); }
 
     std::vector<std::pair<size_t, message>>& pending() { return _pending; }
-    uint64_t take_rows() { return std::exchange(_rows, 0); }
 
 private:
     std::vector<std::pair<size_t, message>> _pending;
-    uint64_t _rows = 0;
 };
 
 /// One step of a pipeline: it consumes batches and watermarks from its inputs and emits them on
