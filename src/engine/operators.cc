@@ -55,6 +55,7 @@ void watermark_stage::on_batch(size_t, batch b, stage_output& out) {
     ps.last_active = now;
     ps.idle = false;
     metrics().rows_in += b.num_rows();
+    metrics().rows_out += b.num_rows();
     out.emit(std::move(b));
     advance(out);
 }

@@ -199,6 +199,7 @@ public:
     schema_ptr output_schema(size_t) const override { return _schema; }
     void on_batch(size_t, batch b, stage_output& out) override {
         metrics().rows_in += b.num_rows();
+        metrics().rows_out += b.num_rows();
         out.emit(std::move(b));
     }
 
