@@ -1,0 +1,378 @@
+#include "engine/batch.h"
+
+#include <fmt/format.h>
+
+#include "engine/errc.h"
+
+namespace runnel::engine {
+
+const char* errc_message(errc e) noexcept {
+    switch (e) {
+    case errc::success: return "success";
+    case errc::unknown_column: return "unknown column";
+    case errc::type_mismatch: return "type mismatch";
+    case errc::invalid_argument: return "invalid argument";
+    case errc::invalid_pipeline: return "invalid pipeline";
+    case errc::corrupt_state: return "corrupt state snapshot";
+    case errc::decode_failed: return "record could not be decoded";
+    }
+    return "unknown engine error";
+}
+
+std::string data_type::name() const {
+    switch (id) {
+    case type_id::boolean: return "boolean";
+    case type_id::int64: return "bigint";
+    case type_id::float64: return "double";
+    case type_id::string: return "string";
+    case type_id::timestamp: return unit == time_unit::millis ? "timestamp(3)" : "timestamp(6)";
+    }
+    return "?";
+}
+
+const char* row_kind_name(row_kind k) {
+    switch (k) {
+    case row_kind::insert: return "+I";
+    case row_kind::update_before: return "-U";
+    case row_kind::update_after: return "+U";
+    case row_kind::delete_row: return "-D";
+    }
+    return "?";
+}
+
+std::optional<size_t> schema::index_of(std::string_view name) const {
+    for (size_t i = 0; i < _fields.size(); ++i) {
+        if (_fields[i].name == name) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string schema::to_string() const {
+    std::string s = "(";
+    for (size_t i = 0; i < _fields.size(); ++i) {
+        s += fmt::format("{}{} {}{}", i ? ", " : "", _fields[i].name, _fields[i].type.name(),
+                         _fields[i].nullable ? "" : " not null");
+    }
+    return s + ")";
+}
+
+bool operator==(const schema& a, const schema& b) {
+    if (a._fields.size() != b._fields.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < a._fields.size(); ++i) {
+        if (a._fields[i].name != b._fields[i].name || !(a._fields[i].type == b._fields[i].type)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string value::to_string() const {
+    return std::visit(
+      [](const auto& x) -> std::string {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::monostate>) {
+              return "NULL";
+          } else if constexpr (std::is_same_v<T, bool>) {
+              return x ? "true" : "false";
+          } else if constexpr (std::is_same_v<T, std::string>) {
+              return "'" + x + "'";
+          } else {
+              return fmt::format("{}", x);
+          }
+      },
+      v);
+}
+
+void column::reserve(size_t n) {
+    _valid.reserve((n + 63) / 64);
+    switch (_type.id) {
+    case type_id::boolean: _b.reserve(n); break;
+    case type_id::int64:
+    case type_id::timestamp: _i64.reserve(n); break;
+    case type_id::float64: _f64.reserve(n); break;
+    case type_id::string: _offsets.reserve(n + 1); break;
+    }
+}
+
+void column::push_null() {
+    switch (_type.id) {
+    case type_id::boolean: _b.push_back(0); break;
+    case type_id::int64:
+    case type_id::timestamp: _i64.push_back(0); break;
+    case type_id::float64: _f64.push_back(0); break;
+    case type_id::string: _offsets.push_back(uint32_t(_arena.size())); break;
+    }
+    if ((_size & 63) == 0) {
+        _valid.push_back(0);
+    }
+    _valid[_size >> 6] &= ~(uint64_t(1) << (_size & 63));
+    ++_size;
+    ++_nulls;
+}
+
+void column::push_value(const value& v) {
+    if (v.is_null()) {
+        push_null();
+        return;
+    }
+    switch (_type.id) {
+    case type_id::boolean: push_bool(std::get<bool>(v.v)); break;
+    case type_id::int64:
+    case type_id::timestamp: push_int64(std::get<int64_t>(v.v)); break;
+    case type_id::float64:
+        if (auto* i = std::get_if<int64_t>(&v.v)) {
+            push_float64(double(*i));
+        } else {
+            push_float64(std::get<double>(v.v));
+        }
+        break;
+    case type_id::string: push_string(std::get<std::string>(v.v)); break;
+    }
+}
+
+void column::push_from(const column& o, size_t i) {
+    if (o.is_null(i)) {
+        push_null();
+        return;
+    }
+    switch (_type.id) {
+    case type_id::boolean: push_bool(o.bool_at(i)); break;
+    case type_id::int64:
+    case type_id::timestamp: push_int64(o.int64_at(i)); break;
+    case type_id::float64: push_float64(o.float64_at(i)); break;
+    case type_id::string: push_string(o.string_at(i)); break;
+    }
+}
+
+column column::of_int64(data_type t, std::vector<int64_t> v) {
+    column c(t);
+    c.set_all_valid(v.size());
+    c._i64 = std::move(v);
+    return c;
+}
+
+column column::of_float64(std::vector<double> v) {
+    column c(data_type::float64());
+    c.set_all_valid(v.size());
+    c._f64 = std::move(v);
+    return c;
+}
+
+column column::of_bool(std::vector<uint8_t> v) {
+    column c(data_type::boolean());
+    c.set_all_valid(v.size());
+    c._b = std::move(v);
+    return c;
+}
+
+void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
+    if (o._nulls != 0 || o._type.id == type_id::string) {
+        reserve(_size + n);
+        for (size_t k = 0; k < n; ++k) push_from(o, rows[k]);
+        return;
+    }
+    switch (_type.id) {
+    case type_id::boolean:
+        for (size_t k = 0; k < n; ++k) _b.push_back(o._b[rows[k]]);
+        break;
+    case type_id::int64:
+    case type_id::timestamp: {
+        size_t at = _i64.size();
+        _i64.resize(at + n);
+        for (size_t k = 0; k < n; ++k) _i64[at + k] = o._i64[rows[k]];
+        break;
+    }
+    case type_id::float64: {
+        size_t at = _f64.size();
+        _f64.resize(at + n);
+        for (size_t k = 0; k < n; ++k) _f64[at + k] = o._f64[rows[k]];
+        break;
+    }
+    case type_id::string: break;
+    }
+    // Every appended value is valid: set n bits from _size on.
+    size_t end = _size + n;
+    _valid.resize((end + 63) / 64, 0);
+    size_t i = _size;
+    while (i < end && (i & 63) != 0) {
+        _valid[i >> 6] |= uint64_t(1) << (i & 63);
+        ++i;
+    }
+    while (i + 64 <= end) {
+        _valid[i >> 6] = ~uint64_t(0);
+        i += 64;
+    }
+    while (i < end) {
+        _valid[i >> 6] |= uint64_t(1) << (i & 63);
+        ++i;
+    }
+    _size = end;
+}
+
+value column::value_at(size_t i) const {
+    if (is_null(i)) {
+        return value::null(_type);
+    }
+    switch (_type.id) {
+    case type_id::boolean: return {_type, bool_at(i)};
+    case type_id::int64:
+    case type_id::timestamp: return {_type, int64_at(i)};
+    case type_id::float64: return {_type, float64_at(i)};
+    case type_id::string: return {_type, std::string(string_at(i))};
+    }
+    return value::null(_type);
+}
+
+batch::batch(schema_ptr s)
+  : _schema(std::move(s)) {
+    _columns.reserve(_schema->size());
+    for (const auto& f : _schema->fields()) {
+        _columns.emplace_back(f.type);
+    }
+}
+
+batch::batch(schema_ptr s, std::vector<column> columns, std::vector<row_kind> kinds)
+  : _schema(std::move(s))
+  , _columns(std::move(columns))
+  , _kinds(std::move(kinds)) {
+    RUNNEL_ASSERT(_columns.size() == _schema->size(), "one column per schema field");
+    seal();
+}
+
+void batch::set_row_kinds(std::vector<row_kind> kinds) {
+    RUNNEL_ASSERT(kinds.empty() || kinds.size() == _rows, "one row kind per row");
+    _kinds = std::move(kinds);
+}
+
+void batch::seal() {
+    _rows = _columns.empty() ? 0 : _columns[0].size();
+    for (const auto& c : _columns) {
+        RUNNEL_ASSERT(c.size() == _rows, "every column of a batch has the same length");
+    }
+}
+
+void batch::append_row(const std::vector<value>& row, row_kind k) {
+    RUNNEL_ASSERT(row.size() == _columns.size(), "one value per column");
+    for (size_t i = 0; i < row.size(); ++i) {
+        _columns[i].push_value(row[i]);
+    }
+    if (k != row_kind::insert && _kinds.empty()) {
+        _kinds.assign(_rows, row_kind::insert);
+    }
+    if (!_kinds.empty()) {
+        _kinds.push_back(k);
+    }
+    ++_rows;
+}
+
+batch batch::select(const std::vector<uint8_t>& keep) const {
+    batch out(_schema);
+    out._partition = _partition;
+    std::vector<uint32_t> rows;
+    rows.reserve(_rows);
+    for (size_t i = 0; i < _rows; ++i) {
+        if (keep[i]) rows.push_back(uint32_t(i));
+    }
+    for (size_t c = 0; c < _columns.size(); ++c) {
+        out._columns[c].push_rows(_columns[c], rows.data(), rows.size());
+    }
+    if (!_kinds.empty()) {
+        for (uint32_t r : rows) out._kinds.push_back(_kinds[r]);
+    }
+    out._rows = rows.size();
+    return out;
+}
+
+std::vector<value> batch::row(size_t i) const {
+    std::vector<value> r;
+    r.reserve(_columns.size());
+    for (const auto& c : _columns) {
+        r.push_back(c.value_at(i));
+    }
+    return r;
+}
+
+std::string batch::row_to_string(size_t i) const {
+    std::string s = has_row_kinds() ? std::string(row_kind_name(kind(i))) + "(" : "(";
+    for (size_t c = 0; c < _columns.size(); ++c) {
+        s += (c ? ", " : "") + _columns[c].value_at(i).to_string();
+    }
+    return s + ")";
+}
+
+batch make_batch(schema_ptr s, const std::vector<std::vector<value>>& rows) {
+    batch b(std::move(s));
+    for (const auto& r : rows) {
+        b.append_row(r);
+    }
+    return b;
+}
+
+void encode_key_part(const column& c, size_t i, std::string& out) {
+    if (c.is_null(i)) {
+        out.push_back('\0');
+        return;
+    }
+    out.push_back('\1');
+    switch (c.type().id) {
+    case type_id::boolean: out.push_back(c.bool_at(i) ? '\1' : '\0'); break;
+    case type_id::int64:
+    case type_id::timestamp: {
+        int64_t v = c.int64_at(i);
+        out.append(reinterpret_cast<const char*>(&v), sizeof v);
+        break;
+    }
+    case type_id::float64: {
+        double v = c.float64_at(i);
+        if (v == 0) {
+            v = 0; // -0.0 and 0.0 are one key
+        }
+        out.append(reinterpret_cast<const char*>(&v), sizeof v);
+        break;
+    }
+    case type_id::string: {
+        auto s = c.string_at(i);
+        uint32_t n = uint32_t(s.size());
+        out.append(reinterpret_cast<const char*>(&n), sizeof n);
+        out.append(s);
+        break;
+    }
+    }
+}
+
+namespace {
+uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+} // namespace
+
+std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,
+                                     uint32_t shards) {
+    RUNNEL_ASSERT(shards > 0, "at least one shard");
+    std::vector<uint32_t> out(b.num_rows());
+    std::string key;
+    for (size_t i = 0; i < b.num_rows(); ++i) {
+        key.clear();
+        for (size_t k : key_columns) {
+            encode_key_part(b.col(k), i, key);
+        }
+        // FNV-1a over the key encoding, then a finaliser: stable across runs and machines.
+        uint64_t h = 1469598103934665603ULL;
+        for (unsigned char ch : key) {
+            h = (h ^ ch) * 1099511628211ULL;
+        }
+        out[i] = uint32_t(mix(h) % shards);
+    }
+    return out;
+}
+
+} // namespace runnel::engine

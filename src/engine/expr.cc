@@ -1,0 +1,966 @@
+#include "engine/expr.h"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace runnel::engine {
+
+struct bound_node {
+    expr_op op;
+    data_type type;
+    size_t index = 0;
+    value literal;
+    std::vector<std::shared_ptr<const bound_node>> args;
+};
+
+namespace {
+
+using node_ptr = std::shared_ptr<const bound_node>;
+
+expr make(expr_op op, std::vector<expr> args) {
+    auto n = std::make_shared<expr_node>();
+    n->op = op;
+    n->args = std::move(args);
+    return expr(std::move(n));
+}
+
+const char* op_text(expr_op op) {
+    switch (op) {
+    case expr_op::add: return "+";
+    case expr_op::sub: return "-";
+    case expr_op::mul: return "*";
+    case expr_op::div: return "/";
+    case expr_op::mod: return "%";
+    case expr_op::neg: return "-";
+    case expr_op::eq: return "=";
+    case expr_op::ne: return "<>";
+    case expr_op::lt: return "<";
+    case expr_op::le: return "<=";
+    case expr_op::gt: return ">";
+    case expr_op::ge: return ">=";
+    case expr_op::and_: return "AND";
+    case expr_op::or_: return "OR";
+    case expr_op::not_: return "NOT";
+    case expr_op::is_null: return "IS NULL";
+    case expr_op::is_not_null: return "IS NOT NULL";
+    case expr_op::case_when: return "CASE";
+    case expr_op::cast: return "CAST";
+    case expr_op::lower: return "LOWER";
+    case expr_op::upper: return "UPPER";
+    case expr_op::concat: return "CONCAT";
+    case expr_op::substring: return "SUBSTRING";
+    case expr_op::char_length: return "CHAR_LENGTH";
+    case expr_op::like: return "LIKE";
+    case expr_op::column: return "column";
+    case expr_op::literal: return "literal";
+    }
+    return "?";
+}
+
+/// "column 'price' (string)" or "'(a + 1)' (bigint)": names the operand at fault.
+std::string describe(const expr& e, data_type t) {
+    if (e.node().op == expr_op::column) {
+        return fmt::format("column '{}' is {}", e.node().name, t.name());
+    }
+    return fmt::format("'{}' is {}", e.to_string(), t.name());
+}
+
+// ---- evaluation helpers ----
+
+column eval(const bound_node& n, const batch& b);
+
+column broadcast(const value& v, data_type t, size_t rows) {
+    if (!v.is_null()) {
+        if (auto* i = std::get_if<int64_t>(&v.v); i && t.is_integral()) {
+            return column::of_int64(t, std::vector<int64_t>(rows, *i));
+        }
+        if (t.id == type_id::float64) {
+            auto* i = std::get_if<int64_t>(&v.v);
+            return column::of_float64(std::vector<double>(rows, i ? double(*i) : std::get<double>(v.v)));
+        }
+        if (auto* b = std::get_if<bool>(&v.v)) {
+            return column::of_bool(std::vector<uint8_t>(rows, *b ? 1 : 0));
+        }
+    }
+    column c(t);
+    c.reserve(rows);
+    for (size_t i = 0; i < rows; ++i) {
+        c.push_value(v);
+    }
+    return c;
+}
+
+int64_t scale_to(int64_t v, time_unit from, time_unit to) {
+    if (from == to) {
+        return v;
+    }
+    return from == time_unit::millis ? v * 1000 : (v >= 0 ? v / 1000 : -((-v + 999) / 1000));
+}
+
+template <typename F>
+column binary_int(const column& a, const column& b, data_type out, F f) {
+    column c(out);
+    size_t n = a.size();
+    c.reserve(n);
+    const int64_t* x = a.int64_data();
+    const int64_t* y = b.int64_data();
+    for (size_t i = 0; i < n; ++i) {
+        int64_t r;
+        if (a.is_null(i) || b.is_null(i) || !f(x[i], y[i], r)) {
+            c.push_null();
+        } else {
+            c.push_int64(r);
+        }
+    }
+    return c;
+}
+
+template <typename F>
+column binary_double(const column& a, const column& b, F f) {
+    column c(data_type::float64());
+    size_t n = a.size();
+    c.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        double r;
+        if (a.is_null(i) || b.is_null(i) || !f(a.number_at(i), b.number_at(i), r)) {
+            c.push_null();
+        } else {
+            c.push_float64(r);
+        }
+    }
+    return c;
+}
+
+column arithmetic(const bound_node& n, const column& a, const column& b) {
+    if (n.type.id == type_id::float64 && a.null_count() == 0 && b.null_count() == 0 &&
+        (n.op == expr_op::add || n.op == expr_op::sub || n.op == expr_op::mul)) {
+        size_t rows = a.size();
+        std::vector<double> x(rows), y(rows), r(rows);
+        for (size_t i = 0; i < rows; ++i) {
+            x[i] = a.number_at(i);
+            y[i] = b.number_at(i);
+        }
+        if (n.op == expr_op::add) for (size_t i = 0; i < rows; ++i) r[i] = x[i] + y[i];
+        else if (n.op == expr_op::sub) for (size_t i = 0; i < rows; ++i) r[i] = x[i] - y[i];
+        else for (size_t i = 0; i < rows; ++i) r[i] = x[i] * y[i];
+        return column::of_float64(std::move(r));
+    }
+    if (n.type.id == type_id::float64) {
+        switch (n.op) {
+        case expr_op::add: return binary_double(a, b, [](double x, double y, double& r) { r = x + y; return true; });
+        case expr_op::sub: return binary_double(a, b, [](double x, double y, double& r) { r = x - y; return true; });
+        case expr_op::mul: return binary_double(a, b, [](double x, double y, double& r) { r = x * y; return true; });
+        case expr_op::div: return binary_double(a, b, [](double x, double y, double& r) { r = x / y; return y != 0; });
+        default: return binary_double(a, b, [](double x, double y, double& r) { r = std::fmod(x, y); return y != 0; });
+        }
+    }
+    // Integral: bigint op bigint, timestamp ± bigint, timestamp - timestamp.
+    int64_t sa = 1, sb = 1;
+    if (a.type().id == type_id::timestamp && b.type().id == type_id::timestamp &&
+        a.type().unit != b.type().unit) {
+        (a.type().unit == time_unit::millis ? sa : sb) = 1000;
+    }
+    auto scaled = [](int64_t v, int64_t s, int64_t& r) {
+        return s == 1 ? (r = v, true) : !__builtin_mul_overflow(v, s, &r);
+    };
+    switch (n.op) {
+    case expr_op::add:
+        return binary_int(a, b, n.type, [&](int64_t x, int64_t y, int64_t& r) {
+            return !__builtin_add_overflow(x, y, &r);
+        });
+    case expr_op::sub:
+        return binary_int(a, b, n.type, [&](int64_t x, int64_t y, int64_t& r) {
+            int64_t xs, ys;
+            return scaled(x, sa, xs) && scaled(y, sb, ys) && !__builtin_sub_overflow(xs, ys, &r);
+        });
+    case expr_op::mul:
+        return binary_int(a, b, n.type, [](int64_t x, int64_t y, int64_t& r) {
+            return !__builtin_mul_overflow(x, y, &r);
+        });
+    case expr_op::div:
+        return binary_int(a, b, n.type, [](int64_t x, int64_t y, int64_t& r) {
+            if (y == 0 || (y == -1 && x == std::numeric_limits<int64_t>::min())) {
+                return false;
+            }
+            r = x / y;
+            return true;
+        });
+    default:
+        return binary_int(a, b, n.type, [](int64_t x, int64_t y, int64_t& r) {
+            if (y == 0) {
+                return false;
+            }
+            r = y == -1 ? 0 : x % y;
+            return true;
+        });
+    }
+}
+
+/// -1, 0, 1 comparing row i of a and b (neither NULL); types were checked compatible.
+int compare_at(const column& a, const column& b, size_t i) {
+    auto ta = a.type(), tb = b.type();
+    if (ta.is_integral() && tb.is_integral()) {
+        int64_t x = a.int64_at(i), y = b.int64_at(i);
+        if (ta.id == type_id::timestamp && tb.id == type_id::timestamp && ta.unit != tb.unit) {
+            x = scale_to(x, ta.unit, time_unit::micros);
+            y = scale_to(y, tb.unit, time_unit::micros);
+        }
+        return (x > y) - (x < y);
+    }
+    if (ta.is_numeric() && tb.is_numeric()) {
+        double x = a.number_at(i), y = b.number_at(i);
+        return (x > y) - (x < y);
+    }
+    if (ta.id == type_id::string) {
+        int c = a.string_at(i).compare(b.string_at(i));
+        return (c > 0) - (c < 0);
+    }
+    int x = a.bool_at(i), y = b.bool_at(i);
+    return (x > y) - (x < y);
+}
+
+template <typename T, typename Get>
+column compare_loop(expr_op op, size_t n, Get get) {
+    std::vector<uint8_t> r(n);
+    for (size_t i = 0; i < n; ++i) {
+        auto [x, y] = get(i);
+        r[i] = op == expr_op::eq   ? x == y
+               : op == expr_op::ne ? x != y
+               : op == expr_op::lt ? x < y
+               : op == expr_op::le ? x <= y
+               : op == expr_op::gt ? x > y
+                                   : x >= y;
+    }
+    return column::of_bool(std::move(r));
+}
+
+column comparison(expr_op op, const column& a, const column& b) {
+    size_t n = a.size();
+    bool no_nulls = a.null_count() == 0 && b.null_count() == 0;
+    auto ta = a.type(), tb = b.type();
+    if (no_nulls && ta.is_integral() && tb.is_integral() &&
+        !(ta.id == type_id::timestamp && tb.id == type_id::timestamp && ta.unit != tb.unit)) {
+        const int64_t* x = a.int64_data();
+        const int64_t* y = b.int64_data();
+        return compare_loop<int64_t>(op, n, [&](size_t i) { return std::pair(x[i], y[i]); });
+    }
+    if (no_nulls && ta.id == type_id::float64 && tb.id == type_id::float64) {
+        const double* x = a.float64_data();
+        const double* y = b.float64_data();
+        return compare_loop<double>(op, n, [&](size_t i) { return std::pair(x[i], y[i]); });
+    }
+    if (no_nulls && ta.is_numeric() && tb.is_numeric()) {
+        return compare_loop<double>(op, n, [&](size_t i) { return std::pair(a.number_at(i), b.number_at(i)); });
+    }
+    column c(data_type::boolean());
+    c.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        if (a.is_null(i) || b.is_null(i)) {
+            c.push_null();
+            continue;
+        }
+        int r = compare_at(a, b, i);
+        bool v = op == expr_op::eq   ? r == 0
+                 : op == expr_op::ne ? r != 0
+                 : op == expr_op::lt ? r < 0
+                 : op == expr_op::le ? r <= 0
+                 : op == expr_op::gt ? r > 0
+                                     : r >= 0;
+        c.push_bool(v);
+    }
+    return c;
+}
+
+size_t utf8_len(std::string_view s) {
+    size_t n = 0;
+    for (unsigned char ch : s) {
+        n += (ch & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+/// Byte position of the character with 0-based index `k` (or s.size()).
+size_t utf8_pos(std::string_view s, int64_t k) {
+    size_t i = 0;
+    for (; i < s.size() && k > 0; ++i) {
+        if (i + 1 >= s.size() || (static_cast<unsigned char>(s[i + 1]) & 0xC0) != 0x80) {
+            --k;
+        }
+    }
+    return i;
+}
+
+size_t utf8_step(std::string_view s, size_t i) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) {
+        ++i;
+    }
+    return i;
+}
+
+bool like_match(std::string_view s, std::string_view p) {
+    // Iterative matcher with one backtrack point for the last '%'.
+    size_t si = 0, pi = 0, star_p = std::string_view::npos, star_s = 0;
+    while (si < s.size()) {
+        if (pi < p.size() && p[pi] == '%') {
+            star_p = ++pi;
+            star_s = si;
+            continue;
+        }
+        if (pi < p.size() && p[pi] == '_') {
+            si = utf8_step(s, si);
+            ++pi;
+            continue;
+        }
+        if (pi < p.size()) {
+            size_t q = pi;
+            if (p[q] == '\\' && q + 1 < p.size()) {
+                ++q;
+            }
+            if (p[q] == s[si]) {
+                pi = q + 1;
+                ++si;
+                continue;
+            }
+        }
+        if (star_p == std::string_view::npos) {
+            return false;
+        }
+        star_s = utf8_step(s, star_s);
+        si = star_s;
+        pi = star_p;
+    }
+    while (pi < p.size() && p[pi] == '%') {
+        ++pi;
+    }
+    return pi == p.size();
+}
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = unsigned(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + int64_t(doe) - 719468;
+}
+
+void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = unsigned(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = int64_t(yoe) + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+}
+
+std::optional<int64_t> parse_int(std::string_view s) {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+    if (s.empty()) {
+        return std::nullopt;
+    }
+    bool neg = s[0] == '-';
+    size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    if (i == s.size()) {
+        return std::nullopt;
+    }
+    int64_t v = 0;
+    for (; i < s.size(); ++i) {
+        if (s[i] < '0' || s[i] > '9') {
+            return std::nullopt;
+        }
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, neg ? -(s[i] - '0') : (s[i] - '0'), &v)) {
+            return std::nullopt;
+        }
+    }
+    return v;
+}
+
+std::optional<double> parse_double(std::string_view s) {
+    std::string z(s);
+    char* end = nullptr;
+    double d = std::strtod(z.c_str(), &end);
+    while (end && *end == ' ') ++end;
+    if (z.empty() || end == z.c_str() || *end != '\0') {
+        return std::nullopt;
+    }
+    return d;
+}
+
+std::string format_double(double d) {
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    return fmt::format("{}", d);
+}
+
+column cast_column(const column& a, data_type to) {
+    column c(to);
+    size_t n = a.size();
+    c.reserve(n);
+    data_type from = a.type();
+    for (size_t i = 0; i < n; ++i) {
+        if (a.is_null(i)) {
+            c.push_null();
+            continue;
+        }
+        switch (to.id) {
+        case type_id::boolean:
+            if (from.id == type_id::boolean) c.push_bool(a.bool_at(i));
+            else if (from.is_integral()) c.push_bool(a.int64_at(i) != 0);
+            else if (from.id == type_id::float64) c.push_bool(a.float64_at(i) != 0);
+            else {
+                auto s = a.string_at(i);
+                if (s == "true" || s == "TRUE" || s == "1") c.push_bool(true);
+                else if (s == "false" || s == "FALSE" || s == "0") c.push_bool(false);
+                else c.push_null();
+            }
+            break;
+        case type_id::int64:
+        case type_id::timestamp:
+            if (from.id == type_id::boolean) c.push_int64(a.bool_at(i));
+            else if (from.id == type_id::timestamp && to.id == type_id::timestamp) c.push_int64(scale_to(a.int64_at(i), from.unit, to.unit));
+            else if (from.is_integral()) c.push_int64(a.int64_at(i));
+            else if (from.id == type_id::float64) {
+                double d = std::trunc(a.float64_at(i));
+                if (std::isnan(d) || d < -9.2233720368547758e18 || d >= 9.2233720368547758e18) c.push_null();
+                else c.push_int64(int64_t(d));
+            } else {
+                auto s = a.string_at(i);
+                auto v = parse_int(s);
+                if (!v && to.id == type_id::timestamp) v = parse_timestamp(s, to.unit);
+                if (v) c.push_int64(*v); else c.push_null();
+            }
+            break;
+        case type_id::float64:
+            if (from.id == type_id::boolean) c.push_float64(a.bool_at(i));
+            else if (from.is_integral()) c.push_float64(double(a.int64_at(i)));
+            else if (from.id == type_id::float64) c.push_float64(a.float64_at(i));
+            else if (auto v = parse_double(a.string_at(i))) c.push_float64(*v);
+            else c.push_null();
+            break;
+        case type_id::string:
+            switch (from.id) {
+            case type_id::boolean: c.push_string(a.bool_at(i) ? "true" : "false"); break;
+            case type_id::int64: c.push_string(fmt::format("{}", a.int64_at(i))); break;
+            case type_id::float64: c.push_string(format_double(a.float64_at(i))); break;
+            case type_id::timestamp: c.push_string(format_timestamp(a.int64_at(i), from.unit)); break;
+            case type_id::string: c.push_string(a.string_at(i)); break;
+            }
+            break;
+        }
+    }
+    return c;
+}
+
+template <typename F>
+column map_string(const column& a, data_type out, F f) {
+    column c(out);
+    c.reserve(a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (a.is_null(i)) c.push_null();
+        else f(a.string_at(i), c);
+    }
+    return c;
+}
+
+column eval(const bound_node& n, const batch& b) {
+    size_t rows = b.num_rows();
+    switch (n.op) {
+    case expr_op::column: return b.col(n.index);
+    case expr_op::literal: return broadcast(n.literal, n.type, rows);
+    case expr_op::add:
+    case expr_op::sub:
+    case expr_op::mul:
+    case expr_op::div:
+    case expr_op::mod: {
+        column a = eval(*n.args[0], b);
+        const bound_node& rhs = *n.args[1];
+        // Column op constant on doubles without NULLs: one loop, no constant column.
+        if (rhs.op == expr_op::literal && !rhs.literal.is_null() && n.type.id == type_id::float64 &&
+            a.type().id == type_id::float64 && a.null_count() == 0 &&
+            (n.op == expr_op::add || n.op == expr_op::sub || n.op == expr_op::mul)) {
+            auto* li = std::get_if<int64_t>(&rhs.literal.v);
+            double c = li ? double(*li) : std::get<double>(rhs.literal.v);
+            const double* x = a.float64_data();
+            std::vector<double> r(rows);
+            if (n.op == expr_op::add) for (size_t i = 0; i < rows; ++i) r[i] = x[i] + c;
+            else if (n.op == expr_op::sub) for (size_t i = 0; i < rows; ++i) r[i] = x[i] - c;
+            else for (size_t i = 0; i < rows; ++i) r[i] = x[i] * c;
+            return column::of_float64(std::move(r));
+        }
+        return arithmetic(n, a, eval(rhs, b));
+    }
+    case expr_op::neg: {
+        column a = eval(*n.args[0], b);
+        column zero = broadcast(n.type.id == type_id::float64 ? value::of(0.0) : value::of(int64_t(0)), n.type, rows);
+        bound_node sub{expr_op::sub, n.type, 0, {}, {}};
+        return arithmetic(sub, zero, a);
+    }
+    case expr_op::eq:
+    case expr_op::ne:
+    case expr_op::lt:
+    case expr_op::le:
+    case expr_op::gt:
+    case expr_op::ge: {
+        column a = eval(*n.args[0], b);
+        const bound_node& rhs = *n.args[1];
+        // Number column against a number constant without NULLs: compare in one loop.
+        if (rhs.op == expr_op::literal && !rhs.literal.is_null() && a.null_count() == 0 && a.type().is_numeric() &&
+            rhs.type.is_numeric()) {
+            auto* li = std::get_if<int64_t>(&rhs.literal.v);
+            if (a.type().id == type_id::int64 && li) {
+                const int64_t* x = a.int64_data();
+                int64_t c = *li;
+                return compare_loop<int64_t>(n.op, rows, [&](size_t i) { return std::pair(x[i], c); });
+            }
+            double c = li ? double(*li) : std::get<double>(rhs.literal.v);
+            if (a.type().id == type_id::float64) {
+                const double* x = a.float64_data();
+                return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(x[i], c); });
+            }
+            return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(a.number_at(i), c); });
+        }
+        return comparison(n.op, a, eval(rhs, b));
+    }
+    case expr_op::and_:
+    case expr_op::or_: {
+        column x = eval(*n.args[0], b), y = eval(*n.args[1], b);
+        column c(data_type::boolean());
+        c.reserve(rows);
+        bool is_and = n.op == expr_op::and_;
+        for (size_t i = 0; i < rows; ++i) {
+            bool xn = x.is_null(i), yn = y.is_null(i);
+            bool xv = !xn && x.bool_at(i), yv = !yn && y.bool_at(i);
+            if (is_and) {
+                if ((!xn && !xv) || (!yn && !yv)) c.push_bool(false);
+                else if (xn || yn) c.push_null();
+                else c.push_bool(true);
+            } else {
+                if (xv || yv) c.push_bool(true);
+                else if (xn || yn) c.push_null();
+                else c.push_bool(false);
+            }
+        }
+        return c;
+    }
+    case expr_op::not_: {
+        column x = eval(*n.args[0], b);
+        column c(data_type::boolean());
+        for (size_t i = 0; i < rows; ++i) {
+            if (x.is_null(i)) c.push_null(); else c.push_bool(!x.bool_at(i));
+        }
+        return c;
+    }
+    case expr_op::is_null:
+    case expr_op::is_not_null: {
+        column x = eval(*n.args[0], b);
+        column c(data_type::boolean());
+        for (size_t i = 0; i < rows; ++i) {
+            c.push_bool(x.is_null(i) == (n.op == expr_op::is_null));
+        }
+        return c;
+    }
+    case expr_op::case_when: {
+        std::vector<column> parts;
+        for (const auto& a : n.args) {
+            parts.push_back(eval(*a, b));
+        }
+        bool has_else = n.args.size() % 2 == 1;
+        column c(n.type);
+        c.reserve(rows);
+        for (size_t i = 0; i < rows; ++i) {
+            const column* pick = nullptr;
+            for (size_t k = 0; k + 1 < parts.size(); k += 2) {
+                if (!parts[k].is_null(i) && parts[k].bool_at(i)) {
+                    pick = &parts[k + 1];
+                    break;
+                }
+            }
+            if (!pick && has_else) pick = &parts.back();
+            if (!pick || pick->is_null(i)) c.push_null();
+            else if (n.type.id == type_id::float64) c.push_float64(pick->number_at(i));
+            else c.push_from(*pick, i);
+        }
+        return c;
+    }
+    case expr_op::cast: return cast_column(eval(*n.args[0], b), n.type);
+    case expr_op::lower:
+    case expr_op::upper: {
+        bool up = n.op == expr_op::upper;
+        return map_string(eval(*n.args[0], b), n.type, [up](std::string_view s, column& c) {
+            std::string t(s);
+            for (auto& ch : t) {
+                if (up && ch >= 'a' && ch <= 'z') ch = char(ch - 32);
+                if (!up && ch >= 'A' && ch <= 'Z') ch = char(ch + 32);
+            }
+            c.push_string(t);
+        });
+    }
+    case expr_op::char_length:
+        return map_string(eval(*n.args[0], b), n.type, [](std::string_view s, column& c) {
+            c.push_int64(int64_t(utf8_len(s)));
+        });
+    case expr_op::concat: {
+        std::vector<column> parts;
+        for (const auto& a : n.args) parts.push_back(eval(*a, b));
+        column c(n.type);
+        std::string t;
+        for (size_t i = 0; i < rows; ++i) {
+            t.clear();
+            bool null = false;
+            for (const auto& p : parts) {
+                if (p.is_null(i)) { null = true; break; }
+                t.append(p.string_at(i));
+            }
+            if (null) c.push_null(); else c.push_string(t);
+        }
+        return c;
+    }
+    case expr_op::substring: {
+        column s = eval(*n.args[0], b), st = eval(*n.args[1], b);
+        std::optional<column> len;
+        if (n.args.size() > 2) len = eval(*n.args[2], b);
+        column c(n.type);
+        for (size_t i = 0; i < rows; ++i) {
+            if (s.is_null(i) || st.is_null(i) || (len && len->is_null(i))) { c.push_null(); continue; }
+            // SQL: characters from position `start` (1-based) for `len`; positions before 1
+            // count against the length.
+            int64_t from = st.int64_at(i) - 1;
+            int64_t to = len ? (len->int64_at(i) < 0 ? -1 : from + len->int64_at(i)) : std::numeric_limits<int64_t>::max();
+            if (len && len->int64_at(i) < 0) { c.push_null(); continue; }
+            (void)to;
+            auto str = s.string_at(i);
+            int64_t a0 = std::max<int64_t>(from, 0);
+            int64_t a1 = len ? std::max<int64_t>(from + len->int64_at(i), 0) : int64_t(str.size()) + 1;
+            if (a1 <= a0) { c.push_string(""); continue; }
+            size_t p0 = utf8_pos(str, a0);
+            size_t p1 = len ? utf8_pos(str, a1) : str.size();
+            c.push_string(str.substr(p0, p1 - p0));
+        }
+        return c;
+    }
+    case expr_op::like: {
+        column s = eval(*n.args[0], b), p = eval(*n.args[1], b);
+        column c(data_type::boolean());
+        for (size_t i = 0; i < rows; ++i) {
+            if (s.is_null(i) || p.is_null(i)) c.push_null();
+            else c.push_bool(like_match(s.string_at(i), p.string_at(i)));
+        }
+        return c;
+    }
+    }
+    RUNNEL_ASSERT(false, "every expression op is evaluated");
+    return column();
+}
+
+// ---- binding ----
+
+#define CHECK_TYPE(x)                                                                          \
+    do {                                                                                       \
+        if (auto r_ = (x); !r_) {                                                              \
+            return outcome::failure(r_.error());                                               \
+        }                                                                                      \
+    } while (0)
+
+
+struct binder {
+    const schema& s;
+
+    result<node_ptr> bind_node(const expr& e) {
+        const expr_node& n = e.node();
+        auto out = std::make_shared<bound_node>();
+        out->op = n.op;
+        std::vector<data_type> t;
+        for (const auto& a : n.args) {
+            if (a.empty()) {
+                return fail(errc::invalid_argument, fmt::format("{}: missing operand", op_text(n.op)));
+            }
+            RUNNEL_TRY(auto child, bind_node(a));
+            t.push_back(child->type);
+            out->args.push_back(std::move(child));
+        }
+        auto need = [&](size_t k, bool ok, const char* what) -> result<void> {
+            if (ok) return outcome::success();
+            return fail(errc::type_mismatch,
+                        fmt::format("{} needs {}, but {}", op_text(n.op), what, describe(n.args[k], t[k])));
+        };
+        switch (n.op) {
+        case expr_op::column: {
+            auto idx = s.index_of(n.name);
+            if (!idx) {
+                return fail(errc::unknown_column,
+                            fmt::format("unknown column '{}' in {}", n.name, s.to_string()));
+            }
+            out->index = *idx;
+            out->type = s.at(*idx).type;
+            break;
+        }
+        case expr_op::literal:
+            out->literal = n.literal;
+            out->type = n.literal.type;
+            break;
+        case expr_op::add:
+        case expr_op::sub:
+        case expr_op::mul:
+        case expr_op::div:
+        case expr_op::mod: {
+            bool ts0 = t[0].id == type_id::timestamp, ts1 = t[1].id == type_id::timestamp;
+            bool additive = n.op == expr_op::add || n.op == expr_op::sub;
+            if (additive && ts0 && t[1].id == type_id::int64) {
+                out->type = t[0]; // timestamp ± count of its units
+            } else if (n.op == expr_op::sub && ts0 && ts1) {
+                out->type = data_type::int64();
+            } else {
+                CHECK_TYPE(need(0, t[0].is_numeric(), "numbers"));
+                CHECK_TYPE(need(1, t[1].is_numeric(), "numbers"));
+                out->type = (t[0].id == type_id::float64 || t[1].id == type_id::float64) ? data_type::float64() : data_type::int64();
+            }
+            break;
+        }
+        case expr_op::neg:
+            CHECK_TYPE(need(0, t[0].is_numeric(), "a number"));
+            out->type = t[0];
+            break;
+        case expr_op::eq:
+        case expr_op::ne:
+        case expr_op::lt:
+        case expr_op::le:
+        case expr_op::gt:
+        case expr_op::ge: {
+            bool ok = (t[0].is_numeric() && t[1].is_numeric()) || t[0].id == t[1].id;
+            if (!ok) {
+                return fail(errc::type_mismatch,
+                            fmt::format("cannot compare with {}: {} and {}", op_text(n.op),
+                                        describe(n.args[0], t[0]), describe(n.args[1], t[1])));
+            }
+            out->type = data_type::boolean();
+            break;
+        }
+        case expr_op::and_:
+        case expr_op::or_:
+            CHECK_TYPE(need(0, t[0].id == type_id::boolean, "booleans"));
+            CHECK_TYPE(need(1, t[1].id == type_id::boolean, "booleans"));
+            out->type = data_type::boolean();
+            break;
+        case expr_op::not_:
+            CHECK_TYPE(need(0, t[0].id == type_id::boolean, "a boolean"));
+            out->type = data_type::boolean();
+            break;
+        case expr_op::is_null:
+        case expr_op::is_not_null: out->type = data_type::boolean(); break;
+        case expr_op::case_when: {
+            if (t.size() < 2) {
+                return fail(errc::invalid_argument, "CASE needs at least one WHEN … THEN");
+            }
+            std::optional<data_type> rt;
+            for (size_t k = 0; k < t.size(); ++k) {
+                bool is_cond = k % 2 == 0 && k + 1 < t.size();
+                if (is_cond) {
+                    CHECK_TYPE(need(k, t[k].id == type_id::boolean, "a boolean WHEN condition"));
+                    continue;
+                }
+                if (!rt) {
+                    rt = t[k];
+                } else if (rt->is_numeric() && t[k].is_numeric()) {
+                    if (t[k].id == type_id::float64) rt = t[k];
+                } else if (!(*rt == t[k])) {
+                    return fail(errc::type_mismatch,
+                                fmt::format("CASE branches must have one type: {} but the first branch is {}",
+                                            describe(n.args[k], t[k]), rt->name()));
+                }
+            }
+            out->type = *rt;
+            break;
+        }
+        case expr_op::cast: out->type = n.target; break;
+        case expr_op::lower:
+        case expr_op::upper:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            out->type = data_type::string();
+            break;
+        case expr_op::char_length:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            out->type = data_type::int64();
+            break;
+        case expr_op::concat:
+            if (t.empty()) {
+                return fail(errc::invalid_argument, "CONCAT needs at least one argument");
+            }
+            for (size_t k = 0; k < t.size(); ++k) {
+                CHECK_TYPE(need(k, t[k].id == type_id::string, "strings"));
+            }
+            out->type = data_type::string();
+            break;
+        case expr_op::substring:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            for (size_t k = 1; k < t.size(); ++k) {
+                CHECK_TYPE(need(k, t[k].id == type_id::int64, "integer positions"));
+            }
+            out->type = data_type::string();
+            break;
+        case expr_op::like:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            CHECK_TYPE(need(1, t[1].id == type_id::string, "a string pattern"));
+            out->type = data_type::boolean();
+            break;
+        }
+        return node_ptr(std::move(out));
+    }
+};
+
+} // namespace
+
+expr::expr(int v)
+  : expr(lit(int64_t(v))) {}
+expr::expr(int64_t v)
+  : expr(lit(v)) {}
+expr::expr(double v)
+  : expr(lit(v)) {}
+
+std::string expr::to_string() const {
+    if (!_node) return "<empty>";
+    const auto& n = *_node;
+    auto arg = [&](size_t i) { return n.args[i].to_string(); };
+    switch (n.op) {
+    case expr_op::column: return n.name;
+    case expr_op::literal: return n.literal.to_string();
+    case expr_op::neg: return "-" + arg(0);
+    case expr_op::not_: return "NOT " + arg(0);
+    case expr_op::is_null:
+    case expr_op::is_not_null: return fmt::format("{} {}", arg(0), op_text(n.op));
+    case expr_op::cast: return fmt::format("CAST({} AS {})", arg(0), n.target.name());
+    case expr_op::case_when: return "CASE …";
+    default: break;
+    }
+    if (n.args.size() == 2 && n.op <= expr_op::or_) {
+        return fmt::format("({} {} {})", arg(0), op_text(n.op), arg(1));
+    }
+    std::string s = std::string(op_text(n.op)) + "(";
+    for (size_t i = 0; i < n.args.size(); ++i) s += (i ? ", " : "") + arg(i);
+    return s + ")";
+}
+
+expr col(std::string name) {
+    auto n = std::make_shared<expr_node>();
+    n->op = expr_op::column;
+    n->name = std::move(name);
+    return expr(std::move(n));
+}
+expr lit(value v) {
+    auto n = std::make_shared<expr_node>();
+    n->op = expr_op::literal;
+    n->literal = std::move(v);
+    return expr(std::move(n));
+}
+expr lit(const char* s) { return lit(value::of(s)); }
+expr lit(std::string s) { return lit(value::of(std::move(s))); }
+expr lit(bool b) { return lit(value::of(b)); }
+expr lit(int v) { return lit(value::of(int64_t(v))); }
+expr lit(int64_t v) { return lit(value::of(v)); }
+expr lit(double v) { return lit(value::of(v)); }
+expr null_of(data_type t) { return lit(value::null(t)); }
+
+expr operator+(expr a, expr b) { return make(expr_op::add, {a, b}); }
+expr operator-(expr a, expr b) { return make(expr_op::sub, {a, b}); }
+expr operator*(expr a, expr b) { return make(expr_op::mul, {a, b}); }
+expr operator/(expr a, expr b) { return make(expr_op::div, {a, b}); }
+expr operator%(expr a, expr b) { return make(expr_op::mod, {a, b}); }
+expr operator-(expr a) { return make(expr_op::neg, {a}); }
+expr operator==(expr a, expr b) { return make(expr_op::eq, {a, b}); }
+expr operator!=(expr a, expr b) { return make(expr_op::ne, {a, b}); }
+expr operator<(expr a, expr b) { return make(expr_op::lt, {a, b}); }
+expr operator<=(expr a, expr b) { return make(expr_op::le, {a, b}); }
+expr operator>(expr a, expr b) { return make(expr_op::gt, {a, b}); }
+expr operator>=(expr a, expr b) { return make(expr_op::ge, {a, b}); }
+expr operator&&(expr a, expr b) { return make(expr_op::and_, {a, b}); }
+expr operator||(expr a, expr b) { return make(expr_op::or_, {a, b}); }
+expr operator!(expr a) { return make(expr_op::not_, {a}); }
+expr is_null(expr a) { return make(expr_op::is_null, {a}); }
+expr is_not_null(expr a) { return make(expr_op::is_not_null, {a}); }
+expr case_when(std::vector<std::pair<expr, expr>> branches, expr otherwise) {
+    std::vector<expr> args;
+    for (auto& [c, v] : branches) {
+        args.push_back(c);
+        args.push_back(v);
+    }
+    if (!otherwise.empty()) args.push_back(otherwise);
+    return make(expr_op::case_when, std::move(args));
+}
+expr cast(expr a, data_type to) {
+    auto n = std::make_shared<expr_node>();
+    n->op = expr_op::cast;
+    n->target = to;
+    n->args = {a};
+    return expr(std::move(n));
+}
+expr lower(expr a) { return make(expr_op::lower, {a}); }
+expr upper(expr a) { return make(expr_op::upper, {a}); }
+expr concat(std::vector<expr> parts) { return make(expr_op::concat, std::move(parts)); }
+expr substring(expr s, expr start, expr len) {
+    std::vector<expr> args{s, start};
+    if (!len.empty()) args.push_back(len);
+    return make(expr_op::substring, std::move(args));
+}
+expr char_length(expr s) { return make(expr_op::char_length, {s}); }
+expr like(expr s, expr pattern) { return make(expr_op::like, {s, pattern}); }
+
+data_type bound_expr::type() const { return _node->type; }
+
+std::optional<size_t> bound_expr::column_index() const {
+    if (_node->op == expr_op::column) return _node->index;
+    return std::nullopt;
+}
+
+column bound_expr::evaluate(const batch& b) const { return eval(*_node, b); }
+
+result<bound_expr> bind(const expr& e, const schema& s) {
+    if (e.empty()) {
+        return fail(errc::invalid_argument, "empty expression");
+    }
+    binder bd{s};
+    RUNNEL_TRY(auto n, bd.bind_node(e));
+    return bound_expr(std::move(n));
+}
+
+std::optional<int64_t> parse_timestamp(std::string_view s, time_unit unit) {
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    char frac[16] = {0};
+    std::string z(s);
+    int got = std::sscanf(z.c_str(), "%d-%d-%d%*c%d:%d:%d.%15[0-9]", &y, &mo, &d, &h, &mi, &sec, frac);
+    if (got < 3 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0) {
+        return std::nullopt;
+    }
+    if (got == 3 && z.size() > 10) return std::nullopt;
+    int64_t days = days_from_civil(y, unsigned(mo), unsigned(d));
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec;
+    int64_t micros = 0;
+    if (got == 7) {
+        std::string f(frac);
+        f.resize(6, '0');
+        micros = std::stoll(f);
+    }
+    return unit == time_unit::millis ? secs * 1000 + micros / 1000 : secs * 1000000 + micros;
+}
+
+std::string format_timestamp(int64_t t, time_unit unit) {
+    int64_t per = unit == time_unit::millis ? 1000 : 1000000;
+    int64_t secs = t >= 0 ? t / per : -((-t + per - 1) / per);
+    int64_t frac = t - secs * per;
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rem = secs - days * 86400;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, y, m, d);
+    return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:0{}}", y, m, d, rem / 3600, rem / 60 % 60,
+                       rem % 60, frac, unit == time_unit::millis ? 3 : 6);
+}
+
+} // namespace runnel::engine

@@ -1,0 +1,239 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_set.hpp>
+
+#include "engine/expr.h"
+#include "engine/stage.h"
+
+namespace runnel::engine {
+
+/// What a source callback returns: a batch, "nothing right now", or "finished".
+struct source_poll {
+    enum class status : uint8_t { data, idle, end };
+    status st = status::end;
+    batch rows;
+
+    static source_poll data(batch b) { return {status::data, std::move(b)}; }
+    static source_poll idle() { return {status::idle, {}}; }
+    static source_poll end() { return {status::end, {}}; }
+};
+
+using source_fn = std::function<source_poll()>;
+
+/// Where rows enter a pipeline. The runner polls it only while the queue after it has room
+/// (credit-based backpressure). A batch's `source_partition` tells the watermark generator
+/// which partition it came from. Built by the pipeline; the runner's thread calls it.
+class source_stage final : public stage {
+public:
+    source_stage(schema_ptr s, source_fn fn)
+      : _schema(std::move(s))
+      , _fn(std::move(fn)) {}
+
+    const char* name() const override { return "source"; }
+    schema_ptr output_schema(size_t) const override { return _schema; }
+    void on_batch(size_t, batch, stage_output&) override {}
+    source_poll poll() { return _fn(); }
+
+private:
+    schema_ptr _schema;
+    source_fn _fn;
+};
+
+/// A source over batches held in memory, in order.
+source_fn from_batches(std::vector<batch> batches);
+
+struct watermark_options {
+    /// A partition that sent nothing for this long (processing time) stops holding the
+    /// watermark back until it sends again; zero means never.
+    std::chrono::milliseconds idle_timeout{0};
+    /// Partitions known up front: each holds the watermark back until it sends or goes idle.
+    int32_t partitions = 1;
+    /// Processing-time clock; empty means the pipeline's (tests pass a fake one).
+    std::function<model::processing_time()> clock;
+};
+
+/// Generates watermarks with bounded out-of-orderness, per source partition: partition p's
+/// watermark is (largest event time seen on p) − bound − 1; the stage emits the minimum over
+/// partitions that are not idle, after the batch that advanced it, and never goes back.
+/// Rows pass through unchanged. One thread.
+class watermark_stage final : public stage {
+public:
+    watermark_stage(schema_ptr s, size_t time_column, int64_t bound_ms, watermark_options opts);
+
+    const char* name() const override { return "watermark"; }
+    schema_ptr output_schema(size_t) const override { return _schema; }
+    void on_batch(size_t, batch b, stage_output& out) override;
+    void on_watermark(model::event_time wm, stage_output& out) override;
+    void on_tick(model::processing_time now, stage_output& out) override;
+
+private:
+    struct partition_state {
+        int64_t max_ts = INT64_MIN;
+        model::processing_time last_active{0};
+        bool idle = false;
+    };
+    partition_state& part(int32_t p, model::processing_time now);
+    void advance(stage_output& out);
+
+    schema_ptr _schema;
+    size_t _time;
+    bool _micros;
+    int64_t _bound;
+    watermark_options _opts;
+    std::vector<partition_state> _parts;
+    bool _started = false;
+    int64_t _emitted = INT64_MIN;
+};
+
+enum class decode_format : uint8_t { json, csv, raw };
+
+/// Turns raw records (a string column of bytes, one record per row) into typed rows.
+/// JSON: one object per record, fields matched by name (simdjson On Demand); unknown fields
+/// are skipped. CSV: fields in schema order, RFC 4180 quoting, an empty unquoted field is
+/// NULL. Raw: the bytes become the single string column. A record that cannot be decoded
+/// goes to output 1 as (payload, reason) and is counted in `metrics().dead_letters`. Timestamps
+/// decode from integers (epoch in the column's unit) or "YYYY-MM-DD HH:MM:SS[.ffffff]".
+/// One thread (it owns its parser).
+class decode_stage final : public stage {
+public:
+    static result<std::unique_ptr<decode_stage>> make(schema_ptr input, std::string value_column,
+                                                      decode_format f, schema_ptr output);
+    ~decode_stage() override;
+
+    const char* name() const override { return "decode"; }
+    size_t num_outputs() const override { return 2; }
+    schema_ptr output_schema(size_t port) const override { return port == 0 ? _out : _dead; }
+    void on_batch(size_t, batch b, stage_output& out) override;
+
+    /// The schema of dead letters: (payload string, reason string).
+    static schema_ptr dead_letter_schema();
+
+private:
+    decode_stage() = default;
+    struct parser;
+
+    size_t _value = 0;
+    decode_format _format = decode_format::json;
+    schema_ptr _out, _dead;
+    std::unique_ptr<parser> _parser;
+};
+
+class project_stage;
+
+/// Keeps the rows for which a boolean expression is TRUE (not FALSE, not NULL). A projection
+/// that directly follows it is fused in (`fuse`): the projection runs on the whole batch
+/// (plain columns move, expressions are cheap and never fail) and only its narrower result is
+/// filtered, so columns the projection drops are never copied. One thread.
+class filter_stage final : public stage {
+public:
+    static result<std::unique_ptr<filter_stage>> make(schema_ptr input, const expr& predicate);
+    ~filter_stage() override;
+    const char* name() const override { return _then ? "filter+project" : "filter"; }
+    schema_ptr output_schema(size_t) const override;
+    void on_batch(size_t, batch b, stage_output& out) override;
+    bool fused() const { return _then != nullptr; }
+    void fuse(std::unique_ptr<project_stage> then);
+
+private:
+    filter_stage(schema_ptr s, bound_expr p);
+    schema_ptr _schema;
+    bound_expr _pred;
+    std::unique_ptr<project_stage> _then;
+};
+
+/// An output column of a projection: an expression and its name.
+struct named_expr {
+    expr e;
+    std::string name;
+};
+
+inline named_expr as(expr e, std::string name) { return {std::move(e), std::move(name)}; }
+
+/// Computes new columns from each batch (SELECT e1 AS a, e2 AS b). One thread.
+class project_stage final : public stage {
+public:
+    static result<std::unique_ptr<project_stage>> make(schema_ptr input, const std::vector<named_expr>& cols);
+    const char* name() const override { return "project"; }
+    schema_ptr output_schema(size_t) const override { return _out; }
+    void on_batch(size_t, batch b, stage_output& out) override;
+    batch apply(batch b);
+
+private:
+    project_stage() = default;
+    schema_ptr _out;
+    std::vector<bound_expr> _exprs;
+    std::vector<uint32_t> _uses; ///< input column → how many outputs are that plain column
+};
+
+/// Keeps the first row of each key and drops later ones with the same key. State is every
+/// key seen (exact, unbounded by design; a TTL comes with checkpointed state). One thread.
+class dedup_stage final : public stage {
+public:
+    static result<std::unique_ptr<dedup_stage>> make(schema_ptr input, const std::vector<std::string>& keys);
+    const char* name() const override { return "deduplicate"; }
+    schema_ptr output_schema(size_t) const override { return _schema; }
+    void on_batch(size_t, batch b, stage_output& out) override;
+    std::string snapshot() const override;
+    result<void> restore(std::string_view bytes) override;
+
+private:
+    dedup_stage() = default;
+    schema_ptr _schema;
+    std::vector<size_t> _keys;
+    boost::unordered_flat_set<std::string, key_hash, key_equal> _seen;
+};
+
+/// Merges streams of one schema; its watermark is the minimum over its inputs (the runner
+/// computes it). One thread.
+class union_stage final : public stage {
+public:
+    explicit union_stage(schema_ptr s)
+      : _schema(std::move(s)) {}
+    const char* name() const override { return "union"; }
+    schema_ptr output_schema(size_t) const override { return _schema; }
+    void on_batch(size_t, batch b, stage_output& out) override {
+        metrics().rows_in += b.num_rows();
+        metrics().rows_out += b.num_rows();
+        out.emit(std::move(b));
+    }
+
+private:
+    schema_ptr _schema;
+};
+
+using sink_fn = std::function<void(const batch&)>;
+using watermark_fn = std::function<void(model::event_time)>;
+
+/// Hands every batch to a callback; the pipeline blocks while it runs (a slow sink slows the
+/// sources). One thread.
+class sink_stage final : public stage {
+public:
+    sink_stage(schema_ptr s, sink_fn fn, watermark_fn wfn)
+      : _schema(std::move(s))
+      , _fn(std::move(fn))
+      , _wfn(std::move(wfn)) {}
+    const char* name() const override { return "sink"; }
+    size_t num_outputs() const override { return 0; }
+    schema_ptr output_schema(size_t) const override { return _schema; }
+    void on_batch(size_t, batch b, stage_output&) override {
+        metrics().rows_in += b.num_rows();
+        _fn(b);
+    }
+    void on_watermark(model::event_time wm, stage_output&) override {
+        metrics().watermark = wm.value();
+        if (_wfn) _wfn(wm);
+    }
+
+private:
+    schema_ptr _schema;
+    sink_fn _fn;
+    watermark_fn _wfn;
+};
+
+} // namespace runnel::engine

@@ -1,0 +1,187 @@
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/operators.h"
+#include "engine/window.h"
+
+namespace runnel::engine {
+
+class pipeline;
+class keyed_stream;
+class windowed_stream;
+
+/// A handle on one output of one stage while a pipeline is being built. Each call adds a
+/// stage after it and returns the handle of the new stage's output. A mistake (unknown
+/// column, type error) is recorded in the pipeline, later calls become no-ops, and
+/// `pipeline::check()` / `run()` report the first mistake with its message.
+class stream {
+public:
+    stream() = default;
+
+    /// Bounded out-of-orderness watermarks on `time_column`, which becomes the event time.
+    stream watermark(std::string time_column, std::chrono::milliseconds bound, watermark_options opts = {});
+    /// Decodes records in string column `value_column` into `output` rows; `dead_letters()`
+    /// of the result is the stream of records that failed, with the reason.
+    stream decode(decode_format f, schema_ptr output, std::string value_column = "value");
+    stream filter(const expr& predicate);
+    stream project(const std::vector<named_expr>& columns);
+    keyed_stream key_by(std::vector<std::string> keys);
+    /// A window over the whole stream (no key).
+    windowed_stream window(window_spec w, window_options opts = {});
+    /// Keeps the first row per key.
+    stream deduplicate(std::vector<std::string> keys);
+    stream union_with(const std::vector<stream>& others);
+    /// Output 1 of this stream's stage: dead letters of `decode`, late rows of a window.
+    stream side_output() const;
+    stream dead_letters() const { return side_output(); }
+    stream late_rows() const { return side_output(); }
+    void sink(sink_fn fn, watermark_fn on_watermark = {});
+
+    /// The schema of the rows on this stream (null when the pipeline has an error).
+    schema_ptr schema_of() const;
+    const std::string& time_column() const { return _time; }
+    /// The stage producing this stream (for metrics, snapshots).
+    size_t stage_id() const { return _node; }
+
+private:
+    friend class pipeline;
+    friend class keyed_stream;
+    friend class windowed_stream;
+    stream(pipeline* p, size_t node, size_t port, std::string time)
+      : _p(p)
+      , _node(node)
+      , _port(port)
+      , _time(std::move(time)) {}
+
+    pipeline* _p = nullptr;
+    size_t _node = 0;
+    size_t _port = 0;
+    std::string _time; ///< the event-time column, once `watermark` named one
+};
+
+/// A stream partitioned by key columns. In this single-threaded runner the partitioning is
+/// logical (windows and dedup group by the key); across shards the exchange routes rows with
+/// `hash_partition`.
+class keyed_stream {
+public:
+    windowed_stream window(window_spec w, window_options opts = {});
+    stream deduplicate();
+
+private:
+    friend class stream;
+    keyed_stream(stream s, std::vector<std::string> keys)
+      : _s(std::move(s))
+      , _keys(std::move(keys)) {}
+    stream _s;
+    std::vector<std::string> _keys;
+};
+
+/// A keyed or global stream with a window chosen, waiting for its aggregates.
+class windowed_stream {
+public:
+    /// The window stage; `late_rows()` of the result is its late side output.
+    stream aggregate(std::vector<aggregate_spec> aggs);
+
+private:
+    friend class stream;
+    friend class keyed_stream;
+    windowed_stream(stream s, std::vector<std::string> keys, window_spec w, window_options o)
+      : _s(std::move(s))
+      , _keys(std::move(keys))
+      , _w(w)
+      , _opts(o) {}
+    stream _s;
+    std::vector<std::string> _keys;
+    window_spec _w;
+    window_options _opts;
+};
+
+struct pipeline_options {
+    /// Messages (batches or watermarks) an edge holds before its producer stops being run.
+    size_t queue_capacity = 8;
+    std::function<model::processing_time()> clock = model::processing_now;
+};
+
+/// A dataflow of stages with bounded queues between them, built with the fluent API:
+///
+///     pipeline p;
+///     p.source(schema, from_batches(bids)).watermark("ts", 5s).filter(col("price") > 10)
+///       .key_by({"auction"}).window(tumble(10s)).aggregate({count(), sum("price")}).sink(cb);
+///     RUNNEL_TRY(p.run());
+///
+/// The runner is single-threaded in this phase: `run()` drives every stage on the calling
+/// thread, always preferring the stage furthest downstream, and polls a source only while the
+/// queue after it has room, so memory is bounded by the queue capacities whatever the sources
+/// hold. Watermarks travel in the queues between batches; a stage with several inputs sees the
+/// minimum. When every source has ended, a final watermark fires every open window.
+/// Not thread-safe; build and run on one thread.
+class pipeline {
+public:
+    explicit pipeline(pipeline_options opts = {});
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+
+    stream source(schema_ptr s, source_fn fn);
+
+    /// The first mistake made while building, if any.
+    result<void> check() const;
+    /// Runs until every source has ended and every queue is empty. A source that answers
+    /// `idle` is polled again at once, so `run` suits bounded inputs; a long-running job calls
+    /// `run_once` from its shard's loop instead and yields between calls.
+    result<void> run();
+    /// One pass over the stages, downstream first: each stage handles what its queue holds
+    /// (while its output has room), each source is polled at most once, then time-driven work
+    /// runs. Returns true once every source has ended and everything has drained.
+    result<bool> run_once();
+
+    size_t num_stages() const { return _nodes.size(); }
+    stage& stage_at(size_t id) { return *_nodes[id].st; }
+    /// Each stage's state, by stage id (empty for stateless stages).
+    std::vector<std::string> snapshot() const;
+    result<void> restore(const std::vector<std::string>& states);
+
+private:
+    friend class stream;
+    friend class keyed_stream;
+    friend class windowed_stream;
+
+    struct edge {
+        size_t node;
+        size_t input;
+    };
+    struct node {
+        std::unique_ptr<stage> st;
+        std::vector<std::vector<edge>> outs; ///< per output port
+        std::vector<std::deque<message>> inputs;
+        std::vector<int64_t> input_wm;
+        std::vector<bool> input_ended;
+        std::vector<std::pair<size_t, message>> pending;
+        size_t pending_pos = 0;
+        int64_t wm = INT64_MIN;
+        bool ended = false;
+        bool is_source = false;
+        bool source_done = false;
+    };
+
+    stream add(std::unique_ptr<stage> st, const std::vector<const stream*>& inputs, std::string time);
+    bool ok_to_build(const stream& s);
+    void fail_build(error e);
+    bool flush(node& n);
+    void deliver(size_t id, size_t input, message m);
+    void process(size_t id, size_t input, message m);
+    void finish_input(size_t id, size_t input);
+
+    pipeline_options _opts;
+    std::vector<node> _nodes;
+    std::optional<error> _error;
+    stage_output _out;
+    bool _moved = false; ///< a pass moved a message between stages
+};
+
+} // namespace runnel::engine

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/errc.h"
+#include "model/fundamental.h"
+
+namespace runnel::engine {
+
+/// What flows on an edge between stages: a batch of rows, or a watermark (in-band, between
+/// batches: "no row with event time ≤ this will follow on this edge").
+using message = std::variant<batch, model::event_time>;
+
+/// The watermark that closes a finished input: every window fires.
+inline constexpr model::event_time end_of_time = model::event_time::max();
+
+/// Records in and out of a stage, and what it routed aside.
+struct stage_metrics {
+    uint64_t rows_in = 0;
+    uint64_t rows_out = 0;
+    uint64_t batches_in = 0;
+    uint64_t late_rows = 0;        ///< window stages: rows past the allowed lateness
+    uint64_t dead_letters = 0;     ///< decode stages: records that failed to decode
+    int64_t watermark = INT64_MIN; ///< the last watermark the stage forwarded
+};
+
+/// Where a stage puts what it produces while handling one message. The runner moves it to
+/// the downstream queues as they have room (a stage runs only when its previous output has
+/// left), so one input message never makes a queue exceed its bound by more than its own
+/// output. Owned by the runner; one thread.
+class stage_output {
+public:
+    /// Sends `b` on output `port` (0 = main, 1 = the side output: late rows, dead letters).
+    /// Empty batches are dropped.
+    void emit(batch b, size_t port = 0) {
+        if (b.num_rows() > 0) {
+            _pending.emplace_back(port, message(std::move(b)));
+        }
+    }
+    /// Forwards a watermark on every port.
+    void watermark(model::event_time wm) { _pending.emplace_back(SIZE_MAX, message(wm)); }
+
+    std::vector<std::pair<size_t, message>>& pending() { return _pending; }
+
+private:
+    std::vector<std::pair<size_t, message>> _pending;
+};
+
+/// One step of a pipeline: it consumes batches and watermarks from its inputs and emits them on
+/// its outputs. The runner calls `on_watermark` with the minimum over all inputs' watermarks,
+/// only when it advances, and `on_end` once every input has ended (after a final watermark of
+/// `end_of_time`). Built by the pipeline, run by one thread; never shared.
+/// Stateful stages implement `snapshot`/`restore` so checkpoints can capture them.
+class stage {
+public:
+    virtual ~stage() = default;
+
+    virtual const char* name() const = 0;
+    virtual size_t num_outputs() const { return 1; }
+    virtual schema_ptr output_schema(size_t port) const = 0;
+
+    virtual void on_batch(size_t input, batch b, stage_output& out) = 0;
+    virtual void on_watermark(model::event_time wm, stage_output& out) { out.watermark(wm); }
+    virtual void on_end(stage_output&) {}
+    /// Called once per runner pass with the processing time: time-driven work (idle inputs).
+    virtual void on_tick(model::processing_time, stage_output&) {}
+
+    /// The stage's state as bytes; stateless stages return an empty string.
+    virtual std::string snapshot() const { return {}; }
+    virtual result<void> restore(std::string_view bytes) {
+        if (!bytes.empty()) {
+            return fail(errc::corrupt_state, std::string(name()) + " has no state to restore");
+        }
+        return outcome::success();
+    }
+
+    stage_metrics& metrics() { return _metrics; }
+    const stage_metrics& metrics() const { return _metrics; }
+
+private:
+    stage_metrics _metrics;
+};
+
+} // namespace runnel::engine

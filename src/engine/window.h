@@ -1,0 +1,181 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include "engine/aggregate.h"
+#include "engine/stage.h"
+
+namespace runnel::engine {
+
+enum class window_kind : uint8_t { tumbling, hopping, session, cumulative };
+
+/// Event times a window accepts: ±2^62 ms (146 million years) around the epoch, so window
+/// arithmetic never overflows. Rows outside go to the late side output with the reason.
+inline constexpr int64_t max_event_time = int64_t(1) << 62;
+
+/// The shape of a window; build one with `tumble`, `hop`, `session` or `cumulate`.
+/// All durations are event-time milliseconds; windows are aligned to the Unix epoch.
+struct window_spec {
+    window_kind kind = window_kind::tumbling;
+    int64_t size = 0;  ///< tumbling, hopping: length; cumulative: max length
+    int64_t slide = 0; ///< hopping: distance between starts; cumulative: step
+    int64_t gap = 0;   ///< session: inactivity that closes a session
+};
+
+window_spec tumble(std::chrono::milliseconds size);
+window_spec hop(std::chrono::milliseconds size, std::chrono::milliseconds slide);
+window_spec session(std::chrono::milliseconds gap);
+/// Windows [k·max, k·max + j·step) for j = 1 … max/step: a running total reset every `max`.
+window_spec cumulate(std::chrono::milliseconds step, std::chrono::milliseconds max_size);
+
+struct window_options {
+    /// A window is emitted once the watermark passes its end + this; rows arriving later than
+    /// that for every window they belong to go to the late side output.
+    std::chrono::milliseconds allowed_lateness{0};
+    size_t max_batch_rows = 4096;
+};
+
+/// Encoded key bytes (see `encode_key_part`) → dense slot numbers, with the aggregates' state
+/// for each slot. One pane, one temporary window or the session store. One thread.
+struct group_table {
+    boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> index;
+    /// When the key is one integral column, its non-NULL values are looked up here instead.
+    boost::unordered_flat_map<int64_t, uint32_t> int_index;
+    /// slot → encoded key; empty for slots of `int_index`, whose key is in `ikeys`.
+    std::vector<std::string> keys;
+    std::vector<int64_t> ikeys;
+    std::vector<agg_column> aggs;
+    bool int_keys = false;
+
+    group_table(const std::vector<bound_aggregate>& specs, bool int_keys);
+    uint32_t size() const { return uint32_t(keys.size()); }
+    uint32_t find_or_add(const std::string& key);
+    uint32_t find_or_add_int(int64_t v) {
+        auto [it, added] = int_index.try_emplace(v, size());
+        if (added) add_slot({}, v);
+        return it->second;
+    }
+    /// The encoded key of `slot`.
+    std::string key_of(uint32_t slot) const {
+        if (!int_keys || !keys[slot].empty()) return keys[slot];
+        std::string k(9, '\1');
+        std::memcpy(k.data() + 1, &ikeys[slot], 8);
+        return k;
+    }
+    void clear();
+
+private:
+    void add_slot(std::string key, int64_t ikey = 0);
+};
+
+/// Window aggregation, keyed or global (no key columns), over event time.
+///
+/// Tumbling, hopping and cumulative windows keep state per *pane* (gcd(size, slide) for
+/// hopping, the step for cumulative, the size for tumbling): each row updates exactly one
+/// pane, and a window is assembled from its panes when it fires, so a row costs one state
+/// update however many windows overlap it. Sessions are kept per key and merged when a row
+/// bridges two of them. A window fires once, when the watermark reaches its end − 1 + allowed
+/// lateness; its rows are (window_start, window_end, keys…, aggregates…). Rows whose windows
+/// have all fired go to output 1 with a `reason` column, and are counted in
+/// `metrics().late_rows`. `snapshot`/`restore` capture every pane and session.
+/// Lives in one pipeline, run by one thread.
+class window_stage final : public stage {
+public:
+    static result<std::unique_ptr<window_stage>> make(schema_ptr input, std::string time_column,
+                                                      std::vector<std::string> keys, window_spec w,
+                                                      std::vector<aggregate_spec> aggs,
+                                                      window_options opts = {});
+
+    const char* name() const override { return "window"; }
+    size_t num_outputs() const override { return 2; }
+    schema_ptr output_schema(size_t port) const override { return port == 0 ? _out : _late; }
+    void on_batch(size_t input, batch b, stage_output& out) override;
+    void on_watermark(model::event_time wm, stage_output& out) override;
+    std::string snapshot() const override;
+    result<void> restore(std::string_view bytes) override;
+
+    /// Panes (or open sessions) currently held.
+    size_t state_units() const;
+
+private:
+    struct session_info {
+        int64_t start;
+        int64_t end;
+        bool alive;
+    };
+
+    window_stage() = default;
+    void route_late(const batch& b, const std::vector<uint8_t>& late, const std::vector<int64_t>& ts,
+                    stage_output& out);
+    void on_batch_panes(const batch& b, const std::vector<int64_t>& ts);
+    void on_batch_sessions(const batch& b, const std::vector<int64_t>& ts);
+    void fire_panes(int64_t limit, stage_output& out);
+    void fire_sessions(int64_t limit, stage_output& out);
+    void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
+    /// Emits every slot of `t` as a row of window [start, end).
+    void emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out);
+    void flush(stage_output& out);
+    int64_t pane_of(int64_t ts) const;
+    int64_t window_start(int64_t end) const;
+    int64_t last_end(int64_t pane) const;
+    /// The first window end after `t`.
+    int64_t next_end(int64_t t) const;
+    uint32_t session_slot();
+    uint32_t find(uint32_t slot);
+    void write_header(state_writer& w) const;
+    bool valid_key(std::string_view key) const;
+    void update_late_bound();
+    void encode_key(const batch& b, size_t row);
+
+    schema_ptr _in, _out, _late;
+    size_t _time = 0;
+    std::vector<size_t> _keys;
+    std::vector<data_type> _key_types;
+    window_spec _w;
+    window_options _opts;
+    std::vector<bound_aggregate> _aggs;
+    int64_t _pane = 0;      ///< pane length
+    int64_t _end_step = 0;  ///< distance between consecutive window ends
+    int64_t _end_phase = 0; ///< window ends are ≡ this modulo _end_step (size mod slide)
+    int64_t _lateness = 0;
+
+    int64_t _watermark = INT64_MIN;
+    int64_t _fired_through = INT64_MIN; ///< every window ending at or before this has fired
+    int64_t _late_before = INT64_MIN;   ///< rows with an event time below this are late
+    bool _int_key = false;              ///< one integral key column: encoded without a loop
+
+    std::map<int64_t, group_table> _panes;
+    std::unique_ptr<group_table> _scratch;
+
+    // Sessions: one slot per open session.
+    std::unique_ptr<group_table> _sessions;
+    std::vector<session_info> _session_info;
+    std::vector<uint32_t> _free_slots;
+    std::vector<uint32_t> _redirect;
+    std::vector<uint32_t> _retired; ///< merged away in this batch; freed after it
+    boost::unordered_flat_map<std::string, std::vector<uint32_t>, key_hash, key_equal> _open; ///< key → sessions
+    /// (end, slot) of every session end ever set, soonest first; an entry whose slot no longer
+    /// ends there is stale and skipped when it comes up.
+    std::priority_queue<std::pair<int64_t, uint32_t>, std::vector<std::pair<int64_t, uint32_t>>,
+                        std::greater<>>
+      _timers;
+    size_t _live_sessions = 0;
+
+    std::vector<uint32_t> _slot_buf;
+    std::vector<uint32_t> _dst_buf;
+    std::string _key_buf;
+    std::unique_ptr<batch> _building;
+};
+
+/// Appends the value encoded at the front of `in` (by `encode_key_part`) to `out` and
+/// advances `in`. Returns false on malformed bytes.
+bool decode_key_part(std::string_view& in, column& out);
+
+} // namespace runnel::engine
