@@ -4,6 +4,8 @@ find_package(Boost 1.81 REQUIRED CONFIG)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 if(NOT RUNNEL_FUZZ)
+  # Boost.JSON (Debian libboost-json1.81-dev) for the HTTP gateway.
+  find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS json)
   find_package(CLI11 REQUIRED)
   find_package(GTest REQUIRED)
   find_package(benchmark REQUIRED)
