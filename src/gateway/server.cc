@@ -40,7 +40,7 @@ gateway_metrics register_metrics(metrics::registry& r) {
                              {"route", "method", "status"});
     m.durations = &r.histograms("runnel_http_request_duration_seconds",
                                 "Time from a request's last byte read to its answer, by route", {"route"},
-                                metrics::histogram::exponential(0.0001, 4, 10));
+                                {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
     m.ws_clients = &r.gauge_("runnel_ws_clients", "Connected WebSocket clients");
     m.sse_clients = &r.gauge_("runnel_sse_clients", "Connected event-stream (SSE) clients");
     m.hubs = &r.gauge_("runnel_stream_partition_readers", "Partitions read by a shared fan-out reader");
