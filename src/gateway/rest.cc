@@ -176,7 +176,7 @@ answer create_topic(request_ctx& ctx) {
     }
     std::string why;
     if (!broker::valid_topic_name(name, why)) {
-        co_return to_reply(ctx.fail("invalid-topic", fmt::format("topic name '{}': {}", name, why)));
+        co_return to_reply(ctx.fail("invalid-topic", why));
     }
     using change_t = std::pair<result<void>, std::string>;
     auto created = co_await await_callback<change_t>([&](std::function<void(change_t)> done) {
