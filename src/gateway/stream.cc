@@ -319,7 +319,8 @@ public:
     void on_hub_frame(uint64_t id, const frame_ptr& f) {
         auto it = subs.find(id);
         if (it != subs.end()) {
-            deliver(*it->second, f, true);
+            auto sub = it->second; // a slow close inside `deliver` empties `subs`
+            deliver(*sub, f, true);
         }
     }
 

@@ -64,6 +64,12 @@ TEST(records, utf8_and_base64) {
     EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
 }
 
+TEST(records, keyed_partitioning_matches_java_clients) {
+    // murmur2("user-1") & 0x7fffffff is 1404122828 in Kafka's Java client (and kafka-python).
+    EXPECT_EQ(partition_for_key("user-1", 100), 1404122828 % 100);
+    EXPECT_EQ(partition_for_key("user-1", 7), 1404122828 % 7);
+}
+
 TEST(records, keyed_partitioning_is_stable_and_in_range) {
     for (int32_t n : {1, 3, 7, 100}) {
         for (std::string k : {"", "a", "ab", "abc", "abcd", "user-42"}) {
