@@ -39,6 +39,10 @@ PAYLOAD = 100
 # partly filled batch up to 1 s late with some values (see docs/benchmarks.md, Kafka). Zero
 # sends each record at once, so the numbers are the server's and the client's, not batching.
 LINGER_MS = int(os.environ.get("WS_BENCH_LINGER_MS", "0"))
+# Each client's send-queue bound on the server. The Python clients here pause for tens of
+# milliseconds now and then (a producer process starting, the garbage collector); at 100K
+# records/s the default 1 MiB is 50 ms of data, so the bench gives them 32 MiB.
+CLIENT_QUEUE_BYTES = 32 << 20
 
 
 def log(msg):
@@ -75,7 +79,8 @@ class Runnel:
         self.logname = os.path.join(os.path.dirname(self.dir), "runnel.log")
         self.logf = open(self.logname, "w")
         self.proc = subprocess.Popen([self.binary, "serve", "--data-dir", self.dir, "--kafka-addr", "127.0.0.1:0",
-                                      "--http-addr", "127.0.0.1:0", "--shards", "2"],
+                                      "--http-addr", "127.0.0.1:0", "--shards", "2",
+                                      "--http-client-queue-bytes", str(CLIENT_QUEUE_BYTES)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.logf)
         deadline = time.monotonic() + 30
         text = ""

@@ -82,32 +82,6 @@ std::optional<problem> parse_record(const json::value& v, std::size_t index, pro
     return std::nullopt;
 }
 
-/// Text or base64 of bytes, under `name` or `name_base64`.
-void put_bytes(json::object& o, std::string_view name, const std::optional<std::span<const std::byte>>& b,
-               bool embed_json) {
-    if (!b) {
-        o[name] = nullptr;
-        return;
-    }
-    auto text = as_text(*b);
-    if (!valid_utf8(text)) {
-        o[std::string(name) + "_base64"] = base64_encode(text);
-        return;
-    }
-    if (embed_json && !text.empty()) {
-        auto first = text.find_first_not_of(" \t\r\n");
-        if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
-            boost::system::error_code ec;
-            auto v = json::parse(text, ec);
-            if (!ec) {
-                o[name] = std::move(v);
-                return;
-            }
-        }
-    }
-    o[name] = text;
-}
-
 } // namespace
 
 std::optional<problem> parse_produce_body(std::string_view body, std::vector<produce_record>& out) {
@@ -251,32 +225,123 @@ std::string base64_encode(std::string_view s) {
     return out;
 }
 
-std::string render_record(std::string_view topic, int32_t partition, const model::record_view& r) {
-    json::object o;
-    o["topic"] = topic;
-    o["partition"] = partition;
-    o["offset"] = r.offset_value();
-    o["timestamp"] = r.timestamp();
-    put_bytes(o, "key", r.key, false);
-    put_bytes(o, "value", r.value, true);
-    json::object headers;
-    json::object headers_b64;
-    for (const auto& [name, value] : r.headers) {
-        auto n = as_text(name);
-        std::string hname = valid_utf8(n) ? std::string(n) : base64_encode(n);
-        if (!value) {
-            headers[hname] = nullptr;
-        } else if (valid_utf8(as_text(*value))) {
-            headers[hname] = as_text(*value);
-        } else {
-            headers_b64[hname] = base64_encode(as_text(*value));
+namespace {
+
+/// Appends `s` (valid UTF-8) as a JSON string.
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex_digits[] = "0123456789abcdef";
+    out += '"';
+    std::size_t run = 0; // start of the current stretch that needs no escaping
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            out += "\\u00";
+            out += hex_digits[c >> 4];
+            out += hex_digits[c & 15];
         }
     }
-    o["headers"] = std::move(headers);
-    if (!headers_b64.empty()) {
-        o["headers_base64"] = std::move(headers_b64);
+    out.append(s.data() + run, s.size() - run);
+    out += '"';
+}
+
+/// `,"name":` then the bytes as text, embedded JSON, null, or `name_base64`.
+void append_bytes(std::string& out, std::string_view name, const std::optional<std::span<const std::byte>>& b,
+                  bool embed_json) {
+    if (!b) {
+        fmt::format_to(std::back_inserter(out), ",\"{}\":null", name);
+        return;
     }
-    return json::serialize(o);
+    auto text = as_text(*b);
+    if (!valid_utf8(text)) {
+        fmt::format_to(std::back_inserter(out), ",\"{}_base64\":\"{}\"", name, base64_encode(text));
+        return;
+    }
+    if (embed_json) {
+        auto first = text.find_first_not_of(" \t\r\n");
+        if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
+            boost::system::error_code ec;
+            auto v = json::parse(text, ec);
+            if (!ec) {
+                fmt::format_to(std::back_inserter(out), ",\"{}\":", name);
+                out += json::serialize(v);
+                return;
+            }
+        }
+    }
+    fmt::format_to(std::back_inserter(out), ",\"{}\":", name);
+    append_json_string(out, text);
+}
+
+} // namespace
+
+std::string render_record(std::string_view topic, int32_t partition, const model::record_view& r) {
+    // Written directly rather than through a JSON object: this runs once per record served.
+    std::string out;
+    out.reserve(96 + topic.size() + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0));
+    out += "{\"topic\":";
+    append_json_string(out, topic);
+    fmt::format_to(std::back_inserter(out), ",\"partition\":{},\"offset\":{},\"timestamp\":{}", partition,
+                   r.offset_value(), r.timestamp());
+    append_bytes(out, "key", r.key, false);
+    append_bytes(out, "value", r.value, true);
+    out += ",\"headers\":{";
+    bool first = true;
+    bool any_binary = false;
+    for (const auto& [name, value] : r.headers) {
+        auto n = as_text(name);
+        if (value && !valid_utf8(as_text(*value))) {
+            any_binary = true;
+            continue;
+        }
+        out += first ? "" : ",";
+        first = false;
+        append_json_string(out, valid_utf8(n) ? std::string(n) : base64_encode(n));
+        out += ':';
+        if (value) {
+            append_json_string(out, as_text(*value));
+        } else {
+            out += "null";
+        }
+    }
+    out += '}';
+    if (any_binary) {
+        out += ",\"headers_base64\":{";
+        first = true;
+        for (const auto& [name, value] : r.headers) {
+            if (!value || valid_utf8(as_text(*value))) {
+                continue;
+            }
+            auto n = as_text(name);
+            out += first ? "" : ",";
+            first = false;
+            append_json_string(out, valid_utf8(n) ? std::string(n) : base64_encode(n));
+            fmt::format_to(std::back_inserter(out), ":\"{}\"", base64_encode(as_text(*value)));
+        }
+        out += '}';
+    }
+    out += '}';
+    return out;
 }
 
 decoded_records decode_batches(std::string_view topic, int32_t partition, std::span<const std::byte> bytes,

@@ -50,6 +50,21 @@ TEST(produce_body, precise_problems) {
     EXPECT_TRUE(parse_produce_body(R"({"headers":{"a":1}})", out));
 }
 
+TEST(records, strings_are_escaped) {
+    model::record_batch_builder b;
+    const std::string tricky = std::string("q\"b\\s\nn\tt\x01c\x1f/") + "\xc3\xa9";
+    model::record_batch_builder::header_kv h[] = {{"h\"1", tricky}};
+    b.add(tricky, tricky, model::event_time(1), h);
+    auto batch = b.build(model::offset(0));
+    auto d = decode_batches("to\"pic", 0, batch.bytes(), 0);
+    ASSERT_EQ(d.records.size(), 1u);
+    auto r = json::parse(d.records[0].second).as_object();
+    EXPECT_EQ(r.at("topic").as_string(), "to\"pic");
+    EXPECT_EQ(r.at("key").as_string(), tricky);
+    EXPECT_EQ(r.at("value").as_string(), tricky);
+    EXPECT_EQ(r.at("headers").as_object().at("h\"1").as_string(), tricky);
+}
+
 TEST(records, utf8_and_base64) {
     EXPECT_TRUE(valid_utf8("plain"));
     EXPECT_TRUE(valid_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
