@@ -247,6 +247,17 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                 auto res = to_response(to_reply(p), 11, false);
                 count_request(st, shard, too_big ? "unread" : "malformed", sv(parser.get().method_string()), p.status, 0);
                 co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+                // Lingering close: a client still sending its body would get a reset instead
+                // of the answer if unread bytes were left at close. Read and drop what comes,
+                // bounded in bytes and time, until it closes its side.
+                stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+                stream.expires_after(std::chrono::seconds(5));
+                std::size_t drained = 0;
+                std::array<char, 16384> sink{};
+                while (!ec && drained < 64 * st.opts.max_body_bytes) {
+                    drained += co_await stream.async_read_some(asio::buffer(sink),
+                                                               asio::redirect_error(asio::use_awaitable, ec));
+                }
                 break;
             }
             stream.expires_never();
