@@ -12,4 +12,6 @@ if(NOT RUNNEL_FUZZ)
   # librdkafka (Debian librdkafka-dev) for the Kafka client commands of `runnel`.
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+  # Kafka's compression codecs, for the gateway to read batches that clients compressed.
+  pkg_check_modules(RUNNEL_CODECS REQUIRED IMPORTED_TARGET zlib libzstd liblz4 snappy)
 endif()

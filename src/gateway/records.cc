@@ -1,9 +1,16 @@
 #include "gateway/records.h"
 
+#include <cstring>
+
 #include <boost/json.hpp>
+
+#include "gateway/decompress.h"
 
 namespace runnel::gateway {
 namespace json = boost::json;
+
+/// The most a compressed batch may inflate to (Kafka batches are at most a few MiB).
+constexpr std::size_t max_inflated_bytes = 64 << 20;
 
 namespace {
 
@@ -364,15 +371,33 @@ decoded_records decode_batches(std::string_view topic, int32_t partition, std::s
         if (hdr.is_control() || hdr.record_count == 0) {
             continue;
         }
-        auto records = model::decode_records(batch);
-        if (!records) {
+        // A compressed batch is inflated into a copy whose header says "uncompressed".
+        std::vector<std::byte> inflated;
+        std::span<const std::byte> plain = batch;
+        if (hdr.compression() != model::compression::none) {
+            namespace L = model::batch_layout;
             static constexpr const char* names[] = {"none", "gzip", "snappy", "lz4", "zstd"};
-            auto c = static_cast<int>(hdr.compression());
-            std::string reason = hdr.compression() != model::compression::none
-                                   ? fmt::format("{}-compressed batch: the gateway does not decompress batches",
-                                                 c >= 0 && c < 5 ? names[c] : "unknown")
-                                   : fmt::format("undecodable batch: {}", records.error().message());
-            out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(), std::move(reason)});
+            const auto c = static_cast<int>(hdr.compression());
+            std::string why;
+            auto body = decompress_records(hdr.compression(), batch.subspan(L::header_size), max_inflated_bytes, why);
+            if (!body || body->size() > static_cast<std::size_t>(INT32_MAX) - L::header_size) {
+                out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
+                                       fmt::format("undecodable {} batch: {}", c >= 0 && c < 5 ? names[c] : "unknown",
+                                                   body ? "too large" : why)});
+                continue;
+            }
+            inflated.resize(L::header_size + body->size());
+            std::memcpy(inflated.data(), batch.data(), L::header_size);
+            std::memcpy(inflated.data() + L::header_size, body->data(), body->size());
+            write_be<int16_t>(inflated.data() + L::attributes, static_cast<int16_t>(hdr.attributes & ~0x7));
+            write_be<int32_t>(inflated.data() + L::length,
+                              static_cast<int32_t>(L::header_size - L::length_field_end + body->size()));
+            plain = inflated;
+        }
+        auto records = model::decode_records(plain);
+        if (!records) {
+            out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
+                                   fmt::format("undecodable batch: {}", records.error().message())});
             continue;
         }
         for (const auto& r : records.value()) {

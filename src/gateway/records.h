@@ -45,8 +45,8 @@ std::string base64_encode(std::string_view s);
 std::string render_record(std::string_view topic, int32_t partition, const model::record_view& r);
 
 /// The records of the whole batches in `bytes` from offset `from` on, rendered; control
-/// batches are skipped. A batch that cannot be decoded (compressed, which the gateway does
-/// not inflate yet) is reported through `skipped` as the range [from, to) with a reason.
+/// batches are skipped, compressed ones inflated (gzip, snappy, lz4, zstd). A batch that
+/// cannot be decoded is reported through `skipped` as the range [from, to) with a reason.
 struct decoded_records {
     std::vector<std::pair<int64_t, std::string>> records; ///< offset, rendered JSON
     struct skip {

@@ -145,6 +145,31 @@ def test_produce_and_read_back(srv):
     assert tail[1]["value"] == [1, 2, 3], tail
 
 
+def test_compressed_batches_are_inflated(srv):
+    """Batches a Kafka client compressed (every codec) come back as records over REST."""
+    base = srv.http
+    expect(call("POST", f"{base}/v1/topics", {"name": "packed", "partitions": 4}), 201, "create")
+    codecs = ["gzip", "snappy", "lz4", "zstd"]
+    for p, codec in enumerate(codecs):
+        prod = Producer({"bootstrap.servers": srv.bootstrap, "acks": "all", "compression.type": codec,
+                         "linger.ms": 50})
+        for i in range(200):
+            prod.produce("packed", key=f"{codec}-{i}".encode(), value=json.dumps({"i": i, "pad": "z" * 50}).encode(),
+                         partition=p, headers=[("codec", codec.encode())])
+        assert prod.flush(30) == 0, codec
+    for p, codec in enumerate(codecs):
+        page = expect(call("GET", f"{base}/v1/topics/packed/records?partition={p}&limit=1000"), 200, codec).json()
+        assert "skipped" not in page, page.get("skipped")
+        recs = page["records"]
+        assert [r["key"] for r in recs] == [f"{codec}-{i}" for i in range(200)], (codec, recs[:3])
+        assert [r["value"]["i"] for r in recs] == list(range(200)), codec
+        assert all(r["headers"] == {"codec": codec} for r in recs), codec
+        assert [r["offset"] for r in recs] == list(range(200)), codec
+        mid = expect(call("GET", f"{base}/v1/topics/packed/records?partition={p}&offset=150&limit=5"), 200, "mid").json()
+        assert [r["offset"] for r in mid["records"]] == [150, 151, 152, 153, 154], (codec, mid)
+        assert mid["next_offset"] == 155, mid
+
+
 def test_records_failures(srv):
     base = srv.http
     expect(call("POST", f"{base}/v1/topics", {"name": "small", "partitions": 2}), 201, "create")
@@ -242,7 +267,7 @@ def main():
     with harness.RunnelServer(binary, name="gw-rest", shards=2) as srv:
         code |= gw.run_tests("rest_test (server)", [
             test_health, test_create_list_describe_delete, test_create_topic_bad_bodies, test_produce_and_read_back,
-            test_records_failures, test_oversize_wrong_method_unknown_route, test_openapi_and_metrics], srv)
+            test_compressed_batches_are_inflated, test_records_failures, test_oversize_wrong_method_unknown_route, test_openapi_and_metrics], srv)
         assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
     code |= gw.run_tests("rest_test (auth)", [test_auth], binary)
     return code

@@ -128,3 +128,42 @@ TEST(records, decode_and_render_batches) {
 
 } // namespace
 } // namespace runnel::gateway
+
+#include <zlib.h>
+
+#include "gateway/decompress.h"
+
+namespace runnel::gateway {
+namespace {
+
+std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+TEST(decompress, gzip_round_trip_and_size_limit) {
+    std::string plain(100000, 'a');
+    uLongf n = compressBound(plain.size());
+    std::string packed(n, '\0');
+    ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(packed.data()), &n, reinterpret_cast<const Bytef*>(plain.data()),
+                        plain.size(), 9),
+              Z_OK);
+    packed.resize(n);
+    std::string why;
+    auto out = decompress_records(model::compression::gzip, bytes_of(packed), 1 << 20, why);
+    ASSERT_TRUE(out) << why;
+    EXPECT_EQ(*out, plain);
+    EXPECT_FALSE(decompress_records(model::compression::gzip, bytes_of(packed), 1000, why));
+    EXPECT_EQ(why, "gzip: inflates past 1000 bytes");
+    EXPECT_FALSE(decompress_records(model::compression::gzip, bytes_of(packed.substr(0, packed.size() / 2)), 1 << 20, why));
+}
+
+TEST(decompress, garbage_is_refused_with_a_reason) {
+    const std::string junk = "this is not compressed at all, not by any codec";
+    for (auto c : {model::compression::gzip, model::compression::snappy, model::compression::lz4,
+                   model::compression::zstd}) {
+        std::string why;
+        EXPECT_FALSE(decompress_records(c, bytes_of(junk), 1 << 20, why)) << static_cast<int>(c);
+        EXPECT_FALSE(why.empty());
+    }
+}
+
+} // namespace
+} // namespace runnel::gateway
