@@ -213,7 +213,10 @@ def test_stalled_client_is_closed_and_resumes(srv):
     produced_mib = n * size / (1 << 20)
     print(f"     stalled client got {got_before} records before its close; server RSS grew {grown_mib:.1f} MiB "
           f"while {produced_mib:.0f} MiB were produced; normal clients finished {lag:.2f} s after the last produce")
-    assert grown_mib < 24, f"server RSS grew {grown_mib:.1f} MiB with a stalled client"
+    with open(f"/proc/{pid}/maps") as f:
+        sanitized = "libasan" in f.read()  # ASan keeps freed memory in quarantine: RSS says nothing
+    if not sanitized:
+        assert grown_mib < 24, f"server RSS grew {grown_mib:.1f} MiB with a stalled client"
     assert lag < 15, f"normal subscribers finished {lag:.1f} s after the last produce"
     assert "slow consumer" in srv.log()
 
