@@ -87,6 +87,9 @@ struct gateway_metrics {
     metrics::counter* records_produced;
 };
 
+/// Everything the gateway shares across its files. Made by `server`'s constructor on the main
+/// thread; afterwards `local[s]` is touched only on shard `s`, the route table only read, and
+/// the rest is atomic or under `snapshot_mu`.
 struct server::state {
     state(net::shard_group& s, broker::broker& b, options o);
 

@@ -47,6 +47,7 @@ std::string render_record(std::string_view topic, int32_t partition, const model
 /// The records of the whole batches in `bytes` from offset `from` on, rendered; control
 /// batches are skipped, compressed ones inflated (gzip, snappy, lz4, zstd). A batch that
 /// cannot be decoded is reported through `skipped` as the range [from, to) with a reason.
+/// The result of `decode_batches`: rendered records and skipped ranges, both in offset order.
 struct decoded_records {
     std::vector<std::pair<int64_t, std::string>> records; ///< offset, rendered JSON
     struct skip {
