@@ -33,6 +33,7 @@ constexpr std::size_t fetch_bytes = 256 * 1024;
 constexpr std::size_t frame_bytes = 64 * 1024;
 constexpr auto sse_heartbeat = std::chrono::seconds(15);
 constexpr auto slow_close_grace = std::chrono::seconds(2);
+constexpr auto idle_recheck = std::chrono::seconds(2);
 
 /// Close code sent to a WebSocket client whose send queue overflowed (docs/api.md).
 constexpr uint16_t close_slow_consumer = 4008;
@@ -492,8 +493,9 @@ asio::awaitable<void> hub::run(std::shared_ptr<hub> self) {
             }
             const bool gone = f.error() == broker::errc::unknown_topic_or_partition;
             if (gone || f.error() == broker::errc::shutting_down) {
+                auto why = gone ? fmt::format("topic '{}' was deleted", _tp.topic) : f.error().message();
                 for (auto& [id, l] : _subs) {
-                    l.exec->post([w = l.s, id, why = f.error().message()] {
+                    l.exec->post([w = l.s, id, why] {
                         if (auto s = w.lock()) {
                             s->on_hub_end(id, why);
                         }
@@ -512,7 +514,8 @@ asio::awaitable<void> hub::run(std::shared_ptr<hub> self) {
         }
         auto& data = f.value().data;
         if (data.bytes.size() == 0) {
-            // Long poll: the first produce past `_next` wakes us; the timer is a safety net.
+            // Long poll: the first produce past `_next` wakes us. The timer bounds how long a
+            // deleted topic goes unnoticed (deletion does not fire watches).
             std::weak_ptr<hub> weak = self;
             _watch = _st.broker.watch_for_data(exec, [weak] {
                 if (auto h = weak.lock()) {
@@ -520,7 +523,7 @@ asio::awaitable<void> hub::run(std::shared_ptr<hub> self) {
                 }
             });
             _st.broker.add_to_watch(*_watch, _tp, model::offset(_next));
-            _timer.expires_after(std::chrono::seconds(30));
+            _timer.expires_after(idle_recheck);
             boost::system::error_code ec;
             co_await _timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             _watch->cancel();

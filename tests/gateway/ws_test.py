@@ -290,11 +290,35 @@ def test_bad_messages_and_control(srv):
     asyncio.run(run())
 
 
+def test_deleted_topic_ends_subscriptions(srv):
+    expect(call("POST", f"{srv.http}/v1/topics", {"name": "doomed-ws", "partitions": 2}), 201, "create")
+
+    async def run():
+        async with websockets.connect(ws_url(srv)) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "topic": "doomed-ws"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            produce(srv, "doomed-ws", [{"value": "x", "partition": 0}, {"value": "y", "partition": 1}])
+            got = 0
+            while got < 2:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                got += len(m.get("records", []))
+            expect(call("DELETE", f"{srv.http}/v1/topics/doomed-ws"), 204, "delete")
+            ends = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(2)]
+            for e in ends:
+                assert e == {"type": "error", "code": "subscription-ended",
+                             "message": "topic 'doomed-ws' was deleted"}, e
+            await ws.send(json.dumps({"type": "ping"}))  # the connection stays usable
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+
+    asyncio.run(run())
+
+
 def main():
     binary = harness.runnel_binary()
     with harness.RunnelServer(binary, name="gw-ws", shards=2, extra_args=["--retention-check-ms", "100"]) as srv:
         code = gw.run_tests("ws_test", [test_bad_messages_and_control, test_200_subscribers_in_order,
-                                        test_stalled_client_is_closed_and_resumes, test_retention_gap], srv)
+                                        test_stalled_client_is_closed_and_resumes, test_retention_gap,
+                                        test_deleted_topic_ends_subscriptions], srv)
         errors = [w for w in srv.warnings() if re.search(r"\s(error|critical)\s", w)]
         assert not errors, errors
     return code
