@@ -43,6 +43,7 @@ bench: build
 	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
 	bench/kafka_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-kafka.json
 	$(RELEASE)/bench/engine_bench --json build/bench-engine.json
+	bench/ws_bench.py --build $(RELEASE) --json build/bench-ws.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

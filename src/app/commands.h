@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -16,6 +17,10 @@ struct serve_options {
     std::string kafka_addr = "127.0.0.1:9092";
     std::string http_addr = "127.0.0.1:8080";
     std::string advertise_addr; ///< empty: the Kafka listener's bound address
+    std::string http_token;     ///< bearer token of the HTTP API; required off loopback
+    std::size_t http_max_body_bytes = 1 << 20;
+    std::size_t http_client_queue_bytes = 1 << 20;
+    unsigned retention_check_ms = 5 * 60 * 1000;
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
     unsigned shards = 0; ///< 0: one per core

@@ -6,6 +6,7 @@
 
 #include "app/commands.h"
 #include "broker/broker.h"
+#include "gateway/gateway.h"
 #include "kafka/server/server.h"
 #include "net/net.h"
 #include "storage/storage.h"
@@ -15,8 +16,6 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("serve"); }
 
-/// How often each shard applies retention (Kafka's log.retention.check.interval.ms).
-constexpr std::chrono::minutes retention_check_interval{5};
 /// How often group sessions, rebalance timeouts and initial delays are checked.
 constexpr std::chrono::milliseconds group_check_interval{100};
 
@@ -29,6 +28,19 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
       ->capture_default_str();
     cmd->add_option("--http-addr", opts.http_addr, "HTTP, WebSocket and dashboard listener, HOST:PORT")
       ->capture_default_str();
+    cmd->add_option("--http-token", opts.http_token,
+                    "Bearer token the HTTP API requires (required when --http-addr is not loopback)");
+    cmd->add_option("--http-max-body-bytes", opts.http_max_body_bytes, "Largest HTTP request body accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
+    cmd->add_option("--http-client-queue-bytes", opts.http_client_queue_bytes,
+                    "Send queue bound of each WebSocket/event-stream client; overflow closes it as slow")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30));
+    cmd->add_option("--retention-check-ms", opts.retention_check_ms,
+                    "How often each shard applies retention (log.retention.check.interval.ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 24u * 3600 * 1000));
     cmd->add_option("--advertise-addr", opts.advertise_addr,
                     "Address Kafka clients are told to connect to, HOST:PORT (default: the listener's)");
     cmd->add_option("--auto-create-topics", opts.auto_create_topics,
@@ -64,8 +76,9 @@ int serve(const serve_options& opts) {
     logging::set_level(spdlog::level::from_str(opts.log_level));
     std::optional<net::endpoint> kafka_ep;
     std::optional<net::endpoint> advertise_ep;
+    std::optional<net::endpoint> http_ep;
     for (auto [flag, value, out] : {std::tuple{"--kafka-addr", &opts.kafka_addr, &kafka_ep},
-                                    {"--http-addr", &opts.http_addr, nullptr},
+                                    {"--http-addr", &opts.http_addr, &http_ep},
                                     {"--advertise-addr", &opts.advertise_addr, &advertise_ep}}) {
         if (value->empty() && out == &advertise_ep) {
             continue;
@@ -143,9 +156,25 @@ int serve(const serve_options& opts) {
             kafka_ep = bound.value();
         }
     }
+    gateway::options gopts;
+    gopts.listen = *http_ep;
+    if (!opts.http_token.empty()) {
+        gopts.token = opts.http_token;
+    }
+    gopts.max_body_bytes = opts.http_max_body_bytes;
+    gopts.client_queue_bytes = opts.http_client_queue_bytes;
+    gopts.data_dir = opts.data_dir.string();
+    gateway::server http_listener(shards, brk, gopts);
+    if (!failure) {
+        if (auto bound = http_listener.start(); !bound) {
+            failure = fmt::format("cannot start the HTTP gateway on {}: {}", opts.http_addr, bound.error().message());
+        } else {
+            http_ep = bound.value();
+        }
+    }
     if (!failure) {
         for (unsigned s = 0; s < shard_count; ++s) {
-            shards.every(s, retention_check_interval,
+            shards.every(s, std::chrono::milliseconds(opts.retention_check_ms),
                          [&brk, s] { brk.apply_retention(s, model::processing_now()); });
             shards.every(s, group_check_interval,
                          [&groups, s] { groups.tick(s, broker::coordinator_clock::now()); });
@@ -159,10 +188,10 @@ int serve(const serve_options& opts) {
                 partition_count += t->config.partitions;
             }
         }
-        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), Kafka listener on {}",
+        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), Kafka listener on {}, "
+                  "HTTP listener on {}",
                   ms.count(), opts.data_dir.string(), shard_count, topic_count, partition_count,
-                  kafka_ep->to_string());
-        lg().info("the HTTP gateway ({}) is not part of this build yet", opts.http_addr);
+                  kafka_ep->to_string(), http_ep->to_string());
 
         int sig = 0;
         sigwait(&signals, &sig);
@@ -170,6 +199,7 @@ int serve(const serve_options& opts) {
     }
 
     // Clean shutdown: connections close, then every log flushes and records its durable point.
+    http_listener.stop();
     kafka_listener.stop();
     int code = failure ? 1 : 0;
     if (auto r = brk.stop(); !r) {

@@ -11,5 +11,6 @@
 #include "base/fail_point.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/metrics.h"
 #include "base/named_type.h"
 #include "base/result.h"

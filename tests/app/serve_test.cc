@@ -19,7 +19,7 @@ class serve_test : public storage::testing::log_fixture {
 protected:
     std::vector<std::string> serve_args(std::vector<std::string> extra = {}) {
         std::vector<std::string> args{RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--shards", "2",
-                                      "--kafka-addr", "127.0.0.1:0"};
+                                      "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"};
         args.insert(args.end(), extra.begin(), extra.end());
         return args;
     }
@@ -69,7 +69,7 @@ TEST_F(serve_test, sigint_stops_cleanly_and_config_file_sets_options) {
     auto cfg = _dir / "runnel.toml";
     std::ofstream(cfg) << "[serve]\nshards = 3\n";
     testing::process server({RUNNEL_BINARY, "serve", "--data-dir", _dir.string(), "--config", cfg.string(),
-                             "--kafka-addr", "127.0.0.1:0"});
+                             "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"});
     ASSERT_TRUE(server.wait_for_output("ready in", 20s)) << server.output();
     EXPECT_NE(server.output().find("3 shards"), std::string::npos) << server.output();
     server.signal(SIGINT);

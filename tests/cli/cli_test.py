@@ -53,7 +53,7 @@ class server:
 
     def __init__(self, data_dir):
         self.proc = subprocess.Popen(
-            [RUNNEL, "serve", "--data-dir", data_dir, "--kafka-addr", "127.0.0.1:0", "--shards", "2"],
+            [RUNNEL, "serve", "--data-dir", data_dir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shards", "2"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log = line_reader(self.proc.stderr)
 

@@ -38,7 +38,7 @@ class Server:
     def __init__(self, binary, data, port):
         self.lines = queue.Queue()
         self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", data, "--kafka-addr", f"127.0.0.1:{port}", "--shards", "2"],
+            [binary, "serve", "--data-dir", data, "--kafka-addr", f"127.0.0.1:{port}", "--http-addr", "127.0.0.1:0", "--shards", "2"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 

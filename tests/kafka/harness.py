@@ -21,6 +21,7 @@ import threading
 import time
 
 READY_RE = re.compile(r"ready in .* Kafka listener on 127\.0\.0\.1:(\d+)")
+HTTP_RE = re.compile(r"ready in .* HTTP listener on 127\.0\.0\.1:(\d+)")
 
 
 def runnel_binary(argv=None):
@@ -92,6 +93,7 @@ class RunnelServer:
         self.tmp = None
         self.proc = None
         self.port = None
+        self.http_port = None
         self._lines = []
         self._cond = threading.Condition()
         self._reader = None
@@ -102,7 +104,7 @@ class RunnelServer:
     def start(self):
         self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-itest-")
         cmd = [self.binary, "serve", "--data-dir", os.path.join(self.tmp, "data"),
-               "--kafka-addr", "127.0.0.1:0", "--shards", str(self.shards)]
+               "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shards", str(self.shards)]
         if not self.auto_create_topics:
             cmd += ["--auto-create-topics", "false"]
         if self.default_partitions is not None:
@@ -118,6 +120,7 @@ class RunnelServer:
                 port = self._ready_port()
                 if port is not None:
                     self.port = port
+                    self.http_port = self._ready_http_port()
                     break
                 if self._stderr_closed:
                     code = self.proc.wait(timeout=5)
@@ -171,6 +174,11 @@ class RunnelServer:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http(self):
+        """The gateway's base URL, "http://127.0.0.1:PORT"."""
+        return f"http://127.0.0.1:{self.http_port}"
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -221,6 +229,13 @@ class RunnelServer:
     def _ready_port(self):
         for line in self._lines:
             m = READY_RE.search(line)
+            if m:
+                return int(m.group(1))
+        return None
+
+    def _ready_http_port(self):
+        for line in self._lines:
+            m = HTTP_RE.search(line)
             if m:
                 return int(m.group(1))
         return None

@@ -6,7 +6,7 @@ runnel=$1
 rdperf=$2
 dir=$(mktemp -d)
 log="$dir/serve.log"
-"$runnel" serve --data-dir "$dir/data" --kafka-addr 127.0.0.1:0 --shards 2 >"$log" 2>&1 &
+"$runnel" serve --data-dir "$dir/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --shards 2 >"$log" 2>&1 &
 server=$!
 trap 'kill -9 $server 2>/dev/null || true; rm -rf "$dir"' EXIT
 # Wait (with a deadline) for the ready line that names the port.

@@ -1,0 +1,199 @@
+#include "gateway/decompress.h"
+
+#include <cstring>
+
+#include <lz4frame.h>
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+namespace runnel::gateway {
+namespace {
+
+constexpr std::size_t chunk = 64 * 1024;
+
+std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+    z_stream zs{};
+    if (inflateInit2(&zs, 15 + 32) != Z_OK) { // 32: accept gzip and zlib headers
+        why = "gzip: cannot start inflating";
+        return std::nullopt;
+    }
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());
+    std::string out;
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+        const auto have = out.size();
+        out.resize(have + chunk);
+        zs.next_out = reinterpret_cast<Bytef*>(out.data() + have);
+        zs.avail_out = static_cast<uInt>(chunk);
+        rc = inflate(&zs, Z_NO_FLUSH);
+        out.resize(have + (chunk - zs.avail_out));
+        if (rc != Z_OK && rc != Z_STREAM_END) {
+            why = fmt::format("gzip: {}", zs.msg ? zs.msg : "corrupt or truncated data");
+            break;
+        }
+        if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
+            why = "gzip: truncated data";
+            break;
+        }
+        if (out.size() > limit) {
+            why = fmt::format("gzip: inflates past {} bytes", limit);
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::optional<std::string> unsnappy_block(const char* data, std::size_t size, std::size_t limit, std::string& why) {
+    std::size_t n = 0;
+    if (snappy_uncompressed_length(data, size, &n) != SNAPPY_OK) {
+        why = "snappy: corrupt block header";
+        return std::nullopt;
+    }
+    if (n > limit) {
+        why = fmt::format("snappy: inflates past {} bytes", limit);
+        return std::nullopt;
+    }
+    std::string out(n, '\0');
+    if (snappy_uncompress(data, size, out.data(), &n) != SNAPPY_OK) {
+        why = "snappy: corrupt data";
+        return std::nullopt;
+    }
+    out.resize(n);
+    return out;
+}
+
+std::optional<std::string> unsnappy(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+    const auto* p = reinterpret_cast<const char*>(in.data());
+    // Java clients frame snappy the way xerial's library does: a 16-byte header, then blocks
+    // each prefixed by a big-endian length. Others send one raw snappy block.
+    static constexpr char xerial[] = {'\x82', 'S', 'N', 'A', 'P', 'P', 'Y', '\0'};
+    if (in.size() < 16 || std::memcmp(p, xerial, sizeof xerial) != 0) {
+        return unsnappy_block(p, in.size(), limit, why);
+    }
+    std::string out;
+    std::size_t pos = 16;
+    while (pos < in.size()) {
+        if (in.size() - pos < 4) {
+            why = "snappy: truncated block length";
+            return std::nullopt;
+        }
+        const auto len = static_cast<std::size_t>(read_be<uint32_t>(in.data() + pos));
+        pos += 4;
+        if (len > in.size() - pos) {
+            why = "snappy: truncated block";
+            return std::nullopt;
+        }
+        auto block = unsnappy_block(p + pos, len, limit - std::min(limit, out.size()), why);
+        if (!block) {
+            return std::nullopt;
+        }
+        out += *block;
+        pos += len;
+    }
+    return out;
+}
+
+std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+    LZ4F_dctx* ctx = nullptr;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION))) {
+        why = "lz4: cannot start decompressing";
+        return std::nullopt;
+    }
+    std::string out;
+    std::size_t pos = 0;
+    std::size_t hint = 1;
+    bool ok = true;
+    while (pos < in.size() && hint != 0) {
+        const auto have = out.size();
+        out.resize(have + chunk);
+        std::size_t out_size = chunk;
+        std::size_t in_size = in.size() - pos;
+        hint = LZ4F_decompress(ctx, out.data() + have, &out_size, in.data() + pos, &in_size, nullptr);
+        out.resize(have + out_size);
+        pos += in_size;
+        if (LZ4F_isError(hint)) {
+            why = fmt::format("lz4: {}", LZ4F_getErrorName(hint));
+            ok = false;
+            break;
+        }
+        if (out.size() > limit) {
+            why = fmt::format("lz4: inflates past {} bytes", limit);
+            ok = false;
+            break;
+        }
+        if (in_size == 0 && out_size == 0) {
+            break;
+        }
+    }
+    LZ4F_freeDecompressionContext(ctx);
+    if (ok && hint != 0) {
+        why = "lz4: truncated frame";
+        ok = false;
+    }
+    return ok ? std::optional<std::string>(std::move(out)) : std::nullopt;
+}
+
+std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+    ZSTD_DStream* ds = ZSTD_createDStream();
+    if (!ds) {
+        why = "zstd: cannot start decompressing";
+        return std::nullopt;
+    }
+    ZSTD_inBuffer src{in.data(), in.size(), 0};
+    std::string out;
+    std::size_t rc = 1;
+    bool ok = true;
+    while (src.pos < src.size || rc != 0) {
+        const auto have = out.size();
+        out.resize(have + chunk);
+        ZSTD_outBuffer dst{out.data() + have, chunk, 0};
+        const auto before = src.pos;
+        rc = ZSTD_decompressStream(ds, &dst, &src);
+        out.resize(have + dst.pos);
+        if (ZSTD_isError(rc)) {
+            why = fmt::format("zstd: {}", ZSTD_getErrorName(rc));
+            ok = false;
+            break;
+        }
+        if (out.size() > limit) {
+            why = fmt::format("zstd: inflates past {} bytes", limit);
+            ok = false;
+            break;
+        }
+        if (rc != 0 && src.pos == src.size && dst.pos == 0 && before == src.pos) {
+            why = "zstd: truncated frame";
+            ok = false;
+            break;
+        }
+    }
+    ZSTD_freeDStream(ds);
+    return ok ? std::optional<std::string>(std::move(out)) : std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
+                                              std::string& why) {
+    switch (c) {
+    case model::compression::gzip:
+        return gunzip(in, limit, why);
+    case model::compression::snappy:
+        return unsnappy(in, limit, why);
+    case model::compression::lz4:
+        return unlz4(in, limit, why);
+    case model::compression::zstd:
+        return unzstd(in, limit, why);
+    case model::compression::none:
+        return std::string(reinterpret_cast<const char*>(in.data()), in.size());
+    }
+    why = fmt::format("unknown compression codec {}", static_cast<int>(c));
+    return std::nullopt;
+}
+
+} // namespace runnel::gateway

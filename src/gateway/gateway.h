@@ -1,0 +1,79 @@
+#pragma once
+
+// The public header of `gateway`: the HTTP server (REST under /v1, WebSocket and Server-Sent
+// Events subscriptions, /metrics). Boost.Beast and Asio stay in the `.cc` files.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/base.h"
+#include "net/net.h"
+
+namespace runnel::broker {
+class broker;
+} // namespace runnel::broker
+
+namespace runnel::gateway {
+
+/// Why the gateway could not start.
+enum class errc {
+    success = 0,
+    token_required, ///< bound to a non-loopback address without a bearer token
+    bind_failed,    ///< the address is taken, not local, or not an address
+};
+const char* errc_message(errc e) noexcept;
+RUNNEL_ERRC_ENUM(errc);
+
+struct options {
+    net::endpoint listen{"127.0.0.1", 8080};
+    /// Bearer token every request must carry (`Authorization: Bearer …`, or `access_token=` in
+    /// the query of WebSocket and event-stream requests). Optional on loopback addresses;
+    /// `start` refuses a non-loopback address without one.
+    std::optional<std::string> token;
+    /// Largest request body accepted; larger bodies are answered 413.
+    std::size_t max_body_bytes = 1 << 20;
+    /// Bytes of messages a WebSocket or event-stream client may have queued for sending; a
+    /// client whose live stream would pass it is closed as a slow consumer.
+    std::size_t client_queue_bytes = 1 << 20;
+    /// A WebSocket client that has not answered within this time (pings go out at half of it)
+    /// is closed.
+    std::chrono::milliseconds ws_idle_timeout{30000};
+    /// Most records one GET /v1/topics/{name}/records answers with.
+    std::size_t max_records_per_get = 10000;
+    /// Where metrics are registered and what /metrics serves (default: the process registry).
+    metrics::registry* registry = nullptr;
+    /// Data directory of the broker, for partition sizes in /metrics (empty: not reported).
+    std::string data_dir;
+};
+
+/// The HTTP gateway: one port for REST, WebSocket, Server-Sent Events and /metrics.
+///
+/// One acceptor on shard 0 hands each connection to the next shard in turn; a connection and
+/// its subscriptions live on that shard. Topic subscriptions share one reader per partition,
+/// running on the shard that owns the partition (a fan-out hub), which posts decoded records
+/// to the subscribers' shards. `start` and `stop` are called by the main thread while the
+/// shards run; `stop` closes every connection and waits for them before returning.
+class server {
+public:
+    server(net::shard_group& shards, broker::broker& broker, options opts);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    /// Binds and starts accepting; returns the bound address (port 0 picks a free port).
+    result<net::endpoint> start();
+    /// Closes the listener and every connection; idempotent.
+    void stop();
+
+    struct state;
+
+private:
+    std::unique_ptr<state> _state;
+};
+
+} // namespace runnel::gateway
+
+RUNNEL_ERRC_REGISTER(runnel::gateway::errc, "gateway");

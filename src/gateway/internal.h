@@ -1,0 +1,167 @@
+#pragma once
+
+// Shared by the gateway's `.cc` files: the server state, the request context and the helpers
+// that await broker callbacks. Includes Beast and Asio: only files of this module include it.
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "broker/broker.h"
+#include "gateway/gateway.h"
+#include "gateway/records.h"
+#include "gateway/router.h"
+
+namespace runnel::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct request_ctx;
+/// A route's handler. Answers with a reply, or nullopt when it took the connection over
+/// (WebSocket, event stream) and the connection loop must end.
+using handler_fn = asio::awaitable<std::optional<reply>> (*)(request_ctx&);
+
+class hub;
+
+/// Counts running coroutines so `stop` can wait for them (a gate).
+class gate {
+public:
+    void enter() { _n.fetch_add(1); }
+    void leave() {
+        if (_n.fetch_sub(1) == 1) {
+            std::lock_guard lock(_mu);
+            _cv.notify_all();
+        }
+    }
+    /// Waits until nothing is inside, or `timeout`; false on timeout.
+    bool wait(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(_mu);
+        return _cv.wait_for(lock, timeout, [this] { return _n.load() == 0; });
+    }
+    int count() const { return _n.load(); }
+
+private:
+    std::atomic<int> _n{0};
+    std::mutex _mu;
+    std::condition_variable _cv;
+};
+
+/// What one shard keeps: its open connections (to close at stop) and the fan-out hubs of the
+/// partitions it owns. Touched only on that shard's thread.
+struct shard_local {
+    std::map<uint64_t, std::function<void()>> closers;
+    uint64_t next_closer = 0;
+    std::map<std::pair<std::string, int32_t>, std::shared_ptr<hub>> hubs;
+    /// HTTP request counters by (route, method, status), looked up once per shard.
+    std::map<std::tuple<std::string, std::string, unsigned>, metrics::counter*> request_counters;
+    std::map<std::string, metrics::histogram*> request_durations;
+};
+
+/// The gateway's metrics, registered once at construction.
+struct gateway_metrics {
+    metrics::family<metrics::counter>* requests;
+    metrics::family<metrics::histogram>* durations;
+    metrics::gauge* ws_clients;
+    metrics::gauge* sse_clients;
+    metrics::gauge* hubs;
+    metrics::family<metrics::counter>* messages_sent;
+    metrics::family<metrics::counter>* bytes_sent;
+    metrics::family<metrics::counter>* slow_closes;
+    metrics::counter* records_produced;
+};
+
+/// Everything the gateway shares across its files. Made by `server`'s constructor on the main
+/// thread; afterwards `local[s]` is touched only on shard `s`, the route table only read, and
+/// the rest is atomic or under `snapshot_mu`.
+struct server::state {
+    state(net::shard_group& s, broker::broker& b, options o);
+
+    net::shard_group& shards;
+    broker::broker& broker;
+    options opts;
+    metrics::registry& registry;
+    gateway_metrics m;
+    router<handler_fn> routes;
+    std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
+    std::vector<shard_local> local;
+    unsigned next_shard = 0;
+    std::atomic<bool> stopping{false};
+    std::atomic<uint32_t> round_robin{0}; ///< for records without key or partition
+    gate running;
+    metrics::registry::collector_handle collector;
+
+    /// Partition offsets gathered just before a scrape, read by the collector.
+    std::mutex snapshot_mu;
+    std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>> offsets_snapshot; // topic, p, start, end
+};
+
+/// What a handler knows about its request. Lives in the connection's coroutine; runs on the
+/// connection's shard.
+struct request_ctx {
+    server::state& st;
+    unsigned shard;
+    executor& exec;
+    http::request<http::string_body>& req;
+    beast::tcp_stream& stream;
+    std::string path;
+    std::map<std::string, std::string> params;
+    std::map<std::string, std::string> query;
+    /// Set by a handler that took the stream over.
+    bool taken = false;
+
+    problem fail(std::string_view kind, std::string detail) const {
+        return make_problem(kind, std::move(detail), path);
+    }
+};
+
+/// Awaits an operation that reports through a callback `void(T)` posted to this shard.
+template <typename T, typename Start>
+asio::awaitable<T> await_callback(Start start) {
+    auto init = [&start](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        start(std::function<void(T)>([h](T v) { (*h)(std::move(v)); }));
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(init, asio::use_awaitable);
+}
+
+/// A JSON reply.
+reply json_reply(unsigned status, std::string body);
+/// The problem for a broker error (unknown topic → 404, …).
+problem broker_problem(const request_ctx& ctx, const std::error_code& ec, std::string_view what);
+
+/// Every route of the gateway.
+router<handler_fn> build_routes();
+
+// Route tables, one per file.
+void add_rest_routes(router<handler_fn>& r);
+void add_stream_routes(router<handler_fn>& r);
+void add_metrics_routes(router<handler_fn>& r);
+
+/// The OpenAPI document embedded at build time (openapi.json).
+std::string_view openapi_document() noexcept;
+
+/// Stops the hubs owned by `shard`; on that shard's thread.
+void stop_hubs(server::state& st, unsigned shard);
+
+/// Registers a closer for the connection (run by `stop` on this shard); returns its id.
+uint64_t add_closer(server::state& st, unsigned shard, std::function<void()> fn);
+void remove_closer(server::state& st, unsigned shard, uint64_t id);
+
+} // namespace runnel::gateway

@@ -1,0 +1,413 @@
+#include "gateway/records.h"
+
+#include <cstring>
+
+#include <boost/json.hpp>
+
+#include "gateway/decompress.h"
+
+namespace runnel::gateway {
+namespace json = boost::json;
+
+/// The most a compressed batch may inflate to (Kafka batches are at most a few MiB).
+constexpr std::size_t max_inflated_bytes = 64 << 20;
+
+namespace {
+
+std::string_view as_text(std::span<const std::byte> b) {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+/// A key or value field: string as its text, null as null, any other JSON as compact text.
+std::optional<std::string> field_text(const json::value& v) {
+    if (v.is_null()) {
+        return std::nullopt;
+    }
+    if (v.is_string()) {
+        return std::string(v.as_string());
+    }
+    return json::serialize(v);
+}
+
+std::optional<problem> parse_record(const json::value& v, std::size_t index, produce_record& out) {
+    auto where = [index](std::string_view what) { return fmt::format("record {}: {}", index, what); };
+    if (!v.is_object()) {
+        return make_problem("invalid-request", where("a record must be a JSON object"));
+    }
+    for (const auto& [name, field] : v.as_object()) {
+        if (name == "key") {
+            out.key = field_text(field);
+        } else if (name == "value") {
+            out.value = field_text(field);
+        } else if (name == "headers") {
+            if (field.is_null()) {
+                continue;
+            }
+            if (!field.is_object()) {
+                return make_problem("invalid-request", where("\"headers\" must be an object of strings"));
+            }
+            for (const auto& [hname, hvalue] : field.as_object()) {
+                if (hvalue.is_null()) {
+                    out.headers.emplace_back(std::string(hname), std::nullopt);
+                } else if (hvalue.is_string()) {
+                    out.headers.emplace_back(std::string(hname), std::string(hvalue.as_string()));
+                } else {
+                    return make_problem("invalid-request",
+                                        where(fmt::format("header \"{}\" must be a string or null", std::string(hname))));
+                }
+            }
+        } else if (name == "partition") {
+            if (field.is_null()) {
+                continue;
+            }
+            if (!field.is_int64() && !field.is_uint64()) {
+                return make_problem("invalid-request", where("\"partition\" must be an integer"));
+            }
+            auto p = field.is_int64() ? field.as_int64() : static_cast<int64_t>(field.as_uint64());
+            if (p < 0 || p > INT32_MAX) {
+                return make_problem("invalid-request", where(fmt::format("\"partition\" {} is negative or too large", p)));
+            }
+            out.partition = static_cast<int32_t>(p);
+        } else if (name == "timestamp") {
+            if (field.is_null()) {
+                continue;
+            }
+            if (!field.is_int64() && !field.is_uint64()) {
+                return make_problem("invalid-request", where("\"timestamp\" must be an integer (milliseconds since the epoch)"));
+            }
+            auto t = field.is_int64() ? field.as_int64() : -1;
+            if (t < 0) {
+                return make_problem("invalid-request", where("\"timestamp\" must be between 0 and 2^63-1"));
+            }
+            out.timestamp = t;
+        } else {
+            return make_problem("invalid-request",
+                                where(fmt::format("unknown field \"{}\" (expected key, value, headers, partition, timestamp)",
+                                                  std::string(name))));
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<problem> parse_produce_body(std::string_view body, std::vector<produce_record>& out) {
+    boost::system::error_code ec;
+    json::parse_options opts;
+    opts.max_depth = 64;
+    auto doc = json::parse(body, ec, {}, opts);
+    if (ec) {
+        return make_problem("malformed-json", fmt::format("the body is not JSON: {}", ec.message()));
+    }
+    const json::array* records = nullptr;
+    if (doc.is_array()) {
+        records = &doc.as_array();
+    } else if (doc.is_object() && doc.as_object().contains("records")) {
+        const auto& obj = doc.as_object();
+        if (obj.size() != 1) {
+            return make_problem("invalid-request", "a body with \"records\" has no other fields");
+        }
+        if (!obj.at("records").is_array()) {
+            return make_problem("invalid-request", "\"records\" must be an array");
+        }
+        records = &obj.at("records").as_array();
+    } else if (doc.is_object()) {
+        out.resize(1);
+        return parse_record(doc, 0, out[0]);
+    } else {
+        return make_problem("invalid-request", "the body must be a record object, an array of records or {\"records\":[…]}");
+    }
+    if (records->empty()) {
+        return make_problem("invalid-request", "no records to produce");
+    }
+    out.resize(records->size());
+    for (std::size_t i = 0; i < records->size(); ++i) {
+        if (auto p = parse_record((*records)[i], i, out[i])) {
+            return p;
+        }
+    }
+    return std::nullopt;
+}
+
+int32_t partition_for_key(std::string_view key, int32_t partitions) noexcept {
+    // murmur2, 32-bit, with the seed Kafka's Java client uses.
+    const uint32_t m = 0x5bd1e995;
+    const int r = 24;
+    const auto len = static_cast<uint32_t>(key.size());
+    uint32_t h = 0x9747b28c ^ len;
+    const auto* d = reinterpret_cast<const unsigned char*>(key.data());
+    const uint32_t quads = len / 4;
+    for (uint32_t i = 0; i < quads; ++i) {
+        uint32_t k = uint32_t(d[4 * i]) | uint32_t(d[4 * i + 1]) << 8 | uint32_t(d[4 * i + 2]) << 16
+                     | uint32_t(d[4 * i + 3]) << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const uint32_t tail = len & ~3u;
+    switch (len % 4) {
+    case 3:
+        h ^= uint32_t(d[tail + 2]) << 16;
+        [[fallthrough]];
+    case 2:
+        h ^= uint32_t(d[tail + 1]) << 8;
+        [[fallthrough]];
+    case 1:
+        h ^= uint32_t(d[tail]);
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return static_cast<int32_t>((h & 0x7fffffff) % static_cast<uint32_t>(partitions));
+}
+
+bool valid_utf8(std::string_view s) noexcept {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + n >= s.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k <= n; ++k) {
+            auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
+            || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+std::string base64_encode(std::string_view s) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((s.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < s.size(); i += 3) {
+        uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8 | uint8_t(s[i + 2]);
+        out += alphabet[v >> 18];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (i + 1 == s.size()) {
+        uint32_t v = uint32_t(uint8_t(s[i])) << 16;
+        out += alphabet[v >> 18];
+        out += alphabet[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == s.size()) {
+        uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8;
+        out += alphabet[v >> 18];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+namespace {
+
+/// Appends `s` (valid UTF-8) as a JSON string.
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex_digits[] = "0123456789abcdef";
+    out += '"';
+    std::size_t run = 0; // start of the current stretch that needs no escaping
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            out += "\\u00";
+            out += hex_digits[c >> 4];
+            out += hex_digits[c & 15];
+        }
+    }
+    out.append(s.data() + run, s.size() - run);
+    out += '"';
+}
+
+/// `,"name":` then the bytes as text, embedded JSON, null, or `name_base64`.
+void append_bytes(std::string& out, std::string_view name, const std::optional<std::span<const std::byte>>& b,
+                  bool embed_json) {
+    if (!b) {
+        fmt::format_to(std::back_inserter(out), ",\"{}\":null", name);
+        return;
+    }
+    auto text = as_text(*b);
+    if (!valid_utf8(text)) {
+        fmt::format_to(std::back_inserter(out), ",\"{}_base64\":\"{}\"", name, base64_encode(text));
+        return;
+    }
+    if (embed_json) {
+        auto first = text.find_first_not_of(" \t\r\n");
+        if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
+            boost::system::error_code ec;
+            auto v = json::parse(text, ec);
+            if (!ec) {
+                fmt::format_to(std::back_inserter(out), ",\"{}\":", name);
+                out += json::serialize(v);
+                return;
+            }
+        }
+    }
+    fmt::format_to(std::back_inserter(out), ",\"{}\":", name);
+    append_json_string(out, text);
+}
+
+} // namespace
+
+std::string render_record(std::string_view topic, int32_t partition, const model::record_view& r) {
+    // Written directly rather than through a JSON object: this runs once per record served.
+    std::string out;
+    out.reserve(96 + topic.size() + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0));
+    out += "{\"topic\":";
+    append_json_string(out, topic);
+    fmt::format_to(std::back_inserter(out), ",\"partition\":{},\"offset\":{},\"timestamp\":{}", partition,
+                   r.offset_value(), r.timestamp());
+    append_bytes(out, "key", r.key, false);
+    append_bytes(out, "value", r.value, true);
+    out += ",\"headers\":{";
+    bool first = true;
+    bool any_binary = false;
+    for (const auto& [name, value] : r.headers) {
+        auto n = as_text(name);
+        if (value && !valid_utf8(as_text(*value))) {
+            any_binary = true;
+            continue;
+        }
+        out += first ? "" : ",";
+        first = false;
+        append_json_string(out, valid_utf8(n) ? std::string(n) : base64_encode(n));
+        out += ':';
+        if (value) {
+            append_json_string(out, as_text(*value));
+        } else {
+            out += "null";
+        }
+    }
+    out += '}';
+    if (any_binary) {
+        out += ",\"headers_base64\":{";
+        first = true;
+        for (const auto& [name, value] : r.headers) {
+            if (!value || valid_utf8(as_text(*value))) {
+                continue;
+            }
+            auto n = as_text(name);
+            out += first ? "" : ",";
+            first = false;
+            append_json_string(out, valid_utf8(n) ? std::string(n) : base64_encode(n));
+            fmt::format_to(std::back_inserter(out), ":\"{}\"", base64_encode(as_text(*value)));
+        }
+        out += '}';
+    }
+    out += '}';
+    return out;
+}
+
+decoded_records decode_batches(std::string_view topic, int32_t partition, std::span<const std::byte> bytes,
+                               int64_t from) {
+    decoded_records out;
+    out.next_offset = from;
+    std::size_t pos = 0;
+    while (pos < bytes.size()) {
+        auto h = model::parse_batch_header(bytes.subspan(pos));
+        if (!h || h.value().size_bytes() > bytes.size() - pos) {
+            break;
+        }
+        const auto& hdr = h.value();
+        auto batch = bytes.subspan(pos, hdr.size_bytes());
+        pos += hdr.size_bytes();
+        if (hdr.next_offset()() <= from) {
+            continue;
+        }
+        out.next_offset = hdr.next_offset()();
+        if (hdr.is_control() || hdr.record_count == 0) {
+            continue;
+        }
+        // A compressed batch is inflated into a copy whose header says "uncompressed".
+        std::vector<std::byte> inflated;
+        std::span<const std::byte> plain = batch;
+        if (hdr.compression() != model::compression::none) {
+            namespace L = model::batch_layout;
+            static constexpr const char* names[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+            const auto c = static_cast<int>(hdr.compression());
+            std::string why;
+            auto body = decompress_records(hdr.compression(), batch.subspan(L::header_size), max_inflated_bytes, why);
+            if (!body || body->size() > static_cast<std::size_t>(INT32_MAX) - L::header_size) {
+                out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
+                                       fmt::format("undecodable {} batch: {}", c >= 0 && c < 5 ? names[c] : "unknown",
+                                                   body ? "too large" : why)});
+                continue;
+            }
+            inflated.resize(L::header_size + body->size());
+            std::memcpy(inflated.data(), batch.data(), L::header_size);
+            std::memcpy(inflated.data() + L::header_size, body->data(), body->size());
+            write_be<int16_t>(inflated.data() + L::attributes, static_cast<int16_t>(hdr.attributes & ~0x7));
+            write_be<int32_t>(inflated.data() + L::length,
+                              static_cast<int32_t>(L::header_size - L::length_field_end + body->size()));
+            plain = inflated;
+        }
+        auto records = model::decode_records(plain);
+        if (!records) {
+            out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
+                                   fmt::format("undecodable batch: {}", records.error().message())});
+            continue;
+        }
+        for (const auto& r : records.value()) {
+            if (r.offset_value() < from) {
+                continue;
+            }
+            out.records.emplace_back(r.offset_value(), render_record(topic, partition, r));
+        }
+    }
+    return out;
+}
+
+} // namespace runnel::gateway

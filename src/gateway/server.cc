@@ -1,0 +1,455 @@
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+
+#include "gateway/internal.h"
+
+namespace runnel::gateway {
+
+const char* errc_message(errc e) noexcept {
+    switch (e) {
+    case errc::success:
+        return "success";
+    case errc::token_required:
+        return "a bearer token is required when the HTTP listener is not on a loopback address";
+    case errc::bind_failed:
+        return "cannot listen on the HTTP address";
+    }
+    return "unknown gateway error";
+}
+
+namespace {
+
+spdlog::logger& lg() { return logging::get("gateway"); }
+
+constexpr std::chrono::seconds idle_keep_alive{120};
+
+bool loopback(const std::string& host) {
+    if (host == "localhost") {
+        return true;
+    }
+    boost::system::error_code ec;
+    auto a = asio::ip::make_address(host, ec);
+    return !ec && a.is_loopback();
+}
+
+gateway_metrics register_metrics(metrics::registry& r) {
+    gateway_metrics m{};
+    m.requests = &r.counters("runnel_http_requests_total", "HTTP requests answered, by route, method and status",
+                             {"route", "method", "status"});
+    m.durations = &r.histograms("runnel_http_request_duration_seconds",
+                                "Time from a request's last byte read to its answer, by route", {"route"},
+                                {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    m.ws_clients = &r.gauge_("runnel_ws_clients", "Connected WebSocket clients");
+    m.sse_clients = &r.gauge_("runnel_sse_clients", "Connected event-stream (SSE) clients");
+    m.hubs = &r.gauge_("runnel_stream_partition_readers", "Partitions read by a shared fan-out reader");
+    m.messages_sent = &r.counters("runnel_stream_messages_sent_total",
+                                  "WebSocket messages and SSE events sent to clients", {"protocol"});
+    m.bytes_sent = &r.counters("runnel_stream_bytes_sent_total", "Bytes of messages sent to stream clients",
+                               {"protocol"});
+    m.slow_closes = &r.counters("runnel_stream_slow_consumer_closes_total",
+                                "Stream clients closed because their send queue overflowed", {"protocol"});
+    m.records_produced = &r.counter_("runnel_http_records_produced_total", "Records produced through the HTTP API");
+    return m;
+}
+
+} // namespace
+
+server::state::state(net::shard_group& s, broker::broker& b, options o)
+  : shards(s)
+  , broker(b)
+  , opts(std::move(o))
+  , registry(opts.registry ? *opts.registry : metrics::default_registry())
+  , m(register_metrics(registry))
+  , routes(build_routes())
+  , local(s.size()) {}
+
+router<handler_fn> build_routes() {
+    router<handler_fn> r;
+    add_rest_routes(r);
+    add_stream_routes(r);
+    add_metrics_routes(r);
+    return r;
+}
+
+uint64_t add_closer(server::state& st, unsigned shard, std::function<void()> fn) {
+    auto& l = st.local[shard];
+    auto id = l.next_closer++;
+    l.closers.emplace(id, std::move(fn));
+    return id;
+}
+
+void remove_closer(server::state& st, unsigned shard, uint64_t id) { st.local[shard].closers.erase(id); }
+
+reply json_reply(unsigned status, std::string body) {
+    reply r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
+
+problem broker_problem(const request_ctx& ctx, const std::error_code& ec, std::string_view what) {
+    using broker::errc;
+    if (ec.category() == errc_category<errc>::instance()) {
+        switch (static_cast<errc>(ec.value())) {
+        case errc::unknown_topic_or_partition:
+            return ctx.fail("unknown-topic", fmt::format("{}: {}", what, ec.message()));
+        case errc::invalid_topic:
+            return ctx.fail("invalid-topic", fmt::format("{}: {}", what, ec.message()));
+        case errc::topic_already_exists:
+            return ctx.fail("topic-exists", fmt::format("{}: {}", what, ec.message()));
+        case errc::invalid_partitions:
+        case errc::invalid_replication_factor:
+        case errc::invalid_config:
+            return ctx.fail("invalid-config", fmt::format("{}: {}", what, ec.message()));
+        case errc::offset_out_of_range:
+            return ctx.fail("offset-out-of-range", fmt::format("{}: {}", what, ec.message()));
+        case errc::corrupt_message:
+        case errc::invalid_record:
+        case errc::message_too_large:
+            return ctx.fail("invalid-record", fmt::format("{}: {}", what, ec.message()));
+        case errc::shutting_down:
+            return ctx.fail("unavailable", fmt::format("{}: {}", what, ec.message()));
+        default:
+            break;
+        }
+    }
+    return ctx.fail("internal-error", fmt::format("{}: {}", what, ec.message()));
+}
+
+namespace {
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+bool authorized(const request_ctx& ctx) {
+    const auto& token = ctx.st.opts.token;
+    if (!token || ctx.path == "/v1/health") {
+        return true;
+    }
+    auto h = ctx.req.find(http::field::authorization);
+    if (h != ctx.req.end()) {
+        auto v = sv(h->value());
+        return v.size() > 7 && v.substr(0, 7) == "Bearer " && v.substr(7) == *token;
+    }
+    // Browsers cannot set headers on WebSocket and EventSource requests.
+    auto q = ctx.query.find("access_token");
+    return q != ctx.query.end() && q->second == *token;
+}
+
+asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& route) {
+    std::string why;
+    auto [path, query] = split_target(sv(ctx.req.target()));
+    ctx.path = std::string(path);
+    auto q = parse_query(query, why);
+    if (!q) {
+        co_return to_reply(ctx.fail("invalid-parameter", why));
+    }
+    ctx.query = std::move(*q);
+    if (!authorized(ctx)) {
+        auto p = ctx.fail("unauthorized", ctx.req.find(http::field::authorization) == ctx.req.end()
+                                            ? "this server requires a bearer token (Authorization: Bearer TOKEN)"
+                                            : "the bearer token is not valid");
+        p.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"runnel\"");
+        co_return to_reply(p);
+    }
+    const auto method = sv(ctx.req.method_string());
+    auto m = ctx.st.routes.find(method, ctx.path);
+    using outcome = router<handler_fn>::match::outcome;
+    switch (m.result) {
+    case outcome::no_route:
+        co_return to_reply(ctx.fail("not-found", fmt::format("no route for {} {}", method, ctx.path)));
+    case outcome::bad_path:
+        co_return to_reply(ctx.fail("invalid-parameter", fmt::format("broken percent escape in path {}", ctx.path)));
+    case outcome::wrong_method: {
+        route = m.pattern;
+        auto p = ctx.fail("method-not-allowed",
+                          fmt::format("{} does not support {}; allowed: {}", m.pattern, method, m.allow));
+        p.headers.emplace_back("Allow", m.allow);
+        co_return to_reply(p);
+    }
+    case outcome::found:
+        break;
+    }
+    route = m.pattern;
+    ctx.params = std::move(m.params);
+    try {
+        co_return co_await (*m.handler)(ctx);
+    } catch (const boost::system::system_error&) {
+        throw; // the connection failed under the handler
+    } catch (const std::exception& e) {
+        lg().error("{} {} failed: {}", method, ctx.path, e.what());
+        co_return to_reply(ctx.fail("internal-error", e.what()));
+    }
+}
+
+void count_request(server::state& st, unsigned shard, const std::string& route, std::string_view method,
+                   unsigned status, double seconds) {
+    auto& l = st.local[shard];
+    auto key = std::tuple{route, std::string(method), status};
+    auto it = l.request_counters.find(key);
+    if (it == l.request_counters.end()) {
+        it = l.request_counters
+               .emplace(key, &st.m.requests->with({route, std::string(method), std::to_string(status)}))
+               .first;
+    }
+    it->second->inc();
+    auto d = l.request_durations.find(route);
+    if (d == l.request_durations.end()) {
+        d = l.request_durations.emplace(route, &st.m.durations->with({route})).first;
+    }
+    d->second->observe(seconds);
+}
+
+http::response<http::string_body> to_response(reply&& r, unsigned version, bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+    res.set(http::field::server, "runnel");
+    if (!r.body.empty() || r.status != 204) {
+        res.set(http::field::content_type, r.content_type);
+    }
+    for (auto& [k, v] : r.headers) {
+        res.set(k, v);
+    }
+    res.body() = std::move(r.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+}
+
+asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock) {
+    beast::tcp_stream stream(std::move(sock));
+    auto closer = add_closer(st, shard, [&stream] {
+        beast::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream.socket().close(ec);
+    });
+    beast::flat_buffer buffer;
+    try {
+        while (!st.stopping.load()) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(st.opts.max_body_bytes);
+            parser.header_limit(16 * 1024);
+            stream.expires_after(idle_keep_alive);
+            beast::error_code ec;
+            co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout
+                || ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+                break;
+            }
+            if (ec) {
+                // The request cannot be read to its end: answer, then close the connection.
+                const bool too_big = ec == http::error::body_limit;
+                auto p = too_big ? make_problem("payload-too-large",
+                                                fmt::format("the request body exceeds the limit of {} bytes",
+                                                            st.opts.max_body_bytes),
+                                                std::string(split_target(sv(parser.get().target())).first))
+                                 : make_problem("invalid-request", fmt::format("malformed HTTP request: {}", ec.message()));
+                auto res = to_response(to_reply(p), 11, false);
+                count_request(st, shard, too_big ? "unread" : "malformed", sv(parser.get().method_string()), p.status, 0);
+                co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+                // Lingering close: a client still sending its body would get a reset instead
+                // of the answer if unread bytes were left at close. Read and drop what comes,
+                // bounded in bytes and time, until it closes its side.
+                stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+                stream.expires_after(std::chrono::seconds(5));
+                std::size_t drained = 0;
+                std::array<char, 16384> sink{};
+                while (!ec && drained < 64 * st.opts.max_body_bytes) {
+                    drained += co_await stream.async_read_some(asio::buffer(sink),
+                                                               asio::redirect_error(asio::use_awaitable, ec));
+                }
+                break;
+            }
+            stream.expires_never();
+            auto& req = parser.get();
+            const auto started = std::chrono::steady_clock::now();
+            request_ctx ctx{st, shard, st.shards.executor_of(shard), req, stream, {}, {}, {}};
+            std::string route = "unmatched";
+            auto answer = co_await dispatch(ctx, route);
+            if (!answer) {
+                break; // a WebSocket or event stream ran on this connection and has ended
+            }
+            const double secs =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            count_request(st, shard, route, sv(req.method_string()), answer->status, secs);
+            const bool keep = req.keep_alive() && !st.stopping.load();
+            auto res = to_response(std::move(*answer), req.version(), keep);
+            co_await http::async_write(stream, res, asio::use_awaitable);
+            if (!keep) {
+                break;
+            }
+        }
+    } catch (const boost::system::system_error& e) {
+        lg().debug("HTTP connection ended: {}", e.code().message());
+    }
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.socket().close(ec);
+    remove_closer(st, shard, closer);
+}
+
+asio::awaitable<void> accept_loop(server::state& st) {
+    for (;;) {
+        boost::system::error_code ec;
+        tcp::socket sock(st.shards.context_of(0));
+        co_await st.acceptor->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            if (st.stopping.load() || ec == asio::error::operation_aborted) {
+                co_return;
+            }
+            lg().warn("accept failed: {}", ec.message());
+            continue;
+        }
+        sock.set_option(tcp::no_delay(true), ec);
+        const unsigned target = st.next_shard++ % st.shards.size();
+        auto protocol = sock.local_endpoint(ec).protocol();
+        int fd = sock.release(ec);
+        if (ec) {
+            continue;
+        }
+        st.running.enter();
+        st.shards.executor_of(target).post([&st, target, protocol, fd] {
+            tcp::socket moved(st.shards.context_of(target), protocol, fd);
+            if (st.stopping.load()) {
+                st.running.leave();
+                return; // the socket closes here
+            }
+            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved)),
+                           [&st](std::exception_ptr e) {
+                               if (e) {
+                                   try {
+                                       std::rethrow_exception(e);
+                                   } catch (const std::exception& ex) {
+                                       lg().error("HTTP connection failed: {}", ex.what());
+                                   }
+                               }
+                               st.running.leave();
+                           });
+        });
+    }
+}
+
+} // namespace
+
+server::server(net::shard_group& shards, broker::broker& broker, options opts)
+  : _state(std::make_unique<state>(shards, broker, std::move(opts))) {}
+
+server::~server() { stop(); }
+
+result<net::endpoint> server::start() {
+    auto& st = *_state;
+    if (!loopback(st.opts.listen.host) && (!st.opts.token || st.opts.token->empty())) {
+        return errc::token_required;
+    }
+    result<net::endpoint> bound = errc::bind_failed;
+    st.shards.run_on(0, [&] {
+        boost::system::error_code ec;
+        tcp::resolver resolver(st.shards.context_of(0));
+        auto found = resolver.resolve(st.opts.listen.host, std::to_string(st.opts.listen.port),
+                                      tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+        if (ec || found.empty()) {
+            lg().error("cannot resolve HTTP address {}: {}", st.opts.listen.to_string(), ec.message());
+            return;
+        }
+        auto ep = found.begin()->endpoint();
+        auto acc = std::make_unique<tcp::acceptor>(st.shards.context_of(0));
+        acc->open(ep.protocol(), ec);
+        if (!ec) {
+            acc->set_option(tcp::acceptor::reuse_address(true), ec);
+            acc->bind(ep, ec);
+        }
+        if (!ec) {
+            acc->listen(asio::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            lg().error("cannot listen on {} for HTTP: {}", st.opts.listen.to_string(), ec.message());
+            return;
+        }
+        auto local = acc->local_endpoint(ec);
+        st.acceptor = std::move(acc);
+        bound = net::endpoint{local.address().to_string(), local.port()};
+        asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);
+    });
+    if (bound && !st.opts.token) {
+        lg().debug("HTTP API without a token on loopback {}", bound.value().to_string());
+    }
+    if (bound) {
+        st.collector = st.registry.add_collector([&st](metrics::sample_sink& s) {
+            // Process memory and descriptors, read from /proc at scrape time.
+            if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+                long pages_total = 0;
+                long pages_resident = 0;
+                if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) == 2) {
+                    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+                    s.gauge("process_resident_memory_bytes", "Resident memory size in bytes", {},
+                            static_cast<double>(pages_resident) * page);
+                    s.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes", {},
+                            static_cast<double>(pages_total) * page);
+                }
+                std::fclose(f);
+            }
+            std::error_code ec;
+            std::size_t fds = 0;
+            for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+                 !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+                ++fds;
+            }
+            s.gauge("process_open_fds", "Open file descriptors", {}, static_cast<double>(fds));
+            std::lock_guard lock(st.snapshot_mu);
+            for (const auto& [topic, p, start, end] : st.offsets_snapshot) {
+                std::vector<metrics::label> labels{{"topic", topic}, {"partition", std::to_string(p)}};
+                s.gauge("runnel_partition_log_start_offset", "First offset still in the partition's log", labels,
+                        static_cast<double>(start));
+                s.gauge("runnel_partition_log_end_offset", "Offset the partition's next record will get", labels,
+                        static_cast<double>(end));
+                if (!st.opts.data_dir.empty()) {
+                    // The partition's segment and index files, as on disk.
+                    uint64_t bytes = 0;
+                    auto dir = std::filesystem::path(st.opts.data_dir) / "topics" / topic / std::to_string(p);
+                    for (auto it = std::filesystem::directory_iterator(dir, ec);
+                         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+                        std::error_code ec2;
+                        if (it->is_regular_file(ec2)) {
+                            auto sz = it->file_size(ec2);
+                            bytes += ec2 ? 0 : sz;
+                        }
+                    }
+                    s.gauge("runnel_partition_size_bytes", "Bytes of the partition's files on disk", labels,
+                            static_cast<double>(bytes));
+                }
+            }
+        });
+    }
+    return bound;
+}
+
+void server::stop() {
+    auto& st = *_state;
+    if (st.stopping.exchange(true)) {
+        return;
+    }
+    st.collector.reset();
+    if (!st.acceptor) {
+        return;
+    }
+    st.shards.run_on(0, [&] {
+        boost::system::error_code ec;
+        st.acceptor->cancel(ec);
+        st.acceptor->close(ec);
+    });
+    for (unsigned s = 0; s < st.shards.size(); ++s) {
+        st.shards.run_on(s, [&st, s] {
+            stop_hubs(st, s);
+            auto closers = st.local[s].closers; // a closer may remove itself
+            for (auto& [id, fn] : closers) {
+                fn();
+            }
+        });
+    }
+    if (!st.running.wait(std::chrono::seconds(10))) {
+        lg().warn("{} HTTP connections still open 10 s after stop", st.running.count());
+    }
+    st.shards.run_on(0, [&] { st.acceptor.reset(); });
+}
+
+} // namespace runnel::gateway

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""A real Prometheus (Debian `prometheus`) scrapes `runnel serve`'s /metrics on loopback.
+
+Records are produced over REST to a topic of three partitions; Prometheus, started on a free
+loopback port with a generated config scraping every 500 ms, must report the target up with
+no scrape error, and its query API must return each partition's log end offset as produced.
+(Consumer lag joins this test when consumer groups land.)
+
+Run: /usr/bin/python3 prometheus_test.py --runnel PATH
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gw  # noqa: E402
+from gw import call, expect, harness  # noqa: E402
+
+PROMETHEUS = "/usr/bin/prometheus"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def query(base, q):
+    r = call("GET", f"{base}/api/v1/query?query={urllib.parse.quote(q)}")
+    if r.status != 200:
+        return None
+    return r.json()["data"]["result"]
+
+
+def test_prometheus_scrapes_log_end_offsets(srv):
+    expect(call("POST", f"{srv.http}/v1/topics", {"name": "prom", "partitions": 3}), 201, "create")
+    counts = {0: 7, 1: 12, 2: 3}
+    for p, n in counts.items():
+        expect(call("POST", f"{srv.http}/v1/topics/prom/records",
+                    {"records": [{"value": f"{p}-{i}", "partition": p} for i in range(n)]}), 200, "produce")
+    with tempfile.TemporaryDirectory(prefix="gw-prom-") as work:
+        port = free_port()
+        cfg = os.path.join(work, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 500ms\n  evaluation_interval: 500ms\n"
+                    "scrape_configs:\n  - job_name: runnel\n    scrape_interval: 500ms\n"
+                    f"    static_configs:\n      - targets: ['127.0.0.1:{srv.http_port}']\n")
+        log = open(os.path.join(work, "prometheus.log"), "w+")
+        prom = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={work}/data",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = harness.Deadline(60, "Prometheus to scrape the log end offsets")
+            want = {str(p): float(n) for p, n in counts.items()}
+            got = {}
+            while got != want:
+                assert prom.poll() is None, "prometheus exited:\n" + open(log.name).read()[-3000:]
+                deadline.check(f"(last answer {got})")
+                try:
+                    res = query(base, 'runnel_partition_log_end_offset{topic="prom"}') or []
+                    got = {r["metric"]["partition"]: float(r["value"][1]) for r in res}
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            targets = call("GET", f"{base}/api/v1/targets").json()["data"]["activeTargets"]
+            assert len(targets) == 1 and targets[0]["health"] == "up", json.dumps(targets)
+            assert targets[0]["lastError"] == "", targets[0]["lastError"]
+            up = query(base, 'up{job="runnel"}')
+            assert up and up[0]["value"][1] == "1", up
+            # The process and HTTP series are there too.
+            assert query(base, "process_resident_memory_bytes"), "no process_resident_memory_bytes"
+            # A scrape is counted once answered, so the counter shows from the second scrape on.
+            deadline = harness.Deadline(30, "the /metrics request counter in Prometheus")
+            while not query(base, 'runnel_http_requests_total{route="/metrics",status="200"}'):
+                deadline.check()
+                time.sleep(0.2)
+        finally:
+            prom.terminate()
+            try:
+                prom.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                prom.kill()
+                prom.wait()
+            log.close()
+
+
+def main():
+    binary = harness.runnel_binary()
+    with harness.RunnelServer(binary, name="gw-prom", shards=2) as srv:
+        return gw.run_tests("prometheus_test", [test_prometheus_scrapes_log_end_offsets], srv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
