@@ -164,6 +164,7 @@ int serve(const serve_options& opts) {
     gopts.max_body_bytes = opts.http_max_body_bytes;
     gopts.client_queue_bytes = opts.http_client_queue_bytes;
     gopts.data_dir = opts.data_dir.string();
+    gopts.groups = &groups;
     gateway::server http_listener(shards, brk, gopts);
     if (!failure) {
         if (auto bound = http_listener.start(); !bound) {

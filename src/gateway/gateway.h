@@ -14,6 +14,7 @@
 
 namespace runnel::broker {
 class broker;
+class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::gateway {
@@ -47,6 +48,8 @@ struct options {
     metrics::registry* registry = nullptr;
     /// Data directory of the broker, for partition sizes in /metrics (empty: not reported).
     std::string data_dir;
+    /// Consumer groups, for committed offsets and lag in /metrics (null: not reported).
+    broker::group_coordinator* groups = nullptr;
 };
 
 /// The HTTP gateway: one port for REST, WebSocket, Server-Sent Events and /metrics.

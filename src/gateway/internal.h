@@ -110,6 +110,7 @@ struct server::state {
     /// Partition offsets gathered just before a scrape, read by the collector.
     std::mutex snapshot_mu;
     std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>> offsets_snapshot; // topic, p, start, end
+    std::vector<broker::group_offsets> groups_snapshot; ///< committed offsets per group
 };
 
 /// What a handler knows about its request. Lives in the connection's coroutine; runs on the

@@ -1,5 +1,5 @@
-// GET /metrics: the registry in the Prometheus text format, with partition offsets gathered
-// from every shard just before rendering.
+// GET /metrics: the registry in the Prometheus text format, with partition offsets and the
+// consumer groups' committed offsets gathered from every shard just before rendering.
 
 #include "gateway/internal.h"
 
@@ -24,9 +24,17 @@ asio::awaitable<std::optional<reply>> get_metrics(request_ctx& ctx) {
             snapshot.emplace_back(tp.topic, tp.partition(), r.value().log_start(), r.value().high_watermark());
         }
     }
+    std::vector<broker::group_offsets> groups;
+    if (st.opts.groups) {
+        groups = co_await await_callback<std::vector<broker::group_offsets>>(
+          [&](std::function<void(std::vector<broker::group_offsets>)> done) {
+              st.opts.groups->all_offsets(ctx.exec, std::move(done));
+          });
+    }
     {
         std::lock_guard lock(st.snapshot_mu);
         st.offsets_snapshot = std::move(snapshot);
+        st.groups_snapshot = std::move(groups);
     }
     reply out;
     out.content_type = "text/plain; version=0.0.4; charset=utf-8";

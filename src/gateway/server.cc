@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 
+#include <map>
+
 #include "gateway/internal.h"
 
 namespace runnel::gateway {
@@ -416,6 +418,33 @@ result<net::endpoint> server::start() {
                     }
                     s.gauge("runnel_partition_size_bytes", "Bytes of the partition's files on disk", labels,
                             static_cast<double>(bytes));
+                }
+            }
+            // Consumer groups, in kafka_exporter's names: committed offset and lag per partition,
+            // lag summed per topic.
+            std::map<std::pair<std::string, int32_t>, int64_t> log_end;
+            for (const auto& [topic, p, start, end] : st.offsets_snapshot) {
+                log_end[{topic, p}] = end;
+            }
+            for (const auto& g : st.groups_snapshot) {
+                std::map<std::string, int64_t> lag_sum;
+                for (const auto& [tp, committed] : g.offsets) {
+                    std::vector<metrics::label> labels{
+                      {"consumergroup", g.group_id}, {"topic", tp.topic}, {"partition", std::to_string(tp.partition())}};
+                    s.gauge("kafka_consumergroup_current_offset", "Offset the consumer group committed", labels,
+                            static_cast<double>(committed));
+                    auto end = log_end.find({tp.topic, tp.partition()});
+                    if (end == log_end.end() || committed < 0) {
+                        continue;
+                    }
+                    const auto lag = std::max<int64_t>(0, end->second - committed);
+                    s.gauge("kafka_consumergroup_lag", "Records the consumer group has not committed yet", labels,
+                            static_cast<double>(lag));
+                    lag_sum[tp.topic] += lag;
+                }
+                for (const auto& [topic, lag] : lag_sum) {
+                    s.gauge("kafka_consumergroup_lag_sum", "Lag of the consumer group summed over a topic's partitions",
+                            {{"consumergroup", g.group_id}, {"topic", topic}}, static_cast<double>(lag));
                 }
             }
         });

@@ -3,8 +3,9 @@
 
 Records are produced over REST to a topic of three partitions; Prometheus, started on a free
 loopback port with a generated config scraping every 500 ms, must report the target up with
-no scrape error, and its query API must return each partition's log end offset as produced.
-(Consumer lag joins this test when consumer groups land.)
+no scrape error, and its query API must return each partition's log end offset as produced,
+and the lag of a consumer group that committed offsets through the Kafka protocol
+(`kafka_consumergroup_lag`, kafka_exporter's name) as log end minus committed.
 
 Run: /usr/bin/python3 prometheus_test.py --runnel PATH
 """
@@ -45,6 +46,15 @@ def test_prometheus_scrapes_log_end_offsets(srv):
     for p, n in counts.items():
         expect(call("POST", f"{srv.http}/v1/topics/prom/records",
                     {"records": [{"value": f"{p}-{i}", "partition": p} for i in range(n)]}), 200, "produce")
+    # A consumer group commits part of each partition through the Kafka protocol.
+    from confluent_kafka import Consumer, TopicPartition
+    committed = {0: 2, 1: 12, 2: 0}
+    c = Consumer({"bootstrap.servers": srv.bootstrap, "group.id": "prom-group", "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition("prom", p, o) for p, o in committed.items()], asynchronous=False)
+    finally:
+        c.close()
+    want_lag = {str(p): float(counts[p] - committed[p]) for p in counts}
     with tempfile.TemporaryDirectory(prefix="gw-prom-") as work:
         port = free_port()
         cfg = os.path.join(work, "prometheus.yml")
@@ -70,6 +80,16 @@ def test_prometheus_scrapes_log_end_offsets(srv):
                 except OSError:
                     pass
                 time.sleep(0.2)
+            deadline = harness.Deadline(30, "Prometheus to report the consumer group's lag")
+            lag = {}
+            while lag != want_lag:
+                deadline.check(f"(last answer {lag})")
+                res = query(base, 'kafka_consumergroup_lag{consumergroup="prom-group",topic="prom"}') or []
+                lag = {r["metric"]["partition"]: float(r["value"][1]) for r in res}
+                time.sleep(0.2)
+            lag_sum = query(base, 'kafka_consumergroup_lag_sum{consumergroup="prom-group",topic="prom"}')
+            assert lag_sum and float(lag_sum[0]["value"][1]) == sum(want_lag.values()), lag_sum
+            assert query(base, 'runnel_kafka_requests_total{api="OffsetCommit"}'), "no Kafka request counter"
             targets = call("GET", f"{base}/api/v1/targets").json()["data"]["activeTargets"]
             assert len(targets) == 1 and targets[0]["health"] == "up", json.dumps(targets)
             assert targets[0]["lastError"] == "", targets[0]["lastError"]

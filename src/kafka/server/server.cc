@@ -46,6 +46,47 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
 };
 
+/// Per-api request metrics, looked up once: the update path is atomics only.
+struct request_metrics {
+    struct per_api {
+        metrics::counter* requests = nullptr;
+        metrics::counter* bytes_in = nullptr;
+        metrics::counter* bytes_out = nullptr;
+        metrics::histogram* seconds = nullptr;
+    };
+    std::array<per_api, 128> apis{};
+    per_api other;
+
+    request_metrics() {
+        auto& reg = metrics::default_registry();
+        auto& requests = reg.counters("runnel_kafka_requests_total", "Kafka requests answered, by API", {"api"});
+        auto& in = reg.counters("runnel_kafka_request_bytes_total", "Bytes of Kafka request frames, by API", {"api"});
+        auto& out = reg.counters("runnel_kafka_response_bytes_total", "Bytes of Kafka response frames, by API", {"api"});
+        auto& seconds = reg.histograms("runnel_kafka_request_duration_seconds",
+                                       "Time from reading a Kafka request to its answer being ready, by API", {"api"},
+                                       metrics::histogram::exponential(0.0001, 2, 16));
+        auto make = [&](std::string_view name) {
+            std::string n(name);
+            return per_api{&requests.with({n}), &in.with({n}), &out.with({n}), &seconds.with({n})};
+        };
+        for (const auto& a : implemented_table) {
+            apis[static_cast<std::size_t>(a.key)] = make(a.name);
+        }
+        other = make("unsupported");
+    }
+    const per_api& of(int16_t key) const {
+        if (key >= 0 && static_cast<std::size_t>(key) < apis.size() && apis[static_cast<std::size_t>(key)].requests) {
+            return apis[static_cast<std::size_t>(key)];
+        }
+        return other;
+    }
+};
+
+const request_metrics& kafka_metrics() {
+    static const request_metrics m;
+    return m;
+}
+
 } // namespace
 
 std::span<const proto::api_support> implemented_apis() noexcept { return implemented_table; }
@@ -304,8 +345,14 @@ asio::awaitable<void> run_request(std::shared_ptr<connection> c, std::shared_ptr
     request_context ctx{st.config,  st.advertised, st.broker,          st.groups,
                         st.shards.executor_of(c->shard), header, st.connections[c->shard], c->client_host,
                         [req] { req->issued.set(); }};
+    const auto started = std::chrono::steady_clock::now();
     try {
         req->answer = co_await dispatch(ctx, body);
+        const auto& m = kafka_metrics().of(header.request_api_key);
+        m.requests->inc();
+        m.bytes_in->inc(req->frame.size() + 4);
+        m.bytes_out->inc(req->answer ? req->answer->size() : 0);
+        m.seconds->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     } catch (const std::system_error& e) {
         lg().warn("closing connection from {}: cannot decode api {} v{}: {}", c->peer, header.request_api_key,
                   header.request_api_version, e.code().message());
