@@ -42,6 +42,7 @@ test-fuzz: bootstrap
 bench: build
 	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
 	bench/kafka_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-kafka.json
+	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

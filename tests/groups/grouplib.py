@@ -84,6 +84,7 @@ class Member:
         self.generations = []
         self.consumed = {}  # partition -> records
         self.ready = False
+        self.ready_ms = None
         self.closed = False
         self.exited = False
         self.stderr_lines = []
@@ -115,6 +116,7 @@ class Member:
                     self.generations.append(int(parts[1]))
                 elif tag == "ready":
                     self.ready = True
+                    self.ready_ms = float(parts[1])
                 elif tag == "closed":
                     self.closed = True
                 g.cond.notify_all()
@@ -275,8 +277,9 @@ def end_offsets(runnel, bootstrap, topic):
     return {r["partition"]: r["high_watermark"] for r in json.loads(p.stdout)["partitions"]}
 
 
-def produce(bootstrap, topic, partitions, n, start=0, timestamp=None):
-    """Produces records start..start+n-1, record i to partition i % partitions (value "i")."""
+def produce(bootstrap, topic, partitions, n, start=0, timestamp=None, size=0):
+    """Produces records start..start+n-1, record i to partition i % partitions (value "i",
+    padded with dots to `size` bytes)."""
     from confluent_kafka import Producer
     errors = []
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
@@ -290,7 +293,7 @@ def produce(bootstrap, topic, partitions, n, start=0, timestamp=None):
         while True:
             try:
                 kwargs = {"timestamp": timestamp(i)} if timestamp else {}
-                producer.produce(topic, value=str(i).encode(), partition=i % partitions,
+                producer.produce(topic, value=str(i).encode().ljust(size, b"."), partition=i % partitions,
                                  on_delivery=delivered, **kwargs)
                 break
             except BufferError:

@@ -1,7 +1,7 @@
 // One kafkajs consumer-group member in its own process, driven by groups_test.py and
 // bench/group_bench.py. Speaks the same stdout protocol as member.py:
 //
-//   ready | A <t_ms> <p>... (assignment after each join) | M <p> <first> <last> | closed
+//   ready <t_ms> | A <t_ms> <p>... (assignment after each join) | M <p> <first> <last> | closed
 //
 //   NODE_PATH=tests/kafka/kafkajs/node_modules node member.js BOOTSTRAP GROUP TOPIC
 //       SESSION_TIMEOUT_MS [CLIENT_ID]
@@ -37,6 +37,7 @@ async function main() {
     rebalanceTimeout: Math.max(sessionTimeout, 10000),
     heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 5)),
     metadataMaxAge: 1000,
+    maxWaitTimeInMs: 500,
   })
   consumer.on(consumer.events.GROUP_JOIN, e => {
     const parts = (e.payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b)
@@ -78,7 +79,7 @@ async function main() {
       emit(`M ${batch.partition} ${first} ${prev}`)
     },
   })
-  emit('ready')
+  emit(`ready ${nowMs()}`)
 }
 
 main().catch(e => {

@@ -6,7 +6,7 @@ Subscribes to one topic in a group, consumes from the committed offsets (earlies
 are none), commits as it goes (asynchronously after every poll, synchronously before its
 partitions are revoked and when it stops) and reports on stdout, one line each, flushed:
 
-    ready                          subscribed
+    ready <t_ms>                   subscribed
     A <t_ms> <p> <p> ...           its whole assignment after every change
     R <t_ms> <p> <p> ...           partitions revoked (or lost)
     M <p> <first> <last>           consumed offsets first..last of partition p (contiguous)
@@ -147,7 +147,7 @@ def run_confluent(args):
         emit(partitions_line("R", [tp.partition for tp in parts]))
 
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
-    emit("ready")
+    emit(f"ready {now_ms():.3f}")
     throttle = Throttle(args.rate)
     while not stop.is_set():
         msgs = consumer.consume(num_messages=1000, timeout=0.1)
@@ -199,7 +199,7 @@ def run_kafka_python(args):
             emit(partitions_line("A", [tp.partition for tp in assigned]))
 
     consumer.subscribe([args.topic], listener=Listener())
-    emit("ready")
+    emit(f"ready {now_ms():.3f}")
     throttle = Throttle(args.rate)
     while not stop.is_set():
         batches = consumer.poll(timeout_ms=100)
