@@ -20,6 +20,9 @@ struct serve_options {
     int32_t default_partitions = 1;
     unsigned shards = 0; ///< 0: one per core
     std::string log_level = "info";
+    int64_t group_initial_rebalance_delay_ms = 3000;
+    int64_t group_min_session_timeout_ms = 6000;
+    int64_t group_max_session_timeout_ms = 1800000;
 };
 
 /// Adds `serve` to the command line; `run` is set to the function the subcommand runs.

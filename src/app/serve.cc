@@ -17,6 +17,8 @@ spdlog::logger& lg() { return logging::get("serve"); }
 
 /// How often each shard applies retention (Kafka's log.retention.check.interval.ms).
 constexpr std::chrono::minutes retention_check_interval{5};
+/// How often group sessions, rebalance timeouts and initial delays are checked.
+constexpr std::chrono::milliseconds group_check_interval{100};
 
 } // namespace
 
@@ -35,6 +37,18 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
     cmd->add_option("--default-partitions", opts.default_partitions, "Partitions of auto-created topics")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+    cmd->add_option("--group-initial-rebalance-delay-ms", opts.group_initial_rebalance_delay_ms,
+                    "How long a new consumer group waits for more members before its first rebalance")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{300000}));
+    cmd->add_option("--group-min-session-timeout-ms", opts.group_min_session_timeout_ms,
+                    "Smallest session timeout a group member may ask for")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+    cmd->add_option("--group-max-session-timeout-ms", opts.group_max_session_timeout_ms,
+                    "Largest session timeout a group member may ask for")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400000}));
     cmd->add_option("--shards", opts.shards, "Event loop threads (default: one per core)");
     cmd->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
@@ -110,7 +124,18 @@ int serve(const serve_options& opts) {
     kcfg.advertise = advertise_ep;
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
-    kafka::kafka_server kafka_listener(shards, brk, kcfg);
+    broker::group_config gcfg;
+    gcfg.initial_rebalance_delay = std::chrono::milliseconds(opts.group_initial_rebalance_delay_ms);
+    gcfg.min_session_timeout = std::chrono::milliseconds(opts.group_min_session_timeout_ms);
+    gcfg.max_session_timeout = std::chrono::milliseconds(opts.group_max_session_timeout_ms);
+    broker::group_coordinator groups(brk, gcfg, executors);
+    brk.on_topic_deleted([&groups](const std::string& topic) { groups.on_topic_deleted(topic); });
+    if (!failure) {
+        if (auto r = groups.start(); !r) {
+            failure = fmt::format("cannot open the consumer offsets topic: {}", r.error().message());
+        }
+    }
+    kafka::kafka_server kafka_listener(shards, brk, groups, kcfg);
     if (!failure) {
         if (auto bound = kafka_listener.start(); !bound) {
             failure = fmt::format("cannot listen on {} for Kafka clients: {}", opts.kafka_addr, bound.error().message());
@@ -122,10 +147,20 @@ int serve(const serve_options& opts) {
         for (unsigned s = 0; s < shard_count; ++s) {
             shards.every(s, retention_check_interval,
                          [&brk, s] { brk.apply_retention(s, model::processing_now()); });
+            shards.every(s, group_check_interval,
+                         [&groups, s] { groups.tick(s, broker::coordinator_clock::now()); });
         }
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        std::size_t topic_count = 0;
+        int64_t partition_count = 0;
+        for (const auto& [name, t] : *brk.topics()) {
+            if (!broker::is_internal_topic(name)) {
+                ++topic_count;
+                partition_count += t->config.partitions;
+            }
+        }
         lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), Kafka listener on {}",
-                  ms.count(), opts.data_dir.string(), shard_count, brk.topics()->size(), brk.partition_count(),
+                  ms.count(), opts.data_dir.string(), shard_count, topic_count, partition_count,
                   kafka_ep->to_string());
         lg().info("the HTTP gateway ({}) is not part of this build yet", opts.http_addr);
 

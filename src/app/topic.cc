@@ -31,7 +31,11 @@ struct create_options {
 struct list_options {
     client_options client;
     std::string format = "text";
+    bool internal = false;
 };
+
+/// Topics Kafka brokers keep for themselves; `topic list` shows them only when asked.
+bool internal_topic(std::string_view name) { return name == "__consumer_offsets" || name == "__transaction_state"; }
 
 struct describe_options {
     client_options client;
@@ -118,6 +122,9 @@ void topic_create(const create_options& o) {
 void topic_list(const list_options& o) {
     kafka_client client(kafka_client::role::producer, o.client);
     auto topics = client.topics();
+    if (!o.internal) {
+        std::erase_if(topics, [](const auto& t) { return internal_topic(t.name); });
+    }
     std::string out;
     if (o.format == "json") {
         out = "[";
@@ -464,6 +471,7 @@ void add_topic_command(CLI::App& app, std::function<int()>& run) {
     l->add_option("--format", list->format, "text or json")
         ->capture_default_str()
         ->check(CLI::IsMember({"text", "json"}));
+    l->add_flag("--internal", list->internal, "Also list internal topics (__consumer_offsets)");
     add_client_options(*l, list->client);
     on_run(l, run, list, &topic_list, "topic list");
 

@@ -360,6 +360,10 @@ void broker::delete_topic(std::string name, executor& caller, done_fn done) {
             caller.post([done] { done(errc::unknown_topic_or_partition); });
             return;
         }
+        if (is_internal_topic(name)) {
+            caller.post([done] { done(errc::invalid_topic); });
+            return;
+        }
         auto info = it->second;
         auto next = *current;
         next.erase(name);
@@ -376,6 +380,9 @@ void broker::delete_topic(std::string name, executor& caller, done_fn done) {
         std::error_code ec;
         std::filesystem::remove_all(_config.data_dir / "topics" / name, ec);
         lg().info("deleted topic {}", name);
+        for (const auto& listener : _deletion_listeners) {
+            listener(name);
+        }
         caller.post([done] { done(ok()); });
     });
 }

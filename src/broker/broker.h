@@ -28,6 +28,10 @@ struct topic_info {
     bool has_partition(int32_t p) const noexcept { return p >= 0 && p < config.partitions; }
 };
 
+/// Topics the broker itself writes (`__consumer_offsets`): clients may read them but not
+/// produce to or delete them.
+inline bool is_internal_topic(std::string_view name) noexcept { return name == "__consumer_offsets"; }
+
 /// Every topic, by name. Published as an immutable snapshot that any thread may read.
 using topic_map = std::map<std::string, std::shared_ptr<const topic_info>, std::less<>>;
 
@@ -139,6 +143,12 @@ public:
         std::shared_ptr<state> _state = std::make_shared<state>();
     };
     watch watch_for_data(executor& caller, std::function<void()> wake);
+
+    /// Calls `listener(topic)` on the metadata thread after each topic deletion. Register
+    /// before `start`.
+    void on_topic_deleted(std::function<void(const std::string&)> listener) {
+        _deletion_listeners.push_back(std::move(listener));
+    }
     /// Adds a partition to `w`: wakes it if the partition's end is already past `offset`.
     void add_to_watch(const watch& w, model::topic_partition tp, model::offset offset);
 
@@ -168,6 +178,9 @@ private:
     /// (std::atomic_load, which locks) only when this moves, so the data path takes no lock.
     std::atomic<uint64_t> _topics_version{0};
     const uint64_t _instance; ///< tells apart brokers in one process (tests) for those copies
+    std::vector<std::function<void(const std::string&)>> _deletion_listeners;
 };
 
 } // namespace runnel::broker
+
+#include "broker/group_coordinator.h"

@@ -24,6 +24,21 @@ enum class errc {
     unknown_producer_id,     ///< no state for the producer on this partition
     transactions_unsupported,
     shutting_down,
+    // consumer groups
+    coordinator_loading,         ///< the group's offsets are still being read
+    coordinator_not_available,   ///< the group is being removed, or its records cannot be stored
+    invalid_group_id,
+    group_id_not_found,
+    non_empty_group,
+    unknown_member_id,
+    illegal_generation,
+    rebalance_in_progress,
+    member_id_required,          ///< a new member must join again with the id it was given
+    fenced_instance_id,          ///< a static member replaced by a newer instance of itself
+    inconsistent_group_protocol,
+    invalid_session_timeout,
+    group_subscribed_to_topic,
+    offset_metadata_too_large,
 };
 
 const char* errc_message(errc e) noexcept;

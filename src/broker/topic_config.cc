@@ -32,6 +32,34 @@ const char* errc_message(errc e) noexcept {
         return "storage error";
     case errc::shutting_down:
         return "broker is shutting down";
+    case errc::coordinator_loading:
+        return "the group coordinator is loading offsets";
+    case errc::coordinator_not_available:
+        return "the group coordinator is not available";
+    case errc::invalid_group_id:
+        return "invalid group id";
+    case errc::group_id_not_found:
+        return "group not found";
+    case errc::non_empty_group:
+        return "the group has members";
+    case errc::unknown_member_id:
+        return "unknown member id";
+    case errc::illegal_generation:
+        return "illegal generation";
+    case errc::rebalance_in_progress:
+        return "the group is rebalancing";
+    case errc::member_id_required:
+        return "join again with the member id given";
+    case errc::fenced_instance_id:
+        return "a newer member with this group.instance.id replaced this one";
+    case errc::inconsistent_group_protocol:
+        return "no protocol in common with the group";
+    case errc::invalid_session_timeout:
+        return "session timeout outside the allowed range";
+    case errc::group_subscribed_to_topic:
+        return "the group is subscribed to this topic";
+    case errc::offset_metadata_too_large:
+        return "offset metadata too large";
     case errc::out_of_order_sequence:
         return "out of order sequence number for this producer";
     case errc::duplicate_sequence:
@@ -150,8 +178,10 @@ storage::log_config topic_config::log_config() const {
     storage::log_config c;
     c.segment_bytes = static_cast<uint64_t>(segment_bytes);
     c.segment_age = std::chrono::milliseconds(segment_ms);
-    c.retention_ms = retention_ms;
-    c.retention_bytes = retention_bytes;
+    // A compact-only topic keeps every key's latest record: no deletion by time or size.
+    const bool deletes = cleanup_policy.find("delete") != std::string::npos;
+    c.retention_ms = deletes ? retention_ms : -1;
+    c.retention_bytes = deletes ? retention_bytes : -1;
     // Kafka counts max.message.bytes against the batch; the log needs room for a header.
     c.max_batch_bytes = static_cast<uint32_t>(std::clamp<int64_t>(max_message_bytes, 61, 128ll << 20));
     return c;

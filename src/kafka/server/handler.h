@@ -41,9 +41,16 @@ struct request_context {
     const server_config& config;
     net::endpoint advertised;
     broker::broker& broker;
+    broker::group_coordinator& groups;
     executor& shard;
     const proto::request_header& header;
     shard_connections& connections;
+    /// The client's address as Kafka shows it in group descriptions ("/127.0.0.1").
+    std::string client_host;
+    /// Lets the connection read its next request. A handler whose later work needs no
+    /// ordering calls it once its order-sensitive work is issued (Produce: after its appends
+    /// are posted); otherwise the connection waits until the answer is ready.
+    std::function<void()> issued;
 };
 
 template <typename Response>
@@ -112,6 +119,20 @@ inline constexpr int16_t offset_out_of_range = 1;
 inline constexpr int16_t corrupt_message = 2;
 inline constexpr int16_t unknown_topic_or_partition = 3;
 inline constexpr int16_t request_timed_out = 7;
+inline constexpr int16_t offset_metadata_too_large = 12;
+inline constexpr int16_t coordinator_load_in_progress = 14;
+inline constexpr int16_t coordinator_not_available = 15;
+inline constexpr int16_t illegal_generation = 22;
+inline constexpr int16_t inconsistent_group_protocol = 23;
+inline constexpr int16_t invalid_group_id = 24;
+inline constexpr int16_t unknown_member_id = 25;
+inline constexpr int16_t invalid_session_timeout = 26;
+inline constexpr int16_t rebalance_in_progress = 27;
+inline constexpr int16_t non_empty_group = 68;
+inline constexpr int16_t group_id_not_found = 69;
+inline constexpr int16_t member_id_required = 79;
+inline constexpr int16_t fenced_instance_id = 82;
+inline constexpr int16_t group_subscribed_to_topic = 86;
 inline constexpr int16_t message_too_large = 10;
 inline constexpr int16_t invalid_topic_exception = 17;
 inline constexpr int16_t invalid_required_acks = 21;
@@ -133,6 +154,7 @@ inline constexpr int16_t unknown_topic_id = 100;
 
 /// The Kafka error code for a broker error.
 int16_t to_kafka_error(const std::error_code& ec) noexcept;
+inline int16_t to_kafka_error(broker::errc e) noexcept { return to_kafka_error(make_error_code(e)); }
 
 /// Looks up `name`, creating it with the default partition count when auto-creation is on.
 /// Returns the topic, or the Kafka error to answer with.
@@ -151,6 +173,17 @@ asio::awaitable<response_frame> handle(const request_context&, proto::describe_c
 asio::awaitable<response_frame> handle(const request_context&, proto::incremental_alter_configs_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_partitions_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::init_producer_id_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::find_coordinator_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::join_group_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::sync_group_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::heartbeat_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::leave_group_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::offset_commit_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::offset_fetch_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::offset_delete_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::list_groups_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_groups_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::delete_groups_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

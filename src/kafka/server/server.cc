@@ -1,5 +1,6 @@
 #include "kafka/server/server.h"
 
+#include <deque>
 #include <set>
 #include <thread>
 
@@ -32,6 +33,17 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::describe_configs, "DescribeConfigs", 1, 4, 4},
   {proto::api_key::create_partitions, "CreatePartitions", 0, 3, 2},
   {proto::api_key::incremental_alter_configs, "IncrementalAlterConfigs", 0, 1, 1},
+  {proto::api_key::find_coordinator, "FindCoordinator", 0, 4, 3},
+  {proto::api_key::join_group, "JoinGroup", 0, 9, 6},
+  {proto::api_key::sync_group, "SyncGroup", 0, 5, 4},
+  {proto::api_key::heartbeat, "Heartbeat", 0, 4, 4},
+  {proto::api_key::leave_group, "LeaveGroup", 0, 5, 4},
+  {proto::api_key::offset_commit, "OffsetCommit", 0, 8, 8},
+  {proto::api_key::offset_fetch, "OffsetFetch", 0, 8, 6},
+  {proto::api_key::list_groups, "ListGroups", 0, 4, 3},
+  {proto::api_key::describe_groups, "DescribeGroups", 0, 5, 5},
+  {proto::api_key::delete_groups, "DeleteGroups", 0, 2, 2},
+  {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
 };
 
 } // namespace
@@ -89,6 +101,34 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::unknown_producer_id;
     case errc::transactions_unsupported:
         return kerr::invalid_request;
+    case errc::coordinator_loading:
+        return kerr::coordinator_load_in_progress;
+    case errc::coordinator_not_available:
+        return kerr::coordinator_not_available;
+    case errc::invalid_group_id:
+        return kerr::invalid_group_id;
+    case errc::group_id_not_found:
+        return kerr::group_id_not_found;
+    case errc::non_empty_group:
+        return kerr::non_empty_group;
+    case errc::unknown_member_id:
+        return kerr::unknown_member_id;
+    case errc::illegal_generation:
+        return kerr::illegal_generation;
+    case errc::rebalance_in_progress:
+        return kerr::rebalance_in_progress;
+    case errc::member_id_required:
+        return kerr::member_id_required;
+    case errc::fenced_instance_id:
+        return kerr::fenced_instance_id;
+    case errc::inconsistent_group_protocol:
+        return kerr::inconsistent_group_protocol;
+    case errc::invalid_session_timeout:
+        return kerr::invalid_session_timeout;
+    case errc::group_subscribed_to_topic:
+        return kerr::group_subscribed_to_topic;
+    case errc::offset_metadata_too_large:
+        return kerr::offset_metadata_too_large;
     }
     return kerr::unknown_server_error;
 }
@@ -118,6 +158,7 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
 struct kafka_server::state {
     net::shard_group& shards;
     broker::broker& broker;
+    broker::group_coordinator& groups;
     server_config config;
     net::endpoint advertised;
     std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
@@ -173,55 +214,196 @@ asio::awaitable<response_frame> dispatch(const request_context& ctx, std::span<c
     co_return co_await std::visit([&](auto& r) { return handle(ctx, std::move(r)); }, req.value());
 }
 
-asio::awaitable<void> serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock) {
-    auto& conns = st.connections[shard];
-    conns.sockets.insert(&sock);
-    std::string peer;
-    boost::system::error_code ec;
-    if (auto ep = sock.remote_endpoint(ec); !ec) {
-        peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+/// Wakes the coroutines of one shard that wait on it. `wait` returns after the next `notify`.
+class shard_event {
+public:
+    explicit shard_event(asio::any_io_executor ex) : _timer(ex, asio::steady_timer::time_point::max()) {}
+    void notify() {
+        ++_generation;
+        _timer.cancel();
     }
+    asio::awaitable<void> wait() {
+        const auto seen = _generation;
+        while (seen == _generation) {
+            boost::system::error_code ec;
+            co_await _timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+    }
+
+private:
+    asio::steady_timer _timer;
+    uint64_t _generation = 0;
+};
+
+/// A flag set once, which coroutines of its shard can wait for.
+class shard_flag {
+public:
+    explicit shard_flag(asio::any_io_executor ex) : _changed(std::move(ex)) {}
+    void set() {
+        _set = true;
+        _changed.notify();
+    }
+    asio::awaitable<void> wait() {
+        while (!_set) {
+            co_await _changed.wait();
+        }
+    }
+
+private:
+    shard_event _changed;
+    bool _set = false;
+};
+
+/// One request between being read and its answer being written.
+struct in_flight {
+    explicit in_flight(asio::any_io_executor ex, std::vector<std::byte> f)
+      : frame(std::move(f)), issued(ex), done(ex) {}
     std::vector<std::byte> frame;
+    response_frame answer;
+    bool close = false; ///< the request could not be decoded: end the connection after it
+    shard_flag issued; ///< its order-sensitive work (appends) has been issued
+    shard_flag done;   ///< `answer` is ready
+};
+
+/// A client connection on its shard. The reader issues requests in arrival order, each one
+/// once the previous has issued its order-sensitive work, so a connection's appends keep
+/// their order while their syncs overlap (acks=all requests of one producer share group
+/// commits). The writer answers in request order. At most `max_in_flight` requests and
+/// `max_in_flight_bytes` of frames wait at a time. Lives while any of its coroutines runs.
+struct connection : std::enable_shared_from_this<connection> {
+    static constexpr std::size_t max_in_flight = 128;
+    static constexpr std::size_t max_in_flight_bytes = 64 * 1024 * 1024;
+
+    connection(kafka_server::state& s, unsigned sh, tcp::socket so)
+      : st(s), shard(sh), sock(std::move(so)), queue_changed(sock.get_executor()) {
+        st.connections[shard].sockets.insert(&sock);
+    }
+    ~connection() {
+        boost::system::error_code ec;
+        sock.close(ec);
+        st.connections[shard].sockets.erase(&sock);
+    }
+
+    kafka_server::state& st;
+    unsigned shard;
+    tcp::socket sock;
+    std::string peer;
+    std::string client_host;
+    std::deque<std::shared_ptr<in_flight>> queue;
+    std::size_t queued_bytes = 0;
+    bool reader_done = false;
+    bool closing = false;
+    shard_event queue_changed;
+
+    void notify() { queue_changed.notify(); }
+};
+
+asio::awaitable<void> run_request(std::shared_ptr<connection> c, std::shared_ptr<in_flight> req,
+                                  proto::request_header header, std::span<const std::byte> body) {
+    auto& st = c->st;
+    request_context ctx{st.config,  st.advertised, st.broker,          st.groups,
+                        st.shards.executor_of(c->shard), header, st.connections[c->shard], c->client_host,
+                        [req] { req->issued.set(); }};
+    try {
+        req->answer = co_await dispatch(ctx, body);
+    } catch (const std::system_error& e) {
+        lg().warn("closing connection from {}: cannot decode api {} v{}: {}", c->peer, header.request_api_key,
+                  header.request_api_version, e.code().message());
+        req->close = true;
+    }
+    req->issued.set();
+    req->done.set();
+    c->notify();
+}
+
+asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
+    try {
+        for (;;) {
+            if (c->queue.empty()) {
+                if (c->reader_done || c->closing) {
+                    break;
+                }
+                co_await c->queue_changed.wait();
+                continue;
+            }
+            auto req = c->queue.front();
+            co_await req->done.wait();
+            if (req->close) {
+                c->closing = true;
+                break;
+            }
+            if (req->answer) {
+                co_await asio::async_write(c->sock, asio::buffer(*req->answer), asio::use_awaitable);
+            }
+            c->queued_bytes -= req->frame.size();
+            c->queue.pop_front();
+            c->notify();
+        }
+    } catch (const boost::system::system_error& e) {
+        lg().debug("connection from {}: write failed: {}", c->peer, e.code().message());
+        c->closing = true;
+    }
+    boost::system::error_code ec;
+    c->sock.close(ec); // ends the reader too
+    c->notify();
+}
+
+asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
+    auto& st = c->st;
     try {
         for (;;) {
             std::array<std::byte, 4> size_bytes{};
-            co_await asio::async_read(sock, asio::buffer(size_bytes), asio::use_awaitable);
+            co_await asio::async_read(c->sock, asio::buffer(size_bytes), asio::use_awaitable);
             const auto size = read_be<int32_t>(size_bytes.data());
             if (size < 0 || size > st.config.max_frame_bytes) {
-                lg().warn("closing connection from {}: frame of {} bytes (limit {})", peer, size,
+                lg().warn("closing connection from {}: frame of {} bytes (limit {})", c->peer, size,
                           st.config.max_frame_bytes);
                 break;
             }
-            frame.resize(static_cast<std::size_t>(size));
-            co_await asio::async_read(sock, asio::buffer(frame), asio::use_awaitable);
-            auto parsed = proto::parse_request_header(frame);
+            while (!c->closing && !c->queue.empty()
+                   && (c->queue.size() >= connection::max_in_flight
+                       || c->queued_bytes + static_cast<std::size_t>(size) > connection::max_in_flight_bytes)) {
+                co_await c->queue_changed.wait();
+            }
+            if (c->closing) {
+                break;
+            }
+            std::vector<std::byte> frame(static_cast<std::size_t>(size));
+            co_await asio::async_read(c->sock, asio::buffer(frame), asio::use_awaitable);
+            auto req = std::make_shared<in_flight>(c->sock.get_executor(), std::move(frame));
+            auto parsed = proto::parse_request_header(req->frame);
             if (!parsed) {
-                lg().warn("closing connection from {}: undecodable request header: {}", peer,
+                lg().warn("closing connection from {}: undecodable request header: {}", c->peer,
                           parsed.error().message());
                 break;
             }
-            request_context ctx{st.config, st.advertised, st.broker, st.shards.executor_of(shard),
-                                parsed.value().header, conns};
-            response_frame answer;
-            try {
-                answer = co_await dispatch(ctx, parsed.value().body);
-            } catch (const std::system_error& e) {
-                lg().warn("closing connection from {}: cannot decode api {} v{}: {}", peer,
-                          ctx.header.request_api_key, ctx.header.request_api_version, e.code().message());
-                break;
-            }
-            if (answer) {
-                co_await asio::async_write(sock, asio::buffer(*answer), asio::use_awaitable);
-            }
+            c->queue.push_back(req);
+            c->queued_bytes += req->frame.size();
+            c->notify();
+            asio::co_spawn(c->sock.get_executor(),
+                           run_request(c, req, std::move(parsed.value().header), parsed.value().body),
+                           asio::detached);
+            co_await req->issued.wait();
         }
     } catch (const boost::system::system_error& e) {
         if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted
             && e.code() != asio::error::connection_reset) {
-            lg().debug("connection from {} ended: {}", peer, e.code().message());
+            lg().debug("connection from {} ended: {}", c->peer, e.code().message());
         }
     }
-    sock.close(ec);
-    conns.sockets.erase(&sock);
+    c->reader_done = true;
+    c->notify();
+}
+
+void serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock) {
+    auto c = std::make_shared<connection>(st, shard, std::move(sock));
+    boost::system::error_code ec;
+    if (auto ep = c->sock.remote_endpoint(ec); !ec) {
+        c->peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        c->client_host = "/" + ep.address().to_string();
+    }
+    asio::co_spawn(c->sock.get_executor(), read_requests(c), asio::detached);
+    asio::co_spawn(c->sock.get_executor(), write_answers(c), asio::detached);
 }
 
 asio::awaitable<void> accept_loop(kafka_server::state& st) {
@@ -246,16 +428,16 @@ asio::awaitable<void> accept_loop(kafka_server::state& st) {
         }
         st.shards.executor_of(target).post([&st, target, protocol, fd] {
             tcp::socket moved(st.shards.context_of(target), protocol, fd);
-            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved)),
-                           asio::detached);
+            serve_connection(st, target, std::move(moved));
         });
     }
 }
 
 } // namespace
 
-kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, server_config config)
-  : _state(std::make_unique<state>(state{shards, broker, std::move(config), {}, nullptr, {}, 0, false})) {
+kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, broker::group_coordinator& groups,
+                           server_config config)
+  : _state(std::make_unique<state>(state{shards, broker, groups, std::move(config), {}, nullptr, {}, 0, false})) {
     _state->connections.resize(shards.size());
 }
 

@@ -9,6 +9,7 @@
 
 namespace runnel::broker {
 class broker;
+class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::kafka {
@@ -29,13 +30,15 @@ struct server_config {
 /// The Kafka protocol listener: accepts connections and answers them from the broker.
 ///
 /// One acceptor runs on shard 0 and hands each connection to the next shard in turn; a
-/// connection then lives on that shard, reads one request at a time, and answers in order.
+/// connection then lives on that shard, pipelines its requests (appends issued in arrival
+/// order, syncs overlapping) and answers in order.
 /// Malformed frames close only their own connection. Asio stays in the `.cc` files.
 /// `start` and `stop` are called by the main thread; `stop` closes every connection so the
 /// shards can finish.
 class kafka_server {
 public:
-    kafka_server(net::shard_group& shards, broker::broker& broker, server_config config);
+    kafka_server(net::shard_group& shards, broker::broker& broker, broker::group_coordinator& groups,
+                 server_config config);
     ~kafka_server();
     kafka_server(const kafka_server&) = delete;
     kafka_server& operator=(const kafka_server&) = delete;

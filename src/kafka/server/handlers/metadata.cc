@@ -7,6 +7,7 @@ proto::metadata_response::topic describe(const broker::topic_info& t, int32_t no
     proto::metadata_response::topic out;
     out.name = t.name;
     out.topic_id.value = t.id;
+    out.is_internal = broker::is_internal_topic(t.name);
     for (int32_t p = 0; p < t.config.partitions; ++p) {
         proto::metadata_response::partition part;
         part.partition_index = p;

@@ -21,6 +21,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
         int16_t topic_error = kerr::none;
         if (acks_ok) {
             std::tie(info, topic_error) = co_await find_or_create_topic(ctx, t.name, true);
+            if (topic_error == kerr::none && broker::is_internal_topic(t.name)) {
+                topic_error = kerr::invalid_topic_exception; // only the broker writes its internal topics
+            }
         }
         for (auto& p : t.partition_data) {
             auto& out = out_topic.partition_responses.emplace_back();
@@ -43,6 +46,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
     auto results = co_await await_all<result<broker::produce_result>>(
       targets.size(), [&](std::size_t i, std::function<void(result<broker::produce_result>)> done) {
           ctx.broker.produce(targets[i].tp, targets[i].records, req.acks, ctx.shard, std::move(done));
+          if (i + 1 == targets.size()) {
+              ctx.issued(); // appends are posted in order; their syncs may overlap the next request
+          }
       });
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto& out = r.responses[targets[i].topic].partition_responses[targets[i].partition];

@@ -1,0 +1,218 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/base.h"
+#include "broker/errc.h"
+#include "model/model.h"
+
+namespace runnel::broker {
+
+class broker;
+
+/// The name of the internal compacted topic holding committed offsets and group metadata.
+inline constexpr std::string_view offsets_topic = "__consumer_offsets";
+
+struct group_config {
+    /// group.initial.rebalance.delay.ms: how long a new group waits for more members.
+    std::chrono::milliseconds initial_rebalance_delay{3000};
+    /// group.min/max.session.timeout.ms: the session timeouts members may ask for.
+    std::chrono::milliseconds min_session_timeout{6000};
+    std::chrono::milliseconds max_session_timeout{1800000};
+    /// offsets.topic.num.partitions: fixed when the offsets topic is created.
+    int32_t offsets_partitions = 16;
+    /// offset.metadata.max.bytes
+    std::size_t max_metadata_bytes = 4096;
+};
+
+using coordinator_clock = std::chrono::steady_clock;
+
+struct join_request {
+    std::string group_id;
+    int32_t session_timeout_ms = 0;
+    int32_t rebalance_timeout_ms = -1; ///< -1: the session timeout (JoinGroup v0)
+    std::string member_id;
+    std::optional<std::string> instance_id;
+    std::string protocol_type;
+    std::vector<std::pair<std::string, std::string>> protocols; ///< name, metadata bytes
+    std::string client_id;
+    std::string client_host;
+    bool require_known_member = false; ///< JoinGroup v4+: a new member first gets MEMBER_ID_REQUIRED
+};
+
+struct join_result {
+    errc error = errc::success;
+    int32_t generation = -1;
+    std::string protocol_type;
+    std::optional<std::string> protocol_name;
+    std::string leader;
+    std::string member_id;
+    bool skip_assignment = false;
+    struct member {
+        std::string member_id;
+        std::optional<std::string> instance_id;
+        std::string metadata;
+    };
+    std::vector<member> members; ///< for the leader only
+};
+
+struct sync_request {
+    std::string group_id;
+    int32_t generation = -1;
+    std::string member_id;
+    std::optional<std::string> instance_id;
+    std::optional<std::string> protocol_type;
+    std::optional<std::string> protocol_name;
+    std::vector<std::pair<std::string, std::string>> assignments; ///< member id, assignment bytes
+};
+
+struct sync_result {
+    errc error = errc::success;
+    std::optional<std::string> protocol_type;
+    std::optional<std::string> protocol_name;
+    std::string assignment;
+};
+
+struct member_identity {
+    std::string member_id;
+    std::optional<std::string> instance_id;
+};
+
+struct committed_offset {
+    int64_t offset = -1;
+    int32_t leader_epoch = -1;
+    std::optional<std::string> metadata;
+    int64_t commit_time_ms = 0;
+};
+
+struct commit_request {
+    std::string group_id;
+    int32_t generation = -1;
+    std::string member_id;
+    std::optional<std::string> instance_id;
+    struct partition {
+        model::topic_partition tp;
+        committed_offset value;
+    };
+    std::vector<partition> partitions;
+};
+
+struct partition_error {
+    model::topic_partition tp;
+    errc error = errc::success;
+};
+
+struct fetched_offset {
+    model::topic_partition tp;
+    committed_offset value;
+    errc error = errc::success;
+};
+
+struct offsets_fetch_result {
+    errc error = errc::success;
+    std::vector<fetched_offset> partitions;
+};
+
+struct group_listing {
+    std::string group_id;
+    std::string protocol_type;
+    std::string state;
+};
+
+struct group_description {
+    errc error = errc::success;
+    std::string group_id;
+    std::string state;
+    std::string protocol_type;
+    std::string protocol;
+    int32_t generation = 0;
+    struct member {
+        std::string member_id;
+        std::optional<std::string> instance_id;
+        std::string client_id;
+        std::string client_host;
+        std::string metadata;
+        std::string assignment;
+    };
+    std::vector<member> members;
+};
+
+/// A group's committed offsets, for lag: what the gateway exports as consumer-group lag.
+struct group_offsets {
+    std::string group_id;
+    std::vector<std::pair<model::topic_partition, int64_t>> offsets;
+};
+
+/// Kafka's classic group coordinator: membership, rebalances and committed offsets.
+///
+/// Each group lives on one shard: the owner of its partition of `__consumer_offsets` (a
+/// hash of the group id), so its state and its writes stay on one thread. Calls come from any
+/// shard and answer on the caller's executor, like the broker's. Commits and the group's
+/// metadata after each rebalance are appended to `__consumer_offsets` and synced before they
+/// are answered; `start` replays that topic, partition by partition, and a group answers
+/// COORDINATOR_LOAD_IN_PROGRESS until its partition is loaded. Timeouts (sessions,
+/// rebalances, the initial delay) are checked by `tick`, which the server calls on each shard.
+class group_coordinator {
+public:
+    group_coordinator(broker& b, group_config config, std::vector<executor*> shards);
+    ~group_coordinator();
+    group_coordinator(const group_coordinator&) = delete;
+    group_coordinator& operator=(const group_coordinator&) = delete;
+
+    /// Creates the offsets topic when missing (blocking; not on a shard), then starts loading
+    /// it on the shards, returning at once.
+    result<void> start();
+    /// True once every partition of the offsets topic is loaded (tests, readiness).
+    bool loaded() const noexcept;
+    /// True once `group_id`'s partition of the offsets topic is loaded; any thread.
+    bool ready(std::string_view group_id) const noexcept;
+
+    /// Expires sessions, ends rebalances; call periodically on shard `s`'s thread.
+    void tick(unsigned s, coordinator_clock::time_point now);
+
+    void join(join_request req, executor& caller, std::function<void(join_result)> done);
+    void sync(sync_request req, executor& caller, std::function<void(sync_result)> done);
+    void heartbeat(std::string group_id, int32_t generation, member_identity member, executor& caller,
+                   std::function<void(errc)> done);
+    /// Removes members; answers one error per member (the first is the top-level one for v0–2).
+    void leave(std::string group_id, std::vector<member_identity> members, executor& caller,
+               std::function<void(errc, std::vector<errc>)> done);
+    void commit(commit_request req, executor& caller, std::function<void(errc, std::vector<partition_error>)> done);
+    /// `partitions` nullopt: every committed partition of the group.
+    void fetch_offsets(std::string group_id, std::optional<std::vector<model::topic_partition>> partitions,
+                       executor& caller, std::function<void(offsets_fetch_result)> done);
+    void list(executor& caller, std::function<void(std::vector<group_listing>)> done);
+    void describe(std::string group_id, executor& caller, std::function<void(group_description)> done);
+    void delete_group(std::string group_id, executor& caller, std::function<void(errc)> done);
+    void delete_offsets(std::string group_id, std::vector<model::topic_partition> partitions, executor& caller,
+                        std::function<void(errc, std::vector<partition_error>)> done);
+    /// Every group's committed offsets (lag metrics).
+    void all_offsets(executor& caller, std::function<void(std::vector<group_offsets>)> done);
+
+    /// Forgets committed offsets of a deleted topic in every group (durably).
+    void on_topic_deleted(const std::string& topic);
+
+    struct shard_state;
+
+private:
+    int32_t partition_of(std::string_view group_id) const noexcept;
+    unsigned shard_of_group(std::string_view group_id) const noexcept;
+    void load_partition(int32_t p, model::offset from);
+    void finish_load(int32_t p);
+
+    broker& _broker;
+    group_config _config;
+    std::vector<executor*> _shards;
+    std::vector<std::unique_ptr<shard_state>> _state;
+    int32_t _partitions = 0;
+    std::atomic<int32_t> _loading{0};
+    std::vector<std::atomic<bool>> _partition_ready;
+    bool _started = false;
+};
+
+} // namespace runnel::broker

@@ -1,0 +1,84 @@
+#include <algorithm>
+
+#include "kafka/server/handler.h"
+
+namespace runnel::kafka {
+
+// ListGroups, DescribeGroups and DeleteGroups.
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size()
+           && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+proto::bytes as_bytes(const std::string& s) {
+    return proto::bytes(reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data() + s.size()));
+}
+
+} // namespace
+
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_groups_request req) {
+    auto groups = co_await await_callback<std::vector<broker::group_listing>>(
+      [&](std::function<void(std::vector<broker::group_listing>)> done) { ctx.groups.list(ctx.shard, std::move(done)); });
+    proto::list_groups_response r;
+    for (auto& g : groups) {
+        if (!req.states_filter.empty()
+            && std::none_of(req.states_filter.begin(), req.states_filter.end(),
+                            [&](const std::string& s) { return iequals(s, g.state); })) {
+            continue;
+        }
+        proto::list_groups_response::listed_group out;
+        out.group_id = std::move(g.group_id);
+        out.protocol_type = std::move(g.protocol_type);
+        out.group_state = std::move(g.state);
+        r.groups.push_back(std::move(out));
+    }
+    co_return respond(ctx, r);
+}
+
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::describe_groups_request req) {
+    proto::describe_groups_response r;
+    for (auto& id : req.groups) {
+        auto d = co_await await_callback<broker::group_description>(
+          [&](std::function<void(broker::group_description)> done) { ctx.groups.describe(id, ctx.shard, std::move(done)); });
+        proto::describe_groups_response::described_group out;
+        out.error_code = to_kafka_error(d.error);
+        out.group_id = id;
+        out.group_state = d.state;
+        out.protocol_type = d.protocol_type;
+        out.protocol_data = d.protocol;
+        for (auto& m : d.members) {
+            proto::describe_groups_response::member pm;
+            pm.member_id = std::move(m.member_id);
+            pm.group_instance_id = std::move(m.instance_id);
+            pm.client_id = std::move(m.client_id);
+            pm.client_host = std::move(m.client_host);
+            pm.member_metadata = as_bytes(m.metadata);
+            pm.member_assignment = as_bytes(m.assignment);
+            out.members.push_back(std::move(pm));
+        }
+        if (req.include_authorized_operations) {
+            // Every operation is allowed: Read, Describe, Delete (bits 3, 8, 6).
+            out.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+        }
+        r.groups.push_back(std::move(out));
+    }
+    co_return respond(ctx, r);
+}
+
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete_groups_request req) {
+    proto::delete_groups_response r;
+    for (auto& id : req.groups_names) {
+        auto e = co_await await_callback<broker::errc>(
+          [&](std::function<void(broker::errc)> done) { ctx.groups.delete_group(id, ctx.shard, std::move(done)); });
+        proto::delete_groups_response::group_result out;
+        out.group_id = id;
+        out.error_code = to_kafka_error(e);
+        r.results.push_back(std::move(out));
+    }
+    co_return respond(ctx, r);
+}
+
+} // namespace runnel::kafka
