@@ -44,6 +44,7 @@ bench: build
 	bench/kafka_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-kafka.json
 	$(RELEASE)/bench/engine_bench --json build/bench-engine.json
 	bench/ws_bench.py --build $(RELEASE) --json build/bench-ws.json
+	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

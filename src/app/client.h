@@ -1,7 +1,7 @@
 #pragma once
 
-// Shared by the Kafka client commands (`topic`, `produce`, `consume`): their options, their
-// failure type, and `kafka_client`, a small owner of one librdkafka handle. Only the client
+// Shared by the Kafka client commands (`topic`, `produce`, `consume`, `group`): their options,
+// their failure type, and `kafka_client`, a small owner of one librdkafka handle. Only the client
 // command files include this; librdkafka itself (rdkafka.h) stays in their `.cc` files.
 
 #include <chrono>
@@ -187,9 +187,10 @@ private:
     rd_kafka_t* _rk = nullptr;
 };
 
-/// Adds `topic`, `produce` and `consume` (each file's part of the client).
+/// Adds `topic`, `produce`, `consume` and `group` (each file's part of the client).
 void add_topic_command(CLI::App& app, std::function<int()>& run);
 void add_produce_command(CLI::App& app, std::function<int()>& run);
 void add_consume_command(CLI::App& app, std::function<int()>& run);
+void add_group_command(CLI::App& app, std::function<int()>& run);
 
 } // namespace runnel::app

@@ -36,7 +36,7 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
 /// Runs the server until SIGINT or SIGTERM; returns the process exit code.
 int serve(const serve_options& opts);
 
-/// Adds the Kafka client commands `topic`, `produce` and `consume` (librdkafka; any Kafka
+/// Adds the Kafka client commands `topic`, `produce`, `consume` and `group` (librdkafka; any Kafka
 /// cluster). `run` is set to the command the command line chose; it returns the exit code.
 void add_client_commands(CLI::App& app, std::function<int()>& run);
 

@@ -81,8 +81,11 @@ class RunnelServer:
     """
 
     def __init__(self, binary, shards=2, auto_create_topics=True, default_partitions=None,
-                 extra_args=(), start_timeout=30.0, stop_timeout=60.0, name="runnel"):
+                 extra_args=(), start_timeout=30.0, stop_timeout=60.0, name="runnel",
+                 data_dir=None, kafka_port=0):
         self.binary = binary
+        self.data_dir = data_dir      # None: a fresh temporary directory, removed at stop
+        self.kafka_port = kafka_port  # 0: the kernel picks
         self.shards = shards
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
@@ -102,9 +105,12 @@ class RunnelServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self):
-        self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-itest-")
-        cmd = [self.binary, "serve", "--data-dir", os.path.join(self.tmp, "data"),
-               "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--shards", str(self.shards)]
+        if self.data_dir is None:
+            self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-itest-")
+        data_dir = self.data_dir or os.path.join(self.tmp, "data")
+        cmd = [self.binary, "serve", "--data-dir", data_dir,
+               "--kafka-addr", f"127.0.0.1:{self.kafka_port}", "--http-addr", "127.0.0.1:0",
+               "--shards", str(self.shards)]
         if not self.auto_create_topics:
             cmd += ["--auto-create-topics", "false"]
         if self.default_partitions is not None:
