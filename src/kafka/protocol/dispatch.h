@@ -11,8 +11,9 @@ namespace runnel::kafka::protocol {
 
 /// Decodes the body of a request of `api_key` at `api_version` into the matching alternative
 /// of `any_request`. Fails with `unsupported_api_key` / `unsupported_version` outside the api
-/// table, with the codec's error for malformed bytes, and with `trailing_bytes` when the body
-/// holds more than one message.
+/// table, and with the codec's error for malformed bytes. Bytes after a whole message are
+/// ignored, as Kafka brokers ignore them: librdkafka 2.0.2 sends OffsetFetch v7 requests with
+/// three zero bytes after the message.
 result<any_request> decode_request(int16_t api_key, int16_t api_version,
                                    std::span<const std::byte> body);
 

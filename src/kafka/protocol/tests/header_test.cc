@@ -117,12 +117,13 @@ TEST(dispatch, decodes_into_the_right_alternative) {
     ASSERT_TRUE(std::holds_alternative<heartbeat_request>(r.value()));
     EXPECT_EQ(std::get<heartbeat_request>(r.value()), hb);
 
-    // One byte too many is an error, not silently ignored.
+    // Bytes after the message are ignored, as a Kafka broker ignores them (librdkafka 2.0.2
+    // sends three extra zero bytes in OffsetFetch v7).
     auto bytes = w.take();
     bytes.push_back(std::byte{0});
     r = decode_request(int16_t{12}, 4, bytes);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), errc::trailing_bytes);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(std::get<heartbeat_request>(r.value()), hb);
 
     // Every api decodes into its own alternative, requests and responses alike.
     std::size_t requests = 0;
