@@ -72,6 +72,7 @@ router<handler_fn> build_routes() {
     add_rest_routes(r);
     add_stream_routes(r);
     add_metrics_routes(r);
+    add_dashboard_routes(r);
     return r;
 }
 

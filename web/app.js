@@ -1,0 +1,207 @@
+// Runnel's dashboard. Every second it reads /metrics (the Prometheus text the server exports),
+// turns the partitions' log end offsets into records/s per topic and the consumer groups'
+// lag into a table, and draws the rates with uPlot. "tail" follows a topic's new records over
+// the WebSocket API (/v1/ws). No framework and no build step: the browser loads these files
+// as the server embeds them.
+
+const POLL_MS = 1000;
+const WINDOW_POINTS = 120; // two minutes of history
+const TAIL_ROWS = 50;
+
+/** Parses Prometheus text into [{name, labels, value}]. */
+export function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) {
+      for (const l of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+        labels[l[1]] = l[2].replace(/\\"/g, '"').replace(/\\n/g, "\n").replace(/\\\\/g, "\\");
+      }
+    }
+    out.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+const state = {
+  times: [],             // seconds since the epoch, one per poll
+  rates: new Map(),      // topic -> records/s per poll (aligned with times)
+  last: null,            // {t, ends: Map(topic -> sum of log end offsets)}
+  chart: null,
+  chartTopics: [],
+  tail: null,            // {topic, ws}
+};
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function fmtCount(n) {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function fmtBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function setStatus(ok, text) {
+  const s = document.getElementById("status");
+  s.textContent = text;
+  s.className = "status " + (ok ? "ok" : "down");
+}
+
+function replaceRows(tbody, rows, emptyText, columns) {
+  tbody.replaceChildren(...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: columns }, emptyText))]));
+}
+
+/** Folds one scrape into per-topic figures. Internal topics (`__…`) are left out. */
+function summarize(samples) {
+  const topics = new Map(); // name -> {partitions, end, bytes}
+  const lag = new Map();    // "group\ttopic" -> lag
+  let memory = null;
+  for (const s of samples) {
+    const topic = s.labels.topic;
+    if (s.name === "process_resident_memory_bytes") memory = s.value;
+    if (!topic || topic.startsWith("__")) continue;
+    if (s.name === "runnel_partition_log_end_offset" || s.name === "runnel_partition_size_bytes") {
+      const t = topics.get(topic) ?? { partitions: 0, end: 0, bytes: 0 };
+      if (s.name === "runnel_partition_log_end_offset") { t.partitions++; t.end += s.value; }
+      else t.bytes += s.value;
+      topics.set(topic, t);
+    } else if (s.name === "kafka_consumergroup_lag_sum") {
+      lag.set(`${s.labels.consumergroup}\t${topic}`, s.value);
+    }
+  }
+  return { topics, lag, memory };
+}
+
+function updateRates(now, topics) {
+  const ends = new Map([...topics].map(([name, t]) => [name, t.end]));
+  const rates = new Map();
+  if (state.last) {
+    const dt = Math.max(1e-3, now - state.last.t);
+    for (const [name, end] of ends) {
+      const before = state.last.ends.get(name);
+      rates.set(name, before === undefined ? 0 : Math.max(0, (end - before) / dt));
+    }
+  }
+  state.last = { t: now, ends };
+  if (!rates.size && state.times.length === 0 && ends.size === 0) return rates;
+  state.times.push(now);
+  for (const name of new Set([...state.rates.keys(), ...rates.keys()])) {
+    const series = state.rates.get(name) ?? new Array(state.times.length - 1).fill(null);
+    series.push(rates.get(name) ?? null);
+    state.rates.set(name, series);
+  }
+  if (state.times.length > WINDOW_POINTS) {
+    state.times.shift();
+    for (const s of state.rates.values()) s.shift();
+  }
+  return rates;
+}
+
+const PALETTE = ["#2663d9", "#d9822b", "#1a7f37", "#b42fa6", "#c62828", "#0f8b8d", "#7a5cc7", "#8a6d1f"];
+
+function drawChart() {
+  const host = document.getElementById("throughput-chart");
+  const topics = [...state.rates.keys()].sort();
+  const data = [state.times, ...topics.map((t) => state.rates.get(t))];
+  const width = Math.max(320, host.clientWidth || 600);
+  if (!state.chart || topics.join("\n") !== state.chartTopics.join("\n")) {
+    if (state.chart) state.chart.destroy();
+    state.chartTopics = topics;
+    state.chart = new uPlot({
+      width,
+      height: 240,
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
+      axes: [{}, { label: "records/s", size: 70 }],
+      series: [{}, ...topics.map((t, i) => ({ label: t, stroke: PALETTE[i % PALETTE.length], width: 2,
+                                             value: (u, v) => (v == null ? "–" : fmtCount(v)) }))],
+    }, data, host);
+  } else {
+    state.chart.setData(data);
+    if (Math.abs(state.chart.width - width) > 8) state.chart.setSize({ width, height: 240 });
+  }
+}
+
+function renderTopics(topics, rates) {
+  const rows = [...topics.keys()].sort().map((name) => {
+    const t = topics.get(name);
+    const rate = rates.get(name) ?? 0;
+    return el("tr", { "data-topic": name },
+      el("td", {}, name),
+      el("td", { class: "num" }, t.partitions),
+      el("td", { class: "num" }, fmtCount(t.end)),
+      el("td", { class: "num rate" }, fmtCount(rate)),
+      el("td", { class: "num" }, fmtBytes(t.bytes)),
+      el("td", {}, el("button", { onclick: () => startTail(name) }, "tail")));
+  });
+  replaceRows(document.querySelector("#topics tbody"), rows, "no topics yet", 6);
+}
+
+function renderGroups(lag) {
+  const rows = [...lag.keys()].sort().map((key) => {
+    const [group, topic] = key.split("\t");
+    return el("tr", {}, el("td", {}, group), el("td", {}, topic), el("td", { class: "num" }, fmtCount(lag.get(key))));
+  });
+  replaceRows(document.querySelector("#groups tbody"), rows, "no committed offsets yet", 3);
+}
+
+async function poll() {
+  try {
+    const res = await fetch("/metrics", { cache: "no-store" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const { topics, lag, memory } = summarize(parseMetrics(await res.text()));
+    const rates = updateRates(Date.now() / 1000, topics);
+    renderTopics(topics, rates);
+    renderGroups(lag);
+    if (state.times.length > 1) drawChart();
+    if (memory != null) document.getElementById("memory").textContent = `server memory ${fmtBytes(memory)}`;
+    setStatus(true, "live");
+  } catch (e) {
+    setStatus(false, `server unreachable (${e.message})`);
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+function startTail(topic) {
+  if (state.tail) state.tail.ws.close(1000);
+  document.getElementById("tail-topic").textContent = `— ${topic}`;
+  const tbody = document.querySelector("#tail tbody");
+  tbody.replaceChildren();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`);
+  state.tail = { topic, ws };
+  ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", topic, from: "latest" }));
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "records") {
+      for (const r of msg.records) {
+        const value = typeof r.value === "string" ? r.value : JSON.stringify(r.value);
+        tbody.prepend(el("tr", {},
+          el("td", { class: "num" }, r.partition), el("td", { class: "num" }, r.offset),
+          el("td", {}, new Date(r.timestamp).toISOString().slice(11, 23)),
+          el("td", {}, r.key ?? ""), el("td", {}, value ?? "")));
+      }
+      while (tbody.rows.length > TAIL_ROWS) tbody.deleteRow(tbody.rows.length - 1);
+    } else if (msg.type === "error") {
+      tbody.prepend(el("tr", { class: "empty" }, el("td", { colspan: 5 }, `${msg.code}: ${msg.message}`)));
+    }
+  };
+}
+
+poll();
