@@ -22,7 +22,7 @@ build: bootstrap
 
 ## Starts `runnel serve` on ./runnel-data (Ctrl-C stops it cleanly).
 run: build
-	$(RELEASE)/src/app/runnel serve --data-dir $(DATA_DIR)
+	$(RELEASE)/src/app/runnel serve --data-dir $(DATA_DIR) --demo
 
 ## Every test: unit and integration (release build), unit under ASan+UBSan, fuzzers.
 test: test-release test-asan test-fuzz

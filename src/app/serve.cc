@@ -6,6 +6,7 @@
 
 #include "app/commands.h"
 #include "broker/broker.h"
+#include "app/demo.h"
 #include "gateway/gateway.h"
 #include "kafka/server/server.h"
 #include "net/net.h"
@@ -61,6 +62,12 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Largest session timeout a group member may ask for")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{86400000}));
+    cmd->add_flag("--demo", opts.demo,
+                  "Run a live demo: generated Nexmark bids into demo-bids, counted per channel in 5 s windows into "
+                  "demo-bids-per-channel");
+    cmd->add_option("--demo-rate", opts.demo_rate, "Events per second the demo generates")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
     cmd->add_option("--shards", opts.shards, "Event loop threads (default: one per core)");
     cmd->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
@@ -173,6 +180,12 @@ int serve(const serve_options& opts) {
             http_ep = bound.value();
         }
     }
+    demo live_demo(brk, opts.demo_rate);
+    if (!failure && opts.demo) {
+        if (auto r = live_demo.start(); !r) {
+            failure = fmt::format("cannot start the demo: {}", r.error().message());
+        }
+    }
     if (!failure) {
         for (unsigned s = 0; s < shard_count; ++s) {
             shards.every(s, std::chrono::milliseconds(opts.retention_check_ms),
@@ -193,11 +206,16 @@ int serve(const serve_options& opts) {
                   "HTTP listener on {}",
                   ms.count(), opts.data_dir.string(), shard_count, topic_count, partition_count,
                   kafka_ep->to_string(), http_ep->to_string());
+        lg().info("dashboard: http://{}/", http_ep->to_string());
 
         int sig = 0;
         sigwait(&signals, &sig);
         lg().info("{} received: flushing {} partitions", sig == SIGINT ? "SIGINT" : "SIGTERM", brk.partition_count());
+        if (opts.demo) {
+            lg().info("dashboard was at http://{}/", http_ep->to_string());
+        }
     }
+    live_demo.stop();
 
     // Clean shutdown: connections close, then every log flushes and records its durable point.
     http_listener.stop();

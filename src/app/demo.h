@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/base.h"
+
+namespace runnel::broker {
+class broker;
+} // namespace runnel::broker
+
+namespace runnel::app {
+
+/// The live demo of `runnel serve --demo` (what `make run` starts): generated Nexmark bids into
+/// the topic `demo-bids` and an engine pipeline counting them per channel in 5 s windows into
+/// `demo-bids-per-channel`. Runs on its own thread; `start` after the broker, `stop` before it.
+class demo {
+public:
+    demo(broker::broker& brk, int64_t events_per_second);
+    ~demo();
+    demo(const demo&) = delete;
+    demo& operator=(const demo&) = delete;
+
+    /// Creates the two topics when missing and starts the thread.
+    result<void> start();
+    /// Stops the thread after its last appends are answered; idempotent.
+    void stop();
+
+private:
+    void run();
+    struct state;
+    std::unique_ptr<state> _state;
+};
+
+} // namespace runnel::app
