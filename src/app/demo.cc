@@ -9,6 +9,7 @@
 // durable jobs are the job runtime's.
 
 #include "app/demo.h"
+#include "app/text.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -30,28 +31,7 @@ constexpr std::string_view results_topic = "demo-bids-per-channel";
 
 std::string json_escape(std::string_view s) {
     std::string out;
-    out.reserve(s.size() + 2);
-    out += '"';
-    for (char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                out += fmt::format("\\u{:04x}", c);
-            } else {
-                out += c;
-            }
-        }
-    }
-    out += '"';
+    append_json_string(out, s);
     return out;
 }
 

@@ -7,6 +7,27 @@ namespace runnel::kafka {
 // OffsetCommit, OffsetFetch and OffsetDelete: a group's committed positions, stored by the
 // coordinator in __consumer_offsets and synced before a commit is answered.
 
+namespace {
+
+/// Per-partition errors in a response's topic → partitions shape, topics in first-seen order.
+template <typename Topic>
+std::vector<Topic> by_topic(const std::vector<broker::partition_error>& errors) {
+    std::vector<Topic> topics;
+    std::map<std::string, std::size_t> topic_index;
+    for (const auto& e : errors) {
+        auto [it, fresh] = topic_index.try_emplace(e.tp.topic, topics.size());
+        if (fresh) {
+            topics.emplace_back().name = e.tp.topic;
+        }
+        auto& part = topics[it->second].partitions.emplace_back();
+        part.partition_index = e.tp.partition();
+        part.error_code = to_kafka_error(e.error);
+    }
+    return topics;
+}
+
+} // namespace
+
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset_commit_request req) {
     const auto version = ctx.header.request_api_version;
     broker::commit_request c;
@@ -30,16 +51,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
                           [done](broker::errc top, std::vector<broker::partition_error> each) { done({top, std::move(each)}); });
     });
     proto::offset_commit_response r;
-    std::map<std::string, std::size_t> topic_index;
-    for (const auto& e : res.second) {
-        auto [it, fresh] = topic_index.try_emplace(e.tp.topic, r.topics.size());
-        if (fresh) {
-            r.topics.emplace_back().name = e.tp.topic;
-        }
-        auto& part = r.topics[it->second].partitions.emplace_back();
-        part.partition_index = e.tp.partition();
-        part.error_code = to_kafka_error(e.error);
-    }
+    r.topics = by_topic<proto::offset_commit_response::topic>(res.second);
     co_return respond(ctx, r);
 }
 
@@ -134,16 +146,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
     });
     proto::offset_delete_response r;
     r.error_code = to_kafka_error(res.first);
-    std::map<std::string, std::size_t> topic_index;
-    for (const auto& e : res.second) {
-        auto [it, fresh] = topic_index.try_emplace(e.tp.topic, r.topics.size());
-        if (fresh) {
-            r.topics.emplace_back().name = e.tp.topic;
-        }
-        auto& part = r.topics[it->second].partitions.emplace_back();
-        part.partition_index = e.tp.partition();
-        part.error_code = to_kafka_error(e.error);
-    }
+    r.topics = by_topic<proto::offset_delete_response::topic>(res.second);
     co_return respond(ctx, r);
 }
 
