@@ -2,8 +2,7 @@
 
 #include <unistd.h>
 
-#include "broker/broker.h"
-#include "net/net.h"
+#include "broker/tests/broker_fixture.h"
 
 namespace runnel::broker {
 namespace {
@@ -13,29 +12,9 @@ using namespace std::chrono_literals;
 /// A broker and a group coordinator on two real shards; the test thread calls them and
 /// waits for the answers on its own executor. Time-outs are driven by calling `tick` with a
 /// chosen clock, so nothing waits for real time to pass.
-class group_coordinator_test : public ::testing::Test {
+class group_coordinator_test : public testing::broker_fixture {
 protected:
-    void SetUp() override {
-        _dir = std::filesystem::temp_directory_path() / fmt::format("runnel-groups-{}", ::getpid());
-        std::filesystem::remove_all(_dir);
-        start();
-    }
-    void TearDown() override {
-        shutdown();
-        std::filesystem::remove_all(_dir);
-    }
-    void start() {
-        _shards = std::make_unique<net::shard_group>(2);
-        _flushers.clear();
-        std::vector<executor*> ex;
-        std::vector<storage::flusher*> fl;
-        for (unsigned s = 0; s < 2; ++s) {
-            _flushers.push_back(std::make_unique<storage::flusher>());
-            ex.push_back(&_shards->executor_of(s));
-            fl.push_back(_flushers.back().get());
-        }
-        _broker = std::make_unique<broker>(broker_config{_dir}, ex, fl);
-        ASSERT_TRUE(_broker->start());
+    void started(const std::vector<executor*>& ex) override {
         group_config cfg;
         cfg.initial_rebalance_delay = 0ms;
         cfg.min_session_timeout = 10ms;
@@ -47,16 +26,7 @@ protected:
         ASSERT_TRUE(_groups->start());
         ASSERT_TRUE(eventually([&] { return _groups->loaded(); })); // loading runs on the shards
     }
-    void shutdown() {
-        if (_broker) {
-            EXPECT_TRUE(_broker->stop());
-            _shards->stop();
-            _groups.reset();
-            _broker.reset();
-            _flushers.clear();
-            _shards.reset();
-        }
-    }
+    void stopped() override { _groups.reset(); }
     void restart() {
         shutdown();
         start();
@@ -75,13 +45,6 @@ protected:
         return true;
     }
 
-    template <typename T, typename F>
-    T wait(F start_call) {
-        std::optional<T> out;
-        start_call([&](T v) { out = std::move(v); });
-        EXPECT_TRUE(_caller.run_until([&] { return out.has_value(); }, 30s));
-        return std::move(*out);
-    }
     void create_topic(const std::string& name, int32_t partitions) {
         topic_config cfg;
         cfg.partitions = partitions;
@@ -168,11 +131,6 @@ protected:
         return wait<group_description>([&](auto done) { _groups->describe("g", _caller, done); });
     }
 
-    std::filesystem::path _dir;
-    manual_executor _caller;
-    std::unique_ptr<net::shard_group> _shards;
-    std::vector<std::unique_ptr<storage::flusher>> _flushers;
-    std::unique_ptr<broker> _broker;
     std::unique_ptr<group_coordinator> _groups;
 };
 
