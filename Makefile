@@ -9,7 +9,7 @@ ASAN := build/asan
 DATA_DIR ?= runnel-data
 FUZZ_SECONDS ?=
 
-.PHONY: all bootstrap build run test test-release test-asan test-fuzz bench format clean
+.PHONY: all bootstrap build run test test-release test-asan test-fuzz benchmarks bench format clean
 
 all: build
 
@@ -24,11 +24,15 @@ build: bootstrap
 run: build
 	$(RELEASE)/src/app/runnel serve --data-dir $(DATA_DIR) --demo
 
-## Every test: unit and integration (release build), unit under ASan+UBSan, fuzzers.
-test: test-release test-asan test-fuzz
+## Every test: unit and integration (release build), unit under ASan+UBSan, fuzzers; then the
+## benchmark programs are compiled (not run), so they cannot rot.
+test: test-release test-asan test-fuzz benchmarks
 
 test-release: build
 	ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
+
+benchmarks: build
+	@cmake --build $(RELEASE) -j $(JOBS) --target benchmarks
 
 test-asan: bootstrap
 	@cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_SANITIZE=ON >/dev/null
@@ -39,7 +43,7 @@ test-asan: bootstrap
 test-fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
 
-bench: build
+bench: benchmarks
 	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
 	bench/kafka_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-kafka.json
 	$(RELEASE)/bench/engine_bench --json build/bench-engine.json
