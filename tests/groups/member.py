@@ -201,6 +201,10 @@ def run_kafka_python(args):
     consumer.subscribe([args.topic], listener=Listener())
     emit(f"ready {now_ms():.3f}")
     throttle = Throttle(args.rate)
+    # kafka-python does not retry an async commit that fails; like its auto-commit, the member
+    # makes sure of its positions when it goes idle: one synchronous commit after the last records.
+    dirty = False
+
     while not stop.is_set():
         batches = consumer.poll(timeout_ms=100)
         by_partition = {}
@@ -208,11 +212,18 @@ def run_kafka_python(args):
             by_partition.setdefault(tp.partition, []).extend(r.offset for r in records)
         if by_partition:
             emit_ranges(by_partition)
+            dirty = True
             try:
                 consumer.commit_async()
             except KafkaError:
                 pass
             throttle.account(sum(len(v) for v in by_partition.values()))
+        elif dirty:
+            try:
+                consumer.commit()
+                dirty = False
+            except KafkaError:
+                pass  # tried again at the next idle poll
     try:
         consumer.commit()
     except KafkaError:
