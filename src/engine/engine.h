@@ -4,6 +4,7 @@
 // windows and keyed state, and the fluent pipeline API that wires them together.
 
 #include "engine/batch.h"
+#include "engine/checkpoint.h"
 #include "engine/errc.h"
 #include "engine/expr.h"
 #include "engine/types.h"

@@ -88,6 +88,40 @@ void watermark_stage::advance(stage_output& out) {
     out.watermark(model::event_time(wm));
 }
 
+std::string watermark_stage::snapshot() const {
+    state_writer w;
+    w.u8(_started ? 1 : 0);
+    w.i64(_emitted);
+    w.u32(uint32_t(_parts.size()));
+    for (const auto& p : _parts) {
+        w.i64(p.max_ts);
+        w.u8(p.idle ? 1 : 0);
+    }
+    return std::move(w.bytes());
+}
+
+result<void> watermark_stage::restore(std::string_view bytes) {
+    if (bytes.empty()) return outcome::success();
+    state_reader r(bytes);
+    bool started = r.u8() != 0;
+    int64_t emitted = r.i64();
+    uint32_t n = r.count(9);
+    std::vector<partition_state> parts(n);
+    auto now = _opts.clock();
+    for (auto& p : parts) {
+        p.max_ts = r.i64();
+        p.idle = r.u8() != 0;
+        p.last_active = now; // idleness is measured again from the restart
+    }
+    if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "watermark: damaged snapshot");
+    if (parts.size() < _parts.size()) parts.resize(_parts.size(), partition_state{INT64_MIN, now, false});
+    _started = started;
+    _emitted = emitted;
+    _parts = std::move(parts);
+    metrics().watermark = emitted;
+    return outcome::success();
+}
+
 void watermark_stage::on_watermark(model::event_time wm, stage_output& out) {
     // Only the end of input arrives here: sources carry no watermarks of their own.
     if (wm.value() > _emitted) {

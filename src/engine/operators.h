@@ -71,6 +71,10 @@ public:
     void on_batch(size_t, batch b, stage_output& out) override;
     void on_watermark(model::event_time wm, stage_output& out) override;
     void on_tick(model::processing_time now, stage_output& out) override;
+    /// Each partition's largest event time and idleness, and the last watermark emitted, so a
+    /// restored job neither moves time back nor waits for partitions it already heard from.
+    std::string snapshot() const override;
+    result<void> restore(std::string_view bytes) override;
 
 private:
     struct partition_state {
@@ -210,14 +214,21 @@ private:
 using sink_fn = std::function<void(const batch&)>;
 using watermark_fn = std::function<void(model::event_time)>;
 
+/// Tells whether a sink can take another batch now; false holds the batch in the queue before
+/// the sink, which fills and stops the stages (and finally the sources) upstream.
+using ready_fn = std::function<bool()>;
+
 /// Hands every batch to a callback; the pipeline blocks while it runs (a slow sink slows the
-/// sources). One thread.
+/// sources). A sink with a `ready` callback is given a batch only while it answers true. One
+/// thread.
 class sink_stage final : public stage {
 public:
-    sink_stage(schema_ptr s, sink_fn fn, watermark_fn wfn)
+    sink_stage(schema_ptr s, sink_fn fn, watermark_fn wfn, ready_fn ready = {})
       : _schema(std::move(s))
       , _fn(std::move(fn))
-      , _wfn(std::move(wfn)) {}
+      , _wfn(std::move(wfn))
+      , _ready(std::move(ready)) {}
+    bool ready() const override { return !_ready || _ready(); }
     const char* name() const override { return "sink"; }
     size_t num_outputs() const override { return 0; }
     schema_ptr output_schema(size_t) const override { return _schema; }
@@ -234,6 +245,7 @@ private:
     schema_ptr _schema;
     sink_fn _fn;
     watermark_fn _wfn;
+    ready_fn _ready;
 };
 
 } // namespace runnel::engine

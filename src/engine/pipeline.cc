@@ -39,6 +39,7 @@ stream pipeline::add(std::unique_ptr<stage> st, const std::vector<const stream*>
             return {};
         }
         src.outs[inputs[k]->_port].push_back({id, k});
+        ++_edges;
     }
     return stream(this, id, 0, std::move(time));
 }
@@ -176,13 +177,14 @@ stream stream::side_output() const {
     return stream(_p, _node, 1, "");
 }
 
-void stream::sink(sink_fn fn, watermark_fn on_watermark) {
+void stream::sink(sink_fn fn, watermark_fn on_watermark, ready_fn ready) {
     if (!_p || !_p->ok_to_build(*this)) return;
     if (!fn) {
         _p->fail_build(error(errc::invalid_pipeline, "sink: no function"));
         return;
     }
-    _p->add(std::make_unique<sink_stage>(schema_of(), std::move(fn), std::move(on_watermark)), {this}, "");
+    _p->add(std::make_unique<sink_stage>(schema_of(), std::move(fn), std::move(on_watermark), std::move(ready)), {this},
+            "");
 }
 
 windowed_stream keyed_stream::window(window_spec w, window_options opts) {
@@ -261,6 +263,7 @@ void pipeline::process(size_t id, size_t input, message m) {
 result<bool> pipeline::run_once() {
     RUNNEL_TRY(check());
     bool progress = false;
+    bool blocked = false; ///< a stage that is not ready holds input back
     _moved = false;
     for (size_t id = _nodes.size(); id-- > 0;) {
         node& n = _nodes[id];
@@ -287,6 +290,10 @@ result<bool> pipeline::run_once() {
         } else if (!n.is_source) {
             for (size_t k = 0; k < n.inputs.size(); ++k) {
                 while (!n.inputs[k].empty() && n.pending.empty()) {
+                    if (!n.st->ready()) {
+                        blocked = true;
+                        break;
+                    }
                     message m = std::move(n.inputs[k].front());
                     n.inputs[k].pop_front();
                     process(id, k, std::move(m));
@@ -327,7 +334,7 @@ result<bool> pipeline::run_once() {
     for (const auto& n : _nodes) finished = finished && n.ended && n.pending.empty();
     bool sources_done = true;
     for (const auto& n : _nodes) sources_done = sources_done && (!n.is_source || n.source_done);
-    if (!progress && !_moved && sources_done && !finished) {
+    if (!progress && !_moved && !blocked && sources_done && !finished) {
         // Cannot happen while every stage drains its inputs; report rather than spin.
         return fail(errc::invalid_pipeline, "pipeline stalled: sources ended but stages still hold data");
     }
@@ -351,6 +358,24 @@ result<void> pipeline::run() {
         RUNNEL_TRY(bool done, run_once());
         if (done) return outcome::success();
     }
+}
+
+bool pipeline::quiescent() const {
+    for (const auto& n : _nodes) {
+        if (n.pending_pos < n.pending.size()) return false;
+        for (const auto& q : n.inputs) {
+            if (!q.empty()) return false;
+        }
+    }
+    return true;
+}
+
+size_t pipeline::queued_messages() const {
+    size_t total = 0;
+    for (const auto& n : _nodes) {
+        for (const auto& q : n.inputs) total += q.size();
+    }
+    return total;
 }
 
 std::vector<std::string> pipeline::snapshot() const {

@@ -41,7 +41,7 @@ public:
     stream side_output() const;
     stream dead_letters() const { return side_output(); }
     stream late_rows() const { return side_output(); }
-    void sink(sink_fn fn, watermark_fn on_watermark = {});
+    void sink(sink_fn fn, watermark_fn on_watermark = {}, ready_fn ready = {});
 
     /// The schema of the rows on this stream (null when the pipeline has an error).
     schema_ptr schema_of() const;
@@ -140,6 +140,13 @@ public:
     /// runs. Returns true once every source has ended and everything has drained.
     result<bool> run_once();
 
+    /// True when no message waits in any queue or output: every row taken from the sources
+    /// has reached the stages' state or the sinks. A checkpoint taken now is a consistent cut.
+    bool quiescent() const;
+    /// Messages waiting in the queues between stages, and how many the queues may hold.
+    size_t queued_messages() const;
+    size_t queue_capacity() const { return _opts.queue_capacity * _edges; }
+
     size_t num_stages() const { return _nodes.size(); }
     stage& stage_at(size_t id) { return *_nodes[id].st; }
     /// Each stage's state, by stage id (empty for stateless stages).
@@ -182,6 +189,7 @@ private:
     std::optional<error> _error;
     stage_output _out;
     bool _moved = false; ///< a pass moved a message between stages
+    size_t _edges = 0;   ///< queues between stages
 };
 
 } // namespace runnel::engine

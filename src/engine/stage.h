@@ -70,6 +70,9 @@ public:
     virtual void on_end(stage_output&) {}
     /// Called once per runner pass with the processing time: time-driven work (idle inputs).
     virtual void on_tick(model::processing_time, stage_output&) {}
+    /// False while the stage cannot take input (a sink waiting on its destination): the runner
+    /// leaves its queue alone, so backpressure reaches the sources.
+    virtual bool ready() const { return true; }
 
     /// The stage's state as bytes; stateless stages return an empty string.
     virtual std::string snapshot() const { return {}; }
