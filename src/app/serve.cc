@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "app/demo.h"
 #include "gateway/gateway.h"
+#include "jobs/jobs.h"
 #include "kafka/server/server.h"
 #include "net/net.h"
 #include "storage/storage.h"
@@ -180,6 +181,13 @@ int serve(const serve_options& opts) {
             http_ep = bound.value();
         }
     }
+    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
+    jobs::manager job_manager(brk, shards, opts.data_dir / "jobs");
+    if (!failure) {
+        if (auto r = job_manager.start(); !r) {
+            failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
+        }
+    }
     demo live_demo(brk, opts.demo_rate);
     if (!failure && opts.demo) {
         if (auto r = live_demo.start(); !r) {
@@ -202,9 +210,10 @@ int serve(const serve_options& opts) {
                 partition_count += t->config.partitions;
             }
         }
-        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), Kafka listener on {}, "
+        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), {} jobs, Kafka listener on {}, "
                   "HTTP listener on {}",
                   ms.count(), opts.data_dir.string(), shard_count, topic_count, partition_count,
+                  job_manager.status().size(),
                   kafka_ep->to_string(), http_ep->to_string());
         lg().info("dashboard: http://{}/", http_ep->to_string());
 
@@ -216,6 +225,7 @@ int serve(const serve_options& opts) {
         }
     }
     live_demo.stop();
+    job_manager.stop();
 
     // Clean shutdown: connections close, then every log flushes and records its durable point.
     http_listener.stop();

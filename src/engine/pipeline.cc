@@ -330,6 +330,7 @@ result<bool> pipeline::run_once() {
             }
         }
     }
+    _progress = progress || _moved;
     bool finished = true;
     for (const auto& n : _nodes) finished = finished && n.ended && n.pending.empty();
     bool sources_done = true;

@@ -143,6 +143,8 @@ public:
     /// True when no message waits in any queue or output: every row taken from the sources
     /// has reached the stages' state or the sinks. A checkpoint taken now is a consistent cut.
     bool quiescent() const;
+    /// True when the last `run_once` moved or produced anything (false: it found nothing to do).
+    bool made_progress() const { return _progress; }
     /// Messages waiting in the queues between stages, and how many the queues may hold.
     size_t queued_messages() const;
     size_t queue_capacity() const { return _opts.queue_capacity * _edges; }
@@ -190,6 +192,7 @@ private:
     stage_output _out;
     bool _moved = false; ///< a pass moved a message between stages
     size_t _edges = 0;   ///< queues between stages
+    bool _progress = false;
 };
 
 } // namespace runnel::engine

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "gateway/decompress.h"
+#include "model/decompress.h"
 
 namespace runnel::gateway {
 namespace json = boost::json;
@@ -127,41 +127,6 @@ std::optional<problem> parse_produce_body(std::string_view body, std::vector<pro
         }
     }
     return std::nullopt;
-}
-
-int32_t partition_for_key(std::string_view key, int32_t partitions) noexcept {
-    // murmur2, 32-bit, with the seed Kafka's Java client uses.
-    const uint32_t m = 0x5bd1e995;
-    const int r = 24;
-    const auto len = static_cast<uint32_t>(key.size());
-    uint32_t h = 0x9747b28c ^ len;
-    const auto* d = reinterpret_cast<const unsigned char*>(key.data());
-    const uint32_t quads = len / 4;
-    for (uint32_t i = 0; i < quads; ++i) {
-        uint32_t k = uint32_t(d[4 * i]) | uint32_t(d[4 * i + 1]) << 8 | uint32_t(d[4 * i + 2]) << 16
-                     | uint32_t(d[4 * i + 3]) << 24;
-        k *= m;
-        k ^= k >> r;
-        k *= m;
-        h *= m;
-        h ^= k;
-    }
-    const uint32_t tail = len & ~3u;
-    switch (len % 4) {
-    case 3:
-        h ^= uint32_t(d[tail + 2]) << 16;
-        [[fallthrough]];
-    case 2:
-        h ^= uint32_t(d[tail + 1]) << 8;
-        [[fallthrough]];
-    case 1:
-        h ^= uint32_t(d[tail]);
-        h *= m;
-    }
-    h ^= h >> 13;
-    h *= m;
-    h ^= h >> 15;
-    return static_cast<int32_t>((h & 0x7fffffff) % static_cast<uint32_t>(partitions));
 }
 
 bool valid_utf8(std::string_view s) noexcept {
@@ -371,30 +336,14 @@ decoded_records decode_batches(std::string_view topic, int32_t partition, std::s
         if (hdr.is_control() || hdr.record_count == 0) {
             continue;
         }
-        // A compressed batch is inflated into a copy whose header says "uncompressed".
         std::vector<std::byte> inflated;
-        std::span<const std::byte> plain = batch;
-        if (hdr.compression() != model::compression::none) {
-            namespace L = model::batch_layout;
-            static constexpr const char* names[] = {"none", "gzip", "snappy", "lz4", "zstd"};
-            const auto c = static_cast<int>(hdr.compression());
-            std::string why;
-            auto body = decompress_records(hdr.compression(), batch.subspan(L::header_size), max_inflated_bytes, why);
-            if (!body || body->size() > static_cast<std::size_t>(INT32_MAX) - L::header_size) {
-                out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
-                                       fmt::format("undecodable {} batch: {}", c >= 0 && c < 5 ? names[c] : "unknown",
-                                                   body ? "too large" : why)});
-                continue;
-            }
-            inflated.resize(L::header_size + body->size());
-            std::memcpy(inflated.data(), batch.data(), L::header_size);
-            std::memcpy(inflated.data() + L::header_size, body->data(), body->size());
-            write_be<int16_t>(inflated.data() + L::attributes, static_cast<int16_t>(hdr.attributes & ~0x7));
-            write_be<int32_t>(inflated.data() + L::length,
-                              static_cast<int32_t>(L::header_size - L::length_field_end + body->size()));
-            plain = inflated;
+        std::string why;
+        auto plain = model::uncompressed_batch(batch, hdr, max_inflated_bytes, inflated, why);
+        if (!plain) {
+            out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(), why});
+            continue;
         }
-        auto records = model::decode_records(plain);
+        auto records = model::decode_records(*plain);
         if (!records) {
             out.skipped.push_back({std::max(hdr.base_offset(), from), hdr.next_offset()(),
                                    fmt::format("undecodable batch: {}", records.error().message())});

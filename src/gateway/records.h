@@ -31,8 +31,7 @@ struct produce_record {
 /// when the body is not acceptable (`instance` is left for the caller).
 std::optional<problem> parse_produce_body(std::string_view body, std::vector<produce_record>& out);
 
-/// Kafka's default partitioner for keyed records (murmur2 of the key, as Java clients do).
-int32_t partition_for_key(std::string_view key, int32_t partitions) noexcept;
+using model::partition_for_key;
 
 /// True when `s` is well-formed UTF-8.
 bool valid_utf8(std::string_view s) noexcept;

@@ -4,4 +4,5 @@
 
 #include "model/errc.h"
 #include "model/fundamental.h"
+#include "model/decompress.h"
 #include "model/record_batch.h"

@@ -260,4 +260,39 @@ record_batch record_batch_builder::build(offset base) {
     return out;
 }
 
+int32_t partition_for_key(std::string_view key, int32_t partitions) noexcept {
+    // murmur2, 32-bit, with the seed Kafka's Java client uses.
+    const uint32_t m = 0x5bd1e995;
+    const int r = 24;
+    const auto len = static_cast<uint32_t>(key.size());
+    uint32_t h = 0x9747b28c ^ len;
+    const auto* d = reinterpret_cast<const unsigned char*>(key.data());
+    const uint32_t quads = len / 4;
+    for (uint32_t i = 0; i < quads; ++i) {
+        uint32_t k = uint32_t(d[4 * i]) | uint32_t(d[4 * i + 1]) << 8 | uint32_t(d[4 * i + 2]) << 16
+                     | uint32_t(d[4 * i + 3]) << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const uint32_t tail = len & ~3u;
+    switch (len % 4) {
+    case 3:
+        h ^= uint32_t(d[tail + 2]) << 16;
+        [[fallthrough]];
+    case 2:
+        h ^= uint32_t(d[tail + 1]) << 8;
+        [[fallthrough]];
+    case 1:
+        h ^= uint32_t(d[tail]);
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return static_cast<int32_t>((h & 0x7fffffff) % static_cast<uint32_t>(partitions));
+}
+
 } // namespace runnel::model

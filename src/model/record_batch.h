@@ -173,4 +173,8 @@ void append(std::vector<std::byte>& out, int64_t v);
 std::optional<int64_t> read(std::span<const std::byte> bytes, std::size_t& pos) noexcept;
 } // namespace varint
 
+/// Kafka's default partitioner for keyed records: murmur2 of the key with the Java client's
+/// seed, so Runnel places a key where every Kafka client would.
+int32_t partition_for_key(std::string_view key, int32_t partitions) noexcept;
+
 } // namespace runnel::model

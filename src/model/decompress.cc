@@ -1,13 +1,15 @@
-#include "gateway/decompress.h"
+#include "model/decompress.h"
 
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include <lz4frame.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
-namespace runnel::gateway {
+namespace runnel::model {
 namespace {
 
 constexpr std::size_t chunk = 64 * 1024;
@@ -196,4 +198,24 @@ std::optional<std::string> decompress_records(model::compression c, std::span<co
     return std::nullopt;
 }
 
-} // namespace runnel::gateway
+std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std::byte> batch, const batch_header& h,
+                                                             std::size_t limit, std::vector<std::byte>& storage,
+                                                             std::string& why) {
+    if (h.compression() == compression::none) return batch;
+    namespace L = batch_layout;
+    static constexpr const char* names[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+    const auto c = static_cast<int>(h.compression());
+    auto body = decompress_records(h.compression(), batch.subspan(L::header_size), limit, why);
+    if (!body || body->size() > static_cast<std::size_t>(INT32_MAX) - L::header_size) {
+        why = fmt::format("undecodable {} batch: {}", c >= 0 && c < 5 ? names[c] : "unknown", body ? "too large" : why);
+        return std::nullopt;
+    }
+    storage.resize(L::header_size + body->size());
+    std::memcpy(storage.data(), batch.data(), L::header_size);
+    std::memcpy(storage.data() + L::header_size, body->data(), body->size());
+    write_be<int16_t>(storage.data() + L::attributes, static_cast<int16_t>(h.attributes & ~0x7));
+    write_be<int32_t>(storage.data() + L::length, static_cast<int32_t>(L::header_size - L::length_field_end + body->size()));
+    return std::span<const std::byte>(storage);
+}
+
+} // namespace runnel::model

@@ -1,0 +1,131 @@
+#pragma once
+
+// The public header of `jobs`: durable pipelines that run inside `runnel serve`.
+//
+// A job is a definition (a template name and its parameters, kept in
+// `DATA_DIR/jobs/<id>/job.json`) turned into an engine pipeline over the embedded log. It runs
+// on one shard, a bounded slice of work at a time, and checkpoints itself: at a quiescent point
+// it snapshots its stages, its sources' offsets and its sinks' output into
+// `DATA_DIR/jobs/<id>/checkpoints/`, and only then releases exactly-once output to the log. A
+// restarted server resumes every job from its last complete checkpoint.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/base.h"
+#include "connect/log/log.h"
+#include "engine/engine.h"
+
+namespace runnel::broker {
+class broker;
+} // namespace runnel::broker
+
+namespace runnel::net {
+class shard_group;
+} // namespace runnel::net
+
+namespace runnel::jobs {
+
+/// What a job runs: a template and its parameters (all given as text, checked by the
+/// template), plus how it checkpoints.
+struct job_definition {
+    std::string id;
+    std::string template_name;
+    std::map<std::string, std::string> params;
+    std::chrono::milliseconds checkpoint_interval{1000};
+
+    std::string to_json() const;
+    static result<job_definition> from_json(std::string_view text, std::string& why);
+};
+
+/// A job's state as the gateway and `/metrics` report it. Plain value.
+struct job_status {
+    struct stage {
+        std::string name;
+        uint64_t rows_in = 0, rows_out = 0, late_rows = 0, dead_letters = 0;
+    };
+    std::string id;
+    std::string template_name;
+    std::string state; ///< starting, recovering, running, failed, stopped
+    std::string error;
+    std::vector<stage> stages;
+    int64_t watermark_ms = INT64_MIN;  ///< the sinks' watermark (event time)
+    int64_t watermark_lag_ms = 0;      ///< processing time − watermark, when there is one
+    uint64_t checkpoints = 0;
+    uint64_t last_checkpoint_id = 0;
+    double last_checkpoint_ms = 0;     ///< snapshot to durable, including the sinks' release
+    uint64_t last_checkpoint_bytes = 0;
+    std::size_t queued_messages = 0, queue_capacity = 0;
+    std::size_t source_buffered_bytes = 0, sink_pending_bytes = 0;
+    uint64_t records_skipped = 0;      ///< removed by retention before the job read them
+    std::string waiting_for;
+};
+
+/// What a template builds a pipeline with: log sources and sinks that take part in the job's
+/// checkpoints. Used on the thread that builds the job, before it starts.
+class job_context {
+public:
+    virtual ~job_context() = default;
+    virtual engine::pipeline& pipeline() = 0;
+    /// A stream of the topic's records (see `connect::log_source::schema`).
+    virtual engine::stream source(connect::log_source_options opts) = 0;
+    /// Writes `s` to a topic, created with `partitions` when missing.
+    virtual void sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) = 0;
+    /// Partitions of an existing topic, or 0.
+    virtual int32_t partitions_of(const std::string& topic) const = 0;
+};
+
+/// Builds a job's pipeline from its parameters; errors name the parameter.
+using template_fn = std::function<result<void>(job_context&, const job_definition&, std::string& why)>;
+
+/// The built-in templates by name. `windowed_count`: JSON records of topic `input` counted per
+/// `key` field in tumbling event-time windows of `window_ms` on the `time` field (epoch ms),
+/// with `bound_ms` out-of-orderness, `lateness_ms` allowed lateness and `idle_ms` idle timeout;
+/// rows {key, window_start, window_end, count} to topic `output` (`output_partitions`,
+/// `delivery` = exactly_once | at_least_once), late rows to `<output>.late` and undecodable
+/// records to `<output>.dead`.
+const std::map<std::string, template_fn>& templates();
+
+class job;
+
+/// Every job of a server: loads them at start, runs each on a shard, stores new ones, stops
+/// them. `start` and `stop` from the main thread (they block); `submit`, `remove` and
+/// `status` from any thread that is not a shard.
+class manager {
+public:
+    manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir);
+    ~manager();
+    manager(const manager&) = delete;
+    manager& operator=(const manager&) = delete;
+
+    /// Starts every job stored under the directory; a job that cannot start is reported failed.
+    result<void> start();
+    /// Stops every job (each finishes the step it is in); what is not checkpointed is redone
+    /// after the next start.
+    void stop();
+
+    /// Stores and starts a new job; `why` explains a refusal (unknown template, bad parameter,
+    /// id in use).
+    result<void> submit(job_definition def, std::string& why);
+    /// Stops a job and deletes its definition and checkpoints.
+    result<void> remove(const std::string& id);
+    std::vector<job_status> status() const;
+
+private:
+    result<void> launch(job_definition def, std::string& why);
+
+    broker::broker& _broker;
+    net::shard_group& _shards;
+    std::filesystem::path _dir;
+    struct impl;
+    std::unique_ptr<impl> _impl;
+};
+
+} // namespace runnel::jobs

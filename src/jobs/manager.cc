@@ -1,0 +1,260 @@
+#include <fstream>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "base/file.h"
+#include "base/logging.h"
+#include "base/metrics.h"
+#include "broker/broker.h"
+#include "jobs/job.h"
+#include "net/shard_group.h"
+#include "storage/flusher.h"
+
+namespace runnel::jobs {
+namespace {
+
+namespace json = boost::json;
+
+spdlog::logger& lg() { return logging::get("jobs"); }
+
+bool valid_id(std::string_view id) {
+    if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+    for (char c : id) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    }
+    return true;
+}
+
+} // namespace
+
+std::string job_definition::to_json() const {
+    json::object o;
+    o["id"] = id;
+    o["template"] = template_name;
+    o["checkpoint_interval_ms"] = checkpoint_interval.count();
+    json::object p;
+    for (const auto& [k, v] : params) p[k] = v;
+    o["params"] = std::move(p);
+    return json::serialize(o);
+}
+
+result<job_definition> job_definition::from_json(std::string_view text, std::string& why) {
+    auto bad = [&](std::string w) -> result<job_definition> {
+        why = std::move(w);
+        return std::error_code(EINVAL, std::generic_category());
+    };
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec) return bad(fmt::format("not JSON: {}", ec.message()));
+    if (!v.is_object()) return bad("a job definition is a JSON object");
+    const auto& o = v.as_object();
+    job_definition d;
+    auto str = [&](const char* k) -> std::optional<std::string> {
+        auto* x = o.if_contains(k);
+        if (!x || !x->is_string()) return std::nullopt;
+        return std::string(x->as_string());
+    };
+    auto id = str("id");
+    auto tmpl = str("template");
+    if (!id || !valid_id(*id)) return bad("'id' must be a string of letters, digits, '-', '_' and '.'");
+    if (!tmpl) return bad("'template' must be a string");
+    d.id = *id;
+    d.template_name = *tmpl;
+    if (auto* ci = o.if_contains("checkpoint_interval_ms")) {
+        if (!ci->is_int64() || ci->as_int64() < 10 || ci->as_int64() > 3'600'000) {
+            return bad("'checkpoint_interval_ms' must be an integer from 10 to 3600000");
+        }
+        d.checkpoint_interval = std::chrono::milliseconds(ci->as_int64());
+    }
+    if (auto* p = o.if_contains("params")) {
+        if (!p->is_object()) return bad("'params' must be an object");
+        for (const auto& [k, x] : p->as_object()) {
+            if (x.is_string()) d.params[std::string(k)] = std::string(x.as_string());
+            else if (x.is_int64() || x.is_uint64() || x.is_double() || x.is_bool()) d.params[std::string(k)] = json::serialize(x);
+            else return bad(fmt::format("parameter '{}' must be a string, number or boolean", std::string(k)));
+        }
+    }
+    return d;
+}
+
+struct manager::impl {
+    storage::flusher writer{"checkpoints"};
+    mutable std::mutex mu;
+    struct entry {
+        std::shared_ptr<job> j;
+        unsigned shard;
+    };
+    std::map<std::string, entry> jobs;
+    /// Jobs per shard, woken by the shard's tick (shared with the tick callbacks, which may
+    /// outlive the manager until the shards stop).
+    struct ticks {
+        std::mutex mu;
+        std::vector<std::vector<std::weak_ptr<job>>> per_shard;
+    };
+    std::shared_ptr<ticks> tick = std::make_shared<ticks>();
+    metrics::registry::collector_handle collector;
+};
+
+manager::manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir)
+  : _broker(brk)
+  , _shards(shards)
+  , _dir(std::move(dir))
+  , _impl(std::make_unique<impl>()) {}
+
+manager::~manager() { stop(); }
+
+result<void> manager::start() {
+    std::error_code ec;
+    std::filesystem::create_directories(_dir, ec);
+    if (ec) return ec;
+    _impl->tick->per_shard.resize(_shards.size());
+    for (unsigned s = 0; s < _shards.size(); ++s) {
+        _shards.every(s, std::chrono::milliseconds(100), [t = _impl->tick, s] {
+            std::vector<std::shared_ptr<job>> live;
+            {
+                std::lock_guard lock(t->mu);
+                for (auto& w : t->per_shard[s]) {
+                    if (auto j = w.lock()) live.push_back(std::move(j));
+                }
+            }
+            for (auto& j : live) j->wake();
+        });
+    }
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& e : std::filesystem::directory_iterator(_dir, ec)) {
+        if (e.is_directory()) dirs.push_back(e.path());
+    }
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs) {
+        std::ifstream in(d / "job.json");
+        if (!in) continue;
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::string why;
+        auto def = job_definition::from_json(text, why);
+        if (!def) {
+            lg().error("job in {}: job.json: {}", d.string(), why);
+            continue;
+        }
+        if (def.value().id != d.filename().string()) {
+            lg().error("job in {}: its id '{}' is not its directory's name", d.string(), def.value().id);
+            continue;
+        }
+        if (!launch(std::move(def).value(), why)) lg().error("job {}: {}", d.filename().string(), why);
+    }
+    _impl->collector = metrics::default_registry().add_collector([this](metrics::sample_sink& out) {
+        for (const auto& st : status()) {
+            const metrics::label job{"job", st.id};
+            out.gauge("runnel_job_running", "1 while the job runs, 0 when it failed or stopped", {job},
+                      st.state == "running" ? 1 : 0);
+            for (const auto& s : st.stages) {
+                const metrics::label op{"operator", s.name};
+                out.counter("runnel_job_records_in_total", "Rows each operator of a job took in", {job, op}, double(s.rows_in));
+                out.counter("runnel_job_records_out_total", "Rows each operator of a job emitted", {job, op}, double(s.rows_out));
+                if (s.late_rows) out.counter("runnel_job_late_records_total", "Rows past the allowed lateness, sent to the late output", {job, op}, double(s.late_rows));
+                if (s.dead_letters) out.counter("runnel_job_dead_letters_total", "Records that could not be decoded", {job, op}, double(s.dead_letters));
+            }
+            if (st.watermark_ms != INT64_MIN) {
+                out.gauge("runnel_job_watermark_lag_seconds", "Processing time minus the job's output watermark (freshness)",
+                          {job}, double(st.watermark_lag_ms) / 1000.0);
+            }
+            out.counter("runnel_job_checkpoints_total", "Checkpoints completed", {job}, double(st.checkpoints));
+            out.gauge("runnel_job_checkpoint_duration_seconds", "The last checkpoint, from snapshot to released output",
+                      {job}, st.last_checkpoint_ms / 1000.0);
+            out.gauge("runnel_job_checkpoint_size_bytes", "Bytes of the last checkpoint", {job}, double(st.last_checkpoint_bytes));
+            out.gauge("runnel_job_queue_fill_ratio", "Messages queued between the job's operators over their capacity (backpressure)",
+                      {job}, st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0);
+            out.gauge("runnel_job_source_buffered_bytes", "Records fetched from the log, not yet taken by the job", {job},
+                      double(st.source_buffered_bytes));
+            out.gauge("runnel_job_sink_pending_bytes", "Output held for the next checkpoint or being appended", {job},
+                      double(st.sink_pending_bytes));
+        }
+    });
+    return ok();
+}
+
+result<void> manager::launch(job_definition def, std::string& why) {
+    const auto id = def.id;
+    const unsigned shard = _shards.shard_for(std::hash<std::string>{}(id));
+    auto j = std::make_shared<job>(_broker, _shards.executor_of(shard), _impl->writer, _dir / id, std::move(def));
+    auto built = j->build(why);
+    if (built) {
+        if (auto l = j->load(); !l) why = j->status().error;
+    }
+    {
+        std::lock_guard lock(_impl->mu);
+        _impl->jobs[id] = {j, shard};
+    }
+    if (!built || !why.empty()) {
+        std::string reason = why;
+        _shards.run_on(shard, [j, reason] { j->stop(); });
+        return std::error_code(EINVAL, std::generic_category());
+    }
+    {
+        std::lock_guard lock(_impl->tick->mu);
+        _impl->tick->per_shard[shard].push_back(j);
+    }
+    j->begin();
+    return ok();
+}
+
+result<void> manager::submit(job_definition def, std::string& why) {
+    if (!valid_id(def.id)) {
+        why = "a job id is letters, digits, '-', '_' and '.' (at most 128)";
+        return std::error_code(EINVAL, std::generic_category());
+    }
+    {
+        std::lock_guard lock(_impl->mu);
+        if (_impl->jobs.count(def.id)) {
+            why = fmt::format("a job '{}' exists already", def.id);
+            return std::error_code(EEXIST, std::generic_category());
+        }
+    }
+    auto t = templates().find(def.template_name);
+    if (t == templates().end()) {
+        why = fmt::format("unknown template '{}'", def.template_name);
+        return std::error_code(EINVAL, std::generic_category());
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(_dir / def.id, ec);
+    if (ec) return ec;
+    auto text = def.to_json();
+    RUNNEL_TRY(write_file_atomic(_dir / def.id / "job.json", std::as_bytes(std::span(text))));
+    return launch(std::move(def), why);
+}
+
+result<void> manager::remove(const std::string& id) {
+    impl::entry e;
+    {
+        std::lock_guard lock(_impl->mu);
+        auto it = _impl->jobs.find(id);
+        if (it == _impl->jobs.end()) return std::error_code(ENOENT, std::generic_category());
+        e = it->second;
+        _impl->jobs.erase(it);
+    }
+    _shards.run_on(e.shard, [j = e.j] { j->stop(); });
+    std::error_code ec;
+    std::filesystem::remove_all(_dir / id, ec);
+    return ec ? result<void>(ec) : ok();
+}
+
+std::vector<job_status> manager::status() const {
+    std::vector<job_status> out;
+    std::lock_guard lock(_impl->mu);
+    for (const auto& [id, e] : _impl->jobs) out.push_back(e.j->status());
+    return out;
+}
+
+void manager::stop() {
+    _impl->collector.reset();
+    std::map<std::string, impl::entry> jobs;
+    {
+        std::lock_guard lock(_impl->mu);
+        jobs.swap(_impl->jobs); // a second stop (the destructor's) finds none
+    }
+    for (auto& [id, e] : jobs) _shards.run_on(e.shard, [j = e.j] { j->stop(); });
+    std::lock_guard lock(_impl->tick->mu);
+    for (auto& v : _impl->tick->per_shard) v.clear();
+}
+
+} // namespace runnel::jobs

@@ -1,0 +1,99 @@
+// The built-in job templates. SQL statements become jobs through the same registry.
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "jobs/jobs.h"
+
+namespace runnel::jobs {
+namespace {
+
+std::error_code invalid() { return std::error_code(EINVAL, std::generic_category()); }
+
+/// Reads the parameters of a job definition; the first problem is kept in `why`.
+class params {
+public:
+    params(const job_definition& d, std::string& why)
+      : _d(d)
+      , _why(why) {}
+
+    std::string text(const std::string& name, std::optional<std::string> fallback = std::nullopt) {
+        auto it = _d.params.find(name);
+        if (it != _d.params.end() && !it->second.empty()) return it->second;
+        if (!fallback) problem(fmt::format("parameter '{}' is required", name));
+        return fallback.value_or("");
+    }
+    int64_t number(const std::string& name, std::optional<int64_t> fallback, int64_t min, int64_t max) {
+        auto it = _d.params.find(name);
+        if (it == _d.params.end()) {
+            if (!fallback) problem(fmt::format("parameter '{}' is required", name));
+            return fallback.value_or(0);
+        }
+        int64_t v = 0;
+        const auto& s = it->second;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size()) {
+            problem(fmt::format("parameter '{}' must be an integer, not '{}'", name, s));
+        } else if (v < min || v > max) {
+            problem(fmt::format("parameter '{}' must be between {} and {}, not {}", name, min, max, v));
+        }
+        return v;
+    }
+    bool ok() const { return _why.empty(); }
+
+private:
+    void problem(std::string p) {
+        if (_why.empty()) _why = std::move(p);
+    }
+    const job_definition& _d;
+    std::string& _why;
+};
+
+result<void> windowed_count(job_context& ctx, const job_definition& def, std::string& why) {
+    params p(def, why);
+    auto input = p.text("input");
+    auto output = p.text("output");
+    auto key = p.text("key", "key");
+    auto time = p.text("time", "ts");
+    constexpr int64_t day = 86'400'000;
+    auto window_ms = p.number("window_ms", std::nullopt, 1, 365 * day);
+    auto bound_ms = p.number("bound_ms", 0, 0, day);
+    auto lateness_ms = p.number("lateness_ms", 0, 0, day);
+    auto idle_ms = p.number("idle_ms", 0, 0, day);
+    auto out_parts = p.number("output_partitions", 1, 1, 10000);
+    auto mode = p.text("delivery", "exactly_once");
+    if (p.ok() && mode != "exactly_once" && mode != "at_least_once") {
+        why = fmt::format("parameter 'delivery' must be exactly_once or at_least_once, not '{}'", mode);
+    }
+    if (p.ok() && key == time) why = "parameters 'key' and 'time' name the same field";
+    if (!p.ok()) return invalid();
+    const auto delivery = mode == "exactly_once" ? connect::delivery::exactly_once : connect::delivery::at_least_once;
+
+    auto fields = engine::make_schema({{key, engine::data_type::string()}, {time, engine::data_type::timestamp()}});
+    connect::log_source_options src;
+    src.topic = input;
+    auto decoded = ctx.source(src).decode(engine::decode_format::json, fields, "value");
+    engine::watermark_options wo;
+    wo.partitions = std::max(1, ctx.partitions_of(input));
+    wo.idle_timeout = std::chrono::milliseconds(idle_ms);
+    engine::window_options win;
+    win.allowed_lateness = std::chrono::milliseconds(lateness_ms);
+    auto counted = decoded.watermark(time, std::chrono::milliseconds(bound_ms), wo)
+                     .key_by({key})
+                     .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
+                     .aggregate({engine::count()});
+    ctx.sink(counted, {output, delivery, {key}}, int32_t(out_parts));
+    ctx.sink(counted.late_rows(), {output + ".late", delivery, {}}, 1);
+    ctx.sink(decoded.dead_letters(), {output + ".dead", delivery, {}}, 1);
+    return ok();
+}
+
+} // namespace
+
+const std::map<std::string, template_fn>& templates() {
+    static const std::map<std::string, template_fn> all = {{"windowed_count", windowed_count}};
+    return all;
+}
+
+} // namespace runnel::jobs

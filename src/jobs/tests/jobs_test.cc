@@ -1,0 +1,228 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "base/fail_point.h"
+#include "broker/tests/broker_fixture.h"
+#include "jobs/jobs.h"
+
+namespace runnel::jobs {
+namespace {
+
+namespace json = boost::json;
+using broker::testing::broker_fixture;
+
+/// The window counts a topic holds: "key@window_start" → count, and how many rows said so.
+struct output {
+    std::map<std::string, int64_t> counts;
+    std::map<std::string, int> rows;
+    std::size_t total = 0;
+};
+
+class jobs_test : public broker_fixture {
+protected:
+    void TearDown() override {
+        _jobs.reset();
+        broker_fixture::TearDown();
+    }
+
+    void produce_events(const std::string& topic, int32_t partitions, const std::vector<std::pair<std::string, int64_t>>& evs) {
+        std::vector<model::record_batch_builder> b(static_cast<std::size_t>(partitions));
+        for (const auto& [k, ts] : evs) {
+            auto v = fmt::format(R"({{"key":"{}","ts":{}}})", k, ts);
+            b[std::size_t(model::partition_for_key(k, partitions))].add(std::string_view(k), std::string_view(v),
+                                                                       model::event_time(ts));
+        }
+        for (int32_t p = 0; p < partitions; ++p) {
+            if (b[std::size_t(p)].empty()) continue;
+            ASSERT_TRUE(produce({topic, model::partition_id(p)}, b[std::size_t(p)].build(), -1));
+        }
+    }
+    /// Closes every window: an event far in the future on each partition.
+    void close_all(const std::string& topic, int32_t partitions, int64_t ts) {
+        std::vector<std::pair<std::string, int64_t>> evs;
+        for (int i = 0; evs.size() < std::size_t(partitions) * 3 && i < 1000; ++i) evs.emplace_back(fmt::format("end{}", i), ts);
+        produce_events(topic, partitions, evs);
+    }
+
+    output read(const std::string& topic) {
+        output out;
+        auto t = _broker->topic(topic);
+        if (!t) return out;
+        for (int32_t p = 0; p < t->config.partitions; ++p) {
+            int64_t from = 0;
+            for (;;) {
+                auto r = wait<result<broker::fetch_result>>([&](auto done) {
+                    _broker->fetch({topic, model::partition_id(p)}, model::offset(from), 1 << 20, _caller, done);
+                });
+                if (!r || r.value().data.batches == 0) break;
+                auto span = r.value().data.bytes.span();
+                std::size_t pos = 0;
+                while (pos < span.size()) {
+                    auto h = model::parse_batch_header(span.subspan(pos)).value();
+                    auto recs = model::decode_records(span.subspan(pos, h.size_bytes())).value();
+                    for (const auto& rec : recs) {
+                        std::string_view v(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
+                        auto o = json::parse(v).as_object();
+                        auto k = fmt::format("{}@{}", std::string(o["key"].as_string()), o["window_start"].as_int64());
+                        out.counts[k] = o["count"].as_int64();
+                        ++out.rows[k];
+                        ++out.total;
+                    }
+                    pos += h.size_bytes();
+                }
+                from = r.value().data.next_offset();
+            }
+        }
+        return out;
+    }
+
+    template <typename F>
+    bool eventually(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (cond()) return true;
+            _caller.run_until([] { return false; }, std::chrono::milliseconds(20));
+        }
+        return cond();
+    }
+
+    void start_jobs() {
+        _jobs = std::make_unique<manager>(*_broker, *_shards, _dir / "jobs");
+        ASSERT_TRUE(_jobs->start());
+    }
+    void restart() {
+        _jobs->stop();
+        _jobs.reset();
+        shutdown();
+        start();
+        start_jobs();
+    }
+
+    job_definition counting(std::string mode = "exactly_once") {
+        job_definition d;
+        d.id = "counts";
+        d.template_name = "windowed_count";
+        d.params = {{"input", "events"}, {"output", "counts"}, {"window_ms", "1000"}, {"bound_ms", "200"},
+                    {"delivery", mode},  {"output_partitions", "2"}};
+        d.checkpoint_interval = std::chrono::milliseconds(50);
+        return d;
+    }
+
+    std::unique_ptr<manager> _jobs;
+};
+
+TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
+    ASSERT_TRUE(create("events", 3).first);
+    start_jobs();
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(counting(), why)) << why;
+
+    std::map<std::string, int64_t> expected;
+    std::vector<std::pair<std::string, int64_t>> evs;
+    for (int i = 0; i < 3000; ++i) {
+        auto k = fmt::format("k{}", i % 7);
+        int64_t ts = 1000 + i * 3 + (i % 5) * 37; // a little out of order
+        evs.emplace_back(k, ts);
+        ++expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
+    }
+    produce_events("events", 3, std::vector(evs.begin(), evs.begin() + 1500));
+    // Restart in the middle: the job resumes from its checkpoint.
+    ASSERT_TRUE(eventually([&] { return !_jobs->status().empty() && _jobs->status()[0].checkpoints >= 2; }));
+    restart();
+    produce_events("events", 3, std::vector(evs.begin() + 1500, evs.end()));
+    close_all("events", 3, 1'000'000);
+    ASSERT_TRUE(eventually([&] {
+        auto o = read("counts");
+        return o.counts.size() >= expected.size();
+    })) << _jobs->status()[0].state << " " << _jobs->status()[0].error;
+    // Let a few more checkpoints pass: nothing may be appended twice.
+    auto ck = _jobs->status()[0].checkpoints;
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
+    auto o = read("counts");
+    for (const auto& [k, n] : expected) {
+        EXPECT_EQ(o.counts[k], n) << k;
+        EXPECT_EQ(o.rows[k], 1) << k << " appears more than once";
+    }
+    EXPECT_EQ(o.total, expected.size());
+    auto st = _jobs->status()[0];
+    EXPECT_EQ(st.state, "running");
+    EXPECT_GT(st.last_checkpoint_id, 0u);
+}
+
+// A crash after a checkpoint is durable but before (or while) its output is appended: the
+// restarted job appends exactly what is missing.
+TEST_F(jobs_test, output_of_a_durable_checkpoint_is_appended_once_after_a_crash) {
+    ASSERT_TRUE(create("events", 3).first);
+    start_jobs();
+    std::string why;
+    auto def = counting();
+    def.params["output_partitions"] = "3";
+    ASSERT_TRUE(_jobs->submit(def, why)) << why;
+    std::map<std::string, int64_t> expected;
+    auto feed = [&](int from, int to) {
+        std::vector<std::pair<std::string, int64_t>> evs;
+        for (int i = from; i < to; ++i) {
+            auto k = fmt::format("k{}", i % 11);
+            int64_t ts = 1000 + i * 5;
+            evs.emplace_back(k, ts);
+            ++expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
+        }
+        produce_events("events", 3, evs);
+    };
+    for (const char* point : {"jobs.crash_before_release", "log_sink.crash_mid_release"}) {
+        fail_point::arm(point);
+        static int round = 0;
+        feed(round * 2000, round * 2000 + 2000);
+        ++round;
+        ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "failed"; })) << point;
+        restart();
+        ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "running"; }));
+    }
+    fail_point::disarm_all();
+    close_all("events", 3, 1'000'000);
+    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }));
+    auto ck = _jobs->status()[0].checkpoints;
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
+    auto o = read("counts");
+    for (const auto& [k, n] : expected) {
+        EXPECT_EQ(o.counts[k], n) << k;
+        EXPECT_EQ(o.rows[k], 1) << k << " appears " << o.rows[k] << " times";
+    }
+    EXPECT_EQ(o.total, expected.size());
+}
+
+TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
+    start_jobs();
+    std::string why;
+    auto d = counting();
+    d.template_name = "nope";
+    EXPECT_FALSE(_jobs->submit(d, why));
+    EXPECT_EQ(why, "unknown template 'nope'");
+    d = counting();
+    d.params["window_ms"] = "soon";
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(d, why));
+    EXPECT_EQ(why, "parameter 'window_ms' must be an integer, not 'soon'");
+    d = counting();
+    d.id = "../x";
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(d, why));
+    EXPECT_NE(why.find("job id"), std::string::npos);
+    why.clear();
+    EXPECT_FALSE(job_definition::from_json("{\"id\":\"a\"}", why));
+    EXPECT_EQ(why, "'template' must be a string");
+}
+
+TEST_F(jobs_test, definitions_round_trip_through_json) {
+    auto d = counting();
+    std::string why;
+    auto back = job_definition::from_json(d.to_json(), why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back.value().id, d.id);
+    EXPECT_EQ(back.value().params, d.params);
+    EXPECT_EQ(back.value().checkpoint_interval, d.checkpoint_interval);
+}
+
+} // namespace
+} // namespace runnel::jobs

@@ -1,0 +1,29 @@
+#pragma once
+
+// Inflating the records of compressed Kafka batches (gzip, snappy, lz4, zstd), so the
+// gateway and the engine's log source can read records that Kafka clients produced with
+// compression.
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/record_batch.h"
+
+namespace runnel::model {
+
+/// The records section of a batch compressed with `c`, inflated; nullopt with `why` when the
+/// bytes are not valid for the codec or would inflate past `limit` bytes.
+std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
+                                              std::string& why);
+
+/// The batch `batch` (header `h`) with its records uncompressed: the batch itself when it is
+/// not compressed, else a copy inflated into `storage` whose header says "uncompressed". Nullopt
+/// with `why` ("undecodable lz4 batch: …") when it cannot be inflated within `limit` bytes.
+std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std::byte> batch, const batch_header& h,
+                                                             std::size_t limit, std::vector<std::byte>& storage,
+                                                             std::string& why);
+
+} // namespace runnel::model
