@@ -131,7 +131,7 @@ TEST(records, decode_and_render_batches) {
 
 #include <zlib.h>
 
-#include "gateway/decompress.h"
+#include "model/decompress.h"
 
 namespace runnel::gateway {
 namespace {
@@ -147,12 +147,12 @@ TEST(decompress, gzip_round_trip_and_size_limit) {
               Z_OK);
     packed.resize(n);
     std::string why;
-    auto out = decompress_records(model::compression::gzip, bytes_of(packed), 1 << 20, why);
+    auto out = model::decompress_records(model::compression::gzip, bytes_of(packed), 1 << 20, why);
     ASSERT_TRUE(out) << why;
     EXPECT_EQ(*out, plain);
-    EXPECT_FALSE(decompress_records(model::compression::gzip, bytes_of(packed), 1000, why));
+    EXPECT_FALSE(model::decompress_records(model::compression::gzip, bytes_of(packed), 1000, why));
     EXPECT_EQ(why, "gzip: inflates past 1000 bytes");
-    EXPECT_FALSE(decompress_records(model::compression::gzip, bytes_of(packed.substr(0, packed.size() / 2)), 1 << 20, why));
+    EXPECT_FALSE(model::decompress_records(model::compression::gzip, bytes_of(packed.substr(0, packed.size() / 2)), 1 << 20, why));
 }
 
 TEST(decompress, garbage_is_refused_with_a_reason) {
@@ -160,7 +160,7 @@ TEST(decompress, garbage_is_refused_with_a_reason) {
     for (auto c : {model::compression::gzip, model::compression::snappy, model::compression::lz4,
                    model::compression::zstd}) {
         std::string why;
-        EXPECT_FALSE(decompress_records(c, bytes_of(junk), 1 << 20, why)) << static_cast<int>(c);
+        EXPECT_FALSE(model::decompress_records(c, bytes_of(junk), 1 << 20, why)) << static_cast<int>(c);
         EXPECT_FALSE(why.empty());
     }
 }
