@@ -5,6 +5,7 @@
 
 #include "engine/batch.h"
 #include "engine/checkpoint.h"
+#include "engine/connector.h"
 #include "engine/errc.h"
 #include "engine/expr.h"
 #include "engine/types.h"

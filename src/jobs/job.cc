@@ -91,19 +91,27 @@ result<void> job::load() {
     return ok();
 }
 
-engine::stream job::source(connect::log_source_options opts) {
-    auto w = weak_from_this();
-    _sources.push_back(std::make_unique<connect::log_source>(_broker, _home, std::move(opts), [w] {
+std::function<void()> job::waker() {
+    return [w = weak_from_this()] {
         if (auto self = w.lock()) self->wake();
-    }));
-    return _pipeline.source(connect::log_source::schema(), _sources.back()->fn());
+    };
+}
+
+engine::stream job::source(connect::log_source_options opts) {
+    return source(std::make_unique<connect::log_source>(_broker, _home, std::move(opts), waker()),
+                  connect::log_source::schema());
+}
+
+engine::stream job::source(std::unique_ptr<engine::checkpointed_source> src, engine::schema_ptr schema) {
+    _sources.push_back(std::move(src));
+    return _pipeline.source(std::move(schema), _sources.back()->fn());
 }
 
 void job::sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) {
-    auto w = weak_from_this();
-    auto sk = std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), [w] {
-        if (auto self = w.lock()) self->wake();
-    });
+    sink(std::move(s), std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), waker()), partitions);
+}
+
+void job::sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sk, int32_t partitions) {
     auto* raw = sk.get();
     s.sink([raw](const engine::batch& b) { raw->write(b); }, {}, [raw] { return raw->ready(); });
     _sinks.push_back({std::move(sk), partitions});
@@ -144,7 +152,7 @@ void job::start_sinks(std::size_t i) {
         return recover_sinks(0);
     }
     _sinks[i].sink->start(_sinks[i].partitions, [self = shared_from_this(), i](result<void> r) {
-        if (!r) return self->fail(fmt::format("sink {}: {}", self->_sinks[i].sink->topic(), r.error().message()));
+        if (!r) return self->fail(fmt::format("sink {}: {}", self->_sinks[i].sink->name(), r.error().message()));
         self->start_sinks(i + 1);
     });
 }
@@ -164,7 +172,7 @@ void job::recover_sinks(std::size_t i) {
     }
     _sinks[i].sink->recover(sealed, [self = shared_from_this(), i](result<void> r) {
         if (!r) {
-            return self->fail(fmt::format("sink {}: recovery failed: {}", self->_sinks[i].sink->topic(), r.error().message()));
+            return self->fail(fmt::format("sink {}: recovery failed: {}", self->_sinks[i].sink->name(), r.error().message()));
         }
         self->recover_sinks(i + 1);
     });

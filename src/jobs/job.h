@@ -46,6 +46,10 @@ private:
     engine::pipeline& pipeline() override { return _pipeline; }
     engine::stream source(connect::log_source_options opts) override;
     void sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) override;
+    engine::stream source(std::unique_ptr<engine::checkpointed_source> src, engine::schema_ptr schema) override;
+    void sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sink, int32_t partitions) override;
+    executor& home() override { return _home; }
+    std::function<void()> waker() override;
     int32_t partitions_of(const std::string& topic) const override;
 
     void start_sinks(std::size_t i);
@@ -63,9 +67,9 @@ private:
     std::filesystem::path _dir;
     job_definition _def;
     engine::pipeline _pipeline;
-    std::vector<std::unique_ptr<connect::log_source>> _sources;
+    std::vector<std::unique_ptr<engine::checkpointed_source>> _sources;
     struct sink_entry {
-        std::unique_ptr<connect::log_sink> sink;
+        std::unique_ptr<engine::checkpointed_sink> sink;
         int32_t partitions;
     };
     std::vector<sink_entry> _sinks;

@@ -78,6 +78,13 @@ public:
     virtual engine::stream source(connect::log_source_options opts) = 0;
     /// Writes `s` to a topic, created with `partitions` when missing.
     virtual void sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) = 0;
+    /// Any other checkpointed source or sink (a Kafka cluster, a webhook). The context owns them.
+    virtual engine::stream source(std::unique_ptr<engine::checkpointed_source> src, engine::schema_ptr schema) = 0;
+    virtual void sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sink, int32_t partitions) = 0;
+    /// Where a source or sink should post its answers and call `wake` (the job's shard).
+    virtual executor& home() = 0;
+    /// Wakes the job when a source or sink has something for it (call on `home`).
+    virtual std::function<void()> waker() = 0;
     /// Partitions of an existing topic, or 0.
     virtual int32_t partitions_of(const std::string& topic) const = 0;
 };

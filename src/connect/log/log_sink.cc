@@ -210,7 +210,7 @@ log_sink::log_sink(broker::broker& brk, executor& home, log_sink_options opts, s
 
 log_sink::~log_sink() { stop(); }
 
-void log_sink::start(int32_t partitions, std::function<void(result<void>)> done) {
+void log_sink::start(int32_t partitions, done_fn done) {
     auto self = _impl;
     auto after_topic = [self, done](result<void> r) mutable {
         if (!r) return done(r);
@@ -348,14 +348,14 @@ std::string log_sink::seal() {
     return std::move(w.bytes());
 }
 
-void log_sink::release(std::function<void(result<void>)> done) {
+void log_sink::release(done_fn done) {
     auto& im = *_impl;
     if (im.opts.mode == delivery::exactly_once) return im.release_sealed(std::move(done));
     if (im.in_flight == 0) return done(im.append_error ? result<void>(im.append_error) : ok());
     im.waiting_release.push_back(std::move(done));
 }
 
-void log_sink::recover(std::string_view bytes, std::function<void(result<void>)> done) {
+void log_sink::recover(std::string_view bytes, done_fn done) {
     auto self = _impl;
     if (bytes.empty() || self->opts.mode != delivery::exactly_once) return done(ok());
     engine::state_reader r(bytes);
@@ -418,7 +418,7 @@ uint64_t log_sink::rows_written() const { return _impl->rows; }
 std::size_t log_sink::pending_bytes() const {
     return _impl->opts.mode == delivery::exactly_once ? _impl->open_bytes : _impl->in_flight_bytes;
 }
-const std::string& log_sink::topic() const { return _impl->opts.topic; }
+const std::string& log_sink::name() const { return _impl->opts.topic; }
 bool log_sink::exactly_once() const { return _impl->opts.mode == delivery::exactly_once; }
 
 void log_sink::stop() { _impl->stopped = true; }

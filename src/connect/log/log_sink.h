@@ -53,39 +53,39 @@ struct log_sink_options {
 /// idempotence never rejects the sink after a restart.
 ///
 /// Lives on one shard (`home`): every call and every broker answer runs on its thread.
-class log_sink {
+class log_sink final : public engine::checkpointed_sink {
 public:
     log_sink(broker::broker& brk, executor& home, log_sink_options opts, std::function<void()> wake);
-    ~log_sink();
+    ~log_sink() override;
     log_sink(const log_sink&) = delete;
     log_sink& operator=(const log_sink&) = delete;
 
     /// Creates the topic if it is missing (`partitions` for a new one), takes a producer id and
     /// learns where each partition ends. `done` runs on `home`.
-    void start(int32_t partitions, std::function<void(result<void>)> done);
+    void start(int32_t partitions, done_fn done) override;
 
     /// The pipeline's sink function and readiness.
-    void write(const engine::batch& b);
-    bool ready() const;
+    void write(const engine::batch& b) override;
+    bool ready() const override;
     /// While a checkpoint drains the pipeline, the sink takes rows past its limit.
-    void set_draining(bool d) { _draining = d; }
+    void set_draining(bool d) override { _draining = d; }
     /// Held or in-flight bytes are at the limit: the job should checkpoint now.
-    bool wants_checkpoint() const;
+    bool wants_checkpoint() const override;
 
     /// Exactly-once step 1 (see the class comment); at-least-once sinks return "".
-    std::string seal();
+    std::string seal() override;
     /// Exactly-once step 2: appends what `seal` closed; `done` once all are durable.
     /// At-least-once: `done` once every append so far is durable.
-    void release(std::function<void(result<void>)> done);
+    void release(done_fn done) override;
     /// Exactly-once step 3, before any `write`.
-    void recover(std::string_view sealed, std::function<void(result<void>)> done);
+    void recover(std::string_view sealed, done_fn done) override;
 
     uint64_t rows_written() const;
-    std::size_t pending_bytes() const;
-    const std::string& topic() const;
-    bool exactly_once() const;
+    std::size_t pending_bytes() const override;
+    const std::string& name() const override;
+    bool exactly_once() const override;
 
-    void stop();
+    void stop() override;
 
 private:
     struct impl;

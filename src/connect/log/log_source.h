@@ -39,31 +39,31 @@ struct log_source_options {
 /// and counted.
 ///
 /// Lives on one shard (`home`): every call, and every broker answer, runs on its thread.
-class log_source {
+class log_source final : public engine::checkpointed_source {
 public:
     log_source(broker::broker& brk, executor& home, log_source_options opts, std::function<void()> wake);
-    ~log_source();
+    ~log_source() override;
     log_source(const log_source&) = delete;
     log_source& operator=(const log_source&) = delete;
 
     static engine::schema_ptr schema();
     /// The function the pipeline polls.
-    engine::source_fn fn();
+    engine::source_fn fn() override;
     /// Stops handing out batches (a checkpoint is draining the pipeline) or resumes.
-    void pause(bool paused) { _paused = paused; }
+    void pause(bool paused) override { _paused = paused; }
 
     /// Partitions of the topic (0 until the topic exists).
     int32_t partitions() const;
-    std::string state() const;
-    result<void> restore(std::string_view state);
+    std::string state() const override;
+    result<void> restore(std::string_view state) override;
 
-    std::size_t buffered_bytes() const;
-    uint64_t skipped_records() const;
+    std::size_t buffered_bytes() const override;
+    uint64_t skipped_records() const override;
     /// Why the source is waiting, if it is not simply caught up ("topic 'x' does not exist").
-    std::string waiting_for() const;
+    std::string waiting_for() const override;
 
     /// Cancels the watch and ignores answers still in flight.
-    void stop();
+    void stop() override;
 
 private:
     struct impl;
