@@ -87,6 +87,18 @@ public:
     virtual std::function<void()> waker() = 0;
     /// Partitions of an existing topic, or 0.
     virtual int32_t partitions_of(const std::string& topic) const = 0;
+
+    /// The fluent form: `ctx.from_topic("swipes").decode(…).key_by(…).window(…).aggregate(…)`,
+    /// then `ctx.to_topic(result, "alerts", {"card"})`.
+    engine::stream from_topic(std::string topic) {
+        connect::log_source_options o;
+        o.topic = std::move(topic);
+        return source(std::move(o));
+    }
+    void to_topic(engine::stream s, std::string topic, std::vector<std::string> key_columns = {},
+                  connect::delivery mode = connect::delivery::exactly_once, int32_t partitions = 1) {
+        sink(std::move(s), connect::log_sink_options{std::move(topic), mode, std::move(key_columns)}, partitions);
+    }
 };
 
 /// Builds a job's pipeline from its parameters; errors name the parameter.
@@ -99,6 +111,10 @@ using template_fn = std::function<result<void>(job_context&, const job_definitio
 /// `delivery` = exactly_once | at_least_once), late rows to `<output>.late` and undecodable
 /// records to `<output>.dead`.
 const std::map<std::string, template_fn>& templates();
+
+/// Adds a template (a program embedding Runnel defines its own pipelines in C++). Call before
+/// the manager starts; the name must be new.
+void register_template(std::string name, template_fn fn);
 
 class job;
 

@@ -91,9 +91,18 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
 
 } // namespace
 
-const std::map<std::string, template_fn>& templates() {
-    static const std::map<std::string, template_fn> all = {{"windowed_count", windowed_count}};
+namespace {
+std::map<std::string, template_fn>& registry() {
+    static std::map<std::string, template_fn> all = {{"windowed_count", windowed_count}};
     return all;
+}
+} // namespace
+
+const std::map<std::string, template_fn>& templates() { return registry(); }
+
+void register_template(std::string name, template_fn fn) {
+    auto [it, added] = registry().emplace(std::move(name), std::move(fn));
+    RUNNEL_ASSERT(added, "a job template registered twice");
 }
 
 } // namespace runnel::jobs
