@@ -71,10 +71,27 @@ function replaceRows(tbody, rows, emptyText, columns) {
 function summarize(samples) {
   const topics = new Map(); // name -> {partitions, end, bytes}
   const lag = new Map();    // "group\ttopic" -> lag
+  const jobs = new Map();   // id -> {running, in, out, lag, checkpoints, ckptMs, ckptBytes, fill, late}
   let memory = null;
   for (const s of samples) {
     const topic = s.labels.topic;
     if (s.name === "process_resident_memory_bytes") memory = s.value;
+    if (s.name.startsWith("runnel_job_") && s.labels.job) {
+      const j = jobs.get(s.labels.job) ?? { running: 0, in: 0, out: 0, lag: null, checkpoints: 0, ckptMs: 0,
+                                             ckptBytes: 0, fill: 0, late: 0 };
+      const op = s.labels.operator ?? "";
+      if (s.name === "runnel_job_running") j.running = s.value;
+      else if (s.name === "runnel_job_records_out_total" && op.endsWith(".source")) j.in += s.value;
+      else if (s.name === "runnel_job_records_in_total" && op.endsWith(".sink")) j.out += s.value;
+      else if (s.name === "runnel_job_late_records_total") j.late += s.value;
+      else if (s.name === "runnel_job_watermark_lag_seconds") j.lag = s.value;
+      else if (s.name === "runnel_job_checkpoints_total") j.checkpoints = s.value;
+      else if (s.name === "runnel_job_checkpoint_duration_seconds") j.ckptMs = s.value * 1000;
+      else if (s.name === "runnel_job_checkpoint_size_bytes") j.ckptBytes = s.value;
+      else if (s.name === "runnel_job_queue_fill_ratio") j.fill = s.value;
+      jobs.set(s.labels.job, j);
+      continue;
+    }
     if (!topic || topic.startsWith("__")) continue;
     if (s.name === "runnel_partition_log_end_offset" || s.name === "runnel_partition_size_bytes") {
       const t = topics.get(topic) ?? { partitions: 0, end: 0, bytes: 0 };
@@ -85,7 +102,39 @@ function summarize(samples) {
       lag.set(`${s.labels.consumergroup}\t${topic}`, s.value);
     }
   }
-  return { topics, lag, memory };
+  return { topics, lag, jobs, memory };
+}
+
+function fmtLag(seconds) {
+  if (seconds == null) return "–";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  return `${Math.round(seconds / 60)} min`;
+}
+
+function renderJobs(jobs, now) {
+  const rates = new Map();
+  if (state.lastJobs) {
+    const dt = Math.max(1e-3, now - state.lastJobs.t);
+    for (const [id, j] of jobs) {
+      const before = state.lastJobs.jobs.get(id);
+      rates.set(id, before ? Math.max(0, (j.in - before.in) / dt) : 0);
+    }
+  }
+  state.lastJobs = { t: now, jobs };
+  const rows = [...jobs.keys()].sort().map((id) => {
+    const j = jobs.get(id);
+    return el("tr", { "data-job": id },
+      el("td", {}, id),
+      el("td", {}, j.running ? "running" : "stopped"),
+      el("td", { class: "num rate" }, fmtCount(rates.get(id) ?? 0)),
+      el("td", { class: "num" }, fmtCount(j.out)),
+      el("td", { class: "num" }, fmtCount(j.late)),
+      el("td", { class: "num lag" }, fmtLag(j.lag)),
+      el("td", { class: "num" }, `${fmtCount(j.checkpoints)} (${j.ckptMs.toFixed(1)} ms, ${fmtBytes(j.ckptBytes)})`),
+      el("td", { class: "num" }, `${Math.round(j.fill * 100)} %`));
+  });
+  replaceRows(document.querySelector("#jobs tbody"), rows, "no pipelines yet", 8);
 }
 
 function updateRates(now, topics) {
@@ -164,10 +213,11 @@ async function poll() {
   try {
     const res = await fetch("/metrics", { cache: "no-store" });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const { topics, lag, memory } = summarize(parseMetrics(await res.text()));
+    const { topics, lag, jobs, memory } = summarize(parseMetrics(await res.text()));
     const rates = updateRates(Date.now() / 1000, topics);
     renderTopics(topics, rates);
     renderGroups(lag);
+    renderJobs(jobs, Date.now() / 1000);
     if (state.times.length > 1) drawChart();
     if (memory != null) document.getElementById("memory").textContent = `server memory ${fmtBytes(memory)}`;
     setStatus(true, "live");

@@ -2,24 +2,24 @@
 // dashboard sees numbers move within seconds.
 //
 // A thread generates the Nexmark bid stream (src/connect/nexmark) at a steady rate with event
-// times from the wall clock, appends each bid as JSON to the topic `demo-bids`, and feeds the
-// same bids to an engine pipeline: 1 s bounded out-of-orderness watermarks, the bids of the
-// named channels (Google, Facebook, Baidu, Apple), counted per channel in 5 s tumbling windows
-// with their average price, each result appended as JSON to `demo-bids-per-channel`. The pipeline lives only in this process (it keeps no checkpoint);
-// durable jobs are the job runtime's.
+// times from the wall clock and appends each bid as JSON to the topic `demo-bids`. A durable job
+// reads that topic: 1 s bounded out-of-orderness watermarks, the bids of the named channels
+// (Google, Facebook, Baidu, Apple), counted per channel in 5 s tumbling windows with their
+// average price, each result appended as JSON to `demo-bids-per-channel`. The job is an
+// ordinary one (DATA_DIR/jobs/demo-bids-per-channel) and shows in the dashboard's pipelines.
 
 #include "app/demo.h"
 #include "app/text.h"
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
 #include "broker/broker.h"
 #include "connect/nexmark/generator.h"
 #include "engine/engine.h"
+#include "jobs/jobs.h"
 
 namespace runnel::app {
 namespace {
@@ -35,45 +35,33 @@ std::string json_escape(std::string_view s) {
     return out;
 }
 
-/// One row of an engine batch as a JSON object, columns by name.
-std::string row_json(const engine::batch& b, std::size_t row) {
-    std::string out = "{";
-    const auto& fields = b.schema_of()->fields();
-    for (std::size_t c = 0; c < b.num_columns(); ++c) {
-        const auto& col = b.col(c);
-        if (c > 0) {
-            out += ',';
-        }
-        out += json_escape(fields[c].name);
-        out += ':';
-        if (col.is_null(row)) {
-            out += "null";
-            continue;
-        }
-        switch (fields[c].type.id) {
-        case engine::type_id::boolean:
-            out += col.bool_at(row) ? "true" : "false";
-            break;
-        case engine::type_id::int64:
-        case engine::type_id::timestamp:
-            out += std::to_string(col.int64_at(row));
-            break;
-        case engine::type_id::float64:
-            out += fmt::format("{:.2f}", col.float64_at(row));
-            break;
-        case engine::type_id::string:
-            out += json_escape(col.string_at(row));
-            break;
-        }
-    }
-    out += '}';
-    return out;
+constexpr std::string_view job_id = "demo-bids-per-channel";
+
+result<void> bids_per_channel(jobs::job_context& ctx, const jobs::job_definition&, std::string&) {
+    auto bid = engine::make_schema({{"auction", engine::data_type::int64()},
+                                    {"price", engine::data_type::int64()},
+                                    {"channel", engine::data_type::string()},
+                                    {"date_time", engine::data_type::timestamp()}});
+    engine::watermark_options wo;
+    wo.partitions = std::max(1, ctx.partitions_of(std::string(bids_topic)));
+    wo.idle_timeout = std::chrono::seconds(5);
+    auto per_channel = ctx.from_topic(std::string(bids_topic))
+                         .decode(engine::decode_format::json, bid)
+                         .watermark("date_time", std::chrono::seconds(1), wo)
+                         // The named channels (Nexmark's other bids come from thousands of "channel-N" ones).
+                         .filter(!engine::like(engine::col("channel"), engine::lit("channel-%")))
+                         .key_by({"channel"})
+                         .window(engine::tumble(std::chrono::seconds(5)))
+                         .aggregate({engine::count(), engine::avg("price")});
+    ctx.to_topic(per_channel, std::string(results_topic), {"channel"}, connect::delivery::at_least_once);
+    return ok();
 }
 
 } // namespace
 
 struct demo::state {
     broker::broker& brk;
+    jobs::manager& jobs;
     int64_t rate;
     std::thread thread;
     std::mutex mu;
@@ -81,8 +69,8 @@ struct demo::state {
     bool stopping = false;
 };
 
-demo::demo(broker::broker& brk, int64_t events_per_second)
-  : _state(std::make_unique<state>(brk, events_per_second)) {}
+demo::demo(broker::broker& brk, jobs::manager& jobs, int64_t events_per_second)
+  : _state(std::make_unique<state>(brk, jobs, events_per_second)) {}
 
 demo::~demo() { stop(); }
 
@@ -101,6 +89,24 @@ result<void> demo::start() {
         here.run_until([&] { return created.has_value(); });
         if (!*created && created->error() != broker::errc::topic_already_exists) {
             return created->error();
+        }
+    }
+    // The counting job, stored like any other so it resumes after a restart.
+    static const bool registered = [] {
+        jobs::register_template("demo_bids_per_channel", bids_per_channel);
+        return true;
+    }();
+    (void)registered;
+    bool present = false;
+    for (const auto& j : st.jobs.status()) present = present || j.id == job_id;
+    if (!present) {
+        jobs::job_definition def;
+        def.id = std::string(job_id);
+        def.template_name = "demo_bids_per_channel";
+        std::string why;
+        if (auto r = st.jobs.submit(def, why); !r) {
+            lg().error("demo: cannot start the counting job: {}", why);
+            return r.error();
         }
     }
     st.thread = std::thread([this] { run(); });
@@ -139,41 +145,6 @@ void demo::run() {
                        });
     };
 
-    // The pipeline: bids in, bids per channel per 5 s window out.
-    auto bid_schema = engine::make_schema({{"auction", engine::data_type::int64(), false},
-                                           {"price", engine::data_type::int64(), false},
-                                           {"channel", engine::data_type::string(), false},
-                                           {"ts", engine::data_type::timestamp(), false}});
-    std::deque<engine::batch> pending; // bids generated, not yet taken by the pipeline
-    engine::pipeline p;
-    model::record_batch_builder results;
-    p.source(bid_schema,
-             [&]() -> engine::source_poll {
-                 if (pending.empty()) {
-                     return engine::source_poll::idle();
-                 }
-                 auto b = std::move(pending.front());
-                 pending.pop_front();
-                 return engine::source_poll::data(std::move(b));
-             })
-      .watermark("ts", std::chrono::seconds(1))
-      // The named channels (Nexmark's other bids come from thousands of "channel-N" ones).
-      .filter(!engine::like(engine::col("channel"), engine::lit("channel-%")))
-      .key_by({"channel"})
-      .window(engine::tumble(std::chrono::seconds(5)))
-      .aggregate({engine::count(), engine::avg("price")})
-      .sink([&](const engine::batch& b) {
-          const model::event_time now(model::processing_now()());
-          for (std::size_t r = 0; r < b.num_rows(); ++r) {
-              auto json = row_json(b, r);
-              results.add(std::nullopt, std::string_view(json), now);
-          }
-      });
-    if (auto r = p.check(); !r) {
-        lg().error("demo: the pipeline does not build: {}", r.error().message);
-        return;
-    }
-
     connect::nexmark::generator_config cfg;
     cfg.events_per_second = st.rate;
     cfg.base_time_ms = model::processing_now()();
@@ -195,7 +166,6 @@ void demo::run() {
         const auto elapsed_ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
         const int64_t due = elapsed_ms * st.rate / 1000;
-        engine::batch bids(bid_schema);
         std::array<model::record_batch_builder, 3> records;
         for (; produced < due && gen.value().has_next(); ++produced) {
             auto e = gen.value().next();
@@ -203,8 +173,6 @@ void demo::run() {
             if (!b) {
                 continue;
             }
-            bids.append_row({engine::value::of(b->auction), engine::value::of(b->price), engine::value::of(b->channel),
-                             engine::value::ts(b->date_time)});
             auto json = fmt::format(R"({{"auction":{},"bidder":{},"price":{},"channel":{},"date_time":{}}})", b->auction,
                                     b->bidder, b->price, json_escape(b->channel), b->date_time);
             auto key = std::to_string(b->auction);
@@ -214,14 +182,6 @@ void demo::run() {
         for (int32_t part = 0; part < 3; ++part) {
             append(bids_topic, part, records[static_cast<std::size_t>(part)]);
         }
-        if (bids.num_rows() > 0) {
-            pending.push_back(std::move(bids));
-        }
-        if (auto r = p.run_once(); !r) {
-            lg().error("demo: the pipeline stopped: {}", r.error().message);
-            break;
-        }
-        append(results_topic, 0, results);
         here.poll();
     }
     // Let the last appends answer before the broker goes away.

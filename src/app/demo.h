@@ -9,14 +9,19 @@ namespace runnel::broker {
 class broker;
 } // namespace runnel::broker
 
+namespace runnel::jobs {
+class manager;
+} // namespace runnel::jobs
+
 namespace runnel::app {
 
 /// The live demo of `runnel serve --demo` (what `make run` starts): generated Nexmark bids into
-/// the topic `demo-bids` and an engine pipeline counting them per channel in 5 s windows into
-/// `demo-bids-per-channel`. Runs on its own thread; `start` after the broker, `stop` before it.
+/// the topic `demo-bids` from a thread of its own, and a durable job (`demo-bids-per-channel`,
+/// at-least-once for low latency) counting them per channel in 5 s windows into the topic of
+/// the same name. `start` after the broker and the job manager, `stop` before them.
 class demo {
 public:
-    demo(broker::broker& brk, int64_t events_per_second);
+    demo(broker::broker& brk, jobs::manager& jobs, int64_t events_per_second);
     ~demo();
     demo(const demo&) = delete;
     demo& operator=(const demo&) = delete;

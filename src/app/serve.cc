@@ -188,7 +188,7 @@ int serve(const serve_options& opts) {
             failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
         }
     }
-    demo live_demo(brk, opts.demo_rate);
+    demo live_demo(brk, job_manager, opts.demo_rate);
     if (!failure && opts.demo) {
         if (auto r = live_demo.start(); !r) {
             failure = fmt::format("cannot start the demo: {}", r.error().message());

@@ -141,6 +141,11 @@ public:
     result<void> remove(const std::string& id);
     std::vector<job_status> status() const;
 
+    /// `submit` and `remove` for callers on a shard (the gateway): the work runs on the
+    /// manager's own thread and `done` is posted to `caller`.
+    void submit_async(job_definition def, executor& caller, std::function<void(result<void>, std::string why)> done);
+    void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done);
+
 private:
     result<void> launch(job_definition def, std::string& why);
 

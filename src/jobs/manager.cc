@@ -238,6 +238,21 @@ result<void> manager::remove(const std::string& id) {
     return ec ? result<void>(ec) : ok();
 }
 
+void manager::submit_async(job_definition def, executor& caller,
+                           std::function<void(result<void>, std::string why)> done) {
+    auto why = std::make_shared<std::string>();
+    auto d = std::make_shared<job_definition>(std::move(def));
+    _impl->writer.submit([this, d, why] { return submit(std::move(*d), *why); },
+                         [&caller, why, done = std::move(done)](result<void> r) {
+                             caller.post([r, why, done] { done(r, *why); });
+                         });
+}
+
+void manager::remove_async(std::string id, executor& caller, std::function<void(result<void>)> done) {
+    _impl->writer.submit([this, id = std::move(id)] { return remove(id); },
+                         [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
+}
+
 std::vector<job_status> manager::status() const {
     std::vector<job_status> out;
     std::lock_guard lock(_impl->mu);

@@ -1,11 +1,12 @@
 // Drives Debian's chromium (headless) through playwright-core against a running dashboard.
-// Usage: node dashboard.mjs URL TOPIC SCREENSHOT
+// Usage: node dashboard.mjs URL TOPIC SCREENSHOT [PIPELINE]
 // Checks: the page loads with no console error and no failed request; the topic appears;
-// its records/s figure changes while records are being produced; a chart is drawn; the live
-// tail shows records. Prints one JSON line with what it saw; exits non-zero on a failure.
+// its records/s figure changes while records are being produced; a chart is drawn; the
+// pipeline (a running job) shows as running with records/s read; the live tail shows records.
+// Prints one JSON line with what it saw; exits non-zero on a failure.
 import { chromium } from "playwright-core";
 
-const [url, topic, screenshot] = process.argv.slice(2);
+const [url, topic, screenshot, pipeline] = process.argv.slice(2);
 const problems = [];
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true });
 try {
@@ -30,11 +31,22 @@ try {
   await page.locator("#throughput-chart canvas").first().waitFor({ timeout: 20000 });
   await page.locator("#status.ok").waitFor({ timeout: 5000 });
 
+  let pipelineRate = null;
+  if (pipeline) {
+    const job = (id) => {
+      const r = document.querySelector(`#jobs tr[data-job="${id}"]`);
+      if (!r || r.cells[1].textContent !== "running") return null;
+      const v = r.querySelector("td.rate").textContent.trim();
+      return v && v !== "0" ? v : null;
+    };
+    pipelineRate = await (await page.waitForFunction(job, pipeline, { timeout: 30000 })).jsonValue();
+  }
+
   await row.locator("button").click();
   await page.locator("#tail tbody tr").first().waitFor({ timeout: 20000 });
   const tailRows = await page.locator("#tail tbody tr").count();
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ rates: seen, tailRows, screenshot, problems }));
+  console.log(JSON.stringify({ rates: seen, pipelineRate, tailRows, screenshot, problems }));
 } finally {
   await browser.close();
 }

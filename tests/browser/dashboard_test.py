@@ -4,7 +4,8 @@
 Starts `runnel serve` on free loopback ports, creates a topic and produces to it over REST
 for the whole test, then runs dashboard.mjs against http://127.0.0.1:PORT/: the page must load
 with no console error and no failed request, show the topic with a records/s figure that
-moves, draw the throughput chart and tail records over the WebSocket. The screenshot is saved
+moves, draw the throughput chart, show the demo's job as a running pipeline reading records, and
+tail records over the WebSocket. The screenshot is saved
 in the build tree (`dashboard.png` in the working directory) and its path printed.
 
 playwright-core is installed from tests/browser/package-lock.json (`npm ci`) when missing.
@@ -46,7 +47,8 @@ def main():
     binary = harness.runnel_binary()
     node, npm = arg("--node", "node"), arg("--npm", "npm")
     ensure_playwright(npm)
-    with harness.RunnelServer(binary, name="browser", shards=2) as srv:
+    # --demo runs a durable job, so the pipelines section has a live row.
+    with harness.RunnelServer(binary, name="browser", shards=2, extra_args=["--demo", "--demo-rate", "2000"]) as srv:
         base = f"http://127.0.0.1:{srv.http_port}"
         assert post(f"{base}/v1/topics", {"name": "clicks", "partitions": 3}) == 201
         stop = threading.Event()
@@ -63,7 +65,8 @@ def main():
         producer.start()
         shot = os.path.abspath("dashboard.png")
         try:
-            p = subprocess.run([node, os.path.join(HERE, "dashboard.mjs"), base + "/", "clicks", shot],
+            p = subprocess.run([node, os.path.join(HERE, "dashboard.mjs"), base + "/", "clicks", shot,
+                                "demo-bids-per-channel"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                timeout=120)
         finally:
