@@ -8,6 +8,7 @@
 #include "engine/connector.h"
 #include "engine/errc.h"
 #include "engine/expr.h"
+#include "engine/join.h"
 #include "engine/types.h"
 #include "engine/aggregate.h"
 #include "engine/operators.h"

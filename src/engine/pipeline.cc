@@ -167,6 +167,28 @@ stream stream::union_with(const std::vector<stream>& others) {
     return _p->add(std::make_unique<union_stage>(s), ins, time);
 }
 
+stream stream::join(const stream& right, join_spec spec) {
+    if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(right)) return {};
+    std::string time = spec.interval ? spec.interval->left_time : "";
+    auto st = join_stage::make(schema_of(), right.schema_of(), std::move(spec));
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &right}, time);
+}
+
+stream stream::lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
+                           join_type type) {
+    if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(table)) return {};
+    auto st = lookup_join_stage::make(schema_of(), table.schema_of(), std::move(keys), std::move(table_keys), type);
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &table}, _time);
+}
+
 stream stream::side_output() const {
     if (!_p || _p->_error) return {};
     if (_p->_nodes[_node].st->num_outputs() < 2) {
@@ -248,6 +270,7 @@ void pipeline::process(size_t id, size_t input, message m) {
         n.input_wm[input] = std::max(n.input_wm[input], std::get<model::event_time>(m).value());
         int64_t combined = INT64_MAX;
         for (size_t k = 0; k < n.inputs.size(); ++k) {
+            if (n.st->ignores_watermark_of(k)) continue;
             combined = std::min(combined, n.input_ended[k] && n.inputs[k].empty() ? INT64_MAX : n.input_wm[k]);
         }
         if (combined > n.wm) {

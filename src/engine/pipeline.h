@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/join.h"
 #include "engine/operators.h"
 #include "engine/window.h"
 
@@ -37,6 +38,11 @@ public:
     /// Keeps the first row per key.
     stream deduplicate(std::vector<std::string> keys);
     stream union_with(const std::vector<stream>& others);
+    /// Joins this stream (left) with `right`: a regular, interval or window join (`join_spec`).
+    stream join(const stream& right, join_spec spec);
+    /// Joins each row with the current row of `table` for its key (a lookup join).
+    stream lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
+                       join_type type = join_type::inner);
     /// Output 1 of this stream's stage: dead letters of `decode`, late rows of a window.
     stream side_output() const;
     stream dead_letters() const { return side_output(); }

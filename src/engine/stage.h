@@ -73,6 +73,9 @@ public:
     /// False while the stage cannot take input (a sink waiting on its destination): the runner
     /// leaves its queue alone, so backpressure reaches the sources.
     virtual bool ready() const { return true; }
+    /// True for an input whose watermark does not hold the stage back (the table side of a
+    /// lookup join, which has no event time).
+    virtual bool ignores_watermark_of(size_t /*input*/) const { return false; }
 
     /// The stage's state as bytes; stateless stages return an empty string.
     virtual std::string snapshot() const { return {}; }

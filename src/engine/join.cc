@@ -1,0 +1,413 @@
+#include "engine/join.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "engine/state_io.h"
+
+namespace runnel::engine {
+namespace {
+
+constexpr size_t max_out_rows = 4096;
+
+result<std::vector<size_t>> resolve(const schema& s, const std::vector<std::string>& names, const char* what) {
+    std::vector<size_t> out;
+    for (const auto& n : names) {
+        auto i = s.index_of(n);
+        if (!i) return fail(errc::unknown_column, fmt::format("{}: no column '{}' in {}", what, n, s.to_string()));
+        out.push_back(*i);
+    }
+    return out;
+}
+
+/// The encoded key of row `i`, or nothing when a key column is NULL (NULL never matches).
+std::optional<std::string> key_of(const std::vector<column>& cols, const std::vector<size_t>& keys, size_t i) {
+    std::string k;
+    for (auto c : keys) {
+        if (cols[c].is_null(i)) return std::nullopt;
+        encode_key_part(cols[c], i, k);
+    }
+    return k;
+}
+
+std::optional<std::string> key_of(const batch& b, const std::vector<size_t>& keys, size_t i) {
+    std::string k;
+    for (auto c : keys) {
+        if (b.col(c).is_null(i)) return std::nullopt;
+        encode_key_part(b.col(c), i, k);
+    }
+    return k;
+}
+
+int64_t millis(const column& c, size_t i, bool micros) {
+    auto v = c.int64_at(i);
+    return micros ? (v >= 0 ? v / 1000 : -((-v + 999) / 1000)) : v;
+}
+
+void write_value(state_writer& w, const value& v) {
+    w.u8(v.is_null() ? 0 : 1);
+    if (v.is_null()) return;
+    switch (v.type.id) {
+    case type_id::boolean: w.u8(std::get<bool>(v.v) ? 1 : 0); break;
+    case type_id::int64:
+    case type_id::timestamp: w.i64(std::get<int64_t>(v.v)); break;
+    case type_id::float64: w.f64(std::get<double>(v.v)); break;
+    case type_id::string: w.str(std::get<std::string>(v.v)); break;
+    }
+}
+
+value read_value(state_reader& r, data_type t) {
+    if (r.u8() == 0) return value::null(t);
+    switch (t.id) {
+    case type_id::boolean: return {t, r.u8() != 0};
+    case type_id::int64:
+    case type_id::timestamp: return {t, r.i64()};
+    case type_id::float64: return {t, r.f64()};
+    case type_id::string: return {t, std::string(r.str())};
+    }
+    return value::null(t);
+}
+
+} // namespace
+
+schema_ptr joined_schema(const schema& left, const schema& right, bool right_nullable) {
+    std::vector<field> fields = left.fields();
+    auto taken = [&](const std::string& n) {
+        return std::any_of(fields.begin(), fields.end(), [&](const field& f) { return f.name == n; });
+    };
+    for (auto f : right.fields()) {
+        if (taken(f.name)) {
+            for (int i = 0;; ++i) {
+                auto n = fmt::format("{}{}", f.name, i);
+                if (!taken(n)) {
+                    f.name = n;
+                    break;
+                }
+            }
+        }
+        if (right_nullable) f.nullable = true;
+        fields.push_back(std::move(f));
+    }
+    return make_schema(std::move(fields));
+}
+
+void join_side::reset() {
+    cols.clear();
+    for (const auto& f : schema->fields()) cols.emplace_back(f.type);
+    expiry.clear();
+    alive.clear();
+    matched.clear();
+    index.clear();
+    live = 0;
+}
+
+uint32_t join_side::append(const batch& b, size_t row, int64_t exp) {
+    for (size_t c = 0; c < cols.size(); ++c) cols[c].push_from(b.col(c), row);
+    auto idx = uint32_t(expiry.size());
+    expiry.push_back(exp);
+    alive.push_back(1);
+    matched.push_back(0);
+    ++live;
+    if (auto k = key_of(cols, keys, idx)) index[*k].push_back(idx);
+    return idx;
+}
+
+void join_side::compact() {
+    std::vector<uint32_t> keep;
+    for (uint32_t i = 0; i < expiry.size(); ++i) {
+        if (alive[i]) keep.push_back(i);
+    }
+    std::vector<column> next;
+    for (size_t c = 0; c < cols.size(); ++c) {
+        next.emplace_back(schema->at(c).type);
+        next.back().push_rows(cols[c], keep.data(), keep.size());
+    }
+    std::vector<int64_t> exp;
+    std::vector<uint8_t> m;
+    for (auto i : keep) {
+        exp.push_back(expiry[i]);
+        m.push_back(matched[i]);
+    }
+    cols = std::move(next);
+    expiry = std::move(exp);
+    matched = std::move(m);
+    alive.assign(expiry.size(), 1);
+    live = expiry.size();
+    index.clear();
+    for (uint32_t i = 0; i < expiry.size(); ++i) {
+        if (auto k = key_of(cols, keys, i)) index[*k].push_back(i);
+    }
+}
+
+result<std::unique_ptr<join_stage>> join_stage::make(schema_ptr left, schema_ptr right, join_spec spec) {
+    std::unique_ptr<join_stage> s(new join_stage());
+    if (spec.left_keys.size() != spec.right_keys.size()) {
+        return fail(errc::invalid_argument, fmt::format("join: {} left keys but {} right keys", spec.left_keys.size(),
+                                                        spec.right_keys.size()));
+    }
+    if (spec.left_keys.empty()) return fail(errc::invalid_argument, "join: no key columns (a cross join is not supported)");
+    if (spec.type == join_type::left && !spec.interval) {
+        return fail(errc::invalid_argument, "join: a left join needs a time bound (an interval or window join)");
+    }
+    RUNNEL_TRY(s->_left.keys, resolve(*left, spec.left_keys, "join"));
+    RUNNEL_TRY(s->_right.keys, resolve(*right, spec.right_keys, "join"));
+    for (size_t i = 0; i < s->_left.keys.size(); ++i) {
+        auto lt = left->at(s->_left.keys[i]).type, rt = right->at(s->_right.keys[i]).type;
+        if (!(lt == rt)) {
+            return fail(errc::type_mismatch, fmt::format("join: key '{}' is {} but '{}' is {}", spec.left_keys[i], lt.name(),
+                                                         spec.right_keys[i], rt.name()));
+        }
+    }
+    if (spec.interval) {
+        auto& iv = *spec.interval;
+        if (iv.lower > iv.upper) return fail(errc::invalid_argument, "join: the interval's lower bound is above its upper bound");
+        RUNNEL_TRY(auto lt, resolve(*left, {iv.left_time}, "join"));
+        RUNNEL_TRY(auto rt, resolve(*right, {iv.right_time}, "join"));
+        for (auto [sch, idx, name] : {std::tuple{left.get(), lt[0], iv.left_time}, std::tuple{right.get(), rt[0], iv.right_time}}) {
+            if (!sch->at(idx).type.is_integral()) {
+                return fail(errc::type_mismatch, fmt::format("join: time column '{}' is {}, not a timestamp", name,
+                                                             sch->at(idx).type.name()));
+            }
+        }
+        s->_left.time = lt[0];
+        s->_right.time = rt[0];
+        s->_left.micros = left->at(lt[0]).type.unit == time_unit::micros && left->at(lt[0]).type.id == type_id::timestamp;
+        s->_right.micros = right->at(rt[0]).type.unit == time_unit::micros && right->at(rt[0]).type.id == type_id::timestamp;
+        s->_delay = std::max(std::abs(iv.lower.count()), std::abs(iv.upper.count()));
+    }
+    s->_left.schema = std::move(left);
+    s->_right.schema = std::move(right);
+    s->_left.reset();
+    s->_right.reset();
+    s->_out = joined_schema(*s->_left.schema, *s->_right.schema, spec.type == join_type::left);
+    s->_spec = std::move(spec);
+    for (const auto& f : s->_out->fields()) s->_pending.emplace_back(f.type);
+    return s;
+}
+
+void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri) {
+    size_t c = 0;
+    for (const auto& col : l.cols) _pending[c++].push_from(col, li);
+    for (size_t k = 0; k < _right.cols.size(); ++k) {
+        if (r) _pending[c++].push_from(r->cols[k], ri);
+        else _pending[c++].push_null();
+    }
+    ++_pending_rows;
+}
+
+void join_stage::flush(stage_output& out) {
+    if (_pending_rows == 0) return;
+    batch b(_out, std::move(_pending));
+    metrics().rows_out += b.num_rows();
+    out.emit(std::move(b));
+    _pending.clear();
+    for (const auto& f : _out->fields()) _pending.emplace_back(f.type);
+    _pending_rows = 0;
+}
+
+void join_stage::on_batch(size_t input, batch b, stage_output& out) {
+    metrics().rows_in += b.num_rows();
+    const bool is_left = input == 0;
+    auto& self = is_left ? _left : _right;
+    auto& other = is_left ? _right : _left;
+    const auto& iv = _spec.interval;
+    for (size_t i = 0; i < b.num_rows(); ++i) {
+        int64_t t = 0, exp = INT64_MAX;
+        if (iv) {
+            if (b.col(*self.time).is_null(i)) {
+                ++metrics().late_rows; // no time: it can never be placed
+                continue;
+            }
+            t = millis(b.col(*self.time), i, self.micros);
+            exp = is_left ? t + iv->upper.count() : t - iv->lower.count();
+            if (t <= _wm) ++metrics().late_rows; // behind the watermark: it joins what is still held
+        }
+        auto key = key_of(b, self.keys, i);
+        const bool keep_unmatched = iv && is_left && _spec.type == join_type::left;
+        if (!key && !keep_unmatched) continue; // NULL keys never match
+        // A row no future row can match is joined with what is held and not kept.
+        auto idx = self.append(b, i, exp);
+        const bool keep = exp > _wm;
+        bool matched = false;
+        if (key) {
+            auto it = other.index.find(*key);
+            if (it != other.index.end()) {
+                for (auto j : it->second) {
+                    if (!other.alive[j]) continue;
+                    if (iv) {
+                        int64_t ot = millis(other.cols[*other.time], j, other.micros);
+                        int64_t d = is_left ? ot - t : t - ot; // right time − left time
+                        if (d < iv->lower.count() || d > iv->upper.count()) continue;
+                    }
+                    matched = true;
+                    if (is_left) {
+                        emit_pair(_left, idx, &_right, j);
+                    } else {
+                        emit_pair(_left, j, &_right, idx);
+                        _left.matched[j] = 1;
+                    }
+                    if (_pending_rows >= max_out_rows) flush(out);
+                }
+            }
+        }
+        if (is_left && matched) _left.matched[idx] = 1;
+        if (!keep) {
+            if (keep_unmatched && !matched) emit_pair(_left, idx, nullptr, 0);
+            self.alive[idx] = 0;
+            --self.live;
+        }
+    }
+    flush(out);
+}
+
+void join_stage::on_watermark(model::event_time wm, stage_output& out) {
+    _wm = wm.value();
+    if (_spec.interval) {
+        for (auto* side : {&_left, &_right}) {
+            for (uint32_t i = 0; i < side->size(); ++i) {
+                if (!side->alive[i] || side->expiry[i] > _wm) continue;
+                side->alive[i] = 0;
+                --side->live;
+                if (side == &_left && _spec.type == join_type::left && !side->matched[i]) {
+                    emit_pair(_left, i, nullptr, 0);
+                    if (_pending_rows >= max_out_rows) flush(out);
+                }
+            }
+            if (side->size() > 1024 && side->live * 2 < side->size()) side->compact();
+        }
+        flush(out);
+    }
+    const int64_t fwd = _wm >= end_of_time.value() || _wm == INT64_MIN ? _wm : _wm - _delay;
+    metrics().watermark = fwd;
+    out.watermark(model::event_time(fwd));
+}
+
+std::string join_stage::snapshot() const {
+    state_writer w;
+    w.i64(_wm);
+    for (const auto* side : {&_left, &_right}) {
+        w.u32(uint32_t(side->live));
+        w.u32(uint32_t(side->cols.size()));
+        for (uint32_t i = 0; i < side->size(); ++i) {
+            if (!side->alive[i]) continue;
+            w.i64(side->expiry[i]);
+            w.u8(side->matched[i]);
+            for (const auto& c : side->cols) write_value(w, c.value_at(i));
+        }
+    }
+    return std::move(w.bytes());
+}
+
+result<void> join_stage::restore(std::string_view bytes) {
+    if (bytes.empty()) return outcome::success();
+    state_reader r(bytes);
+    int64_t wm = r.i64();
+    for (auto* side : {&_left, &_right}) {
+        side->reset();
+        uint32_t n = r.count(9);
+        uint32_t ncols = r.u32();
+        if (ncols != side->cols.size()) return fail(errc::corrupt_state, "join: snapshot of another schema");
+        for (uint32_t i = 0; i < n && r.ok(); ++i) {
+            int64_t exp = r.i64();
+            uint8_t m = r.u8();
+            for (size_t c = 0; c < ncols; ++c) side->cols[c].push_value(read_value(r, side->schema->at(c).type));
+            side->expiry.push_back(exp);
+            side->alive.push_back(1);
+            side->matched.push_back(m);
+            ++side->live;
+        }
+        for (uint32_t i = 0; i < side->size(); ++i) {
+            if (auto k = key_of(side->cols, side->keys, i)) side->index[*k].push_back(i);
+        }
+    }
+    if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "join: damaged snapshot");
+    _wm = wm;
+    return outcome::success();
+}
+
+result<std::unique_ptr<lookup_join_stage>> lookup_join_stage::make(schema_ptr stream, schema_ptr table,
+                                                                   std::vector<std::string> stream_keys,
+                                                                   std::vector<std::string> table_keys, join_type type) {
+    std::unique_ptr<lookup_join_stage> s(new lookup_join_stage());
+    if (stream_keys.size() != table_keys.size() || stream_keys.empty()) {
+        return fail(errc::invalid_argument, "lookup join: give as many table keys as stream keys (at least one)");
+    }
+    RUNNEL_TRY(s->_skeys, resolve(*stream, stream_keys, "lookup join"));
+    RUNNEL_TRY(s->_tkeys, resolve(*table, table_keys, "lookup join"));
+    for (size_t i = 0; i < s->_skeys.size(); ++i) {
+        if (!(stream->at(s->_skeys[i]).type == table->at(s->_tkeys[i]).type)) {
+            return fail(errc::type_mismatch, fmt::format("lookup join: key '{}' is {} but '{}' is {}", stream_keys[i],
+                                                         stream->at(s->_skeys[i]).type.name(), table_keys[i],
+                                                         table->at(s->_tkeys[i]).type.name()));
+        }
+    }
+    s->_out = joined_schema(*stream, *table, type == join_type::left);
+    s->_stream = std::move(stream);
+    s->_tschema = std::move(table);
+    s->_type = type;
+    return s;
+}
+
+void lookup_join_stage::on_batch(size_t input, batch b, stage_output& out) {
+    metrics().rows_in += b.num_rows();
+    if (input == 1) {
+        for (size_t i = 0; i < b.num_rows(); ++i) {
+            auto k = key_of(b, _tkeys, i);
+            if (!k) continue;
+            auto kind = b.kind(i);
+            if (kind == row_kind::delete_row || kind == row_kind::update_before) _table.erase(*k);
+            else _table[*k] = b.row(i);
+        }
+        return;
+    }
+    std::vector<column> cols;
+    for (const auto& f : _out->fields()) cols.emplace_back(f.type);
+    const size_t ns = _stream->size();
+    size_t rows = 0;
+    for (size_t i = 0; i < b.num_rows(); ++i) {
+        auto k = key_of(b, _skeys, i);
+        auto it = k ? _table.find(*k) : _table.end();
+        if (it == _table.end() && _type == join_type::inner) continue;
+        for (size_t c = 0; c < ns; ++c) cols[c].push_from(b.col(c), i);
+        for (size_t c = 0; c < _tschema->size(); ++c) {
+            if (it == _table.end()) cols[ns + c].push_null();
+            else cols[ns + c].push_value(it->second[c]);
+        }
+        ++rows;
+    }
+    if (rows == 0) return;
+    batch o(_out, std::move(cols));
+    o.set_source_partition(b.source_partition());
+    metrics().rows_out += o.num_rows();
+    out.emit(std::move(o));
+}
+
+std::string lookup_join_stage::snapshot() const {
+    state_writer w;
+    w.u32(uint32_t(_table.size()));
+    for (const auto& [k, row] : _table) {
+        for (const auto& v : row) write_value(w, v);
+    }
+    return std::move(w.bytes());
+}
+
+result<void> lookup_join_stage::restore(std::string_view bytes) {
+    if (bytes.empty()) return outcome::success();
+    state_reader r(bytes);
+    uint32_t n = r.count(1);
+    decltype(_table) table;
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        std::vector<value> row;
+        for (size_t c = 0; c < _tschema->size(); ++c) row.push_back(read_value(r, _tschema->at(c).type));
+        batch one(_tschema);
+        one.append_row(row);
+        if (auto k = key_of(one, _tkeys, 0)) table[*k] = std::move(row);
+    }
+    if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "lookup join: damaged snapshot");
+    _table = std::move(table);
+    return outcome::success();
+}
+
+} // namespace runnel::engine

@@ -1,0 +1,214 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "engine/engine.h"
+
+using namespace std::chrono_literals;
+
+namespace runnel::engine {
+namespace {
+
+schema_ptr side_schema(const char* key, const char* time, const char* payload) {
+    return make_schema({{key, data_type::int64()}, {time, data_type::timestamp()}, {payload, data_type::string()}});
+}
+
+struct row {
+    int64_t key, ts;
+    std::string payload;
+};
+
+/// Rows in time order, shuffled within `bound` ms, one per batch.
+std::vector<batch> shuffled(schema_ptr s, std::vector<row> rows, int64_t bound, std::mt19937_64& rng) {
+    // Arrival order is time plus a random delay under the bound: out of order, never beyond it.
+    std::vector<std::pair<int64_t, row>> keyed;
+    for (auto& r : rows) keyed.emplace_back(r.ts + (bound > 0 ? int64_t(rng() % uint64_t(bound)) : 0), std::move(r));
+    std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    rows.clear();
+    for (auto& [k, r] : keyed) rows.push_back(std::move(r));
+    std::vector<batch> out;
+    for (const auto& r : rows) out.push_back(make_batch(s, {{value::of(r.key), value::ts(r.ts), value::of(r.payload)}}));
+    return out;
+}
+
+std::vector<std::string> run_join(std::vector<batch> left, std::vector<batch> right, join_spec spec, uint64_t* late = nullptr) {
+    pipeline p;
+    auto l = p.source(side_schema("a_id", "a_ts", "a_name"), from_batches(std::move(left))).watermark("a_ts", 20ms);
+    auto r = p.source(side_schema("b_id", "b_ts", "b_name"), from_batches(std::move(right))).watermark("b_ts", 20ms);
+    std::vector<std::string> out;
+    auto j = l.join(r, std::move(spec));
+    j.sink([&](const batch& b) {
+        for (size_t i = 0; i < b.num_rows(); ++i) out.push_back(b.row_to_string(i));
+    });
+    auto ok = p.run();
+    EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+    if (late) *late = p.stage_at(j.stage_id()).metrics().late_rows;
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string joined(const row& a, const row* b) {
+    auto s = make_batch(joined_schema(*side_schema("a_id", "a_ts", "a_name"), *side_schema("b_id", "b_ts", "b_name"), true),
+                        {{value::of(a.key), value::ts(a.ts), value::of(a.payload),
+                          b ? value::of(b->key) : value::null(data_type::int64()),
+                          b ? value::ts(b->ts) : value::null(data_type::timestamp()),
+                          b ? value::of(b->payload) : value::null(data_type::string())}});
+    return s.row_to_string(0);
+}
+
+TEST(join, interval_and_left_interval_joins_equal_a_nested_loop) {
+    for (uint64_t seed = 1; seed <= 30; ++seed) {
+        std::mt19937_64 rng(seed);
+        std::vector<row> as, bs;
+        for (int i = 0; i < 60; ++i) as.push_back({int64_t(rng() % 8), int64_t(rng() % 2000), fmt::format("a{}", i)});
+        for (int i = 0; i < 200; ++i) bs.push_back({int64_t(rng() % 8), int64_t(rng() % 2000), fmt::format("b{}", i)});
+        const int64_t lower = int64_t(rng() % 100) - 50, upper = lower + int64_t(rng() % 200);
+        for (auto type : {join_type::inner, join_type::left}) {
+            std::vector<std::string> want;
+            for (const auto& a : as) {
+                bool any = false;
+                for (const auto& b : bs) {
+                    if (a.key == b.key && b.ts - a.ts >= lower && b.ts - a.ts <= upper) {
+                        want.push_back(joined(a, &b));
+                        any = true;
+                    }
+                }
+                if (!any && type == join_type::left) want.push_back(joined(a, nullptr));
+            }
+            std::sort(want.begin(), want.end());
+            join_spec spec{{"a_id"}, {"b_id"}, type, join_spec::bounds{"a_ts", "b_ts", std::chrono::milliseconds(lower),
+                                                                       std::chrono::milliseconds(upper)}};
+            uint64_t late = 0;
+            auto got = run_join(shuffled(side_schema("a_id", "a_ts", "a_name"), as, 20, rng),
+                                shuffled(side_schema("b_id", "b_ts", "b_name"), bs, 20, rng), spec, &late);
+            EXPECT_EQ(late, 0u) << "seed " << seed;
+            ASSERT_EQ(got, want) << "seed " << seed << " bounds [" << lower << ", " << upper << "] type " << int(type);
+        }
+    }
+}
+
+TEST(join, regular_join_emits_every_match_once) {
+    std::mt19937_64 rng(5);
+    std::vector<row> as, bs;
+    for (int i = 0; i < 50; ++i) as.push_back({int64_t(rng() % 5), int64_t(i * 10), fmt::format("a{}", i)});
+    for (int i = 0; i < 50; ++i) bs.push_back({int64_t(rng() % 5), int64_t(i * 10 + 3), fmt::format("b{}", i)});
+    std::vector<std::string> want;
+    for (const auto& a : as) {
+        for (const auto& b : bs) {
+            if (a.key == b.key) want.push_back(joined(a, &b));
+        }
+    }
+    std::sort(want.begin(), want.end());
+    auto got = run_join(shuffled(side_schema("a_id", "a_ts", "a_name"), as, 0, rng),
+                        shuffled(side_schema("b_id", "b_ts", "b_name"), bs, 0, rng), join_spec{{"a_id"}, {"b_id"}, join_type::inner, std::nullopt});
+    // The inner join's right columns are not nullable, but the strings print the same.
+    EXPECT_EQ(got, want);
+}
+
+TEST(join, interval_join_state_is_dropped_behind_the_watermark) {
+    std::vector<batch> as, bs;
+    for (int i = 0; i < 5000; ++i) {
+        as.push_back(make_batch(side_schema("a_id", "a_ts", "a_name"), {{value::of(int64_t(i % 10)), value::ts(i), value::of("a")}}));
+        bs.push_back(make_batch(side_schema("b_id", "b_ts", "b_name"), {{value::of(int64_t(i % 10)), value::ts(i), value::of("b")}}));
+    }
+    pipeline p;
+    auto l = p.source(side_schema("a_id", "a_ts", "a_name"), from_batches(std::move(as))).watermark("a_ts", 0ms);
+    auto r = p.source(side_schema("b_id", "b_ts", "b_name"), from_batches(std::move(bs))).watermark("b_ts", 0ms);
+    auto j = l.join(r, join_spec{{"a_id"}, {"b_id"}, join_type::inner, join_spec::bounds{"a_ts", "b_ts", 0ms, 10ms}});
+    size_t rows = 0, max_held = 0;
+    j.sink([&](const batch& b) {
+        rows += b.num_rows();
+        max_held = std::max(max_held, static_cast<join_stage&>(p.stage_at(j.stage_id())).held_rows());
+    });
+    ASSERT_TRUE(p.run());
+    EXPECT_EQ(rows, 5000u + 4990u); // same key every 10 ms: d = 0 and d = 10
+    EXPECT_LT(max_held, 200u);
+}
+
+TEST(join, lookup_join_sees_the_table_as_it_is_and_ignores_its_watermark) {
+    auto table_schema = make_schema({{"id", data_type::int64()}, {"name", data_type::string()}});
+    auto stream_schema = make_schema({{"ref", data_type::int64()}, {"ts", data_type::timestamp()}});
+    // The table arrives first (a compacted topic read from the start), with an update and a delete.
+    batch table = make_batch(table_schema, {{value::of(int64_t(1)), value::of("one")},
+                                            {value::of(int64_t(2)), value::of("two")},
+                                            {value::of(int64_t(1)), value::of("uno")},
+                                            {value::of(int64_t(3)), value::of("three")}});
+    batch removal = make_batch(table_schema, {{value::of(int64_t(3)), value::of("three")}});
+    removal.set_row_kinds({row_kind::delete_row});
+    std::deque<batch> tq{table, removal};
+    std::vector<batch> events = {make_batch(stream_schema, {{value::of(int64_t(1)), value::ts(5)},
+                                                            {value::of(int64_t(2)), value::ts(6)},
+                                                            {value::of(int64_t(3)), value::ts(7)},
+                                                            {value::of(int64_t(9)), value::ts(8)}})};
+    for (auto type : {join_type::inner, join_type::left}) {
+        pipeline p;
+        auto tq2 = tq;
+        bool stream_started = false;
+        auto t = p.source(table_schema, [&]() {
+            if (!tq2.empty()) {
+                auto b = std::move(tq2.front());
+                tq2.pop_front();
+                return source_poll::data(std::move(b));
+            }
+            return source_poll::idle(); // a table never ends
+        });
+        auto s = p.source(stream_schema, [&, ev = events]() mutable {
+            if (!tq2.empty()) return source_poll::idle(); // the table first
+            if (!stream_started) {
+                stream_started = true;
+                return source_poll::data(ev[0]);
+            }
+            return source_poll::end();
+        });
+        std::vector<std::string> rows, counts;
+        auto j = s.watermark("ts", 0ms).lookup_join(t, {"ref"}, {"id"}, type);
+        j.sink([&](const batch& b) {
+            for (size_t i = 0; i < b.num_rows(); ++i) rows.push_back(b.row_to_string(i));
+        });
+        // A window after the join fires although the table has no watermark.
+        j.window(tumble(100ms)).aggregate({count()}).sink([&](const batch& b) {
+            for (size_t i = 0; i < b.num_rows(); ++i) counts.push_back(b.row_to_string(i));
+        });
+        for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.run_once());
+        if (type == join_type::inner) {
+            EXPECT_EQ(rows, (std::vector<std::string>{"(1, 5, 1, 'uno')", "(2, 6, 2, 'two')"}));
+            EXPECT_EQ(counts, (std::vector<std::string>{"(0, 100, 2)"}));
+        } else {
+            EXPECT_EQ(rows, (std::vector<std::string>{"(1, 5, 1, 'uno')", "(2, 6, 2, 'two')", "(3, 7, NULL, NULL)",
+                                                      "(9, 8, NULL, NULL)"}));
+        }
+    }
+}
+
+TEST(join, snapshot_restore_keeps_both_sides) {
+    auto spec = join_spec{{"a_id"}, {"b_id"}, join_type::left, join_spec::bounds{"a_ts", "b_ts", -5ms, 5ms}};
+    auto a = join_stage::make(side_schema("a_id", "a_ts", "a_name"), side_schema("b_id", "b_ts", "b_name"), spec).value();
+    stage_output out;
+    a->on_batch(0, make_batch(side_schema("a_id", "a_ts", "a_name"), {{value::of(int64_t(1)), value::ts(10), value::of("x")}}), out);
+    a->on_batch(1, make_batch(side_schema("b_id", "b_ts", "b_name"), {{value::of(int64_t(2)), value::ts(11), value::of("y")}}), out);
+    auto bytes = a->snapshot();
+    auto b = join_stage::make(side_schema("a_id", "a_ts", "a_name"), side_schema("b_id", "b_ts", "b_name"), spec).value();
+    ASSERT_TRUE(b->restore(bytes));
+    EXPECT_EQ(b->held_rows(), 2u);
+    stage_output o2;
+    b->on_batch(1, make_batch(side_schema("b_id", "b_ts", "b_name"), {{value::of(int64_t(1)), value::ts(12), value::of("z")}}), o2);
+    ASSERT_EQ(o2.pending().size(), 1u);
+    EXPECT_EQ(std::get<batch>(o2.pending()[0].second).row_to_string(0), "(1, 10, 'x', 1, 12, 'z')");
+    EXPECT_FALSE(b->restore(bytes.substr(0, bytes.size() - 3)));
+}
+
+TEST(join, mistakes_are_reported_with_the_column) {
+    pipeline p;
+    auto l = p.source(side_schema("a_id", "a_ts", "a_name"), from_batches({}));
+    auto r = p.source(side_schema("b_id", "b_ts", "b_name"), from_batches({}));
+    l.join(r, join_spec{{"a_name"}, {"b_id"}, join_type::inner, std::nullopt}).sink([](const batch&) {});
+    auto c = p.check();
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message, "join: key 'a_name' is string but 'b_id' is bigint");
+    EXPECT_FALSE(join_stage::make(side_schema("a", "t", "x"), side_schema("b", "u", "y"), join_spec{{"a"}, {"b"}, join_type::left, std::nullopt}));
+    EXPECT_FALSE(join_stage::make(side_schema("a", "t", "x"), side_schema("b", "u", "y"), join_spec{{"nope"}, {"b"}, join_type::inner, std::nullopt}));
+}
+
+} // namespace
+} // namespace runnel::engine
