@@ -54,6 +54,8 @@ result<void> bids_per_channel(jobs::job_context& ctx, const jobs::job_definition
                          .window(engine::tumble(std::chrono::seconds(5)))
                          .aggregate({engine::count(), engine::avg("price")});
     ctx.to_topic(per_channel, std::string(results_topic), {"channel"}, connect::delivery::at_least_once);
+    // The latest window of each channel, as a live table for the dashboard and the API.
+    ctx.sink(per_channel, std::make_unique<jobs::view_sink>(jobs::default_views().open(std::string(results_topic), {"channel"})), 1);
     return ok();
 }
 

@@ -22,6 +22,7 @@
 #include "base/base.h"
 #include "connect/log/log.h"
 #include "engine/engine.h"
+#include "jobs/views.h"
 
 namespace runnel::broker {
 class broker;
@@ -109,7 +110,8 @@ using template_fn = std::function<result<void>(job_context&, const job_definitio
 /// with `bound_ms` out-of-orderness, `lateness_ms` allowed lateness and `idle_ms` idle timeout;
 /// rows {key, window_start, window_end, count} to topic `output` (`output_partitions`,
 /// `delivery` = exactly_once | at_least_once), late rows to `<output>.late` and undecodable
-/// records to `<output>.dead`.
+/// records to `<output>.dead`; with `view`, also a materialized view of that name holding the
+/// latest window of each key.
 const std::map<std::string, template_fn>& templates();
 
 /// Adds a template (a program embedding Runnel defines its own pipelines in C++). Call before

@@ -84,6 +84,10 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
                      .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
                      .aggregate({engine::count()});
     ctx.sink(counted, {output, delivery, {key}}, int32_t(out_parts));
+    // Optionally also a materialized view of the latest window per key.
+    if (auto v = def.params.find("view"); v != def.params.end() && !v->second.empty()) {
+        ctx.sink(counted, std::make_unique<view_sink>(default_views().open(v->second, {key})), 1);
+    }
     ctx.sink(counted.late_rows(), {output + ".late", delivery, {}}, 1);
     ctx.sink(decoded.dead_letters(), {output + ".dead", delivery, {}}, 1);
     return ok();
