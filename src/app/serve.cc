@@ -164,6 +164,13 @@ int serve(const serve_options& opts) {
             kafka_ep = bound.value();
         }
     }
+    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
+    jobs::manager job_manager(brk, shards, opts.data_dir / "jobs");
+    if (!failure) {
+        if (auto r = job_manager.start(); !r) {
+            failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
+        }
+    }
     gateway::options gopts;
     gopts.listen = *http_ep;
     if (!opts.http_token.empty()) {
@@ -173,19 +180,13 @@ int serve(const serve_options& opts) {
     gopts.client_queue_bytes = opts.http_client_queue_bytes;
     gopts.data_dir = opts.data_dir.string();
     gopts.groups = &groups;
+    gopts.jobs = &job_manager;
     gateway::server http_listener(shards, brk, gopts);
     if (!failure) {
         if (auto bound = http_listener.start(); !bound) {
             failure = fmt::format("cannot start the HTTP gateway on {}: {}", opts.http_addr, bound.error().message());
         } else {
             http_ep = bound.value();
-        }
-    }
-    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
-    jobs::manager job_manager(brk, shards, opts.data_dir / "jobs");
-    if (!failure) {
-        if (auto r = job_manager.start(); !r) {
-            failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
         }
     }
     demo live_demo(brk, job_manager, opts.demo_rate);

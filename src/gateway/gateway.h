@@ -17,6 +17,10 @@ class broker;
 class group_coordinator;
 } // namespace runnel::broker
 
+namespace runnel::jobs {
+class manager;
+} // namespace runnel::jobs
+
 namespace runnel::gateway {
 
 /// Why the gateway could not start.
@@ -50,6 +54,8 @@ struct options {
     std::string data_dir;
     /// Consumer groups, for committed offsets and lag in /metrics (null: not reported).
     broker::group_coordinator* groups = nullptr;
+    /// Durable jobs, for /v1/pipelines (null: the routes answer 503).
+    jobs::manager* jobs = nullptr;
 };
 
 /// The HTTP gateway: one port for REST, WebSocket, Server-Sent Events and /metrics.

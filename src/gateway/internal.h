@@ -155,6 +155,7 @@ void add_rest_routes(router<handler_fn>& r);
 void add_stream_routes(router<handler_fn>& r);
 void add_metrics_routes(router<handler_fn>& r);
 void add_dashboard_routes(router<handler_fn>& r);
+void add_pipeline_routes(router<handler_fn>& r);
 
 /// The OpenAPI document embedded at build time (openapi.json).
 std::string_view openapi_document() noexcept;

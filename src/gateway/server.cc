@@ -73,6 +73,7 @@ router<handler_fn> build_routes() {
     add_stream_routes(r);
     add_metrics_routes(r);
     add_dashboard_routes(r);
+    add_pipeline_routes(r);
     return r;
 }
 

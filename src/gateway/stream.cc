@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 
 #include "gateway/internal.h"
+#include "jobs/views.h"
 
 namespace runnel::gateway {
 namespace json = boost::json;
@@ -239,6 +240,7 @@ public:
     std::optional<std::pair<uint16_t, std::string>> close_with;
     std::map<uint64_t, std::shared_ptr<partition_sub>> subs;
     std::map<int32_t, int64_t> positions; ///< SSE: last offset sent per partition
+    std::map<std::string, std::pair<std::shared_ptr<jobs::view>, uint64_t>> views; ///< view → subscription
     std::function<void()> kill;            ///< closes the socket outright
 
     const char* proto_name() const { return proto == protocol::ws ? "ws" : "sse"; }
@@ -367,7 +369,68 @@ void session::detach_all() {
         post_detach(st, *sub);
     }
     subs.clear();
+    for (auto& [name, v] : views) v.first->unsubscribe(v.second);
+    views.clear();
 }
+
+namespace {
+
+/// A view row or change as a WebSocket message (rows are JSON objects already).
+std::string view_message(std::string_view type, std::string_view view, const jobs::view_change& c) {
+    std::string op = c.kind == jobs::view_change::op::remove ? "delete" : (c.before.empty() ? "insert" : "update");
+    std::string out = fmt::format(R"({{"type":{},"view":{},"op":{},"key":{},"version":{})", quote(type), quote(view),
+                                  quote(op), quote(c.key), c.version);
+    if (!c.row.empty()) out += fmt::format(R"(,"row":{})", c.row);
+    if (!c.before.empty()) out += fmt::format(R"(,"before":{})", c.before);
+    out += '}';
+    return out;
+}
+
+/// `{"type":"subscribe","view":NAME}`: the view's rows as `view_row` messages, then
+/// `snapshot_end` with the version they are at, then every change as a `change` message.
+std::optional<std::string> on_view_message(const std::shared_ptr<session>& s, const json::object& o, const std::string& type) {
+    if (!o.at("view").is_string()) return fmt::format("{} needs a string \"view\"", type);
+    const std::string name(o.at("view").as_string());
+    for (const auto& [k, v] : o) {
+        if (k != "type" && k != "view") return fmt::format("unknown field \"{}\" in a view {}", std::string(k).substr(0, 40), type);
+    }
+    if (type == "unsubscribe") {
+        if (auto it = s->views.find(name); it != s->views.end()) {
+            it->second.first->unsubscribe(it->second.second);
+            s->views.erase(it);
+        }
+        s->push(fmt::format(R"({{"type":"unsubscribed","view":{}}})", quote(name)), false);
+        return std::nullopt;
+    }
+    auto v = jobs::default_views().find(name);
+    if (!v) {
+        s->send_error("unknown-view", fmt::format("view '{}' does not exist", name));
+        return std::nullopt;
+    }
+    if (s->views.count(name)) {
+        s->send_error("already-subscribed", fmt::format("already subscribed to view '{}'; unsubscribe first", name));
+        return std::nullopt;
+    }
+    uint64_t id = 0;
+    auto snap = v->subscribe(id, s->exec, [w = std::weak_ptr<session>(s), name](const jobs::view_change& c) {
+        auto self = w.lock();
+        if (!self || self->closed || !self->views.count(name)) return;
+        self->push(view_message("change", name, c), true);
+    });
+    s->views[name] = {v, id};
+    s->push(fmt::format(R"({{"type":"subscribed","view":{},"key":{}}})", quote(name),
+                        json::serialize(json::value_from(v->key_columns()))),
+            false);
+    for (const auto& [key, row] : snap.rows) {
+        s->push(view_message("view_row", name, {jobs::view_change::op::upsert, key, row, snap.version, {}}), false);
+    }
+    s->push(fmt::format(R"({{"type":"snapshot_end","view":{},"rows":{},"version":{}}})", quote(name), snap.rows.size(),
+                        snap.version),
+            false);
+    return std::nullopt;
+}
+
+} // namespace
 
 void session::slow_close() {
     if (closed) {
@@ -790,8 +853,11 @@ std::optional<std::string> on_ws_message(const std::shared_ptr<session>& s, std:
     if (type != "subscribe" && type != "unsubscribe") {
         return fmt::format("unknown message type \"{}\" (subscribe, unsubscribe, ping)", type.substr(0, 40));
     }
+    if (o.contains("view")) {
+        return on_view_message(s, o, type);
+    }
     if (!o.contains("topic") || !o.at("topic").is_string()) {
-        return fmt::format("{} needs a string \"topic\"", type);
+        return fmt::format("{} needs a string \"topic\" or \"view\"", type);
     }
     const std::string topic(o.at("topic").as_string());
     if (type == "unsubscribe") {

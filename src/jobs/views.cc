@@ -1,5 +1,7 @@
 #include "jobs/views.h"
 
+#include <utility>
+
 #include "connect/log/log_sink.h"
 #include "engine/state_io.h"
 
@@ -20,21 +22,24 @@ void view::upsert(std::string key, std::string row) {
     std::lock_guard lock(_mu);
     auto& slot = _rows[key];
     if (slot == row) return; // no change, nothing to tell
-    slot = row;
-    publish({view_change::op::upsert, std::move(key), std::move(row), ++_version});
+    std::string before = std::exchange(slot, row);
+    publish({view_change::op::upsert, std::move(key), std::move(row), ++_version, std::move(before)});
 }
 
 void view::remove(const std::string& key) {
     std::lock_guard lock(_mu);
-    if (_rows.erase(key) == 0) return;
-    publish({view_change::op::remove, key, {}, ++_version});
+    auto it = _rows.find(key);
+    if (it == _rows.end()) return;
+    std::string before = std::move(it->second);
+    _rows.erase(it);
+    publish({view_change::op::remove, key, {}, ++_version, std::move(before)});
 }
 
 void view::reset(std::map<std::string, std::string> rows) {
     std::lock_guard lock(_mu);
     for (auto it = _rows.begin(); it != _rows.end();) {
         if (!rows.count(it->first)) {
-            publish({view_change::op::remove, it->first, {}, ++_version});
+            publish({view_change::op::remove, it->first, {}, ++_version, it->second});
             it = _rows.erase(it);
         } else {
             ++it;
@@ -43,8 +48,8 @@ void view::reset(std::map<std::string, std::string> rows) {
     for (auto& [k, r] : rows) {
         auto& slot = _rows[k];
         if (slot == r) continue;
-        slot = r;
-        publish({view_change::op::upsert, k, r, ++_version});
+        std::string before = std::exchange(slot, r);
+        publish({view_change::op::upsert, k, r, ++_version, std::move(before)});
     }
 }
 

@@ -23,6 +23,7 @@ struct view_change {
     std::string key;  ///< the key columns' values, joined with '|'
     std::string row;  ///< the row as a JSON object (empty for `remove`)
     uint64_t version; ///< the view's version after this change
+    std::string before; ///< the row it replaced or removed (empty for a new key)
 };
 
 /// A keyed table of JSON rows, written by one job and read by any thread.

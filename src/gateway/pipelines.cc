@@ -1,0 +1,174 @@
+// REST routes of durable pipelines (jobs) and materialized views.
+
+#include <boost/json.hpp>
+
+#include "gateway/internal.h"
+#include "jobs/jobs.h"
+
+namespace runnel::gateway {
+namespace json = boost::json;
+
+namespace {
+
+using answer = asio::awaitable<std::optional<reply>>;
+
+json::object status_json(const jobs::job_status& st) {
+    json::object o;
+    o["id"] = st.id;
+    o["template"] = st.template_name;
+    o["state"] = st.state;
+    if (!st.error.empty()) o["error"] = st.error;
+    if (!st.waiting_for.empty()) o["waiting_for"] = st.waiting_for;
+    json::array stages;
+    for (const auto& s : st.stages) {
+        json::object x;
+        x["operator"] = s.name;
+        x["records_in"] = s.rows_in;
+        x["records_out"] = s.rows_out;
+        if (s.late_rows) x["late_records"] = s.late_rows;
+        if (s.dead_letters) x["dead_letters"] = s.dead_letters;
+        stages.push_back(std::move(x));
+    }
+    o["operators"] = std::move(stages);
+    if (st.watermark_ms != INT64_MIN) {
+        o["watermark"] = st.watermark_ms;
+        o["watermark_lag_ms"] = st.watermark_lag_ms;
+    }
+    json::object ck;
+    ck["completed"] = st.checkpoints;
+    ck["last_id"] = st.last_checkpoint_id;
+    ck["last_duration_ms"] = st.last_checkpoint_ms;
+    ck["last_size_bytes"] = st.last_checkpoint_bytes;
+    o["checkpoints"] = std::move(ck);
+    o["queue_fill"] = st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0;
+    o["source_buffered_bytes"] = st.source_buffered_bytes;
+    o["sink_pending_bytes"] = st.sink_pending_bytes;
+    if (st.records_skipped) o["records_skipped"] = st.records_skipped;
+    return o;
+}
+
+std::optional<reply> need_jobs(request_ctx& ctx) {
+    if (ctx.st.opts.jobs) return std::nullopt;
+    return to_reply(ctx.fail("unavailable", "this server runs no pipelines"));
+}
+
+answer list_pipelines(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    json::array out;
+    for (const auto& st : ctx.st.opts.jobs->status()) out.push_back(status_json(st));
+    json::object o;
+    o["pipelines"] = std::move(out);
+    co_return json_reply(200, json::serialize(o));
+}
+
+answer get_pipeline(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    const auto& id = ctx.params.at("id");
+    for (const auto& st : ctx.st.opts.jobs->status()) {
+        if (st.id == id) co_return json_reply(200, json::serialize(status_json(st)));
+    }
+    co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", id)));
+}
+
+/// The body is a job definition: {"id", "template", "params": {…}, "checkpoint_interval_ms"}.
+answer create_pipeline(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    boost::system::error_code ec;
+    auto doc = json::parse(ctx.req.body(), ec);
+    if (ec) co_return to_reply(ctx.fail("malformed-json", fmt::format("the body is not JSON: {}", ec.message())));
+    std::string why;
+    auto def = jobs::job_definition::from_json(ctx.req.body(), why);
+    if (!def) co_return to_reply(ctx.fail("invalid-request", why));
+    const auto id = def.value().id;
+    using outcome_t = std::pair<result<void>, std::string>;
+    auto made = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done) {
+        ctx.st.opts.jobs->submit_async(std::move(def).value(), ctx.exec,
+                                       [done](result<void> r, std::string w) { done({r, std::move(w)}); });
+    });
+    if (!made.first) {
+        const bool exists = made.first.error() == std::errc::file_exists;
+        co_return to_reply(ctx.fail(exists ? "pipeline-exists" : "invalid-pipeline", made.second));
+    }
+    for (const auto& st : ctx.st.opts.jobs->status()) {
+        if (st.id == id) {
+            auto r = json_reply(201, json::serialize(status_json(st)));
+            r.headers.emplace_back("Location", "/v1/pipelines/" + id);
+            co_return r;
+        }
+    }
+    co_return to_reply(ctx.fail("internal-error", "the pipeline vanished right after its creation"));
+}
+
+answer delete_pipeline(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    const auto id = ctx.params.at("id");
+    auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
+        ctx.st.opts.jobs->remove_async(id, ctx.exec, done);
+    });
+    if (!r) {
+        if (r.error() == std::errc::no_such_file_or_directory) {
+            co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", id)));
+        }
+        co_return to_reply(ctx.fail("internal-error", fmt::format("cannot remove pipeline '{}': {}", id, r.error().message())));
+    }
+    reply out;
+    out.status = 204;
+    co_return out;
+}
+
+answer list_views(request_ctx&) {
+    json::array out;
+    for (const auto& v : jobs::default_views().all()) {
+        json::object o;
+        o["name"] = v->name();
+        o["key"] = json::value_from(v->key_columns());
+        o["rows"] = v->size();
+        o["version"] = v->version();
+        o["subscribers"] = v->subscribers();
+        out.push_back(std::move(o));
+    }
+    json::object o;
+    o["views"] = std::move(out);
+    co_return json_reply(200, json::serialize(o));
+}
+
+/// {"view", "key", "version", "rows": [{"key", "row"}…]} — every row, ordered by key.
+answer get_view(request_ctx& ctx) {
+    const auto& name = ctx.params.at("name");
+    auto v = jobs::default_views().find(name);
+    if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    auto snap = v->rows();
+    std::string body = fmt::format(R"({{"view":{},"key":{},"version":{},"rows":[)", json::serialize(json::value(name)),
+                                   json::serialize(json::value_from(v->key_columns())), snap.version);
+    bool first = true;
+    for (const auto& [key, row] : snap.rows) {
+        body += fmt::format(R"({}{{"key":{},"row":{}}})", first ? "" : ",", json::serialize(json::value(key)), row);
+        first = false;
+    }
+    body += "]}";
+    co_return json_reply(200, std::move(body));
+}
+
+answer get_view_row(request_ctx& ctx) {
+    const auto& name = ctx.params.at("name");
+    const auto& key = ctx.params.at("key");
+    auto v = jobs::default_views().find(name);
+    if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    auto row = v->row(key);
+    if (!row) co_return to_reply(ctx.fail("unknown-key", fmt::format("view '{}' has no row with key '{}'", name, key)));
+    co_return json_reply(200, *row);
+}
+
+} // namespace
+
+void add_pipeline_routes(router<handler_fn>& r) {
+    r.add("GET", "/v1/pipelines", &list_pipelines);
+    r.add("POST", "/v1/pipelines", &create_pipeline);
+    r.add("GET", "/v1/pipelines/{id}", &get_pipeline);
+    r.add("DELETE", "/v1/pipelines/{id}", &delete_pipeline);
+    r.add("GET", "/v1/views", &list_views);
+    r.add("GET", "/v1/views/{name}", &get_view);
+    r.add("GET", "/v1/views/{name}/rows/{key}", &get_view_row);
+}
+
+} // namespace runnel::gateway

@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""Durable pipelines and materialized views over the HTTP API, against `runnel serve`.
+
+1. POST /v1/pipelines stores and starts a windowed_count job that also keeps a view; its
+   results reach the output topic and the view; GET lists and describes it with metrics;
+   DELETE stops it. Bad definitions get precise problems (400, 409, 404, 405).
+2. The view over REST: every row, one row by key, unknown view and key.
+3. The view over WebSocket: 20 subscribers join while the view changes; each one's snapshot
+   plus the changes it receives equals the view's rows at the end.
+4. The pipeline survives a restart of the server (it is stored in the data directory).
+
+Run: /usr/bin/python3 pipelines_test.py --runnel PATH
+"""
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gw  # noqa: E402
+from gw import call, expect, expect_problem, harness  # noqa: E402
+import websockets  # noqa: E402
+
+JOB = {"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
+       "params": {"input": "clicks", "output": "click-counts", "key": "user", "time": "ts", "window_ms": 1000,
+                  "view": "clicks-per-user", "delivery": "exactly_once"}}
+
+
+def produce(srv, topic, records):
+    expect(call("POST", f"{srv.http}/v1/topics/{topic}/records?acks=all", {"records": records}), 200, "produce")
+
+
+def clicks(start_ms, n, users=5):
+    return [{"key": f"u{i % users}", "value": {"user": f"u{i % users}", "ts": start_ms + i * 10}} for i in range(n)]
+
+
+def closing(ts):
+    """A record on every partition at `ts`: the watermark passes every earlier window."""
+    return [{"partition": p, "value": {"user": "end", "ts": ts}} for p in range(3)]
+
+
+def wait_for(what, cond, seconds=30):
+    deadline = harness.Deadline(seconds, what)
+    while True:
+        v = cond()
+        if v:
+            return v
+        deadline.check()
+        time.sleep(0.05)  # polling a condition with a deadline
+
+
+def view_rows(srv, name):
+    return {r["key"]: r["row"] for r in expect(call("GET", f"{srv.http}/v1/views/{name}"), 200, "view").json()["rows"]}
+
+
+def test_pipeline_lifecycle(srv):
+    expect(call("POST", f"{srv.http}/v1/topics", {"name": "clicks", "partitions": 3}), 201, "topic")
+    r = expect(call("POST", f"{srv.http}/v1/pipelines", JOB), 201, "create")
+    assert r.headers["Location"] == "/v1/pipelines/counts"
+    assert r.json()["id"] == "counts" and r.json()["template"] == "windowed_count", r.json()
+    produce(srv, "clicks", clicks(1_000_000, 700))
+    produce(srv, "clicks", closing(9_000_000))
+    # 700 clicks over 7 s, 5 users: 7 windows × 5 users, 20 clicks each.
+    rows = wait_for("35 windows in the output topic", lambda: (lambda recs: recs if len(recs) >= 35 else None)(
+        expect(call("GET", f"{srv.http}/v1/topics/click-counts/records?partition=0&offset=0&limit=1000"), 200, "read").json()["records"]))
+    assert len(rows) == 35 and all(r["value"]["count"] == 20 for r in rows), rows[:3]
+    p = expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 200, "describe").json()
+    assert p["state"] == "running", p
+    assert p["checkpoints"]["completed"] >= 1, p
+    assert any(o["operator"].endswith(".source") and o["records_out"] == 703 for o in p["operators"]), p["operators"]
+    assert p["watermark"] > 1_000_000, p
+    listed = expect(call("GET", f"{srv.http}/v1/pipelines"), 200, "list").json()["pipelines"]
+    assert [x["id"] for x in listed] == ["counts"], listed
+    view = view_rows(srv, "clicks-per-user")
+    assert set(view) == {f"u{i}" for i in range(5)}, view
+    assert all(v["window_start"] == 1_006_000 for v in view.values()), view
+
+
+def test_pipeline_errors(srv):
+    base = f"{srv.http}/v1/pipelines"
+    expect_problem(call("POST", base, b"{nope", {"Content-Type": "application/json"}), 400, "malformed-json",
+                   "Malformed JSON", "the body is not JSON: syntax error", "/v1/pipelines")
+    expect_problem(call("POST", base, {"id": "x"}), 400, "invalid-request", "Invalid request",
+                   "'template' must be a string", "/v1/pipelines")
+    expect_problem(call("POST", base, {"id": "bad/id", "template": "windowed_count"}), 400, "invalid-request",
+                   "Invalid request", "'id' must be a string of letters, digits, '-', '_' and '.'", "/v1/pipelines")
+    expect_problem(call("POST", base, JOB), 409, "pipeline-exists", "Pipeline already exists",
+                   "a job 'counts' exists already", "/v1/pipelines")
+    expect_problem(call("POST", base, {"id": "t2", "template": "teleport"}), 422, "invalid-pipeline",
+                   "Pipeline refused", "unknown template 'teleport'", "/v1/pipelines")
+    bad = dict(JOB, id="w2", params=dict(JOB["params"], window_ms="soon"))
+    expect_problem(call("POST", base, bad), 422, "invalid-pipeline", "Pipeline refused",
+                   "parameter 'window_ms' must be an integer, not 'soon'", "/v1/pipelines")
+    expect_problem(call("GET", f"{base}/nope"), 404, "unknown-pipeline", "Unknown pipeline",
+                   "pipeline 'nope' does not exist", "/v1/pipelines/nope")
+    expect_problem(call("DELETE", f"{base}/nope"), 404, "unknown-pipeline", "Unknown pipeline",
+                   "pipeline 'nope' does not exist", "/v1/pipelines/nope")
+    assert call("PUT", base, JOB).status == 405
+    expect_problem(call("GET", f"{srv.http}/v1/views/nope"), 404, "unknown-view", "Unknown view",
+                   "view 'nope' does not exist", "/v1/views/nope")
+    expect_problem(call("GET", f"{srv.http}/v1/views/clicks-per-user/rows/zz"), 404, "unknown-key", "Unknown key",
+                   "view 'clicks-per-user' has no row with key 'zz'", "/v1/views/clicks-per-user/rows/zz")
+    row = expect(call("GET", f"{srv.http}/v1/views/clicks-per-user/rows/u3"), 200, "row").json()
+    assert row["user"] == "u3" and row["count"] == 20, row
+    views = expect(call("GET", f"{srv.http}/v1/views"), 200, "views").json()["views"]
+    assert {"name": "clicks-per-user", "key": ["user"]}.items() <= views[0].items(), views
+
+
+async def view_subscriber(url, name, out, started):
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "view": name}))
+        rows = {}
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert first == {"type": "subscribed", "view": name, "key": ["user"]}, first
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if m["type"] == "view_row":
+                rows[m["key"]] = m["row"]
+            elif m["type"] == "snapshot_end":
+                assert m["rows"] == len(rows), m
+                break
+            else:
+                raise AssertionError(m)
+        started.set()
+        version = m["version"]
+        while True:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            except asyncio.TimeoutError:
+                break  # quiet for 3 s: the producer is done
+            assert m["type"] == "change" and m["version"] > version, m
+            version = m["version"]
+            if m["op"] == "delete":
+                rows.pop(m["key"], None)
+            else:
+                if m["op"] == "update":
+                    assert rows.get(m["key"]) == m["before"], (m, rows.get(m["key"]))
+                rows[m["key"]] = m["row"]
+        out.append(rows)
+
+
+def test_view_subscriptions(srv):
+    url = f"ws://127.0.0.1:{srv.http_port}/v1/ws"
+
+    async def run():
+        results = []
+        subs = []
+        for i in range(20):
+            started = asyncio.Event()
+            subs.append(asyncio.create_task(view_subscriber(url, "clicks-per-user", results, started)))
+            # New windows close while subscribers join: changes race with snapshots.
+            await asyncio.to_thread(produce, srv, "clicks", clicks(9_001_000 + i * 1000, 100))
+            await asyncio.to_thread(produce, srv, "clicks", closing(9_001_000 + (i + 2) * 1000))
+            await asyncio.wait_for(started.wait(), 30)
+        await asyncio.gather(*subs)
+        return results
+
+    results = asyncio.run(run())
+    final = view_rows(srv, "clicks-per-user")
+    assert len(results) == 20
+    for i, rows in enumerate(results):
+        assert rows == final, f"subscriber {i}: {rows} != {final}"
+
+
+def test_survives_restart_and_delete(first):
+    before = expect(call("GET", f"{first.http}/v1/pipelines/counts"), 200, "before").json()["checkpoints"]["last_id"]
+    first.stop()
+    srv = harness.RunnelServer(first.binary, name="gw-pipelines-again", shards=2, data_dir=first.data_dir).start()
+    try:
+        after_restart(srv, before)
+    finally:
+        srv.stop()
+
+
+def after_restart(srv, before):
+    p = wait_for("the pipeline running again", lambda: (lambda x: x if x["state"] == "running" else None)(
+        expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 200, "after").json()))
+    assert p["checkpoints"]["last_id"] == 0 or p["checkpoints"]["last_id"] >= before, p
+    # The view is back from the checkpoint at once.
+    assert len(view_rows(srv, "clicks-per-user")) >= 5
+    expect(call("DELETE", f"{srv.http}/v1/pipelines/counts"), 204, "delete")
+    expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 404, "gone")
+
+
+def main():
+    binary = harness.runnel_binary()
+    with tempfile.TemporaryDirectory(prefix="gw-pipelines-") as d:
+        with harness.RunnelServer(binary, name="gw-pipelines", shards=2, data_dir=os.path.join(d, "data")) as srv:
+            code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors, test_view_subscriptions],
+                                srv)
+            assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
+            code |= gw.run_tests("pipelines_test (restart)", [test_survives_restart_and_delete], srv)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
