@@ -1,8 +1,9 @@
 // Runnel's dashboard. Every second it reads /metrics (the Prometheus text the server exports),
 // turns the partitions' log end offsets into records/s per topic and the consumer groups'
 // lag into a table, and draws the rates with uPlot. "tail" follows a topic's new records over
-// the WebSocket API (/v1/ws). No framework and no build step: the browser loads these files
-// as the server embeds them.
+// the WebSocket API (/v1/ws). A materialized view is shown as a live table and chart: its
+// snapshot, then its changes, over the same WebSocket API. No framework and no build step: the
+// browser loads these files as the server embeds them.
 
 const POLL_MS = 1000;
 const WINDOW_POINTS = 120; // two minutes of history
@@ -33,6 +34,8 @@ const state = {
   chart: null,
   chartTopics: [],
   tail: null,            // {topic, ws}
+  view: null,            // {name, ws, rows: Map(key -> row), chart, series: Map(key -> values), times, field}
+  views: [],             // names seen in /v1/views
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -254,4 +257,107 @@ function startTail(topic) {
   };
 }
 
+/** The first numeric field of a row that is not a window bound: what the view chart plots. */
+function chartField(row) {
+  for (const [k, v] of Object.entries(row)) {
+    if (typeof v === "number" && !k.startsWith("window_")) return k;
+  }
+  return null;
+}
+
+function renderView() {
+  const v = state.view;
+  if (!v) return;
+  const keys = [...v.rows.keys()].sort();
+  const cols = keys.length ? Object.keys(v.rows.get(keys[0])) : [];
+  const table = document.getElementById("view-table");
+  table.tHead.replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
+  const cell = (c, x) => {
+    if (typeof x !== "number") return String(x ?? "");
+    if (c.startsWith("window_")) return new Date(x).toISOString().slice(11, 19); // window bounds (epoch ms)
+    return Number.isInteger(x) ? fmtCount(x) : x.toFixed(2);
+  };
+  const rows = keys.map((k) => el("tr", { "data-key": k },
+    ...cols.map((c) => el("td", { class: typeof v.rows.get(k)[c] === "number" ? "num" : "" }, cell(c, v.rows.get(k)[c])))));
+  replaceRows(table.tBodies[0], rows, "no rows yet", Math.max(1, cols.length));
+  document.getElementById("view-version").textContent = `version ${v.version}`;
+}
+
+/** Adds a point per key to the view's chart (the plotted field's current value). */
+function sampleView() {
+  const v = state.view;
+  if (!v || !v.rows.size) return;
+  const first = v.rows.values().next().value;
+  v.field = v.field ?? chartField(first);
+  if (!v.field) return;
+  v.times.push(Date.now() / 1000);
+  const keys = [...v.rows.keys()].sort().slice(0, PALETTE.length);
+  for (const k of keys) {
+    const s = v.series.get(k) ?? new Array(v.times.length - 1).fill(null);
+    s.push(v.rows.get(k)?.[v.field] ?? null);
+    v.series.set(k, s);
+  }
+  for (const [k, s] of v.series) if (s.length < v.times.length) s.push(null);
+  if (v.times.length > WINDOW_POINTS) {
+    v.times.shift();
+    for (const s of v.series.values()) s.shift();
+  }
+  const host = document.getElementById("view-chart");
+  const names = [...v.series.keys()];
+  const data = [v.times, ...names.map((k) => v.series.get(k))];
+  const width = Math.max(320, host.clientWidth || 600);
+  if (!v.chart || v.chartKeys !== names.join("\n")) {
+    if (v.chart) v.chart.destroy();
+    v.chartKeys = names.join("\n");
+    v.chart = new uPlot({
+      width, height: 200,
+      scales: { x: { time: true } },
+      axes: [{}, { label: v.field, size: 70 }],
+      series: [{}, ...names.map((k, i) => ({ label: k, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
+    }, data, host);
+  } else {
+    v.chart.setData(data);
+  }
+}
+
+function openView(name) {
+  if (state.view) state.view.ws.close(1000);
+  document.getElementById("view-chart").replaceChildren();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`);
+  state.view = { name, ws, rows: new Map(), version: 0, chart: null, series: new Map(), times: [], field: null };
+  const v = state.view;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", view: name }));
+  ws.onmessage = (ev) => {
+    if (state.view !== v) return;
+    const m = JSON.parse(ev.data);
+    if (m.type === "view_row" || (m.type === "change" && m.op !== "delete")) v.rows.set(m.key, m.row);
+    else if (m.type === "change" && m.op === "delete") v.rows.delete(m.key);
+    if (m.version !== undefined) v.version = m.version;
+    if (m.type === "snapshot_end" || m.type === "change") renderView();
+  };
+}
+
+async function pollViews() {
+  try {
+    const res = await fetch("/v1/views", { cache: "no-store" });
+    if (res.ok) {
+      const names = (await res.json()).views.map((v) => v.name).sort();
+      if (names.join("\n") !== state.views.join("\n")) {
+        state.views = names;
+        const pick = document.getElementById("view-pick");
+        pick.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+        if (!state.view && names.length) openView(names[0]);
+      }
+    }
+    sampleView();
+  } catch (e) {
+    // The metrics poll reports an unreachable server.
+  } finally {
+    setTimeout(pollViews, POLL_MS);
+  }
+}
+
+document.getElementById("view-pick").addEventListener("change", (e) => openView(e.target.value));
 poll();
+pollViews();

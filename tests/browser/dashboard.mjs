@@ -2,7 +2,8 @@
 // Usage: node dashboard.mjs URL TOPIC SCREENSHOT [PIPELINE]
 // Checks: the page loads with no console error and no failed request; the topic appears;
 // its records/s figure changes while records are being produced; a chart is drawn; the
-// pipeline (a running job) shows as running with records/s read; the live tail shows records.
+// pipeline (a running job) shows as running with records/s read; the materialized view's table
+// fills and its version moves, with its chart drawn; the live tail shows records.
 // Prints one JSON line with what it saw; exits non-zero on a failure.
 import { chromium } from "playwright-core";
 
@@ -42,11 +43,23 @@ try {
     pipelineRate = await (await page.waitForFunction(job, pipeline, { timeout: 30000 })).jsonValue();
   }
 
+  // The first view (the demo's latest window per channel) as a live table that updates.
+  let viewUpdates = null;
+  if (pipeline) {
+    await page.locator("#view-table tbody tr[data-key]").first().waitFor({ timeout: 30000 });
+    const version = async () => (await page.locator("#view-version").textContent()).trim();
+    const v0 = await version();
+    await page.waitForFunction((before) => document.getElementById("view-version").textContent.trim() !== before,
+                               v0, { timeout: 30000 });
+    await page.locator("#view-chart canvas").first().waitFor({ timeout: 20000 });
+    viewUpdates = [v0, await version()];
+  }
+
   await row.locator("button").click();
   await page.locator("#tail tbody tr").first().waitFor({ timeout: 20000 });
   const tailRows = await page.locator("#tail tbody tr").count();
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ rates: seen, pipelineRate, tailRows, screenshot, problems }));
+  console.log(JSON.stringify({ rates: seen, pipelineRate, viewUpdates, tailRows, screenshot, problems }));
 } finally {
   await browser.close();
 }
