@@ -97,6 +97,22 @@ std::function<void()> job::waker() {
     };
 }
 
+void job::append(const std::string& topic, std::string value) {
+    auto produce = [self = shared_from_this(), topic, value = std::move(value)]() {
+        model::record_batch_builder b;
+        b.add(std::nullopt, std::string_view(value), model::event_time(model::processing_now()()));
+        auto batch = std::make_shared<model::record_batch>(b.build());
+        self->_broker.produce({topic, model::partition_id(0)}, batch->bytes(), -1, self->_home,
+                              [batch, topic, id = self->_def.id](result<broker::produce_result> r) {
+                                  if (!r) lg().error("job {}: cannot append to {}: {}", id, topic, r.error().message());
+                              });
+    };
+    if (_broker.topic(topic)) return produce();
+    broker::topic_config cfg;
+    cfg.partitions = 1;
+    _broker.create_topic(topic, cfg, _home, [produce](result<void>, std::string) { produce(); });
+}
+
 engine::stream job::source(connect::log_source_options opts) {
     return source(std::make_unique<connect::log_source>(_broker, _home, std::move(opts), waker()),
                   connect::log_source::schema());

@@ -50,6 +50,8 @@ private:
     void sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sink, int32_t partitions) override;
     executor& home() override { return _home; }
     std::function<void()> waker() override;
+    const std::string& id() const override { return _def.id; }
+    void append(const std::string& topic, std::string value) override;
     int32_t partitions_of(const std::string& topic) const override;
 
     void start_sinks(std::size_t i);

@@ -86,6 +86,11 @@ public:
     virtual executor& home() = 0;
     /// Wakes the job when a source or sink has something for it (call on `home`).
     virtual std::function<void()> waker() = 0;
+    /// The job's id (names sinks' idempotency keys).
+    virtual const std::string& id() const = 0;
+    /// Appends `value` to `topic` (created with one partition when missing), acks=all; for
+    /// dead letters. Call on `home`.
+    virtual void append(const std::string& topic, std::string value) = 0;
     /// Partitions of an existing topic, or 0.
     virtual int32_t partitions_of(const std::string& topic) const = 0;
 
@@ -111,7 +116,9 @@ using template_fn = std::function<result<void>(job_context&, const job_definitio
 /// rows {key, window_start, window_end, count} to topic `output` (`output_partitions`,
 /// `delivery` = exactly_once | at_least_once), late rows to `<output>.late` and undecodable
 /// records to `<output>.dead`; with `view`, also a materialized view of that name holding the
-/// latest window of each key.
+/// latest window of each key; with `webhook` (an http:// URL), windows counting at least
+/// `min_count` are POSTed there (options `webhook.*` as `connect::webhook_options`), rows it
+/// refuses going to `<output>.webhook-dead`.
 const std::map<std::string, template_fn>& templates();
 
 /// Adds a template (a program embedding Runnel defines its own pipelines in C++). Call before

@@ -220,7 +220,13 @@ result<void> manager::submit(job_definition def, std::string& why) {
     if (ec) return ec;
     auto text = def.to_json();
     RUNNEL_TRY(write_file_atomic(_dir / def.id / "job.json", std::as_bytes(std::span(text))));
-    return launch(std::move(def), why);
+    const auto id = def.id;
+    auto launched = launch(std::move(def), why);
+    if (!launched) {
+        // Refused: nothing of it stays (a stored job that fails at start stays, to be seen).
+        (void)remove(id);
+    }
+    return launched;
 }
 
 result<void> manager::remove(const std::string& id) {

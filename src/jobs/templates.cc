@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "connect/webhook/webhook.h"
 #include "jobs/jobs.h"
 
 namespace runnel::jobs {
@@ -84,6 +85,27 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
                      .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
                      .aggregate({engine::count()});
     ctx.sink(counted, {output, delivery, {key}}, int32_t(out_parts));
+    // Optionally alerts: windows counting at least `min_count` POSTed to a webhook.
+    if (auto w = def.params.find("webhook"); w != def.params.end() && !w->second.empty()) {
+        std::map<std::string, std::string> wopts{{"url", w->second}};
+        for (const auto& [k, v] : def.params) {
+            if (k.starts_with("webhook.")) wopts[k] = v;
+        }
+        auto parsed = connect::webhook_options::parse(wopts, why);
+        if (!parsed) return invalid();
+        auto min_count = p.number("min_count", 1, 0, INT64_MAX);
+        if (!p.ok()) return invalid();
+        auto dead_topic = output + ".webhook-dead";
+        auto* c = &ctx;
+        auto dead = [c, dead_topic, url = w->second](std::string row, std::string reason, int attempts) {
+            c->append(dead_topic, fmt::format(R"({{"row":{},"reason":{},"attempts":{},"url":{}}})", row,
+                                              connect::json_string(reason), attempts, connect::json_string(url)));
+        };
+        auto alerts = counted.filter(engine::col("count") >= engine::lit(min_count));
+        ctx.sink(alerts, std::make_unique<connect::webhook_sink>(def.id + "-webhook", std::move(parsed).value(), ctx.home(),
+                                                                 ctx.waker(), dead),
+                 1);
+    }
     // Optionally also a materialized view of the latest window per key.
     if (auto v = def.params.find("view"); v != def.params.end() && !v->second.empty()) {
         ctx.sink(counted, std::make_unique<view_sink>(default_views().open(v->second, {key})), 1);

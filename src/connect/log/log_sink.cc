@@ -68,6 +68,12 @@ void restamp(std::string& bytes, int64_t pid, int16_t epoch, int32_t seq) {
 
 } // namespace
 
+std::string json_string(std::string_view s) {
+    std::string out;
+    append_json_string(out, s);
+    return out;
+}
+
 std::string row_to_json(const engine::batch& b, std::size_t row) {
     std::string out = "{";
     const auto& fields = b.schema_of()->fields();

@@ -95,5 +95,7 @@ private:
 
 /// One row of `b` as a JSON object (column names as fields; timestamps as epoch ms).
 std::string row_to_json(const engine::batch& b, std::size_t row);
+/// `s` as a JSON string literal, quotes included.
+std::string json_string(std::string_view s);
 
 } // namespace runnel::connect
