@@ -49,6 +49,7 @@ bench: benchmarks
 	$(RELEASE)/bench/engine_bench --json build/bench-engine.json
 	bench/ws_bench.py --build $(RELEASE) --json build/bench-ws.json
 	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
+	bench/jobs_bench.py --build $(RELEASE) --json build/bench-jobs.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
