@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "connect/kafka/kafka.h"
 #include "connect/webhook/webhook.h"
 #include "jobs/jobs.h"
 
@@ -71,12 +72,41 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
     if (!p.ok()) return invalid();
     const auto delivery = mode == "exactly_once" ? connect::delivery::exactly_once : connect::delivery::at_least_once;
 
+    // With `bootstrap`, the topics are on an external Kafka-protocol cluster.
+    const auto bootstrap = p.text("bootstrap", "");
+    if (!bootstrap.empty() && delivery == connect::delivery::exactly_once) {
+        why = "exactly-once output to an external cluster needs Kafka transactions, which Runnel does not drive "
+              "yet; set delivery to at_least_once";
+        return invalid();
+    }
+    auto sink_to = [&](engine::stream s, std::string topic, std::vector<std::string> keys, int32_t parts) {
+        if (bootstrap.empty()) return ctx.sink(std::move(s), {std::move(topic), delivery, std::move(keys)}, parts);
+        ctx.sink(std::move(s),
+                 std::make_unique<connect::kafka_sink>(connect::kafka_sink_options{bootstrap, std::move(topic), std::move(keys)},
+                                                       ctx.home(), ctx.waker()),
+                 parts);
+    };
     auto fields = engine::make_schema({{key, engine::data_type::string()}, {time, engine::data_type::timestamp()}});
-    connect::log_source_options src;
-    src.topic = input;
-    auto decoded = ctx.source(src).decode(engine::decode_format::json, fields, "value");
+    engine::stream raw;
+    if (bootstrap.empty()) {
+        connect::log_source_options src;
+        src.topic = input;
+        raw = ctx.source(src);
+    } else {
+        connect::kafka_source_options src;
+        src.bootstrap = bootstrap;
+        src.topic = input;
+        src.client_id = "runnel-job-" + def.id;
+        raw = ctx.source(std::make_unique<connect::kafka_source>(src, ctx.home(), ctx.waker()), connect::log_source::schema());
+    }
+    auto decoded = raw.decode(engine::decode_format::json, fields, "value");
     engine::watermark_options wo;
     wo.partitions = std::max(1, ctx.partitions_of(input));
+    if (!bootstrap.empty()) {
+        auto parts = connect::kafka_partitions(bootstrap, input, std::chrono::seconds(10), why);
+        if (!parts) return invalid();
+        wo.partitions = parts.value();
+    }
     wo.idle_timeout = std::chrono::milliseconds(idle_ms);
     engine::window_options win;
     win.allowed_lateness = std::chrono::milliseconds(lateness_ms);
@@ -84,7 +114,7 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
                      .key_by({key})
                      .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
                      .aggregate({engine::count()});
-    ctx.sink(counted, {output, delivery, {key}}, int32_t(out_parts));
+    sink_to(counted, output, {key}, int32_t(out_parts));
     // Optionally alerts: windows counting at least `min_count` POSTed to a webhook.
     if (auto w = def.params.find("webhook"); w != def.params.end() && !w->second.empty()) {
         std::map<std::string, std::string> wopts{{"url", w->second}};
@@ -110,8 +140,8 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
     if (auto v = def.params.find("view"); v != def.params.end() && !v->second.empty()) {
         ctx.sink(counted, std::make_unique<view_sink>(default_views().open(v->second, {key})), 1);
     }
-    ctx.sink(counted.late_rows(), {output + ".late", delivery, {}}, 1);
-    ctx.sink(decoded.dead_letters(), {output + ".dead", delivery, {}}, 1);
+    sink_to(counted.late_rows(), output + ".late", {}, 1);
+    sink_to(decoded.dead_letters(), output + ".dead", {}, 1);
     return ok();
 }
 
