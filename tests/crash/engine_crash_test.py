@@ -8,20 +8,15 @@ usage: engine_crash_test.py RUNNEL_BINARY
 """
 import json
 import os
-import queue
 import random
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
 
+from crash_server import Server, free_port
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -33,66 +28,29 @@ WINDOW_MS = 1000
 BOUND_MS = 500
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+recoveries = []  # what each restart reported about resuming, across all servers
 
 
-class Server:
-    """One `runnel serve`; its log is read by a thread so waiting has a deadline."""
+def watch(line):
+    if "resuming from checkpoint" in line or "were not in the log" in line:
+        recoveries.append(line.split("] ", 1)[-1].strip())
 
-    def __init__(self, binary, data, port):
-        self.lines = queue.Queue()
-        self.http = None
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", data, "--kafka-addr", f"127.0.0.1:{port}", "--http-addr", "127.0.0.1:0",
-             "--shards", "2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
 
-    recoveries = []  # what each restart reported about resuming, across all servers
+def start(binary, data, port):
+    s = Server(binary, data, port, watch)
+    s.wait_ready(fail_on=lambda line: "failed" in line and "[jobs]" in line)
+    return s
 
-    def _read(self):
-        for line in self.proc.stderr:
-            if "resuming from checkpoint" in line or "were not in the log" in line:
-                Server.recoveries.append(line.split("] ", 1)[-1].strip())
-            self.lines.put(line)
-        self.lines.put(None)
 
-    def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                raise RuntimeError("server exited before it was ready")
-            if "failed" in line and "[jobs]" in line:
-                raise RuntimeError(line)
-            if "ready in" in line:
-                self.http = re.search(r"HTTP listener on (\S+)", line).group(1)
-                return
-        raise RuntimeError("server not ready in time")
-
-    def metric(self, name):
-        """The sum of a metric's samples for the job (0 when absent)."""
-        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name + "{") and 'job="counts"' in line:
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=20)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+def metric(server, name):
+    """The sum of a metric's samples for the job (0 when absent)."""
+    with urllib.request.urlopen(f"http://{server.http}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and 'job="counts"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def events(rng):
@@ -141,16 +99,14 @@ def main():
                    "params": {"input": "events", "output": "counts", "key": "key", "time": "ts",
                               "window_ms": WINDOW_MS, "bound_ms": BOUND_MS, "output_partitions": 3,
                               "delivery": "exactly_once"}}, f)
-    server = Server(binary, data, port)
+    server = start(binary, data, port)
     try:
-        server.wait_ready()
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for _, fut in admin.create_topics([NewTopic("events", PARTITIONS, 1)]).items():
             fut.result(30)
         # The job started before its input existed; restart once so it sees every partition.
         server.stop()
-        server = Server(binary, data, port)
-        server.wait_ready()
+        server = start(binary, data, port)
 
         # Events flow in while the server is killed at random moments, so kills land while the
         # job reads, computes, checkpoints and appends. The idempotent producer retries across
@@ -176,8 +132,7 @@ def main():
             if kills < KILLS and time.monotonic() >= next_kill:
                 server.kill()
                 kills += 1
-                server = Server(binary, data, port)
-                server.wait_ready()
+                server = start(binary, data, port)
                 next_kill = time.monotonic() + rng.uniform(0.3, 1.0)
         # Close every window: a far-future event on each partition.
         for p in range(PARTITIONS):
@@ -194,9 +149,9 @@ def main():
                 break
             time.sleep(0.5)
         # A few more checkpoints: nothing may be appended again.
-        seen_checkpoints = server.metric("runnel_job_checkpoints_total")
+        seen_checkpoints = metric(server, "runnel_job_checkpoints_total")
         deadline = time.monotonic() + 30
-        while server.metric("runnel_job_checkpoints_total") < seen_checkpoints + 3 and time.monotonic() < deadline:
+        while metric(server, "runnel_job_checkpoints_total") < seen_checkpoints + 3 and time.monotonic() < deadline:
             time.sleep(0.1)
 
         got = Counter()
@@ -217,7 +172,7 @@ def main():
         assert not late, f"{len(late)} rows went to the late output; none is late in this input"
         assert kills >= 5
         assert server.stop() == 0
-        for line in Server.recoveries:
+        for line in recoveries:
             print("  " + line)
         print(f"engine crash test: {kills} SIGKILLs while a job counted {EVENTS} events; "
               f"{len(expected)} windows, each exactly once with the right count")

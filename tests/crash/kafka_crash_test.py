@@ -6,67 +6,20 @@ acknowledgement named, and nothing else is visible.
 
 usage: kafka_crash_test.py RUNNEL_BINARY
 """
-import os
-import queue
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+from crash_server import Server, free_port
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 KILLS = 6
 PARTITIONS = 3
 TOPIC = "crash"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One `runnel serve` process; its output is read by a thread so waiting has a deadline."""
-
-    def __init__(self, binary, data, port):
-        self.lines = queue.Queue()
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", data, "--kafka-addr", f"127.0.0.1:{port}", "--http-addr", "127.0.0.1:0", "--shards", "2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_ready(self, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                raise RuntimeError("server exited before it was ready")
-            if "ready in" in line:
-                return
-        raise RuntimeError("server not ready in time")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=20)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
 
 
 def main():

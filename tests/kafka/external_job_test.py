@@ -11,7 +11,6 @@ Run: /usr/bin/python3 external_job_test.py --runnel PATH
 """
 import json
 import os
-import sys
 import tempfile
 import time
 import urllib.error
