@@ -9,6 +9,7 @@
 #include "engine/errc.h"
 #include "engine/expr.h"
 #include "engine/join.h"
+#include "engine/topn.h"
 #include "engine/types.h"
 #include "engine/aggregate.h"
 #include "engine/operators.h"

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/state_io.h"
+#include "engine/value_io.h"
 
 namespace runnel::engine {
 namespace {
@@ -44,30 +45,6 @@ std::optional<std::string> key_of(const batch& b, const std::vector<size_t>& key
 int64_t millis(const column& c, size_t i, bool micros) {
     auto v = c.int64_at(i);
     return micros ? (v >= 0 ? v / 1000 : -((-v + 999) / 1000)) : v;
-}
-
-void write_value(state_writer& w, const value& v) {
-    w.u8(v.is_null() ? 0 : 1);
-    if (v.is_null()) return;
-    switch (v.type.id) {
-    case type_id::boolean: w.u8(std::get<bool>(v.v) ? 1 : 0); break;
-    case type_id::int64:
-    case type_id::timestamp: w.i64(std::get<int64_t>(v.v)); break;
-    case type_id::float64: w.f64(std::get<double>(v.v)); break;
-    case type_id::string: w.str(std::get<std::string>(v.v)); break;
-    }
-}
-
-value read_value(state_reader& r, data_type t) {
-    if (r.u8() == 0) return value::null(t);
-    switch (t.id) {
-    case type_id::boolean: return {t, r.u8() != 0};
-    case type_id::int64:
-    case type_id::timestamp: return {t, r.i64()};
-    case type_id::float64: return {t, r.f64()};
-    case type_id::string: return {t, std::string(r.str())};
-    }
-    return value::null(t);
 }
 
 } // namespace

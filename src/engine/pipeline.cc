@@ -189,6 +189,16 @@ stream stream::lookup_join(const stream& table, std::vector<std::string> keys, s
     return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &table}, _time);
 }
 
+stream stream::top_n(top_n_spec spec) {
+    if (!_p || !_p->ok_to_build(*this)) return {};
+    auto st = top_n_stage::make(schema_of(), std::move(spec));
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, _time);
+}
+
 stream stream::side_output() const {
     if (!_p || _p->_error) return {};
     if (_p->_nodes[_node].st->num_outputs() < 2) {

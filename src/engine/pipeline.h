@@ -9,6 +9,7 @@
 
 #include "engine/join.h"
 #include "engine/operators.h"
+#include "engine/topn.h"
 #include "engine/window.h"
 
 namespace runnel::engine {
@@ -40,6 +41,8 @@ public:
     stream union_with(const std::vector<stream>& others);
     /// Joins this stream (left) with `right`: a regular, interval or window join (`join_spec`).
     stream join(const stream& right, join_spec spec);
+    /// The first `n` rows per key by a column (`top_n_spec`): a window Top-N or a changelog.
+    stream top_n(top_n_spec spec);
     /// Joins each row with the current row of `table` for its key (a lookup join).
     stream lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
                        join_type type = join_type::inner);
