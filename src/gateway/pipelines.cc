@@ -1,7 +1,10 @@
-// REST routes of durable pipelines (jobs) and materialized views.
+// REST routes of durable pipelines (jobs), materialized views and consumer groups.
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
+#include "broker/broker.h"
 #include "gateway/internal.h"
 #include "jobs/jobs.h"
 
@@ -159,9 +162,88 @@ answer get_view_row(request_ctx& ctx) {
     co_return json_reply(200, *row);
 }
 
+std::optional<reply> need_groups(request_ctx& ctx) {
+    if (ctx.st.opts.groups) return std::nullopt;
+    return to_reply(ctx.fail("unavailable", "this server has no group coordinator"));
+}
+
+answer list_groups(request_ctx& ctx) {
+    if (auto r = need_groups(ctx)) co_return r;
+    auto groups = co_await await_callback<std::vector<broker::group_listing>>(
+      [&](std::function<void(std::vector<broker::group_listing>)> done) { ctx.st.opts.groups->list(ctx.exec, done); });
+    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.group_id < b.group_id; });
+    json::array out;
+    for (const auto& g : groups) {
+        json::object o;
+        o["group"] = g.group_id;
+        o["state"] = g.state;
+        o["protocol_type"] = g.protocol_type;
+        out.push_back(std::move(o));
+    }
+    json::object o;
+    o["groups"] = std::move(out);
+    co_return json_reply(200, json::serialize(o));
+}
+
+/// A group: state, members and, per committed partition, the committed offset, the log end
+/// and the lag (log end − committed), as `runnel group describe` and kafka_exporter give it.
+answer describe_group(request_ctx& ctx) {
+    if (auto r = need_groups(ctx)) co_return r;
+    const auto id = ctx.params.at("id");
+    auto d = co_await await_callback<broker::group_description>(
+      [&](std::function<void(broker::group_description)> done) { ctx.st.opts.groups->describe(id, ctx.exec, done); });
+    auto offs = co_await await_callback<broker::offsets_fetch_result>(
+      [&](std::function<void(broker::offsets_fetch_result)> done) {
+          ctx.st.opts.groups->fetch_offsets(id, std::nullopt, ctx.exec, done);
+      });
+    if ((d.state.empty() || d.state == "Dead") && offs.partitions.empty()) {
+        co_return to_reply(ctx.fail("unknown-group", fmt::format("group '{}' does not exist", id)));
+    }
+    json::object o;
+    o["group"] = id;
+    o["state"] = d.state;
+    o["protocol_type"] = d.protocol_type;
+    o["protocol"] = d.protocol;
+    o["generation"] = d.generation;
+    json::array members;
+    for (const auto& m : d.members) {
+        json::object x;
+        x["member_id"] = m.member_id;
+        if (m.instance_id) x["instance_id"] = *m.instance_id;
+        x["client_id"] = m.client_id;
+        x["client_host"] = m.client_host;
+        members.push_back(std::move(x));
+    }
+    o["members"] = std::move(members);
+    std::sort(offs.partitions.begin(), offs.partitions.end(), [](const auto& a, const auto& b) { return a.tp < b.tp; });
+    json::array parts;
+    int64_t total = 0;
+    for (const auto& p : offs.partitions) {
+        if (p.value.offset < 0) continue;
+        json::object x;
+        x["topic"] = p.tp.topic;
+        x["partition"] = p.tp.partition();
+        x["committed"] = p.value.offset;
+        using R = result<broker::offsets_result>;
+        auto end = co_await await_callback<R>([&](std::function<void(R)> done) { ctx.st.broker.offsets(p.tp, ctx.exec, done); });
+        if (end) {
+            const int64_t lag = std::max<int64_t>(0, end.value().high_watermark() - p.value.offset);
+            x["log_end"] = end.value().high_watermark();
+            x["lag"] = lag;
+            total += lag;
+        }
+        parts.push_back(std::move(x));
+    }
+    o["offsets"] = std::move(parts);
+    o["lag"] = total;
+    co_return json_reply(200, json::serialize(o));
+}
+
 } // namespace
 
 void add_pipeline_routes(router<handler_fn>& r) {
+    r.add("GET", "/v1/groups", &list_groups);
+    r.add("GET", "/v1/groups/{id}", &describe_group);
     r.add("GET", "/v1/pipelines", &list_pipelines);
     r.add("POST", "/v1/pipelines", &create_pipeline);
     r.add("GET", "/v1/pipelines/{id}", &get_pipeline);

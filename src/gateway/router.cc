@@ -24,6 +24,7 @@ constexpr problem_kind kinds[] = {
   {"unknown-topic", 404, "Unknown topic"},
   {"unknown-partition", 404, "Unknown partition"},
   {"unknown-pipeline", 404, "Unknown pipeline"},
+  {"unknown-group", 404, "Unknown group"},
   {"unknown-view", 404, "Unknown view"},
   {"unknown-key", 404, "Unknown key"},
   {"method-not-allowed", 405, "Method not allowed"},

@@ -386,6 +386,38 @@ std::string view_message(std::string_view type, std::string_view view, const job
     return out;
 }
 
+/// A view message in the session's framing: a WebSocket text message, or an SSE event whose
+/// id is the view's version.
+std::string framed(const session& s, std::string_view type, uint64_t version, std::string json) {
+    if (s.proto == protocol::ws) return json;
+    return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", version, type, json);
+}
+
+/// Subscribes `s` to `v`: `subscribed`, the snapshot rows, `snapshot_end`, then the changes.
+void subscribe_view(const std::shared_ptr<session>& s, const std::shared_ptr<jobs::view>& v) {
+    const std::string name = v->name();
+    uint64_t id = 0;
+    auto snap = v->subscribe(id, s->exec, [w = std::weak_ptr<session>(s), name](const jobs::view_change& c) {
+        auto self = w.lock();
+        if (!self || self->closed || !self->views.count(name)) return;
+        self->push(framed(*self, "change", c.version, view_message("change", name, c)), true);
+    });
+    s->views[name] = {v, id};
+    s->push(framed(*s, "subscribed", snap.version,
+                   fmt::format(R"({{"type":"subscribed","view":{},"key":{}}})", quote(name),
+                               json::serialize(json::value_from(v->key_columns())))),
+            false);
+    for (const auto& [key, row] : snap.rows) {
+        s->push(framed(*s, "view_row", snap.version,
+                       view_message("view_row", name, {jobs::view_change::op::upsert, key, row, snap.version, {}})),
+                false);
+    }
+    s->push(framed(*s, "snapshot_end", snap.version,
+                   fmt::format(R"({{"type":"snapshot_end","view":{},"rows":{},"version":{}}})", quote(name),
+                               snap.rows.size(), snap.version)),
+            false);
+}
+
 /// `{"type":"subscribe","view":NAME}`: the view's rows as `view_row` messages, then
 /// `snapshot_end` with the version they are at, then every change as a `change` message.
 std::optional<std::string> on_view_message(const std::shared_ptr<session>& s, const json::object& o, const std::string& type) {
@@ -411,22 +443,7 @@ std::optional<std::string> on_view_message(const std::shared_ptr<session>& s, co
         s->send_error("already-subscribed", fmt::format("already subscribed to view '{}'; unsubscribe first", name));
         return std::nullopt;
     }
-    uint64_t id = 0;
-    auto snap = v->subscribe(id, s->exec, [w = std::weak_ptr<session>(s), name](const jobs::view_change& c) {
-        auto self = w.lock();
-        if (!self || self->closed || !self->views.count(name)) return;
-        self->push(view_message("change", name, c), true);
-    });
-    s->views[name] = {v, id};
-    s->push(fmt::format(R"({{"type":"subscribed","view":{},"key":{}}})", quote(name),
-                        json::serialize(json::value_from(v->key_columns()))),
-            false);
-    for (const auto& [key, row] : snap.rows) {
-        s->push(view_message("view_row", name, {jobs::view_change::op::upsert, key, row, snap.version, {}}), false);
-    }
-    s->push(fmt::format(R"({{"type":"snapshot_end","view":{},"rows":{},"version":{}}})", quote(name), snap.rows.size(),
-                        snap.version),
-            false);
+    subscribe_view(s, v);
     return std::nullopt;
 }
 
@@ -1214,9 +1231,57 @@ asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {
     co_return std::nullopt;
 }
 
+/// GET /v1/views/{name}/events: the view's snapshot then its changes as Server-Sent Events
+/// (`subscribed`, `view_row`…, `snapshot_end`, then `change`…; each id is the view's version).
+/// A view keeps no history, so a client that reconnects (with any Last-Event-ID) gets a fresh
+/// snapshot, which replaces what it had.
+asio::awaitable<std::optional<reply>> sse_view_route(request_ctx& ctx) {
+    auto& st = ctx.st;
+    const auto& name = ctx.params.at("name");
+    auto v = jobs::default_views().find(name);
+    if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    for (const auto& [k, val] : ctx.query) {
+        if (k != "access_token" && k != "last_event_id") {
+            co_return to_reply(ctx.fail("invalid-parameter", fmt::format("unknown query parameter '{}'", k)));
+        }
+    }
+    http::response<http::empty_body> res{http::status::ok, ctx.req.version()};
+    res.set(http::field::server, "runnel");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    boost::system::error_code ec;
+    co_await http::async_write_header(ctx.stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
+    auto& stream = ctx.stream;
+    s->kill = [&stream] {
+        boost::system::error_code e;
+        stream.socket().close(e);
+    };
+    auto closer = add_closer(st, ctx.shard, [s] {
+        s->closed = true;
+        s->detach_all();
+        s->wake_writer();
+        if (s->kill) s->kill();
+    });
+    st.m.sse_clients->add(1);
+    subscribe_view(s, v);
+    co_await (sse_reader(s, stream) && sse_writer(s, stream));
+    st.m.sse_clients->sub(1);
+    remove_closer(st, ctx.shard, closer);
+    s->closed = true;
+    s->detach_all();
+    s->hard_close.cancel();
+    s->kill = nullptr;
+    co_return std::nullopt;
+}
+
 } // namespace
 
 void add_stream_routes(router<handler_fn>& r) {
+    r.add("GET", "/v1/views/{name}/events", &sse_view_route);
     r.add("GET", "/v1/ws", &ws_route);
     r.add("GET", "/v1/topics/{name}/events", &sse_route);
 }

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -166,6 +167,50 @@ def test_view_subscriptions(srv):
         assert rows == final, f"subscriber {i}: {rows} != {final}"
 
 
+def test_view_over_sse(srv):
+    """The same view as Server-Sent Events: subscribed, a row per key, snapshot_end."""
+    want = view_rows(srv, "clicks-per-user")
+    req = urllib.request.Request(f"{srv.http}/v1/views/clicks-per-user/events")
+    rows, events = {}, []
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        event = None
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+                events.append(event)
+            elif line.startswith("data: "):
+                m = json.loads(line[6:])
+                if event == "view_row":
+                    rows[m["key"]] = m["row"]
+                elif event == "snapshot_end":
+                    assert m["rows"] == len(rows), m
+                    break
+    assert events[0] == "subscribed" and events[-1] == "snapshot_end", events
+    assert rows == want, (rows, want)
+    gw.expect_problem(call("GET", f"{srv.http}/v1/views/nope/events"), 404, "unknown-view", "Unknown view",
+                      "view 'nope' does not exist", "/v1/views/nope/events")
+
+
+def test_groups(srv):
+    """A consumer group that committed offsets, listed and described with its lag."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": srv.bootstrap, "group.id": "readers", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("clicks", 0, 5), TopicPartition("clicks", 1, 0)], asynchronous=False)
+    c.close()
+    groups = expect(call("GET", f"{srv.http}/v1/groups"), 200, "groups").json()["groups"]
+    assert any(g["group"] == "readers" for g in groups), groups
+    d = expect(call("GET", f"{srv.http}/v1/groups/readers"), 200, "describe").json()
+    ends = {p["partition"]: p["log_end_offset"] for p in expect(call("GET", f"{srv.http}/v1/topics/clicks"), 200, "t").json()["partitions"]}
+    by_part = {o["partition"]: o for o in d["offsets"]}
+    assert by_part[0]["committed"] == 5 and by_part[0]["lag"] == ends[0] - 5, d
+    assert by_part[1]["lag"] == ends[1], d
+    assert d["lag"] == ends[0] - 5 + ends[1], d
+    gw.expect_problem(call("GET", f"{srv.http}/v1/groups/nobody"), 404, "unknown-group", "Unknown group",
+                      "group 'nobody' does not exist", "/v1/groups/nobody")
+
+
 def test_survives_restart_and_delete(first):
     before = expect(call("GET", f"{first.http}/v1/pipelines/counts"), 200, "before").json()["checkpoints"]["last_id"]
     first.stop()
@@ -190,8 +235,8 @@ def main():
     binary = harness.runnel_binary()
     with tempfile.TemporaryDirectory(prefix="gw-pipelines-") as d:
         with harness.RunnelServer(binary, name="gw-pipelines", shards=2, data_dir=os.path.join(d, "data")) as srv:
-            code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors, test_view_subscriptions],
-                                srv)
+            code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors, test_view_subscriptions,
+                                                    test_view_over_sse, test_groups], srv)
             assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
             code |= gw.run_tests("pipelines_test (restart)", [test_survives_restart_and_delete], srv)
     return code
