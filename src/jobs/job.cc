@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "base/fail_point.h"
 #include "base/logging.h"
 #include "broker/broker.h"
 #include "engine/state_io.h"
@@ -281,8 +280,6 @@ void job::take_checkpoint() {
 
 void job::written(result<void>, uint64_t bytes) {
     if (_phase != phase::running) return;
-    // Tests stop a job here as a crash would: the checkpoint is durable, its output not appended.
-    if (fail_point::take("jobs.crash_before_release")) return fail("crash injected before releasing a checkpoint's output");
     std::vector<std::function<void(std::function<void(result<void>)>)>> releases;
     for (auto& s : _sinks) {
         auto* sk = s.sink.get();

@@ -1,6 +1,7 @@
 #include "connect/log/log_sink.h"
 
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -161,7 +162,12 @@ struct log_sink::impl : std::enable_shared_from_this<impl> {
 
     /// Appends every sealed batch (partitions in parallel, each in order).
     void release_sealed(std::function<void(result<void>)> done) {
-        // Tests stop here as a crash would: the first batch appended, the rest not.
+        // Tests stop here as a crash would, once the checkpoint is durable: nothing of its
+        // output appended, or the first batch only.
+        if (!sealed.empty() && fail_point::take("log_sink.crash_before_release")) {
+            sealed.clear();
+            return done(std::error_code(ECANCELED, std::generic_category()));
+        }
         if (sealed.size() > 1 && fail_point::take("log_sink.crash_mid_release")) {
             sealed.resize(1);
             auto first = std::make_shared<std::vector<sealed_batch>>(std::move(sealed));
@@ -188,9 +194,9 @@ struct log_sink::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    /// Reads partition `p` from `from` to its end and collects (producer id, sequence) of the
-    /// batches there; `done` with the set.
-    void scan(int32_t p, int64_t from, std::shared_ptr<std::set<std::pair<int64_t, int32_t>>> found,
+    /// Reads partition `p` from `from` to its end and collects (partition, producer id,
+    /// sequence) of the batches there; `done` with the set.
+    void scan(int32_t p, int64_t from, std::shared_ptr<std::set<std::tuple<int32_t, int64_t, int32_t>>> found,
               std::function<void(result<void>)> done) {
         brk.fetch(tp(p), model::offset(from), 4u << 20, home,
                   [self = shared_from_this(), p, found, done = std::move(done)](result<broker::fetch_result> r) mutable {
@@ -200,7 +206,9 @@ struct log_sink::impl : std::enable_shared_from_this<impl> {
                       while (pos < span.size()) {
                           auto h = model::parse_batch_header(span.subspan(pos));
                           if (!h || h.value().size_bytes() > span.size() - pos) break;
-                          if (h.value().producer_id >= 0) found->emplace(h.value().producer_id, h.value().base_sequence);
+                          if (h.value().producer_id >= 0) {
+                              found->emplace(p, h.value().producer_id, h.value().base_sequence);
+                          }
                           pos += h.value().size_bytes();
                       }
                       if (r.value().data.batches == 0 || r.value().data.next_offset() >= r.value().high_watermark()) {
@@ -387,14 +395,14 @@ void log_sink::recover(std::string_view bytes, done_fn done) {
     // Which of the sealed batches each partition already holds.
     std::set<int32_t> parts;
     for (const auto& sb : batches) parts.insert(sb.partition);
-    auto found = std::make_shared<std::set<std::pair<int64_t, int32_t>>>();
+    auto found = std::make_shared<std::set<std::tuple<int32_t, int64_t, int32_t>>>();
     auto left = std::make_shared<std::size_t>(parts.size());
     auto failed = std::make_shared<std::error_code>();
     auto all = std::make_shared<std::vector<impl::sealed_batch>>(std::move(batches));
     auto finish = [self, found, all, done]() mutable {
         std::size_t again = 0;
         for (auto& sb : *all) {
-            if (found->contains({sb.pid, sb.seq})) continue;
+            if (found->contains({sb.partition, sb.pid, sb.seq})) continue;
             auto seq = self->next_seq[std::size_t(sb.partition)];
             restamp(sb.bytes, self->pid, self->epoch, seq);
             self->next_seq[std::size_t(sb.partition)] += sb.count;
