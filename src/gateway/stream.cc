@@ -1117,6 +1117,43 @@ asio::awaitable<void> sse_writer(std::shared_ptr<session> s, beast::tcp_stream& 
     stream.socket().close(ec);
 }
 
+/// Answers with an event stream and serves it until either side ends it: the response head,
+/// a session (closed with the gateway), `start` to subscribe it, then its reader and writer.
+template <typename Start>
+asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
+    auto& st = ctx.st;
+    http::response<http::empty_body> res{http::status::ok, ctx.req.version()};
+    res.set(http::field::server, "runnel");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    boost::system::error_code ec;
+    co_await http::async_write_header(ctx.stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
+    auto& stream = ctx.stream;
+    s->kill = [&stream] {
+        boost::system::error_code e;
+        stream.socket().close(e);
+    };
+    auto closer = add_closer(st, ctx.shard, [s] {
+        s->closed = true;
+        s->detach_all();
+        s->wake_writer();
+        if (s->kill) s->kill();
+    });
+    st.m.sse_clients->add(1);
+    start(s);
+    co_await (sse_reader(s, stream) && sse_writer(s, stream));
+    st.m.sse_clients->sub(1);
+    remove_closer(st, ctx.shard, closer);
+    s->closed = true;
+    s->detach_all();
+    s->hard_close.cancel();
+    s->kill = nullptr;
+}
+
 asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {
     auto& st = ctx.st;
     auto t = st.broker.topic(ctx.params.at("name"));
@@ -1194,40 +1231,7 @@ asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {
         from = std::move(resume);
     }
 
-    http::response<http::empty_body> res{http::status::ok, ctx.req.version()};
-    res.set(http::field::server, "runnel");
-    res.set(http::field::content_type, "text/event-stream");
-    res.set(http::field::cache_control, "no-cache");
-    res.keep_alive(false);
-    http::response_serializer<http::empty_body> sr{res};
-    boost::system::error_code ec;
-    co_await http::async_write_header(ctx.stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-        co_return std::nullopt;
-    }
-    auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
-    auto& stream = ctx.stream;
-    s->kill = [&stream] {
-        boost::system::error_code e;
-        stream.socket().close(e);
-    };
-    auto closer = add_closer(st, ctx.shard, [s] {
-        s->closed = true;
-        s->detach_all();
-        s->wake_writer();
-        if (s->kill) {
-            s->kill();
-        }
-    });
-    st.m.sse_clients->add(1);
-    subscribe(s, *t, partitions, from);
-    co_await (sse_reader(s, stream) && sse_writer(s, stream));
-    st.m.sse_clients->sub(1);
-    remove_closer(st, ctx.shard, closer);
-    s->closed = true;
-    s->detach_all();
-    s->hard_close.cancel();
-    s->kill = nullptr;
+    co_await event_stream(ctx, [&](const std::shared_ptr<session>& s) { subscribe(s, *t, partitions, from); });
     co_return std::nullopt;
 }
 
@@ -1236,7 +1240,6 @@ asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {
 /// A view keeps no history, so a client that reconnects (with any Last-Event-ID) gets a fresh
 /// snapshot, which replaces what it had.
 asio::awaitable<std::optional<reply>> sse_view_route(request_ctx& ctx) {
-    auto& st = ctx.st;
     const auto& name = ctx.params.at("name");
     auto v = jobs::default_views().find(name);
     if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
@@ -1245,36 +1248,7 @@ asio::awaitable<std::optional<reply>> sse_view_route(request_ctx& ctx) {
             co_return to_reply(ctx.fail("invalid-parameter", fmt::format("unknown query parameter '{}'", k)));
         }
     }
-    http::response<http::empty_body> res{http::status::ok, ctx.req.version()};
-    res.set(http::field::server, "runnel");
-    res.set(http::field::content_type, "text/event-stream");
-    res.set(http::field::cache_control, "no-cache");
-    res.keep_alive(false);
-    http::response_serializer<http::empty_body> sr{res};
-    boost::system::error_code ec;
-    co_await http::async_write_header(ctx.stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return std::nullopt;
-    auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
-    auto& stream = ctx.stream;
-    s->kill = [&stream] {
-        boost::system::error_code e;
-        stream.socket().close(e);
-    };
-    auto closer = add_closer(st, ctx.shard, [s] {
-        s->closed = true;
-        s->detach_all();
-        s->wake_writer();
-        if (s->kill) s->kill();
-    });
-    st.m.sse_clients->add(1);
-    subscribe_view(s, v);
-    co_await (sse_reader(s, stream) && sse_writer(s, stream));
-    st.m.sse_clients->sub(1);
-    remove_closer(st, ctx.shard, closer);
-    s->closed = true;
-    s->detach_all();
-    s->hard_close.cancel();
-    s->kill = nullptr;
+    co_await event_stream(ctx, [&](const std::shared_ptr<session>& s) { subscribe_view(s, v); });
     co_return std::nullopt;
 }
 
