@@ -251,11 +251,12 @@ def test_auth(binary):
                        "unauthorized", "Unauthorized", "the bearer token is not valid", "/v1/topics")
         expect(call("GET", f"{srv.http}/v1/topics", headers={"Authorization": "Bearer s3cret"}), 200, "with token")
         expect(call("GET", f"{srv.http}/v1/topics?access_token=s3cret"), 200, "token in query")
-    # Beyond loopback a token is required: the server refuses to start.
+    # Beyond loopback a token is required: the server refuses to start. The address is from
+    # TEST-NET-1 (RFC 5737), never assigned here, so nothing could listen even if it did start.
     import tempfile
     with tempfile.TemporaryDirectory(prefix="gw-auth-") as d:
         p = subprocess.run([binary, "serve", "--data-dir", os.path.join(d, "data"), "--kafka-addr", "127.0.0.1:0",
-                            "--http-addr", "0.0.0.0:0", "--shards", "1"],
+                            "--http-addr", "192.0.2.1:0", "--shards", "1"],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert p.returncode == 1, (p.returncode, p.stderr)
         assert "a bearer token is required when the HTTP listener is not on a loopback address" in p.stderr, p.stderr
