@@ -16,9 +16,12 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.h"
@@ -133,6 +136,66 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
     if (!r) {
         fmt::print(stderr, "engine_bench: {}: {}\n", query, r.error().message);
         std::exit(1);
+    }
+    return a;
+}
+
+/// The tumbling count by auction with `n` instances on `n` threads: instance i takes every n-th
+/// batch, and the exchange brings each auction to the instance it hashes to.
+answer run_engine_parallel(std::vector<batch> input, uint32_t n) {
+    exchange x(n);
+    std::vector<std::unique_ptr<pipeline>> ps;
+    std::vector<answer> part(n);
+    struct parker {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool woken = false;
+    };
+    std::vector<parker> parkers(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        std::vector<batch> mine;
+        for (size_t k = i; k < input.size(); k += n) mine.push_back(std::move(input[k]));
+        ps.push_back(std::make_unique<pipeline>());
+        x.set_waker(i, [&parkers, i] {
+            std::lock_guard g(parkers[i].mu);
+            parkers[i].woken = true;
+            parkers[i].cv.notify_one();
+        });
+        ps[i]->source(bid_schema(), from_batches(std::move(mine)))
+          .watermark("ts", std::chrono::milliseconds(bound_ms))
+          .exchange(x, i, {"auction"})
+          .key_by({"auction"})
+          .window(tumble(10s))
+          .aggregate({count()})
+          .sink([a = &part[i]](const batch& b) {
+              a->rows += b.num_rows();
+              const int64_t* c = b.col(3).int64_data();
+              for (size_t r = 0; r < b.num_rows(); ++r) a->checksum += double(c[r]);
+          });
+    }
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+            for (;;) {
+                auto r = ps[i]->run_once();
+                if (!r) {
+                    fmt::print(stderr, "engine_bench: parallel: {}\n", r.error().message);
+                    std::exit(1);
+                }
+                if (r.value()) return;
+                if (!ps[i]->made_progress()) {
+                    std::unique_lock g(parkers[i].mu);
+                    parkers[i].cv.wait_for(g, std::chrono::milliseconds(1), [&] { return parkers[i].woken; });
+                    parkers[i].woken = false;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    answer a;
+    for (const auto& p : part) {
+        a.rows += p.rows;
+        a.checksum += p.checksum;
     }
     return a;
 }
@@ -326,6 +389,7 @@ answer hand_session_count(std::vector<batch> in) {
 
 struct result_line {
     std::string query;
+    uint32_t threads = 1;
     double engine_eps = 0;
     double hand_eps = 0;
     bool agree = false;
@@ -358,24 +422,27 @@ int main(int argc, char** argv) {
     struct query {
         std::string name;
         std::function<answer(std::vector<runnel::engine::batch>)> hand;
+        uint32_t threads = 1; ///< more than one: instances joined by the exchange, one per thread
     };
     std::vector<query> queries{{"pass-through", hand_pass_through},
                                {"filter+project", hand_filter_project},
                                {"tumbling count", hand_tumbling_count},
                                {"hopping sum", hand_hopping_sum},
-                               {"session count", hand_session_count}};
+                               {"session count", hand_session_count},
+                               {"tumbling count", hand_tumbling_count, 2}};
     std::vector<result_line> lines;
     for (const auto& q : queries) {
         if (!only.empty() && q.name != only) continue;
         result_line l;
-        l.query = q.name;
+        l.query = q.threads > 1 ? fmt::format("{} x{}", q.name, q.threads) : q.name;
+        l.threads = q.threads;
         std::vector<double> e, h;
         answer ea, ha;
         for (int r = 0; r < runs; ++r) {
             // Each side gets its own copy (not timed) and frees every batch once done with it.
             auto copy = bids;
             auto t0 = steady::now();
-            ea = run_engine(q.name, std::move(copy));
+            ea = q.threads > 1 ? run_engine_parallel(std::move(copy), q.threads) : run_engine(q.name, std::move(copy));
             auto t1 = steady::now();
             copy = bids;
             auto t2 = steady::now();
@@ -391,18 +458,21 @@ int main(int argc, char** argv) {
         lines.push_back(l);
     }
 
-    fmt::print("\n{:<16} {:>16} {:>16} {:>12} {:>12}  {}\n", "query", "engine ev/s", "hand loop ev/s",
-               "engine/hand", "output rows", "check");
+    fmt::print("\n{:<18} {:>8} {:>14} {:>14} {:>14} {:>12} {:>12}  {}\n", "query", "threads", "engine ev/s",
+               "per core", "hand loop ev/s", "engine/hand", "output rows", "check");
     for (const auto& l : lines) {
-        fmt::print("{:<16} {:>16.0f} {:>16.0f} {:>12.2f} {:>12} {}\n", l.query, l.engine_eps, l.hand_eps,
-                   l.engine_eps / l.hand_eps, l.engine_answer.rows, l.agree ? "same result" : "MISMATCH");
+        fmt::print("{:<18} {:>8} {:>14.0f} {:>14.0f} {:>14.0f} {:>12.2f} {:>12} {}\n", l.query, l.threads, l.engine_eps,
+                   l.engine_eps / l.threads, l.hand_eps, l.engine_eps / l.hand_eps, l.engine_answer.rows,
+                   l.agree ? "same result" : "MISMATCH");
     }
     std::string json = fmt::format("{{\"benchmark\":\"engine\",\"events\":{},\"runs\":{},\"queries\":[", events, runs);
     for (size_t i = 0; i < lines.size(); ++i) {
         const auto& l = lines[i];
-        json += fmt::format("{}{{\"query\":\"{}\",\"engine_events_per_s\":{:.0f},\"hand_events_per_s\":{:.0f},"
+        json += fmt::format("{}{{\"query\":\"{}\",\"threads\":{},\"engine_events_per_s\":{:.0f},"
+                            "\"engine_events_per_s_per_core\":{:.0f},\"hand_events_per_s\":{:.0f},"
                             "\"ratio\":{:.3f},\"output_rows\":{},\"same_result\":{}}}",
-                            i ? "," : "", l.query, l.engine_eps, l.hand_eps, l.engine_eps / l.hand_eps,
+                            i ? "," : "", l.query, l.threads, l.engine_eps, l.engine_eps / l.threads, l.hand_eps,
+                            l.engine_eps / l.hand_eps,
                             l.engine_answer.rows, l.agree ? "true" : "false");
     }
     json += "]}";

@@ -7,6 +7,8 @@ find_package(spdlog REQUIRED)
 # source and the gateway read them); the fuzz build needs them too, since it links `model`.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(RUNNEL_CODECS REQUIRED IMPORTED_TARGET zlib libzstd liblz4 snappy)
+# RocksDB (Debian librocksdb-dev) for keyed state larger than memory (engine/state_store.cc).
+pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
 if(NOT RUNNEL_FUZZ)
   # Boost.JSON (Debian libboost-json1.81-dev) for the HTTP gateway.
   find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS json)

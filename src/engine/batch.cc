@@ -15,6 +15,7 @@ const char* errc_message(errc e) noexcept {
     case errc::invalid_pipeline: return "invalid pipeline";
     case errc::corrupt_state: return "corrupt state snapshot";
     case errc::decode_failed: return "record could not be decoded";
+    case errc::state_failed: return "state store failed";
     }
     return "unknown engine error";
 }

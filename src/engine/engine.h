@@ -7,6 +7,7 @@
 #include "engine/checkpoint.h"
 #include "engine/connector.h"
 #include "engine/errc.h"
+#include "engine/exchange.h"
 #include "engine/expr.h"
 #include "engine/join.h"
 #include "engine/topn.h"

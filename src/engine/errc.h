@@ -15,6 +15,7 @@ enum class errc {
     invalid_pipeline, ///< a stage wired wrongly (no source, two sinks on one port, …)
     corrupt_state,    ///< a snapshot that cannot be restored
     decode_failed,    ///< an input record that cannot be decoded (goes to the dead letters)
+    state_failed,     ///< a stage's state store failed (a disk error under RocksDB)
 };
 
 const char* errc_message(errc e) noexcept;

@@ -219,8 +219,10 @@ batch project_stage::apply(batch b) {
     return o;
 }
 
-result<std::unique_ptr<dedup_stage>> dedup_stage::make(schema_ptr input, const std::vector<std::string>& keys) {
+result<std::unique_ptr<dedup_stage>> dedup_stage::make(schema_ptr input, const std::vector<std::string>& keys,
+                                                       std::unique_ptr<state_store> store) {
     std::unique_ptr<dedup_stage> s(new dedup_stage());
+    s->_store = std::move(store);
     if (keys.empty()) return fail(errc::invalid_argument, "deduplicate: no key columns");
     for (const auto& k : keys) {
         auto i = input->index_of(k);
@@ -241,7 +243,12 @@ void dedup_stage::on_batch(size_t, batch b, stage_output& out) {
     for (size_t i = 0; i < b.num_rows(); ++i) {
         key.clear();
         for (size_t k : _keys) encode_key_part(b.col(k), i, key);
-        keep[i] = _seen.insert(key).second;
+        if (_store) {
+            keep[i] = !_store->get(key, _value);
+            if (keep[i]) _store->put(key, {});
+        } else {
+            keep[i] = _seen.insert(key).second;
+        }
         kept += keep[i];
     }
     metrics().rows_out += kept;
@@ -250,6 +257,7 @@ void dedup_stage::on_batch(size_t, batch b, stage_output& out) {
 }
 
 std::string dedup_stage::snapshot() const {
+    if (_store) return _store->snapshot();
     state_writer w;
     w.u32(0x50454452); // "RDEP"
     w.u32(uint32_t(_seen.size()));
@@ -258,6 +266,7 @@ std::string dedup_stage::snapshot() const {
 }
 
 result<void> dedup_stage::restore(std::string_view bytes) {
+    if (_store) return _store->restore(bytes);
     state_reader r(bytes);
     if (r.u32() != 0x50454452) return fail(errc::corrupt_state, "deduplicate snapshot: wrong magic");
     uint32_t n = r.count(4);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -10,18 +11,22 @@
 
 #include "engine/expr.h"
 #include "engine/stage.h"
+#include "engine/state_store.h"
 
 namespace runnel::engine {
 
-/// What a source callback returns: a batch, "nothing right now", or "finished".
+/// What a source callback returns: a batch, "nothing right now", "finished", or a watermark
+/// (a source that receives event time from elsewhere: the exchange between instances).
 struct source_poll {
-    enum class status : uint8_t { data, idle, end };
+    enum class status : uint8_t { data, idle, end, watermark };
     status st = status::end;
     batch rows;
+    model::event_time wm{};
 
-    static source_poll data(batch b) { return {status::data, std::move(b)}; }
-    static source_poll idle() { return {status::idle, {}}; }
-    static source_poll end() { return {status::end, {}}; }
+    static source_poll data(batch b) { return {status::data, std::move(b), {}}; }
+    static source_poll idle() { return {status::idle, {}, {}}; }
+    static source_poll end() { return {status::end, {}, {}}; }
+    static source_poll watermark(model::event_time w) { return {status::watermark, {}, w}; }
 };
 
 using source_fn = std::function<source_poll()>;
@@ -47,6 +52,12 @@ private:
 
 /// A source over batches held in memory, in order.
 source_fn from_batches(std::vector<batch> batches);
+
+/// Where a stage keeps keyed state: in memory (the default), or in RocksDB in `rocksdb_dir`
+/// when it may outgrow memory (see `state_store`).
+struct state_options {
+    std::filesystem::path rocksdb_dir;
+};
 
 struct watermark_options {
     /// A partition that sent nothing for this long (processing time) stops holding the
@@ -179,18 +190,24 @@ private:
 /// key seen (exact, unbounded by design; a TTL comes with checkpointed state). One thread.
 class dedup_stage final : public stage {
 public:
-    static result<std::unique_ptr<dedup_stage>> make(schema_ptr input, const std::vector<std::string>& keys);
+    /// With a `store`, the keys seen live there (RocksDB: more keys than memory holds);
+    /// without, in a hash set.
+    static result<std::unique_ptr<dedup_stage>> make(schema_ptr input, const std::vector<std::string>& keys,
+                                                     std::unique_ptr<state_store> store = {});
     const char* name() const override { return "deduplicate"; }
     schema_ptr output_schema(size_t) const override { return _schema; }
     void on_batch(size_t, batch b, stage_output& out) override;
     std::string snapshot() const override;
     result<void> restore(std::string_view bytes) override;
+    std::string failure() const override { return _store ? _store->failure() : std::string(); }
 
 private:
     dedup_stage() = default;
     schema_ptr _schema;
     std::vector<size_t> _keys;
     boost::unordered_flat_set<std::string, key_hash, key_equal> _seen;
+    std::unique_ptr<state_store> _store;
+    std::string _value; ///< scratch for lookups in `_store`
 };
 
 /// Merges streams of one schema; its watermark is the minimum over its inputs (the runner

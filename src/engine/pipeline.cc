@@ -137,9 +137,18 @@ keyed_stream stream::key_by(std::vector<std::string> keys) { return keyed_stream
 
 windowed_stream stream::window(window_spec w, window_options opts) { return windowed_stream(*this, {}, w, opts); }
 
-stream stream::deduplicate(std::vector<std::string> keys) {
+stream stream::deduplicate(std::vector<std::string> keys, state_options state) {
     if (!_p || !_p->ok_to_build(*this)) return {};
-    auto st = dedup_stage::make(schema_of(), keys);
+    std::unique_ptr<state_store> store;
+    if (!state.rocksdb_dir.empty()) {
+        auto s = rocksdb_state(state.rocksdb_dir);
+        if (!s) {
+            _p->fail_build(s.error());
+            return {};
+        }
+        store = std::move(s).value();
+    }
+    auto st = dedup_stage::make(schema_of(), keys, std::move(store));
     if (!st) {
         _p->fail_build(st.error());
         return {};
@@ -223,7 +232,7 @@ windowed_stream keyed_stream::window(window_spec w, window_options opts) {
     return windowed_stream(_s, _keys, w, opts);
 }
 
-stream keyed_stream::deduplicate() { return _s.deduplicate(_keys); }
+stream keyed_stream::deduplicate(state_options state) { return _s.deduplicate(_keys, std::move(state)); }
 
 stream windowed_stream::aggregate(std::vector<aggregate_spec> aggs) {
     pipeline* p = _s._p;
@@ -293,8 +302,18 @@ void pipeline::process(size_t id, size_t input, message m) {
     out.clear();
 }
 
+result<void> pipeline::check_stages() const {
+    for (const auto& n : _nodes) {
+        if (auto f = n.st->failure(); !f.empty()) {
+            return fail(errc::state_failed, fmt::format("stage '{}': {}", n.st->name(), f));
+        }
+    }
+    return outcome::success();
+}
+
 result<bool> pipeline::run_once() {
     RUNNEL_TRY(check());
+    RUNNEL_TRY(check_stages());
     bool progress = false;
     bool blocked = false; ///< a stage that is not ready holds input back
     _moved = false;
@@ -313,6 +332,10 @@ result<bool> pipeline::run_once() {
                 n.st->metrics().rows_out += r.rows.num_rows();
                 ++n.st->metrics().batches_in;
                 n.pending.emplace_back(0, message(std::move(r.rows)));
+                progress = true;
+            } else if (r.st == source_poll::status::watermark) {
+                n.st->metrics().watermark = r.wm.value();
+                n.pending.emplace_back(SIZE_MAX, message(r.wm));
                 progress = true;
             } else if (r.st == source_poll::status::end) {
                 n.source_done = true;

@@ -14,6 +14,7 @@
 
 namespace runnel::engine {
 
+class exchange;
 class pipeline;
 class keyed_stream;
 class windowed_stream;
@@ -34,10 +35,14 @@ public:
     stream filter(const expr& predicate);
     stream project(const std::vector<named_expr>& columns);
     keyed_stream key_by(std::vector<std::string> keys);
+    /// Sends each row to the instance of a parallel dataflow its `keys` hash to, and returns
+    /// the rows every instance sent to `instance` (see `engine::exchange`).
+    stream exchange(engine::exchange& x, uint32_t instance, std::vector<std::string> keys);
     /// A window over the whole stream (no key).
     windowed_stream window(window_spec w, window_options opts = {});
-    /// Keeps the first row per key.
-    stream deduplicate(std::vector<std::string> keys);
+    /// Keeps the first row per key (the keys seen are held as `state` says: in memory, or in
+    /// RocksDB when they may outgrow it).
+    stream deduplicate(std::vector<std::string> keys, state_options state = {});
     stream union_with(const std::vector<stream>& others);
     /// Joins this stream (left) with `right`: a regular, interval or window join (`join_spec`).
     stream join(const stream& right, join_spec spec);
@@ -80,7 +85,7 @@ private:
 class keyed_stream {
 public:
     windowed_stream window(window_spec w, window_options opts = {});
-    stream deduplicate();
+    stream deduplicate(state_options state = {});
 
 private:
     friend class stream;
@@ -140,6 +145,9 @@ public:
 
     /// The first mistake made while building, if any.
     result<void> check() const;
+    /// The first stage that cannot go on (`stage::failure`), if any: checked by every
+    /// `run_once`, and by a job after it took a snapshot.
+    result<void> check_stages() const;
     /// Runs until every source has ended and every queue is empty. A source that answers
     /// `idle` is polled again at once, so `run` suits bounded inputs; a long-running job calls
     /// `run_once` from its shard's loop instead and yields between calls.

@@ -77,6 +77,10 @@ public:
     /// lookup join, which has no event time).
     virtual bool ignores_watermark_of(size_t /*input*/) const { return false; }
 
+    /// Why the stage cannot go on (its state store failed); empty while it works. The runner
+    /// stops the pipeline with it.
+    virtual std::string failure() const { return {}; }
+
     /// The stage's state as bytes; stateless stages return an empty string.
     virtual std::string snapshot() const { return {}; }
     virtual result<void> restore(std::string_view bytes) {

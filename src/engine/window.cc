@@ -164,6 +164,10 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
         break;
     case window_kind::session:
         if (w.gap <= 0) return fail(errc::invalid_argument, "session window: gap must be positive");
+        if (opts.early_fire.count() > 0) {
+            return fail(errc::invalid_argument, "session window: early results are not supported (a session's "
+                                                "bounds change as it grows and merges)");
+        }
         break;
     }
     std::vector<field> out{{"window_start", data_type::timestamp(), false},
@@ -355,6 +359,11 @@ void window_stage::on_batch_panes(const batch& b, const std::vector<int64_t>& ts
         }
         i = j;
     }
+    if (_opts.early_fire.count() > 0 && n > 0) {
+        auto [lo, hi] = std::minmax_element(ts.begin(), ts.end());
+        _dirty_lo = std::min(_dirty_lo, pane_of(*lo));
+        _dirty_hi = std::max(_dirty_hi, pane_of(*hi));
+    }
 }
 
 uint32_t window_stage::session_slot() {
@@ -508,9 +517,37 @@ void window_stage::emit_window(int64_t start, int64_t end, const group_table& t,
 void window_stage::flush(stage_output& out) {
     if (!_building) return;
     _building->seal();
+    if (_building_kind != row_kind::insert) {
+        _building->set_row_kinds(std::vector<row_kind>(_building->num_rows(), _building_kind));
+    }
     metrics().rows_out += _building->num_rows();
     out.emit(std::move(*_building));
     _building.reset();
+}
+
+void window_stage::emit_assembled(int64_t e, stage_output& out) {
+    int64_t start = window_start(e);
+    auto lo = _panes.lower_bound(start);
+    auto hi = _panes.lower_bound(e);
+    if (lo != hi) {
+        if (std::next(lo) == hi && lo->first == start && _pane == e - start) {
+            emit_window(start, e, lo->second, out);
+        } else {
+            group_table& w = *_scratch;
+            w.clear();
+            for (auto it = lo; it != hi; ++it) {
+                const group_table& p = it->second;
+                _dst_buf.resize(p.size());
+                if (_int_key && p.index.empty()) {
+                    for (const auto& [k, slot] : p.int_index) _dst_buf[slot] = w.find_or_add_int(k);
+                } else {
+                    for (uint32_t s = 0; s < p.size(); ++s) _dst_buf[s] = w.find_or_add(p.key_of(s));
+                }
+                for (size_t a = 0; a < _aggs.size(); ++a) w.aggs[a].merge_range(_dst_buf.data(), p.aggs[a], p.size());
+            }
+            emit_window(start, e, w, out);
+        }
+    }
 }
 
 void window_stage::fire_panes(int64_t limit, stage_output& out) {
@@ -519,28 +556,9 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
         int64_t from = std::max(ps, _fired_through);
         int64_t e = next_end(from);
         if (e > limit) break;
-        int64_t start = window_start(e);
-        auto lo = _panes.lower_bound(start);
-        auto hi = _panes.lower_bound(e);
-        if (lo != hi) {
-            if (std::next(lo) == hi && lo->first == start && _pane == e - start) {
-                emit_window(start, e, lo->second, out);
-            } else {
-                group_table& w = *_scratch;
-                w.clear();
-                for (auto it = lo; it != hi; ++it) {
-                    const group_table& p = it->second;
-                    _dst_buf.resize(p.size());
-                    if (_int_key && p.index.empty()) {
-                        for (const auto& [k, slot] : p.int_index) _dst_buf[slot] = w.find_or_add_int(k);
-                    } else {
-                        for (uint32_t s = 0; s < p.size(); ++s) _dst_buf[s] = w.find_or_add(p.key_of(s));
-                    }
-                    for (size_t a = 0; a < _aggs.size(); ++a) w.aggs[a].merge_range(_dst_buf.data(), p.aggs[a], p.size());
-                }
-                emit_window(start, e, w, out);
-            }
-        }
+        // A window that sent early results closes with an update of them, others with an insert.
+        set_kind(!_early_ends.empty() && _early_ends.erase(e) ? row_kind::update_after : row_kind::insert, out);
+        emit_assembled(e, out);
         _fired_through = e;
         int64_t keep_from = window_start(next_end(e));
         while (!_panes.empty() && _panes.begin()->first < keep_from) _panes.erase(_panes.begin());
@@ -548,6 +566,30 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
     int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit - _end_phase, _end_step) * _end_step + _end_phase;
     _fired_through = std::max(_fired_through, through);
     update_late_bound();
+    while (!_early_ends.empty() && *_early_ends.begin() <= _fired_through) _early_ends.erase(_early_ends.begin());
+    set_kind(row_kind::insert, out);
+}
+
+void window_stage::on_tick(model::processing_time now, stage_output& out) {
+    if (_opts.early_fire.count() <= 0 || _dirty_lo > _dirty_hi || now.value() < _next_early) return;
+    _next_early = now.value() + _opts.early_fire.count();
+    // Every open window holding a pane that changed since the last update sends its result.
+    set_kind(row_kind::update_after, out);
+    for (int64_t e = next_end(std::max(_dirty_lo, _fired_through)); e <= last_end(_dirty_hi); e += _end_step) {
+        if (e <= _fired_through || e - 1 + _lateness <= _watermark) continue;
+        emit_assembled(e, out);
+        _early_ends.insert(e);
+    }
+    flush(out);
+    set_kind(row_kind::insert, out);
+    _dirty_lo = INT64_MAX;
+    _dirty_hi = INT64_MIN;
+}
+
+void window_stage::set_kind(row_kind k, stage_output& out) {
+    if (k == _building_kind) return;
+    flush(out);
+    _building_kind = k;
 }
 
 void window_stage::fire_sessions(int64_t limit, stage_output& out) {
@@ -615,6 +657,10 @@ std::string window_stage::snapshot() const {
             for (const auto& a : _sessions->aggs) a.write(s, w);
         }
     }
+    if (_opts.early_fire.count() > 0) {
+        w.u32(uint32_t(_early_ends.size()));
+        for (int64_t e : _early_ends) w.i64(e);
+    }
     return std::move(w.bytes());
 }
 
@@ -675,6 +721,11 @@ result<void> window_stage::restore(std::string_view bytes) {
             _open[key].push_back(s);
             _timers.push({end, s});
         }
+    }
+    _early_ends.clear();
+    if (_opts.early_fire.count() > 0) {
+        uint32_t ends = r.count(8);
+        for (uint32_t i = 0; i < ends && r.ok(); ++i) _early_ends.insert(r.i64());
     }
     if (!r.ok() || !r.at_end()) {
         return fail(errc::corrupt_state, "window snapshot: truncated or damaged");

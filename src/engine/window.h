@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,12 @@ struct window_options {
     /// A window is emitted once the watermark passes its end + this; rows arriving later than
     /// that for every window they belong to go to the late side output.
     std::chrono::milliseconds allowed_lateness{0};
+    /// Early results: every `early_fire` of processing time, each open window whose panes
+    /// received rows since the last update emits its current result as `update_after` rows
+    /// (an upsert changelog keyed by window and key), and its final result when it closes is
+    /// an `update_after` too. Zero (the default): one `insert` per window and key, when it
+    /// closes. Tumbling, hopping and cumulative windows only.
+    std::chrono::milliseconds early_fire{0};
     size_t max_batch_rows = 4096;
 };
 
@@ -98,6 +105,7 @@ public:
     schema_ptr output_schema(size_t port) const override { return port == 0 ? _out : _late; }
     void on_batch(size_t input, batch b, stage_output& out) override;
     void on_watermark(model::event_time wm, stage_output& out) override;
+    void on_tick(model::processing_time now, stage_output& out) override;
     std::string snapshot() const override;
     result<void> restore(std::string_view bytes) override;
 
@@ -117,6 +125,10 @@ private:
     void on_batch_panes(const batch& b, const std::vector<int64_t>& ts);
     void on_batch_sessions(const batch& b, const std::vector<int64_t>& ts);
     void fire_panes(int64_t limit, stage_output& out);
+    /// Emits the window ending at `e` assembled from its panes.
+    void emit_assembled(int64_t e, stage_output& out);
+    /// Rows built from now on carry kind `k` (what was built before is flushed).
+    void set_kind(row_kind k, stage_output& out);
     void fire_sessions(int64_t limit, stage_output& out);
     void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
     /// Emits every slot of `t` as a row of window [start, end).
@@ -152,6 +164,11 @@ private:
     bool _int_key = false;              ///< one integral key column: encoded without a loop
 
     std::map<int64_t, group_table> _panes;
+    // Early results: the panes changed since the last update, the windows that sent one.
+    int64_t _dirty_lo = INT64_MAX, _dirty_hi = INT64_MIN;
+    int64_t _next_early = INT64_MIN;
+    std::set<int64_t> _early_ends;
+    row_kind _building_kind = row_kind::insert;
     std::unique_ptr<group_table> _scratch;
 
     // Sessions: one slot per open session.

@@ -243,6 +243,10 @@ void job::take_checkpoint() {
     auto c = std::make_shared<engine::checkpoint>();
     c->id = ++_checkpoint_id;
     c->parts["stages"] = encode_stages(_pipeline.snapshot());
+    if (auto r = _pipeline.check_stages(); !r) {
+        _checkpointing = false;
+        return fail(fmt::format("checkpoint: {}", r.error().message));
+    }
     for (std::size_t i = 0; i < _sources.size(); ++i) c->parts[fmt::format("source.{}", i)] = _sources[i]->state();
     for (std::size_t i = 0; i < _sinks.size(); ++i) c->parts[fmt::format("sink.{}", i)] = _sinks[i].sink->seal();
     uint64_t bytes = 0;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <random>
 
 #include "engine/engine.h"
@@ -239,6 +240,79 @@ std::vector<std::string> drive(window_stage& w, const std::vector<batch>& bs, si
         collect();
     }
     return rows;
+}
+
+TEST(window, early_results_are_an_upsert_changelog_then_the_final_result) {
+    // A source the test feeds by hand and a clock it moves by hand.
+    int64_t now = 1'000'000;
+    std::deque<batch> feed;
+    bool done = false;
+    pipeline_options po;
+    po.clock = [&] { return model::processing_time(now); };
+    pipeline p(po);
+    std::vector<std::string> rows;
+    window_options wo;
+    wo.early_fire = 100ms;
+    auto win = p.source(events_schema(),
+                        [&]() -> source_poll {
+                            if (!feed.empty()) {
+                                auto b = std::move(feed.front());
+                                feed.pop_front();
+                                return source_poll::data(std::move(b));
+                            }
+                            return done ? source_poll::end() : source_poll::idle();
+                        })
+                 .watermark("ts", 0ms)
+                 .key_by({"key"})
+                 .window(tumble(1000ms), wo)
+                 .aggregate({count()});
+    win.sink([&](const batch& b) {
+        for (size_t i = 0; i < b.num_rows(); ++i) rows.push_back(b.row_to_string(i));
+    });
+    auto drain = [&] {
+        for (int i = 0; i < 20; ++i) ASSERT_TRUE(p.run_once());
+    };
+    feed.push_back(events({{"a", 100}, {"a", 200}, {"b", 300}}));
+    drain();
+    EXPECT_EQ(sorted(rows), (std::vector<std::string>{"+U(0, 1000, 'a', 2)", "+U(0, 1000, 'b', 1)"}));
+    rows.clear();
+    // A new row within the interval: nothing yet; once the interval has passed, the window
+    // that changed sends its result again.
+    feed.push_back(events({{"a", 400}}));
+    drain();
+    EXPECT_TRUE(rows.empty());
+    now += 100;
+    drain();
+    EXPECT_EQ(sorted(rows), (std::vector<std::string>{"+U(0, 1000, 'a', 3)", "+U(0, 1000, 'b', 1)"}));
+    rows.clear();
+    // The watermark closes [0, 1000): its final result updates the early one; [1000, 2000),
+    // which never sent an early result, closes with an insert.
+    feed.push_back(events({{"c", 1500}}));
+    feed.push_back(events({{"c", 2500}}));
+    drain();
+    EXPECT_EQ(sorted(rows), (std::vector<std::string>{"(1000, 2000, 'c', 1)", "+U(0, 1000, 'a', 3)",
+                                                      "+U(0, 1000, 'b', 1)"}));
+    rows.clear();
+    now += 150;
+    drain();
+    EXPECT_EQ(rows, (std::vector<std::string>{"+U(2000, 3000, 'c', 1)"}));
+    rows.clear();
+    // Nothing changed: no update, however much time passes.
+    now += 150;
+    drain();
+    EXPECT_TRUE(rows.empty());
+    done = true;
+    ASSERT_TRUE(p.run());
+    EXPECT_EQ(rows, (std::vector<std::string>{"+U(2000, 3000, 'c', 1)"})) << "the final result of a window that "
+                                                                            "sent an early one";
+}
+
+TEST(window, early_results_are_refused_for_sessions) {
+    window_options wo;
+    wo.early_fire = 100ms;
+    auto w = window_stage::make(events_schema(), "ts", {"key"}, session(1000ms), {count()}, wo);
+    ASSERT_FALSE(w);
+    EXPECT_NE(w.error().message.find("early results"), std::string::npos);
 }
 
 TEST(window, snapshot_restore_mid_stream_gives_the_same_results) {

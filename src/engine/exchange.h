@@ -1,0 +1,64 @@
+#pragma once
+
+#include "engine/pipeline.h"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace runnel::engine {
+
+/// Moves rows between the parallel instances of one dataflow by key, so that every row of a
+/// key reaches the same instance (the one its key hashes to, `hash_partition`).
+///
+/// Each instance is its own `pipeline`, run by its own thread (a shard); instance i calls
+/// `stream::exchange(x, i, keys)` where the dataflow needs rows keyed, and the stream it gets
+/// back carries the rows of every instance whose key belongs to i. Between each pair of
+/// instances is a channel of at most `capacity` messages (batches or watermarks): a sending
+/// stage is not ready while one of its channels is full, so a slow instance stops the sources
+/// of every instance that feeds it (credit-based backpressure across shards). Watermarks are
+/// sent on every channel; a receiving instance's watermark is the minimum over the channels
+/// that have not ended. The only lock is one mutex per channel, taken per batch.
+///
+/// `set_waker(i, fn)` tells the exchange how to wake instance i when a channel to it receives
+/// a message or a full channel from it gets room; `fn` is called on the thread of the other
+/// instance, with no lock held.
+///
+/// Checkpoints: with the sources paused, a consistent cut of all instances exists once every
+/// pipeline is quiescent and `in_flight()` is 0.
+class exchange {
+public:
+    explicit exchange(uint32_t parallelism, size_t capacity = 8);
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
+
+    uint32_t parallelism() const { return _n; }
+    void set_waker(uint32_t instance, std::function<void()> wake);
+    /// Messages sent and not yet taken, over every channel.
+    size_t in_flight() const;
+
+private:
+    friend class stream;
+    struct channel {
+        mutable std::mutex mu;
+        std::deque<message> q;
+    };
+    channel& chan(uint32_t from, uint32_t to) { return *_ch[size_t(from) * _n + to]; }
+    /// What `stream::exchange` wires: the sending sink and the receiving source of `instance`.
+    bool can_send(uint32_t from) const;
+    void send(uint32_t from, uint32_t to, message m);
+    void broadcast(uint32_t from, model::event_time wm);
+    source_fn receiver(uint32_t to);
+    void wake(uint32_t instance);
+
+    uint32_t _n;
+    size_t _capacity;
+    std::vector<std::unique_ptr<channel>> _ch;
+    std::vector<std::function<void()>> _wakers;
+};
+
+} // namespace runnel::engine
