@@ -7,7 +7,8 @@ namespace runnel::engine {
 exchange::exchange(uint32_t parallelism, size_t capacity)
     : _n(std::max<uint32_t>(parallelism, 1))
     , _capacity(std::max<size_t>(capacity, 1))
-    , _wakers(_n) {
+    , _wakers(_n)
+    , _counts(new counts[_n]) {
     _ch.reserve(size_t(_n) * _n);
     for (size_t i = 0; i < size_t(_n) * _n; ++i)
         _ch.push_back(std::make_unique<channel>());
@@ -44,6 +45,7 @@ bool exchange::can_send(uint32_t from) const {
 
 void exchange::send(uint32_t from, uint32_t to, message m) {
     channel& c = chan(from, to);
+    _counts[from].sent.fetch_add(1, std::memory_order_relaxed);
     bool was_empty;
     {
         std::lock_guard g(c.mu);
@@ -88,6 +90,7 @@ source_fn exchange::receiver(uint32_t to) {
                 ++scanned;
                 continue;
             }
+            _counts[to].taken.fetch_add(1, std::memory_order_relaxed);
             if (was_full && from != to)
                 wake(from);
             if (auto* b = std::get_if<batch>(&*m)) {

@@ -2,6 +2,7 @@
 
 #include "engine/pipeline.h"
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,6 +41,11 @@ public:
     void set_waker(uint32_t instance, std::function<void()> wake);
     /// Messages sent and not yet taken, over every channel.
     size_t in_flight() const;
+    /// Messages instance `i` has sent, and taken, so far. Exact when read on i's own thread;
+    /// the sums over all instances agree once nothing is in flight (a job's checkpoint
+    /// coordinator compares them to find a moment when every instance is idle).
+    uint64_t sent_by(uint32_t i) const { return _counts[i].sent.load(std::memory_order_relaxed); }
+    uint64_t taken_by(uint32_t i) const { return _counts[i].taken.load(std::memory_order_relaxed); }
 
 private:
     friend class stream;
@@ -59,6 +65,10 @@ private:
     size_t _capacity;
     std::vector<std::unique_ptr<channel>> _ch;
     std::vector<std::function<void()>> _wakers;
+    struct counts {
+        std::atomic<uint64_t> sent{0}, taken{0};
+    };
+    std::unique_ptr<counts[]> _counts;
 };
 
 } // namespace runnel::engine

@@ -23,6 +23,9 @@ watermark_stage::watermark_stage(schema_ptr s, size_t time_column, int64_t bound
     auto t = _schema->at(_time).type;
     _micros = t.id == type_id::timestamp && t.unit == time_unit::micros;
     _parts.resize(size_t(std::max(_opts.partitions, 1)));
+    if (_opts.instances > 1) {
+        for (size_t p = 0; p < _parts.size(); ++p) _parts[p].idle = int32_t(p) % _opts.instances != _opts.instance;
+    }
     if (!_opts.clock) _opts.clock = model::processing_now;
 }
 

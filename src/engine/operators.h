@@ -65,6 +65,10 @@ struct watermark_options {
     std::chrono::milliseconds idle_timeout{0};
     /// Partitions known up front: each holds the watermark back until it sends or goes idle.
     int32_t partitions = 1;
+    /// In a parallel job, this instance reads only partitions p with p % instances == instance;
+    /// the others never hold its watermark back.
+    int32_t instances = 1;
+    int32_t instance = 0;
     /// Processing-time clock; empty means the pipeline's (tests pass a fake one).
     std::function<model::processing_time()> clock;
 };

@@ -19,6 +19,7 @@ json::object status_json(const jobs::job_status& st) {
     json::object o;
     o["id"] = st.id;
     o["template"] = st.template_name;
+    o["parallelism"] = st.parallelism;
     o["state"] = st.state;
     if (!st.error.empty()) o["error"] = st.error;
     if (!st.waiting_for.empty()) o["waiting_for"] = st.waiting_for;
@@ -73,7 +74,8 @@ answer get_pipeline(request_ctx& ctx) {
     co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", id)));
 }
 
-/// The body is a job definition: {"id", "template", "params": {…}, "checkpoint_interval_ms"}.
+/// The body is a job definition: {"id", "template", "params": {…}, "checkpoint_interval_ms",
+/// "parallelism"}.
 answer create_pipeline(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     boost::system::error_code ec;

@@ -1,16 +1,18 @@
 #include "jobs/job.h"
 
-#include <fmt/format.h>
-
 #include "base/logging.h"
 #include "broker/broker.h"
 #include "engine/state_io.h"
 #include "storage/flusher.h"
 
+#include <fmt/format.h>
+
 namespace runnel::jobs {
 namespace {
 
-spdlog::logger& lg() { return logging::get("jobs"); }
+spdlog::logger& lg() {
+    return logging::get("jobs");
+}
 
 constexpr auto step_budget = std::chrono::milliseconds(2);
 
@@ -18,7 +20,8 @@ constexpr auto step_budget = std::chrono::milliseconds(2);
 /// with the first error.
 void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> ops,
             std::function<void(result<void>)> done) {
-    if (ops.empty()) return done(ok());
+    if (ops.empty())
+        return done(ok());
     struct state {
         std::size_t left;
         std::error_code err;
@@ -27,8 +30,10 @@ void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> 
     auto st = std::make_shared<state>(state{ops.size(), {}, std::move(done)});
     for (auto& op : ops) {
         op([st](result<void> r) {
-            if (!r && !st->err) st->err = r.error();
-            if (--st->left == 0) st->done(st->err ? result<void>(st->err) : ok());
+            if (!r && !st->err)
+                st->err = r.error();
+            if (--st->left == 0)
+                st->done(st->err ? result<void>(st->err) : ok());
         });
     }
 }
@@ -36,7 +41,8 @@ void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> 
 std::string encode_stages(const std::vector<std::string>& states) {
     engine::state_writer w;
     w.u32(uint32_t(states.size()));
-    for (const auto& s : states) w.str(s);
+    for (const auto& s : states)
+        w.str(s);
     return std::move(w.bytes());
 }
 
@@ -44,19 +50,24 @@ std::optional<std::vector<std::string>> decode_stages(std::string_view bytes) {
     engine::state_reader r(bytes);
     uint32_t n = r.count(4);
     std::vector<std::string> out;
-    for (uint32_t i = 0; i < n; ++i) out.emplace_back(r.str());
-    if (!r.ok() || !r.at_end()) return std::nullopt;
+    for (uint32_t i = 0; i < n; ++i)
+        out.emplace_back(r.str());
+    if (!r.ok() || !r.at_end())
+        return std::nullopt;
     return out;
 }
 
 } // namespace
 
-job::job(broker::broker& brk, executor& home, storage::flusher& writer, std::filesystem::path dir, job_definition def)
-  : _broker(brk)
-  , _home(home)
-  , _writer(writer)
-  , _dir(std::move(dir))
-  , _def(std::move(def)) {
+job::job(broker::broker& brk, executor& home, storage::flusher& writer, std::filesystem::path dir,
+         job_definition def, std::shared_ptr<job_group> group, uint32_t instance)
+    : _broker(brk)
+    , _home(home)
+    , _writer(writer)
+    , _dir(std::move(dir))
+    , _def(std::move(def))
+    , _group(group ? std::move(group) : std::make_shared<job_group>())
+    , _instance(instance) {
     _status.id = _def.id;
     _status.template_name = _def.template_name;
     _status.state = "starting";
@@ -92,7 +103,8 @@ result<void> job::load() {
 
 std::function<void()> job::waker() {
     return [w = weak_from_this()] {
-        if (auto self = w.lock()) self->wake();
+        if (auto self = w.lock())
+            self->wake();
     };
 }
 
@@ -103,10 +115,13 @@ void job::append(const std::string& topic, std::string value) {
         auto batch = std::make_shared<model::record_batch>(b.build());
         self->_broker.produce({topic, model::partition_id(0)}, batch->bytes(), -1, self->_home,
                               [batch, topic, id = self->_def.id](result<broker::produce_result> r) {
-                                  if (!r) lg().error("job {}: cannot append to {}: {}", id, topic, r.error().message());
+                                  if (!r)
+                                      lg().error("job {}: cannot append to {}: {}", id, topic,
+                                                 r.error().message());
                               });
     };
-    if (_broker.topic(topic)) return produce();
+    if (_broker.topic(topic))
+        return produce();
     broker::topic_config cfg;
     cfg.partitions = 1;
     _broker.create_topic(topic, cfg, _home, [produce](result<void>, std::string) { produce(); });
@@ -117,16 +132,19 @@ engine::stream job::source(connect::log_source_options opts) {
                   connect::log_source::schema());
 }
 
-engine::stream job::source(std::unique_ptr<engine::checkpointed_source> src, engine::schema_ptr schema) {
+engine::stream job::source(std::unique_ptr<engine::checkpointed_source> src,
+                           engine::schema_ptr schema) {
     _sources.push_back(std::move(src));
     return _pipeline.source(std::move(schema), _sources.back()->fn());
 }
 
 void job::sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) {
-    sink(std::move(s), std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), waker()), partitions);
+    sink(std::move(s),
+         std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), waker()), partitions);
 }
 
-void job::sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sk, int32_t partitions) {
+void job::sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sk,
+               int32_t partitions) {
     auto* raw = sk.get();
     s.sink([raw](const engine::batch& b) { raw->write(b); }, {}, [raw] { return raw->ready(); });
     _sinks.push_back({std::move(sk), partitions});
@@ -137,21 +155,51 @@ int32_t job::partitions_of(const std::string& topic) const {
     return t ? t->config.partitions : 0;
 }
 
+engine::stream job::exchange(engine::stream s, std::vector<std::string> keys) {
+    if (!_group->exchange)
+        return s;
+    _group->exchange->set_waker(_instance, [w = weak_from_this(), home = &_home] {
+        home->post([w] {
+            if (auto self = w.lock())
+                self->wake();
+        });
+    });
+    return s.exchange(*_group->exchange, _instance, std::move(keys));
+}
+
+std::string job::part_prefix() const {
+    return _instance == 0 ? std::string() : fmt::format("{}/", _instance);
+}
+
+void job::post_to(uint32_t i, std::function<void(job&)> fn) {
+    auto m = i < _group->members.size() ? _group->members[i].lock() : nullptr;
+    if (!m && i == _instance)
+        m = shared_from_this();
+    if (!m)
+        return;
+    m->_home.post([m, fn = std::move(fn)] { fn(*m); });
+}
+
 void job::begin() {
     _home.post([self = shared_from_this()] {
-        if (self->_phase != phase::starting) return;
+        if (self->_phase != phase::starting)
+            return;
         if (self->_restored) {
             const auto& c = *self->_restored;
             self->_checkpoint_id = c.id;
-            auto stages = c.parts.count("stages") ? decode_stages(c.parts.at("stages")) : std::nullopt;
-            if (!stages) return self->fail(fmt::format("checkpoint {} has no readable stage states", c.id));
+            const auto pre = self->part_prefix();
+            auto stages = c.parts.count(pre + "stages") ? decode_stages(c.parts.at(pre + "stages"))
+                                                        : std::nullopt;
+            if (!stages)
+                return self->fail(fmt::format("checkpoint {} has no readable stage states", c.id));
             if (auto r = self->_pipeline.restore(*stages); !r) {
                 return self->fail(fmt::format("checkpoint {}: {}", c.id, r.error().message));
             }
             for (std::size_t i = 0; i < self->_sources.size(); ++i) {
-                auto it = c.parts.find(fmt::format("source.{}", i));
+                auto it = c.parts.find(fmt::format("{}source.{}", pre, i));
                 if (it == c.parts.end() || !self->_sources[i]->restore(it->second)) {
-                    return self->fail(fmt::format("checkpoint {}: source {} cannot be restored", c.id, i));
+                    return self->fail(
+                        fmt::format("checkpoint {}: source {} cannot be restored", c.id, i));
                 }
             }
             lg().info("job {}: resuming from checkpoint {}", self->_def.id, c.id);
@@ -161,19 +209,23 @@ void job::begin() {
 }
 
 void job::start_sinks(std::size_t i) {
-    if (_phase != phase::starting) return;
+    if (_phase != phase::starting)
+        return;
     if (i == _sinks.size()) {
         _phase = phase::recovering;
         return recover_sinks(0);
     }
     _sinks[i].sink->start(_sinks[i].partitions, [self = shared_from_this(), i](result<void> r) {
-        if (!r) return self->fail(fmt::format("sink {}: {}", self->_sinks[i].sink->name(), r.error().message()));
+        if (!r)
+            return self->fail(
+                fmt::format("sink {}: {}", self->_sinks[i].sink->name(), r.error().message()));
         self->start_sinks(i + 1);
     });
 }
 
 void job::recover_sinks(std::size_t i) {
-    if (_phase != phase::recovering) return;
+    if (_phase != phase::recovering)
+        return;
     if (i == _sinks.size()) {
         _restored.reset();
         _phase = phase::running;
@@ -183,43 +235,68 @@ void job::recover_sinks(std::size_t i) {
     }
     std::string sealed;
     if (_restored) {
-        if (auto it = _restored->parts.find(fmt::format("sink.{}", i)); it != _restored->parts.end()) sealed = it->second;
+        if (auto it = _restored->parts.find(fmt::format("{}sink.{}", part_prefix(), i));
+            it != _restored->parts.end()) {
+            sealed = it->second;
+        }
     }
     _sinks[i].sink->recover(sealed, [self = shared_from_this(), i](result<void> r) {
         if (!r) {
-            return self->fail(fmt::format("sink {}: recovery failed: {}", self->_sinks[i].sink->name(), r.error().message()));
+            return self->fail(fmt::format("sink {}: recovery failed: {}",
+                                          self->_sinks[i].sink->name(), r.error().message()));
         }
         self->recover_sinks(i + 1);
     });
 }
 
 void job::wake() {
-    if (_scheduled || _phase != phase::running) return;
+    if (_scheduled || _phase != phase::running)
+        return;
     _scheduled = true;
     _home.post([self = shared_from_this()] { self->step(); });
 }
 
 void job::step() {
     _scheduled = false;
-    if (_phase != phase::running) return;
+    if (_phase != phase::running)
+        return;
     const auto start = std::chrono::steady_clock::now();
     bool progress = false;
     for (int i = 0; i < 1024; ++i) {
         auto r = _pipeline.run_once();
-        if (!r) return fail(r.error().message);
-        if (!_pipeline.made_progress()) break;
+        if (!r)
+            return fail(r.error().message);
+        if (!_pipeline.made_progress())
+            break;
         progress = true;
-        if (r.value() || std::chrono::steady_clock::now() - start > step_budget) break;
+        if (r.value() || std::chrono::steady_clock::now() - start > step_budget)
+            break;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (!_checkpointing && !_draining) {
-        bool due = now - _last_checkpoint >= _def.checkpoint_interval;
-        for (const auto& s : _sinks) due = due || s.sink->wants_checkpoint();
-        if (due) begin_checkpoint();
+    if (!_draining) {
+        bool want = false;
+        for (const auto& s : _sinks)
+            want = want || s.sink->wants_checkpoint();
+        if (_instance == 0) {
+            if (!_round &&
+                (want || _requested || now - _last_checkpoint >= _def.checkpoint_interval))
+                start_round();
+        } else if (want && !_asked) {
+            _asked = true;
+            post_to(0, [](job& leader) {
+                leader._requested = true;
+                leader.wake();
+            });
+        }
     }
     if (_draining) {
-        if (_pipeline.quiescent()) take_checkpoint();
-        else progress = true;
+        if (!_pipeline.quiescent()) {
+            _poked = false;
+            progress = true;
+        } else if (!_poked) {
+            _poked = true;
+            post_to(0, [](job& leader) { leader.poked(); });
+        }
     }
     publish();
     if (progress) {
@@ -228,100 +305,248 @@ void job::step() {
     }
 }
 
+// ---- checkpoints: every instance ----
+
 void job::begin_checkpoint() {
+    if (_phase != phase::running)
+        return;
     _draining = true;
-    for (auto& s : _sources) s->pause(true);
-    for (auto& s : _sinks) s.sink->set_draining(true);
+    _poked = false;
+    for (auto& s : _sources)
+        s->pause(true);
+    for (auto& s : _sinks)
+        s.sink->set_draining(true);
+    wake();
 }
 
-void job::take_checkpoint() {
-    _draining = false;
-    for (auto& s : _sources) s->pause(false);
-    for (auto& s : _sinks) s.sink->set_draining(false);
-    _checkpointing = true;
+void job::probe(uint64_t round, int wave) {
+    const bool quiet = _phase == phase::running && _draining && _pipeline.quiescent();
+    const auto* x = _group->exchange.get();
+    const uint64_t sent = x ? x->sent_by(_instance) : 0, taken = x ? x->taken_by(_instance) : 0;
+    post_to(0, [round, wave, quiet, sent, taken](job& leader) {
+        leader.answered(round, wave, quiet, sent, taken);
+    });
+}
+
+void job::snapshot(uint64_t round) {
+    if (_phase != phase::running)
+        return;
     _checkpoint_started = std::chrono::steady_clock::now();
-    auto c = std::make_shared<engine::checkpoint>();
-    c->id = ++_checkpoint_id;
-    c->parts["stages"] = encode_stages(_pipeline.snapshot());
-    if (auto r = _pipeline.check_stages(); !r) {
-        _checkpointing = false;
+    std::map<std::string, std::string> parts;
+    const auto pre = part_prefix();
+    parts[pre + "stages"] = encode_stages(_pipeline.snapshot());
+    if (auto r = _pipeline.check_stages(); !r)
         return fail(fmt::format("checkpoint: {}", r.error().message));
-    }
-    for (std::size_t i = 0; i < _sources.size(); ++i) c->parts[fmt::format("source.{}", i)] = _sources[i]->state();
-    for (std::size_t i = 0; i < _sinks.size(); ++i) c->parts[fmt::format("sink.{}", i)] = _sinks[i].sink->seal();
-    uint64_t bytes = 0;
-    for (const auto& [k, v] : c->parts) bytes += k.size() + v.size();
+    for (std::size_t i = 0; i < _sources.size(); ++i)
+        parts[fmt::format("{}source.{}", pre, i)] = _sources[i]->state();
+    for (std::size_t i = 0; i < _sinks.size(); ++i)
+        parts[fmt::format("{}sink.{}", pre, i)] = _sinks[i].sink->seal();
+    post_to(0, [round, parts = std::move(parts)](job& leader) mutable {
+        leader.parts_taken(round, std::move(parts));
+    });
     // At-least-once output must be durable before the checkpoint that moves past its input.
     std::vector<std::function<void(std::function<void(result<void>)>)>> durable_first;
     for (auto& s : _sinks) {
         auto* sk = s.sink.get();
         if (!sk->exactly_once()) {
-            durable_first.push_back([sk](std::function<void(result<void>)> cb) { sk->release(std::move(cb)); });
+            durable_first.push_back(
+                [sk](std::function<void(result<void>)> cb) { sk->release(std::move(cb)); });
         }
     }
-    auto self = shared_from_this();
-    all_of(std::move(durable_first), [self, c, bytes](result<void> r) {
-        if (!r) return self->fail(fmt::format("sink append failed: {}", r.error().message()));
-        if (self->_phase != phase::running) return;
-        auto store = std::make_shared<engine::checkpoint_store>(self->_dir / "checkpoints");
-        auto err = std::make_shared<std::string>();
-        self->_writer.submit(
-          [store, c, err]() -> result<void> {
-              if (auto w = store->write(*c); !w) {
-                  *err = w.error().message;
-                  return std::error_code(EIO, std::generic_category());
-              }
-              return ok();
-          },
-          [self, err, bytes](result<void> w) {
-              self->_home.post([self, err, w, bytes] {
-                  if (!w) return self->fail(fmt::format("checkpoint write failed: {}", err->empty() ? w.error().message() : *err));
-                  self->written(ok(), bytes);
-              });
-          });
+    all_of(std::move(durable_first), [self = shared_from_this(), round](result<void> r) {
+        self->post_to(0, [round, r](job& leader) { leader.parts_durable(round, r); });
     });
 }
 
-void job::written(result<void>, uint64_t bytes) {
-    if (_phase != phase::running) return;
+void job::resume() {
+    _draining = false;
+    _asked = false;
+    for (auto& s : _sources)
+        s->pause(false);
+    for (auto& s : _sinks)
+        s.sink->set_draining(false);
+    wake();
+}
+
+void job::release(uint64_t round) {
+    if (_phase != phase::running)
+        return;
     std::vector<std::function<void(std::function<void(result<void>)>)>> releases;
     for (auto& s : _sinks) {
         auto* sk = s.sink.get();
-        if (!sk->exactly_once()) continue;
-        releases.push_back([sk](std::function<void(result<void>)> cb) { sk->release(std::move(cb)); });
+        if (!sk->exactly_once())
+            continue;
+        releases.push_back(
+            [sk](std::function<void(result<void>)> cb) { sk->release(std::move(cb)); });
     }
-    all_of(std::move(releases), [self = shared_from_this(), bytes](result<void> r) {
-        if (!r) return self->fail(fmt::format("releasing checkpoint output failed: {}", r.error().message()));
-        self->_checkpointing = false;
-        self->_last_checkpoint = std::chrono::steady_clock::now();
-        {
-            std::lock_guard lock(self->_status_mu);
-            ++self->_status.checkpoints;
-            self->_status.last_checkpoint_id = self->_checkpoint_id;
-            self->_status.last_checkpoint_bytes = bytes;
-            self->_status.last_checkpoint_ms =
-              std::chrono::duration<double, std::milli>(self->_last_checkpoint - self->_checkpoint_started).count();
-        }
-        self->wake();
+    all_of(std::move(releases), [self = shared_from_this(), round](result<void> r) {
+        self->post_to(0, [round, r](job& leader) { leader.released(round, r); });
     });
 }
 
+// ---- checkpoints: the leader ----
+
+void job::start_round() {
+    _round.emplace();
+    _round->id = ++_checkpoint_id;
+    _requested = false;
+    for (uint32_t i = 0; i < _group->parallelism; ++i)
+        post_to(i, [](job& j) { j.begin_checkpoint(); });
+}
+
+void job::poked() {
+    if (!_round || _round->snapshotting)
+        return;
+    if (_round->wave != 0) {
+        _round->wave_pending = true;
+        return;
+    }
+    start_wave();
+}
+
+void job::start_wave() {
+    auto& r = *_round;
+    ++r.wave;
+    r.wave_pending = false;
+    r.answers = 0;
+    r.quiet = true;
+    r.sent = r.taken = 0;
+    for (uint32_t i = 0; i < _group->parallelism; ++i) {
+        post_to(i, [id = r.id, wave = r.wave](job& j) { j.probe(id, wave); });
+    }
+}
+
+void job::answered(uint64_t round, int wave, bool quiet, uint64_t sent, uint64_t taken) {
+    if (!_round || _round->id != round || _round->wave != wave || _round->snapshotting)
+        return;
+    auto& r = *_round;
+    r.quiet = r.quiet && quiet;
+    r.sent += sent;
+    r.taken += taken;
+    if (++r.answers < _group->parallelism)
+        return;
+    const bool ok = r.quiet && r.sent == r.taken;
+    if (ok && r.last_ok && r.sent == r.last_sent && r.taken == r.last_taken) {
+        // Two waves in a row saw every instance quiet, nothing in flight and nothing moved
+        // between them: the instances form a consistent cut now. Take it.
+        r.snapshotting = true;
+        r.c = std::make_shared<engine::checkpoint>();
+        r.c->id = r.id;
+        for (uint32_t i = 0; i < _group->parallelism; ++i)
+            post_to(i, [id = r.id](job& j) { j.snapshot(id); });
+        return;
+    }
+    r.last_ok = ok;
+    r.last_sent = r.sent;
+    r.last_taken = r.taken;
+    if (ok || r.wave_pending)
+        return start_wave();
+    r.wave = 0; // an instance still works: it pokes again once quiescent
+}
+
+void job::parts_taken(uint64_t round, std::map<std::string, std::string> parts) {
+    if (!_round || _round->id != round)
+        return;
+    for (auto& [k, v] : parts)
+        _round->c->parts[k] = std::move(v);
+    if (++_round->parts < _group->parallelism)
+        return;
+    // Every part is taken: the sources may go on while the checkpoint is written.
+    for (uint32_t i = 0; i < _group->parallelism; ++i)
+        post_to(i, [](job& j) { j.resume(); });
+    if (_round->durable == _group->parallelism)
+        write_checkpoint();
+}
+
+void job::parts_durable(uint64_t round, result<void> r) {
+    if (!_round || _round->id != round)
+        return;
+    if (!r)
+        return fail(fmt::format("sink append failed: {}", r.error().message()));
+    if (++_round->durable == _group->parallelism && _round->parts == _group->parallelism)
+        write_checkpoint();
+}
+
+void job::write_checkpoint() {
+    if (_phase != phase::running)
+        return;
+    auto c = _round->c;
+    uint64_t bytes = 0;
+    for (const auto& [k, v] : c->parts)
+        bytes += k.size() + v.size();
+    auto store = std::make_shared<engine::checkpoint_store>(_dir / "checkpoints");
+    auto err = std::make_shared<std::string>();
+    auto self = shared_from_this();
+    _writer.submit(
+        [store, c, err]() -> result<void> {
+            if (auto w = store->write(*c); !w) {
+                *err = w.error().message;
+                return std::error_code(EIO, std::generic_category());
+            }
+            return ok();
+        },
+        [self, err, bytes, id = c->id](result<void> w) {
+            self->_home.post([self, err, w, bytes, id] {
+                if (!w)
+                    return self->fail(fmt::format("checkpoint write failed: {}",
+                                                  err->empty() ? w.error().message() : *err));
+                if (!self->_round || self->_round->id != id)
+                    return;
+                std::lock_guard lock(self->_status_mu);
+                self->_status.last_checkpoint_bytes = bytes;
+                for (uint32_t i = 0; i < self->_group->parallelism; ++i)
+                    self->post_to(i, [id](job& j) { j.release(id); });
+            });
+        });
+}
+
+void job::released(uint64_t round, result<void> r) {
+    if (!_round || _round->id != round)
+        return;
+    if (!r)
+        return fail(fmt::format("releasing checkpoint output failed: {}", r.error().message()));
+    if (++_round->released < _group->parallelism)
+        return;
+    _round.reset();
+    _last_checkpoint = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lock(_status_mu);
+        ++_status.checkpoints;
+        _status.last_checkpoint_id = _checkpoint_id;
+        _status.last_checkpoint_ms =
+            std::chrono::duration<double, std::milli>(_last_checkpoint - _checkpoint_started)
+                .count();
+    }
+    wake();
+}
+
 void job::fail(std::string why) {
-    if (_phase == phase::failed || _phase == phase::stopped) return;
+    if (_phase == phase::failed || _phase == phase::stopped)
+        return;
     lg().error("job {} failed: {}", _def.id, why);
     _phase = phase::failed;
-    for (auto& s : _sources) s->stop();
-    for (auto& s : _sinks) s.sink->stop();
+    // The instances of a job fail together: their checkpoints are one.
+    for (uint32_t i = 0; i < _group->parallelism; ++i) {
+        if (i != _instance)
+            post_to(i, [why](job& j) { j.fail(why); });
+    }
+    for (auto& s : _sources)
+        s->stop();
+    for (auto& s : _sinks)
+        s.sink->stop();
     std::lock_guard lock(_status_mu);
     _status.state = "failed";
     _status.error = std::move(why);
 }
 
 void job::stop() {
-    if (_phase == phase::stopped) return;
+    if (_phase == phase::stopped)
+        return;
     _phase = phase::stopped;
-    for (auto& s : _sources) s->stop();
-    for (auto& s : _sinks) s.sink->stop();
+    for (auto& s : _sources)
+        s->stop();
+    for (auto& s : _sinks)
+        s.sink->stop();
     std::lock_guard lock(_status_mu);
     _status.state = "stopped";
 }
@@ -332,15 +557,18 @@ void job::publish() {
         std::lock_guard lock(_status_mu);
         st = _status;
     }
-    static constexpr const char* names[] = {"starting", "recovering", "running", "failed", "stopped"};
+    static constexpr const char* names[] = {"starting", "recovering", "running", "failed",
+                                            "stopped"};
     st.state = names[int(_phase)];
     st.stages.clear();
     int64_t wm = INT64_MAX;
     for (std::size_t i = 0; i < _pipeline.num_stages(); ++i) {
         auto& stg = _pipeline.stage_at(i);
         const auto& m = stg.metrics();
-        st.stages.push_back({fmt::format("{}.{}", i, stg.name()), m.rows_in, m.rows_out, m.late_rows, m.dead_letters});
-        if (stg.num_outputs() == 0 && m.watermark > INT64_MIN) wm = std::min(wm, m.watermark);
+        st.stages.push_back({fmt::format("{}.{}", i, stg.name()), m.rows_in, m.rows_out,
+                             m.late_rows, m.dead_letters});
+        if (stg.num_outputs() == 0 && m.watermark > INT64_MIN)
+            wm = std::min(wm, m.watermark);
     }
     if (wm != INT64_MAX && wm < engine::end_of_time.value()) {
         st.watermark_ms = wm;
@@ -354,17 +582,21 @@ void job::publish() {
     for (const auto& s : _sources) {
         st.source_buffered_bytes += s->buffered_bytes();
         st.records_skipped += s->skipped_records();
-        if (st.waiting_for.empty()) st.waiting_for = s->waiting_for();
+        if (st.waiting_for.empty())
+            st.waiting_for = s->waiting_for();
     }
     st.sink_pending_bytes = 0;
-    for (const auto& s : _sinks) st.sink_pending_bytes += s.sink->pending_bytes();
+    for (const auto& s : _sinks)
+        st.sink_pending_bytes += s.sink->pending_bytes();
     std::lock_guard lock(_status_mu);
     st.checkpoints = _status.checkpoints;
     st.last_checkpoint_id = _status.last_checkpoint_id;
     st.last_checkpoint_ms = _status.last_checkpoint_ms;
     st.last_checkpoint_bytes = _status.last_checkpoint_bytes;
-    if (_phase != phase::failed) st.error.clear();
-    else st.error = _status.error;
+    if (_phase != phase::failed)
+        st.error.clear();
+    else
+        st.error = _status.error;
     _status = std::move(st);
 }
 

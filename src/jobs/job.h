@@ -2,9 +2,9 @@
 
 // Internal to `jobs`: one running job.
 
-#include <optional>
-
 #include "jobs/jobs.h"
+
+#include <optional>
 
 namespace runnel::storage {
 class flusher;
@@ -12,7 +12,20 @@ class flusher;
 
 namespace runnel::jobs {
 
-/// One job: its pipeline, log sources and sinks, and the loop that runs and checkpoints them.
+class job;
+
+/// What the instances of one job share. A job with `parallelism` N runs as N instances on N
+/// shards: instance i reads the input partitions p with p % N == i, and `exchange` moves rows
+/// between them by key. Instance 0 leads the job's checkpoints (see `job`). Filled by the
+/// manager before any instance begins; read-only afterwards.
+struct job_group {
+    uint32_t parallelism = 1;
+    std::unique_ptr<engine::exchange> exchange; ///< with more than one instance
+    std::vector<std::weak_ptr<job>> members;
+};
+
+/// One instance of a job: its pipeline, log sources and sinks, and the loop that runs and
+/// checkpoints them.
 ///
 /// Built on a non-shard thread (`build`, then `load` of the last checkpoint, which reads
 /// files), then handed to its shard with `begin`; from then on every method but `status` runs
@@ -23,9 +36,18 @@ namespace runnel::jobs {
 /// seal their output, and the checkpoint is written on the checkpoint thread; at-least-once
 /// sinks' appends are made durable before the write, exactly-once sinks' output is appended
 /// after it. Kept alive by shared pointers in every callback, so stopping never races an answer.
+///
+/// The instances of a parallel job checkpoint together, led by instance 0 (for one instance it
+/// leads itself): the leader asks every instance to pause its sources; once probes show every
+/// pipeline quiescent and the exchange empty twice running with the same message counts (so
+/// nothing moved in between), each instance snapshots its part and the leader writes one
+/// checkpoint holding all parts; sources resume once every part is taken, exactly-once output
+/// is released once the file is durable. All coordination is messages posted between the
+/// instances' shards; no lock is shared.
 class job : public std::enable_shared_from_this<job>, private job_context {
 public:
-    job(broker::broker& brk, executor& home, storage::flusher& writer, std::filesystem::path dir, job_definition def);
+    job(broker::broker& brk, executor& home, storage::flusher& writer, std::filesystem::path dir,
+        job_definition def, std::shared_ptr<job_group> group = {}, uint32_t instance = 0);
     ~job() override;
 
     result<void> build(std::string& why);
@@ -46,20 +68,41 @@ private:
     engine::pipeline& pipeline() override { return _pipeline; }
     engine::stream source(connect::log_source_options opts) override;
     void sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) override;
-    engine::stream source(std::unique_ptr<engine::checkpointed_source> src, engine::schema_ptr schema) override;
-    void sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sink, int32_t partitions) override;
+    engine::stream source(std::unique_ptr<engine::checkpointed_source> src,
+                          engine::schema_ptr schema) override;
+    void sink(engine::stream s, std::unique_ptr<engine::checkpointed_sink> sink,
+              int32_t partitions) override;
     executor& home() override { return _home; }
     std::function<void()> waker() override;
     const std::string& id() const override { return _def.id; }
     void append(const std::string& topic, std::string value) override;
     int32_t partitions_of(const std::string& topic) const override;
+    uint32_t instance() const override { return _instance; }
+    uint32_t parallelism() const override { return _group->parallelism; }
+    engine::stream exchange(engine::stream s, std::vector<std::string> keys) override;
 
     void start_sinks(std::size_t i);
     void recover_sinks(std::size_t i);
     void step();
+    // Every instance, on its own shard, at the leader's request.
     void begin_checkpoint();
-    void take_checkpoint();
-    void written(result<void> r, uint64_t bytes);
+    void probe(uint64_t round, int wave);
+    void snapshot(uint64_t round);
+    void resume();
+    void release(uint64_t round);
+    // The leader, on its shard.
+    void start_round();
+    void poked();
+    void start_wave();
+    void answered(uint64_t round, int wave, bool quiet, uint64_t sent, uint64_t taken);
+    void parts_taken(uint64_t round, std::map<std::string, std::string> parts);
+    void parts_durable(uint64_t round, result<void> r);
+    void write_checkpoint();
+    void released(uint64_t round, result<void> r);
+    /// Runs `fn` on instance `i`'s shard (or leader: 0).
+    void post_to(uint32_t i, std::function<void(job&)> fn);
+    std::string part_prefix() const;
+
     void fail(std::string why);
     void publish();
 
@@ -80,9 +123,29 @@ private:
     enum class phase { starting, recovering, running, failed, stopped };
     phase _phase = phase::starting;
     bool _scheduled = false;
-    bool _draining = false;    ///< sources paused, waiting for a quiescent pipeline
-    bool _checkpointing = false; ///< a checkpoint is being written or released
+    bool _draining = false; ///< sources paused, waiting for a quiescent pipeline
+    bool _poked = false;    ///< told the leader this instance went quiescent while draining
+    bool _asked = false;    ///< asked the leader for a checkpoint (a sink holds too much)
     uint64_t _checkpoint_id = 0;
+    std::shared_ptr<job_group> _group;
+    uint32_t _instance = 0;
+
+    /// The leader's checkpoint in progress.
+    struct round_state {
+        uint64_t id = 0;
+        int wave = 0;              ///< the probe wave in flight (0: none)
+        bool wave_pending = false; ///< an instance went quiescent while a wave was out
+        uint32_t answers = 0;
+        bool quiet = true;
+        uint64_t sent = 0, taken = 0;
+        bool last_ok = false; ///< the previous wave found every instance quiet and balanced
+        uint64_t last_sent = 0, last_taken = 0;
+        bool snapshotting = false;
+        uint32_t parts = 0, durable = 0, released = 0;
+        std::shared_ptr<engine::checkpoint> c;
+    };
+    std::optional<round_state> _round;
+    bool _requested = false; ///< an instance asked for a checkpoint
     std::chrono::steady_clock::time_point _last_checkpoint = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point _checkpoint_started;
 

@@ -41,6 +41,8 @@ struct job_definition {
     std::string template_name;
     std::map<std::string, std::string> params;
     std::chrono::milliseconds checkpoint_interval{1000};
+    /// Instances of the job, each on its own shard (`job_context::instance`).
+    uint32_t parallelism = 1;
 
     std::string to_json() const;
     static result<job_definition> from_json(std::string_view text, std::string& why);
@@ -54,6 +56,7 @@ struct job_status {
     };
     std::string id;
     std::string template_name;
+    uint32_t parallelism = 1;
     std::string state; ///< starting, recovering, running, failed, stopped
     std::string error;
     std::vector<stage> stages;
@@ -93,6 +96,13 @@ public:
     virtual void append(const std::string& topic, std::string value) = 0;
     /// Partitions of an existing topic, or 0.
     virtual int32_t partitions_of(const std::string& topic) const = 0;
+    /// This instance of a parallel job (0 … parallelism − 1); a template builds the same
+    /// pipeline in every instance, reading the input partitions p with p % parallelism ==
+    /// instance (`log_source_options`, `watermark_options`).
+    virtual uint32_t instance() const = 0;
+    virtual uint32_t parallelism() const = 0;
+    /// Brings every row of a key to one instance (`engine::exchange`); with one instance, `s`.
+    virtual engine::stream exchange(engine::stream s, std::vector<std::string> keys) = 0;
 
     /// The fluent form: `ctx.from_topic("swipes").decode(…).key_by(…).window(…).aggregate(…)`,
     /// then `ctx.to_topic(result, "alerts", {"card"})`.

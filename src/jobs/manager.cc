@@ -1,8 +1,3 @@
-#include <fstream>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
-
 #include "base/file.h"
 #include "base/logging.h"
 #include "base/metrics.h"
@@ -11,19 +6,64 @@
 #include "net/shard_group.h"
 #include "storage/flusher.h"
 
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+
 namespace runnel::jobs {
 namespace {
 
 namespace json = boost::json;
 
-spdlog::logger& lg() { return logging::get("jobs"); }
+spdlog::logger& lg() {
+    return logging::get("jobs");
+}
+
+constexpr int64_t max_parallelism = 64;
 
 bool valid_id(std::string_view id) {
-    if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+    if (id.empty() || id.size() > 128 || id == "." || id == "..")
+        return false;
     for (char c : id) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+            return false;
     }
     return true;
+}
+
+/// One status for the instances of a job: the leader's checkpoints, the worst state, rows
+/// summed per operator, the lowest watermark, queues and buffers added up.
+job_status merge_status(std::vector<job_status> parts) {
+    job_status st = std::move(parts.front());
+    st.parallelism = uint32_t(parts.size());
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+        auto& p = parts[i];
+        if (p.state == "failed" && st.state != "failed") {
+            st.state = p.state;
+            st.error = p.error;
+        } else if (st.state == "running" && p.state != "running") {
+            st.state = p.state;
+        }
+        for (std::size_t k = 0; k < st.stages.size() && k < p.stages.size(); ++k) {
+            st.stages[k].rows_in += p.stages[k].rows_in;
+            st.stages[k].rows_out += p.stages[k].rows_out;
+            st.stages[k].late_rows += p.stages[k].late_rows;
+            st.stages[k].dead_letters += p.stages[k].dead_letters;
+        }
+        if (p.watermark_ms < st.watermark_ms) {
+            st.watermark_ms = p.watermark_ms;
+            st.watermark_lag_ms = p.watermark_lag_ms;
+        }
+        st.queued_messages += p.queued_messages;
+        st.queue_capacity += p.queue_capacity;
+        st.source_buffered_bytes += p.source_buffered_bytes;
+        st.sink_pending_bytes += p.sink_pending_bytes;
+        st.records_skipped += p.records_skipped;
+        if (st.waiting_for.empty())
+            st.waiting_for = p.waiting_for;
+    }
+    return st;
 }
 
 } // namespace
@@ -33,8 +73,11 @@ std::string job_definition::to_json() const {
     o["id"] = id;
     o["template"] = template_name;
     o["checkpoint_interval_ms"] = checkpoint_interval.count();
+    if (parallelism != 1)
+        o["parallelism"] = parallelism;
     json::object p;
-    for (const auto& [k, v] : params) p[k] = v;
+    for (const auto& [k, v] : params)
+        p[k] = v;
     o["params"] = std::move(p);
     return json::serialize(o);
 }
@@ -46,19 +89,24 @@ result<job_definition> job_definition::from_json(std::string_view text, std::str
     };
     boost::system::error_code ec;
     auto v = json::parse(text, ec);
-    if (ec) return bad(fmt::format("not JSON: {}", ec.message()));
-    if (!v.is_object()) return bad("a job definition is a JSON object");
+    if (ec)
+        return bad(fmt::format("not JSON: {}", ec.message()));
+    if (!v.is_object())
+        return bad("a job definition is a JSON object");
     const auto& o = v.as_object();
     job_definition d;
     auto str = [&](const char* k) -> std::optional<std::string> {
         auto* x = o.if_contains(k);
-        if (!x || !x->is_string()) return std::nullopt;
+        if (!x || !x->is_string())
+            return std::nullopt;
         return std::string(x->as_string());
     };
     auto id = str("id");
     auto tmpl = str("template");
-    if (!id || !valid_id(*id)) return bad("'id' must be a string of letters, digits, '-', '_' and '.'");
-    if (!tmpl) return bad("'template' must be a string");
+    if (!id || !valid_id(*id))
+        return bad("'id' must be a string of letters, digits, '-', '_' and '.'");
+    if (!tmpl)
+        return bad("'template' must be a string");
     d.id = *id;
     d.template_name = *tmpl;
     if (auto* ci = o.if_contains("checkpoint_interval_ms")) {
@@ -67,12 +115,24 @@ result<job_definition> job_definition::from_json(std::string_view text, std::str
         }
         d.checkpoint_interval = std::chrono::milliseconds(ci->as_int64());
     }
+    if (auto* par = o.if_contains("parallelism")) {
+        if (!par->is_int64() || par->as_int64() < 1 || par->as_int64() > max_parallelism) {
+            return bad(
+                fmt::format("'parallelism' must be an integer from 1 to {}", max_parallelism));
+        }
+        d.parallelism = uint32_t(par->as_int64());
+    }
     if (auto* p = o.if_contains("params")) {
-        if (!p->is_object()) return bad("'params' must be an object");
+        if (!p->is_object())
+            return bad("'params' must be an object");
         for (const auto& [k, x] : p->as_object()) {
-            if (x.is_string()) d.params[std::string(k)] = std::string(x.as_string());
-            else if (x.is_int64() || x.is_uint64() || x.is_double() || x.is_bool()) d.params[std::string(k)] = json::serialize(x);
-            else return bad(fmt::format("parameter '{}' must be a string, number or boolean", std::string(k)));
+            if (x.is_string())
+                d.params[std::string(k)] = std::string(x.as_string());
+            else if (x.is_int64() || x.is_uint64() || x.is_double() || x.is_bool())
+                d.params[std::string(k)] = json::serialize(x);
+            else
+                return bad(fmt::format("parameter '{}' must be a string, number or boolean",
+                                       std::string(k)));
         }
     }
     return d;
@@ -82,8 +142,8 @@ struct manager::impl {
     storage::flusher writer{"checkpoints"};
     mutable std::mutex mu;
     struct entry {
-        std::shared_ptr<job> j;
-        unsigned shard;
+        std::vector<std::shared_ptr<job>> instances;
+        std::vector<unsigned> shards;
     };
     std::map<std::string, entry> jobs;
     /// Jobs per shard, woken by the shard's tick (shared with the tick callbacks, which may
@@ -97,17 +157,20 @@ struct manager::impl {
 };
 
 manager::manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir)
-  : _broker(brk)
-  , _shards(shards)
-  , _dir(std::move(dir))
-  , _impl(std::make_unique<impl>()) {}
+    : _broker(brk)
+    , _shards(shards)
+    , _dir(std::move(dir))
+    , _impl(std::make_unique<impl>()) {}
 
-manager::~manager() { stop(); }
+manager::~manager() {
+    stop();
+}
 
 result<void> manager::start() {
     std::error_code ec;
     std::filesystem::create_directories(_dir, ec);
-    if (ec) return ec;
+    if (ec)
+        return ec;
     _impl->tick->per_shard.resize(_shards.size());
     for (unsigned s = 0; s < _shards.size(); ++s) {
         _shards.every(s, std::chrono::milliseconds(100), [t = _impl->tick, s] {
@@ -115,20 +178,24 @@ result<void> manager::start() {
             {
                 std::lock_guard lock(t->mu);
                 for (auto& w : t->per_shard[s]) {
-                    if (auto j = w.lock()) live.push_back(std::move(j));
+                    if (auto j = w.lock())
+                        live.push_back(std::move(j));
                 }
             }
-            for (auto& j : live) j->wake();
+            for (auto& j : live)
+                j->wake();
         });
     }
     std::vector<std::filesystem::path> dirs;
     for (const auto& e : std::filesystem::directory_iterator(_dir, ec)) {
-        if (e.is_directory()) dirs.push_back(e.path());
+        if (e.is_directory())
+            dirs.push_back(e.path());
     }
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
         std::ifstream in(d / "job.json");
-        if (!in) continue;
+        if (!in)
+            continue;
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         std::string why;
         auto def = job_definition::from_json(text, why);
@@ -137,36 +204,55 @@ result<void> manager::start() {
             continue;
         }
         if (def.value().id != d.filename().string()) {
-            lg().error("job in {}: its id '{}' is not its directory's name", d.string(), def.value().id);
+            lg().error("job in {}: its id '{}' is not its directory's name", d.string(),
+                       def.value().id);
             continue;
         }
-        if (!launch(std::move(def).value(), why)) lg().error("job {}: {}", d.filename().string(), why);
+        if (!launch(std::move(def).value(), why))
+            lg().error("job {}: {}", d.filename().string(), why);
     }
     _impl->collector = metrics::default_registry().add_collector([this](metrics::sample_sink& out) {
         for (const auto& st : status()) {
             const metrics::label job{"job", st.id};
-            out.gauge("runnel_job_running", "1 while the job runs, 0 when it failed or stopped", {job},
-                      st.state == "running" ? 1 : 0);
+            out.gauge("runnel_job_running", "1 while the job runs, 0 when it failed or stopped",
+                      {job}, st.state == "running" ? 1 : 0);
             for (const auto& s : st.stages) {
                 const metrics::label op{"operator", s.name};
-                out.counter("runnel_job_records_in_total", "Rows each operator of a job took in", {job, op}, double(s.rows_in));
-                out.counter("runnel_job_records_out_total", "Rows each operator of a job emitted", {job, op}, double(s.rows_out));
-                if (s.late_rows) out.counter("runnel_job_late_records_total", "Rows past the allowed lateness, sent to the late output", {job, op}, double(s.late_rows));
-                if (s.dead_letters) out.counter("runnel_job_dead_letters_total", "Records that could not be decoded", {job, op}, double(s.dead_letters));
+                out.counter("runnel_job_records_in_total", "Rows each operator of a job took in",
+                            {job, op}, double(s.rows_in));
+                out.counter("runnel_job_records_out_total", "Rows each operator of a job emitted",
+                            {job, op}, double(s.rows_out));
+                if (s.late_rows)
+                    out.counter("runnel_job_late_records_total",
+                                "Rows past the allowed lateness, sent to the late output",
+                                {job, op}, double(s.late_rows));
+                if (s.dead_letters)
+                    out.counter("runnel_job_dead_letters_total",
+                                "Records that could not be decoded", {job, op},
+                                double(s.dead_letters));
             }
             if (st.watermark_ms != INT64_MIN) {
-                out.gauge("runnel_job_watermark_lag_seconds", "Processing time minus the job's output watermark (freshness)",
-                          {job}, double(st.watermark_lag_ms) / 1000.0);
+                out.gauge("runnel_job_watermark_lag_seconds",
+                          "Processing time minus the job's output watermark (freshness)", {job},
+                          double(st.watermark_lag_ms) / 1000.0);
             }
-            out.counter("runnel_job_checkpoints_total", "Checkpoints completed", {job}, double(st.checkpoints));
-            out.gauge("runnel_job_checkpoint_duration_seconds", "The last checkpoint, from snapshot to released output",
-                      {job}, st.last_checkpoint_ms / 1000.0);
-            out.gauge("runnel_job_checkpoint_size_bytes", "Bytes of the last checkpoint", {job}, double(st.last_checkpoint_bytes));
-            out.gauge("runnel_job_queue_fill_ratio", "Messages queued between the job's operators over their capacity (backpressure)",
-                      {job}, st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0);
-            out.gauge("runnel_job_source_buffered_bytes", "Records fetched from the log, not yet taken by the job", {job},
+            out.counter("runnel_job_checkpoints_total", "Checkpoints completed", {job},
+                        double(st.checkpoints));
+            out.gauge("runnel_job_checkpoint_duration_seconds",
+                      "The last checkpoint, from snapshot to released output", {job},
+                      st.last_checkpoint_ms / 1000.0);
+            out.gauge("runnel_job_checkpoint_size_bytes", "Bytes of the last checkpoint", {job},
+                      double(st.last_checkpoint_bytes));
+            out.gauge(
+                "runnel_job_queue_fill_ratio",
+                "Messages queued between the job's operators over their capacity (backpressure)",
+                {job},
+                st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0);
+            out.gauge("runnel_job_source_buffered_bytes",
+                      "Records fetched from the log, not yet taken by the job", {job},
                       double(st.source_buffered_bytes));
-            out.gauge("runnel_job_sink_pending_bytes", "Output held for the next checkpoint or being appended", {job},
+            out.gauge("runnel_job_sink_pending_bytes",
+                      "Output held for the next checkpoint or being appended", {job},
                       double(st.sink_pending_bytes));
         }
     });
@@ -175,26 +261,46 @@ result<void> manager::start() {
 
 result<void> manager::launch(job_definition def, std::string& why) {
     const auto id = def.id;
-    const unsigned shard = _shards.shard_for(std::hash<std::string>{}(id));
-    auto j = std::make_shared<job>(_broker, _shards.executor_of(shard), _impl->writer, _dir / id, std::move(def));
-    auto built = j->build(why);
-    if (built) {
-        if (auto l = j->load(); !l) why = j->status().error;
+    const unsigned first = _shards.shard_for(std::hash<std::string>{}(id));
+    auto group = std::make_shared<job_group>();
+    group->parallelism = std::max<uint32_t>(def.parallelism, 1);
+    if (group->parallelism > 1)
+        group->exchange = std::make_unique<engine::exchange>(group->parallelism);
+    impl::entry e;
+    bool built = true;
+    for (uint32_t i = 0; i < group->parallelism; ++i) {
+        const unsigned shard = (first + i) % _shards.size();
+        auto j = std::make_shared<job>(_broker, _shards.executor_of(shard), _impl->writer,
+                                       _dir / id, def, group, i);
+        group->members.push_back(j);
+        e.instances.push_back(j);
+        e.shards.push_back(shard);
+    }
+    for (auto& j : e.instances) {
+        if (!built || !why.empty())
+            break;
+        built = bool(j->build(why));
+        if (built) {
+            if (auto l = j->load(); !l)
+                why = j->status().error;
+        }
     }
     {
         std::lock_guard lock(_impl->mu);
-        _impl->jobs[id] = {j, shard};
+        _impl->jobs[id] = e;
     }
     if (!built || !why.empty()) {
-        std::string reason = why;
-        _shards.run_on(shard, [j, reason] { j->stop(); });
+        for (uint32_t i = 0; i < e.instances.size(); ++i)
+            _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
         return std::error_code(EINVAL, std::generic_category());
     }
     {
         std::lock_guard lock(_impl->tick->mu);
-        _impl->tick->per_shard[shard].push_back(j);
+        for (uint32_t i = 0; i < e.instances.size(); ++i)
+            _impl->tick->per_shard[e.shards[i]].push_back(e.instances[i]);
     }
-    j->begin();
+    for (auto& j : e.instances)
+        j->begin();
     return ok();
 }
 
@@ -217,7 +323,8 @@ result<void> manager::submit(job_definition def, std::string& why) {
     }
     std::error_code ec;
     std::filesystem::create_directories(_dir / def.id, ec);
-    if (ec) return ec;
+    if (ec)
+        return ec;
     auto text = def.to_json();
     RUNNEL_TRY(write_file_atomic(_dir / def.id / "job.json", std::as_bytes(std::span(text))));
     const auto id = def.id;
@@ -234,11 +341,13 @@ result<void> manager::remove(const std::string& id) {
     {
         std::lock_guard lock(_impl->mu);
         auto it = _impl->jobs.find(id);
-        if (it == _impl->jobs.end()) return std::error_code(ENOENT, std::generic_category());
+        if (it == _impl->jobs.end())
+            return std::error_code(ENOENT, std::generic_category());
         e = it->second;
         _impl->jobs.erase(it);
     }
-    _shards.run_on(e.shard, [j = e.j] { j->stop(); });
+    for (uint32_t i = 0; i < e.instances.size(); ++i)
+        _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
     std::error_code ec;
     std::filesystem::remove_all(_dir / id, ec);
     return ec ? result<void>(ec) : ok();
@@ -254,15 +363,22 @@ void manager::submit_async(job_definition def, executor& caller,
                          });
 }
 
-void manager::remove_async(std::string id, executor& caller, std::function<void(result<void>)> done) {
-    _impl->writer.submit([this, id = std::move(id)] { return remove(id); },
-                         [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
+void manager::remove_async(std::string id, executor& caller,
+                           std::function<void(result<void>)> done) {
+    _impl->writer.submit(
+        [this, id = std::move(id)] { return remove(id); },
+        [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
 }
 
 std::vector<job_status> manager::status() const {
     std::vector<job_status> out;
     std::lock_guard lock(_impl->mu);
-    for (const auto& [id, e] : _impl->jobs) out.push_back(e.j->status());
+    for (const auto& [id, e] : _impl->jobs) {
+        std::vector<job_status> parts;
+        for (const auto& j : e.instances)
+            parts.push_back(j->status());
+        out.push_back(merge_status(std::move(parts)));
+    }
     return out;
 }
 
@@ -273,9 +389,13 @@ void manager::stop() {
         std::lock_guard lock(_impl->mu);
         jobs.swap(_impl->jobs); // a second stop (the destructor's) finds none
     }
-    for (auto& [id, e] : jobs) _shards.run_on(e.shard, [j = e.j] { j->stop(); });
+    for (auto& [id, e] : jobs) {
+        for (uint32_t i = 0; i < e.instances.size(); ++i)
+            _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+    }
     std::lock_guard lock(_impl->tick->mu);
-    for (auto& v : _impl->tick->per_shard) v.clear();
+    for (auto& v : _impl->tick->per_shard)
+        v.clear();
 }
 
 } // namespace runnel::jobs

@@ -1,35 +1,41 @@
 // The built-in job templates. SQL statements become jobs through the same registry.
 
-#include <charconv>
-
-#include <fmt/format.h>
-
 #include "connect/kafka/kafka.h"
 #include "connect/webhook/webhook.h"
 #include "jobs/jobs.h"
 
+#include <fmt/format.h>
+
+#include <charconv>
+
 namespace runnel::jobs {
 namespace {
 
-std::error_code invalid() { return std::error_code(EINVAL, std::generic_category()); }
+std::error_code invalid() {
+    return std::error_code(EINVAL, std::generic_category());
+}
 
 /// Reads the parameters of a job definition; the first problem is kept in `why`.
 class params {
 public:
     params(const job_definition& d, std::string& why)
-      : _d(d)
-      , _why(why) {}
+        : _d(d)
+        , _why(why) {}
 
     std::string text(const std::string& name, std::optional<std::string> fallback = std::nullopt) {
         auto it = _d.params.find(name);
-        if (it != _d.params.end() && !it->second.empty()) return it->second;
-        if (!fallback) problem(fmt::format("parameter '{}' is required", name));
+        if (it != _d.params.end() && !it->second.empty())
+            return it->second;
+        if (!fallback)
+            problem(fmt::format("parameter '{}' is required", name));
         return fallback.value_or("");
     }
-    int64_t number(const std::string& name, std::optional<int64_t> fallback, int64_t min, int64_t max) {
+    int64_t number(const std::string& name, std::optional<int64_t> fallback, int64_t min,
+                   int64_t max) {
         auto it = _d.params.find(name);
         if (it == _d.params.end()) {
-            if (!fallback) problem(fmt::format("parameter '{}' is required", name));
+            if (!fallback)
+                problem(fmt::format("parameter '{}' is required", name));
             return fallback.value_or(0);
         }
         int64_t v = 0;
@@ -38,7 +44,8 @@ public:
         if (ec != std::errc() || p != s.data() + s.size()) {
             problem(fmt::format("parameter '{}' must be an integer, not '{}'", name, s));
         } else if (v < min || v > max) {
-            problem(fmt::format("parameter '{}' must be between {} and {}, not {}", name, min, max, v));
+            problem(
+                fmt::format("parameter '{}' must be between {} and {}, not {}", name, min, max, v));
         }
         return v;
     }
@@ -46,7 +53,8 @@ public:
 
 private:
     void problem(std::string p) {
-        if (_why.empty()) _why = std::move(p);
+        if (_why.empty())
+            _why = std::move(p);
     }
     const job_definition& _d;
     std::string& _why;
@@ -66,74 +74,115 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
     auto out_parts = p.number("output_partitions", 1, 1, 10000);
     auto mode = p.text("delivery", "exactly_once");
     if (p.ok() && mode != "exactly_once" && mode != "at_least_once") {
-        why = fmt::format("parameter 'delivery' must be exactly_once or at_least_once, not '{}'", mode);
+        why = fmt::format("parameter 'delivery' must be exactly_once or at_least_once, not '{}'",
+                          mode);
     }
-    if (p.ok() && key == time) why = "parameters 'key' and 'time' name the same field";
-    if (!p.ok()) return invalid();
-    const auto delivery = mode == "exactly_once" ? connect::delivery::exactly_once : connect::delivery::at_least_once;
+    if (p.ok() && key == time)
+        why = "parameters 'key' and 'time' name the same field";
+    if (!p.ok())
+        return invalid();
+    const auto delivery =
+        mode == "exactly_once" ? connect::delivery::exactly_once : connect::delivery::at_least_once;
 
     // With `bootstrap`, the topics are on an external Kafka-protocol cluster.
     const auto bootstrap = p.text("bootstrap", "");
     if (!bootstrap.empty() && delivery == connect::delivery::exactly_once) {
-        why = "exactly-once output to an external cluster needs Kafka transactions, which Runnel does not drive "
+        why = "exactly-once output to an external cluster needs Kafka transactions, which Runnel "
+              "does not drive "
               "yet; set delivery to at_least_once";
         return invalid();
     }
-    auto sink_to = [&](engine::stream s, std::string topic, std::vector<std::string> keys, int32_t parts) {
-        if (bootstrap.empty()) return ctx.sink(std::move(s), {std::move(topic), delivery, std::move(keys)}, parts);
+    auto sink_to = [&](engine::stream s, std::string topic, std::vector<std::string> keys,
+                       int32_t parts) {
+        if (bootstrap.empty())
+            return ctx.sink(std::move(s), {std::move(topic), delivery, std::move(keys)}, parts);
         ctx.sink(std::move(s),
-                 std::make_unique<connect::kafka_sink>(connect::kafka_sink_options{bootstrap, std::move(topic), std::move(keys)},
-                                                       ctx.home(), ctx.waker()),
+                 std::make_unique<connect::kafka_sink>(
+                     connect::kafka_sink_options{bootstrap, std::move(topic), std::move(keys)},
+                     ctx.home(), ctx.waker()),
                  parts);
     };
-    auto fields = engine::make_schema({{key, engine::data_type::string()}, {time, engine::data_type::timestamp()}});
+    const auto n = int32_t(ctx.parallelism());
+    if (n > 1) {
+        if (!bootstrap.empty()) {
+            why = "parallelism above 1 reads the embedded log only; a job on an external cluster "
+                  "runs as one instance";
+            return invalid();
+        }
+        if (ctx.partitions_of(input) < n) {
+            why = fmt::format("parallelism {} needs the input topic '{}' to exist with at least {} "
+                              "partitions (it has {})",
+                              n, input, n, ctx.partitions_of(input));
+            return invalid();
+        }
+        if (def.params.count("view")) {
+            why = "a materialized view is kept by one instance; submit a job with a view with "
+                  "parallelism 1";
+            return invalid();
+        }
+    }
+    auto fields = engine::make_schema(
+        {{key, engine::data_type::string()}, {time, engine::data_type::timestamp()}});
     engine::stream raw;
     if (bootstrap.empty()) {
         connect::log_source_options src;
         src.topic = input;
+        src.instances = n;
+        src.instance = int32_t(ctx.instance());
         raw = ctx.source(src);
     } else {
         connect::kafka_source_options src;
         src.bootstrap = bootstrap;
         src.topic = input;
         src.client_id = "runnel-job-" + def.id;
-        raw = ctx.source(std::make_unique<connect::kafka_source>(src, ctx.home(), ctx.waker()), connect::log_source::schema());
+        raw = ctx.source(std::make_unique<connect::kafka_source>(src, ctx.home(), ctx.waker()),
+                         connect::log_source::schema());
     }
     auto decoded = raw.decode(engine::decode_format::json, fields, "value");
     engine::watermark_options wo;
     wo.partitions = std::max(1, ctx.partitions_of(input));
     if (!bootstrap.empty()) {
         auto parts = connect::kafka_partitions(bootstrap, input, std::chrono::seconds(10), why);
-        if (!parts) return invalid();
+        if (!parts)
+            return invalid();
         wo.partitions = parts.value();
     }
     wo.idle_timeout = std::chrono::milliseconds(idle_ms);
+    wo.instances = n;
+    wo.instance = int32_t(ctx.instance());
     engine::window_options win;
     win.allowed_lateness = std::chrono::milliseconds(lateness_ms);
-    auto counted = decoded.watermark(time, std::chrono::milliseconds(bound_ms), wo)
-                     .key_by({key})
-                     .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
-                     .aggregate({engine::count()});
+    auto counted =
+        ctx.exchange(decoded.watermark(time, std::chrono::milliseconds(bound_ms), wo), {key})
+            .key_by({key})
+            .window(engine::tumble(std::chrono::milliseconds(window_ms)), win)
+            .aggregate({engine::count()});
     sink_to(counted, output, {key}, int32_t(out_parts));
     // Optionally alerts: windows counting at least `min_count` POSTed to a webhook.
     if (auto w = def.params.find("webhook"); w != def.params.end() && !w->second.empty()) {
         std::map<std::string, std::string> wopts{{"url", w->second}};
         for (const auto& [k, v] : def.params) {
-            if (k.starts_with("webhook.")) wopts[k] = v;
+            if (k.starts_with("webhook."))
+                wopts[k] = v;
         }
         auto parsed = connect::webhook_options::parse(wopts, why);
-        if (!parsed) return invalid();
+        if (!parsed)
+            return invalid();
         auto min_count = p.number("min_count", 1, 0, INT64_MAX);
-        if (!p.ok()) return invalid();
+        if (!p.ok())
+            return invalid();
         auto dead_topic = output + ".webhook-dead";
         auto* c = &ctx;
-        auto dead = [c, dead_topic, url = w->second](std::string row, std::string reason, int attempts) {
-            c->append(dead_topic, fmt::format(R"({{"row":{},"reason":{},"attempts":{},"url":{}}})", row,
-                                              connect::json_string(reason), attempts, connect::json_string(url)));
+        auto dead = [c, dead_topic, url = w->second](std::string row, std::string reason,
+                                                     int attempts) {
+            c->append(dead_topic, fmt::format(R"({{"row":{},"reason":{},"attempts":{},"url":{}}})",
+                                              row, connect::json_string(reason), attempts,
+                                              connect::json_string(url)));
         };
         auto alerts = counted.filter(engine::col("count") >= engine::lit(min_count));
-        ctx.sink(alerts, std::make_unique<connect::webhook_sink>(def.id + "-webhook", std::move(parsed).value(), ctx.home(),
-                                                                 ctx.waker(), dead),
+        ctx.sink(alerts,
+                 std::make_unique<connect::webhook_sink>(
+                     def.id + "-webhook", std::move(parsed).value(), ctx.home(), ctx.waker(), dead),
                  1);
     }
     // Optionally also a materialized view of the latest window per key.
@@ -154,7 +203,9 @@ std::map<std::string, template_fn>& registry() {
 }
 } // namespace
 
-const std::map<std::string, template_fn>& templates() { return registry(); }
+const std::map<std::string, template_fn>& templates() {
+    return registry();
+}
 
 void register_template(std::string name, template_fn fn) {
     auto [it, added] = registry().emplace(std::move(name), std::move(fn));

@@ -4,8 +4,13 @@ with SIGKILL at random moments (at least 5 times) and restarted on the same data
 Afterwards a read_committed reader of the job's output sees exactly the windows an
 uninterrupted run computes (here: computed in Python from the events): none missing, none twice.
 
-usage: engine_crash_test.py RUNNEL_BINARY
+With --parallelism N the job runs as N instances on N shards, and each key's events are spread
+over every partition, so only the exchange between the instances brings a key's events together;
+the kills then also land in checkpoints that must cut every instance at once.
+
+usage: engine_crash_test.py RUNNEL_BINARY [--parallelism N]
 """
+import argparse
 import json
 import os
 import random
@@ -85,7 +90,11 @@ def read_output(bootstrap, topic, partitions):
 
 
 def main():
-    binary = sys.argv[1]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runnel")
+    ap.add_argument("--parallelism", type=int, default=1)
+    args = ap.parse_args()
+    binary = args.runnel
     data = tempfile.mkdtemp(prefix="runnel-engine-crash-")
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
@@ -93,19 +102,20 @@ def main():
     evs = events(rng)
     expected = Counter((k, ts // WINDOW_MS * WINDOW_MS) for k, ts in evs)
 
-    os.makedirs(os.path.join(data, "jobs", "counts"))
-    with open(os.path.join(data, "jobs", "counts", "job.json"), "w") as f:
-        json.dump({"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
-                   "params": {"input": "events", "output": "counts", "key": "key", "time": "ts",
-                              "window_ms": WINDOW_MS, "bound_ms": BOUND_MS, "output_partitions": 3,
-                              "delivery": "exactly_once"}}, f)
     server = start(binary, data, port)
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for _, fut in admin.create_topics([NewTopic("events", PARTITIONS, 1)]).items():
             fut.result(30)
-        # The job started before its input existed; restart once so it sees every partition.
+        # The job is stored as a server keeps it, and starts with the server.
         server.stop()
+        os.makedirs(os.path.join(data, "jobs", "counts"))
+        with open(os.path.join(data, "jobs", "counts", "job.json"), "w") as f:
+            json.dump({"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
+                       "parallelism": args.parallelism,
+                       "params": {"input": "events", "output": "counts", "key": "key", "time": "ts",
+                                  "window_ms": WINDOW_MS, "bound_ms": BOUND_MS, "output_partitions": 3,
+                                  "delivery": "exactly_once"}}, f)
         server = start(binary, data, port)
 
         # Events flow in while the server is killed at random moments, so kills land while the
@@ -121,9 +131,11 @@ def main():
         sent = 0
         while sent < len(evs) or kills < KILLS:
             for k, ts in evs[sent:sent + 2000]:
+                # One instance: by key. Several: every partition, so keys meet only in the exchange.
+                where = {"partition": sent % PARTITIONS} if args.parallelism > 1 else {}
                 try:
                     producer.produce("events", key=k, value=json.dumps({"key": k, "ts": ts}), timestamp=ts,
-                                     on_delivery=lambda err, _m: err and failures.append(err))
+                                     on_delivery=lambda err, _m: err and failures.append(err), **where)
                 except BufferError:
                     producer.poll(0.05)
                     break
@@ -174,7 +186,7 @@ def main():
         assert server.stop() == 0
         for line in recoveries:
             print("  " + line)
-        print(f"engine crash test: {kills} SIGKILLs while a job counted {EVENTS} events; "
+        print(f"engine crash test: {kills} SIGKILLs while a job of {args.parallelism} instance(s) counted {EVENTS} events; "
               f"{len(expected)} windows, each exactly once with the right count")
         print("1 passed, 0 failed")
     finally:

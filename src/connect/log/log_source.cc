@@ -49,6 +49,8 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
     std::optional<broker::broker::watch> watch;
     bool stopped = false;
 
+    bool mine(std::size_t p) const { return opts.instances <= 1 || int32_t(p) % opts.instances == opts.instance; }
+
     model::topic_partition tp(std::size_t p) const { return {opts.topic, model::partition_id(int32_t(p))}; }
 
     void pump() {
@@ -62,6 +64,7 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
         if (parts.size() < std::size_t(topic->config.partitions)) parts.resize(std::size_t(topic->config.partitions));
         bool all_caught_up = true;
         for (std::size_t p = 0; p < parts.size(); ++p) {
+            if (!mine(p)) continue;
             auto& st = parts[p];
             if (st.in_flight) {
                 all_caught_up = false;
@@ -193,7 +196,7 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
     void arm_watch() {
         if (watch && !watch->fired()) {
             for (std::size_t p = 0; p < parts.size(); ++p) {
-                brk.add_to_watch(*watch, tp(p), model::offset(parts[p].next_fetch));
+                if (mine(p)) brk.add_to_watch(*watch, tp(p), model::offset(parts[p].next_fetch));
             }
             return;
         }
@@ -204,7 +207,9 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
             self->pump();
             self->wake();
         });
-        for (std::size_t p = 0; p < parts.size(); ++p) brk.add_to_watch(*watch, tp(p), model::offset(parts[p].next_fetch));
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+            if (mine(p)) brk.add_to_watch(*watch, tp(p), model::offset(parts[p].next_fetch));
+        }
     }
 };
 

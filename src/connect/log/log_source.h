@@ -23,6 +23,9 @@ struct log_source_options {
     /// pipeline leaves the records in the log, not in memory.
     std::size_t max_buffered_bytes = 4u << 20;
     std::size_t fetch_bytes = 1u << 20;
+    /// In a parallel job: this instance reads partitions p with p % instances == instance.
+    int32_t instances = 1;
+    int32_t instance = 0;
 };
 
 /// Reads every partition of one topic of the embedded log into engine batches of

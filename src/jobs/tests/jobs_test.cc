@@ -26,11 +26,16 @@ protected:
         broker_fixture::TearDown();
     }
 
-    void produce_events(const std::string& topic, int32_t partitions, const std::vector<std::pair<std::string, int64_t>>& evs) {
+    /// Events to the partition their key hashes to, or with `spread`, round-robin (so one
+    /// key's events reach every partition).
+    void produce_events(const std::string& topic, int32_t partitions, const std::vector<std::pair<std::string, int64_t>>& evs,
+                        bool spread = false) {
         std::vector<model::record_batch_builder> b(static_cast<std::size_t>(partitions));
+        std::size_t n = 0;
         for (const auto& [k, ts] : evs) {
             auto v = fmt::format(R"({{"key":"{}","ts":{}}})", k, ts);
-            b[std::size_t(model::partition_for_key(k, partitions))].add(std::string_view(k), std::string_view(v),
+            auto part = spread ? int32_t(n++ % std::size_t(partitions)) : model::partition_for_key(k, partitions);
+            b[std::size_t(part)].add(std::string_view(k), std::string_view(v),
                                                                        model::event_time(ts));
         }
         for (int32_t p = 0; p < partitions; ++p) {
@@ -148,6 +153,62 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     auto st = _jobs->status()[0];
     EXPECT_EQ(st.state, "running");
     EXPECT_GT(st.last_checkpoint_id, 0u);
+}
+
+// Three instances on two shards, each key's events spread over every partition so that only
+// the exchange brings them together: the same exact counts, across a restart in the middle,
+// with checkpoints that cut all three instances at once.
+TEST_F(jobs_test, parallel_instances_count_exactly_once_across_a_restart) {
+    ASSERT_TRUE(create("events", 6).first);
+    start_jobs();
+    std::string why;
+    auto def = counting();
+    def.parallelism = 3;
+    ASSERT_TRUE(_jobs->submit(def, why)) << why;
+    EXPECT_EQ(_jobs->status()[0].parallelism, 3u);
+
+    std::map<std::string, int64_t> expected;
+    std::vector<std::pair<std::string, int64_t>> evs;
+    for (int i = 0; i < 6000; ++i) {
+        auto k = fmt::format("k{}", i % 23);
+        int64_t ts = 1000 + i * 2 + (i % 7) * 41;
+        evs.emplace_back(k, ts);
+        ++expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
+    }
+    produce_events("events", 6, std::vector(evs.begin(), evs.begin() + 3000), true);
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= 3; })) << _jobs->status()[0].error;
+    restart();
+    produce_events("events", 6, std::vector(evs.begin() + 3000, evs.end()), true);
+    close_all("events", 6, 1'000'000);
+    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }))
+      << _jobs->status()[0].state << " " << _jobs->status()[0].error;
+    auto ck = _jobs->status()[0].checkpoints;
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
+    auto o = read("counts");
+    for (const auto& [k, n] : expected) {
+        EXPECT_EQ(o.counts[k], n) << k;
+        EXPECT_EQ(o.rows[k], 1) << k << " appears more than once";
+    }
+    EXPECT_EQ(o.total, expected.size());
+    auto st = _jobs->status()[0];
+    EXPECT_EQ(st.state, "running") << st.error;
+    // Every instance's rows are counted in the merged status: the window took in every event.
+    uint64_t windowed = 0;
+    for (const auto& stage : st.stages) {
+        if (stage.name.ends_with(".window")) windowed = stage.rows_in;
+    }
+    EXPECT_GE(windowed, 3000u) << "rows since the restart, from all instances";
+}
+
+TEST_F(jobs_test, parallelism_beyond_the_input_partitions_is_refused) {
+    ASSERT_TRUE(create("events", 2).first);
+    start_jobs();
+    std::string why;
+    auto def = counting();
+    def.parallelism = 3;
+    EXPECT_FALSE(_jobs->submit(def, why));
+    EXPECT_NE(why.find("at least 3 partitions"), std::string::npos) << why;
+    EXPECT_TRUE(_jobs->status().empty());
 }
 
 // A crash after a checkpoint is durable but before (or while) its output is appended: the
