@@ -57,6 +57,9 @@ public:
     virtual std::size_t pending_bytes() const = 0;
     /// Where the sink writes (for messages).
     virtual const std::string& name() const = 0;
+    /// Why the last failed `start`, `release` or `recover` failed, in the destination's own
+    /// words when the error code cannot say it (an external cluster's reason); "" otherwise.
+    virtual std::string failure() const { return {}; }
     virtual void stop() = 0;
 };
 

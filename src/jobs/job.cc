@@ -38,6 +38,22 @@ void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> 
     }
 }
 
+/// Why a sink failed: its own words when it has them (an external cluster's reason), else `e`.
+std::string reason(const engine::checkpointed_sink& s, const std::error_code& e) {
+    auto f = s.failure();
+    return f.empty() ? e.message() : f;
+}
+
+/// `e` told with the reasons of every sink that has one ("topic: why; …").
+template <typename Sinks>
+std::string reasons(const Sinks& sinks, const std::error_code& e) {
+    std::string out;
+    for (const auto& s : sinks) {
+        if (auto f = s.sink->failure(); !f.empty()) out += fmt::format("{}{}: {}", out.empty() ? "" : "; ", s.sink->name(), f);
+    }
+    return out.empty() ? e.message() : out;
+}
+
 std::string encode_stages(const std::vector<std::string>& states) {
     engine::state_writer w;
     w.u32(uint32_t(states.size()));
@@ -216,9 +232,7 @@ void job::start_sinks(std::size_t i) {
         return recover_sinks(0);
     }
     _sinks[i].sink->start(_sinks[i].partitions, [self = shared_from_this(), i](result<void> r) {
-        if (!r)
-            return self->fail(
-                fmt::format("sink {}: {}", self->_sinks[i].sink->name(), r.error().message()));
+        if (!r) return self->fail(fmt::format("sink {}: {}", self->_sinks[i].sink->name(), reason(*self->_sinks[i].sink, r.error())));
         self->start_sinks(i + 1);
     });
 }
@@ -242,8 +256,8 @@ void job::recover_sinks(std::size_t i) {
     }
     _sinks[i].sink->recover(sealed, [self = shared_from_this(), i](result<void> r) {
         if (!r) {
-            return self->fail(fmt::format("sink {}: recovery failed: {}",
-                                          self->_sinks[i].sink->name(), r.error().message()));
+            return self->fail(fmt::format("sink {}: recovery failed: {}", self->_sinks[i].sink->name(),
+                                          reason(*self->_sinks[i].sink, r.error())));
         }
         self->recover_sinks(i + 1);
     });
@@ -354,6 +368,7 @@ void job::snapshot(uint64_t round) {
         }
     }
     all_of(std::move(durable_first), [self = shared_from_this(), round](result<void> r) {
+        if (!r) self->fail(fmt::format("sink append failed: {}", reasons(self->_sinks, r.error())));
         self->post_to(0, [round, r](job& leader) { leader.parts_durable(round, r); });
     });
 }
@@ -380,6 +395,9 @@ void job::release(uint64_t round) {
             [sk](std::function<void(result<void>)> cb) { sk->release(std::move(cb)); });
     }
     all_of(std::move(releases), [self = shared_from_this(), round](result<void> r) {
+        if (!r) {
+            self->fail(fmt::format("releasing checkpoint output failed: {}", reasons(self->_sinks, r.error())));
+        }
         self->post_to(0, [round, r](job& leader) { leader.released(round, r); });
     });
 }

@@ -86,21 +86,17 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
 
     // With `bootstrap`, the topics are on an external Kafka-protocol cluster.
     const auto bootstrap = p.text("bootstrap", "");
-    if (!bootstrap.empty() && delivery == connect::delivery::exactly_once) {
-        why = "exactly-once output to an external cluster needs Kafka transactions, which Runnel "
-              "does not drive "
-              "yet; set delivery to at_least_once";
-        return invalid();
-    }
-    auto sink_to = [&](engine::stream s, std::string topic, std::vector<std::string> keys,
-                       int32_t parts) {
-        if (bootstrap.empty())
-            return ctx.sink(std::move(s), {std::move(topic), delivery, std::move(keys)}, parts);
-        ctx.sink(std::move(s),
-                 std::make_unique<connect::kafka_sink>(
-                     connect::kafka_sink_options{bootstrap, std::move(topic), std::move(keys)},
-                     ctx.home(), ctx.waker()),
-                 parts);
+    auto sink_to = [&](engine::stream s, std::string topic, std::vector<std::string> keys, int32_t parts) {
+        if (bootstrap.empty()) return ctx.sink(std::move(s), {std::move(topic), delivery, std::move(keys)}, parts);
+        // Exactly-once towards a cluster runs one Kafka transaction per checkpoint; the id is
+        // the same for every run of this job's sink, so a restart fences the previous one.
+        connect::kafka_sink_options o;
+        o.bootstrap = bootstrap;
+        o.exactly_once = delivery == connect::delivery::exactly_once;
+        o.transactional_id = fmt::format("runnel-{}-{}", def.id, topic);
+        o.topic = std::move(topic);
+        o.key_columns = std::move(keys);
+        ctx.sink(std::move(s), std::make_unique<connect::kafka_sink>(std::move(o), ctx.home(), ctx.waker()), parts);
     };
     const auto n = int32_t(ctx.parallelism());
     if (n > 1) {

@@ -57,37 +57,86 @@ struct kafka_sink_options {
     std::string topic;
     std::vector<std::string> key_columns;
     bool exactly_once = false;
+    /// Exactly-once only: the producer's `transactional.id`. It must be the same for every
+    /// incarnation of one sink of one job (a restart fences the previous one through it) and
+    /// differ between sinks; the jobs module passes `runnel-<job id>-<topic>`.
+    std::string transactional_id;
+    /// At-least-once: rows in flight; exactly-once: rows held since the last checkpoint.
     std::size_t max_pending_rows = 100000;
+    /// Exactly-once recovery reads at most this many records back from the end of each
+    /// partition to find the newest committed generation (see the class comment).
+    int64_t recover_scan_records = 10000;
+    /// How long `init_transactions`, a commit or an abort may take before it fails.
+    std::chrono::milliseconds transaction_timeout = std::chrono::seconds(30);
 };
 
-/// Writes rows as JSON records (as `log_sink` does) to a topic of an external cluster with an
-/// idempotent librdkafka producer (acks=all), keyed by `key_columns` (librdkafka's murmur2
-/// partitioner, as Java clients place keys). At-least-once: rows go out as they come, and
-/// `release` answers once every one written before it is acknowledged, so a checkpoint never
-/// moves past output that could be lost. Exactly-once output to an external cluster needs
-/// Kafka transactions per checkpoint; that is not built yet, and `start` refuses it with that
-/// reason. Delivery reports are served by a thread of the sink's own.
+/// Writes rows as JSON records (as `log_sink` does) to a topic of an external cluster, keyed
+/// by `key_columns` and placed with Kafka's murmur2 partitioner, so Java clients find keys
+/// where they expect them. librdkafka's blocking calls and its callbacks run on a thread of the
+/// sink's own ("the sink's thread"); every method is called on the job's thread (`home`), and
+/// every completion is posted back to it.
+///
+/// At-least-once (`exactly_once` false): an idempotent producer (acks=all) sends rows as they
+/// come, and `release` answers once every row written before it is acknowledged, so a
+/// checkpoint never moves past output that could be lost.
+///
+/// Exactly-once: one Kafka transaction per checkpoint, with `transactional_id`.
+/// - `start` runs `init_transactions` on the sink's thread. That fences every earlier
+///   incarnation with the same id and aborts the transaction it left open, so output it sent
+///   but never committed stays invisible to `read_committed` readers. A cluster without
+///   transactions (such as `runnel serve`) fails here; `failure()` gives librdkafka's reason.
+/// - `write` encodes rows and holds them (nothing is sent); `ready()` turns false at
+///   `max_pending_rows` held rows unless the job is draining for a checkpoint, and
+///   `wants_checkpoint()` asks for one at half that.
+/// - `seal` closes what is held into generation g (a counter, one per seal) and returns it
+///   whole as bytes for the checkpoint: g, then every record's partition, key and value, so
+///   the checkpoint alone can re-create the output. Partitions are chosen at `write` (murmur2
+///   of the key, round-robin without one) and kept, so a resend goes where the first send went.
+/// - `release`, once that checkpoint is durable: begin a transaction, produce every record of
+///   g with the header `runnel-seal` = "<g>" (and `runnel-sink` = the transactional id), commit.
+///   A failure that needs an abort is aborted and the whole transaction tried once more; a
+///   fatal one (fenced by a newer incarnation, transactions unsupported) fails the release
+///   with librdkafka's message in `failure()`.
+/// - `recover(sealed)` after a restart, with generation g of the last complete checkpoint:
+///   a `read_committed` consumer (assigned, no group) reads the last `recover_scan_records`
+///   records of every partition and takes the highest `runnel-seal` among records whose
+///   `runnel-sink` is this transactional id. Transactions of one id commit in generation
+///   order, so if that is ≥ g, g is in the topic and is skipped; otherwise g is sent again
+///   (same generation) as in `release`. The counter continues after max(g, highest seen) —
+///   also when there is no checkpoint yet, so that a restarted job never reuses a generation
+///   an earlier run of it committed.
+/// Limits: recovery must find g's records within the scanned tail, so other writers to the
+/// topic must not add more than `recover_scan_records` records to a partition between a
+/// commit and the next recovery; readers see the output only if they use `read_committed`.
 class kafka_sink final : public engine::checkpointed_sink {
 public:
     kafka_sink(kafka_sink_options opts, executor& home, std::function<void()> wake);
     ~kafka_sink() override;
+    /// Creates the producer; exactly-once also runs `init_transactions` and learns the
+    /// partition count (the topic must exist). `done` runs on `home`.
     void start(int32_t partitions, done_fn done) override;
     void write(const engine::batch& b) override;
     bool ready() const override;
     void set_draining(bool d) override { _draining = d; }
-    bool wants_checkpoint() const override { return false; }
-    bool exactly_once() const override { return false; }
-    std::string seal() override { return {}; }
+    bool wants_checkpoint() const override;
+    bool exactly_once() const override { return _exactly_once; }
+    /// Exactly-once: the held rows as the next generation (see the class comment); "" else.
+    std::string seal() override;
+    /// Exactly-once: commits the sealed generation in one transaction. At-least-once: `done`
+    /// once every row written so far is acknowledged.
     void release(done_fn done) override;
-    void recover(std::string_view, done_fn done) override { done(ok()); }
+    /// Exactly-once: makes sure the sealed generation is committed once; before any `write`.
+    void recover(std::string_view sealed, done_fn done) override;
     std::size_t pending_bytes() const override;
     const std::string& name() const override;
+    std::string failure() const override;
     void stop() override;
 
 private:
     struct impl;
     std::shared_ptr<impl> _impl;
     bool _draining = false;
+    bool _exactly_once = false;
 };
 
 } // namespace runnel::connect
