@@ -4,10 +4,10 @@
 //
 // A job is a definition (a template name and its parameters, kept in
 // `DATA_DIR/jobs/<id>/job.json`) turned into an engine pipeline over the embedded log. It runs
-// on one shard, a bounded slice of work at a time, and checkpoints itself: at a quiescent point
-// it snapshots its stages, its sources' offsets and its sinks' output into
-// `DATA_DIR/jobs/<id>/checkpoints/`, and only then releases exactly-once output to the log. A
-// restarted server resumes every job from its last complete checkpoint.
+// on one shard (or as N instances on N shards), a bounded slice of work at a time, and
+// checkpoints itself: at a quiescent point it snapshots its stages, its sources' offsets and
+// its sinks' output into `DATA_DIR/jobs/<id>/checkpoints/`, and only then releases exactly-once
+// output to the log. A restarted server resumes every job from its last complete checkpoint.
 
 #include <chrono>
 #include <cstdint>
