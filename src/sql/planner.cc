@@ -588,6 +588,22 @@ private:
             if (!v) return v.error();
             return en::case_when({{c.value(), v.value()[0]}}, v.value()[1]);
         }
+        if (u == "TO_TIMESTAMP_LTZ" && n == 2) {
+            // Epoch seconds (precision 0) or milliseconds (3) to a timestamp.
+            const expr& prec = e.args[1];
+            if (prec.kind != expr_kind::literal || (prec.text != "0" && prec.text != "3")) {
+                return unsupported(prec, "TO_TIMESTAMP_LTZ with a precision other than 0 or 3");
+            }
+            auto a = arg(0, en::data_type::int64());
+            if (!a) return a;
+            en::expr ms = prec.text == "0" ? a.value() * en::lit(int64_t(1000)) : a.value();
+            return en::cast(ms, en::data_type::timestamp());
+        }
+        if (u == "TO_TIMESTAMP" && n == 1) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) return a;
+            return en::cast(a.value(), en::data_type::timestamp());
+        }
         return unsupported(e, fmt::format("the function {}", e.names.back()));
     }
 
