@@ -656,6 +656,21 @@ struct key_item {
     std::string source;     ///< the engine column when the key is a plain column
 };
 
+/// Why `column` cannot be the time of a window over `rel` (empty when it can): windows run on
+/// the event-time column the table's WATERMARK names, which the stream carries.
+std::string not_event_time(const relation& rel, const std::string& column, const std::string& table) {
+    std::string t = rel.s.time_column();
+    if (t == column) return {};
+    std::string of = table.empty() ? "its table" : "table " + table;
+    if (t.empty()) {
+        return fmt::format("a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL 'n' SECOND on {}",
+                           column, column, of);
+    }
+    return fmt::format("a window over {} is not supported yet: windows run on {}, the event-time column of {} (the "
+                       "column its WATERMARK names)",
+                       column, t, of);
+}
+
 /// Plans one statement into a pipeline.
 class builder {
 public:
@@ -807,11 +822,7 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
     auto tc = tr.resolve(*timecol);
     if (!tc) return tc.error();
     w.time = tc.value()->engine;
-    if (r.s.time_column() != w.time) {
-        return unsupported(*timecol, fmt::format("a window over {}, which is not the table's event-time (WATERMARK) "
-                                                 "column",
-                                                 timecol->names.back()));
-    }
+    if (auto why = not_event_time(r, w.time, dotted(data->names)); !why.empty()) return at(*timecol, why);
     auto size_of = [&](const char* role) -> parse_result<int64_t> {
         auto it = args.find(role);
         if (it == args.end()) return at(call, fmt::format("{} needs its {} argument", u, role));
@@ -916,7 +927,7 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
 parse_result<query_out> builder::query_(const query& q) {
     if (!q.with.empty()) return unsupported(q.pos, "WITH");
     if (!q.order_by.empty()) {
-        return unsupported(q.order_by[0].value, "ORDER BY on a stream (a Top-N needs ROW_NUMBER, also not yet)");
+        return unsupported(q.order_by[0].value, "ORDER BY on a stream");
     }
     if (q.limit) return unsupported(*q.limit, "LIMIT on a stream");
     switch (q.kind) {
@@ -1075,11 +1086,8 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
             }
             auto tc = in.resolve(g.args[0]);
             if (!tc) return tc.error();
-            if (rel.s.time_column() != tc.value()->engine) {
-                return unsupported(g.args[0], fmt::format("a window over {}, which is not the table's event-time "
-                                                          "(WATERMARK) column",
-                                                          g.args[0].names.back()));
-            }
+            std::string table = sc.from[0].kind == table_ref_kind::named ? dotted(sc.from[0].names) : "";
+            if (auto why = not_event_time(rel, tc.value()->engine, table); !why.empty()) return at(g.args[0], why);
             window_info w;
             w.call = &g;
             w.time = tc.value()->engine;
@@ -1115,8 +1123,27 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
     }
     source_pos gpos = sc.group_by.empty() ? q.pos : sc.group_by[0].pos;
     if (!win) {
-        return unsupported(gpos, "GROUP BY without a window (an updating aggregate; group by window_start, "
-                                 "window_end of a window table function, or TUMBLE/HOP/SESSION(ts, …))");
+        const char* hint = "; group by window_start, window_end of a window table function, or by "
+                           "TUMBLE/HOP/SESSION(ts, …)";
+        if (sc.group_by.empty()) {
+            // Point at the first aggregate.
+            std::function<const expr*(const expr&)> first = [&](const expr& e) -> const expr* {
+                if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) return &e;
+                for (const expr& a : e.args) {
+                    if (const expr* f = first(a)) return f;
+                }
+                return nullptr;
+            };
+            for (const auto& item : sc.items) {
+                if (const expr* f = first(item.value)) {
+                    return at(*f, fmt::format("{} over the whole stream without a window (an updating aggregate) is "
+                                              "not supported yet{}",
+                                              upper(f->names.back()), hint));
+                }
+            }
+        }
+        return at(gpos, 1, fmt::format("GROUP BY without a window (an updating aggregate) is not supported yet{}",
+                                       hint));
     }
     if (rel.window && !(has_start && has_end)) {
         return at(gpos, 1, "a window aggregation groups by both window_start and window_end");
@@ -1129,8 +1156,15 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
             return v;
         };
         if (sorted(plain) != sorted(win->partition)) {
-            return unsupported(*win->call, fmt::format("SESSION grouped by keys ({}) other than its PARTITION BY ({})",
-                                                       join_names(plain), join_names(win->partition)));
+            if (win->partition.empty()) {
+                return at(*win->call, fmt::format("SESSION without PARTITION BY keeps one session for all rows; "
+                                                  "grouping it by {} is not supported yet; partition the sessions: "
+                                                  "SESSION(TABLE t PARTITION BY {}, …)",
+                                                  join_names(plain), join_names(plain)));
+            }
+            return at(*win->call, fmt::format("SESSION partitioned by ({}) but grouped by ({}): the GROUP BY keys "
+                                              "must be the PARTITION BY columns",
+                                              join_names(win->partition), join_names(plain)));
         }
     }
 
@@ -1444,7 +1478,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         out.stages.push_back("output");
         return out;
     }
-    return unsupported(target->pos, "planning this statement (only INSERT INTO … SELECT and queries run as pipelines)");
+    return at(target->pos, 1, "only INSERT INTO … SELECT and queries become pipelines; this statement changes the catalog");
 }
 
 parse_result<std::string> explain(const statement& s, const catalog& cat, plan_options opts) {
