@@ -157,6 +157,9 @@ parse_result<int64_t> interval_ms(const expr& e) {
     if (!any) {
         return at(e, fmt::format("cannot read INTERVAL '{}'", e.text));
     }
+    if (!(total < 4.6e18)) {
+        return at(e, fmt::format("INTERVAL '{}' is too long", e.text));
+    }
     auto ms = static_cast<int64_t>(std::llround(total));
     return negative ? -ms : ms;
 }
@@ -491,6 +494,7 @@ private:
             vals.push_back(&e.args[i + 1]);
         }
         if (e.has_else) vals.push_back(&e.args.back());
+        if (conds.empty()) return at(e, "CASE without WHEN");
         auto v = values_of(vals, hint);
         if (!v) return v.error();
         std::vector<std::pair<en::expr, en::expr>> branches;
@@ -797,7 +801,12 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
     std::map<std::string, const expr*> args;
     bool named_args = !call.args.empty() && call.args[0].kind == expr_kind::named_arg;
     if (named_args) {
-        for (const expr& a : call.args) args[upper(a.names[0])] = &a.args[0];
+        for (const expr& a : call.args) {
+            if (a.kind != expr_kind::named_arg || a.names.empty() || a.args.empty()) {
+                return at(a, fmt::format("{} takes either all arguments by name or none", u));
+            }
+            args[upper(a.names[0])] = &a.args[0];
+        }
     } else {
         std::vector<std::string> roles;
         if (u == "TUMBLE") roles = {"DATA", "TIMECOL", "SIZE", "OFFSET"};
@@ -1067,6 +1076,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
                 else if (c.value()->engine == "window_end") has_end = true;
                 continue; // window_time follows from window_end
             }
+            bool again = std::any_of(keys.begin(), keys.end(),
+                                     [&](const key_item& k) { return k.source == c.value()->engine; });
+            if (again) continue;
             key_item k;
             k.ast = &g;
             k.source = c.value()->engine;
@@ -1113,6 +1125,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
             continue;
         }
         if (has_aggregate(g)) return at(g, "an aggregate in GROUP BY");
+        if (std::any_of(keys.begin(), keys.end(), [&](const key_item& k) { return k.source.empty() && *k.ast == g; })) {
+            continue;
+        }
         key_item k;
         k.ast = &g;
         k.name = fmt::format("$k{}", keys.size());
