@@ -701,6 +701,7 @@ private:
     parse_result<relation> named(const qualified_name& name, source_pos pos, const std::string& alias);
     parse_result<relation> table(const table_schema& t, source_pos pos, const std::string& qualifier);
     parse_result<relation> window_tvf(const expr& call, const std::string& alias);
+    parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
     parse_result<query_out> grouped(const query& q, relation rel, const std::vector<std::string>& names);
     parse_result<std::vector<std::string>> output_names(const query& q, const relation& rel);
@@ -711,7 +712,9 @@ private:
     en::pipeline& _p;
     planned_statement& _out;
     int _depth = 0;
-    int _tmp = 0;
+    /// WITH queries in scope, outermost first; a reference plans the query again (each use
+    /// reads its sources anew). Planning one sees only those defined before it.
+    std::vector<const common_table*> _ctes;
 };
 
 parse_result<relation> builder::table(const table_schema& t, source_pos pos, const std::string& qualifier) {
@@ -780,6 +783,28 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos, con
 }
 
 parse_result<relation> builder::named(const qualified_name& name, source_pos pos, const std::string& alias) {
+    for (std::size_t i = _ctes.size(); name.size() == 1 && i-- > 0;) {
+        const common_table& ct = *_ctes[i];
+        if (ct.name != name[0]) continue;
+        if (++_depth > 32) return at(pos, 1, "WITH queries nest too deeply");
+        std::vector<const common_table*> saved = _ctes;
+        _ctes.resize(i);
+        auto q = query_(*ct.body);
+        _ctes = std::move(saved);
+        --_depth;
+        if (!q) return q.error();
+        const auto& names = q.value().names;
+        if (!ct.columns.empty() && ct.columns.size() != names.size()) {
+            return at(pos, 1, fmt::format("WITH {} names {} columns for {}", ct.name, ct.columns.size(), names.size()));
+        }
+        relation rel;
+        rel.s = q.value().s;
+        std::string qualifier = alias.empty() ? ct.name : alias;
+        for (std::size_t c = 0; c < names.size(); ++c) {
+            rel.cols.push_back({ct.columns.empty() ? names[c] : ct.columns[c], qualifier, names[c], false});
+        }
+        return rel;
+    }
     const table_schema* t = _catalog.find_table(name);
     if (!t) return at(pos, 1, fmt::format("table or view {} does not exist", dotted(name)));
     std::string qualifier = alias.empty() ? name.back() : alias;
@@ -934,7 +959,14 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
 }
 
 parse_result<query_out> builder::query_(const query& q) {
-    if (!q.with.empty()) return unsupported(q.pos, "WITH");
+    std::size_t ctes_before = _ctes.size();
+    for (const auto& ct : q.with) _ctes.push_back(&ct);
+    auto out = query_body(q);
+    _ctes.resize(ctes_before);
+    return out;
+}
+
+parse_result<query_out> builder::query_body(const query& q) {
     if (!q.order_by.empty()) {
         return unsupported(q.order_by[0].value, "ORDER BY on a stream");
     }
