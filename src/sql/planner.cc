@@ -174,6 +174,7 @@ struct rel_column {
     std::string qualifier;
     std::string engine;
     bool window_only = false;
+    bool hidden = false; ///< not part of `*` (the rank of a Top-N)
 };
 
 /// A window table function in FROM, waiting for its GROUP BY.
@@ -508,7 +509,10 @@ private:
         std::string u = upper(e.names.back());
         if (e.over) {
             if (is_ranking(u)) {
-                return unsupported(e, fmt::format("{}() OVER (Top-N and ranking)", u));
+                return unsupported(e, fmt::format("{}() OVER outside a window Top-N (SELECT … FROM (SELECT …, "
+                                                  "ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER "
+                                                  "BY x DESC) AS rn FROM …) WHERE rn <= N)",
+                                                  u));
             }
             return unsupported(e, fmt::format("{}(…) OVER (an OVER aggregate)", u));
         }
@@ -703,6 +707,10 @@ private:
     parse_result<relation> window_tvf(const expr& call, const std::string& alias);
     parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
+    /// WHERE (unless `with_where` is false), then the SELECT list, grouped or not, over `rel`.
+    parse_result<query_out> select_from(const query& q, relation rel, bool with_where);
+    /// `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM …) WHERE rn <= N`.
+    parse_result<query_out> top_n(const query& outer, const select_item& rn);
     parse_result<query_out> grouped(const query& q, relation rel, const std::vector<std::string>& names);
     parse_result<std::vector<std::string>> output_names(const query& q, const relation& rel);
 
@@ -942,7 +950,7 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
     for (const auto& item : q.select.items) {
         if (item.value.kind == expr_kind::star) {
             for (const auto& c : rel.cols) {
-                if (c.window_only) continue;
+                if (c.window_only || c.hidden) continue;
                 if (!item.value.names.empty() && c.qualifier != item.value.names.back()) continue;
                 names.push_back(c.name);
             }
@@ -1028,15 +1036,31 @@ parse_result<query_out> builder::query_body(const query& q) {
     return unsupported(q.pos, "this query");
 }
 
+/// The ROW_NUMBER() OVER item of `q`'s SELECT list, if it has one at the top of an item.
+const select_item* row_number_item(const query& q) {
+    if (q.kind != query_kind::select) return nullptr;
+    for (const auto& item : q.select.items) {
+        const expr& e = item.value;
+        if (e.kind == expr_kind::call && e.over && upper(e.names.back()) == "ROW_NUMBER") return &item;
+    }
+    return nullptr;
+}
+
 parse_result<query_out> builder::select_(const query& q) {
     const select_core& sc = q.select;
     if (sc.from.empty()) return unsupported(q.pos, "SELECT without FROM");
     if (sc.from.size() > 1) return unsupported(sc.from[1].pos, "a comma join (several tables in FROM)");
+    if (sc.from[0].kind == table_ref_kind::subquery) {
+        if (const select_item* rn = row_number_item(*sc.from[0].subquery)) return top_n(q, *rn);
+    }
     auto rel_r = from_item(sc.from[0]);
     if (!rel_r) return rel_r.error();
-    relation rel = std::move(rel_r).value();
+    return select_from(q, std::move(rel_r).value(), true);
+}
 
-    if (sc.where) {
+parse_result<query_out> builder::select_from(const query& q, relation rel, bool with_where) {
+    const select_core& sc = q.select;
+    if (sc.where && with_where) {
         translator tr(rel, rel.s.schema_of());
         auto pred = tr.tr(*sc.where, en::data_type::boolean());
         if (!pred) return pred.error();
@@ -1070,7 +1094,7 @@ parse_result<query_out> builder::select_(const query& q) {
     for (const auto& item : sc.items) {
         if (item.value.kind == expr_kind::star) {
             for (const auto& c : rel.cols) {
-                if (c.window_only) continue;
+                if (c.window_only || c.hidden) continue;
                 if (!item.value.names.empty() && c.qualifier != item.value.names.back()) continue;
                 cols.push_back(en::as(en::col(c.engine), names.value()[n++]));
             }
@@ -1089,6 +1113,133 @@ parse_result<query_out> builder::select_(const query& q) {
         if (auto c = check(q.pos); !c) return c.error();
     }
     return query_out{rel.s, names.value()};
+}
+
+parse_result<query_out> builder::top_n(const query& outer, const select_item& rn) {
+    const table_ref& from = outer.select.from[0];
+    const query& inner = *from.subquery;
+    const select_core& ic = inner.select;
+    const expr& call = rn.value;
+    const window_spec& over = *call.over;
+    if (!inner.with.empty() || !inner.order_by.empty() || inner.limit || ic.distinct || !ic.group_by.empty() ||
+        ic.having || ic.from.size() != 1) {
+        return unsupported(call, "ROW_NUMBER() OVER in a query with WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY or "
+                                 "several FROM items (aggregate in a subquery below it)");
+    }
+    if (over.has_frame) return unsupported(call, "ROW_NUMBER() OVER with a frame");
+    if (rn.alias.empty()) return at(call, "name the ROW_NUMBER() column (AS rn) and filter on it: WHERE rn <= N");
+    // N from the outer WHERE, which must be exactly `rn <= N`, `rn < N` or `rn = 1`.
+    const expr* w = outer.select.where.get();
+    std::optional<int64_t> n;
+    auto is_rn = [&](const expr& e) {
+        return e.kind == expr_kind::column && e.names.back() == rn.alias;
+    };
+    auto int_of = [](const expr& e) -> std::optional<int64_t> {
+        if (e.kind != expr_kind::literal || e.literal != literal_kind::integer) return std::nullopt;
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
+        if (ec != std::errc() || p != e.text.data() + e.text.size()) return std::nullopt;
+        return v;
+    };
+    if (w && w->kind == expr_kind::binary && w->args.size() == 2) {
+        std::string op = w->text;
+        const expr* l = &w->args[0];
+        const expr* r = &w->args[1];
+        if (is_rn(*r) && !is_rn(*l)) {
+            std::swap(l, r);
+            op = op == "<=" ? ">=" : op == ">=" ? "<=" : op == "<" ? ">" : op == ">" ? "<" : op;
+        }
+        auto v = int_of(*r);
+        if (is_rn(*l) && v) {
+            if (op == "<=") n = *v;
+            else if (op == "<") n = *v - 1;
+            else if (op == "=" && *v == 1) n = 1;
+        }
+    }
+    if (!n || *n < 1) {
+        return unsupported(w ? *w : call, fmt::format("a ROW_NUMBER() query other than a Top-N filtered by WHERE {} "
+                                                      "<= N",
+                                                      rn.alias));
+    }
+    auto rel_r = from_item(ic.from[0]);
+    if (!rel_r) return rel_r.error();
+    relation rel = std::move(rel_r).value();
+    if (rel.window) {
+        return unsupported(*rel.window->call, "a Top-N straight over a window table function (aggregate per "
+                                              "window first, then rank the aggregated rows)");
+    }
+    if (ic.where) {
+        translator tr(rel, rel.s.schema_of());
+        auto pred = tr.tr(*ic.where, en::data_type::boolean());
+        if (!pred) return pred.error();
+        rel.s = rel.s.filter(pred.value());
+        if (auto c = check(ic.where->pos); !c) return c.error();
+        step(fmt::format("filter {}", pred.value().to_string()));
+    }
+    translator tr(rel, rel.s.schema_of());
+    en::top_n_spec spec;
+    spec.n = static_cast<size_t>(*n);
+    bool has_start = false;
+    for (const expr& k : over.partition_by) {
+        if (k.kind != expr_kind::column) return unsupported(k, "PARTITION BY an expression in a Top-N");
+        auto c = tr.resolve(k);
+        if (!c) return c.error();
+        spec.partition_keys.push_back(c.value()->engine);
+        if (c.value()->name == "window_start") has_start = true;
+        if (c.value()->name == "window_end") spec.window_end = c.value()->engine;
+    }
+    if (!has_start || spec.window_end.empty()) {
+        return unsupported(call, "a Top-N without window_start, window_end in PARTITION BY (an updating Top-N; "
+                                 "rank the rows of a window aggregation by its window)");
+    }
+    if (over.order_by.size() != 1 || over.order_by[0].value.kind != expr_kind::column) {
+        return unsupported(over.order_by.empty() ? call : over.order_by[0].value,
+                           "a Top-N ordered by anything but one column");
+    }
+    if (over.order_by[0].nulls_first && *over.order_by[0].nulls_first) {
+        return unsupported(over.order_by[0].value, "NULLS FIRST in a Top-N (NULLs rank last)");
+    }
+    auto oc = tr.resolve(over.order_by[0].value);
+    if (!oc) return oc.error();
+    spec.order_by = oc.value()->engine;
+    spec.descending = over.order_by[0].descending;
+    std::string label = fmt::format("top-n {} by {} {} per {}", spec.n, spec.order_by,
+                                    spec.descending ? "desc" : "asc", join_names(spec.partition_keys));
+    rel.s = rel.s.top_n(spec);
+    if (auto c = check(call.pos, head_length(call)); !c) return c.error();
+    step(label);
+    // The inner SELECT list over the ranked rows (rank is the ROW_NUMBER column).
+    rel.cols.push_back({"$rank", "", "rank", false, true});
+    translator ranked(rel, rel.s.schema_of());
+    auto names = output_names(inner, rel);
+    if (!names) return names.error();
+    std::vector<en::named_expr> cols;
+    std::size_t i = 0;
+    for (const auto& item : ic.items) {
+        if (&item == &rn) {
+            cols.push_back(en::as(en::col("rank"), names.value()[i++]));
+            continue;
+        }
+        if (item.value.kind == expr_kind::star) {
+            for (const auto& c : rel.cols) {
+                if (c.window_only || c.hidden) continue;
+                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) continue;
+                cols.push_back(en::as(en::col(c.engine), names.value()[i++]));
+            }
+            continue;
+        }
+        auto v = ranked.tr(item.value);
+        if (!v) return v.error();
+        cols.push_back(en::as(v.value(), names.value()[i++]));
+    }
+    rel.s = rel.s.project(cols);
+    if (auto c = check(ic.items[0].value.pos); !c) return c.error();
+    step(fmt::format("project {}", describe(cols)));
+    // The outer query over it; its WHERE became the Top-N's N.
+    relation ranked_rel;
+    ranked_rel.s = rel.s;
+    for (const auto& nm : names.value()) ranked_rel.cols.push_back({nm, from.alias, nm, false});
+    return select_from(outer, std::move(ranked_rel), false);
 }
 
 parse_result<query_out> builder::grouped(const query& q, relation rel, const std::vector<std::string>& names) {

@@ -81,7 +81,9 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 /// window_end, keys…, and the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
 /// `*_START`/`*_END`/`*_ROWTIME`; aggregates COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM,
 /// MIN, MAX, AVG, FIRST_VALUE, LAST_VALUE, each with `FILTER (WHERE …)`; HAVING; any
-/// expression over group keys and aggregates in SELECT.
+/// expression over group keys and aggregates in SELECT; the window Top-N (`ROW_NUMBER() OVER
+/// (PARTITION BY window_start, window_end … ORDER BY x) AS rn` in a subquery over a window
+/// aggregation, `WHERE rn <= N` outside).
 ///
 /// Everything else is refused with an `error` at the construct's position whose message
 /// starts with `planner:` and names it. The statement must have passed the binder (`plan`
