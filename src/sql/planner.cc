@@ -653,7 +653,11 @@ struct agg_item {
     const expr* ast = nullptr;
     en::aggregate_spec spec;
     en::expr input; ///< the aggregate's argument; empty for COUNT(*)
+    std::string input_name; ///< its column before the window; shared by equal arguments
     en::data_type output;
+    /// The argument and FILTER as written, to share the input column of equal ones.
+    const expr* arg_ast = nullptr;
+    const expr* filter_ast = nullptr;
 };
 
 /// One group key (not window_start/window_end).
@@ -1408,6 +1412,16 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
         }
         std::string name = fmt::format("$a{}", aggs.size());
         std::string input = fmt::format("$in{}", aggs.size());
+        bool star_arg = e.args.empty() || e.args[0].kind == expr_kind::star;
+        a.arg_ast = star_arg ? nullptr : &e.args[0];
+        a.filter_ast = e.filter.get();
+        for (const auto& other : aggs) {
+            bool same_arg = a.arg_ast && other.arg_ast ? *a.arg_ast == *other.arg_ast : a.arg_ast == other.arg_ast;
+            bool same_filter = a.filter_ast && other.filter_ast ? *a.filter_ast == *other.filter_ast
+                                                                : a.filter_ast == other.filter_ast;
+            if (!other.input_name.empty() && same_arg && same_filter) input = other.input_name;
+        }
+        if (!star) a.input_name = input;
         if (u == "COUNT") a.spec = star ? en::count() : e.distinct ? en::count_distinct(input) : en::count(input);
         else if (u == "SUM") a.spec = en::sum(input);
         else if (u == "MIN") a.spec = en::min(input);
@@ -1513,7 +1527,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel, const std
         key_names.push_back(k.name);
     }
     for (std::size_t i = 0; i < aggs.size(); ++i) {
-        if (!aggs[i].input.empty()) pre.push_back(en::as(aggs[i].input, fmt::format("$in{}", i)));
+        if (aggs[i].input_name == fmt::format("$in{}", i)) pre.push_back(en::as(aggs[i].input, aggs[i].input_name));
     }
     source_pos wpos = win->call->pos;
     uint32_t wlen = head_length(*win->call);
