@@ -709,6 +709,7 @@ private:
     parse_result<relation> named(const qualified_name& name, source_pos pos, const std::string& alias);
     parse_result<relation> table(const table_schema& t, source_pos pos, const std::string& qualifier);
     parse_result<relation> window_tvf(const expr& call, const std::string& alias);
+    parse_result<relation> join(const table_ref& t);
     parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
     /// WHERE (unless `with_where` is false), then the SELECT list, grouped or not, over `rel`.
@@ -934,10 +935,164 @@ parse_result<relation> builder::from_item(const table_ref& t) {
         return rel;
     }
     case table_ref_kind::function: return window_tvf(*t.function, t.alias);
-    case table_ref_kind::join:
-        return unsupported(t.pos, t.join == join_kind::cross ? "CROSS JOIN" : "JOIN");
+    case table_ref_kind::join: return join(t);
     }
     return unsupported(t.pos, "this FROM item");
+}
+
+/// The conjuncts of `e` (a AND b AND c → a, b, c), BETWEEN split into its two comparisons.
+void conjuncts(const expr& e, std::vector<expr>& out) {
+    if (e.kind == expr_kind::binary && e.text == "AND") {
+        conjuncts(e.args[0], out);
+        conjuncts(e.args[1], out);
+        return;
+    }
+    if (e.kind == expr_kind::between && !e.negated) {
+        expr lo;
+        lo.kind = expr_kind::binary;
+        lo.pos = e.pos;
+        lo.text = ">=";
+        lo.args = {e.args[0], e.args[1]};
+        expr hi = lo;
+        hi.text = "<=";
+        hi.args = {e.args[0], e.args[2]};
+        out.push_back(std::move(lo));
+        out.push_back(std::move(hi));
+        return;
+    }
+    out.push_back(e);
+}
+
+parse_result<relation> builder::join(const table_ref& t) {
+    if (t.join == join_kind::cross) return unsupported(t.pos, "CROSS JOIN");
+    if (t.join == join_kind::right || t.join == join_kind::full) {
+        return unsupported(t.pos, t.join == join_kind::right ? "RIGHT JOIN" : "FULL JOIN");
+    }
+    if (!t.using_columns.empty()) return unsupported(t.pos, "JOIN … USING; write ON a.k = b.k");
+    if (!t.condition) return unsupported(t.pos, "a JOIN without ON");
+    auto lr = from_item(*t.left);
+    if (!lr) return lr;
+    auto rr = from_item(*t.right);
+    if (!rr) return rr;
+    relation l = std::move(lr).value(), r = std::move(rr).value();
+    for (const relation* side : {&l, &r}) {
+        if (side->window) return unsupported(*side->window->call, "a window table function in a JOIN");
+    }
+    translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
+    // Which side a plain column reference belongs to (0 left, 1 right), and its engine name.
+    auto side_of = [&](const expr& e) -> std::optional<std::pair<int, std::string>> {
+        if (e.kind != expr_kind::column) return std::nullopt;
+        auto a = lt.resolve(e), b = rt.resolve(e);
+        if (a && !b) return std::pair<int, std::string>{0, a.value()->engine};
+        if (b && !a) return std::pair<int, std::string>{1, b.value()->engine};
+        return std::nullopt;
+    };
+    // An event-time column of one side plus an optional interval: (side, offset in ms).
+    auto time_term = [&](const expr& e) -> std::optional<std::pair<int, int64_t>> {
+        const expr* c = &e;
+        int64_t off = 0;
+        if (e.kind == expr_kind::binary && (e.text == "+" || e.text == "-") &&
+            e.args[1].kind == expr_kind::interval) {
+            auto ms = interval_ms(e.args[1]);
+            if (!ms) return std::nullopt;
+            off = e.text == "+" ? ms.value() : -ms.value();
+            c = &e.args[0];
+        }
+        auto s = side_of(*c);
+        if (!s) return std::nullopt;
+        const std::string& time = s->first == 0 ? l.s.time_column() : r.s.time_column();
+        if (time.empty() || s->second != time) return std::nullopt;
+        return std::pair<int, int64_t>{s->first, off};
+    };
+    en::join_spec spec;
+    spec.type = t.join == join_kind::left ? en::join_type::left : en::join_type::inner;
+    std::optional<int64_t> lower, upper;
+    std::vector<expr> parts, residual, time_bounds;
+    conjuncts(*t.condition, parts);
+    for (auto& c : parts) {
+        if (c.kind == expr_kind::binary && c.args.size() == 2) {
+            const std::string& op = c.text;
+            auto a = side_of(c.args[0]), b = side_of(c.args[1]);
+            if (op == "=" && a && b && a->first != b->first) {
+                spec.left_keys.push_back(a->first == 0 ? a->second : b->second);
+                spec.right_keys.push_back(a->first == 0 ? b->second : a->second);
+                continue;
+            }
+            auto x = time_term(c.args[0]), y = time_term(c.args[1]);
+            bool cmp = op == "<" || op == "<=" || op == ">" || op == ">=" || op == "=";
+            if (cmp && x && y && x->first != y->first) {
+                // Normalise to right_time - left_time `op` k.
+                std::string o = op;
+                int64_t k = 0;
+                if (x->first == 1) {
+                    k = y->second - x->second; // R + ox op L + oy
+                } else {
+                    k = x->second - y->second; // L + ox op R + oy  ⇔  R - L op' ox - oy
+                    o = op == "<" ? ">" : op == "<=" ? ">=" : op == ">" ? "<" : op == ">=" ? "<=" : op;
+                }
+                auto raise = [&](std::optional<int64_t>& b, int64_t v, bool up) {
+                    b = !b ? v : up ? std::min(*b, v) : std::max(*b, v);
+                };
+                if (o == ">=" || o == "=") raise(lower, k, false);
+                if (o == ">") raise(lower, k + 1, false);
+                if (o == "<=" || o == "=") raise(upper, k, true);
+                if (o == "<") raise(upper, k - 1, true);
+                time_bounds.push_back(std::move(c));
+                continue;
+            }
+        }
+        residual.push_back(std::move(c));
+    }
+    if (spec.left_keys.empty()) {
+        return unsupported(*t.condition, "a JOIN without an equality between columns of its two sides");
+    }
+    if (lower && upper) {
+        en::join_spec::bounds b;
+        b.left_time = l.s.time_column();
+        b.right_time = r.s.time_column();
+        b.lower = std::chrono::milliseconds(*lower);
+        b.upper = std::chrono::milliseconds(*upper);
+        spec.interval = b;
+    } else {
+        // One bound alone does not bound the join's state: a regular join, then the bound as
+        // a filter.
+        for (auto& c : time_bounds) residual.push_back(std::move(c));
+    }
+    if (spec.type == en::join_type::left && (!spec.interval || !residual.empty())) {
+        return unsupported(t.pos, "LEFT JOIN other than an interval join on keys (ON a.k = b.k AND b.ts BETWEEN "
+                                  "a.ts - INTERVAL … AND a.ts + INTERVAL …)");
+    }
+    std::string label = fmt::format("{}join on {} = {}", spec.type == en::join_type::left ? "left " : "",
+                                    join_names(spec.left_keys), join_names(spec.right_keys));
+    if (spec.interval) {
+        label += fmt::format(" and right {} - left {} in [{} ms, {} ms]", spec.interval->right_time, spec.interval->left_time,
+                             spec.interval->lower.count(), spec.interval->upper.count());
+    }
+    auto ls = l.s.schema_of(), rs = r.s.schema_of();
+    relation out;
+    out.s = l.s.join(r.s, spec);
+    if (auto c = check(t.condition->pos); !c) return c.error();
+    step(label);
+    auto js = out.s.schema_of();
+    for (const auto& c : l.cols) out.cols.push_back(c);
+    for (const auto& c : r.cols) {
+        rel_column rc = c;
+        rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
+        out.cols.push_back(std::move(rc));
+    }
+    if (!residual.empty()) {
+        translator tr(out, js);
+        en::expr pred;
+        for (const auto& c : residual) {
+            auto v = tr.tr(c, en::data_type::boolean());
+            if (!v) return v.error();
+            pred = pred.empty() ? v.value() : (pred && v.value());
+        }
+        out.s = out.s.filter(pred);
+        if (auto c = check(t.condition->pos); !c) return c.error();
+        step(fmt::format("filter {}", pred.to_string()));
+    }
+    return out;
 }
 
 bool has_aggregate(const expr& e) {
@@ -966,6 +1121,18 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
             names.push_back(fmt::format("EXPR${}", index));
         }
         ++index;
+    }
+    // A name taken by an earlier column gets a digit, as in Flink: id, id0, id1.
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        auto taken = [&](const std::string& n) { return std::find(names.begin(), names.begin() + long(i), n) != names.begin() + long(i); };
+        if (!taken(names[i])) continue;
+        for (int k = 0;; ++k) {
+            std::string n = fmt::format("{}{}", names[i], k);
+            if (!taken(n) && std::find(names.begin() + long(i) + 1, names.end(), n) == names.end()) {
+                names[i] = n;
+                break;
+            }
+        }
     }
     return names;
 }

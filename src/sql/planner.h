@@ -71,8 +71,9 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 
 /// Turns checked statements into engine pipelines.
 ///
-/// Supported: `INSERT INTO sink SELECT …` and plain queries over one table, view, WITH query
-/// or derived table (`FROM (SELECT …)`); computed columns and the table's `WATERMARK FOR ts AS ts -
+/// Supported: `INSERT INTO sink SELECT …` and plain queries over a table, view, WITH query or
+/// derived table (`FROM (SELECT …)`), or an inner or LEFT join of two of them on equal keys
+/// (a regular join, or an interval join when ON bounds the two event times both ways); computed columns and the table's `WATERMARK FOR ts AS ts -
 /// INTERVAL …` (bounded out-of-orderness); WHERE; SELECT expressions (arithmetic,
 /// comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN lists, LIKE, IS [NOT] NULL, IS
 /// [NOT] TRUE/FALSE, LOWER/UPPER/CONCAT/`||`/SUBSTRING/CHAR_LENGTH, COALESCE/IFNULL/

@@ -176,7 +176,8 @@ TEST(planner, refusals_are_errors_never_crashes) {
       "INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
       "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '99999999999999' DAY)) "
       "GROUP BY window_start, window_end",
-      "SELECT a.auction FROM bids a JOIN bids b ON a.auction = b.auction",
+      "SELECT a.auction FROM bids a FULL JOIN bids b ON a.auction = b.auction",
+      "SELECT a.auction FROM bids a JOIN bids b ON a.price > b.price",
       "INSERT INTO out_t SELECT auction FROM bids",
       "SELECT nope FROM bids",
       "SELECT auction FROM missing",
