@@ -1,15 +1,15 @@
 #pragma once
 
-#include <chrono>
-#include <optional>
-#include <string>
-#include <vector>
-
 #include "engine/engine.h"
 #include "sql/ast.h"
 #include "sql/binder.h"
 #include "sql/catalog.h"
 #include "sql/error.h"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace runnel::sql {
 
@@ -73,10 +73,10 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 ///
 /// Supported: `INSERT INTO sink SELECT …` and plain queries over a table, view, WITH query or
 /// derived table (`FROM (SELECT …)`), or an inner or LEFT join of two of them on equal keys
-/// (a regular join, or an interval join when ON bounds the two event times both ways); computed columns and the table's `WATERMARK FOR ts AS ts -
-/// INTERVAL …` (bounded out-of-orderness); WHERE; SELECT expressions (arithmetic,
-/// comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN lists, LIKE, IS [NOT] NULL, IS
-/// [NOT] TRUE/FALSE, LOWER/UPPER/CONCAT/`||`/SUBSTRING/CHAR_LENGTH, COALESCE/IFNULL/
+/// (a regular join, or an interval join when ON bounds the two event times both ways); computed
+/// columns and the table's `WATERMARK FOR ts AS ts - INTERVAL …` (bounded out-of-orderness); WHERE;
+/// SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN lists, LIKE, IS
+/// [NOT] NULL, IS [NOT] TRUE/FALSE, LOWER/UPPER/CONCAT/`||`/SUBSTRING/CHAR_LENGTH, COALESCE/IFNULL/
 /// NULLIF/IF/ABS/MOD, timestamp ± INTERVAL); SELECT DISTINCT; UNION ALL; window
 /// aggregation over `TABLE(TUMBLE|HOP|CUMULATE|SESSION(…))` with GROUP BY window_start,
 /// window_end, keys…, and the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
@@ -95,9 +95,9 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 class planner {
 public:
     planner(const catalog& cat, connector_factory& connectors, plan_options opts = {})
-      : _catalog(cat)
-      , _connectors(connectors)
-      , _opts(opts) {}
+        : _catalog(cat)
+        , _connectors(connectors)
+        , _opts(opts) {}
 
     /// Binds `s` (an INSERT or a query; EXPLAIN plans its target) and adds its stages to
     /// `p`. On error `p` may hold stages already; throw it away.

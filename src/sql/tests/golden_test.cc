@@ -21,14 +21,21 @@
 //
 // Rows are compared as sorted lists: the order windows fire in within one watermark is not
 // part of the contract, and a sorted list is readable. Values print as: NULL, true/false,
-// integers, doubles in shortest form with at least one decimal (20.0), strings bare, timestamps as 'YYYY-MM-DD HH:MM:SS.mmm'.
-// Each table's rows enter one row per batch, so a watermark follows every row that advances
-// it; late rows are therefore exactly those behind the watermark when they arrive. When the
-// inputs end, a final watermark fires every open window. A case without `--- late` expects no
-// late rows; without `--- output` (and without `--- error`) expects no rows.
+// integers, doubles in shortest form with at least one decimal (20.0), strings bare, timestamps as
+// 'YYYY-MM-DD HH:MM:SS.mmm'. Each table's rows enter one row per batch, so a watermark follows
+// every row that advances it; late rows are therefore exactly those behind the watermark when they
+// arrive. When the inputs end, a final watermark fires every open window. A case without `--- late`
+// expects no late rows; without `--- output` (and without `--- error`) expects no rows.
 //
 // Run with RUNNEL_UPDATE_GOLDEN=1 to rewrite the expected sections from the current output
 // (then read the diff: the files are the specification).
+
+#include "engine/engine.h"
+#include "sql/planner.h"
+#include "sql/sql.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -36,13 +43,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-
-#include "engine/engine.h"
-#include "sql/planner.h"
-#include "sql/sql.h"
 
 namespace runnel::sql {
 namespace {
@@ -56,7 +56,9 @@ std::vector<std::string> lines_of(const std::string& text) {
     std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty() && line.back() == '\r') {
+            line.pop_back();
+        }
         out.push_back(line);
     }
     return out;
@@ -64,7 +66,9 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 std::string join(const std::vector<std::string>& lines, const char* sep = "\n") {
     std::string s;
-    for (std::size_t i = 0; i < lines.size(); ++i) s += (i ? sep : "") + lines[i];
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        s += (i ? sep : "") + lines[i];
+    }
     return s;
 }
 
@@ -83,7 +87,9 @@ struct golden_case {
     std::vector<section> sections;
     const section* find(std::string_view kind) const {
         for (const auto& s : sections) {
-            if (s.kind == kind) return &s;
+            if (s.kind == kind) {
+                return &s;
+            }
         }
         return nullptr;
     }
@@ -96,7 +102,9 @@ struct golden_file {
     std::vector<golden_case> cases;
 };
 
-bool is_comment(const std::string& l) { return l.starts_with("#"); }
+bool is_comment(const std::string& l) {
+    return l.starts_with("#");
+}
 
 bool top_header(const std::string& l) {
     return l == "tables:" || (l.starts_with("rows ") && l.ends_with(":")) || l.starts_with("=== ");
@@ -113,7 +121,9 @@ golden_file read_file(const std::filesystem::path& p) {
     auto body_until = [&](auto stop) {
         std::vector<std::string> body;
         while (i < L.size() && !stop(L[i])) {
-            if (!is_comment(L[i]) && !L[i].empty()) body.push_back(L[i]);
+            if (!is_comment(L[i]) && !L[i].empty()) {
+                body.push_back(L[i]);
+            }
             ++i;
         }
         return body;
@@ -131,7 +141,8 @@ golden_file read_file(const std::filesystem::path& p) {
             golden_case c;
             c.name = l.substr(4);
             ++i;
-            c.sql = join(body_until([](const std::string& x) { return top_header(x) || x.starts_with("--- "); }));
+            c.sql = join(body_until(
+                [](const std::string& x) { return top_header(x) || x.starts_with("--- "); }));
             while (i < L.size() && L[i].starts_with("--- ")) {
                 section s;
                 std::string head = L[i].substr(4);
@@ -139,7 +150,8 @@ golden_file read_file(const std::filesystem::path& p) {
                 s.kind = head.substr(0, sp);
                 s.arg = sp == std::string::npos ? "" : head.substr(sp + 1);
                 s.begin = ++i;
-                s.body = body_until([](const std::string& x) { return top_header(x) || x.starts_with("--- "); });
+                s.body = body_until(
+                    [](const std::string& x) { return top_header(x) || x.starts_with("--- "); });
                 s.end = i;
                 c.sections.push_back(std::move(s));
             }
@@ -152,13 +164,21 @@ golden_file read_file(const std::filesystem::path& p) {
 }
 
 std::string render(const en::value& v) {
-    if (v.is_null()) return "NULL";
-    if (v.type.id == en::type_id::timestamp) return en::format_timestamp(std::get<int64_t>(v.v), v.type.unit);
-    if (auto* s = std::get_if<std::string>(&v.v)) return *s;
+    if (v.is_null()) {
+        return "NULL";
+    }
+    if (v.type.id == en::type_id::timestamp) {
+        return en::format_timestamp(std::get<int64_t>(v.v), v.type.unit);
+    }
+    if (auto* s = std::get_if<std::string>(&v.v)) {
+        return *s;
+    }
     if (auto* d = std::get_if<double>(&v.v)) {
         std::string t = fmt::format("{}", *d);
         // 20.0 prints as "20.0", never as an integer would.
-        if (t.find_first_not_of("-0123456789") == std::string::npos) t += ".0";
+        if (t.find_first_not_of("-0123456789") == std::string::npos) {
+            t += ".0";
+        }
         return t;
     }
     return v.to_string();
@@ -167,7 +187,9 @@ std::string render(const en::value& v) {
 void collect(const en::batch& b, std::vector<std::string>& into) {
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
         std::vector<std::string> parts;
-        for (const auto& v : b.row(r)) parts.push_back(render(v));
+        for (const auto& v : b.row(r)) {
+            parts.push_back(render(v));
+        }
         into.push_back(join(parts, ", "));
     }
 }
@@ -177,15 +199,19 @@ void collect(const en::batch& b, std::vector<std::string>& into) {
 class test_connectors final : public connector_factory {
 public:
     explicit test_connectors(const std::map<std::string, std::vector<std::string>>& rows)
-      : _rows(rows) {}
+        : _rows(rows) {}
 
-    en::result<en::stream> source(en::pipeline& p, const table_schema& t, const en::schema_ptr& columns) override {
+    en::result<en::stream> source(en::pipeline& p, const table_schema& t,
+                                  const en::schema_ptr& columns) override {
         auto raw = en::make_schema({{"value", en::data_type::string(), false}});
         std::vector<en::batch> batches;
         if (auto it = _rows.find(t.name.back()); it != _rows.end()) {
-            for (const auto& line : it->second) batches.push_back(en::make_batch(raw, {{en::value::of(line)}}));
+            for (const auto& line : it->second) {
+                batches.push_back(en::make_batch(raw, {{en::value::of(line)}}));
+            }
         }
-        auto decoded = p.source(raw, en::from_batches(std::move(batches))).decode(en::decode_format::csv, columns);
+        auto decoded = p.source(raw, en::from_batches(std::move(batches)))
+                           .decode(en::decode_format::csv, columns);
         decoded.dead_letters().sink([this](const en::batch& b) { collect(b, dead_letters); });
         return decoded;
     }
@@ -239,7 +265,9 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
         return got;
     }
     plan_options opts;
-    if (const auto* l = c.find("lateness")) opts.allowed_lateness = std::chrono::milliseconds(std::stoll(l->arg));
+    if (const auto* l = c.find("lateness")) {
+        opts.allowed_lateness = std::chrono::milliseconds(std::stoll(l->arg));
+    }
     if (auto text = explain(stmt.value(), cat, opts)) {
         got["plan"] = lines_of(text.value());
     }
@@ -255,13 +283,17 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
     if (plan.value().output.schema_of()) {
         plan.value().output.sink([&](const en::batch& b) { collect(b, output); });
     }
-    for (auto& l : plan.value().late) l.sink([&](const en::batch& b) { collect(b, late); });
+    for (auto& l : plan.value().late) {
+        l.sink([&](const en::batch& b) { collect(b, late); });
+    }
     auto r = p.run();
     if (!r) {
         failure = "run: " + r.error().message;
         return got;
     }
-    if (!conn.dead_letters.empty()) failure = "rows that did not decode: " + join(conn.dead_letters, "; ");
+    if (!conn.dead_letters.empty()) {
+        failure = "rows that did not decode: " + join(conn.dead_letters, "; ");
+    }
     if (std::holds_alternative<insert_stmt>(stmt.value().node)) {
         output = conn.sinks[std::get<insert_stmt>(stmt.value().node).table.back()];
     }
@@ -292,14 +324,23 @@ TEST_P(golden, file) {
         for (const char* kind : {"output", "late", "error", "plan"}) {
             const section* s = c.find(kind);
             std::string k = kind;
-            if (!s && (k == "plan" || (k == "error" && !got.count("error")))) continue;
-            if (k != "error" && k != "plan" && wants_error) continue;
+            if (!s && (k == "plan" || (k == "error" && !got.count("error")))) {
+                continue;
+            }
+            if (k != "error" && k != "plan" && wants_error) {
+                continue;
+            }
             std::vector<std::string> expected = s ? s->body : std::vector<std::string>{};
             std::vector<std::string> actual = got[k];
-            if (k == "output" || k == "late") std::sort(expected.begin(), expected.end());
+            if (k == "output" || k == "late") {
+                std::sort(expected.begin(), expected.end());
+            }
             if (expected != actual) {
-                if (update && s) edits.emplace_back(s->begin, s->end, actual);
-                ADD_FAILURE() << "--- " << k << " differs\nexpected:\n" << join(expected) << "\nactual:\n"
+                if (update && s) {
+                    edits.emplace_back(s->begin, s->end, actual);
+                }
+                ADD_FAILURE() << "--- " << k << " differs\nexpected:\n"
+                              << join(expected) << "\nactual:\n"
                               << join(actual);
             }
         }
@@ -309,13 +350,21 @@ TEST_P(golden, file) {
         std::size_t i = 0;
         std::sort(edits.begin(), edits.end());
         for (auto& [b, e, body] : edits) {
-            while (i < b) out.push_back(f.lines[i++]);
-            for (auto& l : body) out.push_back(l);
+            while (i < b) {
+                out.push_back(f.lines[i++]);
+            }
+            for (auto& l : body) {
+                out.push_back(l);
+            }
             // Keep the blank line that separated the section from what follows.
-            if (e > b && f.lines[e - 1].empty()) out.emplace_back();
+            if (e > b && f.lines[e - 1].empty()) {
+                out.emplace_back();
+            }
             i = e;
         }
-        while (i < f.lines.size()) out.push_back(f.lines[i++]);
+        while (i < f.lines.size()) {
+            out.push_back(f.lines[i++]);
+        }
         std::ofstream(GetParam(), std::ios::binary) << join(out) << "\n";
     }
 }
@@ -323,7 +372,9 @@ TEST_P(golden, file) {
 std::vector<std::filesystem::path> golden_files() {
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(golden_dir)) {
-        if (e.path().extension() == ".test") files.push_back(e.path());
+        if (e.path().extension() == ".test") {
+            files.push_back(e.path());
+        }
     }
     std::sort(files.begin(), files.end());
     return files;
@@ -333,7 +384,9 @@ INSTANTIATE_TEST_SUITE_P(sql, golden, ::testing::ValuesIn(golden_files()),
                          [](const ::testing::TestParamInfo<std::filesystem::path>& info) {
                              std::string n = info.param.stem().string();
                              for (char& ch : n) {
-                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                                 if (!std::isalnum(static_cast<unsigned char>(ch))) {
+                                     ch = '_';
+                                 }
                              }
                              return n;
                          });

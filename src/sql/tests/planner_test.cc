@@ -2,11 +2,11 @@
 // how its failures are reported), the handles a plan returns, and EXPLAIN. What the plans
 // compute is covered by the golden files in tests/sql/ (golden_test.cc).
 
-#include <gtest/gtest.h>
-
 #include "engine/engine.h"
 #include "sql/planner.h"
 #include "sql/sql.h"
+
+#include <gtest/gtest.h>
 
 namespace runnel::sql {
 namespace {
@@ -34,17 +34,24 @@ CREATE TABLE out_t (auction BIGINT, total DOUBLE);
 /// Records what the planner asks for; fails on request.
 class recording_connectors final : public connector_factory {
 public:
-    en::result<en::stream> source(en::pipeline& p, const table_schema& t, const en::schema_ptr& columns) override {
+    en::result<en::stream> source(en::pipeline& p, const table_schema& t,
+                                  const en::schema_ptr& columns) override {
         sources.push_back(t.name.back());
         source_schema = columns;
-        if (fail_source) return en::fail(en::errc::invalid_argument, "no such topic");
+        if (fail_source) {
+            return en::fail(en::errc::invalid_argument, "no such topic");
+        }
         return p.source(columns, en::from_batches({en::make_batch(columns, rows)}));
     }
     en::result<void> sink(en::stream s, const table_schema& t) override {
         sinks.push_back(t.name.back());
-        if (fail_sink) return en::fail(en::errc::invalid_argument, "sink is read-only");
+        if (fail_sink) {
+            return en::fail(en::errc::invalid_argument, "sink is read-only");
+        }
         s.sink([this](const en::batch& b) {
-            for (std::size_t i = 0; i < b.num_rows(); ++i) sunk.push_back(b.row(i));
+            for (std::size_t i = 0; i < b.num_rows(); ++i) {
+                sunk.push_back(b.row(i));
+            }
         });
         return outcome::success();
     }
@@ -81,7 +88,8 @@ TEST(planner, the_source_gets_the_physical_columns_only) {
     auto r = pl.plan(parse("SELECT auction, doubled FROM bids"), p);
     ASSERT_TRUE(r) << r.error().headline();
     ASSERT_EQ(conn.sources, std::vector<std::string>{"bids"});
-    EXPECT_EQ(conn.source_schema->to_string(), "(auction bigint, price double, note string, ts timestamp(3))");
+    EXPECT_EQ(conn.source_schema->to_string(),
+              "(auction bigint, price double, note string, ts timestamp(3))");
     EXPECT_EQ(r.value().columns, (std::vector<std::string>{"auction", "doubled"}));
     EXPECT_TRUE(r.value().late.empty());
 }
@@ -102,7 +110,9 @@ TEST(planner, a_query_hands_back_its_output_and_late_rows) {
     ASSERT_EQ(r.value().late.size(), 1u);
     std::vector<std::vector<en::value>> out;
     r.value().output.sink([&](const en::batch& b) {
-        for (std::size_t i = 0; i < b.num_rows(); ++i) out.push_back(b.row(i));
+        for (std::size_t i = 0; i < b.num_rows(); ++i) {
+            out.push_back(b.row(i));
+        }
     });
     ASSERT_TRUE(p.run());
     ASSERT_EQ(out.size(), 1u);
@@ -152,12 +162,13 @@ TEST(planner, explain_lists_one_stage_per_line) {
     const auto& cat = *cat_p;
     auto text = explain(parse("EXPLAIN SELECT note FROM bids WHERE price > 1"), cat);
     ASSERT_TRUE(text) << text.error().headline();
-    EXPECT_EQ(text.value(), "source bids (auction bigint, price double, note string, ts timestamp(3))\n"
-                            "project auction, price, note, ts, doubled := (price * 2)\n"
-                            "watermark ts - 2000 ms\n"
-                            "filter (price > 1)\n"
-                            "project note\n"
-                            "output\n");
+    EXPECT_EQ(text.value(),
+              "source bids (auction bigint, price double, note string, ts timestamp(3))\n"
+              "project auction, price, note, ts, doubled := (price * 2)\n"
+              "watermark ts - 2000 ms\n"
+              "filter (price > 1)\n"
+              "project note\n"
+              "output\n");
 }
 
 TEST(planner, refusals_are_errors_never_crashes) {
@@ -165,23 +176,27 @@ TEST(planner, refusals_are_errors_never_crashes) {
     const auto& cat = *cat_p;
     // Statements that parse and bind, or fail to bind, across the refused constructs.
     const char* statements[] = {
-      "SELECT auction FROM bids ORDER BY auction",
-      "SELECT COUNT(*) FROM bids",
-      "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
-      "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '0' SECOND)) "
-      "GROUP BY window_start, window_end",
-      "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '-5' SECOND)) "
-      "GROUP BY window_start, window_end",
-      "SELECT window_start, COUNT(*) FROM TABLE(CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '3' SECOND, "
-      "INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
-      "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '99999999999999' DAY)) "
-      "GROUP BY window_start, window_end",
-      "SELECT a.auction FROM bids a FULL JOIN bids b ON a.auction = b.auction",
-      "SELECT a.auction FROM bids a JOIN bids b ON a.price > b.price",
-      "INSERT INTO out_t SELECT auction FROM bids",
-      "SELECT nope FROM bids",
-      "SELECT auction FROM missing",
-      "SHOW TABLES",
+        "SELECT auction FROM bids ORDER BY auction",
+        "SELECT COUNT(*) FROM bids",
+        "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '0' "
+        "SECOND)) "
+        "GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '-5' "
+        "SECOND)) "
+        "GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL "
+        "'3' SECOND, "
+        "INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL "
+        "'99999999999999' DAY)) "
+        "GROUP BY window_start, window_end",
+        "SELECT a.auction FROM bids a FULL JOIN bids b ON a.auction = b.auction",
+        "SELECT a.auction FROM bids a JOIN bids b ON a.price > b.price",
+        "INSERT INTO out_t SELECT auction FROM bids",
+        "SELECT nope FROM bids",
+        "SELECT auction FROM missing",
+        "SHOW TABLES",
     };
     for (const char* sql : statements) {
         auto s = parse_statement(sql);
