@@ -71,20 +71,24 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 
 /// Turns checked statements into engine pipelines.
 ///
-/// Supported: `INSERT INTO sink SELECT …` and plain queries over a table, view, WITH query or
-/// derived table (`FROM (SELECT …)`), or an inner or LEFT join of two of them on equal keys
-/// (a regular join, or an interval join when ON bounds the two event times both ways); computed
-/// columns and the table's `WATERMARK FOR ts AS ts - INTERVAL …` (bounded out-of-orderness); WHERE;
-/// SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN lists, LIKE, IS
-/// [NOT] NULL, IS [NOT] TRUE/FALSE, LOWER/UPPER/CONCAT/`||`/SUBSTRING/CHAR_LENGTH, COALESCE/IFNULL/
-/// NULLIF/IF/ABS/MOD, timestamp ± INTERVAL); SELECT DISTINCT; UNION ALL; window
-/// aggregation over `TABLE(TUMBLE|HOP|CUMULATE|SESSION(…))` with GROUP BY window_start,
-/// window_end, keys…, and the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
-/// `*_START`/`*_END`/`*_ROWTIME`; aggregates COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM,
-/// MIN, MAX, AVG, FIRST_VALUE, LAST_VALUE, each with `FILTER (WHERE …)`; HAVING; any
-/// expression over group keys and aggregates in SELECT; the window Top-N (`ROW_NUMBER() OVER
-/// (PARTITION BY window_start, window_end … ORDER BY x) AS rn` in a subquery over a window
-/// aggregation, `WHERE rn <= N` outside).
+/// Supported (docs/sql.md, "What runs", has the details):
+/// - `INSERT INTO sink [(columns)] SELECT …` and queries;
+/// - FROM a table, view, WITH query or derived table, or an inner or LEFT join of two of them
+///   on equal keys (a regular join, or an interval join when ON bounds the two event times
+///   both ways);
+/// - computed columns, and the table's `WATERMARK FOR ts AS ts - INTERVAL …` as bounded
+///   out-of-orderness watermarks;
+/// - WHERE, SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN
+///   lists, LIKE, IS [NOT] NULL/TRUE/FALSE, `||`, LOWER, UPPER, CONCAT, SUBSTRING,
+///   CHAR_LENGTH, COALESCE, IFNULL, NULLIF, IF, ABS, MOD, TO_TIMESTAMP[_LTZ], timestamp ±
+///   INTERVAL), SELECT DISTINCT, UNION [ALL];
+/// - window aggregation over `TABLE(TUMBLE|HOP|CUMULATE|SESSION(…))` grouped by window_start,
+///   window_end and keys, or the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
+///   `*_START`/`*_END`/`*_ROWTIME`; COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG,
+///   FIRST_VALUE, LAST_VALUE, each with `FILTER (WHERE …)`; HAVING; any expression over keys
+///   and aggregates;
+/// - the window Top-N: `ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER BY
+///   x) AS rn` in a subquery over a window aggregation, `WHERE rn <= N` outside.
 ///
 /// Everything else is refused with an `error` at the construct's position whose message
 /// starts with `planner:` and names it. The statement must have passed the binder (`plan`
