@@ -1,0 +1,2540 @@
+#include "sql/planner.h"
+
+#include "sql/parser.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <map>
+
+namespace runnel::sql {
+
+connector_factory::~connector_factory() = default;
+
+namespace {
+
+namespace en = runnel::engine;
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+uint32_t head_length(const expr& e) {
+    if (e.kind == expr_kind::column || e.kind == expr_kind::call) {
+        std::size_t n = 0;
+        for (const auto& part : e.names) {
+            n += part.size() + 1;
+        }
+        return static_cast<uint32_t>(n > 0 ? n - 1 : 1);
+    }
+    return 1;
+}
+
+error at(source_pos pos, uint32_t length, std::string message) {
+    error e;
+    e.line = pos.line;
+    e.column = pos.column;
+    e.offset = pos.offset;
+    e.length = length;
+    e.message = "planner: " + std::move(message);
+    return e;
+}
+
+error at(const expr& e, std::string message) {
+    return at(e.pos, head_length(e), std::move(message));
+}
+
+/// "planner: <what> is not supported yet", pointing at `e`.
+error unsupported(const expr& e, std::string_view what) {
+    return at(e, fmt::format("{} is not supported yet", what));
+}
+
+error unsupported(source_pos pos, std::string_view what) {
+    return at(pos, 1, fmt::format("{} is not supported yet", what));
+}
+
+std::string join_names(const std::vector<std::string>& names, std::string_view sep = ", ") {
+    std::string s;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        s += (i ? std::string(sep) : "") + names[i];
+    }
+    return s;
+}
+
+std::string dotted(const qualified_name& n) {
+    return join_names(n, ".");
+}
+
+bool is_aggregate_name(std::string_view u) {
+    static constexpr std::string_view names[] = {
+        "AVG", "COLLECT",    "COUNT",       "FIRST_VALUE", "LAST_VALUE", "LISTAGG", "MAX",
+        "MIN", "STDDEV_POP", "STDDEV_SAMP", "SUM",         "VAR_POP",    "VAR_SAMP"};
+    return std::find(std::begin(names), std::end(names), u) != std::end(names);
+}
+
+bool is_ranking(std::string_view u) {
+    return u == "ROW_NUMBER" || u == "RANK" || u == "DENSE_RANK" || u == "PERCENT_RANK" ||
+           u == "CUME_DIST" || u == "NTILE" || u == "LAG" || u == "LEAD";
+}
+
+bool is_group_window(std::string_view u) {
+    return u == "TUMBLE" || u == "HOP" || u == "SESSION";
+}
+
+/// "TUMBLE" of "TUMBLE_START", with "START"; empty when `u` is no window property.
+std::pair<std::string, std::string> group_window_property(std::string_view u) {
+    for (std::string_view w : {"TUMBLE", "HOP", "SESSION"}) {
+        if (u.size() > w.size() + 1 && u.starts_with(w) && u[w.size()] == '_') {
+            std::string rest(u.substr(w.size() + 1));
+            if (rest == "START" || rest == "END" || rest == "ROWTIME" || rest == "PROCTIME") {
+                return {std::string(w), rest};
+            }
+        }
+    }
+    return {};
+}
+
+/// An INTERVAL literal of days to milliseconds, in milliseconds.
+parse_result<int64_t> interval_ms(const expr& e) {
+    if (e.kind != expr_kind::interval) {
+        return at(e, "a window size or watermark delay must be an INTERVAL literal such as "
+                     "INTERVAL '10' SECOND");
+    }
+    auto unit_ms = [](time_unit u) -> int64_t {
+        switch (u) {
+        case time_unit::week:
+            return 7 * 86'400'000LL;
+        case time_unit::day:
+            return 86'400'000LL;
+        case time_unit::hour:
+            return 3'600'000LL;
+        case time_unit::minute:
+            return 60'000LL;
+        case time_unit::second:
+            return 1'000LL;
+        case time_unit::millisecond:
+            return 1LL;
+        default:
+            return 0;
+        }
+    };
+    if (unit_ms(e.unit) == 0 || (e.unit_to && unit_ms(*e.unit_to) == 0)) {
+        return unsupported(e, "a YEAR/QUARTER/MONTH interval (months have no fixed length)");
+    }
+    std::string_view text = e.text;
+    bool negative = false;
+    while (!text.empty() && text.front() == ' ') {
+        text.remove_prefix(1);
+    }
+    if (!text.empty() && (text.front() == '-' || text.front() == '+')) {
+        negative = text.front() == '-';
+        text.remove_prefix(1);
+    }
+    // Fields from the leading unit down: '1 02:03:04.5' DAY TO SECOND, '1:30' MINUTE TO SECOND.
+    static constexpr time_unit order[] = {time_unit::day, time_unit::hour, time_unit::minute,
+                                          time_unit::second, time_unit::millisecond};
+    std::size_t u = 0;
+    while (u < std::size(order) && order[u] != e.unit) {
+        ++u;
+    }
+    if (e.unit == time_unit::week) {
+        u = 0;
+    }
+    double total = 0;
+    std::size_t i = 0;
+    bool any = false;
+    while (i < text.size()) {
+        std::size_t j = i;
+        while (j < text.size() &&
+               (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) {
+            ++j;
+        }
+        if (j == i) {
+            return at(e, fmt::format("cannot read INTERVAL '{}'", e.text));
+        }
+        double v = 0;
+        auto [p, ec] = std::from_chars(text.data() + i, text.data() + j, v);
+        if (ec != std::errc() || p != text.data() + j || u >= std::size(order)) {
+            return at(e, fmt::format("cannot read INTERVAL '{}'", e.text));
+        }
+        total +=
+            v * double(e.unit == time_unit::week ? unit_ms(time_unit::week) : unit_ms(order[u]));
+        any = true;
+        ++u;
+        i = j;
+        if (i < text.size()) {
+            ++i; // the separator
+        }
+    }
+    if (!any) {
+        return at(e, fmt::format("cannot read INTERVAL '{}'", e.text));
+    }
+    if (!(total < 4.6e18)) {
+        return at(e, fmt::format("INTERVAL '{}' is too long", e.text));
+    }
+    auto ms = static_cast<int64_t>(std::llround(total));
+    return negative ? -ms : ms;
+}
+
+// ---- relations -------------------------------------------------------------------------
+
+/// A column of the relation a query block reads: the SQL name, the qualifier that may name
+/// it, and the column of the engine stream that holds it. Window TVF columns (window_start,
+/// window_end, window_time) exist only once the window aggregation has run: `window_only`.
+struct rel_column {
+    std::string name;
+    std::string qualifier;
+    std::string engine;
+    bool window_only = false;
+    bool hidden = false; ///< not part of `*` (the rank of a Top-N)
+};
+
+/// A window table function in FROM, waiting for its GROUP BY.
+struct window_info {
+    en::window_spec spec;
+    std::string label;                  ///< "TUMBLE(10000 ms)" for EXPLAIN
+    std::string time;                   ///< the event-time column (engine name)
+    std::vector<std::string> partition; ///< SESSION PARTITION BY columns (engine names)
+    const expr* call = nullptr;
+};
+
+/// What a query block reads: a stream and how SQL names map onto its columns.
+struct relation {
+    en::stream s;
+    std::vector<rel_column> cols;
+    std::optional<window_info> window;
+};
+
+/// The output of a planned query: its stream and output names (the engine columns are named
+/// the same).
+struct query_out {
+    en::stream s;
+    std::vector<std::string> names;
+};
+
+/// Turns SQL expressions into engine expressions over one relation. A hook sees every node
+/// first and may answer for it (group keys and aggregates in a grouped SELECT).
+class translator {
+public:
+    using hook_fn = std::function<parse_result<std::optional<en::expr>>(const expr&)>;
+
+    translator(const relation& rel, en::schema_ptr schema)
+        : schema(std::move(schema))
+        , _rel(rel) {}
+
+    hook_fn hook;
+    /// What engine expressions are typed against (for the type of a bare NULL).
+    en::schema_ptr schema;
+
+    /// The relation column `e` (a column reference) names.
+    parse_result<const rel_column*> resolve(const expr& e) const {
+        const std::string& name = e.names.back();
+        std::string qual = e.names.size() > 1 ? e.names[e.names.size() - 2] : std::string();
+        const rel_column* found = nullptr;
+        for (int pass = 0; pass < 2 && !found; ++pass) {
+            for (const auto& c : _rel.cols) {
+                bool name_ok = pass == 0 ? c.name == name : iequals(c.name, name);
+                if (name_ok &&
+                    (qual.empty() || c.qualifier == qual || iequals(c.qualifier, qual))) {
+                    found = &c;
+                    break;
+                }
+            }
+        }
+        if (!found) {
+            return at(e,
+                      fmt::format("column {} is not in the input of this query", dotted(e.names)));
+        }
+        return found;
+    }
+
+    std::optional<en::data_type> type_of(const en::expr& e) const {
+        if (!schema) {
+            return std::nullopt;
+        }
+        auto b = en::bind(e, *schema);
+        if (!b) {
+            return std::nullopt;
+        }
+        return b.value().type();
+    }
+
+    parse_result<en::expr> tr(const expr& e, std::optional<en::data_type> hint = std::nullopt) {
+        if (hook) {
+            auto h = hook(e);
+            if (!h) {
+                return h.error();
+            }
+            if (h.value()) {
+                return *h.value();
+            }
+        }
+        switch (e.kind) {
+        case expr_kind::literal:
+            return literal(e, hint);
+        case expr_kind::column: {
+            auto c = resolve(e);
+            if (!c) {
+                return c.error();
+            }
+            if (c.value()->window_only) {
+                return at(e,
+                          fmt::format(
+                              "{} exists only after the window aggregation; group by window_start, "
+                              "window_end to use it",
+                              c.value()->name));
+            }
+            return en::col(c.value()->engine);
+        }
+        case expr_kind::unary: {
+            if (e.text == "NOT") {
+                auto a = tr(e.args[0], en::data_type::boolean());
+                if (!a) {
+                    return a;
+                }
+                return !a.value();
+            }
+            auto a = tr(e.args[0], hint);
+            if (!a) {
+                return a;
+            }
+            if (e.text == "-") {
+                return -a.value();
+            }
+            return a;
+        }
+        case expr_kind::binary:
+            return binary(e, hint);
+        case expr_kind::call:
+            return call(e, hint);
+        case expr_kind::cast: {
+            auto t = engine_type(e.type);
+            if (!t) {
+                return unsupported(e, fmt::format("CAST to {}", to_string(e.type)));
+            }
+            auto a = tr(e.args[0], *t);
+            if (!a) {
+                return a;
+            }
+            if (auto ct = type_of(a.value()); ct && *ct == *t) {
+                return a;
+            }
+            return en::cast(a.value(), *t);
+        }
+        case expr_kind::case_when:
+            return case_when(e, hint);
+        case expr_kind::between: {
+            auto v = tr(e.args[0]);
+            if (!v) {
+                return v;
+            }
+            auto ty = type_of(v.value());
+            auto lo = tr(e.args[1], ty);
+            if (!lo) {
+                return lo;
+            }
+            auto hi = tr(e.args[2], ty);
+            if (!hi) {
+                return hi;
+            }
+            en::expr r = (v.value() >= lo.value()) && (v.value() <= hi.value());
+            return e.negated ? !r : r;
+        }
+        case expr_kind::in_list: {
+            auto v = tr(e.args[0]);
+            if (!v) {
+                return v;
+            }
+            auto ty = type_of(v.value());
+            en::expr r;
+            for (std::size_t i = 1; i < e.args.size(); ++i) {
+                auto x = tr(e.args[i], ty);
+                if (!x) {
+                    return x;
+                }
+                en::expr eq = v.value() == x.value();
+                r = r.empty() ? eq : (r || eq);
+            }
+            return e.negated ? !r : r;
+        }
+        case expr_kind::like: {
+            if (e.args.size() > 2) {
+                if (e.args[2].kind != expr_kind::literal || e.args[2].text != "\\") {
+                    return unsupported(e.args[2], "LIKE … ESCAPE with a character other than '\\'");
+                }
+            }
+            auto s = tr(e.args[0], en::data_type::string());
+            if (!s) {
+                return s;
+            }
+            auto p = tr(e.args[1], en::data_type::string());
+            if (!p) {
+                return p;
+            }
+            en::expr r = en::like(s.value(), p.value());
+            return e.negated ? !r : r;
+        }
+        case expr_kind::is_null: {
+            auto a = tr(e.args[0]);
+            if (!a) {
+                return a;
+            }
+            return e.negated ? en::is_not_null(a.value()) : en::is_null(a.value());
+        }
+        case expr_kind::is_bool: {
+            auto a = tr(e.args[0], en::data_type::boolean());
+            if (!a) {
+                return a;
+            }
+            en::expr r = en::is_not_null(a.value()) && (e.flag ? a.value() : !a.value());
+            return e.negated ? !r : r;
+        }
+        case expr_kind::interval:
+            return unsupported(
+                e, "an INTERVAL outside `timestamp ± INTERVAL`, a window or a watermark");
+        case expr_kind::star:
+            return unsupported(e, "* inside an expression");
+        case expr_kind::in_query:
+        case expr_kind::exists:
+        case expr_kind::scalar_query:
+            return unsupported(e, "a subquery inside an expression");
+        case expr_kind::extract:
+            return unsupported(e, "EXTRACT");
+        case expr_kind::descriptor:
+        case expr_kind::table_arg:
+        case expr_kind::named_arg:
+            return unsupported(e, "a table function argument here");
+        }
+        return unsupported(e, "this expression");
+    }
+
+private:
+    parse_result<en::expr> literal(const expr& e, std::optional<en::data_type> hint) {
+        switch (e.literal) {
+        case literal_kind::null:
+            return en::null_of(hint.value_or(en::data_type::int64()));
+        case literal_kind::boolean:
+            return en::lit(iequals(e.text, "TRUE"));
+        case literal_kind::integer: {
+            int64_t v = 0;
+            auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
+            if (ec == std::errc() && p == e.text.data() + e.text.size()) {
+                return en::lit(v);
+            }
+            [[fallthrough]];
+        }
+        case literal_kind::decimal: {
+            double d = 0;
+            auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), d);
+            if (ec != std::errc() || p != e.text.data() + e.text.size()) {
+                return at(e, fmt::format("cannot read the number {}", e.text));
+            }
+            return en::lit(d);
+        }
+        case literal_kind::string:
+            return en::lit(e.text);
+        case literal_kind::timestamp: {
+            auto t = en::parse_timestamp(e.text, en::time_unit::millis);
+            if (!t) {
+                return at(e, fmt::format("cannot read TIMESTAMP '{}'", e.text));
+            }
+            return en::lit(en::value::ts(*t));
+        }
+        case literal_kind::date:
+            return unsupported(e, "a DATE literal");
+        case literal_kind::time:
+            return unsupported(e, "a TIME literal");
+        }
+        return unsupported(e, "this literal");
+    }
+
+    parse_result<en::expr> binary(const expr& e, std::optional<en::data_type> hint) {
+        const std::string& op = e.text;
+        const expr& l = e.args[0];
+        const expr& r = e.args[1];
+        if (op == "AND" || op == "OR") {
+            auto a = tr(l, en::data_type::boolean());
+            if (!a) {
+                return a;
+            }
+            auto b = tr(r, en::data_type::boolean());
+            if (!b) {
+                return b;
+            }
+            return op == "AND" ? (a.value() && b.value()) : (a.value() || b.value());
+        }
+        if (op == "||") {
+            auto a = to_text(l);
+            if (!a) {
+                return a;
+            }
+            auto b = to_text(r);
+            if (!b) {
+                return b;
+            }
+            return en::concat({a.value(), b.value()});
+        }
+        // timestamp ± INTERVAL: the engine adds a count of milliseconds to a timestamp.
+        if ((op == "+" || op == "-") &&
+            (l.kind == expr_kind::interval || r.kind == expr_kind::interval)) {
+            const expr& iv = r.kind == expr_kind::interval ? r : l;
+            const expr& other = r.kind == expr_kind::interval ? l : r;
+            if (op == "-" && &iv == &l) {
+                return unsupported(e, "INTERVAL - timestamp");
+            }
+            auto ms = interval_ms(iv);
+            if (!ms) {
+                return ms.error();
+            }
+            auto t = tr(other);
+            if (!t) {
+                return t;
+            }
+            return op == "+" ? t.value() + en::lit(ms.value()) : t.value() - en::lit(ms.value());
+        }
+        // A bare NULL takes the type of the other operand.
+        bool l_null = l.kind == expr_kind::literal && l.literal == literal_kind::null;
+        std::optional<en::expr> a, b;
+        if (l_null) {
+            auto y = tr(r, hint);
+            if (!y) {
+                return y;
+            }
+            b = y.value();
+            auto x = tr(l, type_of(*b));
+            if (!x) {
+                return x;
+            }
+            a = x.value();
+        } else {
+            auto x = tr(l, hint);
+            if (!x) {
+                return x;
+            }
+            a = x.value();
+            auto y = tr(r, type_of(*a));
+            if (!y) {
+                return y;
+            }
+            b = y.value();
+        }
+        if (op == "+") {
+            return *a + *b;
+        }
+        if (op == "-") {
+            return *a - *b;
+        }
+        if (op == "*") {
+            return *a * *b;
+        }
+        if (op == "/") {
+            return *a / *b;
+        }
+        if (op == "%") {
+            return *a % *b;
+        }
+        if (op == "=") {
+            return *a == *b;
+        }
+        if (op == "<>" || op == "!=") {
+            return *a != *b;
+        }
+        if (op == "<") {
+            return *a < *b;
+        }
+        if (op == "<=") {
+            return *a <= *b;
+        }
+        if (op == ">") {
+            return *a > *b;
+        }
+        if (op == ">=") {
+            return *a >= *b;
+        }
+        return unsupported(e, fmt::format("the operator {}", op));
+    }
+
+    /// An operand of CONCAT or `||`: strings as they are, other types cast to STRING.
+    parse_result<en::expr> to_text(const expr& e) {
+        auto a = tr(e, en::data_type::string());
+        if (!a) {
+            return a;
+        }
+        if (auto t = type_of(a.value()); t && t->id != en::type_id::string) {
+            return en::cast(a.value(), en::data_type::string());
+        }
+        return a;
+    }
+
+    /// Translates `branches` (values) so that NULLs take the type of the first typed one.
+    parse_result<std::vector<en::expr>> values_of(const std::vector<const expr*>& vals,
+                                                  std::optional<en::data_type> hint) {
+        std::vector<std::optional<en::expr>> out(vals.size());
+        std::optional<en::data_type> ty = hint;
+        for (std::size_t i = 0; i < vals.size(); ++i) {
+            if (vals[i]->kind == expr_kind::literal && vals[i]->literal == literal_kind::null) {
+                continue;
+            }
+            auto v = tr(*vals[i], ty);
+            if (!v) {
+                return v.error();
+            }
+            if (!ty) {
+                ty = type_of(v.value());
+            }
+            out[i] = v.value();
+        }
+        std::vector<en::expr> r;
+        for (std::size_t i = 0; i < vals.size(); ++i) {
+            if (!out[i]) {
+                auto v = tr(*vals[i], ty);
+                if (!v) {
+                    return v.error();
+                }
+                out[i] = v.value();
+            }
+            r.push_back(*out[i]);
+        }
+        return r;
+    }
+
+    parse_result<en::expr> case_when(const expr& e, std::optional<en::data_type> hint) {
+        std::size_t i = 0;
+        std::optional<en::expr> operand;
+        if (e.flag) {
+            auto o = tr(e.args[0]);
+            if (!o) {
+                return o;
+            }
+            operand = o.value();
+            i = 1;
+        }
+        std::size_t end = e.args.size() - (e.has_else ? 1 : 0);
+        std::vector<en::expr> conds;
+        std::vector<const expr*> vals;
+        for (; i + 2 <= end; i += 2) {
+            const expr& w = e.args[i];
+            if (operand) {
+                auto v = tr(w, type_of(*operand));
+                if (!v) {
+                    return v;
+                }
+                conds.push_back(*operand == v.value());
+            } else {
+                auto c = tr(w, en::data_type::boolean());
+                if (!c) {
+                    return c;
+                }
+                conds.push_back(c.value());
+            }
+            vals.push_back(&e.args[i + 1]);
+        }
+        if (e.has_else) {
+            vals.push_back(&e.args.back());
+        }
+        if (conds.empty()) {
+            return at(e, "CASE without WHEN");
+        }
+        auto v = values_of(vals, hint);
+        if (!v) {
+            return v.error();
+        }
+        std::vector<std::pair<en::expr, en::expr>> branches;
+        for (std::size_t k = 0; k < conds.size(); ++k) {
+            branches.emplace_back(conds[k], v.value()[k]);
+        }
+        if (e.has_else) {
+            return en::case_when(std::move(branches), v.value().back());
+        }
+        auto t = type_of(v.value()[0]);
+        return en::case_when(std::move(branches), en::null_of(t.value_or(en::data_type::int64())));
+    }
+
+    parse_result<en::expr> call(const expr& e, std::optional<en::data_type> hint) {
+        std::string u = upper(e.names.back());
+        if (e.over) {
+            if (is_ranking(u)) {
+                return unsupported(
+                    e,
+                    fmt::format("{}() OVER outside a window Top-N (SELECT … FROM (SELECT …, "
+                                "ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER "
+                                "BY x DESC) AS rn FROM …) WHERE rn <= N)",
+                                u));
+            }
+            return unsupported(e, fmt::format("{}(…) OVER (an OVER aggregate)", u));
+        }
+        if (is_aggregate_name(u)) {
+            return at(e, fmt::format("aggregate {} outside a windowed GROUP BY", u));
+        }
+        if (is_group_window(u)) {
+            return at(e, fmt::format("{}(…) belongs in GROUP BY", u));
+        }
+        if (!group_window_property(u).first.empty()) {
+            return at(e, fmt::format("{} needs GROUP BY {}(…)", u, group_window_property(u).first));
+        }
+        auto n = e.args.size();
+        auto arg = [&](std::size_t i, std::optional<en::data_type> h = std::nullopt) {
+            return tr(e.args[i], h);
+        };
+        if ((u == "LOWER" || u == "UPPER") && n == 1) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) {
+                return a;
+            }
+            return u == "LOWER" ? en::lower(a.value()) : en::upper(a.value());
+        }
+        if ((u == "CHAR_LENGTH" || u == "CHARACTER_LENGTH") && n == 1) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) {
+                return a;
+            }
+            return en::char_length(a.value());
+        }
+        if (u == "CONCAT") {
+            std::vector<en::expr> parts;
+            for (const expr& a : e.args) {
+                auto x = to_text(a);
+                if (!x) {
+                    return x;
+                }
+                parts.push_back(x.value());
+            }
+            return en::concat(std::move(parts));
+        }
+        if ((u == "SUBSTRING" || u == "SUBSTR") && (n == 2 || n == 3)) {
+            auto s = arg(0, en::data_type::string());
+            if (!s) {
+                return s;
+            }
+            auto from = arg(1, en::data_type::int64());
+            if (!from) {
+                return from;
+            }
+            if (n == 2) {
+                return en::substring(s.value(), from.value());
+            }
+            auto len = arg(2, en::data_type::int64());
+            if (!len) {
+                return len;
+            }
+            return en::substring(s.value(), from.value(), len.value());
+        }
+        if (u == "MOD" && n == 2) {
+            auto a = arg(0);
+            if (!a) {
+                return a;
+            }
+            auto b = arg(1);
+            if (!b) {
+                return b;
+            }
+            return a.value() % b.value();
+        }
+        if (u == "ABS" && n == 1) {
+            auto a = arg(0);
+            if (!a) {
+                return a;
+            }
+            auto t = type_of(a.value()).value_or(en::data_type::int64());
+            en::expr zero = t.id == en::type_id::float64 ? en::lit(0.0) : en::lit(int64_t(0));
+            return en::case_when({{a.value() < zero, -a.value()}}, a.value());
+        }
+        if ((u == "COALESCE" || u == "IFNULL") && n >= 1) {
+            std::vector<const expr*> vals;
+            for (const expr& a : e.args) {
+                vals.push_back(&a);
+            }
+            auto v = values_of(vals, hint);
+            if (!v) {
+                return v.error();
+            }
+            if (n == 1) {
+                return v.value()[0];
+            }
+            std::vector<std::pair<en::expr, en::expr>> branches;
+            for (std::size_t i = 0; i + 1 < n; ++i) {
+                branches.emplace_back(en::is_not_null(v.value()[i]), v.value()[i]);
+            }
+            return en::case_when(std::move(branches), v.value().back());
+        }
+        if (u == "NULLIF" && n == 2) {
+            auto a = arg(0, hint);
+            if (!a) {
+                return a;
+            }
+            auto t = type_of(a.value());
+            auto b = arg(1, t);
+            if (!b) {
+                return b;
+            }
+            return en::case_when(
+                {{a.value() == b.value(), en::null_of(t.value_or(en::data_type::int64()))}},
+                a.value());
+        }
+        if (u == "IF" && n == 3) {
+            auto c = arg(0, en::data_type::boolean());
+            if (!c) {
+                return c;
+            }
+            auto v = values_of({&e.args[1], &e.args[2]}, hint);
+            if (!v) {
+                return v.error();
+            }
+            return en::case_when({{c.value(), v.value()[0]}}, v.value()[1]);
+        }
+        if (u == "TO_TIMESTAMP_LTZ" && n == 2) {
+            // Epoch seconds (precision 0) or milliseconds (3) to a timestamp.
+            const expr& prec = e.args[1];
+            if (prec.kind != expr_kind::literal || (prec.text != "0" && prec.text != "3")) {
+                return unsupported(prec, "TO_TIMESTAMP_LTZ with a precision other than 0 or 3");
+            }
+            auto a = arg(0, en::data_type::int64());
+            if (!a) {
+                return a;
+            }
+            en::expr ms = prec.text == "0" ? a.value() * en::lit(int64_t(1000)) : a.value();
+            return en::cast(ms, en::data_type::timestamp());
+        }
+        if (u == "TO_TIMESTAMP" && n == 1) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) {
+                return a;
+            }
+            return en::cast(a.value(), en::data_type::timestamp());
+        }
+        return unsupported(e, fmt::format("the function {}", e.names.back()));
+    }
+
+    const relation& _rel;
+};
+
+/// The engine type of a column for messages and EXPLAIN.
+std::string describe(const en::schema& s) {
+    std::vector<std::string> parts;
+    for (const auto& f : s.fields()) {
+        parts.push_back(fmt::format("{} {}", f.name, f.type.name()));
+    }
+    return join_names(parts);
+}
+
+std::string describe(const std::vector<en::named_expr>& cols) {
+    std::vector<std::string> parts;
+    for (const auto& c : cols) {
+        const auto& n = c.e.node();
+        if (n.op == en::expr_op::column && n.name == c.name) {
+            parts.push_back(c.name);
+        } else {
+            parts.push_back(fmt::format("{} := {}", c.name, c.e.to_string()));
+        }
+    }
+    return join_names(parts);
+}
+
+std::string window_label(const en::window_spec& w) {
+    switch (w.kind) {
+    case en::window_kind::tumbling:
+        return fmt::format("tumble(size {} ms)", w.size);
+    case en::window_kind::hopping:
+        return fmt::format("hop(size {} ms, slide {} ms)", w.size, w.slide);
+    case en::window_kind::cumulative:
+        return fmt::format("cumulate(max {} ms, step {} ms)", w.size, w.slide);
+    case en::window_kind::session:
+        return fmt::format("session(gap {} ms)", w.gap);
+    }
+    return "?";
+}
+
+/// One aggregate of a grouped query: what the window computes and under which column.
+struct agg_item {
+    const expr* ast = nullptr;
+    en::aggregate_spec spec;
+    en::expr input;         ///< the aggregate's argument; empty for COUNT(*)
+    std::string input_name; ///< its column before the window; shared by equal arguments
+    en::data_type output;
+    /// The argument and FILTER as written, to share the input column of equal ones.
+    const expr* arg_ast = nullptr;
+    const expr* filter_ast = nullptr;
+};
+
+/// One group key (not window_start/window_end).
+struct key_item {
+    const expr* ast = nullptr;
+    std::string name;   ///< the window output column
+    en::expr value;     ///< over the input relation
+    std::string source; ///< the engine column when the key is a plain column
+};
+
+/// Why `column` cannot be the time of a window over `rel` (empty when it can): windows run on
+/// the event-time column the table's WATERMARK names, which the stream carries.
+std::string not_event_time(const relation& rel, const std::string& column,
+                           const std::string& table) {
+    std::string t = rel.s.time_column();
+    if (t == column) {
+        return {};
+    }
+    std::string of = table.empty() ? "its table" : "table " + table;
+    if (t.empty()) {
+        return fmt::format(
+            "a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL 'n' SECOND on {}",
+            column, column, of);
+    }
+    return fmt::format("a window over {} is not supported yet: windows run on {}, the event-time "
+                       "column of {} (the "
+                       "column its WATERMARK names)",
+                       column, t, of);
+}
+
+/// Plans one statement into a pipeline.
+class builder {
+public:
+    builder(const catalog& cat, connector_factory& conn, plan_options opts, en::pipeline& p,
+            planned_statement& out)
+        : _catalog(cat)
+        , _conn(conn)
+        , _opts(opts)
+        , _p(p)
+        , _out(out) {}
+
+    parse_result<query_out> query_(const query& q);
+    parse_result<bool> insert(const insert_stmt& s, source_pos pos);
+
+private:
+    parse_result<bool> check(source_pos pos, uint32_t len = 1) {
+        auto c = _p.check();
+        if (!c) {
+            return at(pos, len, c.error().message);
+        }
+        return true;
+    }
+    void step(std::string line) { _out.stages.push_back(std::move(line)); }
+
+    parse_result<relation> from_item(const table_ref& t);
+    parse_result<relation> named(const qualified_name& name, source_pos pos,
+                                 const std::string& alias);
+    parse_result<relation> table(const table_schema& t, source_pos pos,
+                                 const std::string& qualifier);
+    parse_result<relation> window_tvf(const expr& call, const std::string& alias);
+    parse_result<relation> join(const table_ref& t);
+    parse_result<query_out> query_body(const query& q);
+    parse_result<query_out> select_(const query& q);
+    /// WHERE (unless `with_where` is false), then the SELECT list, grouped or not, over `rel`.
+    parse_result<query_out> select_from(const query& q, relation rel, bool with_where);
+    /// `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM …) WHERE rn <= N`.
+    parse_result<query_out> top_n(const query& outer, const select_item& rn);
+    parse_result<query_out> grouped(const query& q, relation rel,
+                                    const std::vector<std::string>& names);
+    parse_result<std::vector<std::string>> output_names(const query& q, const relation& rel);
+
+    const catalog& _catalog;
+    connector_factory& _conn;
+    plan_options _opts;
+    en::pipeline& _p;
+    planned_statement& _out;
+    int _depth = 0;
+    /// WITH queries in scope, outermost first; a reference plans the query again (each use
+    /// reads its sources anew). Planning one sees only those defined before it.
+    std::vector<const common_table*> _ctes;
+};
+
+parse_result<relation> builder::table(const table_schema& t, source_pos pos,
+                                      const std::string& qualifier) {
+    std::string tname = dotted(t.name);
+    for (const auto& c : t.columns) {
+        if (c.metadata) {
+            return unsupported(pos, fmt::format("metadata column {} of table {}", c.name, tname));
+        }
+    }
+    auto phys = physical_schema(t);
+    if (!phys) {
+        error e = phys.error();
+        e.line = pos.line;
+        e.column = pos.column;
+        e.offset = pos.offset;
+        return e;
+    }
+    auto src = _conn.source(_p, t, phys.value());
+    if (!src) {
+        return at(pos, 1, fmt::format("table {}: {}", tname, src.error().message));
+    }
+    relation rel;
+    rel.s = src.value();
+    step(fmt::format("source {} ({})", tname, describe(*phys.value())));
+    if (auto c = check(pos); !c) {
+        return c.error();
+    }
+    for (const auto& f : phys.value()->fields()) {
+        rel.cols.push_back({f.name, qualifier, f.name, false});
+    }
+    // Computed columns: one projection that keeps the physical ones and adds them.
+    bool any_computed = std::any_of(t.columns.begin(), t.columns.end(),
+                                    [](const auto& c) { return bool(c.computed); });
+    if (any_computed) {
+        translator tr(rel, phys.value());
+        std::vector<en::named_expr> cols;
+        for (const auto& f : phys.value()->fields()) {
+            cols.push_back(en::as(en::col(f.name), f.name));
+        }
+        for (const auto& c : t.columns) {
+            if (!c.computed) {
+                continue;
+            }
+            auto v = tr.tr(*c.computed);
+            if (!v) {
+                return v.error();
+            }
+            cols.push_back(en::as(v.value(), c.name));
+        }
+        rel.s = rel.s.project(cols);
+        if (auto c = check(pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("project {}", describe(cols)));
+        rel.cols.clear();
+        for (const auto& c : t.columns) {
+            rel.cols.push_back({c.name, qualifier, c.name, false});
+        }
+    }
+    if (!t.event_time_column.empty() && t.watermark) {
+        const expr& w = *t.watermark;
+        int64_t delay = 0;
+        auto is_time = [&](const expr& x) {
+            return x.kind == expr_kind::column && x.names.size() == 1 &&
+                   x.names[0] == t.event_time_column;
+        };
+        if (is_time(w)) {
+            delay = 0;
+        } else if (w.kind == expr_kind::binary && w.text == "-" && is_time(w.args[0]) &&
+                   w.args[1].kind == expr_kind::interval) {
+            auto ms = interval_ms(w.args[1]);
+            if (!ms) {
+                return ms.error();
+            }
+            delay = ms.value();
+        } else {
+            return unsupported(
+                pos, fmt::format("the WATERMARK of table {} ({}); write WATERMARK FOR {} AS {} - "
+                                 "INTERVAL 'n' SECOND",
+                                 tname, to_string(w), t.event_time_column, t.event_time_column));
+        }
+        rel.s = rel.s.watermark(t.event_time_column, std::chrono::milliseconds(delay));
+        if (auto c = check(pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("watermark {} - {} ms", t.event_time_column, delay));
+    }
+    return rel;
+}
+
+parse_result<relation> builder::named(const qualified_name& name, source_pos pos,
+                                      const std::string& alias) {
+    for (std::size_t i = _ctes.size(); name.size() == 1 && i-- > 0;) {
+        const common_table& ct = *_ctes[i];
+        if (ct.name != name[0]) {
+            continue;
+        }
+        if (++_depth > 32) {
+            return at(pos, 1, "WITH queries nest too deeply");
+        }
+        std::vector<const common_table*> saved = _ctes;
+        _ctes.resize(i);
+        auto q = query_(*ct.body);
+        _ctes = std::move(saved);
+        --_depth;
+        if (!q) {
+            return q.error();
+        }
+        const auto& names = q.value().names;
+        if (!ct.columns.empty() && ct.columns.size() != names.size()) {
+            return at(pos, 1,
+                      fmt::format("WITH {} names {} columns for {}", ct.name, ct.columns.size(),
+                                  names.size()));
+        }
+        relation rel;
+        rel.s = q.value().s;
+        std::string qualifier = alias.empty() ? ct.name : alias;
+        for (std::size_t c = 0; c < names.size(); ++c) {
+            rel.cols.push_back(
+                {ct.columns.empty() ? names[c] : ct.columns[c], qualifier, names[c], false});
+        }
+        return rel;
+    }
+    const table_schema* t = _catalog.find_table(name);
+    if (!t) {
+        return at(pos, 1, fmt::format("table or view {} does not exist", dotted(name)));
+    }
+    std::string qualifier = alias.empty() ? name.back() : alias;
+    if (t->kind == relation_kind::table) {
+        return table(*t, pos, qualifier);
+    }
+    if (!t->definition) {
+        return unsupported(pos, fmt::format("view {} without a definition", dotted(name)));
+    }
+    if (++_depth > 32) {
+        return at(pos, 1, "views nest too deeply");
+    }
+    auto q = query_(*t->definition);
+    --_depth;
+    if (!q) {
+        return q.error();
+    }
+    relation rel;
+    rel.s = q.value().s;
+    for (const auto& n : q.value().names) {
+        rel.cols.push_back({n, qualifier, n, false});
+    }
+    return rel;
+}
+
+parse_result<relation> builder::window_tvf(const expr& call, const std::string& alias) {
+    std::string u = upper(call.names.back());
+    // Arguments by role: named ones by name, positional ones in the function's order.
+    std::map<std::string, const expr*> args;
+    bool named_args = !call.args.empty() && call.args[0].kind == expr_kind::named_arg;
+    if (named_args) {
+        for (const expr& a : call.args) {
+            if (a.kind != expr_kind::named_arg || a.names.empty() || a.args.empty()) {
+                return at(a, fmt::format("{} takes either all arguments by name or none", u));
+            }
+            args[upper(a.names[0])] = &a.args[0];
+        }
+    } else {
+        std::vector<std::string> roles;
+        if (u == "TUMBLE") {
+            roles = {"DATA", "TIMECOL", "SIZE", "OFFSET"};
+        } else if (u == "HOP") {
+            roles = {"DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"};
+        } else if (u == "CUMULATE") {
+            roles = {"DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"};
+        } else if (u == "SESSION") {
+            roles = {"DATA", "TIMECOL", "GAP"};
+        } else {
+            return unsupported(call, fmt::format("the table function {}", call.names.back()));
+        }
+        for (std::size_t i = 0; i < call.args.size() && i < roles.size(); ++i) {
+            args[roles[i]] = &call.args[i];
+        }
+    }
+    if (args.count("OFFSET")) {
+        return unsupported(*args["OFFSET"], fmt::format("the offset of {}", u));
+    }
+    const expr* data = args["DATA"];
+    const expr* timecol = args["TIMECOL"];
+    if (!data || !timecol || data->kind != expr_kind::table_arg ||
+        timecol->kind != expr_kind::descriptor) {
+        return at(call, fmt::format("{} takes TABLE t and DESCRIPTOR(time column)", u));
+    }
+    auto rel = named(data->names, data->pos, alias.empty() ? data->names.back() : alias);
+    if (!rel) {
+        return rel.error();
+    }
+    relation r = std::move(rel).value();
+    window_info w;
+    w.call = &call;
+    translator tr(r, r.s.schema_of());
+    auto tc = tr.resolve(*timecol);
+    if (!tc) {
+        return tc.error();
+    }
+    w.time = tc.value()->engine;
+    if (auto why = not_event_time(r, w.time, dotted(data->names)); !why.empty()) {
+        return at(*timecol, why);
+    }
+    auto size_of = [&](const char* role) -> parse_result<int64_t> {
+        auto it = args.find(role);
+        if (it == args.end()) {
+            return at(call, fmt::format("{} needs its {} argument", u, role));
+        }
+        return interval_ms(*it->second);
+    };
+    if (u == "TUMBLE") {
+        auto s = size_of("SIZE");
+        if (!s) {
+            return s.error();
+        }
+        w.spec = en::tumble(std::chrono::milliseconds(s.value()));
+    } else if (u == "HOP") {
+        auto s = size_of("SIZE");
+        if (!s) {
+            return s.error();
+        }
+        auto sl = size_of("SLIDE");
+        if (!sl) {
+            return sl.error();
+        }
+        w.spec =
+            en::hop(std::chrono::milliseconds(s.value()), std::chrono::milliseconds(sl.value()));
+    } else if (u == "CUMULATE") {
+        auto s = size_of("SIZE");
+        if (!s) {
+            return s.error();
+        }
+        auto st = size_of("STEP");
+        if (!st) {
+            return st.error();
+        }
+        w.spec = en::cumulate(std::chrono::milliseconds(st.value()),
+                              std::chrono::milliseconds(s.value()));
+    } else {
+        auto g = size_of("GAP");
+        if (!g) {
+            return g.error();
+        }
+        w.spec = en::session(std::chrono::milliseconds(g.value()));
+        for (const expr& k : data->args) {
+            auto c = tr.resolve(k);
+            if (!c) {
+                return c.error();
+            }
+            w.partition.push_back(c.value()->engine);
+        }
+    }
+    w.label = window_label(w.spec);
+    std::string q = alias.empty() ? data->names.back() : alias;
+    for (const char* n : {"window_start", "window_end", "window_time"}) {
+        r.cols.push_back({n, q, n, true});
+    }
+    r.window = std::move(w);
+    return r;
+}
+
+parse_result<relation> builder::from_item(const table_ref& t) {
+    switch (t.kind) {
+    case table_ref_kind::named:
+        if (t.system_time) {
+            return unsupported(*t.system_time, "FOR SYSTEM_TIME AS OF (a lookup join)");
+        }
+        {
+            auto r = named(t.names, t.pos, t.alias);
+            if (!r) {
+                return r;
+            }
+            if (!t.column_aliases.empty()) {
+                return unsupported(t.pos, "column aliases on a table");
+            }
+            return r;
+        }
+    case table_ref_kind::subquery: {
+        auto q = query_(*t.subquery);
+        if (!q) {
+            return q.error();
+        }
+        relation rel;
+        rel.s = q.value().s;
+        const auto& names = q.value().names;
+        if (!t.column_aliases.empty() && t.column_aliases.size() != names.size()) {
+            return at(t.pos, 1,
+                      fmt::format("{} column aliases for {} columns", t.column_aliases.size(),
+                                  names.size()));
+        }
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            rel.cols.push_back({t.column_aliases.empty() ? names[i] : t.column_aliases[i], t.alias,
+                                names[i], false});
+        }
+        return rel;
+    }
+    case table_ref_kind::function:
+        return window_tvf(*t.function, t.alias);
+    case table_ref_kind::join:
+        return join(t);
+    }
+    return unsupported(t.pos, "this FROM item");
+}
+
+/// The conjuncts of `e` (a AND b AND c → a, b, c), BETWEEN split into its two comparisons.
+void conjuncts(const expr& e, std::vector<expr>& out) {
+    if (e.kind == expr_kind::binary && e.text == "AND") {
+        conjuncts(e.args[0], out);
+        conjuncts(e.args[1], out);
+        return;
+    }
+    if (e.kind == expr_kind::between && !e.negated) {
+        expr lo;
+        lo.kind = expr_kind::binary;
+        lo.pos = e.pos;
+        lo.text = ">=";
+        lo.args = {e.args[0], e.args[1]};
+        expr hi = lo;
+        hi.text = "<=";
+        hi.args = {e.args[0], e.args[2]};
+        out.push_back(std::move(lo));
+        out.push_back(std::move(hi));
+        return;
+    }
+    out.push_back(e);
+}
+
+parse_result<relation> builder::join(const table_ref& t) {
+    if (t.join == join_kind::cross) {
+        return unsupported(t.pos, "CROSS JOIN");
+    }
+    if (t.join == join_kind::right || t.join == join_kind::full) {
+        return unsupported(t.pos, t.join == join_kind::right ? "RIGHT JOIN" : "FULL JOIN");
+    }
+    if (!t.using_columns.empty()) {
+        return unsupported(t.pos, "JOIN … USING; write ON a.k = b.k");
+    }
+    if (!t.condition) {
+        return unsupported(t.pos, "a JOIN without ON");
+    }
+    auto lr = from_item(*t.left);
+    if (!lr) {
+        return lr;
+    }
+    auto rr = from_item(*t.right);
+    if (!rr) {
+        return rr;
+    }
+    relation l = std::move(lr).value(), r = std::move(rr).value();
+    for (const relation* side : {&l, &r}) {
+        if (side->window) {
+            return unsupported(*side->window->call, "a window table function in a JOIN");
+        }
+    }
+    translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
+    // Which side a plain column reference belongs to (0 left, 1 right), and its engine name.
+    auto side_of = [&](const expr& e) -> std::optional<std::pair<int, std::string>> {
+        if (e.kind != expr_kind::column) {
+            return std::nullopt;
+        }
+        auto a = lt.resolve(e), b = rt.resolve(e);
+        if (a && !b) {
+            return std::pair<int, std::string>{0, a.value()->engine};
+        }
+        if (b && !a) {
+            return std::pair<int, std::string>{1, b.value()->engine};
+        }
+        return std::nullopt;
+    };
+    // An event-time column of one side plus an optional interval: (side, offset in ms).
+    auto time_term = [&](const expr& e) -> std::optional<std::pair<int, int64_t>> {
+        const expr* c = &e;
+        int64_t off = 0;
+        if (e.kind == expr_kind::binary && (e.text == "+" || e.text == "-") &&
+            e.args[1].kind == expr_kind::interval) {
+            auto ms = interval_ms(e.args[1]);
+            if (!ms) {
+                return std::nullopt;
+            }
+            off = e.text == "+" ? ms.value() : -ms.value();
+            c = &e.args[0];
+        }
+        auto s = side_of(*c);
+        if (!s) {
+            return std::nullopt;
+        }
+        const std::string& time = s->first == 0 ? l.s.time_column() : r.s.time_column();
+        if (time.empty() || s->second != time) {
+            return std::nullopt;
+        }
+        return std::pair<int, int64_t>{s->first, off};
+    };
+    en::join_spec spec;
+    spec.type = t.join == join_kind::left ? en::join_type::left : en::join_type::inner;
+    std::optional<int64_t> lower, upper;
+    std::vector<expr> parts, residual, time_bounds;
+    conjuncts(*t.condition, parts);
+    for (auto& c : parts) {
+        if (c.kind == expr_kind::binary && c.args.size() == 2) {
+            const std::string& op = c.text;
+            auto a = side_of(c.args[0]), b = side_of(c.args[1]);
+            if (op == "=" && a && b && a->first != b->first) {
+                spec.left_keys.push_back(a->first == 0 ? a->second : b->second);
+                spec.right_keys.push_back(a->first == 0 ? b->second : a->second);
+                continue;
+            }
+            auto x = time_term(c.args[0]), y = time_term(c.args[1]);
+            bool cmp = op == "<" || op == "<=" || op == ">" || op == ">=" || op == "=";
+            if (cmp && x && y && x->first != y->first) {
+                // Normalise to right_time - left_time `op` k.
+                std::string o = op;
+                int64_t k = 0;
+                if (x->first == 1) {
+                    k = y->second - x->second; // R + ox op L + oy
+                } else {
+                    k = x->second - y->second; // L + ox op R + oy  ⇔  R - L op' ox - oy
+                    o = op == "<"    ? ">"
+                        : op == "<=" ? ">="
+                        : op == ">"  ? "<"
+                        : op == ">=" ? "<="
+                                     : op;
+                }
+                auto raise = [&](std::optional<int64_t>& b, int64_t v, bool up) {
+                    b = !b ? v : up ? std::min(*b, v) : std::max(*b, v);
+                };
+                if (o == ">=" || o == "=") {
+                    raise(lower, k, false);
+                }
+                if (o == ">") {
+                    raise(lower, k + 1, false);
+                }
+                if (o == "<=" || o == "=") {
+                    raise(upper, k, true);
+                }
+                if (o == "<") {
+                    raise(upper, k - 1, true);
+                }
+                time_bounds.push_back(std::move(c));
+                continue;
+            }
+        }
+        residual.push_back(std::move(c));
+    }
+    if (spec.left_keys.empty()) {
+        return unsupported(*t.condition,
+                           "a JOIN without an equality between columns of its two sides");
+    }
+    if (lower && upper) {
+        en::join_spec::bounds b;
+        b.left_time = l.s.time_column();
+        b.right_time = r.s.time_column();
+        b.lower = std::chrono::milliseconds(*lower);
+        b.upper = std::chrono::milliseconds(*upper);
+        spec.interval = b;
+    } else {
+        // One bound alone does not bound the join's state: a regular join, then the bound as
+        // a filter.
+        for (auto& c : time_bounds) {
+            residual.push_back(std::move(c));
+        }
+    }
+    if (spec.type == en::join_type::left && (!spec.interval || !residual.empty())) {
+        return unsupported(
+            t.pos, "LEFT JOIN other than an interval join on keys (ON a.k = b.k AND b.ts BETWEEN "
+                   "a.ts - INTERVAL … AND a.ts + INTERVAL …)");
+    }
+    std::string label =
+        fmt::format("{}join on {} = {}", spec.type == en::join_type::left ? "left " : "",
+                    join_names(spec.left_keys), join_names(spec.right_keys));
+    if (spec.interval) {
+        label += fmt::format(" and right {} - left {} in [{} ms, {} ms]", spec.interval->right_time,
+                             spec.interval->left_time, spec.interval->lower.count(),
+                             spec.interval->upper.count());
+    }
+    auto ls = l.s.schema_of(), rs = r.s.schema_of();
+    relation out;
+    out.s = l.s.join(r.s, spec);
+    if (auto c = check(t.condition->pos); !c) {
+        return c.error();
+    }
+    step(label);
+    auto js = out.s.schema_of();
+    for (const auto& c : l.cols) {
+        out.cols.push_back(c);
+    }
+    for (const auto& c : r.cols) {
+        rel_column rc = c;
+        rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
+        out.cols.push_back(std::move(rc));
+    }
+    if (!residual.empty()) {
+        translator tr(out, js);
+        en::expr pred;
+        for (const auto& c : residual) {
+            auto v = tr.tr(c, en::data_type::boolean());
+            if (!v) {
+                return v.error();
+            }
+            pred = pred.empty() ? v.value() : (pred && v.value());
+        }
+        out.s = out.s.filter(pred);
+        if (auto c = check(t.condition->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("filter {}", pred.to_string()));
+    }
+    return out;
+}
+
+bool has_aggregate(const expr& e) {
+    if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+        return true;
+    }
+    for (const expr& a : e.args) {
+        if (has_aggregate(a)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+parse_result<std::vector<std::string>> builder::output_names(const query& q, const relation& rel) {
+    std::vector<std::string> names;
+    std::size_t index = 0;
+    for (const auto& item : q.select.items) {
+        if (item.value.kind == expr_kind::star) {
+            for (const auto& c : rel.cols) {
+                if (c.window_only || c.hidden) {
+                    continue;
+                }
+                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
+                    continue;
+                }
+                names.push_back(c.name);
+            }
+        } else if (!item.alias.empty()) {
+            names.push_back(item.alias);
+        } else if (item.value.kind == expr_kind::column) {
+            names.push_back(item.value.names.back());
+        } else {
+            names.push_back(fmt::format("EXPR${}", index));
+        }
+        ++index;
+    }
+    // A name taken by an earlier column gets a digit, as in Flink: id, id0, id1.
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        auto taken = [&](const std::string& n) {
+            return std::find(names.begin(), names.begin() + long(i), n) != names.begin() + long(i);
+        };
+        if (!taken(names[i])) {
+            continue;
+        }
+        for (int k = 0;; ++k) {
+            std::string n = fmt::format("{}{}", names[i], k);
+            if (!taken(n) &&
+                std::find(names.begin() + long(i) + 1, names.end(), n) == names.end()) {
+                names[i] = n;
+                break;
+            }
+        }
+    }
+    return names;
+}
+
+parse_result<query_out> builder::query_(const query& q) {
+    std::size_t ctes_before = _ctes.size();
+    for (const auto& ct : q.with) {
+        _ctes.push_back(&ct);
+    }
+    auto out = query_body(q);
+    _ctes.resize(ctes_before);
+    return out;
+}
+
+parse_result<query_out> builder::query_body(const query& q) {
+    if (!q.order_by.empty()) {
+        return unsupported(q.order_by[0].value, "ORDER BY on a stream");
+    }
+    if (q.limit) {
+        return unsupported(*q.limit, "LIMIT on a stream");
+    }
+    switch (q.kind) {
+    case query_kind::values:
+        return unsupported(q.pos, "VALUES as a source");
+    case query_kind::select:
+        return select_(q);
+    case query_kind::union_: {
+        auto l = query_(*q.left);
+        if (!l) {
+            return l;
+        }
+        auto r = query_(*q.right);
+        if (!r) {
+            return r;
+        }
+        auto ls = l.value().s.schema_of();
+        auto rs = r.value().s.schema_of();
+        if (!ls || !rs) {
+            return check(q.pos).error();
+        }
+        if (ls->size() != rs->size()) {
+            return at(q.pos, 1,
+                      fmt::format("UNION branches have {} and {} columns", ls->size(), rs->size()));
+        }
+        // Both sides get the left side's names and a common type.
+        std::vector<en::named_expr> lcols, rcols;
+        bool lsame = true, rsame = true;
+        for (std::size_t i = 0; i < ls->size(); ++i) {
+            auto lt = ls->at(i).type, rt = rs->at(i).type;
+            en::data_type t = lt;
+            if (!(lt == rt) && lt.is_numeric() && rt.is_numeric()) {
+                t = en::data_type::float64();
+            }
+            en::expr le = en::col(ls->at(i).name), re = en::col(rs->at(i).name);
+            if (!(lt == t)) {
+                le = en::cast(le, t);
+                lsame = false;
+            }
+            if (!(rt == t)) {
+                re = en::cast(re, t);
+                rsame = false;
+            }
+            if (rs->at(i).name != ls->at(i).name) {
+                rsame = false;
+            }
+            lcols.push_back(en::as(le, ls->at(i).name));
+            rcols.push_back(en::as(re, ls->at(i).name));
+        }
+        en::stream left = l.value().s, right = r.value().s;
+        if (!lsame) {
+            left = left.project(lcols);
+            step(fmt::format("project {}", describe(lcols)));
+        }
+        if (!rsame) {
+            right = right.project(rcols);
+            step(fmt::format("project {}", describe(rcols)));
+        }
+        auto u = left.union_with({right});
+        step("union all");
+        if (auto c = check(q.pos); !c) {
+            return c.error();
+        }
+        if (!q.union_all) {
+            u = u.deduplicate(l.value().names);
+            step(fmt::format("deduplicate {}", join_names(l.value().names)));
+            if (auto c = check(q.pos); !c) {
+                return c.error();
+            }
+        }
+        return query_out{u, l.value().names};
+    }
+    }
+    return unsupported(q.pos, "this query");
+}
+
+/// The ROW_NUMBER() OVER item of `q`'s SELECT list, if it has one at the top of an item.
+const select_item* row_number_item(const query& q) {
+    if (q.kind != query_kind::select) {
+        return nullptr;
+    }
+    for (const auto& item : q.select.items) {
+        const expr& e = item.value;
+        if (e.kind == expr_kind::call && e.over && upper(e.names.back()) == "ROW_NUMBER") {
+            return &item;
+        }
+    }
+    return nullptr;
+}
+
+parse_result<query_out> builder::select_(const query& q) {
+    const select_core& sc = q.select;
+    if (sc.from.empty()) {
+        return unsupported(q.pos, "SELECT without FROM");
+    }
+    if (sc.from.size() > 1) {
+        return unsupported(sc.from[1].pos, "a comma join (several tables in FROM)");
+    }
+    if (sc.from[0].kind == table_ref_kind::subquery) {
+        if (const select_item* rn = row_number_item(*sc.from[0].subquery)) {
+            return top_n(q, *rn);
+        }
+    }
+    auto rel_r = from_item(sc.from[0]);
+    if (!rel_r) {
+        return rel_r.error();
+    }
+    return select_from(q, std::move(rel_r).value(), true);
+}
+
+parse_result<query_out> builder::select_from(const query& q, relation rel, bool with_where) {
+    const select_core& sc = q.select;
+    if (sc.where && with_where) {
+        translator tr(rel, rel.s.schema_of());
+        auto pred = tr.tr(*sc.where, en::data_type::boolean());
+        if (!pred) {
+            return pred.error();
+        }
+        rel.s = rel.s.filter(pred.value());
+        if (auto c = check(sc.where->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("filter {}", pred.value().to_string()));
+    }
+    auto names = output_names(q, rel);
+    if (!names) {
+        return names.error();
+    }
+
+    bool is_grouped = !sc.group_by.empty() || bool(sc.having);
+    for (const auto& item : sc.items) {
+        is_grouped = is_grouped || has_aggregate(item.value);
+    }
+    if (is_grouped) {
+        auto out = this->grouped(q, std::move(rel), names.value());
+        if (!out) {
+            return out;
+        }
+        if (sc.distinct) {
+            auto s = out.value().s.deduplicate(out.value().names);
+            step(fmt::format("deduplicate {}", join_names(out.value().names)));
+            if (auto c = check(q.pos); !c) {
+                return c.error();
+            }
+            out.value().s = s;
+        }
+        return out;
+    }
+    if (rel.window) {
+        return unsupported(*rel.window->call,
+                           fmt::format("{} without GROUP BY window_start, window_end",
+                                       upper(rel.window->call->names.back())));
+    }
+    translator tr(rel, rel.s.schema_of());
+    std::vector<en::named_expr> cols;
+    std::size_t n = 0;
+    for (const auto& item : sc.items) {
+        if (item.value.kind == expr_kind::star) {
+            for (const auto& c : rel.cols) {
+                if (c.window_only || c.hidden) {
+                    continue;
+                }
+                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
+                    continue;
+                }
+                cols.push_back(en::as(en::col(c.engine), names.value()[n++]));
+            }
+            continue;
+        }
+        auto v = tr.tr(item.value);
+        if (!v) {
+            return v.error();
+        }
+        cols.push_back(en::as(v.value(), names.value()[n++]));
+    }
+    rel.s = rel.s.project(cols);
+    if (auto c = check(sc.items.empty() ? q.pos : sc.items[0].value.pos); !c) {
+        return c.error();
+    }
+    step(fmt::format("project {}", describe(cols)));
+    if (sc.distinct) {
+        rel.s = rel.s.deduplicate(names.value());
+        step(fmt::format("deduplicate {}", join_names(names.value())));
+        if (auto c = check(q.pos); !c) {
+            return c.error();
+        }
+    }
+    return query_out{rel.s, names.value()};
+}
+
+parse_result<query_out> builder::top_n(const query& outer, const select_item& rn) {
+    const table_ref& from = outer.select.from[0];
+    const query& inner = *from.subquery;
+    const select_core& ic = inner.select;
+    const expr& call = rn.value;
+    const window_spec& over = *call.over;
+    if (!inner.with.empty() || !inner.order_by.empty() || inner.limit || ic.distinct ||
+        !ic.group_by.empty() || ic.having || ic.from.size() != 1) {
+        return unsupported(
+            call, "ROW_NUMBER() OVER in a query with WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY or "
+                  "several FROM items (aggregate in a subquery below it)");
+    }
+    if (over.has_frame) {
+        return unsupported(call, "ROW_NUMBER() OVER with a frame");
+    }
+    if (rn.alias.empty()) {
+        return at(call, "name the ROW_NUMBER() column (AS rn) and filter on it: WHERE rn <= N");
+    }
+    // N from the outer WHERE, which must be exactly `rn <= N`, `rn < N` or `rn = 1`.
+    const expr* w = outer.select.where.get();
+    std::optional<int64_t> n;
+    auto is_rn = [&](const expr& e) {
+        return e.kind == expr_kind::column && e.names.back() == rn.alias;
+    };
+    auto int_of = [](const expr& e) -> std::optional<int64_t> {
+        if (e.kind != expr_kind::literal || e.literal != literal_kind::integer) {
+            return std::nullopt;
+        }
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
+        if (ec != std::errc() || p != e.text.data() + e.text.size()) {
+            return std::nullopt;
+        }
+        return v;
+    };
+    if (w && w->kind == expr_kind::binary && w->args.size() == 2) {
+        std::string op = w->text;
+        const expr* l = &w->args[0];
+        const expr* r = &w->args[1];
+        if (is_rn(*r) && !is_rn(*l)) {
+            std::swap(l, r);
+            op = op == "<=" ? ">=" : op == ">=" ? "<=" : op == "<" ? ">" : op == ">" ? "<" : op;
+        }
+        auto v = int_of(*r);
+        if (is_rn(*l) && v) {
+            if (op == "<=") {
+                n = *v;
+            } else if (op == "<") {
+                n = *v - 1;
+            } else if (op == "=" && *v == 1) {
+                n = 1;
+            }
+        }
+    }
+    if (!n || *n < 1) {
+        return unsupported(
+            w ? *w : call,
+            fmt::format("a ROW_NUMBER() query other than a Top-N filtered by WHERE {} "
+                        "<= N",
+                        rn.alias));
+    }
+    auto rel_r = from_item(ic.from[0]);
+    if (!rel_r) {
+        return rel_r.error();
+    }
+    relation rel = std::move(rel_r).value();
+    if (rel.window) {
+        return unsupported(*rel.window->call,
+                           "a Top-N straight over a window table function (aggregate per "
+                           "window first, then rank the aggregated rows)");
+    }
+    if (ic.where) {
+        translator tr(rel, rel.s.schema_of());
+        auto pred = tr.tr(*ic.where, en::data_type::boolean());
+        if (!pred) {
+            return pred.error();
+        }
+        rel.s = rel.s.filter(pred.value());
+        if (auto c = check(ic.where->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("filter {}", pred.value().to_string()));
+    }
+    translator tr(rel, rel.s.schema_of());
+    en::top_n_spec spec;
+    spec.n = static_cast<size_t>(*n);
+    bool has_start = false;
+    for (const expr& k : over.partition_by) {
+        if (k.kind != expr_kind::column) {
+            return unsupported(k, "PARTITION BY an expression in a Top-N");
+        }
+        auto c = tr.resolve(k);
+        if (!c) {
+            return c.error();
+        }
+        spec.partition_keys.push_back(c.value()->engine);
+        if (c.value()->name == "window_start") {
+            has_start = true;
+        }
+        if (c.value()->name == "window_end") {
+            spec.window_end = c.value()->engine;
+        }
+    }
+    if (!has_start || spec.window_end.empty()) {
+        return unsupported(
+            call, "a Top-N without window_start, window_end in PARTITION BY (an updating Top-N; "
+                  "rank the rows of a window aggregation by its window)");
+    }
+    if (over.order_by.size() != 1 || over.order_by[0].value.kind != expr_kind::column) {
+        return unsupported(over.order_by.empty() ? call : over.order_by[0].value,
+                           "a Top-N ordered by anything but one column");
+    }
+    if (over.order_by[0].nulls_first && *over.order_by[0].nulls_first) {
+        return unsupported(over.order_by[0].value, "NULLS FIRST in a Top-N (NULLs rank last)");
+    }
+    auto oc = tr.resolve(over.order_by[0].value);
+    if (!oc) {
+        return oc.error();
+    }
+    spec.order_by = oc.value()->engine;
+    spec.descending = over.order_by[0].descending;
+    std::string label =
+        fmt::format("top-n {} by {} {} per {}", spec.n, spec.order_by,
+                    spec.descending ? "desc" : "asc", join_names(spec.partition_keys));
+    rel.s = rel.s.top_n(spec);
+    if (auto c = check(call.pos, head_length(call)); !c) {
+        return c.error();
+    }
+    step(label);
+    // The inner SELECT list over the ranked rows (rank is the ROW_NUMBER column).
+    rel.cols.push_back({"$rank", "", "rank", false, true});
+    translator ranked(rel, rel.s.schema_of());
+    auto names = output_names(inner, rel);
+    if (!names) {
+        return names.error();
+    }
+    std::vector<en::named_expr> cols;
+    std::size_t i = 0;
+    for (const auto& item : ic.items) {
+        if (&item == &rn) {
+            cols.push_back(en::as(en::col("rank"), names.value()[i++]));
+            continue;
+        }
+        if (item.value.kind == expr_kind::star) {
+            for (const auto& c : rel.cols) {
+                if (c.window_only || c.hidden) {
+                    continue;
+                }
+                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
+                    continue;
+                }
+                cols.push_back(en::as(en::col(c.engine), names.value()[i++]));
+            }
+            continue;
+        }
+        auto v = ranked.tr(item.value);
+        if (!v) {
+            return v.error();
+        }
+        cols.push_back(en::as(v.value(), names.value()[i++]));
+    }
+    rel.s = rel.s.project(cols);
+    if (auto c = check(ic.items[0].value.pos); !c) {
+        return c.error();
+    }
+    step(fmt::format("project {}", describe(cols)));
+    // The outer query over it; its WHERE became the Top-N's N.
+    relation ranked_rel;
+    ranked_rel.s = rel.s;
+    for (const auto& nm : names.value()) {
+        ranked_rel.cols.push_back({nm, from.alias, nm, false});
+    }
+    return select_from(outer, std::move(ranked_rel), false);
+}
+
+parse_result<query_out> builder::grouped(const query& q, relation rel,
+                                         const std::vector<std::string>& names) {
+    const select_core& sc = q.select;
+    translator in(rel, rel.s.schema_of());
+    // The window: from FROM (a window TVF) or from GROUP BY (TUMBLE/HOP/SESSION(ts, …)).
+    std::optional<window_info> win = rel.window;
+    std::string legacy; // "TUMBLE" when GROUP BY names a group window
+    bool has_start = false, has_end = false;
+    std::vector<key_item> keys;
+    for (const expr& g : sc.group_by) {
+        if (g.kind == expr_kind::column) {
+            auto c = in.resolve(g);
+            if (!c) {
+                return c.error();
+            }
+            if (c.value()->window_only) {
+                if (c.value()->engine == "window_start") {
+                    has_start = true;
+                } else if (c.value()->engine == "window_end") {
+                    has_end = true;
+                }
+                continue; // window_time follows from window_end
+            }
+            bool again = std::any_of(keys.begin(), keys.end(), [&](const key_item& k) {
+                return k.source == c.value()->engine;
+            });
+            if (again) {
+                continue;
+            }
+            key_item k;
+            k.ast = &g;
+            k.source = c.value()->engine;
+            k.name = c.value()->engine;
+            k.value = en::col(k.source);
+            keys.push_back(std::move(k));
+            continue;
+        }
+        if (g.kind == expr_kind::call && is_group_window(upper(g.names.back()))) {
+            std::string u = upper(g.names.back());
+            if (win) {
+                return at(g, rel.window
+                                 ? fmt::format("GROUP BY {}(…) over a window table function", u)
+                                 : "two group windows in one GROUP BY");
+            }
+            if (g.args.empty() || g.args[0].kind != expr_kind::column) {
+                return at(g, fmt::format("{}(…) in GROUP BY takes the event-time column first", u));
+            }
+            auto tc = in.resolve(g.args[0]);
+            if (!tc) {
+                return tc.error();
+            }
+            std::string table =
+                sc.from[0].kind == table_ref_kind::named ? dotted(sc.from[0].names) : "";
+            if (auto why = not_event_time(rel, tc.value()->engine, table); !why.empty()) {
+                return at(g.args[0], why);
+            }
+            window_info w;
+            w.call = &g;
+            w.time = tc.value()->engine;
+            if (u == "TUMBLE") {
+                if (g.args.size() != 2) {
+                    return unsupported(g, "TUMBLE with an offset");
+                }
+                auto s = interval_ms(g.args[1]);
+                if (!s) {
+                    return s.error();
+                }
+                w.spec = en::tumble(std::chrono::milliseconds(s.value()));
+            } else if (u == "HOP") {
+                auto sl = interval_ms(g.args[1]);
+                if (!sl) {
+                    return sl.error();
+                }
+                auto s = interval_ms(g.args[2]);
+                if (!s) {
+                    return s.error();
+                }
+                w.spec = en::hop(std::chrono::milliseconds(s.value()),
+                                 std::chrono::milliseconds(sl.value()));
+            } else {
+                auto gap = interval_ms(g.args[1]);
+                if (!gap) {
+                    return gap.error();
+                }
+                w.spec = en::session(std::chrono::milliseconds(gap.value()));
+            }
+            w.label = window_label(w.spec);
+            win = std::move(w);
+            legacy = u;
+            continue;
+        }
+        if (has_aggregate(g)) {
+            return at(g, "an aggregate in GROUP BY");
+        }
+        if (std::any_of(keys.begin(), keys.end(),
+                        [&](const key_item& k) { return k.source.empty() && *k.ast == g; })) {
+            continue;
+        }
+        key_item k;
+        k.ast = &g;
+        k.name = fmt::format("$k{}", keys.size());
+        auto v = in.tr(g);
+        if (!v) {
+            return v.error();
+        }
+        k.value = v.value();
+        keys.push_back(std::move(k));
+    }
+    source_pos gpos = sc.group_by.empty() ? q.pos : sc.group_by[0].pos;
+    if (!win) {
+        const char* hint = "; group by window_start, window_end of a window table function, or by "
+                           "TUMBLE/HOP/SESSION(ts, …)";
+        if (sc.group_by.empty()) {
+            // Point at the first aggregate.
+            std::function<const expr*(const expr&)> first = [&](const expr& e) -> const expr* {
+                if (e.kind == expr_kind::call && !e.over &&
+                    is_aggregate_name(upper(e.names.back()))) {
+                    return &e;
+                }
+                for (const expr& a : e.args) {
+                    if (const expr* f = first(a)) {
+                        return f;
+                    }
+                }
+                return nullptr;
+            };
+            for (const auto& item : sc.items) {
+                if (const expr* f = first(item.value)) {
+                    return at(
+                        *f,
+                        fmt::format(
+                            "{} over the whole stream without a window (an updating aggregate) is "
+                            "not supported yet{}",
+                            upper(f->names.back()), hint));
+                }
+            }
+        }
+        return at(
+            gpos, 1,
+            fmt::format("GROUP BY without a window (an updating aggregate) is not supported yet{}",
+                        hint));
+    }
+    if (rel.window && !(has_start && has_end)) {
+        return at(gpos, 1, "a window aggregation groups by both window_start and window_end");
+    }
+    if (win->spec.kind == en::window_kind::session && rel.window) {
+        std::vector<std::string> plain;
+        for (const auto& k : keys) {
+            plain.push_back(k.source.empty() ? k.name : k.source);
+        }
+        auto sorted = [](std::vector<std::string> v) {
+            std::sort(v.begin(), v.end());
+            return v;
+        };
+        if (sorted(plain) != sorted(win->partition)) {
+            if (win->partition.empty()) {
+                return at(
+                    *win->call,
+                    fmt::format("SESSION without PARTITION BY keeps one session for all rows; "
+                                "grouping it by {} is not supported yet; partition the sessions: "
+                                "SESSION(TABLE t PARTITION BY {}, …)",
+                                join_names(plain), join_names(plain)));
+            }
+            return at(
+                *win->call,
+                fmt::format("SESSION partitioned by ({}) but grouped by ({}): the GROUP BY keys "
+                            "must be the PARTITION BY columns",
+                            join_names(win->partition), join_names(plain)));
+        }
+    }
+
+    // Types of the window's output, grown as aggregates are found: NULLs in the final
+    // projection take their types from it.
+    std::vector<en::field> out_fields{{"window_start", en::data_type::timestamp(), false},
+                                      {"window_end", en::data_type::timestamp(), false}};
+    for (const auto& k : keys) {
+        out_fields.push_back({k.name, in.type_of(k.value).value_or(en::data_type::int64()), true});
+    }
+    std::vector<agg_item> aggs;
+    translator fin(rel, en::make_schema(out_fields));
+    auto add_agg = [&](const expr& e) -> parse_result<en::expr> {
+        std::string u = upper(e.names.back());
+        for (const auto& a : aggs) {
+            if (*a.ast == e) {
+                en::expr c = en::col(a.spec.name);
+                return c;
+            }
+        }
+        agg_item a;
+        a.ast = &e;
+        bool star = e.args.empty() || (e.args.size() == 1 && e.args[0].kind == expr_kind::star);
+        if (e.args.size() > 1) {
+            return unsupported(e, fmt::format("{} with {} arguments", u, e.args.size()));
+        }
+        if (e.distinct && u != "COUNT") {
+            return unsupported(e, fmt::format("{}(DISTINCT …)", u));
+        }
+        std::optional<en::expr> arg;
+        if (!star) {
+            auto v = in.tr(e.args[0]);
+            if (!v) {
+                return v.error();
+            }
+            arg = v.value();
+        } else if (u != "COUNT") {
+            return at(e, fmt::format("{}(*)", u));
+        }
+        if (e.filter) {
+            // FILTER (WHERE c): the aggregate sees NULL where c is not TRUE, and every
+            // aggregate here skips NULLs (COUNT(*) becomes a count of a constant).
+            auto c = in.tr(*e.filter, en::data_type::boolean());
+            if (!c) {
+                return c.error();
+            }
+            en::expr v = arg ? *arg : en::lit(int64_t(1));
+            auto t = in.type_of(v).value_or(en::data_type::int64());
+            arg = en::case_when({{c.value(), v}}, en::null_of(t));
+            star = false;
+        }
+        std::string name = fmt::format("$a{}", aggs.size());
+        std::string input = fmt::format("$in{}", aggs.size());
+        bool star_arg = e.args.empty() || e.args[0].kind == expr_kind::star;
+        a.arg_ast = star_arg ? nullptr : &e.args[0];
+        a.filter_ast = e.filter.get();
+        for (const auto& other : aggs) {
+            bool same_arg = a.arg_ast && other.arg_ast ? *a.arg_ast == *other.arg_ast
+                                                       : a.arg_ast == other.arg_ast;
+            bool same_filter = a.filter_ast && other.filter_ast ? *a.filter_ast == *other.filter_ast
+                                                                : a.filter_ast == other.filter_ast;
+            if (!other.input_name.empty() && same_arg && same_filter) {
+                input = other.input_name;
+            }
+        }
+        if (!star) {
+            a.input_name = input;
+        }
+        if (u == "COUNT") {
+            a.spec = star ? en::count() : e.distinct ? en::count_distinct(input) : en::count(input);
+        } else if (u == "SUM") {
+            a.spec = en::sum(input);
+        } else if (u == "MIN") {
+            a.spec = en::min(input);
+        } else if (u == "MAX") {
+            a.spec = en::max(input);
+        } else if (u == "AVG") {
+            a.spec = en::avg(input);
+        } else if (u == "FIRST_VALUE") {
+            a.spec = en::first_value(input);
+        } else if (u == "LAST_VALUE") {
+            a.spec = en::last_value(input);
+        } else {
+            return unsupported(e, fmt::format("the aggregate {}", u));
+        }
+        a.spec = a.spec.as(name);
+        std::optional<en::data_type> in_type;
+        if (arg) {
+            a.input = *arg;
+            in_type = in.type_of(*arg);
+            if (!in_type) {
+                auto b = en::bind(*arg, *rel.s.schema_of());
+                return at(e, b ? std::string("cannot type the argument") : b.error().message);
+            }
+            auto b = en::bind_aggregate(
+                a.spec, en::schema(std::vector<en::field>{{input, *in_type, true}}));
+            if (!b) {
+                return at(e, b.error().message);
+            }
+            a.output = b.value().output_type;
+        } else {
+            a.output = en::data_type::int64();
+        }
+        out_fields.push_back({name, a.output, true});
+        fin.schema = en::make_schema(out_fields);
+        aggs.push_back(std::move(a));
+        en::expr c = en::col(name);
+        // AVG of integers is an integer, as in Flink SQL (truncated toward zero).
+        if (u == "AVG" && in_type && in_type->id == en::type_id::int64) {
+            c = en::cast(c, en::data_type::int64());
+        }
+        return c;
+    };
+    auto window_property = [&](const expr& e,
+                               std::string_view prop) -> parse_result<std::optional<en::expr>> {
+        if (prop == "START") {
+            return std::optional<en::expr>(en::col("window_start"));
+        }
+        if (prop == "END") {
+            return std::optional<en::expr>(en::col("window_end"));
+        }
+        if (prop == "ROWTIME") {
+            return std::optional<en::expr>(en::col("window_end") - en::lit(int64_t(1)));
+        }
+        return unsupported(e, fmt::format("{} (processing time)", upper(e.names.back())));
+    };
+    fin.hook = [&](const expr& e) -> parse_result<std::optional<en::expr>> {
+        if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+            auto c = add_agg(e);
+            if (!c) {
+                return c.error();
+            }
+            return std::optional<en::expr>(c.value());
+        }
+        if (e.kind == expr_kind::call) {
+            auto [w, prop] = group_window_property(upper(e.names.back()));
+            if (!w.empty()) {
+                if (legacy.empty()) {
+                    return at(e, fmt::format("{} needs GROUP BY {}(…)", upper(e.names.back()), w));
+                }
+                if (w != legacy) {
+                    return at(e,
+                              fmt::format("{} with GROUP BY {}(…)", upper(e.names.back()), legacy));
+                }
+                return window_property(e, prop);
+            }
+        }
+        if (e.kind == expr_kind::column) {
+            auto c = fin.resolve(e);
+            if (!c) {
+                return c.error();
+            }
+            if (c.value()->window_only) {
+                if (c.value()->engine == "window_time") {
+                    return std::optional<en::expr>(en::col("window_end") - en::lit(int64_t(1)));
+                }
+                return std::optional<en::expr>(en::col(c.value()->engine));
+            }
+            for (const auto& k : keys) {
+                if (k.source == c.value()->engine) {
+                    return std::optional<en::expr>(en::col(k.name));
+                }
+            }
+        }
+        for (const auto& k : keys) {
+            if (k.source.empty() && *k.ast == e) {
+                return std::optional<en::expr>(en::col(k.name));
+            }
+        }
+        if (e.kind == expr_kind::column) {
+            return at(e, fmt::format("column {} is neither a group key nor inside an aggregate",
+                                     dotted(e.names)));
+        }
+        return std::optional<en::expr>();
+    };
+
+    std::vector<en::named_expr> final_cols;
+    for (std::size_t i = 0; i < sc.items.size(); ++i) {
+        const auto& item = sc.items[i];
+        if (item.value.kind == expr_kind::star) {
+            return unsupported(item.value, "SELECT * with GROUP BY");
+        }
+        auto v = fin.tr(item.value);
+        if (!v) {
+            return v.error();
+        }
+        final_cols.push_back(en::as(v.value(), names[i]));
+    }
+    std::optional<en::expr> having;
+    if (sc.having) {
+        auto h = fin.tr(*sc.having, en::data_type::boolean());
+        if (!h) {
+            return h.error();
+        }
+        having = h.value();
+    }
+    if (aggs.empty()) {
+        // A window needs an aggregate; grouping alone (SELECT DISTINCT-like) counts rows.
+        agg_item a;
+        a.spec = en::count().as("$a0");
+        a.output = en::data_type::int64();
+        static const expr none;
+        a.ast = &none;
+        aggs.push_back(std::move(a));
+    }
+
+    // Before the window: the event time, the keys and the aggregates' inputs.
+    std::vector<en::named_expr> pre{en::as(en::col(win->time), win->time)};
+    std::vector<std::string> key_names;
+    for (const auto& k : keys) {
+        if (k.name != win->time) {
+            pre.push_back(en::as(k.value, k.name));
+        }
+        key_names.push_back(k.name);
+    }
+    for (std::size_t i = 0; i < aggs.size(); ++i) {
+        if (aggs[i].input_name == fmt::format("$in{}", i)) {
+            pre.push_back(en::as(aggs[i].input, aggs[i].input_name));
+        }
+    }
+    source_pos wpos = win->call->pos;
+    uint32_t wlen = head_length(*win->call);
+    rel.s = rel.s.project(pre);
+    if (auto c = check(wpos, wlen); !c) {
+        return c.error();
+    }
+    step(fmt::format("project {}", describe(pre)));
+    en::window_options wo;
+    wo.allowed_lateness = _opts.allowed_lateness;
+    std::vector<en::aggregate_spec> specs;
+    std::vector<std::string> agg_text;
+    for (std::size_t i = 0; i < aggs.size(); ++i) {
+        specs.push_back(aggs[i].spec);
+        const char* kind = "?";
+        switch (aggs[i].spec.kind) {
+        case en::agg_kind::count_star:
+            kind = "count(*)";
+            break;
+        case en::agg_kind::count:
+            kind = "count";
+            break;
+        case en::agg_kind::count_distinct:
+            kind = "count distinct";
+            break;
+        case en::agg_kind::sum:
+            kind = "sum";
+            break;
+        case en::agg_kind::min:
+            kind = "min";
+            break;
+        case en::agg_kind::max:
+            kind = "max";
+            break;
+        case en::agg_kind::avg:
+            kind = "avg";
+            break;
+        case en::agg_kind::first_value:
+            kind = "first_value";
+            break;
+        case en::agg_kind::last_value:
+            kind = "last_value";
+            break;
+        case en::agg_kind::percentile:
+            kind = "percentile";
+            break;
+        }
+        agg_text.push_back(
+            aggs[i].spec.kind == en::agg_kind::count_star
+                ? fmt::format("{} := {}", aggs[i].spec.name, kind)
+                : fmt::format("{} := {}({})", aggs[i].spec.name, kind, aggs[i].spec.column));
+    }
+    en::stream w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
+                                : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
+    if (auto c = check(wpos, wlen); !c) {
+        return c.error();
+    }
+    step(fmt::format("window {} on {}{}{}: {}", win->label, win->time, keys.empty() ? "" : " by ",
+                     join_names(key_names), join_names(agg_text)));
+    _out.late.push_back(w.late_rows());
+    if (auto c = check(wpos, wlen); !c) {
+        return c.error();
+    }
+    if (having) {
+        w = w.filter(*having);
+        if (auto c = check(sc.having->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("filter {}", having->to_string()));
+    }
+    w = w.project(final_cols);
+    if (auto c = check(sc.items[0].value.pos); !c) {
+        return c.error();
+    }
+    step(fmt::format("project {}", describe(final_cols)));
+    return query_out{w, names};
+}
+
+parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
+    if (s.overwrite) {
+        return unsupported(pos, "INSERT OVERWRITE");
+    }
+    const table_schema* t = _catalog.find_table(s.table);
+    if (!t) {
+        return at(pos, 1, fmt::format("table {} does not exist", dotted(s.table)));
+    }
+    if (t->kind != relation_kind::table) {
+        return at(pos, 1, fmt::format("{} is a view; INSERT needs a table", dotted(s.table)));
+    }
+    auto phys = physical_schema(*t);
+    if (!phys) {
+        return phys.error();
+    }
+    auto q = query_(s.body);
+    if (!q) {
+        return q.error();
+    }
+    auto qs = q.value().s.schema_of();
+    if (!qs) {
+        return check(pos).error();
+    }
+    // The query's columns in the order INSERT lists them (or the sink's physical order).
+    std::vector<std::string> targets = s.columns;
+    if (targets.empty()) {
+        for (const auto& f : phys.value()->fields()) {
+            targets.push_back(f.name);
+        }
+    }
+    if (targets.size() != qs->size()) {
+        return at(s.body.pos, 1,
+                  fmt::format("the query has {} columns, the sink {} takes {}", qs->size(),
+                              dotted(s.table), targets.size()));
+    }
+    std::vector<en::named_expr> cols;
+    for (const auto& f : phys.value()->fields()) {
+        auto it = std::find(targets.begin(), targets.end(), f.name);
+        if (it == targets.end()) {
+            cols.push_back(en::as(en::null_of(f.type), f.name));
+            continue;
+        }
+        const auto& from = qs->at(std::size_t(it - targets.begin()));
+        en::expr v = en::col(from.name);
+        if (!(from.type == f.type)) {
+            v = en::cast(v, f.type);
+        }
+        cols.push_back(en::as(v, f.name));
+    }
+    auto out = q.value().s.project(cols);
+    if (auto c = check(pos); !c) {
+        return c.error();
+    }
+    step(fmt::format("project {}", describe(cols)));
+    auto r = _conn.sink(out, *t);
+    if (!r) {
+        return at(pos, 1, fmt::format("sink {}: {}", dotted(s.table), r.error().message));
+    }
+    if (auto c = check(pos); !c) {
+        return c.error();
+    }
+    step(fmt::format("sink {}", dotted(s.table)));
+    _out.columns.clear();
+    for (const auto& f : phys.value()->fields()) {
+        _out.columns.push_back(f.name);
+    }
+    return true;
+}
+
+/// A connector that yields no rows and drops what it is given: for EXPLAIN.
+class null_connector final : public connector_factory {
+public:
+    en::result<en::stream> source(en::pipeline& p, const table_schema&,
+                                  const en::schema_ptr& columns) override {
+        return p.source(columns, en::from_batches({}));
+    }
+    en::result<void> sink(en::stream rows, const table_schema&) override {
+        rows.sink([](const en::batch&) {});
+        return outcome::success();
+    }
+};
+
+} // namespace
+
+std::optional<engine::data_type> engine_type(const data_type& t) {
+    switch (t.kind) {
+    case type_kind::boolean:
+        return en::data_type::boolean();
+    case type_kind::tinyint:
+    case type_kind::smallint:
+    case type_kind::int_:
+    case type_kind::bigint:
+        return en::data_type::int64();
+    case type_kind::float_:
+    case type_kind::double_:
+    case type_kind::decimal:
+        return en::data_type::float64();
+    case type_kind::char_:
+    case type_kind::varchar:
+    case type_kind::string:
+        return en::data_type::string();
+    case type_kind::timestamp:
+    case type_kind::timestamp_ltz:
+        return en::data_type::timestamp(en::time_unit::millis);
+    default:
+        return std::nullopt;
+    }
+}
+
+parse_result<engine::schema_ptr> physical_schema(const table_schema& t) {
+    std::vector<en::field> fields;
+    for (const auto& c : t.columns) {
+        if (c.computed || c.metadata) {
+            continue;
+        }
+        auto et = engine_type(c.type);
+        if (!et) {
+            return unsupported(source_pos{}, fmt::format("column {} of table {}: type {}", c.name,
+                                                         dotted(t.name), to_string(c.type)));
+        }
+        fields.push_back({c.name, *et, c.type.nullable});
+    }
+    return en::make_schema(std::move(fields));
+}
+
+parse_result<planned_statement> planner::plan(const statement& s, engine::pipeline& p) {
+    const statement* target = &s;
+    while (auto* ex = std::get_if<explain_stmt>(&target->node)) {
+        if (!ex->target) {
+            return at(s.pos, 1, "EXPLAIN without a statement");
+        }
+        target = ex->target.get();
+    }
+    binder b(_catalog);
+    auto bound = b.bind(*target);
+    if (!bound) {
+        return bound.error();
+    }
+    planned_statement out;
+    builder bld(_catalog, _connectors, _opts, p, out);
+    if (auto* ins = std::get_if<insert_stmt>(&target->node)) {
+        auto r = bld.insert(*ins, target->pos);
+        if (!r) {
+            return r.error();
+        }
+        return out;
+    }
+    if (auto* q = std::get_if<query_stmt>(&target->node)) {
+        auto r = bld.query_(q->body);
+        if (!r) {
+            return r.error();
+        }
+        out.output = r.value().s;
+        out.columns = r.value().names;
+        out.stages.push_back("output");
+        return out;
+    }
+    return at(target->pos, 1,
+              "only INSERT INTO … SELECT and queries become pipelines; this statement changes the "
+              "catalog");
+}
+
+parse_result<std::string> explain(const statement& s, const catalog& cat, plan_options opts) {
+    null_connector conn;
+    en::pipeline p;
+    planner pl(cat, conn, opts);
+    auto r = pl.plan(s, p);
+    if (!r) {
+        return r.error();
+    }
+    std::string text;
+    for (const auto& line : r.value().stages) {
+        text += line + "\n";
+    }
+    return text;
+}
+
+} // namespace runnel::sql

@@ -1,0 +1,120 @@
+#pragma once
+
+#include "engine/engine.h"
+#include "sql/ast.h"
+#include "sql/binder.h"
+#include "sql/catalog.h"
+#include "sql/error.h"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runnel::sql {
+
+/// Where the planner gets a table's rows and puts a sink's rows: the seam between SQL and the
+/// connectors (the embedded log, a Kafka cluster, files; an in-memory table in tests).
+///
+/// Called on the thread that plans the statement, while the pipeline is being built; the
+/// streams it returns and takes belong to that pipeline. Errors carry a message the planner
+/// reports at the position of the table's name.
+class connector_factory {
+public:
+    connector_factory() = default;
+    connector_factory(const connector_factory&) = delete;
+    connector_factory& operator=(const connector_factory&) = delete;
+    virtual ~connector_factory();
+
+    /// A stream of table `t`'s rows with exactly the columns of `columns` (its physical
+    /// columns, in declared order, decoded). Computed columns and the watermark are the
+    /// planner's work, not the connector's.
+    virtual engine::result<engine::stream> source(engine::pipeline& p, const table_schema& t,
+                                                  const engine::schema_ptr& columns) = 0;
+
+    /// Consumes `rows`, whose columns are the physical columns of sink table `t` (named and
+    /// typed as `physical_schema(t)` says), in order.
+    virtual engine::result<void> sink(engine::stream rows, const table_schema& t) = 0;
+};
+
+/// Settings of one planning.
+struct plan_options {
+    /// How long after its end a window still accepts rows (the engine's allowed lateness).
+    std::chrono::milliseconds allowed_lateness{0};
+};
+
+/// A planned statement: the pipeline holds its stages, these are the handles on its ends.
+struct planned_statement {
+    /// The rows of a query, for the caller to sink. Empty for INSERT (already given to the
+    /// sink table's connector).
+    engine::stream output;
+    /// The output column names of the query (for INSERT: the sink's columns).
+    std::vector<std::string> columns;
+    /// The late side outputs of the windows, one per window stage: rows that arrived after
+    /// every window they belong to had fired, with a `reason` column. The caller routes them
+    /// (a dead-letter topic, a test's expectations); left unconnected they are counted in
+    /// the window stage's `late_rows` metric and dropped.
+    std::vector<engine::stream> late;
+    /// One line per stage, source first: what `EXPLAIN` prints.
+    std::vector<std::string> stages;
+};
+
+/// The engine type a SQL type is held in: integers as int64, FLOAT/DOUBLE/DECIMAL as
+/// float64, character types as strings, TIMESTAMP/TIMESTAMP_LTZ as millisecond timestamps.
+/// Nothing for the types the engine cannot hold yet (DATE, TIME, BYTES, intervals, ARRAY,
+/// MAP).
+std::optional<engine::data_type> engine_type(const data_type& t);
+
+/// The engine schema of table `t`'s physical columns (not computed, not metadata), in order.
+/// The error names the first column whose type the engine cannot hold.
+parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
+
+/// Turns checked statements into engine pipelines.
+///
+/// Supported (docs/sql.md, "What runs", has the details):
+/// - `INSERT INTO sink [(columns)] SELECT …` and queries;
+/// - FROM a table, view, WITH query or derived table, or an inner or LEFT join of two of them
+///   on equal keys (a regular join, or an interval join when ON bounds the two event times
+///   both ways);
+/// - computed columns, and the table's `WATERMARK FOR ts AS ts - INTERVAL …` as bounded
+///   out-of-orderness watermarks;
+/// - WHERE, SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN
+///   lists, LIKE, IS [NOT] NULL/TRUE/FALSE, `||`, LOWER, UPPER, CONCAT, SUBSTRING,
+///   CHAR_LENGTH, COALESCE, IFNULL, NULLIF, IF, ABS, MOD, TO_TIMESTAMP[_LTZ], timestamp ±
+///   INTERVAL), SELECT DISTINCT, UNION [ALL];
+/// - window aggregation over `TABLE(TUMBLE|HOP|CUMULATE|SESSION(…))` grouped by window_start,
+///   window_end and keys, or the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
+///   `*_START`/`*_END`/`*_ROWTIME`; COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG,
+///   FIRST_VALUE, LAST_VALUE, each with `FILTER (WHERE …)`; HAVING; any expression over keys
+///   and aggregates;
+/// - the window Top-N: `ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER BY
+///   x) AS rn` in a subquery over a window aggregation, `WHERE rn <= N` outside.
+///
+/// Everything else is refused with an `error` at the construct's position whose message
+/// starts with `planner:` and names it. The statement must have passed the binder (`plan`
+/// runs it first), so names and types are known to be right.
+///
+/// Built per statement on the thread that plans it; holds references to the catalog and the
+/// connector factory, which must outlive it.
+class planner {
+public:
+    planner(const catalog& cat, connector_factory& connectors, plan_options opts = {})
+        : _catalog(cat)
+        , _connectors(connectors)
+        , _opts(opts) {}
+
+    /// Binds `s` (an INSERT or a query; EXPLAIN plans its target) and adds its stages to
+    /// `p`. On error `p` may hold stages already; throw it away.
+    parse_result<planned_statement> plan(const statement& s, engine::pipeline& p);
+
+private:
+    const catalog& _catalog;
+    connector_factory& _connectors;
+    plan_options _opts;
+};
+
+/// The plan of `s` as text, one stage per line, without running anything: tables are read
+/// through a connector that yields no rows.
+parse_result<std::string> explain(const statement& s, const catalog& cat, plan_options opts = {});
+
+} // namespace runnel::sql

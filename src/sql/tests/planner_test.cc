@@ -1,0 +1,217 @@
+// Unit tests of the planner's interface: type mapping, the connector seam (what it is given,
+// how its failures are reported), the handles a plan returns, and EXPLAIN. What the plans
+// compute is covered by the golden files in tests/sql/ (golden_test.cc).
+
+#include "engine/engine.h"
+#include "sql/planner.h"
+#include "sql/sql.h"
+
+#include <gtest/gtest.h>
+
+namespace runnel::sql {
+namespace {
+
+namespace en = runnel::engine;
+
+std::unique_ptr<memory_catalog> catalog_of(std::string_view ddl) {
+    auto cat = std::make_unique<memory_catalog>();
+    auto script = parse_script(ddl);
+    EXPECT_TRUE(script) << (script ? "" : script.error().headline());
+    for (const auto& st : script.value()) {
+        auto t = table_schema_from(std::get<create_table_stmt>(st.node));
+        EXPECT_TRUE(t);
+        cat->put(std::move(t).value());
+    }
+    return cat;
+}
+
+constexpr std::string_view ddl = R"(
+CREATE TABLE bids (auction BIGINT, price DOUBLE, note STRING, ts TIMESTAMP(3),
+                   doubled AS price * 2, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND);
+CREATE TABLE out_t (auction BIGINT, total DOUBLE);
+)";
+
+/// Records what the planner asks for; fails on request.
+class recording_connectors final : public connector_factory {
+public:
+    en::result<en::stream> source(en::pipeline& p, const table_schema& t,
+                                  const en::schema_ptr& columns) override {
+        sources.push_back(t.name.back());
+        source_schema = columns;
+        if (fail_source) {
+            return en::fail(en::errc::invalid_argument, "no such topic");
+        }
+        return p.source(columns, en::from_batches({en::make_batch(columns, rows)}));
+    }
+    en::result<void> sink(en::stream s, const table_schema& t) override {
+        sinks.push_back(t.name.back());
+        if (fail_sink) {
+            return en::fail(en::errc::invalid_argument, "sink is read-only");
+        }
+        s.sink([this](const en::batch& b) {
+            for (std::size_t i = 0; i < b.num_rows(); ++i) {
+                sunk.push_back(b.row(i));
+            }
+        });
+        return outcome::success();
+    }
+
+    bool fail_source = false;
+    bool fail_sink = false;
+    std::vector<std::string> sources, sinks;
+    en::schema_ptr source_schema;
+    std::vector<std::vector<en::value>> rows;
+    std::vector<std::vector<en::value>> sunk;
+};
+
+statement parse(std::string_view sql) {
+    auto s = parse_statement(sql);
+    EXPECT_TRUE(s) << (s ? "" : s.error().headline());
+    return s.value();
+}
+
+TEST(planner, engine_types) {
+    EXPECT_EQ(engine_type(data_type::of(type_kind::int_)), en::data_type::int64());
+    EXPECT_EQ(engine_type(data_type::of(type_kind::decimal)), en::data_type::float64());
+    EXPECT_EQ(engine_type(data_type::of(type_kind::varchar)), en::data_type::string());
+    EXPECT_EQ(engine_type(data_type::of(type_kind::timestamp_ltz)), en::data_type::timestamp());
+    EXPECT_FALSE(engine_type(data_type::of(type_kind::date)));
+    EXPECT_FALSE(engine_type(data_type::of(type_kind::array)));
+}
+
+TEST(planner, the_source_gets_the_physical_columns_only) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    recording_connectors conn;
+    en::pipeline p;
+    planner pl(cat, conn);
+    auto r = pl.plan(parse("SELECT auction, doubled FROM bids"), p);
+    ASSERT_TRUE(r) << r.error().headline();
+    ASSERT_EQ(conn.sources, std::vector<std::string>{"bids"});
+    EXPECT_EQ(conn.source_schema->to_string(),
+              "(auction bigint, price double, note string, ts timestamp(3))");
+    EXPECT_EQ(r.value().columns, (std::vector<std::string>{"auction", "doubled"}));
+    EXPECT_TRUE(r.value().late.empty());
+}
+
+TEST(planner, a_query_hands_back_its_output_and_late_rows) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    recording_connectors conn;
+    conn.rows = {{en::value::of(1), en::value::of(2.5), en::value::of("a"), en::value::ts(1'000)},
+                 {en::value::of(1), en::value::of(4.0), en::value::of("b"), en::value::ts(9'000)}};
+    en::pipeline p;
+    planner pl(cat, conn);
+    auto r = pl.plan(parse("SELECT window_end, auction, SUM(doubled) AS s "
+                           "FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)) "
+                           "GROUP BY window_start, window_end, auction"),
+                     p);
+    ASSERT_TRUE(r) << r.error().headline();
+    ASSERT_EQ(r.value().late.size(), 1u);
+    std::vector<std::vector<en::value>> out;
+    r.value().output.sink([&](const en::batch& b) {
+        for (std::size_t i = 0; i < b.num_rows(); ++i) {
+            out.push_back(b.row(i));
+        }
+    });
+    ASSERT_TRUE(p.run());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0][0], en::value::ts(10'000));
+    EXPECT_EQ(out[0][1], en::value::of(1));
+    EXPECT_EQ(out[0][2], en::value::of(13.0));
+}
+
+TEST(planner, insert_goes_to_the_sink_with_its_column_names) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    recording_connectors conn;
+    conn.rows = {{en::value::of(7), en::value::of(2.0), en::value::of("x"), en::value::ts(5)}};
+    en::pipeline p;
+    planner pl(cat, conn);
+    auto r = pl.plan(parse("INSERT INTO out_t SELECT auction, price + 1 FROM bids"), p);
+    ASSERT_TRUE(r) << r.error().headline();
+    EXPECT_EQ(conn.sinks, std::vector<std::string>{"out_t"});
+    EXPECT_EQ(r.value().columns, (std::vector<std::string>{"auction", "total"}));
+    ASSERT_TRUE(p.run());
+    ASSERT_EQ(conn.sunk.size(), 1u);
+    EXPECT_EQ(conn.sunk[0][1], en::value::of(3.0));
+}
+
+TEST(planner, connector_failures_point_at_the_table) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    recording_connectors conn;
+    conn.fail_source = true;
+    en::pipeline p;
+    planner pl(cat, conn);
+    auto r = pl.plan(parse("SELECT auction\nFROM bids"), p);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().headline(), "line 2:6: planner: table bids: no such topic");
+
+    recording_connectors sink_fails;
+    sink_fails.fail_sink = true;
+    en::pipeline p2;
+    planner pl2(cat, sink_fails);
+    auto r2 = pl2.plan(parse("INSERT INTO out_t SELECT auction, price FROM bids"), p2);
+    ASSERT_FALSE(r2);
+    EXPECT_EQ(r2.error().headline(), "line 1:1: planner: sink out_t: sink is read-only");
+}
+
+TEST(planner, explain_lists_one_stage_per_line) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    auto text = explain(parse("EXPLAIN SELECT note FROM bids WHERE price > 1"), cat);
+    ASSERT_TRUE(text) << text.error().headline();
+    EXPECT_EQ(text.value(),
+              "source bids (auction bigint, price double, note string, ts timestamp(3))\n"
+              "project auction, price, note, ts, doubled := (price * 2)\n"
+              "watermark ts - 2000 ms\n"
+              "filter (price > 1)\n"
+              "project note\n"
+              "output\n");
+}
+
+TEST(planner, refusals_are_errors_never_crashes) {
+    auto cat_p = catalog_of(ddl);
+    const auto& cat = *cat_p;
+    // Statements that parse and bind, or fail to bind, across the refused constructs.
+    const char* statements[] = {
+        "SELECT auction FROM bids ORDER BY auction",
+        "SELECT COUNT(*) FROM bids",
+        "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '0' "
+        "SECOND)) "
+        "GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '-5' "
+        "SECOND)) "
+        "GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL "
+        "'3' SECOND, "
+        "INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL "
+        "'99999999999999' DAY)) "
+        "GROUP BY window_start, window_end",
+        "SELECT a.auction FROM bids a FULL JOIN bids b ON a.auction = b.auction",
+        "SELECT a.auction FROM bids a JOIN bids b ON a.price > b.price",
+        "INSERT INTO out_t SELECT auction FROM bids",
+        "SELECT nope FROM bids",
+        "SELECT auction FROM missing",
+        "SHOW TABLES",
+    };
+    for (const char* sql : statements) {
+        auto s = parse_statement(sql);
+        ASSERT_TRUE(s) << sql;
+        recording_connectors conn;
+        en::pipeline p;
+        planner pl(cat, conn);
+        auto r = pl.plan(s.value(), p);
+        EXPECT_FALSE(r) << sql;
+        if (!r) {
+            EXPECT_FALSE(r.error().message.empty()) << sql;
+            EXPECT_GE(r.error().line, 1) << sql;
+        }
+    }
+}
+
+} // namespace
+} // namespace runnel::sql
