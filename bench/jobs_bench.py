@@ -51,9 +51,9 @@ def source_taken(base, job):
     return next((o["records_out"] for o in p["operators"] if o["operator"].endswith(".source")), 0)
 
 
-def throughput(srv, delivery, lines):
+def throughput(srv, delivery, lines, parallelism=1):
     base = srv.http
-    topic = f"events-{delivery}"
+    topic = f"events-{delivery}-{parallelism}"
     http("POST", f"{base}/v1/topics", {"name": topic, "partitions": 4})
     prod = Producer({"bootstrap.servers": srv.bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
                      "queue.buffering.max.messages": 2_000_000, "acks": "all"})
@@ -65,15 +65,17 @@ def throughput(srv, delivery, lines):
             except BufferError:
                 prod.poll(0.01)
     assert prod.flush(120) == 0
-    job = f"tp-{delivery}"
+    job = f"tp-{delivery}-{parallelism}"
     t0 = time.monotonic()
-    http("POST", f"{base}/v1/pipelines", {"id": job, "template": "windowed_count", "params": {
-        "input": topic, "output": f"counts-{delivery}", "key": "key", "time": "ts", "window_ms": 1000,
+    http("POST", f"{base}/v1/pipelines", {"id": job, "template": "windowed_count", "parallelism": parallelism,
+                                          "params": {
+        "input": topic, "output": f"counts-{delivery}-{parallelism}", "key": "key", "time": "ts", "window_ms": 1000,
         "bound_ms": 100, "delivery": delivery, "output_partitions": 4}})
     while source_taken(base, job) < EVENTS:
         time.sleep(0.02)
     secs = time.monotonic() - t0
-    return {"delivery": delivery, "events": EVENTS, "seconds": round(secs, 3), "events_per_s": round(EVENTS / secs)}
+    return {"delivery": delivery, "parallelism": parallelism, "events": EVENTS, "seconds": round(secs, 3),
+            "events_per_s": round(EVENTS / secs)}
 
 
 def python_loop(lines):
@@ -166,13 +168,14 @@ def main():
     lines = [json.dumps({"key": f"k{i % KEYS}", "ts": 1_000_000 + i // 10}) for i in range(EVENTS)]
     doc = {"machine": {"nproc": os.cpu_count(), "kernel": platform.release()}, "runnel_shards": 2}
     with harness.RunnelServer(binary, name="jobs-bench", shards=2) as srv:
-        doc["throughput"] = [throughput(srv, "exactly_once", lines), throughput(srv, "at_least_once", lines)]
+        doc["throughput"] = [throughput(srv, "exactly_once", lines), throughput(srv, "at_least_once", lines),
+                             throughput(srv, "exactly_once", lines, parallelism=2)]
         doc["python_loop"] = python_loop(lines)
         doc["window_close_to_client"] = asyncio.run(window_latency(srv))
     print("durable pipeline throughput (windowed_count, 1 s windows, 1,000 keys, 1M JSON events from the log)")
-    print(f"{'delivery':<16}{'events/s':>14}{'seconds':>10}")
+    print(f"{'delivery':<16}{'instances':>10}{'events/s':>14}{'seconds':>10}")
     for t in doc["throughput"]:
-        print(f"{t['delivery']:<16}{t['events_per_s']:>14,}{t['seconds']:>10}")
+        print(f"{t['delivery']:<16}{t['parallelism']:>10}{t['events_per_s']:>14,}{t['seconds']:>10}")
     print(f"{'python loop':<16}{doc['python_loop']['events_per_s']:>14,}  (json.loads + dict count, same lines)")
     print("\nwindow close to client (from sending the append that closes a window to its result arriving)")
     print(f"{'path':<34}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")

@@ -42,4 +42,7 @@ int serve(const serve_options& opts);
 /// cluster). `run` is set to the command the command line chose; it returns the exit code.
 void add_client_commands(CLI::App& app, std::function<int()>& run);
 
+/// Adds `sql`: a script sent to a server's HTTP API (`POST /v1/sql`).
+void add_sql_command(CLI::App& app, std::function<int()>& run);
+
 } // namespace runnel::app

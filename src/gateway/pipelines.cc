@@ -7,6 +7,9 @@
 #include "broker/broker.h"
 #include "gateway/internal.h"
 #include "jobs/jobs.h"
+#include "sql/catalog.h"
+#include "sql/parser.h"
+#include "sql/planner.h"
 
 namespace runnel::gateway {
 namespace json = boost::json;
@@ -241,9 +244,145 @@ answer describe_group(request_ctx& ctx) {
     co_return json_reply(200, json::serialize(o));
 }
 
+/// A SQL error as a problem: `detail` is the message with the statement's line and a caret
+/// under the token, and `line`/`column` say where.
+reply sql_problem(request_ctx& ctx, std::string_view script, const sql::error& e) {
+    auto p = ctx.fail("invalid-sql", sql::format_error(script, e));
+    auto o = json::parse(problem_json(p)).as_object();
+    o["line"] = e.line;
+    o["column"] = e.column;
+    reply r = json_reply(p.status, json::serialize(o));
+    r.content_type = "application/problem+json";
+    return r;
+}
+
+/// Runs a SQL script, statement by statement. CREATE TABLE and CREATE VIEW declare names
+/// for the script's later statements; each INSERT INTO is checked and planned here (errors
+/// point into the script), then becomes a durable pipeline (template `sql`) holding the
+/// script's declarations and that INSERT, named by a preceding `SET 'pipeline.name' = '…'`
+/// or `sql-<hash of the INSERT>`; EXPLAIN answers the plan; SHOW JOBS lists the pipelines;
+/// STOP JOB 'id' stops and deletes one. The body is the script as text, or
+/// {"sql": "…", "explain": true} to plan every INSERT without starting it. Statements before
+/// a failing one keep their effect, as in Flink's SQL client.
+answer run_sql(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    std::string text = ctx.req.body();
+    bool explain_only = false;
+    if (!text.empty() && text.front() == '{') {
+        boost::system::error_code ec;
+        auto doc = json::parse(text, ec);
+        if (ec || !doc.is_object()) co_return to_reply(ctx.fail("malformed-json", "the body is neither SQL nor a JSON object"));
+        const auto& o = doc.as_object();
+        auto* q = o.if_contains("sql");
+        if (!q || !q->is_string()) co_return to_reply(ctx.fail("invalid-request", "'sql' must be a string"));
+        text = std::string(q->as_string());
+        if (auto* x = o.if_contains("explain")) explain_only = x->is_bool() && x->as_bool();
+    }
+    auto script = sql::parse_script(text);
+    if (!script) co_return sql_problem(ctx, text, script.error());
+    sql::memory_catalog cat;
+    std::string declarations;
+    std::string next_name;
+    json::array results;
+    for (const auto& st : script.value()) {
+        json::object res;
+        const auto stmt_text = sql::to_string(st);
+        res["statement"] = stmt_text;
+        if (const auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
+            auto t = sql::table_schema_from(*ct);
+            if (!t) co_return sql_problem(ctx, text, t.error());
+            res["kind"] = "create_table";
+            res["table"] = t.value().name.back();
+            cat.put(std::move(t).value());
+            declarations += stmt_text + ";\n";
+        } else if (const auto* cv = std::get_if<sql::create_view_stmt>(&st.node)) {
+            if (cv->materialized) {
+                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: CREATE MATERIALIZED VIEW is not "
+                                                                       "supported yet; INSERT INTO a topic instead",
+                                                                       st.pos.line, st.pos.column)));
+            }
+            sql::table_schema v;
+            v.name = cv->name;
+            v.kind = sql::relation_kind::view;
+            v.definition = sql::box<sql::query>(cv->body);
+            res["kind"] = "create_view";
+            res["view"] = v.name.back();
+            cat.put(std::move(v));
+            declarations += stmt_text + ";\n";
+        } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
+            res["kind"] = "set";
+            if (set->key == "pipeline.name") next_name = set->value;
+        } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
+                   std::holds_alternative<sql::explain_stmt>(st.node)) {
+            const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
+            auto plan = sql::explain(st, cat);
+            if (!plan) co_return sql_problem(ctx, text, plan.error());
+            if (is_explain || explain_only) {
+                res["kind"] = "explain";
+                res["plan"] = plan.value();
+            } else {
+                jobs::job_definition def;
+                def.id = next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
+                                           : next_name;
+                next_name.clear();
+                def.template_name = "sql";
+                def.params["sql"] = declarations + stmt_text + ";\n";
+                using outcome_t = std::pair<result<void>, std::string>;
+                auto made = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done) {
+                    ctx.st.opts.jobs->submit_async(def, ctx.exec,
+                                                   [done](result<void> r, std::string w) { done({r, std::move(w)}); });
+                });
+                if (!made.first) {
+                    const bool exists = made.first.error() == std::errc::file_exists;
+                    co_return to_reply(ctx.fail(exists ? "pipeline-exists" : "invalid-pipeline", made.second));
+                }
+                res["kind"] = "insert";
+                res["pipeline"] = def.id;
+            }
+        } else if (const auto* show = std::get_if<sql::show_stmt>(&st.node)) {
+            if (show->what == sql::show_kind::jobs) {
+                json::array jobs;
+                for (const auto& j : ctx.st.opts.jobs->status()) jobs.push_back(status_json(j));
+                res["kind"] = "show_jobs";
+                res["jobs"] = std::move(jobs);
+            } else if (show->what == sql::show_kind::tables) {
+                json::array names;
+                for (const auto& s2 : script.value()) {
+                    if (const auto* c2 = std::get_if<sql::create_table_stmt>(&s2.node)) names.push_back(json::value(c2->name.back()));
+                }
+                res["kind"] = "show_tables";
+                res["tables"] = std::move(names);
+            } else {
+                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: only SHOW JOBS and SHOW TABLES are "
+                                                                       "supported", st.pos.line, st.pos.column)));
+            }
+        } else if (const auto* stop = std::get_if<sql::stop_job_stmt>(&st.node)) {
+            auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
+                ctx.st.opts.jobs->remove_async(stop->job_id, ctx.exec, done);
+            });
+            if (!r) co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", stop->job_id)));
+            res["kind"] = "stop_job";
+            res["pipeline"] = stop->job_id;
+        } else if (std::holds_alternative<sql::query_stmt>(st.node)) {
+            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: a SELECT on its own is a continuous "
+                                                                   "query; INSERT INTO a topic and read the topic, or "
+                                                                   "use EXPLAIN",
+                                                                   st.pos.line, st.pos.column)));
+        } else {
+            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: this statement is not supported over "
+                                                                   "HTTP yet", st.pos.line, st.pos.column)));
+        }
+        results.push_back(std::move(res));
+    }
+    json::object o;
+    o["results"] = std::move(results);
+    co_return json_reply(200, json::serialize(o));
+}
+
 } // namespace
 
 void add_pipeline_routes(router<handler_fn>& r) {
+    r.add("POST", "/v1/sql", &run_sql);
     r.add("GET", "/v1/groups", &list_groups);
     r.add("GET", "/v1/groups/{id}", &describe_group);
     r.add("GET", "/v1/pipelines", &list_pipelines);

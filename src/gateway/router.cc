@@ -15,6 +15,7 @@ struct problem_kind {
 constexpr problem_kind kinds[] = {
   {"malformed-json", 400, "Malformed JSON"},
   {"invalid-request", 400, "Invalid request"},
+  {"invalid-sql", 400, "Invalid SQL"},
   {"invalid-parameter", 400, "Invalid parameter"},
   {"invalid-topic", 400, "Invalid topic"},
   {"invalid-config", 400, "Invalid topic configuration"},

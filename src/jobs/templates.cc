@@ -192,9 +192,14 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
 
 } // namespace
 
+/// The `sql` template (sql_job.cc): parameter `sql` holds CREATE TABLE / CREATE VIEW
+/// statements and one INSERT INTO, planned over the embedded log, Kafka clusters and the
+/// Nexmark generator.
+result<void> sql_job(job_context& ctx, const job_definition& def, std::string& why);
+
 namespace {
 std::map<std::string, template_fn>& registry() {
-    static std::map<std::string, template_fn> all = {{"windowed_count", windowed_count}};
+    static std::map<std::string, template_fn> all = {{"windowed_count", windowed_count}, {"sql", sql_job}};
     return all;
 }
 } // namespace

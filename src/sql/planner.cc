@@ -1031,7 +1031,8 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
                                  "INTERVAL 'n' SECOND",
                                  tname, to_string(w), t.event_time_column, t.event_time_column));
         }
-        rel.s = rel.s.watermark(t.event_time_column, std::chrono::milliseconds(delay));
+        rel.s = rel.s.watermark(t.event_time_column, std::chrono::milliseconds(delay),
+                                _conn.watermarks(t));
         if (auto c = check(pos); !c) {
             return c.error();
         }

@@ -35,6 +35,14 @@ public:
     /// Consumes `rows`, whose columns are the physical columns of sink table `t` (named and
     /// typed as `physical_schema(t)` says), in order.
     virtual engine::result<void> sink(engine::stream rows, const table_schema& t) = 0;
+
+    /// How table `t`'s watermark is generated: the partitions known up front (each holds the
+    /// watermark back until it sends or goes idle) and the idle timeout. The default suits
+    /// one partition.
+    virtual engine::watermark_options watermarks(const table_schema& t) {
+        (void)t;
+        return {};
+    }
 };
 
 /// Settings of one planning.

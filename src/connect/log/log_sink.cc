@@ -36,7 +36,7 @@ void append_json_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
-void append_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row) {
+void append_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row, bool sql_time) {
     if (col.is_null(row)) {
         out += "null";
         return;
@@ -45,7 +45,8 @@ void append_value(std::string& out, const engine::column& col, engine::data_type
     case engine::type_id::boolean: out += col.bool_at(row) ? "true" : "false"; break;
     case engine::type_id::int64: out += std::to_string(col.int64_at(row)); break;
     case engine::type_id::timestamp:
-        out += std::to_string(t.unit == engine::time_unit::micros ? col.int64_at(row) / 1000 : col.int64_at(row));
+        if (sql_time) append_json_string(out, engine::format_timestamp(col.int64_at(row), t.unit));
+        else out += std::to_string(t.unit == engine::time_unit::micros ? col.int64_at(row) / 1000 : col.int64_at(row));
         break;
     case engine::type_id::float64: {
         double v = col.float64_at(row);
@@ -75,14 +76,14 @@ std::string json_string(std::string_view s) {
     return out;
 }
 
-std::string row_to_json(const engine::batch& b, std::size_t row) {
+std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps) {
     std::string out = "{";
     const auto& fields = b.schema_of()->fields();
     for (std::size_t c = 0; c < b.num_columns(); ++c) {
         if (c > 0) out += ',';
         append_json_string(out, fields[c].name);
         out += ':';
-        append_value(out, b.col(c), fields[c].type, row);
+        append_value(out, b.col(c), fields[c].type, row, sql_timestamps);
     }
     out += '}';
     return out;
@@ -273,7 +274,7 @@ void log_sink::write(const engine::batch& b) {
     const model::event_time now(model::processing_now()());
     std::string key;
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
-        auto json = row_to_json(b, r);
+        auto json = row_to_json(b, r, im.opts.sql_timestamps);
         int32_t p;
         std::optional<std::string_view> k;
         if (!im.key_cols.empty()) {
@@ -285,7 +286,7 @@ void log_sink::write(const engine::batch& b) {
                 if (c.type().id == engine::type_id::string) key += c.string_at(r);
                 else {
                     std::string v;
-                    append_value(v, c, c.type(), r);
+                    append_value(v, c, c.type(), r, false);
                     key += v;
                 }
             }

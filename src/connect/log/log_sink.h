@@ -34,6 +34,9 @@ struct log_sink_options {
     std::vector<std::string> key_columns;
     /// Output held (exactly-once) or in flight (at-least-once) before `ready()` turns false.
     std::size_t max_pending_bytes = 8u << 20;
+    /// Timestamps in the JSON as epoch milliseconds (false) or as SQL text
+    /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, as Flink's JSON format writes them (true).
+    bool sql_timestamps = false;
 };
 
 /// Writes engine rows to a topic of the embedded log as JSON objects (one record per row,
@@ -93,8 +96,9 @@ private:
     bool _draining = false;
 };
 
-/// One row of `b` as a JSON object (column names as fields; timestamps as epoch ms).
-std::string row_to_json(const engine::batch& b, std::size_t row);
+/// One row of `b` as a JSON object (column names as fields; timestamps as epoch ms, or with
+/// `sql_timestamps` as `yyyy-MM-dd HH:mm:ss.SSS`).
+std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps = false);
 /// `s` as a JSON string literal, quotes included.
 std::string json_string(std::string_view s);
 

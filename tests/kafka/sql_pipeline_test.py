@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""SQL pipelines through `runnel sql`, end to end.
+
+A `runnel serve` holds a topic of JSON click events (3 partitions, out of order within the
+watermark bound). `runnel sql FILE` submits CREATE TABLE statements and an INSERT INTO with a
+TUMBLE window; the pipeline writes exactly-once to a topic with Flink's JSON encoding. The
+server is restarted half-way; a read_committed reader then sees every window once, with the
+counts and sums Python computes from the same events. Also: `--explain` prints the plan and
+starts nothing, a bad script exits 1 with line:column and a caret, SHOW JOBS and STOP JOB
+work from stdin, and a Nexmark table feeds a pipeline (46 of every 50 events are bids).
+
+Run: /usr/bin/python3 sql_pipeline_test.py --runnel PATH
+"""
+import argparse
+import datetime
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+
+import harness
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+PARTITIONS = 3
+EVENTS = 20000
+USERS = 37
+
+SCRIPT = """
+-- clicks per user per second
+CREATE TABLE clicks (
+  `user` STRING,
+  bytes BIGINT,
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'topic', 'topic' = 'clicks', 'format' = 'json');
+
+CREATE TABLE per_user (
+  `user` STRING,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3),
+  clicks BIGINT,
+  total BIGINT,
+  PRIMARY KEY (`user`) NOT ENFORCED
+) WITH ('connector' = 'topic', 'topic' = 'clicks-per-user', 'sink.delivery-guarantee' = 'exactly-once',
+        'sink.partitions' = '2');
+
+SET 'pipeline.name' = 'clicks';
+INSERT INTO per_user
+SELECT `user`, window_start, window_end, COUNT(*) AS clicks, SUM(bytes) AS total
+FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY `user`, window_start, window_end;
+"""
+
+BAD_SCRIPT = """CREATE TABLE clicks (`user` STRING, ts TIMESTAMP(3)) WITH ('connector' = 'topic', 'topic' = 'clicks');
+CREATE TABLE sink1 (`user` STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink1 SELECT usr FROM clicks;
+"""
+
+NEXMARK = """
+CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, dateTime TIMESTAMP(3), extra STRING,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'event' = 'bid', 'events.num' = '50000');
+CREATE TABLE nx (auction BIGINT, bidder BIGINT, price_eur DOUBLE, dateTime TIMESTAMP(3))
+WITH ('connector' = 'topic', 'topic' = 'nexmark-q1', 'sink.delivery-guarantee' = 'at-least-once');
+SET 'pipeline.name' = 'nexmark-q1';
+INSERT INTO nx SELECT auction, bidder, 0.908 * price, dateTime FROM bid;
+"""
+
+
+def sql_ts(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def http(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def runnel_sql(binary, srv, *args, stdin=None):
+    return subprocess.run([binary, "sql", *args, "--http", f"127.0.0.1:{srv.http_port}"], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def read_all(bootstrap, topic, partitions, committed=True):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "sql-check", "enable.partition.eof": True,
+                  "enable.auto.commit": False,
+                  "isolation.level": "read_committed" if committed else "read_uncommitted"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    rows, eof = [], set()
+    deadline = harness.Deadline(30, f"reading {topic}")
+    while len(eof) < partitions:
+        deadline.check(f"{len(eof)} of {partitions} partitions at their end")
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+                continue
+            raise AssertionError(m.error())
+        rows.append((m.key(), json.loads(m.value())))
+    c.close()
+    return rows
+
+
+def produce(bootstrap, events):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for i, (user, ms, size) in enumerate(events):
+        p.produce("clicks", value=json.dumps({"user": user, "bytes": size, "ts": sql_ts(ms)}),
+                  partition=i % PARTITIONS)
+    assert p.flush(30) == 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runnel", default=harness.runnel_binary())
+    args = ap.parse_args()
+    rng = random.Random(5)
+    base = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
+    events = [(f"u{rng.randrange(USERS)}", base + i * 2 + rng.randrange(400), rng.randrange(1000)) for i in range(EVENTS)]
+    expected = defaultdict(lambda: [0, 0])
+    for user, ms, size in events:
+        w = expected[(user, sql_ts(ms // 1000 * 1000))]
+        w[0] += 1
+        w[1] += size
+    closing = [("end", base + EVENTS * 2 + 60_000, 0) for _ in range(PARTITIONS)]  # one per partition
+
+    data = tempfile.mkdtemp(prefix="runnel-sql-test-")
+    script = os.path.join(data, "clicks.sql")
+    bad = os.path.join(data, "bad.sql")
+    with open(script, "w") as f:
+        f.write(SCRIPT)
+    with open(bad, "w") as f:
+        f.write(BAD_SCRIPT)
+    passed = 0
+    srv = harness.RunnelServer(args.runnel, name="sql", data_dir=os.path.join(data, "server"))
+    try:
+        srv.start()
+        http("POST", f"{srv.http}/v1/topics", {"name": "clicks", "partitions": PARTITIONS})
+
+        # --explain plans and starts nothing.
+        r = runnel_sql(args.runnel, srv, script, "--explain")
+        assert r.returncode == 0, r.stderr
+        assert "window" in r.stdout and "watermark" in r.stdout, r.stdout
+        assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
+        passed += 1
+
+        # A mistake: exit 1, the line and column, a caret under the column name.
+        r = runnel_sql(args.runnel, srv, bad)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "line 3:26" in r.stderr and "usr" in r.stderr and "^" in r.stderr, r.stderr
+        passed += 1
+
+        r = runnel_sql(args.runnel, srv, script)
+        assert r.returncode == 0, r.stderr
+        assert "pipeline clicks started" in r.stdout, r.stdout
+        produce(srv.bootstrap, events[:EVENTS // 2])
+        harness.wait_until(lambda: http("GET", f"{srv.http}/v1/pipelines/clicks")["checkpoints"]["completed"] >= 2,
+                           30, "two checkpoints of the SQL pipeline")
+        srv.stop()
+        srv.start()  # the pipeline comes back from its checkpoint
+        produce(srv.bootstrap, events[EVENTS // 2:] + closing)
+        want = {(u, w): tuple(v) for (u, w), v in expected.items()}
+
+        def complete():
+            got = read_all(srv.bootstrap, "clicks-per-user", 2)
+            return len(got) >= len(want)
+        harness.wait_until(complete, 60, "every window in the output")
+        # A few more checkpoints: nothing may be appended again.
+        done = http("GET", f"{srv.http}/v1/pipelines/clicks")["checkpoints"]["completed"]
+        harness.wait_until(lambda: http("GET", f"{srv.http}/v1/pipelines/clicks")["checkpoints"]["completed"] >= done + 3,
+                           30, "three more checkpoints")
+        rows = read_all(srv.bootstrap, "clicks-per-user", 2)
+        seen = Counter((r["user"], r["window_start"]) for _, r in rows)
+        dup = [k for k, n in seen.items() if n > 1]
+        got = {(r["user"], r["window_start"]): (r["clicks"], r["total"]) for _, r in rows}
+        missing = [k for k in want if k not in got]
+        wrong = [(k, got[k], want[k]) for k in want if k in got and got[k] != want[k]]
+        extra = [k for k in got if k not in want]
+        assert not dup, f"{len(dup)} windows twice, e.g. {dup[:3]}"
+        assert not missing, f"{len(missing)} windows missing, e.g. {missing[:3]}"
+        assert not wrong, f"{len(wrong)} wrong (window, got, want), e.g. {wrong[:3]}"
+        assert not extra, f"{len(extra)} unexpected windows, e.g. {extra[:3]}"
+        assert all(k.decode() == r["user"] for k, r in rows), "records are keyed by the sink's primary key"
+        assert all(r["window_end"].endswith(".000") and len(r["window_end"]) == 23 for _, r in rows), rows[0]
+        passed += 1
+
+        # SHOW JOBS and STOP JOB from stdin.
+        r = runnel_sql(args.runnel, srv, "-", stdin="SHOW JOBS;")
+        assert r.returncode == 0 and "clicks" in r.stdout and "running" in r.stdout, (r.stdout, r.stderr)
+        r = runnel_sql(args.runnel, srv, "-", stdin="STOP JOB 'clicks';")
+        assert r.returncode == 0, r.stderr
+        assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
+        r = runnel_sql(args.runnel, srv, "-", stdin="STOP JOB 'clicks';")
+        assert r.returncode == 1 and "does not exist" in r.stderr, (r.returncode, r.stderr)
+        passed += 1
+
+        # The Nexmark generator as a table: 50,000 events, of which 46 in 50 are bids.
+        r = runnel_sql(args.runnel, srv, "-", stdin=NEXMARK)
+        assert r.returncode == 0, r.stderr
+        harness.wait_until(lambda: len(read_all(srv.bootstrap, "nexmark-q1", 1, committed=False)) >= 46000, 60,
+                           "every bid of the Nexmark table")
+        rows = read_all(srv.bootstrap, "nexmark-q1", 1, committed=False)
+        assert len(rows) == 46000, len(rows)
+        assert all(abs(r["price_eur"] - 0.908 * round(r["price_eur"] / 0.908)) < 1e-6 for _, r in rows[:100])
+        passed += 1
+        srv.stop()
+    finally:
+        if srv.alive():
+            srv.stop(check=False)
+        shutil.rmtree(data, ignore_errors=True)
+    harness.summary("sql_pipeline_test", passed, 0)
+
+
+if __name__ == "__main__":
+    main()
