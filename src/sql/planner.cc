@@ -887,16 +887,20 @@ std::string not_event_time(const relation& rel, const std::string& column,
     if (t == column) {
         return {};
     }
-    std::string of = table.empty() ? "its table" : "table " + table;
+    if (t.empty() && !table.empty()) {
+        return fmt::format("a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL "
+                           "'n' SECOND on table {}",
+                           column, column, table);
+    }
     if (t.empty()) {
-        return fmt::format(
-            "a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL 'n' SECOND on {}",
-            column, column, of);
+        return fmt::format("a window needs event time, and {} carries none here: a table's "
+                           "WATERMARK column carries it through views, WITH queries, derived "
+                           "tables and interval joins that keep it under its name",
+                           column);
     }
     return fmt::format("a window over {} is not supported yet: windows run on {}, the event-time "
-                       "column of {} (the "
-                       "column its WATERMARK names)",
-                       column, t, of);
+                       "column of {} (the column a WATERMARK names)",
+                       column, t, table.empty() ? "its input" : "table " + table);
 }
 
 /// Plans one statement into a pipeline.
@@ -1151,7 +1155,12 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
         return tc.error();
     }
     w.time = tc.value()->engine;
-    if (auto why = not_event_time(r, w.time, dotted(data->names)); !why.empty()) {
+    const table_schema* ts = _catalog.find_table(data->names);
+    bool is_table = ts && ts->kind == relation_kind::table &&
+                    std::none_of(_ctes.begin(), _ctes.end(), [&](const common_table* c) {
+                        return data->names.size() == 1 && c->name == data->names[0];
+                    });
+    if (auto why = not_event_time(r, w.time, is_table ? dotted(data->names) : ""); !why.empty()) {
         return at(*timecol, why);
     }
     auto size_of = [&](const char* role) -> parse_result<int64_t> {
@@ -1946,8 +1955,16 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             if (!tc) {
                 return tc.error();
             }
-            std::string table =
-                sc.from[0].kind == table_ref_kind::named ? dotted(sc.from[0].names) : "";
+            std::string table;
+            if (sc.from[0].kind == table_ref_kind::named) {
+                const table_schema* ts = _catalog.find_table(sc.from[0].names);
+                bool cte = std::any_of(_ctes.begin(), _ctes.end(), [&](const common_table* c) {
+                    return sc.from[0].names.size() == 1 && c->name == sc.from[0].names[0];
+                });
+                if (ts && ts->kind == relation_kind::table && !cte) {
+                    table = dotted(sc.from[0].names);
+                }
+            }
             if (auto why = not_event_time(rel, tc.value()->engine, table); !why.empty()) {
                 return at(g.args[0], why);
             }
