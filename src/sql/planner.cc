@@ -2374,6 +2374,27 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         return c.error();
     }
     step(fmt::format("project {}", describe(final_cols)));
+    // A selected window_time (or *_ROWTIME) is the event time of the window's rows, as in
+    // Flink: windows further down (over a view or WITH query of this one) run on it. The
+    // rows leave the window in window-end order, so a watermark right behind them is exact.
+    for (std::size_t i = 0; i < sc.items.size(); ++i) {
+        const expr& e = sc.items[i].value;
+        bool rowtime = false;
+        if (e.kind == expr_kind::column) {
+            auto c = fin.resolve(e);
+            rowtime = c && c.value()->window_only && c.value()->engine == "window_time";
+        } else if (e.kind == expr_kind::call && !e.over) {
+            rowtime = group_window_property(upper(e.names.back())).second == "ROWTIME";
+        }
+        if (rowtime) {
+            w = w.watermark(names[i], std::chrono::milliseconds(0));
+            if (auto c = check(e.pos, head_length(e)); !c) {
+                return c.error();
+            }
+            step(fmt::format("watermark {} - 0 ms", names[i]));
+            break;
+        }
+    }
     return query_out{w, names};
 }
 
