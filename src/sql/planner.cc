@@ -207,7 +207,7 @@ struct rel_column {
 /// A window table function in FROM, waiting for its GROUP BY.
 struct window_info {
     en::window_spec spec;
-    std::string label;                  ///< "TUMBLE(10000 ms)" for EXPLAIN
+    std::string label;                  ///< "tumble(size 10000 ms)" for EXPLAIN
     std::string time;                   ///< the event-time column (engine name)
     std::vector<std::string> partition; ///< SESSION PARTITION BY columns (engine names)
     const expr* call = nullptr;
@@ -903,6 +903,16 @@ std::string not_event_time(const relation& rel, const std::string& column,
                        column, t, table.empty() ? "its input" : "table " + table);
 }
 
+/// An error found in a table's definition (its CREATE TABLE text), moved to where the
+/// statement being planned names the table, with `what` saying where it came from.
+error moved(error e, source_pos pos, const std::string& what) {
+    std::string m = e.message;
+    if (m.starts_with("planner: ")) {
+        m = m.substr(9);
+    }
+    return at(pos, 1, fmt::format("{}: {}", what, m));
+}
+
 /// Plans one statement into a pipeline.
 class builder {
 public:
@@ -999,7 +1009,8 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
             }
             auto v = tr.tr(*c.computed);
             if (!v) {
-                return v.error();
+                return moved(v.error(), pos,
+                             fmt::format("computed column {} of table {}", c.name, tname));
             }
             cols.push_back(en::as(v.value(), c.name));
         }
@@ -1026,7 +1037,7 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
                    w.args[1].kind == expr_kind::interval) {
             auto ms = interval_ms(w.args[1]);
             if (!ms) {
-                return ms.error();
+                return moved(ms.error(), pos, fmt::format("the WATERMARK of table {}", tname));
             }
             delay = ms.value();
         } else {
