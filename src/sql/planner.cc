@@ -1102,7 +1102,11 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     if (++_depth > 32) {
         return at(pos, 1, "views nest too deeply");
     }
+    // A view's query sees the catalog, not the WITH queries of the statement that reads it.
+    std::vector<const common_table*> saved = std::move(_ctes);
+    _ctes.clear();
     auto q = query_(*t->definition);
+    _ctes = std::move(saved);
     --_depth;
     if (!q) {
         return q.error();
