@@ -207,7 +207,7 @@ struct rel_column {
 /// A window table function in FROM, waiting for its GROUP BY.
 struct window_info {
     en::window_spec spec;
-    std::string label;                  ///< "TUMBLE(10000 ms)" for EXPLAIN
+    std::string label;                  ///< "tumble(size 10000 ms)" for EXPLAIN
     std::string time;                   ///< the event-time column (engine name)
     std::vector<std::string> partition; ///< SESSION PARTITION BY columns (engine names)
     const expr* call = nullptr;
@@ -887,16 +887,30 @@ std::string not_event_time(const relation& rel, const std::string& column,
     if (t == column) {
         return {};
     }
-    std::string of = table.empty() ? "its table" : "table " + table;
+    if (t.empty() && !table.empty()) {
+        return fmt::format("a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL "
+                           "'n' SECOND on table {}",
+                           column, column, table);
+    }
     if (t.empty()) {
-        return fmt::format(
-            "a window needs event time: declare WATERMARK FOR {} AS {} - INTERVAL 'n' SECOND on {}",
-            column, column, of);
+        return fmt::format("a window needs event time, and {} carries none here: a table's "
+                           "WATERMARK column carries it through views, WITH queries, derived "
+                           "tables and interval joins that keep it under its name",
+                           column);
     }
     return fmt::format("a window over {} is not supported yet: windows run on {}, the event-time "
-                       "column of {} (the "
-                       "column its WATERMARK names)",
-                       column, t, of);
+                       "column of {} (the column a WATERMARK names)",
+                       column, t, table.empty() ? "its input" : "table " + table);
+}
+
+/// An error found in a table's definition (its CREATE TABLE text), moved to where the
+/// statement being planned names the table, with `what` saying where it came from.
+error moved(error e, source_pos pos, const std::string& what) {
+    std::string m = e.message;
+    if (m.starts_with("planner: ")) {
+        m = m.substr(9);
+    }
+    return at(pos, 1, fmt::format("{}: {}", what, m));
 }
 
 /// Plans one statement into a pipeline.
@@ -995,7 +1009,8 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
             }
             auto v = tr.tr(*c.computed);
             if (!v) {
-                return v.error();
+                return moved(v.error(), pos,
+                             fmt::format("computed column {} of table {}", c.name, tname));
             }
             cols.push_back(en::as(v.value(), c.name));
         }
@@ -1022,7 +1037,7 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
                    w.args[1].kind == expr_kind::interval) {
             auto ms = interval_ms(w.args[1]);
             if (!ms) {
-                return ms.error();
+                return moved(ms.error(), pos, fmt::format("the WATERMARK of table {}", tname));
             }
             delay = ms.value();
         } else {
@@ -1088,7 +1103,11 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     if (++_depth > 32) {
         return at(pos, 1, "views nest too deeply");
     }
+    // A view's query sees the catalog, not the WITH queries of the statement that reads it.
+    std::vector<const common_table*> saved = std::move(_ctes);
+    _ctes.clear();
     auto q = query_(*t->definition);
+    _ctes = std::move(saved);
     --_depth;
     if (!q) {
         return q.error();
@@ -1152,7 +1171,12 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
         return tc.error();
     }
     w.time = tc.value()->engine;
-    if (auto why = not_event_time(r, w.time, dotted(data->names)); !why.empty()) {
+    const table_schema* ts = _catalog.find_table(data->names);
+    bool is_table = ts && ts->kind == relation_kind::table &&
+                    std::none_of(_ctes.begin(), _ctes.end(), [&](const common_table* c) {
+                        return data->names.size() == 1 && c->name == data->names[0];
+                    });
+    if (auto why = not_event_time(r, w.time, is_table ? dotted(data->names) : ""); !why.empty()) {
         return at(*timecol, why);
     }
     auto size_of = [&](const char* role) -> parse_result<int64_t> {
@@ -1947,8 +1971,16 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             if (!tc) {
                 return tc.error();
             }
-            std::string table =
-                sc.from[0].kind == table_ref_kind::named ? dotted(sc.from[0].names) : "";
+            std::string table;
+            if (sc.from[0].kind == table_ref_kind::named) {
+                const table_schema* ts = _catalog.find_table(sc.from[0].names);
+                bool cte = std::any_of(_ctes.begin(), _ctes.end(), [&](const common_table* c) {
+                    return sc.from[0].names.size() == 1 && c->name == sc.from[0].names[0];
+                });
+                if (ts && ts->kind == relation_kind::table && !cte) {
+                    table = dotted(sc.from[0].names);
+                }
+            }
             if (auto why = not_event_time(rel, tc.value()->engine, table); !why.empty()) {
                 return at(g.args[0], why);
             }
@@ -2358,6 +2390,27 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         return c.error();
     }
     step(fmt::format("project {}", describe(final_cols)));
+    // A selected window_time (or *_ROWTIME) is the event time of the window's rows, as in
+    // Flink: windows further down (over a view or WITH query of this one) run on it. The
+    // rows leave the window in window-end order, so a watermark right behind them is exact.
+    for (std::size_t i = 0; i < sc.items.size(); ++i) {
+        const expr& e = sc.items[i].value;
+        bool rowtime = false;
+        if (e.kind == expr_kind::column) {
+            auto c = fin.resolve(e);
+            rowtime = c && c.value()->window_only && c.value()->engine == "window_time";
+        } else if (e.kind == expr_kind::call && !e.over) {
+            rowtime = group_window_property(upper(e.names.back())).second == "ROWTIME";
+        }
+        if (rowtime) {
+            w = w.watermark(names[i], std::chrono::milliseconds(0));
+            if (auto c = check(e.pos, head_length(e)); !c) {
+                return c.error();
+            }
+            step(fmt::format("watermark {} - 0 ms", names[i]));
+            break;
+        }
+    }
     return query_out{w, names};
 }
 

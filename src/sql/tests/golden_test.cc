@@ -21,11 +21,13 @@
 //
 // Rows are compared as sorted lists: the order windows fire in within one watermark is not
 // part of the contract, and a sorted list is readable. Values print as: NULL, true/false,
-// integers, doubles in shortest form with at least one decimal (20.0), strings bare, timestamps as
-// 'YYYY-MM-DD HH:MM:SS.mmm'. Each table's rows enter one row per batch, so a watermark follows
-// every row that advances it; late rows are therefore exactly those behind the watermark when they
-// arrive. When the inputs end, a final watermark fires every open window. A case without `--- late`
-// expects no late rows; without `--- output` (and without `--- error`) expects no rows.
+// integers, doubles in shortest form with at least one decimal (20.0), strings bare,
+// timestamps as 'YYYY-MM-DD HH:MM:SS.mmm'. Each table's rows enter one row per batch, so a
+// watermark follows every row that advances it; late rows are therefore exactly those behind
+// the watermark when they arrive. Several tables are read in turn, one row of each per pass
+// of the pipeline's runner. When the inputs end, a final watermark fires every open window.
+// A case without `--- late` expects no late rows; without `--- output` (and without
+// `--- error`) expects no rows.
 //
 // Run with RUNNEL_UPDATE_GOLDEN=1 to rewrite the expected sections from the current output
 // (then read the diff: the files are the specification).
