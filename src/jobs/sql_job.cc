@@ -84,13 +84,13 @@ public:
             en::batch b(_schema);
             // Rows of the table's kind until the batch is full; a rare kind (people) ends a
             // batch after a bounded number of events so one poll stays short.
-            for (int generated = 0; _gen->has_next() && b.num_rows() < 4096 && generated < 16384; ++generated) {
-                auto e = _gen->next();
-                append(e, b);
+            std::size_t rows = 0;
+            for (int generated = 0; _gen->has_next() && rows < 4096 && generated < 16384; ++generated) {
+                rows += append(_gen->next(), b);
             }
             _taken = _gen->events_so_far();
-            if (b.num_rows() == 0) return _gen->has_next() ? en::source_poll::idle() : en::source_poll::end();
             b.seal();
+            if (rows == 0) return _gen->has_next() ? en::source_poll::idle() : en::source_poll::end();
             return en::source_poll::data(std::move(b));
         };
     }
@@ -137,10 +137,11 @@ private:
         else c.push_null();
     }
 
-    void append(const nx::event& e, en::batch& b) {
+    /// Appends `e` as a row when it is of the table's kind; returns the rows added (0 or 1).
+    std::size_t append(const nx::event& e, en::batch& b) {
         if (_kind == "bid") {
             const auto* x = std::get_if<nx::bid>(&e);
-            if (!x) return;
+            if (!x) return 0;
             for (std::size_t c = 0; c < _fields.size(); ++c) {
                 auto& col = b.mutable_col(c);
                 switch (_fields[c]) {
@@ -155,7 +156,7 @@ private:
             }
         } else if (_kind == "auction") {
             const auto* x = std::get_if<nx::auction>(&e);
-            if (!x) return;
+            if (!x) return 0;
             for (std::size_t c = 0; c < _fields.size(); ++c) {
                 auto& col = b.mutable_col(c);
                 switch (_fields[c]) {
@@ -173,7 +174,7 @@ private:
             }
         } else {
             const auto* x = std::get_if<nx::person>(&e);
-            if (!x) return;
+            if (!x) return 0;
             for (std::size_t c = 0; c < _fields.size(); ++c) {
                 auto& col = b.mutable_col(c);
                 switch (_fields[c]) {
@@ -188,6 +189,7 @@ private:
                 }
             }
         }
+        return 1;
     }
 
     nx::generator_config _cfg;

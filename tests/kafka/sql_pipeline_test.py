@@ -166,7 +166,9 @@ def main():
         harness.wait_until(lambda: http("GET", f"{srv.http}/v1/pipelines/clicks")["checkpoints"]["completed"] >= 2,
                            30, "two checkpoints of the SQL pipeline")
         srv.stop()
-        srv.start()  # the pipeline comes back from its checkpoint
+        # A new server on the same data directory: the pipeline comes back from its checkpoint.
+        srv = harness.RunnelServer(args.runnel, name="sql", data_dir=os.path.join(data, "server"))
+        srv.start()
         produce(srv.bootstrap, events[EVENTS // 2:] + closing)
         want = {(u, w): tuple(v) for (u, w), v in expected.items()}
 
