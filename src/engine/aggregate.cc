@@ -311,13 +311,22 @@ void agg_column::merge_range(const uint32_t* dst, const agg_column& src, size_t 
 
 void agg_column::emit_range(uint32_t from, uint32_t to, column& out) const {
     if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
-        for (uint32_t s = from; s < to; ++s) out.push_int64(_n[s]);
+        out.append_int64(_n.data() + from, to - from);
         return;
     }
     if (_kind == agg_kind::sum && store_of(_in) == store::real) {
-        for (uint32_t s = from; s < to; ++s) {
-            if (_n[s] == 0) out.push_null();
-            else out.push_float64(_d[s]);
+        // A sum is NULL only when its group saw no non-NULL input; runs of non-NULL sums go
+        // in at once.
+        for (uint32_t s = from; s < to;) {
+            if (_n[s] == 0) {
+                out.push_null();
+                ++s;
+                continue;
+            }
+            uint32_t e = s + 1;
+            while (e < to && _n[e] != 0) ++e;
+            out.append_float64(_d.data() + s, e - s);
+            s = e;
         }
         return;
     }

@@ -171,7 +171,7 @@ column column::of_bool(std::vector<uint8_t> v) {
 }
 
 void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
-    if (o._nulls != 0 || o._type.id == type_id::string) {
+    if (o._nulls != 0) {
         reserve(_size + n);
         for (size_t k = 0; k < n; ++k) push_from(o, rows[k]);
         return;
@@ -193,9 +193,26 @@ void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
         for (size_t k = 0; k < n; ++k) _f64[at + k] = o._f64[rows[k]];
         break;
     }
-    case type_id::string: break;
+    case type_id::string: {
+        // Bytes first (one reservation), then the offsets.
+        size_t bytes = 0;
+        for (size_t k = 0; k < n; ++k) bytes += o._offsets[rows[k] + 1] - o._offsets[rows[k]];
+        _arena.reserve(_arena.size() + bytes);
+        size_t at = _offsets.size();
+        _offsets.resize(at + n);
+        for (size_t k = 0; k < n; ++k) {
+            uint32_t from = o._offsets[rows[k]], to = o._offsets[rows[k] + 1];
+            _arena.append(o._arena.data() + from, to - from);
+            _offsets[at + k] = uint32_t(_arena.size());
+        }
+        break;
     }
-    // Every appended value is valid: set n bits from _size on.
+    }
+    append_valid(n);
+}
+
+void column::append_valid(size_t n) {
+    // Set n bits from _size on.
     size_t end = _size + n;
     _valid.resize((end + 63) / 64, 0);
     size_t i = _size;
@@ -212,6 +229,21 @@ void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
         ++i;
     }
     _size = end;
+}
+
+void column::append_int64(const int64_t* v, size_t n) {
+    _i64.insert(_i64.end(), v, v + n);
+    append_valid(n);
+}
+
+void column::append_int64(int64_t v, size_t n) {
+    _i64.insert(_i64.end(), n, v);
+    append_valid(n);
+}
+
+void column::append_float64(const double* v, size_t n) {
+    _f64.insert(_f64.end(), v, v + n);
+    append_valid(n);
 }
 
 value column::value_at(size_t i) const {

@@ -86,6 +86,10 @@ public:
         _b.push_back(v ? 1 : 0);
         push_valid();
     }
+    /// Appends `n` non-NULL values at once (one validity update, not one per value).
+    void append_int64(const int64_t* v, size_t n);
+    void append_int64(int64_t v, size_t n);
+    void append_float64(const double* v, size_t n);
     void push_string(std::string_view s) {
         _arena.append(s);
         _offsets.push_back(uint32_t(_arena.size()));
@@ -110,6 +114,8 @@ private:
         _valid.assign((n + 63) / 64, ~uint64_t(0));
         if (n & 63) _valid.back() = (uint64_t(1) << (n & 63)) - 1;
     }
+    /// Marks `n` appended values valid.
+    void append_valid(size_t n);
     void push_valid() {
         if ((_size & 63) == 0) {
             _valid.push_back(0);

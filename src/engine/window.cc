@@ -493,13 +493,15 @@ void window_stage::emit_window(int64_t start, int64_t end, const group_table& t,
         batch& o = *_building;
         size_t have = o.col(0).size();
         uint32_t n = uint32_t(std::min<size_t>(t.size() - s, _opts.max_batch_rows > have ? _opts.max_batch_rows - have : 1));
-        for (uint32_t i = 0; i < n; ++i) {
-            o.mutable_col(0).push_int64(start);
-            o.mutable_col(1).push_int64(end);
-        }
+        o.mutable_col(0).append_int64(start, n);
+        o.mutable_col(1).append_int64(end, n);
+        // Integral keys held in `ikeys` (the common case) are copied in runs.
         for (uint32_t i = s; i < s + n; ++i) {
             if (t.int_keys && t.keys[i].empty()) {
-                o.mutable_col(2).push_int64(t.ikeys[i]);
+                uint32_t j = i + 1;
+                while (j < s + n && t.keys[j].empty()) ++j;
+                o.mutable_col(2).append_int64(t.ikeys.data() + i, j - i);
+                i = j - 1;
                 continue;
             }
             std::string_view key = t.keys[i];
