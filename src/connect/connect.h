@@ -1,6 +1,8 @@
 #pragma once
 
-// The public header of `connect`: sources and sinks. Today: the Nexmark event generator.
+// The public header of `connect`: sources and sinks. Here: the Nexmark event generator and
+// its events as engine rows.
 
 #include "connect/errc.h"
 #include "connect/nexmark/generator.h"
+#include "connect/nexmark/rows.h"

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "connect/kafka/kafka.h"
-#include "connect/nexmark/generator.h"
+#include "connect/nexmark/rows.h"
 #include "jobs/jobs.h"
 #include "sql/catalog.h"
 #include "sql/parser.h"
@@ -48,49 +48,20 @@ std::optional<int64_t> duration_ms(std::string_view text) {
     return std::nullopt;
 }
 
-/// Events of one kind (`event` = bid, auction or person) of the Nexmark stream, as rows of the
-/// table's columns, matched by name (`dateTime` → date_time). Every table over the same
-/// options sees the same deterministic stream. The checkpoint keeps how many events were
-/// generated; a restore generates again up to there.
+/// A Nexmark table as a checkpointed source: the checkpoint keeps how many events were read;
+/// a restore generates again up to there.
 class nexmark_source final : public en::checkpointed_source {
 public:
-    static en::result<std::unique_ptr<nexmark_source>> make(const sql::table_schema& t, en::schema_ptr columns) {
-        std::map<std::string, std::string> opts;
-        for (const auto& [k, v] : t.options) opts[k] = v;
-        auto cfg = nx::generator_config::from_options(opts);
-        if (!cfg) return bad(fmt::format("table {}: nexmark options: {}", t.name.back(), cfg.error().message()));
-        std::unique_ptr<nexmark_source> s(new nexmark_source());
-        s->_cfg = cfg.value();
-        s->_kind = lower(option(t, "event", "bid"));
-        if (s->_kind != "bid" && s->_kind != "auction" && s->_kind != "person") {
-            return bad(fmt::format("table {}: option 'event' is bid, auction or person, not '{}'", t.name.back(), s->_kind));
-        }
-        s->_schema = std::move(columns);
-        for (const auto& f : s->_schema->fields()) {
-            int field = s->field_of(lower(f.name));
-            if (field < 0) {
-                return bad(fmt::format("table {}: a nexmark {} has no field '{}'", t.name.back(), s->_kind, f.name));
-            }
-            s->_fields.push_back(field);
-        }
-        if (auto r = s->reset(0); !r) return r.error();
-        return s;
-    }
+    explicit nexmark_source(nx::row_reader r)
+      : _r(std::move(r)) {}
 
     en::source_fn fn() override {
         return [this]() -> en::source_poll {
             if (_paused) return en::source_poll::idle();
-            if (!_gen->has_next()) return en::source_poll::end();
-            en::batch b(_schema);
-            // Rows of the table's kind until the batch is full; a rare kind (people) ends a
-            // batch after a bounded number of events so one poll stays short.
-            std::size_t rows = 0;
-            for (int generated = 0; _gen->has_next() && rows < 4096 && generated < 16384; ++generated) {
-                rows += append(_gen->next(), b);
-            }
-            _taken = _gen->events_so_far();
-            b.seal();
-            if (rows == 0) return _gen->has_next() ? en::source_poll::idle() : en::source_poll::end();
+            if (_r.done()) return en::source_poll::end();
+            auto b = _r.next();
+            _taken = _r.position();
+            if (b.num_rows() == 0) return _r.done() ? en::source_poll::end() : en::source_poll::idle();
             return en::source_poll::data(std::move(b));
         };
     }
@@ -99,104 +70,17 @@ public:
     runnel::result<void> restore(std::string_view state) override {
         int64_t n = 0;
         auto [p, ec] = std::from_chars(state.data(), state.data() + state.size(), n);
-        if (ec != std::errc() || p != state.data() + state.size() || n < 0) {
+        if (ec != std::errc() || p != state.data() + state.size() || n < 0 || !_r.seek(n)) {
             return std::error_code(EINVAL, std::generic_category());
         }
-        if (!reset(n)) return std::error_code(EINVAL, std::generic_category());
+        _taken = n;
         return ok();
     }
     std::size_t buffered_bytes() const override { return 0; }
     void stop() override {}
 
 private:
-    nexmark_source() = default;
-
-    en::result<void> reset(int64_t skip) {
-        auto g = nx::generator::create(_cfg);
-        if (!g) return bad(fmt::format("nexmark generator: {}", g.error().message()));
-        _gen.emplace(std::move(g).value());
-        while (_gen->events_so_far() < skip && _gen->has_next()) (void)_gen->next();
-        _taken = _gen->events_so_far();
-        return outcome::success();
-    }
-
-    int field_of(const std::string& name) const {
-        static const std::vector<std::string> bid{"auction", "bidder", "price", "channel", "url", "datetime", "extra"};
-        static const std::vector<std::string> auction{"id",     "itemname", "description", "initialbid", "reserve",
-                                                      "datetime", "expires", "seller",     "category",   "extra"};
-        static const std::vector<std::string> person{"id",   "name",  "emailaddress", "creditcard",
-                                                     "city", "state", "datetime",     "extra"};
-        const auto& names = _kind == "bid" ? bid : _kind == "auction" ? auction : person;
-        auto it = std::find(names.begin(), names.end(), name);
-        return it == names.end() ? -1 : int(it - names.begin());
-    }
-
-    static void put_int(en::column& c, int64_t v) { c.push_int64(v); }
-    static void put_str(en::column& c, const std::string& v) {
-        if (c.type().id == en::type_id::string) c.push_string(v);
-        else c.push_null();
-    }
-
-    /// Appends `e` as a row when it is of the table's kind; returns the rows added (0 or 1).
-    std::size_t append(const nx::event& e, en::batch& b) {
-        if (_kind == "bid") {
-            const auto* x = std::get_if<nx::bid>(&e);
-            if (!x) return 0;
-            for (std::size_t c = 0; c < _fields.size(); ++c) {
-                auto& col = b.mutable_col(c);
-                switch (_fields[c]) {
-                case 0: put_int(col, x->auction); break;
-                case 1: put_int(col, x->bidder); break;
-                case 2: put_int(col, x->price); break;
-                case 3: put_str(col, x->channel); break;
-                case 4: put_str(col, x->url); break;
-                case 5: put_int(col, x->date_time); break;
-                default: put_str(col, x->extra); break;
-                }
-            }
-        } else if (_kind == "auction") {
-            const auto* x = std::get_if<nx::auction>(&e);
-            if (!x) return 0;
-            for (std::size_t c = 0; c < _fields.size(); ++c) {
-                auto& col = b.mutable_col(c);
-                switch (_fields[c]) {
-                case 0: put_int(col, x->id); break;
-                case 1: put_str(col, x->item_name); break;
-                case 2: put_str(col, x->description); break;
-                case 3: put_int(col, x->initial_bid); break;
-                case 4: put_int(col, x->reserve); break;
-                case 5: put_int(col, x->date_time); break;
-                case 6: put_int(col, x->expires); break;
-                case 7: put_int(col, x->seller); break;
-                case 8: put_int(col, x->category); break;
-                default: put_str(col, x->extra); break;
-                }
-            }
-        } else {
-            const auto* x = std::get_if<nx::person>(&e);
-            if (!x) return 0;
-            for (std::size_t c = 0; c < _fields.size(); ++c) {
-                auto& col = b.mutable_col(c);
-                switch (_fields[c]) {
-                case 0: put_int(col, x->id); break;
-                case 1: put_str(col, x->name); break;
-                case 2: put_str(col, x->email_address); break;
-                case 3: put_str(col, x->credit_card); break;
-                case 4: put_str(col, x->city); break;
-                case 5: put_str(col, x->state); break;
-                case 6: put_int(col, x->date_time); break;
-                default: put_str(col, x->extra); break;
-                }
-            }
-        }
-        return 1;
-    }
-
-    nx::generator_config _cfg;
-    std::optional<nx::generator> _gen;
-    std::string _kind;
-    en::schema_ptr _schema;
-    std::vector<int> _fields;
+    nx::row_reader _r;
     int64_t _taken = 0;
     bool _paused = false;
 };
@@ -215,9 +99,10 @@ public:
         const auto name = t.name.back();
         const auto kind = lower(option(t, "connector"));
         if (kind == "nexmark") {
-            auto src = nexmark_source::make(t, columns);
-            if (!src) return src.error();
-            return _ctx.source(std::move(src).value(), columns);
+            std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
+            auto r = nx::row_reader::make(opts, columns);
+            if (!r) return en::error(r.error().code, fmt::format("table {}: {}", name, r.error().message));
+            return _ctx.source(std::make_unique<nexmark_source>(std::move(r).value()), columns);
         }
         if (kind != "topic" && kind != "kafka") return unknown(t, kind);
         const auto topic = option(t, "topic");

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "engine/engine.h"
+#include "connect/nexmark/generator.h"
+
+namespace runnel::connect::nexmark {
+
+/// The events of one kind (bid, auction or person) of a Nexmark stream as engine rows of a
+/// table's columns, matched by name case-insensitively (`dateTime` → date_time, `itemName`,
+/// `initialBid`, `emailAddress`, `creditCard`, …). Tables over the same options see the same
+/// deterministic stream, so several tables (bids, auctions, people) of one query agree.
+/// A plain value; one thread.
+class row_reader {
+public:
+    /// `options` are the table's (`event`, `events.num`, `first-event.rate`, …); errors name
+    /// the option or the column that does not fit.
+    static engine::result<row_reader> make(const std::map<std::string, std::string>& options, engine::schema_ptr columns);
+
+    /// Rows of the next events: at most `max_rows` rows, and at most `max_events` events read
+    /// (so a rare kind cannot make one call long). Empty when none of those events was of the
+    /// table's kind.
+    engine::batch next(std::size_t max_rows = 4096, std::size_t max_events = 16384);
+    bool done() const { return !_gen->has_next(); }
+    /// Events read so far (of every kind): the position a checkpoint keeps.
+    int64_t position() const { return _gen->events_so_far(); }
+    /// Starts again at `position` (generating the events before it).
+    engine::result<void> seek(int64_t position);
+    const engine::schema_ptr& schema() const { return _schema; }
+
+private:
+    row_reader() = default;
+    std::size_t append(const event& e, engine::batch& b) const;
+
+    generator_config _cfg;
+    std::optional<generator> _gen;
+    std::string _kind;
+    engine::schema_ptr _schema;
+    std::vector<int> _fields;
+};
+
+} // namespace runnel::connect::nexmark
