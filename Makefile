@@ -47,6 +47,7 @@ bench: benchmarks
 	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
 	bench/kafka_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-kafka.json
 	$(RELEASE)/bench/engine_bench --json build/bench-engine.json
+	$(RELEASE)/bench/nexmark_bench --json build/bench-nexmark.json
 	bench/ws_bench.py --build $(RELEASE) --json build/bench-ws.json
 	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
 	bench/jobs_bench.py --build $(RELEASE) --json build/bench-jobs.json

@@ -1,0 +1,199 @@
+// nexmark_bench: the Nexmark queries of examples/nexmark, planned by the SQL planner and run on
+// the engine with the generator inside the process and a blackhole sink, one thread per query.
+// Prints events/s (per core, as one core runs each query) beside Flink's published per-core
+// figures, with the ratio, and one JSON document.
+//
+//     build/release/bench/nexmark_bench --events 10000000 --json build/bench-nexmark.json
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "connect/nexmark/rows.h"
+#include "sql/catalog.h"
+#include "sql/parser.h"
+#include "sql/planner.h"
+
+namespace {
+
+namespace en = runnel::engine;
+namespace sql = runnel::sql;
+using steady = std::chrono::steady_clock;
+
+/// Flink 1.13's published Nexmark results (nexmark/nexmark README, "Benchmark Results"):
+/// throughput per core, 100M events, 8 TaskManagers of one slot on 3 worker nodes of 8 cores
+/// and 32 GB, RocksDB state, exactly-once checkpoints every 3 minutes.
+const std::map<std::string, double> flink_per_core = {
+  {"q0", 155.02e3}, {"q1", 157.94e3}, {"q2", 175.21e3}, {"q3", 152.12e3}, {"q4", 34.33e3},  {"q5", 22.14e3},
+  {"q7", 12.33e3},  {"q8", 146.14e3}, {"q9", 14.24e3},  {"q11", 39.7e3},  {"q12", 75.67e3}, {"q13", 130.73e3},
+  {"q14", 161.23e3}, {"q15", 72.42e3}, {"q16", 18.65e3}, {"q17", 116.8e3}, {"q18", 53.7e3},  {"q19", 44.04e3},
+  {"q20", 18.98e3}, {"q21", 98.49e3}, {"q22", 129.96e3}};
+
+/// Nexmark tables read from the generator; blackhole sinks count the rows.
+class bench_connectors final : public sql::connector_factory {
+public:
+    en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t, const en::schema_ptr& columns) override {
+        if (t.option("connector").value_or("") != "nexmark") {
+            return en::error(en::errc::invalid_argument,
+                             fmt::format("table {}: only nexmark tables run here", t.name.back()));
+        }
+        std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
+        auto r = runnel::connect::nexmark::row_reader::make(opts, columns);
+        if (!r) return r.error();
+        auto reader = std::make_shared<runnel::connect::nexmark::row_reader>(std::move(r).value());
+        return p.source(columns, [reader]() -> en::source_poll {
+            if (reader->done()) return en::source_poll::end();
+            auto b = reader->next();
+            if (b.num_rows() == 0) return reader->done() ? en::source_poll::end() : en::source_poll::idle();
+            return en::source_poll::data(std::move(b));
+        });
+    }
+    en::result<void> sink(en::stream rows, const sql::table_schema& t) override {
+        if (t.option("connector").value_or("") != "blackhole") {
+            return en::error(en::errc::invalid_argument, fmt::format("table {}: only blackhole sinks run here", t.name.back()));
+        }
+        rows.sink([this](const en::batch& b) { output_rows += b.num_rows(); });
+        return runnel::outcome::success();
+    }
+    uint64_t output_rows = 0;
+};
+
+struct result_line {
+    std::string query;
+    bool ran = false;
+    std::string why; ///< when it did not run
+    double seconds = 0;
+    double events_per_s = 0;
+    uint64_t output_rows = 0;
+};
+
+result_line run(const std::string& name, const std::string& text, int64_t events) {
+    result_line l;
+    l.query = name;
+    auto script = sql::parse_script(text);
+    if (!script) {
+        l.why = sql::format_error(text, script.error());
+        return l;
+    }
+    sql::memory_catalog cat;
+    const sql::statement* insert = nullptr;
+    for (const auto& st : script.value()) {
+        if (const auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
+            auto t = sql::table_schema_from(*ct);
+            if (!t) {
+                l.why = sql::format_error(text, t.error());
+                return l;
+            }
+            auto schema = std::move(t).value();
+            // Every generated table reads the same `events` events.
+            if (schema.option("connector").value_or("") == "nexmark") {
+                std::erase_if(schema.options, [](const auto& kv) { return kv.first == "events.num"; });
+                schema.options.emplace_back("events.num", std::to_string(events));
+            }
+            cat.put(std::move(schema));
+        } else if (const auto* cv = std::get_if<sql::create_view_stmt>(&st.node)) {
+            sql::table_schema v;
+            v.name = cv->name;
+            v.kind = sql::relation_kind::view;
+            v.definition = sql::box<sql::query>(cv->body);
+            cat.put(std::move(v));
+        } else if (std::holds_alternative<sql::insert_stmt>(st.node)) {
+            insert = &st;
+        }
+    }
+    if (!insert) {
+        l.why = "no INSERT INTO";
+        return l;
+    }
+    bench_connectors conn;
+    en::pipeline p;
+    sql::planner pl(cat, conn);
+    auto plan = pl.plan(*insert, p);
+    if (!plan) {
+        auto msg = sql::format_error(text, plan.error());
+        l.why = msg.substr(0, msg.find('\n'));
+        return l;
+    }
+    for (auto& late : plan.value().late) late.sink([](const en::batch&) {});
+    auto t0 = steady::now();
+    auto r = p.run();
+    auto t1 = steady::now();
+    if (!r) {
+        l.why = "run: " + r.error().message;
+        return l;
+    }
+    l.ran = true;
+    l.seconds = std::chrono::duration<double>(t1 - t0).count();
+    l.events_per_s = double(events) / l.seconds;
+    l.output_rows = conn.output_rows;
+    return l;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int64_t events = 10'000'000;
+    std::string dir = "examples/nexmark", json_path, only;
+    CLI::App app{"nexmark_bench: the Nexmark SQL queries on the engine, generator in process, blackhole sink"};
+    app.add_option("--events", events, "events of the generated stream per query")->check(CLI::Range(10'000, 1'000'000'000));
+    app.add_option("--dir", dir, "where q0.sql … q22.sql are");
+    app.add_option("--queries", only, "comma-separated queries to run (default: every file)");
+    app.add_option("--json", json_path, "also write the JSON document here");
+    CLI11_PARSE(app, argc, argv);
+
+    std::vector<std::string> names;
+    for (int q = 0; q <= 22; ++q) {
+        auto n = fmt::format("q{}", q);
+        if (!std::filesystem::exists(std::filesystem::path(dir) / (n + ".sql"))) continue;
+        if (!only.empty() && ("," + only + ",").find("," + n + ",") == std::string::npos) continue;
+        names.push_back(n);
+    }
+    if (names.empty()) {
+        fmt::print(stderr, "nexmark_bench: no q*.sql in {}\n", dir);
+        return 2;
+    }
+    std::vector<result_line> lines;
+    for (const auto& n : names) {
+        std::ifstream in(std::filesystem::path(dir) / (n + ".sql"));
+        std::stringstream ss;
+        ss << in.rdbuf();
+        lines.push_back(run(n, ss.str(), events));
+        const auto& l = lines.back();
+        if (l.ran) fmt::print(stderr, "{}: {:.0f} events/s\n", n, l.events_per_s);
+        else fmt::print(stderr, "{}: not run: {}\n", n, l.why);
+    }
+
+    fmt::print("\nNexmark, {} events per query, generator in process, blackhole sink, one core per query\n", events);
+    fmt::print("{:<6} {:>16} {:>18} {:>10} {:>12}  {}\n", "query", "events/s/core", "Flink 1.13 /core", "ratio",
+               "output rows", "");
+    std::string json = fmt::format("{{\"benchmark\":\"nexmark\",\"events\":{},\"queries\":[", events);
+    bool first = true;
+    for (const auto& l : lines) {
+        double flink = flink_per_core.count(l.query) ? flink_per_core.at(l.query) : 0;
+        if (l.ran) {
+            fmt::print("{:<6} {:>16.0f} {:>18.0f} {:>10.1f} {:>12}\n", l.query, l.events_per_s, flink,
+                       flink > 0 ? l.events_per_s / flink : 0.0, l.output_rows);
+        } else {
+            fmt::print("{:<6} {:>16} {:>18.0f} {:>10} {:>12}  not supported yet: {}\n", l.query, "-", flink, "-", "-",
+                       l.why.substr(0, 110));
+        }
+        json += fmt::format("{}{{\"query\":\"{}\",\"ran\":{},\"events_per_s_per_core\":{:.0f},\"flink_per_core\":{:.0f},"
+                            "\"ratio\":{:.2f},\"output_rows\":{}}}",
+                            first ? "" : ",", l.query, l.ran ? "true" : "false", l.events_per_s, flink,
+                            l.ran && flink > 0 ? l.events_per_s / flink : 0.0, l.output_rows);
+        first = false;
+    }
+    json += "]}";
+    fmt::print("\n{}\n", json);
+    if (!json_path.empty()) {
+        std::ofstream(json_path) << json << "\n";
+    }
+    return 0;
+}
