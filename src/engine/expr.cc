@@ -1,6 +1,9 @@
 #include "engine/expr.h"
 
 #include <cmath>
+#include <map>
+#include <optional>
+#include <regex>
 #include <cstdio>
 #include <limits>
 
@@ -54,6 +57,11 @@ const char* op_text(expr_op op) {
     case expr_op::substring: return "SUBSTRING";
     case expr_op::char_length: return "CHAR_LENGTH";
     case expr_op::like: return "LIKE";
+    case expr_op::hour: return "HOUR";
+    case expr_op::date_format: return "DATE_FORMAT";
+    case expr_op::regexp_extract: return "REGEXP_EXTRACT";
+    case expr_op::split_index: return "SPLIT_INDEX";
+    case expr_op::replace: return "REPLACE";
     case expr_op::column: return "column";
     case expr_op::literal: return "literal";
     }
@@ -361,6 +369,49 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
     y += m <= 2;
 }
 
+int64_t floor_mod(int64_t a, int64_t b) {
+    int64_t r = a % b;
+    return r < 0 ? r + b : r;
+}
+
+/// `t` formatted by a Java-style date pattern (the letters DATE_FORMAT users write), in UTC.
+std::string format_with_pattern(int64_t t, time_unit unit, std::string_view pattern) {
+    int64_t per = unit == time_unit::millis ? 1000 : 1000000;
+    int64_t secs = t >= 0 ? t / per : -((-t + per - 1) / per);
+    int64_t frac_ms = (t - secs * per) * 1000 / per;
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rem = secs - days * 86400;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, y, m, d);
+    std::string out;
+    for (size_t i = 0; i < pattern.size();) {
+        char ch = pattern[i];
+        if (ch == '\'') { // quoted text; '' is a quote
+            size_t j = i + 1;
+            while (j < pattern.size() && pattern[j] != '\'') out += pattern[j++];
+            if (j == i + 1 && j < pattern.size()) out += '\'';
+            i = j + 1;
+            continue;
+        }
+        size_t j = i;
+        while (j < pattern.size() && pattern[j] == ch) ++j;
+        size_t run = j - i;
+        switch (ch) {
+        case 'y': out += run == 2 ? fmt::format("{:02}", floor_mod(y, 100)) : fmt::format("{:04}", y); break;
+        case 'M': out += fmt::format("{:0{}}", m, run >= 2 ? 2 : 1); break;
+        case 'd': out += fmt::format("{:0{}}", d, run >= 2 ? 2 : 1); break;
+        case 'H': out += fmt::format("{:0{}}", rem / 3600, run >= 2 ? 2 : 1); break;
+        case 'm': out += fmt::format("{:0{}}", rem / 60 % 60, run >= 2 ? 2 : 1); break;
+        case 's': out += fmt::format("{:0{}}", rem % 60, run >= 2 ? 2 : 1); break;
+        case 'S': out += fmt::format("{:03}", frac_ms).substr(0, std::max<size_t>(run, 1)); break;
+        default: out.append(pattern.substr(i, run)); break;
+        }
+        i = j;
+    }
+    return out;
+}
+
 std::optional<int64_t> parse_int(std::string_view s) {
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
     while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
@@ -656,6 +707,110 @@ column eval(const bound_node& n, const batch& b) {
         }
         return c;
     }
+    case expr_op::hour: {
+        column t = eval(*n.args[0], b);
+        int64_t per_hour = t.type().unit == time_unit::millis ? 3'600'000 : 3'600'000'000;
+        column c(data_type::int64());
+        c.reserve(rows);
+        for (size_t i = 0; i < rows; ++i) {
+            if (t.is_null(i)) c.push_null();
+            else c.push_int64(floor_mod(t.int64_at(i), 24 * per_hour) / per_hour);
+        }
+        return c;
+    }
+    case expr_op::date_format: {
+        column t = eval(*n.args[0], b), p = eval(*n.args[1], b);
+        column c(data_type::string());
+        for (size_t i = 0; i < rows; ++i) {
+            if (t.is_null(i) || p.is_null(i)) c.push_null();
+            else c.push_string(format_with_pattern(t.int64_at(i), t.type().unit, p.string_at(i)));
+        }
+        return c;
+    }
+    case expr_op::regexp_extract: {
+        column s = eval(*n.args[0], b), re = eval(*n.args[1], b);
+        std::optional<column> g;
+        if (n.args.size() > 2) g = eval(*n.args[2], b);
+        column c(data_type::string());
+        // Patterns are nearly always one literal: compile each distinct one once per batch.
+        std::map<std::string, std::optional<std::regex>, std::less<>> compiled;
+        for (size_t i = 0; i < rows; ++i) {
+            if (s.is_null(i) || re.is_null(i) || (g && g->is_null(i))) {
+                c.push_null();
+                continue;
+            }
+            auto it = compiled.find(re.string_at(i));
+            if (it == compiled.end()) {
+                std::optional<std::regex> r;
+                try {
+                    r.emplace(std::string(re.string_at(i)), std::regex::ECMAScript);
+                } catch (const std::regex_error&) {
+                }
+                it = compiled.emplace(std::string(re.string_at(i)), std::move(r)).first;
+            }
+            int64_t group = g ? g->int64_at(i) : 1;
+            auto str = s.string_at(i);
+            std::match_results<std::string_view::const_iterator> m;
+            if (!it->second || group < 0 || !std::regex_search(str.begin(), str.end(), m, *it->second) ||
+                size_t(group) >= m.size() || !m[size_t(group)].matched) {
+                c.push_null();
+                continue;
+            }
+            c.push_string(std::string_view(&*m[size_t(group)].first, size_t(m[size_t(group)].length())));
+        }
+        return c;
+    }
+    case expr_op::replace: {
+        column s = eval(*n.args[0], b), f = eval(*n.args[1], b), r = eval(*n.args[2], b);
+        column c(data_type::string());
+        std::string out;
+        for (size_t i = 0; i < rows; ++i) {
+            if (s.is_null(i) || f.is_null(i) || r.is_null(i)) {
+                c.push_null();
+                continue;
+            }
+            auto str = s.string_at(i), from = f.string_at(i), to = r.string_at(i);
+            if (from.empty()) {
+                c.push_string(str);
+                continue;
+            }
+            out.clear();
+            size_t pos = 0;
+            for (size_t at; (at = str.find(from, pos)) != std::string_view::npos; pos = at + from.size()) {
+                out.append(str.substr(pos, at - pos));
+                out.append(to);
+            }
+            out.append(str.substr(pos));
+            c.push_string(out);
+        }
+        return c;
+    }
+    case expr_op::split_index: {
+        column s = eval(*n.args[0], b), d = eval(*n.args[1], b), x = eval(*n.args[2], b);
+        column c(data_type::string());
+        for (size_t i = 0; i < rows; ++i) {
+            if (s.is_null(i) || d.is_null(i) || x.is_null(i) || x.int64_at(i) < 0 || d.string_at(i).empty()) {
+                c.push_null();
+                continue;
+            }
+            auto str = s.string_at(i), delim = d.string_at(i);
+            int64_t want = x.int64_at(i);
+            size_t from = 0;
+            bool found = false;
+            for (int64_t k = 0;; ++k) {
+                size_t at = str.find(delim, from);
+                if (k == want) {
+                    c.push_string(str.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from));
+                    found = true;
+                    break;
+                }
+                if (at == std::string_view::npos) break;
+                from = at + delim.size();
+            }
+            if (!found) c.push_null();
+        }
+        return c;
+    }
     }
     RUNNEL_ASSERT(false, "every expression op is evaluated");
     return column();
@@ -811,6 +966,31 @@ struct binder {
             CHECK_TYPE(need(1, t[1].id == type_id::string, "a string pattern"));
             out->type = data_type::boolean();
             break;
+        case expr_op::hour:
+            CHECK_TYPE(need(0, t[0].id == type_id::timestamp, "a timestamp"));
+            out->type = data_type::int64();
+            break;
+        case expr_op::date_format:
+            CHECK_TYPE(need(0, t[0].id == type_id::timestamp, "a timestamp"));
+            CHECK_TYPE(need(1, t[1].id == type_id::string, "a string pattern"));
+            out->type = data_type::string();
+            break;
+        case expr_op::regexp_extract:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            CHECK_TYPE(need(1, t[1].id == type_id::string, "a string regular expression"));
+            if (t.size() > 2) CHECK_TYPE(need(2, t[2].id == type_id::int64, "an integer group"));
+            out->type = data_type::string();
+            break;
+        case expr_op::replace:
+            for (size_t k = 0; k < 3; ++k) CHECK_TYPE(need(k, t[k].id == type_id::string, "strings"));
+            out->type = data_type::string();
+            break;
+        case expr_op::split_index:
+            CHECK_TYPE(need(0, t[0].id == type_id::string, "a string"));
+            CHECK_TYPE(need(1, t[1].id == type_id::string, "a string delimiter"));
+            CHECK_TYPE(need(2, t[2].id == type_id::int64, "an integer index"));
+            out->type = data_type::string();
+            break;
         }
         return node_ptr(std::move(out));
     }
@@ -910,6 +1090,17 @@ expr substring(expr s, expr start, expr len) {
     return make(expr_op::substring, std::move(args));
 }
 expr char_length(expr s) { return make(expr_op::char_length, {s}); }
+expr hour(expr ts) { return make(expr_op::hour, {std::move(ts)}); }
+expr date_format(expr ts, expr pattern) { return make(expr_op::date_format, {std::move(ts), std::move(pattern)}); }
+expr regexp_extract(expr s, expr regex, expr group) {
+    std::vector<expr> args{std::move(s), std::move(regex)};
+    if (!group.empty()) args.push_back(std::move(group));
+    return make(expr_op::regexp_extract, std::move(args));
+}
+expr replace(expr s, expr from, expr to) { return make(expr_op::replace, {std::move(s), std::move(from), std::move(to)}); }
+expr split_index(expr s, expr delimiter, expr index) {
+    return make(expr_op::split_index, {std::move(s), std::move(delimiter), std::move(index)});
+}
 expr like(expr s, expr pattern) { return make(expr_op::like, {s, pattern}); }
 
 data_type bound_expr::type() const { return _node->type; }

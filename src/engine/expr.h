@@ -17,6 +17,7 @@ enum class expr_op : uint8_t {
     and_, or_, not_, is_null, is_not_null,
     case_when, cast,
     lower, upper, concat, substring, char_length, like,
+    hour, date_format, regexp_extract, split_index, replace,
 };
 
 struct expr_node;
@@ -89,6 +90,22 @@ expr substring(expr s, expr start, expr len = {});
 expr char_length(expr s);
 /// s LIKE pattern: `%` any run of characters, `_` one character, `\` escapes the next one.
 expr like(expr s, expr pattern);
+/// HOUR(ts): the hour of day (0–23) of a timestamp, in UTC.
+expr hour(expr ts);
+/// DATE_FORMAT(ts, pattern): the timestamp as text, in UTC, by a Java-style pattern: `yyyy`,
+/// `yy`, `MM`, `dd`, `HH`, `mm`, `ss`, `SSS`; text in single quotes and other characters are
+/// copied.
+expr date_format(expr ts, expr pattern);
+/// REGEXP_EXTRACT(s, regex[, group]): group `group` (default 1; 0 is the whole match) of the
+/// first match of the regular expression (ECMAScript syntax), or NULL without a match or for an
+/// invalid regex or group.
+expr regexp_extract(expr s, expr regex, expr group = {});
+/// SPLIT_INDEX(s, delimiter, index): the index-th (from 0) piece of `s` split at `delimiter`,
+/// or NULL when there is none.
+expr split_index(expr s, expr delimiter, expr index);
+/// REPLACE(s, from, to): every occurrence of `from` in `s` replaced by `to` (left to right, not
+/// overlapping); an empty `from` changes nothing.
+expr replace(expr s, expr from, expr to);
 
 struct bound_node;
 

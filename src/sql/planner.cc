@@ -716,6 +716,68 @@ private:
             }
             return en::concat(std::move(parts));
         }
+        if (u == "HOUR" && n == 1) {
+            auto a = arg(0);
+            if (!a) {
+                return a;
+            }
+            return en::hour(a.value());
+        }
+        if (u == "DATE_FORMAT" && n == 2) {
+            auto a = arg(0);
+            if (!a) {
+                return a;
+            }
+            auto f = arg(1, en::data_type::string());
+            if (!f) {
+                return f;
+            }
+            return en::date_format(a.value(), f.value());
+        }
+        if (u == "REGEXP_EXTRACT" && (n == 2 || n == 3)) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) {
+                return a;
+            }
+            auto re = arg(1, en::data_type::string());
+            if (!re) {
+                return re;
+            }
+            if (n == 2) {
+                return en::regexp_extract(a.value(), re.value());
+            }
+            auto g = arg(2, en::data_type::int64());
+            if (!g) {
+                return g;
+            }
+            return en::regexp_extract(a.value(), re.value(), g.value());
+        }
+        if (u == "REPLACE" && n == 3) {
+            std::vector<en::expr> xs;
+            for (std::size_t i = 0; i < 3; ++i) {
+                auto a = arg(i, en::data_type::string());
+                if (!a) {
+                    return a;
+                }
+                xs.push_back(a.value());
+            }
+            return en::replace(xs[0], xs[1], xs[2]);
+        }
+        if (u == "SPLIT_INDEX" && n == 3) {
+            auto a = arg(0, en::data_type::string());
+            if (!a) {
+                return a;
+            }
+            auto d = arg(1, en::data_type::string());
+            if (!d) {
+                return d;
+            }
+            auto x = arg(2, en::data_type::int64());
+            if (!x) {
+                return x;
+            }
+            return en::split_index(a.value(), d.value(), x.value());
+        }
         if ((u == "SUBSTRING" || u == "SUBSTR") && (n == 2 || n == 3)) {
             auto s = arg(0, en::data_type::string());
             if (!s) {

@@ -88,7 +88,8 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 ///   out-of-orderness watermarks;
 /// - WHERE, SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN
 ///   lists, LIKE, IS [NOT] NULL/TRUE/FALSE, `||`, LOWER, UPPER, CONCAT, SUBSTRING,
-///   CHAR_LENGTH, COALESCE, IFNULL, NULLIF, IF, ABS, MOD, TO_TIMESTAMP[_LTZ], timestamp ±
+///   CHAR_LENGTH, COALESCE, IFNULL, NULLIF, IF, ABS, MOD, TO_TIMESTAMP[_LTZ], HOUR,
+///   DATE_FORMAT, REGEXP_EXTRACT, SPLIT_INDEX, REPLACE, timestamp ±
 ///   INTERVAL), SELECT DISTINCT, UNION [ALL];
 /// - window aggregation over `TABLE(TUMBLE|HOP|CUMULATE|SESSION(…))` grouped by window_start,
 ///   window_end and keys, or the legacy `GROUP BY TUMBLE|HOP|SESSION(ts, …)` with
