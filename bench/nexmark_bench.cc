@@ -84,29 +84,22 @@ result_line run(const std::string& name, const std::string& text, int64_t events
     }
     sql::memory_catalog cat;
     const sql::statement* insert = nullptr;
-    for (const auto& st : script.value()) {
-        if (const auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
-            auto t = sql::table_schema_from(*ct);
-            if (!t) {
-                l.why = sql::format_error(text, t.error());
-                return l;
+    for (auto& st : script.value()) {
+        // Every generated table reads the same `events` events.
+        if (auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
+            bool nexmark = false;
+            for (const auto& [k, v] : ct->options) nexmark = nexmark || (k == "connector" && v == "nexmark");
+            if (nexmark) {
+                std::erase_if(ct->options, [](const auto& kv) { return kv.first == "events.num"; });
+                ct->options.emplace_back("events.num", std::to_string(events));
             }
-            auto schema = std::move(t).value();
-            // Every generated table reads the same `events` events.
-            if (schema.option("connector").value_or("") == "nexmark") {
-                std::erase_if(schema.options, [](const auto& kv) { return kv.first == "events.num"; });
-                schema.options.emplace_back("events.num", std::to_string(events));
-            }
-            cat.put(std::move(schema));
-        } else if (const auto* cv = std::get_if<sql::create_view_stmt>(&st.node)) {
-            sql::table_schema v;
-            v.name = cv->name;
-            v.kind = sql::relation_kind::view;
-            v.definition = sql::box<sql::query>(cv->body);
-            cat.put(std::move(v));
-        } else if (std::holds_alternative<sql::insert_stmt>(st.node)) {
-            insert = &st;
         }
+        auto declared = sql::declare(st, cat);
+        if (!declared) {
+            l.why = sql::format_error(text, declared.error());
+            return l;
+        }
+        if (!declared.value() && std::holds_alternative<sql::insert_stmt>(st.node)) insert = &st;
     }
     if (!insert) {
         l.why = "no INSERT INTO";

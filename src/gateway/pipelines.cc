@@ -288,26 +288,18 @@ answer run_sql(request_ctx& ctx) {
         json::object res;
         const auto stmt_text = sql::to_string(st);
         res["statement"] = stmt_text;
-        if (const auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
-            auto t = sql::table_schema_from(*ct);
-            if (!t) co_return sql_problem(ctx, text, t.error());
-            res["kind"] = "create_table";
-            res["table"] = t.value().name.back();
-            cat.put(std::move(t).value());
-            declarations += stmt_text + ";\n";
-        } else if (const auto* cv = std::get_if<sql::create_view_stmt>(&st.node)) {
-            if (cv->materialized) {
-                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: CREATE MATERIALIZED VIEW is not "
-                                                                       "supported yet; INSERT INTO a topic instead",
-                                                                       st.pos.line, st.pos.column)));
-            }
-            sql::table_schema v;
-            v.name = cv->name;
-            v.kind = sql::relation_kind::view;
-            v.definition = sql::box<sql::query>(cv->body);
-            res["kind"] = "create_view";
-            res["view"] = v.name.back();
-            cat.put(std::move(v));
+        const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
+        if (cv && cv->materialized) {
+            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: CREATE MATERIALIZED VIEW is not "
+                                                                   "supported yet; INSERT INTO a topic instead",
+                                                                   st.pos.line, st.pos.column)));
+        }
+        auto declared = sql::declare(st, cat);
+        if (!declared) co_return sql_problem(ctx, text, declared.error());
+        if (declared.value()) {
+            const auto* ct = std::get_if<sql::create_table_stmt>(&st.node);
+            res["kind"] = ct ? "create_table" : "create_view";
+            res[ct ? "table" : "view"] = ct ? ct->name.back() : cv->name.back();
             declarations += stmt_text + ";\n";
         } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
             res["kind"] = "set";

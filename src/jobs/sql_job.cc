@@ -233,20 +233,15 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
     sql::memory_catalog cat;
     const sql::statement* insert = nullptr;
     for (const auto& st : script.value()) {
-        if (const auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
-            auto t = sql::table_schema_from(*ct);
-            if (!t) {
-                why = sql::format_error(text, t.error());
-                return invalid();
-            }
-            cat.put(std::move(t).value());
-        } else if (const auto* cv = std::get_if<sql::create_view_stmt>(&st.node); cv && !cv->materialized) {
-            sql::table_schema v;
-            v.name = cv->name;
-            v.kind = sql::relation_kind::view;
-            v.definition = sql::box<sql::query>(cv->body);
-            cat.put(std::move(v));
-        } else if (std::holds_alternative<sql::insert_stmt>(st.node) && !insert) {
+        auto declared = sql::declare(st, cat);
+        if (!declared) {
+            why = sql::format_error(text, declared.error());
+            return invalid();
+        }
+        if (declared.value()) {
+            continue;
+        }
+        if (std::holds_alternative<sql::insert_stmt>(st.node) && !insert) {
             insert = &st;
         } else {
             sql::error e;

@@ -144,4 +144,24 @@ parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
     return s;
 }
 
+parse_result<bool> declare(const statement& s, memory_catalog& cat) {
+    if (const auto* ct = std::get_if<create_table_stmt>(&s.node)) {
+        auto t = table_schema_from(*ct);
+        if (!t) {
+            return t.error();
+        }
+        cat.put(std::move(t).value());
+        return true;
+    }
+    if (const auto* cv = std::get_if<create_view_stmt>(&s.node); cv && !cv->materialized) {
+        table_schema v;
+        v.name = cv->name;
+        v.kind = relation_kind::view;
+        v.definition = box<query>(cv->body);
+        cat.put(std::move(v));
+        return true;
+    }
+    return false;
+}
+
 } // namespace runnel::sql

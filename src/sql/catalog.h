@@ -84,4 +84,9 @@ private:
 /// column and point at it.
 parse_result<table_schema> table_schema_from(const create_table_stmt& t);
 
+/// Puts what a CREATE TABLE or a (non-materialized) CREATE VIEW declares into `cat`; true when
+/// `s` was one of those, false for any other statement. A CREATE TABLE that does not check
+/// fails with its error.
+parse_result<bool> declare(const statement& s, memory_catalog& cat);
+
 } // namespace runnel::sql

@@ -243,20 +243,12 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
         return got;
     }
     for (const auto& st : script.value()) {
-        if (auto* ct = std::get_if<create_table_stmt>(&st.node)) {
-            auto t = table_schema_from(*ct);
-            if (!t) {
-                failure = "tables: " + format_error(f.tables, t.error());
-                return got;
-            }
-            cat.put(std::move(t).value());
-        } else if (auto* cv = std::get_if<create_view_stmt>(&st.node)) {
-            table_schema v;
-            v.name = cv->name;
-            v.kind = relation_kind::view;
-            v.definition = box<query>(cv->body);
-            cat.put(std::move(v));
-        } else {
+        auto declared = declare(st, cat);
+        if (!declared) {
+            failure = "tables: " + format_error(f.tables, declared.error());
+            return got;
+        }
+        if (!declared.value()) {
             failure = "tables: only CREATE TABLE and CREATE VIEW belong there";
             return got;
         }
