@@ -261,6 +261,33 @@ class RunnelServer:
             self.tmp = None
 
 
+def read_to_end(bootstrap, topic, partitions, committed=True, timeout=30):
+    """Every record of `topic` from offset 0 to the end of each partition, as (partition, key,
+    value bytes), read with confluent-kafka (read_committed unless `committed` is False)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "runnel-test-reader", "enable.partition.eof": True,
+                  "enable.auto.commit": False,
+                  "isolation.level": "read_committed" if committed else "read_uncommitted"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    records, eof = [], set()
+    deadline = Deadline(timeout, f"reading {topic}")
+    try:
+        while len(eof) < partitions:
+            deadline.check(f"{len(eof)} of {partitions} partitions at their end")
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    continue
+                raise AssertionError(m.error())
+            records.append((m.partition(), m.key(), m.value()))
+    finally:
+        c.close()
+    return records
+
+
 def summary(name, passed, failed, skipped=0, seconds=None):
     """Prints the closing line every test script ends with: `name: N passed, N failed`."""
     line = f"{name}: {passed} passed, {failed} failed"

@@ -24,7 +24,7 @@ import urllib.request
 from collections import Counter, defaultdict
 
 import harness
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
 PARTITIONS = 3
 EVENTS = 20000
@@ -90,25 +90,7 @@ def runnel_sql(binary, srv, *args, stdin=None):
 
 
 def read_all(bootstrap, topic, partitions, committed=True):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "sql-check", "enable.partition.eof": True,
-                  "enable.auto.commit": False,
-                  "isolation.level": "read_committed" if committed else "read_uncommitted"})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    rows, eof = [], set()
-    deadline = harness.Deadline(30, f"reading {topic}")
-    while len(eof) < partitions:
-        deadline.check(f"{len(eof)} of {partitions} partitions at their end")
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                eof.add(m.partition())
-                continue
-            raise AssertionError(m.error())
-        rows.append((m.key(), json.loads(m.value())))
-    c.close()
-    return rows
+    return [(k, json.loads(v)) for _, k, v in harness.read_to_end(bootstrap, topic, partitions, committed)]
 
 
 def produce(bootstrap, events):

@@ -57,6 +57,19 @@ struct parker {
     }
 };
 
+/// Runs every pipeline in turn on this thread until all have finished: the exchange needs no
+/// threads of its own.
+void drive_all(std::vector<std::unique_ptr<pipeline>>& ps) {
+    for (bool done = false; !done;) {
+        done = true;
+        for (auto& p : ps) {
+            auto r = p->run_once();
+            ASSERT_TRUE(r) << r.error().message;
+            done = done && r.value();
+        }
+    }
+}
+
 std::vector<std::string> sorted_rows(const std::vector<batch>& bs) {
     std::vector<std::string> out;
     for (const auto& b : bs) {
@@ -169,15 +182,7 @@ TEST(exchange, rows_of_a_key_meet_in_the_instance_it_hashes_to) {
             .exchange(x, i, {"key"})
             .sink([&got, i](const batch& b) { got[i].push_back(b); });
     }
-    // One thread drives all three in turn: the exchange needs no threads of its own.
-    for (bool done = false; !done;) {
-        done = true;
-        for (auto& p : ps) {
-            auto r = p->run_once();
-            ASSERT_TRUE(r);
-            done = done && r.value();
-        }
-    }
+    drive_all(ps);
     size_t rows = 0;
     for (uint32_t i = 0; i < 3; ++i) {
         for (const auto& b : got[i]) {
@@ -224,14 +229,7 @@ TEST(exchange, a_stalled_instance_stops_the_sources_of_the_others) {
     EXPECT_LT(taken[1], 60u);
     EXPECT_LE(x.in_flight(), 4u * 4u + 4u);
     open = true;
-    for (bool done = false; !done;) {
-        done = true;
-        for (auto& p : ps) {
-            auto r = p->run_once();
-            ASSERT_TRUE(r);
-            done = done && r.value();
-        }
-    }
+    drive_all(ps);
     EXPECT_EQ(taken[0] + taken[1], events.size());
     EXPECT_EQ(x.in_flight(), 0u);
 }

@@ -82,6 +82,19 @@ protected:
         return out;
     }
 
+    /// After three more checkpoints (nothing may be appended twice), "counts" holds every
+    /// expected window once with its count.
+    void expect_each_window_once(const std::map<std::string, int64_t>& expected) {
+        auto ck = _jobs->status()[0].checkpoints;
+        ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
+        auto o = read("counts");
+        for (const auto& [k, n] : expected) {
+            EXPECT_EQ(o.counts[k], n) << k;
+            EXPECT_EQ(o.rows[k], 1) << k << " appears more than once";
+        }
+        EXPECT_EQ(o.total, expected.size());
+    }
+
     template <typename F>
     bool eventually(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
         auto deadline = std::chrono::steady_clock::now() + limit;
@@ -141,15 +154,7 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
         auto o = read("counts");
         return o.counts.size() >= expected.size();
     })) << _jobs->status()[0].state << " " << _jobs->status()[0].error;
-    // Let a few more checkpoints pass: nothing may be appended twice.
-    auto ck = _jobs->status()[0].checkpoints;
-    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
-    auto o = read("counts");
-    for (const auto& [k, n] : expected) {
-        EXPECT_EQ(o.counts[k], n) << k;
-        EXPECT_EQ(o.rows[k], 1) << k << " appears more than once";
-    }
-    EXPECT_EQ(o.total, expected.size());
+    expect_each_window_once(expected);
     auto st = _jobs->status()[0];
     EXPECT_EQ(st.state, "running");
     EXPECT_GT(st.last_checkpoint_id, 0u);
@@ -182,14 +187,7 @@ TEST_F(jobs_test, parallel_instances_count_exactly_once_across_a_restart) {
     close_all("events", 6, 1'000'000);
     ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }))
       << _jobs->status()[0].state << " " << _jobs->status()[0].error;
-    auto ck = _jobs->status()[0].checkpoints;
-    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 3; }));
-    auto o = read("counts");
-    for (const auto& [k, n] : expected) {
-        EXPECT_EQ(o.counts[k], n) << k;
-        EXPECT_EQ(o.rows[k], 1) << k << " appears more than once";
-    }
-    EXPECT_EQ(o.total, expected.size());
+    expect_each_window_once(expected);
     auto st = _jobs->status()[0];
     EXPECT_EQ(st.state, "running") << st.error;
     // Every instance's rows are counted in the merged status: the window took in every event.
