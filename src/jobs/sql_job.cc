@@ -244,12 +244,8 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         if (std::holds_alternative<sql::insert_stmt>(st.node) && !insert) {
             insert = &st;
         } else {
-            sql::error e;
-            e.line = st.pos.line;
-            e.column = st.pos.column;
-            e.offset = st.pos.offset;
-            e.message = "a pipeline's script holds CREATE TABLE and CREATE VIEW statements and one INSERT INTO";
-            why = sql::format_error(text, e);
+            why = sql::format_error(text, sql::error_at(st.pos, 1, "a pipeline's script holds CREATE TABLE and "
+                                                                   "CREATE VIEW statements and one INSERT INTO"));
             return invalid();
         }
     }

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "sql/error.h"
 #include "sql/types.h"
 
 namespace runnel::sql {
@@ -339,5 +340,12 @@ struct statement {
     source_pos pos;
     bool operator==(const statement&) const = default;
 };
+
+/// An error at `pos` whose caret covers `length` bytes of source.
+error error_at(source_pos pos, uint32_t length, std::string message);
+
+/// Roughly how many bytes of source an expression's head covers (a name, a function's name),
+/// for the caret under it.
+uint32_t head_length(const expr& e);
 
 } // namespace runnel::sql

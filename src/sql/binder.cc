@@ -24,26 +24,8 @@ std::string upper(std::string_view s) {
 
 bool iequals(std::string_view a, std::string_view b) { return upper(a) == upper(b); }
 
-/// Roughly how many bytes of source the node's head covers, for the caret.
-uint32_t head_length(const expr& e) {
-    if (e.kind == expr_kind::column || e.kind == expr_kind::call) {
-        std::size_t n = 0;
-        for (const auto& part : e.names) {
-            n += part.size() + 1;
-        }
-        return static_cast<uint32_t>(n > 0 ? n - 1 : 1);
-    }
-    return 1;
-}
-
 error at(source_pos pos, uint32_t length, std::string message) {
-    error e;
-    e.line = pos.line;
-    e.column = pos.column;
-    e.offset = pos.offset;
-    e.length = length;
-    e.message = std::move(message);
-    return e;
+    return error_at(pos, length, std::move(message));
 }
 
 error at(const expr& e, std::string message) { return at(e.pos, head_length(e), std::move(message)); }

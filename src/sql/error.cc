@@ -1,5 +1,7 @@
 #include "sql/error.h"
 
+#include "sql/ast.h"
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -61,6 +63,27 @@ std::string format_error(std::string_view source, const error& e) {
     }
     out.append(std::max<std::size_t>(carets, 1), '^');
     return out;
+}
+
+error error_at(source_pos pos, uint32_t length, std::string message) {
+    error e;
+    e.line = pos.line;
+    e.column = pos.column;
+    e.offset = pos.offset;
+    e.length = length;
+    e.message = std::move(message);
+    return e;
+}
+
+uint32_t head_length(const expr& e) {
+    if (e.kind == expr_kind::column || e.kind == expr_kind::call) {
+        std::size_t n = 0;
+        for (const auto& part : e.names) {
+            n += part.size() + 1;
+        }
+        return static_cast<uint32_t>(n > 0 ? n - 1 : 1);
+    }
+    return 1;
 }
 
 } // namespace runnel::sql

@@ -34,25 +34,8 @@ bool iequals(std::string_view a, std::string_view b) {
            });
 }
 
-uint32_t head_length(const expr& e) {
-    if (e.kind == expr_kind::column || e.kind == expr_kind::call) {
-        std::size_t n = 0;
-        for (const auto& part : e.names) {
-            n += part.size() + 1;
-        }
-        return static_cast<uint32_t>(n > 0 ? n - 1 : 1);
-    }
-    return 1;
-}
-
 error at(source_pos pos, uint32_t length, std::string message) {
-    error e;
-    e.line = pos.line;
-    e.column = pos.column;
-    e.offset = pos.offset;
-    e.length = length;
-    e.message = "planner: " + std::move(message);
-    return e;
+    return error_at(pos, length, "planner: " + std::move(message));
 }
 
 error at(const expr& e, std::string message) {
@@ -219,6 +202,21 @@ struct relation {
     std::vector<rel_column> cols;
     std::optional<window_info> window;
 };
+
+/// The columns `*` (or `t.*`) stands for in `rel`, in order.
+std::vector<const rel_column*> star_columns(const expr& star, const relation& rel) {
+    std::vector<const rel_column*> out;
+    for (const auto& c : rel.cols) {
+        if (c.window_only || c.hidden) {
+            continue;
+        }
+        if (!star.names.empty() && c.qualifier != star.names.back()) {
+            continue;
+        }
+        out.push_back(&c);
+    }
+    return out;
+}
 
 /// The output of a planned query: its stream and output names (the engine columns are named
 /// the same).
@@ -1564,14 +1562,8 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
     std::size_t index = 0;
     for (const auto& item : q.select.items) {
         if (item.value.kind == expr_kind::star) {
-            for (const auto& c : rel.cols) {
-                if (c.window_only || c.hidden) {
-                    continue;
-                }
-                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
-                    continue;
-                }
-                names.push_back(c.name);
+            for (const auto* c : star_columns(item.value, rel)) {
+                names.push_back(c->name);
             }
         } else if (!item.alias.empty()) {
             names.push_back(item.alias);
@@ -1775,14 +1767,8 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
     std::size_t n = 0;
     for (const auto& item : sc.items) {
         if (item.value.kind == expr_kind::star) {
-            for (const auto& c : rel.cols) {
-                if (c.window_only || c.hidden) {
-                    continue;
-                }
-                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
-                    continue;
-                }
-                cols.push_back(en::as(en::col(c.engine), names.value()[n++]));
+            for (const auto* c : star_columns(item.value, rel)) {
+                cols.push_back(en::as(en::col(c->engine), names.value()[n++]));
             }
             continue;
         }
@@ -1951,14 +1937,8 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
             continue;
         }
         if (item.value.kind == expr_kind::star) {
-            for (const auto& c : rel.cols) {
-                if (c.window_only || c.hidden) {
-                    continue;
-                }
-                if (!item.value.names.empty() && c.qualifier != item.value.names.back()) {
-                    continue;
-                }
-                cols.push_back(en::as(en::col(c.engine), names.value()[i++]));
+            for (const auto* c : star_columns(item.value, rel)) {
+                cols.push_back(en::as(en::col(c->engine), names.value()[i++]));
             }
             continue;
         }
