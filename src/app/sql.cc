@@ -1,13 +1,17 @@
 // `runnel sql FILE`: submits a SQL script to a running server's HTTP API (`POST /v1/sql`) and
-// prints what each statement did.
+// prints what each statement did. `runnel sql` without a file is an interactive shell: a
+// SELECT runs as a temporary materialized view whose rows are redrawn as they change.
 //
 // The request is one HTTP/1.1 exchange with `Connection: close` over a blocking socket: a
 // command-line tool talking to its own server, where a full HTTP client library would cost
 // more build time than the exchange is worth.
 
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <fstream>
 #include <iostream>
@@ -29,9 +33,10 @@ struct http_answer {
     std::string body;
 };
 
-/// POSTs `body` to http://`addr``path`; `why` explains a failure to talk to the server.
-std::optional<http_answer> post(const std::string& addr, const std::string& path, const std::string& body,
-                                const std::string& token, std::string& why) {
+/// Sends `method` `path` with `body` to http://`addr`; `why` explains a failure to talk to the
+/// server.
+std::optional<http_answer> request(const char* method, const std::string& addr, const std::string& path,
+                                   const std::string& body, const std::string& token, std::string& why) {
     auto colon = addr.rfind(':');
     if (colon == std::string::npos) {
         why = fmt::format("'{}' is not HOST:PORT", addr);
@@ -60,9 +65,9 @@ std::optional<http_answer> post(const std::string& addr, const std::string& path
                           std::strerror(errno));
         return std::nullopt;
     }
-    std::string req = fmt::format("POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n"
+    std::string req = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n"
                                   "Connection: close\r\n{}\r\n",
-                                  path, addr, body.size(),
+                                  method, path, addr, body.size(),
                                   token.empty() ? std::string() : fmt::format("Authorization: Bearer {}\r\n", token));
     req += body;
     for (std::size_t sent = 0; sent < req.size();) {
@@ -103,6 +108,11 @@ void print_result(const json::object& r) {
         fmt::print("view {} declared\n", std::string(r.at("view").as_string()));
     } else if (kind == "insert") {
         fmt::print("pipeline {} started\n", std::string(r.at("pipeline").as_string()));
+    } else if (kind == "create_materialized_view") {
+        fmt::print("materialized view {} created (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
+                   std::string(r.at("view").as_string()));
+    } else if (kind == "drop_materialized_view") {
+        fmt::print("materialized view {} dropped\n", std::string(r.at("view").as_string()));
     } else if (kind == "explain") {
         fmt::print("{}\n", std::string(r.at("plan").as_string()));
     } else if (kind == "stop_job") {
@@ -116,6 +126,11 @@ void print_result(const json::object& r) {
         }
     } else if (kind == "show_tables") {
         for (const auto& t : r.at("tables").as_array()) fmt::print("{}\n", std::string(t.as_string()));
+    } else if (kind == "show_views") {
+        fmt::print("{:<32} {}\n", "VIEW", "ROWS");
+        for (const auto& v : r.at("views").as_array()) {
+            fmt::print("{:<32} {}\n", std::string(v.at("name").as_string()), v.at("rows").to_number<int64_t>());
+        }
     }
 }
 
@@ -127,12 +142,44 @@ struct sql_options {
     std::string format = "text";
 };
 
-int run_sql(const sql_options& o) {
-    std::string text;
-    if (o.file.empty()) {
-        std::cerr << "runnel sql: give a FILE of statements ('-' reads stdin); the interactive shell is not built yet\n";
-        return 2;
+/// What the server said about a script: its results, or the error to print.
+struct submitted {
+    std::optional<json::array> results;
+    std::string error;
+    std::string raw; ///< the response body, for --format json
+    bool ok() const { return results.has_value(); }
+};
+
+submitted submit(const sql_options& o, const std::string& text, bool explain) {
+    json::object body;
+    body["sql"] = text;
+    body["explain"] = explain;
+    std::string why;
+    submitted out;
+    auto a = request("POST", o.http, "/v1/sql", json::serialize(body), o.token, why);
+    if (!a) {
+        out.error = why;
+        return out;
     }
+    out.raw = a->body;
+    boost::system::error_code ec;
+    auto doc = json::parse(a->body, ec);
+    if (ec || !doc.is_object()) {
+        out.error = fmt::format("HTTP {} from {}: {}", a->status, o.http, a->body.substr(0, 400));
+        return out;
+    }
+    const auto& d = doc.as_object();
+    if (a->status != 200) {
+        auto* detail = d.if_contains("detail");
+        out.error = detail && detail->is_string() ? std::string(detail->as_string()) : a->body;
+        return out;
+    }
+    out.results = d.at("results").as_array();
+    return out;
+}
+
+int run_script(const sql_options& o) {
+    std::string text;
     if (o.file == "-") {
         std::stringstream ss;
         ss << std::cin.rdbuf();
@@ -147,34 +194,193 @@ int run_sql(const sql_options& o) {
         ss << in.rdbuf();
         text = ss.str();
     }
-    json::object body;
-    body["sql"] = text;
-    body["explain"] = o.explain;
-    std::string why;
-    auto a = post(o.http, "/v1/sql", json::serialize(body), o.token, why);
-    if (!a) {
-        std::cerr << "runnel sql: " << why << "\n";
+    auto r = submit(o, text, o.explain);
+    if (o.format == "json" && !r.raw.empty()) {
+        fmt::print("{}\n", r.raw);
+        return r.ok() ? 0 : 1;
+    }
+    if (!r.ok()) {
+        std::cerr << "runnel sql: " << r.error << "\n";
         return 1;
     }
-    if (o.format == "json") {
-        fmt::print("{}\n", a->body);
-        return a->status == 200 ? 0 : 1;
-    }
-    boost::system::error_code ec;
-    auto doc = json::parse(a->body, ec);
-    if (ec || !doc.is_object()) {
-        std::cerr << fmt::format("runnel sql: HTTP {} from {}: {}\n", a->status, o.http, a->body.substr(0, 400));
-        return 1;
-    }
-    const auto& d = doc.as_object();
-    if (a->status != 200) {
-        auto* detail = d.if_contains("detail");
-        std::cerr << fmt::format("runnel sql: {}\n",
-                                 detail && detail->is_string() ? std::string(detail->as_string()) : a->body);
-        return 1;
-    }
-    for (const auto& r : d.at("results").as_array()) print_result(r.as_object());
+    for (const auto& x : *r.results) print_result(x.as_object());
     return 0;
+}
+
+// ---- the interactive shell -------------------------------------------------------------
+
+volatile std::sig_atomic_t interrupted = 0;
+
+/// Splits off complete statements (ending in ';' outside quotes and comments) from `buf`.
+std::vector<std::string> take_statements(std::string& buf) {
+    std::vector<std::string> out;
+    char quote = 0;
+    std::size_t begin = 0;
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+        char c = buf[i];
+        if (quote) {
+            if (c == quote) quote = 0;
+        } else if (c == '\'' || c == '`' || c == '"') {
+            quote = c;
+        } else if (c == '-' && i + 1 < buf.size() && buf[i + 1] == '-') {
+            auto nl = buf.find('\n', i);
+            if (nl == std::string::npos) break;
+            i = nl;
+        } else if (c == ';') {
+            out.push_back(buf.substr(begin, i - begin));
+            begin = i + 1;
+        }
+    }
+    buf.erase(0, begin);
+    return out;
+}
+
+/// The statement's first words, upper-cased, after comments and blanks.
+std::string leading_words(const std::string& stmt, int words) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < stmt.size() && words > 0) {
+        if (std::isspace(static_cast<unsigned char>(stmt[i]))) {
+            ++i;
+        } else if (stmt.compare(i, 2, "--") == 0) {
+            i = std::min(stmt.size(), stmt.find('\n', i) == std::string::npos ? stmt.size() : stmt.find('\n', i));
+        } else {
+            std::size_t j = i;
+            while (j < stmt.size() && std::isalpha(static_cast<unsigned char>(stmt[j]))) ++j;
+            if (j == i) break;
+            if (!out.empty()) out += ' ';
+            for (std::size_t k = i; k < j; ++k) out += char(std::toupper(static_cast<unsigned char>(stmt[k])));
+            i = j;
+            --words;
+        }
+    }
+    return out;
+}
+
+std::string cell(const json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    if (v.is_null()) return "NULL";
+    return json::serialize(v);
+}
+
+/// Prints a view's rows as a table (at most `limit` rows); `tty` redraws in place.
+void draw(const json::object& view, bool tty, std::size_t limit) {
+    const auto& rows = view.at("rows").as_array();
+    std::vector<std::string> header;
+    std::vector<std::vector<std::string>> cells;
+    for (const auto& r : rows) {
+        const auto& row = r.at("row").as_object();
+        if (header.empty()) {
+            for (const auto& kv : row) header.emplace_back(kv.key());
+        }
+        if (cells.size() < limit) {
+            std::vector<std::string> line;
+            for (const auto& h : header) line.push_back(row.contains(h) ? cell(row.at(h)) : "NULL");
+            cells.push_back(std::move(line));
+        }
+    }
+    std::vector<std::size_t> width(header.size());
+    for (std::size_t c = 0; c < header.size(); ++c) {
+        width[c] = header[c].size();
+        for (const auto& line : cells) width[c] = std::max(width[c], line[c].size());
+    }
+    std::string out = tty ? "\x1b[H\x1b[2J" : "";
+    auto line_of = [&](const std::vector<std::string>& v) {
+        std::string l;
+        for (std::size_t c = 0; c < v.size(); ++c) l += fmt::format("{}{:<{}}", c ? " | " : "", v[c], width[c]);
+        return l + "\n";
+    };
+    if (!header.empty()) out += line_of(header);
+    for (const auto& line : cells) out += line_of(line);
+    out += fmt::format("-- {} rows, version {}{}; press Enter to stop\n", rows.size(),
+                       view.at("version").to_number<int64_t>(),
+                       rows.size() > cells.size() ? fmt::format(" ({} shown)", cells.size()) : "");
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+}
+
+/// Runs `select` as a continuous query: a temporary materialized view whose rows are redrawn
+/// as they change, until Enter, end of input or Ctrl-C; then the view is dropped.
+void push_query(const sql_options& o, const std::string& declarations, const std::string& select, int n, bool tty) {
+    const auto name = fmt::format("shell_{}_{}", getpid(), n);
+    auto made = submit(o, declarations + fmt::format("CREATE MATERIALIZED VIEW {} AS {};\n", name, select), false);
+    if (!made.ok()) {
+        std::cerr << made.error << "\n";
+        return;
+    }
+    interrupted = 0;
+    auto old = std::signal(SIGINT, [](int) { interrupted = 1; });
+    int64_t shown = -1;
+    while (!interrupted) {
+        std::string why;
+        auto a = request("GET", o.http, "/v1/views/" + name, "", o.token, why);
+        if (!a || a->status != 200) {
+            std::cerr << (a ? a->body : why) << "\n";
+            break;
+        }
+        boost::system::error_code ec;
+        auto doc = json::parse(a->body, ec);
+        if (!ec && doc.is_object()) {
+            const auto version = doc.at("version").to_number<int64_t>();
+            if (version != shown) {
+                draw(doc.as_object(), tty, 40);
+                shown = version;
+            }
+        }
+        pollfd in{0, POLLIN, 0};
+        if (::poll(&in, 1, 250) > 0) {
+            std::string line;
+            std::getline(std::cin, line); // Enter (or the end of input) stops the query
+            break;
+        }
+    }
+    std::signal(SIGINT, old);
+    auto dropped = submit(o, fmt::format("DROP MATERIALIZED VIEW IF EXISTS {};", name), false);
+    if (!dropped.ok()) std::cerr << dropped.error << "\n";
+    fmt::print("query stopped\n");
+}
+
+int run_shell(const sql_options& o) {
+    const bool tty = ::isatty(0) && ::isatty(1);
+    if (tty) {
+        fmt::print("runnel sql shell on {}: end statements with ';'. A SELECT shows its result updating in place "
+                   "(Enter stops it). CREATE TABLE and CREATE VIEW stay declared for the session. quit; leaves.\n",
+                   o.http);
+    }
+    std::string declarations;
+    std::string buf;
+    std::string line;
+    int queries = 0;
+    for (;;) {
+        if (tty) std::fputs(buf.empty() ? "runnel> " : "     -> ", stdout);
+        std::fflush(stdout);
+        if (!std::getline(std::cin, line)) break;
+        buf += line + "\n";
+        for (auto& stmt : take_statements(buf)) {
+            const auto head = leading_words(stmt, 2);
+            if (head.empty()) continue;
+            const auto first = head.substr(0, head.find(' '));
+            if (first == "QUIT" || first == "EXIT") return 0;
+            if (first == "SELECT" || first == "WITH") {
+                push_query(o, declarations, stmt, ++queries, tty);
+                continue;
+            }
+            const bool declares = head == "CREATE TABLE" || head == "CREATE VIEW" || head == "CREATE TEMPORARY" ||
+                                  first == "SET";
+            auto r = submit(o, declarations + stmt + ";\n", o.explain);
+            if (!r.ok()) {
+                std::cerr << r.error << "\n";
+                continue;
+            }
+            if (!r.results->empty()) print_result(r.results->back().as_object());
+            if (declares) declarations += stmt + ";\n";
+        }
+    }
+    return 0;
+}
+
+int run_sql(const sql_options& o) {
+    return o.file.empty() ? run_shell(o) : run_script(o);
 }
 
 } // namespace
@@ -182,7 +388,7 @@ int run_sql(const sql_options& o) {
 void add_sql_command(CLI::App& app, std::function<int()>& run) {
     static sql_options o;
     auto* cmd = app.add_subcommand("sql", "Run a SQL script on a server: each INSERT INTO becomes a durable pipeline");
-    cmd->add_option("file", o.file, "File of statements separated by ';' ('-': stdin)");
+    cmd->add_option("file", o.file, "File of statements separated by ';' ('-': stdin); none: the interactive shell");
     cmd->add_option("--http", o.http, "The server's HTTP address, HOST:PORT")->capture_default_str();
     cmd->add_option("--http-token", o.token, "Bearer token, when the server requires one");
     cmd->add_flag("--explain", o.explain, "Print the plan of every INSERT INTO without starting it");

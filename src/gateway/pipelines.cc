@@ -289,11 +289,7 @@ answer run_sql(request_ctx& ctx) {
         const auto stmt_text = sql::to_string(st);
         res["statement"] = stmt_text;
         const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
-        if (cv && cv->materialized) {
-            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: CREATE MATERIALIZED VIEW is not "
-                                                                   "supported yet; INSERT INTO a topic instead",
-                                                                   st.pos.line, st.pos.column)));
-        }
+        const bool materialized = cv && cv->materialized;
         auto declared = sql::declare(st, cat);
         if (!declared) co_return sql_problem(ctx, text, declared.error());
         if (declared.value()) {
@@ -305,17 +301,20 @@ answer run_sql(request_ctx& ctx) {
             res["kind"] = "set";
             if (set->key == "pipeline.name") next_name = set->value;
         } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
-                   std::holds_alternative<sql::explain_stmt>(st.node)) {
+                   std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
             const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
-            auto plan = sql::explain(st, cat);
+            auto plan = materialized ? sql::explain(sql::statement{sql::query_stmt{cv->body}, st.pos}, cat)
+                                     : sql::explain(st, cat);
             if (!plan) co_return sql_problem(ctx, text, plan.error());
             if (is_explain || explain_only) {
                 res["kind"] = "explain";
                 res["plan"] = plan.value();
             } else {
                 jobs::job_definition def;
-                def.id = next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
-                                           : next_name;
+                // A materialized view's pipeline is named after the view, so DROP finds it.
+                def.id = materialized        ? cv->name.back()
+                         : next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
+                                             : next_name;
                 next_name.clear();
                 def.template_name = "sql";
                 def.params["sql"] = declarations + stmt_text + ";\n";
@@ -328,8 +327,9 @@ answer run_sql(request_ctx& ctx) {
                     const bool exists = made.first.error() == std::errc::file_exists;
                     co_return to_reply(ctx.fail(exists ? "pipeline-exists" : "invalid-pipeline", made.second));
                 }
-                res["kind"] = "insert";
+                res["kind"] = materialized ? "create_materialized_view" : "insert";
                 res["pipeline"] = def.id;
+                if (materialized) res["view"] = def.id;
             }
         } else if (const auto* show = std::get_if<sql::show_stmt>(&st.node)) {
             if (show->what == sql::show_kind::jobs) {
@@ -344,10 +344,35 @@ answer run_sql(request_ctx& ctx) {
                 }
                 res["kind"] = "show_tables";
                 res["tables"] = std::move(names);
+            } else if (show->what == sql::show_kind::materialized_views || show->what == sql::show_kind::views) {
+                json::array views;
+                for (const auto& v : jobs::default_views().all()) {
+                    json::object x;
+                    x["name"] = v->name();
+                    x["rows"] = v->size();
+                    views.push_back(std::move(x));
+                }
+                res["kind"] = "show_views";
+                res["views"] = std::move(views);
             } else {
-                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: only SHOW JOBS and SHOW TABLES are "
-                                                                       "supported", st.pos.line, st.pos.column)));
+                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: only SHOW JOBS, SHOW TABLES and "
+                                                                       "SHOW [MATERIALIZED] VIEWS are supported",
+                                                                       st.pos.line, st.pos.column)));
             }
+        } else if (const auto* drop = std::get_if<sql::drop_stmt>(&st.node);
+                   drop && drop->object == sql::object_kind::materialized_view) {
+            const auto name = drop->name.back();
+            auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
+                ctx.st.opts.jobs->remove_async(name, ctx.exec, done);
+            });
+            const bool known = jobs::default_views().find(name) != nullptr;
+            jobs::default_views().drop(name);
+            if (!r && !known && !drop->if_exists) {
+                co_return to_reply(ctx.fail("unknown-view", fmt::format("line {}:{}: materialized view '{}' does not "
+                                                                        "exist", st.pos.line, st.pos.column, name)));
+            }
+            res["kind"] = "drop_materialized_view";
+            res["view"] = name;
         } else if (const auto* stop = std::get_if<sql::stop_job_stmt>(&st.node)) {
             auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
                 ctx.st.opts.jobs->remove_async(stop->job_id, ctx.exec, done);
@@ -357,8 +382,9 @@ answer run_sql(request_ctx& ctx) {
             res["pipeline"] = stop->job_id;
         } else if (std::holds_alternative<sql::query_stmt>(st.node)) {
             co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: a SELECT on its own is a continuous "
-                                                                   "query; INSERT INTO a topic and read the topic, or "
-                                                                   "use EXPLAIN",
+                                                                   "query; keep its result with CREATE MATERIALIZED "
+                                                                   "VIEW name AS SELECT …, INSERT INTO a topic, or "
+                                                                   "watch it in the `runnel sql` shell",
                                                                    st.pos.line, st.pos.column)));
         } else {
             co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: this statement is not supported over "

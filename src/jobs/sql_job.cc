@@ -241,11 +241,13 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         if (declared.value()) {
             continue;
         }
-        if (std::holds_alternative<sql::insert_stmt>(st.node) && !insert) {
+        const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
+        if ((std::holds_alternative<sql::insert_stmt>(st.node) || (cv && cv->materialized)) && !insert) {
             insert = &st;
         } else {
             why = sql::format_error(text, sql::error_at(st.pos, 1, "a pipeline's script holds CREATE TABLE and "
-                                                                   "CREATE VIEW statements and one INSERT INTO"));
+                                                                   "CREATE VIEW statements and one INSERT INTO or "
+                                                                   "CREATE MATERIALIZED VIEW"));
             return invalid();
         }
     }
@@ -259,10 +261,38 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
     }
     job_connectors conn(ctx, def);
     sql::planner pl(cat, conn);
-    auto plan = pl.plan(*insert, ctx.pipeline());
+    // A materialized view plans its query and keeps the rows in a view the gateway serves.
+    const auto* view = std::get_if<sql::create_view_stmt>(&insert->node);
+    std::optional<sql::statement> query;
+    if (view) query = sql::statement{sql::query_stmt{view->body}, insert->pos};
+    auto plan = pl.plan(query ? *query : *insert, ctx.pipeline());
     if (!plan) {
         why = sql::format_error(text, plan.error());
         return invalid();
+    }
+    if (view) {
+        auto columns = plan.value().columns;
+        if (!view->columns.empty()) {
+            if (view->columns.size() != columns.size()) {
+                why = sql::format_error(text, sql::error_at(insert->pos, 1,
+                                                            fmt::format("the view names {} columns and its query has {}",
+                                                                        view->columns.size(), columns.size())));
+                return invalid();
+            }
+            columns = view->columns;
+        }
+        const auto& planned = plan.value().columns;
+        std::vector<std::string> key;
+        for (const auto& k : sql::materialized_view_key(view->body, planned)) {
+            key.push_back(columns[std::size_t(std::find(planned.begin(), planned.end(), k) - planned.begin())]);
+        }
+        auto rows = plan.value().output;
+        if (columns != planned) {
+            std::vector<en::named_expr> renamed;
+            for (std::size_t i = 0; i < columns.size(); ++i) renamed.push_back(en::as(en::col(planned[i]), columns[i]));
+            rows = rows.project(renamed);
+        }
+        ctx.sink(rows, std::make_unique<view_sink>(default_views().open(view->name.back(), key), true), 1);
     }
     // Rows too late for every window they belong to go to `<job>.late`, never nowhere.
     for (auto& late : plan.value().late) {

@@ -122,8 +122,9 @@ view_registry& default_views() {
     return r;
 }
 
-view_sink::view_sink(std::shared_ptr<view> v)
-  : _view(std::move(v)) {}
+view_sink::view_sink(std::shared_ptr<view> v, bool sql_timestamps)
+  : _view(std::move(v))
+  , _sql_timestamps(sql_timestamps) {}
 
 void view_sink::write(const engine::batch& b) {
     if (_schema != b.schema_of().get()) {
@@ -146,7 +147,7 @@ void view_sink::write(const engine::batch& b) {
         if (kind == engine::row_kind::delete_row || kind == engine::row_kind::update_before) {
             _view->remove(key);
         } else {
-            _view->upsert(std::move(key), connect::row_to_json(b, r));
+            _view->upsert(std::move(key), connect::row_to_json(b, r, _sql_timestamps));
         }
     }
 }

@@ -101,7 +101,9 @@ view_registry& default_views();
 /// the job's thread; the view itself is shared.
 class view_sink final : public engine::checkpointed_sink {
 public:
-    view_sink(std::shared_ptr<view> v);
+    /// `sql_timestamps`: timestamps as Flink SQL writes them (`yyyy-MM-dd HH:mm:ss.SSS`)
+    /// rather than epoch milliseconds.
+    explicit view_sink(std::shared_ptr<view> v, bool sql_timestamps = false);
     void start(int32_t, done_fn done) override { done(ok()); }
     void write(const engine::batch& b) override;
     bool ready() const override { return true; }
@@ -117,6 +119,7 @@ public:
 
 private:
     std::shared_ptr<view> _view;
+    bool _sql_timestamps = false;
     std::vector<std::size_t> _key_cols;
     const engine::schema* _schema = nullptr;
 };

@@ -164,4 +164,86 @@ parse_result<bool> declare(const statement& s, memory_catalog& cat) {
     return false;
 }
 
+namespace {
+
+std::string folded(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::string call_name(const expr& e) {
+    return e.kind == expr_kind::call && !e.names.empty() ? folded(e.names.back()) : std::string();
+}
+
+std::string column_name(const expr& e) {
+    return e.kind == expr_kind::column && !e.names.empty() ? folded(e.names.back()) : std::string();
+}
+
+bool has_aggregate(const expr& e) {
+    static const std::set<std::string> aggregates = {"count", "sum", "min", "max", "avg", "first_value", "last_value"};
+    if (e.kind == expr_kind::call && !e.over && aggregates.count(call_name(e))) return true;
+    return std::any_of(e.args.begin(), e.args.end(), [](const expr& a) { return has_aggregate(a); });
+}
+
+bool is_window_bound(const expr& e) {
+    static const std::set<std::string> bounds = {"window_start", "window_end"};
+    static const std::set<std::string> legacy = {"tumble_start", "tumble_end", "hop_start", "hop_end", "session_start",
+                                                 "session_end"};
+    return bounds.count(column_name(e)) || legacy.count(call_name(e));
+}
+
+} // namespace
+
+std::vector<std::string> materialized_view_key(const query& q, const std::vector<std::string>& columns) {
+    if (q.kind != query_kind::select) return columns;
+    const auto& s = q.select;
+    const bool positional = s.items.size() == columns.size() &&
+                            std::none_of(s.items.begin(), s.items.end(),
+                                         [](const select_item& i) { return i.value.kind == expr_kind::star; });
+    const bool grouped = !s.group_by.empty() || std::any_of(s.items.begin(), s.items.end(), [](const select_item& i) {
+        return has_aggregate(i.value);
+    });
+    std::vector<std::string> key;
+    if (grouped) {
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            bool is_key = false;
+            if (positional) {
+                const auto& e = s.items[i].value;
+                is_key = is_window_bound(e) ||
+                         std::any_of(s.group_by.begin(), s.group_by.end(), [&](const expr& g) { return g == e; });
+            } else {
+                const auto name = folded(columns[i]);
+                is_key = name == "window_start" || name == "window_end" ||
+                         std::any_of(s.group_by.begin(), s.group_by.end(),
+                                     [&](const expr& g) { return column_name(g) == name; });
+            }
+            if (is_key) key.push_back(columns[i]);
+        }
+        return key;
+    }
+    // A Top-N: an outer SELECT over a subquery that numbers rows per partition.
+    if (s.from.size() == 1 && s.from[0].kind == table_ref_kind::subquery && s.from[0].subquery &&
+        s.from[0].subquery->kind == query_kind::select) {
+        std::set<std::string> parts;
+        std::string rn;
+        for (const auto& item : s.from[0].subquery->select.items) {
+            if (call_name(item.value) == "row_number" && item.value.over) {
+                rn = folded(item.alias);
+                for (const auto& p : item.value.over->partition_by) parts.insert(column_name(p));
+            }
+        }
+        if (!rn.empty()) {
+            bool has_rn = false;
+            for (const auto& c : columns) {
+                const auto name = folded(c);
+                if (name == rn) has_rn = true;
+                if (name == rn || parts.count(name)) key.push_back(c);
+            }
+            if (has_rn) return key;
+        }
+    }
+    return columns;
+}
+
 } // namespace runnel::sql

@@ -89,4 +89,11 @@ parse_result<table_schema> table_schema_from(const create_table_stmt& t);
 /// fails with its error.
 parse_result<bool> declare(const statement& s, memory_catalog& cat);
 
+/// The key of a materialized view over `q`, whose output columns are `columns`: the output
+/// columns that repeat a GROUP BY expression, a window's bounds (`window_start`,
+/// `window_end`, `*_START`/`*_END` of a legacy group window) or, for a Top-N, a PARTITION BY
+/// column or the row number. An aggregate with no such column is one row (an empty key). A
+/// query that neither groups nor ranks is keyed by all its columns: each distinct row once.
+std::vector<std::string> materialized_view_key(const query& q, const std::vector<std::string>& columns);
+
 } // namespace runnel::sql

@@ -8,6 +8,9 @@ server is restarted half-way; a read_committed reader then sees every window onc
 counts and sums Python computes from the same events. Also: `--explain` prints the plan and
 starts nothing, a bad script exits 1 with line:column and a caret, SHOW JOBS and STOP JOB
 work from stdin, and a Nexmark table feeds a pipeline (46 of every 50 events are bids).
+A materialized view of the same windows is served over HTTP, survives a restart and is
+dropped; the interactive shell (`runnel sql` with no file) shows a SELECT's rows as they
+change and drops its temporary view when stopped.
 
 Run: /usr/bin/python3 sql_pipeline_test.py --runnel PATH
 """
@@ -20,10 +23,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 
 import harness
+import queue
+import threading
 from confluent_kafka import Producer
 
 PARTITIONS = 3
@@ -59,6 +65,21 @@ GROUP BY `user`, window_start, window_end;
 BAD_SCRIPT = """CREATE TABLE clicks (`user` STRING, ts TIMESTAMP(3)) WITH ('connector' = 'topic', 'topic' = 'clicks');
 CREATE TABLE sink1 (`user` STRING) WITH ('connector' = 'blackhole');
 INSERT INTO sink1 SELECT usr FROM clicks;
+"""
+
+CLICKS_TABLE = SCRIPT[:SCRIPT.index("CREATE TABLE per_user")]
+
+VIEW = CLICKS_TABLE + """
+CREATE MATERIALIZED VIEW per_second AS
+SELECT `user`, window_start, COUNT(*) AS clicks, SUM(bytes) AS total
+FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY `user`, window_start, window_end;
+"""
+
+SHELL_QUERY = """SELECT window_start, COUNT(*) AS clicks
+FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+WHERE `user` = 'u1'
+GROUP BY window_start, window_end;
 """
 
 NEXMARK = """
@@ -99,6 +120,80 @@ def produce(bootstrap, events):
         p.produce("clicks", value=json.dumps({"user": user, "bytes": size, "ts": sql_ts(ms)}),
                   partition=i % PARTITIONS)
     assert p.flush(30) == 0
+
+
+def http_status(method, url, body=None):
+    try:
+        http(method, url, body)
+        return 200
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def view_rows(srv, name):
+    rows = http("GET", f"{srv.http}/v1/views/{name}")["rows"]
+    return {(x["row"]["user"], x["row"]["window_start"]): (x["row"]["clicks"], x["row"]["total"]) for x in rows}
+
+
+def check_view(args, srv, data, want):
+    """CREATE MATERIALIZED VIEW: rows over HTTP, kept across a restart, then DROP. Returns the server."""
+    r = runnel_sql(args.runnel, srv, "-", stdin=VIEW)
+    assert r.returncode == 0 and "materialized view per_second created" in r.stdout, (r.stdout, r.stderr)
+    harness.wait_until(lambda: len(view_rows(srv, "per_second")) >= len(want), 60, "every window in the view")
+    got = view_rows(srv, "per_second")
+    wrong = [(k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
+    assert not wrong and len(got) == len(want), f"{len(wrong)} wrong rows (key, got, want), e.g. {wrong[:3]}"
+    harness.wait_until(lambda: http("GET", f"{srv.http}/v1/pipelines/per_second")["checkpoints"]["completed"] >= 1,
+                       30, "a checkpoint of the view's pipeline")
+    srv.stop()
+    srv = harness.RunnelServer(args.runnel, name="sql", data_dir=os.path.join(data, "server"))
+    srv.start()
+    harness.wait_until(lambda: http_status("GET", f"{srv.http}/v1/views/per_second") == 200 and
+                       view_rows(srv, "per_second") == got, 30, "the view back after a restart")
+    r = runnel_sql(args.runnel, srv, "-", stdin="SHOW MATERIALIZED VIEWS;")
+    assert r.returncode == 0 and "per_second" in r.stdout, (r.stdout, r.stderr)
+    r = runnel_sql(args.runnel, srv, "-", stdin="DROP MATERIALIZED VIEW per_second;")
+    assert r.returncode == 0 and "dropped" in r.stdout, (r.stdout, r.stderr)
+    assert http_status("GET", f"{srv.http}/v1/views/per_second") == 404
+    assert all(p["id"] != "per_second" for p in http("GET", f"{srv.http}/v1/pipelines")["pipelines"])
+    r = runnel_sql(args.runnel, srv, "-", stdin="DROP MATERIALIZED VIEW per_second;")
+    assert r.returncode == 1 and "does not exist" in r.stderr, (r.returncode, r.stderr)
+    return srv
+
+
+def check_shell(args, srv, want_windows):
+    """The interactive shell: a SELECT's rows are redrawn until Enter; its view is then gone."""
+    sh = subprocess.Popen([args.runnel, "sql", "--http", f"127.0.0.1:{srv.http_port}"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in sh.stdout], daemon=True).start()
+    seen = []
+
+    def saw(text):
+        while True:
+            try:
+                seen.append(lines.get_nowait())
+            except queue.Empty:
+                break
+        return any(text in l for l in seen)
+    try:
+        sh.stdin.write(CLICKS_TABLE + SHELL_QUERY)
+        sh.stdin.flush()
+        harness.wait_until(lambda: saw(f"-- {want_windows} rows,"), 60,
+                           f"the shell showing all {want_windows} windows of u1")
+        assert any(l.startswith("window_start") and "clicks" in l for l in seen), seen[:5]
+        assert http("GET", f"{srv.http}/v1/views")["views"] != []
+        sh.stdin.write("\n")
+        sh.stdin.flush()
+        harness.wait_until(lambda: saw("query stopped"), 30, "the push query to stop")
+        assert http("GET", f"{srv.http}/v1/views")["views"] == []
+        sh.stdin.write("quit;\n")
+        sh.stdin.flush()
+        assert sh.wait(timeout=30) == 0, sh.stderr.read()
+    finally:
+        if sh.poll() is None:
+            sh.kill()
+            sh.wait()
 
 
 def main():
@@ -175,6 +270,11 @@ def main():
         assert not extra, f"{len(extra)} unexpected windows, e.g. {extra[:3]}"
         assert all(k.decode() == r["user"] for k, r in rows), "records are keyed by the sink's primary key"
         assert all(r["window_end"].endswith(".000") and len(r["window_end"]) == 23 for _, r in rows), rows[0]
+        passed += 1
+
+        srv = check_view(args, srv, data, want)
+        passed += 1
+        check_shell(args, srv, sum(1 for (u, _) in want if u == "u1"))
         passed += 1
 
         # SHOW JOBS and STOP JOB from stdin.
