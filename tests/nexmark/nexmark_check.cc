@@ -29,6 +29,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "connect/nexmark/rows.h"
@@ -203,7 +204,8 @@ int dump(int64_t events, const std::filesystem::path& dir, std::map<std::string,
 
 /// The final contents of the sink table: the changelog it received, applied. With a primary
 /// key, a row replaces the row of its key and a retraction removes the key's row; without
-/// one, rows form a multiset and a retraction removes one equal row.
+/// one, rows form a multiset and a retraction removes one equal row. Rows are held as their
+/// CSV lines (equal rows, equal lines).
 class final_table {
 public:
     final_table(en::schema_ptr columns, std::vector<std::size_t> key)
@@ -214,25 +216,32 @@ public:
         for (std::size_t i = 0; i < b.num_rows(); ++i) {
             auto row = b.row(i);
             auto kind = b.kind(i);
-            std::string id = _key.empty() ? csv_row(row) : key_of(row);
-            if (kind == en::row_kind::insert || kind == en::row_kind::update_after) {
-                if (_key.empty()) {
-                    _rows.emplace(id, std::move(row));
+            std::string line = csv_row(row);
+            bool add = kind == en::row_kind::insert || kind == en::row_kind::update_after;
+            if (_key.empty()) {
+                auto& n = _counts[line];
+                if (add) {
+                    ++n;
+                } else if (n > 0) {
+                    --n;
                 } else {
-                    _rows.erase(id);
-                    _rows.emplace(id, std::move(row));
+                    unmatched(kind, line);
+                }
+                if (n == 0) {
+                    _counts.erase(line);
                 }
                 continue;
             }
-            auto it = _rows.find(id);
-            if (it == _rows.end()) {
-                ++unmatched_retractions;
-                if (first_unmatched.empty()) {
-                    first_unmatched = fmt::format("{} {}", en::row_kind_name(kind), csv_row(row));
-                }
-                continue;
+            std::vector<en::value> k;
+            for (auto c : _key) {
+                k.push_back(row[c]);
             }
-            _rows.erase(it);
+            std::string id = csv_row(k);
+            if (add) {
+                _by_key[id] = std::move(line);
+            } else if (_by_key.erase(id) == 0) {
+                unmatched(kind, line);
+            }
         }
         changes += b.num_rows();
     }
@@ -244,31 +253,41 @@ public:
             header += fmt::format("{}{}:{}", header.empty() ? "" : ",", f.name, type_name(f.type));
         }
         out << header << "\n";
-        for (const auto& [id, row] : _rows) {
-            out << csv_row(row) << "\n";
+        for (const auto& [line, n] : _counts) {
+            for (int64_t i = 0; i < n; ++i) {
+                out << line << "\n";
+            }
+        }
+        for (const auto& [id, line] : _by_key) {
+            out << line << "\n";
         }
         out.flush();
         return bool(out);
     }
 
-    std::size_t size() const { return _rows.size(); }
+    std::size_t size() const {
+        std::size_t n = _by_key.size();
+        for (const auto& [line, c] : _counts) {
+            n += std::size_t(c);
+        }
+        return n;
+    }
 
     uint64_t changes = 0;
     uint64_t unmatched_retractions = 0;
     std::string first_unmatched;
 
 private:
-    std::string key_of(const std::vector<en::value>& row) const {
-        std::vector<en::value> k;
-        for (auto i : _key) {
-            k.push_back(row[i]);
+    void unmatched(en::row_kind kind, const std::string& line) {
+        if (unmatched_retractions++ == 0) {
+            first_unmatched = fmt::format("{} {}", en::row_kind_name(kind), line);
         }
-        return csv_row(k);
     }
 
     en::schema_ptr _columns;
     std::vector<std::size_t> _key;
-    std::multimap<std::string, std::vector<en::value>> _rows;
+    std::unordered_map<std::string, int64_t> _counts;      ///< no key: line -> how many
+    std::unordered_map<std::string, std::string> _by_key;  ///< key: key's line -> row's line
 };
 
 /// Nexmark tables read from the generator, CSV file tables (`'connector' = 'file'`) read whole,
