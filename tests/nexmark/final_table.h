@@ -1,12 +1,12 @@
 #pragma once
 
+#include "engine/engine.h"
+
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include "engine/engine.h"
 
 namespace runnel::nexmark_check {
 

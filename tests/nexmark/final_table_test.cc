@@ -33,7 +33,8 @@ en::batch rows(const std::vector<std::pair<rk, std::vector<en::value>>>& rs) {
 }
 
 std::vector<en::value> row(int64_t id, std::string name, double price) {
-    return {en::value::of(id), en::value::of(std::move(name)), en::value::of(price), en::value::ts(1'704'034'800'200)};
+    return {en::value::of(id), en::value::of(std::move(name)), en::value::of(price),
+            en::value::ts(1'704'034'800'200)};
 }
 
 /// The lines `write` gives, header first, the rows sorted.
@@ -84,12 +85,16 @@ TEST(final_table, with_a_key_the_last_row_of_each_key_stays) {
 
 TEST(final_table, nulls_and_text_that_looks_like_null) {
     final_table t(columns(), {});
-    t.apply(rows({{rk::insert,
-                   {en::value::of(int64_t{7}), en::value::of("\\N"), en::value::null(en::data_type::float64()),
-                    en::value::null(en::data_type::timestamp())}},
-                  {rk::insert, {en::value::of(int64_t{8}), en::value::of(""), en::value::of(0.1 + 0.2), en::value::ts(0)}}}));
-    EXPECT_EQ(lines(t), (std::vector<std::string>{"id:int64,name:string,price:float64,ts:timestamp",
-                                                  "7,\"\\N\",\\N,\\N", "8,\"\",0.30000000000000004,0"}));
+    t.apply(rows(
+        {{rk::insert,
+          {en::value::of(int64_t{7}), en::value::of("\\N"),
+           en::value::null(en::data_type::float64()), en::value::null(en::data_type::timestamp())}},
+         {rk::insert,
+          {en::value::of(int64_t{8}), en::value::of(""), en::value::of(0.1 + 0.2),
+           en::value::ts(0)}}}));
+    EXPECT_EQ(lines(t),
+              (std::vector<std::string>{"id:int64,name:string,price:float64,ts:timestamp",
+                                        "7,\"\\N\",\\N,\\N", "8,\"\",0.30000000000000004,0"}));
 }
 
 } // namespace

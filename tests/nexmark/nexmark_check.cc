@@ -19,6 +19,12 @@
 // 1 anything else (bad arguments, files, a failed run, a retraction of a row the sink never
 // had).
 
+#include "connect/nexmark/rows.h"
+#include "final_table.h"
+#include "sql/catalog.h"
+#include "sql/parser.h"
+#include "sql/planner.h"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -30,12 +36,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "connect/nexmark/rows.h"
-#include "final_table.h"
-#include "sql/catalog.h"
-#include "sql/parser.h"
-#include "sql/planner.h"
 
 namespace {
 
@@ -106,7 +106,8 @@ const std::vector<kind_columns>& kinds() {
     return k;
 }
 
-int dump(int64_t events, const std::filesystem::path& dir, std::map<std::string, std::string> options) {
+int dump(int64_t events, const std::filesystem::path& dir,
+         std::map<std::string, std::string> options) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     options["events.num"] = std::to_string(events);
@@ -153,7 +154,8 @@ public:
         : _overrides(std::move(overrides))
         , _target(std::move(target)) {}
 
-    en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t, const en::schema_ptr& columns) override {
+    en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t,
+                                  const en::schema_ptr& columns) override {
         auto connector = t.option("connector").value_or("");
         if (connector == "nexmark") {
             std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
@@ -202,17 +204,21 @@ public:
             if (b.num_rows() > 0) {
                 batches.push_back(std::move(b));
             }
-            auto decoded = p.source(raw, en::from_batches(std::move(batches))).decode(en::decode_format::csv, columns);
-            decoded.dead_letters().sink([this](const en::batch& d) { dead_letters += d.num_rows(); });
+            auto decoded = p.source(raw, en::from_batches(std::move(batches)))
+                               .decode(en::decode_format::csv, columns);
+            decoded.dead_letters().sink(
+                [this](const en::batch& d) { dead_letters += d.num_rows(); });
             return decoded;
         }
         return en::error(en::errc::invalid_argument,
-                         fmt::format("table {}: connector '{}' is not read by nexmark_check", t.name.back(), connector));
+                         fmt::format("table {}: connector '{}' is not read by nexmark_check",
+                                     t.name.back(), connector));
     }
 
     en::result<void> sink(en::stream rows, const sql::table_schema& t) override {
         if (t.name != _target) {
-            return en::error(en::errc::invalid_argument, fmt::format("table {} is not the INSERT's target", t.name.back()));
+            return en::error(en::errc::invalid_argument,
+                             fmt::format("table {} is not the INSERT's target", t.name.back()));
         }
         auto columns = rows.schema_of();
         if (!columns) {
@@ -222,7 +228,8 @@ public:
         for (const auto& k : t.primary_key) {
             auto i = columns->index_of(k);
             if (!i) {
-                return en::error(en::errc::invalid_argument, fmt::format("primary key column {} is not in the sink", k));
+                return en::error(en::errc::invalid_argument,
+                                 fmt::format("primary key column {} is not in the sink", k));
             }
             key.push_back(*i);
         }
@@ -294,8 +301,8 @@ int run(int64_t events, const std::filesystem::path& query, const std::filesyste
         return 1;
     }
     const auto& t = *conn.table;
-    fmt::print(stderr, "{}: {} changes, {} final rows, {} late rows, {} undecodable file rows\n", query.string(),
-               t.changes, t.size(), late, conn.dead_letters);
+    fmt::print(stderr, "{}: {} changes, {} final rows, {} late rows, {} undecodable file rows\n",
+               query.string(), t.changes, t.size(), late, conn.dead_letters);
     std::ofstream file(out, std::ios::binary);
     t.write(file);
     file.flush();
@@ -304,7 +311,8 @@ int run(int64_t events, const std::filesystem::path& query, const std::filesyste
         return 1;
     }
     if (t.unmatched_retractions > 0) {
-        fmt::print(stderr, "nexmark_check: {} retractions of rows the sink did not hold, the first: {}\n",
+        fmt::print(stderr,
+                   "nexmark_check: {} retractions of rows the sink did not hold, the first: {}\n",
                    t.unmatched_retractions, t.first_unmatched);
         return 1;
     }
@@ -314,22 +322,30 @@ int run(int64_t events, const std::filesystem::path& query, const std::filesyste
 } // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"nexmark_check: dump a Nexmark stream as CSV, or run a Nexmark query to its final result"};
+    CLI::App app{
+        "nexmark_check: dump a Nexmark stream as CSV, or run a Nexmark query to its final result"};
     app.require_subcommand(1);
     int64_t events = 200'000;
     std::string out, query;
     std::vector<std::string> option_pairs;
 
-    auto* dump_cmd = app.add_subcommand("dump", "write person.csv, auction.csv and bid.csv of the first N events");
-    dump_cmd->add_option("--events", events, "events of the stream (every kind)")->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
+    auto* dump_cmd = app.add_subcommand(
+        "dump", "write person.csv, auction.csv and bid.csv of the first N events");
+    dump_cmd->add_option("--events", events, "events of the stream (every kind)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
     dump_cmd->add_option("--out", out, "directory for the CSV files")->required();
-    dump_cmd->add_option("--option", option_pairs, "generator option key=value (as in a nexmark table's WITH)");
+    dump_cmd->add_option("--option", option_pairs,
+                         "generator option key=value (as in a nexmark table's WITH)");
 
-    auto* run_cmd = app.add_subcommand("run", "run one query to the end of the stream and write its final rows");
-    run_cmd->add_option("--events", events, "events of the stream (every kind)")->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
-    run_cmd->add_option("--query", query, "a q*.sql file: CREATE TABLEs and one INSERT")->required();
+    auto* run_cmd = app.add_subcommand(
+        "run", "run one query to the end of the stream and write its final rows");
+    run_cmd->add_option("--events", events, "events of the stream (every kind)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
+    run_cmd->add_option("--query", query, "a q*.sql file: CREATE TABLEs and one INSERT")
+        ->required();
     run_cmd->add_option("--out", out, "CSV file for the final rows")->required();
-    run_cmd->add_option("--option", option_pairs, "option key=value overriding every nexmark table's");
+    run_cmd->add_option("--option", option_pairs,
+                        "option key=value overriding every nexmark table's");
 
     CLI11_PARSE(app, argc, argv);
     try {
