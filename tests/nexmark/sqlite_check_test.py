@@ -7,8 +7,8 @@ the same events (tests/nexmark/README.md).
                          --queries examples/nexmark [--events 200000] [--only q5,q7]
 
 `nexmark_check dump` writes the events as CSV; they are loaded into an in-memory SQLite
-database. For each query `nexmark_check run` writes Runnel's final rows, which are loaded as
-the table `got`. The SQLite side below is written from what each query computes (the Nexmark
+database. For each query `nexmark_check run` writes Runnel's final rows (also loaded as the
+table `got` when a query compares a projection of them or checks them with SQL). The SQLite side below is written from what each query computes (the Nexmark
 suite's description), not from how the planner runs it: windows by integer arithmetic on epoch
 milliseconds, sessions with LAG and a running sum, Top-N and deduplication with NOT EXISTS or
 ROW_NUMBER. The two results are compared as multisets (doubles within a relative 1e-9), and
