@@ -275,14 +275,14 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
             mark(i);
         } else if (_w.kind != window_kind::session) {
             if (ts[i] < _late_before) mark(i);
-        } else if (_watermark != INT64_MIN && ts[i] + _w.gap - 1 + _lateness <= _watermark) {
+        } else if (_watermark != INT64_MIN && ts[i] + _w.gap + _lateness <= _watermark) {
             // Late unless it falls into a session that is still open.
             encode_key(b, i);
             bool joins = false;
             if (auto it = _open.find(_key_buf); it != _open.end()) {
                 for (uint32_t s : it->second) {
                     const auto& si = _session_info[s];
-                    joins |= si.start < ts[i] + _w.gap && ts[i] < si.end;
+                    joins |= si.start <= ts[i] + _w.gap && ts[i] <= si.end;
                 }
             }
             if (!joins) mark(i);
@@ -401,7 +401,9 @@ void window_stage::on_batch_sessions(const batch& b, const std::vector<int64_t>&
         for (size_t x = 0; x < list.size();) {
             uint32_t s = list[x];
             auto& si = _session_info[s];
-            if (si.start < hi && lo < si.end) {
+            // Sessions that touch merge (a row exactly `gap` after the last one joins it), as
+            // in Flink: the windows [t, t + gap) of the rows intersect or meet.
+            if (si.start <= hi && lo <= si.end) {
                 if (target == UINT32_MAX) {
                     target = s;
                     target_end = si.end;
@@ -595,7 +597,9 @@ void window_stage::set_kind(row_kind k, stage_output& out) {
 }
 
 void window_stage::fire_sessions(int64_t limit, stage_output& out) {
-    while (!_timers.empty() && _timers.top().first <= limit) {
+    // A session fires one millisecond after other windows would (end + lateness ≤ watermark):
+    // until then a row at exactly `end` is not late and would still join it.
+    while (!_timers.empty() && _timers.top().first < limit) {
         auto [end, s] = _timers.top();
         _timers.pop();
         auto& si = _session_info[s];

@@ -27,7 +27,7 @@ struct window_spec {
     window_kind kind = window_kind::tumbling;
     int64_t size = 0;  ///< tumbling, hopping: length; cumulative: max length
     int64_t slide = 0; ///< hopping: distance between starts; cumulative: step
-    int64_t gap = 0;   ///< session: inactivity that closes a session
+    int64_t gap = 0;   ///< session: inactivity that closes a session (rows exactly `gap` apart share one)
 };
 
 window_spec tumble(std::chrono::milliseconds size);

@@ -58,6 +58,18 @@ TEST(batch, select_keeps_row_kinds_and_values) {
     EXPECT_EQ(sel.row_to_string(1), "+U(3)");
 }
 
+TEST(batch, append_row_keeps_the_kind_of_a_first_row) {
+    auto s = make_schema({{"k", data_type::int64()}});
+    batch b(s);
+    b.append_row({value::of(1)}, row_kind::update_before);
+    b.append_row({value::of(2)});
+    b.append_row({value::of(3)}, row_kind::delete_row);
+    ASSERT_EQ(b.num_rows(), 3u);
+    EXPECT_EQ(b.kind(0), row_kind::update_before);
+    EXPECT_EQ(b.kind(1), row_kind::insert);
+    EXPECT_EQ(b.kind(2), row_kind::delete_row);
+}
+
 TEST(expr, arithmetic_promotes_and_propagates_null) {
     auto r = eval(col("age") + 1);
     EXPECT_EQ(r[0], value::of(31));

@@ -63,7 +63,7 @@ std::vector<std::string> batch_answer(std::vector<event> es, const window_spec& 
         size_t i = 0;
         while (i < es.size()) {
             size_t j = i + 1;
-            while (j < es.size() && es[j].key == es[i].key && es[j].ts - es[j - 1].ts < w.gap) ++j;
+            while (j < es.size() && es[j].key == es[i].key && es[j].ts - es[j - 1].ts <= w.gap) ++j;
             acc a;
             for (size_t k = i; k < j; ++k) a.add(es[k]);
             m[{es[i].ts, es[j - 1].ts + w.gap, es[i].key}] = a;
