@@ -3,10 +3,10 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <regex>
 #include <cstdio>
 #include <limits>
 
+#include <boost/regex.hpp>
 #include <fmt/format.h>
 
 namespace runnel::engine {
@@ -733,7 +733,9 @@ column eval(const bound_node& n, const batch& b) {
         if (n.args.size() > 2) g = eval(*n.args[2], b);
         column c(data_type::string());
         // Patterns are nearly always one literal: compile each distinct one once per batch.
-        std::map<std::string, std::optional<std::regex>, std::less<>> compiled;
+        // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
+        // times faster than std::regex.
+        std::map<std::string, std::optional<boost::regex>, std::less<>> compiled;
         for (size_t i = 0; i < rows; ++i) {
             if (s.is_null(i) || re.is_null(i) || (g && g->is_null(i))) {
                 c.push_null();
@@ -741,18 +743,22 @@ column eval(const bound_node& n, const batch& b) {
             }
             auto it = compiled.find(re.string_at(i));
             if (it == compiled.end()) {
-                std::optional<std::regex> r;
+                std::optional<boost::regex> r;
                 try {
-                    r.emplace(std::string(re.string_at(i)), std::regex::ECMAScript);
-                } catch (const std::regex_error&) {
+                    r.emplace(std::string(re.string_at(i)), boost::regex::perl);
+                } catch (const boost::regex_error&) {
                 }
                 it = compiled.emplace(std::string(re.string_at(i)), std::move(r)).first;
             }
             int64_t group = g ? g->int64_at(i) : 1;
             auto str = s.string_at(i);
-            std::match_results<std::string_view::const_iterator> m;
-            if (!it->second || group < 0 || !std::regex_search(str.begin(), str.end(), m, *it->second) ||
-                size_t(group) >= m.size() || !m[size_t(group)].matched) {
+            boost::match_results<std::string_view::const_iterator> m;
+            bool found = false;
+            try {
+                found = it->second && group >= 0 && boost::regex_search(str.begin(), str.end(), m, *it->second);
+            } catch (const std::runtime_error&) { // a pattern too complex for this input: no match
+            }
+            if (!found || size_t(group) >= m.size() || !m[size_t(group)].matched) {
                 c.push_null();
                 continue;
             }

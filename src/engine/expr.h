@@ -97,7 +97,7 @@ expr hour(expr ts);
 /// copied.
 expr date_format(expr ts, expr pattern);
 /// REGEXP_EXTRACT(s, regex[, group]): group `group` (default 1; 0 is the whole match) of the
-/// first match of the regular expression (ECMAScript syntax), or NULL without a match or for an
+/// first match of the regular expression (Perl/Java syntax, Boost.Regex), or NULL without a match or for an
 /// invalid regex or group.
 expr regexp_extract(expr s, expr regex, expr group = {});
 /// SPLIT_INDEX(s, delimiter, index): the index-th (from 0) piece of `s` split at `delimiter`,
