@@ -293,10 +293,9 @@ void batch::append_row(const std::vector<value>& row, row_kind k) {
     for (size_t i = 0; i < row.size(); ++i) {
         _columns[i].push_value(row[i]);
     }
-    if (k != row_kind::insert && _kinds.empty()) {
-        _kinds.assign(_rows, row_kind::insert);
-    }
-    if (!_kinds.empty()) {
+    // Kinds are stored once a row is not an insert (the rows before it are inserts).
+    if (k != row_kind::insert || !_kinds.empty()) {
+        _kinds.resize(_rows, row_kind::insert);
         _kinds.push_back(k);
     }
     ++_rows;
