@@ -1409,11 +1409,8 @@ parse_result<relation> builder::join(const table_ref& t) {
         if (side->window) {
             return unsupported(*side->window->call, "a window table function in a JOIN");
         }
-        if (!side->updating.empty()) {
-            return unsupported(t.pos, fmt::format("a JOIN of an updating input (the changelog of {})",
-                                                  side->updating));
-        }
     }
+    const std::string& updating = !l.updating.empty() ? l.updating : r.updating;
     translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
     // Which side a plain column reference belongs to (0 left, 1 right), and its engine name.
     auto side_of = [&](const expr& e) -> std::optional<std::pair<int, std::string>> {
@@ -1521,6 +1518,11 @@ parse_result<relation> builder::join(const table_ref& t) {
             residual.push_back(std::move(c));
         }
     }
+    if (spec.interval && !updating.empty()) {
+        return unsupported(t.pos, fmt::format("an interval JOIN of an updating input (the changelog "
+                                              "of {})",
+                                              updating));
+    }
     if (spec.type == en::join_type::left && (!spec.interval || !residual.empty())) {
         return unsupported(
             t.pos, "LEFT JOIN other than an interval join on keys (ON a.k = b.k AND b.ts BETWEEN "
@@ -1536,6 +1538,7 @@ parse_result<relation> builder::join(const table_ref& t) {
     }
     auto ls = l.s.schema_of(), rs = r.s.schema_of();
     relation out;
+    out.updating = updating;
     out.s = l.s.join(r.s, spec);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
