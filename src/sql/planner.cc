@@ -2157,6 +2157,11 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             if (g.args.empty() || g.args[0].kind != expr_kind::column) {
                 return at(g, fmt::format("{}(…) in GROUP BY takes the event-time column first", u));
             }
+            if (!rel.updating.empty()) {
+                return unsupported(g, fmt::format("a window over an updating input (the changelog "
+                                                  "of {})",
+                                                  rel.updating));
+            }
             auto tc = in.resolve(g.args[0]);
             if (!tc) {
                 return tc.error();
@@ -2227,11 +2232,6 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         keys.push_back(std::move(k));
     }
     source_pos gpos = sc.group_by.empty() ? q.pos : sc.group_by[0].pos;
-    if (win && !rel.updating.empty()) {
-        return unsupported(*win->call, fmt::format("a window over an updating input (the changelog "
-                                                   "of {})",
-                                                   rel.updating));
-    }
     if (rel.window && !(has_start && has_end)) {
         return at(gpos, 1, "a window aggregation groups by both window_start and window_end");
     }
