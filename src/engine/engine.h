@@ -9,6 +9,7 @@
 #include "engine/errc.h"
 #include "engine/exchange.h"
 #include "engine/expr.h"
+#include "engine/group.h"
 #include "engine/join.h"
 #include "engine/topn.h"
 #include "engine/types.h"

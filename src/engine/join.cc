@@ -164,7 +164,11 @@ result<std::unique_ptr<join_stage>> join_stage::make(schema_ptr left, schema_ptr
     return s;
 }
 
-void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri) {
+void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri, row_kind k) {
+    if (k != row_kind::insert || !_pending_kinds.empty()) {
+        _pending_kinds.resize(_pending_rows, row_kind::insert);
+        _pending_kinds.push_back(k);
+    }
     size_t c = 0;
     for (const auto& col : l.cols) _pending[c++].push_from(col, li);
     for (size_t k = 0; k < _right.cols.size(); ++k) {
@@ -176,7 +180,8 @@ void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, 
 
 void join_stage::flush(stage_output& out) {
     if (_pending_rows == 0) return;
-    batch b(_out, std::move(_pending));
+    batch b(_out, std::move(_pending), std::move(_pending_kinds));
+    _pending_kinds.clear();
     metrics().rows_out += b.num_rows();
     out.emit(std::move(b));
     _pending.clear();
@@ -204,6 +209,12 @@ void join_stage::on_batch(size_t input, batch b, stage_output& out) {
         auto key = key_of(b, self.keys, i);
         const bool keep_unmatched = iv && is_left && _spec.type == join_type::left;
         if (!key && !keep_unmatched) continue; // NULL keys never match
+        const row_kind kind = b.kind(i);
+        if (!iv && (kind == row_kind::update_before || kind == row_kind::delete_row)) {
+            retract(is_left, b, i, *key);
+            if (_pending_rows >= max_out_rows) flush(out);
+            continue;
+        }
         // A row no future row can match is joined with what is held and not kept.
         auto idx = self.append(b, i, exp);
         const bool keep = exp > _wm;
@@ -236,7 +247,39 @@ void join_stage::on_batch(size_t input, batch b, stage_output& out) {
             --self.live;
         }
     }
+    if (!iv && self.size() > 1024 && self.live * 2 < self.size()) self.compact(); // retracted rows
     flush(out);
+}
+
+void join_stage::retract(bool is_left, const batch& b, size_t i, const std::string& key) {
+    auto& self = is_left ? _left : _right;
+    auto& other = is_left ? _right : _left;
+    auto it = self.index.find(key);
+    if (it == self.index.end()) return; // takes back a row never added
+    // The held row equal to row i in every column.
+    std::string want, have;
+    for (size_t c = 0; c < self.cols.size(); ++c) encode_key_part(b.col(c), i, want);
+    std::optional<uint32_t> found;
+    for (auto j : it->second) {
+        if (!self.alive[j]) continue;
+        have.clear();
+        for (size_t c = 0; c < self.cols.size(); ++c) encode_key_part(self.cols[c], j, have);
+        if (have == want) {
+            found = j;
+            break;
+        }
+    }
+    if (!found) return;
+    self.alive[*found] = 0;
+    --self.live;
+    if (auto o = other.index.find(key); o != other.index.end()) {
+        for (auto j : o->second) {
+            if (!other.alive[j]) continue;
+            if (is_left) emit_pair(_left, *found, &_right, j, row_kind::delete_row);
+            else emit_pair(_left, j, &_right, *found, row_kind::delete_row);
+        }
+    }
+    std::erase(it->second, *found);
 }
 
 void join_stage::on_watermark(model::event_time wm, stage_output& out) {

@@ -18,7 +18,9 @@ enum class join_type : uint8_t { inner, left };
 ///
 /// - **Regular join** (no `interval`): every row is kept; each arriving row joins every match
 ///   the other side has seen. State grows with the input (bound it with a TTL upstream).
-///   Only inner joins: an outer regular join needs retractions.
+///   Only inner joins. Either input may be a changelog: an `update_before` or `delete_row`
+///   row removes the equal held row and emits a `delete_row` for each pair it had joined;
+///   other rows join as inserts.
 /// - **Interval join** (`interval`): a row is kept until the combined watermark shows that no
 ///   row it could match can still come (left: left_time + upper; right: right_time − lower),
 ///   then dropped; a left row of a left join that never matched is emitted then, with NULLs.
@@ -76,7 +78,10 @@ public:
 
 private:
     join_stage() = default;
-    void emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri);
+    void emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri,
+                   row_kind k = row_kind::insert);
+    /// Regular join: row `i` of `b` (with encoded key `key`) takes back its held equal.
+    void retract(bool is_left, const batch& b, size_t i, const std::string& key);
     void flush(stage_output& out);
 
     join_spec _spec;
@@ -85,6 +90,7 @@ private:
     int64_t _delay = 0;
     int64_t _wm = INT64_MIN;
     std::vector<column> _pending;
+    std::vector<row_kind> _pending_kinds; ///< empty while every pending row is an insert
     size_t _pending_rows = 0;
 };
 

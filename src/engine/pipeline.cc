@@ -208,6 +208,26 @@ stream stream::top_n(top_n_spec spec) {
     return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, _time);
 }
 
+stream stream::group_aggregate(std::vector<std::string> keys, std::vector<aggregate_spec> aggs, group_options opts) {
+    if (!_p || !_p->ok_to_build(*this)) return {};
+    auto st = group_stage::make(schema_of(), std::move(keys), std::move(aggs), opts);
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, "");
+}
+
+stream stream::upsert(std::vector<std::string> keys) {
+    if (!_p || !_p->ok_to_build(*this)) return {};
+    auto st = upsert_stage::make(schema_of(), keys);
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, _time);
+}
+
 stream stream::side_output() const {
     if (!_p || _p->_error) return {};
     if (_p->_nodes[_node].st->num_outputs() < 2) {
@@ -233,6 +253,10 @@ windowed_stream keyed_stream::window(window_spec w, window_options opts) {
 }
 
 stream keyed_stream::deduplicate(state_options state) { return _s.deduplicate(_keys, std::move(state)); }
+
+stream keyed_stream::aggregate(std::vector<aggregate_spec> aggs, group_options opts) {
+    return _s.group_aggregate(_keys, std::move(aggs), opts);
+}
 
 stream windowed_stream::aggregate(std::vector<aggregate_spec> aggs) {
     pipeline* p = _s._p;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/group.h"
 #include "engine/join.h"
 #include "engine/operators.h"
 #include "engine/topn.h"
@@ -48,6 +49,12 @@ public:
     stream join(const stream& right, join_spec spec);
     /// The first `n` rows per key by a column (`top_n_spec`): a window Top-N or a changelog.
     stream top_n(top_n_spec spec);
+    /// Aggregates per key without a window (`group_stage`): a changelog of each key's result.
+    /// No keys: one result for the whole stream.
+    stream group_aggregate(std::vector<std::string> keys, std::vector<aggregate_spec> aggs,
+                           group_options opts = {});
+    /// A changelog made ready for a sink that upserts by `keys` (`upsert_stage`).
+    stream upsert(std::vector<std::string> keys);
     /// Joins each row with the current row of `table` for its key (a lookup join).
     stream lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
                        join_type type = join_type::inner);
@@ -86,6 +93,8 @@ class keyed_stream {
 public:
     windowed_stream window(window_spec w, window_options opts = {});
     stream deduplicate(state_options state = {});
+    /// Aggregates per key without a window: `stream::group_aggregate`.
+    stream aggregate(std::vector<aggregate_spec> aggs, group_options opts = {});
 
 private:
     friend class stream;

@@ -23,6 +23,15 @@ result<std::unique_ptr<top_n_stage>> top_n_stage::make(schema_ptr input, top_n_s
                                                      spec.order_by, input->at(*o).type.name()));
     }
     s->_order = *o;
+    for (const auto& [name, desc] : spec.then_by) {
+        auto t = input->index_of(name);
+        if (!t) return fail(errc::unknown_column, fmt::format("top-n: no column '{}' in {}", name, input->to_string()));
+        if (!input->at(*t).type.is_numeric() && input->at(*t).type.id != type_id::timestamp) {
+            return fail(errc::type_mismatch, fmt::format("top-n: '{}' is {}; ordering needs a number or a timestamp",
+                                                         name, input->at(*t).type.name()));
+        }
+        s->_then.emplace_back(*t, desc);
+    }
     std::vector<field> fields = input->fields();
     if (!spec.window_end.empty()) {
         auto e = input->index_of(spec.window_end);
@@ -31,6 +40,8 @@ result<std::unique_ptr<top_n_stage>> top_n_stage::make(schema_ptr input, top_n_s
                                                           spec.window_end, input->to_string()));
         }
         s->_end = *e;
+        fields.push_back({"rank", data_type::int64(), false});
+    } else if (spec.rank_column) {
         fields.push_back({"rank", data_type::int64(), false});
     }
     s->_in = std::move(input);
@@ -42,7 +53,13 @@ result<std::unique_ptr<top_n_stage>> top_n_stage::make(schema_ptr input, top_n_s
 bool top_n_stage::better(const entry& a, const entry& b) const {
     if (a.null_order != b.null_order) return !a.null_order; // NULLs last
     if (!a.null_order && a.order != b.order) return _spec.descending ? a.order > b.order : a.order < b.order;
-    return a.arrival < b.arrival;
+    for (size_t i = 0; i < _then.size(); ++i) {
+        const auto& [x, xnull] = a.then[i];
+        const auto& [y, ynull] = b.then[i];
+        if (xnull != ynull) return !xnull;
+        if (!xnull && x != y) return _then[i].second ? x > y : x < y;
+    }
+    return _spec.later_wins_ties ? a.arrival > b.arrival : a.arrival < b.arrival;
 }
 
 void top_n_stage::on_batch(size_t, batch b, stage_output& out) {
@@ -53,25 +70,50 @@ void top_n_stage::on_batch(size_t, batch b, stage_output& out) {
     for (size_t i = 0; i < b.num_rows(); ++i) {
         std::string key;
         for (auto k : _keys) encode_key_part(b.col(k), i, key);
-        entry e{oc.is_null(i) ? 0.0 : oc.number_at(i), oc.is_null(i), _arrivals++, b.row(i)};
+        entry e{oc.is_null(i) ? 0.0 : oc.number_at(i), oc.is_null(i), _arrivals++, {}, {}};
+        for (const auto& [c, desc] : _then) {
+            const column& tc = b.col(c);
+            e.then.emplace_back(tc.is_null(i) ? 0.0 : tc.number_at(i), tc.is_null(i));
+        }
         auto& g = _groups[key];
         if (_end && !b.col(*_end).is_null(i)) g.window_end = b.col(*_end).int64_at(i);
         auto pos = std::find_if(g.top.begin(), g.top.end(), [&](const entry& x) { return better(e, x); });
         if (pos == g.top.end() && g.top.size() >= _spec.n) continue; // not in the top
-        auto inserted = g.top.insert(pos, std::move(e));
-        std::optional<entry> out_of_top;
-        if (g.top.size() > _spec.n) {
-            out_of_top = std::move(g.top.back());
-            g.top.pop_back();
-        }
-        if (!_end) {
-            changes.append_row(inserted->row);
-            kinds.push_back(row_kind::insert);
-            if (out_of_top) {
-                changes.append_row(out_of_top->row);
-                kinds.push_back(row_kind::delete_row);
+        e.row = b.row(i);
+        size_t p = size_t(pos - g.top.begin());
+        size_t old_size = g.top.size();
+        g.top.insert(pos, std::move(e));
+        auto emit = [&](const std::vector<value>& row, row_kind k, size_t rank) {
+            if (_spec.rank_column) {
+                auto r = row;
+                r.push_back(value::of(int64_t(rank)));
+                changes.append_row(r);
+            } else {
+                changes.append_row(row);
+            }
+            kinds.push_back(k);
+        };
+        if (!_end && _spec.rank_column) {
+            // Rank r + 1 held top[r + 1] before (when r < old_size) and holds top[r] now.
+            size_t last = std::min(old_size + 1, _spec.n);
+            for (size_t r = p; r < last; ++r) {
+                if (r < old_size) {
+                    emit(g.top[r + 1].row, row_kind::update_before, r + 1);
+                    emit(g.top[r].row, row_kind::update_after, r + 1);
+                } else {
+                    emit(g.top[r].row, row_kind::insert, r + 1);
+                }
+            }
+        } else if (!_end) {
+            if (g.top.size() > _spec.n) {
+                bool replaces = _spec.n == 1;
+                emit(g.top.back().row, replaces ? row_kind::update_before : row_kind::delete_row, 0);
+                emit(g.top[p].row, replaces ? row_kind::update_after : row_kind::insert, 0);
+            } else {
+                emit(g.top[p].row, row_kind::insert, 0);
             }
         }
+        if (g.top.size() > _spec.n) g.top.pop_back();
     }
     if (changes.num_rows() > 0) {
         changes.set_row_kinds(std::move(kinds));
@@ -115,6 +157,10 @@ std::string top_n_stage::snapshot() const {
             w.u8(e.null_order ? 1 : 0);
             w.u64(e.arrival);
             for (size_t c = 0; c < _in->size(); ++c) write_value(w, e.row[c]);
+            for (const auto& [v, null] : e.then) {
+                w.f64(v);
+                w.u8(null ? 1 : 0);
+            }
         }
     }
     return std::move(w.bytes());
@@ -137,6 +183,10 @@ result<void> top_n_stage::restore(std::string_view bytes) {
             e.null_order = r.u8() != 0;
             e.arrival = r.u64();
             for (size_t c = 0; c < _in->size(); ++c) e.row.push_back(read_value(r, _in->at(c).type));
+            for (size_t t = 0; t < _then.size(); ++t) {
+                double v = r.f64();
+                e.then.emplace_back(v, r.u8() != 0);
+            }
             g.top.push_back(std::move(e));
         }
     }

@@ -20,15 +20,26 @@ struct top_n_spec {
     /// the window is complete; the stage then emits its rows once, with their rank, when the
     /// watermark passes end − 1. Empty: an unbounded Top-N, which emits a changelog.
     std::string window_end;
+    /// Further columns (name, descending) that order rows equal on `order_by`, in turn.
+    std::vector<std::pair<std::string, bool>> then_by;
+    /// Unbounded Top-N: add a `rank` column (1…n) and keep it right (see `top_n_stage`).
+    bool rank_column = false;
+    /// Rows equal on every order column go to the later one (deduplication keeping the last
+    /// row) instead of the earlier one.
+    bool later_wins_ties = false;
 };
 
 /// Keeps the first `n` rows per partition key (ties: the earlier row first).
 ///
 /// Window Top-N (`window_end` set) is append-only: each window's rows are emitted once, with a
 /// `rank` column (1…n) added, when the watermark shows the window complete, and its state is
-/// dropped. Unbounded Top-N emits a changelog: an insert row when a row enters the top, a
-/// delete row for the row it pushes out (no rank column: ranks of the others would change,
-/// which Flink likewise avoids when `rn` is not selected). State: at most `n` rows per key.
+/// dropped. Unbounded Top-N emits a changelog. Without a rank column: a `delete_row` for the
+/// row a newcomer pushes out of the top, then an `insert` of the newcomer (for n = 1, where
+/// the newcomer replaces the key's only row, `update_before` and `update_after`). With
+/// `rank_column`, the unique key of a row is (partition key, rank): a newcomer at rank p moves
+/// the rows below it down, so each rank from p on emits `update_before` of its old row and
+/// `update_after` of its new one (an `insert` for a rank filled for the first time), as Flink
+/// does when `rn` is selected. The input must be append-only. State: at most `n` rows per key.
 /// One thread.
 class top_n_stage final : public stage {
 public:
@@ -48,6 +59,7 @@ private:
         bool null_order;
         uint64_t arrival;
         std::vector<value> row;
+        std::vector<std::pair<double, bool>> then; ///< the `then_by` values (value, is NULL)
     };
     struct group {
         std::vector<entry> top; ///< best first
@@ -59,6 +71,7 @@ private:
     top_n_spec _spec;
     std::vector<size_t> _keys;
     size_t _order = 0;
+    std::vector<std::pair<size_t, bool>> _then; ///< then_by columns (index, descending)
     std::optional<size_t> _end;
     uint64_t _arrivals = 0;
     boost::unordered_flat_map<std::string, group> _groups;

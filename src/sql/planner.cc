@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <deque>
 #include <functional>
 #include <map>
 
@@ -201,6 +202,9 @@ struct relation {
     en::stream s;
     std::vector<rel_column> cols;
     std::optional<window_info> window;
+    /// What makes the stream a changelog (rows that update or retract earlier ones), e.g.
+    /// "GROUP BY without a window"; empty for an append-only stream.
+    std::string updating;
 };
 
 /// The columns `*` (or `t.*`) stands for in `rel`, in order.
@@ -223,6 +227,7 @@ std::vector<const rel_column*> star_columns(const expr& star, const relation& re
 struct query_out {
     en::stream s;
     std::vector<std::string> names;
+    std::string updating; ///< as `relation::updating`
 };
 
 /// Turns SQL expressions into engine expressions over one relation. A hook sees every node
@@ -669,15 +674,17 @@ private:
             if (is_ranking(u)) {
                 return unsupported(
                     e,
-                    fmt::format("{}() OVER outside a window Top-N (SELECT … FROM (SELECT …, "
-                                "ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER "
-                                "BY x DESC) AS rn FROM …) WHERE rn <= N)",
+                    fmt::format("{}() OVER outside a Top-N (SELECT … FROM (SELECT …, "
+                                "ROW_NUMBER() OVER (PARTITION BY k … ORDER BY x DESC) AS rn FROM "
+                                "…) WHERE rn <= N)",
                                 u));
             }
             return unsupported(e, fmt::format("{}(…) OVER (an OVER aggregate)", u));
         }
         if (is_aggregate_name(u)) {
-            return at(e, fmt::format("aggregate {} outside a windowed GROUP BY", u));
+            return at(e, fmt::format("aggregate {} outside the SELECT list and HAVING of a "
+                                     "grouped query",
+                                     u));
         }
         if (is_group_window(u)) {
             return at(e, fmt::format("{}(…) belongs in GROUP BY", u));
@@ -1006,6 +1013,9 @@ private:
     parse_result<relation> join(const table_ref& t);
     parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
+    /// FROM of `sc`: one item, or two (a comma join: their inner join ON the WHERE condition,
+    /// which `where_used` then reports as applied).
+    parse_result<relation> from_clause(const select_core& sc, bool& where_used);
     /// WHERE (unless `with_where` is false), then the SELECT list, grouped or not, over `rel`.
     parse_result<query_out> select_from(const query& q, relation rel, bool with_where);
     /// `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM …) WHERE rn <= N`.
@@ -1023,6 +1033,9 @@ private:
     /// WITH queries in scope, outermost first; a reference plans the query again (each use
     /// reads its sources anew). Planning one sees only those defined before it.
     std::vector<const common_table*> _ctes;
+    /// Syntax made up while planning (the JOIN a comma join stands for); kept as long as the
+    /// plan may point into it.
+    std::deque<table_ref> _synthetic;
 };
 
 parse_result<relation> builder::table(const table_schema& t, source_pos pos,
@@ -1142,6 +1155,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
         }
         relation rel;
         rel.s = q.value().s;
+        rel.updating = q.value().updating;
         std::string qualifier = alias.empty() ? ct.name : alias;
         for (std::size_t c = 0; c < names.size(); ++c) {
             rel.cols.push_back(
@@ -1174,6 +1188,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     }
     relation rel;
     rel.s = q.value().s;
+    rel.updating = q.value().updating;
     for (const auto& n : q.value().names) {
         rel.cols.push_back({n, qualifier, n, false});
     }
@@ -1223,6 +1238,10 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
         return rel.error();
     }
     relation r = std::move(rel).value();
+    if (!r.updating.empty()) {
+        return unsupported(call, fmt::format("a window over an updating input (the changelog of {})",
+                                             r.updating));
+    }
     window_info w;
     w.call = &call;
     translator tr(r, r.s.schema_of());
@@ -1320,6 +1339,7 @@ parse_result<relation> builder::from_item(const table_ref& t) {
         }
         relation rel;
         rel.s = q.value().s;
+        rel.updating = q.value().updating;
         const auto& names = q.value().names;
         if (!t.column_aliases.empty() && t.column_aliases.size() != names.size()) {
             return at(t.pos, 1,
@@ -1390,6 +1410,7 @@ parse_result<relation> builder::join(const table_ref& t) {
             return unsupported(*side->window->call, "a window table function in a JOIN");
         }
     }
+    const std::string& updating = !l.updating.empty() ? l.updating : r.updating;
     translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
     // Which side a plain column reference belongs to (0 left, 1 right), and its engine name.
     auto side_of = [&](const expr& e) -> std::optional<std::pair<int, std::string>> {
@@ -1497,6 +1518,11 @@ parse_result<relation> builder::join(const table_ref& t) {
             residual.push_back(std::move(c));
         }
     }
+    if (spec.interval && !updating.empty()) {
+        return unsupported(t.pos, fmt::format("an interval JOIN of an updating input (the changelog "
+                                              "of {})",
+                                              updating));
+    }
     if (spec.type == en::join_type::left && (!spec.interval || !residual.empty())) {
         return unsupported(
             t.pos, "LEFT JOIN other than an interval join on keys (ON a.k = b.k AND b.ts BETWEEN "
@@ -1512,6 +1538,7 @@ parse_result<relation> builder::join(const table_ref& t) {
     }
     auto ls = l.s.schema_of(), rs = r.s.schema_of();
     relation out;
+    out.updating = updating;
     out.s = l.s.join(r.s, spec);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
@@ -1543,6 +1570,21 @@ parse_result<relation> builder::join(const table_ref& t) {
         step(fmt::format("filter {}", pred.to_string()));
     }
     return out;
+}
+
+/// True when `e` reads column `name`, or is or holds `*` (which reads every column).
+bool reads_column(const expr& e, const std::string& name) {
+    if (e.kind == expr_kind::star) {
+        return true;
+    }
+    if (e.kind == expr_kind::column && iequals(e.names.back(), name)) {
+        return true;
+    }
+    if (e.filter && reads_column(*e.filter, name)) {
+        return true;
+    }
+    return std::any_of(e.args.begin(), e.args.end(),
+                       [&](const expr& a) { return reads_column(a, name); });
 }
 
 bool has_aggregate(const expr& e) {
@@ -1672,6 +1714,13 @@ parse_result<query_out> builder::query_body(const query& q) {
         if (auto c = check(q.pos); !c) {
             return c.error();
         }
+        std::string updating =
+            !l.value().updating.empty() ? l.value().updating : r.value().updating;
+        if (!q.union_all && !updating.empty()) {
+            return unsupported(q.pos, fmt::format("UNION (without ALL) of an updating input (the "
+                                                  "changelog of {}); write UNION ALL",
+                                                  updating));
+        }
         if (!q.union_all) {
             u = u.deduplicate(l.value().names);
             step(fmt::format("deduplicate {}", join_names(l.value().names)));
@@ -1679,7 +1728,7 @@ parse_result<query_out> builder::query_body(const query& q) {
                 return c.error();
             }
         }
-        return query_out{u, l.value().names};
+        return query_out{u, l.value().names, updating};
     }
     }
     return unsupported(q.pos, "this query");
@@ -1704,19 +1753,42 @@ parse_result<query_out> builder::select_(const query& q) {
     if (sc.from.empty()) {
         return unsupported(q.pos, "SELECT without FROM");
     }
-    if (sc.from.size() > 1) {
-        return unsupported(sc.from[1].pos, "a comma join (several tables in FROM)");
-    }
-    if (sc.from[0].kind == table_ref_kind::subquery) {
+    if (sc.from.size() == 1 && sc.from[0].kind == table_ref_kind::subquery) {
         if (const select_item* rn = row_number_item(*sc.from[0].subquery)) {
             return top_n(q, *rn);
         }
     }
-    auto rel_r = from_item(sc.from[0]);
+    bool where_used = false;
+    auto rel_r = from_clause(sc, where_used);
     if (!rel_r) {
         return rel_r.error();
     }
-    return select_from(q, std::move(rel_r).value(), true);
+    return select_from(q, std::move(rel_r).value(), !where_used);
+}
+
+parse_result<relation> builder::from_clause(const select_core& sc, bool& where_used) {
+    where_used = false;
+    if (sc.from.size() == 1) {
+        return from_item(sc.from[0]);
+    }
+    if (sc.from.size() > 2) {
+        return unsupported(sc.from[2].pos, "a comma join of more than two FROM items");
+    }
+    if (!sc.where) {
+        return at(sc.from[1].pos, 1,
+                  "a comma join without WHERE is a cross join, which is not supported yet; join "
+                  "the two on equal keys in WHERE");
+    }
+    // FROM a, b WHERE c is the inner join of a and b ON c.
+    table_ref& j = _synthetic.emplace_back();
+    j.kind = table_ref_kind::join;
+    j.pos = sc.from[1].pos;
+    j.join = join_kind::inner;
+    j.left = sc.from[0];
+    j.right = sc.from[1];
+    j.condition = *sc.where;
+    where_used = true;
+    return join(j);
 }
 
 parse_result<query_out> builder::select_from(const query& q, relation rel, bool with_where) {
@@ -1746,6 +1818,10 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         auto out = this->grouped(q, std::move(rel), names.value());
         if (!out) {
             return out;
+        }
+        if (sc.distinct && !out.value().updating.empty()) {
+            return unsupported(q.pos, fmt::format("SELECT DISTINCT over the changelog of {}",
+                                                  out.value().updating));
         }
         if (sc.distinct) {
             auto s = out.value().s.deduplicate(out.value().names);
@@ -1783,6 +1859,10 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         return c.error();
     }
     step(fmt::format("project {}", describe(cols)));
+    if (sc.distinct && !rel.updating.empty()) {
+        return unsupported(q.pos,
+                           fmt::format("SELECT DISTINCT over the changelog of {}", rel.updating));
+    }
     if (sc.distinct) {
         rel.s = rel.s.deduplicate(names.value());
         step(fmt::format("deduplicate {}", join_names(names.value())));
@@ -1790,7 +1870,7 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
             return c.error();
         }
     }
-    return query_out{rel.s, names.value()};
+    return query_out{rel.s, names.value(), rel.updating};
 }
 
 parse_result<query_out> builder::top_n(const query& outer, const select_item& rn) {
@@ -1800,10 +1880,10 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
     const expr& call = rn.value;
     const window_spec& over = *call.over;
     if (!inner.with.empty() || !inner.order_by.empty() || inner.limit || ic.distinct ||
-        !ic.group_by.empty() || ic.having || ic.from.size() != 1) {
+        !ic.group_by.empty() || ic.having) {
         return unsupported(
-            call, "ROW_NUMBER() OVER in a query with WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY or "
-                  "several FROM items (aggregate in a subquery below it)");
+            call, "ROW_NUMBER() OVER in a query with WITH, ORDER BY, LIMIT, DISTINCT or GROUP BY "
+                  "(aggregate in a subquery below it)");
     }
     if (over.has_frame) {
         return unsupported(call, "ROW_NUMBER() OVER with a frame");
@@ -1854,7 +1934,8 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
                         "<= N",
                         rn.alias));
     }
-    auto rel_r = from_item(ic.from[0]);
+    bool where_used = false;
+    auto rel_r = from_clause(ic, where_used);
     if (!rel_r) {
         return rel_r.error();
     }
@@ -1864,7 +1945,7 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
                            "a Top-N straight over a window table function (aggregate per "
                            "window first, then rank the aggregated rows)");
     }
-    if (ic.where) {
+    if (ic.where && !where_used) {
         translator tr(rel, rel.s.schema_of());
         auto pred = tr.tr(*ic.where, en::data_type::boolean());
         if (!pred) {
@@ -1896,49 +1977,114 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
             spec.window_end = c.value()->engine;
         }
     }
-    if (!has_start || spec.window_end.empty()) {
+    if (has_start != !spec.window_end.empty()) {
+        return at(call, "a window Top-N partitions by both window_start and window_end");
+    }
+    const bool windowed = has_start;
+    if (!windowed && !rel.updating.empty()) {
         return unsupported(
-            call, "a Top-N without window_start, window_end in PARTITION BY (an updating Top-N; "
-                  "rank the rows of a window aggregation by its window)");
+            call, fmt::format("a Top-N over an updating input (the changelog of {})", rel.updating));
     }
-    if (over.order_by.size() != 1 || over.order_by[0].value.kind != expr_kind::column) {
-        return unsupported(over.order_by.empty() ? call : over.order_by[0].value,
-                           "a Top-N ordered by anything but one column");
+    if (over.order_by.empty()) {
+        return unsupported(call, "ROW_NUMBER() OVER without ORDER BY");
     }
-    if (over.order_by[0].nulls_first && *over.order_by[0].nulls_first) {
-        return unsupported(over.order_by[0].value, "NULLS FIRST in a Top-N (NULLs rank last)");
+    std::vector<std::pair<std::string, bool>> order;
+    std::vector<std::string> order_text;
+    for (const order_item& o : over.order_by) {
+        if (o.value.kind != expr_kind::column) {
+            return unsupported(o.value, "a Top-N ordered by an expression (order by a column)");
+        }
+        if (o.nulls_first && *o.nulls_first) {
+            return unsupported(o.value, "NULLS FIRST in a Top-N (NULLs rank last)");
+        }
+        auto oc = tr.resolve(o.value);
+        if (!oc) {
+            return oc.error();
+        }
+        order.emplace_back(oc.value()->engine, o.descending);
+        order_text.push_back(
+            fmt::format("{} {}", oc.value()->engine, o.descending ? "desc" : "asc"));
     }
-    auto oc = tr.resolve(over.order_by[0].value);
-    if (!oc) {
-        return oc.error();
+    spec.order_by = order[0].first;
+    spec.descending = order[0].second;
+    spec.then_by.assign(order.begin() + 1, order.end());
+
+    // Unbounded forms: ORDER BY the event time with rn = 1 is a deduplication (ASC keeps each
+    // key's first row, an append-only stream; DESC its last, a changelog); anything else is a
+    // Top-N changelog, with a rank column only when the outer query reads rn.
+    bool rank_read = false;
+    for (const auto& item : outer.select.items) {
+        rank_read = rank_read || reads_column(item.value, rn.alias);
     }
-    spec.order_by = oc.value()->engine;
-    spec.descending = over.order_by[0].descending;
-    std::string label =
-        fmt::format("top-n {} by {} {} per {}", spec.n, spec.order_by,
-                    spec.descending ? "desc" : "asc", join_names(spec.partition_keys));
-    rel.s = rel.s.top_n(spec);
-    if (auto c = check(call.pos, head_length(call)); !c) {
-        return c.error();
+    for (const expr& g : outer.select.group_by) {
+        rank_read = rank_read || reads_column(g, rn.alias);
     }
-    step(label);
-    // The inner SELECT list over the ranked rows (rank is the ROW_NUMBER column).
-    rel.cols.push_back({"$rank", "", "rank", false, true});
+    if (outer.select.having) {
+        rank_read = rank_read || reads_column(*outer.select.having, rn.alias);
+    }
+    const std::string& time = rel.s.time_column();
+    const bool dedup = !windowed && spec.n == 1 && order.size() == 1 && !time.empty() &&
+                       spec.order_by == time;
+    std::string updating;
+    std::optional<en::expr> rank; // what rn is, when the outer query reads it
+    if (dedup && !spec.descending) {
+        rel.s = rel.s.deduplicate(spec.partition_keys);
+        if (auto c = check(call.pos, head_length(call)); !c) {
+            return c.error();
+        }
+        step(fmt::format("deduplicate {} (keep the first row)", join_names(spec.partition_keys)));
+        rank = en::lit(int64_t(1));
+    } else {
+        std::string label = fmt::format("top-n {} by {} per {}", spec.n, join_names(order_text),
+                                        join_names(spec.partition_keys));
+        if (windowed) {
+            rank = en::col("rank");
+        } else if (spec.n == 1) {
+            rank = en::lit(int64_t(1));
+        } else if (rank_read) {
+            spec.rank_column = true;
+            rank = en::col("rank");
+        }
+        if (dedup) {
+            spec.later_wins_ties = true;
+            updating = "deduplication keeping the last row";
+            label = fmt::format("deduplicate {} (keep the last row by {}, a changelog)",
+                                join_names(spec.partition_keys), time);
+        } else if (!windowed) {
+            updating = "a Top-N without a window";
+            label += spec.rank_column ? " (a changelog with ranks)" : " (a changelog)";
+        }
+        rel.s = rel.s.top_n(spec);
+        if (auto c = check(call.pos, head_length(call)); !c) {
+            return c.error();
+        }
+        step(label);
+    }
+    // The inner SELECT list over the ranked rows (the ROW_NUMBER column is `rank`).
+    if (rank && rank->node().op == en::expr_op::column) {
+        rel.cols.push_back({"$rank", "", "rank", false, true});
+    }
     translator ranked(rel, rel.s.schema_of());
     auto names = output_names(inner, rel);
     if (!names) {
         return names.error();
     }
     std::vector<en::named_expr> cols;
+    std::vector<std::string> kept;
     std::size_t i = 0;
     for (const auto& item : ic.items) {
         if (&item == &rn) {
-            cols.push_back(en::as(en::col("rank"), names.value()[i++]));
+            if (rank) { // else the outer query does not read it
+                cols.push_back(en::as(*rank, names.value()[i]));
+                kept.push_back(names.value()[i]);
+            }
+            ++i;
             continue;
         }
         if (item.value.kind == expr_kind::star) {
             for (const auto* c : star_columns(item.value, rel)) {
-                cols.push_back(en::as(en::col(c->engine), names.value()[i++]));
+                cols.push_back(en::as(en::col(c->engine), names.value()[i]));
+                kept.push_back(names.value()[i++]);
             }
             continue;
         }
@@ -1946,7 +2092,8 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
         if (!v) {
             return v.error();
         }
-        cols.push_back(en::as(v.value(), names.value()[i++]));
+        cols.push_back(en::as(v.value(), names.value()[i]));
+        kept.push_back(names.value()[i++]);
     }
     rel.s = rel.s.project(cols);
     if (auto c = check(ic.items[0].value.pos); !c) {
@@ -1956,7 +2103,8 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
     // The outer query over it; its WHERE became the Top-N's N.
     relation ranked_rel;
     ranked_rel.s = rel.s;
-    for (const auto& nm : names.value()) {
+    ranked_rel.updating = updating;
+    for (const auto& nm : kept) {
         ranked_rel.cols.push_back({nm, from.alias, nm, false});
     }
     return select_from(outer, std::move(ranked_rel), false);
@@ -2008,6 +2156,11 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             }
             if (g.args.empty() || g.args[0].kind != expr_kind::column) {
                 return at(g, fmt::format("{}(…) in GROUP BY takes the event-time column first", u));
+            }
+            if (!rel.updating.empty()) {
+                return unsupported(g, fmt::format("a window over an updating input (the changelog "
+                                                  "of {})",
+                                                  rel.updating));
             }
             auto tc = in.resolve(g.args[0]);
             if (!tc) {
@@ -2079,43 +2232,10 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         keys.push_back(std::move(k));
     }
     source_pos gpos = sc.group_by.empty() ? q.pos : sc.group_by[0].pos;
-    if (!win) {
-        const char* hint = "; group by window_start, window_end of a window table function, or by "
-                           "TUMBLE/HOP/SESSION(ts, …)";
-        if (sc.group_by.empty()) {
-            // Point at the first aggregate.
-            std::function<const expr*(const expr&)> first = [&](const expr& e) -> const expr* {
-                if (e.kind == expr_kind::call && !e.over &&
-                    is_aggregate_name(upper(e.names.back()))) {
-                    return &e;
-                }
-                for (const expr& a : e.args) {
-                    if (const expr* f = first(a)) {
-                        return f;
-                    }
-                }
-                return nullptr;
-            };
-            for (const auto& item : sc.items) {
-                if (const expr* f = first(item.value)) {
-                    return at(
-                        *f,
-                        fmt::format(
-                            "{} over the whole stream without a window (an updating aggregate) is "
-                            "not supported yet{}",
-                            upper(f->names.back()), hint));
-                }
-            }
-        }
-        return at(
-            gpos, 1,
-            fmt::format("GROUP BY without a window (an updating aggregate) is not supported yet{}",
-                        hint));
-    }
     if (rel.window && !(has_start && has_end)) {
         return at(gpos, 1, "a window aggregation groups by both window_start and window_end");
     }
-    if (win->spec.kind == en::window_kind::session && rel.window) {
+    if (win && win->spec.kind == en::window_kind::session && rel.window) {
         std::vector<std::string> plain;
         for (const auto& k : keys) {
             plain.push_back(k.source.empty() ? k.name : k.source);
@@ -2143,8 +2263,11 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
 
     // Types of the window's output, grown as aggregates are found: NULLs in the final
     // projection take their types from it.
-    std::vector<en::field> out_fields{{"window_start", en::data_type::timestamp(), false},
-                                      {"window_end", en::data_type::timestamp(), false}};
+    std::vector<en::field> out_fields;
+    if (win) {
+        out_fields = {{"window_start", en::data_type::timestamp(), false},
+                      {"window_end", en::data_type::timestamp(), false}};
+    }
     for (const auto& k : keys) {
         out_fields.push_back({k.name, in.type_of(k.value).value_or(en::data_type::int64()), true});
     }
@@ -2166,6 +2289,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         }
         if (e.distinct && u != "COUNT") {
             return unsupported(e, fmt::format("{}(DISTINCT …)", u));
+        }
+        if (!win && (u == "FIRST_VALUE" || u == "LAST_VALUE")) {
+            return unsupported(e, fmt::format("{} without a window", u));
         }
         std::optional<en::expr> arg;
         if (!star) {
@@ -2345,10 +2471,13 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     }
 
     // Before the window: the event time, the keys and the aggregates' inputs.
-    std::vector<en::named_expr> pre{en::as(en::col(win->time), win->time)};
+    std::vector<en::named_expr> pre;
+    if (win) {
+        pre.push_back(en::as(en::col(win->time), win->time));
+    }
     std::vector<std::string> key_names;
     for (const auto& k : keys) {
-        if (k.name != win->time) {
+        if (!win || k.name != win->time) {
             pre.push_back(en::as(k.value, k.name));
         }
         key_names.push_back(k.name);
@@ -2358,13 +2487,15 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             pre.push_back(en::as(aggs[i].input, aggs[i].input_name));
         }
     }
-    source_pos wpos = win->call->pos;
-    uint32_t wlen = head_length(*win->call);
-    rel.s = rel.s.project(pre);
-    if (auto c = check(wpos, wlen); !c) {
-        return c.error();
+    source_pos wpos = win ? win->call->pos : gpos;
+    uint32_t wlen = win ? head_length(*win->call) : 1;
+    if (!pre.empty()) { // COUNT(*) alone needs no column
+        rel.s = rel.s.project(pre);
+        if (auto c = check(wpos, wlen); !c) {
+            return c.error();
+        }
+        step(fmt::format("project {}", describe(pre)));
     }
-    step(fmt::format("project {}", describe(pre)));
     en::window_options wo;
     wo.allowed_lateness = _opts.allowed_lateness;
     std::vector<en::aggregate_spec> specs;
@@ -2409,16 +2540,32 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
                 ? fmt::format("{} := {}", aggs[i].spec.name, kind)
                 : fmt::format("{} := {}({})", aggs[i].spec.name, kind, aggs[i].spec.column));
     }
-    en::stream w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
-                                : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
-    if (auto c = check(wpos, wlen); !c) {
-        return c.error();
-    }
-    step(fmt::format("window {} on {}{}{}: {}", win->label, win->time, keys.empty() ? "" : " by ",
-                     join_names(key_names), join_names(agg_text)));
-    _out.late.push_back(w.late_rows());
-    if (auto c = check(wpos, wlen); !c) {
-        return c.error();
+    std::string updating;
+    en::stream w;
+    if (!win) {
+        // No window: one updating result per key (a changelog).
+        en::group_options go;
+        go.retractions = !rel.updating.empty();
+        w = rel.s.group_aggregate(key_names, specs, go);
+        if (auto c = check(wpos, wlen); !c) {
+            return c.error();
+        }
+        step(fmt::format("group-aggregate{}{}{}: {}", keys.empty() ? "" : " by ",
+                         join_names(key_names), go.retractions ? " (retracting)" : "",
+                         join_names(agg_text)));
+        updating = keys.empty() ? "an aggregate without a window" : "GROUP BY without a window";
+    } else {
+        w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
+                         : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
+        if (auto c = check(wpos, wlen); !c) {
+            return c.error();
+        }
+        step(fmt::format("window {} on {}{}{}: {}", win->label, win->time,
+                         keys.empty() ? "" : " by ", join_names(key_names), join_names(agg_text)));
+        _out.late.push_back(w.late_rows());
+        if (auto c = check(wpos, wlen); !c) {
+            return c.error();
+        }
     }
     if (having) {
         w = w.filter(*having);
@@ -2444,7 +2591,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         } else if (e.kind == expr_kind::call && !e.over) {
             rowtime = group_window_property(upper(e.names.back())).second == "ROWTIME";
         }
-        if (rowtime) {
+        if (rowtime && win) {
             w = w.watermark(names[i], std::chrono::milliseconds(0));
             if (auto c = check(e.pos, head_length(e)); !c) {
                 return c.error();
@@ -2453,7 +2600,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             break;
         }
     }
-    return query_out{w, names};
+    return query_out{w, names, updating};
 }
 
 parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
@@ -2510,6 +2657,24 @@ parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
         return c.error();
     }
     step(fmt::format("project {}", describe(cols)));
+    // A changelog goes to a sink that upserts by its PRIMARY KEY (update_before rows are
+    // dropped, deletes delete the key); a sink without one would take every change as a new
+    // row, so only a blackhole may take it.
+    const std::string& updating = q.value().updating;
+    if (!updating.empty() && !t->primary_key.empty()) {
+        out = out.upsert(t->primary_key);
+        if (auto c = check(pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("upsert by {}", join_names(t->primary_key)));
+    } else if (!updating.empty() && !iequals(t->option("connector").value_or(""), "blackhole")) {
+        return at(pos, 1,
+                  fmt::format("table sink {} doesn't support consuming update changes, which {} "
+                              "produces; declare its PRIMARY KEY (…) NOT ENFORCED (the query's "
+                              "unique key, e.g. the GROUP BY columns) to write them as upserts",
+                              dotted(s.table), updating));
+    }
+    _out.updating = updating;
     auto r = _conn.sink(out, *t);
     if (!r) {
         return at(pos, 1, fmt::format("sink {}: {}", dotted(s.table), r.error().message));
@@ -2610,6 +2775,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         }
         out.output = r.value().s;
         out.columns = r.value().names;
+        out.updating = r.value().updating;
         out.stages.push_back("output");
         return out;
     }

@@ -65,6 +65,13 @@ struct planned_statement {
     std::vector<engine::stream> late;
     /// One line per stage, source first: what `EXPLAIN` prints.
     std::vector<std::string> stages;
+    /// Empty when the output is append-only (every row an insert). Otherwise it is a
+    /// changelog — rows carry `engine::row_kind`s that update or retract earlier rows — and
+    /// this says what makes it one ("GROUP BY without a window", "a Top-N without a window",
+    /// "deduplication keeping the last row"). An INSERT into a table with a PRIMARY KEY hands
+    /// its sink upsert rows: inserts and update_afters (write the row for its key) and deletes
+    /// (delete the key), never update_befores.
+    std::string updating;
 };
 
 /// The engine type a SQL type is held in: integers as int64, FLOAT/DOUBLE/DECIMAL as
@@ -83,7 +90,7 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 /// - `INSERT INTO sink [(columns)] SELECT …` and queries;
 /// - FROM a table, view, WITH query or derived table, or an inner or LEFT join of two of them
 ///   on equal keys (a regular join, or an interval join when ON bounds the two event times
-///   both ways);
+///   both ways); `FROM a, b WHERE …` is the inner join of a and b ON the WHERE condition;
 /// - computed columns, and the table's `WATERMARK FOR ts AS ts - INTERVAL …` as bounded
 ///   out-of-orderness watermarks;
 /// - WHERE, SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN
@@ -97,7 +104,13 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 ///   FIRST_VALUE, LAST_VALUE, each with `FILTER (WHERE …)`; HAVING; any expression over keys
 ///   and aggregates;
 /// - the window Top-N: `ROW_NUMBER() OVER (PARTITION BY window_start, window_end … ORDER BY
-///   x) AS rn` in a subquery over a window aggregation, `WHERE rn <= N` outside.
+///   x) AS rn` in a subquery over a window aggregation, `WHERE rn <= N` outside;
+/// - updating queries, whose output is a changelog (`planned_statement::updating`): GROUP BY
+///   (or aggregates) without a window, over append-only or changelog input; the unbounded
+///   Top-N (ROW_NUMBER() without window columns in PARTITION BY); deduplication (ORDER BY the
+///   event time, rn = 1: ASC keeps the first row, append-only; DESC the last, a changelog).
+///   An INSERT of a changelog needs a sink with a PRIMARY KEY (it gets upserts by that key)
+///   or a blackhole.
 ///
 /// Everything else is refused with an `error` at the construct's position whose message
 /// starts with `planner:` and names it. The statement must have passed the binder (`plan`

@@ -305,6 +305,7 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
         bool has_key = false;
         std::string key;
         std::string value;
+        bool tombstone = false; ///< a null value: the key was deleted
     };
     /// The rows of one checkpoint interval (exactly-once).
     struct generation {
@@ -415,7 +416,8 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
                 auto e = rd_kafka_producev(
                   rk, RD_KAFKA_V_TOPIC(opts.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                  RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
+                  RD_KAFKA_V_VALUE(r.tombstone ? nullptr : const_cast<char*>(r.value.data()),
+                                   r.tombstone ? 0 : r.value.size()),
                   RD_KAFKA_V_KEY(r.has_key ? r.key.data() : nullptr, r.has_key ? r.key.size() : 0),
                   RD_KAFKA_V_HEADER(seal_header, gen.data(), ssize_t(gen.size())),
                   RD_KAFKA_V_HEADER(sink_header, opts.transactional_id.data(), ssize_t(opts.transactional_id.size())),
@@ -618,7 +620,12 @@ void kafka_sink::write(const engine::batch& b) {
         im.key_schema = b.schema_of().get();
     }
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
-        auto json = row_to_json(b, r);
+        // Keyed: upserts, a deleted row as a tombstone (null value); see log_sink::write.
+        const auto kind = b.kind(r);
+        const bool keyed = !im.key_cols.empty();
+        if (keyed && kind == engine::row_kind::update_before) continue;
+        const bool tombstone = keyed && kind == engine::row_kind::delete_row;
+        auto json = tombstone ? std::string() : row_to_json(b, r);
         std::string key;
         for (std::size_t i = 0; i < im.key_cols.size(); ++i) {
             if (i > 0) key += '|';
@@ -627,17 +634,16 @@ void kafka_sink::write(const engine::batch& b) {
             key += v.type.id == engine::type_id::string ? std::get<std::string>(v.v) : v.to_string();
         }
         if (im.opts.exactly_once) {
-            const bool keyed = !im.key_cols.empty();
             const int32_t p = keyed ? model::partition_for_key(key, im.partitions) : int32_t(im.rr++ % uint64_t(im.partitions));
             im.held_bytes += json.size() + key.size() + 16;
-            im.held.push_back({p, keyed, std::move(key), std::move(json)});
+            im.held.push_back({p, keyed, std::move(key), std::move(json), tombstone});
             continue;
         }
         ++im.outstanding;
         for (;;) {
             auto e = rd_kafka_producev(im.rk, RD_KAFKA_V_TOPIC(im.opts.topic.c_str()),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_VALUE(json.data(), json.size()),
+                                       RD_KAFKA_V_VALUE(tombstone ? nullptr : json.data(), json.size()),
                                        RD_KAFKA_V_KEY(im.key_cols.empty() ? nullptr : key.data(), im.key_cols.empty() ? 0 : key.size()),
                                        RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -680,7 +686,7 @@ std::string kafka_sink::seal() {
     w.u32(uint32_t(g.records.size()));
     for (const auto& r : g.records) {
         w.u32(uint32_t(r.partition));
-        w.u8(r.has_key ? 1 : 0);
+        w.u8(uint8_t((r.has_key ? 1 : 0) | (r.tombstone ? 2 : 0)));
         w.str(r.key);
         w.str(r.value);
     }
@@ -719,7 +725,9 @@ void kafka_sink::recover(std::string_view bytes, done_fn done) {
         g->records.resize(n);
         for (auto& rec : g->records) {
             rec.partition = int32_t(r.u32());
-            rec.has_key = r.u8() != 0;
+            const uint8_t flags = r.u8();
+            rec.has_key = (flags & 1) != 0;
+            rec.tombstone = (flags & 2) != 0;
             rec.key = std::string(r.str());
             rec.value = std::string(r.str());
             g->bytes += rec.key.size() + rec.value.size() + 16;

@@ -274,10 +274,16 @@ void log_sink::write(const engine::batch& b) {
     const model::event_time now(model::processing_now()());
     std::string key;
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
-        auto json = row_to_json(b, r, im.opts.sql_timestamps);
+        // A keyed sink upserts: a deleted row is a tombstone (null value) for its key, and an
+        // update_before needs no record (the update_after that follows replaces the row).
+        const auto kind = b.kind(r);
+        const bool keyed = !im.key_cols.empty();
+        if (keyed && kind == engine::row_kind::update_before) continue;
+        const bool tombstone = keyed && kind == engine::row_kind::delete_row;
+        auto json = tombstone ? std::string() : row_to_json(b, r, im.opts.sql_timestamps);
         int32_t p;
         std::optional<std::string_view> k;
-        if (!im.key_cols.empty()) {
+        if (keyed) {
             key.clear();
             for (std::size_t i = 0; i < im.key_cols.size(); ++i) {
                 if (i > 0) key += '|';
@@ -300,7 +306,7 @@ void log_sink::write(const engine::batch& b) {
             builders.emplace_back();
             im.open_part_bytes[std::size_t(p)] = 0;
         }
-        builders.back().add(k, std::string_view(json), now);
+        builders.back().add(k, tombstone ? std::nullopt : std::optional<std::string_view>(json), now);
         const auto n = json.size() + (k ? k->size() : 0) + 16;
         im.open_part_bytes[std::size_t(p)] += n;
         im.open_bytes += n;

@@ -18,6 +18,7 @@
 //     --- plan                           -- EXPLAIN: one stage per line
 //     --- error                          -- format_error of the refusal (the statement must fail)
 //     --- lateness 2000                  -- allowed lateness of windows in ms (no body)
+//     --- final                          -- a changelog applied: the rows a table would hold
 //
 // Rows are compared as sorted lists: the order windows fire in within one watermark is not
 // part of the contract, and a sorted list is readable. Values print as: NULL, true/false,
@@ -28,6 +29,13 @@
 // of the pipeline's runner. When the inputs end, a final watermark fires every open window.
 // A case without `--- late` expects no late rows; without `--- output` (and without
 // `--- error`) expects no rows.
+//
+// An updating query (GROUP BY without a window, an unbounded Top-N, deduplication keeping the
+// last row) outputs a changelog: its rows print as Flink prints them, `+I[...]`, `-U[...]`,
+// `+U[...]`, `-D[...]`, and are compared in the order they came, which is part of the
+// contract (one input row per batch makes it deterministic). `--- final` (optional) is that
+// changelog applied to a table: upserts and deletes by the sink's PRIMARY KEY when it has
+// one, otherwise +I/+U add a row and -U/-D take one equal row away; compared sorted.
 //
 // Run with RUNNEL_UPDATE_GOLDEN=1 to rewrite the expected sections from the current output
 // (then read the diff: the files are the specification).
@@ -44,6 +52,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace runnel::sql {
@@ -186,6 +195,70 @@ std::string render(const en::value& v) {
     return v.to_string();
 }
 
+/// Rows as they came, with their kinds and rendered values.
+struct collected {
+    std::vector<en::row_kind> kinds;
+    std::vector<std::vector<std::string>> rows;
+};
+
+void collect(const en::batch& b, collected& into) {
+    for (std::size_t r = 0; r < b.num_rows(); ++r) {
+        std::vector<std::string> parts;
+        for (const auto& v : b.row(r)) {
+            parts.push_back(render(v));
+        }
+        into.kinds.push_back(b.kind(r));
+        into.rows.push_back(std::move(parts));
+    }
+}
+
+/// The rows as text: sorted for an append-only stream, in order with their kinds for a
+/// changelog.
+std::vector<std::string> lines_of(const collected& c, bool changelog) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < c.rows.size(); ++i) {
+        std::string text = join(c.rows[i], ", ");
+        out.push_back(changelog ? fmt::format("{}[{}]", en::row_kind_name(c.kinds[i]), text) : text);
+    }
+    if (!changelog) {
+        std::sort(out.begin(), out.end());
+    }
+    return out;
+}
+
+/// The changelog `c` applied: by the columns `key` when there are any, else as a multiset.
+std::vector<std::string> applied(const collected& c, const std::vector<std::size_t>& key) {
+    std::map<std::string, std::string> by_key;
+    std::multiset<std::string> rows;
+    for (std::size_t i = 0; i < c.rows.size(); ++i) {
+        std::string text = join(c.rows[i], ", ");
+        bool add = c.kinds[i] == en::row_kind::insert || c.kinds[i] == en::row_kind::update_after;
+        if (!key.empty()) {
+            std::string k;
+            for (auto x : key) {
+                k += c.rows[i][x] + "|";
+            }
+            if (add) {
+                by_key[k] = text;
+            } else {
+                by_key.erase(k);
+            }
+        } else if (add) {
+            rows.insert(text);
+        } else if (auto it = rows.find(text); it != rows.end()) {
+            rows.erase(it);
+        } else {
+            rows.insert("(retracted but never added) " + text);
+        }
+    }
+    std::vector<std::string> out(rows.begin(), rows.end());
+    for (const auto& [k, v] : by_key) {
+        out.push_back(v);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 void collect(const en::batch& b, std::vector<std::string>& into) {
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
         std::vector<std::string> parts;
@@ -221,11 +294,19 @@ public:
     en::result<void> sink(en::stream rows, const table_schema& t) override {
         std::string name = t.name.back();
         sinks[name];
+        auto& key = sink_keys[name];
+        auto phys = physical_schema(t);
+        for (const auto& k : t.primary_key) {
+            if (auto i = phys ? phys.value()->index_of(k) : std::nullopt) {
+                key.push_back(*i);
+            }
+        }
         rows.sink([this, name](const en::batch& b) { collect(b, sinks[name]); });
         return outcome::success();
     }
 
-    std::map<std::string, std::vector<std::string>> sinks;
+    std::map<std::string, collected> sinks;
+    std::map<std::string, std::vector<std::size_t>> sink_keys;
     std::vector<std::string> dead_letters;
 
 private:
@@ -234,7 +315,7 @@ private:
 
 /// What running one case produced, section by section.
 std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, const golden_case& c,
-                                                         std::string& failure) {
+                                                         std::string& failure, bool& changelog) {
     std::map<std::string, std::vector<std::string>> got;
     memory_catalog cat;
     auto script = parse_script(f.tables);
@@ -273,7 +354,8 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
         got["error"] = lines_of(format_error(c.sql, plan.error()));
         return got;
     }
-    std::vector<std::string> output, late;
+    collected output;
+    std::vector<std::string> late;
     if (plan.value().output.schema_of()) {
         plan.value().output.sink([&](const en::batch& b) { collect(b, output); });
     }
@@ -288,12 +370,16 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
     if (!conn.dead_letters.empty()) {
         failure = "rows that did not decode: " + join(conn.dead_letters, "; ");
     }
+    std::vector<std::size_t> key;
     if (std::holds_alternative<insert_stmt>(stmt.value().node)) {
-        output = conn.sinks[std::get<insert_stmt>(stmt.value().node).table.back()];
+        const std::string& table = std::get<insert_stmt>(stmt.value().node).table.back();
+        output = conn.sinks[table];
+        key = conn.sink_keys[table];
     }
-    std::sort(output.begin(), output.end());
+    changelog = !plan.value().updating.empty();
     std::sort(late.begin(), late.end());
-    got["output"] = output;
+    got["output"] = lines_of(output, changelog);
+    got["final"] = applied(output, key);
     got["late"] = late;
     return got;
 }
@@ -309,16 +395,17 @@ TEST_P(golden, file) {
     for (const auto& c : f.cases) {
         SCOPED_TRACE("case: " + c.name);
         std::string failure;
-        auto got = run_case(f, c, failure);
+        bool changelog = false;
+        auto got = run_case(f, c, failure, changelog);
         EXPECT_TRUE(failure.empty()) << failure;
         bool wants_error = c.find("error") != nullptr;
         if (!wants_error && got.count("error")) {
             ADD_FAILURE() << "unexpected error:\n" << join(got["error"]);
         }
-        for (const char* kind : {"output", "late", "error", "plan"}) {
+        for (const char* kind : {"output", "late", "error", "plan", "final"}) {
             const section* s = c.find(kind);
             std::string k = kind;
-            if (!s && (k == "plan" || (k == "error" && !got.count("error")))) {
+            if (!s && (k == "plan" || k == "final" || (k == "error" && !got.count("error")))) {
                 continue;
             }
             if (k != "error" && k != "plan" && wants_error) {
@@ -326,7 +413,7 @@ TEST_P(golden, file) {
             }
             std::vector<std::string> expected = s ? s->body : std::vector<std::string>{};
             std::vector<std::string> actual = got[k];
-            if (k == "output" || k == "late") {
+            if ((k == "output" && !changelog) || k == "late" || k == "final") {
                 std::sort(expected.begin(), expected.end());
             }
             if (expected != actual) {

@@ -181,7 +181,10 @@ TEST(planner, refusals_are_errors_never_crashes) {
     // Statements that parse and bind, or fail to bind, across the refused constructs.
     const char* statements[] = {
         "SELECT auction FROM bids ORDER BY auction",
-        "SELECT COUNT(*) FROM bids",
+        "SELECT COUNT(*) FROM bids GROUP BY TUMBLE(ts, INTERVAL '1' SECOND), auction HAVING "
+        "FIRST_VALUE(price) > 1 AND COUNT(*) OVER (PARTITION BY auction) > 1",
+        "SELECT * FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS "
+        "rn FROM (SELECT auction, SUM(price) AS price FROM bids GROUP BY auction)) WHERE rn <= 2",
         "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
         "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '0' "
         "SECOND)) "

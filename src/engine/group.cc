@@ -1,0 +1,518 @@
+#include "engine/group.h"
+
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "engine/value_io.h"
+
+namespace runnel::engine {
+
+namespace {
+
+constexpr uint32_t snapshot_magic = 0x50524752; // "RGRP"
+constexpr uint32_t snapshot_version = 1;
+
+enum class store : uint8_t { integral, real, text };
+
+store store_of(data_type t) {
+    switch (t.id) {
+    case type_id::float64: return store::real;
+    case type_id::string: return store::text;
+    default: return store::integral;
+    }
+}
+
+int64_t int_of(const column& c, size_t i) {
+    return c.type().id == type_id::boolean ? int64_t(c.bool_at(i)) : c.int64_at(i);
+}
+
+/// Orders doubles totally: NaN after every number, equal to itself.
+struct double_less {
+    bool operator()(double a, double b) const { return a < b || (!std::isnan(a) && std::isnan(b)); }
+};
+
+/// A value with how many times it is present; a count that drops to 0 removes it.
+template <class T, class Less = std::less<T>>
+using counted = std::map<T, int64_t, Less>;
+
+template <class M, class K>
+void add_counted(M& m, K&& k, int sign) {
+    if (sign > 0) {
+        ++m[std::forward<K>(k)];
+        return;
+    }
+    auto it = m.find(k);
+    if (it != m.end() && --it->second <= 0) m.erase(it);
+}
+
+} // namespace
+
+/// The state of one aggregate for every group, slot by slot (slot = group). Retractable:
+/// sums and counts subtract; MIN/MAX (with `retract`) and COUNT(DISTINCT) keep counted values.
+class group_stage::accumulator {
+public:
+    accumulator(const bound_aggregate& a, bool retract)
+      : _kind(a.kind)
+      , _in(a.input_type)
+      , _st(store_of(a.input_type))
+      , _retract(retract) {}
+
+    void resize(size_t n) {
+        _n.resize(n);
+        switch (_kind) {
+        case agg_kind::sum:
+        case agg_kind::avg:
+            if (_st == store::real) _d.resize(n);
+            else _i.resize(n);
+            break;
+        case agg_kind::min:
+        case agg_kind::max:
+            if (_retract) {
+                if (_st == store::integral) _mi.resize(n);
+                else if (_st == store::real) _md.resize(n);
+                else _ms.resize(n);
+            } else if (_st == store::integral) _i.resize(n);
+            else if (_st == store::real) _d.resize(n);
+            else _s.resize(n);
+            break;
+        case agg_kind::count_distinct: _distinct.resize(n); break;
+        default: break;
+        }
+    }
+
+    void clear(uint32_t s) {
+        _n[s] = 0;
+        if (!_i.empty()) _i[s] = 0;
+        if (!_d.empty()) _d[s] = 0;
+        if (!_s.empty()) _s[s].clear();
+        if (!_mi.empty()) _mi[s].reset();
+        if (!_md.empty()) _md[s].reset();
+        if (!_ms.empty()) _ms[s].reset();
+        if (!_distinct.empty()) _distinct[s].reset();
+    }
+
+    /// Adds row `r` of `c` to slot `s` (sign +1) or takes it back (−1). False when a
+    /// retraction reaches a MIN/MAX that keeps no multiset.
+    bool update(uint32_t s, const column* c, size_t r, int sign) {
+        if (_kind == agg_kind::count_star) {
+            _n[s] += sign;
+            return true;
+        }
+        if (c->is_null(r)) return true;
+        switch (_kind) {
+        case agg_kind::count: _n[s] += sign; break;
+        case agg_kind::sum:
+        case agg_kind::avg:
+            _n[s] += sign;
+            if (_st == store::real) {
+                _d[s] += sign > 0 ? c->float64_at(r) : -c->float64_at(r);
+            } else {
+                uint64_t v = uint64_t(int_of(*c, r));
+                _i[s] = int64_t(sign > 0 ? uint64_t(_i[s]) + v : uint64_t(_i[s]) - v); // wraps on overflow
+            }
+            break;
+        case agg_kind::min:
+        case agg_kind::max: {
+            if (!_retract) {
+                if (sign < 0) return false;
+                bool is_min = _kind == agg_kind::min;
+                bool first = _n[s] == 0;
+                _n[s] = 1;
+                if (_st == store::integral) {
+                    int64_t v = int_of(*c, r);
+                    if (first || (is_min ? v < _i[s] : v > _i[s])) _i[s] = v;
+                } else if (_st == store::real) {
+                    double v = c->float64_at(r);
+                    if (first || (is_min ? v < _d[s] : v > _d[s])) _d[s] = v;
+                } else {
+                    auto v = c->string_at(r);
+                    if (first || (is_min ? v < _s[s] : v > _s[s])) _s[s].assign(v);
+                }
+                break;
+            }
+            _n[s] += sign;
+            if (_st == store::integral) {
+                if (!_mi[s]) _mi[s] = std::make_unique<counted<int64_t>>();
+                add_counted(*_mi[s], int_of(*c, r), sign);
+            } else if (_st == store::real) {
+                if (!_md[s]) _md[s] = std::make_unique<counted<double, double_less>>();
+                add_counted(*_md[s], c->float64_at(r), sign);
+            } else {
+                if (!_ms[s]) _ms[s] = std::make_unique<counted<std::string>>();
+                add_counted(*_ms[s], std::string(c->string_at(r)), sign);
+            }
+            break;
+        }
+        case agg_kind::count_distinct: {
+            if (!_distinct[s]) _distinct[s] = std::make_unique<distinct_map>();
+            _key.clear();
+            encode_key_part(*c, r, _key);
+            if (sign > 0) {
+                ++(*_distinct[s])[_key];
+            } else if (auto it = _distinct[s]->find(_key); it != _distinct[s]->end() && --it->second <= 0) {
+                _distinct[s]->erase(it);
+            }
+            break;
+        }
+        default: break;
+        }
+        return true;
+    }
+
+    value result(uint32_t s, data_type out) const {
+        switch (_kind) {
+        case agg_kind::count_star:
+        case agg_kind::count: return value::of(_n[s]);
+        case agg_kind::count_distinct: return value::of(int64_t(_distinct[s] ? _distinct[s]->size() : 0));
+        default: break;
+        }
+        if (_n[s] <= 0) return value::null(out);
+        switch (_kind) {
+        case agg_kind::sum:
+            return _st == store::real ? value::of(_d[s]) : value{out, _i[s]};
+        case agg_kind::avg:
+            return value::of((_st == store::real ? _d[s] : double(_i[s])) / double(_n[s]));
+        case agg_kind::min:
+        case agg_kind::max: {
+            bool is_min = _kind == agg_kind::min;
+            if (!_retract) {
+                if (_st == store::real) return value::of(_d[s]);
+                if (_st == store::text) return value::of(_s[s]);
+                return integral(_i[s], out);
+            }
+            if (_st == store::integral) {
+                if (!_mi[s] || _mi[s]->empty()) return value::null(out);
+                return integral(is_min ? _mi[s]->begin()->first : _mi[s]->rbegin()->first, out);
+            }
+            if (_st == store::real) {
+                if (!_md[s] || _md[s]->empty()) return value::null(out);
+                return value::of(is_min ? _md[s]->begin()->first : _md[s]->rbegin()->first);
+            }
+            if (!_ms[s] || _ms[s]->empty()) return value::null(out);
+            return value::of(is_min ? _ms[s]->begin()->first : _ms[s]->rbegin()->first);
+        }
+        default: return value::null(out);
+        }
+    }
+
+    void write(uint32_t s, state_writer& w) const {
+        w.i64(_n[s]);
+        if (!_i.empty()) w.i64(_i[s]);
+        if (!_d.empty()) w.f64(_d[s]);
+        if (!_s.empty()) w.str(_s[s]);
+        auto write_map = [&](const auto& m, auto write_key) {
+            w.u32(m ? uint32_t(m->size()) : 0);
+            if (!m) return;
+            for (const auto& [k, n] : *m) {
+                write_key(k);
+                w.i64(n);
+            }
+        };
+        if (!_mi.empty()) write_map(_mi[s], [&](int64_t k) { w.i64(k); });
+        if (!_md.empty()) write_map(_md[s], [&](double k) { w.f64(k); });
+        if (!_ms.empty()) write_map(_ms[s], [&](const std::string& k) { w.str(k); });
+        if (!_distinct.empty()) write_map(_distinct[s], [&](const std::string& k) { w.str(k); });
+    }
+
+    bool read(uint32_t s, state_reader& r) {
+        _n[s] = r.i64();
+        if (!_i.empty()) _i[s] = r.i64();
+        if (!_d.empty()) _d[s] = r.f64();
+        if (!_s.empty()) _s[s] = std::string(r.str());
+        auto read_map = [&](auto& m, auto read_key) {
+            uint32_t n = r.count(9);
+            if (n == 0) return;
+            m = std::make_unique<typename std::decay_t<decltype(m)>::element_type>();
+            for (uint32_t i = 0; i < n && r.ok(); ++i) {
+                auto k = read_key();
+                (*m)[std::move(k)] = r.i64();
+            }
+        };
+        if (!_mi.empty()) read_map(_mi[s], [&] { return r.i64(); });
+        if (!_md.empty()) read_map(_md[s], [&] { return r.f64(); });
+        if (!_ms.empty()) read_map(_ms[s], [&] { return std::string(r.str()); });
+        if (!_distinct.empty()) read_map(_distinct[s], [&] { return std::string(r.str()); });
+        return r.ok();
+    }
+
+private:
+    using distinct_map = boost::unordered_flat_map<std::string, int64_t, key_hash, key_equal>;
+
+    static value integral(int64_t v, data_type out) {
+        if (out.id == type_id::boolean) return value::of(v != 0);
+        return value{out, v};
+    }
+
+    agg_kind _kind;
+    data_type _in;
+    store _st;
+    bool _retract;
+    std::vector<int64_t> _n; ///< values (or rows, for COUNT(*)) in the group
+    std::vector<int64_t> _i; ///< integral sums; MIN/MAX without a multiset
+    std::vector<double> _d;  ///< double sums; MIN/MAX without a multiset
+    std::vector<std::string> _s;
+    std::vector<std::unique_ptr<counted<int64_t>>> _mi;
+    std::vector<std::unique_ptr<counted<double, double_less>>> _md;
+    std::vector<std::unique_ptr<counted<std::string>>> _ms;
+    std::vector<std::unique_ptr<distinct_map>> _distinct;
+    std::string _key;
+};
+
+group_stage::~group_stage() = default;
+
+result<std::unique_ptr<group_stage>> group_stage::make(schema_ptr input, std::vector<std::string> keys,
+                                                       std::vector<aggregate_spec> aggs, group_options opts) {
+    std::unique_ptr<group_stage> s(new group_stage());
+    s->_in = input;
+    s->_opts = opts;
+    std::vector<field> out;
+    for (const auto& k : keys) {
+        auto i = input->index_of(k);
+        if (!i) {
+            return fail(errc::unknown_column,
+                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input->to_string()));
+        }
+        s->_keys.push_back(*i);
+        out.push_back(input->at(*i));
+    }
+    if (aggs.empty()) return fail(errc::invalid_argument, "group-aggregate: no aggregates");
+    for (const auto& a : aggs) {
+        RUNNEL_TRY(auto b, bind_aggregate(a, *input));
+        switch (b.kind) {
+        case agg_kind::first_value:
+        case agg_kind::last_value:
+        case agg_kind::percentile:
+            return fail(errc::invalid_argument,
+                        fmt::format("group-aggregate: aggregate '{}' needs a window (first, last and percentile "
+                                    "values cannot be taken back)",
+                                    b.name));
+        default: break;
+        }
+        for (const auto& f : out) {
+            if (f.name == b.name) {
+                return fail(errc::invalid_argument,
+                            fmt::format("group-aggregate: two output columns named '{}'; rename one with as()", b.name));
+            }
+        }
+        out.push_back({b.name, b.output_type, true});
+        s->_acc.push_back(std::make_unique<accumulator>(b, opts.retractions));
+        s->_aggs.push_back(std::move(b));
+    }
+    s->_out = make_schema(std::move(out));
+    return s;
+}
+
+uint32_t group_stage::add_group(std::string key, const batch& b, size_t row) {
+    uint32_t slot;
+    if (!_free.empty()) {
+        slot = _free.back();
+        _free.pop_back();
+    } else {
+        slot = uint32_t(_slot_key.size());
+        _slot_key.emplace_back();
+        _slot_values.emplace_back();
+        _rows.push_back(0);
+        _seen.push_back(0);
+        if (_slot_key.size() > _capacity) {
+            _capacity = std::max<size_t>(64, _capacity * 2);
+            for (auto& a : _acc) a->resize(_capacity);
+        }
+    }
+    std::vector<value> vals;
+    vals.reserve(_keys.size());
+    for (auto k : _keys) vals.push_back(b.col(k).value_at(row));
+    _slot_values[slot] = std::move(vals);
+    _slot_key[slot] = key;
+    _rows[slot] = 0;
+    _seen[slot] = 0;
+    _index.emplace(std::move(key), slot);
+    return slot;
+}
+
+void group_stage::free_group(uint32_t slot) {
+    _index.erase(_slot_key[slot]);
+    _slot_key[slot].clear();
+    _slot_values[slot].clear();
+    _rows[slot] = 0;
+    for (auto& a : _acc) a->clear(slot);
+    _free.push_back(slot);
+}
+
+void group_stage::reset() {
+    _index.clear();
+    _slot_key.clear();
+    _slot_values.clear();
+    _rows.clear();
+    _seen.clear();
+    _free.clear();
+    _capacity = 0;
+    for (auto& a : _acc) a->resize(0);
+}
+
+std::vector<value> group_stage::result_row(uint32_t slot) const {
+    std::vector<value> row = _slot_values[slot];
+    for (size_t a = 0; a < _acc.size(); ++a) row.push_back(_acc[a]->result(slot, _aggs[a].output_type));
+    return row;
+}
+
+void group_stage::on_batch(size_t, batch b, stage_output& out) {
+    const size_t n = b.num_rows();
+    metrics().rows_in += n;
+    ++metrics().batches_in;
+    ++_batch_no;
+    std::vector<const column*> inputs;
+    for (const auto& a : _aggs) inputs.push_back(a.kind == agg_kind::count_star ? nullptr : &b.col(a.input));
+    // The groups this batch touches, in first-touch order, with their result before it.
+    std::vector<uint32_t> touched;
+    std::vector<std::optional<std::vector<value>>> before;
+    for (size_t r = 0; r < n; ++r) {
+        row_kind k = b.kind(r);
+        int sign = k == row_kind::insert || k == row_kind::update_after ? 1 : -1;
+        _key_buf.clear();
+        for (auto c : _keys) encode_key_part(b.col(c), r, _key_buf);
+        uint32_t slot;
+        if (auto it = _index.find(_key_buf); it != _index.end()) {
+            slot = it->second;
+        } else if (sign < 0) {
+            continue; // takes back from a group that does not exist
+        } else {
+            slot = add_group(_key_buf, b, r);
+        }
+        if (_seen[slot] != _batch_no) {
+            _seen[slot] = _batch_no;
+            touched.push_back(slot);
+            before.push_back(_rows[slot] > 0 ? std::optional(result_row(slot)) : std::nullopt);
+        }
+        _rows[slot] += sign;
+        for (size_t a = 0; a < _acc.size(); ++a) {
+            if (!_acc[a]->update(slot, inputs[a], r, sign) && _failure.empty()) {
+                _failure = fmt::format("a retraction reached aggregate '{}', which keeps no values to take back "
+                                       "(the input was declared append-only)",
+                                       _aggs[a].name);
+            }
+        }
+    }
+    batch changes(_out);
+    for (size_t i = 0; i < touched.size(); ++i) {
+        uint32_t slot = touched[i];
+        if (_rows[slot] > 0) {
+            auto after = result_row(slot);
+            if (!before[i]) {
+                changes.append_row(after, row_kind::insert);
+            } else if (!(*before[i] == after)) {
+                changes.append_row(*before[i], row_kind::update_before);
+                changes.append_row(after, row_kind::update_after);
+            }
+            continue;
+        }
+        if (before[i]) changes.append_row(*before[i], row_kind::delete_row);
+        free_group(slot);
+    }
+    metrics().rows_out += changes.num_rows();
+    out.emit(std::move(changes));
+}
+
+std::string group_stage::snapshot() const {
+    state_writer w;
+    w.u32(snapshot_magic);
+    w.u32(snapshot_version);
+    w.u32(uint32_t(_aggs.size()));
+    w.u32(uint32_t(_index.size()));
+    for (const auto& [key, slot] : _index) {
+        w.str(key);
+        w.i64(_rows[slot]);
+        for (const auto& v : _slot_values[slot]) write_value(w, v);
+        for (const auto& a : _acc) a->write(slot, w);
+    }
+    return std::move(w.bytes());
+}
+
+result<void> group_stage::restore(std::string_view bytes) {
+    if (bytes.empty()) return outcome::success();
+    state_reader r(bytes);
+    if (r.u32() != snapshot_magic || r.u32() != snapshot_version || r.u32() != _aggs.size()) {
+        return fail(errc::corrupt_state, "group-aggregate: the snapshot is of another stage or version");
+    }
+    reset();
+    uint32_t groups = r.count(12);
+    for (uint32_t g = 0; g < groups && r.ok(); ++g) {
+        std::string key(r.str());
+        int64_t rows = r.i64();
+        std::vector<value> vals;
+        for (auto k : _keys) vals.push_back(read_value(r, _in->at(k).type));
+        if (!r.ok() || _index.contains(key)) break;
+        uint32_t slot = uint32_t(_slot_key.size());
+        _slot_key.push_back(key);
+        _slot_values.push_back(std::move(vals));
+        _rows.push_back(rows);
+        _seen.push_back(0);
+        if (_slot_key.size() > _capacity) {
+            _capacity = std::max<size_t>(64, _capacity * 2);
+            for (auto& a : _acc) a->resize(_capacity);
+        }
+        _index.emplace(std::move(key), slot);
+        for (auto& a : _acc) {
+            if (!a->read(slot, r)) break;
+        }
+    }
+    if (!r.ok() || !r.at_end() || _index.size() != groups) {
+        reset();
+        return fail(errc::corrupt_state, "group-aggregate: damaged snapshot");
+    }
+    return outcome::success();
+}
+
+result<std::unique_ptr<upsert_stage>> upsert_stage::make(schema_ptr input, const std::vector<std::string>& keys) {
+    std::unique_ptr<upsert_stage> s(new upsert_stage());
+    if (keys.empty()) return fail(errc::invalid_argument, "upsert: needs key columns");
+    for (const auto& k : keys) {
+        auto i = input->index_of(k);
+        if (!i) return fail(errc::unknown_column, fmt::format("upsert: unknown key column '{}' in {}", k, input->to_string()));
+        s->_keys.push_back(*i);
+    }
+    s->_schema = std::move(input);
+    return s;
+}
+
+void upsert_stage::on_batch(size_t, batch b, stage_output& out) {
+    const size_t n = b.num_rows();
+    metrics().rows_in += n;
+    if (!b.has_row_kinds()) {
+        metrics().rows_out += n;
+        out.emit(std::move(b));
+        return;
+    }
+    std::vector<row_kind> kinds(n);
+    std::vector<uint8_t> keep(n, 1);
+    bool dropped = false;
+    std::string a, c;
+    for (size_t r = 0; r < n; ++r) {
+        kinds[r] = b.kind(r);
+        if (kinds[r] != row_kind::update_before) continue;
+        bool replaced = false;
+        if (r + 1 < n && b.kind(r + 1) == row_kind::update_after) {
+            a.clear();
+            c.clear();
+            for (auto k : _keys) {
+                encode_key_part(b.col(k), r, a);
+                encode_key_part(b.col(k), r + 1, c);
+            }
+            replaced = a == c;
+        }
+        if (replaced) {
+            keep[r] = 0;
+            dropped = true;
+        } else {
+            kinds[r] = row_kind::delete_row;
+        }
+    }
+    b.set_row_kinds(std::move(kinds));
+    if (dropped) b = b.select(keep);
+    metrics().rows_out += b.num_rows();
+    out.emit(std::move(b));
+}
+
+} // namespace runnel::engine
