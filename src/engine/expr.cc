@@ -7,6 +7,7 @@
 #include <limits>
 
 #include <boost/regex.hpp>
+#include "model/fundamental.h"
 #include <fmt/format.h>
 
 namespace runnel::engine {
@@ -62,6 +63,7 @@ const char* op_text(expr_op op) {
     case expr_op::regexp_extract: return "REGEXP_EXTRACT";
     case expr_op::split_index: return "SPLIT_INDEX";
     case expr_op::replace: return "REPLACE";
+    case expr_op::proctime: return "PROCTIME";
     case expr_op::column: return "column";
     case expr_op::literal: return "literal";
     }
@@ -766,6 +768,13 @@ column eval(const bound_node& n, const batch& b) {
         }
         return c;
     }
+    case expr_op::proctime: {
+        const int64_t now = model::processing_now().value();
+        column c(data_type::timestamp());
+        c.reserve(rows);
+        for (size_t i = 0; i < rows; ++i) c.push_int64(now);
+        return c;
+    }
     case expr_op::replace: {
         column s = eval(*n.args[0], b), f = eval(*n.args[1], b), r = eval(*n.args[2], b);
         column c(data_type::string());
@@ -987,6 +996,7 @@ struct binder {
             if (t.size() > 2) CHECK_TYPE(need(2, t[2].id == type_id::int64, "an integer group"));
             out->type = data_type::string();
             break;
+        case expr_op::proctime: out->type = data_type::timestamp(); break;
         case expr_op::replace:
             for (size_t k = 0; k < 3; ++k) CHECK_TYPE(need(k, t[k].id == type_id::string, "strings"));
             out->type = data_type::string();
@@ -1103,6 +1113,7 @@ expr regexp_extract(expr s, expr regex, expr group) {
     if (!group.empty()) args.push_back(std::move(group));
     return make(expr_op::regexp_extract, std::move(args));
 }
+expr proctime() { return make(expr_op::proctime, {}); }
 expr replace(expr s, expr from, expr to) { return make(expr_op::replace, {std::move(s), std::move(from), std::move(to)}); }
 expr split_index(expr s, expr delimiter, expr index) {
     return make(expr_op::split_index, {std::move(s), std::move(delimiter), std::move(index)});

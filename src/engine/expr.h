@@ -17,7 +17,7 @@ enum class expr_op : uint8_t {
     and_, or_, not_, is_null, is_not_null,
     case_when, cast,
     lower, upper, concat, substring, char_length, like,
-    hour, date_format, regexp_extract, split_index, replace,
+    hour, date_format, regexp_extract, split_index, replace, proctime,
 };
 
 struct expr_node;
@@ -100,6 +100,9 @@ expr date_format(expr ts, expr pattern);
 /// first match of the regular expression (Perl/Java syntax, Boost.Regex), or NULL without a match or for an
 /// invalid regex or group.
 expr regexp_extract(expr s, expr regex, expr group = {});
+/// PROCTIME(): the wall clock (epoch milliseconds, UTC) when the batch is evaluated, as a
+/// timestamp; one value for all rows of a batch.
+expr proctime();
 /// SPLIT_INDEX(s, delimiter, index): the index-th (from 0) piece of `s` split at `delimiter`,
 /// or NULL when there is none.
 expr split_index(expr s, expr delimiter, expr index);

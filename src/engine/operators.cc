@@ -44,7 +44,7 @@ watermark_stage::partition_state& watermark_stage::part(int32_t p, model::proces
 
 void watermark_stage::on_batch(size_t, batch b, stage_output& out) {
     auto now = _opts.clock();
-    auto& ps = part(b.source_partition(), now);
+    auto& ps = part(_opts.processing_time ? 0 : b.source_partition(), now);
     const column& c = b.col(_time);
     int64_t mx = ps.max_ts;
     for (size_t i = 0; i < b.num_rows(); ++i) {
@@ -64,6 +64,12 @@ void watermark_stage::on_batch(size_t, batch b, stage_output& out) {
 }
 
 void watermark_stage::on_tick(model::processing_time now, stage_output& out) {
+    if (_opts.processing_time) {
+        auto& ps = part(0, now);
+        ps.max_ts = std::max(ps.max_ts, now.value() + _bound);
+        advance(out);
+        return;
+    }
     if (_opts.idle_timeout.count() <= 0) return;
     part(0, now);
     bool changed = false;
@@ -126,7 +132,9 @@ result<void> watermark_stage::restore(std::string_view bytes) {
 }
 
 void watermark_stage::on_watermark(model::event_time wm, stage_output& out) {
-    // Only the end of input arrives here: sources carry no watermarks of their own.
+    // Only the end of input arrives here: sources carry no watermarks of their own. Under
+    // processing time, event-time watermarks from an earlier stage mean nothing.
+    if (_opts.processing_time && wm != end_of_time) return;
     if (wm.value() > _emitted) {
         _emitted = wm.value();
         metrics().watermark = wm.value();

@@ -71,6 +71,10 @@ struct watermark_options {
     int32_t instance = 0;
     /// Processing-time clock; empty means the pipeline's (tests pass a fake one).
     std::function<model::processing_time()> clock;
+    /// The time column holds processing time (SQL's PROCTIME()): partitions do not matter,
+    /// watermarks from upstream (event time) are not passed on, and every tick moves the
+    /// watermark to the clock, so windows close on time even when no rows come.
+    bool processing_time = false;
 };
 
 /// Generates watermarks with bounded out-of-orderness, per source partition: partition p's

@@ -877,6 +877,9 @@ private:
             en::expr ms = prec.text == "0" ? a.value() * en::lit(int64_t(1000)) : a.value();
             return en::cast(ms, en::data_type::timestamp());
         }
+        if (u == "PROCTIME" && n == 0) {
+            return en::proctime();
+        }
         if (u == "TO_TIMESTAMP" && n == 1) {
             auto a = arg(0, en::data_type::string());
             if (!a) {
@@ -1003,6 +1006,19 @@ private:
         return true;
     }
     void step(std::string line) { _out.stages.push_back(std::move(line)); }
+    /// Makes `column`, computed by PROCTIME(), the stream's time: its watermark follows the
+    /// wall clock, so windows over it close on time (event-time watermarks stop here).
+    parse_result<bool> processing_time(relation& rel, const std::string& column, source_pos pos) {
+        en::watermark_options o;
+        o.processing_time = true;
+        rel.s = rel.s.watermark(column, std::chrono::milliseconds(0), o);
+        step(fmt::format("watermark {} (processing time)", column));
+        return check(pos);
+    }
+    static bool is_proctime(const expr& e) {
+        return e.kind == expr_kind::call && e.names.size() == 1 && upper(e.names[0]) == "PROCTIME" &&
+               e.args.empty();
+    }
 
     parse_result<relation> from_item(const table_ref& t);
     parse_result<relation> named(const qualified_name& name, source_pos pos,
@@ -1125,6 +1141,15 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
             return c.error();
         }
         step(fmt::format("watermark {} - {} ms", t.event_time_column, delay));
+    } else {
+        for (const auto& c : t.columns) {
+            if (c.computed && is_proctime(*c.computed)) {
+                if (auto r = processing_time(rel, c.name, pos); !r) {
+                    return r.error();
+                }
+                break;
+            }
+        }
     }
     return rel;
 }
@@ -1841,6 +1866,8 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
     translator tr(rel, rel.s.schema_of());
     std::vector<en::named_expr> cols;
     std::size_t n = 0;
+    const select_item* proctime = nullptr; // the first PROCTIME() item, and its column
+    std::size_t proctime_col = 0;
     for (const auto& item : sc.items) {
         if (item.value.kind == expr_kind::star) {
             for (const auto* c : star_columns(item.value, rel)) {
@@ -1852,6 +1879,10 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         if (!v) {
             return v.error();
         }
+        if (!proctime && is_proctime(item.value)) {
+            proctime = &item;
+            proctime_col = cols.size();
+        }
         cols.push_back(en::as(v.value(), names.value()[n++]));
     }
     rel.s = rel.s.project(cols);
@@ -1859,6 +1890,11 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         return c.error();
     }
     step(fmt::format("project {}", describe(cols)));
+    if (proctime && rel.updating.empty()) {
+        if (auto r = processing_time(rel, cols[proctime_col].name, proctime->value.pos); !r) {
+            return r.error();
+        }
+    }
     if (sc.distinct && !rel.updating.empty()) {
         return unsupported(q.pos,
                            fmt::format("SELECT DISTINCT over the changelog of {}", rel.updating));
