@@ -76,6 +76,12 @@ FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY `user`, window_start, window_end;
 """
 
+# An updating aggregate: each new click retracts the user's previous count.
+TOTALS = CLICKS_TABLE + """
+CREATE MATERIALIZED VIEW per_user_total AS
+SELECT `user`, COUNT(*) AS clicks, SUM(bytes) AS total FROM clicks GROUP BY `user`;
+"""
+
 SHELL_QUERY = """SELECT window_start, COUNT(*) AS clicks
 FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 WHERE `user` = 'u1'
@@ -133,6 +139,20 @@ def http_status(method, url, body=None):
 def view_rows(srv, name):
     rows = http("GET", f"{srv.http}/v1/views/{name}")["rows"]
     return {(x["row"]["user"], x["row"]["window_start"]): (x["row"]["clicks"], x["row"]["total"]) for x in rows}
+
+
+def check_totals(args, srv, totals):
+    """A materialized view of an unwindowed GROUP BY: the changelog applied by key."""
+    r = runnel_sql(args.runnel, srv, "-", stdin=TOTALS)
+    assert r.returncode == 0 and "materialized view per_user_total created" in r.stdout, (r.stdout, r.stderr)
+
+    def rows():
+        v = http("GET", f"{srv.http}/v1/views/per_user_total")
+        assert v["key"] == ["user"], v["key"]
+        return {x["row"]["user"]: (x["row"]["clicks"], x["row"]["total"]) for x in v["rows"]}
+    harness.wait_until(lambda: rows() == totals, 60, "every user's total in the view")
+    r = runnel_sql(args.runnel, srv, "-", stdin="DROP MATERIALIZED VIEW per_user_total;")
+    assert r.returncode == 0, r.stderr
 
 
 def check_view(args, srv, data, want):
@@ -273,6 +293,12 @@ def main():
         passed += 1
 
         srv = check_view(args, srv, data, want)
+        passed += 1
+        totals = defaultdict(lambda: [0, 0])
+        for user, _, size in events + closing:
+            totals[user][0] += 1
+            totals[user][1] += size
+        check_totals(args, srv, {u: tuple(v) for u, v in totals.items()})
         passed += 1
         check_shell(args, srv, sum(1 for (u, _) in want if u == "u1"))
         passed += 1
