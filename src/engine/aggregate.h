@@ -80,6 +80,8 @@ public:
     void merge_range(const uint32_t* dst, const agg_column& src, size_t n);
     /// emit(s, out) for s in [from, to).
     void emit_range(uint32_t from, uint32_t to, column& out) const;
+    /// emit(slots[i], out) for i in [0, n).
+    void emit_rows(const uint32_t* slots, size_t n, column& out) const;
 
     void write(uint32_t s, state_writer& w) const;
     bool read(uint32_t s, state_reader& r);
