@@ -133,6 +133,21 @@ void agg_column::clear(uint32_t s) {
     if (!_i.empty()) _i[s] = 0;
 }
 
+void agg_column::clear_rows(const uint32_t* slots, size_t n) {
+    if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
+        for (size_t i = 0; i < n; ++i) _n[slots[i]] = 0;
+        return;
+    }
+    if (_kind == agg_kind::sum && store_of(_in) == store::real) {
+        for (size_t i = 0; i < n; ++i) {
+            _n[slots[i]] = 0;
+            _d[slots[i]] = 0;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) clear(slots[i]);
+}
+
 void agg_column::update(const column* in, const int64_t* ts, const uint32_t* slots, size_t from,
                         size_t to) {
     switch (_kind) {

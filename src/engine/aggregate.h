@@ -71,6 +71,8 @@ public:
     void resize(size_t slots);
     /// Resets slot `s` to the empty state (slots are reused).
     void clear(uint32_t s);
+    /// clear(slots[i]) for i in [0, n).
+    void clear_rows(const uint32_t* slots, size_t n);
     /// Rows [from, to) of `in` (the aggregate's input column; may be null for count_star)
     /// with event times `ts` go to `slots[row - from]`.
     void update(const column* in, const int64_t* ts, const uint32_t* slots, size_t from, size_t to);

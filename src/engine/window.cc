@@ -128,47 +128,52 @@ void group_table::clear() {
     for (auto& a : aggs) a.resize(0);
 }
 
-uint32_t key_ids::take(bool is_int, int64_t ikey, std::string key) {
+uint32_t key_ids::take(bool is_int, int64_t ikey) {
     uint32_t id;
     if (!free.empty()) {
         id = free.back();
         free.pop_back();
     } else {
-        id = uint32_t(refs.size());
-        refs.push_back(0);
-        ikeys.push_back(0);
-        keys.emplace_back();
-        integral.push_back(0);
+        id = uint32_t(entries.size());
+        entries.emplace_back();
     }
-    integral[id] = is_int ? 1 : 0;
-    ikeys[id] = ikey;
-    keys[id] = std::move(key);
+    entries[id] = {ikey, 0, is_int ? 1u : 0u};
     return id;
 }
 
-uint32_t key_ids::acquire_int(int64_t v) {
-    auto [it, added] = ints.try_emplace(v, 0);
-    if (added) it->second = take(true, v, {});
-    ++refs[it->second];
-    return it->second;
+void key_ids::acquire_ints(const int64_t* v, size_t n, uint32_t* out) {
+    ints.find_or_add_all(v, n, out, [this](int64_t k) { return take(true, k); });
+    for (size_t i = 0; i < n; ++i) ++entries[out[i]].refs;
 }
 
 uint32_t key_ids::acquire(const std::string& key) {
     auto [it, added] = others.try_emplace(key, 0);
-    if (added) it->second = take(false, 0, key);
-    ++refs[it->second];
+    if (added) {
+        it->second = take(false, 0);
+        if (keys.size() <= it->second) keys.resize(entries.size());
+        keys[it->second] = key;
+    }
+    ++entries[it->second].refs;
     return it->second;
 }
 
-void key_ids::release(uint32_t id) {
-    if (--refs[id] != 0) return;
-    if (integral[id]) {
-        ints.erase(ikeys[id]);
-    } else {
-        others.erase(keys[id]);
-        keys[id].clear();
+void key_ids::release(const uint32_t* ids, size_t n) {
+    constexpr size_t ahead = 8;
+    for (size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) {
+            const entry& e = entries[ids[i + ahead]];
+            if (e.refs == 1 && e.integral) ints.prefetch(e.ikey);
+        }
+        entry& e = entries[ids[i]];
+        if (--e.refs != 0) continue;
+        if (e.integral) {
+            ints.erase(e.ikey);
+        } else {
+            others.erase(keys[ids[i]]);
+            keys[ids[i]].clear();
+        }
+        free.push_back(ids[i]);
     }
-    free.push_back(id);
 }
 
 result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::string time_column,
@@ -448,14 +453,23 @@ void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
 }
 
 void window_stage::number_keys(group_table& t, uint32_t from) {
-    for (uint32_t s = from; s < t.size(); ++s) {
-        t.ids.push_back(t.is_int_slot(s) ? _ids.acquire_int(t.ikeys[s]) : _ids.acquire(t.keys[s]));
+    t.ids.resize(t.size());
+    for (uint32_t s = from; s < t.size();) {
+        if (!t.is_int_slot(s)) {
+            t.ids[s] = _ids.acquire(t.keys[s]);
+            ++s;
+            continue;
+        }
+        uint32_t e = s + 1;
+        while (e < t.size() && t.is_int_slot(e)) ++e;
+        _ids.acquire_ints(t.ikeys.data() + s, e - s, t.ids.data() + s);
+        s = e;
     }
 }
 
 void window_stage::drop_first_pane() {
     auto first = _panes.begin();
-    for (uint32_t id : first->second.ids) _ids.release(id);
+    _ids.release(first->second.ids.data(), first->second.ids.size());
     _panes.erase(first);
 }
 
@@ -634,7 +648,9 @@ void window_stage::emit_acc(int64_t start, int64_t end, stage_output& out) {
             if (_ids.is_int(ids[i])) { // a run of integral keys goes in at once
                 size_t j = i + 1;
                 while (j < n && _ids.is_int(ids[j])) ++j;
-                o.mutable_col(2).append_int64(_ids.ikeys.data(), ids + i, j - i);
+                _int_buf.resize(j - i);
+                for (size_t k = i; k < j; ++k) _int_buf[k - i] = _ids.entries[ids[k]].ikey;
+                o.mutable_col(2).append_int64(_int_buf.data(), j - i);
                 i = j - 1;
                 continue;
             }
@@ -660,8 +676,8 @@ void window_stage::emit_assembled(int64_t e, stage_output& out) {
         return;
     }
     RUNNEL_ASSERT(_multi_pane, "only windows of several panes are assembled");
-    // Each pane's slots are merged into `_acc` by key number; a number seen for the first time
-    // in this window has its state reset first.
+    // Each pane's slots are merged into `_acc` by key number. `_acc` holds empty state for
+    // every number between windows: what a window touched is reset once it is out.
     size_t ids = _ids.capacity();
     if (_acc[0].size() < ids) {
         for (auto& a : _acc) a.resize(std::max(ids, 2 * a.size()));
@@ -677,12 +693,12 @@ void window_stage::emit_assembled(int64_t e, stage_output& out) {
             if (word & bit) continue;
             word |= bit;
             _acc_list.push_back(id[s]);
-            for (auto& a : _acc) a.clear(id[s]);
         }
         for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].merge_range(id, p.aggs[a], p.size());
     }
     for (uint32_t i : _acc_list) _acc_seen[i >> 6] = 0;
     emit_acc(start, e, out);
+    for (auto& a : _acc) a.clear_rows(_acc_list.data(), _acc_list.size());
 }
 
 void window_stage::fire_panes(int64_t limit, stage_output& out) {

@@ -11,6 +11,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "engine/aggregate.h"
+#include "engine/int_map.h"
 #include "engine/stage.h"
 
 namespace runnel::engine {
@@ -58,7 +59,7 @@ struct window_options {
 /// Without, `keys` has one encoded key per slot.
 struct group_table {
     boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> index;
-    boost::unordered_flat_map<int64_t, uint32_t> int_index;
+    int_map int_index;
     std::vector<std::string> keys;
     std::vector<int64_t> ikeys;
     /// slot → the key's number in the stage's `key_ids`, for panes that windows are assembled
@@ -75,13 +76,11 @@ struct group_table {
     void reserve(size_t n);
     uint32_t find_or_add(const std::string& key);
     uint32_t find_or_add_int(int64_t v) {
-        auto [it, added] = int_index.try_emplace(v, size());
-        if (added) add_int_slot(v);
-        return it->second;
+        return int_index.find_or_add(v, [this](int64_t k) { return add_int_slot(k); });
     }
     /// out[i] = find_or_add_int(v[i]) for i in [0, n).
     void find_or_add_ints(const int64_t* v, size_t n, uint32_t* out) {
-        for (size_t i = 0; i < n; ++i) out[i] = find_or_add_int(v[i]);
+        int_index.find_or_add_all(v, n, out, [this](int64_t k) { return add_int_slot(k); });
     }
     /// The encoded key of `slot`.
     std::string key_of(uint32_t slot) const {
@@ -94,9 +93,11 @@ struct group_table {
 
 private:
     void add_slot(std::string key);
-    void add_int_slot(int64_t v) {
+    uint32_t add_int_slot(int64_t v) {
+        uint32_t s = size();
         ikeys.push_back(v);
         grow();
+        return s;
     }
     void grow() {
         if (!aggs.empty() && size() > aggs[0].size()) grow_aggs();
@@ -110,22 +111,27 @@ private:
 /// of once for every window the pane is part of. A number is freed, and may be reused, when the
 /// last pane holding its key is dropped. One thread.
 struct key_ids {
-    boost::unordered_flat_map<int64_t, uint32_t> ints;
+    struct entry {
+        int64_t ikey;    ///< the key, when integral
+        uint32_t refs;   ///< panes holding the key
+        uint32_t integral;
+    };
+    int_map ints;
     boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> others;
-    std::vector<int64_t> ikeys;    ///< id → integral key
-    std::vector<std::string> keys; ///< id → encoded key, when it is not integral
-    std::vector<uint8_t> integral; ///< id → the key is `ikeys[id]`
-    std::vector<uint32_t> refs;    ///< id → panes holding the key
+    std::vector<entry> entries;    ///< by id
+    std::vector<std::string> keys; ///< by id: encoded keys that are not integral (grown on demand)
     std::vector<uint32_t> free;
 
-    size_t capacity() const { return refs.size(); }
-    bool is_int(uint32_t id) const { return integral[id] != 0; }
-    uint32_t acquire_int(int64_t v);
+    size_t capacity() const { return entries.size(); }
+    bool is_int(uint32_t id) const { return entries[id].integral != 0; }
+    /// out[i] = the id of integral key v[i], counting one more pane holding it.
+    void acquire_ints(const int64_t* v, size_t n, uint32_t* out);
     uint32_t acquire(const std::string& key);
-    void release(uint32_t id);
+    /// Counts one pane fewer holding each of ids[0..n); a key no pane holds loses its id.
+    void release(const uint32_t* ids, size_t n);
 
 private:
-    uint32_t take(bool is_int, int64_t ikey, std::string key);
+    uint32_t take(bool is_int, int64_t ikey);
 };
 
 /// Window aggregation, keyed or global (no key columns), over event time.
@@ -248,6 +254,7 @@ private:
 
     std::vector<uint32_t> _slot_buf;
     std::vector<int64_t> _ts_buf;
+    std::vector<int64_t> _int_buf;
     std::string _key_buf;
     std::unique_ptr<batch> _building;
 };
