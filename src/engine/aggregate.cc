@@ -133,21 +133,6 @@ void agg_column::clear(uint32_t s) {
     if (!_i.empty()) _i[s] = 0;
 }
 
-void agg_column::clear_rows(const uint32_t* slots, size_t n) {
-    if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
-        for (size_t i = 0; i < n; ++i) _n[slots[i]] = 0;
-        return;
-    }
-    if (_kind == agg_kind::sum && store_of(_in) == store::real) {
-        for (size_t i = 0; i < n; ++i) {
-            _n[slots[i]] = 0;
-            _d[slots[i]] = 0;
-        }
-        return;
-    }
-    for (size_t i = 0; i < n; ++i) clear(slots[i]);
-}
-
 void agg_column::update(const column* in, const int64_t* ts, const uint32_t* slots, size_t from,
                         size_t to) {
     switch (_kind) {
@@ -348,9 +333,10 @@ void agg_column::emit_range(uint32_t from, uint32_t to, column& out) const {
     for (uint32_t s = from; s < to; ++s) emit(s, out);
 }
 
-void agg_column::emit_rows(const uint32_t* slots, size_t n, column& out) const {
+void agg_column::take_rows(const uint32_t* slots, size_t n, column& out) {
     if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
         out.append_int64(_n.data(), slots, n);
+        for (size_t i = 0; i < n; ++i) _n[slots[i]] = 0;
         return;
     }
     if (_kind == agg_kind::sum && store_of(_in) == store::real) {
@@ -358,17 +344,25 @@ void agg_column::emit_rows(const uint32_t* slots, size_t n, column& out) const {
         for (size_t i = 0; i < n;) {
             if (_n[slots[i]] == 0) {
                 out.push_null();
+                _d[slots[i]] = 0;
                 ++i;
                 continue;
             }
             size_t j = i + 1;
             while (j < n && _n[slots[j]] != 0) ++j;
             out.append_float64(_d.data(), slots + i, j - i);
+            for (size_t k = i; k < j; ++k) {
+                _n[slots[k]] = 0;
+                _d[slots[k]] = 0;
+            }
             i = j;
         }
         return;
     }
-    for (size_t i = 0; i < n; ++i) emit(slots[i], out);
+    for (size_t i = 0; i < n; ++i) {
+        emit(slots[i], out);
+        clear(slots[i]);
+    }
 }
 
 void agg_column::write(uint32_t s, state_writer& w) const {

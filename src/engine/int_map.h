@@ -62,7 +62,7 @@ public:
     /// out[i] = find_or_add(keys[i], make) for i in [0, n), prefetching ahead.
     template <typename Make>
     void find_or_add_all(const int64_t* keys, size_t n, uint32_t* out, Make&& make) {
-        constexpr size_t ahead = 8;
+        constexpr size_t ahead = 16;
         for (size_t i = 0; i < n; ++i) {
             if (i + ahead < n && !_buckets.empty()) __builtin_prefetch(&_buckets[home(keys[i + ahead])]);
             out[i] = find_or_add(keys[i], make);

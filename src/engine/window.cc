@@ -158,8 +158,10 @@ uint32_t key_ids::acquire(const std::string& key) {
 }
 
 void key_ids::release(const uint32_t* ids, size_t n) {
-    constexpr size_t ahead = 8;
+    // Entries are fetched 32 ids ahead, and the bucket of a key about to go 16 ahead.
+    constexpr size_t ahead = 16;
     for (size_t i = 0; i < n; ++i) {
+        if (i + 2 * ahead < n) __builtin_prefetch(&entries[ids[i + 2 * ahead]]);
         if (i + ahead < n) {
             const entry& e = entries[ids[i + ahead]];
             if (e.refs == 1 && e.integral) ints.prefetch(e.ikey);
@@ -644,13 +646,12 @@ void window_stage::emit_acc(int64_t start, int64_t end, stage_output& out) {
         const uint32_t* ids = _acc_list.data() + s;
         o.mutable_col(0).append_int64(start, n);
         o.mutable_col(1).append_int64(end, n);
+        const uint8_t* is_int = _acc_is_int.data() + s;
         for (size_t i = 0; i < n; ++i) {
-            if (_ids.is_int(ids[i])) { // a run of integral keys goes in at once
+            if (is_int[i]) { // a run of integral keys goes in at once
                 size_t j = i + 1;
-                while (j < n && _ids.is_int(ids[j])) ++j;
-                _int_buf.resize(j - i);
-                for (size_t k = i; k < j; ++k) _int_buf[k - i] = _ids.entries[ids[k]].ikey;
-                o.mutable_col(2).append_int64(_int_buf.data(), j - i);
+                while (j < n && is_int[j]) ++j;
+                o.mutable_col(2).append_int64(_acc_ikeys.data() + s + i, j - i);
                 i = j - 1;
                 continue;
             }
@@ -660,7 +661,7 @@ void window_stage::emit_acc(int64_t start, int64_t end, stage_output& out) {
                 RUNNEL_ASSERT(ok, "keys this stage encoded decode");
             }
         }
-        for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].emit_rows(ids, n, o.mutable_col(2 + _keys.size() + a));
+        for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].take_rows(ids, n, o.mutable_col(2 + _keys.size() + a));
         s += n;
         if (o.col(0).size() >= _opts.max_batch_rows) flush(out);
     }
@@ -677,13 +678,16 @@ void window_stage::emit_assembled(int64_t e, stage_output& out) {
     }
     RUNNEL_ASSERT(_multi_pane, "only windows of several panes are assembled");
     // Each pane's slots are merged into `_acc` by key number. `_acc` holds empty state for
-    // every number between windows: what a window touched is reset once it is out.
+    // every number between windows: what a window touched is reset as it goes out. The keys
+    // are noted in order as they are first seen, so emitting reads them in sequence.
     size_t ids = _ids.capacity();
     if (_acc[0].size() < ids) {
         for (auto& a : _acc) a.resize(std::max(ids, 2 * a.size()));
     }
     _acc_seen.resize((ids + 63) / 64, 0);
     _acc_list.clear();
+    _acc_ikeys.clear();
+    _acc_is_int.clear();
     for (auto it = lo; it != hi; ++it) {
         const group_table& p = it->second;
         const uint32_t* id = p.ids.data();
@@ -693,12 +697,14 @@ void window_stage::emit_assembled(int64_t e, stage_output& out) {
             if (word & bit) continue;
             word |= bit;
             _acc_list.push_back(id[s]);
+            bool is_int = p.is_int_slot(s);
+            _acc_ikeys.push_back(is_int ? p.ikeys[s] : 0);
+            _acc_is_int.push_back(is_int ? 1 : 0);
         }
         for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].merge_range(id, p.aggs[a], p.size());
     }
     for (uint32_t i : _acc_list) _acc_seen[i >> 6] = 0;
-    emit_acc(start, e, out);
-    for (auto& a : _acc) a.clear_rows(_acc_list.data(), _acc_list.size());
+    emit_acc(start, e, out); // and resets what it emits
 }
 
 void window_stage::fire_panes(int64_t limit, stage_output& out) {

@@ -188,7 +188,8 @@ private:
     void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
     /// Emits every slot of `t` as a row of window [start, end).
     void emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out);
-    /// Emits the window assembled in `_acc` (the keys numbered in `_acc_list`).
+    /// Emits the window assembled in `_acc` (the keys numbered in `_acc_list`), leaving the
+    /// state of those keys in `_acc` empty.
     void emit_acc(int64_t start, int64_t end, stage_output& out);
     void flush(stage_output& out);
     int64_t pane_of(int64_t ts) const;
@@ -231,12 +232,14 @@ private:
 
     // Windows of several panes (hopping, cumulative) are assembled by key number: `_acc` holds
     // the window's state indexed by `_ids` number, `_acc_list` the numbers in it, first seen
-    // first, and `_acc_seen` marks them.
+    // first (with their keys when integral), and `_acc_seen` marks them.
     bool _multi_pane = false;
     key_ids _ids;
     std::vector<agg_column> _acc;
     std::vector<uint64_t> _acc_seen;
     std::vector<uint32_t> _acc_list;
+    std::vector<int64_t> _acc_ikeys;
+    std::vector<uint8_t> _acc_is_int;
 
     // Sessions: one slot per open session.
     std::unique_ptr<group_table> _sessions;
@@ -254,7 +257,6 @@ private:
 
     std::vector<uint32_t> _slot_buf;
     std::vector<int64_t> _ts_buf;
-    std::vector<int64_t> _int_buf;
     std::string _key_buf;
     std::unique_ptr<batch> _building;
 };
