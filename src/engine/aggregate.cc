@@ -333,6 +333,38 @@ void agg_column::emit_range(uint32_t from, uint32_t to, column& out) const {
     for (uint32_t s = from; s < to; ++s) emit(s, out);
 }
 
+void agg_column::take_rows(const uint32_t* slots, size_t n, column& out) {
+    if (_kind == agg_kind::count_star || _kind == agg_kind::count) {
+        out.append_int64(_n.data(), slots, n);
+        for (size_t i = 0; i < n; ++i) _n[slots[i]] = 0;
+        return;
+    }
+    if (_kind == agg_kind::sum && store_of(_in) == store::real) {
+        // Runs of non-NULL sums go in at once (see emit_range).
+        for (size_t i = 0; i < n;) {
+            if (_n[slots[i]] == 0) {
+                out.push_null();
+                _d[slots[i]] = 0;
+                ++i;
+                continue;
+            }
+            size_t j = i + 1;
+            while (j < n && _n[slots[j]] != 0) ++j;
+            out.append_float64(_d.data(), slots + i, j - i);
+            for (size_t k = i; k < j; ++k) {
+                _n[slots[k]] = 0;
+                _d[slots[k]] = 0;
+            }
+            i = j;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        emit(slots[i], out);
+        clear(slots[i]);
+    }
+}
+
 void agg_column::write(uint32_t s, state_writer& w) const {
     w.i64(_n[s]);
     if (!_i.empty()) w.i64(_i[s]);

@@ -71,6 +71,7 @@ public:
     void resize(size_t slots);
     /// Resets slot `s` to the empty state (slots are reused).
     void clear(uint32_t s);
+
     /// Rows [from, to) of `in` (the aggregate's input column; may be null for count_star)
     /// with event times `ts` go to `slots[row - from]`.
     void update(const column* in, const int64_t* ts, const uint32_t* slots, size_t from, size_t to);
@@ -80,6 +81,8 @@ public:
     void merge_range(const uint32_t* dst, const agg_column& src, size_t n);
     /// emit(s, out) for s in [from, to).
     void emit_range(uint32_t from, uint32_t to, column& out) const;
+    /// emit(slots[i], out) then clear(slots[i]), for i in [0, n).
+    void take_rows(const uint32_t* slots, size_t n, column& out);
 
     void write(uint32_t s, state_writer& w) const;
     bool read(uint32_t s, state_reader& r);

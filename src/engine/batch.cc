@@ -246,6 +246,20 @@ void column::append_float64(const double* v, size_t n) {
     append_valid(n);
 }
 
+void column::append_int64(const int64_t* v, const uint32_t* at, size_t n) {
+    size_t from = _i64.size();
+    _i64.resize(from + n);
+    for (size_t k = 0; k < n; ++k) _i64[from + k] = v[at[k]];
+    append_valid(n);
+}
+
+void column::append_float64(const double* v, const uint32_t* at, size_t n) {
+    size_t from = _f64.size();
+    _f64.resize(from + n);
+    for (size_t k = 0; k < n; ++k) _f64[from + k] = v[at[k]];
+    append_valid(n);
+}
+
 value column::value_at(size_t i) const {
     if (is_null(i)) {
         return value::null(_type);
@@ -301,20 +315,26 @@ void batch::append_row(const std::vector<value>& row, row_kind k) {
 }
 
 batch batch::select(const std::vector<uint8_t>& keep) const {
+    std::vector<uint32_t> rows(_rows);
+    size_t n = 0;
+    for (size_t i = 0; i < _rows; ++i) {
+        rows[n] = uint32_t(i);
+        n += keep[i] != 0;
+    }
+    return select(rows.data(), n);
+}
+
+batch batch::select(const uint32_t* rows, size_t n) const {
     batch out(_schema);
     out._partition = _partition;
-    std::vector<uint32_t> rows;
-    rows.reserve(_rows);
-    for (size_t i = 0; i < _rows; ++i) {
-        if (keep[i]) rows.push_back(uint32_t(i));
-    }
     for (size_t c = 0; c < _columns.size(); ++c) {
-        out._columns[c].push_rows(_columns[c], rows.data(), rows.size());
+        out._columns[c].push_rows(_columns[c], rows, n);
     }
     if (!_kinds.empty()) {
-        for (uint32_t r : rows) out._kinds.push_back(_kinds[r]);
+        out._kinds.resize(n);
+        for (size_t k = 0; k < n; ++k) out._kinds[k] = _kinds[rows[k]];
     }
-    out._rows = rows.size();
+    out._rows = n;
     return out;
 }
 

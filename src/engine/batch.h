@@ -90,6 +90,9 @@ public:
     void append_int64(const int64_t* v, size_t n);
     void append_int64(int64_t v, size_t n);
     void append_float64(const double* v, size_t n);
+    /// Appends v[at[0]], …, v[at[n - 1]], none NULL.
+    void append_int64(const int64_t* v, const uint32_t* at, size_t n);
+    void append_float64(const double* v, const uint32_t* at, size_t n);
     void push_string(std::string_view s) {
         _arena.append(s);
         _offsets.push_back(uint32_t(_arena.size()));
@@ -166,6 +169,8 @@ public:
     void seal();
     /// The rows whose `keep` byte is non-zero, in order.
     batch select(const std::vector<uint8_t>& keep) const;
+    /// Rows `rows[0..n)`, in that order.
+    batch select(const uint32_t* rows, size_t n) const;
     std::vector<value> row(size_t i) const;
     std::string row_to_string(size_t i) const;
 

@@ -80,7 +80,28 @@ std::string describe(const expr& e, data_type t) {
 
 // ---- evaluation helpers ----
 
-column eval(const bound_node& n, const batch& b);
+/// What evaluating a node gives: a new column, or a column of the batch itself (a plain
+/// column reference), read in place rather than copied.
+class colref {
+public:
+    colref(column c)
+      : _own(std::move(c)) {}
+    static colref borrow(const column& c) {
+        colref r{column()};
+        r._borrowed = &c;
+        return r;
+    }
+    const column& operator*() const { return _borrowed ? *_borrowed : _own; }
+    const column* operator->() const { return &**this; }
+    /// The column as a value: moved out when owned, copied when borrowed.
+    column take() && { return _borrowed ? *_borrowed : std::move(_own); }
+
+private:
+    column _own;
+    const column* _borrowed = nullptr;
+};
+
+colref eval(const bound_node& n, const batch& b);
 
 column broadcast(const value& v, data_type t, size_t rows) {
     if (!v.is_null()) {
@@ -524,17 +545,18 @@ column map_string(const column& a, data_type out, F f) {
     return c;
 }
 
-column eval(const bound_node& n, const batch& b) {
+colref eval(const bound_node& n, const batch& b) {
     size_t rows = b.num_rows();
     switch (n.op) {
-    case expr_op::column: return b.col(n.index);
+    case expr_op::column: return colref::borrow(b.col(n.index));
     case expr_op::literal: return broadcast(n.literal, n.type, rows);
     case expr_op::add:
     case expr_op::sub:
     case expr_op::mul:
     case expr_op::div:
     case expr_op::mod: {
-        column a = eval(*n.args[0], b);
+        colref a_ref = eval(*n.args[0], b);
+        const column& a = *a_ref;
         const bound_node& rhs = *n.args[1];
         // Column op constant on doubles without NULLs: one loop, no constant column.
         if (rhs.op == expr_op::literal && !rhs.literal.is_null() && n.type.id == type_id::float64 &&
@@ -549,10 +571,11 @@ column eval(const bound_node& n, const batch& b) {
             else for (size_t i = 0; i < rows; ++i) r[i] = x[i] * c;
             return column::of_float64(std::move(r));
         }
-        return arithmetic(n, a, eval(rhs, b));
+        return arithmetic(n, a, *eval(rhs, b));
     }
     case expr_op::neg: {
-        column a = eval(*n.args[0], b);
+        colref a_ref = eval(*n.args[0], b);
+        const column& a = *a_ref;
         column zero = broadcast(n.type.id == type_id::float64 ? value::of(0.0) : value::of(int64_t(0)), n.type, rows);
         bound_node sub{expr_op::sub, n.type, 0, {}, {}};
         return arithmetic(sub, zero, a);
@@ -563,7 +586,8 @@ column eval(const bound_node& n, const batch& b) {
     case expr_op::le:
     case expr_op::gt:
     case expr_op::ge: {
-        column a = eval(*n.args[0], b);
+        colref a_ref = eval(*n.args[0], b);
+        const column& a = *a_ref;
         const bound_node& rhs = *n.args[1];
         // Number column against a number constant without NULLs: compare in one loop.
         if (rhs.op == expr_op::literal && !rhs.literal.is_null() && a.null_count() == 0 && a.type().is_numeric() &&
@@ -581,11 +605,13 @@ column eval(const bound_node& n, const batch& b) {
             }
             return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(a.number_at(i), c); });
         }
-        return comparison(n.op, a, eval(rhs, b));
+        return comparison(n.op, a, *eval(rhs, b));
     }
     case expr_op::and_:
     case expr_op::or_: {
-        column x = eval(*n.args[0], b), y = eval(*n.args[1], b);
+        colref x_ref = eval(*n.args[0], b), y_ref = eval(*n.args[1], b);
+        const column& x = *x_ref;
+        const column& y = *y_ref;
         column c(data_type::boolean());
         c.reserve(rows);
         bool is_and = n.op == expr_op::and_;
@@ -605,7 +631,8 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::not_: {
-        column x = eval(*n.args[0], b);
+        colref x_ref = eval(*n.args[0], b);
+        const column& x = *x_ref;
         column c(data_type::boolean());
         for (size_t i = 0; i < rows; ++i) {
             if (x.is_null(i)) c.push_null(); else c.push_bool(!x.bool_at(i));
@@ -614,7 +641,8 @@ column eval(const bound_node& n, const batch& b) {
     }
     case expr_op::is_null:
     case expr_op::is_not_null: {
-        column x = eval(*n.args[0], b);
+        colref x_ref = eval(*n.args[0], b);
+        const column& x = *x_ref;
         column c(data_type::boolean());
         for (size_t i = 0; i < rows; ++i) {
             c.push_bool(x.is_null(i) == (n.op == expr_op::is_null));
@@ -624,7 +652,7 @@ column eval(const bound_node& n, const batch& b) {
     case expr_op::case_when: {
         std::vector<column> parts;
         for (const auto& a : n.args) {
-            parts.push_back(eval(*a, b));
+            parts.push_back(eval(*a, b).take());
         }
         bool has_else = n.args.size() % 2 == 1;
         column c(n.type);
@@ -644,11 +672,11 @@ column eval(const bound_node& n, const batch& b) {
         }
         return c;
     }
-    case expr_op::cast: return cast_column(eval(*n.args[0], b), n.type);
+    case expr_op::cast: return cast_column(*eval(*n.args[0], b), n.type);
     case expr_op::lower:
     case expr_op::upper: {
         bool up = n.op == expr_op::upper;
-        return map_string(eval(*n.args[0], b), n.type, [up](std::string_view s, column& c) {
+        return map_string(*eval(*n.args[0], b), n.type, [up](std::string_view s, column& c) {
             std::string t(s);
             for (auto& ch : t) {
                 if (up && ch >= 'a' && ch <= 'z') ch = char(ch - 32);
@@ -658,12 +686,12 @@ column eval(const bound_node& n, const batch& b) {
         });
     }
     case expr_op::char_length:
-        return map_string(eval(*n.args[0], b), n.type, [](std::string_view s, column& c) {
+        return map_string(*eval(*n.args[0], b), n.type, [](std::string_view s, column& c) {
             c.push_int64(int64_t(utf8_len(s)));
         });
     case expr_op::concat: {
         std::vector<column> parts;
-        for (const auto& a : n.args) parts.push_back(eval(*a, b));
+        for (const auto& a : n.args) parts.push_back(eval(*a, b).take());
         column c(n.type);
         std::string t;
         for (size_t i = 0; i < rows; ++i) {
@@ -678,9 +706,11 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::substring: {
-        column s = eval(*n.args[0], b), st = eval(*n.args[1], b);
+        colref s_ref = eval(*n.args[0], b), st_ref = eval(*n.args[1], b);
+        const column& s = *s_ref;
+        const column& st = *st_ref;
         std::optional<column> len;
-        if (n.args.size() > 2) len = eval(*n.args[2], b);
+        if (n.args.size() > 2) len = eval(*n.args[2], b).take();
         column c(n.type);
         for (size_t i = 0; i < rows; ++i) {
             if (s.is_null(i) || st.is_null(i) || (len && len->is_null(i))) { c.push_null(); continue; }
@@ -701,7 +731,9 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::like: {
-        column s = eval(*n.args[0], b), p = eval(*n.args[1], b);
+        colref s_ref = eval(*n.args[0], b), p_ref = eval(*n.args[1], b);
+        const column& s = *s_ref;
+        const column& p = *p_ref;
         column c(data_type::boolean());
         for (size_t i = 0; i < rows; ++i) {
             if (s.is_null(i) || p.is_null(i)) c.push_null();
@@ -710,7 +742,8 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::hour: {
-        column t = eval(*n.args[0], b);
+        colref t_ref = eval(*n.args[0], b);
+        const column& t = *t_ref;
         int64_t per_hour = t.type().unit == time_unit::millis ? 3'600'000 : 3'600'000'000;
         column c(data_type::int64());
         c.reserve(rows);
@@ -721,7 +754,9 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::date_format: {
-        column t = eval(*n.args[0], b), p = eval(*n.args[1], b);
+        colref t_ref = eval(*n.args[0], b), p_ref = eval(*n.args[1], b);
+        const column& t = *t_ref;
+        const column& p = *p_ref;
         column c(data_type::string());
         for (size_t i = 0; i < rows; ++i) {
             if (t.is_null(i) || p.is_null(i)) c.push_null();
@@ -730,9 +765,11 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::regexp_extract: {
-        column s = eval(*n.args[0], b), re = eval(*n.args[1], b);
+        colref s_ref = eval(*n.args[0], b), re_ref = eval(*n.args[1], b);
+        const column& s = *s_ref;
+        const column& re = *re_ref;
         std::optional<column> g;
-        if (n.args.size() > 2) g = eval(*n.args[2], b);
+        if (n.args.size() > 2) g = eval(*n.args[2], b).take();
         column c(data_type::string());
         // Patterns are nearly always one literal: compile each distinct one once per batch.
         // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
@@ -776,7 +813,10 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::replace: {
-        column s = eval(*n.args[0], b), f = eval(*n.args[1], b), r = eval(*n.args[2], b);
+        colref s_ref = eval(*n.args[0], b), f_ref = eval(*n.args[1], b), r_ref = eval(*n.args[2], b);
+        const column& s = *s_ref;
+        const column& f = *f_ref;
+        const column& r = *r_ref;
         column c(data_type::string());
         std::string out;
         for (size_t i = 0; i < rows; ++i) {
@@ -801,7 +841,10 @@ column eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::split_index: {
-        column s = eval(*n.args[0], b), d = eval(*n.args[1], b), x = eval(*n.args[2], b);
+        colref s_ref = eval(*n.args[0], b), d_ref = eval(*n.args[1], b), x_ref = eval(*n.args[2], b);
+        const column& s = *s_ref;
+        const column& d = *d_ref;
+        const column& x = *x_ref;
         column c(data_type::string());
         for (size_t i = 0; i < rows; ++i) {
             if (s.is_null(i) || d.is_null(i) || x.is_null(i) || x.int64_at(i) < 0 || d.string_at(i).empty()) {
@@ -1127,7 +1170,105 @@ std::optional<size_t> bound_expr::column_index() const {
     return std::nullopt;
 }
 
-column bound_expr::evaluate(const batch& b) const { return eval(*_node, b); }
+column bound_expr::evaluate(const batch& b) const { return eval(*_node, b).take(); }
+
+namespace {
+
+/// Keeps those of the rows `in[0..count)` (rows 0..count when `in` is null) for which `keep(i)`
+/// holds, writing them to `out` (which may be `in`); branch-free, so a predicate that is true
+/// for a random half of the rows costs no mispredictions.
+template <typename Keep>
+size_t compact(const uint32_t* in, size_t count, uint32_t* out, Keep keep) {
+    size_t k = 0;
+    if (in == nullptr) {
+        for (size_t i = 0; i < count; ++i) {
+            out[k] = uint32_t(i);
+            k += keep(i) ? 1 : 0;
+        }
+    } else {
+        for (size_t j = 0; j < count; ++j) {
+            uint32_t i = in[j];
+            out[k] = i;
+            k += keep(i) ? 1 : 0;
+        }
+    }
+    return k;
+}
+
+template <typename Get>
+size_t compact_compare(expr_op op, const uint32_t* in, size_t count, uint32_t* out, Get get) {
+    switch (op) {
+    case expr_op::eq: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x == y; });
+    case expr_op::ne: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x != y; });
+    case expr_op::lt: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x < y; });
+    case expr_op::le: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x <= y; });
+    case expr_op::gt: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x > y; });
+    default: return compact(in, count, out, [&](size_t i) { auto [x, y] = get(i); return x >= y; });
+    }
+}
+
+/// The rows of `in` (all `count` rows of `b` when null) where `n` is TRUE, written to `out`.
+size_t refine(const bound_node& n, const batch& b, const uint32_t* in, size_t count, uint32_t* out) {
+    switch (n.op) {
+    case expr_op::and_: {
+        size_t k = refine(*n.args[0], b, in, count, out);
+        return k == 0 ? 0 : refine(*n.args[1], b, out, k, out);
+    }
+    case expr_op::eq:
+    case expr_op::ne:
+    case expr_op::lt:
+    case expr_op::le:
+    case expr_op::gt:
+    case expr_op::ge: {
+        // The same cases, and the same arithmetic, as eval's constant comparison.
+        const bound_node& lhs = *n.args[0];
+        const bound_node& rhs = *n.args[1];
+        if (lhs.op != expr_op::column || rhs.op != expr_op::literal || rhs.literal.is_null()) break;
+        const column& a = b.col(lhs.index);
+        if (a.null_count() != 0 || !a.type().is_numeric() || !rhs.type.is_numeric()) break;
+        auto* li = std::get_if<int64_t>(&rhs.literal.v);
+        if (a.type().id == type_id::int64 && li) {
+            const int64_t* x = a.int64_data();
+            int64_t c = *li;
+            return compact_compare(n.op, in, count, out, [&](size_t i) { return std::pair(x[i], c); });
+        }
+        double c = li ? double(*li) : std::get<double>(rhs.literal.v);
+        if (a.type().id == type_id::float64) {
+            const double* x = a.float64_data();
+            return compact_compare(n.op, in, count, out, [&](size_t i) { return std::pair(x[i], c); });
+        }
+        const int64_t* x = a.int64_data();
+        return compact_compare(n.op, in, count, out, [&](size_t i) { return std::pair(double(x[i]), c); });
+    }
+    default: break;
+    }
+    colref m = eval(n, b);
+    const uint8_t* v = m->bool_data();
+    if (m->null_count() == 0) return compact(in, count, out, [&](size_t i) { return v[i] != 0; });
+    return compact(in, count, out, [&](size_t i) { return v[i] != 0 && m->valid(i); });
+}
+
+void collect_columns(const bound_node& n, std::vector<size_t>& out) {
+    if (n.op == expr_op::column) out.push_back(n.index);
+    for (const auto& a : n.args) collect_columns(*a, out);
+}
+
+node_ptr remap(const node_ptr& n, const std::vector<size_t>& to) {
+    auto c = std::make_shared<bound_node>(*n);
+    if (c->op == expr_op::column) c->index = to[c->index];
+    for (auto& a : c->args) a = remap(a, to);
+    return c;
+}
+
+} // namespace
+
+size_t bound_expr::select_true(const batch& b, uint32_t* rows) const {
+    return refine(*_node, b, nullptr, b.num_rows(), rows);
+}
+
+void bound_expr::columns_read(std::vector<size_t>& out) const { collect_columns(*_node, out); }
+
+bound_expr bound_expr::remap_columns(const std::vector<size_t>& to) const { return bound_expr(remap(_node, to)); }
 
 result<bound_expr> bind(const expr& e, const schema& s) {
     if (e.empty()) {

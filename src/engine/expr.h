@@ -128,6 +128,16 @@ public:
     std::optional<size_t> column_index() const;
     /// Precondition: `b` has the schema the expression was bound to.
     column evaluate(const batch& b) const;
+    /// Writes the indexes of the rows of `b` for which this boolean expression is TRUE (not
+    /// FALSE, not NULL) to `rows`, ascending, and returns how many there are. `rows` has room
+    /// for `b.num_rows()` entries. Comparisons of a number column with a constant, and ANDs of
+    /// them, go straight to the list without a boolean column; the right side of an AND is
+    /// only looked at for the rows its left side kept.
+    size_t select_true(const batch& b, uint32_t* rows) const;
+    /// Appends the index of every column the expression reads (with repeats) to `out`.
+    void columns_read(std::vector<size_t>& out) const;
+    /// The same expression reading column `to[i]` wherever it read column `i`.
+    bound_expr remap_columns(const std::vector<size_t>& to) const;
 
 private:
     std::shared_ptr<const bound_node> _node;

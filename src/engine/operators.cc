@@ -1,5 +1,7 @@
 #include "engine/operators.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "engine/state_io.h"
@@ -162,20 +164,17 @@ schema_ptr filter_stage::output_schema(size_t) const { return _then ? _then->out
 void filter_stage::fuse(std::unique_ptr<project_stage> then) { _then = std::move(then); }
 
 void filter_stage::on_batch(size_t, batch b, stage_output& out) {
-    metrics().rows_in += b.num_rows();
-    column m = _pred.evaluate(b);
-    std::vector<uint8_t> keep(b.num_rows());
-    size_t kept = 0;
-    const uint8_t* v = m.bool_data();
-    for (size_t i = 0; i < keep.size(); ++i) {
-        keep[i] = v[i] && m.valid(i);
-        kept += keep[i];
-    }
+    size_t n = b.num_rows();
+    metrics().rows_in += n;
+    if (_rows.size() < n) _rows.resize(n);
+    size_t kept = _pred.select_true(b, _rows.data());
     metrics().rows_out += kept;
     if (kept == 0) return;
-    if (_then) b = _then->apply(std::move(b));
-    if (kept == b.num_rows()) out.emit(std::move(b));
-    else out.emit(b.select(keep));
+    if (kept == n) {
+        out.emit(_then ? _then->apply(std::move(b)) : std::move(b));
+        return;
+    }
+    out.emit(_then ? _then->apply_rows(b, _rows.data(), kept) : b.select(_rows.data(), kept));
 }
 
 result<std::unique_ptr<project_stage>> project_stage::make(schema_ptr input, const std::vector<named_expr>& cols) {
@@ -192,12 +191,25 @@ result<std::unique_ptr<project_stage>> project_stage::make(schema_ptr input, con
         bool nullable = true;
         if (auto i = e.column_index()) nullable = input->at(*i).nullable;
         fields.push_back({name, e.type(), nullable});
-        s->_exprs.push_back(std::move(e));
+        e.columns_read(s->_read);
+        s->_whole.exprs.push_back(std::move(e));
     }
     if (fields.empty()) return fail(errc::invalid_argument, "project: no columns");
-    s->_uses.assign(input->size(), 0);
-    for (const auto& e : s->_exprs) {
-        if (auto i = e.column_index()) ++s->_uses[*i];
+    std::sort(s->_read.begin(), s->_read.end());
+    s->_read.erase(std::unique(s->_read.begin(), s->_read.end()), s->_read.end());
+    std::vector<size_t> to(input->size(), 0);
+    std::vector<field> narrow;
+    for (size_t k = 0; k < s->_read.size(); ++k) {
+        to[s->_read[k]] = k;
+        narrow.push_back(input->at(s->_read[k]));
+    }
+    s->_narrow_schema = make_schema(std::move(narrow));
+    for (const auto& e : s->_whole.exprs) s->_narrow.exprs.push_back(e.remap_columns(to));
+    for (plan* p : {&s->_whole, &s->_narrow}) {
+        p->uses.assign(p == &s->_whole ? input->size() : s->_read.size(), 0);
+        for (const auto& e : p->exprs) {
+            if (auto i = e.column_index()) ++p->uses[*i];
+        }
     }
     s->_out = make_schema(std::move(fields));
     return s;
@@ -209,15 +221,35 @@ void project_stage::on_batch(size_t, batch b, stage_output& out) {
     out.emit(apply(std::move(b)));
 }
 
-batch project_stage::apply(batch b) {
-    std::vector<column> cols(_exprs.size());
-    for (size_t k = 0; k < _exprs.size(); ++k) {
-        if (!_exprs[k].column_index()) cols[k] = _exprs[k].evaluate(b);
+batch project_stage::apply(batch b) { return run(_whole, std::move(b)); }
+
+batch project_stage::apply_rows(const batch& b, const uint32_t* rows, size_t n) {
+    if (_read.empty()) return apply(b.select(rows, n)); // constants only: the row count matters
+    std::vector<column> cols;
+    cols.reserve(_read.size());
+    for (size_t c : _read) {
+        cols.emplace_back(b.col(c).type());
+        cols.back().push_rows(b.col(c), rows, n);
+    }
+    std::vector<row_kind> kinds;
+    if (b.has_row_kinds()) {
+        kinds.resize(n);
+        for (size_t k = 0; k < n; ++k) kinds[k] = b.kind(rows[k]);
+    }
+    batch narrow(_narrow_schema, std::move(cols), std::move(kinds));
+    narrow.set_source_partition(b.source_partition());
+    return run(_narrow, std::move(narrow));
+}
+
+batch project_stage::run(const plan& p, batch b) const {
+    std::vector<column> cols(p.exprs.size());
+    for (size_t k = 0; k < p.exprs.size(); ++k) {
+        if (!p.exprs[k].column_index()) cols[k] = p.exprs[k].evaluate(b);
     }
     // Plain column references take the input column itself when only one output uses it.
-    for (size_t k = 0; k < _exprs.size(); ++k) {
-        if (auto i = _exprs[k].column_index()) {
-            if (_uses[*i] == 1) cols[k] = std::move(b.mutable_col(*i));
+    for (size_t k = 0; k < p.exprs.size(); ++k) {
+        if (auto i = p.exprs[k].column_index()) {
+            if (p.uses[*i] == 1) cols[k] = std::move(b.mutable_col(*i));
             else cols[k] = b.col(*i);
         }
     }

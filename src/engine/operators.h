@@ -149,10 +149,11 @@ private:
 
 class project_stage;
 
-/// Keeps the rows for which a boolean expression is TRUE (not FALSE, not NULL). A projection
-/// that directly follows it is fused in (`fuse`): the projection runs on the whole batch
-/// (plain columns move, expressions are cheap and never fail) and only its narrower result is
-/// filtered, so columns the projection drops are never copied. One thread.
+/// Keeps the rows for which a boolean expression is TRUE (not FALSE, not NULL). The predicate
+/// yields the list of kept rows (a selection vector), and only those rows are copied. A
+/// projection that directly follows is fused in (`fuse`): it runs on the kept rows of just the
+/// columns it reads, so columns it drops are never copied and its expressions are computed
+/// only for rows that survive. One thread.
 class filter_stage final : public stage {
 public:
     static result<std::unique_ptr<filter_stage>> make(schema_ptr input, const expr& predicate);
@@ -168,6 +169,7 @@ private:
     schema_ptr _schema;
     bound_expr _pred;
     std::unique_ptr<project_stage> _then;
+    std::vector<uint32_t> _rows; ///< scratch: the kept rows of the current batch
 };
 
 /// An output column of a projection: an expression and its name.
@@ -186,12 +188,24 @@ public:
     schema_ptr output_schema(size_t) const override { return _out; }
     void on_batch(size_t, batch b, stage_output& out) override;
     batch apply(batch b);
+    /// `apply` on rows `rows[0..n)` of `b` only: the columns the projection reads are gathered
+    /// for those rows, the rest is never touched.
+    batch apply_rows(const batch& b, const uint32_t* rows, size_t n);
 
 private:
     project_stage() = default;
+    /// The projection over one input layout: the whole input, or only the columns it reads.
+    struct plan {
+        std::vector<bound_expr> exprs;
+        std::vector<uint32_t> uses; ///< input column → how many outputs are that plain column
+    };
+    batch run(const plan& p, batch b) const;
+
     schema_ptr _out;
-    std::vector<bound_expr> _exprs;
-    std::vector<uint32_t> _uses; ///< input column → how many outputs are that plain column
+    plan _whole;
+    plan _narrow;               ///< over `_read` only, in that order
+    std::vector<size_t> _read;  ///< input columns the projection reads, ascending
+    schema_ptr _narrow_schema;
 };
 
 /// Keeps the first row of each key and drops later ones with the same key. State is every

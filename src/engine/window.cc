@@ -81,13 +81,30 @@ group_table::group_table(const std::vector<bound_aggregate>& specs, bool ints)
     for (const auto& a : specs) aggs.emplace_back(a);
 }
 
-void group_table::add_slot(std::string key, int64_t ikey) {
+void group_table::add_slot(std::string key) {
+    if (int_keys) {
+        keys.resize(ikeys.size());
+        ikeys.push_back(0);
+    }
     keys.push_back(std::move(key));
-    ikeys.push_back(ikey);
-    size_t n = keys.size();
-    if (!aggs.empty() && n > aggs[0].size()) {
-        size_t cap = std::max<size_t>(64, n * 2);
-        for (auto& a : aggs) a.resize(cap);
+    grow();
+}
+
+void group_table::grow_aggs() {
+    size_t cap = std::max<size_t>(64, size_t(size()) * 2);
+    for (auto& a : aggs) a.resize(cap);
+}
+
+void group_table::reserve(size_t n) {
+    if (int_keys) {
+        int_index.reserve(n);
+        ikeys.reserve(n);
+    } else {
+        index.reserve(n);
+        keys.reserve(n);
+    }
+    if (!aggs.empty() && aggs[0].size() < n) {
+        for (auto& a : aggs) a.resize(n);
     }
 }
 
@@ -107,7 +124,58 @@ void group_table::clear() {
     index.clear();
     int_index.clear();
     keys.clear();
+    ids.clear();
     for (auto& a : aggs) a.resize(0);
+}
+
+uint32_t key_ids::take(bool is_int, int64_t ikey) {
+    uint32_t id;
+    if (!free.empty()) {
+        id = free.back();
+        free.pop_back();
+    } else {
+        id = uint32_t(entries.size());
+        entries.emplace_back();
+    }
+    entries[id] = {ikey, 0, is_int ? 1u : 0u};
+    return id;
+}
+
+void key_ids::acquire_ints(const int64_t* v, size_t n, uint32_t* out) {
+    ints.find_or_add_all(v, n, out, [this](int64_t k) { return take(true, k); });
+    for (size_t i = 0; i < n; ++i) ++entries[out[i]].refs;
+}
+
+uint32_t key_ids::acquire(const std::string& key) {
+    auto [it, added] = others.try_emplace(key, 0);
+    if (added) {
+        it->second = take(false, 0);
+        if (keys.size() <= it->second) keys.resize(entries.size());
+        keys[it->second] = key;
+    }
+    ++entries[it->second].refs;
+    return it->second;
+}
+
+void key_ids::release(const uint32_t* ids, size_t n) {
+    // Entries are fetched 32 ids ahead, and the bucket of a key about to go 16 ahead.
+    constexpr size_t ahead = 16;
+    for (size_t i = 0; i < n; ++i) {
+        if (i + 2 * ahead < n) __builtin_prefetch(&entries[ids[i + 2 * ahead]]);
+        if (i + ahead < n) {
+            const entry& e = entries[ids[i + ahead]];
+            if (e.refs == 1 && e.integral) ints.prefetch(e.ikey);
+        }
+        entry& e = entries[ids[i]];
+        if (--e.refs != 0) continue;
+        if (e.integral) {
+            ints.erase(e.ikey);
+        } else {
+            others.erase(keys[ids[i]]);
+            keys[ids[i]].clear();
+        }
+        free.push_back(ids[i]);
+    }
 }
 
 result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::string time_column,
@@ -200,7 +268,8 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
     auto late = input->fields();
     late.push_back({"reason", data_type::string(), false});
     s->_late = make_schema(std::move(late));
-    s->_scratch = std::make_unique<group_table>(s->_aggs, s->_int_key);
+    s->_multi_pane = w.kind != window_kind::session && s->_pane != w.size;
+    for (const auto& a : s->_aggs) s->_acc.emplace_back(a);
     s->_sessions = std::make_unique<group_table>(s->_aggs, false);
     return s;
 }
@@ -257,12 +326,23 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
     metrics().rows_in += n;
     ++metrics().batches_in;
     const column& tc = b.col(_time);
-    std::vector<int64_t> ts(n);
     bool micros = tc.type().id == type_id::timestamp && tc.type().unit == time_unit::micros;
-    const int64_t* raw = tc.int64_data();
-    for (size_t i = 0; i < n; ++i) ts[i] = micros ? floor_div(raw[i], 1000) : raw[i];
+    const int64_t* ts = tc.int64_data();
+    if (micros) {
+        _ts_buf.resize(n);
+        for (size_t i = 0; i < n; ++i) _ts_buf[i] = floor_div(ts[i], 1000);
+        ts = _ts_buf.data();
+    }
 
-    // Late rows (and rows without an event time) leave first, so the rest is contiguous.
+    // Late rows (and rows without an event time) leave first, so the rest is contiguous. The
+    // common case, a batch of panes without NULL times and nothing late, is found in one loop.
+    bool maybe_late = true;
+    if (_w.kind != window_kind::session && tc.null_count() == 0) {
+        int64_t lo = std::max(_late_before, -max_event_time);
+        size_t outside = 0;
+        for (size_t i = 0; i < n; ++i) outside += (ts[i] < lo) | (ts[i] > max_event_time);
+        maybe_late = outside != 0;
+    }
     std::vector<uint8_t> late;
     size_t late_count = 0;
     auto mark = [&](size_t i) {
@@ -270,7 +350,7 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
         late[i] = 1;
         ++late_count;
     };
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; maybe_late && i < n; ++i) {
         if (tc.is_null(i) || ts[i] < -max_event_time || ts[i] > max_event_time) {
             mark(i);
         } else if (_w.kind != window_kind::session) {
@@ -290,22 +370,24 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
     }
     if (late_count > 0) {
         route_late(b, late, ts, out);
-        std::vector<uint8_t> keep(n);
+        std::vector<uint32_t> keep;
         std::vector<int64_t> kept_ts;
         for (size_t i = 0; i < n; ++i) {
-            keep[i] = !late[i];
-            if (keep[i]) kept_ts.push_back(ts[i]);
+            if (late[i]) continue;
+            keep.push_back(uint32_t(i));
+            kept_ts.push_back(ts[i]);
         }
-        b = b.select(keep);
-        ts = std::move(kept_ts);
+        b = b.select(keep.data(), keep.size());
+        _ts_buf = std::move(kept_ts);
+        ts = _ts_buf.data();
     }
     if (b.num_rows() == 0) return;
     if (_w.kind == window_kind::session) on_batch_sessions(b, ts);
     else on_batch_panes(b, ts);
 }
 
-void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late,
-                              const std::vector<int64_t>& ts, stage_output& out) {
+void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late, const int64_t* ts,
+                              stage_output& out) {
     batch side(_late);
     for (size_t c = 0; c < b.num_columns(); ++c) {
         for (size_t i = 0; i < b.num_rows(); ++i) {
@@ -332,38 +414,65 @@ void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late,
     out.emit(std::move(side), 1);
 }
 
-void window_stage::on_batch_panes(const batch& b, const std::vector<int64_t>& ts) {
+void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
     size_t n = b.num_rows();
     _slot_buf.resize(n);
+    const column* k0 = _int_key ? &b.col(_keys[0]) : nullptr;
     size_t i = 0;
     while (i < n) {
         int64_t p = pane_of(ts[i]);
         size_t j = i + 1;
         while (j < n && ts[j] >= p && ts[j] < p + _pane) ++j;
         auto it = _panes.find(p);
-        if (it == _panes.end()) it = _panes.emplace(p, group_table(_aggs, _int_key)).first;
+        if (it == _panes.end()) {
+            // A stream's panes hold similar numbers of keys: size a new one like the newest.
+            if (!_panes.empty()) _pane_hint = std::max<size_t>(std::prev(_panes.end())->second.size(), 16);
+            it = _panes.emplace(p, group_table(_aggs, _int_key)).first;
+            it->second.reserve(_pane_hint);
+        }
         group_table& t = it->second;
-        const column* k0 = _int_key ? &b.col(_keys[0]) : nullptr;
+        uint32_t before = t.size();
         if (k0 && k0->null_count() == 0) {
-            const int64_t* kv = k0->int64_data();
-            for (size_t r = i; r < j; ++r) _slot_buf[r - i] = t.find_or_add_int(kv[r]);
+            t.find_or_add_ints(k0->int64_data() + i, j - i, _slot_buf.data());
         } else {
             for (size_t r = i; r < j; ++r) {
                 encode_key(b, r);
                 _slot_buf[r - i] = t.find_or_add(_key_buf);
             }
         }
+        if (_multi_pane && t.size() != before) number_keys(t, before);
         for (size_t a = 0; a < _aggs.size(); ++a) {
             const column* in = _aggs[a].kind == agg_kind::count_star ? nullptr : &b.col(_aggs[a].input);
-            t.aggs[a].update(in, ts.data(), _slot_buf.data(), i, j);
+            t.aggs[a].update(in, ts, _slot_buf.data(), i, j);
         }
         i = j;
     }
     if (_opts.early_fire.count() > 0 && n > 0) {
-        auto [lo, hi] = std::minmax_element(ts.begin(), ts.end());
+        auto [lo, hi] = std::minmax_element(ts, ts + n);
         _dirty_lo = std::min(_dirty_lo, pane_of(*lo));
         _dirty_hi = std::max(_dirty_hi, pane_of(*hi));
     }
+}
+
+void window_stage::number_keys(group_table& t, uint32_t from) {
+    t.ids.resize(t.size());
+    for (uint32_t s = from; s < t.size();) {
+        if (!t.is_int_slot(s)) {
+            t.ids[s] = _ids.acquire(t.keys[s]);
+            ++s;
+            continue;
+        }
+        uint32_t e = s + 1;
+        while (e < t.size() && t.is_int_slot(e)) ++e;
+        _ids.acquire_ints(t.ikeys.data() + s, e - s, t.ids.data() + s);
+        s = e;
+    }
+}
+
+void window_stage::drop_first_pane() {
+    auto first = _panes.begin();
+    _ids.release(first->second.ids.data(), first->second.ids.size());
+    _panes.erase(first);
 }
 
 uint32_t window_stage::session_slot() {
@@ -389,7 +498,7 @@ uint32_t window_stage::find(uint32_t s) {
     return s;
 }
 
-void window_stage::on_batch_sessions(const batch& b, const std::vector<int64_t>& ts) {
+void window_stage::on_batch_sessions(const batch& b, const int64_t* ts) {
     size_t n = b.num_rows();
     _slot_buf.resize(n);
     for (size_t r = 0; r < n; ++r) {
@@ -445,7 +554,7 @@ void window_stage::on_batch_sessions(const batch& b, const std::vector<int64_t>&
     }
     for (size_t a = 0; a < _aggs.size(); ++a) {
         const column* in = _aggs[a].kind == agg_kind::count_star ? nullptr : &b.col(_aggs[a].input);
-        _sessions->aggs[a].update(in, ts.data(), _slot_buf.data(), 0, n);
+        _sessions->aggs[a].update(in, ts, _slot_buf.data(), 0, n);
     }
     for (uint32_t s : _retired) {
         _redirect[s] = s;
@@ -499,9 +608,9 @@ void window_stage::emit_window(int64_t start, int64_t end, const group_table& t,
         o.mutable_col(1).append_int64(end, n);
         // Integral keys held in `ikeys` (the common case) are copied in runs.
         for (uint32_t i = s; i < s + n; ++i) {
-            if (t.int_keys && t.keys[i].empty()) {
+            if (t.is_int_slot(i)) {
                 uint32_t j = i + 1;
-                while (j < s + n && t.keys[j].empty()) ++j;
+                while (j < s + n && t.is_int_slot(j)) ++j;
                 o.mutable_col(2).append_int64(t.ikeys.data() + i, j - i);
                 i = j - 1;
                 continue;
@@ -529,29 +638,75 @@ void window_stage::flush(stage_output& out) {
     _building.reset();
 }
 
+void window_stage::emit_acc(int64_t start, int64_t end, stage_output& out) {
+    size_t s = 0;
+    while (s < _acc_list.size()) {
+        if (!_building) _building = std::make_unique<batch>(_out);
+        batch& o = *_building;
+        size_t have = o.col(0).size();
+        size_t n = std::min<size_t>(_acc_list.size() - s, _opts.max_batch_rows > have ? _opts.max_batch_rows - have : 1);
+        const uint32_t* ids = _acc_list.data() + s;
+        o.mutable_col(0).append_int64(start, n);
+        o.mutable_col(1).append_int64(end, n);
+        const uint8_t* is_int = _acc_is_int.data() + s;
+        for (size_t i = 0; i < n; ++i) {
+            if (is_int[i]) { // a run of integral keys goes in at once
+                size_t j = i + 1;
+                while (j < n && is_int[j]) ++j;
+                o.mutable_col(2).append_int64(_acc_ikeys.data() + s + i, j - i);
+                i = j - 1;
+                continue;
+            }
+            std::string_view key = _ids.keys[ids[i]];
+            for (size_t k = 0; k < _keys.size(); ++k) {
+                bool ok = decode_key_part(key, o.mutable_col(2 + k));
+                RUNNEL_ASSERT(ok, "keys this stage encoded decode");
+            }
+        }
+        for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].take_rows(ids, n, o.mutable_col(2 + _keys.size() + a));
+        s += n;
+        if (o.col(0).size() >= _opts.max_batch_rows) flush(out);
+    }
+}
+
 void window_stage::emit_assembled(int64_t e, stage_output& out) {
     int64_t start = window_start(e);
     auto lo = _panes.lower_bound(start);
     auto hi = _panes.lower_bound(e);
-    if (lo != hi) {
-        if (std::next(lo) == hi && lo->first == start && _pane == e - start) {
-            emit_window(start, e, lo->second, out);
-        } else {
-            group_table& w = *_scratch;
-            w.clear();
-            for (auto it = lo; it != hi; ++it) {
-                const group_table& p = it->second;
-                _dst_buf.resize(p.size());
-                if (_int_key && p.index.empty()) {
-                    for (const auto& [k, slot] : p.int_index) _dst_buf[slot] = w.find_or_add_int(k);
-                } else {
-                    for (uint32_t s = 0; s < p.size(); ++s) _dst_buf[s] = w.find_or_add(p.key_of(s));
-                }
-                for (size_t a = 0; a < _aggs.size(); ++a) w.aggs[a].merge_range(_dst_buf.data(), p.aggs[a], p.size());
-            }
-            emit_window(start, e, w, out);
-        }
+    if (lo == hi) return;
+    if (std::next(lo) == hi && lo->first == start && _pane == e - start) {
+        emit_window(start, e, lo->second, out);
+        return;
     }
+    RUNNEL_ASSERT(_multi_pane, "only windows of several panes are assembled");
+    // Each pane's slots are merged into `_acc` by key number. `_acc` holds empty state for
+    // every number between windows: what a window touched is reset as it goes out. The keys
+    // are noted in order as they are first seen, so emitting reads them in sequence.
+    size_t ids = _ids.capacity();
+    if (_acc[0].size() < ids) {
+        for (auto& a : _acc) a.resize(std::max(ids, 2 * a.size()));
+    }
+    _acc_seen.resize((ids + 63) / 64, 0);
+    _acc_list.clear();
+    _acc_ikeys.clear();
+    _acc_is_int.clear();
+    for (auto it = lo; it != hi; ++it) {
+        const group_table& p = it->second;
+        const uint32_t* id = p.ids.data();
+        for (uint32_t s = 0; s < p.size(); ++s) {
+            uint64_t bit = uint64_t(1) << (id[s] & 63);
+            uint64_t& word = _acc_seen[id[s] >> 6];
+            if (word & bit) continue;
+            word |= bit;
+            _acc_list.push_back(id[s]);
+            bool is_int = p.is_int_slot(s);
+            _acc_ikeys.push_back(is_int ? p.ikeys[s] : 0);
+            _acc_is_int.push_back(is_int ? 1 : 0);
+        }
+        for (size_t a = 0; a < _aggs.size(); ++a) _acc[a].merge_range(id, p.aggs[a], p.size());
+    }
+    for (uint32_t i : _acc_list) _acc_seen[i >> 6] = 0;
+    emit_acc(start, e, out); // and resets what it emits
 }
 
 void window_stage::fire_panes(int64_t limit, stage_output& out) {
@@ -565,7 +720,7 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
         emit_assembled(e, out);
         _fired_through = e;
         int64_t keep_from = window_start(next_end(e));
-        while (!_panes.empty() && _panes.begin()->first < keep_from) _panes.erase(_panes.begin());
+        while (!_panes.empty() && _panes.begin()->first < keep_from) drop_first_pane();
     }
     int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit - _end_phase, _end_step) * _end_step + _end_phase;
     _fired_through = std::max(_fired_through, through);
@@ -687,6 +842,7 @@ result<void> window_stage::restore(std::string_view bytes) {
     }
     metrics().late_rows = r.u64();
     _panes.clear();
+    _ids = key_ids();
     _timers = {};
     _live_sessions = 0;
     _open.clear();
@@ -712,6 +868,7 @@ result<void> window_stage::restore(std::string_view bytes) {
                     if (!a.read(s, r)) break;
                 }
             }
+            if (_multi_pane) number_keys(t, 0);
         } else {
             std::string key(r.str());
             if (!valid_key(key)) return fail(errc::corrupt_state, "window snapshot: a damaged key");

@@ -11,6 +11,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "engine/aggregate.h"
+#include "engine/int_map.h"
 #include "engine/stage.h"
 
 namespace runnel::engine {
@@ -51,27 +52,39 @@ struct window_options {
 
 /// Encoded key bytes (see `encode_key_part`) → dense slot numbers, with the aggregates' state
 /// for each slot. One pane, one temporary window or the session store. One thread.
+///
+/// With `int_keys` (the key is one integral column) non-NULL keys are looked up by value in
+/// `int_index` and kept in `ikeys`, one per slot; `keys` then holds encoded keys only as far as
+/// the last slot whose key is not such a value (a NULL key), and is empty in the common case.
+/// Without, `keys` has one encoded key per slot.
 struct group_table {
     boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> index;
-    /// When the key is one integral column, its non-NULL values are looked up here instead.
-    boost::unordered_flat_map<int64_t, uint32_t> int_index;
-    /// slot → encoded key; empty for slots of `int_index`, whose key is in `ikeys`.
+    int_map int_index;
     std::vector<std::string> keys;
     std::vector<int64_t> ikeys;
+    /// slot → the key's number in the stage's `key_ids`, for panes that windows are assembled
+    /// from; empty otherwise.
+    std::vector<uint32_t> ids;
     std::vector<agg_column> aggs;
     bool int_keys = false;
 
     group_table(const std::vector<bound_aggregate>& specs, bool int_keys);
-    uint32_t size() const { return uint32_t(keys.size()); }
+    uint32_t size() const { return uint32_t(int_keys ? ikeys.size() : keys.size()); }
+    /// True when slot `s`'s key is the integral value `ikeys[s]`.
+    bool is_int_slot(uint32_t s) const { return int_keys && (s >= keys.size() || keys[s].empty()); }
+    /// Room for `n` keys without rehashing or growing the aggregates.
+    void reserve(size_t n);
     uint32_t find_or_add(const std::string& key);
     uint32_t find_or_add_int(int64_t v) {
-        auto [it, added] = int_index.try_emplace(v, size());
-        if (added) add_slot({}, v);
-        return it->second;
+        return int_index.find_or_add(v, [this](int64_t k) { return add_int_slot(k); });
+    }
+    /// out[i] = find_or_add_int(v[i]) for i in [0, n).
+    void find_or_add_ints(const int64_t* v, size_t n, uint32_t* out) {
+        int_index.find_or_add_all(v, n, out, [this](int64_t k) { return add_int_slot(k); });
     }
     /// The encoded key of `slot`.
     std::string key_of(uint32_t slot) const {
-        if (!int_keys || !keys[slot].empty()) return keys[slot];
+        if (!is_int_slot(slot)) return keys[slot];
         std::string k(9, '\1');
         std::memcpy(k.data() + 1, &ikeys[slot], 8);
         return k;
@@ -79,7 +92,46 @@ struct group_table {
     void clear();
 
 private:
-    void add_slot(std::string key, int64_t ikey = 0);
+    void add_slot(std::string key);
+    uint32_t add_int_slot(int64_t v) {
+        uint32_t s = size();
+        ikeys.push_back(v);
+        grow();
+        return s;
+    }
+    void grow() {
+        if (!aggs.empty() && size() > aggs[0].size()) grow_aggs();
+    }
+    void grow_aggs();
+};
+
+/// Numbers for the keys held by any pane of a window stage whose windows span several panes,
+/// so that a window is assembled from its panes by key number (an array index) rather than by
+/// a hash lookup per key and pane: a key is looked up once when a pane first holds it, instead
+/// of once for every window the pane is part of. A number is freed, and may be reused, when the
+/// last pane holding its key is dropped. One thread.
+struct key_ids {
+    struct entry {
+        int64_t ikey;    ///< the key, when integral
+        uint32_t refs;   ///< panes holding the key
+        uint32_t integral;
+    };
+    int_map ints;
+    boost::unordered_flat_map<std::string, uint32_t, key_hash, key_equal> others;
+    std::vector<entry> entries;    ///< by id
+    std::vector<std::string> keys; ///< by id: encoded keys that are not integral (grown on demand)
+    std::vector<uint32_t> free;
+
+    size_t capacity() const { return entries.size(); }
+    bool is_int(uint32_t id) const { return entries[id].integral != 0; }
+    /// out[i] = the id of integral key v[i], counting one more pane holding it.
+    void acquire_ints(const int64_t* v, size_t n, uint32_t* out);
+    uint32_t acquire(const std::string& key);
+    /// Counts one pane fewer holding each of ids[0..n); a key no pane holds loses its id.
+    void release(const uint32_t* ids, size_t n);
+
+private:
+    uint32_t take(bool is_int, int64_t ikey);
 };
 
 /// Window aggregation, keyed or global (no key columns), over event time.
@@ -120,10 +172,13 @@ private:
     };
 
     window_stage() = default;
-    void route_late(const batch& b, const std::vector<uint8_t>& late, const std::vector<int64_t>& ts,
-                    stage_output& out);
-    void on_batch_panes(const batch& b, const std::vector<int64_t>& ts);
-    void on_batch_sessions(const batch& b, const std::vector<int64_t>& ts);
+    void route_late(const batch& b, const std::vector<uint8_t>& late, const int64_t* ts, stage_output& out);
+    void on_batch_panes(const batch& b, const int64_t* ts);
+    void on_batch_sessions(const batch& b, const int64_t* ts);
+    /// Numbers the keys of the slots of `t` from `from` on (windows of several panes).
+    void number_keys(group_table& t, uint32_t from);
+    /// Drops the oldest pane, releasing its key numbers.
+    void drop_first_pane();
     void fire_panes(int64_t limit, stage_output& out);
     /// Emits the window ending at `e` assembled from its panes.
     void emit_assembled(int64_t e, stage_output& out);
@@ -133,6 +188,9 @@ private:
     void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
     /// Emits every slot of `t` as a row of window [start, end).
     void emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out);
+    /// Emits the window assembled in `_acc` (the keys numbered in `_acc_list`), leaving the
+    /// state of those keys in `_acc` empty.
+    void emit_acc(int64_t start, int64_t end, stage_output& out);
     void flush(stage_output& out);
     int64_t pane_of(int64_t ts) const;
     int64_t window_start(int64_t end) const;
@@ -169,7 +227,19 @@ private:
     int64_t _next_early = INT64_MIN;
     std::set<int64_t> _early_ends;
     row_kind _building_kind = row_kind::insert;
-    std::unique_ptr<group_table> _scratch;
+    /// Keys a new pane is sized for: the size of the newest pane when it was created.
+    size_t _pane_hint = 0;
+
+    // Windows of several panes (hopping, cumulative) are assembled by key number: `_acc` holds
+    // the window's state indexed by `_ids` number, `_acc_list` the numbers in it, first seen
+    // first (with their keys when integral), and `_acc_seen` marks them.
+    bool _multi_pane = false;
+    key_ids _ids;
+    std::vector<agg_column> _acc;
+    std::vector<uint64_t> _acc_seen;
+    std::vector<uint32_t> _acc_list;
+    std::vector<int64_t> _acc_ikeys;
+    std::vector<uint8_t> _acc_is_int;
 
     // Sessions: one slot per open session.
     std::unique_ptr<group_table> _sessions;
@@ -186,7 +256,7 @@ private:
     size_t _live_sessions = 0;
 
     std::vector<uint32_t> _slot_buf;
-    std::vector<uint32_t> _dst_buf;
+    std::vector<int64_t> _ts_buf;
     std::string _key_buf;
     std::unique_ptr<batch> _building;
 };

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "engine/engine.h"
 
 namespace runnel::engine {
@@ -284,6 +286,73 @@ TEST(expr, constant_fast_paths_agree_with_the_general_ones) {
     auto r = bind(col("d") * 0.5, *s).value().evaluate(full);
     EXPECT_EQ(r.value_at(8), value::of(1.0));
     EXPECT_EQ(r.null_count(), 0u);
+}
+
+// select_true lists exactly the rows where evaluate gives TRUE, on its fast paths (a column
+// against a constant, ANDs of those) and on the general one, with and without NULLs.
+TEST(expr, select_true_lists_the_rows_evaluate_makes_true) {
+    auto s = make_schema({{"i", data_type::int64()}, {"d", data_type::float64()}, {"b", data_type::boolean()}});
+    batch full(s), holes(s);
+    for (int k = 0; k < 300; ++k) {
+        double d = k % 11 == 0 ? std::nan("") : double(k % 37) / 4;
+        full.append_row({value::of((k * 7919) % 101 - 50), value::of(d), value::of(k % 3 == 0)});
+        holes.append_row({k % 7 == 0 ? value::null(data_type::int64()) : value::of((k * 7919) % 101 - 50),
+                          k % 5 == 0 ? value::null(data_type::float64()) : value::of(d),
+                          k % 4 == 0 ? value::null(data_type::boolean()) : value::of(k % 3 == 0)});
+    }
+    for (const auto& e :
+         {col("i") > 3, col("i") <= 3.5, col("i") == -7, col("d") != 2, col("d") < 4.25, col("d") >= 5,
+          col("i") > 0 && col("d") < 6, col("i") > 0 && col("b"), col("b") && col("i") < 10, col("b"),
+          col("i") > 0 || col("d") < 1, !(col("i") > 5), col("d") * 2 > col("i"), is_null(col("i")),
+          col("i") > 0 && (col("d") < 6 && col("i") != 20)}) {
+        for (const batch* b : {&full, &holes}) {
+            auto bound = bind(e, *s).value();
+            column m = bound.evaluate(*b);
+            std::vector<uint32_t> want;
+            for (size_t r = 0; r < b->num_rows(); ++r) {
+                if (m.valid(r) && m.bool_at(r)) want.push_back(uint32_t(r));
+            }
+            std::vector<uint32_t> got(b->num_rows());
+            got.resize(bound.select_true(*b, got.data()));
+            EXPECT_EQ(got, want) << e.to_string() << (b == &holes ? " with NULLs" : "");
+        }
+    }
+}
+
+// A fused filter and projection gives what the projection gives after the filter, including
+// projections of constants only and of one column twice.
+TEST(pipeline, fused_filter_projection_equals_filter_then_projection) {
+    auto s = make_schema({{"i", data_type::int64()}, {"d", data_type::float64()}, {"t", data_type::string()}});
+    std::vector<batch> in;
+    for (int n = 0; n < 4; ++n) {
+        batch b(s);
+        for (int k = 0; k < 100; ++k) {
+            b.append_row({k % 9 == 0 ? value::null(data_type::int64()) : value::of(k * n - 40), value::of(k * 0.5),
+                          value::of(std::to_string(k))});
+        }
+        in.push_back(std::move(b));
+    }
+    std::vector<std::vector<named_expr>> projections{
+      {as(col("t"), "t"), as(col("d") * 2, "dd")},
+      {as(lit(1), "one")},
+      {as(col("i"), "a"), as(col("i"), "b"), as(col("i") + col("d"), "c")},
+      {as(upper(col("t")), "u"), as(col("i"), "i")},
+    };
+    for (const auto& proj : projections) {
+        std::vector<std::string> fused, apart;
+        for (bool fuse : {true, false}) {
+            pipeline p;
+            auto f = p.source(s, from_batches(in)).filter(col("i") > 5 && col("d") < 40);
+            // A stage between them (a projection of everything) keeps them apart.
+            if (!fuse) f = f.project({as(col("i"), "i"), as(col("d"), "d"), as(col("t"), "t")});
+            f.project(proj).sink([&, fuse](const batch& b) {
+                for (size_t r = 0; r < b.num_rows(); ++r) (fuse ? fused : apart).push_back(b.row_to_string(r));
+            });
+            ASSERT_TRUE(p.run());
+        }
+        EXPECT_FALSE(fused.empty());
+        EXPECT_EQ(fused, apart);
+    }
 }
 
 } // namespace

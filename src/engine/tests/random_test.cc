@@ -41,11 +41,14 @@ struct acc {
 
 using window_key = std::tuple<int64_t, int64_t, std::string>;
 
-std::vector<std::string> rows_of(const std::map<window_key, acc>& m) {
+/// Window rows as `batch::row_to_string` prints them; `quote`: string keys (else the key is
+/// already the text of a bigint or NULL).
+std::vector<std::string> rows_of(const std::map<window_key, acc>& m, bool quote) {
     std::vector<std::string> out;
     for (const auto& [k, a] : m) {
-        out.push_back(fmt::format("({}, {}, '{}', {}, {}, {}, {}, {}, {}, {})", std::get<0>(k), std::get<1>(k),
-                                  std::get<2>(k), a.count, a.sum, a.min, a.max, a.distinct.size(), a.first, a.last));
+        std::string key = quote ? "'" + std::get<2>(k) + "'" : std::get<2>(k);
+        out.push_back(fmt::format("({}, {}, {}, {}, {}, {}, {}, {}, {}, {})", std::get<0>(k), std::get<1>(k), key,
+                                  a.count, a.sum, a.min, a.max, a.distinct.size(), a.first, a.last));
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -54,7 +57,7 @@ std::vector<std::string> rows_of(const std::map<window_key, acc>& m) {
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 /// The straightforward answer: every window each event belongs to, one at a time.
-std::vector<std::string> batch_answer(std::vector<event> es, const window_spec& w) {
+std::vector<std::string> batch_answer(std::vector<event> es, const window_spec& w, bool quote = true) {
     std::map<window_key, acc> m;
     if (w.kind == window_kind::session) {
         std::stable_sort(es.begin(), es.end(), [](const event& a, const event& b) {
@@ -69,7 +72,7 @@ std::vector<std::string> batch_answer(std::vector<event> es, const window_spec& 
             m[{es[i].ts, es[j - 1].ts + w.gap, es[i].key}] = a;
             i = j;
         }
-        return rows_of(m);
+        return rows_of(m, quote);
     }
     for (const auto& e : es) {
         if (w.kind == window_kind::cumulative) {
@@ -83,28 +86,35 @@ std::vector<std::string> batch_answer(std::vector<event> es, const window_spec& 
             }
         }
     }
-    return rows_of(m);
+    return rows_of(m, quote);
 }
 
-schema_ptr event_schema() {
-    return make_schema({{"key", data_type::string()}, {"ts", data_type::timestamp()}, {"v", data_type::int64()}});
+schema_ptr event_schema(bool int_keys = false) {
+    return make_schema({{"key", int_keys ? data_type::int64() : data_type::string()},
+                        {"ts", data_type::timestamp()},
+                        {"v", data_type::int64()}});
 }
 
+/// With `int_keys` the key column is a bigint: each event's key is the text of one, or "NULL".
 std::vector<std::string> stream_answer(const std::vector<event>& delivered, const window_spec& w, int64_t bound,
-                                       std::mt19937_64& rng, uint64_t& late) {
+                                       std::mt19937_64& rng, uint64_t& late, bool int_keys = false) {
     std::vector<batch> bs;
     for (size_t i = 0; i < delivered.size();) {
         size_t n = 1 + rng() % 64;
-        batch b(event_schema());
+        batch b(event_schema(int_keys));
         for (size_t k = i; k < std::min(delivered.size(), i + n); ++k) {
-            b.append_row({value::of(delivered[k].key), value::ts(delivered[k].ts), value::of(delivered[k].v)});
+            const std::string& key = delivered[k].key;
+            value kv = !int_keys         ? value::of(key)
+                       : key == "NULL" ? value::null(data_type::int64())
+                                         : value::of(int64_t(std::stoll(key)));
+            b.append_row({kv, value::ts(delivered[k].ts), value::of(delivered[k].v)});
         }
         i += n;
         bs.push_back(std::move(b));
     }
     pipeline p(pipeline_options{.queue_capacity = 1 + rng() % 4});
     std::vector<std::string> out;
-    auto win = p.source(event_schema(), from_batches(std::move(bs)))
+    auto win = p.source(event_schema(int_keys), from_batches(std::move(bs)))
                  .watermark("ts", std::chrono::milliseconds(bound))
                  .key_by({"key"})
                  .window(w)
@@ -153,6 +163,60 @@ TEST(randomized, windows_equal_a_batch_computation_over_sorted_input) {
             uint64_t late = 0;
             auto got = stream_answer(delivered, w, bound, rng, late);
             auto want = batch_answer(sorted, w);
+            EXPECT_EQ(late, 0u) << "seed " << seed << " kind " << int(w.kind);
+            ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " kind " << int(w.kind) << " size " << w.size
+                                               << " slide " << w.slide << " gap " << w.gap;
+            for (size_t i = 0; i < got.size(); ++i) {
+                ASSERT_EQ(got[i], want[i]) << "seed " << seed << " kind " << int(w.kind);
+            }
+        }
+    }
+}
+
+// The same with a bigint key (the window stage's integral-key path): many keys, spread over
+// the whole int64 range so that hash tables grow, collide, drop and reuse entries as panes come
+// and go, and a few NULL keys among them.
+TEST(randomized, windows_with_bigint_keys_equal_a_batch_computation) {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        std::mt19937_64 rng(seed);
+        int64_t bound = 1 + int64_t(rng() % 40);
+        size_t n = 2000 + rng() % 3000;
+        size_t keys = 1 + rng() % 500;
+        std::vector<int64_t> key_values;
+        for (size_t k = 0; k < keys; ++k) {
+            switch (rng() % 4) {
+            case 0: key_values.push_back(int64_t(k)); break;
+            case 1: key_values.push_back(-(int64_t(k) << 32)); break; // differ only in high bits
+            case 2: key_values.push_back(int64_t(rng())); break;
+            default: key_values.push_back(k % 2 ? INT64_MIN + int64_t(k) : INT64_MAX - int64_t(k)); break;
+            }
+        }
+        std::vector<event> sorted;
+        int64_t t = int64_t(rng() % 1000) - 500;
+        for (size_t i = 0; i < n; ++i) {
+            t += 1 + int64_t(rng() % 4);
+            std::string key = rng() % 50 == 0 ? "NULL" : std::to_string(key_values[rng() % keys]);
+            sorted.push_back({key, t, int64_t(rng() % 60)});
+        }
+        std::vector<std::pair<int64_t, size_t>> order;
+        for (size_t i = 0; i < n; ++i) order.push_back({sorted[i].ts + int64_t(rng() % uint64_t(bound + 1)), i});
+        std::sort(order.begin(), order.end());
+        std::vector<event> delivered;
+        for (auto [d, i] : order) delivered.push_back(sorted[i]);
+
+        int64_t size = 10 + int64_t(rng() % 90);
+        int64_t slide = 1 + int64_t(rng() % uint64_t(size));
+        int64_t step = 2 + int64_t(rng() % 20);
+        std::vector<window_spec> specs{
+          tumble(std::chrono::milliseconds(size)),
+          hop(std::chrono::milliseconds(size), std::chrono::milliseconds(slide)),
+          session(std::chrono::milliseconds(1 + rng() % 20)),
+          cumulate(std::chrono::milliseconds(step), std::chrono::milliseconds(step * int64_t(1 + rng() % 6))),
+        };
+        for (const auto& w : specs) {
+            uint64_t late = 0;
+            auto got = stream_answer(delivered, w, bound, rng, late, true);
+            auto want = batch_answer(sorted, w, false);
             EXPECT_EQ(late, 0u) << "seed " << seed << " kind " << int(w.kind);
             ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " kind " << int(w.kind) << " size " << w.size
                                                << " slide " << w.slide << " gap " << w.gap;
