@@ -57,58 +57,60 @@ int64_t next_long(java_random& r, int64_t n) {
     return v < 0 ? -v : v;
 }
 
-/// Java's String.trim(): drops leading and trailing characters at or below ' '.
-std::string trim(std::string s) {
-    auto keep = [](char c) { return static_cast<unsigned char>(c) > ' '; };
-    auto b = std::find_if(s.begin(), s.end(), keep);
-    auto e = std::find_if(s.rbegin(), s.rend(), keep).base();
-    return b < e ? std::string(b, e) : std::string();
-}
-
-/// A string of 3 to max_length-1 lower-case letters with `special` sprinkled in, trimmed.
-std::string next_string(java_random& r, int max_length, char special = ' ') {
+/// A string of 3 to max_length-1 lower-case letters with `special` sprinkled in, trimmed as
+/// Java's String.trim() does (characters at or below ' ' dropped at both ends), appended to
+/// `out`.
+void append_random_string(java_random& r, int max_length, char special, std::string& out) {
     int len = min_string_length + r.next_int(max_length - min_string_length);
-    std::string s;
-    s.reserve(static_cast<std::size_t>(len));
-    while (len-- > 0) {
-        if (r.next_int(13) == 0) {
-            s.push_back(special);
-        } else {
-            s.push_back(static_cast<char>('a' + r.next_int(26)));
-        }
+    std::size_t start = out.size();
+    out.resize(start + static_cast<std::size_t>(len));
+    char* p = out.data() + start;
+    for (int i = 0; i < len; ++i) {
+        p[i] = r.next_int(13) == 0 ? special : static_cast<char>('a' + r.next_int(26));
     }
-    return trim(std::move(s));
+    if (static_cast<unsigned char>(special) > ' ') {
+        return;
+    }
+    auto keep = [](char c) { return static_cast<unsigned char>(c) > ' '; };
+    auto from = out.begin() + static_cast<std::ptrdiff_t>(start);
+    auto e = std::find_if(out.rbegin(), std::make_reverse_iterator(from), keep).base();
+    out.erase(e, out.end());
+    out.erase(from, std::find_if(from, out.end(), keep));
 }
 
-/// Exactly `length` characters, six per 32-bit draw (the remainder keeps the draw's sign, as in
-/// the reference, so a negative draw gives characters just below 'a').
-std::string next_exact_string(java_random& r, int length) {
-    std::string s;
-    s.reserve(static_cast<std::size_t>(std::max(length, 0)));
-    int32_t rnd = 0;
-    int n = 0;
-    while (length-- > 0) {
-        if (n == 0) {
-            rnd = r.next_int();
-            n = 6;
-        }
-        s.push_back(static_cast<char>('a' + rnd % 26));
-        rnd /= 26;
-        --n;
+/// Six characters of one 32-bit draw: the k-th is 'a' + (rnd / 26^k) % 26, the remainder
+/// keeping the draw's sign as in the reference (a negative draw gives characters just below
+/// 'a'). The quotients are computed side by side rather than one from the other.
+inline void six_chars(int32_t rnd, char* out, int n) {
+    const int32_t q[7] = {rnd,           rnd / 26,         rnd / 676,       rnd / 17'576,
+                          rnd / 456'976, rnd / 11'881'376, rnd / 308'915'776};
+    for (int k = 0; k < n; ++k) {
+        out[k] = static_cast<char>('a' + (q[k] - 26 * q[k + 1]));
     }
-    return s;
 }
 
-/// Padding so that current_size plus its length averages `average_size`.
-std::string next_extra(java_random& r, int current_size, int average_size) {
+/// Exactly `length` characters, six per 32-bit draw, at `out`.
+void exact_string(java_random& r, int length, char* out) {
+    for (; length >= 6; length -= 6, out += 6) {
+        six_chars(r.next_int(), out, 6);
+    }
+    if (length > 0) {
+        six_chars(r.next_int(), out, length);
+    }
+}
+
+/// Padding so that current_size plus its length averages `average_size`, into `out`.
+void extra_string(java_random& r, int current_size, int average_size, std::string& out) {
     if (current_size > average_size) {
-        return {};
+        out.clear();
+        return;
     }
     average_size -= current_size;
     int delta = static_cast<int>(std::llround(average_size * 0.2));
     int min_size = average_size - delta;
     int size = min_size + (delta == 0 ? 0 : r.next_int(2 * delta));
-    return next_exact_string(r, size);
+    out.resize(static_cast<std::size_t>(size));
+    exact_string(r, size, out.data());
 }
 
 /// Log-uniform between 100 and 100,000,000 cents.
@@ -116,10 +118,24 @@ int64_t next_price(java_random& r) {
     return std::llround(std::pow(10.0, r.next_double() * 6.0) * 100.0);
 }
 
+/// Writes `v` (0..9999) as four digits, zero-padded.
+char* four_digits(int v, char* out) {
+    out[0] = static_cast<char>('0' + v / 1000);
+    out[1] = static_cast<char>('0' + v / 100 % 10);
+    out[2] = static_cast<char>('0' + v / 10 % 10);
+    out[3] = static_cast<char>('0' + v % 10);
+    return out + 4;
+}
+
+constexpr field_mask bit(int field) {
+    return field_mask{1} << field;
+}
+
 std::string base_url(java_random& r) {
-    std::string a = next_string(r, 5, '_');
-    std::string b = next_string(r, 5, '_');
-    std::string c = next_string(r, 5, '_');
+    std::string a, b, c;
+    append_random_string(r, 5, '_', a);
+    append_random_string(r, 5, '_', b);
+    append_random_string(r, 5, '_', c);
     return fmt::format("https://www.nexmark.com/{}/{}/{}/item.htm?query=1", a, b, c);
 }
 
@@ -290,50 +306,153 @@ int64_t generator::next_base0_auction_id(int64_t event_id, java_random& r) const
     return min_auction + next_long(r, max_auction - min_auction + 1 + auction_id_lead);
 }
 
+event_kind generator::kind_of(int64_t event_id) const noexcept {
+    int64_t rem = event_id % _total_proportion;
+    if (rem < _config.person_proportion) {
+        return event_kind::person;
+    }
+    if (rem < _config.person_proportion + _config.auction_proportion) {
+        return event_kind::auction;
+    }
+    return event_kind::bid;
+}
+
+event_kind generator::peek_kind() const noexcept {
+    return kind_of(_config.first_event_id + adjusted_event_number(_count));
+}
+
+int64_t generator::events_before(event_kind k, int64_t limit) const noexcept {
+    if (_config.max_events != 0) {
+        limit = std::min(limit, _config.max_events - _count);
+    }
+    if (limit <= 0) {
+        return 0;
+    }
+    if (_config.out_of_order_group_size != 1) {
+        // Event ids jump about inside a group: look at each in turn.
+        int64_t n = 0;
+        while (n < limit &&
+               kind_of(_config.first_event_id + adjusted_event_number(_count + n)) != k) {
+            ++n;
+        }
+        return n;
+    }
+    // In order: kinds repeat with the period of the proportions, each kind one run of ids.
+    int64_t lo = 0;
+    int64_t hi = _config.person_proportion;
+    if (k != event_kind::person) {
+        lo = hi;
+        hi += _config.auction_proportion;
+    }
+    if (k == event_kind::bid) {
+        lo = hi;
+        hi = _total_proportion;
+    }
+    if (lo == hi) {
+        return limit;
+    }
+    int64_t rem = (_config.first_event_id + _count) % _total_proportion;
+    int64_t n = rem >= lo && rem < hi ? 0 : (lo - rem + _total_proportion) % _total_proportion;
+    return std::min(n, limit);
+}
+
 event generator::next() {
     RUNNEL_ASSERT(has_next(), "next() past max_events");
+    switch (peek_kind()) {
+    case event_kind::person: {
+        person p;
+        next_into(p);
+        return p;
+    }
+    case event_kind::auction: {
+        auction a;
+        next_into(a);
+        return a;
+    }
+    case event_kind::bid: break;
+    }
+    bid b;
+    next_into(b);
+    return b;
+}
+
+void generator::next_into(person& out, field_mask want) {
+    RUNNEL_ASSERT(has_next(), "next_into() past max_events");
     int64_t number = adjusted_event_number(_count);
-    int64_t ts = timestamp_for_event(number);
     int64_t event_id = _config.first_event_id + number;
+    RUNNEL_ASSERT(kind_of(event_id) == event_kind::person, "next_into(person&) at another kind");
     java_random r(mix_seed(event_id, _config.seed));
-    int64_t rem = event_id % _total_proportion;
-    event out;
-    if (rem < _config.person_proportion) {
-        out = next_person(event_id, r, ts);
-    } else if (rem < _config.person_proportion + _config.auction_proportion) {
-        out = next_auction(_count, event_id, r, ts);
-    } else {
-        out = next_bid(event_id, r, ts);
-    }
+    fill(out, event_id, r, timestamp_for_event(number), want);
     ++_count;
-    return out;
 }
 
-person generator::next_person(int64_t event_id, java_random& r, int64_t ts) const {
-    person p;
+void generator::next_into(auction& out, field_mask want) {
+    RUNNEL_ASSERT(has_next(), "next_into() past max_events");
+    int64_t number = adjusted_event_number(_count);
+    int64_t event_id = _config.first_event_id + number;
+    RUNNEL_ASSERT(kind_of(event_id) == event_kind::auction, "next_into(auction&) at another kind");
+    java_random r(mix_seed(event_id, _config.seed));
+    fill(out, number, event_id, r, timestamp_for_event(number), want);
+    ++_count;
+}
+
+void generator::next_into(bid& out, field_mask want) {
+    RUNNEL_ASSERT(has_next(), "next_into() past max_events");
+    int64_t number = adjusted_event_number(_count);
+    int64_t event_id = _config.first_event_id + number;
+    RUNNEL_ASSERT(kind_of(event_id) == event_kind::bid, "next_into(bid&) at another kind");
+    java_random r(mix_seed(event_id, _config.seed));
+    fill(out, event_id, r, timestamp_for_event(number), want);
+    ++_count;
+}
+
+void generator::fill(person& p, int64_t event_id, java_random& r, int64_t ts,
+                     field_mask want) const {
     p.id = last_base0_person_id(event_id) + first_person_id;
-    p.name = fmt::format("{} {}", first_names[static_cast<std::size_t>(r.next_int(first_names.size()))],
-                         last_names[static_cast<std::size_t>(r.next_int(last_names.size()))]);
-    std::string user = next_string(r, 7);
-    std::string domain = next_string(r, 5);
-    p.email_address = fmt::format("{}@{}.com", user, domain);
-    int cc[4];
-    for (int& group : cc) {
-        group = r.next_int(10'000);
+    // The last name is drawn before the first: the order the earlier `fmt::format(.., first(),
+    // last())` happened to evaluate its arguments in with g++, kept so the stream does not
+    // change. (The reference draws the first name first.)
+    std::string_view last = last_names[static_cast<std::size_t>(r.next_int(last_names.size()))];
+    std::string_view first = first_names[static_cast<std::size_t>(r.next_int(first_names.size()))];
+    if (want & bit(1)) {
+        p.name.assign(first).append(1, ' ').append(last);
     }
-    p.credit_card = fmt::format("{:04d} {:04d} {:04d} {:04d}", cc[0], cc[1], cc[2], cc[3]);
-    p.city = us_cities[static_cast<std::size_t>(r.next_int(us_cities.size()))];
-    p.state = us_states[static_cast<std::size_t>(r.next_int(us_states.size()))];
+    // The address is needed for its length even when not wanted.
+    std::string& email = p.email_address;
+    email.clear();
+    append_random_string(r, 7, ' ', email);
+    email.push_back('@');
+    append_random_string(r, 5, ' ', email);
+    email.append(".com");
+    char cc[19];
+    char* c = cc;
+    for (int g = 0; g < 4; ++g) {
+        c = four_digits(r.next_int(10'000), c);
+        if (g < 3) {
+            *c++ = ' ';
+        }
+    }
+    if (want & bit(3)) {
+        p.credit_card.assign(cc, sizeof cc);
+    }
+    std::string_view city = us_cities[static_cast<std::size_t>(r.next_int(us_cities.size()))];
+    std::string_view state = us_states[static_cast<std::size_t>(r.next_int(us_states.size()))];
+    if (want & bit(4)) {
+        p.city.assign(city);
+    }
+    if (want & bit(5)) {
+        p.state.assign(state);
+    }
     p.date_time = ts;
-    int size = 8 + static_cast<int>(p.name.size() + p.email_address.size() + p.credit_card.size() +
-                                    p.city.size() + p.state.size());
-    p.extra = next_extra(r, size, _config.avg_person_byte_size);
-    return p;
+    if (want & bit(7)) {
+        int size = 8 + static_cast<int>(first.size() + 1 + last.size() + email.size() + sizeof cc +
+                                        city.size() + state.size());
+        extra_string(r, size, _config.avg_person_byte_size, p.extra);
+    }
 }
 
-auction generator::next_auction(int64_t count, int64_t event_id, java_random& r,
-                                int64_t ts) const {
-    auction a;
+void generator::fill(auction& a, int64_t number, int64_t event_id, java_random& r, int64_t ts,
+                     field_mask want) const {
     a.id = last_base0_auction_id(event_id) + first_auction_id;
     if (r.next_int(_config.hot_sellers_ratio) > 0) {
         a.seller = (last_base0_person_id(event_id) / hot_seller_ratio) * hot_seller_ratio;
@@ -344,22 +463,24 @@ auction generator::next_auction(int64_t count, int64_t event_id, java_random& r,
     a.category = first_category_id + r.next_int(num_categories);
     a.initial_bid = next_price(r);
     // Auction length: on average the time until num_in_flight_auctions more auctions exist.
-    int64_t current = adjusted_event_number(count);
     int64_t events_for_auctions =
       (int64_t{_config.num_in_flight_auctions} * _total_proportion) / _config.auction_proportion;
-    int64_t horizon = timestamp_for_event(current + events_for_auctions) - ts;
+    int64_t horizon = timestamp_for_event(number + events_for_auctions) - ts;
     a.expires = ts + 1 + next_long(r, std::max<int64_t>(horizon * 2, 1));
-    a.item_name = next_string(r, 20);
-    a.description = next_string(r, 100);
+    // Both names are needed for their lengths even when not wanted.
+    a.item_name.clear();
+    append_random_string(r, 20, ' ', a.item_name);
+    a.description.clear();
+    append_random_string(r, 100, ' ', a.description);
     a.reserve = a.initial_bid + next_price(r);
     a.date_time = ts;
-    int size = 8 + static_cast<int>(a.item_name.size() + a.description.size()) + 8 * 5;
-    a.extra = next_extra(r, size, _config.avg_auction_byte_size);
-    return a;
+    if (want & bit(9)) {
+        int size = 8 + static_cast<int>(a.item_name.size() + a.description.size()) + 8 * 5;
+        extra_string(r, size, _config.avg_auction_byte_size, a.extra);
+    }
 }
 
-bid generator::next_bid(int64_t event_id, java_random& r, int64_t ts) const {
-    bid b;
+void generator::fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field_mask want) const {
     if (r.next_int(_config.hot_auction_ratio) > 0) {
         b.auction = (last_base0_auction_id(event_id) / hot_auction_ratio) * hot_auction_ratio;
     } else {
@@ -372,19 +493,32 @@ bid generator::next_bid(int64_t event_id, java_random& r, int64_t ts) const {
         b.bidder = next_base0_person_id(event_id, r);
     }
     b.bidder += first_person_id;
-    b.price = next_price(r);
+    if (want & bit(2)) {
+        b.price = next_price(r);
+    } else {
+        (void)r.next_double();
+    }
+    std::size_t url;
+    std::string_view channel;
     if (r.next_int(hot_channels_ratio) > 0) {
         int i = r.next_int(hot_channels);
-        b.channel = hot_channel_names[static_cast<std::size_t>(i)];
-        b.url = (*_urls)[static_cast<std::size_t>(i)];
+        channel = hot_channel_names[static_cast<std::size_t>(i)];
+        url = static_cast<std::size_t>(i);
     } else {
         int c = r.next_int(num_channels);
-        b.channel = (*_channel_names)[static_cast<std::size_t>(c)];
-        b.url = (*_urls)[static_cast<std::size_t>(hot_channels + c)];
+        channel = (*_channel_names)[static_cast<std::size_t>(c)];
+        url = static_cast<std::size_t>(hot_channels + c);
+    }
+    if (want & bit(3)) {
+        b.channel.assign(channel);
+    }
+    if (want & bit(4)) {
+        b.url.assign((*_urls)[url]);
     }
     b.date_time = ts;
-    b.extra = next_extra(r, 8 * 4, _config.avg_bid_byte_size);
-    return b;
+    if (want & bit(6)) {
+        extra_string(r, 8 * 4, _config.avg_bid_byte_size, b.extra);
+    }
 }
 
 namespace {

@@ -33,13 +33,24 @@ public:
 
 private:
     row_reader() = default;
-    std::size_t append(const event& e, engine::batch& b) const;
+    template <typename Event>
+    std::size_t read(engine::batch& b, std::size_t max_rows, std::size_t max_events);
+    void append(const person& x, engine::batch& b) const;
+    void append(const auction& x, engine::batch& b) const;
+    void append(const bid& x, engine::batch& b) const;
 
     generator_config _cfg;
     std::optional<generator> _gen;
-    std::string _kind;
+    event_kind _kind = event_kind::bid;
     engine::schema_ptr _schema;
+    /// For each column, the index of its field in the event struct.
     std::vector<int> _fields;
+    /// The fields some column reads.
+    field_mask _want = 0;
+    // One event of each kind, its strings' storage reused from row to row.
+    person _person;
+    auction _auction;
+    bid _bid;
 };
 
 } // namespace runnel::connect::nexmark
