@@ -4,9 +4,9 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <string_view>
 
-#include <fmt/format.h>
 
 #include "connect/errc.h"
 #include "connect/nexmark/java_random.h"
@@ -60,7 +60,8 @@ int64_t next_long(java_random& r, int64_t n) {
 /// A string of 3 to max_length-1 lower-case letters with `special` sprinkled in, trimmed as
 /// Java's String.trim() does (characters at or below ' ' dropped at both ends), appended to
 /// `out`.
-void append_random_string(java_random& r, int max_length, char special, std::string& out) {
+void append_random_string(java_random& rng, int max_length, char special, std::string& out) {
+    java_random r = rng; // a local copy stays in a register; `out` may alias anything
     int len = min_string_length + r.next_int(max_length - min_string_length);
     std::size_t start = out.size();
     out.resize(start + static_cast<std::size_t>(len));
@@ -68,6 +69,7 @@ void append_random_string(java_random& r, int max_length, char special, std::str
     for (int i = 0; i < len; ++i) {
         p[i] = r.next_int(13) == 0 ? special : static_cast<char>('a' + r.next_int(26));
     }
+    rng = r;
     if (static_cast<unsigned char>(special) > ' ') {
         return;
     }
@@ -78,25 +80,41 @@ void append_random_string(java_random& r, int max_length, char special, std::str
     out.erase(from, std::find_if(from, out.end(), keep));
 }
 
-/// Six characters of one 32-bit draw: the k-th is 'a' + (rnd / 26^k) % 26, the remainder
+/// The two characters 'a' + m % 26 and 'a' + m / 26 for each m in -675..675 (index m + 675).
+/// A 32-bit draw d gives six characters, the k-th 'a' + (d / 26^k) % 26 with the remainder
 /// keeping the draw's sign as in the reference (a negative draw gives characters just below
-/// 'a'). The quotients are computed side by side rather than one from the other.
-inline void six_chars(int32_t rnd, char* out, int n) {
-    const int32_t q[7] = {rnd,           rnd / 26,         rnd / 676,       rnd / 17'576,
-                          rnd / 456'976, rnd / 11'881'376, rnd / 308'915'776};
-    for (int k = 0; k < n; ++k) {
-        out[k] = static_cast<char>('a' + (q[k] - 26 * q[k + 1]));
+/// 'a'); characters 2k and 2k+1 depend only on (d / 676^k) % 676, so a draw is three lookups.
+constexpr std::array<std::array<char, 2>, 1351> char_pairs = [] {
+    std::array<std::array<char, 2>, 1351> t{};
+    for (int m = -675; m <= 675; ++m) {
+        t[static_cast<std::size_t>(m + 675)] = {static_cast<char>('a' + m % 26),
+                                                static_cast<char>('a' + m / 26)};
     }
+    return t;
+}();
+
+/// Writes the first `n` (at most 6) characters of draw `d`.
+inline void six_chars(int32_t d, char* out, int n) {
+    const int32_t q1 = d / 676;
+    const int32_t q2 = d / 456'976;
+    const int32_t q3 = d / 308'915'776;
+    char six[6];
+    std::memcpy(six, char_pairs[static_cast<std::size_t>(d - q1 * 676 + 675)].data(), 2);
+    std::memcpy(six + 2, char_pairs[static_cast<std::size_t>(q1 - q2 * 676 + 675)].data(), 2);
+    std::memcpy(six + 4, char_pairs[static_cast<std::size_t>(q2 - q3 * 676 + 675)].data(), 2);
+    std::memcpy(out, six, static_cast<std::size_t>(n));
 }
 
 /// Exactly `length` characters, six per 32-bit draw, at `out`.
-void exact_string(java_random& r, int length, char* out) {
+void exact_string(java_random& rng, int length, char* out) {
+    java_random r = rng; // a local copy stays in a register; `out` may alias anything
     for (; length >= 6; length -= 6, out += 6) {
         six_chars(r.next_int(), out, 6);
     }
     if (length > 0) {
         six_chars(r.next_int(), out, length);
     }
+    rng = r;
 }
 
 /// Padding so that current_size plus its length averages `average_size`, into `out`.
@@ -131,22 +149,12 @@ constexpr field_mask bit(int field) {
     return field_mask{1} << field;
 }
 
-std::string base_url(java_random& r) {
-    std::string a, b, c;
-    append_random_string(r, 5, '_', a);
-    append_random_string(r, 5, '_', b);
-    append_random_string(r, 5, '_', c);
-    return fmt::format("https://www.nexmark.com/{}/{}/{}/item.htm?query=1", a, b, c);
-}
-
 int64_t mix_seed(int64_t id, int64_t seed) {
     if (seed == 0) {
         return id;
     }
     return id ^ static_cast<int64_t>(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL);
 }
-
-std::string channel_url(int channel, int64_t seed);
 
 int32_t reverse_bits(int32_t v) {
     auto x = static_cast<uint32_t>(v);
@@ -232,21 +240,59 @@ generator::generator(const generator_config& config)
                       config.bid_proportion)
   , _inter_event_delay_us(1'000'000.0 / static_cast<double>(config.events_per_second) *
                           config.num_event_generators) {
-    auto urls = std::make_shared<std::vector<std::string>>();
+    auto urls = std::make_shared<std::vector<url_parts>>();
     urls->reserve(hot_channels + num_channels);
     for (int i = 0; i < hot_channels; ++i) {
-        urls->push_back(channel_url(-1 - i, config.seed));
+        urls->push_back(parts_of_url(-1 - i, config.seed));
     }
     for (int c = 0; c < num_channels; ++c) {
-        urls->push_back(channel_url(c, config.seed));
+        urls->push_back(parts_of_url(c, config.seed));
     }
     _urls = std::move(urls);
-    auto names = std::make_shared<std::vector<std::string>>();
-    names->reserve(num_channels);
-    for (int c = 0; c < num_channels; ++c) {
-        names->push_back(fmt::format("channel-{}", c));
+}
+
+/// The URL of a channel (hot channels are -1..-4). The reference draws these from an
+/// unseeded generator once per process; ours are seeded by the channel so runs agree.
+generator::url_parts generator::parts_of_url(int channel, int64_t seed) {
+    java_random r(mix_seed(int64_t{channel} - 1'000'000'000LL, seed));
+    url_parts u{};
+    std::string dir;
+    for (std::size_t k = 0; k < 3; ++k) {
+        dir.clear();
+        append_random_string(r, 5, '_', dir);
+        RUNNEL_ASSERT(dir.size() <= 4, "a URL path part has 3 or 4 characters");
+        std::copy(dir.begin(), dir.end(), u.dirs.begin() + static_cast<std::ptrdiff_t>(4 * k));
+        u.lengths[k] = static_cast<uint8_t>(dir.size());
     }
-    _channel_names = std::move(names);
+    if (channel >= 0 && r.next_int(10) > 0) {
+        // Java's Math.abs leaves Integer.MIN_VALUE negative.
+        int32_t rev = reverse_bits(channel);
+        u.has_id = true;
+        u.id = rev == INT32_MIN ? rev : std::abs(rev);
+    }
+    return u;
+}
+
+void generator::write_url(const url_parts& parts, std::string& out) {
+    constexpr std::string_view head = "https://www.nexmark.com/";
+    constexpr std::string_view tail = "/item.htm?query=1";
+    constexpr std::string_view id = "&channel_id=";
+    out.resize(head.size() + 12 + 2 + tail.size() + id.size() + 11);
+    char* p = out.data();
+    p = std::copy(head.begin(), head.end(), p);
+    for (std::size_t k = 0; k < 3; ++k) {
+        if (k > 0) {
+            *p++ = '/';
+        }
+        std::memcpy(p, parts.dirs.data() + 4 * k, 4);
+        p += parts.lengths[k];
+    }
+    p = std::copy(tail.begin(), tail.end(), p);
+    if (parts.has_id) {
+        p = std::copy(id.begin(), id.end(), p);
+        p = std::to_chars(p, out.data() + out.size(), parts.id).ptr;
+    }
+    out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 bool generator::has_next() const noexcept {
@@ -499,43 +545,28 @@ void generator::fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field
         (void)r.next_double();
     }
     std::size_t url;
-    std::string_view channel;
     if (r.next_int(hot_channels_ratio) > 0) {
         int i = r.next_int(hot_channels);
-        channel = hot_channel_names[static_cast<std::size_t>(i)];
+        if (want & bit(3)) {
+            b.channel.assign(hot_channel_names[static_cast<std::size_t>(i)]);
+        }
         url = static_cast<std::size_t>(i);
     } else {
         int c = r.next_int(num_channels);
-        channel = (*_channel_names)[static_cast<std::size_t>(c)];
+        if (want & bit(3)) {
+            char name[16] = "channel-";
+            char* end = std::to_chars(name + 8, name + sizeof name, c).ptr;
+            b.channel.assign(name, end);
+        }
         url = static_cast<std::size_t>(hot_channels + c);
     }
-    if (want & bit(3)) {
-        b.channel.assign(channel);
-    }
     if (want & bit(4)) {
-        b.url.assign((*_urls)[url]);
+        write_url((*_urls)[url], b.url);
     }
     b.date_time = ts;
     if (want & bit(6)) {
         extra_string(r, 8 * 4, _config.avg_bid_byte_size, b.extra);
     }
 }
-
-namespace {
-
-/// The URL of a channel (hot channels are -1..-4). The reference draws these from an
-/// unseeded generator once per process; ours are seeded by the channel so runs agree.
-std::string channel_url(int channel, int64_t seed) {
-    java_random r(mix_seed(int64_t{channel} - 1'000'000'000LL, seed));
-    std::string url = base_url(r);
-    if (channel >= 0 && r.next_int(10) > 0) {
-        int32_t rev = reverse_bits(channel);
-        int64_t shown = rev == INT32_MIN ? int64_t{INT32_MIN} : std::abs(int64_t{rev});
-        url += fmt::format("&channel_id={}", shown);
-    }
-    return url;
-}
-
-} // namespace
 
 } // namespace runnel::connect::nexmark
