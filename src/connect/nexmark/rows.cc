@@ -65,6 +65,12 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
         r._fields.push_back(int(it - fs.begin()));
         r._want |= field_mask{1} << r._fields.back();
     }
+    r._bytes_per_row.assign(r._fields.size(), 0.0);
+    const auto& c = r._cfg;
+    r._total = int64_t(c.person_proportion) + c.auction_proportion + c.bid_proportion;
+    r._share = r._kind == event_kind::bid ? c.bid_proportion
+               : r._kind == event_kind::auction ? c.auction_proportion
+                                                : c.person_proportion;
     if (auto s = r.seek(0); !s) return s.error();
     return r;
 }
@@ -80,12 +86,29 @@ en::result<void> row_reader::seek(int64_t position) {
 
 en::batch row_reader::next(std::size_t max_rows, std::size_t max_events) {
     en::batch b(_schema);
+    // Room for the rows these events should give, so the columns do not grow as they fill.
+    const auto expected = std::min<std::size_t>(max_rows, max_events * std::size_t(_share) / std::size_t(_total) + 1);
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        col.reserve(expected);
+        if (_bytes_per_row[c] > 0) col.reserve_bytes(std::size_t(_bytes_per_row[c] * 1.1 * double(expected)) + 64);
+    }
+    std::size_t rows = 0;
     switch (_kind) {
-    case event_kind::bid: read<bid>(b, max_rows, max_events); break;
-    case event_kind::auction: read<auction>(b, max_rows, max_events); break;
-    case event_kind::person: read<person>(b, max_rows, max_events); break;
+    case event_kind::bid: rows = read<bid>(b, max_rows, max_events); break;
+    case event_kind::auction: rows = read<auction>(b, max_rows, max_events); break;
+    case event_kind::person: rows = read<person>(b, max_rows, max_events); break;
     }
     b.seal();
+    if (rows > 0) {
+        for (std::size_t c = 0; c < _fields.size(); ++c) {
+            const auto& col = b.col(c);
+            if (col.type().id != en::type_id::string) continue;
+            // The arena holds the rows' strings back to back.
+            const auto first = col.string_at(0), last = col.string_at(rows - 1);
+            _bytes_per_row[c] = double(last.data() + last.size() - first.data()) / double(rows);
+        }
+    }
     return b;
 }
 

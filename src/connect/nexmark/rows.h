@@ -47,6 +47,12 @@ private:
     std::vector<int> _fields;
     /// The fields some column reads.
     field_mask _want = 0;
+    /// Rows of this kind among `_total` events (the configured proportions).
+    int64_t _share = 1;
+    int64_t _total = 1;
+    /// For each string column, the bytes a row took in the last batch (0 for the others):
+    /// the next batch reserves that much up front rather than growing its arena.
+    std::vector<double> _bytes_per_row;
     // One event of each kind, its strings' storage reused from row to row.
     person _person;
     auction _auction;
