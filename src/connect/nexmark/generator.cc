@@ -306,6 +306,9 @@ int64_t generator::timestamp_for_event(int64_t n) const noexcept {
 
 int64_t generator::adjusted_event_number(int64_t count) const noexcept {
     int64_t n = _config.out_of_order_group_size;
+    if (n == 1) {
+        return count;
+    }
     int64_t base = (count / n) * n;
     int64_t offset = (count * 953) % n;
     return base + offset;
@@ -339,15 +342,15 @@ int64_t generator::last_base0_auction_id(int64_t event_id) const noexcept {
     return epoch * _config.auction_proportion + offset;
 }
 
-int64_t generator::next_base0_person_id(int64_t event_id, java_random& r) const {
-    int64_t num_people = last_base0_person_id(event_id) + 1;
+int64_t generator::next_base0_person_id(int64_t last_person, java_random& r) const {
+    int64_t num_people = last_person + 1;
     int64_t active = std::min<int64_t>(num_people, _config.num_active_people);
     int64_t n = next_long(r, active + person_id_lead);
     return num_people - active + n;
 }
 
-int64_t generator::next_base0_auction_id(int64_t event_id, java_random& r) const {
-    int64_t max_auction = last_base0_auction_id(event_id);
+int64_t generator::next_base0_auction_id(int64_t last_auction, java_random& r) const {
+    int64_t max_auction = last_auction;
     int64_t min_auction = std::max<int64_t>(max_auction - _config.num_in_flight_auctions, 0);
     return min_auction + next_long(r, max_auction - min_auction + 1 + auction_id_lead);
 }
@@ -499,11 +502,12 @@ void generator::fill(person& p, int64_t event_id, java_random& r, int64_t ts,
 
 void generator::fill(auction& a, int64_t number, int64_t event_id, java_random& r, int64_t ts,
                      field_mask want) const {
+    const int64_t last_person = last_base0_person_id(event_id);
     a.id = last_base0_auction_id(event_id) + first_auction_id;
     if (r.next_int(_config.hot_sellers_ratio) > 0) {
-        a.seller = (last_base0_person_id(event_id) / hot_seller_ratio) * hot_seller_ratio;
+        a.seller = (last_person / hot_seller_ratio) * hot_seller_ratio;
     } else {
-        a.seller = next_base0_person_id(event_id, r);
+        a.seller = next_base0_person_id(last_person, r);
     }
     a.seller += first_person_id;
     a.category = first_category_id + r.next_int(num_categories);
@@ -527,16 +531,19 @@ void generator::fill(auction& a, int64_t number, int64_t event_id, java_random& 
 }
 
 void generator::fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field_mask want) const {
+    // Both computed before any store into `b`, so they share one division.
+    const int64_t last_auction = last_base0_auction_id(event_id);
+    const int64_t last_person = last_base0_person_id(event_id);
     if (r.next_int(_config.hot_auction_ratio) > 0) {
-        b.auction = (last_base0_auction_id(event_id) / hot_auction_ratio) * hot_auction_ratio;
+        b.auction = (last_auction / hot_auction_ratio) * hot_auction_ratio;
     } else {
-        b.auction = next_base0_auction_id(event_id, r);
+        b.auction = next_base0_auction_id(last_auction, r);
     }
     b.auction += first_auction_id;
     if (r.next_int(_config.hot_bidders_ratio) > 0) {
-        b.bidder = (last_base0_person_id(event_id) / hot_bidder_ratio) * hot_bidder_ratio + 1;
+        b.bidder = (last_person / hot_bidder_ratio) * hot_bidder_ratio + 1;
     } else {
-        b.bidder = next_base0_person_id(event_id, r);
+        b.bidder = next_base0_person_id(last_person, r);
     }
     b.bidder += first_person_id;
     if (want & bit(2)) {

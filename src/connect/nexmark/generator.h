@@ -180,8 +180,9 @@ private:
     void fill(auction& a, int64_t number, int64_t event_id, java_random& r, int64_t ts,
               field_mask want) const;
     void fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field_mask want) const;
-    int64_t next_base0_person_id(int64_t event_id, java_random& r) const;
-    int64_t next_base0_auction_id(int64_t event_id, java_random& r) const;
+    /// A person (auction) id for a new reference, given the last one that exists.
+    int64_t next_base0_person_id(int64_t last_person, java_random& r) const;
+    int64_t next_base0_auction_id(int64_t last_auction, java_random& r) const;
 
     generator_config _config;
     int64_t _total_proportion;

@@ -66,6 +66,7 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
         r._want |= field_mask{1} << r._fields.back();
     }
     r._bytes_per_row.assign(r._fields.size(), 0.0);
+    r._ints.resize(r._fields.size());
     const auto& c = r._cfg;
     r._total = int64_t(c.person_proportion) + c.auction_proportion + c.bid_proportion;
     r._share = r._kind == event_kind::bid ? c.bid_proportion
@@ -91,13 +92,20 @@ en::batch row_reader::next(std::size_t max_rows, std::size_t max_events) {
     for (std::size_t c = 0; c < _fields.size(); ++c) {
         auto& col = b.mutable_col(c);
         col.reserve(expected);
-        if (_bytes_per_row[c] > 0) col.reserve_bytes(std::size_t(_bytes_per_row[c] * 1.1 * double(expected)) + 64);
+        if (col.type().id != en::type_id::string) {
+            if (_ints[c].size() < max_rows) _ints[c].resize(max_rows);
+        } else if (_bytes_per_row[c] > 0) {
+            col.reserve_bytes(std::size_t(_bytes_per_row[c] * 1.1 * double(expected)) + 64);
+        }
     }
     std::size_t rows = 0;
     switch (_kind) {
     case event_kind::bid: rows = read<bid>(b, max_rows, max_events); break;
     case event_kind::auction: rows = read<auction>(b, max_rows, max_events); break;
     case event_kind::person: rows = read<person>(b, max_rows, max_events); break;
+    }
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        if (b.col(c).type().id != en::type_id::string) b.mutable_col(c).append_int64(_ints[c].data(), rows);
     }
     b.seal();
     if (rows > 0) {
@@ -128,56 +136,59 @@ std::size_t row_reader::read(en::batch& b, std::size_t max_rows, std::size_t max
         if (left == 0 || !_gen->has_next()) break;
         _gen->next_into(*scratch, _want);
         --left;
-        append(*scratch, b);
+        append(*scratch, b, rows);
         ++rows;
     }
     return rows;
 }
 
-void row_reader::append(const bid& x, en::batch& b) const {
+void row_reader::append(const bid& x, en::batch& b, std::size_t row) {
     for (std::size_t c = 0; c < _fields.size(); ++c) {
         auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
         switch (_fields[c]) {
-        case 0: col.push_int64(x.auction); break;
-        case 1: col.push_int64(x.bidder); break;
-        case 2: col.push_int64(x.price); break;
+        case 0: ints[row] = x.auction; break;
+        case 1: ints[row] = x.bidder; break;
+        case 2: ints[row] = x.price; break;
         case 3: col.push_string(x.channel); break;
         case 4: col.push_string(x.url); break;
-        case 5: col.push_int64(x.date_time); break;
+        case 5: ints[row] = x.date_time; break;
         default: col.push_string(x.extra); break;
         }
     }
 }
 
-void row_reader::append(const auction& x, en::batch& b) const {
+void row_reader::append(const auction& x, en::batch& b, std::size_t row) {
     for (std::size_t c = 0; c < _fields.size(); ++c) {
         auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
         switch (_fields[c]) {
-        case 0: col.push_int64(x.id); break;
+        case 0: ints[row] = x.id; break;
         case 1: col.push_string(x.item_name); break;
         case 2: col.push_string(x.description); break;
-        case 3: col.push_int64(x.initial_bid); break;
-        case 4: col.push_int64(x.reserve); break;
-        case 5: col.push_int64(x.date_time); break;
-        case 6: col.push_int64(x.expires); break;
-        case 7: col.push_int64(x.seller); break;
-        case 8: col.push_int64(x.category); break;
+        case 3: ints[row] = x.initial_bid; break;
+        case 4: ints[row] = x.reserve; break;
+        case 5: ints[row] = x.date_time; break;
+        case 6: ints[row] = x.expires; break;
+        case 7: ints[row] = x.seller; break;
+        case 8: ints[row] = x.category; break;
         default: col.push_string(x.extra); break;
         }
     }
 }
 
-void row_reader::append(const person& x, en::batch& b) const {
+void row_reader::append(const person& x, en::batch& b, std::size_t row) {
     for (std::size_t c = 0; c < _fields.size(); ++c) {
         auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
         switch (_fields[c]) {
-        case 0: col.push_int64(x.id); break;
+        case 0: ints[row] = x.id; break;
         case 1: col.push_string(x.name); break;
         case 2: col.push_string(x.email_address); break;
         case 3: col.push_string(x.credit_card); break;
         case 4: col.push_string(x.city); break;
         case 5: col.push_string(x.state); break;
-        case 6: col.push_int64(x.date_time); break;
+        case 6: ints[row] = x.date_time; break;
         default: col.push_string(x.extra); break;
         }
     }
