@@ -567,12 +567,16 @@ void generator::fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field
         }
         url = static_cast<std::size_t>(hot_channels + c);
     }
-    if (want & bit(4)) {
-        write_url((*_urls)[url], b.url);
-    }
+    // The URL parts of a cold channel are likely out of cache: load them while the extra
+    // string is drawn, and write the URL after.
+    const url_parts& parts = (*_urls)[url];
+    __builtin_prefetch(&parts);
     b.date_time = ts;
     if (want & bit(6)) {
         extra_string(r, 8 * 4, _config.avg_bid_byte_size, b.extra);
+    }
+    if (want & bit(4)) {
+        write_url(parts, b.url);
     }
 }
 
