@@ -54,6 +54,8 @@ public:
     size_t size() const { return _size; }
     size_t null_count() const { return _nulls; }
     void reserve(size_t n);
+    /// Reserves room for `n` bytes of string data (string columns).
+    void reserve_bytes(size_t n) { _arena.reserve(n); }
 
     bool is_null(size_t i) const { return _nulls != 0 && !((_valid[i >> 6] >> (i & 63)) & 1); }
     bool valid(size_t i) const { return !is_null(i); }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -54,6 +55,16 @@ struct bid {
 };
 
 using event = std::variant<person, auction, bid>;
+
+/// The kind of an event, known from its position alone (no random draws).
+enum class event_kind : uint8_t { person, auction, bid };
+
+/// The fields a `next_into` call writes: bit i stands for the i-th member of the event struct
+/// in declaration order (for a bid: auction, bidder, price, channel, url, date_time, extra).
+/// Fields left out keep whatever the struct held; every random draw a later field depends on
+/// is still made, so the fields written are those `next()` would give.
+using field_mask = uint32_t;
+inline constexpr field_mask all_fields = ~field_mask{0};
 
 /// The event time of an event, whichever kind it is.
 int64_t event_time(const event& e) noexcept;
@@ -118,6 +129,23 @@ public:
     /// The next event. Precondition: has_next().
     event next();
 
+    /// The kind of the event `next()` returns next. Precondition: has_next().
+    event_kind peek_kind() const noexcept;
+
+    /// How many events, at most `limit`, come before the next one of kind `k` (`limit` when
+    /// none does within it, or the stream ends first). Cheap: no event is generated.
+    int64_t events_before(event_kind k, int64_t limit) const noexcept;
+
+    /// Steps over `n` events without generating them. Precondition: that many remain.
+    void skip(int64_t n) noexcept { _count += n; }
+
+    /// The next event written into `out`, reusing the storage of its strings, so a caller
+    /// that keeps `out` allocates nothing per event. Only the fields in `want` are written.
+    /// Precondition: has_next() and peek_kind() is the kind of `out`.
+    void next_into(person& out, field_mask want = all_fields);
+    void next_into(auction& out, field_mask want = all_fields);
+    void next_into(bid& out, field_mask want = all_fields);
+
     /// Events produced so far.
     int64_t events_so_far() const noexcept { return _count; }
 
@@ -147,21 +175,35 @@ private:
     explicit generator(const generator_config& config);
 
     int64_t adjusted_event_number(int64_t count) const noexcept;
-    person next_person(int64_t event_id, java_random& r, int64_t ts) const;
-    auction next_auction(int64_t count, int64_t event_id, java_random& r, int64_t ts) const;
-    bid next_bid(int64_t event_id, java_random& r, int64_t ts) const;
-    int64_t next_base0_person_id(int64_t event_id, java_random& r) const;
-    int64_t next_base0_auction_id(int64_t event_id, java_random& r) const;
+    event_kind kind_of(int64_t event_id) const noexcept;
+    void fill(person& p, int64_t event_id, java_random& r, int64_t ts, field_mask want) const;
+    void fill(auction& a, int64_t number, int64_t event_id, java_random& r, int64_t ts,
+              field_mask want) const;
+    void fill(bid& b, int64_t event_id, java_random& r, int64_t ts, field_mask want) const;
+    /// A person (auction) id for a new reference, given the last one that exists.
+    int64_t next_base0_person_id(int64_t last_person, java_random& r) const;
+    int64_t next_base0_auction_id(int64_t last_auction, java_random& r) const;
 
     generator_config _config;
     int64_t _total_proportion;
     double _inter_event_delay_us;
     int64_t _count = 0;
-    /// The URL of each channel: the hot ones first, then channel-0 .. channel-9999. Built once,
-    /// shared by copies.
-    std::shared_ptr<const std::vector<std::string>> _urls;
-    /// "channel-0" .. "channel-9999", built once.
-    std::shared_ptr<const std::vector<std::string>> _channel_names;
+    /// What varies between the URLs of channels: the three path parts (3 or 4 characters
+    /// each) and the channel id, if one follows. 20 bytes a channel, so the table stays in
+    /// cache where 10,004 whole strings would not.
+    struct url_parts {
+        std::array<char, 12> dirs;
+        std::array<uint8_t, 3> lengths;
+        bool has_id;
+        int32_t id;
+    };
+    static url_parts parts_of_url(int channel, int64_t seed);
+    /// Writes the URL of `parts` to `out`.
+    static void write_url(const url_parts& parts, std::string& out);
+
+    /// The URL parts of each channel: the hot ones first, then channel-0 .. channel-9999.
+    /// Built once, shared by copies.
+    std::shared_ptr<const std::vector<url_parts>> _urls;
 };
 
 } // namespace runnel::connect::nexmark

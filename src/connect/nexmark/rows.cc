@@ -44,17 +44,18 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
     row_reader r;
     r._cfg = cfg.value();
     auto kind = options.find("event");
-    r._kind = lower(kind == options.end() ? "bid" : kind->second);
-    if (r._kind != "bid" && r._kind != "auction" && r._kind != "person") {
+    const auto kind_name = lower(kind == options.end() ? "bid" : kind->second);
+    if (kind_name != "bid" && kind_name != "auction" && kind_name != "person") {
         return en::error(en::errc::invalid_argument,
-                         fmt::format("option 'event' is bid, auction or person, not '{}'", r._kind));
+                         fmt::format("option 'event' is bid, auction or person, not '{}'", kind_name));
     }
+    r._kind = kind_name == "bid" ? event_kind::bid : kind_name == "auction" ? event_kind::auction : event_kind::person;
     r._schema = std::move(columns);
-    const auto fs = fields_of(r._kind);
+    const auto fs = fields_of(kind_name);
     for (const auto& f : r._schema->fields()) {
         auto it = std::find_if(fs.begin(), fs.end(), [&](const field& x) { return lower(f.name) == x.name; });
         if (it == fs.end()) {
-            return en::error(en::errc::unknown_column, fmt::format("a nexmark {} has no field '{}'", r._kind, f.name));
+            return en::error(en::errc::unknown_column, fmt::format("a nexmark {} has no field '{}'", kind_name, f.name));
         }
         if (it->text != (f.type.id == en::type_id::string) || (!it->text && !f.type.is_integral())) {
             return en::error(en::errc::type_mismatch,
@@ -62,7 +63,15 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
                                          it->text ? "a string" : "an integer or a timestamp", f.type.name()));
         }
         r._fields.push_back(int(it - fs.begin()));
+        r._want |= field_mask{1} << r._fields.back();
     }
+    r._bytes_per_row.assign(r._fields.size(), 0.0);
+    r._ints.resize(r._fields.size());
+    const auto& c = r._cfg;
+    r._total = int64_t(c.person_proportion) + c.auction_proportion + c.bid_proportion;
+    r._share = r._kind == event_kind::bid ? c.bid_proportion
+               : r._kind == event_kind::auction ? c.auction_proportion
+                                                : c.person_proportion;
     if (auto s = r.seek(0); !s) return s.error();
     return r;
 }
@@ -71,70 +80,118 @@ en::result<void> row_reader::seek(int64_t position) {
     auto g = generator::create(_cfg);
     if (!g) return en::error(en::errc::invalid_argument, fmt::format("nexmark generator: {}", g.error().message()));
     _gen.emplace(std::move(g).value());
-    while (_gen->events_so_far() < position && _gen->has_next()) (void)_gen->next();
+    // Every event is a function of its position alone: nothing before it needs generating.
+    if (position > 0) _gen->skip(_cfg.max_events == 0 ? position : std::min(position, _cfg.max_events));
     return outcome::success();
 }
 
 en::batch row_reader::next(std::size_t max_rows, std::size_t max_events) {
     en::batch b(_schema);
+    // Room for the rows these events should give, so the columns do not grow as they fill.
+    const auto expected = std::min<std::size_t>(max_rows, max_events * std::size_t(_share) / std::size_t(_total) + 1);
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        col.reserve(expected);
+        if (col.type().id != en::type_id::string) {
+            if (_ints[c].size() < max_rows) _ints[c].resize(max_rows);
+        } else if (_bytes_per_row[c] > 0) {
+            col.reserve_bytes(std::size_t(_bytes_per_row[c] * 1.1 * double(expected)) + 64);
+        }
+    }
     std::size_t rows = 0;
-    for (std::size_t n = 0; _gen->has_next() && rows < max_rows && n < max_events; ++n) rows += append(_gen->next(), b);
+    switch (_kind) {
+    case event_kind::bid: rows = read<bid>(b, max_rows, max_events); break;
+    case event_kind::auction: rows = read<auction>(b, max_rows, max_events); break;
+    case event_kind::person: rows = read<person>(b, max_rows, max_events); break;
+    }
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        if (b.col(c).type().id != en::type_id::string) b.mutable_col(c).append_int64(_ints[c].data(), rows);
+    }
     b.seal();
+    if (rows > 0) {
+        for (std::size_t c = 0; c < _fields.size(); ++c) {
+            const auto& col = b.col(c);
+            if (col.type().id != en::type_id::string) continue;
+            // The arena holds the rows' strings back to back.
+            const auto first = col.string_at(0), last = col.string_at(rows - 1);
+            _bytes_per_row[c] = double(last.data() + last.size() - first.data()) / double(rows);
+        }
+    }
     return b;
 }
 
-std::size_t row_reader::append(const event& e, en::batch& b) const {
-    auto put = [&](std::size_t c, auto v) {
-        if constexpr (std::is_same_v<decltype(v), int64_t>) b.mutable_col(c).push_int64(v);
-        else b.mutable_col(c).push_string(v);
-    };
-    if (const auto* x = std::get_if<bid>(&e); x && _kind == "bid") {
-        for (std::size_t c = 0; c < _fields.size(); ++c) {
-            switch (_fields[c]) {
-            case 0: put(c, x->auction); break;
-            case 1: put(c, x->bidder); break;
-            case 2: put(c, x->price); break;
-            case 3: put(c, std::string_view(x->channel)); break;
-            case 4: put(c, std::string_view(x->url)); break;
-            case 5: put(c, x->date_time); break;
-            default: put(c, std::string_view(x->extra)); break;
-            }
-        }
-        return 1;
+template <typename Event>
+std::size_t row_reader::read(en::batch& b, std::size_t max_rows, std::size_t max_events) {
+    Event* scratch = nullptr;
+    if constexpr (std::is_same_v<Event, bid>) scratch = &_bid;
+    else if constexpr (std::is_same_v<Event, auction>) scratch = &_auction;
+    else scratch = &_person;
+    std::size_t rows = 0;
+    auto left = int64_t(max_events);
+    while (rows < max_rows && left > 0 && _gen->has_next()) {
+        // Events of the other kinds are stepped over without being generated.
+        const int64_t skip = _gen->events_before(_kind, left);
+        _gen->skip(skip);
+        left -= skip;
+        if (left == 0 || !_gen->has_next()) break;
+        _gen->next_into(*scratch, _want);
+        --left;
+        append(*scratch, b, rows);
+        ++rows;
     }
-    if (const auto* x = std::get_if<auction>(&e); x && _kind == "auction") {
-        for (std::size_t c = 0; c < _fields.size(); ++c) {
-            switch (_fields[c]) {
-            case 0: put(c, x->id); break;
-            case 1: put(c, std::string_view(x->item_name)); break;
-            case 2: put(c, std::string_view(x->description)); break;
-            case 3: put(c, x->initial_bid); break;
-            case 4: put(c, x->reserve); break;
-            case 5: put(c, x->date_time); break;
-            case 6: put(c, x->expires); break;
-            case 7: put(c, x->seller); break;
-            case 8: put(c, x->category); break;
-            default: put(c, std::string_view(x->extra)); break;
-            }
+    return rows;
+}
+
+void row_reader::append(const bid& x, en::batch& b, std::size_t row) {
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
+        switch (_fields[c]) {
+        case 0: ints[row] = x.auction; break;
+        case 1: ints[row] = x.bidder; break;
+        case 2: ints[row] = x.price; break;
+        case 3: col.push_string(x.channel); break;
+        case 4: col.push_string(x.url); break;
+        case 5: ints[row] = x.date_time; break;
+        default: col.push_string(x.extra); break;
         }
-        return 1;
     }
-    if (const auto* x = std::get_if<person>(&e); x && _kind == "person") {
-        for (std::size_t c = 0; c < _fields.size(); ++c) {
-            switch (_fields[c]) {
-            case 0: put(c, x->id); break;
-            case 1: put(c, std::string_view(x->name)); break;
-            case 2: put(c, std::string_view(x->email_address)); break;
-            case 3: put(c, std::string_view(x->credit_card)); break;
-            case 4: put(c, std::string_view(x->city)); break;
-            case 5: put(c, std::string_view(x->state)); break;
-            case 6: put(c, x->date_time); break;
-            default: put(c, std::string_view(x->extra)); break;
-            }
+}
+
+void row_reader::append(const auction& x, en::batch& b, std::size_t row) {
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
+        switch (_fields[c]) {
+        case 0: ints[row] = x.id; break;
+        case 1: col.push_string(x.item_name); break;
+        case 2: col.push_string(x.description); break;
+        case 3: ints[row] = x.initial_bid; break;
+        case 4: ints[row] = x.reserve; break;
+        case 5: ints[row] = x.date_time; break;
+        case 6: ints[row] = x.expires; break;
+        case 7: ints[row] = x.seller; break;
+        case 8: ints[row] = x.category; break;
+        default: col.push_string(x.extra); break;
         }
-        return 1;
     }
-    return 0;
+}
+
+void row_reader::append(const person& x, en::batch& b, std::size_t row) {
+    for (std::size_t c = 0; c < _fields.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        auto& ints = _ints[c];
+        switch (_fields[c]) {
+        case 0: ints[row] = x.id; break;
+        case 1: col.push_string(x.name); break;
+        case 2: col.push_string(x.email_address); break;
+        case 3: col.push_string(x.credit_card); break;
+        case 4: col.push_string(x.city); break;
+        case 5: col.push_string(x.state); break;
+        case 6: ints[row] = x.date_time; break;
+        default: col.push_string(x.extra); break;
+        }
+    }
 }
 
 } // namespace runnel::connect::nexmark

@@ -33,13 +33,34 @@ public:
 
 private:
     row_reader() = default;
-    std::size_t append(const event& e, engine::batch& b) const;
+    template <typename Event>
+    std::size_t read(engine::batch& b, std::size_t max_rows, std::size_t max_events);
+    /// Appends the strings of an event to `b`'s columns and its integers to `_ints` at `row`.
+    void append(const person& x, engine::batch& b, std::size_t row);
+    void append(const auction& x, engine::batch& b, std::size_t row);
+    void append(const bid& x, engine::batch& b, std::size_t row);
 
     generator_config _cfg;
     std::optional<generator> _gen;
-    std::string _kind;
+    event_kind _kind = event_kind::bid;
     engine::schema_ptr _schema;
+    /// For each column, the index of its field in the event struct.
     std::vector<int> _fields;
+    /// The fields some column reads.
+    field_mask _want = 0;
+    /// Rows of this kind among `_total` events (the configured proportions).
+    int64_t _share = 1;
+    int64_t _total = 1;
+    /// For each string column, the bytes a row took in the last batch (0 for the others):
+    /// the next batch reserves that much up front rather than growing its arena.
+    std::vector<double> _bytes_per_row;
+    /// For each integer column, its values of the batch being read, appended in one go at the
+    /// end (one validity update rather than one a row).
+    std::vector<std::vector<int64_t>> _ints;
+    // One event of each kind, its strings' storage reused from row to row.
+    person _person;
+    auction _auction;
+    bid _bid;
 };
 
 } // namespace runnel::connect::nexmark
