@@ -7,7 +7,6 @@
 #include <cstring>
 #include <string_view>
 
-
 #include "connect/errc.h"
 #include "connect/nexmark/java_random.h"
 

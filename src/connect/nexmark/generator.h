@@ -61,8 +61,9 @@ enum class event_kind : uint8_t { person, auction, bid };
 
 /// The fields a `next_into` call writes: bit i stands for the i-th member of the event struct
 /// in declaration order (for a bid: auction, bidder, price, channel, url, date_time, extra).
-/// Fields left out keep whatever the struct held; every random draw a later field depends on
-/// is still made, so the fields written are those `next()` would give.
+/// Fields left out may be skipped (their strings not built, a bid's price not computed) or
+/// written anyway; every random draw a later field depends on is still made, so the fields in
+/// `want` are those `next()` would give.
 using field_mask = uint32_t;
 inline constexpr field_mask all_fields = ~field_mask{0};
 
