@@ -130,6 +130,41 @@ std::vector<std::string> stream_answer(const std::vector<event>& delivered, cons
     return out;
 }
 
+/// Delivers `sorted` shuffled within `bound` (each event at ts + u, u in [0, bound], so none
+/// is late) and checks a tumbling, hopping, session and cumulative window of random sizes
+/// against the batch answer; `int_key` runs the window stage's integral-key path.
+void check_every_window_kind(uint64_t seed, const std::vector<event>& sorted, int64_t bound, std::mt19937_64& rng,
+                             bool int_key) {
+    std::vector<std::pair<int64_t, size_t>> order;
+    for (size_t i = 0; i < sorted.size(); ++i) {
+        order.push_back({sorted[i].ts + int64_t(rng() % uint64_t(bound + 1)), i});
+    }
+    std::sort(order.begin(), order.end());
+    std::vector<event> delivered;
+    for (auto [d, i] : order) delivered.push_back(sorted[i]);
+
+    int64_t size = 10 + int64_t(rng() % 90);
+    int64_t slide = 1 + int64_t(rng() % uint64_t(size));
+    int64_t step = 2 + int64_t(rng() % 20);
+    std::vector<window_spec> specs{
+      tumble(std::chrono::milliseconds(size)),
+      hop(std::chrono::milliseconds(size), std::chrono::milliseconds(slide)),
+      session(std::chrono::milliseconds(1 + rng() % 20)),
+      cumulate(std::chrono::milliseconds(step), std::chrono::milliseconds(step * int64_t(1 + rng() % 6))),
+    };
+    for (const auto& w : specs) {
+        uint64_t late = 0;
+        auto got = stream_answer(delivered, w, bound, rng, late, int_key);
+        auto want = batch_answer(sorted, w, !int_key);
+        EXPECT_EQ(late, 0u) << "seed " << seed << " kind " << int(w.kind);
+        ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " kind " << int(w.kind) << " size " << w.size
+                                           << " slide " << w.slide << " gap " << w.gap;
+        for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i], want[i]) << "seed " << seed << " kind " << int(w.kind);
+        }
+    }
+}
+
 TEST(randomized, windows_equal_a_batch_computation_over_sorted_input) {
     for (uint64_t seed = 1; seed <= 100; ++seed) {
         std::mt19937_64 rng(seed);
@@ -142,34 +177,8 @@ TEST(randomized, windows_equal_a_batch_computation_over_sorted_input) {
             t += 1 + int64_t(rng() % 4); // distinct times, so first/last are well defined
             sorted.push_back({"k" + std::to_string(rng() % keys), t, int64_t(rng() % 60)});
         }
-        // Shuffle within the bound: deliver each event at ts + u, u in [0, bound]. An event
-        // then never arrives after one more than `bound` newer than it, so none is late.
-        std::vector<std::pair<int64_t, size_t>> order;
-        for (size_t i = 0; i < n; ++i) order.push_back({sorted[i].ts + int64_t(rng() % uint64_t(bound + 1)), i});
-        std::sort(order.begin(), order.end());
-        std::vector<event> delivered;
-        for (auto [d, i] : order) delivered.push_back(sorted[i]);
-
-        int64_t size = 10 + int64_t(rng() % 90);
-        int64_t slide = 1 + int64_t(rng() % uint64_t(size));
-        int64_t step = 2 + int64_t(rng() % 20);
-        std::vector<window_spec> specs{
-          tumble(std::chrono::milliseconds(size)),
-          hop(std::chrono::milliseconds(size), std::chrono::milliseconds(slide)),
-          session(std::chrono::milliseconds(1 + rng() % 20)),
-          cumulate(std::chrono::milliseconds(step), std::chrono::milliseconds(step * int64_t(1 + rng() % 6))),
-        };
-        for (const auto& w : specs) {
-            uint64_t late = 0;
-            auto got = stream_answer(delivered, w, bound, rng, late);
-            auto want = batch_answer(sorted, w);
-            EXPECT_EQ(late, 0u) << "seed " << seed << " kind " << int(w.kind);
-            ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " kind " << int(w.kind) << " size " << w.size
-                                               << " slide " << w.slide << " gap " << w.gap;
-            for (size_t i = 0; i < got.size(); ++i) {
-                ASSERT_EQ(got[i], want[i]) << "seed " << seed << " kind " << int(w.kind);
-            }
-        }
+        check_every_window_kind(seed, sorted, bound, rng, false);
+        if (::testing::Test::HasFatalFailure()) return;
     }
 }
 
@@ -198,32 +207,8 @@ TEST(randomized, windows_with_bigint_keys_equal_a_batch_computation) {
             std::string key = rng() % 50 == 0 ? "NULL" : std::to_string(key_values[rng() % keys]);
             sorted.push_back({key, t, int64_t(rng() % 60)});
         }
-        std::vector<std::pair<int64_t, size_t>> order;
-        for (size_t i = 0; i < n; ++i) order.push_back({sorted[i].ts + int64_t(rng() % uint64_t(bound + 1)), i});
-        std::sort(order.begin(), order.end());
-        std::vector<event> delivered;
-        for (auto [d, i] : order) delivered.push_back(sorted[i]);
-
-        int64_t size = 10 + int64_t(rng() % 90);
-        int64_t slide = 1 + int64_t(rng() % uint64_t(size));
-        int64_t step = 2 + int64_t(rng() % 20);
-        std::vector<window_spec> specs{
-          tumble(std::chrono::milliseconds(size)),
-          hop(std::chrono::milliseconds(size), std::chrono::milliseconds(slide)),
-          session(std::chrono::milliseconds(1 + rng() % 20)),
-          cumulate(std::chrono::milliseconds(step), std::chrono::milliseconds(step * int64_t(1 + rng() % 6))),
-        };
-        for (const auto& w : specs) {
-            uint64_t late = 0;
-            auto got = stream_answer(delivered, w, bound, rng, late, true);
-            auto want = batch_answer(sorted, w, false);
-            EXPECT_EQ(late, 0u) << "seed " << seed << " kind " << int(w.kind);
-            ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " kind " << int(w.kind) << " size " << w.size
-                                               << " slide " << w.slide << " gap " << w.gap;
-            for (size_t i = 0; i < got.size(); ++i) {
-                ASSERT_EQ(got[i], want[i]) << "seed " << seed << " kind " << int(w.kind);
-            }
-        }
+        check_every_window_kind(seed, sorted, bound, rng, true);
+        if (::testing::Test::HasFatalFailure()) return;
     }
 }
 
