@@ -50,10 +50,11 @@ protected:
         produce_events(topic, partitions, evs);
     }
 
-    output read(const std::string& topic) {
-        output out;
+    /// Calls `f` with every record of `topic`, partition by partition, in offset order.
+    template <class F>
+    void for_each_record(const std::string& topic, F f) {
         auto t = _broker->topic(topic);
-        if (!t) return out;
+        if (!t) return;
         for (int32_t p = 0; p < t->config.partitions; ++p) {
             int64_t from = 0;
             for (;;) {
@@ -65,20 +66,24 @@ protected:
                 std::size_t pos = 0;
                 while (pos < span.size()) {
                     auto h = model::parse_batch_header(span.subspan(pos)).value();
-                    auto recs = model::decode_records(span.subspan(pos, h.size_bytes())).value();
-                    for (const auto& rec : recs) {
-                        std::string_view v(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
-                        auto o = json::parse(v).as_object();
-                        auto k = fmt::format("{}@{}", std::string(o["key"].as_string()), o["window_start"].as_int64());
-                        out.counts[k] = o["count"].as_int64();
-                        ++out.rows[k];
-                        ++out.total;
-                    }
+                    for (const auto& rec : model::decode_records(span.subspan(pos, h.size_bytes())).value()) f(rec);
                     pos += h.size_bytes();
                 }
                 from = r.value().data.next_offset();
             }
         }
+    }
+
+    output read(const std::string& topic) {
+        output out;
+        for_each_record(topic, [&](const auto& rec) {
+            std::string_view v(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
+            auto o = json::parse(v).as_object();
+            auto k = fmt::format("{}@{}", std::string(o["key"].as_string()), o["window_start"].as_int64());
+            out.counts[k] = o["count"].as_int64();
+            ++out.rows[k];
+            ++out.total;
+        });
         return out;
     }
 
@@ -86,34 +91,15 @@ protected:
     /// value) deleting the key; `tombstones` counts those.
     std::map<std::string, std::string> read_table(const std::string& topic, int* tombstones = nullptr) {
         std::map<std::string, std::string> table;
-        auto t = _broker->topic(topic);
-        if (!t) return table;
-        for (int32_t p = 0; p < t->config.partitions; ++p) {
-            int64_t from = 0;
-            for (;;) {
-                auto r = wait<result<broker::fetch_result>>([&](auto done) {
-                    _broker->fetch({topic, model::partition_id(p)}, model::offset(from), 1 << 20, _caller, done);
-                });
-                if (!r || r.value().data.batches == 0) break;
-                auto span = r.value().data.bytes.span();
-                std::size_t pos = 0;
-                while (pos < span.size()) {
-                    auto h = model::parse_batch_header(span.subspan(pos)).value();
-                    auto recs = model::decode_records(span.subspan(pos, h.size_bytes())).value();
-                    for (const auto& rec : recs) {
-                        std::string k(reinterpret_cast<const char*>(rec.key->data()), rec.key->size());
-                        if (!rec.value) {
-                            table.erase(k);
-                            if (tombstones) ++*tombstones;
-                            continue;
-                        }
-                        table[k] = std::string(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
-                    }
-                    pos += h.size_bytes();
-                }
-                from = r.value().data.next_offset();
+        for_each_record(topic, [&](const auto& rec) {
+            std::string k(reinterpret_cast<const char*>(rec.key->data()), rec.key->size());
+            if (!rec.value) {
+                table.erase(k);
+                if (tombstones) ++*tombstones;
+                return;
             }
-        }
+            table[k] = std::string(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
+        });
         return table;
     }
 
