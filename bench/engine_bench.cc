@@ -340,7 +340,8 @@ answer hand_session_count(std::vector<batch> in) {
     std::multimap<int64_t, int64_t> timers; // end → key, checked lazily
     wm_tracker wm;
     auto fire = [&](int64_t w) {
-        while (!timers.empty() && (w == INT64_MAX || timers.begin()->first - 1 <= w)) {
+        // A session closes once a row at its end could no longer join it: end ≤ watermark.
+        while (!timers.empty() && (w == INT64_MAX || timers.begin()->first <= w)) {
             auto [end, key] = *timers.begin();
             timers.erase(timers.begin());
             auto it = open.find(key);
@@ -367,7 +368,7 @@ answer hand_session_count(std::vector<batch> in) {
             auto& v = open[bidder[i]];
             sess s{ts[i], ts[i] + gap, 1};
             for (size_t k = 0; k < v.size();) {
-                if (v[k].start < s.end && s.start < v[k].end) {
+                if (v[k].start <= s.end && s.start <= v[k].end) { // sessions that touch merge
                     s.start = std::min(s.start, v[k].start);
                     s.end = std::max(s.end, v[k].end);
                     s.count += v[k].count;
