@@ -66,7 +66,9 @@ protected:
                 std::size_t pos = 0;
                 while (pos < span.size()) {
                     auto h = model::parse_batch_header(span.subspan(pos)).value();
-                    for (const auto& rec : model::decode_records(span.subspan(pos, h.size_bytes())).value()) f(rec);
+                    auto records = model::decode_records(span.subspan(pos, h.size_bytes()));
+                    ASSERT_TRUE(records) << records.error().message();
+                    for (const auto& rec : records.value()) f(rec);
                     pos += h.size_bytes();
                 }
                 from = r.value().data.next_offset();
