@@ -165,7 +165,7 @@ int serve(const serve_options& opts) {
         }
     }
     // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
-    jobs::manager job_manager(brk, shards, opts.data_dir / "jobs");
+    jobs::manager job_manager(brk, shards, opts.data_dir / "jobs", &groups);
     if (!failure) {
         if (auto r = job_manager.start(); !r) {
             failure = fmt::format("cannot start the stored jobs: {}", r.error().message());

@@ -23,6 +23,9 @@ public:
     virtual void pause(bool paused) = 0;
     virtual std::string state() const = 0;
     virtual runnel::result<void> restore(std::string_view state) = 0;
+    /// The checkpoint holding `state` (what `state()` returned for it) is durable: a source
+    /// may tell the outside world it consumed that far (a consumer group's committed offsets).
+    virtual void checkpoint_durable(std::string_view state) { (void)state; }
     /// Bytes read ahead and held for the pipeline.
     virtual std::size_t buffered_bytes() const = 0;
     /// Records lost before they were read (retention), counted, never silent.

@@ -351,8 +351,11 @@ void job::snapshot(uint64_t round) {
     parts[pre + "stages"] = encode_stages(_pipeline.snapshot());
     if (auto r = _pipeline.check_stages(); !r)
         return fail(fmt::format("checkpoint: {}", r.error().message));
-    for (std::size_t i = 0; i < _sources.size(); ++i)
-        parts[fmt::format("{}source.{}", pre, i)] = _sources[i]->state();
+    _source_states.clear();
+    for (std::size_t i = 0; i < _sources.size(); ++i) {
+        _source_states.push_back(_sources[i]->state());
+        parts[fmt::format("{}source.{}", pre, i)] = _source_states.back();
+    }
     for (std::size_t i = 0; i < _sinks.size(); ++i)
         parts[fmt::format("{}sink.{}", pre, i)] = _sinks[i].sink->seal();
     post_to(0, [round, parts = std::move(parts)](job& leader) mutable {
@@ -386,6 +389,9 @@ void job::resume() {
 void job::release(uint64_t round) {
     if (_phase != phase::running)
         return;
+    // The checkpoint is durable: sources may report how far they consumed.
+    for (std::size_t i = 0; i < _sources.size() && i < _source_states.size(); ++i)
+        _sources[i]->checkpoint_durable(_source_states[i]);
     std::vector<std::function<void(std::function<void(result<void>)>)>> releases;
     for (auto& s : _sinks) {
         auto* sk = s.sink.get();

@@ -22,6 +22,7 @@ struct job_group {
     uint32_t parallelism = 1;
     std::unique_ptr<engine::exchange> exchange; ///< with more than one instance
     std::vector<std::weak_ptr<job>> members;
+    broker::group_coordinator* groups = nullptr; ///< the server's consumer groups, if any
 };
 
 /// One instance of a job: its pipeline, log sources and sinks, and the loop that runs and
@@ -80,6 +81,7 @@ private:
     uint32_t instance() const override { return _instance; }
     uint32_t parallelism() const override { return _group->parallelism; }
     engine::stream exchange(engine::stream s, std::vector<std::string> keys) override;
+    broker::group_coordinator* groups() const override { return _group->groups; }
 
     void start_sinks(std::size_t i);
     void recover_sinks(std::size_t i);
@@ -119,6 +121,8 @@ private:
     };
     std::vector<sink_entry> _sinks;
     std::optional<engine::checkpoint> _restored;
+    /// The sources' states in the checkpoint being taken, told to them once it is durable.
+    std::vector<std::string> _source_states;
 
     enum class phase { starting, recovering, running, failed, stopped };
     phase _phase = phase::starting;

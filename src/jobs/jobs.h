@@ -26,6 +26,7 @@
 
 namespace runnel::broker {
 class broker;
+class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::net {
@@ -103,6 +104,8 @@ public:
     virtual uint32_t parallelism() const = 0;
     /// Brings every row of a key to one instance (`engine::exchange`); with one instance, `s`.
     virtual engine::stream exchange(engine::stream s, std::vector<std::string> keys) = 0;
+    /// The server's consumer groups (sources start from and commit to them), or null.
+    virtual broker::group_coordinator* groups() const { return nullptr; }
 
     /// The fluent form: `ctx.from_topic("swipes").decode(…).key_by(…).window(…).aggregate(…)`,
     /// then `ctx.to_topic(result, "alerts", {"card"})`.
@@ -142,7 +145,10 @@ class job;
 /// `status` from any thread that is not a shard.
 class manager {
 public:
-    manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir);
+    /// `groups`, when given, lets SQL tables start from and commit to consumer groups
+    /// (`scan.startup.mode` = group-offsets, `properties.group.id`); it must outlive the manager.
+    manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir,
+            broker::group_coordinator* groups = nullptr);
     ~manager();
     manager(const manager&) = delete;
     manager& operator=(const manager&) = delete;

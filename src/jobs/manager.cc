@@ -154,13 +154,17 @@ struct manager::impl {
     };
     std::shared_ptr<ticks> tick = std::make_shared<ticks>();
     metrics::registry::collector_handle collector;
+    broker::group_coordinator* groups = nullptr;
 };
 
-manager::manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir)
+manager::manager(broker::broker& brk, net::shard_group& shards, std::filesystem::path dir,
+                 broker::group_coordinator* groups)
     : _broker(brk)
     , _shards(shards)
     , _dir(std::move(dir))
-    , _impl(std::make_unique<impl>()) {}
+    , _impl(std::make_unique<impl>()) {
+    _impl->groups = groups;
+}
 
 manager::~manager() {
     stop();
@@ -264,6 +268,7 @@ result<void> manager::launch(job_definition def, std::string& why) {
     const unsigned first = _shards.shard_for(std::hash<std::string>{}(id));
     auto group = std::make_shared<job_group>();
     group->parallelism = std::max<uint32_t>(def.parallelism, 1);
+    group->groups = _impl->groups;
     if (group->parallelism > 1)
         group->exchange = std::make_unique<engine::exchange>(group->parallelism);
     impl::entry e;

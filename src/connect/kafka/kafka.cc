@@ -137,7 +137,9 @@ struct kafka_source::impl : std::enable_shared_from_this<impl> {
                     for (int32_t p = 0; p < parts; ++p) {
                         auto it = handed.find(p);
                         rd_kafka_topic_partition_list_add(list, opts.topic.c_str(), p)->offset =
-                          it == handed.end() ? RD_KAFKA_OFFSET_BEGINNING : it->second;
+                          it != handed.end() ? it->second
+                          : opts.start_at_end ? RD_KAFKA_OFFSET_END
+                                              : RD_KAFKA_OFFSET_BEGINNING;
                     }
                 }
                 auto ae = rd_kafka_assign(rk, list);

@@ -24,6 +24,8 @@ struct kafka_source_options {
     std::string topic;
     std::string client_id = "runnel-job";
     std::size_t max_buffered_bytes = 4u << 20;
+    /// Where a partition no checkpoint covers starts: its beginning (false) or its end (true).
+    bool start_at_end = false;
 };
 
 /// Reads every partition of a topic of an external cluster into batches of the same schema as

@@ -87,20 +87,67 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
 
     void resolve(std::size_t p) {
         parts[p].in_flight = true;
-        brk.offsets(tp(p), home, [self = shared_from_this(), p](result<broker::offsets_result> r) {
-            auto& st = self->parts[p];
-            st.in_flight = false;
+        using start_at = log_source_options::start_at;
+        if (opts.start == start_at::group_offsets && opts.groups) {
+            opts.groups->fetch_offsets(
+              opts.group_id, std::vector<model::topic_partition>{tp(p)}, home,
+              [self = shared_from_this(), p](broker::offsets_fetch_result r) {
+                  if (self->stopped) return;
+                  auto e = r.error;
+                  if (e == broker::errc::success && !r.partitions.empty()) e = r.partitions[0].error;
+                  if (e != broker::errc::success) {
+                      // The coordinator may still be loading: asked again on the next wake.
+                      self->parts[p].in_flight = false;
+                      self->waiting = fmt::format("group '{}': {}", self->opts.group_id,
+                                                  broker::make_error_code(e).message());
+                      return;
+                  }
+                  const int64_t committed = r.partitions.empty() ? -1 : r.partitions[0].value.offset;
+                  if (committed >= 0) return self->resolved(p, committed);
+                  self->resolve_at(p, self->opts.group_fallback);
+              });
+            return;
+        }
+        if (opts.start == start_at::timestamp) {
+            brk.offset_for_time(tp(p), model::event_time(opts.start_timestamp_ms), home,
+                                [self = shared_from_this(), p](result<std::optional<model::offset>> r) {
+                                    if (self->stopped) return;
+                                    if (!r) {
+                                        self->parts[p].in_flight = false;
+                                        self->waiting = fmt::format("partition {}: {}", p, r.error().message());
+                                        return;
+                                    }
+                                    // No record that late: start at the end, as Kafka's ListOffsets does.
+                                    if (r.value()) return self->resolved(p, (*r.value())());
+                                    self->resolve_at(p, start_at::latest);
+                                });
+            return;
+        }
+        resolve_at(p, opts.start);
+    }
+
+    /// Starts partition `p` at its log start or its end.
+    void resolve_at(std::size_t p, log_source_options::start_at where) {
+        parts[p].in_flight = true;
+        brk.offsets(tp(p), home, [self = shared_from_this(), p, where](result<broker::offsets_result> r) {
             if (self->stopped) return;
             if (!r) {
+                self->parts[p].in_flight = false;
                 self->waiting = fmt::format("partition {}: {}", p, r.error().message());
                 return;
             }
-            st.next_fetch = self->opts.start == log_source_options::start_at::latest ? r.value().high_watermark()
-                                                                                     : r.value().log_start();
-            if (st.handed < 0) st.handed = st.next_fetch;
-            self->pump();
-            self->wake();
+            self->resolved(p, where == log_source_options::start_at::latest ? r.value().high_watermark()
+                                                                             : r.value().log_start());
         });
+    }
+
+    void resolved(std::size_t p, int64_t offset) {
+        auto& st = parts[p];
+        st.in_flight = false;
+        st.next_fetch = offset;
+        if (st.handed < 0) st.handed = st.next_fetch;
+        pump();
+        wake();
     }
 
     void fetch(std::size_t p, std::size_t max_bytes) {
@@ -266,6 +313,32 @@ result<void> log_source::restore(std::string_view bytes) {
     _impl->buffer.clear();
     _impl->buffered = 0;
     return ok();
+}
+
+void log_source::checkpoint_durable(std::string_view bytes) {
+    auto& im = *_impl;
+    if (im.opts.group_id.empty() || !im.opts.groups || im.stopped) return;
+    engine::state_reader r(bytes);
+    const uint32_t n = r.count(8);
+    broker::commit_request req;
+    req.group_id = im.opts.group_id;
+    const auto now = model::processing_now()();
+    for (uint32_t p = 0; p < n; ++p) {
+        const int64_t handed = r.i64();
+        if (handed >= 0 && im.mine(p)) req.partitions.push_back({im.tp(p), broker::committed_offset{handed, -1, {}, now}});
+    }
+    if (!r.ok() || req.partitions.empty()) return;
+    // A simple commit (no member, no generation), as a consumer that assigns its own partitions makes.
+    im.opts.groups->commit(std::move(req), im.home,
+                           [topic = im.opts.topic, group = im.opts.group_id](broker::errc e, std::vector<broker::partition_error> each) {
+                               for (const auto& pe : each) {
+                                   if (pe.error != broker::errc::success) e = pe.error;
+                               }
+                               if (e != broker::errc::success) {
+                                   lg().warn("log source {}: cannot commit offsets to group '{}': {}", topic, group,
+                                             broker::make_error_code(e).message());
+                               }
+                           });
 }
 
 std::size_t log_source::buffered_bytes() const { return _impl->buffered; }

@@ -12,13 +12,24 @@
 
 namespace runnel::broker {
 class broker;
+class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::connect {
 
 struct log_source_options {
     std::string topic;
-    enum class start_at : uint8_t { earliest, latest } start = start_at::earliest;
+    /// Where each partition starts when no checkpoint says: its log start, its end, the first
+    /// offset whose timestamp is >= `start_timestamp_ms` (the end when there is none), or the
+    /// offset `group_id` committed (`group_fallback` when the group has none for it).
+    enum class start_at : uint8_t { earliest, latest, timestamp, group_offsets } start = start_at::earliest;
+    int64_t start_timestamp_ms = 0;
+    /// A consumer group in `groups`: with `group_offsets` the source starts from its committed
+    /// offsets; with any start, every durable checkpoint commits the offsets it holds to it
+    /// (`checkpoint_durable`), so a later job in the group continues where this one stopped.
+    std::string group_id;
+    broker::group_coordinator* groups = nullptr;
+    start_at group_fallback = start_at::earliest; ///< earliest or latest
     /// Bytes of fetched records held for the pipeline; fetching pauses at this mark, so a slow
     /// pipeline leaves the records in the log, not in memory.
     std::size_t max_buffered_bytes = 4u << 20;
@@ -59,6 +70,8 @@ public:
     int32_t partitions() const;
     std::string state() const override;
     result<void> restore(std::string_view state) override;
+    /// Commits the offsets of `state` to `group_id`, when the options name one.
+    void checkpoint_durable(std::string_view state) override;
 
     std::size_t buffered_bytes() const override;
     uint64_t skipped_records() const override;
