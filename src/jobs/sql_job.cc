@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "broker/broker.h"
+#include "connect/datagen/datagen.h"
+#include "connect/file/file.h"
 #include "connect/kafka/kafka.h"
 #include "connect/nexmark/rows.h"
 #include "jobs/jobs.h"
@@ -19,6 +22,7 @@ namespace {
 
 namespace en = runnel::engine;
 namespace nx = runnel::connect::nexmark;
+namespace dg = runnel::connect::datagen;
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -47,6 +51,42 @@ std::optional<int64_t> duration_ms(std::string_view text) {
     if (unit == "min" || unit == "minute" || unit == "minutes") return n * 60'000;
     return std::nullopt;
 }
+
+/// The datagen column of physical column `f` of table `t`, or why it has none.
+std::optional<dg::column> datagen_column(const sql::table_schema& t, const en::field& f) {
+    auto i = t.find_column(f.name);
+    if (!i) return std::nullopt;
+    const auto& ty = t.columns[*i].type;
+    dg::column c;
+    c.name = f.name;
+    switch (ty.kind) {
+    case sql::type_kind::tinyint: c.kind = dg::column_kind::tinyint; break;
+    case sql::type_kind::smallint: c.kind = dg::column_kind::smallint; break;
+    case sql::type_kind::int_: c.kind = dg::column_kind::int_; break;
+    case sql::type_kind::bigint: c.kind = dg::column_kind::bigint; break;
+    case sql::type_kind::float_: c.kind = dg::column_kind::float_; break;
+    case sql::type_kind::double_: c.kind = dg::column_kind::double_; break;
+    case sql::type_kind::decimal:
+        c.kind = dg::column_kind::decimal;
+        c.precision = sql::effective_precision(ty);
+        c.scale = sql::effective_scale(ty);
+        break;
+    case sql::type_kind::boolean: c.kind = dg::column_kind::boolean; break;
+    case sql::type_kind::char_:
+    case sql::type_kind::varchar:
+        c.kind = dg::column_kind::string;
+        c.precision = sql::effective_precision(ty) == sql::max_varchar_length ? 0 : sql::effective_precision(ty);
+        break;
+    case sql::type_kind::string: c.kind = dg::column_kind::string; break;
+    case sql::type_kind::timestamp:
+    case sql::type_kind::timestamp_ltz: c.kind = dg::column_kind::timestamp; break;
+    default: return std::nullopt;
+    }
+    return c;
+}
+
+/// Options every table may carry whatever its connector (read by the job, not the connector).
+bool common_option(std::string_view k) { return k == "connector" || k == "scan.watermark.idle-timeout"; }
 
 /// A Nexmark table as a checkpointed source: the checkpoint keeps how many events were read;
 /// a restore generates again up to there.
@@ -104,46 +144,83 @@ public:
             if (!r) return en::error(r.error().code, fmt::format("table {}: {}", name, r.error().message));
             return _ctx.source(std::make_unique<nexmark_source>(std::move(r).value()), columns);
         }
+        if (kind == "datagen") return datagen(t, columns);
+        if (kind == "file" || kind == "filesystem") return file_source(t, columns);
         if (kind != "topic" && kind != "kafka") return unknown(t, kind);
         const auto topic = option(t, "topic");
         if (topic.empty()) return bad(fmt::format("table {}: option 'topic' is required", name));
+        auto f = format_of(t, true);
+        if (!f) return f.error();
+        const auto bootstrap = option(t, "properties.bootstrap.servers");
         const auto mode = option(t, "scan.startup.mode", "earliest-offset");
-        if (mode != "earliest-offset" && mode != "latest-offset") {
-            return bad(fmt::format("table {}: 'scan.startup.mode' = '{}' is not supported yet; use earliest-offset or "
-                                   "latest-offset",
+        using start_at = connect::log_source_options::start_at;
+        start_at start;
+        if (mode == "earliest-offset") start = start_at::earliest;
+        else if (mode == "latest-offset") start = start_at::latest;
+        else if (mode == "timestamp") start = start_at::timestamp;
+        else if (mode == "group-offsets") start = start_at::group_offsets;
+        else {
+            return bad(fmt::format("table {}: 'scan.startup.mode' is earliest-offset, latest-offset, timestamp or "
+                                   "group-offsets, not '{}'",
                                    name, mode));
         }
-        const auto format = lower(option(t, "format", option(t, "value.format", "json")));
-        en::decode_format f;
-        if (format == "json") f = en::decode_format::json;
-        else if (format == "csv") f = en::decode_format::csv;
-        else if (format == "raw") f = en::decode_format::raw;
-        else return bad(fmt::format("table {}: format '{}' is not supported; use json, csv or raw", name, format));
+        const auto group = option(t, "properties.group.id");
         en::stream raw;
-        const auto bootstrap = option(t, "properties.bootstrap.servers");
         if (!bootstrap.empty()) {
+            if (start == start_at::timestamp || start == start_at::group_offsets || !group.empty()) {
+                return bad(fmt::format("table {}: a Kafka cluster's table starts at earliest-offset or latest-offset "
+                                       "and keeps its offsets in the job's checkpoints; '{}' is for the embedded "
+                                       "log's topics for now",
+                                       name, group.empty() ? "scan.startup.mode' = '" + mode : "properties.group.id"));
+            }
             connect::kafka_source_options o;
             o.bootstrap = bootstrap;
             o.topic = topic;
             o.client_id = "runnel-job-" + _def.id;
+            o.start_at_end = start == start_at::latest;
             raw = _ctx.source(std::make_unique<connect::kafka_source>(o, _ctx.home(), _ctx.waker()),
                               connect::log_source::schema());
         } else {
             connect::log_source_options o;
             o.topic = topic;
-            o.start = mode == "latest-offset" ? connect::log_source_options::start_at::latest
-                                              : connect::log_source_options::start_at::earliest;
+            o.start = start;
+            if (start == start_at::timestamp) {
+                const auto ts = option(t, "scan.startup.timestamp-millis");
+                int64_t ms = -1;
+                auto [e, ec] = std::from_chars(ts.data(), ts.data() + ts.size(), ms);
+                if (ts.empty()) {
+                    return bad(fmt::format("table {}: 'scan.startup.mode' = 'timestamp' needs "
+                                           "'scan.startup.timestamp-millis'",
+                                           name));
+                }
+                if (ec != std::errc() || e != ts.data() + ts.size() || ms < 0) {
+                    return bad(fmt::format("table {}: 'scan.startup.timestamp-millis' must be epoch milliseconds, not "
+                                           "'{}'",
+                                           name, ts));
+                }
+                o.start_timestamp_ms = ms;
+            }
+            if (!group.empty()) {
+                if (!_ctx.groups()) {
+                    return bad(fmt::format("table {}: 'properties.group.id' needs consumer groups, which this server "
+                                           "does not run",
+                                           name));
+                }
+                o.group_id = group;
+                o.groups = _ctx.groups();
+            } else if (start == start_at::group_offsets) {
+                return bad(fmt::format("table {}: 'scan.startup.mode' = 'group-offsets' needs 'properties.group.id'",
+                                       name));
+            }
+            const auto reset = lower(option(t, "properties.auto.offset.reset", "earliest"));
+            if (reset != "earliest" && reset != "latest") {
+                return bad(fmt::format("table {}: 'properties.auto.offset.reset' is earliest or latest, not '{}'", name,
+                                       reset));
+            }
+            o.group_fallback = reset == "latest" ? start_at::latest : start_at::earliest;
             raw = _ctx.source(o);
         }
-        auto decoded = raw.decode(f, columns, "value");
-        // Records that do not decode are never dropped silently: they go to `<job>.dead`
-        // with the reason, unless the table says to ignore them (then they are only counted).
-        if (lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
-            _ctx.to_topic(decoded.dead_letters(), _def.id + ".dead", {}, connect::delivery::at_least_once);
-        } else {
-            decoded.dead_letters().sink([](const en::batch&) {});
-        }
-        return decoded;
+        return decode(raw, f.value(), columns, t);
     }
 
     en::result<void> sink(en::stream rows, const sql::table_schema& t) override {
@@ -153,6 +230,7 @@ public:
             rows.sink([](const en::batch&) {});
             return outcome::success();
         }
+        if (kind == "file" || kind == "filesystem") return file_sink(std::move(rows), t);
         if (kind != "topic" && kind != "kafka") return unknown(t, kind);
         const auto topic = option(t, "topic");
         if (topic.empty()) return bad(fmt::format("table {}: option 'topic' is required", name));
@@ -207,8 +285,103 @@ public:
 
 private:
     static en::error unknown(const sql::table_schema& t, const std::string& kind) {
-        return bad(fmt::format("table {}: connector '{}' is not one Runnel has (topic, kafka, nexmark, blackhole)",
+        return bad(fmt::format("table {}: connector '{}' is not one Runnel has (topic, kafka, nexmark, datagen, file, "
+                               "blackhole)",
                                t.name.back(), kind));
+    }
+
+    /// The table's `format` (or `value.format`): json by default for topics; `raw` only for
+    /// sources.
+    static en::result<en::decode_format> format_of(const sql::table_schema& t, bool defaulted) {
+        const auto name = t.name.back();
+        if (!defaulted && !t.option("format")) return bad(fmt::format("table {}: option 'format' is required (csv, json or raw)", name));
+        const auto format = lower(option(t, "format", option(t, "value.format", "json")));
+        if (format == "json") return en::decode_format::json;
+        if (format == "csv") return en::decode_format::csv;
+        if (format == "raw") return en::decode_format::raw;
+        return bad(fmt::format("table {}: format '{}' is not supported; use json, csv or raw", name, format));
+    }
+
+    /// Records of `raw`'s `value` column decoded into `columns`. Records that do not decode are
+    /// never dropped silently: they go to `<job>.dead` with the reason, unless the table says to
+    /// ignore them (then they are only counted).
+    en::stream decode(en::stream raw, en::decode_format f, const en::schema_ptr& columns, const sql::table_schema& t) {
+        auto decoded = raw.decode(f, columns, "value");
+        if (lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
+            _ctx.to_topic(decoded.dead_letters(), _def.id + ".dead", {}, connect::delivery::at_least_once);
+        } else {
+            decoded.dead_letters().sink([](const en::batch&) {});
+        }
+        return decoded;
+    }
+
+    en::result<en::stream> datagen(const sql::table_schema& t, const en::schema_ptr& columns) {
+        const auto name = t.name.back();
+        std::vector<dg::column> cols;
+        for (const auto& f : columns->fields()) {
+            auto c = datagen_column(t, f);
+            if (!c) return bad(fmt::format("table {}: datagen cannot make column '{}' of its type", name, f.name));
+            cols.push_back(std::move(*c));
+        }
+        std::map<std::string, std::string> opts;
+        for (const auto& [k, v] : t.options) {
+            if (!common_option(k)) opts[k] = v;
+        }
+        auto g = dg::generator::make(opts, std::move(cols), columns);
+        if (!g) return en::error(g.error().code, fmt::format("table {}: {}", name, g.error().message));
+        return _ctx.source(std::make_unique<dg::source>(std::move(g).value()), columns);
+    }
+
+    /// Refuses options the file connector does not read (`allowed` besides the common ones).
+    static en::result<void> only_options(const sql::table_schema& t, std::initializer_list<std::string_view> allowed) {
+        for (const auto& [k, v] : t.options) {
+            if (common_option(k) || std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+            std::string list;
+            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            return bad(fmt::format("table {}: option '{}' is not one the file connector reads ({})", t.name.back(), k,
+                                   list));
+        }
+        return outcome::success();
+    }
+
+    en::result<en::stream> file_source(const sql::table_schema& t, const en::schema_ptr& columns) {
+        const auto name = t.name.back();
+        if (auto o = only_options(t, {"path", "format", "json.ignore-parse-errors"}); !o) return o.error();
+        const auto path = option(t, "path");
+        if (path.empty()) return bad(fmt::format("table {}: option 'path' is required", name));
+        auto f = format_of(t, false);
+        if (!f) return f.error();
+        std::string why;
+        auto files = connect::files_of(path, why);
+        if (!files) return bad(fmt::format("table {}: {}", name, why));
+        auto raw = _ctx.source(std::make_unique<connect::file_source>(std::move(files).value()),
+                               connect::file_source::schema());
+        return decode(raw, f.value(), columns, t);
+    }
+
+    en::result<void> file_sink(en::stream rows, const sql::table_schema& t) {
+        const auto name = t.name.back();
+        if (auto o = only_options(t, {"path", "format"}); !o) return o.error();
+        const auto path = option(t, "path");
+        if (path.empty()) return bad(fmt::format("table {}: option 'path' is required", name));
+        auto f = format_of(t, false);
+        if (!f) return f.error();
+        if (f.value() == en::decode_format::raw) return bad(fmt::format("table {}: a file sink writes csv or json, not raw", name));
+        // An updating query reaches a keyed sink through an upsert stage; a file cannot update
+        // or delete a line it wrote, so (as Flink's filesystem sink) it takes only inserts.
+        if (rows.schema_of() && _ctx.pipeline().stage_at(rows.stage_id()).name() == std::string_view("upsert")) {
+            return bad(fmt::format("table {}: a file sink takes only inserts, and the query updates its rows; write "
+                                   "them to a topic with a PRIMARY KEY",
+                                   name));
+        }
+        if (std::filesystem::is_directory(path)) {
+            return bad(fmt::format("table {}: path '{}' is a directory; a file sink appends to one file", name, path));
+        }
+        connect::file_sink_options o;
+        o.path = path;
+        o.format = f.value() == en::decode_format::csv ? connect::file_format::csv : connect::file_format::json;
+        _ctx.sink(std::move(rows), std::make_unique<connect::file_sink>(std::move(o), _ctx.home()), 1);
+        return outcome::success();
     }
 
     job_context& _ctx;

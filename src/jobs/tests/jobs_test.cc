@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "base/fail_point.h"
 #include "broker/tests/broker_fixture.h"
 #include "jobs/jobs.h"
@@ -21,6 +24,15 @@ struct output {
 
 class jobs_test : public broker_fixture {
 protected:
+    void started(const std::vector<executor*>& ex) override {
+        broker::group_config cfg;
+        cfg.offsets_partitions = 2;
+        _groups = std::make_unique<broker::group_coordinator>(*_broker, cfg, ex);
+        ASSERT_TRUE(_groups->start());
+        ASSERT_TRUE(eventually([&] { return _groups->loaded(); }));
+    }
+    void stopped() override { _groups.reset(); }
+
     void TearDown() override {
         _jobs.reset();
         broker_fixture::TearDown();
@@ -129,7 +141,7 @@ protected:
     }
 
     void start_jobs() {
-        _jobs = std::make_unique<manager>(*_broker, *_shards, _dir / "jobs");
+        _jobs = std::make_unique<manager>(*_broker, *_shards, _dir / "jobs", _groups.get());
         ASSERT_TRUE(_jobs->start());
     }
     void restart() {
@@ -150,6 +162,47 @@ protected:
         return d;
     }
 
+    /// A SQL job checkpointing every 50 ms.
+    static job_definition sql(std::string id, std::string text) {
+        job_definition d;
+        d.id = std::move(id);
+        d.template_name = "sql";
+        d.params = {{"sql", std::move(text)}};
+        d.checkpoint_interval = std::chrono::milliseconds(50);
+        return d;
+    }
+
+    /// The values of `topic`'s records, in partition then offset order.
+    std::vector<std::string> values(const std::string& topic) {
+        std::vector<std::string> out;
+        for_each_record(topic, [&](const auto& rec) {
+            out.emplace_back(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
+        });
+        return out;
+    }
+
+    /// The offset `group` committed for partition 0 of `topic` (-1: none).
+    int64_t committed(const std::string& group, const std::string& topic) {
+        auto r = wait<broker::offsets_fetch_result>([&](auto done) {
+            _groups->fetch_offsets(group, std::vector<model::topic_partition>{{topic, model::partition_id(0)}}, _caller,
+                                   done);
+        });
+        return r.partitions.empty() ? -1 : r.partitions[0].value.offset;
+    }
+
+    job_status status_of(const std::string& id) {
+        for (auto& st : _jobs->status()) {
+            if (st.id == id) return st;
+        }
+        return {};
+    }
+
+    static std::string slurp(const std::filesystem::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    }
+
+    std::unique_ptr<broker::group_coordinator> _groups;
     std::unique_ptr<manager> _jobs;
 };
 
@@ -320,6 +373,231 @@ INSERT INTO few SELECT `key`, COUNT(*) FROM events GROUP BY `key` HAVING COUNT(*
     read_table("few", &tombstones);
     EXPECT_GT(tombstones, 0);
     EXPECT_LT(expected().size(), counts.size());
+}
+
+TEST_F(jobs_test, a_datagen_table_with_a_number_of_rows_feeds_a_tumbling_count) {
+    start_jobs();
+    // 1000 rows, one every 100 ms of event time: ten 10-second windows of 100 rows each.
+    auto d = sql("gen", R"(
+CREATE TABLE gen (id BIGINT, k INT, note STRING, ts AS TO_TIMESTAMP_LTZ(id * 100, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'datagen', 'number-of-rows' = '1000', 'rows-per-second' = '0', 'seed' = '7',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '100000',
+        'fields.k.min' = '0', 'fields.k.max' = '3', 'fields.note.length' = '4');
+CREATE TABLE counts (window_start TIMESTAMP(3), n BIGINT, low INT, high INT)
+  WITH ('connector' = 'topic', 'topic' = 'counts');
+INSERT INTO counts SELECT window_start, COUNT(*), MIN(k), MAX(k)
+  FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end;
+)");
+    std::string why;
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("counts").size() >= 10; }));
+    auto rows = values("counts");
+    std::sort(rows.begin(), rows.end());
+    ASSERT_EQ(rows.size(), 10u);
+    for (int w = 0; w < 10; ++w) {
+        EXPECT_EQ(rows[std::size_t(w)],
+                  fmt::format(R"({{"window_start":"1970-01-01 00:{:02}:{:02}.000","n":100,"low":0,"high":3}})",
+                              w * 10 / 60, w * 10 % 60));
+    }
+}
+
+TEST_F(jobs_test, datagen_options_are_checked_naming_the_table_and_option) {
+    start_jobs();
+    std::string why;
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(sql("bad", R"(
+CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1');
+CREATE TABLE sink (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT id FROM gen;
+)"),
+                               why));
+    EXPECT_NE(why.find("table gen: a sequence needs 'fields.id.start' and 'fields.id.end'"), std::string::npos) << why;
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(sql("bad2", R"(
+CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-sec' = '5');
+CREATE TABLE sink (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT id FROM gen;
+)"),
+                               why));
+    EXPECT_NE(why.find("table gen: option 'rows-per-sec' is not a datagen option"), std::string::npos) << why;
+}
+
+TEST_F(jobs_test, files_in_a_directory_are_read_in_name_order_aggregated_and_written_to_a_file) {
+    const auto in = _dir / "in";
+    std::filesystem::create_directories(in);
+    {
+        std::ofstream(in / "b.json") << R"({"k":"a","ts":12000})" "\n" R"({"k":"b","ts":15000})" "\n";
+        std::ofstream(in / "a.json") << R"({"k":"a","ts":1000})" "\n\n" R"({"k":"a","ts":2000})" "\n"
+                                     << "not json\n" R"({"k":"b","ts":9000})";
+        std::ofstream(in / "_partial.json") << R"({"k":"z","ts":1})" "\n";
+    }
+    const auto out = _dir / "out.csv";
+    start_jobs();
+    auto d = sql("files", fmt::format(R"(
+CREATE TABLE events (k STRING, ts BIGINT, t AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR t AS t)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'json.ignore-parse-errors' = 'true');
+CREATE TABLE counts (k STRING, window_start TIMESTAMP(3), n BIGINT)
+  WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+INSERT INTO counts SELECT k, window_start, COUNT(*)
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(t), INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end;
+)",
+                                      in.string(), out.string()));
+    std::string why;
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    // The source ends, its final watermark closes every window, and a checkpoint writes them.
+    auto lines = [&] {
+        std::vector<std::string> v;
+        std::istringstream s(slurp(out));
+        for (std::string l; std::getline(s, l);) v.push_back(l);
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    const std::vector<std::string> expected = {"a,1970-01-01 00:00:00.000,2", "a,1970-01-01 00:00:10.000,1",
+                                               "b,1970-01-01 00:00:00.000,1", "b,1970-01-01 00:00:10.000,1"};
+    ASSERT_TRUE(eventually([&] { return lines().size() >= expected.size(); }));
+    // Later checkpoints add nothing.
+    auto ck = status_of("files").checkpoints;
+    ASSERT_TRUE(eventually([&] { return status_of("files").checkpoints >= ck + 3; }));
+    EXPECT_EQ(lines(), expected);
+
+    // The file it wrote reads back as a table: the windows' counts summed per key.
+    const auto totals = _dir / "totals.json";
+    auto back = sql("back", fmt::format(R"(
+CREATE TABLE counts (k STRING, window_start TIMESTAMP(3), n BIGINT)
+  WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE totals (k STRING, n BIGINT, w TIMESTAMP(3)) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');
+INSERT INTO totals SELECT k, n, window_start FROM counts WHERE n > 1;
+)",
+                                        out.string(), totals.string()));
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(back, why)) << why;
+    ASSERT_TRUE(eventually([&] { return !slurp(totals).empty(); }));
+    auto ck2 = status_of("back").checkpoints;
+    ASSERT_TRUE(eventually([&] { return status_of("back").checkpoints >= ck2 + 2; }));
+    EXPECT_EQ(slurp(totals), "{\"k\":\"a\",\"n\":2,\"w\":\"1970-01-01 00:00:00.000\"}\n");
+}
+
+TEST_F(jobs_test, file_connector_errors_name_the_table_and_the_problem) {
+    start_jobs();
+    std::string why;
+    int n = 0;
+    auto job = [&](const std::string& source_opts, const std::string& sink_opts) {
+        return sql(fmt::format("bad{}", n++), fmt::format(R"(
+CREATE TABLE src (k STRING) WITH ({});
+CREATE TABLE dst (k STRING, n BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ({});
+INSERT INTO dst SELECT k, COUNT(*) FROM src GROUP BY k;
+)",
+                                      source_opts, sink_opts));
+    };
+    const auto missing = (_dir / "nope.json").string();
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(job(fmt::format("'connector' = 'file', 'path' = '{}', 'format' = 'json'", missing),
+                                   "'connector' = 'blackhole'"),
+                               why));
+    EXPECT_NE(why.find(fmt::format("table src: path '{}' does not exist", missing)), std::string::npos) << why;
+    std::ofstream(_dir / "in.json") << "{}\n";
+    const auto in = (_dir / "in.json").string();
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(
+        job(fmt::format("'connector' = 'file', 'path' = '{}'", in), "'connector' = 'blackhole'"), why));
+    EXPECT_NE(why.find("table src: option 'format' is required"), std::string::npos) << why;
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(job(fmt::format("'connector' = 'file', 'path' = '{}', 'format' = 'json', 'paht' = 'x'", in),
+                                   "'connector' = 'blackhole'"),
+                               why));
+    EXPECT_NE(why.find("table src: option 'paht' is not one the file connector reads"), std::string::npos) << why;
+    why.clear();
+    EXPECT_FALSE(_jobs->submit(job(fmt::format("'connector' = 'file', 'path' = '{}', 'format' = 'json'", in),
+                                   fmt::format("'connector' = 'file', 'path' = '{}', 'format' = 'json'",
+                                               (_dir / "o.json").string())),
+                               why));
+    EXPECT_NE(why.find("table dst: a file sink takes only inserts, and the query updates its rows"), std::string::npos)
+        << why;
+}
+
+TEST_F(jobs_test, a_topic_table_starts_at_a_timestamp) {
+    ASSERT_TRUE(create("events", 1).first);
+    std::vector<std::pair<std::string, int64_t>> evs;
+    for (int i = 0; i < 10; ++i) evs.emplace_back(fmt::format("k{}", i), 1000 + i * 100);
+    produce_events("events", 1, evs);
+    start_jobs();
+    auto d = sql("late", R"(
+CREATE TABLE events (`key` STRING, ts BIGINT) WITH ('connector' = 'topic', 'topic' = 'events',
+  'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '1450');
+CREATE TABLE picked (`key` STRING) WITH ('connector' = 'topic', 'topic' = 'picked');
+INSERT INTO picked SELECT `key` FROM events;
+)");
+    std::string why;
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    const std::vector<std::string> expected = {R"({"key":"k5"})", R"({"key":"k6"})", R"({"key":"k7"})",
+                                               R"({"key":"k8"})", R"({"key":"k9"})"};
+    ASSERT_TRUE(eventually([&] { return values("picked").size() >= expected.size(); }));
+    auto ck = _jobs->status()[0].checkpoints;
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= ck + 2; }));
+    EXPECT_EQ(values("picked"), expected);
+
+    why.clear();
+
+    EXPECT_FALSE(_jobs->submit(sql("nots", R"(
+CREATE TABLE events (`key` STRING) WITH ('connector' = 'topic', 'topic' = 'events', 'scan.startup.mode' = 'timestamp');
+CREATE TABLE sink (`key` STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT `key` FROM events;
+)"),
+                               why));
+    EXPECT_NE(why.find("table events: 'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis'"),
+              std::string::npos)
+        << why;
+}
+
+TEST_F(jobs_test, a_second_job_in_the_same_group_continues_where_the_first_stopped) {
+    ASSERT_TRUE(create("events", 1).first);
+    auto feed = [&](int from, int to) {
+        std::vector<std::pair<std::string, int64_t>> evs;
+        for (int i = from; i < to; ++i) evs.emplace_back(fmt::format("k{}", i), i);
+        produce_events("events", 1, evs);
+    };
+    feed(0, 6);
+    start_jobs();
+    auto job = [&](const std::string& id) {
+        return sql(id, fmt::format(R"(
+CREATE TABLE events (`key` STRING, ts BIGINT) WITH ('connector' = 'topic', 'topic' = 'events',
+  'scan.startup.mode' = 'group-offsets', 'properties.group.id' = 'readers');
+CREATE TABLE seen (`key` STRING) WITH ('connector' = 'topic', 'topic' = '{}');
+INSERT INTO seen SELECT `key` FROM events;
+)",
+                                   id));
+    };
+    std::string why;
+    // No committed offsets yet: the first job starts at the earliest (Flink's default reset).
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(job("first"), why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("first").size() >= 6; }));
+    // Each durable checkpoint commits the offsets it holds.
+    ASSERT_TRUE(eventually([&] { return committed("readers", "events") == 6; }));
+    ASSERT_TRUE(_jobs->remove("first"));
+    feed(6, 9);
+    why.clear();
+    ASSERT_TRUE(_jobs->submit(job("second"), why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("second").size() >= 3; }));
+    ASSERT_TRUE(eventually([&] { return committed("readers", "events") == 9; }));
+    EXPECT_EQ(values("second"), (std::vector<std::string>{R"({"key":"k6"})", R"({"key":"k7"})", R"({"key":"k8"})"}));
+    EXPECT_EQ(values("first").size(), 6u);
+
+    why.clear();
+
+    EXPECT_FALSE(_jobs->submit(sql("nogroup", R"(
+CREATE TABLE events (`key` STRING) WITH ('connector' = 'topic', 'topic' = 'events', 'scan.startup.mode' = 'group-offsets');
+CREATE TABLE sink (`key` STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT `key` FROM events;
+)"),
+                               why));
+    EXPECT_NE(why.find("table events: 'scan.startup.mode' = 'group-offsets' needs 'properties.group.id'"),
+              std::string::npos)
+        << why;
 }
 
 TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
