@@ -38,3 +38,9 @@ function(runnel_unit_tests_target)
   get_property(tests GLOBAL PROPERTY RUNNEL_UNIT_TESTS)
   add_custom_target(unit_tests DEPENDS ${tests})
 endfunction()
+
+# runnel_no_unity(a.cc b.cc): these files define file-local names that a neighbour in the same
+# unity batch defines too; they are compiled on their own. Call it in the folder of the target.
+function(runnel_no_unity)
+  set_source_files_properties(${ARGN} PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+endfunction()
