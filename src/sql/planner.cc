@@ -1072,7 +1072,10 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
     }
     auto src = _conn.source(_p, t, phys.value());
     if (!src) {
-        return at(pos, 1, fmt::format("table {}: {}", tname, src.error().message));
+        // A connector's message usually names the table already.
+        const auto& why = src.error().message;
+        if (why.starts_with(fmt::format("table {}:", tname))) return at(pos, 1, why);
+        return at(pos, 1, fmt::format("table {}: {}", tname, why));
     }
     relation rel;
     rel.s = src.value();
@@ -2713,7 +2716,9 @@ parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
     _out.updating = updating;
     auto r = _conn.sink(out, *t);
     if (!r) {
-        return at(pos, 1, fmt::format("sink {}: {}", dotted(s.table), r.error().message));
+        const auto& why = r.error().message;
+        if (why.starts_with(fmt::format("table {}:", dotted(s.table)))) return at(pos, 1, why);
+        return at(pos, 1, fmt::format("sink {}: {}", dotted(s.table), why));
     }
     if (auto c = check(pos); !c) {
         return c.error();
