@@ -366,6 +366,7 @@ result<std::unique_ptr<lookup_join_stage>> lookup_join_stage::make(schema_ptr st
         }
     }
     s->_out = joined_schema(*stream, *table, type == join_type::left);
+    for (const auto& f : table->fields()) s->_rows.emplace_back(f.type);
     s->_stream = std::move(stream);
     s->_tschema = std::move(table);
     s->_type = type;
@@ -379,38 +380,92 @@ void lookup_join_stage::on_batch(size_t input, batch b, stage_output& out) {
             auto k = key_of(b, _tkeys, i);
             if (!k) continue;
             auto kind = b.kind(i);
-            if (kind == row_kind::delete_row || kind == row_kind::update_before) _table.erase(*k);
-            else _table[*k] = b.row(i);
+            if (kind == row_kind::delete_row || kind == row_kind::update_before) {
+                _index.erase(*k);
+                continue;
+            }
+            for (size_t c = 0; c < _rows.size(); ++c) _rows[c].push_from(b.col(c), i);
+            _index[std::move(*k)] = uint32_t(_rows[0].size() - 1);
         }
+        if (_rows[0].size() > 1024 && _index.size() * 2 < _rows[0].size()) compact();
         return;
     }
-    std::vector<column> cols;
-    for (const auto& f : _out->fields()) cols.emplace_back(f.type);
-    const size_t ns = _stream->size();
-    size_t rows = 0;
+    // The matching table row of each stream row that comes out (none: NULLs).
+    constexpr uint32_t none = UINT32_MAX;
+    std::vector<uint32_t> sel, match;
+    sel.reserve(b.num_rows());
+    match.reserve(b.num_rows());
+    bool all_matched = true;
+    std::string k;
     for (size_t i = 0; i < b.num_rows(); ++i) {
-        auto k = key_of(b, _skeys, i);
-        auto it = k ? _table.find(*k) : _table.end();
-        if (it == _table.end() && _type == join_type::inner) continue;
-        for (size_t c = 0; c < ns; ++c) cols[c].push_from(b.col(c), i);
-        for (size_t c = 0; c < _tschema->size(); ++c) {
-            if (it == _table.end()) cols[ns + c].push_null();
-            else cols[ns + c].push_value(it->second[c]);
+        k.clear();
+        bool null_key = false;
+        for (auto c : _skeys) {
+            if (b.col(c).is_null(i)) {
+                null_key = true;
+                break;
+            }
+            encode_key_part(b.col(c), i, k);
         }
-        ++rows;
+        auto it = null_key ? _index.end() : _index.find(k);
+        if (it == _index.end()) {
+            all_matched = false;
+            if (_type == join_type::inner) continue;
+        }
+        sel.push_back(uint32_t(i));
+        match.push_back(it == _index.end() ? none : it->second);
     }
-    if (rows == 0) return;
+    if (sel.empty()) return;
+    const size_t ns = _stream->size();
+    std::vector<column> cols;
+    if (sel.size() == b.num_rows()) {
+        cols = std::move(b.columns()); // every stream row comes out: take its columns as they are
+    } else {
+        for (size_t c = 0; c < ns; ++c) {
+            cols.emplace_back(_stream->at(c).type);
+            cols.back().push_rows(b.col(c), sel.data(), sel.size());
+        }
+    }
+    for (size_t c = 0; c < _tschema->size(); ++c) {
+        cols.emplace_back(_out->at(ns + c).type);
+        auto& col = cols.back();
+        if (all_matched) {
+            col.push_rows(_rows[c], match.data(), match.size());
+            continue;
+        }
+        for (auto m : match) {
+            if (m == none) col.push_null();
+            else col.push_from(_rows[c], m);
+        }
+    }
     batch o(_out, std::move(cols));
     o.set_source_partition(b.source_partition());
     metrics().rows_out += o.num_rows();
     out.emit(std::move(o));
 }
 
+void lookup_join_stage::compact() {
+    std::vector<std::pair<uint32_t, const std::string*>> live;
+    live.reserve(_index.size());
+    for (const auto& [key, row] : _index) live.emplace_back(row, &key);
+    std::sort(live.begin(), live.end());
+    std::vector<uint32_t> rows;
+    rows.reserve(live.size());
+    for (const auto& l : live) rows.push_back(l.first);
+    std::vector<column> next;
+    for (size_t c = 0; c < _rows.size(); ++c) {
+        next.emplace_back(_tschema->at(c).type);
+        next.back().push_rows(_rows[c], rows.data(), rows.size());
+    }
+    for (uint32_t i = 0; i < live.size(); ++i) _index[*live[i].second] = i;
+    _rows = std::move(next);
+}
+
 std::string lookup_join_stage::snapshot() const {
     state_writer w;
-    w.u32(uint32_t(_table.size()));
-    for (const auto& [k, row] : _table) {
-        for (const auto& v : row) write_value(w, v);
+    w.u32(uint32_t(_index.size()));
+    for (const auto& [k, row] : _index) {
+        for (const auto& c : _rows) write_value(w, c.value_at(row));
     }
     return std::move(w.bytes());
 }
@@ -419,16 +474,18 @@ result<void> lookup_join_stage::restore(std::string_view bytes) {
     if (bytes.empty()) return outcome::success();
     state_reader r(bytes);
     uint32_t n = r.count(1);
-    decltype(_table) table;
+    batch table(_tschema);
     for (uint32_t i = 0; i < n && r.ok(); ++i) {
         std::vector<value> row;
         for (size_t c = 0; c < _tschema->size(); ++c) row.push_back(read_value(r, _tschema->at(c).type));
-        batch one(_tschema);
-        one.append_row(row);
-        if (auto k = key_of(one, _tkeys, 0)) table[*k] = std::move(row);
+        table.append_row(row);
     }
     if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "lookup join: damaged snapshot");
-    _table = std::move(table);
+    _index.clear();
+    for (auto& c : _rows) c = column(c.type());
+    stage_output ignored;
+    on_batch(1, std::move(table), ignored);
+    metrics().rows_in -= n;
     return outcome::success();
 }
 

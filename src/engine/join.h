@@ -119,15 +119,21 @@ public:
     void on_batch(size_t input, batch b, stage_output& out) override;
     std::string snapshot() const override;
     result<void> restore(std::string_view bytes) override;
-    size_t table_rows() const { return _table.size(); }
+    size_t table_rows() const { return _index.size(); }
 
 private:
     lookup_join_stage() = default;
+    /// Drops the replaced and deleted rows of `_rows` once they are the majority.
+    void compact();
+
     schema_ptr _stream, _tschema, _out;
     std::vector<size_t> _skeys, _tkeys;
     join_type _type = join_type::inner;
     bool _table_first = false;
-    boost::unordered_flat_map<std::string, std::vector<value>> _table;
+    /// The table: rows in columnar form (replaced ones stay until `compact`), and the current
+    /// row of each encoded key.
+    std::vector<column> _rows;
+    boost::unordered_flat_map<std::string, uint32_t> _index;
 };
 
 /// Joins each row of a stream (input 0) with the version of a table's row (input 1) that was

@@ -263,6 +263,46 @@ TEST(join, lookup_join_of_a_bounded_table_reads_it_whole_first) {
     }
 }
 
+TEST(join, lookup_join_keeps_the_latest_row_per_key_through_compaction_and_snapshots) {
+    auto table_schema = make_schema({{"id", data_type::int64()}, {"name", data_type::string()}});
+    auto stream_schema = make_schema({{"ref", data_type::int64()}, {"ts", data_type::timestamp()}});
+    auto a = lookup_join_stage::make(stream_schema, table_schema, {"ref"}, {"id"}, join_type::left).value();
+    stage_output out;
+    // 3000 updates of ten keys (compacted on the way), then key 3 deleted.
+    for (int i = 0; i < 3000; ++i) {
+        a->on_batch(1, make_batch(table_schema, {{value::of(int64_t(i % 10)), value::of(fmt::format("v{}", i))}}), out);
+    }
+    auto del = make_batch(table_schema, {{value::of(int64_t(3)), value::of("v2993")}});
+    del.set_row_kinds({row_kind::delete_row});
+    a->on_batch(1, del, out);
+    EXPECT_EQ(a->table_rows(), 9u);
+    auto probe = make_batch(stream_schema, {{value::of(int64_t(2)), value::ts(1)},
+                                            {value::of(int64_t(3)), value::ts(2)},
+                                            {value::null(data_type::int64()), value::ts(3)},
+                                            {value::of(int64_t(9)), value::ts(4)}});
+    const std::vector<std::string> want = {"(2, 1, 2, 'v2992')", "(3, 2, NULL, NULL)", "(NULL, 3, NULL, NULL)",
+                                           "(9, 4, 9, 'v2999')"};
+    auto rows_of = [](stage_output& o) {
+        std::vector<std::string> rows;
+        for (auto& [port, m] : o.pending()) {
+            if (auto* x = std::get_if<batch>(&m)) {
+                for (size_t i = 0; i < x->num_rows(); ++i) rows.push_back(x->row_to_string(i));
+            }
+        }
+        o.pending().clear();
+        return rows;
+    };
+    a->on_batch(0, probe, out);
+    EXPECT_EQ(rows_of(out), want);
+    auto b = lookup_join_stage::make(stream_schema, table_schema, {"ref"}, {"id"}, join_type::left).value();
+    auto bytes = a->snapshot();
+    ASSERT_TRUE(b->restore(bytes));
+    EXPECT_EQ(b->table_rows(), 9u);
+    b->on_batch(0, probe, out);
+    EXPECT_EQ(rows_of(out), want);
+    EXPECT_FALSE(b->restore(bytes.substr(0, bytes.size() - 2)));
+}
+
 /// A versioned table's rows: key, time, payload; `deleted` marks a delete row.
 struct versioned_row {
     int64_t key, ts;
