@@ -349,8 +349,10 @@ result<void> join_stage::restore(std::string_view bytes) {
 
 result<std::unique_ptr<lookup_join_stage>> lookup_join_stage::make(schema_ptr stream, schema_ptr table,
                                                                    std::vector<std::string> stream_keys,
-                                                                   std::vector<std::string> table_keys, join_type type) {
+                                                                   std::vector<std::string> table_keys, join_type type,
+                                                                   bool table_first) {
     std::unique_ptr<lookup_join_stage> s(new lookup_join_stage());
+    s->_table_first = table_first;
     if (stream_keys.size() != table_keys.size() || stream_keys.empty()) {
         return fail(errc::invalid_argument, "lookup join: give as many table keys as stream keys (at least one)");
     }
@@ -364,6 +366,7 @@ result<std::unique_ptr<lookup_join_stage>> lookup_join_stage::make(schema_ptr st
         }
     }
     s->_out = joined_schema(*stream, *table, type == join_type::left);
+    for (const auto& f : table->fields()) s->_rows.emplace_back(f.type);
     s->_stream = std::move(stream);
     s->_tschema = std::move(table);
     s->_type = type;
@@ -377,38 +380,92 @@ void lookup_join_stage::on_batch(size_t input, batch b, stage_output& out) {
             auto k = key_of(b, _tkeys, i);
             if (!k) continue;
             auto kind = b.kind(i);
-            if (kind == row_kind::delete_row || kind == row_kind::update_before) _table.erase(*k);
-            else _table[*k] = b.row(i);
+            if (kind == row_kind::delete_row || kind == row_kind::update_before) {
+                _index.erase(*k);
+                continue;
+            }
+            for (size_t c = 0; c < _rows.size(); ++c) _rows[c].push_from(b.col(c), i);
+            _index[std::move(*k)] = uint32_t(_rows[0].size() - 1);
         }
+        if (_rows[0].size() > 1024 && _index.size() * 2 < _rows[0].size()) compact();
         return;
     }
-    std::vector<column> cols;
-    for (const auto& f : _out->fields()) cols.emplace_back(f.type);
-    const size_t ns = _stream->size();
-    size_t rows = 0;
+    // The matching table row of each stream row that comes out (none: NULLs).
+    constexpr uint32_t none = UINT32_MAX;
+    std::vector<uint32_t> sel, match;
+    sel.reserve(b.num_rows());
+    match.reserve(b.num_rows());
+    bool all_matched = true;
+    std::string k;
     for (size_t i = 0; i < b.num_rows(); ++i) {
-        auto k = key_of(b, _skeys, i);
-        auto it = k ? _table.find(*k) : _table.end();
-        if (it == _table.end() && _type == join_type::inner) continue;
-        for (size_t c = 0; c < ns; ++c) cols[c].push_from(b.col(c), i);
-        for (size_t c = 0; c < _tschema->size(); ++c) {
-            if (it == _table.end()) cols[ns + c].push_null();
-            else cols[ns + c].push_value(it->second[c]);
+        k.clear();
+        bool null_key = false;
+        for (auto c : _skeys) {
+            if (b.col(c).is_null(i)) {
+                null_key = true;
+                break;
+            }
+            encode_key_part(b.col(c), i, k);
         }
-        ++rows;
+        auto it = null_key ? _index.end() : _index.find(k);
+        if (it == _index.end()) {
+            all_matched = false;
+            if (_type == join_type::inner) continue;
+        }
+        sel.push_back(uint32_t(i));
+        match.push_back(it == _index.end() ? none : it->second);
     }
-    if (rows == 0) return;
+    if (sel.empty()) return;
+    const size_t ns = _stream->size();
+    std::vector<column> cols;
+    if (sel.size() == b.num_rows()) {
+        cols = std::move(b.columns()); // every stream row comes out: take its columns as they are
+    } else {
+        for (size_t c = 0; c < ns; ++c) {
+            cols.emplace_back(_stream->at(c).type);
+            cols.back().push_rows(b.col(c), sel.data(), sel.size());
+        }
+    }
+    for (size_t c = 0; c < _tschema->size(); ++c) {
+        cols.emplace_back(_out->at(ns + c).type);
+        auto& col = cols.back();
+        if (all_matched) {
+            col.push_rows(_rows[c], match.data(), match.size());
+            continue;
+        }
+        for (auto m : match) {
+            if (m == none) col.push_null();
+            else col.push_from(_rows[c], m);
+        }
+    }
     batch o(_out, std::move(cols));
     o.set_source_partition(b.source_partition());
     metrics().rows_out += o.num_rows();
     out.emit(std::move(o));
 }
 
+void lookup_join_stage::compact() {
+    std::vector<std::pair<uint32_t, const std::string*>> live;
+    live.reserve(_index.size());
+    for (const auto& [key, row] : _index) live.emplace_back(row, &key);
+    std::sort(live.begin(), live.end());
+    std::vector<uint32_t> rows;
+    rows.reserve(live.size());
+    for (const auto& l : live) rows.push_back(l.first);
+    std::vector<column> next;
+    for (size_t c = 0; c < _rows.size(); ++c) {
+        next.emplace_back(_tschema->at(c).type);
+        next.back().push_rows(_rows[c], rows.data(), rows.size());
+    }
+    for (uint32_t i = 0; i < live.size(); ++i) _index[*live[i].second] = i;
+    _rows = std::move(next);
+}
+
 std::string lookup_join_stage::snapshot() const {
     state_writer w;
-    w.u32(uint32_t(_table.size()));
-    for (const auto& [k, row] : _table) {
-        for (const auto& v : row) write_value(w, v);
+    w.u32(uint32_t(_index.size()));
+    for (const auto& [k, row] : _index) {
+        for (const auto& c : _rows) write_value(w, c.value_at(row));
     }
     return std::move(w.bytes());
 }
@@ -417,16 +474,254 @@ result<void> lookup_join_stage::restore(std::string_view bytes) {
     if (bytes.empty()) return outcome::success();
     state_reader r(bytes);
     uint32_t n = r.count(1);
-    decltype(_table) table;
+    batch table(_tschema);
     for (uint32_t i = 0; i < n && r.ok(); ++i) {
         std::vector<value> row;
         for (size_t c = 0; c < _tschema->size(); ++c) row.push_back(read_value(r, _tschema->at(c).type));
-        batch one(_tschema);
-        one.append_row(row);
-        if (auto k = key_of(one, _tkeys, 0)) table[*k] = std::move(row);
+        table.append_row(row);
     }
     if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "lookup join: damaged snapshot");
-    _table = std::move(table);
+    _index.clear();
+    for (auto& c : _rows) c = column(c.type());
+    stage_output ignored;
+    on_batch(1, std::move(table), ignored);
+    metrics().rows_in -= n;
+    return outcome::success();
+}
+
+result<std::unique_ptr<temporal_join_stage>>
+temporal_join_stage::make(schema_ptr stream, schema_ptr table, std::vector<std::string> stream_keys,
+                          std::vector<std::string> table_keys, const std::string& stream_time,
+                          const std::string& table_time, join_type type) {
+    std::unique_ptr<temporal_join_stage> s(new temporal_join_stage());
+    if (stream_keys.size() != table_keys.size() || stream_keys.empty()) {
+        return fail(errc::invalid_argument, "temporal join: give as many table keys as stream keys (at least one)");
+    }
+    RUNNEL_TRY(s->_skeys, resolve(*stream, stream_keys, "temporal join"));
+    RUNNEL_TRY(s->_tkeys, resolve(*table, table_keys, "temporal join"));
+    for (size_t i = 0; i < s->_skeys.size(); ++i) {
+        if (!(stream->at(s->_skeys[i]).type == table->at(s->_tkeys[i]).type)) {
+            return fail(errc::type_mismatch, fmt::format("temporal join: key '{}' is {} but '{}' is {}", stream_keys[i],
+                                                         stream->at(s->_skeys[i]).type.name(), table_keys[i],
+                                                         table->at(s->_tkeys[i]).type.name()));
+        }
+    }
+    RUNNEL_TRY(auto st, resolve(*stream, {stream_time}, "temporal join"));
+    RUNNEL_TRY(auto tt, resolve(*table, {table_time}, "temporal join"));
+    for (auto [sch, idx, n] : {std::tuple{stream.get(), st[0], stream_time}, std::tuple{table.get(), tt[0], table_time}}) {
+        if (!sch->at(idx).type.is_integral()) {
+            return fail(errc::type_mismatch,
+                        fmt::format("temporal join: time column '{}' is {}, not a timestamp", n, sch->at(idx).type.name()));
+        }
+    }
+    auto is_micros = [](const data_type& t) { return t.id == type_id::timestamp && t.unit == time_unit::micros; };
+    s->_stime = st[0];
+    s->_ttime = tt[0];
+    s->_smicros = is_micros(stream->at(st[0]).type);
+    s->_tmicros = is_micros(table->at(tt[0]).type);
+    s->_out = joined_schema(*stream, *table, type == join_type::left);
+    for (const auto& f : stream->fields()) s->_rows.emplace_back(f.type);
+    for (const auto& f : s->_out->fields()) s->_pending.emplace_back(f.type);
+    s->_stream = std::move(stream);
+    s->_tschema = std::move(table);
+    s->_type = type;
+    return s;
+}
+
+void temporal_join_stage::add_version(std::string key, version v) {
+    auto& vs = _versions[key];
+    auto at = std::upper_bound(vs.begin(), vs.end(), v.time, [](int64_t t, const version& x) { return t < x.time; });
+    const bool deleted = v.deleted;
+    vs.insert(at, std::move(v));
+    ++_nversions;
+    if (vs.size() > 1 || deleted) _prunable.insert(std::move(key));
+}
+
+void temporal_join_stage::emit(uint32_t i, int64_t t) {
+    const version* match = nullptr;
+    if (auto k = key_of(_rows, _skeys, i)) {
+        if (auto it = _versions.find(*k); it != _versions.end()) {
+            const auto& vs = it->second;
+            auto at = std::upper_bound(vs.begin(), vs.end(), t, [](int64_t x, const version& v) { return x < v.time; });
+            if (at != vs.begin() && !std::prev(at)->deleted) match = &*std::prev(at);
+        }
+    }
+    if (!match && _type == join_type::inner) return;
+    size_t c = 0;
+    for (const auto& col : _rows) _pending[c++].push_from(col, i);
+    for (size_t k = 0; k < _tschema->size(); ++k) {
+        if (match) _pending[c++].push_value(match->row[k]);
+        else _pending[c++].push_null();
+    }
+    ++_pending_rows;
+}
+
+void temporal_join_stage::flush(stage_output& out) {
+    if (_pending_rows == 0) return;
+    batch b(_out, std::move(_pending));
+    metrics().rows_out += b.num_rows();
+    out.emit(std::move(b));
+    _pending.clear();
+    for (const auto& f : _out->fields()) _pending.emplace_back(f.type);
+    _pending_rows = 0;
+}
+
+void temporal_join_stage::on_batch(size_t input, batch b, stage_output& out) {
+    metrics().rows_in += b.num_rows();
+    if (input == 1) {
+        for (size_t i = 0; i < b.num_rows(); ++i) {
+            const row_kind kind = b.kind(i);
+            if (kind == row_kind::update_before) continue;
+            auto k = key_of(b, _tkeys, i);
+            if (!k || b.col(_ttime).is_null(i)) continue; // a version of no key, or of no time
+            version v{millis(b.col(_ttime), i, _tmicros), kind == row_kind::delete_row, b.row(i)};
+            if (v.time <= _wm) ++metrics().late_rows; // rows still waiting may see it
+            add_version(std::move(*k), std::move(v));
+        }
+        return;
+    }
+    for (size_t i = 0; i < b.num_rows(); ++i) {
+        if (b.col(_stime).is_null(i)) {
+            ++metrics().late_rows; // no time: it can never be placed
+            continue;
+        }
+        const int64_t t = millis(b.col(_stime), i, _smicros);
+        for (size_t c = 0; c < _rows.size(); ++c) _rows[c].push_from(b.col(c), i);
+        const auto idx = uint32_t(_rows[0].size() - 1);
+        if (t <= _wm) {
+            ++metrics().late_rows;
+            emit(idx, t);
+            if (_pending_rows >= max_out_rows) flush(out);
+            continue;
+        }
+        _waiting.emplace_back(t, idx);
+        std::push_heap(_waiting.begin(), _waiting.end(), std::greater<>());
+    }
+    flush(out);
+}
+
+void temporal_join_stage::on_watermark(model::event_time wm, stage_output& out) {
+    _wm = wm.value();
+    while (!_waiting.empty() && _waiting.front().first <= _wm) {
+        std::pop_heap(_waiting.begin(), _waiting.end(), std::greater<>());
+        auto [t, i] = _waiting.back();
+        _waiting.pop_back();
+        emit(i, t);
+        if (_pending_rows >= max_out_rows) flush(out);
+    }
+    flush(out);
+    prune();
+    compact_rows();
+    metrics().watermark = _wm;
+    out.watermark(wm);
+}
+
+void temporal_join_stage::prune() {
+    boost::unordered::erase_if(_prunable, [&](const std::string& key) {
+        auto it = _versions.find(key);
+        if (it == _versions.end()) return true;
+        auto& vs = it->second;
+        // The latest version at or before the watermark is the oldest any row can still join.
+        auto at = std::upper_bound(vs.begin(), vs.end(), _wm, [](int64_t x, const version& v) { return x < v.time; });
+        if (at != vs.begin()) {
+            auto first = std::prev(at);
+            _nversions -= size_t(first - vs.begin());
+            vs.erase(vs.begin(), first);
+            if (vs.front().deleted && vs.front().time <= _wm) { // deleted for every row to come
+                _nversions -= 1;
+                vs.erase(vs.begin());
+            }
+        }
+        if (vs.empty()) {
+            _versions.erase(it);
+            return true;
+        }
+        return vs.size() == 1 && !vs.front().deleted;
+    });
+}
+
+void temporal_join_stage::compact_rows() {
+    const size_t held = _rows.empty() ? 0 : _rows[0].size();
+    if (_waiting.empty()) {
+        if (held == 0) return;
+        for (size_t c = 0; c < _rows.size(); ++c) _rows[c] = column(_stream->at(c).type);
+        return;
+    }
+    if (held < 1024 || _waiting.size() * 2 >= held) return;
+    // Keep the waiting rows in arrival order, so equal times still release in that order.
+    std::vector<uint32_t> keep;
+    keep.reserve(_waiting.size());
+    for (const auto& w : _waiting) keep.push_back(w.second);
+    std::sort(keep.begin(), keep.end());
+    std::vector<column> next;
+    for (size_t c = 0; c < _rows.size(); ++c) {
+        next.emplace_back(_stream->at(c).type);
+        next.back().push_rows(_rows[c], keep.data(), keep.size());
+    }
+    _rows = std::move(next);
+    for (auto& w : _waiting) w.second = uint32_t(std::lower_bound(keep.begin(), keep.end(), w.second) - keep.begin());
+}
+
+std::string temporal_join_stage::snapshot() const {
+    state_writer w;
+    w.i64(_wm);
+    auto waiting = _waiting;
+    std::sort(waiting.begin(), waiting.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    w.u32(uint32_t(waiting.size()));
+    for (const auto& [t, i] : waiting) {
+        w.i64(t);
+        for (const auto& c : _rows) write_value(w, c.value_at(i));
+    }
+    w.u32(uint32_t(_versions.size()));
+    for (const auto& [k, vs] : _versions) {
+        w.u32(uint32_t(vs.size()));
+        for (const auto& v : vs) {
+            w.i64(v.time);
+            w.u8(v.deleted ? 1 : 0);
+            for (const auto& x : v.row) write_value(w, x);
+        }
+    }
+    return std::move(w.bytes());
+}
+
+result<void> temporal_join_stage::restore(std::string_view bytes) {
+    if (bytes.empty()) return outcome::success();
+    state_reader r(bytes);
+    int64_t wm = r.i64();
+    std::vector<column> rows;
+    for (const auto& f : _stream->fields()) rows.emplace_back(f.type);
+    std::vector<std::pair<int64_t, uint32_t>> waiting;
+    uint32_t n = r.count(9);
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        int64_t t = r.i64();
+        for (size_t c = 0; c < rows.size(); ++c) rows[c].push_value(read_value(r, _stream->at(c).type));
+        waiting.emplace_back(t, i);
+    }
+    std::vector<version> all;
+    uint32_t keys = r.count(4);
+    for (uint32_t k = 0; k < keys && r.ok(); ++k) {
+        uint32_t nv = r.count(9);
+        for (uint32_t j = 0; j < nv && r.ok(); ++j) {
+            version v;
+            v.time = r.i64();
+            v.deleted = r.u8() != 0;
+            for (size_t c = 0; c < _tschema->size(); ++c) v.row.push_back(read_value(r, _tschema->at(c).type));
+            all.push_back(std::move(v));
+        }
+    }
+    if (!r.ok() || !r.at_end()) return fail(errc::corrupt_state, "temporal join: damaged snapshot");
+    _wm = wm;
+    _rows = std::move(rows);
+    _waiting = std::move(waiting);
+    std::make_heap(_waiting.begin(), _waiting.end(), std::greater<>());
+    _versions.clear();
+    _prunable.clear();
+    _nversions = 0;
+    for (auto& v : all) {
+        batch one(_tschema);
+        one.append_row(v.row);
+        if (auto k = key_of(one, _tkeys, 0)) add_version(std::move(*k), std::move(v));
+    }
     return outcome::success();
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 
 #include "engine/stage.h"
 
@@ -99,27 +100,114 @@ private:
 /// changelog or an upsert stream (e.g. a compacted topic read from the start): each row
 /// replaces the row of its key, delete and update-before rows remove it. A stream row joins the
 /// table as it is when the row arrives; with `join_type::left`, a row without a match gets
-/// NULLs. State is the table. One thread.
+/// NULLs. With `table_first` (a bounded table, such as a file), the stage takes no stream row
+/// before the table input has ended: every stream row sees the whole table, as Flink's lookup
+/// of a bounded table that it loads at once; the stream's queue fills meanwhile and holds its
+/// source back. Precondition then: the table does not depend on the stream. State is the
+/// table. One thread.
 class lookup_join_stage final : public stage {
 public:
     static result<std::unique_ptr<lookup_join_stage>> make(schema_ptr stream, schema_ptr table,
                                                            std::vector<std::string> stream_keys,
-                                                           std::vector<std::string> table_keys, join_type type);
+                                                           std::vector<std::string> table_keys, join_type type,
+                                                           bool table_first = false);
 
     const char* name() const override { return "lookup-join"; }
     bool ignores_watermark_of(size_t input) const override { return input == 1; }
+    bool waits_for_end_of(size_t input) const override { return _table_first && input == 1; }
     schema_ptr output_schema(size_t) const override { return _out; }
     void on_batch(size_t input, batch b, stage_output& out) override;
     std::string snapshot() const override;
     result<void> restore(std::string_view bytes) override;
-    size_t table_rows() const { return _table.size(); }
+    size_t table_rows() const { return _index.size(); }
 
 private:
     lookup_join_stage() = default;
+    /// Drops the replaced and deleted rows of `_rows` once they are the majority.
+    void compact();
+
     schema_ptr _stream, _tschema, _out;
     std::vector<size_t> _skeys, _tkeys;
     join_type _type = join_type::inner;
-    boost::unordered_flat_map<std::string, std::vector<value>> _table;
+    bool _table_first = false;
+    /// The table: rows in columnar form (replaced ones stay until `compact`), and the current
+    /// row of each encoded key.
+    std::vector<column> _rows;
+    boost::unordered_flat_map<std::string, uint32_t> _index;
+};
+
+/// Joins each row of a stream (input 0) with the version of a table's row (input 1) that was
+/// valid at the stream row's event time: an event-time temporal join, as Flink's
+/// `JOIN t FOR SYSTEM_TIME AS OF s.rowtime` over a versioned table (a PRIMARY KEY and a
+/// WATERMARK). Both inputs carry event time (`stream_time`, `table_time`).
+///
+/// - Each table row is a version of its key from its time on; a delete row ends the key at its
+///   time; update-before rows are skipped (the update-after that follows is the new version).
+/// - A stream row waits until the watermark (the minimum of both inputs') reaches its time,
+///   then joins the latest version of its key at or before that time, or, with
+///   `join_type::left`, gets NULLs when there is none or it was deleted. Released rows come out
+///   in time order (ties in arrival order), then the watermark, so none is late downstream.
+/// - Versions no waiting or future stream row can reach (older than the latest at or before the
+///   watermark) are dropped, and a key whose last such version is a delete goes.
+/// - A stream row that arrives behind the watermark joins at once with the versions still held;
+///   a table row behind it still becomes a version; both count in `metrics().late_rows`.
+///
+/// Output is append-only: the stream's columns, then the table's (renamed as `joined_schema`
+/// says), and the stream's event time. `snapshot`/`restore` keep the waiting rows and the
+/// versions. One thread.
+class temporal_join_stage final : public stage {
+public:
+    static result<std::unique_ptr<temporal_join_stage>> make(schema_ptr stream, schema_ptr table,
+                                                             std::vector<std::string> stream_keys,
+                                                             std::vector<std::string> table_keys,
+                                                             const std::string& stream_time,
+                                                             const std::string& table_time, join_type type);
+
+    const char* name() const override { return "temporal-join"; }
+    schema_ptr output_schema(size_t) const override { return _out; }
+    void on_batch(size_t input, batch b, stage_output& out) override;
+    void on_watermark(model::event_time wm, stage_output& out) override;
+    std::string snapshot() const override;
+    result<void> restore(std::string_view bytes) override;
+
+    /// Stream rows waiting for the watermark, and table versions held (for tests and metrics).
+    size_t waiting_rows() const { return _waiting.size(); }
+    size_t versions_held() const { return _nversions; }
+
+private:
+    struct version {
+        int64_t time = 0;
+        bool deleted = false;
+        std::vector<value> row; ///< the table row (for a delete: the row it deleted)
+    };
+    using versions = std::vector<version>; ///< one key's, by time
+
+    temporal_join_stage() = default;
+    /// Adds a version at its place (after versions of equal time: the later arrival wins).
+    void add_version(std::string key, version v);
+    /// Emits stream row `i` of `_rows` joined with the version valid at time `t`.
+    void emit(uint32_t i, int64_t t);
+    void flush(stage_output& out);
+    /// Drops versions the watermark made unreachable, for the keys that may hold some.
+    void prune();
+    /// Drops released rows from `_rows` once they are the majority.
+    void compact_rows();
+
+    schema_ptr _stream, _tschema, _out;
+    std::vector<size_t> _skeys, _tkeys;
+    size_t _stime = 0, _ttime = 0;
+    bool _smicros = false, _tmicros = false;
+    join_type _type = join_type::inner;
+    int64_t _wm = INT64_MIN;
+    /// Stream rows not yet released, in arrival order, and a min-heap of (time, index) over them.
+    std::vector<column> _rows;
+    std::vector<std::pair<int64_t, uint32_t>> _waiting;
+    boost::unordered_flat_map<std::string, versions> _versions;
+    /// Keys with more than one version or a delete: the ones `prune` looks at.
+    boost::unordered_flat_set<std::string> _prunable;
+    size_t _nversions = 0;
+    std::vector<column> _pending;
+    size_t _pending_rows = 0;
 };
 
 /// The joined schema: left fields, then right fields renamed with a digit when taken.

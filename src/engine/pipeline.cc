@@ -188,9 +188,28 @@ stream stream::join(const stream& right, join_spec spec) {
 }
 
 stream stream::lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
-                           join_type type) {
+                           join_type type, bool table_first) {
     if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(table)) return {};
-    auto st = lookup_join_stage::make(schema_of(), table.schema_of(), std::move(keys), std::move(table_keys), type);
+    auto st = lookup_join_stage::make(schema_of(), table.schema_of(), std::move(keys), std::move(table_keys), type,
+                                      table_first);
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &table}, _time);
+}
+
+stream stream::temporal_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
+                             join_type type) {
+    if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(table)) return {};
+    if (_time.empty() || table._time.empty()) {
+        _p->fail_build(error(errc::invalid_argument,
+                             fmt::format("temporal join: the {} has no event time (a watermark)",
+                                         _time.empty() ? "stream" : "table")));
+        return {};
+    }
+    auto st = temporal_join_stage::make(schema_of(), table.schema_of(), std::move(keys), std::move(table_keys), _time,
+                                        table._time, type);
     if (!st) {
         _p->fail_build(st.error());
         return {};
@@ -326,6 +345,13 @@ void pipeline::process(size_t id, size_t input, message m) {
     out.clear();
 }
 
+bool pipeline::waits_for_other_input(const node& n, size_t input) const {
+    for (size_t j = 0; j < n.inputs.size(); ++j) {
+        if (j != input && n.st->waits_for_end_of(j) && !(n.input_ended[j] && n.inputs[j].empty())) return true;
+    }
+    return false;
+}
+
 result<void> pipeline::check_stages() const {
     for (const auto& n : _nodes) {
         if (auto f = n.st->failure(); !f.empty()) {
@@ -369,6 +395,7 @@ result<bool> pipeline::run_once() {
             flush(n);
         } else if (!n.is_source) {
             for (size_t k = 0; k < n.inputs.size(); ++k) {
+                if (waits_for_other_input(n, k)) continue;
                 while (!n.inputs[k].empty() && n.pending.empty()) {
                     if (!n.st->ready()) {
                         blocked = true;

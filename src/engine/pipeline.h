@@ -55,9 +55,14 @@ public:
                            group_options opts = {});
     /// A changelog made ready for a sink that upserts by `keys` (`upsert_stage`).
     stream upsert(std::vector<std::string> keys);
-    /// Joins each row with the current row of `table` for its key (a lookup join).
+    /// Joins each row with the current row of `table` for its key (a lookup join); with
+    /// `table_first`, after reading the whole (bounded) table (`lookup_join_stage`).
     stream lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
-                       join_type type = join_type::inner);
+                       join_type type = join_type::inner, bool table_first = false);
+    /// Joins each row with the version of `table`'s row for its key valid at the row's event
+    /// time (an event-time temporal join, `temporal_join_stage`). Both streams need event time.
+    stream temporal_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
+                         join_type type = join_type::inner);
     /// Output 1 of this stream's stage: dead letters of `decode`, late rows of a window.
     stream side_output() const;
     stream dead_letters() const { return side_output(); }
@@ -211,6 +216,8 @@ private:
     void deliver(size_t id, size_t input, message m);
     void process(size_t id, size_t input, message m);
     void finish_input(size_t id, size_t input);
+    /// True while input `input` of `n` waits for another input to end (`stage::waits_for_end_of`).
+    bool waits_for_other_input(const node& n, size_t input) const;
 
     pipeline_options _opts;
     std::vector<node> _nodes;

@@ -76,6 +76,10 @@ public:
     /// True for an input whose watermark does not hold the stage back (the table side of a
     /// lookup join, which has no event time).
     virtual bool ignores_watermark_of(size_t /*input*/) const { return false; }
+    /// True for an input the stage reads to its end before it takes any other (the bounded
+    /// table of a lookup join): the runner leaves the other inputs queued until then, so
+    /// backpressure holds their sources.
+    virtual bool waits_for_end_of(size_t /*input*/) const { return false; }
 
     /// Why the stage cannot go on (its state store failed); empty while it works. The runner
     /// stops the pipeline with it.

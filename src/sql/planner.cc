@@ -205,6 +205,8 @@ struct relation {
     /// What makes the stream a changelog (rows that update or retract earlier ones), e.g.
     /// "GROUP BY without a window"; empty for an append-only stream.
     std::string updating;
+    /// The stream's time column (`s.time_column()`) follows the wall clock: PROCTIME().
+    bool proctime = false;
 };
 
 /// The columns `*` (or `t.*`) stands for in `rel`, in order.
@@ -228,6 +230,7 @@ struct query_out {
     en::stream s;
     std::vector<std::string> names;
     std::string updating; ///< as `relation::updating`
+    bool proctime = false; ///< as `relation::proctime`
 };
 
 /// Turns SQL expressions into engine expressions over one relation. A hook sees every node
@@ -1012,6 +1015,7 @@ private:
         en::watermark_options o;
         o.processing_time = true;
         rel.s = rel.s.watermark(column, std::chrono::milliseconds(0), o);
+        rel.proctime = true;
         step(fmt::format("watermark {} (processing time)", column));
         return check(pos);
     }
@@ -1027,6 +1031,9 @@ private:
                                  const std::string& qualifier);
     parse_result<relation> window_tvf(const expr& call, const std::string& alias);
     parse_result<relation> join(const table_ref& t);
+    /// `JOIN t FOR SYSTEM_TIME AS OF left.time ON …`: a lookup join (processing time) or an
+    /// event-time temporal join of a versioned table.
+    parse_result<relation> temporal_join(const table_ref& t);
     parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
     /// FROM of `sc`: one item, or two (a comma join: their inner join ON the WHERE condition,
@@ -1184,6 +1191,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
         relation rel;
         rel.s = q.value().s;
         rel.updating = q.value().updating;
+        rel.proctime = q.value().proctime;
         std::string qualifier = alias.empty() ? ct.name : alias;
         for (std::size_t c = 0; c < names.size(); ++c) {
             rel.cols.push_back(
@@ -1217,6 +1225,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     relation rel;
     rel.s = q.value().s;
     rel.updating = q.value().updating;
+    rel.proctime = q.value().proctime;
     for (const auto& n : q.value().names) {
         rel.cols.push_back({n, qualifier, n, false});
     }
@@ -1348,7 +1357,8 @@ parse_result<relation> builder::from_item(const table_ref& t) {
     switch (t.kind) {
     case table_ref_kind::named:
         if (t.system_time) {
-            return unsupported(*t.system_time, "FOR SYSTEM_TIME AS OF (a lookup join)");
+            return unsupported(*t.system_time,
+                               "FOR SYSTEM_TIME AS OF other than on the right side of a JOIN");
         }
         {
             auto r = named(t.names, t.pos, t.alias);
@@ -1368,6 +1378,7 @@ parse_result<relation> builder::from_item(const table_ref& t) {
         relation rel;
         rel.s = q.value().s;
         rel.updating = q.value().updating;
+        rel.proctime = q.value().proctime;
         const auto& names = q.value().names;
         if (!t.column_aliases.empty() && t.column_aliases.size() != names.size()) {
             return at(t.pos, 1,
@@ -1423,6 +1434,9 @@ parse_result<relation> builder::join(const table_ref& t) {
     }
     if (!t.condition) {
         return unsupported(t.pos, "a JOIN without ON");
+    }
+    if (t.right->kind == table_ref_kind::named && t.right->system_time) {
+        return temporal_join(t);
     }
     auto lr = from_item(*t.left);
     if (!lr) {
@@ -1576,6 +1590,233 @@ parse_result<relation> builder::join(const table_ref& t) {
     for (const auto& c : l.cols) {
         out.cols.push_back(c);
     }
+    for (const auto& c : r.cols) {
+        rel_column rc = c;
+        rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
+        out.cols.push_back(std::move(rc));
+    }
+    if (!residual.empty()) {
+        translator tr(out, js);
+        en::expr pred;
+        for (const auto& c : residual) {
+            auto v = tr.tr(c, en::data_type::boolean());
+            if (!v) {
+                return v.error();
+            }
+            pred = pred.empty() ? v.value() : (pred && v.value());
+        }
+        out.s = out.s.filter(pred);
+        if (auto c = check(t.condition->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("filter {}", pred.to_string()));
+    }
+    return out;
+}
+
+parse_result<relation> builder::temporal_join(const table_ref& t) {
+    const table_ref& right = *t.right;
+    const expr& as_of = *right.system_time;
+    auto lr = from_item(*t.left);
+    if (!lr) {
+        return lr;
+    }
+    relation l = std::move(lr).value();
+    if (l.window) {
+        return unsupported(*l.window->call, "a window table function in a JOIN");
+    }
+    if (!l.updating.empty()) {
+        return unsupported(t.pos, fmt::format("FOR SYSTEM_TIME AS OF joined to an updating input "
+                                              "(the changelog of {})",
+                                              l.updating));
+    }
+    // AS OF names the left side's time attribute: its event time or its PROCTIME() column.
+    translator lt(l, l.s.schema_of());
+    const std::string& ltime = l.s.time_column();
+    std::string ltime_name;
+    for (const auto& c : l.cols) {
+        if (!ltime.empty() && c.engine == ltime) {
+            ltime_name = c.name;
+            break;
+        }
+    }
+    auto as_of_col = as_of.kind == expr_kind::column ? lt.resolve(as_of)
+                                                     : parse_result<const rel_column*>(nullptr);
+    if (!as_of_col || !as_of_col.value() || as_of_col.value()->engine != ltime) {
+        std::string what =
+            ltime.empty()
+                ? "the left side has none here (no WATERMARK column and no PROCTIME() column)"
+                : fmt::format("the left side's is {} ({})", ltime_name,
+                              l.proctime ? "PROCTIME()" : "its event time");
+        return at(as_of,
+                  fmt::format("FOR SYSTEM_TIME AS OF takes the time attribute of the left side "
+                              "of the JOIN, and {} is not it: {}",
+                              to_string(as_of), what));
+    }
+    const bool proctime = l.proctime;
+    // The right side: a table (or view) by name, read in full.
+    const bool is_cte = right.names.size() == 1 &&
+                        std::any_of(_ctes.begin(), _ctes.end(), [&](const common_table* c) {
+                            return c->name == right.names[0];
+                        });
+    const table_schema* ts = is_cte ? nullptr : _catalog.find_table(right.names);
+    if (ts && ts->kind != relation_kind::table) {
+        ts = nullptr;
+    }
+    const std::string tname = dotted(right.names);
+    if (!proctime) {
+        if (!ts || ts->primary_key.empty() || ts->event_time_column.empty()) {
+            return at(right.pos, 1,
+                      fmt::format("an event-time temporal join (FOR SYSTEM_TIME AS OF {}) needs a "
+                                  "versioned table: declare {} with a PRIMARY KEY and a WATERMARK",
+                                  to_string(as_of), ts ? "table " + tname : tname + " as a table"));
+        }
+    }
+    if (!right.column_aliases.empty()) {
+        return unsupported(right.pos, "column aliases on a table");
+    }
+    auto rr = named(right.names, right.pos, right.alias);
+    if (!rr) {
+        return rr;
+    }
+    relation r = std::move(rr).value();
+    if (r.window) {
+        return unsupported(*r.window->call, "a window table function in a JOIN");
+    }
+    if (!proctime && (r.s.time_column().empty() || r.proctime)) {
+        return at(right.pos, 1,
+                  fmt::format("an event-time temporal join needs the event time of "
+                              "table {}: its WATERMARK column",
+                              tname));
+    }
+    // ON: equalities of a right column with an expression of the left side are the lookup key;
+    // the rest filters the joined rows.
+    translator rt(r, r.s.schema_of());
+    struct key_part {
+        en::expr left;
+        const rel_column* right = nullptr;
+        std::size_t part = 0; ///< the conjunct of ON it comes from
+    };
+    std::vector<key_part> keys;
+    std::vector<expr> parts, residual;
+    conjuncts(*t.condition, parts);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const expr& c = parts[i];
+        if (c.kind != expr_kind::binary || c.text != "=" || c.args.size() != 2) {
+            continue;
+        }
+        for (int side = 0; side < 2; ++side) {
+            const expr& rc = c.args[side];
+            if (rc.kind != expr_kind::column || lt.resolve(rc)) {
+                continue;
+            }
+            auto rcol = rt.resolve(rc);
+            auto lv = rcol ? lt.tr(c.args[1 - side]) : parse_result<en::expr>(en::expr());
+            if (rcol && lv) {
+                keys.push_back({lv.value(), rcol.value(), i});
+                break;
+            }
+        }
+    }
+    // With a PRIMARY KEY, the key is exactly it (a row replaces, or versions, the row of its
+    // key); other equalities filter.
+    const std::vector<std::string> pk = ts ? ts->primary_key : std::vector<std::string>{};
+    if (!pk.empty()) {
+        std::vector<key_part> by_pk;
+        std::vector<std::string> missing;
+        for (const auto& k : pk) {
+            auto it = std::find_if(keys.begin(), keys.end(),
+                                   [&](const key_part& p) { return iequals(p.right->name, k); });
+            if (it == keys.end()) {
+                missing.push_back(k);
+            } else {
+                by_pk.push_back(*it);
+            }
+        }
+        if (!missing.empty()) {
+            return at(
+                *t.condition,
+                fmt::format("{} of table {} needs ON to set its PRIMARY KEY ({}) equal to the "
+                            "left side; nothing sets {}",
+                            proctime ? "a lookup join" : "an event-time temporal join", tname,
+                            join_names(pk), join_names(missing, " and ")));
+        }
+        keys = std::move(by_pk);
+    }
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (std::none_of(keys.begin(), keys.end(),
+                         [&](const key_part& k) { return k.part == i; })) {
+            residual.push_back(std::move(parts[i]));
+        }
+    }
+    if (keys.empty()) {
+        return at(*t.condition,
+                  fmt::format("a lookup join of table {} needs ON to set a column of {} equal to "
+                              "an expression of the left side (its lookup key)",
+                              tname, tname));
+    }
+    const auto type = t.join == join_kind::left ? en::join_type::left : en::join_type::inner;
+    if (type == en::join_type::left && !residual.empty()) {
+        return unsupported(*t.condition, "LEFT JOIN … FOR SYSTEM_TIME AS OF with conditions "
+                                         "besides the key equalities");
+    }
+    // Left keys that are not plain columns of the right type are computed into hidden columns.
+    auto ls = l.s.schema_of(), rs = r.s.schema_of();
+    std::vector<std::string> lkeys, rkeys;
+    std::vector<en::named_expr> proj;
+    for (const auto& f : ls->fields()) {
+        proj.push_back(en::as(en::col(f.name), f.name));
+    }
+    bool computed = false;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        en::expr e = keys[i].left;
+        auto want = rs->at(*rs->index_of(keys[i].right->engine)).type;
+        auto have = lt.type_of(e);
+        if (have && !(*have == want)) {
+            e = en::cast(e, want);
+        }
+        rkeys.push_back(keys[i].right->engine);
+        if (e.node().op == en::expr_op::column) {
+            lkeys.push_back(e.node().name);
+            continue;
+        }
+        std::string name = fmt::format("$key{}", i);
+        while (ls->index_of(name)) {
+            name += "_";
+        }
+        proj.push_back(en::as(e, name));
+        lkeys.push_back(name);
+        computed = true;
+    }
+    if (computed) {
+        l.s = l.s.project(proj);
+        if (auto c = check(t.condition->pos); !c) {
+            return c.error();
+        }
+        step(fmt::format("project {}", describe(proj)));
+        ls = l.s.schema_of();
+    }
+    relation out;
+    out.proctime = proctime;
+    std::string label;
+    if (proctime) {
+        const bool whole = ts && _conn.bounded(*ts);
+        out.s = l.s.lookup_join(r.s, lkeys, rkeys, type, whole);
+        label = fmt::format("{}lookup join on {} = {} (processing time{})",
+                            type == en::join_type::left ? "left " : "", join_names(lkeys),
+                            join_names(rkeys), whole ? ", the whole table first" : "");
+    } else {
+        out.s = l.s.temporal_join(r.s, lkeys, rkeys, type);
+        label = fmt::format("{}temporal join on {} = {} as of {} (versions by {})",
+                            type == en::join_type::left ? "left " : "", join_names(lkeys),
+                            join_names(rkeys), ltime, r.s.time_column());
+    }
+    if (auto c = check(t.condition->pos); !c) {
+        return c.error();
+    }
+    step(label);
+    auto js = out.s.schema_of();
+    out.cols = l.cols;
     for (const auto& c : r.cols) {
         rel_column rc = c;
         rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
@@ -1756,7 +1997,7 @@ parse_result<query_out> builder::query_body(const query& q) {
                 return c.error();
             }
         }
-        return query_out{u, l.value().names, updating};
+        return query_out{u, l.value().names, updating, l.value().proctime && r.value().proctime};
     }
     }
     return unsupported(q.pos, "this query");
@@ -1909,7 +2150,7 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
             return c.error();
         }
     }
-    return query_out{rel.s, names.value(), rel.updating};
+    return query_out{rel.s, names.value(), rel.updating, rel.proctime};
 }
 
 parse_result<query_out> builder::top_n(const query& outer, const select_item& rn) {
@@ -2143,6 +2384,7 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
     relation ranked_rel;
     ranked_rel.s = rel.s;
     ranked_rel.updating = updating;
+    ranked_rel.proctime = rel.proctime;
     for (const auto& nm : kept) {
         ranked_rel.cols.push_back({nm, from.alias, nm, false});
     }

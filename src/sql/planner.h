@@ -43,6 +43,14 @@ public:
         (void)t;
         return {};
     }
+
+    /// True when table `t`'s source ends after the rows it holds (a file): a lookup join then
+    /// reads all of it before it joins the first stream row, as Flink loads a bounded lookup
+    /// table whole. The default, false, suits tables that keep changing (a compacted topic).
+    virtual bool bounded(const table_schema& t) {
+        (void)t;
+        return false;
+    }
 };
 
 /// Settings of one planning.
@@ -91,6 +99,10 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t);
 /// - FROM a table, view, WITH query or derived table, or an inner or LEFT join of two of them
 ///   on equal keys (a regular join, or an interval join when ON bounds the two event times
 ///   both ways); `FROM a, b WHERE …` is the inner join of a and b ON the WHERE condition;
+/// - `[LEFT] JOIN t FOR SYSTEM_TIME AS OF left.time ON …`: a lookup join when the time is a
+///   PROCTIME() column, an event-time temporal join of a versioned table (PRIMARY KEY and
+///   WATERMARK) when it is the left side's event time; ON sets t's key (its PRIMARY KEY when
+///   it has one) equal to expressions of the left side;
 /// - computed columns, and the table's `WATERMARK FOR ts AS ts - INTERVAL …` as bounded
 ///   out-of-orderness watermarks;
 /// - WHERE, SELECT expressions (arithmetic, comparisons, AND/OR/NOT, CASE, CAST, BETWEEN, IN

@@ -215,6 +215,11 @@ public:
                                      t.name.back(), connector));
     }
 
+    /// A file table ends after its rows: a lookup join reads it whole first.
+    bool bounded(const sql::table_schema& t) override {
+        return t.option("connector").value_or("") == "file";
+    }
+
     en::result<void> sink(en::stream rows, const sql::table_schema& t) override {
         if (t.name != _target) {
             return en::error(en::errc::invalid_argument,
