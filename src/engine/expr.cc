@@ -869,10 +869,11 @@ colref eval(const bound_node& n, const batch& b) {
         std::map<std::string, std::optional<boost::regex>, std::less<>> compiled;
         // Streams repeat their strings (a channel's URL, a user's name): with a constant pattern
         // and group, each distinct input of the batch is matched once and later rows copy its
-        // result (the row of `c` holding it, or -1 for NULL).
+        // result (where it is in `found_text`, and its length; -1 for NULL).
         const bool memo = lit && (!g || n.args[2]->op == expr_op::literal);
-        boost::unordered_flat_map<std::string_view, int64_t> seen;
-        std::string copy;
+        boost::unordered_flat_map<std::string_view, std::pair<uint32_t, int32_t>, key_hash, key_equal> seen;
+        std::string found_text;
+        boost::match_results<std::string_view::const_iterator> m;
         for (size_t i = 0; i < rows; ++i) {
             if (s.is_null(i) || (re_ref && (*re_ref)->is_null(i)) || (g && g->is_null(i))) {
                 c.push_null();
@@ -881,12 +882,9 @@ colref eval(const bound_node& n, const batch& b) {
             auto str = s.string_at(i);
             if (memo) {
                 if (auto it = seen.find(str); it != seen.end()) {
-                    if (it->second < 0) {
-                        c.push_null();
-                    } else {
-                        copy.assign(c.string_at(size_t(it->second)));
-                        c.push_string(copy);
-                    }
+                    auto [at, len] = it->second;
+                    if (len < 0) c.push_null();
+                    else c.push_string(std::string_view(found_text).substr(at, size_t(len)));
                     continue;
                 }
             }
@@ -901,19 +899,23 @@ colref eval(const bound_node& n, const batch& b) {
                 it = compiled.emplace(std::string(pattern), std::move(r)).first;
             }
             int64_t group = g ? g->int64_at(i) : 1;
-            boost::match_results<std::string_view::const_iterator> m;
             bool found = false;
             try {
                 found = it->second && group >= 0 && boost::regex_search(str.begin(), str.end(), m, *it->second);
             } catch (const std::runtime_error&) { // a pattern too complex for this input: no match
             }
             if (!found || size_t(group) >= m.size() || !m[size_t(group)].matched) {
-                if (memo) seen.emplace(str, -1);
+                if (memo) seen.emplace(str, std::pair<uint32_t, int32_t>(0, -1));
                 c.push_null();
                 continue;
             }
-            if (memo) seen.emplace(str, int64_t(c.size()));
-            c.push_string(std::string_view(&*m[size_t(group)].first, size_t(m[size_t(group)].length())));
+            std::string_view text = str.substr(size_t(m[size_t(group)].first - str.begin()),
+                                               size_t(m[size_t(group)].length()));
+            if (memo) {
+                seen.emplace(str, std::pair<uint32_t, int32_t>(uint32_t(found_text.size()), int32_t(text.size())));
+                found_text.append(text);
+            }
+            c.push_string(text);
         }
         return c;
     }
