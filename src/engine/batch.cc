@@ -170,6 +170,16 @@ column column::of_bool(std::vector<uint8_t> v) {
     return c;
 }
 
+column column::of_repeated_string(std::string_view s, size_t n) {
+    column c(data_type::string());
+    c.set_all_valid(n);
+    c._offsets.resize(n + 1);
+    for (size_t i = 0; i <= n; ++i) c._offsets[i] = uint32_t(i * s.size());
+    c._arena.reserve(n * s.size());
+    for (size_t i = 0; i < n; ++i) c._arena.append(s);
+    return c;
+}
+
 void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
     if (o._nulls != 0) {
         reserve(_size + n);

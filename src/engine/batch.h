@@ -108,6 +108,8 @@ public:
     static column of_int64(data_type t, std::vector<int64_t> v);
     static column of_float64(std::vector<double> v);
     static column of_bool(std::vector<uint8_t> v);
+    /// A string column of `n` copies of `s`, none NULL (a constant in an expression).
+    static column of_repeated_string(std::string_view s, size_t n);
     /// Appends rows `rows[0..n)` of `other` (same type) with typed loops.
     void push_rows(const column& other, const uint32_t* rows, size_t n);
     value value_at(size_t i) const;

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include <boost/regex.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include "model/fundamental.h"
 #include <fmt/format.h>
 
@@ -114,6 +115,9 @@ column broadcast(const value& v, data_type t, size_t rows) {
         }
         if (auto* b = std::get_if<bool>(&v.v)) {
             return column::of_bool(std::vector<uint8_t>(rows, *b ? 1 : 0));
+        }
+        if (auto* s = std::get_if<std::string>(&v.v); s && t.id == type_id::string) {
+            return column::of_repeated_string(*s, rows);
         }
     }
     column c(t);
@@ -397,8 +401,25 @@ int64_t floor_mod(int64_t a, int64_t b) {
     return r < 0 ? r + b : r;
 }
 
-/// `t` formatted by a Java-style date pattern (the letters DATE_FORMAT users write), in UTC.
-std::string format_with_pattern(int64_t t, time_unit unit, std::string_view pattern) {
+/// Appends `v` in decimal, zero-padded to `width` characters (a minus sign counts).
+void append_padded(std::string& out, int64_t v, int width) {
+    char digits[24];
+    int n = 0;
+    uint64_t u = v < 0 ? uint64_t(0) - uint64_t(v) : uint64_t(v);
+    do {
+        digits[n++] = char('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        out += '-';
+        --width;
+    }
+    for (int i = n; i < width; ++i) out += '0';
+    while (n > 0) out += digits[--n];
+}
+
+/// Appends `t` formatted by a Java-style date pattern (the letters DATE_FORMAT users write), in UTC.
+void format_with_pattern(int64_t t, time_unit unit, std::string_view pattern, std::string& out) {
     int64_t per = unit == time_unit::millis ? 1000 : 1000000;
     int64_t secs = t >= 0 ? t / per : -((-t + per - 1) / per);
     int64_t frac_ms = (t - secs * per) * 1000 / per;
@@ -407,7 +428,6 @@ std::string format_with_pattern(int64_t t, time_unit unit, std::string_view patt
     int64_t y;
     unsigned m, d;
     civil_from_days(days, y, m, d);
-    std::string out;
     for (size_t i = 0; i < pattern.size();) {
         char ch = pattern[i];
         if (ch == '\'') { // quoted text; '' is a quote
@@ -420,19 +440,32 @@ std::string format_with_pattern(int64_t t, time_unit unit, std::string_view patt
         size_t j = i;
         while (j < pattern.size() && pattern[j] == ch) ++j;
         size_t run = j - i;
+        int width = run >= 2 ? 2 : 1;
         switch (ch) {
-        case 'y': out += run == 2 ? fmt::format("{:02}", floor_mod(y, 100)) : fmt::format("{:04}", y); break;
-        case 'M': out += fmt::format("{:0{}}", m, run >= 2 ? 2 : 1); break;
-        case 'd': out += fmt::format("{:0{}}", d, run >= 2 ? 2 : 1); break;
-        case 'H': out += fmt::format("{:0{}}", rem / 3600, run >= 2 ? 2 : 1); break;
-        case 'm': out += fmt::format("{:0{}}", rem / 60 % 60, run >= 2 ? 2 : 1); break;
-        case 's': out += fmt::format("{:0{}}", rem % 60, run >= 2 ? 2 : 1); break;
-        case 'S': out += fmt::format("{:03}", frac_ms).substr(0, std::max<size_t>(run, 1)); break;
+        case 'y':
+            if (run == 2) append_padded(out, floor_mod(y, 100), 2);
+            else append_padded(out, y, 4);
+            break;
+        case 'M': append_padded(out, m, width); break;
+        case 'd': append_padded(out, d, width); break;
+        case 'H': append_padded(out, rem / 3600, width); break;
+        case 'm': append_padded(out, rem / 60 % 60, width); break;
+        case 's': append_padded(out, rem % 60, width); break;
+        case 'S': {
+            std::string ms;
+            append_padded(ms, frac_ms, 3);
+            out.append(ms, 0, std::max<size_t>(run, 1));
+            break;
+        }
         default: out.append(pattern.substr(i, run)); break;
         }
         i = j;
     }
-    return out;
+}
+
+/// The string of a non-NULL string literal node, or nullptr.
+const std::string* string_literal(const bound_node& n) {
+    return n.op == expr_op::literal ? std::get_if<std::string>(&n.literal.v) : nullptr;
 }
 
 std::optional<int64_t> parse_int(std::string_view s) {
@@ -605,6 +638,29 @@ colref eval(const bound_node& n, const batch& b) {
             }
             return compare_loop<double>(n.op, rows, [&](size_t i) { return std::pair(a.number_at(i), c); });
         }
+        // String column against a string constant: compare in place, no column of copies.
+        if (const std::string* lit = string_literal(rhs); lit && a.type().id == type_id::string) {
+            std::string_view c = *lit;
+            if (a.null_count() == 0) {
+                return compare_loop<std::string_view>(n.op, rows, [&](size_t i) { return std::pair(a.string_at(i), c); });
+            }
+            column r(data_type::boolean());
+            r.reserve(rows);
+            for (size_t i = 0; i < rows; ++i) {
+                if (a.is_null(i)) {
+                    r.push_null();
+                    continue;
+                }
+                int x = a.string_at(i).compare(c);
+                r.push_bool(n.op == expr_op::eq   ? x == 0
+                            : n.op == expr_op::ne ? x != 0
+                            : n.op == expr_op::lt ? x < 0
+                            : n.op == expr_op::le ? x <= 0
+                            : n.op == expr_op::gt ? x > 0
+                                                  : x >= 0);
+            }
+            return r;
+        }
         return comparison(n.op, a, *eval(rhs, b));
     }
     case expr_op::and_:
@@ -650,25 +706,36 @@ colref eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::case_when: {
-        std::vector<column> parts;
-        for (const auto& a : n.args) {
-            parts.push_back(eval(*a, b).take());
-        }
+        // Results that are constants (`THEN 'day'`, `ELSE NULL`) are pushed as they are rather
+        // than first broadcast into a column each.
+        std::vector<column> parts(n.args.size());
+        std::vector<const value*> constant(n.args.size(), nullptr);
         bool has_else = n.args.size() % 2 == 1;
+        for (size_t k = 0; k < n.args.size(); ++k) {
+            bool is_result = k % 2 == 1 || (has_else && k + 1 == n.args.size());
+            const bound_node& arg = *n.args[k];
+            if (is_result && arg.op == expr_op::literal && (arg.literal.is_null() || arg.type == n.type)) {
+                constant[k] = &arg.literal;
+            } else {
+                parts[k] = eval(arg, b).take();
+            }
+        }
         column c(n.type);
         c.reserve(rows);
         for (size_t i = 0; i < rows; ++i) {
-            const column* pick = nullptr;
+            size_t pick = SIZE_MAX;
             for (size_t k = 0; k + 1 < parts.size(); k += 2) {
                 if (!parts[k].is_null(i) && parts[k].bool_at(i)) {
-                    pick = &parts[k + 1];
+                    pick = k + 1;
                     break;
                 }
             }
-            if (!pick && has_else) pick = &parts.back();
-            if (!pick || pick->is_null(i)) c.push_null();
-            else if (n.type.id == type_id::float64) c.push_float64(pick->number_at(i));
-            else c.push_from(*pick, i);
+            if (pick == SIZE_MAX && has_else) pick = parts.size() - 1;
+            if (pick == SIZE_MAX) c.push_null();
+            else if (constant[pick]) c.push_value(*constant[pick]);
+            else if (parts[pick].is_null(i)) c.push_null();
+            else if (n.type.id == type_id::float64) c.push_float64(parts[pick].number_at(i));
+            else c.push_from(parts[pick], i);
         }
         return c;
     }
@@ -676,8 +743,9 @@ colref eval(const bound_node& n, const batch& b) {
     case expr_op::lower:
     case expr_op::upper: {
         bool up = n.op == expr_op::upper;
-        return map_string(*eval(*n.args[0], b), n.type, [up](std::string_view s, column& c) {
-            std::string t(s);
+        std::string t;
+        return map_string(*eval(*n.args[0], b), n.type, [up, &t](std::string_view s, column& c) {
+            t.assign(s);
             for (auto& ch : t) {
                 if (up && ch >= 'a' && ch <= 'z') ch = char(ch - 32);
                 if (!up && ch >= 'A' && ch <= 'Z') ch = char(ch + 32);
@@ -754,54 +822,100 @@ colref eval(const bound_node& n, const batch& b) {
         return c;
     }
     case expr_op::date_format: {
-        colref t_ref = eval(*n.args[0], b), p_ref = eval(*n.args[1], b);
+        colref t_ref = eval(*n.args[0], b);
         const column& t = *t_ref;
-        const column& p = *p_ref;
+        // A constant pattern (the usual case) is read as it is, not as a column of copies.
+        const std::string* lit = string_literal(*n.args[1]);
+        std::optional<colref> p_ref;
+        if (!lit) p_ref.emplace(eval(*n.args[1], b));
         column c(data_type::string());
+        c.reserve(rows);
+        // Rows of a stream often share their timestamp: format each run of equal ones once.
+        std::string text;
+        std::string_view last_pattern;
+        int64_t last_t = 0;
+        bool have_last = false;
         for (size_t i = 0; i < rows; ++i) {
-            if (t.is_null(i) || p.is_null(i)) c.push_null();
-            else c.push_string(format_with_pattern(t.int64_at(i), t.type().unit, p.string_at(i)));
+            if (t.is_null(i) || (p_ref && (*p_ref)->is_null(i))) {
+                c.push_null();
+                continue;
+            }
+            std::string_view pattern = lit ? std::string_view(*lit) : (*p_ref)->string_at(i);
+            int64_t v = t.int64_at(i);
+            if (!have_last || v != last_t || pattern != last_pattern) {
+                text.clear();
+                format_with_pattern(v, t.type().unit, pattern, text);
+                last_t = v;
+                last_pattern = pattern;
+                have_last = true;
+            }
+            c.push_string(text);
         }
         return c;
     }
     case expr_op::regexp_extract: {
-        colref s_ref = eval(*n.args[0], b), re_ref = eval(*n.args[1], b);
+        colref s_ref = eval(*n.args[0], b);
         const column& s = *s_ref;
-        const column& re = *re_ref;
+        const std::string* lit = string_literal(*n.args[1]);
+        std::optional<colref> re_ref;
+        if (!lit) re_ref.emplace(eval(*n.args[1], b));
         std::optional<column> g;
         if (n.args.size() > 2) g = eval(*n.args[2], b).take();
         column c(data_type::string());
+        c.reserve(rows);
         // Patterns are nearly always one literal: compile each distinct one once per batch.
         // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
         // times faster than std::regex.
         std::map<std::string, std::optional<boost::regex>, std::less<>> compiled;
+        // Streams repeat their strings (a channel's URL, a user's name): with a constant pattern
+        // and group, each distinct input of the batch is matched once and later rows copy its
+        // result (where it is in `found_text`, and its length; -1 for NULL).
+        const bool memo = lit && (!g || n.args[2]->op == expr_op::literal);
+        boost::unordered_flat_map<std::string_view, std::pair<uint32_t, int32_t>, key_hash, key_equal> seen;
+        std::string found_text;
+        boost::match_results<std::string_view::const_iterator> m;
         for (size_t i = 0; i < rows; ++i) {
-            if (s.is_null(i) || re.is_null(i) || (g && g->is_null(i))) {
+            if (s.is_null(i) || (re_ref && (*re_ref)->is_null(i)) || (g && g->is_null(i))) {
                 c.push_null();
                 continue;
             }
-            auto it = compiled.find(re.string_at(i));
+            auto str = s.string_at(i);
+            if (memo) {
+                if (auto it = seen.find(str); it != seen.end()) {
+                    auto [at, len] = it->second;
+                    if (len < 0) c.push_null();
+                    else c.push_string(std::string_view(found_text).substr(at, size_t(len)));
+                    continue;
+                }
+            }
+            std::string_view pattern = lit ? std::string_view(*lit) : (*re_ref)->string_at(i);
+            auto it = compiled.find(pattern);
             if (it == compiled.end()) {
                 std::optional<boost::regex> r;
                 try {
-                    r.emplace(std::string(re.string_at(i)), boost::regex::perl);
+                    r.emplace(std::string(pattern), boost::regex::perl);
                 } catch (const boost::regex_error&) {
                 }
-                it = compiled.emplace(std::string(re.string_at(i)), std::move(r)).first;
+                it = compiled.emplace(std::string(pattern), std::move(r)).first;
             }
             int64_t group = g ? g->int64_at(i) : 1;
-            auto str = s.string_at(i);
-            boost::match_results<std::string_view::const_iterator> m;
             bool found = false;
             try {
                 found = it->second && group >= 0 && boost::regex_search(str.begin(), str.end(), m, *it->second);
             } catch (const std::runtime_error&) { // a pattern too complex for this input: no match
             }
             if (!found || size_t(group) >= m.size() || !m[size_t(group)].matched) {
+                if (memo) seen.emplace(str, std::pair<uint32_t, int32_t>(0, -1));
                 c.push_null();
                 continue;
             }
-            c.push_string(std::string_view(&*m[size_t(group)].first, size_t(m[size_t(group)].length())));
+            std::string_view text = str.substr(size_t(m[size_t(group)].first - str.begin()),
+                                               size_t(m[size_t(group)].length()));
+            if (memo) {
+                seen.emplace(str, std::pair<uint32_t, int32_t>(uint32_t(found_text.size()), int32_t(text.size())));
+                found_text.append(text);
+            }
+            c.push_string(text);
         }
         return c;
     }

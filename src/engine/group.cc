@@ -1,6 +1,7 @@
 #include "engine/group.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -48,6 +49,57 @@ void add_counted(M& m, K&& k, int sign) {
     if (it != m.end() && --it->second <= 0) m.erase(it);
 }
 
+/// One aggregate's result outside a batch, without a `value` (no variant, no allocation for
+/// numbers): what a group's row held before a batch changed it.
+struct cell {
+    bool null = true;
+    int64_t i = 0;
+    double d = 0;
+    std::string s;
+
+    friend bool operator==(const cell& a, const cell& b) {
+        if (a.null || b.null) return a.null == b.null;
+        return a.i == b.i && a.d == b.d && a.s == b.s;
+    }
+};
+
+void push_cell(column& c, const cell& x) {
+    if (x.null) {
+        c.push_null();
+        return;
+    }
+    switch (c.type().id) {
+    case type_id::boolean: c.push_bool(x.i != 0); break;
+    case type_id::int64:
+    case type_id::timestamp: c.push_int64(x.i); break;
+    case type_id::float64: c.push_float64(x.d); break;
+    case type_id::string: c.push_string(x.s); break;
+    }
+}
+
+/// The key encoding (`encode_key_part`) of a non-NULL integral value, as the snapshot of a
+/// COUNT(DISTINCT) has always written it.
+std::string encode_integral(int64_t v, type_id t) {
+    std::string out(1, '\1');
+    if (t == type_id::boolean) {
+        out.push_back(v != 0 ? '\1' : '\0');
+    } else {
+        out.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    return out;
+}
+
+std::optional<int64_t> decode_integral(std::string_view k, type_id t) {
+    if (t == type_id::boolean) {
+        if (k.size() != 2 || k[0] != '\1') return std::nullopt;
+        return int64_t(k[1] != 0);
+    }
+    if (k.size() != 1 + sizeof(int64_t) || k[0] != '\1') return std::nullopt;
+    int64_t v;
+    std::memcpy(&v, k.data() + 1, sizeof v);
+    return v;
+}
+
 } // namespace
 
 /// The state of one aggregate for every group, slot by slot (slot = group). Retractable:
@@ -78,7 +130,10 @@ public:
             else if (_st == store::real) _d.resize(n);
             else _s.resize(n);
             break;
-        case agg_kind::count_distinct: _distinct.resize(n); break;
+        case agg_kind::count_distinct:
+            if (_st == store::integral) _distinct_i.resize(n);
+            else _distinct.resize(n);
+            break;
         default: break;
         }
     }
@@ -92,6 +147,7 @@ public:
         if (!_md.empty()) _md[s].reset();
         if (!_ms.empty()) _ms[s].reset();
         if (!_distinct.empty()) _distinct[s].reset();
+        if (!_distinct_i.empty()) _distinct_i[s].reset();
     }
 
     /// Adds row `r` of `c` to slot `s` (sign +1) or takes it back (−1). False when a
@@ -147,6 +203,18 @@ public:
             break;
         }
         case agg_kind::count_distinct: {
+            if (_st == store::integral) {
+                // Integers (the usual case) are counted by value, not by their key encoding.
+                auto& m = _distinct_i[s];
+                if (!m) m = std::make_unique<distinct_int_map>();
+                int64_t v = int_of(*c, r);
+                if (sign > 0) {
+                    ++(*m)[v];
+                } else if (auto it = m->find(v); it != m->end() && --it->second <= 0) {
+                    m->erase(it);
+                }
+                break;
+            }
             if (!_distinct[s]) _distinct[s] = std::make_unique<distinct_map>();
             _key.clear();
             encode_key_part(*c, r, _key);
@@ -166,7 +234,7 @@ public:
         switch (_kind) {
         case agg_kind::count_star:
         case agg_kind::count: return value::of(_n[s]);
-        case agg_kind::count_distinct: return value::of(int64_t(_distinct[s] ? _distinct[s]->size() : 0));
+        case agg_kind::count_distinct: return value::of(distinct_count(s));
         default: break;
         }
         if (_n[s] <= 0) return value::null(out);
@@ -198,6 +266,54 @@ public:
         }
     }
 
+    /// `result(s, out)` written into `x`.
+    void result_cell(uint32_t s, data_type out, cell& x) const {
+        x.null = false;
+        x.i = 0;
+        x.d = 0;
+        x.s.clear();
+        switch (_kind) {
+        case agg_kind::count_star:
+        case agg_kind::count: x.i = _n[s]; return;
+        case agg_kind::count_distinct: x.i = distinct_count(s); return;
+        default: break;
+        }
+        if (_n[s] <= 0) {
+            x.null = true;
+            return;
+        }
+        switch (_kind) {
+        case agg_kind::sum:
+            if (_st == store::real) x.d = _d[s];
+            else x.i = _i[s];
+            return;
+        case agg_kind::avg: x.d = (_st == store::real ? _d[s] : double(_i[s])) / double(_n[s]); return;
+        case agg_kind::min:
+        case agg_kind::max: {
+            bool is_min = _kind == agg_kind::min;
+            if (!_retract) {
+                if (_st == store::real) x.d = _d[s];
+                else if (_st == store::text) x.s = _s[s];
+                else x.i = out.id == type_id::boolean ? int64_t(_i[s] != 0) : _i[s];
+                return;
+            }
+            if (_st == store::integral) {
+                if (!_mi[s] || _mi[s]->empty()) x.null = true;
+                else x.i = is_min ? _mi[s]->begin()->first : _mi[s]->rbegin()->first;
+                if (!x.null && out.id == type_id::boolean) x.i = int64_t(x.i != 0);
+            } else if (_st == store::real) {
+                if (!_md[s] || _md[s]->empty()) x.null = true;
+                else x.d = is_min ? _md[s]->begin()->first : _md[s]->rbegin()->first;
+            } else {
+                if (!_ms[s] || _ms[s]->empty()) x.null = true;
+                else x.s = is_min ? _ms[s]->begin()->first : _ms[s]->rbegin()->first;
+            }
+            return;
+        }
+        default: x.null = true; return;
+        }
+    }
+
     void write(uint32_t s, state_writer& w) const {
         w.i64(_n[s]);
         if (!_i.empty()) w.i64(_i[s]);
@@ -215,6 +331,9 @@ public:
         if (!_md.empty()) write_map(_md[s], [&](double k) { w.f64(k); });
         if (!_ms.empty()) write_map(_ms[s], [&](const std::string& k) { w.str(k); });
         if (!_distinct.empty()) write_map(_distinct[s], [&](const std::string& k) { w.str(k); });
+        if (!_distinct_i.empty()) {
+            write_map(_distinct_i[s], [&](int64_t k) { w.str(encode_integral(k, _in.id)); });
+        }
     }
 
     bool read(uint32_t s, state_reader& r) {
@@ -235,11 +354,25 @@ public:
         if (!_md.empty()) read_map(_md[s], [&] { return r.f64(); });
         if (!_ms.empty()) read_map(_ms[s], [&] { return std::string(r.str()); });
         if (!_distinct.empty()) read_map(_distinct[s], [&] { return std::string(r.str()); });
-        return r.ok();
+        bool keys_ok = true;
+        if (!_distinct_i.empty()) {
+            read_map(_distinct_i[s], [&] {
+                auto v = decode_integral(r.str(), _in.id);
+                if (!v) keys_ok = false;
+                return v.value_or(0);
+            });
+        }
+        return r.ok() && keys_ok;
     }
 
 private:
     using distinct_map = boost::unordered_flat_map<std::string, int64_t, key_hash, key_equal>;
+    using distinct_int_map = boost::unordered_flat_map<int64_t, int64_t>;
+
+    int64_t distinct_count(uint32_t s) const {
+        if (_st == store::integral) return _distinct_i[s] ? int64_t(_distinct_i[s]->size()) : 0;
+        return _distinct[s] ? int64_t(_distinct[s]->size()) : 0;
+    }
 
     static value integral(int64_t v, data_type out) {
         if (out.id == type_id::boolean) return value::of(v != 0);
@@ -258,6 +391,7 @@ private:
     std::vector<std::unique_ptr<counted<double, double_less>>> _md;
     std::vector<std::unique_ptr<counted<std::string>>> _ms;
     std::vector<std::unique_ptr<distinct_map>> _distinct;
+    std::vector<std::unique_ptr<distinct_int_map>> _distinct_i;
     std::string _key;
 };
 
@@ -363,11 +497,14 @@ void group_stage::on_batch(size_t, batch b, stage_output& out) {
     metrics().rows_in += n;
     ++metrics().batches_in;
     ++_batch_no;
+    const size_t naggs = _acc.size();
     std::vector<const column*> inputs;
     for (const auto& a : _aggs) inputs.push_back(a.kind == agg_kind::count_star ? nullptr : &b.col(a.input));
-    // The groups this batch touches, in first-touch order, with their result before it.
+    // The groups this batch touches, in first-touch order, with their aggregates before it
+    // (`naggs` cells per touched group; `had` says whether the group had a result).
     std::vector<uint32_t> touched;
-    std::vector<std::optional<std::vector<value>>> before;
+    std::vector<uint8_t> had;
+    std::vector<cell> before;
     for (size_t r = 0; r < n; ++r) {
         row_kind k = b.kind(r);
         int sign = k == row_kind::insert || k == row_kind::update_after ? 1 : -1;
@@ -384,10 +521,15 @@ void group_stage::on_batch(size_t, batch b, stage_output& out) {
         if (_seen[slot] != _batch_no) {
             _seen[slot] = _batch_no;
             touched.push_back(slot);
-            before.push_back(_rows[slot] > 0 ? std::optional(result_row(slot)) : std::nullopt);
+            had.push_back(_rows[slot] > 0 ? 1 : 0);
+            before.resize(before.size() + naggs);
+            if (_rows[slot] > 0) {
+                cell* x = before.data() + before.size() - naggs;
+                for (size_t a = 0; a < naggs; ++a) _acc[a]->result_cell(slot, _aggs[a].output_type, x[a]);
+            }
         }
         _rows[slot] += sign;
-        for (size_t a = 0; a < _acc.size(); ++a) {
+        for (size_t a = 0; a < naggs; ++a) {
             if (!_acc[a]->update(slot, inputs[a], r, sign) && _failure.empty()) {
                 _failure = fmt::format("a retraction reached aggregate '{}', which keeps no values to take back "
                                        "(the input was declared append-only)",
@@ -395,22 +537,36 @@ void group_stage::on_batch(size_t, batch b, stage_output& out) {
             }
         }
     }
+    // The changes, written straight into the output's columns.
     batch changes(_out);
+    std::vector<row_kind> kinds;
+    bool only_inserts = true;
+    const size_t nkeys = _keys.size();
+    auto emit = [&](uint32_t slot, const cell* cells, row_kind kind) {
+        for (size_t k = 0; k < nkeys; ++k) changes.mutable_col(k).push_value(_slot_values[slot][k]);
+        for (size_t a = 0; a < naggs; ++a) push_cell(changes.mutable_col(nkeys + a), cells[a]);
+        kinds.push_back(kind);
+        only_inserts = only_inserts && kind == row_kind::insert;
+    };
+    std::vector<cell> after(naggs);
     for (size_t i = 0; i < touched.size(); ++i) {
         uint32_t slot = touched[i];
+        const cell* was = before.data() + i * naggs;
         if (_rows[slot] > 0) {
-            auto after = result_row(slot);
-            if (!before[i]) {
-                changes.append_row(after, row_kind::insert);
-            } else if (!(*before[i] == after)) {
-                changes.append_row(*before[i], row_kind::update_before);
-                changes.append_row(after, row_kind::update_after);
+            for (size_t a = 0; a < naggs; ++a) _acc[a]->result_cell(slot, _aggs[a].output_type, after[a]);
+            if (!had[i]) {
+                emit(slot, after.data(), row_kind::insert);
+            } else if (!std::equal(after.begin(), after.end(), was)) {
+                emit(slot, was, row_kind::update_before);
+                emit(slot, after.data(), row_kind::update_after);
             }
             continue;
         }
-        if (before[i]) changes.append_row(*before[i], row_kind::delete_row);
+        if (had[i]) emit(slot, was, row_kind::delete_row);
         free_group(slot);
     }
+    changes.seal();
+    if (!only_inserts) changes.set_row_kinds(std::move(kinds));
     metrics().rows_out += changes.num_rows();
     out.emit(std::move(changes));
 }

@@ -67,8 +67,9 @@ void top_n_stage::on_batch(size_t, batch b, stage_output& out) {
     batch changes(_out);
     std::vector<row_kind> kinds;
     const column& oc = b.col(_order);
+    std::string key;
     for (size_t i = 0; i < b.num_rows(); ++i) {
-        std::string key;
+        key.clear();
         for (auto k : _keys) encode_key_part(b.col(k), i, key);
         entry e{oc.is_null(i) ? 0.0 : oc.number_at(i), oc.is_null(i), _arrivals++, {}, {}};
         for (const auto& [c, desc] : _then) {
@@ -83,14 +84,10 @@ void top_n_stage::on_batch(size_t, batch b, stage_output& out) {
         size_t p = size_t(pos - g.top.begin());
         size_t old_size = g.top.size();
         g.top.insert(pos, std::move(e));
+        // Written straight into the output's columns (sealed below), the rank after the row.
         auto emit = [&](const std::vector<value>& row, row_kind k, size_t rank) {
-            if (_spec.rank_column) {
-                auto r = row;
-                r.push_back(value::of(int64_t(rank)));
-                changes.append_row(r);
-            } else {
-                changes.append_row(row);
-            }
+            for (size_t c = 0; c < row.size(); ++c) changes.mutable_col(c).push_value(row[c]);
+            if (_spec.rank_column) changes.mutable_col(row.size()).push_int64(int64_t(rank));
             kinds.push_back(k);
         };
         if (!_end && _spec.rank_column) {
@@ -115,6 +112,7 @@ void top_n_stage::on_batch(size_t, batch b, stage_output& out) {
         }
         if (g.top.size() > _spec.n) g.top.pop_back();
     }
+    changes.seal();
     if (changes.num_rows() > 0) {
         changes.set_row_kinds(std::move(kinds));
         metrics().rows_out += changes.num_rows();

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 
 namespace runnel::sql {
 
@@ -986,6 +987,82 @@ error moved(error e, source_pos pos, const std::string& what) {
     return at(pos, 1, fmt::format("{}: {}", what, m));
 }
 
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+/// The names of the columns a statement may read (lower case), gathered from its syntax, to
+/// leave unread columns out of a source. `all` when that cannot be told from the names alone:
+/// a `*`, a view (its query reads more), or a table renamed column by column. A table whose
+/// name or alias qualifies a star (`a.*`) keeps all its columns.
+struct read_names {
+    std::set<std::string> names;
+    std::set<std::string> star_qualifiers;
+    bool all = false;
+
+    void add(std::string_view n) { names.insert(lower(n)); }
+    void of(const expr& e, const catalog& cat) {
+        switch (e.kind) {
+        case expr_kind::star:
+            if (e.names.empty()) all = true;
+            else star_qualifiers.insert(lower(e.names.back()));
+            return;
+        case expr_kind::column:
+        case expr_kind::descriptor:
+            for (const auto& n : e.names) add(n);
+            break;
+        default: break;
+        }
+        for (const auto& a : e.args) {
+            if (e.kind == expr_kind::call && a.kind == expr_kind::star) {
+                continue; // COUNT(*) reads no column
+            }
+            of(a, cat);
+        }
+        if (e.filter) of(*e.filter, cat);
+        if (e.over) {
+            for (const auto& a : e.over->partition_by) of(a, cat);
+            for (const auto& o : e.over->order_by) of(o.value, cat);
+        }
+        if (e.subquery) of(*e.subquery, cat);
+    }
+    void of(const table_ref& t, const catalog& cat) {
+        if (!t.column_aliases.empty()) all = true;
+        for (const auto& n : t.using_columns) add(n);
+        if (t.kind == table_ref_kind::named) {
+            const table_schema* ts = cat.find_table(t.names);
+            if (ts && ts->kind != relation_kind::table) all = true;
+        }
+        if (t.system_time) of(*t.system_time, cat);
+        if (t.subquery) of(*t.subquery, cat);
+        if (t.function) of(*t.function, cat);
+        if (t.left) of(*t.left, cat);
+        if (t.right) of(*t.right, cat);
+        if (t.condition) of(*t.condition, cat);
+    }
+    void of(const query& q, const catalog& cat) {
+        for (const auto& w : q.with) {
+            if (w.body) of(*w.body, cat);
+        }
+        for (const auto& i : q.select.items) of(i.value, cat);
+        for (const auto& f : q.select.from) of(f, cat);
+        if (q.select.where) of(*q.select.where, cat);
+        for (const auto& g : q.select.group_by) of(g, cat);
+        if (q.select.having) of(*q.select.having, cat);
+        if (q.left) of(*q.left, cat);
+        if (q.right) of(*q.right, cat);
+        for (const auto& row : q.rows) {
+            for (const auto& v : row) of(v, cat);
+        }
+        for (const auto& o : q.order_by) of(o.value, cat);
+        if (q.limit) of(*q.limit, cat);
+    }
+};
+
 /// Plans one statement into a pipeline.
 class builder {
 public:
@@ -999,6 +1076,11 @@ public:
 
     parse_result<query_out> query_(const query& q);
     parse_result<bool> insert(const insert_stmt& s, source_pos pos);
+    /// The statement about to be planned reads only these names (see `read_names`).
+    void reads(const query& q) {
+        _reads = read_names{};
+        _reads.of(q, _catalog);
+    }
 
 private:
     parse_result<bool> check(source_pos pos, uint32_t len = 1) {
@@ -1059,6 +1141,7 @@ private:
     /// Syntax made up while planning (the JOIN a comma join stands for); kept as long as the
     /// plan may point into it.
     std::deque<table_ref> _synthetic;
+    read_names _reads{{}, {}, true};
 };
 
 parse_result<relation> builder::table(const table_schema& t, source_pos pos,
@@ -1076,6 +1159,25 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
         e.column = pos.column;
         e.offset = pos.offset;
         return e;
+    }
+    // The Nexmark source generates only the columns it is given: leave out those the statement
+    // never names (a table with computed columns keeps all; they may read any).
+    bool computed = std::any_of(t.columns.begin(), t.columns.end(), [](const auto& c) { return bool(c.computed); });
+    auto connector = t.option("connector");
+    if (!_reads.all && !computed && connector && iequals(*connector, "nexmark") &&
+        !_reads.star_qualifiers.contains(lower(qualifier))) {
+        std::vector<en::field> kept;
+        for (const auto& f : phys.value()->fields()) {
+            if (_reads.names.contains(lower(f.name)) || iequals(f.name, t.event_time_column)) {
+                kept.push_back(f);
+            }
+        }
+        if (kept.empty()) {
+            kept.push_back(phys.value()->at(0));
+        }
+        if (kept.size() < phys.value()->size()) {
+            phys = en::make_schema(std::move(kept));
+        }
     }
     auto src = _conn.source(_p, t, phys.value());
     if (!src) {
@@ -3045,6 +3147,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
     planned_statement out;
     builder bld(_catalog, _connectors, _opts, p, out);
     if (auto* ins = std::get_if<insert_stmt>(&target->node)) {
+        bld.reads(ins->body);
         auto r = bld.insert(*ins, target->pos);
         if (!r) {
             return r.error();
@@ -3052,6 +3155,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         return out;
     }
     if (auto* q = std::get_if<query_stmt>(&target->node)) {
+        bld.reads(q->body);
         auto r = bld.query_(q->body);
         if (!r) {
             return r.error();
