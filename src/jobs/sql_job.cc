@@ -270,6 +270,13 @@ public:
         return outcome::success();
     }
 
+    /// A file table ends after its rows, so a lookup join reads it whole first; a bounded
+    /// datagen table (`number-of-rows`) ends too.
+    bool bounded(const sql::table_schema& t) override {
+        const auto kind = lower(option(t, "connector"));
+        return kind == "file" || kind == "filesystem" || (kind == "datagen" && static_cast<bool>(t.option("number-of-rows")));
+    }
+
     en::watermark_options watermarks(const sql::table_schema& t) override {
         en::watermark_options w;
         const auto topic = option(t, "topic");
