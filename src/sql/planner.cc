@@ -1116,6 +1116,8 @@ private:
     /// `JOIN t FOR SYSTEM_TIME AS OF left.time ON …`: a lookup join (processing time) or an
     /// event-time temporal join of a versioned table.
     parse_result<relation> temporal_join(const table_ref& t);
+    parse_result<relation> joined(relation out, const relation& l, const relation& r,
+                                  const std::vector<expr>& residual, source_pos pos);
     parse_result<query_out> query_body(const query& q);
     parse_result<query_out> select_(const query& q);
     /// FROM of `sc`: one item, or two (a comma join: their inner join ON the WHERE condition,
@@ -1680,7 +1682,6 @@ parse_result<relation> builder::join(const table_ref& t) {
                              spec.interval->left_time, spec.interval->lower.count(),
                              spec.interval->upper.count());
     }
-    auto ls = l.s.schema_of(), rs = r.s.schema_of();
     relation out;
     out.updating = updating;
     out.s = l.s.join(r.s, spec);
@@ -1688,10 +1689,16 @@ parse_result<relation> builder::join(const table_ref& t) {
         return c.error();
     }
     step(label);
+    return joined(std::move(out), l, r, residual, t.condition->pos);
+}
+
+/// The columns of a join's output (the left side's, then the right side's under the names the
+/// engine gave them) and the filter of the ON conditions the join itself did not apply.
+parse_result<relation> builder::joined(relation out, const relation& l, const relation& r,
+                                       const std::vector<expr>& residual, source_pos pos) {
+    auto ls = l.s.schema_of(), rs = r.s.schema_of();
     auto js = out.s.schema_of();
-    for (const auto& c : l.cols) {
-        out.cols.push_back(c);
-    }
+    out.cols = l.cols;
     for (const auto& c : r.cols) {
         rel_column rc = c;
         rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
@@ -1708,7 +1715,7 @@ parse_result<relation> builder::join(const table_ref& t) {
             pred = pred.empty() ? v.value() : (pred && v.value());
         }
         out.s = out.s.filter(pred);
-        if (auto c = check(t.condition->pos); !c) {
+        if (auto c = check(pos); !c) {
             return c.error();
         }
         step(fmt::format("filter {}", pred.to_string()));
@@ -1917,30 +1924,7 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
         return c.error();
     }
     step(label);
-    auto js = out.s.schema_of();
-    out.cols = l.cols;
-    for (const auto& c : r.cols) {
-        rel_column rc = c;
-        rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
-        out.cols.push_back(std::move(rc));
-    }
-    if (!residual.empty()) {
-        translator tr(out, js);
-        en::expr pred;
-        for (const auto& c : residual) {
-            auto v = tr.tr(c, en::data_type::boolean());
-            if (!v) {
-                return v.error();
-            }
-            pred = pred.empty() ? v.value() : (pred && v.value());
-        }
-        out.s = out.s.filter(pred);
-        if (auto c = check(t.condition->pos); !c) {
-            return c.error();
-        }
-        step(fmt::format("filter {}", pred.to_string()));
-    }
-    return out;
+    return joined(std::move(out), l, r, residual, t.condition->pos);
 }
 
 /// True when `e` reads column `name`, or is or holds `*` (which reads every column).
