@@ -270,11 +270,16 @@ public:
         return outcome::success();
     }
 
-    /// A file table ends after its rows, so a lookup join reads it whole first; a bounded
-    /// datagen table (`number-of-rows`) ends too.
+    /// A file table ends after its rows, so a lookup join reads it whole first; so does a
+    /// datagen table with `number-of-rows` or a sequence column.
     bool bounded(const sql::table_schema& t) override {
         const auto kind = lower(option(t, "connector"));
-        return kind == "file" || kind == "filesystem" || (kind == "datagen" && static_cast<bool>(t.option("number-of-rows")));
+        if (kind == "file" || kind == "filesystem") return true;
+        if (kind != "datagen") return false;
+        return std::any_of(t.options.begin(), t.options.end(), [](const auto& o) {
+            return o.first == "number-of-rows" ||
+                   (o.first.starts_with("fields.") && o.first.ends_with(".kind") && lower(o.second) == "sequence");
+        });
     }
 
     en::watermark_options watermarks(const sql::table_schema& t) override {
