@@ -5,6 +5,7 @@
 #include <optional>
 #include <cstdio>
 #include <limits>
+#include <unordered_map>
 
 #include <boost/regex.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -19,6 +20,9 @@ struct bound_node {
     size_t index = 0;
     value literal;
     std::vector<std::shared_ptr<const bound_node>> args;
+    /// The expression reaches this node along more than one path (`LOWER(c)` in every WHEN of
+    /// a CASE): one evaluation computes it once and reads it wherever it appears.
+    bool shared = false;
 };
 
 namespace {
@@ -578,7 +582,109 @@ column map_string(const column& a, data_type out, F f) {
     return c;
 }
 
+/// The columns of shared nodes computed so far by the evaluation under way on this thread
+/// (one `evaluate` or `select_true` call, over one batch).
+struct eval_memo {
+    const batch* b = nullptr;
+    std::unordered_map<const bound_node*, column> done; // node-based: references stay valid
+};
+thread_local eval_memo* current_memo = nullptr;
+
+/// Opens the memo for one evaluation over `b`, unless one is open already.
+class memo_scope {
+public:
+    explicit memo_scope(const batch& b) {
+        if (current_memo == nullptr) {
+            _memo.b = &b;
+            current_memo = &_memo;
+            _owner = true;
+        }
+    }
+    ~memo_scope() {
+        if (_owner) current_memo = nullptr;
+    }
+    memo_scope(const memo_scope&) = delete;
+    memo_scope& operator=(const memo_scope&) = delete;
+
+private:
+    eval_memo _memo;
+    bool _owner = false;
+};
+
+/// REGEXP_EXTRACT's compiled patterns and results, per thread. Streams repeat their strings (a
+/// channel's URL, a user's agent), so each distinct (pattern, group, input) is matched once and
+/// later rows read the answer. Bounded: a pattern keeps at most `max_results` answers and the
+/// cache at most `max_patterns` patterns; past either it starts again empty.
+class regex_cache {
+public:
+    static constexpr size_t max_patterns = 64;
+    static constexpr size_t max_results = 1 << 16;
+
+    struct pattern {
+        std::string text;
+        std::optional<boost::regex> re; ///< empty: the pattern does not compile (every answer NULL)
+        /// Input → the group's text, or nullopt for no match; one map per group asked for.
+        std::map<int64_t, boost::unordered_flat_map<std::string, std::optional<std::string>, key_hash, key_equal>>
+          results;
+        size_t count = 0;
+
+        /// The text of group `group` of the first match in `input`, or nullptr (NULL).
+        const std::string* extract(std::string_view input, int64_t group) {
+            auto& answers = results[group];
+            if (auto it = answers.find(input); it != answers.end()) return it->second ? &*it->second : nullptr;
+            if (count >= max_results) {
+                results.clear();
+                count = 0;
+            }
+            std::optional<std::string> answer;
+            if (re && group >= 0) {
+                boost::match_results<std::string_view::const_iterator> m;
+                bool found = false;
+                try {
+                    found = boost::regex_search(input.begin(), input.end(), m, *re);
+                } catch (const std::runtime_error&) { // a pattern too complex for this input: no match
+                }
+                if (found && size_t(group) < m.size() && m[size_t(group)].matched) {
+                    answer.emplace(input.substr(size_t(m[size_t(group)].first - input.begin()),
+                                                size_t(m[size_t(group)].length())));
+                }
+            }
+            ++count;
+            auto& slot = results[group].emplace(std::string(input), std::move(answer)).first->second;
+            return slot ? &*slot : nullptr;
+        }
+    };
+
+    pattern& of(std::string_view text) {
+        if (auto it = _patterns.find(text); it != _patterns.end()) return it->second;
+        if (_patterns.size() >= max_patterns) _patterns.clear();
+        pattern p;
+        p.text = std::string(text);
+        // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
+        // times faster than std::regex.
+        try {
+            p.re.emplace(p.text, boost::regex::perl);
+        } catch (const boost::regex_error&) {
+        }
+        return _patterns.emplace(p.text, std::move(p)).first->second;
+    }
+
+private:
+    std::map<std::string, pattern, std::less<>> _patterns;
+};
+thread_local regex_cache regex_results;
+
+colref compute(const bound_node& n, const batch& b);
+
 colref eval(const bound_node& n, const batch& b) {
+    if (!n.shared || current_memo == nullptr || current_memo->b != &b) return compute(n, b);
+    auto& done = current_memo->done;
+    if (auto it = done.find(&n); it != done.end()) return colref::borrow(it->second);
+    column c = compute(n, b).take();
+    return colref::borrow(done.emplace(&n, std::move(c)).first->second);
+}
+
+colref compute(const bound_node& n, const batch& b) {
     size_t rows = b.num_rows();
     switch (n.op) {
     case expr_op::column: return colref::borrow(b.col(n.index));
@@ -708,7 +814,7 @@ colref eval(const bound_node& n, const batch& b) {
     case expr_op::case_when: {
         // Results that are constants (`THEN 'day'`, `ELSE NULL`) are pushed as they are rather
         // than first broadcast into a column each.
-        std::vector<column> parts(n.args.size());
+        std::vector<std::optional<colref>> parts(n.args.size());
         std::vector<const value*> constant(n.args.size(), nullptr);
         bool has_else = n.args.size() % 2 == 1;
         for (size_t k = 0; k < n.args.size(); ++k) {
@@ -717,7 +823,7 @@ colref eval(const bound_node& n, const batch& b) {
             if (is_result && arg.op == expr_op::literal && (arg.literal.is_null() || arg.type == n.type)) {
                 constant[k] = &arg.literal;
             } else {
-                parts[k] = eval(arg, b).take();
+                parts[k].emplace(eval(arg, b));
             }
         }
         column c(n.type);
@@ -725,17 +831,25 @@ colref eval(const bound_node& n, const batch& b) {
         for (size_t i = 0; i < rows; ++i) {
             size_t pick = SIZE_MAX;
             for (size_t k = 0; k + 1 < parts.size(); k += 2) {
-                if (!parts[k].is_null(i) && parts[k].bool_at(i)) {
+                const column& cond = **parts[k];
+                if (!cond.is_null(i) && cond.bool_at(i)) {
                     pick = k + 1;
                     break;
                 }
             }
             if (pick == SIZE_MAX && has_else) pick = parts.size() - 1;
-            if (pick == SIZE_MAX) c.push_null();
-            else if (constant[pick]) c.push_value(*constant[pick]);
-            else if (parts[pick].is_null(i)) c.push_null();
-            else if (n.type.id == type_id::float64) c.push_float64(parts[pick].number_at(i));
-            else c.push_from(parts[pick], i);
+            if (pick == SIZE_MAX) {
+                c.push_null();
+                continue;
+            }
+            if (constant[pick]) {
+                c.push_value(*constant[pick]);
+                continue;
+            }
+            const column& v = **parts[pick];
+            if (v.is_null(i)) c.push_null();
+            else if (n.type.id == type_id::float64) c.push_float64(v.number_at(i));
+            else c.push_from(v, i);
         }
         return c;
     }
@@ -859,63 +973,21 @@ colref eval(const bound_node& n, const batch& b) {
         const std::string* lit = string_literal(*n.args[1]);
         std::optional<colref> re_ref;
         if (!lit) re_ref.emplace(eval(*n.args[1], b));
-        std::optional<column> g;
-        if (n.args.size() > 2) g = eval(*n.args[2], b).take();
+        std::optional<colref> g;
+        if (n.args.size() > 2) g.emplace(eval(*n.args[2], b));
         column c(data_type::string());
         c.reserve(rows);
-        // Patterns are nearly always one literal: compile each distinct one once per batch.
-        // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
-        // times faster than std::regex.
-        std::map<std::string, std::optional<boost::regex>, std::less<>> compiled;
-        // Streams repeat their strings (a channel's URL, a user's name): with a constant pattern
-        // and group, each distinct input of the batch is matched once and later rows copy its
-        // result (where it is in `found_text`, and its length; -1 for NULL).
-        const bool memo = lit && (!g || n.args[2]->op == expr_op::literal);
-        boost::unordered_flat_map<std::string_view, std::pair<uint32_t, int32_t>, key_hash, key_equal> seen;
-        std::string found_text;
-        boost::match_results<std::string_view::const_iterator> m;
+        regex_cache::pattern* p = nullptr; // the current row's pattern, kept while it repeats
         for (size_t i = 0; i < rows; ++i) {
-            if (s.is_null(i) || (re_ref && (*re_ref)->is_null(i)) || (g && g->is_null(i))) {
+            if (s.is_null(i) || (re_ref && (*re_ref)->is_null(i)) || (g && (*g)->is_null(i))) {
                 c.push_null();
                 continue;
-            }
-            auto str = s.string_at(i);
-            if (memo) {
-                if (auto it = seen.find(str); it != seen.end()) {
-                    auto [at, len] = it->second;
-                    if (len < 0) c.push_null();
-                    else c.push_string(std::string_view(found_text).substr(at, size_t(len)));
-                    continue;
-                }
             }
             std::string_view pattern = lit ? std::string_view(*lit) : (*re_ref)->string_at(i);
-            auto it = compiled.find(pattern);
-            if (it == compiled.end()) {
-                std::optional<boost::regex> r;
-                try {
-                    r.emplace(std::string(pattern), boost::regex::perl);
-                } catch (const boost::regex_error&) {
-                }
-                it = compiled.emplace(std::string(pattern), std::move(r)).first;
-            }
-            int64_t group = g ? g->int64_at(i) : 1;
-            bool found = false;
-            try {
-                found = it->second && group >= 0 && boost::regex_search(str.begin(), str.end(), m, *it->second);
-            } catch (const std::runtime_error&) { // a pattern too complex for this input: no match
-            }
-            if (!found || size_t(group) >= m.size() || !m[size_t(group)].matched) {
-                if (memo) seen.emplace(str, std::pair<uint32_t, int32_t>(0, -1));
-                c.push_null();
-                continue;
-            }
-            std::string_view text = str.substr(size_t(m[size_t(group)].first - str.begin()),
-                                               size_t(m[size_t(group)].length()));
-            if (memo) {
-                seen.emplace(str, std::pair<uint32_t, int32_t>(uint32_t(found_text.size()), int32_t(text.size())));
-                found_text.append(text);
-            }
-            c.push_string(text);
+            if (p == nullptr || p->text != pattern) p = &regex_results.of(pattern);
+            int64_t group = g ? (*g)->int64_at(i) : 1;
+            if (const auto* r = p->extract(s.string_at(i), group)) c.push_string(*r);
+            else c.push_null();
         }
         return c;
     }
@@ -1284,7 +1356,10 @@ std::optional<size_t> bound_expr::column_index() const {
     return std::nullopt;
 }
 
-column bound_expr::evaluate(const batch& b) const { return eval(*_node, b).take(); }
+column bound_expr::evaluate(const batch& b) const {
+    memo_scope scope(b);
+    return eval(*_node, b).take();
+}
 
 namespace {
 
@@ -1367,22 +1442,76 @@ void collect_columns(const bound_node& n, std::vector<size_t>& out) {
     for (const auto& a : n.args) collect_columns(*a, out);
 }
 
-node_ptr remap(const node_ptr& n, const std::vector<size_t>& to) {
+/// Copies the tree with its column indexes mapped through `to`, keeping shared nodes shared.
+node_ptr remap(const node_ptr& n, const std::vector<size_t>& to, std::unordered_map<const bound_node*, node_ptr>& copies) {
+    if (auto it = copies.find(n.get()); it != copies.end()) return it->second;
     auto c = std::make_shared<bound_node>(*n);
     if (c->op == expr_op::column) c->index = to[c->index];
-    for (auto& a : c->args) a = remap(a, to);
+    for (auto& a : c->args) a = remap(a, to, copies);
+    copies.emplace(n.get(), c);
     return c;
 }
+
+/// Structural identity of a node whose operands are already interned (compared by address).
+struct node_key {
+    expr_op op;
+    std::string type;
+    size_t index;
+    value literal;
+    std::vector<const bound_node*> args;
+    bool operator==(const node_key& o) const {
+        return op == o.op && type == o.type && index == o.index && literal.type.name() == o.literal.type.name()
+            && literal == o.literal && args == o.args;
+    }
+};
+
+struct node_key_hash {
+    size_t operator()(const node_key& k) const noexcept {
+        size_t h = std::hash<std::string>()(k.type) ^ (size_t(k.op) * 0x9e3779b97f4a7c15ULL) ^ (k.index << 17);
+        if (!k.literal.is_null()) h ^= std::hash<std::string>()(k.literal.to_string()) + 0x9e3779b9 + (h << 6) + (h >> 2);
+        for (const auto* a : k.args) h ^= std::hash<const void*>()(a) + 0x9e3779b9 + (h << 6) + (h >> 2);
+        return h;
+    }
+};
+
+/// Turns the tree into a graph in which equal subexpressions are one node, and marks the
+/// nodes reached along more than one path (`shared`), so evaluation computes each once.
+class interner {
+public:
+    node_ptr intern(const node_ptr& n) {
+        auto c = std::make_shared<bound_node>(*n);
+        node_key key{c->op, c->type.name(), c->op == expr_op::column ? c->index : 0,
+                     c->op == expr_op::literal ? c->literal : value{}, {}};
+        for (auto& a : c->args) {
+            a = intern(a);
+            key.args.push_back(a.get());
+        }
+        auto [it, fresh] = _nodes.try_emplace(std::move(key), c);
+        if (!fresh && it->second->op != expr_op::column && it->second->op != expr_op::literal) {
+            _mutable.at(it->second.get())->shared = true;
+        }
+        if (fresh) _mutable.emplace(c.get(), c);
+        return it->second;
+    }
+
+private:
+    std::unordered_map<node_key, node_ptr, node_key_hash> _nodes;
+    std::unordered_map<const bound_node*, std::shared_ptr<bound_node>> _mutable;
+};
 
 } // namespace
 
 size_t bound_expr::select_true(const batch& b, uint32_t* rows) const {
+    memo_scope scope(b);
     return refine(*_node, b, nullptr, b.num_rows(), rows);
 }
 
 void bound_expr::columns_read(std::vector<size_t>& out) const { collect_columns(*_node, out); }
 
-bound_expr bound_expr::remap_columns(const std::vector<size_t>& to) const { return bound_expr(remap(_node, to)); }
+bound_expr bound_expr::remap_columns(const std::vector<size_t>& to) const {
+    std::unordered_map<const bound_node*, node_ptr> copies;
+    return bound_expr(remap(_node, to, copies));
+}
 
 result<bound_expr> bind(const expr& e, const schema& s) {
     if (e.empty()) {
@@ -1390,7 +1519,7 @@ result<bound_expr> bind(const expr& e, const schema& s) {
     }
     binder bd{s};
     RUNNEL_TRY(auto n, bd.bind_node(e));
-    return bound_expr(std::move(n));
+    return bound_expr(interner().intern(n));
 }
 
 std::optional<int64_t> parse_timestamp(std::string_view s, time_unit unit) {

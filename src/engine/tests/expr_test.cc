@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "engine/engine.h"
 
 namespace runnel::engine {
@@ -203,6 +205,55 @@ TEST(expr, string_functions) {
     EXPECT_EQ(r[0], value::of("h"));
     r = eval(substring(lit("hello"), lit(9), lit(2)));
     EXPECT_EQ(r[0], value::of(""));
+}
+
+// An expression that repeats a subexpression (LOWER(name) in every WHEN) computes it once per
+// evaluation; the answer is the one each occurrence alone gives, in evaluate and in
+// select_true, and after the columns are remapped (the fused projection's narrow plan).
+TEST(expr, repeated_subexpressions_give_the_same_answer) {
+    auto lowered = lower(col("name"));
+    auto e = case_when({{lowered == lit("ann"), lit("a")}, {lowered == lit("bob"), lit("b")}}, lowered);
+    auto r = eval(e);
+    EXPECT_EQ(r[0], value::of("a"));
+    EXPECT_EQ(r[1], value::of("b"));
+    EXPECT_TRUE(r[2].is_null());
+    // Equal trees built separately are one node too.
+    auto twice = concat({lower(col("name")), lit("/"), lower(col("name"))});
+    EXPECT_EQ(eval(twice)[1], value::of("bob/bob"));
+    auto pred = bind(lower(col("name")) == lit("bob") || lower(col("name")) == lit("ann"), *people()).value();
+    std::vector<uint32_t> rows(3);
+    auto b = sample();
+    ASSERT_EQ(pred.select_true(b, rows.data()), 2u);
+    EXPECT_EQ(rows[0], 0u);
+    EXPECT_EQ(rows[1], 1u);
+    auto narrow = bind(e, *people()).value().remap_columns({0, 0, 0, 0, 0});
+    auto one = make_batch(make_schema({{"name", data_type::string()}}), {{value::of("BOB")}});
+    EXPECT_EQ(narrow.evaluate(one).value_at(0), value::of("b"));
+}
+
+// REGEXP_EXTRACT remembers answers per (pattern, group, input) on its thread: the same input
+// asked for another group, or under another pattern, gets its own answer, and more distinct
+// inputs than the cache holds are still answered right.
+TEST(expr, regexp_extract_answers_repeat_and_stay_right) {
+    auto s = make_schema({{"url", data_type::string()}});
+    std::vector<std::vector<value>> in;
+    for (int i = 0; i < 70000; ++i) in.push_back({value::of(fmt::format("a=1&channel_id={}&x", i % 69001))});
+    in.push_back({value::null(data_type::string())});
+    auto b = make_batch(s, in);
+    auto id = bind(regexp_extract(col("url"), lit("(&|^)channel_id=([^&]*)"), lit(2)), *s).value();
+    auto sep = bind(regexp_extract(col("url"), lit("(&|^)channel_id=([^&]*)"), lit(1)), *s).value();
+    auto bad = bind(regexp_extract(col("url"), lit("(unclosed")), *s).value();
+    for (int pass = 0; pass < 2; ++pass) {
+        column c = id.evaluate(b);
+        column d = sep.evaluate(b);
+        column e = bad.evaluate(b);
+        for (size_t i = 0; i < 70000; ++i) {
+            ASSERT_EQ(c.value_at(i), value::of(std::to_string(i % 69001))) << i;
+            ASSERT_EQ(d.value_at(i), value::of("&")) << i;
+            ASSERT_TRUE(e.value_at(i).is_null()) << i;
+        }
+        EXPECT_TRUE(c.value_at(70000).is_null());
+    }
 }
 
 TEST(expr, like_patterns) {
