@@ -46,6 +46,9 @@ LINGER_EXPLICIT = ("-X", "linger.ms=5")
 REDIS_CLIENTS = 50
 REDIS_PIPELINE = 64
 NATS_MAX_PENDING = 4096
+# Beside each Runnel latency run, fio appends this many bytes per write at the same MB/s with an
+# fdatasync after each: about what one group commit covers at those rates.
+PACED_FIO_BLOCK = 64 * 1024
 
 
 def log(msg):
@@ -437,6 +440,32 @@ def fio_fdatasync(path, block, seconds):
         raise RuntimeError(f"fio exited {rc}: {(out + err)[-300:]}")
 
 
+def fio_paced_fdatasync(path, block, bytes_per_s, seconds):
+    """The disk's own latency at a Runnel latency run's load: one writer appending `block`-byte
+    writes at `bytes_per_s` (fio's rate limit), fdatasync after each. Returns the fdatasync
+    latency percentiles in microseconds, the floor under any fsync-before-ack produce latency
+    at that load."""
+    cmd = ["fio", "--name=kafka-bench-paced", f"--filename={path.replace(':', chr(92) + ':')}",
+           "--rw=write", f"--bs={block}", "--ioengine=sync", "--fdatasync=1", "--fallocate=none",
+           "--size=8g", "--time_based", f"--runtime={int(seconds * 1000)}ms",
+           f"--rate={int(bytes_per_s)}", "--percentile_list=50:99:99.9",
+           "--output-format=json"]
+    rc, out, err, cpu, wall = run(cmd, seconds + 60)
+    try:
+        job = json.loads(out[out.index("{"):])["jobs"][0]
+        if rc != 0 or job.get("error"):
+            raise ValueError
+        sync = job["sync"]["lat_ns"]
+        pct = sync["percentile"]
+        return {"block": block, "bytes_per_s": int(bytes_per_s), "syncs": sync["N"],
+                "sync_us": {"p50": round(pct["50.000000"] / 1000, 1),
+                            "p99": round(pct["99.000000"] / 1000, 1),
+                            "p999": round(pct["99.900000"] / 1000, 1),
+                            "max": round(sync["max"] / 1000, 1)}}
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError(f"fio exited {rc}: {(out + err)[-300:]}")
+
+
 def tool_version(cmd):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -645,6 +674,18 @@ def main():
                         "client_cpu_percent", "error") if d.get(k) is not None})
                 except (RuntimeError, OSError) as e:
                     entry["error"] = str(e)
+            if system == "runnel" and entry.get("achieved_rate"):
+                # The disk alone at the same load, right after: what an fsync costs then.
+                bps = entry["achieved_rate"] * size
+                log(f"latency: fio fdatasync per {size_name(PACED_FIO_BLOCK)} at "
+                    f"{bps / 1e6:.1f} MB/s")
+                try:
+                    settle()
+                    entry["disk"] = fio_paced_fdatasync(
+                        os.path.join(scratch, f"fio-paced-{i}"), PACED_FIO_BLOCK, bps,
+                        args.latency_seconds)
+                except (RuntimeError, OSError) as e:
+                    entry["disk"] = {"error": str(e)}
             if "error" in entry:
                 log(f"latency {system} {size_name(size)}: {entry['error']}")
             latency.append(entry)
@@ -731,6 +772,13 @@ def main():
                            "of": f"produce p99 (ms) at half the maximum rate, "
                                  f"{size_name(entry['size'])}, acks=all, {entry['client']}",
                            "target": TARGET_P99_MS, "target_met": p99_ms <= TARGET_P99_MS})
+            disk_p99 = entry.get("disk", {}).get("sync_us", {}).get("p99")
+            if disk_p99:
+                ratios.append({"name": f"disk_fdatasync_p99_ms_{entry['size']}_{entry['tag']}",
+                               "value": round(disk_p99 / 1000, 3),
+                               "of": f"the disk's own fdatasync p99 (ms), fio appending "
+                                     f"{size_name(PACED_FIO_BLOCK)} writes at the MB/s of that "
+                                     f"run"})
 
     machine = {
         "nproc": ncpu, "kernel": platform.release(),
@@ -837,6 +885,14 @@ def print_table(doc, cells):
               f"{l['p999'] / 1000:>9.2f} {l['max'] / 1000:>8.2f}"
               + (f"  ({e['queue_full']} local queue-full stalls)" if e.get("queue_full") else "")
               + (f"  error: {e['error']}" if e.get("error") else ""))
+        disk = e.get("disk")
+        if disk and "sync_us" in disk:
+            d = disk["sync_us"]
+            print(f"{'':<7} {'disk':<8} {'fio: fdatasync per ' + size_name(disk['block']) + ' write, same MB/s':<36} "
+                  f"{disk['syncs']:>9} {'syncs':>9} {d['p50'] / 1000:>8.2f} {d['p99'] / 1000:>8.2f} "
+                  f"{d['p999'] / 1000:>9.2f} {d['max'] / 1000:>8.2f}")
+        elif disk:
+            print(f"{'':<7} {'disk':<8} fio failed: {disk.get('error')}")
     print()
     for r in doc["ratios"]:
         verdict = ""
