@@ -613,28 +613,28 @@ private:
 
 /// REGEXP_EXTRACT's compiled patterns and results, per thread. Streams repeat their strings (a
 /// channel's URL, a user's agent), so each distinct (pattern, group, input) is matched once and
-/// later rows read the answer. Bounded: a pattern keeps at most `max_results` answers and the
-/// cache at most `max_patterns` patterns; past either it starts again empty.
+/// later rows read the answer. Bounded: the answers kept take at most `max_bytes` (counting the
+/// input, the answer and a fixed overhead each) and at most `max_patterns` patterns are kept;
+/// past either limit the cache starts again empty.
 class regex_cache {
 public:
     static constexpr size_t max_patterns = 64;
-    static constexpr size_t max_results = 1 << 16;
+    static constexpr size_t max_bytes = 16 << 20;
+    static constexpr size_t entry_overhead = 64;
 
     struct pattern {
+        regex_cache* owner = nullptr;
         std::string text;
         std::optional<boost::regex> re; ///< empty: the pattern does not compile (every answer NULL)
         /// Input → the group's text, or nullopt for no match; one map per group asked for.
         std::map<int64_t, boost::unordered_flat_map<std::string, std::optional<std::string>, key_hash, key_equal>>
           results;
-        size_t count = 0;
 
-        /// The text of group `group` of the first match in `input`, or nullptr (NULL).
+        /// The text of group `group` of the first match in `input`, or nullptr (NULL). Valid
+        /// until the next call.
         const std::string* extract(std::string_view input, int64_t group) {
-            auto& answers = results[group];
-            if (auto it = answers.find(input); it != answers.end()) return it->second ? &*it->second : nullptr;
-            if (count >= max_results) {
-                results.clear();
-                count = 0;
+            if (auto a = results.find(group); a != results.end()) {
+                if (auto it = a->second.find(input); it != a->second.end()) return it->second ? &*it->second : nullptr;
             }
             std::optional<std::string> answer;
             if (re && group >= 0) {
@@ -649,7 +649,7 @@ public:
                                                 size_t(m[size_t(group)].length())));
                 }
             }
-            ++count;
+            owner->charge(input.size() + (answer ? answer->size() : 0) + entry_overhead);
             auto& slot = results[group].emplace(std::string(input), std::move(answer)).first->second;
             return slot ? &*slot : nullptr;
         }
@@ -657,8 +657,12 @@ public:
 
     pattern& of(std::string_view text) {
         if (auto it = _patterns.find(text); it != _patterns.end()) return it->second;
-        if (_patterns.size() >= max_patterns) _patterns.clear();
+        if (_patterns.size() >= max_patterns) {
+            _patterns.clear();
+            _bytes = 0;
+        }
         pattern p;
+        p.owner = this;
         p.text = std::string(text);
         // Boost.Regex's Perl syntax is Java's (Flink's) for what queries use, and it is several
         // times faster than std::regex.
@@ -670,7 +674,17 @@ public:
     }
 
 private:
+    /// Makes room for an answer of `bytes`: over budget, every pattern forgets its answers.
+    void charge(size_t bytes) {
+        if (_bytes + bytes > max_bytes) {
+            for (auto& [_, p] : _patterns) p.results.clear();
+            _bytes = 0;
+        }
+        _bytes += bytes;
+    }
+
     std::map<std::string, pattern, std::less<>> _patterns;
+    size_t _bytes = 0;
 };
 thread_local regex_cache regex_results;
 
