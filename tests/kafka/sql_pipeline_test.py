@@ -311,6 +311,9 @@ def main():
         assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
         r = runnel_sql(args.runnel, srv, "-", stdin="STOP JOB 'clicks';")
         assert r.returncode == 1 and "does not exist" in r.stderr, (r.returncode, r.stderr)
+        # SHOW TABLES lists the tables the script declared.
+        r = runnel_sql(args.runnel, srv, "-", stdin=CLICKS_TABLE + "SHOW TABLES;")
+        assert r.returncode == 0 and r.stdout.splitlines() == ["table clicks declared", "clicks"], (r.stdout, r.stderr)
         passed += 1
 
         # The Nexmark generator as a table: 50,000 events, of which 46 in 50 are bids.
