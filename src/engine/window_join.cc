@@ -179,6 +179,7 @@ void window_join_stage::on_batch(size_t input, batch b, stage_output& out) {
     };
     // Rows of window w close once the watermark reaches w.end − 1 + lateness.
     auto closed = [&](int64_t end) { return _wm != INT64_MIN && end - 1 + _lateness <= _wm; };
+    auto cached = _windows.end(); // map iterators stay valid while rows are added
     for (size_t i = 0; i < b.num_rows(); ++i) {
         ids.clear();
         if (side.assign) {
@@ -205,10 +206,12 @@ void window_join_stage::on_batch(size_t input, batch b, stage_output& out) {
         for (const auto& id : ids) {
             last = std::max(last, id.first);
             if (closed(id.first)) continue;
-            auto it = _windows.find(id);
+            // Consecutive rows mostly share a window: look it up again only when it changes.
+            auto it = cached != _windows.end() && cached->first == id ? cached : _windows.find(id);
             if (it == _windows.end()) {
                 it = _windows.emplace(id, window_rows{{empty_rows(0), empty_rows(1)}}).first;
             }
+            cached = it;
             auto& r = it->second.side[k];
             for (size_t c = 0; c < r.cols.size(); ++c) r.cols[c].push_from(b.col(c), i);
             ++r.n;
