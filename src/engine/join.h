@@ -26,8 +26,7 @@ enum class join_type : uint8_t { inner, left };
 ///   row it could match can still come (left: left_time + upper; right: right_time − lower),
 ///   then dropped; a left row of a left join that never matched is emitted then, with NULLs.
 ///   The output watermark is held back by max(|lower|, |upper|) so joined rows are not late.
-/// - **Window join**: an interval join on the windows' `window_end` columns with
-///   lower = upper = 0, keyed by the window key as well.
+/// Window joins (rows held per window, outer joins at window close) are `window_join_stage`.
 struct join_spec {
     std::vector<std::string> left_keys, right_keys;
     join_type type = join_type::inner;

@@ -187,6 +187,21 @@ stream stream::join(const stream& right, join_spec spec) {
     return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &right}, time);
 }
 
+stream stream::window_join(const stream& right, window_join_spec spec, std::string time_column) {
+    if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(right)) return {};
+    auto st = window_join_stage::make(schema_of(), right.schema_of(), std::move(spec));
+    if (!st) {
+        _p->fail_build(st.error());
+        return {};
+    }
+    if (!time_column.empty() && !st.value()->output_schema(0)->index_of(time_column)) {
+        _p->fail_build(error(errc::unknown_column, fmt::format("window join: no time column '{}' in the output",
+                                                               time_column)));
+        return {};
+    }
+    return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this, &right}, std::move(time_column));
+}
+
 stream stream::lookup_join(const stream& table, std::vector<std::string> keys, std::vector<std::string> table_keys,
                            join_type type, bool table_first) {
     if (!_p || !_p->ok_to_build(*this) || !_p->ok_to_build(table)) return {};

@@ -12,6 +12,7 @@
 #include "engine/operators.h"
 #include "engine/topn.h"
 #include "engine/window.h"
+#include "engine/window_join.h"
 
 namespace runnel::engine {
 
@@ -47,6 +48,10 @@ public:
     stream union_with(const std::vector<stream>& others);
     /// Joins this stream (left) with `right`: a regular, interval or window join (`join_spec`).
     stream join(const stream& right, join_spec spec);
+    /// Joins this stream (left) with `right` window by window (`window_join_stage`); its
+    /// `late_rows()` are the rows that came after their window closed. `time_column`, when
+    /// set, names the output column that carries event time on (a `window_time`).
+    stream window_join(const stream& right, window_join_spec spec, std::string time_column = "");
     /// The first `n` rows per key by a column (`top_n_spec`): a window Top-N or a changelog.
     stream top_n(top_n_spec spec);
     /// Aggregates per key without a window (`group_stage`): a changelog of each key's result.

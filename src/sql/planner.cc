@@ -198,6 +198,16 @@ struct window_info {
     const expr* call = nullptr;
 };
 
+/// Where the rows of a window aggregation's output say which window they belong to: the
+/// columns holding window_start and window_end (engine names), and the window's shape. Carried
+/// through projections, derived tables, views and WITH queries that keep both columns, so a
+/// join of two such relations on equal bounds is a window join.
+struct window_bounds {
+    en::window_spec spec;
+    std::string label;
+    std::string start, end;
+};
+
 /// What a query block reads: a stream and how SQL names map onto its columns.
 struct relation {
     en::stream s;
@@ -208,6 +218,7 @@ struct relation {
     std::string updating;
     /// The stream's time column (`s.time_column()`) follows the wall clock: PROCTIME().
     bool proctime = false;
+    std::optional<window_bounds> bounds;
 };
 
 /// The columns `*` (or `t.*`) stands for in `rel`, in order.
@@ -232,6 +243,7 @@ struct query_out {
     std::vector<std::string> names;
     std::string updating; ///< as `relation::updating`
     bool proctime = false; ///< as `relation::proctime`
+    std::optional<window_bounds> bounds; ///< as `relation::bounds`
 };
 
 /// Turns SQL expressions into engine expressions over one relation. A hook sees every node
@@ -1063,6 +1075,34 @@ struct read_names {
     }
 };
 
+/// `b` after a projection to `cols`: the columns that now hold its window_start and
+/// window_end, or nothing when the projection drops either.
+std::optional<window_bounds> kept_bounds(const std::optional<window_bounds>& b,
+                                         const std::vector<en::named_expr>& cols) {
+    if (!b) {
+        return std::nullopt;
+    }
+    window_bounds out = *b;
+    bool start = false, end = false;
+    for (const auto& c : cols) {
+        const auto& n = c.e.node();
+        if (n.op != en::expr_op::column) {
+            continue;
+        }
+        if (!start && n.name == b->start) {
+            out.start = c.name;
+            start = true;
+        } else if (!end && n.name == b->end) {
+            out.end = c.name;
+            end = true;
+        }
+    }
+    if (!start || !end) {
+        return std::nullopt;
+    }
+    return out;
+}
+
 /// Plans one statement into a pipeline.
 class builder {
 public:
@@ -1113,6 +1153,10 @@ private:
                                  const std::string& qualifier);
     parse_result<relation> window_tvf(const expr& call, const std::string& alias);
     parse_result<relation> join(const table_ref& t);
+    /// A JOIN of two windowed relations ON equal window_start and window_end: a window join
+    /// (nothing when `l` and `r` are no such pair and the ON does not ask for one).
+    parse_result<std::optional<relation>> window_join(const table_ref& t, const relation& l,
+                                                      const relation& r);
     /// `JOIN t FOR SYSTEM_TIME AS OF left.time ON …`: a lookup join (processing time) or an
     /// event-time temporal join of a versioned table.
     parse_result<relation> temporal_join(const table_ref& t);
@@ -1296,6 +1340,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
         rel.s = q.value().s;
         rel.updating = q.value().updating;
         rel.proctime = q.value().proctime;
+        rel.bounds = q.value().bounds;
         std::string qualifier = alias.empty() ? ct.name : alias;
         for (std::size_t c = 0; c < names.size(); ++c) {
             rel.cols.push_back(
@@ -1330,6 +1375,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     rel.s = q.value().s;
     rel.updating = q.value().updating;
     rel.proctime = q.value().proctime;
+    rel.bounds = q.value().bounds;
     for (const auto& n : q.value().names) {
         rel.cols.push_back({n, qualifier, n, false});
     }
@@ -1483,6 +1529,7 @@ parse_result<relation> builder::from_item(const table_ref& t) {
         rel.s = q.value().s;
         rel.updating = q.value().updating;
         rel.proctime = q.value().proctime;
+        rel.bounds = q.value().bounds;
         const auto& names = q.value().names;
         if (!t.column_aliases.empty() && t.column_aliases.size() != names.size()) {
             return at(t.pos, 1,
@@ -1530,9 +1577,6 @@ parse_result<relation> builder::join(const table_ref& t) {
     if (t.join == join_kind::cross) {
         return unsupported(t.pos, "CROSS JOIN");
     }
-    if (t.join == join_kind::right || t.join == join_kind::full) {
-        return unsupported(t.pos, t.join == join_kind::right ? "RIGHT JOIN" : "FULL JOIN");
-    }
     if (!t.using_columns.empty()) {
         return unsupported(t.pos, "JOIN … USING; write ON a.k = b.k");
     }
@@ -1551,10 +1595,18 @@ parse_result<relation> builder::join(const table_ref& t) {
         return rr;
     }
     relation l = std::move(lr).value(), r = std::move(rr).value();
-    for (const relation* side : {&l, &r}) {
-        if (side->window) {
-            return unsupported(*side->window->call, "a window table function in a JOIN");
-        }
+    auto wj = window_join(t, l, r);
+    if (!wj) {
+        return wj.error();
+    }
+    if (wj.value()) {
+        return std::move(*wj.value());
+    }
+    if (t.join == join_kind::right || t.join == join_kind::full) {
+        return unsupported(t.pos, fmt::format("{} JOIN other than a window join (ON L.window_start = "
+                                              "R.window_start AND L.window_end = R.window_end "
+                                              "over two windowed inputs)",
+                                              t.join == join_kind::right ? "RIGHT" : "FULL"));
     }
     const std::string& updating = !l.updating.empty() ? l.updating : r.updating;
     translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
@@ -1721,6 +1773,196 @@ parse_result<relation> builder::joined(relation out, const relation& l, const re
         step(fmt::format("filter {}", pred.to_string()));
     }
     return out;
+}
+
+/// The window join: both sides windowed by the same TUMBLE, HOP or CUMULATE (a window table
+/// function read directly, or a window aggregation's output that keeps window_start and
+/// window_end) and ON setting both bounds equal. Like Flink, ON with only one of the two bound
+/// equalities, or equal bounds of differently windowed sides, is an error rather than a
+/// regular join; two window aggregations joined on other columns only stay a regular join.
+parse_result<std::optional<relation>> builder::window_join(const table_ref& t, const relation& l,
+                                                           const relation& r) {
+    // A side's window: the bounds' engine columns, the spec, and the TVF call if it is one.
+    struct side_window {
+        window_bounds b;
+        const expr* call = nullptr;
+    };
+    auto window_of = [](const relation& x) -> std::optional<side_window> {
+        if (x.window) {
+            return side_window{
+                {x.window->spec, x.window->label, "window_start", "window_end"}, x.window->call};
+        }
+        if (x.bounds) {
+            return side_window{*x.bounds, nullptr};
+        }
+        return std::nullopt;
+    };
+    const auto lw = window_of(l), rw = window_of(r);
+    if (!lw && !rw) {
+        return std::optional<relation>();
+    }
+    translator lt(l, l.s.schema_of()), rt(r, r.s.schema_of());
+    auto side_of = [&](const expr& e) -> std::optional<std::pair<int, const rel_column*>> {
+        if (e.kind != expr_kind::column) {
+            return std::nullopt;
+        }
+        auto a = lt.resolve(e), b = rt.resolve(e);
+        if (a && !b) {
+            return std::pair<int, const rel_column*>{0, a.value()};
+        }
+        if (b && !a) {
+            return std::pair<int, const rel_column*>{1, b.value()};
+        }
+        return std::nullopt;
+    };
+    std::vector<expr> parts, residual;
+    conjuncts(*t.condition, parts);
+    const expr* start_eq = nullptr;
+    const expr* end_eq = nullptr;
+    en::window_join_spec spec;
+    for (auto& c : parts) {
+        if (c.kind == expr_kind::binary && c.text == "=" && c.args.size() == 2) {
+            auto a = side_of(c.args[0]), b = side_of(c.args[1]);
+            if (a && b && a->first != b->first) {
+                const rel_column* lc = a->first == 0 ? a->second : b->second;
+                const rel_column* rc = a->first == 0 ? b->second : a->second;
+                if (lw && rw && lc->engine == lw->b.start && rc->engine == rw->b.start) {
+                    start_eq = &c;
+                    continue;
+                }
+                if (lw && rw && lc->engine == lw->b.end && rc->engine == rw->b.end) {
+                    end_eq = &c;
+                    continue;
+                }
+                if (!lc->window_only && !rc->window_only) {
+                    spec.left.keys.push_back(lc->engine);
+                    spec.right.keys.push_back(rc->engine);
+                    continue;
+                }
+            }
+        }
+        residual.push_back(std::move(c));
+    }
+    const expr* tvf = lw && lw->call ? lw->call : rw && rw->call ? rw->call : nullptr;
+    const std::string shape =
+        "ON L.window_start = R.window_start AND L.window_end = R.window_end over two window "
+        "table functions or window aggregations";
+    if (!start_eq && !end_eq) {
+        if (tvf) {
+            return at(*tvf, fmt::format("a window table function in a JOIN makes a window join, "
+                                        "which needs {}",
+                                        shape));
+        }
+        return std::optional<relation>(); // a regular join of window aggregations' results
+    }
+    if (!start_eq || !end_eq) {
+        const expr& one = start_eq ? *start_eq : *end_eq;
+        return at(one, fmt::format("a window join needs both window bounds equal, and ON sets "
+                                   "only {} equal: add the equality of {} too",
+                                   start_eq ? "window_start" : "window_end",
+                                   start_eq ? "window_end" : "window_start"));
+    }
+    if (lw->b.spec.kind != rw->b.spec.kind || lw->b.spec.size != rw->b.spec.size ||
+        lw->b.spec.slide != rw->b.spec.slide) {
+        return at(*start_eq, fmt::format("a window join needs both sides windowed alike, and the "
+                                         "left side is windowed by {}, the right side by {}",
+                                         lw->b.label, rw->b.label));
+    }
+    for (const auto* w : {&*lw, &*rw}) {
+        if (w->b.spec.kind == en::window_kind::session) {
+            return unsupported(w->call ? *w->call : *start_eq, "a window join of SESSION windows");
+        }
+    }
+    const std::string& updating = !l.updating.empty() ? l.updating : r.updating;
+    if (!updating.empty()) {
+        return unsupported(t.pos, fmt::format("a window join of an updating input (the changelog "
+                                              "of {})",
+                                              updating));
+    }
+    spec.type = t.join == join_kind::left    ? en::window_join_type::left
+                : t.join == join_kind::right ? en::window_join_type::right
+                : t.join == join_kind::full  ? en::window_join_type::full
+                                             : en::window_join_type::inner;
+    spec.allowed_lateness = _opts.allowed_lateness;
+    for (int k = 0; k < 2; ++k) {
+        const side_window& w = k == 0 ? *lw : *rw;
+        const relation& x = k == 0 ? l : r;
+        auto& in = k == 0 ? spec.left : spec.right;
+        if (w.call) {
+            in.time = x.window->time;
+            in.assign = w.b.spec;
+        } else {
+            in.window_start = w.b.start;
+            in.window_end = w.b.end;
+        }
+    }
+    // The joined relation: each side's columns (a window table function's window columns are
+    // real ones now), the right side's under the names the engine gives them.
+    auto ls = en::window_join_side_schema(*l.s.schema_of(), spec.left);
+    auto rs = en::window_join_side_schema(*r.s.schema_of(), spec.right);
+    auto js = en::window_join_schema(*l.s.schema_of(), *r.s.schema_of(), spec);
+    relation out;
+    for (const auto& c : l.cols) {
+        rel_column lc = c;
+        lc.window_only = false;
+        out.cols.push_back(std::move(lc));
+    }
+    for (const auto& c : r.cols) {
+        rel_column rc = c;
+        rc.window_only = false;
+        rc.engine = js->at(ls->size() + *rs->index_of(c.engine)).name;
+        out.cols.push_back(std::move(rc));
+    }
+    std::string cond_text;
+    if (!residual.empty()) {
+        translator tr(out, js);
+        for (const auto& c : residual) {
+            auto v = tr.tr(c, en::data_type::boolean());
+            if (!v) {
+                return v.error();
+            }
+            spec.condition = spec.condition.empty() ? v.value() : (spec.condition && v.value());
+        }
+        cond_text = spec.condition.to_string();
+    }
+    // The output keeps event time: the left window's window_time, or the left side's own time
+    // column (a window aggregation that selected window_time), else the right side's.
+    std::string time;
+    if (lw->call) {
+        time = "window_time";
+    } else if (!l.s.time_column().empty()) {
+        time = l.s.time_column();
+    } else if (rw->call) {
+        time = js->at(ls->size() + *rs->index_of("window_time")).name;
+    } else if (!r.s.time_column().empty()) {
+        time = js->at(ls->size() + *rs->index_of(r.s.time_column())).name;
+    }
+    en::stream left = l.s;
+    out.s = left.window_join(r.s, spec, time);
+    if (auto c = check(t.condition->pos); !c) {
+        return c.error();
+    }
+    out.bounds = window_bounds{lw->b.spec, lw->b.label, lw->call ? "window_start" : lw->b.start,
+                               lw->call ? "window_end" : lw->b.end};
+    static constexpr const char* type_names[] = {"", "left ", "right ", "full "};
+    auto side_text = [](const side_window& w, const en::window_join_input& in) {
+        return w.call ? fmt::format("by {}", in.time)
+                      : fmt::format("in {}, {}", in.window_start, in.window_end);
+    };
+    std::string label = fmt::format(
+        "{}window join per {}{}{} (left windows {}, right windows {})", type_names[int(spec.type)],
+        lw->b.label,
+        spec.left.keys.empty() ? ""
+                               : fmt::format(" on {} = {}", join_names(spec.left.keys),
+                                             join_names(spec.right.keys)),
+        cond_text.empty() ? "" : " if " + cond_text, side_text(*lw, spec.left),
+        side_text(*rw, spec.right));
+    step(label);
+    _out.late.push_back(out.s.late_rows());
+    if (auto c = check(t.condition->pos); !c) {
+        return c.error();
+    }
+    return std::optional<relation>(std::move(out));
 }
 
 parse_result<relation> builder::temporal_join(const table_ref& t) {
@@ -2083,7 +2325,8 @@ parse_result<query_out> builder::query_body(const query& q) {
                 return c.error();
             }
         }
-        return query_out{u, l.value().names, updating, l.value().proctime && r.value().proctime};
+        return query_out{u, l.value().names, updating, l.value().proctime && r.value().proctime,
+                         std::nullopt};
     }
     }
     return unsupported(q.pos, "this query");
@@ -2236,7 +2479,8 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
             return c.error();
         }
     }
-    return query_out{rel.s, names.value(), rel.updating, rel.proctime};
+    return query_out{rel.s, names.value(), rel.updating, rel.proctime,
+                     sc.distinct ? std::nullopt : kept_bounds(rel.bounds, cols)};
 }
 
 parse_result<query_out> builder::top_n(const query& outer, const select_item& rn) {
@@ -2967,7 +3211,12 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             break;
         }
     }
-    return query_out{w, names, updating};
+    std::optional<window_bounds> bounds;
+    if (win && win->spec.kind != en::window_kind::session) {
+        bounds = kept_bounds(window_bounds{win->spec, win->label, "window_start", "window_end"},
+                             final_cols);
+    }
+    return query_out{w, names, updating, false, bounds};
 }
 
 parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {

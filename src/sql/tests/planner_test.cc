@@ -270,3 +270,36 @@ TEST(planner, plans_every_statement_of_the_error_goldens) {
 
 } // namespace
 } // namespace runnel::sql
+
+namespace runnel::sql {
+namespace {
+
+TEST(planner, nexmark_q8_is_a_window_join) {
+    std::ifstream in(std::filesystem::path(RUNNEL_SOURCE_DIR) / "examples" / "nexmark" / "q8.sql", std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto script = parse_script(text.str());
+    ASSERT_TRUE(script) << script.error().headline();
+    memory_catalog cat;
+    std::optional<std::string> plan;
+    for (const auto& st : script.value()) {
+        if (const auto* ct = std::get_if<create_table_stmt>(&st.node)) {
+            auto t = table_schema_from(*ct);
+            ASSERT_TRUE(t);
+            cat.put(std::move(t).value());
+        } else {
+            auto e = explain(st, cat);
+            ASSERT_TRUE(e) << e.error().headline();
+            plan = e.value();
+        }
+    }
+    ASSERT_TRUE(plan);
+    EXPECT_NE(plan->find("window join per tumble(size 10000 ms) on id = seller (left windows in "
+                         "starttime, endtime, right windows in starttime, endtime)\n"),
+              std::string::npos)
+        << *plan;
+    EXPECT_EQ(plan->find("\njoin on"), std::string::npos) << *plan;
+}
+
+} // namespace
+} // namespace runnel::sql
