@@ -418,43 +418,42 @@ def iperf3_loopback(seconds):
         server.wait()
 
 
-def fio_fdatasync(path, block, seconds):
-    """One writer, sequential `block`-byte writes appending to a new file, fdatasync after each
-    (the same job as bench/storage_bench). The file stays until the scratch directory goes, so
-    unlinking it (and the disk's online discard) never overlaps a measurement."""
+def fio_job(path, block, seconds, *extra):
+    """One fio writer, sequential `block`-byte writes appending to a new file, fdatasync after
+    each; `extra` adds options. Returns fio's JSON for the job, or raises. The file stays until
+    the scratch directory goes, so unlinking it (and the disk's online discard) never overlaps a
+    measurement."""
     cmd = ["fio", "--name=kafka-bench", f"--filename={path.replace(':', chr(92) + ':')}",
            "--rw=write", f"--bs={block}", "--ioengine=sync", "--fdatasync=1", "--fallocate=none",
            "--size=8g", "--time_based", f"--runtime={int(seconds * 1000)}ms",
-           "--output-format=json"]
+           "--output-format=json", *extra]
     rc, out, err, cpu, wall = run(cmd, seconds + 60)
     try:
         job = json.loads(out[out.index("{"):])["jobs"][0]
         if rc != 0 or job.get("error"):
             raise ValueError
-        w = job["write"]
-        lat = job.get("sync", {}).get("lat_ns", {}).get("percentile", {})
-        return {"writes": w["total_ios"], "seconds": w["runtime"] / 1000.0, "cpu": cpu,
-                "wall": wall, "sync_p50_us": round(lat.get("50.000000", 0) / 1000, 1),
-                "sync_p99_us": round(lat.get("99.000000", 0) / 1000, 1)}
+        return job, cpu, wall
     except (ValueError, KeyError, IndexError):
         raise RuntimeError(f"fio exited {rc}: {(out + err)[-300:]}")
 
 
+def fio_fdatasync(path, block, seconds):
+    """As fast as fio can (the same job as bench/storage_bench)."""
+    job, cpu, wall = fio_job(path, block, seconds)
+    w = job["write"]
+    lat = job.get("sync", {}).get("lat_ns", {}).get("percentile", {})
+    return {"writes": w["total_ios"], "seconds": w["runtime"] / 1000.0, "cpu": cpu,
+            "wall": wall, "sync_p50_us": round(lat.get("50.000000", 0) / 1000, 1),
+            "sync_p99_us": round(lat.get("99.000000", 0) / 1000, 1)}
+
+
 def fio_paced_fdatasync(path, block, bytes_per_s, seconds):
-    """The disk's own latency at a Runnel latency run's load: one writer appending `block`-byte
-    writes at `bytes_per_s` (fio's rate limit), fdatasync after each. Returns the fdatasync
-    latency percentiles in microseconds, the floor under any fsync-before-ack produce latency
-    at that load."""
-    cmd = ["fio", "--name=kafka-bench-paced", f"--filename={path.replace(':', chr(92) + ':')}",
-           "--rw=write", f"--bs={block}", "--ioengine=sync", "--fdatasync=1", "--fallocate=none",
-           "--size=8g", "--time_based", f"--runtime={int(seconds * 1000)}ms",
-           f"--rate={int(bytes_per_s)}", "--percentile_list=50:99:99.9",
-           "--output-format=json"]
-    rc, out, err, cpu, wall = run(cmd, seconds + 60)
+    """The disk's own latency at a Runnel latency run's load: the writes paced at `bytes_per_s`
+    (fio's rate limit). Returns the fdatasync latency percentiles in microseconds, the floor
+    under any fsync-before-ack produce latency at that load."""
+    job, _, _ = fio_job(path, block, seconds, f"--rate={int(bytes_per_s)}",
+                        "--percentile_list=50:99:99.9")
     try:
-        job = json.loads(out[out.index("{"):])["jobs"][0]
-        if rc != 0 or job.get("error"):
-            raise ValueError
         sync = job["sync"]["lat_ns"]
         pct = sync["percentile"]
         return {"block": block, "bytes_per_s": int(bytes_per_s), "syncs": sync["N"],
@@ -462,8 +461,8 @@ def fio_paced_fdatasync(path, block, bytes_per_s, seconds):
                             "p99": round(pct["99.000000"] / 1000, 1),
                             "p999": round(pct["99.900000"] / 1000, 1),
                             "max": round(sync["max"] / 1000, 1)}}
-    except (ValueError, KeyError, IndexError):
-        raise RuntimeError(f"fio exited {rc}: {(out + err)[-300:]}")
+    except KeyError as e:
+        raise RuntimeError(f"fio reported no sync latency: {e}")
 
 
 def tool_version(cmd):

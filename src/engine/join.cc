@@ -160,33 +160,25 @@ result<std::unique_ptr<join_stage>> join_stage::make(schema_ptr left, schema_ptr
     s->_right.reset();
     s->_out = joined_schema(*s->_left.schema, *s->_right.schema, spec.type == join_type::left);
     s->_spec = std::move(spec);
-    for (const auto& f : s->_out->fields()) s->_pending.emplace_back(f.type);
+    s->_pending = row_buffer(s->_out);
     return s;
 }
 
-void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri, row_kind k) {
-    if (k != row_kind::insert || !_pending_kinds.empty()) {
-        _pending_kinds.resize(_pending_rows, row_kind::insert);
-        _pending_kinds.push_back(k);
-    }
+void join_stage::emit_pair(const join_side& l, uint32_t li, const join_side* r, uint32_t ri, row_kind kind) {
+    auto& cols = _pending.cols();
     size_t c = 0;
-    for (const auto& col : l.cols) _pending[c++].push_from(col, li);
+    for (const auto& col : l.cols) cols[c++].push_from(col, li);
     for (size_t k = 0; k < _right.cols.size(); ++k) {
-        if (r) _pending[c++].push_from(r->cols[k], ri);
-        else _pending[c++].push_null();
+        if (r) cols[c++].push_from(r->cols[k], ri);
+        else cols[c++].push_null();
     }
-    ++_pending_rows;
+    _pending.add_row(kind);
 }
 
 void join_stage::flush(stage_output& out) {
-    if (_pending_rows == 0) return;
-    batch b(_out, std::move(_pending), std::move(_pending_kinds));
-    _pending_kinds.clear();
-    metrics().rows_out += b.num_rows();
-    out.emit(std::move(b));
-    _pending.clear();
-    for (const auto& f : _out->fields()) _pending.emplace_back(f.type);
-    _pending_rows = 0;
+    if (_pending.empty()) return;
+    metrics().rows_out += _pending.rows();
+    out.emit(_pending.take());
 }
 
 void join_stage::on_batch(size_t input, batch b, stage_output& out) {
@@ -212,7 +204,7 @@ void join_stage::on_batch(size_t input, batch b, stage_output& out) {
         const row_kind kind = b.kind(i);
         if (!iv && (kind == row_kind::update_before || kind == row_kind::delete_row)) {
             retract(is_left, b, i, *key);
-            if (_pending_rows >= max_out_rows) flush(out);
+            if (_pending.rows() >= max_out_rows) flush(out);
             continue;
         }
         // A row no future row can match is joined with what is held and not kept.
@@ -236,7 +228,7 @@ void join_stage::on_batch(size_t input, batch b, stage_output& out) {
                         emit_pair(_left, j, &_right, idx);
                         _left.matched[j] = 1;
                     }
-                    if (_pending_rows >= max_out_rows) flush(out);
+                    if (_pending.rows() >= max_out_rows) flush(out);
                 }
             }
         }
@@ -292,7 +284,7 @@ void join_stage::on_watermark(model::event_time wm, stage_output& out) {
                 --side->live;
                 if (side == &_left && _spec.type == join_type::left && !side->matched[i]) {
                     emit_pair(_left, i, nullptr, 0);
-                    if (_pending_rows >= max_out_rows) flush(out);
+                    if (_pending.rows() >= max_out_rows) flush(out);
                 }
             }
             if (side->size() > 1024 && side->live * 2 < side->size()) side->compact();
@@ -521,7 +513,7 @@ temporal_join_stage::make(schema_ptr stream, schema_ptr table, std::vector<std::
     s->_tmicros = is_micros(table->at(tt[0]).type);
     s->_out = joined_schema(*stream, *table, type == join_type::left);
     for (const auto& f : stream->fields()) s->_rows.emplace_back(f.type);
-    for (const auto& f : s->_out->fields()) s->_pending.emplace_back(f.type);
+    s->_pending = row_buffer(s->_out);
     s->_stream = std::move(stream);
     s->_tschema = std::move(table);
     s->_type = type;
@@ -547,23 +539,20 @@ void temporal_join_stage::emit(uint32_t i, int64_t t) {
         }
     }
     if (!match && _type == join_type::inner) return;
+    auto& cols = _pending.cols();
     size_t c = 0;
-    for (const auto& col : _rows) _pending[c++].push_from(col, i);
+    for (const auto& col : _rows) cols[c++].push_from(col, i);
     for (size_t k = 0; k < _tschema->size(); ++k) {
-        if (match) _pending[c++].push_value(match->row[k]);
-        else _pending[c++].push_null();
+        if (match) cols[c++].push_value(match->row[k]);
+        else cols[c++].push_null();
     }
-    ++_pending_rows;
+    _pending.add_row();
 }
 
 void temporal_join_stage::flush(stage_output& out) {
-    if (_pending_rows == 0) return;
-    batch b(_out, std::move(_pending));
-    metrics().rows_out += b.num_rows();
-    out.emit(std::move(b));
-    _pending.clear();
-    for (const auto& f : _out->fields()) _pending.emplace_back(f.type);
-    _pending_rows = 0;
+    if (_pending.empty()) return;
+    metrics().rows_out += _pending.rows();
+    out.emit(_pending.take());
 }
 
 void temporal_join_stage::on_batch(size_t input, batch b, stage_output& out) {
@@ -591,7 +580,7 @@ void temporal_join_stage::on_batch(size_t input, batch b, stage_output& out) {
         if (t <= _wm) {
             ++metrics().late_rows;
             emit(idx, t);
-            if (_pending_rows >= max_out_rows) flush(out);
+            if (_pending.rows() >= max_out_rows) flush(out);
             continue;
         }
         _waiting.emplace_back(t, idx);
@@ -607,7 +596,7 @@ void temporal_join_stage::on_watermark(model::event_time wm, stage_output& out) 
         auto [t, i] = _waiting.back();
         _waiting.pop_back();
         emit(i, t);
-        if (_pending_rows >= max_out_rows) flush(out);
+        if (_pending.rows() >= max_out_rows) flush(out);
     }
     flush(out);
     prune();

@@ -8,6 +8,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include "engine/row_buffer.h"
 #include "engine/stage.h"
 
 namespace runnel::engine {
@@ -89,9 +90,7 @@ private:
     schema_ptr _out;
     int64_t _delay = 0;
     int64_t _wm = INT64_MIN;
-    std::vector<column> _pending;
-    std::vector<row_kind> _pending_kinds; ///< empty while every pending row is an insert
-    size_t _pending_rows = 0;
+    row_buffer _pending;
 };
 
 /// Joins each row of a stream (input 0) with the current row of a table (input 1) for its key:
@@ -205,8 +204,7 @@ private:
     /// Keys with more than one version or a delete: the ones `prune` looks at.
     boost::unordered_flat_set<std::string> _prunable;
     size_t _nversions = 0;
-    std::vector<column> _pending;
-    size_t _pending_rows = 0;
+    row_buffer _pending;
 };
 
 /// The joined schema: left fields, then right fields renamed with a digit when taken.

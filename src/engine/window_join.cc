@@ -144,7 +144,7 @@ result<std::unique_ptr<window_join_stage>> window_join_stage::make(schema_ptr le
     s->_late = make_schema(std::move(late));
     s->_type = spec.type;
     s->_lateness = spec.allowed_lateness.count();
-    for (const auto& f : s->_out->fields()) s->_pending.emplace_back(f.type);
+    s->_pending = row_buffer(s->_out);
     return s;
 }
 
@@ -250,19 +250,16 @@ void window_join_stage::append_side(std::vector<column>& out, size_t& c, int s, 
 void window_join_stage::emit_row(const window_rows& wr, const window_id& w, const uint32_t* li, const uint32_t* ri,
                                  stage_output& out) {
     size_t c = 0;
-    append_side(_pending, c, 0, li ? &wr.side[0] : nullptr, li ? *li : 0, w);
-    append_side(_pending, c, 1, ri ? &wr.side[1] : nullptr, ri ? *ri : 0, w);
-    if (++_pending_rows >= wjd::max_out_rows) flush(out);
+    append_side(_pending.cols(), c, 0, li ? &wr.side[0] : nullptr, li ? *li : 0, w);
+    append_side(_pending.cols(), c, 1, ri ? &wr.side[1] : nullptr, ri ? *ri : 0, w);
+    _pending.add_row();
+    if (_pending.rows() >= wjd::max_out_rows) flush(out);
 }
 
 void window_join_stage::flush(stage_output& out) {
-    if (_pending_rows == 0) return;
-    batch b(_out, std::move(_pending));
-    metrics().rows_out += b.num_rows();
-    out.emit(std::move(b));
-    _pending.clear();
-    for (const auto& f : _out->fields()) _pending.emplace_back(f.type);
-    _pending_rows = 0;
+    if (_pending.empty()) return;
+    metrics().rows_out += _pending.rows();
+    out.emit(_pending.take());
 }
 
 void window_join_stage::close(const window_id& w, window_rows& wr, stage_output& out) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/expr.h"
+#include "engine/row_buffer.h"
 #include "engine/stage.h"
 #include "engine/window.h"
 
@@ -115,8 +116,7 @@ private:
     schema_ptr _out, _late;
     int64_t _wm = INT64_MIN;
     std::map<window_id, window_rows> _windows;
-    std::vector<column> _pending;
-    size_t _pending_rows = 0;
+    row_buffer _pending;
 };
 
 } // namespace runnel::engine
