@@ -49,6 +49,20 @@ int64_t millis(const column& c, size_t i, bool micros) {
 
 } // namespace
 
+result<void> check_key_types(const schema& a, const std::vector<size_t>& a_keys, const std::vector<std::string>& a_names,
+                             const schema& b, const std::vector<size_t>& b_keys, const std::vector<std::string>& b_names,
+                             const char* what) {
+    for (size_t i = 0; i < a_keys.size(); ++i) {
+        const auto& at = a.at(a_keys[i]).type;
+        const auto& bt = b.at(b_keys[i]).type;
+        if (!(at == bt)) {
+            return fail(errc::type_mismatch,
+                        fmt::format("{}: key '{}' is {} but '{}' is {}", what, a_names[i], at.name(), b_names[i], bt.name()));
+        }
+    }
+    return outcome::success();
+}
+
 schema_ptr joined_schema(const schema& left, const schema& right, bool right_nullable) {
     std::vector<field> fields = left.fields();
     auto taken = [&](const std::string& n) {
@@ -130,13 +144,7 @@ result<std::unique_ptr<join_stage>> join_stage::make(schema_ptr left, schema_ptr
     }
     RUNNEL_TRY(s->_left.keys, resolve(*left, spec.left_keys, "join"));
     RUNNEL_TRY(s->_right.keys, resolve(*right, spec.right_keys, "join"));
-    for (size_t i = 0; i < s->_left.keys.size(); ++i) {
-        auto lt = left->at(s->_left.keys[i]).type, rt = right->at(s->_right.keys[i]).type;
-        if (!(lt == rt)) {
-            return fail(errc::type_mismatch, fmt::format("join: key '{}' is {} but '{}' is {}", spec.left_keys[i], lt.name(),
-                                                         spec.right_keys[i], rt.name()));
-        }
-    }
+    RUNNEL_TRY(check_key_types(*left, s->_left.keys, spec.left_keys, *right, s->_right.keys, spec.right_keys, "join"));
     if (spec.interval) {
         auto& iv = *spec.interval;
         if (iv.lower > iv.upper) return fail(errc::invalid_argument, "join: the interval's lower bound is above its upper bound");
@@ -350,13 +358,7 @@ result<std::unique_ptr<lookup_join_stage>> lookup_join_stage::make(schema_ptr st
     }
     RUNNEL_TRY(s->_skeys, resolve(*stream, stream_keys, "lookup join"));
     RUNNEL_TRY(s->_tkeys, resolve(*table, table_keys, "lookup join"));
-    for (size_t i = 0; i < s->_skeys.size(); ++i) {
-        if (!(stream->at(s->_skeys[i]).type == table->at(s->_tkeys[i]).type)) {
-            return fail(errc::type_mismatch, fmt::format("lookup join: key '{}' is {} but '{}' is {}", stream_keys[i],
-                                                         stream->at(s->_skeys[i]).type.name(), table_keys[i],
-                                                         table->at(s->_tkeys[i]).type.name()));
-        }
-    }
+    RUNNEL_TRY(check_key_types(*stream, s->_skeys, stream_keys, *table, s->_tkeys, table_keys, "lookup join"));
     s->_out = joined_schema(*stream, *table, type == join_type::left);
     for (const auto& f : table->fields()) s->_rows.emplace_back(f.type);
     s->_stream = std::move(stream);
@@ -491,13 +493,7 @@ temporal_join_stage::make(schema_ptr stream, schema_ptr table, std::vector<std::
     }
     RUNNEL_TRY(s->_skeys, resolve(*stream, stream_keys, "temporal join"));
     RUNNEL_TRY(s->_tkeys, resolve(*table, table_keys, "temporal join"));
-    for (size_t i = 0; i < s->_skeys.size(); ++i) {
-        if (!(stream->at(s->_skeys[i]).type == table->at(s->_tkeys[i]).type)) {
-            return fail(errc::type_mismatch, fmt::format("temporal join: key '{}' is {} but '{}' is {}", stream_keys[i],
-                                                         stream->at(s->_skeys[i]).type.name(), table_keys[i],
-                                                         table->at(s->_tkeys[i]).type.name()));
-        }
-    }
+    RUNNEL_TRY(check_key_types(*stream, s->_skeys, stream_keys, *table, s->_tkeys, table_keys, "temporal join"));
     RUNNEL_TRY(auto st, resolve(*stream, {stream_time}, "temporal join"));
     RUNNEL_TRY(auto tt, resolve(*table, {table_time}, "temporal join"));
     for (auto [sch, idx, n] : {std::tuple{stream.get(), st[0], stream_time}, std::tuple{table.get(), tt[0], table_time}}) {

@@ -13,6 +13,13 @@
 
 namespace runnel::engine {
 
+/// Checks that the key columns of two join inputs pair up by type: key `k` of `a` (column
+/// `a_keys[k]`, named `a_names[k]`) must have the type of key `k` of `b`. The error reads
+/// "`what`: key 'x' is T but 'y' is U".
+result<void> check_key_types(const schema& a, const std::vector<size_t>& a_keys, const std::vector<std::string>& a_names,
+                             const schema& b, const std::vector<size_t>& b_keys, const std::vector<std::string>& b_names,
+                             const char* what);
+
 enum class join_type : uint8_t { inner, left };
 
 /// How two streams join. Rows match when their key columns are equal (NULL keys never match)

@@ -123,13 +123,8 @@ result<std::unique_ptr<window_join_stage>> window_join_stage::make(schema_ptr le
             side.end_micros = wjd::is_micros(sch.at(side.end));
         }
     }
-    for (size_t i = 0; i < s->_side[0].keys.size(); ++i) {
-        auto lt = left->at(s->_side[0].keys[i]).type, rt = right->at(s->_side[1].keys[i]).type;
-        if (!(lt == rt)) {
-            return fail(errc::type_mismatch, fmt::format("window join: key '{}' is {} but '{}' is {}", spec.left.keys[i],
-                                                         lt.name(), spec.right.keys[i], rt.name()));
-        }
-    }
+    RUNNEL_TRY(check_key_types(*left, s->_side[0].keys, spec.left.keys, *right, s->_side[1].keys, spec.right.keys,
+                               "window join"));
     s->_out = window_join_schema(*left, *right, spec);
     if (!spec.condition.empty()) {
         RUNNEL_TRY(auto c, bind(spec.condition, *s->_out));
