@@ -25,6 +25,7 @@ struct serve_options {
     int64_t demo_rate = 2000;   ///< its generated events per second
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
+    int32_t kafka_fetch_max_bytes = 55 * 1024 * 1024;
     unsigned shards = 0; ///< 0: one per core
     std::string log_level = "info";
     int64_t group_initial_rebalance_delay_ms = 3000;

@@ -51,6 +51,10 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
     cmd->add_option("--default-partitions", opts.default_partitions, "Partitions of auto-created topics")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+    cmd->add_option("--kafka-fetch-max-bytes", opts.kafka_fetch_max_bytes,
+                    "Most record bytes one Fetch response carries, whatever the request asks (fetch.max.bytes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 30));
     cmd->add_option("--group-initial-rebalance-delay-ms", opts.group_initial_rebalance_delay_ms,
                     "How long a new consumer group waits for more members before its first rebalance")
       ->capture_default_str()
@@ -145,6 +149,7 @@ int serve(const serve_options& opts) {
     kcfg.advertise = advertise_ep;
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
+    kcfg.fetch_max_bytes = opts.kafka_fetch_max_bytes;
     broker::group_config gcfg;
     gcfg.initial_rebalance_delay = std::chrono::milliseconds(opts.group_initial_rebalance_delay_ms);
     gcfg.min_session_timeout = std::chrono::milliseconds(opts.group_min_session_timeout_ms);

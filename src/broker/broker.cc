@@ -175,6 +175,25 @@ std::shared_ptr<const topic_info> broker::topic(std::string_view name) const {
     return it == m->end() ? nullptr : it->second;
 }
 
+std::shared_ptr<const topic_info> broker::topic_by_id(const std::array<uint8_t, 16>& id) const {
+    // An index per thread, rebuilt when the topic map it was built from is replaced.
+    struct cache {
+        std::shared_ptr<const topic_map> from;
+        std::map<std::array<uint8_t, 16>, std::shared_ptr<const topic_info>> by_id;
+    };
+    thread_local cache c;
+    auto m = topics();
+    if (c.from != m) {
+        c.by_id.clear();
+        for (const auto& [_, t] : *m) {
+            c.by_id.emplace(t->id, t);
+        }
+        c.from = m;
+    }
+    auto it = c.by_id.find(id);
+    return it == c.by_id.end() ? nullptr : it->second;
+}
+
 void broker::publish(topic_map m) {
     std::atomic_store(&_topics, std::make_shared<const topic_map>(std::move(m)));
     _topics_version.fetch_add(1, std::memory_order_release);
@@ -537,27 +556,24 @@ result<int64_t> broker::allocate_producer_id() {
     return _next_producer_id++;
 }
 
-void broker::init_producer_id(std::optional<producer_identity> existing, executor& caller,
-                              std::function<void(result<producer_identity>)> done) {
-    on_meta_thread([this, existing, &caller, done = std::move(done)]() mutable {
+void broker::init_producer_id(executor& caller, std::function<void(result<producer_identity>)> done) {
+    on_meta_thread([this, &caller, done = std::move(done)]() mutable {
         using R = result<producer_identity>;
-        if (existing && existing->epoch < INT16_MAX - 1) {
-            return reply<R>(caller, std::move(done), producer_identity{existing->id, static_cast<int16_t>(existing->epoch + 1)});
-        }
         auto id = allocate_producer_id();
         reply<R>(caller, std::move(done), id ? R(producer_identity{id.value(), 0}) : R(id.error()));
     });
 }
 
 void broker::fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
-                   std::function<void(result<fetch_result>)> done) {
+                   std::function<void(result<fetch_result>)> done, bool at_least_one) {
     auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), offset, max_bytes, &caller, done = std::move(done)]() mutable {
+    _shards[s]->post([this, s, tp = std::move(tp), offset, max_bytes, &caller, done = std::move(done),
+                      at_least_one]() mutable {
         auto log = _state[s]->logs->get(tp);
         if (!log) {
             return reply<result<fetch_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
         }
-        auto r = log->read(offset, max_bytes);
+        auto r = log->read(offset, max_bytes, std::nullopt, at_least_one);
         if (!r) {
             return reply<result<fetch_result>>(caller, std::move(done), from_storage(r.error()));
         }
@@ -591,8 +607,8 @@ void broker::remove_segments_before(model::topic_partition tp, model::offset o, 
 }
 
 void broker::offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
-                             std::function<void(result<std::optional<model::offset>>)> done) {
-    using R = result<std::optional<model::offset>>;
+                             std::function<void(result<std::optional<time_match>>)> done) {
+    using R = result<std::optional<time_match>>;
     auto s = shard_of(tp);
     _shards[s]->post([this, s, tp = std::move(tp), t, &caller, done = std::move(done)]() mutable {
         auto log = _state[s]->logs->get(tp);

@@ -89,6 +89,8 @@ public:
 
     std::shared_ptr<const topic_map> topics() const;
     std::shared_ptr<const topic_info> topic(std::string_view name) const;
+    /// The topic with Kafka topic id `id`, or null.
+    std::shared_ptr<const topic_info> topic_by_id(const std::array<uint8_t, 16>& id) const;
 
     using done_fn = std::function<void(result<void>)>;
 
@@ -108,9 +110,10 @@ public:
     void produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks,
                  executor& caller, std::function<void(result<produce_result>)> done);
 
-    /// Whole batches from `offset`, up to `max_bytes` (at least one batch when there is data).
+    /// Whole batches from `offset`, up to `max_bytes` (with `at_least_one`, at least one batch
+    /// when there is data, however large; without it, never more than `max_bytes`).
     void fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
-               std::function<void(result<fetch_result>)> done);
+               std::function<void(result<fetch_result>)> done, bool at_least_one = true);
 
     void offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done);
 
@@ -123,13 +126,15 @@ public:
         int64_t id;
         int16_t epoch;
     };
-    /// A new idempotent producer id (epoch 0), or the next epoch of `existing`. Ids are
-    /// reserved in blocks recorded durably in `<data>/producer_ids`, so none is handed out twice.
-    void init_producer_id(std::optional<producer_identity> existing, executor& caller,
-                          std::function<void(result<producer_identity>)> done);
-    /// First offset whose timestamp is >= `t` (nullopt: none).
+    /// A new idempotent producer id with epoch 0, every time. An id and epoch a client
+    /// presents without a transactional id are never trusted (two producers presenting the
+    /// same pair would share one sequence space), as in Kafka. Ids are reserved in blocks
+    /// recorded durably in `<data>/producer_ids`, so none is handed out twice.
+    void init_producer_id(executor& caller, std::function<void(result<producer_identity>)> done);
+    using time_match = storage::partition_log::time_match;
+    /// The first record whose timestamp is >= `t`, with its timestamp (nullopt: none).
     void offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
-                         std::function<void(result<std::optional<model::offset>>)> done);
+                         std::function<void(result<std::optional<time_match>>)> done);
 
     /// A long-polling fetch's interest in new data. `wake` runs once on `caller` when any
     /// watched partition grows past the offset given, or never if `cancel` comes first.

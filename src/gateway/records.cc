@@ -10,7 +10,7 @@ namespace runnel::gateway {
 namespace json = boost::json;
 
 /// The most a compressed batch may inflate to (Kafka batches are at most a few MiB).
-constexpr std::size_t max_inflated_bytes = 64 << 20;
+using model::max_inflated_bytes;
 
 namespace {
 

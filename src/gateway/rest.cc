@@ -387,14 +387,14 @@ answer read_records(request_ctx& ctx) {
         }
         next = *offset;
     } else if (timestamp) {
-        auto found = co_await await_callback<result<std::optional<model::offset>>>(
-          [&](std::function<void(result<std::optional<model::offset>>)> done) {
+        auto found = co_await await_callback<result<std::optional<broker::broker::time_match>>>(
+          [&](std::function<void(result<std::optional<broker::broker::time_match>>)> done) {
               ctx.st.broker.offset_for_time(tp, model::event_time(*timestamp), ctx.exec, std::move(done));
           });
         if (!found) {
             co_return to_reply(broker_problem(ctx, found.error(), "looking up the timestamp"));
         }
-        next = found.value() ? (*found.value())() : end;
+        next = found.value() ? found.value()->offset() : end;
     }
     std::string records;
     std::string skipped;

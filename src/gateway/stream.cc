@@ -674,12 +674,12 @@ asio::awaitable<void> follow(std::shared_ptr<session> s, std::shared_ptr<partiti
         want = log_start;
         break;
     case start_spec::kind::timestamp: {
-        auto found = co_await await_callback<result<std::optional<model::offset>>>(
-          [&](std::function<void(result<std::optional<model::offset>>)> done) {
+        auto found = co_await await_callback<result<std::optional<broker::broker::time_match>>>(
+          [&](std::function<void(result<std::optional<broker::broker::time_match>>)> done) {
               st.broker.offset_for_time(tp, model::event_time(from.timestamp), s->exec, std::move(done));
           });
         if (found && found.value()) {
-            want = (*found.value())();
+            want = found.value()->offset();
         }
         break;
     }

@@ -14,6 +14,10 @@
 
 namespace runnel::model {
 
+/// The most bytes one batch's records may inflate to wherever Runnel reads inside compressed
+/// batches it stores (the gateway, the engine's log source, time queries).
+inline constexpr std::size_t max_inflated_bytes = 64u << 20;
+
 /// The records section of a batch compressed with `c`, inflated; nullopt with `why` when the
 /// bytes are not valid for the codec or would inflate past `limit` bytes.
 std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,

@@ -537,8 +537,8 @@ void partition_log::mark_corrupt(const segment& seg, uint64_t position, model::o
                _dir.string(), seg.base, position, o, reason, o);
 }
 
-result<read_result> partition_log::read(
-  model::offset start, std::size_t max_bytes, std::optional<model::offset> upto) {
+result<read_result> partition_log::read(model::offset start, std::size_t max_bytes, std::optional<model::offset> upto,
+                                        bool at_least_one) {
     if (start < start_offset() || start > _next_offset) {
         return errc::offset_out_of_range;
     }
@@ -552,7 +552,7 @@ result<read_result> partition_log::read(
     read_result out;
     out.log_end = _next_offset;
     out.next_offset = start;
-    if (start >= limit) {
+    if (start >= limit || (max_bytes == 0 && !at_least_one)) {
         return out;
     }
 
@@ -593,7 +593,7 @@ result<read_result> partition_log::read(
                 continue;
             }
             if (item.header.base_offset >= limit
-                || (out.batches > 0 && bytes.size() + item.bytes.size() > max_bytes)) {
+                || ((out.batches > 0 || !at_least_one) && bytes.size() + item.bytes.size() > max_bytes)) {
                 full = true;
                 break;
             }
@@ -613,7 +613,8 @@ result<read_result> partition_log::read(
     return out;
 }
 
-result<std::optional<model::offset>> partition_log::timequery(model::event_time t) {
+result<std::optional<partition_log::time_match>> partition_log::timequery(model::event_time t) {
+    using found = std::optional<time_match>;
     for (const auto& segp : _segments) {
         const segment& seg = *segp;
         if (seg.max_timestamp < t) {
@@ -638,18 +639,26 @@ result<std::optional<model::offset>> partition_log::timequery(model::event_time 
             if (_corrupt_from && item.header.base_offset >= *_corrupt_from) {
                 return errc::corrupt_data;
             }
-            if (item.header.compression() == model::compression::none) {
-                RUNNEL_TRY(auto recs, model::decode_records(item.bytes));
-                for (const auto& rec : recs) {
-                    if (rec.timestamp >= t) {
-                        return std::optional<model::offset>(rec.offset_value);
-                    }
+            if (item.header.log_append_time()) {
+                return found(time_match{item.header.base_offset, item.header.max_timestamp});
+            }
+            std::vector<std::byte> inflated;
+            std::string why;
+            auto plain = model::uncompressed_batch(item.bytes, item.header, model::max_inflated_bytes, inflated, why);
+            if (!plain) {
+                // Stored before produce validated compressed bodies: the batch as a whole.
+                return found(time_match{item.header.base_offset, item.header.max_timestamp});
+            }
+            RUNNEL_TRY(auto recs, model::decode_records(*plain));
+            for (const auto& rec : recs) {
+                if (rec.timestamp >= t) {
+                    return found(time_match{rec.offset_value, rec.timestamp});
                 }
             }
-            return std::optional<model::offset>(item.header.base_offset);
+            // Only reached when the header's max timestamp disagrees with its records: go on.
         }
     }
-    return std::optional<model::offset>{};
+    return found{};
 }
 
 retention_report partition_log::apply_retention(model::processing_time now) {

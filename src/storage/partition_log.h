@@ -102,15 +102,24 @@ public:
     /// Calls `done` once everything appended before this call is durable.
     void flush(done_fn done);
 
-    /// Whole batches from the one containing `start`, up to `max_bytes` (always at least one
-    /// batch when any exists, as Kafka fetch does), stopping before any batch that starts at
-    /// or past `upto`. Every batch served is CRC-checked; a bad one marks the log corrupt.
-    result<read_result> read(
-      model::offset start, std::size_t max_bytes, std::optional<model::offset> upto = std::nullopt);
+    /// Whole batches from the one containing `start`, up to `max_bytes` (with `at_least_one`,
+    /// at least one batch when any exists, as Kafka fetch does for the first partition of a
+    /// response; without it, never more than `max_bytes`), stopping before any batch that
+    /// starts at or past `upto`. Every batch served is CRC-checked; a bad one marks the log
+    /// corrupt.
+    result<read_result> read(model::offset start, std::size_t max_bytes,
+                             std::optional<model::offset> upto = std::nullopt, bool at_least_one = true);
 
-    /// The first offset whose record timestamp is >= `t`, or nullopt if none. Exact for
-    /// uncompressed batches; for a compressed batch it is the batch's base offset.
-    result<std::optional<model::offset>> timequery(model::event_time t);
+    /// A record found by `timequery`: its offset and its own timestamp.
+    struct time_match {
+        model::offset offset;
+        model::event_time timestamp;
+        bool operator==(const time_match&) const = default;
+    };
+    /// The first record (by offset) whose timestamp is >= `t`, with that timestamp, or nullopt
+    /// if none, as Kafka's ListOffsets answers. Records inside compressed batches are inflated
+    /// and walked; a batch with log-append time stamps every record with its max timestamp.
+    result<std::optional<time_match>> timequery(model::event_time t);
 
     /// Deletes whole sealed segments past retention.ms or retention.bytes (never the active
     /// one). Files are removed on the flusher thread.

@@ -277,11 +277,12 @@ MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
+INVALID_REQUEST = 42
 INVALID_RECORD = 87
 
 # Versions from which each api is flexible (request header v2, response header v1).
 FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, LIST_OFFSETS: 6, METADATA: 9, API_VERSIONS: 3,
-                 CREATE_TOPICS: 5, DELETE_TOPICS: 4}
+                 CREATE_TOPICS: 5, DELETE_TOPICS: 4, 10: 3, 22: 2, 23: 4, 60: 0}
 
 
 def is_flexible(key, version):

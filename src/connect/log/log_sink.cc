@@ -237,7 +237,7 @@ void log_sink::start(int32_t partitions, done_fn done) {
         self->known_end.assign(n, 0);
         self->open.assign(n, {});
         self->open_part_bytes.assign(n, 0);
-        self->brk.init_producer_id(std::nullopt, self->home, [self, done](result<broker::broker::producer_identity> id) mutable {
+        self->brk.init_producer_id(self->home, [self, done](result<broker::broker::producer_identity> id) mutable {
             if (!id) return done(id.error());
             self->pid = id.value().id;
             self->epoch = id.value().epoch;

@@ -12,7 +12,7 @@ namespace {
 spdlog::logger& lg() { return logging::get("connect"); }
 
 /// The most a compressed batch may inflate to.
-constexpr std::size_t max_inflated_bytes = 64u << 20;
+using model::max_inflated_bytes;
 
 } // namespace
 
@@ -110,7 +110,7 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
         }
         if (opts.start == start_at::timestamp) {
             brk.offset_for_time(tp(p), model::event_time(opts.start_timestamp_ms), home,
-                                [self = shared_from_this(), p](result<std::optional<model::offset>> r) {
+                                [self = shared_from_this(), p](result<std::optional<broker::broker::time_match>> r) {
                                     if (self->stopped) return;
                                     if (!r) {
                                         self->parts[p].in_flight = false;
@@ -118,7 +118,7 @@ struct log_source::impl : std::enable_shared_from_this<impl> {
                                         return;
                                     }
                                     // No record that late: start at the end, as Kafka's ListOffsets does.
-                                    if (r.value()) return self->resolved(p, (*r.value())());
+                                    if (r.value()) return self->resolved(p, r.value()->offset());
                                     self->resolve_at(p, start_at::latest);
                                 });
             return;

@@ -184,6 +184,8 @@ asio::awaitable<response_frame> handle(const request_context&, proto::offset_del
 asio::awaitable<response_frame> handle(const request_context&, proto::list_groups_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_groups_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::delete_groups_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::offset_for_leader_epoch_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_cluster_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

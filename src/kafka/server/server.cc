@@ -23,7 +23,7 @@ spdlog::logger& lg() { return logging::get("kafka"); }
 
 constexpr proto::api_support implemented_table[] = {
   {proto::api_key::produce, "Produce", 3, 9, 9},
-  {proto::api_key::fetch, "Fetch", 4, 12, 12},
+  {proto::api_key::fetch, "Fetch", 4, 17, 12},
   {proto::api_key::list_offsets, "ListOffsets", 1, 7, 6},
   {proto::api_key::metadata, "Metadata", 0, 12, 9},
   {proto::api_key::api_versions, "ApiVersions", 0, 3, 3},
@@ -38,12 +38,14 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::sync_group, "SyncGroup", 0, 5, 4},
   {proto::api_key::heartbeat, "Heartbeat", 0, 4, 4},
   {proto::api_key::leave_group, "LeaveGroup", 0, 5, 4},
-  {proto::api_key::offset_commit, "OffsetCommit", 0, 8, 8},
-  {proto::api_key::offset_fetch, "OffsetFetch", 0, 8, 6},
+  {proto::api_key::offset_commit, "OffsetCommit", 2, 8, 8},
+  {proto::api_key::offset_fetch, "OffsetFetch", 1, 8, 6},
   {proto::api_key::list_groups, "ListGroups", 0, 4, 3},
   {proto::api_key::describe_groups, "DescribeGroups", 0, 5, 5},
   {proto::api_key::delete_groups, "DeleteGroups", 0, 2, 2},
   {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
+  {proto::api_key::offset_for_leader_epoch, "OffsetForLeaderEpoch", 2, 4, 4},
+  {proto::api_key::describe_cluster, "DescribeCluster", 0, 1, 0},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.

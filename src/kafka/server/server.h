@@ -23,6 +23,9 @@ struct server_config {
     /// Create unknown topics named by Metadata (when the client allows) and Produce.
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
+    /// The most record bytes one Fetch response carries, whatever the request asks (Kafka's
+    /// `fetch.max.bytes`); with the partitions' own limits it bounds a fetch's memory.
+    int32_t fetch_max_bytes = 55 * 1024 * 1024;
     int32_t node_id = 0;
     std::string cluster_id = "runnel";
 };

@@ -132,10 +132,10 @@ TEST_F(partition_log_test, time_lookup_matches_a_scan_of_every_record) {
     }
     auto check = [&](partition_log& l) {
         for (int64_t t = 900; t <= clock + 2; t += 3) {
-            std::optional<offset> want;
+            std::optional<partition_log::time_match> want;
             for (auto [o, ts] : records) {
                 if (ts >= t) {
-                    want = o;
+                    want = partition_log::time_match{o, model::event_time(ts)};
                     break;
                 }
             }

@@ -211,7 +211,7 @@ TEST_F(recovery_test, missing_and_stale_indexes_are_rebuilt) {
         ASSERT_TRUE(r);
         EXPECT_EQ(std::vector<std::byte>(r.value().bytes.span().begin(), r.value().bytes.span().end()),
                   expected[static_cast<std::size_t>(i)]);
-        EXPECT_EQ(log->timequery(model::event_time(1000 + i)).value(), offset(i));
+        EXPECT_EQ(log->timequery(model::event_time(1000 + i)).value()->offset, offset(i));
     }
     EXPECT_TRUE(std::filesystem::exists(with(files[0], ".index")));
     ASSERT_TRUE(close(*log));

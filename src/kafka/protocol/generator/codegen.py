@@ -316,8 +316,8 @@ NULL = object()  # the default of a field whose default is null
 def default_value(f):
     """The default as a Python value: int, float or bool for scalars (None for uuid); for
     strings, bytes and arrays NULL or the text of the value ("" meaning empty). As in Kafka,
-    nullable fields default to empty unless the description says `default=null`, and records
-    default to null."""
+    nullable fields, records included, default to empty unless the description says
+    `default=null`: a response never carries a null that Kafka's broker would send as empty."""
     d = f.default
     if f.kind == "scalar":
         if f.elem == "bool":
@@ -341,7 +341,7 @@ def default_value(f):
         if d is not None:
             raise SchemaError(f"{f.where}: struct fields take no default")
         return ""
-    if d == "null" or (d is None and f.elem == "records" and not f.is_array):
+    if d == "null":
         if not f.nullable.covers(f.versions):
             raise SchemaError(f"{f.where}: a null default needs the field nullable in all versions")
         return NULL

@@ -286,6 +286,34 @@ TEST(golden, fetch_v12_unknown_and_out_of_version_tags_are_skipped) {
     EXPECT_EQ(std::get<fetch_response>(d.value().second), fetch_v12_struct());
 }
 
+// A partition answered with an error carries empty records, never null, as Kafka's broker
+// sends them: librdkafka treats null records as a parse failure and never sees the error.
+TEST(golden, fetch_error_partition_has_empty_not_null_records) {
+    fetch_response m;
+    auto& p = m.responses.emplace_back().partitions.emplace_back();
+    p.error_code = 1; // OFFSET_OUT_OF_RANGE
+    for (int16_t v : {4, 11, 12}) {
+        writer w;
+        m.encode(w, v);
+        auto bytes = w.take();
+        // The partition's last field is records; a flexible version adds the partition's and
+        // topic's and body's empty tagged sections after it.
+        const std::size_t trailing = v >= 12 ? 3 : 0;
+        ASSERT_GT(bytes.size(), trailing + 4);
+        auto end = bytes.end() - static_cast<long>(trailing);
+        if (v >= 12) {
+            EXPECT_EQ(static_cast<int>(*(end - 1)), 1) << "compact length 0 (uvarint 1), not null (0)";
+        } else {
+            EXPECT_EQ(hex(std::vector<std::byte>(end - 4, end)), "00 00 00 00") << "length 0, not null (-1)";
+        }
+        reader r(bytes);
+        fetch_response back;
+        ASSERT_TRUE(back.decode(r, v));
+        ASSERT_TRUE(back.responses[0].partitions[0].records.has_value()) << "v" << v;
+        EXPECT_TRUE(back.responses[0].partitions[0].records->empty());
+    }
+}
+
 TEST(golden, fetch_v11_is_not_flexible) {
     // The same message at v11: classic encodings, no tagged fields, response header v0.
     auto m = fetch_v12_struct();

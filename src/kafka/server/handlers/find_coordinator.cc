@@ -3,15 +3,16 @@
 namespace runnel::kafka {
 
 // FindCoordinator: this node coordinates every group. Transactional ids have no coordinator
-// (transactions are not offered), and a group whose offsets are still loading gets
-// COORDINATOR_NOT_AVAILABLE so the client asks again.
+// (transactions are not offered): UNSUPPORTED_VERSION, which clients treat as final rather than
+// retrying for ever. A group whose offsets are still loading gets COORDINATOR_NOT_AVAILABLE so
+// the client asks again.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::find_coordinator_request req) {
     auto answer = [&](const std::string& key) {
         proto::find_coordinator_response::coordinator c;
         c.key = key;
         if (req.key_type != 0) {
-            c.error_code = kerr::coordinator_not_available;
-            c.error_message = "only group coordinators are offered (key type 0)";
+            c.error_code = kerr::unsupported_version;
+            c.error_message = "transactions are not offered by this broker: only group coordinators (key type 0)";
             c.node_id = -1;
             c.port = -1;
         } else if (!ctx.groups.ready(key)) {

@@ -42,15 +42,16 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
                 }
                 continue;
             }
-            auto found = co_await await_callback<result<std::optional<model::offset>>>(
-              [&](std::function<void(result<std::optional<model::offset>>)> done) {
+            using found_t = result<std::optional<broker::broker::time_match>>;
+            auto found = co_await await_callback<found_t>(
+              [&](std::function<void(found_t)> done) {
                   ctx.broker.offset_for_time(tp, model::event_time(p.timestamp), ctx.shard, std::move(done));
               });
             if (!found) {
                 out.error_code = to_kafka_error(found.error());
             } else if (found.value()) {
-                out.offset = (*found.value())();
-                out.timestamp = p.timestamp;
+                out.offset = found.value()->offset();
+                out.timestamp = found.value()->timestamp();
             }
         }
     }

@@ -29,10 +29,9 @@ std::vector<Topic> by_topic(const std::vector<broker::partition_error>& errors) 
 } // namespace
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset_commit_request req) {
-    const auto version = ctx.header.request_api_version;
     broker::commit_request c;
     c.group_id = std::move(req.group_id);
-    c.generation = version >= 1 ? req.generation_id_or_member_epoch : -1;
+    c.generation = req.generation_id_or_member_epoch;
     c.member_id = std::move(req.member_id);
     c.instance_id = std::move(req.group_instance_id);
     for (const auto& t : req.topics) {
@@ -41,7 +40,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
             v.offset = p.committed_offset;
             v.leader_epoch = p.committed_leader_epoch;
             v.metadata = p.committed_metadata;
-            v.commit_time_ms = (version == 1 && p.commit_timestamp >= 0) ? p.commit_timestamp : -1;
+            v.commit_time_ms = -1;
             c.partitions.push_back({{t.name, model::partition_id(p.partition_index)}, std::move(v)});
         }
     }
