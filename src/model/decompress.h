@@ -15,9 +15,11 @@
 namespace runnel::model {
 
 /// The records section of a batch compressed with `c`, inflated; nullopt with `why` when the
-/// bytes are not valid for the codec or would inflate past `limit` bytes.
+/// bytes are not valid for the codec or would inflate past `limit` bytes (then `*over_limit`
+/// is set when given). Inflates in 64 KiB chunks and stops past `limit`, so it never holds
+/// more than `limit` plus one chunk.
 std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
-                                              std::string& why);
+                                              std::string& why, bool* over_limit = nullptr);
 
 /// The batch `batch` (header `h`) with its records uncompressed: the batch itself when it is
 /// not compressed, else a copy inflated into `storage` whose header says "uncompressed". Nullopt
