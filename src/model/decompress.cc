@@ -14,14 +14,26 @@ namespace {
 
 constexpr std::size_t chunk = 64 * 1024;
 
-/// Appends room for one more chunk to `out`, growing its capacity geometrically but never
-/// past `limit` plus one chunk: the callers stop once the output exceeds `limit`, so a
-/// compression bomb costs at most that much memory.
+/// Makes room for `need` bytes in `out` without its capacity passing `most` (>= need).
+/// libstdc++ rounds a request below twice the capacity up to twice it, so capacity doubles
+/// only while that keeps it within half of `most`, then goes straight to `most`.
+void reserve_within(std::string& out, std::size_t need, std::size_t most) {
+    if (out.capacity() >= need) {
+        return;
+    }
+    auto want = std::max(out.capacity() * 2, need);
+    if (want * 2 > most) {
+        want = std::max(most, need);
+    }
+    out.reserve(want);
+}
+
+/// Appends room for one more chunk to `out`. The callers stop once the output exceeds
+/// `limit`, so its capacity never passes `limit` plus one chunk: a compression bomb costs at
+/// most that much memory.
 void add_chunk(std::string& out, std::size_t limit) {
     const auto have = out.size();
-    if (out.capacity() < have + chunk) {
-        out.reserve(std::min(std::max(out.capacity() * 2, have + chunk), std::max(limit, have) + chunk));
-    }
+    reserve_within(out, have + chunk, std::max(limit, have) + chunk);
     out.resize(have + chunk);
 }
 
@@ -109,6 +121,7 @@ std::optional<std::string> unsnappy(std::span<const std::byte> in, std::size_t l
         if (!block) {
             return std::nullopt;
         }
+        reserve_within(out, out.size() + block->size(), std::max(limit, out.size() + block->size()));
         out += *block;
         pos += len;
     }
@@ -162,6 +175,14 @@ std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t lim
         why = "zstd: cannot start decompressing";
         return std::nullopt;
     }
+    // The decoder allocates the window the frame header asks for (up to 2^27, 128 MiB, by default):
+    // no larger than the output may be, but never below the 2 MiB window of the compression
+    // levels Kafka clients use.
+    int window_log = 21;
+    while (window_log < 27 && (std::size_t{1} << window_log) < limit) {
+        ++window_log;
+    }
+    ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, window_log);
     ZSTD_inBuffer src{in.data(), in.size(), 0};
     std::string out;
     std::size_t rc = 1;

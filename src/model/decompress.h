@@ -16,8 +16,9 @@ namespace runnel::model {
 
 /// The records section of a batch compressed with `c`, inflated; nullopt with `why` when the
 /// bytes are not valid for the codec or would inflate past `limit` bytes (then `*over_limit`
-/// is set when given). Inflates in 64 KiB chunks and stops past `limit`, so it never holds
-/// more than `limit` plus one chunk.
+/// is set when given). Inflates in 64 KiB chunks and stops past `limit`, so its output never
+/// holds more than `limit` plus one chunk; the codec's own state adds at most 4 MiB (an lz4
+/// block) or a zstd window, which is refused above max(2 MiB, `limit`).
 std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
                                               std::string& why, bool* over_limit = nullptr);
 
