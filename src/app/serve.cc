@@ -39,6 +39,14 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Send queue bound of each WebSocket/event-stream client; overflow closes it as slow")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30));
+    cmd->add_option("--kafka-max-inflated-batch-bytes", opts.kafka_max_inflated_batch_bytes,
+                    "Most bytes the records of one compressed produced batch may inflate to; larger: INVALID_RECORD")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 31));
+    cmd->add_option("--max-open-segment-files", opts.max_open_segment_files,
+                    "Sealed segment files kept open at once (least recently read closed first); 0: all")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24));
     cmd->add_option("--retention-check-ms", opts.retention_check_ms,
                     "How often each shard applies retention (log.retention.check.interval.ms)")
       ->capture_default_str()
@@ -134,7 +142,8 @@ int serve(const serve_options& opts) {
         flusher_ptrs.push_back(flushers.back().get());
     }
     // Every partition opens (and recovers) on the shard that owns it.
-    broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions},
+    broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions,
+                                             opts.kafka_max_inflated_batch_bytes, opts.max_open_segment_files},
                        executors, flusher_ptrs);
     std::optional<std::string> failure;
     if (auto r = brk.start(); !r) {
