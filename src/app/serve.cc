@@ -43,6 +43,14 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Most bytes the records of one compressed produced batch may inflate to; larger: INVALID_RECORD")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 31));
+    cmd->add_option("--kafka-max-connections", opts.kafka_max_connections,
+                    "Kafka connections open at once (max.connections); more are closed on accept")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    cmd->add_option("--kafka-connections-max-idle-ms", opts.kafka_connections_max_idle_ms,
+                    "Close a Kafka connection with no request in flight for this long (connections.max.idle.ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{7} * 24 * 3600 * 1000));
     cmd->add_option("--max-open-segment-files", opts.max_open_segment_files,
                     "Sealed segment files kept open at once (least recently read closed first); 0: all")
       ->capture_default_str()
@@ -154,6 +162,8 @@ int serve(const serve_options& opts) {
     kcfg.advertise = advertise_ep;
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
+    kcfg.max_connections = opts.kafka_max_connections;
+    kcfg.connections_max_idle = std::chrono::milliseconds(opts.kafka_connections_max_idle_ms);
     broker::group_config gcfg;
     gcfg.initial_rebalance_delay = std::chrono::milliseconds(opts.group_initial_rebalance_delay_ms);
     gcfg.min_session_timeout = std::chrono::milliseconds(opts.group_min_session_timeout_ms);

@@ -2,7 +2,8 @@
 
 Only what the bad-input tests need: the primitive types (classic and compact), request
 headers v1 and v2, RecordBatch v2 with its CRC-32C, and encoders/decoders for ApiVersions,
-Metadata, Produce and CreateTopics in one classic and one flexible version each. Field
+Metadata, Produce and CreateTopics in one classic and one flexible version each, and a
+Fetch v4 request. Field
 layouts follow the Kafka message specs (clients/src/main/resources/common/message/*.json).
 """
 
@@ -485,6 +486,14 @@ def produce_request(version, topic, partition, records, acks=-1, timeout_ms=1000
     part = i32(partition) + w.bytes(records) + w.tags()
     topic_data = w.string(topic) + w.array([part], lambda p: p) + w.tags()
     return w.string(None) + i16(acks) + i32(timeout_ms) + w.array([topic_data], lambda t: t) + w.tags()
+
+
+def fetch_request_v4(topic, partition, offset, max_wait_ms, min_bytes=1, max_bytes=1 << 20):
+    """Fetch v4 (classic) of one partition: replica_id, max_wait_ms, min_bytes, max_bytes,
+    isolation_level, then [topic [partition, fetch_offset, partition_max_bytes]]."""
+    part = i32(partition) + i64(offset) + i32(max_bytes)
+    return (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)
+            + array([string(topic) + array([part], lambda p: p)], lambda t: t))
 
 
 def parse_produce(body, version):
