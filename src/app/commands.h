@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "model/model.h"
+
 namespace CLI {
 class App;
 } // namespace CLI
@@ -21,6 +23,10 @@ struct serve_options {
     std::size_t http_max_body_bytes = 1 << 20;
     std::size_t http_client_queue_bytes = 1 << 20;
     unsigned retention_check_ms = 5 * 60 * 1000;
+    std::size_t kafka_max_inflated_batch_bytes = model::max_inflated_bytes;
+    std::size_t kafka_max_connections = 10000;
+    int64_t kafka_connections_max_idle_ms = 600000;
+    std::size_t max_open_segment_files = 1024;
     bool demo = false;          ///< run the live demo pipeline (`make run`)
     int64_t demo_rate = 2000;   ///< its generated events per second
     bool auto_create_topics = true;

@@ -39,6 +39,22 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Send queue bound of each WebSocket/event-stream client; overflow closes it as slow")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30));
+    cmd->add_option("--kafka-max-inflated-batch-bytes", opts.kafka_max_inflated_batch_bytes,
+                    "Most bytes the records of one compressed produced batch may inflate to; larger: INVALID_RECORD")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 31));
+    cmd->add_option("--kafka-max-connections", opts.kafka_max_connections,
+                    "Kafka connections open at once (max.connections); more are closed on accept")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    cmd->add_option("--kafka-connections-max-idle-ms", opts.kafka_connections_max_idle_ms,
+                    "Close a Kafka connection with no request in flight for this long (connections.max.idle.ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{7} * 24 * 3600 * 1000));
+    cmd->add_option("--max-open-segment-files", opts.max_open_segment_files,
+                    "Sealed segment files kept open at once (least recently read closed first); 0: all")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24));
     cmd->add_option("--retention-check-ms", opts.retention_check_ms,
                     "How often each shard applies retention (log.retention.check.interval.ms)")
       ->capture_default_str()
@@ -138,7 +154,8 @@ int serve(const serve_options& opts) {
         flusher_ptrs.push_back(flushers.back().get());
     }
     // Every partition opens (and recovers) on the shard that owns it.
-    broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions},
+    broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions,
+                                             opts.kafka_max_inflated_batch_bytes, opts.max_open_segment_files},
                        executors, flusher_ptrs);
     std::optional<std::string> failure;
     if (auto r = brk.start(); !r) {
@@ -150,6 +167,8 @@ int serve(const serve_options& opts) {
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
     kcfg.fetch_max_bytes = opts.kafka_fetch_max_bytes;
+    kcfg.max_connections = opts.kafka_max_connections;
+    kcfg.connections_max_idle = std::chrono::milliseconds(opts.kafka_connections_max_idle_ms);
     broker::group_config gcfg;
     gcfg.initial_rebalance_delay = std::chrono::milliseconds(opts.group_initial_rebalance_delay_ms);
     gcfg.min_session_timeout = std::chrono::milliseconds(opts.group_min_session_timeout_ms);

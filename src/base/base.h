@@ -1,9 +1,10 @@
 #pragma once
 
 // The public header of `base`: errors and results, strong integers, byte buffers, CRC32C,
-// files, executors, logging and assertions.
+// files, executors, logging (with rate limits), retry backoff and assertions.
 
 #include "base/assert.h"
+#include "base/backoff.h"
 #include "base/byte_buffer.h"
 #include "base/crc32c.h"
 #include "base/endian.h"

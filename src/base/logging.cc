@@ -44,4 +44,21 @@ void set_level(spdlog::level::level_enum level) {
     }
 }
 
+bool rate_limit::allow(uint64_t& held_back) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(_mu);
+    if (now - _window_start >= _interval) {
+        _window_start = now;
+        _in_window = 0;
+    }
+    if (_in_window >= _burst) {
+        ++_held_back;
+        return false;
+    }
+    ++_in_window;
+    held_back = _held_back;
+    _held_back = 0;
+    return true;
+}
+
 } // namespace runnel::logging

@@ -61,6 +61,14 @@ std::optional<std::array<uint8_t, 16>> parse_hex_id(std::string_view s) {
     return id;
 }
 
+/// Produced batches refused before reaching the log, by the Kafka error they were answered with.
+metrics::counter& refused_batches(const std::string& error) {
+    static auto& family = metrics::default_registry().counters(
+      "runnel_kafka_produce_batches_refused_total",
+      "Produced batches refused by validation (CRC, codec, records), by the Kafka error answered", {"error"});
+    return family.with({error});
+}
+
 errc from_storage(const std::error_code& ec) {
     if (ec == storage::errc::batch_too_large) {
         return errc::message_too_large;
@@ -141,7 +149,11 @@ broker::broker(broker_config config, std::vector<executor*> shards, std::vector<
     for (std::size_t i = 0; i < _shards.size(); ++i) {
         auto st = std::make_unique<shard_state>();
         st->exec = _shards[i];
-        st->logs = std::make_unique<storage::log_manager>(_config.data_dir / "topics", *_shards[i], *flushers[i]);
+        // The open-file bound is shared evenly: each shard's logs have their own cache.
+        const std::size_t files = _config.max_open_segment_files == 0
+                                    ? 0
+                                    : std::max<std::size_t>(_config.max_open_segment_files / _shards.size(), 16);
+        st->logs = std::make_unique<storage::log_manager>(_config.data_dir / "topics", *_shards[i], *flushers[i], files);
         _state.push_back(std::move(st));
     }
 }
@@ -481,16 +493,20 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
     // records are one v2 batch, so a refusal never leaves part of a request appended.
     auto b = model::record_batch::from_bytes(byte_buffer::copy_of(records));
     if (!b) {
+        refused_batches(b.error() == model::errc::batch_length_invalid ? "invalid_record" : "corrupt_message").inc();
         return refuse(b.error() == model::errc::batch_length_invalid ? errc::invalid_record
                                                                      : errc::corrupt_message);
     }
-    const auto& hd = b.value().header();
-    if (hd.is_control() || hd.record_count < 1 || hd.last_offset_delta != hd.record_count - 1
-        || (hd.producer_id >= 0 && hd.base_sequence < 0)) {
-        return refuse(errc::invalid_record);
-    }
-    if (hd.compression() == model::compression::none && !model::decode_records(b.value().bytes())) {
-        return refuse(errc::invalid_record);
+    // Then Kafka's rules for produced batches, on every record (inflating compressed ones
+    // within the bound), so nothing a consumer cannot read is ever appended.
+    std::string why;
+    if (auto v = model::validate_produced_batch(b.value().bytes(), b.value().header(),
+                                                {_config.max_inflated_batch_bytes}, why);
+        !v) {
+        const bool corrupt = v.error() == model::errc::codec_unknown || v.error() == model::errc::records_undecodable;
+        refused_batches(corrupt ? "corrupt_message" : "invalid_record").inc();
+        lg().debug("refusing a batch for {}/{}: {}", tp.topic, tp.partition(), why);
+        return refuse(corrupt ? errc::corrupt_message : errc::invalid_record);
     }
     auto batches = std::make_shared<std::vector<model::record_batch>>();
     batches->push_back(std::move(b).value());

@@ -39,6 +39,12 @@ struct broker_config {
     std::filesystem::path data_dir;
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
+    /// The most bytes the records of one compressed produced batch may inflate to while they
+    /// are checked (`--kafka-max-inflated-batch-bytes`); larger ones are refused.
+    std::size_t max_inflated_batch_bytes = model::max_inflated_bytes;
+    /// Sealed segment files kept open at once, over all shards (`--max-open-segment-files`);
+    /// 0 keeps every segment open.
+    std::size_t max_open_segment_files = 1024;
 };
 
 struct produce_result {

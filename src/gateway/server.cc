@@ -2,6 +2,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <map>
 
@@ -293,6 +294,9 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
 }
 
 asio::awaitable<void> accept_loop(server::state& st) {
+    static logging::rate_limit accept_failures;
+    backoff pause;
+    asio::steady_timer pause_timer(st.shards.context_of(0));
     for (;;) {
         boost::system::error_code ec;
         tcp::socket sock(st.shards.context_of(0));
@@ -301,9 +305,18 @@ asio::awaitable<void> accept_loop(server::state& st) {
             if (st.stopping.load() || ec == asio::error::operation_aborted) {
                 co_return;
             }
-            lg().warn("accept failed: {}", ec.message());
+            // Out of descriptors: the connection stays pending, so retrying at once would spin.
+            const auto wait = pause.next();
+            log_limited(accept_failures, lg(), spdlog::level::warn, "accept failed: {}; retrying in {} ms",
+                        ec.message(), wait.count());
+            pause_timer.expires_after(wait);
+            co_await pause_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (st.stopping.load()) {
+                co_return;
+            }
             continue;
         }
+        pause.reset();
         sock.set_option(tcp::no_delay(true), ec);
         const unsigned target = st.next_shard++ % st.shards.size();
         auto protocol = sock.local_endpoint(ec).protocol();

@@ -14,7 +14,30 @@ namespace {
 
 constexpr std::size_t chunk = 64 * 1024;
 
-std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+/// Makes room for `need` bytes in `out` without its capacity passing `most` (>= need).
+/// libstdc++ rounds a request below twice the capacity up to twice it, so capacity doubles
+/// only while that keeps it within half of `most`, then goes straight to `most`.
+void reserve_within(std::string& out, std::size_t need, std::size_t most) {
+    if (out.capacity() >= need) {
+        return;
+    }
+    auto want = std::max(out.capacity() * 2, need);
+    if (want * 2 > most) {
+        want = std::max(most, need);
+    }
+    out.reserve(want);
+}
+
+/// Appends room for one more chunk to `out`. The callers stop once the output exceeds
+/// `limit`, so its capacity never passes `limit` plus one chunk: a compression bomb costs at
+/// most that much memory.
+void add_chunk(std::string& out, std::size_t limit) {
+    const auto have = out.size();
+    reserve_within(out, have + chunk, std::max(limit, have) + chunk);
+    out.resize(have + chunk);
+}
+
+std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t limit, std::string& why, bool& over) {
     z_stream zs{};
     if (inflateInit2(&zs, 15 + 32) != Z_OK) { // 32: accept gzip and zlib headers
         why = "gzip: cannot start inflating";
@@ -26,7 +49,7 @@ std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t lim
     int rc = Z_OK;
     while (rc != Z_STREAM_END) {
         const auto have = out.size();
-        out.resize(have + chunk);
+        add_chunk(out, limit);
         zs.next_out = reinterpret_cast<Bytef*>(out.data() + have);
         zs.avail_out = static_cast<uInt>(chunk);
         rc = inflate(&zs, Z_NO_FLUSH);
@@ -41,6 +64,7 @@ std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t lim
         }
         if (out.size() > limit) {
             why = fmt::format("gzip: inflates past {} bytes", limit);
+            over = true;
             break;
         }
     }
@@ -51,7 +75,8 @@ std::optional<std::string> gunzip(std::span<const std::byte> in, std::size_t lim
     return out;
 }
 
-std::optional<std::string> unsnappy_block(const char* data, std::size_t size, std::size_t limit, std::string& why) {
+std::optional<std::string> unsnappy_block(const char* data, std::size_t size, std::size_t limit, std::string& why,
+                                           bool& over) {
     std::size_t n = 0;
     if (snappy_uncompressed_length(data, size, &n) != SNAPPY_OK) {
         why = "snappy: corrupt block header";
@@ -59,6 +84,7 @@ std::optional<std::string> unsnappy_block(const char* data, std::size_t size, st
     }
     if (n > limit) {
         why = fmt::format("snappy: inflates past {} bytes", limit);
+        over = true;
         return std::nullopt;
     }
     std::string out(n, '\0');
@@ -70,13 +96,13 @@ std::optional<std::string> unsnappy_block(const char* data, std::size_t size, st
     return out;
 }
 
-std::optional<std::string> unsnappy(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+std::optional<std::string> unsnappy(std::span<const std::byte> in, std::size_t limit, std::string& why, bool& over) {
     const auto* p = reinterpret_cast<const char*>(in.data());
     // Java clients frame snappy the way xerial's library does: a 16-byte header, then blocks
     // each prefixed by a big-endian length. Others send one raw snappy block.
     static constexpr char xerial[] = {'\x82', 'S', 'N', 'A', 'P', 'P', 'Y', '\0'};
     if (in.size() < 16 || std::memcmp(p, xerial, sizeof xerial) != 0) {
-        return unsnappy_block(p, in.size(), limit, why);
+        return unsnappy_block(p, in.size(), limit, why, over);
     }
     std::string out;
     std::size_t pos = 16;
@@ -91,17 +117,18 @@ std::optional<std::string> unsnappy(std::span<const std::byte> in, std::size_t l
             why = "snappy: truncated block";
             return std::nullopt;
         }
-        auto block = unsnappy_block(p + pos, len, limit - std::min(limit, out.size()), why);
+        auto block = unsnappy_block(p + pos, len, limit - std::min(limit, out.size()), why, over);
         if (!block) {
             return std::nullopt;
         }
+        reserve_within(out, out.size() + block->size(), std::max(limit, out.size() + block->size()));
         out += *block;
         pos += len;
     }
     return out;
 }
 
-std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limit, std::string& why, bool& over) {
     LZ4F_dctx* ctx = nullptr;
     if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION))) {
         why = "lz4: cannot start decompressing";
@@ -113,7 +140,7 @@ std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limi
     bool ok = true;
     while (pos < in.size() && hint != 0) {
         const auto have = out.size();
-        out.resize(have + chunk);
+        add_chunk(out, limit);
         std::size_t out_size = chunk;
         std::size_t in_size = in.size() - pos;
         hint = LZ4F_decompress(ctx, out.data() + have, &out_size, in.data() + pos, &in_size, nullptr);
@@ -126,6 +153,7 @@ std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limi
         }
         if (out.size() > limit) {
             why = fmt::format("lz4: inflates past {} bytes", limit);
+            over = true;
             ok = false;
             break;
         }
@@ -141,19 +169,27 @@ std::optional<std::string> unlz4(std::span<const std::byte> in, std::size_t limi
     return ok ? std::optional<std::string>(std::move(out)) : std::nullopt;
 }
 
-std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t limit, std::string& why) {
+std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t limit, std::string& why, bool& over) {
     ZSTD_DStream* ds = ZSTD_createDStream();
     if (!ds) {
         why = "zstd: cannot start decompressing";
         return std::nullopt;
     }
+    // The decoder allocates the window the frame header asks for (up to 2^27, 128 MiB, by default):
+    // no larger than the output may be, but never below the 2 MiB window of the compression
+    // levels Kafka clients use.
+    int window_log = 21;
+    while (window_log < 27 && (std::size_t{1} << window_log) < limit) {
+        ++window_log;
+    }
+    ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, window_log);
     ZSTD_inBuffer src{in.data(), in.size(), 0};
     std::string out;
     std::size_t rc = 1;
     bool ok = true;
     while (src.pos < src.size || rc != 0) {
         const auto have = out.size();
-        out.resize(have + chunk);
+        add_chunk(out, limit);
         ZSTD_outBuffer dst{out.data() + have, chunk, 0};
         const auto before = src.pos;
         rc = ZSTD_decompressStream(ds, &dst, &src);
@@ -165,6 +201,7 @@ std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t lim
         }
         if (out.size() > limit) {
             why = fmt::format("zstd: inflates past {} bytes", limit);
+            over = true;
             ok = false;
             break;
         }
@@ -181,21 +218,32 @@ std::optional<std::string> unzstd(std::span<const std::byte> in, std::size_t lim
 } // namespace
 
 std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
-                                              std::string& why) {
+                                              std::string& why, bool* over_limit) {
+    bool over = false;
+    std::optional<std::string> out;
     switch (c) {
     case model::compression::gzip:
-        return gunzip(in, limit, why);
+        out = gunzip(in, limit, why, over);
+        break;
     case model::compression::snappy:
-        return unsnappy(in, limit, why);
+        out = unsnappy(in, limit, why, over);
+        break;
     case model::compression::lz4:
-        return unlz4(in, limit, why);
+        out = unlz4(in, limit, why, over);
+        break;
     case model::compression::zstd:
-        return unzstd(in, limit, why);
+        out = unzstd(in, limit, why, over);
+        break;
     case model::compression::none:
         return std::string(reinterpret_cast<const char*>(in.data()), in.size());
+    default:
+        why = fmt::format("unknown compression codec {}", static_cast<int>(c));
+        return std::nullopt;
     }
-    why = fmt::format("unknown compression codec {}", static_cast<int>(c));
-    return std::nullopt;
+    if (over_limit) {
+        *over_limit = over;
+    }
+    return out;
 }
 
 std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std::byte> batch, const batch_header& h,

@@ -14,14 +14,18 @@
 
 namespace runnel::model {
 
-/// The most bytes one batch's records may inflate to wherever Runnel reads inside compressed
+/// The most bytes one batch's records may inflate to: the default bound of the produce check
+/// (`--kafka-max-inflated-batch-bytes`), and the bound wherever Runnel reads inside compressed
 /// batches it stores (the gateway, the engine's log source, time queries).
 inline constexpr std::size_t max_inflated_bytes = 64u << 20;
 
 /// The records section of a batch compressed with `c`, inflated; nullopt with `why` when the
-/// bytes are not valid for the codec or would inflate past `limit` bytes.
+/// bytes are not valid for the codec or would inflate past `limit` bytes (then `*over_limit`
+/// is set when given). Inflates in 64 KiB chunks and stops past `limit`, so its output never
+/// holds more than `limit` plus one chunk; the codec's own state adds at most 4 MiB (an lz4
+/// block) or a zstd window, which is refused above max(2 MiB, `limit`).
 std::optional<std::string> decompress_records(model::compression c, std::span<const std::byte> in, std::size_t limit,
-                                              std::string& why);
+                                              std::string& why, bool* over_limit = nullptr);
 
 /// The batch `batch` (header `h`) with its records uncompressed: the batch itself when it is
 /// not compressed, else a copy inflated into `storage` whose header says "uncompressed". Nullopt

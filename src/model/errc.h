@@ -13,6 +13,11 @@ enum class errc {
     crc_mismatch,
     record_malformed,
     records_compressed, ///< records of a compressed batch need decompression first
+    codec_unknown,       ///< compression attribute bits name no codec (5, 6, 7)
+    records_undecodable, ///< a compressed records section that its codec cannot inflate
+    records_too_large,   ///< a compressed records section inflating past the allowed bound
+    batch_invalid,       ///< a header a producer may not send (control, counts, producer fields)
+    timestamp_invalid,   ///< LogAppendTime set by a producer, or record timestamps out of range
 };
 
 const char* errc_message(errc e) noexcept;

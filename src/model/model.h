@@ -6,3 +6,4 @@
 #include "model/fundamental.h"
 #include "model/decompress.h"
 #include "model/record_batch.h"
+#include "model/validate.h"

@@ -20,6 +20,16 @@ const char* errc_message(errc e) noexcept {
         return "record inside batch is malformed";
     case errc::records_compressed:
         return "records are compressed";
+    case errc::codec_unknown:
+        return "record batch names an unknown compression codec";
+    case errc::records_undecodable:
+        return "compressed records cannot be decompressed";
+    case errc::records_too_large:
+        return "compressed records inflate past the allowed size";
+    case errc::batch_invalid:
+        return "record batch header breaks the rules for produced batches";
+    case errc::timestamp_invalid:
+        return "record batch timestamps are invalid";
     }
     return "unknown model error";
 }

@@ -10,7 +10,7 @@ result<std::shared_ptr<partition_log>> log_manager::open(const model::topic_part
     if (auto it = _logs.find(tp); it != _logs.end()) {
         return it->second;
     }
-    RUNNEL_TRY(auto log, partition_log::open(directory_of(tp), config, _owner, _flusher));
+    RUNNEL_TRY(auto log, partition_log::open(directory_of(tp), config, _owner, _flusher, _files));
     _logs.emplace(tp, log);
     return log;
 }

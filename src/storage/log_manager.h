@@ -15,10 +15,14 @@ namespace runnel::storage {
 /// Owned by one shard and used only on its thread, like the logs it holds.
 class log_manager {
 public:
-    log_manager(std::filesystem::path root, executor& owner, flusher& flush_thread)
+    /// `max_open_segment_files`: the most sealed segment files this shard keeps open at once
+    /// (its logs share one `file_cache`); 0 keeps every segment open.
+    log_manager(std::filesystem::path root, executor& owner, flusher& flush_thread,
+                std::size_t max_open_segment_files = 0)
       : _root(std::move(root))
       , _owner(owner)
-      , _flusher(flush_thread) {}
+      , _flusher(flush_thread)
+      , _files(max_open_segment_files ? std::make_shared<file_cache>(max_open_segment_files) : nullptr) {}
 
     std::filesystem::path directory_of(const model::topic_partition& tp) const;
 
@@ -42,6 +46,7 @@ private:
     std::filesystem::path _root;
     executor& _owner;
     flusher& _flusher;
+    std::shared_ptr<file_cache> _files;
     std::map<model::topic_partition, std::shared_ptr<partition_log>> _logs;
 };
 

@@ -132,9 +132,11 @@ partition_log::partition_log(std::filesystem::path dir, log_config config, execu
 partition_log::~partition_log() = default;
 
 result<std::shared_ptr<partition_log>> partition_log::open(
-  std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread) {
+  std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread,
+  std::shared_ptr<file_cache> files) {
     RUNNEL_TRY(config.validate());
     std::shared_ptr<partition_log> log(new partition_log(std::move(dir), config, owner, flush_thread));
+    log->_files = std::move(files);
     RUNNEL_TRY(log->recover());
     return log;
 }
@@ -145,8 +147,6 @@ result<void> partition_log::recover() {
     if (ec) {
         return ec;
     }
-    RUNNEL_TRY(auto dir_handle, file_handle::open_directory(_dir));
-    _dir_handle = std::make_shared<file_handle>(std::move(dir_handle));
 
     std::vector<model::offset> bases;
     for (const auto& entry : std::filesystem::directory_iterator(_dir, ec)) {
@@ -162,9 +162,10 @@ result<void> partition_log::recover() {
     }
     std::sort(bases.begin(), bases.end());
 
-    RUNNEL_TRY(auto rp_file, file_handle::open(_dir / "recovery_point", O_RDWR | O_CREAT));
-    _recovery_point_file = std::make_shared<file_handle>(std::move(rp_file));
-    const std::optional<model::offset> durable = read_recovery_point(*_recovery_point_file);
+    // The durable point and the directory are opened when needed (on the flusher thread), so
+    // an idle partition holds one descriptor: its active segment.
+    RUNNEL_TRY(auto rp_file, file_handle::open(recovery_point_path(), O_RDWR | O_CREAT));
+    const std::optional<model::offset> durable = read_recovery_point(rp_file);
 
     if (bases.empty()) {
         bases.push_back(model::offset(0));
@@ -303,6 +304,9 @@ result<void> partition_log::recover() {
         if (i >= scan_from || !durable) {
             _unsynced.push_back(seg->file);
         }
+        if (_files && !last && !cut_here) {
+            seg->file.reset(); // sealed: reopened through the cache when read
+        }
         _segments.push_back(std::move(seg));
         if (cut_here) {
             break;
@@ -328,6 +332,15 @@ result<void> partition_log::recover() {
 }
 
 model::offset partition_log::start_offset() const noexcept { return _segments.front()->base; }
+
+result<std::shared_ptr<file_handle>> partition_log::file_of(const segment& seg) {
+    if (seg.file) {
+        return seg.file;
+    }
+    return _files->get(seg.path);
+}
+
+std::filesystem::path partition_log::recovery_point_path() const { return _dir / "recovery_point"; }
 
 model::offset partition_log::active_segment_base() const noexcept { return _segments.back()->base; }
 
@@ -372,6 +385,9 @@ result<void> partition_log::roll() {
     seg->file = std::make_shared<file_handle>(std::move(f));
 
     _unsynced.push_back(old.file);
+    if (_files) {
+        old.file.reset(); // sealed now: `_unsynced` holds it until synced, then reads use the cache
+    }
     _unsynced.push_back(std::make_shared<file_handle>(std::move(oi)));
     _unsynced.push_back(std::make_shared<file_handle>(std::move(ti)));
     ++_dir_changes;
@@ -439,20 +455,23 @@ void partition_log::start_flush() {
     files.push_back(_segments.back()->file);
     const std::size_t covered_files = _unsynced.size();
     const uint64_t dir_generation = _dir_changes;
-    std::shared_ptr<file_handle> dir = _dir_changes > _dir_synced ? _dir_handle : nullptr;
+    const bool dir_changed = _dir_changes > _dir_synced;
 
-    auto work = [files = std::move(files), dir, rp = _recovery_point_file, target]() -> result<void> {
+    auto work = [files = std::move(files), dir_changed, dir = _dir, rp = recovery_point_path(),
+                 target]() -> result<void> {
         for (const auto& f : files) {
             if (fail_point::take("storage.fsync")) {
                 return std::error_code(EIO, std::system_category());
             }
             RUNNEL_TRY(f->sync());
         }
-        if (dir) {
-            RUNNEL_TRY(dir->sync());
+        if (dir_changed) {
+            RUNNEL_TRY(auto d, file_handle::open_directory(dir));
+            RUNNEL_TRY(d.sync());
         }
         // Recorded without its own fsync: a lost update only makes the next recovery check more.
-        return rp->pwrite(encode_recovery_point(target).span(), 0);
+        RUNNEL_TRY(auto f, file_handle::open(rp, O_RDWR | O_CREAT));
+        return f.pwrite(encode_recovery_point(target).span(), 0);
     };
     auto done = [weak = weak_from_this(), owner = &_owner, target, covered_files, dir_generation](result<void> r) {
         owner->post([weak, target, covered_files, dir_generation, r] {
@@ -514,7 +533,10 @@ void partition_log::close(done_fn done) {
         }
         // Make the durable point itself durable, so the next open checks only the tail.
         self->_flusher.submit(
-          [rp = self->_recovery_point_file] { return rp->sync(); },
+          [rp = self->recovery_point_path()]() -> result<void> {
+              RUNNEL_TRY(auto f, file_handle::open(rp, O_RDWR | O_CREAT));
+              return f.sync();
+          },
           [owner = &self->_owner, done = std::move(done)](result<void> r2) mutable {
               owner->post([done = std::move(done), r2] { done(r2); });
           });
@@ -564,7 +586,14 @@ result<read_result> partition_log::read(model::offset start, std::size_t max_byt
         const segment& seg = **it;
         auto [pos, expected] = it == first ? seg.index.position_for_offset(start)
                                            : std::pair<uint32_t, model::offset>{0, seg.base};
-        batch_scanner sc(*seg.file, pos, seg.size, chunk);
+        auto file = file_of(seg);
+        if (!file) {
+            if (out.batches == 0) {
+                return file.error();
+            }
+            break;
+        }
+        batch_scanner sc(*file.value(), pos, seg.size, chunk);
         for (;;) {
             auto r = sc.next(true);
             if (!r) {
@@ -620,7 +649,8 @@ result<std::optional<partition_log::time_match>> partition_log::timequery(model:
         if (seg.max_timestamp < t) {
             continue;
         }
-        batch_scanner sc(*seg.file, seg.index.position_for_timestamp(t), seg.size, 64u << 10);
+        RUNNEL_TRY(auto file, file_of(seg));
+        batch_scanner sc(*file, seg.index.position_for_timestamp(t), seg.size, 64u << 10);
         model::offset expected = seg.base;
         for (;;) {
             auto r = sc.next(true);
@@ -700,6 +730,9 @@ retention_report partition_log::remove_front_segments(std::size_t count, std::st
         report.bytes_removed += seg.size;
         ++report.segments_removed;
         doomed.push_back(seg.path);
+        if (_files) {
+            _files->forget(seg.path);
+        }
         doomed.push_back(seg.index_path());
         doomed.push_back(seg.time_index_path());
         _segments.pop_front();
@@ -713,13 +746,14 @@ retention_report partition_log::remove_front_segments(std::size_t count, std::st
         lg().info("{}: {} removed {} segments ({} bytes); log starts at {}", _dir.string(), why,
                   report.segments_removed, report.bytes_removed, report.start_offset);
         _flusher.submit(
-          [doomed = std::move(doomed), dir = _dir_handle]() -> result<void> {
+          [doomed = std::move(doomed), dir = _dir]() -> result<void> {
               for (const auto& p : doomed) {
                   if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
                       return last_system_error();
                   }
               }
-              return dir->sync();
+              RUNNEL_TRY(auto d, file_handle::open_directory(dir));
+              return d.sync();
           },
           [path = _dir.string()](result<void> r) {
               if (!r) {

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "model/model.h"
 #include "storage/errc.h"
+#include "storage/file_cache.h"
 #include "storage/flusher.h"
 #include "storage/index.h"
 #include "storage/log_config.h"
@@ -73,7 +74,8 @@ struct retention_report {
 /// An append-only sequence of Kafka RecordBatch v2 batches for one partition, in a directory
 /// of segments named by base offset (`00000000000000000000.log` with `.index` and
 /// `.timeindex`). Batches are stored byte for byte as given; the log only stamps the base
-/// offset, which the CRC does not cover.
+/// offset, which the CRC does not cover. An open log holds one descriptor for its active
+/// segment; sealed segments are opened through a shared `file_cache` when one is given.
 ///
 /// Owned by exactly one shard: every method must be called on the thread that runs
 /// `executor`. `append` returns once the batch is in the page cache; `flush` calls back (on
@@ -88,9 +90,12 @@ public:
 
     /// Opens (or creates) the log in `dir`, checking every batch written since the last
     /// durable point, cutting a torn tail and rebuilding indexes that are missing or stale.
-    /// Blocking: call at start-up, before the shard serves requests.
+    /// Blocking: call at start-up, before the shard serves requests. With `files`, sealed
+    /// segments hold no descriptor and are opened through that cache when read; without,
+    /// every segment stays open.
     static result<std::shared_ptr<partition_log>> open(
-      std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread);
+      std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread,
+      std::shared_ptr<file_cache> files = nullptr);
 
     partition_log(const partition_log&) = delete;
     partition_log& operator=(const partition_log&) = delete;
@@ -162,13 +167,15 @@ private:
     /// The segment holding `o` (the first one if `o` is before the log).
     segment_list::const_iterator segment_for(model::offset o) const noexcept;
     result<void> usable_for_append() const;
+    /// The open file of `seg`: its own when active (or without a cache), else the cache's.
+    result<std::shared_ptr<file_handle>> file_of(const segment& seg);
+    std::filesystem::path recovery_point_path() const;
 
     std::filesystem::path _dir;
     log_config _config;
     executor& _owner;
     flusher& _flusher;
-    std::shared_ptr<file_handle> _dir_handle;
-    std::shared_ptr<file_handle> _recovery_point_file;
+    std::shared_ptr<file_cache> _files; ///< sealed segments' descriptors; null: each keeps its own
 
     segment_list _segments;
     model::offset _next_offset;

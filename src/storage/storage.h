@@ -3,6 +3,7 @@
 // The public header of `storage`: the log storage engine.
 
 #include "storage/errc.h"
+#include "storage/file_cache.h"
 #include "storage/flusher.h"
 #include "storage/log_config.h"
 #include "storage/log_manager.h"

@@ -15,6 +15,7 @@ import struct
 import sys
 import time
 import unittest
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,6 +31,35 @@ MAX_FRAME = 100 * 1024 * 1024  # server_config::max_frame_bytes (Kafka's socket.
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def gzip_bytes(data):
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing, as Kafka clients send
+    return c.compress(data) + c.flush()
+
+
+def gzip_bomb_batch(inflated_bytes):
+    """A gzip batch of one record whose value is `inflated_bytes` zeros, compressed while it is
+    written (the test never holds the inflated bytes)."""
+    ts = now_ms()
+    fields = b"\x00" + kw.varint(0) + kw.varint(0) + kw.varint(-1) + kw.varint(inflated_bytes)
+    tail = kw.varint(0)  # no headers
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [c.compress(kw.varint(len(fields) + inflated_bytes + len(tail)) + fields)]
+    zeros = bytes(1 << 20)
+    for _ in range(inflated_bytes >> 20):
+        out.append(c.compress(zeros))
+    out.append(c.compress(tail))
+    out.append(c.flush())
+    return kw.batch_around(b"".join(out), 1, ts, ts, attributes=1)
+
+
+def peak_rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
 
 
 def small_batch(n=3, tag=b"x", size=10):
@@ -334,6 +364,104 @@ class BadInputTest(unittest.TestCase):
         self.assertIn(error, (kw.INVALID_RECORD, kw.CORRUPT_MESSAGE))
         self.assertEqual(base, -1)
         self.assertEqual(self.end_offset(topic, 0), 0)
+
+    def test_compressed_batches_are_inflated_and_checked_before_append(self):
+        # The CRC covers compressed bytes, not whether they inflate: a body its codec cannot
+        # read, or an unknown codec (attribute bits 5..7), is CORRUPT_MESSAGE and appends nothing.
+        topic = "undecodable-compressed"
+        self.assertEqual(self.create_topic(topic)[0], kw.NONE)
+        ts = now_ms()
+        recs = [(b"k%d" % i, b"value-%d" % i, [("h", b"v")], ts + i) for i in range(5)]
+        section = kw.records_section(recs, ts)
+        garbage = bytes((i * 37 + 11) % 256 for i in range(300))
+        truncated = gzip_bytes(section)[:-12]
+        cases = {"gzip garbage": (1, garbage), "gzip truncated": (1, truncated), "snappy garbage": (2, garbage),
+                 "lz4 garbage": (3, garbage), "zstd garbage": (4, garbage), "codec 5": (5, section),
+                 "codec 7": (7, section)}
+        for what, (codec, body) in cases.items():
+            with self.subTest(what):
+                batch = kw.batch_around(body, len(recs), ts, ts + 4, attributes=codec)
+                _, _, error, base, _ = self.produce(9, topic, 0, batch)
+                self.assertEqual((error, base), (kw.CORRUPT_MESSAGE, -1))
+        self.assertEqual(self.end_offset(topic, 0), 0, "an undecodable batch must not be appended")
+        # The same records gzip'd properly go in, and a consumer reads them back.
+        good = kw.batch_around(gzip_bytes(section), len(recs), ts, ts + 4, attributes=1)
+        self.assertEqual(self.produce(9, topic, 0, good)[2:4], (kw.NONE, 0))
+        self.assertEqual([m.value for m in self.read_all(topic, 5)], [r[1] for r in recs])
+
+    def test_gzip_bomb_is_refused_within_the_inflation_bound(self):
+        # 1 GiB of zeros gzip'd to about 1 MiB: inflating stops at --kafka-max-inflated-batch-bytes
+        # (64 MiB by default), so the server's peak RSS grows by far less than the bomb.
+        topic = "gzip-bomb"
+        self.assertEqual(self.create_topic(topic, configs={"max.message.bytes": str(8 << 20)})[0], kw.NONE)
+        bomb = gzip_bomb_batch(1 << 30)
+        self.assertLess(len(bomb), 4 << 20)
+        before = peak_rss_bytes(self.srv.proc.pid)
+        _, _, error, base, _ = self.produce(9, topic, 0, bomb)
+        grew = peak_rss_bytes(self.srv.proc.pid) - before
+        print(f"gzip bomb: {len(bomb)} bytes compressed, peak RSS grew {grew / 2**20:.1f} MiB", file=sys.stderr)
+        self.assertEqual((error, base), (kw.INVALID_RECORD, -1))
+        self.assertLess(grew, 256 << 20, "inflating the bomb must stop at the bound")
+        self.assertEqual(self.end_offset(topic, 0), 0)
+
+    def test_records_sharing_an_offset_are_invalid_record(self):
+        # Two records at offsetDelta 0 (uncompressed and gzip'd): INVALID_RECORD, nothing
+        # appended; the next good batch goes in at offset 0 and a consumer reads each record once.
+        topic = "offset-deltas"
+        self.assertEqual(self.create_topic(topic)[0], kw.NONE)
+        ts = now_ms()
+        recs = [(b"k%d" % i, b"dup-%d" % i, [], ts) for i in range(3)]
+        plain = kw.record_batch(recs, offset_deltas=[0, 0, 1])
+        section = kw.records_section(recs, ts, offset_deltas=[0, 0, 1])
+        gz = kw.batch_around(gzip_bytes(section), 3, ts, ts, attributes=1)
+        skipping = kw.record_batch(recs, offset_deltas=[0, 2, 1])
+        for what, batch in (("plain", plain), ("gzip", gz), ("out of order", skipping)):
+            with self.subTest(what):
+                _, _, error, base, _ = self.produce(9, topic, 0, batch)
+                self.assertEqual((error, base), (kw.INVALID_RECORD, -1))
+        self.assertEqual(self.end_offset(topic, 0), 0)
+        good = [(b"k%d" % i, b"good-%d" % i, [], ts) for i in range(3)]
+        self.assertEqual(self.produce(9, topic, 0, kw.record_batch(good))[2:4], (kw.NONE, 0))
+        got = self.read_all(topic, 3)
+        self.assertEqual([(m.offset, m.value) for m in got], [(i, b"good-%d" % i) for i in range(3)])
+
+    def test_malformed_record_fields_are_invalid_record(self):
+        topic = "record-fields"
+        self.assertEqual(self.create_topic(topic)[0], kw.NONE)
+        ts = now_ms()
+        # A record whose key length runs past the record, a six-byte varint, a null header key.
+        key_past = b"\x00" + kw.varint(0) + kw.varint(0) + kw.varint(50) + b"abc"
+        long_varint = b"\x00" + kw.varint(0) + b"\x80\x80\x80\x80\x80\x00" + kw.varint(-1) * 2 + kw.varint(0)
+        null_header = b"\x00" + kw.varint(0) + kw.varint(0) + kw.varint(-1) * 2 + kw.varint(1) + kw.varint(-1) * 2
+        for what, rec in (("key past record", key_past), ("six-byte varint", long_varint),
+                          ("null header key", null_header)):
+            with self.subTest(what):
+                batch = kw.batch_around(kw.varint(len(rec)) + rec, 1, ts, ts)
+                _, _, error, base, _ = self.produce(9, topic, 0, batch)
+                self.assertEqual((error, base), (kw.INVALID_RECORD, -1))
+        with self.subTest("LogAppendTime set by the producer"):
+            batch = kw.record_batch([(b"k", b"v", [], ts)], attributes=0x08)
+            self.assertEqual(self.produce(9, topic, 0, batch)[2], kw.INVALID_RECORD)
+        with self.subTest("record after maxTimestamp"):
+            section = kw.records_section([(b"k", b"v", [], ts + 5000)], ts)
+            self.assertEqual(self.produce(9, topic, 0, kw.batch_around(section, 1, ts, ts))[2], kw.INVALID_RECORD)
+        self.assertEqual(self.end_offset(topic, 0), 0)
+
+    def read_all(self, topic, n, timeout=20):
+        """The first `n` records of partition 0 of `topic`, read by a fresh kafka-python consumer."""
+        consumer = KafkaConsumer(bootstrap_servers=self.srv.bootstrap, group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=100)
+        self.addCleanup(consumer.close)
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        got = []
+        deadline = harness.Deadline(timeout, f"{n} records from {topic}")
+        while len(got) < n:
+            deadline.check(f"({len(got)} so far)")
+            for msgs in consumer.poll(timeout_ms=200).values():
+                got.extend(msgs)
+        return got
 
     def test_client_control_batch_is_invalid_record(self):
         # Kafka: "Clients are not allowed to write control records" -> INVALID_RECORD (87).

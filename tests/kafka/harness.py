@@ -82,10 +82,11 @@ class RunnelServer:
 
     def __init__(self, binary, shards=2, auto_create_topics=True, default_partitions=None,
                  extra_args=(), start_timeout=30.0, stop_timeout=60.0, name="runnel",
-                 data_dir=None, kafka_port=0):
+                 data_dir=None, kafka_port=0, preexec_fn=None):
         self.binary = binary
         self.data_dir = data_dir      # None: a fresh temporary directory, removed at stop
         self.kafka_port = kafka_port  # 0: the kernel picks
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. to lower its rlimits)
         self.shards = shards
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
@@ -117,7 +118,8 @@ class RunnelServer:
             cmd += ["--default-partitions", str(self.default_partitions)]
         cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace")
+                                     stderr=subprocess.PIPE, text=True, errors="replace",
+                                     preexec_fn=self.preexec_fn)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + self.start_timeout

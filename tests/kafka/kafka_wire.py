@@ -2,7 +2,8 @@
 
 Only what the bad-input tests need: the primitive types (classic and compact), request
 headers v1 and v2, RecordBatch v2 with its CRC-32C, and encoders/decoders for ApiVersions,
-Metadata, Produce and CreateTopics in one classic and one flexible version each. Field
+Metadata, Produce and CreateTopics in one classic and one flexible version each, and a
+Fetch v4 request. Field
 layouts follow the Kafka message specs (clients/src/main/resources/common/message/*.json).
 """
 
@@ -208,17 +209,14 @@ class Reader:
 # -- RecordBatch v2 -------------------------------------------------------------------------
 
 
-def record_batch(recs, base_ts=None, producer_id=-1, producer_epoch=-1, base_sequence=-1,
-                 attributes=0, last_offset_delta=None, record_count=None):
-    """One uncompressed RecordBatch v2. `recs` is a list of (key, value, headers, timestamp)
-    with bytes or None for key/value and [(name, bytes)] headers. `last_offset_delta` and
-    `record_count` override the true values (to build inconsistent batches)."""
-    if base_ts is None:
-        base_ts = min(r[3] for r in recs)
+def records_section(recs, base_ts, offset_deltas=None):
+    """The records of a RecordBatch v2, uncompressed. `recs` is a list of (key, value, headers,
+    timestamp) with bytes or None for key/value and [(name, bytes)] headers; `offset_deltas`
+    overrides the true 0, 1, … n-1 (to build records that share an offset)."""
     body = bytearray()
     for i, (key, value, headers, ts) in enumerate(recs):
         rec = bytearray(i8(0))
-        rec += varint(ts - base_ts) + varint(i)
+        rec += varint(ts - base_ts) + varint(i if offset_deltas is None else offset_deltas[i])
         rec += varint(-1) if key is None else varint(len(key)) + key
         rec += varint(-1) if value is None else varint(len(value)) + value
         rec += varint(len(headers))
@@ -227,11 +225,30 @@ def record_batch(recs, base_ts=None, producer_id=-1, producer_epoch=-1, base_seq
             rec += varint(len(n)) + n
             rec += varint(-1) if v is None else varint(len(v)) + v
         body += varint(len(rec)) + rec
-    lod = len(recs) - 1 if last_offset_delta is None else last_offset_delta
-    count = len(recs) if record_count is None else record_count
-    after_crc = (i16(attributes) + i32(lod) + i64(base_ts) + i64(max(r[3] for r in recs))
+    return bytes(body)
+
+
+def batch_around(body, count, base_ts, max_ts, attributes=0, producer_id=-1, producer_epoch=-1,
+                 base_sequence=-1, last_offset_delta=None):
+    """A RecordBatch v2 whose records section is `body` as given (compressed or not, valid or
+    not), with a CRC that matches."""
+    lod = count - 1 if last_offset_delta is None else last_offset_delta
+    after_crc = (i16(attributes) + i32(lod) + i64(base_ts) + i64(max_ts)
                  + i64(producer_id) + i16(producer_epoch) + i32(base_sequence) + i32(count) + bytes(body))
     return seal(after_crc)
+
+
+def record_batch(recs, base_ts=None, producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                 attributes=0, last_offset_delta=None, record_count=None, offset_deltas=None):
+    """One uncompressed RecordBatch v2 (see `records_section`). `last_offset_delta` and
+    `record_count` override the true values (to build inconsistent batches)."""
+    if base_ts is None:
+        base_ts = min(r[3] for r in recs)
+    body = records_section(recs, base_ts, offset_deltas)
+    lod = len(recs) - 1 if last_offset_delta is None else last_offset_delta
+    count = len(recs) if record_count is None else record_count
+    return batch_around(body, count, base_ts, max(r[3] for r in recs), attributes, producer_id, producer_epoch,
+                        base_sequence, lod)
 
 
 def seal(after_crc):
@@ -470,6 +487,14 @@ def produce_request(version, topic, partition, records, acks=-1, timeout_ms=1000
     part = i32(partition) + w.bytes(records) + w.tags()
     topic_data = w.string(topic) + w.array([part], lambda p: p) + w.tags()
     return w.string(None) + i16(acks) + i32(timeout_ms) + w.array([topic_data], lambda t: t) + w.tags()
+
+
+def fetch_request_v4(topic, partition, offset, max_wait_ms, min_bytes=1, max_bytes=1 << 20):
+    """Fetch v4 (classic) of one partition: replica_id, max_wait_ms, min_bytes, max_bytes,
+    isolation_level, then [topic [partition, fetch_offset, partition_max_bytes]]."""
+    part = i32(partition) + i64(offset) + i32(max_bytes)
+    return (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)
+            + array([string(topic) + array([part], lambda p: p)], lambda t: t))
 
 
 def parse_produce(body, version):

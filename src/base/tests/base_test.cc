@@ -99,5 +99,51 @@ TEST(manual_executor, runs_tasks_posted_from_other_threads) {
     EXPECT_FALSE(ex.run_until([] { return false; }, std::chrono::milliseconds(10)));
 }
 
+TEST(backoff, doubles_from_first_to_most_and_resets) {
+    backoff b(std::chrono::milliseconds(10), std::chrono::seconds(1));
+    std::vector<int64_t> got;
+    for (int i = 0; i < 9; ++i) {
+        got.push_back(b.next().count());
+    }
+    EXPECT_EQ(got, (std::vector<int64_t>{10, 20, 40, 80, 160, 320, 640, 1000, 1000}));
+    b.reset();
+    EXPECT_EQ(b.next().count(), 10);
+}
+
+TEST(rate_limit, lets_a_burst_through_per_interval_and_counts_the_rest) {
+    // An interval no test run outlasts: everything after the burst is held back.
+    logging::rate_limit limit(std::chrono::hours(1), 2);
+    uint64_t held = 99;
+    EXPECT_TRUE(limit.allow(held));
+    EXPECT_EQ(held, 0u);
+    EXPECT_TRUE(limit.allow(held));
+    for (int i = 0; i < 100000; ++i) {
+        uint64_t h = 0;
+        ASSERT_FALSE(limit.allow(h));
+    }
+    // A zero interval starts a new window at every call: the held-back count comes with it.
+    logging::rate_limit every(std::chrono::milliseconds(0), 1);
+    EXPECT_TRUE(every.allow(held));
+    EXPECT_TRUE(every.allow(held));
+    EXPECT_EQ(held, 0u);
+}
+
+TEST(rate_limit, a_line_after_held_back_ones_says_how_many) {
+    logging::rate_limit limit(std::chrono::milliseconds(200), 1);
+    uint64_t held = 0;
+    ASSERT_TRUE(limit.allow(held));
+    uint64_t h = 0;
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_FALSE(limit.allow(h));
+    }
+    // Polls until the window has passed (no sleep: a deadline of 10 s).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!limit.allow(held)) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+        std::this_thread::yield();
+    }
+    EXPECT_GE(held, 5u); // the five above plus the polls that came too early
+}
+
 } // namespace
 } // namespace runnel

@@ -89,6 +89,23 @@ const request_metrics& kafka_metrics() {
     return m;
 }
 
+/// Connection faults an operator acts on (a cap too low, descriptors running out, idle clients).
+struct connection_metrics {
+    metrics::gauge& open = metrics::default_registry().gauges("runnel_kafka_connections", "Open Kafka connections").with({});
+    metrics::counter& refused = metrics::default_registry().counter_(
+      "runnel_kafka_connections_refused_total", "Kafka connections closed on accept because --kafka-max-connections were open");
+    metrics::counter& accept_errors = metrics::default_registry().counter_(
+      "runnel_kafka_accept_errors_total", "Failed accepts on the Kafka listener (e.g. out of file descriptors)");
+    metrics::counter& idle_closed = metrics::default_registry().counter_(
+      "runnel_kafka_connections_idle_closed_total",
+      "Kafka connections closed after --kafka-connections-max-idle-ms without a request");
+};
+
+connection_metrics& conn_metrics() {
+    static connection_metrics m;
+    return m;
+}
+
 } // namespace
 
 std::span<const proto::api_support> implemented_apis() noexcept { return implemented_table; }
@@ -199,15 +216,20 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
 }
 
 struct kafka_server::state {
+    state(net::shard_group& sh, broker::broker& b, broker::group_coordinator& g, server_config c)
+      : shards(sh), broker(b), groups(g), config(std::move(c)) {}
+
     net::shard_group& shards;
     broker::broker& broker;
     broker::group_coordinator& groups;
     server_config config;
     net::endpoint advertised;
     std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
+    std::unique_ptr<asio::steady_timer> accept_pause; // on shard 0: the wait after a failed accept
     std::vector<shard_connections> connections;
     unsigned next_shard = 0;
     bool stopping = false;
+    std::atomic<std::size_t> open_connections{0}; ///< incremented on shard 0, decremented on any
 };
 
 namespace {
@@ -317,14 +339,18 @@ struct connection : std::enable_shared_from_this<connection> {
     static constexpr std::size_t max_in_flight = 128;
     static constexpr std::size_t max_in_flight_bytes = 64 * 1024 * 1024;
 
+    /// Takes over one of `open_connections`, counted by the acceptor.
     connection(kafka_server::state& s, unsigned sh, tcp::socket so)
-      : st(s), shard(sh), sock(std::move(so)), queue_changed(sock.get_executor()) {
+      : st(s), shard(sh), sock(std::move(so)), queue_changed(sock.get_executor()), idle_timer(sock.get_executor()),
+        last_active(std::chrono::steady_clock::now()) {
         st.connections[shard].sockets.insert(&sock);
     }
     ~connection() {
         boost::system::error_code ec;
         sock.close(ec);
         st.connections[shard].sockets.erase(&sock);
+        st.open_connections.fetch_sub(1);
+        conn_metrics().open.sub(1);
     }
 
     kafka_server::state& st;
@@ -337,9 +363,37 @@ struct connection : std::enable_shared_from_this<connection> {
     bool reader_done = false;
     bool closing = false;
     shard_event queue_changed;
+    asio::steady_timer idle_timer;                  ///< closes the connection once idle too long
+    std::chrono::steady_clock::time_point last_active; ///< the last request read or answer written
 
     void notify() { queue_changed.notify(); }
 };
+
+/// Closes `c` once it has had no request in flight for `connections_max_idle` (Kafka's
+/// connections.max.idle.ms). A request waiting for its answer (a long-polling fetch) keeps
+/// the connection busy. Ends when the connection's writer ends and cancels the timer.
+asio::awaitable<void> close_when_idle(std::shared_ptr<connection> c) {
+    const auto max_idle = c->st.config.connections_max_idle;
+    while (!c->closing && !c->reader_done) {
+        const auto now = std::chrono::steady_clock::now();
+        if (c->queue.empty() && now - c->last_active >= max_idle) {
+            conn_metrics().idle_closed.inc();
+            lg().debug("closing connection from {}: idle for {} ms", c->peer, max_idle.count());
+            c->closing = true;
+            boost::system::error_code ec;
+            c->sock.close(ec); // ends the reader; the writer sees `closing`
+            c->notify();
+            break;
+        }
+        // A busy connection is looked at again after a whole period.
+        c->idle_timer.expires_at(c->queue.empty() ? c->last_active + max_idle : now + max_idle);
+        boost::system::error_code ec;
+        co_await c->idle_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == asio::error::operation_aborted) {
+            break;
+        }
+    }
+}
 
 asio::awaitable<void> run_request(std::shared_ptr<connection> c, std::shared_ptr<in_flight> req,
                                   proto::request_header header, std::span<const std::byte> body) {
@@ -386,6 +440,7 @@ asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
             }
             c->queued_bytes -= req->frame.size();
             c->queue.pop_front();
+            c->last_active = std::chrono::steady_clock::now();
             c->notify();
         }
     } catch (const boost::system::system_error& e) {
@@ -394,6 +449,7 @@ asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
     }
     boost::system::error_code ec;
     c->sock.close(ec); // ends the reader too
+    c->idle_timer.cancel();
     c->notify();
 }
 
@@ -428,6 +484,7 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
             }
             c->queue.push_back(req);
             c->queued_bytes += req->frame.size();
+            c->last_active = std::chrono::steady_clock::now();
             c->notify();
             asio::co_spawn(c->sock.get_executor(),
                            run_request(c, req, std::move(parsed.value().header), parsed.value().body),
@@ -453,18 +510,38 @@ void serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock)
     }
     asio::co_spawn(c->sock.get_executor(), read_requests(c), asio::detached);
     asio::co_spawn(c->sock.get_executor(), write_answers(c), asio::detached);
+    asio::co_spawn(c->sock.get_executor(), close_when_idle(c), asio::detached);
 }
 
 asio::awaitable<void> accept_loop(kafka_server::state& st) {
+    static logging::rate_limit accept_failures;
+    static logging::rate_limit refusals;
+    backoff pause;
     for (;;) {
         boost::system::error_code ec;
         tcp::socket sock(st.shards.context_of(0));
         co_await st.acceptor->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+        if (st.stopping || ec == asio::error::operation_aborted) {
+            co_return;
+        }
         if (ec) {
-            if (st.stopping || ec == asio::error::operation_aborted) {
-                co_return;
-            }
-            lg().warn("accept failed: {}", ec.message());
+            // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
+            // queued, so retrying at once would spin. Wait, doubling the pause up to 1 s.
+            conn_metrics().accept_errors.inc();
+            const auto wait = pause.next();
+            log_limited(accept_failures, lg(), spdlog::level::warn, "accept failed: {}; retrying in {} ms",
+                        ec.message(), wait.count());
+            st.accept_pause->expires_after(wait);
+            co_await st.accept_pause->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        pause.reset();
+        if (st.open_connections.load() >= st.config.max_connections) {
+            conn_metrics().refused.inc();
+            log_limited(refusals, lg(), spdlog::level::warn,
+                        "closing a new connection: {} Kafka connections are open (--kafka-max-connections)",
+                        st.config.max_connections);
+            sock.close(ec);
             continue;
         }
         sock.set_option(tcp::no_delay(true), ec);
@@ -475,6 +552,8 @@ asio::awaitable<void> accept_loop(kafka_server::state& st) {
         if (ec) {
             continue;
         }
+        st.open_connections.fetch_add(1);
+        conn_metrics().open.add(1);
         st.shards.executor_of(target).post([&st, target, protocol, fd] {
             tcp::socket moved(st.shards.context_of(target), protocol, fd);
             serve_connection(st, target, std::move(moved));
@@ -486,7 +565,7 @@ asio::awaitable<void> accept_loop(kafka_server::state& st) {
 
 kafka_server::kafka_server(net::shard_group& shards, broker::broker& broker, broker::group_coordinator& groups,
                            server_config config)
-  : _state(std::make_unique<state>(state{shards, broker, groups, std::move(config), {}, nullptr, {}, 0, false})) {
+  : _state(std::make_unique<state>(shards, broker, groups, std::move(config))) {
     _state->connections.resize(shards.size());
 }
 
@@ -519,6 +598,7 @@ result<net::endpoint> kafka_server::start() {
         }
         auto bound = acc->local_endpoint();
         st.acceptor = std::move(acc);
+        st.accept_pause = std::make_unique<asio::steady_timer>(st.shards.context_of(0));
         net::endpoint actual{bound.address().to_string(), bound.port()};
         st.advertised = st.config.advertise.value_or(actual);
         asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);
@@ -538,6 +618,7 @@ void kafka_server::stop() {
             boost::system::error_code ec;
             if (s == 0 && st.acceptor) {
                 st.acceptor->close(ec);
+                st.accept_pause->cancel();
             }
             for (auto* sock : st.connections[s].sockets) {
                 sock->close(ec);

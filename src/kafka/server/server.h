@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,13 +27,21 @@ struct server_config {
     /// The most record bytes one Fetch response carries, whatever the request asks (Kafka's
     /// `fetch.max.bytes`); with the partitions' own limits it bounds a fetch's memory.
     int32_t fetch_max_bytes = 55 * 1024 * 1024;
+    /// Connections open at once on this listener (Kafka's max.connections); beyond it a new
+    /// connection is closed as soon as it is accepted and counted in /metrics.
+    std::size_t max_connections = 10000;
+    /// A connection with no request in flight for this long is closed (Kafka's
+    /// connections.max.idle.ms); a long-polling fetch keeps its connection busy.
+    std::chrono::milliseconds connections_max_idle{600000};
     int32_t node_id = 0;
     std::string cluster_id = "runnel";
 };
 
 /// The Kafka protocol listener: accepts connections and answers them from the broker.
 ///
-/// One acceptor runs on shard 0 and hands each connection to the next shard in turn; a
+/// One acceptor runs on shard 0 and hands each connection to the next shard in turn (at most
+/// `max_connections` at once; when accepting fails, as when descriptors run out, it retries
+/// after a pause that doubles from 10 ms to 1 s, logging a few lines a second at most); a
 /// connection then lives on that shard, pipelines its requests (appends issued in arrival
 /// order, syncs overlapping) and answers in order.
 /// Malformed frames close only their own connection. Asio stays in the `.cc` files.
