@@ -16,6 +16,11 @@ spdlog::logger& lg() {
 
 constexpr auto step_budget = std::chrono::milliseconds(2);
 
+/// Pipelines that failed, for /metrics (the reason is in each one's REST state); registered at
+/// start so it shows before the first failure.
+metrics::counter& pipelines_failed = metrics::default_registry().counter_(
+  "runnel_pipelines_failed_total", "Pipelines that failed while running (see GET /v1/pipelines/{id})");
+
 /// Runs `ops` (each taking a completion) together and calls `done` once all have finished,
 /// with the first error.
 void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> ops,
@@ -549,6 +554,9 @@ void job::fail(std::string why) {
         return;
     lg().error("job {} failed: {}", _def.id, why);
     _phase = phase::failed;
+    if (_instance == 0) {
+        pipelines_failed.inc(); // once per pipeline: its instances fail together
+    }
     // The instances of a job fail together: their checkpoints are one.
     for (uint32_t i = 0; i < _group->parallelism; ++i) {
         if (i != _instance)
