@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -20,6 +21,11 @@ struct serve_options {
     std::string http_token;     ///< bearer token of the HTTP API; required off loopback
     std::size_t http_max_body_bytes = 1 << 20;
     std::size_t http_client_queue_bytes = 1 << 20;
+    int64_t http_header_timeout_ms = 10000;
+    int64_t http_body_timeout_ms = 30000;
+    std::size_t http_max_connections = 1024;
+    std::vector<std::string> http_allowed_hosts;
+    std::vector<std::string> http_allowed_origins;
     unsigned retention_check_ms = 5 * 60 * 1000;
     bool demo = false;          ///< run the live demo pipeline (`make run`)
     int64_t demo_rate = 2000;   ///< its generated events per second
