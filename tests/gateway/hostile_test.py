@@ -7,8 +7,13 @@
 2. Bodies must declare what they are (415 otherwise) and be UTF-8 (400 naming the byte);
    every answer is strict UTF-8 JSON, also for records and dead letters holding binary
    payloads, over REST and WebSocket.
-3. A slowloris client is disconnected at the header deadline while a normal client keeps
-   being served; connections past --http-max-connections get 503 without harming the rest.
+3. A slowloris client is disconnected at the header deadline, a trickling body at the body
+   deadline, while a normal client keeps being served; connections past
+   --http-max-connections get 503 without harming the rest.
+4. HOP(slide 1 ms, size 1 day) over three records is refused at the HOP call (it made
+   86,400,000 rows and 2 GB before); the bound can be raised with SET.
+5. A partition cut inside acknowledged data and one with a torn tail are counted in
+   /metrics at recovery, and a produce to the corrupt one names the partition and the cause.
 
 Run: /usr/bin/python3 hostile_test.py --runnel PATH
 """
@@ -269,6 +274,79 @@ def test_slowloris_is_cut_at_the_header_deadline(srv):
     expect(call("GET", f"{srv.http}/v1/health"), 200, "health after slowloris")
 
 
+def test_slow_body_is_cut_at_the_body_deadline(srv):
+    before = metric(srv, 'runnel_http_read_timeouts_total{phase="body"}')
+    with socket.create_connection(("127.0.0.1", srv.http_port), timeout=60) as s:
+        s.sendall(f"POST /v1/topics HTTP/1.1\r\nHost: 127.0.0.1:{srv.http_port}\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 1000\r\n\r\n{".encode())
+        started = time.monotonic()
+        s.settimeout(0.2)
+        closed = False
+        while time.monotonic() - started < 20 and not closed:
+            try:
+                s.sendall(b" ")
+                closed = s.recv(1) == b""
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                closed = True
+        assert closed, "a request whose body trickles in stayed open for 20 s"
+    harness.wait_until(lambda: metric(srv, 'runnel_http_read_timeouts_total{phase="body"}') >= before + 1, 30,
+                       "a body timeout counted")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+HOP_TABLES = (
+    "CREATE TABLE hop_in (v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)\n"
+    "  WITH ('connector' = 'topic', 'topic' = 'hop-in', 'format' = 'json');\n"
+    "CREATE TABLE hop_out (window_start TIMESTAMP(3), n BIGINT) WITH ('connector' = 'blackhole');\n")
+
+
+def hop_insert(slide, size):
+    return ("INSERT INTO hop_out SELECT window_start, COUNT(*)\n"
+            f"FROM TABLE(HOP(TABLE hop_in, DESCRIPTOR(ts), INTERVAL {slide}, INTERVAL {size}))\n"
+            "GROUP BY window_start, window_end;\n")
+
+
+def test_hop_with_a_million_windows_per_row_is_refused(srv):
+    """3 records through HOP(slide 1 ms, size 1 day) were 86,400,000 rows and 2 GB: now the
+    script is refused at the HOP call, and the server's memory does not move."""
+    expect(call("POST", f"{srv.http}/v1/topics", {"name": "hop-in"}), 201, "create")
+    for i in range(3):
+        expect(call("POST", f"{srv.http}/v1/topics/hop-in/records", {"value": {"v": i, "ts": 1000 + i}}), 200, "produce")
+    rss_before = rss_kib(srv.proc.pid)
+    script = HOP_TABLES + hop_insert("'0.001' SECOND", "'1' DAY")
+    r = call("POST", f"{srv.http}/v1/sql", script.encode(), {"Content-Type": "application/sql"})
+    assert r.status == 400, r
+    p = strict_json(r)
+    assert p["type"] == "urn:runnel:problem:invalid-sql", p
+    assert (p["line"], p["column"]) == (5, 12), p  # the HOP of FROM TABLE(HOP(…
+    assert "HOP puts each row into 86400000 windows (size 86400000 ms / slide 1 ms), more than the limit of 1000" \
+        in p["detail"], p
+    # The bound is the script's to raise, and a bad value is refused at its SET.
+    r = call("POST", f"{srv.http}/v1/sql",
+             ("SET 'table.exec.window.max-windows-per-row' = 'lots';\n" + HOP_TABLES).encode(),
+             {"Content-Type": "application/sql"})
+    assert r.status == 400 and strict_json(r)["line"] == 1, r
+    script = ("SET 'pipeline.name' = 'hop-ok';\nSET 'table.exec.window.max-windows-per-row' = '2000';\n" + HOP_TABLES
+              + hop_insert("'1' SECOND", "'30' MINUTE"))  # 1800 windows per row
+    r = call("POST", f"{srv.http}/v1/sql", script.encode(), {"Content-Type": "application/sql"})
+    assert r.status == 200, r
+    harness.wait_until(lambda: call("GET", f"{srv.http}/v1/pipelines/hop-ok").json()["state"] == "running", 60,
+                       "the raised-bound pipeline running")
+    expect(call("DELETE", f"{srv.http}/v1/pipelines/hop-ok"), 204, "stop")
+    grown = rss_kib(srv.proc.pid) - rss_before
+    assert grown < 200 * 1024, f"resident memory grew {grown} KiB"  # the old plan took 2 GB
+    srv.assert_alive()
+
+
 def health_over_new_connection(srv):
     """The raw answer to GET /v1/health on a fresh connection, read to its close."""
     with socket.create_connection(("127.0.0.1", srv.http_port), timeout=30) as s:
@@ -335,12 +413,14 @@ def test_storage_faults_show_in_metrics_and_answers(binary):
 def main():
     binary = harness.runnel_binary()
     with harness.RunnelServer(binary, name="gw-hostile", shards=2,
-                              extra_args=["--http-header-timeout-ms", str(HEADER_TIMEOUT_MS)]) as srv:
+                              extra_args=["--http-header-timeout-ms", str(HEADER_TIMEOUT_MS),
+                                          "--http-body-timeout-ms", str(HEADER_TIMEOUT_MS)]) as srv:
         code = gw.run_tests("hostile_test", [
             test_foreign_host_is_refused, test_cross_origin_requests_are_refused,
             test_same_origin_and_clients_without_origin_work, test_bodies_must_declare_their_type,
             test_bodies_must_be_utf8, test_binary_records_are_json_over_rest_and_ws,
-            test_dead_letter_of_a_binary_payload_is_json, test_slowloris_is_cut_at_the_header_deadline], srv)
+            test_dead_letter_of_a_binary_payload_is_json, test_slowloris_is_cut_at_the_header_deadline,
+            test_slow_body_is_cut_at_the_body_deadline, test_hop_with_a_million_windows_per_row_is_refused], srv)
     code |= gw.run_tests("hostile_test (own servers)", [test_operator_allowed_names,
                                                         test_connections_past_the_limit_get_503,
                                                         test_storage_faults_show_in_metrics_and_answers], binary)
