@@ -809,9 +809,15 @@ void subscribe(const std::shared_ptr<session>& s, const broker::topic_info& t, c
     }
 }
 
-std::string truncate_reason(std::string r) {
+/// A close reason: UTF-8 (RFC 6455) of at most 120 bytes, cut at a character boundary.
+std::string truncate_reason(const std::string& why) {
+    auto r = text::scrub_utf8(why);
     if (r.size() > 120) {
-        r.resize(120);
+        std::size_t n = 120;
+        while (n > 0 && (static_cast<unsigned char>(r[n]) & 0xc0) == 0x80) {
+            --n;
+        }
+        r.resize(n);
     }
     return r;
 }

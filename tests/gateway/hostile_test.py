@@ -220,6 +220,20 @@ def test_binary_records_are_json_over_rest_and_ws(srv):
     got = asyncio.run(run())
     assert base64.b64decode(got[0]["value_base64"]) == value, got
 
+    async def bad_type():
+        # The close reason quotes the first 40 bytes of the type, which cut an "é" in two.
+        async with websockets.connect(f"ws://127.0.0.1:{srv.http_port}/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "x" + "\u00e9" * 40}, ensure_ascii=False))
+            try:
+                await asyncio.wait_for(ws.recv(), 30)
+                raise AssertionError("no close after an unknown type")
+            except websockets.ConnectionClosed as e:
+                return e.rcvd
+
+    rcvd = asyncio.run(bad_type())
+    assert rcvd is not None and rcvd.code == 1008, rcvd  # a reason that is not UTF-8 fails the close (1007)
+    assert rcvd.reason.startswith('unknown message type "x' + "\u00e9" * 19 + "\ufffd"), rcvd.reason
+
 
 def test_dead_letter_of_a_binary_payload_is_json(srv):
     expect(call("POST", f"{srv.http}/v1/topics", {"name": "dl-in", "partitions": 1}), 201, "create")
