@@ -416,6 +416,17 @@ def test_storage_faults_show_in_metrics_and_answers(binary):
                            "producing to partition 0 of 'cut': the partition holds a corrupt batch in durable data",
                            "/v1/topics/cut/records")
             expect(call("POST", f"{srv.http}/v1/topics/torn/records?acks=all", {"value": "more"}), 200, "torn is usable")
+            # A pipeline writing into the corrupt partition fails, with the cause, and is counted.
+            script = ("SET 'pipeline.name' = 'into-cut';\n"
+                      "CREATE TABLE src (line STRING) WITH ('connector' = 'topic', 'topic' = 'torn', 'format' = 'raw');\n"
+                      "CREATE TABLE dst (line STRING) WITH ('connector' = 'topic', 'topic' = 'cut', "
+                      "'sink.delivery-guarantee' = 'at-least-once');\n"
+                      "INSERT INTO dst SELECT line FROM src;\n")
+            expect(call("POST", f"{srv.http}/v1/sql", script.encode(), {"Content-Type": "application/sql"}), 200, "sql")
+            st = harness.wait_until(lambda: (lambda j: j if j["state"] == "failed" else None)(
+                call("GET", f"{srv.http}/v1/pipelines/into-cut").json()), 60, "the pipeline into 'cut' failed")
+            assert "corrupt" in st["error"], st
+            assert metric(srv, "runnel_pipelines_failed_total") == 1
             for name in ("runnel_storage_disk_full_total", "runnel_storage_fsync_failures_total",
                          "runnel_pipelines_failed_total", 'runnel_storage_append_failures_total{cause="no_space"}'):
                 text = call("GET", f"{srv.http}/metrics").body.decode()
