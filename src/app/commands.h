@@ -26,6 +26,7 @@ struct serve_options {
     std::size_t http_max_connections = 1024;
     std::vector<std::string> http_allowed_hosts;
     std::vector<std::string> http_allowed_origins;
+    std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;
     unsigned retention_check_ms = 5 * 60 * 1000;
     bool demo = false;          ///< run the live demo pipeline (`make run`)
     int64_t demo_rate = 2000;   ///< its generated events per second

@@ -55,6 +55,10 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Host names (NAME or NAME:PORT) the HTTP API answers to besides its address, localhost, "
                     "127.0.0.1 and [::1]")
       ->delimiter(',');
+    cmd->add_option("--pipeline-max-memory-bytes", opts.pipeline_max_memory_bytes,
+                    "Operator state plus buffers each pipeline instance may hold, checked at every checkpoint; "
+                    "over it the pipeline fails (0: no limit)")
+      ->capture_default_str();
     cmd->add_option("--http-allowed-origins", opts.http_allowed_origins,
                     "Origins (SCHEME://HOST[:PORT]) of other web pages allowed to send changes and open streams")
       ->delimiter(',');
@@ -185,6 +189,7 @@ int serve(const serve_options& opts) {
     }
     // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
     jobs::manager job_manager(brk, shards, opts.data_dir / "jobs", &groups);
+    job_manager.set_max_memory_bytes(opts.pipeline_max_memory_bytes);
     if (!failure) {
         if (auto r = job_manager.start(); !r) {
             failure = fmt::format("cannot start the stored jobs: {}", r.error().message());

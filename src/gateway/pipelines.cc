@@ -50,6 +50,7 @@ json::object status_json(const jobs::job_status& st) {
     o["queue_fill"] = st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0;
     o["source_buffered_bytes"] = st.source_buffered_bytes;
     o["sink_pending_bytes"] = st.sink_pending_bytes;
+    o["memory_bytes"] = st.memory_bytes;
     if (st.records_skipped) o["records_skipped"] = st.records_skipped;
     return o;
 }

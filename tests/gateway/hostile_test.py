@@ -14,6 +14,8 @@
    86,400,000 rows and 2 GB before); the bound can be raised with SET.
 5. A partition cut inside acknowledged data and one with a torn tail are counted in
    /metrics at recovery, and a produce to the corrupt one names the partition and the cause.
+6. A pipeline whose state outgrows --pipeline-max-memory-bytes fails with the figures; the
+   server goes on.
 
 Run: /usr/bin/python3 hostile_test.py --runnel PATH
 """
@@ -435,6 +437,38 @@ def test_storage_faults_show_in_metrics_and_answers(binary):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def test_a_pipeline_over_its_memory_budget_fails_alone(binary):
+    """GROUP BY over ever new keys grows state without bound: with a 64 KiB budget the pipeline
+    fails with the figures at a checkpoint, is counted, and the server serves on."""
+    with harness.RunnelServer(binary, name="gw-budget", extra_args=["--pipeline-max-memory-bytes", "65536"]) as srv:
+        expect(call("POST", f"{srv.http}/v1/topics", {"name": "keys"}), 201, "create")
+        script = ("SET 'pipeline.name' = 'per-key';\n"
+                  "CREATE TABLE keys (k STRING) WITH ('connector' = 'topic', 'topic' = 'keys', 'format' = 'json');\n"
+                  "CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'blackhole');\n"
+                  "INSERT INTO counts SELECT k, COUNT(*) FROM keys GROUP BY k;\n")
+        expect(call("POST", f"{srv.http}/v1/sql", script.encode(), {"Content-Type": "application/sql"}), 200, "sql")
+
+        def state():
+            return call("GET", f"{srv.http}/v1/pipelines/per-key").json()
+
+        harness.wait_until(lambda: state()["checkpoints"]["completed"] >= 1, 60, "a first checkpoint")
+        small = state()
+        assert small["state"] == "running" and 0 < small["memory_bytes"] < 65536, small
+        for batch in range(10):  # 10,000 distinct keys of ~40 bytes each
+            records = [{"value": {"k": f"key-{batch}-{i}-" + "x" * 30}} for i in range(1000)]
+            expect(call("POST", f"{srv.http}/v1/topics/keys/records", {"records": records}), 200, "produce")
+        st = harness.wait_until(lambda: (lambda j: j if j["state"] == "failed" else None)(state()), 60,
+                                "the pipeline failed over its budget")
+        assert st["error"].startswith("memory budget exceeded: operator state ") and \
+            st["error"].endswith("more than the limit of 65536 bytes (--pipeline-max-memory-bytes)"), st
+        assert st["memory_bytes"] > 65536, st
+        assert metric(srv, "runnel_pipelines_memory_budget_exceeded_total") == 1
+        assert metric(srv, "runnel_pipelines_failed_total") == 1
+        assert metric(srv, 'runnel_job_memory_bytes{job="per-key"}') > 0
+        expect(call("GET", f"{srv.http}/v1/health"), 200, "the server serves on")
+        srv.assert_alive()
+
+
 def main():
     binary = harness.runnel_binary()
     with harness.RunnelServer(binary, name="gw-hostile", shards=2,
@@ -448,7 +482,8 @@ def main():
             test_slow_body_is_cut_at_the_body_deadline, test_hop_with_a_million_windows_per_row_is_refused], srv)
     code |= gw.run_tests("hostile_test (own servers)", [test_operator_allowed_names,
                                                         test_connections_past_the_limit_get_503,
-                                                        test_storage_faults_show_in_metrics_and_answers], binary)
+                                                        test_storage_faults_show_in_metrics_and_answers,
+                                                        test_a_pipeline_over_its_memory_budget_fails_alone], binary)
     return code
 
 
