@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 
@@ -22,6 +23,12 @@ struct serve_options {
     std::string http_token;     ///< bearer token of the HTTP API; required off loopback
     std::size_t http_max_body_bytes = 1 << 20;
     std::size_t http_client_queue_bytes = 1 << 20;
+    int64_t http_header_timeout_ms = 10000;
+    int64_t http_body_timeout_ms = 30000;
+    std::size_t http_max_connections = 1024;
+    std::vector<std::string> http_allowed_hosts;
+    std::vector<std::string> http_allowed_origins;
+    std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;
     unsigned retention_check_ms = 5 * 60 * 1000;
     std::size_t kafka_max_inflated_batch_bytes = model::max_inflated_bytes;
     std::size_t kafka_max_connections = 10000;

@@ -2,7 +2,7 @@
 // consumer group (librdkafka's simple consumer: one fetch queue fed by every partition).
 
 #include "app/client.h"
-#include "app/text.h"
+#include "base/text.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -156,11 +156,11 @@ void append_field(std::string& out, std::string_view name, const void* data, std
         return;
     }
     auto bytes = bytes_of(data, size);
-    if (valid_utf8(bytes)) {
+    if (text::valid_utf8(bytes)) {
         out += fmt::format(",\"{}\":", name);
-        append_json_string(out, bytes);
+        text::append_json_string(out, bytes);
     } else {
-        out += fmt::format(",\"{}_base64\":\"{}\"", name, base64_encode(bytes));
+        out += fmt::format(",\"{}_base64\":\"{}\"", name, text::base64_encode(bytes));
     }
 }
 
@@ -192,18 +192,18 @@ void format_record(std::string& out, const rd_kafka_message_t& m, bool json) {
                                 RD_KAFKA_RESP_ERR_NO_ERROR;
              ++i) {
             auto bytes = bytes_of(value, size);
-            if (value && !valid_utf8(bytes)) {
+            if (value && !text::valid_utf8(bytes)) {
                 binary_headers += binary_headers.empty() ? "" : ",";
-                append_json_string(binary_headers, name);
-                binary_headers += fmt::format(":\"{}\"", base64_encode(bytes));
+                text::append_json_string(binary_headers, name);
+                binary_headers += fmt::format(":\"{}\"", text::base64_encode(bytes));
                 continue;
             }
             out += first ? "" : ",";
             first = false;
-            append_json_string(out, name);
+            text::append_json_string(out, name);
             out.push_back(':');
             if (value) {
-                append_json_string(out, bytes);
+                text::append_json_string(out, bytes);
             } else {
                 out += "null";
             }

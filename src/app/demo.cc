@@ -9,7 +9,7 @@
 // ordinary one (DATA_DIR/jobs/demo-bids-per-channel) and shows in the dashboard's pipelines.
 
 #include "app/demo.h"
-#include "app/text.h"
+#include "base/text.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -28,12 +28,6 @@ spdlog::logger& lg() { return logging::get("demo"); }
 
 constexpr std::string_view bids_topic = "demo-bids";
 constexpr std::string_view results_topic = "demo-bids-per-channel";
-
-std::string json_escape(std::string_view s) {
-    std::string out;
-    append_json_string(out, s);
-    return out;
-}
 
 constexpr std::string_view job_id = "demo-bids-per-channel";
 
@@ -176,7 +170,7 @@ void demo::run() {
                 continue;
             }
             auto json = fmt::format(R"({{"auction":{},"bidder":{},"price":{},"channel":{},"date_time":{}}})", b->auction,
-                                    b->bidder, b->price, json_escape(b->channel), b->date_time);
+                                    b->bidder, b->price, text::json_string(b->channel), b->date_time);
             auto key = std::to_string(b->auction);
             records[static_cast<std::size_t>(b->auction % 3)].add(std::string_view(key), std::string_view(json),
                                                                    model::event_time(b->date_time));

@@ -3,7 +3,7 @@
 // log end offsets (lag), deleting groups and moving a stopped group's committed offsets.
 
 #include "app/client.h"
-#include "app/text.h"
+#include "base/text.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -56,12 +56,6 @@ using partition_list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t,
 
 partition_list_ptr new_partition_list(int size) {
     return {rd_kafka_topic_partition_list_new(size), &rd_kafka_topic_partition_list_destroy};
-}
-
-std::string json_string(std::string_view s) {
-    std::string out;
-    append_json_string(out, s);
-    return out;
 }
 
 std::string json_optional(const std::optional<int64_t>& v) {
@@ -269,8 +263,8 @@ void group_list(const list_options& o) {
             const auto& g = groups[i];
             out +=
                 fmt::format("{}{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{}}}",
-                            i ? "," : "", json_string(g.id), json_string(g.state),
-                            json_string(g.protocol_type), json_string(g.protocol));
+                            i ? "," : "", text::json_string(g.id), text::json_string(g.state),
+                            text::json_string(g.protocol_type), text::json_string(g.protocol));
         }
         out += "]\n";
     } else if (!groups.empty()) {
@@ -354,11 +348,11 @@ void group_describe(const describe_options& o) {
     std::string out;
     if (o.format == "json") {
         out = fmt::format("{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{}",
-                          json_string(group.id), json_string(group.state),
-                          json_string(group.protocol_type), json_string(group.protocol));
+                          text::json_string(group.id), text::json_string(group.state),
+                          text::json_string(group.protocol_type), text::json_string(group.protocol));
         if (group.coordinator) {
             out += fmt::format(",\"coordinator\":{{\"id\":{},\"host\":{},\"port\":{}}}",
-                               group.coordinator->id, json_string(group.coordinator->host),
+                               group.coordinator->id, text::json_string(group.coordinator->host),
                                group.coordinator->port);
         }
         out += ",\"members\":[";
@@ -367,12 +361,12 @@ void group_describe(const describe_options& o) {
             out +=
                 fmt::format("{}{{\"member_id\":{},\"instance_id\":{},\"client_id\":{},\"host\":{},"
                             "\"assignment\":[",
-                            i ? "," : "", json_string(m.member_id),
-                            m.instance_id ? json_string(*m.instance_id) : "null",
-                            json_string(m.client_id), json_string(m.host));
+                            i ? "," : "", text::json_string(m.member_id),
+                            m.instance_id ? text::json_string(*m.instance_id) : "null",
+                            text::json_string(m.client_id), text::json_string(m.host));
             for (std::size_t a = 0; a < m.assignment.size(); ++a) {
                 out += fmt::format("{}{{\"topic\":{},\"partition\":{}}}", a ? "," : "",
-                                   json_string(m.assignment[a].first), m.assignment[a].second);
+                                   text::json_string(m.assignment[a].first), m.assignment[a].second);
             }
             out += "]}";
         }
@@ -382,11 +376,11 @@ void group_describe(const describe_options& o) {
             out += fmt::format(
                 "{}{{\"topic\":{},\"partition\":{},\"committed_offset\":{},"
                 "\"log_end_offset\":{},\"lag\":{},\"member_id\":{},\"metadata\":{}",
-                first ? "" : ",", json_string(tp.first), tp.second, json_optional(r.committed),
+                first ? "" : ",", text::json_string(tp.first), tp.second, json_optional(r.committed),
                 json_optional(r.log_end), json_optional(r.lag),
-                r.owner ? json_string(r.owner->member_id) : "null", json_string(r.metadata));
+                r.owner ? text::json_string(r.owner->member_id) : "null", text::json_string(r.metadata));
             if (!r.error.empty()) {
-                out += ",\"error\":" + json_string(r.error);
+                out += ",\"error\":" + text::json_string(r.error);
             }
             out += "}";
             first = false;
@@ -828,13 +822,13 @@ void group_reset_offsets(const reset_options& o) {
 
     std::string out;
     if (o.format == "json") {
-        out = fmt::format("{{\"group\":{},\"dry_run\":{},\"partitions\":[", json_string(o.group),
+        out = fmt::format("{{\"group\":{},\"dry_run\":{},\"partitions\":[", text::json_string(o.group),
                           o.dry_run);
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto& r = rows[i];
             out += fmt::format("{}{{\"topic\":{},\"partition\":{},\"previous_offset\":{},"
                                "\"new_offset\":{}}}",
-                               i ? "," : "", json_string(r.tp.first), r.tp.second,
+                               i ? "," : "", text::json_string(r.tp.first), r.tp.second,
                                json_optional(r.current), r.target);
         }
         out += "]}\n";

@@ -8,7 +8,7 @@
 
 // Boost.JSON, header-only: its sources are compiled here and nowhere else.
 #include "app/client.h"
-#include "app/text.h"
+#include "base/text.h"
 
 #include <boost/json/src.hpp>
 
@@ -60,7 +60,7 @@ std::string decode_base64_field(const json::value& v, std::string_view field) {
     if (!v.is_string()) {
         throw bad_input(fmt::format("\"{}\" must be a base64 string", field));
     }
-    auto bytes = base64_decode(v.get_string());
+    auto bytes = text::base64_decode(v.get_string());
     if (!bytes) {
         throw bad_input(fmt::format("\"{}\" is not valid base64", field));
     }

@@ -55,6 +55,29 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Sealed segment files kept open at once (least recently read closed first); 0: all")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24));
+    cmd->add_option("--http-header-timeout-ms", opts.http_header_timeout_ms,
+                    "Time an HTTP request's line and headers may take to arrive; slower clients are disconnected")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+    cmd->add_option("--http-body-timeout-ms", opts.http_body_timeout_ms,
+                    "Time an HTTP request's body may take to arrive after its headers")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+    cmd->add_option("--http-max-connections", opts.http_max_connections,
+                    "Open HTTP connections (streams included); more are answered 503 and closed")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    cmd->add_option("--http-allowed-hosts", opts.http_allowed_hosts,
+                    "Host names (NAME or NAME:PORT) the HTTP API answers to besides its address, localhost, "
+                    "127.0.0.1 and [::1]")
+      ->delimiter(',');
+    cmd->add_option("--pipeline-max-memory-bytes", opts.pipeline_max_memory_bytes,
+                    "Operator state plus buffers each pipeline instance may hold, checked at every checkpoint; "
+                    "over it the pipeline fails (0: no limit)")
+      ->capture_default_str();
+    cmd->add_option("--http-allowed-origins", opts.http_allowed_origins,
+                    "Origins (SCHEME://HOST[:PORT]) of other web pages allowed to send changes and open streams")
+      ->delimiter(',');
     cmd->add_option("--retention-check-ms", opts.retention_check_ms,
                     "How often each shard applies retention (log.retention.check.interval.ms)")
       ->capture_default_str()
@@ -190,6 +213,7 @@ int serve(const serve_options& opts) {
     }
     // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
     jobs::manager job_manager(brk, shards, opts.data_dir / "jobs", &groups);
+    job_manager.set_max_memory_bytes(opts.pipeline_max_memory_bytes);
     if (!failure) {
         if (auto r = job_manager.start(); !r) {
             failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
@@ -202,6 +226,11 @@ int serve(const serve_options& opts) {
     }
     gopts.max_body_bytes = opts.http_max_body_bytes;
     gopts.client_queue_bytes = opts.http_client_queue_bytes;
+    gopts.header_timeout = std::chrono::milliseconds(opts.http_header_timeout_ms);
+    gopts.body_timeout = std::chrono::milliseconds(opts.http_body_timeout_ms);
+    gopts.max_connections = opts.http_max_connections;
+    gopts.allowed_hosts = opts.http_allowed_hosts;
+    gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();
     gopts.groups = &groups;
     gopts.jobs = &job_manager;

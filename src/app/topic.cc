@@ -2,7 +2,7 @@
 // Admin API (librdkafka), plus IncrementalAlterConfigs sent directly (see wire_client.h).
 
 #include "app/client.h"
-#include "app/text.h"
+#include "base/text.h"
 #include "app/wire_client.h"
 
 #include <CLI/CLI.hpp>
@@ -65,12 +65,6 @@ std::string broker_error(rd_kafka_resp_err_t err, const char* message) {
     return fmt::format("{} ({})", rd_kafka_err2str(err), rd_kafka_err2name(err));
 }
 
-std::string json_string(std::string_view s) {
-    std::string out;
-    append_json_string(out, s);
-    return out;
-}
-
 void print_stdout(const std::string& text) {
     if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size()) {
         throw failure("cannot write to stdout");
@@ -130,7 +124,7 @@ void topic_list(const list_options& o) {
         out = "[";
         for (const auto& t : topics) {
             out += fmt::format("{}{{\"name\":{},\"partitions\":{}}}", out.size() > 1 ? "," : "",
-                               json_string(t.name), t.partitions.size());
+                               text::json_string(t.name), t.partitions.size());
         }
         out += "]\n";
     } else {
@@ -229,7 +223,7 @@ void topic_describe(const describe_options& o) {
     std::string out;
     if (o.format == "json") {
         out = fmt::format("{{\"name\":{},\"replication_factor\":{},\"partitions\":[",
-                          json_string(md.name), replication);
+                          text::json_string(md.name), replication);
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto& r = rows[i];
             out += fmt::format("{}{{\"partition\":{},\"leader\":{},\"replicas\":[{}],\"isr\":[{}]",
@@ -240,7 +234,7 @@ void topic_describe(const describe_options& o) {
                                    r.marks->high);
             }
             if (!r.error.empty()) {
-                out += ",\"error\":" + json_string(r.error);
+                out += ",\"error\":" + text::json_string(r.error);
             }
             out += "}";
         }
@@ -249,8 +243,8 @@ void topic_describe(const describe_options& o) {
             const auto& c = configs[i];
             out += fmt::format(
                 "{}{}:{{\"value\":{},\"source\":{},\"read_only\":{},\"sensitive\":{}}}",
-                i ? "," : "", json_string(c.name), c.value ? json_string(*c.value) : "null",
-                json_string(c.source), c.read_only, c.sensitive);
+                i ? "," : "", text::json_string(c.name), c.value ? text::json_string(*c.value) : "null",
+                text::json_string(c.source), c.read_only, c.sensitive);
         }
         out += "}}\n";
     } else {

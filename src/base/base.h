@@ -15,3 +15,4 @@
 #include "base/metrics.h"
 #include "base/named_type.h"
 #include "base/result.h"
+#include "base/text.h"

@@ -79,6 +79,15 @@ errc from_storage(const std::error_code& ec) {
     if (ec == storage::errc::closed) {
         return errc::shutting_down;
     }
+    if (ec == std::errc::no_space_on_device) {
+        return errc::storage_full;
+    }
+    if (ec == storage::errc::log_failed) {
+        return errc::storage_failed;
+    }
+    if (ec == storage::errc::corrupt_data) {
+        return errc::storage_corrupt;
+    }
     return errc::storage_error;
 }
 

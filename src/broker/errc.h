@@ -17,7 +17,10 @@ enum class errc {
     invalid_record,          ///< a well-formed batch that breaks Kafka's rules for producers
     message_too_large,
     offset_out_of_range,
-    storage_error,           ///< the log failed (disk error, corruption on disk)
+    storage_error,           ///< the log failed (disk error)
+    storage_full,            ///< the disk refused an append: no space left (the partition stays usable)
+    storage_failed,          ///< an fsync of the partition failed; it takes no writes until a restart
+    storage_corrupt,         ///< the partition holds a corrupt batch in durable data
     out_of_order_sequence,   ///< an idempotent producer skipped sequence numbers
     duplicate_sequence,      ///< a batch older than the ones remembered for its producer
     invalid_producer_epoch,  ///< a producer fenced by a newer epoch of itself

@@ -30,6 +30,12 @@ const char* errc_message(errc e) noexcept {
         return "offset out of range";
     case errc::storage_error:
         return "storage error";
+    case errc::storage_full:
+        return "the disk is full (no space left on device)";
+    case errc::storage_failed:
+        return "an fsync of the partition failed; it takes no writes until the server restarts";
+    case errc::storage_corrupt:
+        return "the partition holds a corrupt batch in durable data";
     case errc::shutting_down:
         return "broker is shutting down";
     case errc::coordinator_loading:

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/base.h"
 #include "net/net.h"
@@ -40,6 +41,20 @@ struct options {
     std::optional<std::string> token;
     /// Largest request body accepted; larger bodies are answered 413.
     std::size_t max_body_bytes = 1 << 20;
+    /// Time a request's line and headers may take to arrive, counted from the end of the
+    /// previous answer on a kept-alive connection; a client slower than that is disconnected.
+    std::chrono::milliseconds header_timeout{10000};
+    /// Time a request's body may take to arrive after its headers.
+    std::chrono::milliseconds body_timeout{30000};
+    /// Open HTTP connections (WebSocket and event streams included); a connection past it is
+    /// answered 503 and closed.
+    std::size_t max_connections = 1024;
+    /// Host names (`name` or `name:port`) the server answers to besides its own address,
+    /// `localhost`, `127.0.0.1` and `[::1]` (see `origin_policy` in origin.h).
+    std::vector<std::string> allowed_hosts;
+    /// Origins (`scheme://host[:port]`) of web pages other than the server's own that may send
+    /// state-changing requests and open WebSocket and event streams.
+    std::vector<std::string> allowed_origins;
     /// Bytes of messages a WebSocket or event-stream client may have queued for sending; a
     /// client whose live stream would pass it is closed as a slow consumer.
     std::size_t client_queue_bytes = 1 << 20;

@@ -23,6 +23,7 @@
 
 #include "broker/broker.h"
 #include "gateway/gateway.h"
+#include "gateway/origin.h"
 #include "gateway/records.h"
 #include "gateway/router.h"
 
@@ -84,7 +85,11 @@ struct gateway_metrics {
     metrics::family<metrics::counter>* messages_sent;
     metrics::family<metrics::counter>* bytes_sent;
     metrics::family<metrics::counter>* slow_closes;
+    metrics::family<metrics::counter>* closes; ///< stream clients the server closed, by protocol and reason
     metrics::counter* records_produced;
+    metrics::gauge* connections;                ///< open HTTP connections
+    metrics::family<metrics::counter>* refused; ///< requests refused before any route ran, by reason
+    metrics::family<metrics::counter>* timeouts; ///< connections closed on a read deadline, by phase
 };
 
 /// Everything the gateway shares across its files. Made by `server`'s constructor on the main
@@ -104,6 +109,8 @@ struct server::state {
     unsigned next_shard = 0;
     std::atomic<bool> stopping{false};
     std::atomic<uint32_t> round_robin{0}; ///< for records without key or partition
+    std::atomic<std::size_t> connections{0}; ///< open HTTP connections, on every shard
+    origin_policy policy;                 ///< set by `start` before the first accept
     gate running;
     metrics::registry::collector_handle collector;
 

@@ -50,6 +50,7 @@ json::object status_json(const jobs::job_status& st) {
     o["queue_fill"] = st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0;
     o["source_buffered_bytes"] = st.source_buffered_bytes;
     o["sink_pending_bytes"] = st.sink_pending_bytes;
+    o["memory_bytes"] = st.memory_bytes;
     if (st.records_skipped) o["records_skipped"] = st.records_skipped;
     return o;
 }
@@ -146,11 +147,11 @@ answer get_view(request_ctx& ctx) {
     auto v = jobs::default_views().find(name);
     if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
     auto snap = v->rows();
-    std::string body = fmt::format(R"({{"view":{},"key":{},"version":{},"rows":[)", json::serialize(json::value(name)),
+    std::string body = fmt::format(R"({{"view":{},"key":{},"version":{},"rows":[)", text::json_string(name),
                                    json::serialize(json::value_from(v->key_columns())), snap.version);
     bool first = true;
     for (const auto& [key, row] : snap.rows) {
-        body += fmt::format(R"({}{{"key":{},"row":{}}})", first ? "" : ",", json::serialize(json::value(key)), row);
+        body += fmt::format(R"({}{{"key":{},"row":{}}})", first ? "" : ",", text::json_string(key), row);
         first = false;
     }
     body += "]}";
@@ -281,6 +282,7 @@ answer run_sql(request_ctx& ctx) {
     auto script = sql::parse_script(text);
     if (!script) co_return sql_problem(ctx, text, script.error());
     sql::memory_catalog cat;
+    sql::plan_options popts;
     std::string declarations;
     std::string next_name;
     json::array results;
@@ -300,11 +302,15 @@ answer run_sql(request_ctx& ctx) {
         } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
             res["kind"] = "set";
             if (set->key == "pipeline.name") next_name = set->value;
+            auto applied = sql::apply_setting(*set, st.pos, popts);
+            if (!applied) co_return sql_problem(ctx, text, applied.error());
+            // A planner option holds for the script's later pipelines, which plan again.
+            if (applied.value()) declarations += stmt_text + ";\n";
         } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
                    std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
             const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
-            auto plan = materialized ? sql::explain(sql::statement{sql::query_stmt{cv->body}, st.pos}, cat)
-                                     : sql::explain(st, cat);
+            auto plan = materialized ? sql::explain(sql::statement{sql::query_stmt{cv->body}, st.pos}, cat, popts)
+                                     : sql::explain(st, cat, popts);
             if (!plan) co_return sql_problem(ctx, text, plan.error());
             if (is_explain || explain_only) {
                 res["kind"] = "explain";

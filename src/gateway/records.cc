@@ -129,113 +129,11 @@ std::optional<problem> parse_produce_body(std::string_view body, std::vector<pro
     return std::nullopt;
 }
 
-bool valid_utf8(std::string_view s) noexcept {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + n >= s.size()) {
-            return false;
-        }
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xc0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
-            || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
-std::string base64_encode(std::string_view s) {
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((s.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < s.size(); i += 3) {
-        uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8 | uint8_t(s[i + 2]);
-        out += alphabet[v >> 18];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    if (i + 1 == s.size()) {
-        uint32_t v = uint32_t(uint8_t(s[i])) << 16;
-        out += alphabet[v >> 18];
-        out += alphabet[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == s.size()) {
-        uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8;
-        out += alphabet[v >> 18];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
-
 namespace {
 
-/// Appends `s` (valid UTF-8) as a JSON string.
-void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex_digits[] = "0123456789abcdef";
-    out += '"';
-    std::size_t run = 0; // start of the current stretch that needs no escaping
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        out.append(s.data() + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            out += "\\u00";
-            out += hex_digits[c >> 4];
-            out += hex_digits[c & 15];
-        }
-    }
-    out.append(s.data() + run, s.size() - run);
-    out += '"';
-}
+using text::append_json_string;
+using text::base64_encode;
+using text::valid_utf8;
 
 /// `,"name":` then the bytes as text, embedded JSON, null, or `name_base64`.
 void append_bytes(std::string& out, std::string_view name, const std::optional<std::span<const std::byte>>& b,

@@ -33,10 +33,6 @@ std::optional<problem> parse_produce_body(std::string_view body, std::vector<pro
 
 using model::partition_for_key;
 
-/// True when `s` is well-formed UTF-8.
-bool valid_utf8(std::string_view s) noexcept;
-std::string base64_encode(std::string_view s);
-
 /// A record as the gateway serves it: one JSON object with topic, partition, offset,
 /// timestamp, key, value and headers. A value holding a JSON object or array is embedded as
 /// JSON; other UTF-8 text is a string; other bytes come as `value_base64` (likewise

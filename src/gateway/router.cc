@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "base/text.h"
+
 namespace runnel::gateway {
 namespace {
 
@@ -28,14 +30,19 @@ constexpr problem_kind kinds[] = {
   {"unknown-group", 404, "Unknown group"},
   {"unknown-view", 404, "Unknown view"},
   {"unknown-key", 404, "Unknown key"},
+  {"invalid-encoding", 400, "Invalid text encoding"},
+  {"forbidden-host", 403, "Forbidden host"},
+  {"forbidden-origin", 403, "Forbidden origin"},
   {"method-not-allowed", 405, "Method not allowed"},
   {"topic-exists", 409, "Topic already exists"},
   {"pipeline-exists", 409, "Pipeline already exists"},
   {"invalid-pipeline", 422, "Pipeline refused"},
   {"payload-too-large", 413, "Payload too large"},
   {"invalid-record", 422, "Record refused"},
+  {"unsupported-media-type", 415, "Unsupported media type"},
   {"upgrade-required", 426, "Upgrade required"},
   {"internal-error", 500, "Internal error"},
+  {"storage-error", 507, "Storage failure"},
   {"unavailable", 503, "Service unavailable"},
 };
 
@@ -69,9 +76,10 @@ std::string problem_json(const problem& p) {
     o["type"] = "urn:runnel:problem:" + p.kind;
     o["title"] = p.title;
     o["status"] = p.status;
-    o["detail"] = p.detail;
+    // Details quote what the client sent; what is not UTF-8 would make the answer not JSON.
+    o["detail"] = text::scrub_utf8(p.detail);
     if (!p.instance.empty()) {
-        o["instance"] = p.instance;
+        o["instance"] = text::scrub_utf8(p.instance);
     }
     return boost::json::serialize(o);
 }

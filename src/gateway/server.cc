@@ -26,8 +26,6 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("gateway"); }
 
-constexpr std::chrono::seconds idle_keep_alive{120};
-
 bool loopback(const std::string& host) {
     if (host == "localhost") {
         return true;
@@ -53,7 +51,19 @@ gateway_metrics register_metrics(metrics::registry& r) {
                                {"protocol"});
     m.slow_closes = &r.counters("runnel_stream_slow_consumer_closes_total",
                                 "Stream clients closed because their send queue overflowed", {"protocol"});
+    m.closes = &r.counters("runnel_stream_closes_total",
+                           "Stream clients the server closed, by protocol and reason (slow_consumer, idle_timeout, "
+                           "bad_message, write_failed)",
+                           {"protocol", "reason"});
     m.records_produced = &r.counter_("runnel_http_records_produced_total", "Records produced through the HTTP API");
+    m.connections = &r.gauge_("runnel_http_connections", "Open HTTP connections (WebSocket and event streams included)");
+    m.refused = &r.counters("runnel_http_requests_refused_total",
+                            "HTTP requests and connections refused before any route ran, by reason "
+                            "(host, origin, media_type, encoding, connections)",
+                            {"reason"});
+    m.timeouts = &r.counters("runnel_http_read_timeouts_total",
+                             "HTTP connections closed because a request did not arrive in time, by phase (header, body)",
+                             {"phase"});
     return m;
 }
 
@@ -116,6 +126,12 @@ problem broker_problem(const request_ctx& ctx, const std::error_code& ec, std::s
             return ctx.fail("invalid-record", fmt::format("{}: {}", what, ec.message()));
         case errc::shutting_down:
             return ctx.fail("unavailable", fmt::format("{}: {}", what, ec.message()));
+        case errc::storage_error:
+        case errc::storage_full:
+        case errc::storage_failed:
+        case errc::storage_corrupt:
+            // The partition (in `what`) and the cause; the log line beside it has the details.
+            return ctx.fail("storage-error", fmt::format("{}: {}", what, ec.message()));
         default:
             break;
         }
@@ -142,10 +158,73 @@ bool authorized(const request_ctx& ctx) {
     return q != ctx.query.end() && q->second == *token;
 }
 
+std::optional<std::string_view> header(const request_ctx& ctx, http::field f) {
+    auto h = ctx.req.find(f);
+    if (h == ctx.req.end()) {
+        return std::nullopt;
+    }
+    return sv(h->value());
+}
+
+/// The problem for a request a browser page of another site could have sent (DNS rebinding,
+/// cross-site forms and WebSockets), or nullopt.
+std::optional<problem> check_browser(request_ctx& ctx) {
+    const auto host = header(ctx, http::field::host);
+    if (auto why = ctx.st.policy.check_host(host)) {
+        ctx.st.m.refused->with({"host"}).inc();
+        return ctx.fail("forbidden-host", std::move(*why));
+    }
+    if (auto why = ctx.st.policy.check_origin(header(ctx, http::field::origin), host)) {
+        ctx.st.m.refused->with({"origin"}).inc();
+        return ctx.fail("forbidden-origin", std::move(*why));
+    }
+    return std::nullopt;
+}
+
+std::string utf8_error(std::string_view what, std::string_view s, std::size_t at) {
+    return fmt::format("{} is not UTF-8: byte {} (0x{:02x}) does not start a valid UTF-8 sequence", what, at,
+                       static_cast<unsigned char>(s[at]));
+}
+
+/// The problem for a body the route cannot take as text: a media type it does not read, or
+/// bytes that are not UTF-8; or nullopt. Path parameters and the query must be UTF-8 too.
+std::optional<problem> check_text(request_ctx& ctx, std::string_view route) {
+    for (const auto* m : {&ctx.params, &ctx.query}) {
+        for (const auto& [name, value] : *m) {
+            if (auto at = text::invalid_utf8_at(value)) {
+                ctx.st.m.refused->with({"encoding"}).inc();
+                return ctx.fail("invalid-encoding", utf8_error(fmt::format("parameter '{}'", text::scrub_utf8(name)),
+                                                               value, *at));
+            }
+        }
+    }
+    const auto& body = ctx.req.body();
+    if (body.empty()) {
+        return std::nullopt;
+    }
+    // POST /v1/sql reads a script as text, or {"sql": …} as JSON; every other body is JSON.
+    const auto type = media_type(header(ctx, http::field::content_type).value_or(""));
+    const bool sql = route == "/v1/sql";
+    if (type != "application/json" && !(sql && (type == "application/sql" || type == "text/plain"))) {
+        ctx.st.m.refused->with({"media_type"}).inc();
+        return ctx.fail("unsupported-media-type",
+                        fmt::format("the body's Content-Type is '{}'; {} takes {}", type.empty() ? "(none)" : type,
+                                    route, sql ? "application/sql, text/plain or application/json" : "application/json"));
+    }
+    if (auto at = text::invalid_utf8_at(body)) {
+        ctx.st.m.refused->with({"encoding"}).inc();
+        return ctx.fail("invalid-encoding", utf8_error("the body", body, *at));
+    }
+    return std::nullopt;
+}
+
 asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& route) {
     std::string why;
     auto [path, query] = split_target(sv(ctx.req.target()));
     ctx.path = std::string(path);
+    if (auto p = check_browser(ctx)) {
+        co_return to_reply(*p);
+    }
     auto q = parse_query(query, why);
     if (!q) {
         co_return to_reply(ctx.fail("invalid-parameter", why));
@@ -178,6 +257,9 @@ asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& ro
     }
     route = m.pattern;
     ctx.params = std::move(m.params);
+    if (auto p = check_text(ctx, route)) {
+        co_return to_reply(*p);
+    }
     try {
         co_return co_await (*m.handler)(ctx);
     } catch (const boost::system::system_error&) {
@@ -207,6 +289,11 @@ void count_request(server::state& st, unsigned shard, const std::string& route, 
 }
 
 http::response<http::string_body> to_response(reply&& r, unsigned version, bool keep_alive) {
+    // The last guard of "every answer is JSON": bytes that are not UTF-8 (from a record, a
+    // pipeline's error, a client's own text) become U+FFFD rather than break the document.
+    if (r.content_type.find("json") != std::string::npos && !text::valid_utf8(r.body)) {
+        r.body = text::scrub_utf8(r.body);
+    }
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     res.set(http::field::server, "runnel");
     if (!r.body.empty() || r.status != 204) {
@@ -221,8 +308,46 @@ http::response<http::string_body> to_response(reply&& r, unsigned version, bool 
     return res;
 }
 
+/// Counts an open connection for as long as it lives.
+class connection_slot {
+public:
+    explicit connection_slot(server::state& st)
+      : _st(st)
+      , _over(st.connections.fetch_add(1) >= st.opts.max_connections) {
+        _st.m.connections->add(1);
+    }
+    ~connection_slot() {
+        _st.connections.fetch_sub(1);
+        _st.m.connections->add(-1);
+    }
+    connection_slot(const connection_slot&) = delete;
+    connection_slot& operator=(const connection_slot&) = delete;
+    /// True when this connection is past --http-max-connections.
+    bool over() const { return _over; }
+
+private:
+    server::state& _st;
+    bool _over;
+};
+
 asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock) {
     beast::tcp_stream stream(std::move(sock));
+    connection_slot slot(st);
+    if (slot.over()) {
+        // Answer without reading the request, so a flood of idle connections costs one write each.
+        st.m.refused->with({"connections"}).inc();
+        auto p = make_problem("unavailable", fmt::format("the server has {} HTTP connections open, its limit "
+                                                         "(--http-max-connections); try again later",
+                                                         st.opts.max_connections));
+        p.headers.emplace_back("Retry-After", "1");
+        auto res = to_response(to_reply(p), 11, false);
+        stream.expires_after(std::chrono::seconds(5));
+        beast::error_code ec;
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream.socket().close(ec);
+        co_return;
+    }
     auto closer = add_closer(st, shard, [&stream] {
         beast::error_code ec;
         stream.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -234,9 +359,24 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
             http::request_parser<http::string_body> parser;
             parser.body_limit(st.opts.max_body_bytes);
             parser.header_limit(16 * 1024);
-            stream.expires_after(idle_keep_alive);
+            // The line and headers within the header deadline (from the end of the previous
+            // answer), then the body within the body deadline.
+            stream.expires_after(st.opts.header_timeout);
             beast::error_code ec;
-            co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            const char* phase = "header";
+            if (!ec && !parser.is_done()) {
+                phase = "body";
+                stream.expires_after(st.opts.body_timeout);
+                co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            }
+            if (ec == beast::error::timeout) {
+                // An idle kept-alive connection ends here too; only a started request is counted.
+                if (phase[0] == 'b' || buffer.size() > 0 || parser.got_some()) {
+                    st.m.timeouts->with({phase}).inc();
+                }
+                break;
+            }
             if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout
                 || ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
                 break;
@@ -383,6 +523,7 @@ result<net::endpoint> server::start() {
             return;
         }
         auto local = acc->local_endpoint(ec);
+        st.policy = origin_policy(st.opts.listen.host, local.port(), st.opts.allowed_hosts, st.opts.allowed_origins);
         st.acceptor = std::move(acc);
         bound = net::endpoint{local.address().to_string(), local.port()};
         asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);

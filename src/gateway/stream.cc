@@ -41,7 +41,8 @@ constexpr uint16_t close_slow_consumer = 4008;
 
 std::atomic<uint64_t> next_sub_id{1};
 
-std::string quote(std::string_view s) { return json::serialize(json::string(s)); }
+/// `s` as a JSON string; bytes that are not UTF-8 become U+FFFD, so a frame is always JSON.
+std::string quote(std::string_view s) { return text::json_string(s); }
 
 } // namespace
 
@@ -456,6 +457,7 @@ void session::slow_close() {
     lg().info("closing {} client: slow consumer ({} bytes queued, limit {})", proto_name(), queued,
               st.opts.client_queue_bytes);
     st.m.slow_closes->with({proto_name()}).inc();
+    st.m.closes->with({proto_name(), "slow_consumer"}).inc();
     closed = true;
     close_with = {close_slow_consumer, "slow consumer"};
     queue.clear();
@@ -807,9 +809,15 @@ void subscribe(const std::shared_ptr<session>& s, const broker::topic_info& t, c
     }
 }
 
-std::string truncate_reason(std::string r) {
+/// A close reason: UTF-8 (RFC 6455) of at most 120 bytes, cut at a character boundary.
+std::string truncate_reason(const std::string& why) {
+    auto r = text::scrub_utf8(why);
     if (r.size() > 120) {
-        r.resize(120);
+        std::size_t n = 120;
+        while (n > 0 && (static_cast<unsigned char>(r[n]) & 0xc0) == 0x80) {
+            --n;
+        }
+        r.resize(n);
     }
     return r;
 }
@@ -949,6 +957,9 @@ asio::awaitable<void> ws_reader(std::shared_ptr<session> s, ws_stream& ws) {
         boost::system::error_code ec;
         co_await ws.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
+            if (ec == beast::error::timeout && !s->closed) {
+                s->st.m.closes->with({"ws", "idle_timeout"}).inc(); // no answer to our pings
+            }
             break;
         }
         if (s->close_with) {
@@ -965,6 +976,7 @@ asio::awaitable<void> ws_reader(std::shared_ptr<session> s, ws_stream& ws) {
         }
         buf.consume(buf.size());
         if (s->close_with) {
+            s->st.m.closes->with({"ws", "bad_message"}).inc();
             s->closed = true;
             s->queue.clear();
             s->queued = 0;
@@ -998,6 +1010,9 @@ asio::awaitable<void> ws_writer(std::shared_ptr<session> s, ws_stream& ws) {
         boost::system::error_code ec;
         co_await ws.async_write(asio::buffer(*msg), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
+            if (!s->closed) {
+                s->st.m.closes->with({"ws", "write_failed"}).inc();
+            }
             s->closed = true;
             s->close_with.reset();
             s->queue.clear();
@@ -1104,6 +1119,9 @@ asio::awaitable<void> sse_writer(std::shared_ptr<session> s, beast::tcp_stream& 
         boost::system::error_code ec;
         co_await asio::async_write(stream, asio::buffer(*msg), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
+            if (!s->closed) {
+                s->st.m.closes->with({"sse", "write_failed"}).inc();
+            }
             break;
         }
         sent.inc();

@@ -16,6 +16,14 @@ spdlog::logger& lg() {
 
 constexpr auto step_budget = std::chrono::milliseconds(2);
 
+/// Pipelines that failed, for /metrics (the reason is in each one's REST state); registered at
+/// start so it shows before the first failure.
+metrics::counter& pipelines_failed = metrics::default_registry().counter_(
+  "runnel_pipelines_failed_total", "Pipelines that failed while running (see GET /v1/pipelines/{id})");
+/// Of those, the ones that went over --pipeline-max-memory-bytes.
+metrics::counter& memory_failures = metrics::default_registry().counter_(
+  "runnel_pipelines_memory_budget_exceeded_total", "Pipelines failed for holding more than --pipeline-max-memory-bytes");
+
 /// Runs `ops` (each taking a completion) together and calls `done` once all have finished,
 /// with the first error.
 void all_of(std::vector<std::function<void(std::function<void(result<void>)>)>> ops,
@@ -351,6 +359,25 @@ void job::snapshot(uint64_t round) {
     parts[pre + "stages"] = encode_stages(_pipeline.snapshot());
     if (auto r = _pipeline.check_stages(); !r)
         return fail(fmt::format("checkpoint: {}", r.error().message));
+    // The memory budget: the state as snapshotted (its encoded size stands for what the
+    // operators hold) plus what the sources and sinks buffer.
+    const uint64_t state = parts[pre + "stages"].size();
+    uint64_t buffered = 0;
+    for (const auto& s : _sources)
+        buffered += s->buffered_bytes();
+    for (const auto& s : _sinks)
+        buffered += s.sink->pending_bytes();
+    {
+        std::lock_guard lock(_status_mu);
+        _state_bytes = state;
+        _status.memory_bytes = state + buffered; // a failed job's status is not refreshed again
+    }
+    if (_group->max_memory_bytes && state + buffered > _group->max_memory_bytes) {
+        memory_failures.inc();
+        return fail(fmt::format("memory budget exceeded: operator state {} bytes and buffers {} bytes, more than "
+                                "the limit of {} bytes (--pipeline-max-memory-bytes)",
+                                state, buffered, _group->max_memory_bytes));
+    }
     _source_states.clear();
     for (std::size_t i = 0; i < _sources.size(); ++i) {
         _source_states.push_back(_sources[i]->state());
@@ -549,6 +576,9 @@ void job::fail(std::string why) {
         return;
     lg().error("job {} failed: {}", _def.id, why);
     _phase = phase::failed;
+    if (_instance == 0) {
+        pipelines_failed.inc(); // once per pipeline: its instances fail together
+    }
     // The instances of a job fail together: their checkpoints are one.
     for (uint32_t i = 0; i < _group->parallelism; ++i) {
         if (i != _instance)
@@ -613,6 +643,7 @@ void job::publish() {
     for (const auto& s : _sinks)
         st.sink_pending_bytes += s.sink->pending_bytes();
     std::lock_guard lock(_status_mu);
+    st.memory_bytes = _state_bytes + st.source_buffered_bytes + st.sink_pending_bytes;
     st.checkpoints = _status.checkpoints;
     st.last_checkpoint_id = _status.last_checkpoint_id;
     st.last_checkpoint_ms = _status.last_checkpoint_ms;

@@ -23,6 +23,9 @@ struct job_group {
     std::unique_ptr<engine::exchange> exchange; ///< with more than one instance
     std::vector<std::weak_ptr<job>> members;
     broker::group_coordinator* groups = nullptr; ///< the server's consumer groups, if any
+    /// Most bytes one instance may hold in operator state and source and sink buffers, checked
+    /// at every checkpoint (0: no limit). Over it, the job fails with the figures.
+    std::size_t max_memory_bytes = 0;
 };
 
 /// One instance of a job: its pipeline, log sources and sinks, and the loop that runs and
@@ -154,6 +157,7 @@ private:
     std::chrono::steady_clock::time_point _checkpoint_started;
 
     mutable std::mutex _status_mu;
+    uint64_t _state_bytes = 0; ///< operator state at the last snapshot (under `_status_mu`)
     job_status _status; ///< published for other threads
 };
 

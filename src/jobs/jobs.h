@@ -69,6 +69,8 @@ struct job_status {
     uint64_t last_checkpoint_bytes = 0;
     std::size_t queued_messages = 0, queue_capacity = 0;
     std::size_t source_buffered_bytes = 0, sink_pending_bytes = 0;
+    /// Operator state at the last checkpoint plus the buffers: what --pipeline-max-memory-bytes bounds.
+    std::size_t memory_bytes = 0;
     uint64_t records_skipped = 0;      ///< removed by retention before the job read them
     std::string waiting_for;
 };
@@ -165,6 +167,9 @@ public:
     /// Stops a job and deletes its definition and checkpoints.
     result<void> remove(const std::string& id);
     std::vector<job_status> status() const;
+    /// Bounds each instance of every job launched from now on (`job_group::max_memory_bytes`;
+    /// 0: no limit). Call before `start`.
+    void set_max_memory_bytes(std::size_t bytes);
 
     /// `submit` and `remove` for callers on a shard (the gateway): the work runs on the
     /// manager's own thread and `done` is posted to `caller`.

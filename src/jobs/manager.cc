@@ -59,6 +59,7 @@ job_status merge_status(std::vector<job_status> parts) {
         st.queue_capacity += p.queue_capacity;
         st.source_buffered_bytes += p.source_buffered_bytes;
         st.sink_pending_bytes += p.sink_pending_bytes;
+        st.memory_bytes += p.memory_bytes;
         st.records_skipped += p.records_skipped;
         if (st.waiting_for.empty())
             st.waiting_for = p.waiting_for;
@@ -154,6 +155,7 @@ struct manager::impl {
     };
     std::shared_ptr<ticks> tick = std::make_shared<ticks>();
     metrics::registry::collector_handle collector;
+    std::size_t max_memory_bytes = 0; ///< set before start; read by `launch`
     broker::group_coordinator* groups = nullptr;
 };
 
@@ -255,6 +257,10 @@ result<void> manager::start() {
             out.gauge("runnel_job_source_buffered_bytes",
                       "Records fetched from the log, not yet taken by the job", {job},
                       double(st.source_buffered_bytes));
+            out.gauge("runnel_job_memory_bytes",
+                      "Operator state at the last checkpoint plus source and sink buffers "
+                      "(bounded by --pipeline-max-memory-bytes)",
+                      {job}, double(st.memory_bytes));
             out.gauge("runnel_job_sink_pending_bytes",
                       "Output held for the next checkpoint or being appended", {job},
                       double(st.sink_pending_bytes));
@@ -263,12 +269,15 @@ result<void> manager::start() {
     return ok();
 }
 
+void manager::set_max_memory_bytes(std::size_t bytes) { _impl->max_memory_bytes = bytes; }
+
 result<void> manager::launch(job_definition def, std::string& why) {
     const auto id = def.id;
     const unsigned first = _shards.shard_for(std::hash<std::string>{}(id));
     auto group = std::make_shared<job_group>();
     group->parallelism = std::max<uint32_t>(def.parallelism, 1);
     group->groups = _impl->groups;
+    group->max_memory_bytes = _impl->max_memory_bytes;
     if (group->parallelism > 1)
         group->exchange = std::make_unique<engine::exchange>(group->parallelism);
     impl::entry e;

@@ -416,6 +416,7 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         return invalid();
     }
     sql::memory_catalog cat;
+    sql::plan_options popts;
     const sql::statement* insert = nullptr;
     for (const auto& st : script.value()) {
         auto declared = sql::declare(st, cat);
@@ -425,6 +426,14 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         }
         if (declared.value()) {
             continue;
+        }
+        if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
+            auto applied = sql::apply_setting(*set, st.pos, popts);
+            if (!applied) {
+                why = sql::format_error(text, applied.error());
+                return invalid();
+            }
+            if (applied.value()) continue;
         }
         const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
         if ((std::holds_alternative<sql::insert_stmt>(st.node) || (cv && cv->materialized)) && !insert) {
@@ -445,7 +454,7 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         return invalid();
     }
     job_connectors conn(ctx, def);
-    sql::planner pl(cat, conn);
+    sql::planner pl(cat, conn, popts);
     // A materialized view plans its query and keeps the rows in a view the gateway serves.
     const auto* view = std::get_if<sql::create_view_stmt>(&insert->node);
     std::optional<sql::statement> query;

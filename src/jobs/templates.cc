@@ -172,8 +172,8 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
         auto dead = [c, dead_topic, url = w->second](std::string row, std::string reason,
                                                      int attempts) {
             c->append(dead_topic, fmt::format(R"({{"row":{},"reason":{},"attempts":{},"url":{}}})",
-                                              row, connect::json_string(reason), attempts,
-                                              connect::json_string(url)));
+                                              row, text::json_string(reason), attempts,
+                                              text::json_string(url)));
         };
         auto alerts = counted.filter(engine::col("count") >= engine::lit(min_count));
         ctx.sink(alerts,

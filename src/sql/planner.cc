@@ -53,6 +53,23 @@ error unsupported(source_pos pos, std::string_view what) {
     return at(pos, 1, fmt::format("{} is not supported yet", what));
 }
 
+/// Refuses a HOP or CUMULATE (`call`) that would copy each row into more windows than
+/// `opts.max_windows_per_row`: size 1 day and slide 1 ms make 86,400,000 rows of each one.
+std::optional<error> check_windows_per_row(const expr& call, std::string_view fn, std::string_view step_name,
+                                           int64_t size_ms, int64_t step_ms, const plan_options& opts) {
+    if (size_ms <= 0 || step_ms <= 0) {
+        return at(call, fmt::format("{} needs a positive size and {}", fn, step_name));
+    }
+    const int64_t per_row = size_ms / step_ms + (size_ms % step_ms ? 1 : 0);
+    if (per_row <= opts.max_windows_per_row) {
+        return std::nullopt;
+    }
+    return at(call, fmt::format("{} puts each row into {} windows (size {} ms / {} {} ms), more than the limit of {}; "
+                                "use a larger {} or raise SET '{}'",
+                                fn, per_row, size_ms, step_name, step_ms, opts.max_windows_per_row, step_name,
+                                max_windows_per_row_key));
+}
+
 std::string join_names(const std::vector<std::string>& names, std::string_view sep = ", ") {
     std::string s;
     for (std::size_t i = 0; i < names.size(); ++i) {
@@ -1467,6 +1484,9 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
         if (!sl) {
             return sl.error();
         }
+        if (auto e = check_windows_per_row(call, "HOP", "slide", s.value(), sl.value(), _opts)) {
+            return *e;
+        }
         w.spec =
             en::hop(std::chrono::milliseconds(s.value()), std::chrono::milliseconds(sl.value()));
     } else if (u == "CUMULATE") {
@@ -1477,6 +1497,9 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
         auto st = size_of("STEP");
         if (!st) {
             return st.error();
+        }
+        if (auto e = check_windows_per_row(call, "CUMULATE", "step", s.value(), st.value(), _opts)) {
+            return *e;
         }
         w.spec = en::cumulate(std::chrono::milliseconds(st.value()),
                               std::chrono::milliseconds(s.value()));
@@ -2811,6 +2834,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
                 if (!s) {
                     return s.error();
                 }
+                if (auto e = check_windows_per_row(g, "HOP", "slide", s.value(), sl.value(), _opts)) {
+                    return *e;
+                }
                 w.spec = en::hop(std::chrono::milliseconds(s.value()),
                                  std::chrono::milliseconds(sl.value()));
             } else {
@@ -3402,6 +3428,20 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
     return at(target->pos, 1,
               "only INSERT INTO … SELECT and queries become pipelines; this statement changes the "
               "catalog");
+}
+
+parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
+    if (s.reset || !iequals(s.key, max_windows_per_row_key)) {
+        return false;
+    }
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), n);
+    if (ec != std::errc() || end != s.value.data() + s.value.size() || n < 1 || n > 100000000) {
+        return error_at(pos, 3, fmt::format("'{}' is a number of windows from 1 to 100000000, not '{}'",
+                                            max_windows_per_row_key, s.value));
+    }
+    opts.max_windows_per_row = n;
+    return true;
 }
 
 parse_result<std::string> explain(const statement& s, const catalog& cat, plan_options opts) {

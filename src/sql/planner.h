@@ -57,7 +57,19 @@ public:
 struct plan_options {
     /// How long after its end a window still accepts rows (the engine's allowed lateness).
     std::chrono::milliseconds allowed_lateness{0};
+    /// Most windows one row may be assigned to (size / slide of HOP, size / step of CUMULATE);
+    /// a window over more is refused, since every row is copied into each of its windows.
+    /// `SET 'table.exec.window.max-windows-per-row' = 'N'`.
+    int64_t max_windows_per_row = 1000;
 };
+
+/// The SQL option that sets `plan_options::max_windows_per_row`.
+inline constexpr std::string_view max_windows_per_row_key = "table.exec.window.max-windows-per-row";
+
+/// Applies a `SET 'key' = 'value'` that changes how statements are planned; false when the
+/// key is not a planner option (the caller may know it), an error at the statement when
+/// the value is not acceptable.
+parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts);
 
 /// A planned statement: the pipeline holds its stages, these are the handles on its ends.
 struct planned_statement {

@@ -29,6 +29,44 @@ const char* errc_message(errc e) noexcept {
     return "unknown storage error";
 }
 
+namespace {
+
+/// Faults an operator must act on, counted in the process registry (`/metrics`); the log
+/// line beside each names the partition.
+struct fault_counters {
+    metrics::family<metrics::counter>& append_failures;
+    metrics::counter& disk_full;
+    metrics::counter& fsync_failures;
+    metrics::counter& torn_tails;
+    metrics::counter& corrupt;
+
+    static fault_counters& get() {
+        auto& r = metrics::default_registry();
+        static fault_counters c{
+          r.counters("runnel_storage_append_failures_total",
+                     "Appends the disk refused, by cause (no_space, io_error); the partition stays usable", {"cause"}),
+          r.counter_("runnel_storage_disk_full_total", "Appends refused because the disk is full (ENOSPC)"),
+          r.counter_("runnel_storage_fsync_failures_total",
+                     "Failed fsyncs; each stops its partition's log from taking writes until a restart"),
+          r.counter_("runnel_storage_torn_tails_truncated_total",
+                     "Partitions whose unacknowledged torn tail was cut at recovery"),
+          r.counter_("runnel_storage_corrupt_partitions_total",
+                     "Partitions found holding a corrupt batch in durable data (at recovery or on read); "
+                     "they serve nothing past it"),
+        };
+        // Every cause at zero, so /metrics shows them before the first fault.
+        static const bool causes = [] {
+            c.append_failures.with({"no_space"});
+            c.append_failures.with({"io_error"});
+            return true;
+        }();
+        (void)causes;
+        return c;
+    }
+};
+
+} // namespace
+
 result<void> log_config::validate() const {
     // Positions inside a segment are 32-bit in the indexes.
     if (segment_bytes < 1024 || segment_bytes > (1ull << 31)) {
@@ -142,6 +180,7 @@ result<std::shared_ptr<partition_log>> partition_log::open(
 }
 
 result<void> partition_log::recover() {
+    fault_counters::get(); // registered with the first partition, so /metrics lists them at zero
     std::error_code ec;
     std::filesystem::create_directories(_dir, ec);
     if (ec) {
@@ -272,6 +311,7 @@ result<void> partition_log::recover() {
                       t.last_offset_dropped ? fmt::format(" to {}", *t.last_offset_dropped) : std::string(),
                       t.reason);
                     _recovery.torn = std::move(t);
+                    fault_counters::get().torn_tails.inc();
                     cut_here = true;
                 } else {
                     recovery_report::corruption c{seg->base, at, expected, *bad};
@@ -279,6 +319,9 @@ result<void> partition_log::recover() {
                       "{}: corrupt batch in durable data at segment {} position {} (offset {}): {}; "
                       "the partition serves nothing at or past offset {} and takes no appends",
                       _dir.string(), c.segment, c.position, c.offset, c.reason, c.offset);
+                    if (!_corrupt_from) {
+                        fault_counters::get().corrupt.inc();
+                    }
                     if (!_corrupt_from || expected < *_corrupt_from) {
                         _corrupt_from = expected;
                     }
@@ -424,6 +467,11 @@ result<append_result> partition_log::append(model::record_batch& batch) {
         // Undo a partial write (ENOSPC, EIO) so the segment still ends on a batch boundary.
         (void)active.file->truncate(pos);
         lg().error("{}: append failed: {}", _dir.string(), w.error().message());
+        const bool no_space = w.error() == std::errc::no_space_on_device;
+        fault_counters::get().append_failures.with({no_space ? "no_space" : "io_error"}).inc();
+        if (no_space) {
+            fault_counters::get().disk_full.inc();
+        }
         return w.error();
     }
     active.on_batch(batch.header(), pos);
@@ -496,6 +544,7 @@ void partition_log::on_flushed(model::offset target, result<void> r) {
             // After a failed fsync the kernel may have dropped the dirty pages: nothing written
             // since the last good sync can be trusted, so the log stops taking writes.
             _failed = r.error();
+            fault_counters::get().fsync_failures.inc();
             lg().critical("{}: fsync failed: {}; the log takes no more writes", _dir.string(),
                           r.error().message());
         }
@@ -552,6 +601,9 @@ partition_log::segment_list::const_iterator partition_log::segment_for(model::of
 void partition_log::mark_corrupt(const segment& seg, uint64_t position, model::offset o, std::string reason) {
     if (_corrupt_from && *_corrupt_from <= o) {
         return;
+    }
+    if (!_corrupt_from) {
+        fault_counters::get().corrupt.inc();
     }
     _corrupt_from = o;
     lg().error("{}: corrupt batch at segment {} position {} (offset {}): {}; the partition serves "

@@ -180,6 +180,7 @@ def test_stalled_client_is_closed_and_resumes(srv):
         while metric(srv, 'runnel_stream_slow_consumer_closes_total{protocol="ws"}') < 1:
             assert time.monotonic() < deadline, "stalled client was not closed as a slow consumer"
             await asyncio.sleep(0.1)
+        assert metric(srv, 'runnel_stream_closes_total{protocol="ws",reason="slow_consumer"}') >= 1
         # Now read what reached it, until the close.
         col = Collector("stalled", 1)
         code = None
@@ -286,6 +287,8 @@ def test_bad_messages_and_control(srv):
                 raise AssertionError("no close after a binary message")
             except websockets.ConnectionClosed as e:
                 assert e.rcvd.code == 1003 and e.rcvd.reason == "binary messages are not supported", e
+        # The three closes above, by reason.
+        assert metric(srv, 'runnel_stream_closes_total{protocol="ws",reason="bad_message"}') >= 3
 
     asyncio.run(run())
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "base/fail_point.h"
+#include "base/text.h"
 #include "base/logging.h"
 #include "broker/broker.h"
 #include "engine/state_io.h"
@@ -19,22 +20,7 @@ spdlog::logger& lg() { return logging::get("connect"); }
 /// max.message.bytes of a topic.
 constexpr std::size_t batch_target_bytes = 512u << 10;
 
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += char(c);
-        }
-    }
-    out += '"';
-}
+using text::append_json_string;
 
 void append_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row, bool sql_time) {
     if (col.is_null(row)) {
@@ -70,20 +56,21 @@ void restamp(std::string& bytes, int64_t pid, int16_t epoch, int32_t seq) {
 
 } // namespace
 
-std::string json_string(std::string_view s) {
-    std::string out;
-    append_json_string(out, s);
-    return out;
-}
-
 std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps) {
     std::string out = "{";
     const auto& fields = b.schema_of()->fields();
     for (std::size_t c = 0; c < b.num_columns(); ++c) {
         if (c > 0) out += ',';
+        const auto& col = b.col(c);
+        if (fields[c].type.id == engine::type_id::string && !col.is_null(row) && !text::valid_utf8(col.string_at(row))) {
+            append_json_string(out, fields[c].name + "_base64");
+            out += ':';
+            append_json_string(out, text::base64_encode(col.string_at(row)));
+            continue;
+        }
         append_json_string(out, fields[c].name);
         out += ':';
-        append_value(out, b.col(c), fields[c].type, row, sql_timestamps);
+        append_value(out, col, fields[c].type, row, sql_timestamps);
     }
     out += '}';
     return out;

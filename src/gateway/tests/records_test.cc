@@ -65,20 +65,6 @@ TEST(records, strings_are_escaped) {
     EXPECT_EQ(r.at("headers").as_object().at("h\"1").as_string(), tricky);
 }
 
-TEST(records, utf8_and_base64) {
-    EXPECT_TRUE(valid_utf8("plain"));
-    EXPECT_TRUE(valid_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
-    EXPECT_FALSE(valid_utf8("\xc3"));
-    EXPECT_FALSE(valid_utf8("\xc0\x80"));         // overlong
-    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));     // surrogate
-    EXPECT_FALSE(valid_utf8("\xff"));
-    EXPECT_EQ(base64_encode(""), "");
-    EXPECT_EQ(base64_encode("f"), "Zg==");
-    EXPECT_EQ(base64_encode("fo"), "Zm8=");
-    EXPECT_EQ(base64_encode("foo"), "Zm9v");
-    EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-}
-
 TEST(records, keyed_partitioning_matches_java_clients) {
     // murmur2("user-1") & 0x7fffffff is 1404122828 in Kafka's Java client (and kafka-python).
     EXPECT_EQ(partition_for_key("user-1", 100), 1404122828 % 100);

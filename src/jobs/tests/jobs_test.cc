@@ -308,11 +308,14 @@ TEST_F(jobs_test, output_of_a_durable_checkpoint_is_appended_once_after_a_crash)
     // First the partial release: every partition's first batch of an incarnation has sequence 0, so
     // recovery must tell them apart by partition.
     for (const char* point : {"log_sink.crash_mid_release", "log_sink.crash_before_release"}) {
+        auto& failed = metrics::default_registry().counter_("runnel_pipelines_failed_total", "");
+        const auto failed_before = failed.value();
         fail_point::arm(point);
         static int round = 0;
         feed(round * 2000, round * 2000 + 2000);
         ++round;
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "failed"; })) << point;
+        EXPECT_EQ(failed.value(), failed_before + 1) << "the failure shows in /metrics";
         restart();
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "running"; }));
     }

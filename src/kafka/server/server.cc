@@ -148,6 +148,9 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
     case errc::offset_out_of_range:
         return kerr::offset_out_of_range;
     case errc::storage_error:
+    case errc::storage_full:
+    case errc::storage_failed:
+    case errc::storage_corrupt:
         return kerr::kafka_storage_error;
     case errc::shutting_down:
         return kerr::request_timed_out;

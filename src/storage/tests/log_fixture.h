@@ -135,4 +135,10 @@ inline std::vector<std::filesystem::path> segment_files(const std::filesystem::p
     return out;
 }
 
+/// The value of a fault counter of the process registry (`/metrics`), by name and labels.
+inline uint64_t fault_count(const std::string& name, std::vector<std::string> label_names = {},
+                            std::vector<std::string> label_values = {}) {
+    return metrics::default_registry().counters(name, "", std::move(label_names)).with(label_values).value();
+}
+
 } // namespace runnel::storage::testing

@@ -288,11 +288,15 @@ TEST_F(fault_test, failed_write_leaves_no_partial_batch_and_the_log_usable) {
     auto a = make_batch(1, 500);
     ASSERT_TRUE(log->append(a));
     const auto size = log->size_bytes();
+    const auto full_before = fault_count("runnel_storage_disk_full_total");
+    const auto failed_before = fault_count("runnel_storage_append_failures_total", {"cause"}, {"no_space"});
     fail_point::arm("storage.write");
     auto b = make_batch(2, 500);
     auto r = log->append(b);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), std::errc::no_space_on_device);
+    EXPECT_EQ(fault_count("runnel_storage_disk_full_total"), full_before + 1);
+    EXPECT_EQ(fault_count("runnel_storage_append_failures_total", {"cause"}, {"no_space"}), failed_before + 1);
     EXPECT_EQ(log->size_bytes(), size);
     EXPECT_EQ(std::filesystem::file_size(segment_files(dir()).back()), size) << "the half write was undone";
     auto c = make_batch(3, 500);
@@ -309,10 +313,12 @@ TEST_F(fault_test, failed_fsync_fails_waiters_and_stops_writes) {
     auto log = open();
     auto a = make_batch(1, 100);
     ASSERT_TRUE(log->append(a));
+    const auto fsync_before = fault_count("runnel_storage_fsync_failures_total");
     fail_point::arm("storage.fsync");
     auto r = flush(*log);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), errc::log_failed);
+    EXPECT_EQ(fault_count("runnel_storage_fsync_failures_total"), fsync_before + 1);
     auto b = make_batch(2, 100);
     EXPECT_EQ(log->append(b).error(), errc::log_failed);
     EXPECT_EQ(flush(*log).error(), errc::log_failed);

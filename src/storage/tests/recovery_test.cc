@@ -55,8 +55,10 @@ TEST_F(recovery_test, torn_tail_cut_at_every_byte_of_the_last_batch) {
     for (uint64_t pos = last_start; pos < last_end; ++pos) {
         copy_dir(pristine, dir());
         cut(segment_files(dir()).back(), pos);
+        const auto torn_before = fault_count("runnel_storage_torn_tails_truncated_total");
         auto log = open();
         ASSERT_TRUE(log);
+        EXPECT_EQ(fault_count("runnel_storage_torn_tails_truncated_total"), torn_before + (pos == last_start ? 0 : 1));
         EXPECT_EQ(log->next_offset(), offset(40)) << "cut at " << pos;
         EXPECT_FALSE(log->recovery().corrupt);
         if (pos == last_start) {
@@ -93,9 +95,11 @@ TEST_F(recovery_test, cut_inside_durable_data_is_corruption_not_a_torn_tail) {
         ASSERT_TRUE(flush(*log)); // all ten are durable
     }
     cut(segment_files(dir()).back(), second_last_start + 30);
+    const auto corrupt_before = fault_count("runnel_storage_corrupt_partitions_total");
     auto log = open();
     EXPECT_FALSE(log->recovery().torn);
     ASSERT_TRUE(log->recovery().corrupt);
+    EXPECT_EQ(fault_count("runnel_storage_corrupt_partitions_total"), corrupt_before + 1);
     EXPECT_EQ(log->recovery().corrupt->offset, offset(9));
     EXPECT_EQ(log->recovery().corrupt->position, second_last_start);
     EXPECT_EQ(read_all(*log, offset(0)).size(), 9u);

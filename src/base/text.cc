@@ -1,9 +1,9 @@
-#include "app/text.h"
+#include "base/text.h"
 
 #include <array>
 #include <cstdint>
 
-namespace runnel::app {
+namespace runnel::text {
 namespace {
 
 constexpr std::string_view base64_alphabet =
@@ -48,15 +48,41 @@ std::size_t utf8_sequence(std::string_view s) noexcept {
 
 } // namespace
 
-bool valid_utf8(std::string_view s) noexcept {
+std::optional<std::size_t> invalid_utf8_at(std::string_view s) noexcept {
+    std::size_t at = 0;
+    while (at < s.size()) {
+        auto n = utf8_sequence(s.substr(at));
+        if (n == 0) {
+            return at;
+        }
+        at += n;
+    }
+    return std::nullopt;
+}
+
+bool valid_utf8(std::string_view s) noexcept { return !invalid_utf8_at(s).has_value(); }
+
+std::string scrub_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
     while (!s.empty()) {
         auto n = utf8_sequence(s);
         if (n == 0) {
-            return false;
+            out += "\xef\xbf\xbd";
+            n = 1;
+        } else {
+            out.append(s.substr(0, n));
         }
         s.remove_prefix(n);
     }
-    return true;
+    return out;
+}
+
+std::string json_string(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    append_json_string(out, s);
+    return out;
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -163,4 +189,4 @@ std::optional<std::string> base64_decode(std::string_view text) {
     return out;
 }
 
-} // namespace runnel::app
+} // namespace runnel::text

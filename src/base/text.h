@@ -1,0 +1,38 @@
+#pragma once
+
+// Text encodings shared by every module that reads text from outside or writes JSON: the UTF-8
+// check (with the position of the first bad byte), JSON string literals and base64 (for keys,
+// values and payloads that are not text).
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace runnel::text {
+
+/// The byte offset of the first byte of `s` that does not start a well-formed UTF-8 sequence
+/// (overlong forms, surrogates, values past U+10FFFF and cut-off sequences are not), or
+/// nullopt when all of `s` is UTF-8.
+std::optional<std::size_t> invalid_utf8_at(std::string_view s) noexcept;
+
+/// True when `s` is well-formed UTF-8.
+bool valid_utf8(std::string_view s) noexcept;
+
+/// `s` with every byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD,
+/// for text from outside that ends up in a message (a JSON library copies bytes as they are).
+std::string scrub_utf8(std::string_view s);
+
+/// Appends `s` as a JSON string literal: quotes, `\"`, `\\` and control characters escaped.
+/// Bytes that are not valid UTF-8 are replaced by U+FFFD, so the output is always JSON.
+void append_json_string(std::string& out, std::string_view s);
+/// `s` as a JSON string literal (see `append_json_string`).
+std::string json_string(std::string_view s);
+
+/// Standard base64 (RFC 4648, with padding).
+std::string base64_encode(std::string_view bytes);
+
+/// Decodes standard base64; nullopt when `text` is not base64. Padding is optional.
+std::optional<std::string> base64_decode(std::string_view text);
+
+} // namespace runnel::text
