@@ -164,7 +164,9 @@ int serve(const serve_options& opts) {
             kafka_ep = bound.value();
         }
     }
-    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
+    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints; every template they may
+    // name is registered first.
+    register_demo_template();
     jobs::manager job_manager(brk, shards, opts.data_dir / "jobs", &groups);
     if (!failure) {
         if (auto r = job_manager.start(); !r) {

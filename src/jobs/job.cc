@@ -95,7 +95,7 @@ result<void> job::build(std::string& why) {
     const auto& all = templates();
     auto t = all.find(_def.template_name);
     if (t == all.end()) {
-        why = fmt::format("unknown template '{}'", _def.template_name);
+        why = unknown_template(_def.template_name);
         return std::error_code(EINVAL, std::generic_category());
     }
     RUNNEL_TRY(t->second(*this, _def, why));
@@ -544,15 +544,16 @@ void job::released(uint64_t round, result<void> r) {
     wake();
 }
 
-void job::fail(std::string why) {
+void job::fail(std::string why, bool logged) {
     if (_phase == phase::failed || _phase == phase::stopped)
         return;
-    lg().error("job {} failed: {}", _def.id, why);
+    if (logged)
+        lg().error("job {} failed: {}", _def.id, why);
     _phase = phase::failed;
     // The instances of a job fail together: their checkpoints are one.
     for (uint32_t i = 0; i < _group->parallelism; ++i) {
         if (i != _instance)
-            post_to(i, [why](job& j) { j.fail(why); });
+            post_to(i, [why, logged](job& j) { j.fail(why, logged); });
     }
     for (auto& s : _sources)
         s->stop();

@@ -60,6 +60,9 @@ public:
     void stop();
     /// Wakes a parked job (any thread may call it only through `home.post`).
     void wake();
+    /// On `home`: stops running and reports `why` as the job's error (state `failed`), in the
+    /// log too unless the caller reports it itself (`logged` false).
+    void fail(std::string why, bool logged = true);
 
     const job_definition& definition() const { return _def; }
     job_status status() const;
@@ -105,7 +108,6 @@ private:
     void post_to(uint32_t i, std::function<void(job&)> fn);
     std::string part_prefix() const;
 
-    void fail(std::string why);
     void publish();
 
     broker::broker& _broker;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/base.h"
@@ -133,6 +134,9 @@ using template_fn = std::function<result<void>(job_context&, const job_definitio
 /// `min_count` are POSTed there (options `webhook.*` as `connect::webhook_options`), rows it
 /// refuses going to `<output>.webhook-dead`.
 const std::map<std::string, template_fn>& templates();
+
+/// "unknown template 'x' (known: demo_bids_per_channel, sql, windowed_count)".
+std::string unknown_template(std::string_view name);
 
 /// Adds a template (a program embedding Runnel defines its own pipelines in C++). Call before
 /// the manager starts; the name must be new.

@@ -295,8 +295,10 @@ result<void> manager::launch(job_definition def, std::string& why) {
         _impl->jobs[id] = e;
     }
     if (!built || !why.empty()) {
+        // Kept as failed with the reason, so the pipeline's page says why it does not run (the
+        // caller logs it or answers it).
         for (uint32_t i = 0; i < e.instances.size(); ++i)
-            _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+            _shards.run_on(e.shards[i], [j = e.instances[i], why] { j->fail(why, false); });
         return std::error_code(EINVAL, std::generic_category());
     }
     {
@@ -323,7 +325,7 @@ result<void> manager::submit(job_definition def, std::string& why) {
     }
     auto t = templates().find(def.template_name);
     if (t == templates().end()) {
-        why = fmt::format("unknown template '{}'", def.template_name);
+        why = unknown_template(def.template_name);
         return std::error_code(EINVAL, std::generic_category());
     }
     std::error_code ec;

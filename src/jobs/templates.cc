@@ -208,6 +208,12 @@ const std::map<std::string, template_fn>& templates() {
     return registry();
 }
 
+std::string unknown_template(std::string_view name) {
+    std::string known;
+    for (const auto& [n, fn] : registry()) known += (known.empty() ? "" : ", ") + n;
+    return fmt::format("unknown template '{}' (known: {})", name, known);
+}
+
 void register_template(std::string name, template_fn fn) {
     auto [it, added] = registry().emplace(std::move(name), std::move(fn));
     RUNNEL_ASSERT(added, "a job template registered twice");

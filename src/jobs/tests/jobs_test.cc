@@ -606,7 +606,8 @@ TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
     auto d = counting();
     d.template_name = "nope";
     EXPECT_FALSE(_jobs->submit(d, why));
-    EXPECT_EQ(why, "unknown template 'nope'");
+    EXPECT_TRUE(why.starts_with("unknown template 'nope' (known: ")) << why;
+    EXPECT_NE(why.find("windowed_count"), std::string::npos) << why;
     d = counting();
     d.params["window_ms"] = "soon";
     why.clear();
@@ -620,6 +621,18 @@ TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
     why.clear();
     EXPECT_FALSE(job_definition::from_json("{\"id\":\"a\"}", why));
     EXPECT_EQ(why, "'template' must be a string");
+}
+
+TEST_F(jobs_test, a_stored_job_that_cannot_be_built_is_failed_with_its_reason) {
+    std::filesystem::create_directories(_dir / "jobs" / "gone");
+    {
+        std::ofstream out(_dir / "jobs" / "gone" / "job.json");
+        out << R"({"id":"gone","template":"vanished","params":{}})";
+    }
+    start_jobs();
+    auto st = status_of("gone");
+    EXPECT_EQ(st.state, "failed");
+    EXPECT_TRUE(st.error.starts_with("unknown template 'vanished' (known: ")) << st.error;
 }
 
 TEST_F(jobs_test, definitions_round_trip_through_json) {
