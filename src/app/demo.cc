@@ -45,6 +45,7 @@ result<void> bids_per_channel(jobs::job_context& ctx, const jobs::job_definition
     engine::watermark_options wo;
     wo.partitions = std::max(1, ctx.partitions_of(std::string(bids_topic)));
     wo.idle_timeout = std::chrono::seconds(5);
+    wo.input = std::string(bids_topic);
     auto per_channel = ctx.from_topic(std::string(bids_topic))
                          .decode(engine::decode_format::json, bid)
                          .watermark("date_time", std::chrono::seconds(1), wo)

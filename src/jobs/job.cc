@@ -610,6 +610,10 @@ void job::publish() {
         if (st.waiting_for.empty())
             st.waiting_for = s->waiting_for();
     }
+    // A source that waits says so first; else a stage held back by its inputs (a watermark
+    // waiting for a partition that never sent).
+    for (std::size_t i = 0; i < _pipeline.num_stages() && st.waiting_for.empty(); ++i)
+        st.waiting_for = _pipeline.stage_at(i).waiting_for();
     st.sink_pending_bytes = 0;
     for (const auto& s : _sinks)
         st.sink_pending_bytes += s.sink->pending_bytes();

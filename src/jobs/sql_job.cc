@@ -289,6 +289,7 @@ public:
         if ((kind == "topic" || kind == "kafka") && option(t, "properties.bootstrap.servers").empty()) {
             w.partitions = std::max(1, _ctx.partitions_of(topic));
         }
+        w.input = topic.empty() ? t.name.back() : topic;
         if (auto idle = t.option("scan.watermark.idle-timeout")) {
             if (auto ms = duration_ms(*idle)) w.idle_timeout = std::chrono::milliseconds(*ms);
         }

@@ -144,6 +144,7 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
         wo.partitions = parts.value();
     }
     wo.idle_timeout = std::chrono::milliseconds(idle_ms);
+    wo.input = input;
     wo.instances = n;
     wo.instance = int32_t(ctx.instance());
     engine::window_options win;
