@@ -66,6 +66,22 @@ job_status merge_status(std::vector<job_status> parts) {
     return st;
 }
 
+constexpr const char* job_states[] = {"starting", "recovering", "running", "failed", "stopped"};
+
+/// A job's error or what it waits for, cut to a bounded label value.
+std::string reason_label(const job_status& st) {
+    std::string r = !st.error.empty() ? st.error : st.waiting_for;
+    constexpr std::size_t max_label = 200;
+    if (r.size() > max_label) {
+        std::size_t cut = max_label;
+        while (cut > 0 && (static_cast<unsigned char>(r[cut]) & 0xC0) == 0x80)
+            --cut; // not inside a UTF-8 sequence
+        r.resize(cut);
+        r += "…";
+    }
+    return r;
+}
+
 } // namespace
 
 std::string job_definition::to_json() const {
@@ -217,9 +233,21 @@ result<void> manager::start() {
     }
     _impl->collector = metrics::default_registry().add_collector([this](metrics::sample_sink& out) {
         for (const auto& st : status()) {
-            const metrics::label job{"job", st.id};
+            // `pipeline`, not `job`: Prometheus puts its own `job` label on every series.
+            const metrics::label job{"pipeline", st.id};
             out.gauge("runnel_job_running", "1 while the job runs, 0 when it failed or stopped",
                       {job}, st.state == "running" ? 1 : 0);
+            for (const char* state : job_states) {
+                out.gauge("runnel_job_state",
+                          "1 for the state the job is in (starting, recovering, running, failed, "
+                          "stopped), 0 for the others",
+                          {job, {"state", state}}, st.state == state ? 1 : 0);
+            }
+            // The reason, when there is one, on a series of its own: one per job at a time.
+            out.gauge("runnel_job_info",
+                      "Always 1; labels say the job's template and why it does not run normally "
+                      "(its error, or what it waits for; empty when it runs normally)",
+                      {job, {"template", st.template_name}, {"reason", reason_label(st)}}, 1);
             for (const auto& s : st.stages) {
                 const metrics::label op{"operator", s.name};
                 out.counter("runnel_job_records_in_total", "Rows each operator of a job took in",

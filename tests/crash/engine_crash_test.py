@@ -53,7 +53,7 @@ def metric(server, name):
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and 'job="counts"' in line:
+        if line.startswith(name + "{") and 'pipeline="counts"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
