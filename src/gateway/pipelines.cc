@@ -83,7 +83,7 @@ answer create_pipeline(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     boost::system::error_code ec;
     auto doc = json::parse(ctx.req.body(), ec);
-    if (ec) co_return to_reply(ctx.fail("malformed-json", fmt::format("the body is not JSON: {}", ec.message())));
+    if (ec) co_return to_reply(ctx.fail("malformed-json", not_json_detail(ctx.req.body())));
     std::string why;
     auto def = jobs::job_definition::from_json(ctx.req.body(), why);
     if (!def) co_return to_reply(ctx.fail("invalid-request", why));
@@ -271,7 +271,9 @@ answer run_sql(request_ctx& ctx) {
     if (!text.empty() && text.front() == '{') {
         boost::system::error_code ec;
         auto doc = json::parse(text, ec);
-        if (ec || !doc.is_object()) co_return to_reply(ctx.fail("malformed-json", "the body is neither SQL nor a JSON object"));
+        if (ec) co_return to_reply(ctx.fail("malformed-json", not_json_detail(text) + " (a body starting with '{' is JSON; "
+                                                                                   "else it is SQL text)"));
+        if (!doc.is_object()) co_return to_reply(ctx.fail("malformed-json", "the body is neither SQL nor a JSON object"));
         const auto& o = doc.as_object();
         auto* q = o.if_contains("sql");
         if (!q || !q->is_string()) co_return to_reply(ctx.fail("invalid-request", "'sql' must be a string"));
@@ -316,6 +318,17 @@ answer run_sql(request_ctx& ctx) {
                          : next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
                                              : next_name;
                 next_name.clear();
+                // CREATE MATERIALIZED VIEW IF NOT EXISTS: a running view of that name is kept.
+                const bool exists = std::ranges::any_of(ctx.st.opts.jobs->status(),
+                                                        [&](const jobs::job_status& j) { return j.id == def.id; });
+                if (materialized && cv->if_not_exists && exists) {
+                    res["kind"] = "create_materialized_view";
+                    res["pipeline"] = def.id;
+                    res["view"] = def.id;
+                    res["existed"] = true;
+                    results.push_back(std::move(res));
+                    continue;
+                }
                 def.template_name = "sql";
                 def.params["sql"] = declarations + stmt_text + ";\n";
                 using outcome_t = std::pair<result<void>, std::string>;
@@ -324,8 +337,20 @@ answer run_sql(request_ctx& ctx) {
                                                    [done](result<void> r, std::string w) { done({r, std::move(w)}); });
                 });
                 if (!made.first) {
-                    const bool exists = made.first.error() == std::errc::file_exists;
-                    co_return to_reply(ctx.fail(exists ? "pipeline-exists" : "invalid-pipeline", made.second));
+                    if (made.first.error() != std::errc::file_exists) {
+                        co_return to_reply(ctx.fail("invalid-pipeline", made.second));
+                    }
+                    // Re-running a script: say how to replace or keep what runs.
+                    const auto hint =
+                        materialized
+                          ? fmt::format("line {}:{}: materialized view '{}' exists already; drop it first (DROP "
+                                        "MATERIALIZED VIEW {};) or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS {} "
+                                        "AS …)",
+                                        st.pos.line, st.pos.column, def.id, def.id, def.id)
+                          : fmt::format("line {}:{}: pipeline '{}' exists already; stop it first (STOP JOB '{}';) "
+                                        "or name this one with SET 'pipeline.name' = '…';",
+                                        st.pos.line, st.pos.column, def.id, def.id);
+                    co_return to_reply(ctx.fail("pipeline-exists", hint));
                 }
                 res["kind"] = materialized ? "create_materialized_view" : "insert";
                 res["pipeline"] = def.id;

@@ -347,7 +347,9 @@ result<void> manager::submit(job_definition def, std::string& why) {
     {
         std::lock_guard lock(_impl->mu);
         if (_impl->jobs.count(def.id)) {
-            why = fmt::format("a job '{}' exists already", def.id);
+            why = fmt::format("pipeline '{}' exists already; remove it first (DELETE /v1/pipelines/{}) or "
+                              "choose another id",
+                              def.id, def.id);
             return std::error_code(EEXIST, std::generic_category());
         }
     }
