@@ -107,11 +107,22 @@ answer create_pipeline(request_ctx& ctx) {
     co_return to_reply(ctx.fail("internal-error", "the pipeline vanished right after its creation"));
 }
 
+/// `?keep_side_topics=true` keeps the pipeline's dead-letter and late-row topics that hold
+/// records (by default they go with it).
 answer delete_pipeline(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     const auto id = ctx.params.at("id");
+    bool keep = false;
+    for (const auto& [k, v] : ctx.query) {
+        if (k == "keep_side_topics" && (v == "true" || v == "false")) {
+            keep = v == "true";
+        } else if (k != "access_token") {
+            co_return to_reply(ctx.fail("invalid-parameter", fmt::format("unknown query parameter '{}={}' (expected "
+                                                                         "keep_side_topics=true|false)", k, v)));
+        }
+    }
     auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
-        ctx.st.opts.jobs->remove_async(id, ctx.exec, done);
+        ctx.st.opts.jobs->remove_async(id, ctx.exec, done, keep);
     });
     if (!r) {
         if (r.error() == std::errc::no_such_file_or_directory) {

@@ -155,6 +155,8 @@ engine::stream job::source(std::unique_ptr<engine::checkpointed_source> src,
 }
 
 void job::sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) {
+    if (opts.create_on_first_row)
+        _side_topics.push_back(opts.topic);
     sink(std::move(s),
          std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), waker()), partitions);
 }

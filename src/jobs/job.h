@@ -65,6 +65,9 @@ public:
     void fail(std::string why, bool logged = true);
 
     const job_definition& definition() const { return _def; }
+    /// The topics of the job's side outputs (`job_context::side_output`); set by `build`,
+    /// read-only afterwards.
+    const std::vector<std::string>& side_topics() const { return _side_topics; }
     job_status status() const;
 
 private:
@@ -122,6 +125,7 @@ private:
         int32_t partitions;
     };
     std::vector<sink_entry> _sinks;
+    std::vector<std::string> _side_topics;
     std::optional<engine::checkpoint> _restored;
     /// The sources' states in the checkpoint being taken, told to them once it is durable.
     std::vector<std::string> _source_states;

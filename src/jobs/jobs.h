@@ -119,6 +119,14 @@ public:
                   connect::delivery mode = connect::delivery::exactly_once, int32_t partitions = 1) {
         sink(std::move(s), connect::log_sink_options{std::move(topic), mode, std::move(key_columns)}, partitions);
     }
+    /// A side output of the job (dead letters, late rows) into `topic`, at-least-once: the
+    /// topic is created with its first row and belongs to the job, which deletes it when the
+    /// job is removed (`manager::remove`).
+    void side_output(engine::stream s, std::string topic) {
+        connect::log_sink_options o{std::move(topic), connect::delivery::at_least_once, {}};
+        o.create_on_first_row = true;
+        sink(std::move(s), std::move(o), 1);
+    }
 };
 
 /// Builds a job's pipeline from its parameters; errors name the parameter.
@@ -166,16 +174,20 @@ public:
     /// Stores and starts a new job; `why` explains a refusal (unknown template, bad parameter,
     /// id in use).
     result<void> submit(job_definition def, std::string& why);
-    /// Stops a job and deletes its definition and checkpoints.
-    result<void> remove(const std::string& id);
+    /// Stops a job and deletes its definition, its checkpoints and its side outputs' topics
+    /// (`job_context::side_output`), except, with `keep_side_topics_with_records`, those that
+    /// hold records.
+    result<void> remove(const std::string& id, bool keep_side_topics_with_records = false);
     std::vector<job_status> status() const;
 
     /// `submit` and `remove` for callers on a shard (the gateway): the work runs on the
     /// manager's own thread and `done` is posted to `caller`.
     void submit_async(job_definition def, executor& caller, std::function<void(result<void>, std::string why)> done);
-    void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done);
+    void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done,
+                      bool keep_side_topics_with_records = false);
 
 private:
+    void delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records);
     result<void> launch(job_definition def, std::string& why);
 
     broker::broker& _broker;

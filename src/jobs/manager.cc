@@ -373,7 +373,7 @@ result<void> manager::submit(job_definition def, std::string& why) {
     return launched;
 }
 
-result<void> manager::remove(const std::string& id) {
+result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
     impl::entry e;
     {
         std::lock_guard lock(_impl->mu);
@@ -385,9 +385,45 @@ result<void> manager::remove(const std::string& id) {
     }
     for (uint32_t i = 0; i < e.instances.size(); ++i)
         _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+    // Its side outputs' topics (dead letters, late rows) go with it; the caller may keep those
+    // that hold records.
+    if (!e.instances.empty())
+        delete_side_topics(e.instances.front()->side_topics(), keep_side_topics_with_records);
     std::error_code ec;
     std::filesystem::remove_all(_dir / id, ec);
     return ec ? result<void>(ec) : ok();
+}
+
+void manager::delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records) {
+    manual_executor here;
+    for (const auto& topic : topics) {
+        auto t = _broker.topic(topic);
+        if (!t)
+            continue; // never got a row
+        if (keep_with_records) {
+            int64_t records = 0;
+            int32_t left = t->config.partitions;
+            for (int32_t p = 0; p < t->config.partitions; ++p) {
+                _broker.offsets({topic, model::partition_id(p)}, here,
+                                [&](result<broker::offsets_result> o) {
+                                    if (o)
+                                        records += o.value().high_watermark() - o.value().log_start();
+                                    --left;
+                                });
+            }
+            here.run_until([&] { return left == 0; });
+            if (left != 0 || records > 0) {
+                lg().info("kept side output topic {} ({})", topic, counted(records, "record"));
+                continue;
+            }
+        }
+        std::optional<result<void>> done;
+        _broker.delete_topic(topic, here, [&](result<void> r) { done = r; });
+        if (!here.run_until([&] { return done.has_value(); }))
+            lg().warn("side output topic {}: no answer to its deletion", topic);
+        else if (!*done && done->error() != broker::errc::unknown_topic_or_partition)
+            lg().warn("cannot delete side output topic {}: {}", topic, done->error().message());
+    }
 }
 
 void manager::submit_async(job_definition def, executor& caller,
@@ -401,9 +437,11 @@ void manager::submit_async(job_definition def, executor& caller,
 }
 
 void manager::remove_async(std::string id, executor& caller,
-                           std::function<void(result<void>)> done) {
+                           std::function<void(result<void>)> done, bool keep_side_topics_with_records) {
     _impl->writer.submit(
-        [this, id = std::move(id)] { return remove(id); },
+        [this, id = std::move(id), keep_side_topics_with_records] {
+            return remove(id, keep_side_topics_with_records);
+        },
         [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
 }
 

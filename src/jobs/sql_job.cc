@@ -321,7 +321,7 @@ private:
     en::stream decode(en::stream raw, en::decode_format f, const en::schema_ptr& columns, const sql::table_schema& t) {
         auto decoded = raw.decode(f, columns, "value");
         if (lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
-            _ctx.to_topic(decoded.dead_letters(), _def.id + ".dead", {}, connect::delivery::at_least_once);
+            _ctx.side_output(decoded.dead_letters(), _def.id + ".dead");
         } else {
             decoded.dead_letters().sink([](const en::batch&) {});
         }
@@ -480,9 +480,10 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         }
         ctx.sink(rows, std::make_unique<view_sink>(default_views().open(view->name.back(), key), true), 1);
     }
-    // Rows too late for every window they belong to go to `<job>.late`, never nowhere.
+    // Rows too late for every window they belong to go to `<job>.late`, never nowhere (the
+    // topic appears with the first such row).
     for (auto& late : plan.value().late) {
-        ctx.to_topic(late, def.id + ".late", {}, connect::delivery::at_least_once);
+        ctx.side_output(late, def.id + ".late");
     }
     return ok();
 }

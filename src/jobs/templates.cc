@@ -186,8 +186,15 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
     if (auto v = def.params.find("view"); v != def.params.end() && !v->second.empty()) {
         ctx.sink(counted, std::make_unique<view_sink>(default_views().open(v->second, {key})), 1);
     }
-    sink_to(counted.late_rows(), output + ".late", {}, 1);
-    sink_to(decoded.dead_letters(), output + ".dead", {}, 1);
+    // Side outputs: on the embedded log their topics appear with their first row and go with
+    // the job; on a cluster they are ordinary sinks.
+    if (bootstrap.empty()) {
+        ctx.side_output(counted.late_rows(), output + ".late");
+        ctx.side_output(decoded.dead_letters(), output + ".dead");
+    } else {
+        sink_to(counted.late_rows(), output + ".late", {}, 1);
+        sink_to(decoded.dead_letters(), output + ".dead", {}, 1);
+    }
     return ok();
 }
 

@@ -153,6 +153,10 @@ def test_shell_select(srv):
         shell.stdin.flush()
         shell.stdin.close()
         assert shell.wait(timeout=30) == 0, lines
+        left = [t["name"] for t in call("GET", f"{srv.http}/v1/topics").json()["topics"] if t["name"].startswith("shell_")]
+        assert not left, f"the shell's SELECT left topics behind: {left}"
+        left = [p["id"] for p in call("GET", f"{srv.http}/v1/pipelines").json()["pipelines"] if p["id"].startswith("shell_")]
+        assert not left, f"the shell's SELECT left pipelines behind: {left}"
     finally:
         if shell.poll() is None:
             shell.kill()

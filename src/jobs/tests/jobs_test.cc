@@ -635,6 +635,32 @@ TEST_F(jobs_test, a_stored_job_that_cannot_be_built_is_failed_with_its_reason) {
     EXPECT_TRUE(st.error.starts_with("unknown template 'vanished' (known: ")) << st.error;
 }
 
+TEST_F(jobs_test, side_output_topics_appear_with_their_first_row_and_go_with_the_job) {
+    start_jobs();
+    ASSERT_TRUE(create("raw", 1).first);
+    std::string why;
+    auto text = R"(
+CREATE TABLE raw (`key` STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'topic', 'topic' = 'raw');
+CREATE TABLE sink (`key` STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT `key` FROM raw;
+)";
+    ASSERT_TRUE(_jobs->submit(sql("copy", text), why)) << why;
+    produce_events("raw", 1, {{"a", 1000}});
+    ASSERT_TRUE(eventually([&] { return status_of("copy").checkpoints >= 3; }));
+    EXPECT_FALSE(_broker->topic("copy.dead")) << "a dead-letter topic without a dead letter";
+    model::record_batch_builder b;
+    b.add(std::nullopt, std::string_view("not json"), model::event_time(2000));
+    ASSERT_TRUE(produce({"raw", model::partition_id(0)}, b.build(), -1));
+    ASSERT_TRUE(eventually([&] { return values("copy.dead").size() == 1; }));
+    ASSERT_TRUE(_jobs->remove("copy"));
+    EXPECT_FALSE(_broker->topic("copy.dead"));
+    // Kept on request when it holds records.
+    ASSERT_TRUE(_jobs->submit(sql("copy2", text), why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("copy2.dead").size() == 1; }));
+    ASSERT_TRUE(_jobs->remove("copy2", true));
+    EXPECT_TRUE(_broker->topic("copy2.dead"));
+}
+
 TEST_F(jobs_test, definitions_round_trip_through_json) {
     auto d = counting();
     std::string why;
