@@ -112,7 +112,9 @@ void print_result(const json::object& r) {
     } else if (kind == "insert") {
         fmt::print("pipeline {} started\n", std::string(r.at("pipeline").as_string()));
     } else if (kind == "create_materialized_view") {
-        fmt::print("materialized view {} created (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
+        const auto* existed = r.if_contains("existed");
+        fmt::print("materialized view {} {} (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
+                   existed && existed->is_bool() && existed->as_bool() ? "exists already, kept" : "created",
                    std::string(r.at("view").as_string()));
     } else if (kind == "drop_materialized_view") {
         fmt::print("materialized view {} dropped\n", std::string(r.at("view").as_string()));
