@@ -26,6 +26,10 @@ json::object status_json(const jobs::job_status& st) {
     o["state"] = st.state;
     if (!st.error.empty()) o["error"] = st.error;
     if (!st.waiting_for.empty()) o["waiting_for"] = st.waiting_for;
+    if (!st.last_error.empty() && st.error != st.last_error) {
+        o["last_error"] = st.last_error; // before the server's latest start
+        o["last_error_at"] = st.last_error_ms;
+    }
     json::array stages;
     for (const auto& s : st.stages) {
         json::object x;

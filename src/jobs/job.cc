@@ -1,11 +1,14 @@
 #include "jobs/job.h"
 
+#include "base/file.h"
 #include "base/logging.h"
 #include "broker/broker.h"
 #include "engine/state_io.h"
 #include "storage/flusher.h"
 
 #include <fmt/format.h>
+
+#include <fstream>
 
 namespace runnel::jobs {
 namespace {
@@ -114,6 +117,16 @@ result<void> job::load() {
         return std::error_code(EIO, std::generic_category());
     }
     _restored = std::move(c).value();
+    // The failure that stopped the job before this start, if any, to be reported beside it.
+    if (std::ifstream in(_dir / "last_error"); in) {
+        int64_t at = 0;
+        std::string why;
+        if (in >> at && std::getline(in >> std::ws, why)) {
+            std::lock_guard lock(_status_mu);
+            _status.last_error = std::move(why);
+            _status.last_error_ms = at;
+        }
+    }
     return ok();
 }
 
@@ -549,8 +562,21 @@ void job::released(uint64_t round, result<void> r) {
 void job::fail(std::string why, bool logged) {
     if (_phase == phase::failed || _phase == phase::stopped)
         return;
-    if (logged)
+    if (logged) {
         lg().error("job {} failed: {}", _def.id, why);
+        // Kept for the next start, which retries the job (one line: epoch ms, reason).
+        if (_instance == 0) {
+            auto text = std::make_shared<std::string>(fmt::format("{} {}\n", model::processing_now()(), why));
+            _writer.submit(
+                [path = _dir / "last_error", text]() -> result<void> {
+                    return write_file_atomic(path, std::as_bytes(std::span(*text)));
+                },
+                [id = _def.id](result<void> r) {
+                    if (!r)
+                        lg().warn("job {}: cannot keep its failure for the next start: {}", id, r.error().message());
+                });
+        }
+    }
     _phase = phase::failed;
     // The instances of a job fail together: their checkpoints are one.
     for (uint32_t i = 0; i < _group->parallelism; ++i) {

@@ -72,6 +72,10 @@ struct job_status {
     std::size_t source_buffered_bytes = 0, sink_pending_bytes = 0;
     uint64_t records_skipped = 0;      ///< removed by retention before the job read them
     std::string waiting_for;
+    /// The job's last failure before the server's latest start (kept in
+    /// `DATA_DIR/jobs/<id>/last_error`), and when it happened (epoch ms); empty when none.
+    std::string last_error;
+    int64_t last_error_ms = 0;
 };
 
 /// What a template builds a pipeline with: log sources and sinks that take part in the job's

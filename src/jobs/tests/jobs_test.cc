@@ -313,8 +313,12 @@ TEST_F(jobs_test, output_of_a_durable_checkpoint_is_appended_once_after_a_crash)
         feed(round * 2000, round * 2000 + 2000);
         ++round;
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "failed"; })) << point;
+        const auto failure = _jobs->status()[0].error;
         restart();
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "running"; }));
+        // The failure before the restart is still told, beside the running job.
+        EXPECT_EQ(_jobs->status()[0].last_error, failure) << point;
+        EXPECT_GT(_jobs->status()[0].last_error_ms, 0) << point;
     }
     fail_point::disarm_all();
     close_all("events", 3, 1'000'000);
