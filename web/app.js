@@ -79,11 +79,13 @@ function summarize(samples) {
   for (const s of samples) {
     const topic = s.labels.topic;
     if (s.name === "process_resident_memory_bytes") memory = s.value;
-    if (s.name.startsWith("runnel_job_") && s.labels.job) {
-      const j = jobs.get(s.labels.job) ?? { running: 0, in: 0, out: 0, lag: null, checkpoints: 0, ckptMs: 0,
-                                             ckptBytes: 0, fill: 0, late: 0 };
+    if (s.name.startsWith("runnel_job_") && s.labels.pipeline) {
+      const j = jobs.get(s.labels.pipeline) ?? { running: 0, state: null, reason: "", in: 0, out: 0, lag: null,
+                                                  checkpoints: 0, ckptMs: 0, ckptBytes: 0, fill: 0, late: 0 };
       const op = s.labels.operator ?? "";
       if (s.name === "runnel_job_running") j.running = s.value;
+      else if (s.name === "runnel_job_state" && s.value === 1) j.state = s.labels.state;
+      else if (s.name === "runnel_job_info") j.reason = s.labels.reason ?? "";
       else if (s.name === "runnel_job_records_out_total" && op.endsWith(".source")) j.in += s.value;
       else if (s.name === "runnel_job_records_in_total" && op.endsWith(".sink")) j.out += s.value;
       else if (s.name === "runnel_job_late_records_total") j.late += s.value;
@@ -92,7 +94,7 @@ function summarize(samples) {
       else if (s.name === "runnel_job_checkpoint_duration_seconds") j.ckptMs = s.value * 1000;
       else if (s.name === "runnel_job_checkpoint_size_bytes") j.ckptBytes = s.value;
       else if (s.name === "runnel_job_queue_fill_ratio") j.fill = s.value;
-      jobs.set(s.labels.job, j);
+      jobs.set(s.labels.pipeline, j);
       continue;
     }
     if (!topic || topic.startsWith("__")) continue;
@@ -129,7 +131,8 @@ function renderJobs(jobs, now) {
     const j = jobs.get(id);
     return el("tr", { "data-job": id },
       el("td", {}, id),
-      el("td", {}, j.running ? "running" : "stopped"),
+      el("td", { class: "state", title: j.reason }, j.reason ? `${j.state ?? "stopped"}: ${j.reason}`
+                                                             : (j.state ?? (j.running ? "running" : "stopped"))),
       el("td", { class: "num rate" }, fmtCount(rates.get(id) ?? 0)),
       el("td", { class: "num" }, fmtCount(j.out)),
       el("td", { class: "num" }, fmtCount(j.late)),

@@ -2,6 +2,7 @@
 // consumer group (librdkafka's simple consumer: one fetch queue fed by every partition).
 
 #include "app/client.h"
+#include "base/plural.h"
 #include "base/text.h"
 
 #include <CLI/CLI.hpp>
@@ -300,8 +301,9 @@ void consume(const consume_options& o) {
     if (o.partition >= 0) {
         if (o.partition >= static_cast<int32_t>(md.partitions.size())) {
             throw failure(
-                fmt::format("topic '{}' has {} partitions (0 to {}); there is no partition {}",
-                            o.topic, md.partitions.size(), md.partitions.size() - 1, o.partition));
+                fmt::format("topic '{}' has {} (0 to {}); there is no partition {}",
+                            o.topic, counted(int64_t(md.partitions.size()), "partition"), md.partitions.size() - 1,
+                            o.partition));
         }
         partitions.push_back(o.partition);
     } else {

@@ -39,6 +39,7 @@ result<void> bids_per_channel(jobs::job_context& ctx, const jobs::job_definition
     engine::watermark_options wo;
     wo.partitions = std::max(1, ctx.partitions_of(std::string(bids_topic)));
     wo.idle_timeout = std::chrono::seconds(5);
+    wo.input = std::string(bids_topic);
     auto per_channel = ctx.from_topic(std::string(bids_topic))
                          .decode(engine::decode_format::json, bid)
                          .watermark("date_time", std::chrono::seconds(1), wo)
@@ -54,6 +55,14 @@ result<void> bids_per_channel(jobs::job_context& ctx, const jobs::job_definition
 }
 
 } // namespace
+
+void register_demo_template() {
+    static const bool registered = [] {
+        jobs::register_template(std::string(demo_template), bids_per_channel);
+        return true;
+    }();
+    (void)registered;
+}
 
 struct demo::state {
     broker::broker& brk;
@@ -87,18 +96,14 @@ result<void> demo::start() {
             return created->error();
         }
     }
-    // The counting job, stored like any other so it resumes after a restart.
-    static const bool registered = [] {
-        jobs::register_template("demo_bids_per_channel", bids_per_channel);
-        return true;
-    }();
-    (void)registered;
+    // The counting job, stored like any other so it resumes after a restart (its template is
+    // registered by `register_demo_template` before the manager starts).
     bool present = false;
     for (const auto& j : st.jobs.status()) present = present || j.id == job_id;
     if (!present) {
         jobs::job_definition def;
         def.id = std::string(job_id);
-        def.template_name = "demo_bids_per_channel";
+        def.template_name = std::string(demo_template);
         std::string why;
         if (auto r = st.jobs.submit(def, why); !r) {
             lg().error("demo: cannot start the counting job: {}", why);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "base/base.h"
 
@@ -14,6 +15,14 @@ class manager;
 } // namespace runnel::jobs
 
 namespace runnel::app {
+
+/// The template name of the demo's counting job.
+inline constexpr std::string_view demo_template = "demo_bids_per_channel";
+
+/// Registers the demo's job template. Call before the job manager starts, with or without
+/// `--demo`: a data directory that once ran the demo holds the job, and the manager rebuilds
+/// it from this template at every start. Idempotent.
+void register_demo_template();
 
 /// The live demo of `runnel serve --demo` (what `make run` starts): generated Nexmark bids into
 /// the topic `demo-bids` from a thread of its own, and a durable job (`demo-bids-per-channel`,

@@ -8,6 +8,7 @@
 
 // Boost.JSON, header-only: its sources are compiled here and nowhere else.
 #include "app/client.h"
+#include "base/plural.h"
 #include "base/text.h"
 
 #include <boost/json/src.hpp>
@@ -189,8 +190,8 @@ void produce(const produce_options& o) {
     const auto partitions = static_cast<int32_t>(md.partitions.size());
     if (o.partition >= partitions) {
         throw failure(
-            fmt::format("topic '{}' has {} partitions (0 to {}); there is no partition {}", o.topic,
-                        partitions, partitions - 1, o.partition));
+            fmt::format("topic '{}' has {} (0 to {}); there is no partition {}", o.topic,
+                        counted(partitions, "partition"), partitions - 1, o.partition));
     }
     std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
         rd_kafka_topic_new(client.handle(), o.topic.c_str(), nullptr), &rd_kafka_topic_destroy);
@@ -203,6 +204,9 @@ void produce(const produce_options& o) {
     const bool json_input = o.format == "json";
     while (std::getline(std::cin, line)) {
         ++line_no;
+        if (!json_input && (line.empty() || line == "\r")) {
+            continue; // an empty line is no record, as kcat -P has it (JSON lines can send "")
+        }
         input_record r;
         try {
             if (json_input) {
@@ -225,8 +229,8 @@ void produce(const produce_options& o) {
             }
             if (r.partition >= partitions) {
                 throw bad_input(
-                    fmt::format("topic '{}' has {} partitions; there is no partition {}", o.topic,
-                                partitions, r.partition));
+                    fmt::format("topic '{}' has {}; there is no partition {}", o.topic,
+                                counted(partitions, "partition"), r.partition));
             }
         } catch (const bad_input& e) {
             input_error = fmt::format("line {}: {}", line_no, e.what());
@@ -278,16 +282,18 @@ void produce(const produce_options& o) {
     while (rd_kafka_outq_len(client.handle()) > 0) {
         rd_kafka_flush(client.handle(), 1000);
     }
-    fmt::print(stderr, "runnel produce: {} of {} records {} to '{}'{}\n", state.delivered, sent,
+    fmt::print(stderr, "runnel produce: {} of {} {} to '{}'{}\n", state.delivered, counted(sent, "record"),
                acks == "0" ? "sent (acks=0: not confirmed)" : "delivered", o.topic,
                state.failed ? fmt::format(", {} failed", state.failed) : "");
     if (input_error) {
         throw failure(*input_error +
-                      (sent ? fmt::format(" (the {} records before it were sent)", sent) : ""));
+                      (sent ? fmt::format(" ({} before it {} sent)", sent == 1 ? "the record" : fmt::format("the {} records", sent),
+                                         sent == 1 ? "was" : "were")
+                            : ""));
     }
     if (state.failed) {
-        throw failure(fmt::format("{} of {} records were not delivered; first: {}", state.failed,
-                                  sent, state.first_failure));
+        throw failure(fmt::format("{} of {} {} not delivered; first: {}", state.failed,
+                                  counted(sent, "record"), state.failed == 1 ? "was" : "were", state.first_failure));
     }
 }
 

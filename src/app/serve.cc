@@ -211,7 +211,9 @@ int serve(const serve_options& opts) {
             kafka_ep = bound.value();
         }
     }
-    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints.
+    // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints; every template they may
+    // name is registered first.
+    register_demo_template();
     jobs::manager job_manager(brk, shards, opts.data_dir / "jobs", &groups);
     job_manager.set_max_memory_bytes(opts.pipeline_max_memory_bytes);
     if (!failure) {
@@ -264,16 +266,17 @@ int serve(const serve_options& opts) {
                 partition_count += t->config.partitions;
             }
         }
-        lg().info("ready in {} ms: data dir {}, {} shards, {} topics ({} partitions), {} jobs, Kafka listener on {}, "
+        lg().info("ready in {} ms: data dir {}, {}, {} ({}), {}, Kafka listener on {}, "
                   "HTTP listener on {}",
-                  ms.count(), opts.data_dir.string(), shard_count, topic_count, partition_count,
-                  job_manager.status().size(),
+                  ms.count(), opts.data_dir.string(), counted(shard_count, "shard"), counted(int64_t(topic_count), "topic"),
+                  counted(partition_count, "partition"), counted(int64_t(job_manager.status().size()), "pipeline"),
                   kafka_ep->to_string(), http_ep->to_string());
         lg().info("dashboard: http://{}/", http_ep->to_string());
 
         int sig = 0;
         sigwait(&signals, &sig);
-        lg().info("{} received: flushing {} partitions", sig == SIGINT ? "SIGINT" : "SIGTERM", brk.partition_count());
+        lg().info("{} received: flushing {}", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  counted(int64_t(brk.partition_count()), "partition"));
         if (opts.demo) {
             lg().info("dashboard was at http://{}/", http_ep->to_string());
         }

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <filesystem>
 
 #include <fstream>
 #include <iostream>
@@ -22,6 +24,7 @@
 #include <fmt/format.h>
 
 #include "app/commands.h"
+#include "base/plural.h"
 
 namespace runnel::app {
 namespace {
@@ -109,7 +112,9 @@ void print_result(const json::object& r) {
     } else if (kind == "insert") {
         fmt::print("pipeline {} started\n", std::string(r.at("pipeline").as_string()));
     } else if (kind == "create_materialized_view") {
-        fmt::print("materialized view {} created (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
+        const auto* existed = r.if_contains("existed");
+        fmt::print("materialized view {} {} (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
+                   existed && existed->is_bool() && existed->as_bool() ? "exists already, kept" : "created",
                    std::string(r.at("view").as_string()));
     } else if (kind == "drop_materialized_view") {
         fmt::print("materialized view {} dropped\n", std::string(r.at("view").as_string()));
@@ -185,13 +190,19 @@ int run_script(const sql_options& o) {
         ss << std::cin.rdbuf();
         text = ss.str();
     } else {
-        std::ifstream in(o.file);
-        if (!in) {
-            std::cerr << fmt::format("runnel sql: cannot read {}\n", o.file);
+        // The path and the system's reason ("No such file or directory", "Is a directory").
+        auto cannot_read = [&](int err) {
+            std::cerr << fmt::format("runnel sql: cannot read '{}': {}\n", o.file, std::generic_category().message(err));
             return 2;
-        }
+        };
+        std::error_code ec;
+        if (std::filesystem::is_directory(o.file, ec)) return cannot_read(EISDIR);
+        errno = 0;
+        std::ifstream in(o.file);
+        if (!in) return cannot_read(errno ? errno : ENOENT);
         std::stringstream ss;
         ss << in.rdbuf();
+        if (in.bad()) return cannot_read(errno ? errno : EIO);
         text = ss.str();
     }
     auto r = submit(o, text, o.explain);
@@ -292,7 +303,7 @@ void draw(const json::object& view, bool tty, std::size_t limit) {
     };
     if (!header.empty()) out += line_of(header);
     for (const auto& line : cells) out += line_of(line);
-    out += fmt::format("-- {} rows, version {}{}; press Enter to stop\n", rows.size(),
+    out += fmt::format("-- {}, version {}{}; press Enter to stop\n", counted(int64_t(rows.size()), "row"),
                        view.at("version").to_number<int64_t>(),
                        rows.size() > cells.size() ? fmt::format(" ({} shown)", cells.size()) : "");
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -2,6 +2,7 @@
 // Admin API (librdkafka), plus IncrementalAlterConfigs sent directly (see wire_client.h).
 
 #include "app/client.h"
+#include "base/plural.h"
 #include "base/text.h"
 #include "app/wire_client.h"
 
@@ -393,8 +394,8 @@ void topic_alter(const alter_options& o) {
     }
     if (o.partitions >= 0) {
         if (static_cast<std::size_t>(o.partitions) == md.partitions.size()) {
-            fmt::print(stderr, "runnel topic alter: '{}' already has {} partitions\n", o.name,
-                       o.partitions);
+            fmt::print(stderr, "runnel topic alter: '{}' already has {}\n", o.name,
+                       counted(o.partitions, "partition"));
             return;
         }
         char errstr[512];
@@ -421,8 +422,8 @@ void topic_alter(const alter_options& o) {
                                 broker_error(err, rd_kafka_topic_result_error_string(results[i]))));
             }
         }
-        fmt::print(stderr, "runnel topic alter: '{}' now has {} partitions\n", o.name,
-                   o.partitions);
+        fmt::print(stderr, "runnel topic alter: '{}' now has {}\n", o.name,
+                   counted(o.partitions, "partition"));
     }
 }
 

@@ -14,5 +14,6 @@
 #include "base/logging.h"
 #include "base/metrics.h"
 #include "base/named_type.h"
+#include "base/plural.h"
 #include "base/result.h"
 #include "base/text.h"

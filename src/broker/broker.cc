@@ -1,5 +1,6 @@
 #include "broker/broker.h"
 
+#include <algorithm>
 #include <charconv>
 #include <future>
 #include <thread>
@@ -327,7 +328,10 @@ result<void> broker::start() {
     if (ec) {
         return ec;
     }
-    lg().info("{} topics loaded", m.size());
+    // Counted as the ready line counts them: internal topics apart.
+    const auto internal = std::count_if(m.begin(), m.end(), [](const auto& t) { return is_internal_topic(t.first); });
+    lg().info("{} loaded{}", counted(int64_t(m.size()) - internal, "topic"),
+              internal ? fmt::format(" (and {})", counted(internal, "internal topic")) : "");
     publish(std::move(m));
     return ok();
 }
@@ -386,7 +390,7 @@ void broker::create_topic(std::string name, topic_config config, executor& calle
         auto next = *current;
         next.emplace(name, info);
         publish(std::move(next));
-        lg().info("created topic {} with {} partitions", name, config.partitions);
+        lg().info("created topic {} with {}", name, counted(config.partitions, "partition"));
         answer(ok(), {});
     });
 }

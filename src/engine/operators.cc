@@ -86,17 +86,40 @@ void watermark_stage::on_tick(model::processing_time now, stage_output& out) {
 
 void watermark_stage::advance(stage_output& out) {
     int64_t wm = INT64_MAX;
+    int64_t most_advanced = INT64_MIN; // over every partition, idle or not
     bool any = false;
     for (const auto& p : _parts) {
+        int64_t w = p.max_ts == INT64_MIN ? INT64_MIN : p.max_ts - _bound - 1;
+        most_advanced = std::max(most_advanced, w);
         if (p.idle) continue;
         any = true;
-        int64_t w = p.max_ts == INT64_MIN ? INT64_MIN : p.max_ts - _bound - 1;
         wm = std::min(wm, w);
     }
-    if (!any || wm == INT64_MIN || wm <= _emitted) return;
+    // Every partition idle (a topic read to its end): the input is as far as its most advanced
+    // partition, so windows over data already in the log close.
+    if (!any) wm = most_advanced;
+    if (wm == INT64_MIN || wm <= _emitted) return;
     _emitted = wm;
     metrics().watermark = wm;
     out.watermark(model::event_time(wm));
+}
+
+std::string watermark_stage::waiting_for() const {
+    if (_opts.processing_time) return {};
+    bool others_sent = false;
+    for (const auto& p : _parts) others_sent = others_sent || p.max_ts != INT64_MIN;
+    if (!others_sent) return {}; // nothing arrived anywhere: the source says why, if it knows
+    for (size_t i = 0; i < _parts.size(); ++i) {
+        const auto& p = _parts[i];
+        if (p.idle || p.max_ts != INT64_MIN) continue;
+        const auto where = _opts.input.empty() ? std::to_string(i) : fmt::format("{}/{}", _opts.input, i);
+        if (_opts.idle_timeout.count() <= 0) {
+            return fmt::format("partition {}: no data yet, and no idle timeout lets the watermark go on without it",
+                               where);
+        }
+        return fmt::format("partition {}: no data yet, idle after {} ms", where, _opts.idle_timeout.count());
+    }
+    return {};
 }
 
 std::string watermark_stage::snapshot() const {

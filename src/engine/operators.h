@@ -75,12 +75,16 @@ struct watermark_options {
     /// watermarks from upstream (event time) are not passed on, and every tick moves the
     /// watermark to the clock, so windows close on time even when no rows come.
     bool processing_time = false;
+    /// Names the input in `waiting_for` ("partition <input>/1: …"), usually its topic.
+    std::string input;
 };
 
 /// Generates watermarks with bounded out-of-orderness, per source partition: partition p's
 /// watermark is (largest event time seen on p) − bound − 1; the stage emits the minimum over
-/// partitions that are not idle, after the batch that advanced it, and never goes back.
-/// Rows pass through unchanged. One thread.
+/// partitions that are not idle, after the batch that advanced it, and never goes back. A
+/// partition is idle once it sent nothing for `idle_timeout`, whether or not it ever sent; when
+/// every partition is idle, the most advanced one's watermark holds (the input has reached
+/// it everywhere it has data, as far as anyone can know). Rows pass through unchanged. One thread.
 class watermark_stage final : public stage {
 public:
     watermark_stage(schema_ptr s, size_t time_column, int64_t bound_ms, watermark_options opts);
@@ -94,6 +98,8 @@ public:
     /// restored job neither moves time back nor waits for partitions it already heard from.
     std::string snapshot() const override;
     result<void> restore(std::string_view bytes) override;
+    /// A partition that never sent a row while others did, and holds the watermark back.
+    std::string waiting_for() const override;
 
 private:
     struct partition_state {

@@ -85,6 +85,10 @@ public:
     /// stops the pipeline with it.
     virtual std::string failure() const { return {}; }
 
+    /// What holds the stage's output back, for a person to read ("partition t/1: no data yet,
+    /// idle after 5000 ms"); empty while nothing does. Called on the pipeline's thread.
+    virtual std::string waiting_for() const { return {}; }
+
     /// The stage's state as bytes; stateless stages return an empty string.
     virtual std::string snapshot() const { return {}; }
     virtual result<void> restore(std::string_view bytes) {

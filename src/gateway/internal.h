@@ -161,6 +161,12 @@ router<handler_fn> build_routes();
 void add_rest_routes(router<handler_fn>& r);
 void add_stream_routes(router<handler_fn>& r);
 void add_metrics_routes(router<handler_fn>& r);
+/// The series every Prometheus exporter has and kafka_exporter's topic families, beside
+/// Runnel's own: process CPU seconds and start time, and per topic its partitions and each
+/// partition's oldest and current offset (from `offsets`: topic, partition, start, end).
+/// Called by the gateway's collector at scrape time, under `snapshot_mu`.
+void collect_standard_series(const std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>& offsets,
+                             metrics::sample_sink& s);
 void add_dashboard_routes(router<handler_fn>& r);
 void add_pipeline_routes(router<handler_fn>& r);
 

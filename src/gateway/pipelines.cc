@@ -26,6 +26,10 @@ json::object status_json(const jobs::job_status& st) {
     o["state"] = st.state;
     if (!st.error.empty()) o["error"] = st.error;
     if (!st.waiting_for.empty()) o["waiting_for"] = st.waiting_for;
+    if (!st.last_error.empty() && st.error != st.last_error) {
+        o["last_error"] = st.last_error; // before the server's latest start
+        o["last_error_at"] = st.last_error_ms;
+    }
     json::array stages;
     for (const auto& s : st.stages) {
         json::object x;
@@ -84,7 +88,7 @@ answer create_pipeline(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     boost::system::error_code ec;
     auto doc = json::parse(ctx.req.body(), ec);
-    if (ec) co_return to_reply(ctx.fail("malformed-json", fmt::format("the body is not JSON: {}", ec.message())));
+    if (ec) co_return to_reply(ctx.fail("malformed-json", not_json_detail(ctx.req.body())));
     std::string why;
     auto def = jobs::job_definition::from_json(ctx.req.body(), why);
     if (!def) co_return to_reply(ctx.fail("invalid-request", why));
@@ -108,11 +112,22 @@ answer create_pipeline(request_ctx& ctx) {
     co_return to_reply(ctx.fail("internal-error", "the pipeline vanished right after its creation"));
 }
 
+/// `?keep_side_topics=true` keeps the pipeline's dead-letter and late-row topics that hold
+/// records (by default they go with it).
 answer delete_pipeline(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     const auto id = ctx.params.at("id");
+    bool keep = false;
+    for (const auto& [k, v] : ctx.query) {
+        if (k == "keep_side_topics" && (v == "true" || v == "false")) {
+            keep = v == "true";
+        } else if (k != "access_token") {
+            co_return to_reply(ctx.fail("invalid-parameter", fmt::format("unknown query parameter '{}={}' (expected "
+                                                                         "keep_side_topics=true|false)", k, v)));
+        }
+    }
     auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
-        ctx.st.opts.jobs->remove_async(id, ctx.exec, done);
+        ctx.st.opts.jobs->remove_async(id, ctx.exec, done, keep);
     });
     if (!r) {
         if (r.error() == std::errc::no_such_file_or_directory) {
@@ -272,7 +287,9 @@ answer run_sql(request_ctx& ctx) {
     if (!text.empty() && text.front() == '{') {
         boost::system::error_code ec;
         auto doc = json::parse(text, ec);
-        if (ec || !doc.is_object()) co_return to_reply(ctx.fail("malformed-json", "the body is neither SQL nor a JSON object"));
+        if (ec) co_return to_reply(ctx.fail("malformed-json", not_json_detail(text) + " (a body starting with '{' is JSON; "
+                                                                                   "else it is SQL text)"));
+        if (!doc.is_object()) co_return to_reply(ctx.fail("malformed-json", "the body is neither SQL nor a JSON object"));
         const auto& o = doc.as_object();
         auto* q = o.if_contains("sql");
         if (!q || !q->is_string()) co_return to_reply(ctx.fail("invalid-request", "'sql' must be a string"));
@@ -322,6 +339,17 @@ answer run_sql(request_ctx& ctx) {
                          : next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
                                              : next_name;
                 next_name.clear();
+                // CREATE MATERIALIZED VIEW IF NOT EXISTS: a running view of that name is kept.
+                const bool exists = std::ranges::any_of(ctx.st.opts.jobs->status(),
+                                                        [&](const jobs::job_status& j) { return j.id == def.id; });
+                if (materialized && cv->if_not_exists && exists) {
+                    res["kind"] = "create_materialized_view";
+                    res["pipeline"] = def.id;
+                    res["view"] = def.id;
+                    res["existed"] = true;
+                    results.push_back(std::move(res));
+                    continue;
+                }
                 def.template_name = "sql";
                 def.params["sql"] = declarations + stmt_text + ";\n";
                 using outcome_t = std::pair<result<void>, std::string>;
@@ -330,8 +358,20 @@ answer run_sql(request_ctx& ctx) {
                                                    [done](result<void> r, std::string w) { done({r, std::move(w)}); });
                 });
                 if (!made.first) {
-                    const bool exists = made.first.error() == std::errc::file_exists;
-                    co_return to_reply(ctx.fail(exists ? "pipeline-exists" : "invalid-pipeline", made.second));
+                    if (made.first.error() != std::errc::file_exists) {
+                        co_return to_reply(ctx.fail("invalid-pipeline", made.second));
+                    }
+                    // Re-running a script: say how to replace or keep what runs.
+                    const auto hint =
+                        materialized
+                          ? fmt::format("line {}:{}: materialized view '{}' exists already; drop it first (DROP "
+                                        "MATERIALIZED VIEW {};) or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS {} "
+                                        "AS …)",
+                                        st.pos.line, st.pos.column, def.id, def.id, def.id)
+                          : fmt::format("line {}:{}: pipeline '{}' exists already; stop it first (STOP JOB '{}';) "
+                                        "or name this one with SET 'pipeline.name' = '…';",
+                                        st.pos.line, st.pos.column, def.id, def.id);
+                    co_return to_reply(ctx.fail("pipeline-exists", hint));
                 }
                 res["kind"] = materialized ? "create_materialized_view" : "insert";
                 res["pipeline"] = def.id;

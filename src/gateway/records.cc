@@ -1,5 +1,6 @@
 #include "gateway/records.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <boost/json.hpp>
@@ -91,13 +92,38 @@ std::optional<problem> parse_record(const json::value& v, std::size_t index, pro
 
 } // namespace
 
+std::string not_json_detail(std::string_view body, std::size_t max_depth) {
+    json::parse_options opts;
+    opts.max_depth = max_depth;
+    json::stream_parser p({}, opts);
+    boost::system::error_code ec;
+    std::size_t at = p.write_some(body.data(), body.size(), ec);
+    if (!ec) {
+        p.finish(ec);
+        at = body.size();
+    }
+    if (!ec) return "the body is not JSON";
+    at = std::min(at, body.size());
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < at; ++i) {
+        if (body[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+    }
+    return fmt::format("the body is not JSON: {} at line {}, column {} (byte {}{})", ec.message(), line, column, at,
+                       at == body.size() ? ", the end of the body" : "");
+}
+
 std::optional<problem> parse_produce_body(std::string_view body, std::vector<produce_record>& out) {
     boost::system::error_code ec;
     json::parse_options opts;
     opts.max_depth = 64;
     auto doc = json::parse(body, ec, {}, opts);
     if (ec) {
-        return make_problem("malformed-json", fmt::format("the body is not JSON: {}", ec.message()));
+        return make_problem("malformed-json", not_json_detail(body, opts.max_depth));
     }
     const json::array* records = nullptr;
     if (doc.is_array()) {

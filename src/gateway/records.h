@@ -31,6 +31,11 @@ struct produce_record {
 /// when the body is not acceptable (`instance` is left for the caller).
 std::optional<problem> parse_produce_body(std::string_view body, std::vector<produce_record>& out);
 
+/// Why `body` is not JSON, with where: "the body is not JSON: syntax error at line 2, column 5
+/// (byte 17)"; for a body cut short, "… incomplete JSON at line 1, column 14 (byte 13, the end
+/// of the body)". Columns and bytes count from 1 and 0. `max_depth` as the caller parsed with.
+std::string not_json_detail(std::string_view body, std::size_t max_depth = 32);
+
 using model::partition_for_key;
 
 /// A record as the gateway serves it: one JSON object with topic, partition, offset,

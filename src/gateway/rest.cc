@@ -1,6 +1,7 @@
 // REST routes over the log: health, topics, records. Every failure is a problem+json answer.
 
 #include <charconv>
+#include <map>
 
 #include <boost/json.hpp>
 
@@ -128,7 +129,7 @@ answer create_topic(request_ctx& ctx) {
     boost::system::error_code ec;
     auto doc = json::parse(ctx.req.body(), ec);
     if (ec) {
-        co_return to_reply(ctx.fail("malformed-json", fmt::format("the body is not JSON: {}", ec.message())));
+        co_return to_reply(ctx.fail("malformed-json", not_json_detail(ctx.req.body())));
     }
     if (!doc.is_object()) {
         co_return to_reply(ctx.fail("invalid-request", "the body must be an object: {\"name\":…,\"partitions\":N,\"configs\":{…}}"));
@@ -268,8 +269,8 @@ answer produce_records(request_ctx& ctx) {
         if (r.partition) {
             if (*r.partition >= n) {
                 co_return to_reply(ctx.fail("unknown-partition",
-                                            fmt::format("record {}: topic '{}' has {} partitions, no partition {}", i,
-                                                        t->name, n, *r.partition)));
+                                            fmt::format("record {}: topic '{}' has {}, no partition {}", i,
+                                                        t->name, counted(n, "partition"), *r.partition)));
             }
             p = *r.partition;
         } else if (r.key) {
@@ -327,65 +328,38 @@ answer produce_records(request_ctx& ctx) {
     co_return json_reply(200, json::serialize(o));
 }
 
-answer read_records(request_ctx& ctx) {
-    std::optional<reply> fail;
-    auto t = find_topic(ctx, fail);
-    if (!t) {
-        co_return fail;
-    }
-    std::optional<int64_t> offset;
-    std::optional<int64_t> timestamp;
-    int64_t partition = 0;
-    int64_t limit = 100;
-    for (const auto& [k, v] : ctx.query) {
-        if (k == "access_token") {
-            continue;
-        }
-        auto n = parse_int(v);
-        if (k != "partition" && k != "offset" && k != "timestamp" && k != "limit") {
-            co_return to_reply(ctx.fail("invalid-parameter",
-                                        fmt::format("unknown query parameter '{}' (expected partition, offset, timestamp, limit)", k)));
-        }
-        if (!n || *n < 0) {
-            co_return to_reply(ctx.fail("invalid-parameter", fmt::format("{} must be a non-negative integer, not '{}'", k, v)));
-        }
-        if (k == "partition") {
-            partition = *n;
-        } else if (k == "offset") {
-            offset = *n;
-        } else if (k == "timestamp") {
-            timestamp = *n;
-        } else {
-            limit = *n;
-        }
-    }
-    if (offset && timestamp) {
-        co_return to_reply(ctx.fail("invalid-parameter", "give offset or timestamp, not both"));
-    }
-    if (limit < 1 || static_cast<std::size_t>(limit) > ctx.st.opts.max_records_per_get) {
-        co_return to_reply(ctx.fail("invalid-parameter",
-                                    fmt::format("limit must be from 1 to {}, not {}", ctx.st.opts.max_records_per_get, limit)));
-    }
-    if (partition > INT32_MAX || !t->has_partition(static_cast<int32_t>(partition))) {
-        co_return to_reply(ctx.fail("unknown-partition", fmt::format("topic '{}' has {} partitions, no partition {}",
-                                                                     t->name, t->config.partitions, partition)));
-    }
-    model::topic_partition tp{t->name, model::partition_id(static_cast<int32_t>(partition))};
+/// One partition's part of a read: records rendered as JSON, skipped ranges, where the next
+/// read starts, and the partition's bounds.
+struct partition_page {
+    std::string records; ///< comma-separated JSON objects
+    std::string skipped; ///< comma-separated {"from","to","reason"}
+    int64_t count = 0;
+    int64_t next = 0;
+    int64_t start = 0, end = 0;
+};
+
+/// Reads up to `limit` records of `tp` from `from` (nullopt: the log start; with `timestamp`,
+/// the first record stamped at or after it). A problem for the caller when the broker fails
+/// or `from` is outside the log. `tag_skips` names the partition in each skipped range.
+asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std::string& topic, int32_t partition,
+                                                     std::optional<int64_t> from, std::optional<int64_t> timestamp,
+                                                     int64_t limit, partition_page& page, bool tag_skips = false) {
+    model::topic_partition tp{topic, model::partition_id(partition)};
     auto offs = co_await await_callback<result<broker::offsets_result>>(
       [&](std::function<void(result<broker::offsets_result>)> done) { ctx.st.broker.offsets(tp, ctx.exec, std::move(done)); });
     if (!offs) {
         co_return to_reply(broker_problem(ctx, offs.error(), "reading offsets"));
     }
-    const int64_t start = offs.value().log_start();
-    const int64_t end = offs.value().high_watermark();
-    int64_t next = start;
-    if (offset) {
-        if (*offset < start || *offset > end) {
+    page.start = offs.value().log_start();
+    page.end = offs.value().high_watermark();
+    int64_t next = page.start;
+    if (from) {
+        if (*from < page.start || *from > page.end) {
             co_return to_reply(ctx.fail("offset-out-of-range",
                                         fmt::format("offset {} of partition {} is outside the log, which holds [{}, {})",
-                                                    *offset, partition, start, end)));
+                                                    *from, partition, page.start, page.end)));
         }
-        next = *offset;
+        next = *from;
     } else if (timestamp) {
         auto found = co_await await_callback<result<std::optional<broker::broker::time_match>>>(
           [&](std::function<void(result<std::optional<broker::broker::time_match>>)> done) {
@@ -394,12 +368,12 @@ answer read_records(request_ctx& ctx) {
         if (!found) {
             co_return to_reply(broker_problem(ctx, found.error(), "looking up the timestamp"));
         }
-        next = found.value() ? found.value()->offset() : end;
+        next = found.value() ? found.value()->offset() : page.end;
     }
-    std::string records;
-    std::string skipped;
-    int64_t count = 0;
-    while (count < limit && next < end) {
+    auto& records = page.records;
+    auto& skipped = page.skipped;
+    int64_t& count = page.count;
+    while (count < limit && next < page.end) {
         auto f = co_await await_callback<result<broker::fetch_result>>(
           [&](std::function<void(result<broker::fetch_result>)> done) {
               ctx.st.broker.fetch(tp, model::offset(next), 1 << 20, ctx.exec, std::move(done));
@@ -407,7 +381,7 @@ answer read_records(request_ctx& ctx) {
         if (!f) {
             co_return to_reply(broker_problem(ctx, f.error(), fmt::format("reading partition {} at {}", partition, next)));
         }
-        auto d = decode_batches(t->name, tp.partition(), f.value().data.bytes.span(), next);
+        auto d = decode_batches(topic, tp.partition(), f.value().data.bytes.span(), next);
         if (d.next_offset <= next) {
             break;
         }
@@ -415,6 +389,7 @@ answer read_records(request_ctx& ctx) {
         auto emit_skips_before = [&](int64_t upto) {
             while (skip != d.skipped.end() && skip->from < upto) {
                 json::object s;
+                if (tag_skips) s["partition"] = partition;
                 s["from"] = skip->from;
                 s["to"] = skip->to;
                 s["reason"] = skip->reason;
@@ -441,9 +416,146 @@ answer read_records(request_ctx& ctx) {
             next = d.next_offset;
         }
     }
-    std::string body = fmt::format(
-      R"({{"topic":{},"partition":{},"records":[{}],"next_offset":{},"log_start_offset":{},"high_watermark":{})",
-      json::serialize(json::string(t->name)), partition, records, next, start, end);
+    page.next = next;
+    co_return std::nullopt;
+}
+
+/// `offsets=P:O,P:O…` (partition:offset pairs) as a map, or nullopt when malformed.
+std::optional<std::map<int32_t, int64_t>> parse_offsets(std::string_view text) {
+    std::map<int32_t, int64_t> out;
+    while (!text.empty()) {
+        auto comma = text.find(',');
+        auto item = text.substr(0, comma);
+        text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+        auto colon = item.find(':');
+        if (colon == std::string_view::npos) return std::nullopt;
+        auto p = parse_int(item.substr(0, colon));
+        auto o = parse_int(item.substr(colon + 1));
+        if (!p || !o || *p < 0 || *p > INT32_MAX || *o < 0 || !out.emplace(int32_t(*p), *o).second) return std::nullopt;
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+}
+
+/// GET /v1/topics/{name}/records. With `partition`, one partition from `offset` or
+/// `timestamp`; without, every partition: from `offsets=P:O,…` (the `next_offsets` of the
+/// previous page; partitions not named start at their log start), from `timestamp`, or from
+/// the log start, the page's `limit` shared evenly among the partitions.
+answer read_records(request_ctx& ctx) {
+    std::optional<reply> fail;
+    auto t = find_topic(ctx, fail);
+    if (!t) {
+        co_return fail;
+    }
+    std::optional<int64_t> offset;
+    std::optional<int64_t> timestamp;
+    std::optional<int64_t> partition;
+    std::optional<std::map<int32_t, int64_t>> offsets;
+    int64_t limit = 100;
+    for (const auto& [k, v] : ctx.query) {
+        if (k == "access_token") {
+            continue;
+        }
+        if (k != "partition" && k != "offset" && k != "offsets" && k != "timestamp" && k != "limit") {
+            co_return to_reply(ctx.fail("invalid-parameter",
+                                        fmt::format("unknown query parameter '{}' (expected partition, offset, offsets, "
+                                                    "timestamp, limit)", k)));
+        }
+        if (k == "offsets") {
+            offsets = parse_offsets(v);
+            if (!offsets) {
+                co_return to_reply(ctx.fail("invalid-parameter",
+                                            fmt::format("offsets must be PARTITION:OFFSET pairs separated by commas, "
+                                                        "each partition once, not '{}'", v)));
+            }
+            continue;
+        }
+        auto n = parse_int(v);
+        if (!n || *n < 0) {
+            co_return to_reply(ctx.fail("invalid-parameter", fmt::format("{} must be a non-negative integer, not '{}'", k, v)));
+        }
+        if (k == "partition") {
+            partition = *n;
+        } else if (k == "offset") {
+            offset = *n;
+        } else if (k == "timestamp") {
+            timestamp = *n;
+        } else {
+            limit = *n;
+        }
+    }
+    if ((offset || offsets) && timestamp) {
+        co_return to_reply(ctx.fail("invalid-parameter", "give offsets or a timestamp, not both"));
+    }
+    if (offset && !partition) {
+        co_return to_reply(ctx.fail("invalid-parameter",
+                                    "offset needs a partition; for every partition give offsets=PARTITION:OFFSET,…"));
+    }
+    if (offsets && partition) {
+        co_return to_reply(ctx.fail("invalid-parameter", "give partition and offset, or offsets, not both"));
+    }
+    if (limit < 1 || static_cast<std::size_t>(limit) > ctx.st.opts.max_records_per_get) {
+        co_return to_reply(ctx.fail("invalid-parameter",
+                                    fmt::format("limit must be from 1 to {}, not {}", ctx.st.opts.max_records_per_get, limit)));
+    }
+    auto no_partition = [&](int64_t p) {
+        return to_reply(ctx.fail("unknown-partition", fmt::format("topic '{}' has {}, no partition {}", t->name,
+                                                                  counted(t->config.partitions, "partition"), p)));
+    };
+    if (partition) {
+        if (*partition > INT32_MAX || !t->has_partition(static_cast<int32_t>(*partition))) {
+            co_return no_partition(*partition);
+        }
+        partition_page page;
+        if (auto problem = co_await read_partition(ctx, t->name, int32_t(*partition), offset, timestamp, limit, page)) {
+            co_return problem;
+        }
+        std::string body = fmt::format(
+          R"({{"topic":{},"partition":{},"records":[{}],"next_offset":{},"log_start_offset":{},"high_watermark":{})",
+          json::serialize(json::string(t->name)), *partition, page.records, page.next, page.start, page.end);
+        if (!page.skipped.empty()) {
+            body += R"(,"skipped":[)" + page.skipped + "]";
+        }
+        body += "}";
+        co_return json_reply(200, std::move(body));
+    }
+    // Every partition: the limit shared among them, the records of each in offset order.
+    if (offsets) {
+        for (const auto& [p, o] : *offsets) {
+            if (!t->has_partition(p)) {
+                co_return no_partition(p);
+            }
+        }
+    }
+    const int32_t n = t->config.partitions;
+    const int64_t share = std::max<int64_t>(1, limit / std::max(n, 1));
+    std::string records, skipped, next_offsets, bounds;
+    int64_t count = 0;
+    for (int32_t p = 0; p < n; ++p) {
+        std::optional<int64_t> from;
+        if (offsets) {
+            if (auto it = offsets->find(p); it != offsets->end()) from = it->second;
+        }
+        partition_page page;
+        const int64_t quota = std::max<int64_t>(0, std::min(share, limit - count));
+        if (auto problem = co_await read_partition(ctx, t->name, p, from, timestamp, quota, page, true)) {
+            co_return problem;
+        }
+        if (page.count) {
+            records += count ? "," : "";
+            records += page.records;
+            count += page.count;
+        }
+        if (!page.skipped.empty()) {
+            skipped += skipped.empty() ? "" : ",";
+            skipped += page.skipped;
+        }
+        next_offsets += fmt::format("{}\"{}\":{}", p ? "," : "", p, page.next);
+        bounds += fmt::format(R"({}{{"partition":{},"log_start_offset":{},"high_watermark":{}}})", p ? "," : "", p,
+                              page.start, page.end);
+    }
+    std::string body = fmt::format(R"({{"topic":{},"records":[{}],"next_offsets":{{{}}},"partitions":[{}])",
+                                   json::serialize(json::string(t->name)), records, next_offsets, bounds);
     if (!skipped.empty()) {
         body += R"(,"skipped":[)" + skipped + "]";
     }

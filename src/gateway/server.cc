@@ -554,6 +554,7 @@ result<net::endpoint> server::start() {
             }
             s.gauge("process_open_fds", "Open file descriptors", {}, static_cast<double>(fds));
             std::lock_guard lock(st.snapshot_mu);
+            collect_standard_series(st.offsets_snapshot, s);
             for (const auto& [topic, p, start, end] : st.offsets_snapshot) {
                 std::vector<metrics::label> labels{{"topic", topic}, {"partition", std::to_string(p)}};
                 s.gauge("runnel_partition_log_start_offset", "First offset still in the partition's log", labels,

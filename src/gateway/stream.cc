@@ -920,8 +920,8 @@ std::optional<std::string> on_ws_message(const std::shared_ptr<session>& s, std:
         }
         for (const auto& p : ps->as_array()) {
             if (!p.is_int64() || !t->has_partition(static_cast<int32_t>(p.as_int64())) || p.as_int64() > INT32_MAX) {
-                s->send_error("unknown-partition", fmt::format("topic '{}' has {} partitions; {} is not one of them",
-                                                               topic, t->config.partitions, json::serialize(p)));
+                s->send_error("unknown-partition", fmt::format("topic '{}' has {}; {} is not one of them",
+                                                               topic, counted(t->config.partitions, "partition"), json::serialize(p)));
                 return std::nullopt;
             }
             partitions.push_back(static_cast<int32_t>(p.as_int64()));

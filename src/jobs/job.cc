@@ -1,11 +1,14 @@
 #include "jobs/job.h"
 
+#include "base/file.h"
 #include "base/logging.h"
 #include "broker/broker.h"
 #include "engine/state_io.h"
 #include "storage/flusher.h"
 
 #include <fmt/format.h>
+
+#include <fstream>
 
 namespace runnel::jobs {
 namespace {
@@ -103,7 +106,7 @@ result<void> job::build(std::string& why) {
     const auto& all = templates();
     auto t = all.find(_def.template_name);
     if (t == all.end()) {
-        why = fmt::format("unknown template '{}'", _def.template_name);
+        why = unknown_template(_def.template_name);
         return std::error_code(EINVAL, std::generic_category());
     }
     RUNNEL_TRY(t->second(*this, _def, why));
@@ -122,6 +125,16 @@ result<void> job::load() {
         return std::error_code(EIO, std::generic_category());
     }
     _restored = std::move(c).value();
+    // The failure that stopped the job before this start, if any, to be reported beside it.
+    if (std::ifstream in(_dir / "last_error"); in) {
+        int64_t at = 0;
+        std::string why;
+        if (in >> at && std::getline(in >> std::ws, why)) {
+            std::lock_guard lock(_status_mu);
+            _status.last_error = std::move(why);
+            _status.last_error_ms = at;
+        }
+    }
     return ok();
 }
 
@@ -163,6 +176,8 @@ engine::stream job::source(std::unique_ptr<engine::checkpointed_source> src,
 }
 
 void job::sink(engine::stream s, connect::log_sink_options opts, int32_t partitions) {
+    if (opts.create_on_first_row)
+        _side_topics.push_back(opts.topic);
     sink(std::move(s),
          std::make_unique<connect::log_sink>(_broker, _home, std::move(opts), waker()), partitions);
 }
@@ -571,10 +586,24 @@ void job::released(uint64_t round, result<void> r) {
     wake();
 }
 
-void job::fail(std::string why) {
+void job::fail(std::string why, bool logged) {
     if (_phase == phase::failed || _phase == phase::stopped)
         return;
-    lg().error("job {} failed: {}", _def.id, why);
+    if (logged) {
+        lg().error("job {} failed: {}", _def.id, why);
+        // Kept for the next start, which retries the job (one line: epoch ms, reason).
+        if (_instance == 0) {
+            auto text = std::make_shared<std::string>(fmt::format("{} {}\n", model::processing_now()(), why));
+            _writer.submit(
+                [path = _dir / "last_error", text]() -> result<void> {
+                    return write_file_atomic(path, std::as_bytes(std::span(*text)));
+                },
+                [id = _def.id](result<void> r) {
+                    if (!r)
+                        lg().warn("job {}: cannot keep its failure for the next start: {}", id, r.error().message());
+                });
+        }
+    }
     _phase = phase::failed;
     if (_instance == 0) {
         pipelines_failed.inc(); // once per pipeline: its instances fail together
@@ -582,7 +611,7 @@ void job::fail(std::string why) {
     // The instances of a job fail together: their checkpoints are one.
     for (uint32_t i = 0; i < _group->parallelism; ++i) {
         if (i != _instance)
-            post_to(i, [why](job& j) { j.fail(why); });
+            post_to(i, [why, logged](job& j) { j.fail(why, logged); });
     }
     for (auto& s : _sources)
         s->stop();
@@ -639,6 +668,10 @@ void job::publish() {
         if (st.waiting_for.empty())
             st.waiting_for = s->waiting_for();
     }
+    // A source that waits says so first; else a stage held back by its inputs (a watermark
+    // waiting for a partition that never sent).
+    for (std::size_t i = 0; i < _pipeline.num_stages() && st.waiting_for.empty(); ++i)
+        st.waiting_for = _pipeline.stage_at(i).waiting_for();
     st.sink_pending_bytes = 0;
     for (const auto& s : _sinks)
         st.sink_pending_bytes += s.sink->pending_bytes();

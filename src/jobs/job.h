@@ -63,8 +63,14 @@ public:
     void stop();
     /// Wakes a parked job (any thread may call it only through `home.post`).
     void wake();
+    /// On `home`: stops running and reports `why` as the job's error (state `failed`), in the
+    /// log too unless the caller reports it itself (`logged` false).
+    void fail(std::string why, bool logged = true);
 
     const job_definition& definition() const { return _def; }
+    /// The topics of the job's side outputs (`job_context::side_output`); set by `build`,
+    /// read-only afterwards.
+    const std::vector<std::string>& side_topics() const { return _side_topics; }
     job_status status() const;
 
 private:
@@ -108,7 +114,6 @@ private:
     void post_to(uint32_t i, std::function<void(job&)> fn);
     std::string part_prefix() const;
 
-    void fail(std::string why);
     void publish();
 
     broker::broker& _broker;
@@ -123,6 +128,7 @@ private:
         int32_t partitions;
     };
     std::vector<sink_entry> _sinks;
+    std::vector<std::string> _side_topics;
     std::optional<engine::checkpoint> _restored;
     /// The sources' states in the checkpoint being taken, told to them once it is durable.
     std::vector<std::string> _source_states;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/base.h"
@@ -73,6 +74,10 @@ struct job_status {
     std::size_t memory_bytes = 0;
     uint64_t records_skipped = 0;      ///< removed by retention before the job read them
     std::string waiting_for;
+    /// The job's last failure before the server's latest start (kept in
+    /// `DATA_DIR/jobs/<id>/last_error`), and when it happened (epoch ms); empty when none.
+    std::string last_error;
+    int64_t last_error_ms = 0;
 };
 
 /// What a template builds a pipeline with: log sources and sinks that take part in the job's
@@ -120,6 +125,14 @@ public:
                   connect::delivery mode = connect::delivery::exactly_once, int32_t partitions = 1) {
         sink(std::move(s), connect::log_sink_options{std::move(topic), mode, std::move(key_columns)}, partitions);
     }
+    /// A side output of the job (dead letters, late rows) into `topic`, at-least-once: the
+    /// topic is created with its first row and belongs to the job, which deletes it when the
+    /// job is removed (`manager::remove`).
+    void side_output(engine::stream s, std::string topic) {
+        connect::log_sink_options o{std::move(topic), connect::delivery::at_least_once, {}};
+        o.create_on_first_row = true;
+        sink(std::move(s), std::move(o), 1);
+    }
 };
 
 /// Builds a job's pipeline from its parameters; errors name the parameter.
@@ -135,6 +148,9 @@ using template_fn = std::function<result<void>(job_context&, const job_definitio
 /// `min_count` are POSTed there (options `webhook.*` as `connect::webhook_options`), rows it
 /// refuses going to `<output>.webhook-dead`.
 const std::map<std::string, template_fn>& templates();
+
+/// "unknown template 'x' (known: demo_bids_per_channel, sql, windowed_count)".
+std::string unknown_template(std::string_view name);
 
 /// Adds a template (a program embedding Runnel defines its own pipelines in C++). Call before
 /// the manager starts; the name must be new.
@@ -164,8 +180,10 @@ public:
     /// Stores and starts a new job; `why` explains a refusal (unknown template, bad parameter,
     /// id in use).
     result<void> submit(job_definition def, std::string& why);
-    /// Stops a job and deletes its definition and checkpoints.
-    result<void> remove(const std::string& id);
+    /// Stops a job and deletes its definition, its checkpoints and its side outputs' topics
+    /// (`job_context::side_output`), except, with `keep_side_topics_with_records`, those that
+    /// hold records.
+    result<void> remove(const std::string& id, bool keep_side_topics_with_records = false);
     std::vector<job_status> status() const;
     /// Bounds each instance of every job launched from now on (`job_group::max_memory_bytes`;
     /// 0: no limit). Call before `start`.
@@ -174,9 +192,11 @@ public:
     /// `submit` and `remove` for callers on a shard (the gateway): the work runs on the
     /// manager's own thread and `done` is posted to `caller`.
     void submit_async(job_definition def, executor& caller, std::function<void(result<void>, std::string why)> done);
-    void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done);
+    void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done,
+                      bool keep_side_topics_with_records = false);
 
 private:
+    void delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records);
     result<void> launch(job_definition def, std::string& why);
 
     broker::broker& _broker;

@@ -67,6 +67,22 @@ job_status merge_status(std::vector<job_status> parts) {
     return st;
 }
 
+constexpr const char* job_states[] = {"starting", "recovering", "running", "failed", "stopped"};
+
+/// A job's error or what it waits for, cut to a bounded label value.
+std::string reason_label(const job_status& st) {
+    std::string r = !st.error.empty() ? st.error : st.waiting_for;
+    constexpr std::size_t max_label = 200;
+    if (r.size() > max_label) {
+        std::size_t cut = max_label;
+        while (cut > 0 && (static_cast<unsigned char>(r[cut]) & 0xC0) == 0x80)
+            --cut; // not inside a UTF-8 sequence
+        r.resize(cut);
+        r += "…";
+    }
+    return r;
+}
+
 } // namespace
 
 std::string job_definition::to_json() const {
@@ -219,9 +235,21 @@ result<void> manager::start() {
     }
     _impl->collector = metrics::default_registry().add_collector([this](metrics::sample_sink& out) {
         for (const auto& st : status()) {
-            const metrics::label job{"job", st.id};
+            // `pipeline`, not `job`: Prometheus puts its own `job` label on every series.
+            const metrics::label job{"pipeline", st.id};
             out.gauge("runnel_job_running", "1 while the job runs, 0 when it failed or stopped",
                       {job}, st.state == "running" ? 1 : 0);
+            for (const char* state : job_states) {
+                out.gauge("runnel_job_state",
+                          "1 for the state the job is in (starting, recovering, running, failed, "
+                          "stopped), 0 for the others",
+                          {job, {"state", state}}, st.state == state ? 1 : 0);
+            }
+            // The reason, when there is one, on a series of its own: one per job at a time.
+            out.gauge("runnel_job_info",
+                      "Always 1; labels say the job's template and why it does not run normally "
+                      "(its error, or what it waits for; empty when it runs normally)",
+                      {job, {"template", st.template_name}, {"reason", reason_label(st)}}, 1);
             for (const auto& s : st.stages) {
                 const metrics::label op{"operator", s.name};
                 out.counter("runnel_job_records_in_total", "Rows each operator of a job took in",
@@ -304,8 +332,10 @@ result<void> manager::launch(job_definition def, std::string& why) {
         _impl->jobs[id] = e;
     }
     if (!built || !why.empty()) {
+        // Kept as failed with the reason, so the pipeline's page says why it does not run (the
+        // caller logs it or answers it).
         for (uint32_t i = 0; i < e.instances.size(); ++i)
-            _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+            _shards.run_on(e.shards[i], [j = e.instances[i], why] { j->fail(why, false); });
         return std::error_code(EINVAL, std::generic_category());
     }
     {
@@ -326,13 +356,15 @@ result<void> manager::submit(job_definition def, std::string& why) {
     {
         std::lock_guard lock(_impl->mu);
         if (_impl->jobs.count(def.id)) {
-            why = fmt::format("a job '{}' exists already", def.id);
+            why = fmt::format("pipeline '{}' exists already; remove it first (DELETE /v1/pipelines/{}) or "
+                              "choose another id",
+                              def.id, def.id);
             return std::error_code(EEXIST, std::generic_category());
         }
     }
     auto t = templates().find(def.template_name);
     if (t == templates().end()) {
-        why = fmt::format("unknown template '{}'", def.template_name);
+        why = unknown_template(def.template_name);
         return std::error_code(EINVAL, std::generic_category());
     }
     std::error_code ec;
@@ -350,7 +382,7 @@ result<void> manager::submit(job_definition def, std::string& why) {
     return launched;
 }
 
-result<void> manager::remove(const std::string& id) {
+result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
     impl::entry e;
     {
         std::lock_guard lock(_impl->mu);
@@ -362,9 +394,45 @@ result<void> manager::remove(const std::string& id) {
     }
     for (uint32_t i = 0; i < e.instances.size(); ++i)
         _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+    // Its side outputs' topics (dead letters, late rows) go with it; the caller may keep those
+    // that hold records.
+    if (!e.instances.empty())
+        delete_side_topics(e.instances.front()->side_topics(), keep_side_topics_with_records);
     std::error_code ec;
     std::filesystem::remove_all(_dir / id, ec);
     return ec ? result<void>(ec) : ok();
+}
+
+void manager::delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records) {
+    manual_executor here;
+    for (const auto& topic : topics) {
+        auto t = _broker.topic(topic);
+        if (!t)
+            continue; // never got a row
+        if (keep_with_records) {
+            int64_t records = 0;
+            int32_t left = t->config.partitions;
+            for (int32_t p = 0; p < t->config.partitions; ++p) {
+                _broker.offsets({topic, model::partition_id(p)}, here,
+                                [&](result<broker::offsets_result> o) {
+                                    if (o)
+                                        records += o.value().high_watermark() - o.value().log_start();
+                                    --left;
+                                });
+            }
+            here.run_until([&] { return left == 0; });
+            if (left != 0 || records > 0) {
+                lg().info("kept side output topic {} ({})", topic, counted(records, "record"));
+                continue;
+            }
+        }
+        std::optional<result<void>> done;
+        _broker.delete_topic(topic, here, [&](result<void> r) { done = r; });
+        if (!here.run_until([&] { return done.has_value(); }))
+            lg().warn("side output topic {}: no answer to its deletion", topic);
+        else if (!*done && done->error() != broker::errc::unknown_topic_or_partition)
+            lg().warn("cannot delete side output topic {}: {}", topic, done->error().message());
+    }
 }
 
 void manager::submit_async(job_definition def, executor& caller,
@@ -378,9 +446,11 @@ void manager::submit_async(job_definition def, executor& caller,
 }
 
 void manager::remove_async(std::string id, executor& caller,
-                           std::function<void(result<void>)> done) {
+                           std::function<void(result<void>)> done, bool keep_side_topics_with_records) {
     _impl->writer.submit(
-        [this, id = std::move(id)] { return remove(id); },
+        [this, id = std::move(id), keep_side_topics_with_records] {
+            return remove(id, keep_side_topics_with_records);
+        },
         [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
 }
 

@@ -289,6 +289,7 @@ public:
         if ((kind == "topic" || kind == "kafka") && option(t, "properties.bootstrap.servers").empty()) {
             w.partitions = std::max(1, _ctx.partitions_of(topic));
         }
+        w.input = topic.empty() ? t.name.back() : topic;
         if (auto idle = t.option("scan.watermark.idle-timeout")) {
             if (auto ms = duration_ms(*idle)) w.idle_timeout = std::chrono::milliseconds(*ms);
         }
@@ -320,7 +321,7 @@ private:
     en::stream decode(en::stream raw, en::decode_format f, const en::schema_ptr& columns, const sql::table_schema& t) {
         auto decoded = raw.decode(f, columns, "value");
         if (lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
-            _ctx.to_topic(decoded.dead_letters(), _def.id + ".dead", {}, connect::delivery::at_least_once);
+            _ctx.side_output(decoded.dead_letters(), _def.id + ".dead");
         } else {
             decoded.dead_letters().sink([](const en::batch&) {});
         }
@@ -488,9 +489,10 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         }
         ctx.sink(rows, std::make_unique<view_sink>(default_views().open(view->name.back(), key), true), 1);
     }
-    // Rows too late for every window they belong to go to `<job>.late`, never nowhere.
+    // Rows too late for every window they belong to go to `<job>.late`, never nowhere (the
+    // topic appears with the first such row).
     for (auto& late : plan.value().late) {
-        ctx.to_topic(late, def.id + ".late", {}, connect::delivery::at_least_once);
+        ctx.side_output(late, def.id + ".late");
     }
     return ok();
 }

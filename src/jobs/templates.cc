@@ -144,6 +144,7 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
         wo.partitions = parts.value();
     }
     wo.idle_timeout = std::chrono::milliseconds(idle_ms);
+    wo.input = input;
     wo.instances = n;
     wo.instance = int32_t(ctx.instance());
     engine::window_options win;
@@ -185,8 +186,15 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
     if (auto v = def.params.find("view"); v != def.params.end() && !v->second.empty()) {
         ctx.sink(counted, std::make_unique<view_sink>(default_views().open(v->second, {key})), 1);
     }
-    sink_to(counted.late_rows(), output + ".late", {}, 1);
-    sink_to(decoded.dead_letters(), output + ".dead", {}, 1);
+    // Side outputs: on the embedded log their topics appear with their first row and go with
+    // the job; on a cluster they are ordinary sinks.
+    if (bootstrap.empty()) {
+        ctx.side_output(counted.late_rows(), output + ".late");
+        ctx.side_output(decoded.dead_letters(), output + ".dead");
+    } else {
+        sink_to(counted.late_rows(), output + ".late", {}, 1);
+        sink_to(decoded.dead_letters(), output + ".dead", {}, 1);
+    }
     return ok();
 }
 
@@ -206,6 +214,12 @@ std::map<std::string, template_fn>& registry() {
 
 const std::map<std::string, template_fn>& templates() {
     return registry();
+}
+
+std::string unknown_template(std::string_view name) {
+    std::string known;
+    for (const auto& [n, fn] : registry()) known += (known.empty() ? "" : ", ") + n;
+    return fmt::format("unknown template '{}' (known: {})", name, known);
 }
 
 void register_template(std::string name, template_fn fn) {

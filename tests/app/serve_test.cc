@@ -47,7 +47,7 @@ TEST_F(serve_test, recovers_partitions_and_flushes_them_on_sigterm) {
 
     testing::process server(serve_args());
     ASSERT_TRUE(server.wait_for_output("ready in", 20s)) << server.output();
-    EXPECT_NE(server.output().find("2 shards, 1 topics (4 partitions)"), std::string::npos) << server.output();
+    EXPECT_NE(server.output().find("2 shards, 1 topic (4 partitions)"), std::string::npos) << server.output();
 
     // A second server on the same data directory is refused while the first runs.
     testing::process second(serve_args());

@@ -162,8 +162,13 @@ def tests(brokers):
     assert "Partitions: 3" in text and "retention.ms" in text and "HIGH WATERMARK" in text, text
 
     # --- produce: plain lines, --key-sep, JSON with headers ------------------------------
-    _, err = ok("produce", "single", stdin="one\ntwo\nthree\n")
+    # Empty lines (and the lone CR of a CRLF empty line) are no records, as with kcat -P.
+    _, err = ok("produce", "single", stdin="one\n\ntwo\n\r\nthree\n\n")
     assert "3 of 3 records delivered to 'single'" in err, err
+    # A script that cannot be read: its path and the system's reason.
+    code, _, err = run("sql", "/nonexistent/runnel-nosuchfile.sql")
+    assert code == 2 and err == "runnel sql: cannot read '/nonexistent/runnel-nosuchfile.sql': No such file or " \
+                                "directory\n", (code, err)
     ok("produce", "single", "--key-sep", "=", "--acks", "1", stdin="k1=v1\nk2=v=2\n")
     records = [
         {"key": "user-1", "value": "clicked", "headers": {"source": "web", "trace": "abc"}, "timestamp": 1000},
@@ -264,7 +269,7 @@ def tests(brokers):
     # --- delivery failure: the broker refuses every record --------------------------------
     ok("topic", "create", "tiny", "--partitions", "1", "--config", "max.message.bytes=200")
     _, err = fails(1, "produce", "tiny", stdin="x" * 1000 + "\n", message="not delivered")
-    assert "line 1" in err and "0 of 1 records delivered" in err, err
+    assert "line 1" in err and "0 of 1 record delivered" in err, err
     _, err = fails(1, "produce", "single", "--key-sep", ":", stdin="a:b\nno separator\n",
                    message="line 2: no key separator ':'")
     _, err = fails(1, "produce", "single", "--format", "json", stdin='{"value":"ok"}\n{"value":\n',

@@ -69,9 +69,10 @@ def test_pipeline_lifecycle(srv):
     rows = wait_for("35 windows in the output topic", lambda: (lambda recs: recs if len(recs) >= 35 else None)(
         expect(call("GET", f"{srv.http}/v1/topics/click-counts/records?partition=0&offset=0&limit=1000"), 200, "read").json()["records"]))
     assert len(rows) == 35 and all(r["value"]["count"] == 20 for r in rows), rows[:3]
-    p = expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 200, "describe").json()
+    # The output is visible once appended; the checkpoint counts as completed just after.
+    p = wait_for("a completed checkpoint", lambda: (lambda d: d if d["checkpoints"]["completed"] >= 1 else None)(
+        expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 200, "describe").json()))
     assert p["state"] == "running", p
-    assert p["checkpoints"]["completed"] >= 1, p
     assert any(o["operator"].endswith(".source") and o["records_out"] == 703 for o in p["operators"]), p["operators"]
     assert p["watermark"] > 1_000_000, p
     listed = expect(call("GET", f"{srv.http}/v1/pipelines"), 200, "list").json()["pipelines"]
@@ -84,15 +85,18 @@ def test_pipeline_lifecycle(srv):
 def test_pipeline_errors(srv):
     base = f"{srv.http}/v1/pipelines"
     expect_problem(call("POST", base, b"{nope", {"Content-Type": "application/json"}), 400, "malformed-json",
-                   "Malformed JSON", "the body is not JSON: syntax error", "/v1/pipelines")
+                   "Malformed JSON", "the body is not JSON: syntax error at line 1, column 2 (byte 1)",
+                   "/v1/pipelines")
     expect_problem(call("POST", base, {"id": "x"}), 400, "invalid-request", "Invalid request",
                    "'template' must be a string", "/v1/pipelines")
     expect_problem(call("POST", base, {"id": "bad/id", "template": "windowed_count"}), 400, "invalid-request",
                    "Invalid request", "'id' must be a string of letters, digits, '-', '_' and '.'", "/v1/pipelines")
     expect_problem(call("POST", base, JOB), 409, "pipeline-exists", "Pipeline already exists",
-                   "a job 'counts' exists already", "/v1/pipelines")
+                   "pipeline 'counts' exists already; remove it first (DELETE /v1/pipelines/counts) or choose "
+                   "another id", "/v1/pipelines")
     expect_problem(call("POST", base, {"id": "t2", "template": "teleport"}), 422, "invalid-pipeline",
-                   "Pipeline refused", "unknown template 'teleport'", "/v1/pipelines")
+                   "Pipeline refused",
+                   "unknown template 'teleport' (known: demo_bids_per_channel, sql, windowed_count)", "/v1/pipelines")
     bad = dict(JOB, id="w2", params=dict(JOB["params"], window_ms="soon"))
     expect_problem(call("POST", base, bad), 422, "invalid-pipeline", "Pipeline refused",
                    "parameter 'window_ms' must be an integer, not 'soon'", "/v1/pipelines")
@@ -143,6 +147,20 @@ async def view_subscriber(url, name, out, started):
                 rows[m["key"]] = m["row"]
         out.append(rows)
 
+
+
+def test_rerunning_a_script(srv):
+    """A script run twice: a view that exists is refused with the way out, or kept with IF NOT EXISTS."""
+    table = ("CREATE TABLE c (`user` STRING, ts TIMESTAMP(3)) WITH ('connector' = 'topic', 'topic' = 'clicks');\n")
+    view = "CREATE MATERIALIZED VIEW {} again AS SELECT `user`, COUNT(*) AS n FROM c GROUP BY `user`;"
+    sql = lambda text: call("POST", f"{srv.http}/v1/sql", text.encode(), {"Content-Type": "text/plain"})
+    expect(sql(table + view.format("")), 200, "first run")
+    expect_problem(sql(table + view.format("")), 409, "pipeline-exists", "Pipeline already exists",
+                   "line 2:1: materialized view 'again' exists already; drop it first (DROP MATERIALIZED VIEW again;) "
+                   "or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS again AS …)", "/v1/sql")
+    r = expect(sql(table + view.format("IF NOT EXISTS")), 200, "IF NOT EXISTS").json()["results"]
+    assert r[-1]["kind"] == "create_materialized_view" and r[-1].get("existed") is True, r
+    expect(sql("DROP MATERIALIZED VIEW again;"), 200, "drop")
 
 def test_view_subscriptions(srv):
     url = f"ws://127.0.0.1:{srv.http_port}/v1/ws"
@@ -235,7 +253,8 @@ def main():
     binary = harness.runnel_binary()
     with tempfile.TemporaryDirectory(prefix="gw-pipelines-") as d:
         with harness.RunnelServer(binary, name="gw-pipelines", shards=2, data_dir=os.path.join(d, "data")) as srv:
-            code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors, test_view_subscriptions,
+            code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors,
+                                                    test_rerunning_a_script, test_view_subscriptions,
                                                     test_view_over_sse, test_groups], srv)
             assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
             code |= gw.run_tests("pipelines_test (restart)", [test_survives_restart_and_delete], srv)

@@ -5,7 +5,10 @@ Records are produced over REST to a topic of three partitions; Prometheus, start
 loopback port with a generated config scraping every 500 ms, must report the target up with
 no scrape error, and its query API must return each partition's log end offset as produced,
 and the lag of a consumer group that committed offsets through the Kafka protocol
-(`kafka_consumergroup_lag`, kafka_exporter's name) as log end minus committed.
+(`kafka_consumergroup_lag`, kafka_exporter's name) as log end minus committed, and each
+partition's offset under kafka_exporter's `kafka_topic_partition_current_offset`. The server
+runs the demo pipeline, whose watermark lag Prometheus must see under the label `pipeline`
+(not `job`, which Prometheus keeps for its own scrape job), and the process series.
 
 Run: /usr/bin/python3 prometheus_test.py --runnel PATH
 """
@@ -25,6 +28,9 @@ import gw  # noqa: E402
 from gw import call, expect, harness  # noqa: E402
 
 PROMETHEUS = "/usr/bin/prometheus"
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
+ALERTS = os.path.abspath(os.path.join(DOCS, "prometheus", "alerts.yml"))
+GRAFANA = os.path.abspath(os.path.join(DOCS, "grafana", "runnel.json"))
 
 
 def free_port():
@@ -60,6 +66,7 @@ def test_prometheus_scrapes_log_end_offsets(srv):
         cfg = os.path.join(work, "prometheus.yml")
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 500ms\n  evaluation_interval: 500ms\n"
+                    f"rule_files:\n  - {ALERTS}\n"
                     "scrape_configs:\n  - job_name: runnel\n    scrape_interval: 500ms\n"
                     f"    static_configs:\n      - targets: ['127.0.0.1:{srv.http_port}']\n")
         log = open(os.path.join(work, "prometheus.log"), "w+")
@@ -87,6 +94,34 @@ def test_prometheus_scrapes_log_end_offsets(srv):
                 res = query(base, 'kafka_consumergroup_lag{consumergroup="prom-group",topic="prom"}') or []
                 lag = {r["metric"]["partition"]: float(r["value"][1]) for r in res}
                 time.sleep(0.2)
+            offsets = query(base, 'kafka_topic_partition_current_offset{topic="prom"}') or []
+            assert {r["metric"]["partition"]: float(r["value"][1]) for r in offsets} == want, offsets
+            parts = query(base, 'kafka_topic_partitions{topic="prom"}')
+            assert parts and parts[0]["value"][1] == "3", parts
+            deadline = harness.Deadline(60, "the demo pipeline's watermark lag in Prometheus")
+            while True:
+                res = query(base, 'runnel_job_watermark_lag_seconds{pipeline="demo-bids-per-channel"}')
+                if res:
+                    assert res[0]["metric"]["job"] == "runnel", res  # Prometheus's own label, unrenamed
+                    assert "exported_job" not in res[0]["metric"], res
+                    break
+                deadline.check()
+                time.sleep(0.2)
+            running = query(base, 'runnel_job_state{pipeline="demo-bids-per-channel",state="running"}')
+            assert running and running[0]["value"][1] == "1", running
+            for name in ("process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds",
+                         "kafka_brokers"):
+                assert query(base, name), f"no {name}"
+            # The shipped alert rules load, and every Grafana panel's query is one Prometheus runs.
+            groups = call("GET", f"{base}/api/v1/rules").json()["data"]["groups"]
+            assert groups and all(r["health"] != "err" for g in groups for r in g["rules"]), groups
+            with open(GRAFANA) as f:
+                board = json.load(f)
+            for panel in board["panels"]:
+                for t in panel["targets"]:
+                    expr = t["expr"].replace("$instance", ".*")
+                    r = call("GET", f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")
+                    assert r.status == 200, f"Grafana panel {panel['title']!r}: {expr}: {r!r}"
             lag_sum = query(base, 'kafka_consumergroup_lag_sum{consumergroup="prom-group",topic="prom"}')
             assert lag_sum and float(lag_sum[0]["value"][1]) == sum(want_lag.values()), lag_sum
             assert query(base, 'runnel_kafka_requests_total{api="OffsetCommit"}'), "no Kafka request counter"
@@ -114,7 +149,8 @@ def test_prometheus_scrapes_log_end_offsets(srv):
 
 def main():
     binary = harness.runnel_binary()
-    with harness.RunnelServer(binary, name="gw-prom", shards=2) as srv:
+    with harness.RunnelServer(binary, name="gw-prom", shards=2,
+                              extra_args=["--demo", "--demo-rate", "500"]) as srv:
         return gw.run_tests("prometheus_test", [test_prometheus_scrapes_log_end_offsets], srv)
 
 

@@ -58,7 +58,8 @@ def test_create_list_describe_delete(srv):
 def test_create_topic_bad_bodies(srv):
     url = f"{srv.http}/v1/topics"
     expect_problem(call("POST", url, b'{"name": "x",'), 400, "malformed-json", "Malformed JSON",
-                   "the body is not JSON: incomplete JSON", "/v1/topics")
+                   "the body is not JSON: incomplete JSON at line 1, column 14 (byte 13, the end of the body)",
+                   "/v1/topics")
     expect_problem(call("POST", url, ["x"]), 400, "invalid-request", "Invalid request",
                    "the body must be an object: {\"name\":…,\"partitions\":N,\"configs\":{…}}", "/v1/topics")
     expect_problem(call("POST", url, {"partitions": 2}), 400, "invalid-request", "Invalid request",
@@ -112,6 +113,23 @@ def test_produce_and_read_back(srv):
     for i, o in enumerate(r["offsets"]):
         x = seen[(o["partition"], o["offset"])]
         assert x["key"] == f"user-{i}" and x["value"] == f"v{i}", x
+    # Without a partition: every partition, pages of `limit` shared among them, continued
+    # with the previous page's next_offsets, until every record was seen once.
+    across = {}
+    query = ""
+    for _ in range(1000):
+        page = expect(call("GET", f"{base}/v1/topics/events/records?limit=8{query}"), 200, "all partitions").json()
+        assert len(page["records"]) <= 8, page
+        assert sorted(int(p) for p in page["next_offsets"]) == [0, 1, 2, 3], page
+        assert [b["partition"] for b in page["partitions"]] == [0, 1, 2, 3], page
+        for x in page["records"]:
+            assert (x["partition"], x["offset"]) not in across, x
+            across[(x["partition"], x["offset"])] = x
+        if not page["records"]:
+            assert all(page["next_offsets"][str(b["partition"])] == b["high_watermark"] for b in page["partitions"])
+            break
+        query = "&offsets=" + ",".join(f"{p}:{o}" for p, o in page["next_offsets"].items())
+    assert across == seen, (len(across), len(seen))
     # By timestamp.
     page = expect(call("GET", f"{base}/v1/topics/events/records?partition=2&timestamp=1700000000001"), 200, "ts").json()
     assert all(x["offset"] >= 1 for x in page["records"]), page
@@ -176,7 +194,7 @@ def test_records_failures(srv):
     url = f"{base}/v1/topics/small/records"
     inst = "/v1/topics/small/records"
     expect_problem(call("POST", url, b"{oops"), 400, "malformed-json", "Malformed JSON",
-                   "the body is not JSON: syntax error", inst)
+                   "the body is not JSON: syntax error at line 1, column 2 (byte 1)", inst)
     expect_problem(call("POST", url, []), 400, "invalid-request", "Invalid request", "no records to produce", inst)
     expect_problem(call("POST", url, [{"value": "a"}, {"vaule": "b"}]), 400, "invalid-request", "Invalid request",
                    "record 1: unknown field \"vaule\" (expected key, value, headers, partition, timestamp)", inst)
@@ -190,16 +208,25 @@ def test_records_failures(srv):
                    "topic 'nope' does not exist", "/v1/topics/nope/records")
     expect_problem(call("GET", url + "?partition=9"), 404, "unknown-partition", "Unknown partition",
                    "topic 'small' has 2 partitions, no partition 9", inst)
-    expect_problem(call("GET", url + "?offset=3"), 400, "offset-out-of-range", "Offset out of range",
+    expect_problem(call("GET", url + "?partition=0&offset=3"), 400, "offset-out-of-range", "Offset out of range",
                    "offset 3 of partition 0 is outside the log, which holds [0, 0)", inst)
-    expect_problem(call("GET", url + "?offset=1&timestamp=5"), 400, "invalid-parameter", "Invalid parameter",
-                   "give offset or timestamp, not both", inst)
+    expect_problem(call("GET", url + "?offsets=1:3"), 400, "offset-out-of-range", "Offset out of range",
+                   "offset 3 of partition 1 is outside the log, which holds [0, 0)", inst)
+    expect_problem(call("GET", url + "?offset=3"), 400, "invalid-parameter", "Invalid parameter",
+                   "offset needs a partition; for every partition give offsets=PARTITION:OFFSET,…", inst)
+    expect_problem(call("GET", url + "?offsets=0:1,0:2"), 400, "invalid-parameter", "Invalid parameter",
+                   "offsets must be PARTITION:OFFSET pairs separated by commas, each partition once, not '0:1,0:2'",
+                   inst)
+    expect_problem(call("GET", url + "?offsets=5:0"), 404, "unknown-partition", "Unknown partition",
+                   "topic 'small' has 2 partitions, no partition 5", inst)
+    expect_problem(call("GET", url + "?partition=0&offset=1&timestamp=5"), 400, "invalid-parameter",
+                   "Invalid parameter", "give offsets or a timestamp, not both", inst)
     expect_problem(call("GET", url + "?limit=abc"), 400, "invalid-parameter", "Invalid parameter",
                    "limit must be a non-negative integer, not 'abc'", inst)
     expect_problem(call("GET", url + "?limit=0"), 400, "invalid-parameter", "Invalid parameter",
                    "limit must be from 1 to 10000, not 0", inst)
     expect_problem(call("GET", url + "?colour=red"), 400, "invalid-parameter", "Invalid parameter",
-                   "unknown query parameter 'colour' (expected partition, offset, timestamp, limit)", inst)
+                   "unknown query parameter 'colour' (expected partition, offset, offsets, timestamp, limit)", inst)
     expect_problem(call("GET", url + "?offset=%zz"), 400, "invalid-parameter", "Invalid parameter",
                    "broken percent escape in query parameter 'offset=%zz'", inst)
 

@@ -114,6 +114,61 @@ struct log_sink::impl : std::enable_shared_from_this<impl> {
     std::vector<std::size_t> key_cols;
     const engine::schema* key_schema = nullptr;
     bool stopped = false;
+    // `create_on_first_row`: the topic is missing until the first row (`deferred`), then
+    // created (`creating`) while the rows wait in `open`.
+    bool deferred = false;
+    bool creating = false;
+
+    /// Sizes the per-partition state for `n` partitions.
+    void size_for(int32_t n) {
+        partitions = n;
+        next_seq.assign(std::size_t(n), 0);
+        known_end.assign(std::size_t(n), 0);
+        open.assign(std::size_t(n), {});
+        open_part_bytes.assign(std::size_t(n), 0);
+    }
+
+    /// At-least-once: appends every open builder now (partition p of a planned count goes to
+    /// p modulo the topic's real one).
+    void append_open() {
+        for (int32_t p = 0; p < int32_t(open.size()); ++p) {
+            for (auto& bld : open[std::size_t(p)]) {
+                if (!bld.empty()) append_now(p % partitions, bld);
+            }
+            open[std::size_t(p)].clear();
+            open_part_bytes[std::size_t(p)] = 0;
+        }
+        open_bytes = 0;
+    }
+
+    /// Creates the deferred topic, then appends what waited; release waiters are answered
+    /// once those appends are durable (or at once, with the error, if creation failed).
+    void create_deferred() {
+        creating = true;
+        broker::topic_config cfg;
+        cfg.partitions = std::max(partitions, 1);
+        brk.create_topic(opts.topic, cfg, home, [self = shared_from_this()](result<void> r, std::string) {
+            self->creating = false;
+            if (!r && r.error() != broker::errc::topic_already_exists && !self->append_error) self->append_error = r.error();
+            auto t = self->brk.topic(self->opts.topic);
+            if (!t && !self->append_error) self->append_error = broker::errc::unknown_topic_or_partition;
+            if (self->stopped || self->append_error) {
+                auto waiting = std::move(self->waiting_release);
+                for (auto& fn : waiting) fn(self->append_error ? result<void>(self->append_error) : ok());
+                return self->wake();
+            }
+            self->deferred = false;
+            const int32_t real = std::max(t->config.partitions, 1);
+            self->partitions = real;
+            self->append_open();
+            self->size_for(real);
+            if (self->in_flight == 0) {
+                auto waiting = std::move(self->waiting_release);
+                for (auto& fn : waiting) fn(ok());
+            }
+            self->wake();
+        });
+    }
 
     model::topic_partition tp(int32_t p) const { return {opts.topic, model::partition_id(p)}; }
 
@@ -218,12 +273,7 @@ void log_sink::start(int32_t partitions, done_fn done) {
         if (!r) return done(r);
         auto t = self->brk.topic(self->opts.topic);
         if (!t) return done(broker::errc::unknown_topic_or_partition);
-        self->partitions = t->config.partitions;
-        const auto n = std::size_t(self->partitions);
-        self->next_seq.assign(n, 0);
-        self->known_end.assign(n, 0);
-        self->open.assign(n, {});
-        self->open_part_bytes.assign(n, 0);
+        self->size_for(t->config.partitions);
         self->brk.init_producer_id(self->home, [self, done](result<broker::broker::producer_identity> id) mutable {
             if (!id) return done(id.error());
             self->pid = id.value().id;
@@ -240,6 +290,11 @@ void log_sink::start(int32_t partitions, done_fn done) {
         });
     };
     if (self->brk.topic(self->opts.topic)) return after_topic(ok());
+    if (self->opts.create_on_first_row && self->opts.mode == delivery::at_least_once) {
+        self->deferred = true;
+        self->size_for(std::max(partitions, 1));
+        return done(ok());
+    }
     broker::topic_config cfg;
     cfg.partitions = std::max(partitions, 1);
     self->brk.create_topic(self->opts.topic, cfg, self->home, [after_topic](result<void> r, std::string) mutable {
@@ -300,21 +355,16 @@ void log_sink::write(const engine::batch& b) {
         ++im.rows;
     }
     if (im.opts.mode == delivery::at_least_once) {
-        for (int32_t p = 0; p < im.partitions; ++p) {
-            for (auto& bld : im.open[std::size_t(p)]) {
-                if (!bld.empty()) im.append_now(p, bld);
-            }
-            im.open[std::size_t(p)].clear();
-            im.open_part_bytes[std::size_t(p)] = 0;
-        }
-        im.open_bytes = 0;
+        if (!im.deferred) return im.append_open();
+        if (!im.creating && im.open_bytes > 0) im.create_deferred();
     }
 }
 
 bool log_sink::ready() const {
     const auto& im = *_impl;
     if (_draining) return true;
-    return (im.opts.mode == delivery::exactly_once ? im.open_bytes : im.in_flight_bytes) < im.opts.max_pending_bytes;
+    return (im.opts.mode == delivery::exactly_once ? im.open_bytes : im.in_flight_bytes + im.open_bytes) <
+           im.opts.max_pending_bytes;
 }
 
 bool log_sink::wants_checkpoint() const {
@@ -359,7 +409,7 @@ std::string log_sink::seal() {
 void log_sink::release(done_fn done) {
     auto& im = *_impl;
     if (im.opts.mode == delivery::exactly_once) return im.release_sealed(std::move(done));
-    if (im.in_flight == 0) return done(im.append_error ? result<void>(im.append_error) : ok());
+    if (im.in_flight == 0 && !im.creating) return done(im.append_error ? result<void>(im.append_error) : ok());
     im.waiting_release.push_back(std::move(done));
 }
 
@@ -424,7 +474,7 @@ void log_sink::recover(std::string_view bytes, done_fn done) {
 
 uint64_t log_sink::rows_written() const { return _impl->rows; }
 std::size_t log_sink::pending_bytes() const {
-    return _impl->opts.mode == delivery::exactly_once ? _impl->open_bytes : _impl->in_flight_bytes;
+    return _impl->opts.mode == delivery::exactly_once ? _impl->open_bytes : _impl->in_flight_bytes + _impl->open_bytes;
 }
 const std::string& log_sink::name() const { return _impl->opts.topic; }
 bool log_sink::exactly_once() const { return _impl->opts.mode == delivery::exactly_once; }

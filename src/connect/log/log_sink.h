@@ -37,6 +37,10 @@ struct log_sink_options {
     /// Timestamps in the JSON as epoch milliseconds (false) or as SQL text
     /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, as Flink's JSON format writes them (true).
     bool sql_timestamps = false;
+    /// At-least-once only: a missing topic is created when the first row comes, not at
+    /// `start`, so a side output (dead letters, late rows) that never gets a row leaves no
+    /// topic behind. Rows wait in memory (within `max_pending_bytes`) while it is created.
+    bool create_on_first_row = false;
 };
 
 /// Writes engine rows to a topic of the embedded log as JSON objects (one record per row,

@@ -269,6 +269,48 @@ TEST(pipeline, idle_partitions_stop_holding_the_watermark_back) {
     }
 }
 
+// A topic read to its end: partition 0's rows all come at once, partition 1 never sends. Both
+// go idle on the same tick; the watermark must still follow partition 0, and until then the
+// stage says which partition it waits for.
+TEST(pipeline, a_partition_that_never_sent_stops_holding_the_watermark_when_every_partition_is_idle) {
+    auto s = bid_schema();
+    int64_t now = 0;
+    int polls = 0;
+    auto fn = [&]() -> source_poll {
+        now += 100;
+        ++polls;
+        if (polls > 100) return source_poll::end();
+        if (polls > 1) return source_poll::idle();
+        std::vector<std::vector<value>> rows;
+        for (int i = 1; i <= 40; ++i) rows.push_back({value::of(1), value::of(1.0), value::of("w"), value::ts(i * 1000)});
+        auto b = make_batch(s, rows);
+        b.set_source_partition(0);
+        return source_poll::data(std::move(b));
+    };
+    pipeline_options po;
+    po.clock = [&]() { return model::processing_time(now); };
+    pipeline p(po);
+    watermark_options wo;
+    wo.partitions = 2;
+    wo.idle_timeout = 500ms;
+    wo.input = "t";
+    std::vector<std::pair<int, int64_t>> wms; // (poll, watermark)
+    p.source(s, fn).watermark("ts", 0ms, wo).sink([](const batch&) {}, [&](model::event_time t) {
+        wms.emplace_back(polls, t.value());
+    });
+    std::string waiting;
+    for (int i = 0; i < 8 && waiting.empty(); ++i) {
+        ASSERT_TRUE(p.run_once());
+        for (size_t k = 0; k < p.num_stages() && waiting.empty(); ++k) waiting = p.stage_at(k).waiting_for();
+    }
+    EXPECT_EQ(waiting, "partition t/1: no data yet, idle after 500 ms");
+    ASSERT_TRUE(p.run());
+    ASSERT_FALSE(wms.empty());
+    EXPECT_EQ(wms.front().second, 39999); // partition 0's newest event − 1
+    EXPECT_LE(wms.front().first, 10);    // within the idle timeout (5 polls) and a few polls
+    for (size_t k = 0; k < p.num_stages(); ++k) EXPECT_EQ(p.stage_at(k).waiting_for(), "");
+}
+
 TEST(pipeline, bounded_queues_hold_back_the_source) {
     auto s = bid_schema();
     size_t pulled = 0, delivered = 0, max_in_flight = 0;

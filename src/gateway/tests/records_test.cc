@@ -31,6 +31,14 @@ TEST(produce_body, one_record_an_array_or_records_field) {
     EXPECT_EQ(out.size(), 1u);
 }
 
+TEST(not_json_detail, says_where_the_json_goes_wrong) {
+    EXPECT_EQ(not_json_detail("{oops"), "the body is not JSON: syntax error at line 1, column 2 (byte 1)");
+    EXPECT_EQ(not_json_detail("{\"a\": 1,\n \"b\": ]}"),
+              "the body is not JSON: syntax error at line 2, column 7 (byte 15)");
+    EXPECT_EQ(not_json_detail("{\"a\":"),
+              "the body is not JSON: incomplete JSON at line 1, column 6 (byte 5, the end of the body)");
+}
+
 TEST(produce_body, precise_problems) {
     std::vector<produce_record> out;
     auto p = parse_produce_body("{\"value\":", out);

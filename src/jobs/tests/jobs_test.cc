@@ -316,8 +316,12 @@ TEST_F(jobs_test, output_of_a_durable_checkpoint_is_appended_once_after_a_crash)
         ++round;
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "failed"; })) << point;
         EXPECT_EQ(failed.value(), failed_before + 1) << "the failure shows in /metrics";
+        const auto failure = _jobs->status()[0].error;
         restart();
         ASSERT_TRUE(eventually([&] { return _jobs->status()[0].state == "running"; }));
+        // The failure before the restart is still told, beside the running job.
+        EXPECT_EQ(_jobs->status()[0].last_error, failure) << point;
+        EXPECT_GT(_jobs->status()[0].last_error_ms, 0) << point;
     }
     fail_point::disarm_all();
     close_all("events", 3, 1'000'000);
@@ -609,7 +613,8 @@ TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
     auto d = counting();
     d.template_name = "nope";
     EXPECT_FALSE(_jobs->submit(d, why));
-    EXPECT_EQ(why, "unknown template 'nope'");
+    EXPECT_TRUE(why.starts_with("unknown template 'nope' (known: ")) << why;
+    EXPECT_NE(why.find("windowed_count"), std::string::npos) << why;
     d = counting();
     d.params["window_ms"] = "soon";
     why.clear();
@@ -623,6 +628,44 @@ TEST_F(jobs_test, bad_definitions_are_refused_with_the_reason) {
     why.clear();
     EXPECT_FALSE(job_definition::from_json("{\"id\":\"a\"}", why));
     EXPECT_EQ(why, "'template' must be a string");
+}
+
+TEST_F(jobs_test, a_stored_job_that_cannot_be_built_is_failed_with_its_reason) {
+    std::filesystem::create_directories(_dir / "jobs" / "gone");
+    {
+        std::ofstream out(_dir / "jobs" / "gone" / "job.json");
+        out << R"({"id":"gone","template":"vanished","params":{}})";
+    }
+    start_jobs();
+    auto st = status_of("gone");
+    EXPECT_EQ(st.state, "failed");
+    EXPECT_TRUE(st.error.starts_with("unknown template 'vanished' (known: ")) << st.error;
+}
+
+TEST_F(jobs_test, side_output_topics_appear_with_their_first_row_and_go_with_the_job) {
+    start_jobs();
+    ASSERT_TRUE(create("raw", 1).first);
+    std::string why;
+    auto text = R"(
+CREATE TABLE raw (`key` STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'topic', 'topic' = 'raw');
+CREATE TABLE sink (`key` STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT `key` FROM raw;
+)";
+    ASSERT_TRUE(_jobs->submit(sql("copy", text), why)) << why;
+    produce_events("raw", 1, {{"a", 1000}});
+    ASSERT_TRUE(eventually([&] { return status_of("copy").checkpoints >= 3; }));
+    EXPECT_FALSE(_broker->topic("copy.dead")) << "a dead-letter topic without a dead letter";
+    model::record_batch_builder b;
+    b.add(std::nullopt, std::string_view("not json"), model::event_time(2000));
+    ASSERT_TRUE(produce({"raw", model::partition_id(0)}, b.build(), -1));
+    ASSERT_TRUE(eventually([&] { return values("copy.dead").size() == 1; }));
+    ASSERT_TRUE(_jobs->remove("copy"));
+    EXPECT_FALSE(_broker->topic("copy.dead"));
+    // Kept on request when it holds records.
+    ASSERT_TRUE(_jobs->submit(sql("copy2", text), why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("copy2.dead").size() == 1; }));
+    ASSERT_TRUE(_jobs->remove("copy2", true));
+    EXPECT_TRUE(_broker->topic("copy2.dead"));
 }
 
 TEST_F(jobs_test, definitions_round_trip_through_json) {
