@@ -4,7 +4,9 @@ bench/group_bench.py: confluent-kafka (librdkafka) or kafka-python.
 
 Subscribes to one topic in a group, consumes from the committed offsets (earliest when there
 are none), commits as it goes (asynchronously after every poll, synchronously before its
-partitions are revoked and when it stops) and reports on stdout, one line each, flushed:
+partitions are revoked and when it stops; and, as auto-commit would, about once a second while
+idle, so the group's offsets converge on its positions even when a commit retried across a
+server restart lands after a newer one) and reports on stdout, one line each, flushed:
 
     ready <t_ms>                   subscribed
     A <t_ms> <p> <p> ...           its whole assignment after every change
@@ -169,6 +171,12 @@ def run_confluent(args):
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
     emit(f"ready {now_ms():.3f}")
     throttle = Throttle(args.rate)
+    # librdkafka retries a commit whose connection broke (a server restart) after the commits
+    # queued meanwhile, so an older position can be stored last. Like auto-commit, the member
+    # commits again while idle: librdkafka sends only partitions whose position differs from
+    # what it last saw committed, so once the offsets agree this sends nothing.
+    idle_commit_s = 1.0
+    last_idle_commit = time.monotonic()
     while not stop.is_set():
         msgs = consumer.consume(num_messages=1000, timeout=0.1)
         by_partition = {}
@@ -183,6 +191,12 @@ def run_confluent(args):
             except KafkaException:
                 pass
             throttle.account(sum(len(v) for v in by_partition.values()))
+        elif time.monotonic() - last_idle_commit >= idle_commit_s:
+            last_idle_commit = time.monotonic()
+            try:
+                consumer.commit(asynchronous=True)
+            except KafkaException:
+                pass  # nothing consumed yet, or nothing assigned
     try:
         consumer.commit(asynchronous=False)
     except KafkaException:
