@@ -12,15 +12,17 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("groups"); }
 
-/// Counts members the coordinator removed because they missed a deadline, by the deadline:
-/// "session" (no heartbeat), "join" (did not rejoin a rebalance in time) or "sync" (did not
-/// send SyncGroup within the rebalance timeout). Any thread.
-void count_expired(std::string_view deadline) {
+/// The count of members the coordinator removed because they missed a deadline, by the
+/// deadline: "session" (no heartbeat), "join" (did not rejoin a rebalance in time) or "sync"
+/// (did not send SyncGroup within the rebalance timeout). Any thread.
+metrics::counter& expired_members(std::string_view deadline) {
     static auto& family = metrics::default_registry().counters(
       "runnel_group_members_expired_total",
       "Consumer group members removed for missing a deadline: session, join (rebalance) or sync", {"deadline"});
-    family.with({deadline}).inc();
+    return family.with({deadline});
 }
+
+void count_expired(std::string_view deadline) { expired_members(deadline).inc(); }
 
 template <typename T>
 void reply(executor& caller, std::function<void(T)> done, T value) {
@@ -296,6 +298,9 @@ group_coordinator::group_coordinator(broker& b, group_config config, std::vector
   : _broker(b), _config(config), _shards(std::move(shards)) {
     for (std::size_t i = 0; i < _shards.size(); ++i) {
         _state.push_back(std::make_unique<shard_state>());
+    }
+    for (std::string_view deadline : {"session", "join", "sync"}) {
+        expired_members(deadline); // exported at 0 before the first expiry
     }
 }
 
