@@ -12,6 +12,18 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("groups"); }
 
+/// The count of members the coordinator removed because they missed a deadline, by the
+/// deadline: "session" (no heartbeat), "join" (did not rejoin a rebalance in time) or "sync"
+/// (did not send SyncGroup within the rebalance timeout). Any thread.
+metrics::counter& expired_members(std::string_view deadline) {
+    static auto& family = metrics::default_registry().counters(
+      "runnel_group_members_expired_total",
+      "Consumer group members removed for missing a deadline: session, join (rebalance) or sync", {"deadline"});
+    return family.with({deadline});
+}
+
+void count_expired(std::string_view deadline) { expired_members(deadline).inc(); }
+
 template <typename T>
 void reply(executor& caller, std::function<void(T)> done, T value) {
     auto boxed = std::make_shared<T>(std::move(value));
@@ -187,7 +199,11 @@ struct group {
     std::map<std::string, member> members;
     std::map<std::string, std::string> static_members;                 ///< instance id -> member id
     std::map<std::string, coordinator_clock::time_point> pending;       ///< ids handed out, not joined yet
+    /// Members of this generation that have not sent SyncGroup yet; they must by `sync_deadline`
+    /// (the rebalance timeout after the join completed) or leave the group, as in Kafka.
+    std::set<std::string> pending_sync;
     coordinator_clock::time_point rebalance_deadline{};
+    coordinator_clock::time_point sync_deadline{};
     coordinator_clock::time_point initial_delay_end{};
     coordinator_clock::time_point initial_delay_cap{};
     std::map<model::topic_partition, committed_offset> offsets;
@@ -282,6 +298,9 @@ group_coordinator::group_coordinator(broker& b, group_config config, std::vector
   : _broker(b), _config(config), _shards(std::move(shards)) {
     for (std::size_t i = 0; i < _shards.size(); ++i) {
         _state.push_back(std::make_unique<shard_state>());
+    }
+    for (std::string_view deadline : {"session", "join", "sync"}) {
+        expired_members(deadline); // exported at 0 before the first expiry
     }
 }
 
@@ -600,18 +619,24 @@ struct machine {
         return r;
     }
 
-    void prepare_rebalance(group& g, std::string_view why) {
-        const auto now = coordinator_clock::now();
+    /// The group's rebalance timeout: the largest its members asked for.
+    static int32_t rebalance_timeout(const group& g) {
+        int32_t timeout = 0;
+        for (const auto& [id, m] : g.members) {
+            timeout = std::max(timeout, m.rebalance_timeout_ms);
+        }
+        return timeout;
+    }
+
+    /// `now`: the clock of the caller (`tick` passes its own).
+    void prepare_rebalance(group& g, std::string_view why, coordinator_clock::time_point now = coordinator_clock::now()) {
         if (g.state == group_state::completing_rebalance) {
             for (auto& [id, m] : g.members) {
                 m.assignment.clear();
                 fail_sync(m, errc::rebalance_in_progress);
             }
         }
-        int32_t timeout = 0;
-        for (const auto& [id, m] : g.members) {
-            timeout = std::max(timeout, m.rebalance_timeout_ms);
-        }
+        const int32_t timeout = rebalance_timeout(g);
         if (g.state == group_state::empty) {
             g.initial_delay_end = now + config.initial_rebalance_delay;
             g.initial_delay_cap = now + std::chrono::milliseconds(timeout);
@@ -623,6 +648,7 @@ struct machine {
             lg().info("group {}: rebalancing at generation {} ({})", g.id, g.generation, why);
         }
         g.state = group_state::preparing_rebalance;
+        g.pending_sync.clear();
         try_complete_join(g, now);
     }
 
@@ -643,6 +669,7 @@ struct machine {
         for (auto it = g.members.begin(); it != g.members.end();) {
             if (!it->second.join_cb) {
                 lg().info("group {}: member {} did not rejoin in time", g.id, it->first);
+                count_expired("join");
                 if (it->second.instance_id) {
                     g.static_members.erase(*it->second.instance_id);
                 }
@@ -669,14 +696,20 @@ struct machine {
         g.state = group_state::completing_rebalance;
         lg().info("group {}: generation {} with {} members, protocol {}", g.id, g.generation, g.members.size(),
                   g.protocol.value_or("?"));
+        // Heartbeats succeed while the group waits for SyncGroup, so the session timeout never
+        // removes a member that does not sync: the rebalance timeout does.
+        g.pending_sync.clear();
+        g.sync_deadline = now + std::chrono::milliseconds(rebalance_timeout(g));
         for (auto& [id, m] : g.members) {
+            g.pending_sync.insert(id);
             m.deadline = now + std::chrono::milliseconds(m.session_timeout_ms);
             auto r = current_join(g, m);
             std::exchange(m.join_cb, nullptr)(std::move(r));
         }
     }
 
-    void remove_member(group& g, const std::string& id, std::string_view why) {
+    void remove_member(group& g, const std::string& id, std::string_view why,
+                       coordinator_clock::time_point now = coordinator_clock::now()) {
         auto it = g.members.find(id);
         if (it == g.members.end()) {
             return;
@@ -686,14 +719,15 @@ struct machine {
         if (it->second.instance_id) {
             g.static_members.erase(*it->second.instance_id);
         }
+        g.pending_sync.erase(it->first);
         g.members.erase(it);
         switch (g.state) {
         case group_state::stable:
         case group_state::completing_rebalance:
-            prepare_rebalance(g, why);
+            prepare_rebalance(g, why, now);
             break;
         case group_state::preparing_rebalance:
-            try_complete_join(g, coordinator_clock::now());
+            try_complete_join(g, now);
             break;
         default:
             break;
@@ -827,6 +861,9 @@ void group_coordinator::join(join_request req, executor& caller, std::function<v
                     if (g.leader == old_id) {
                         g.leader = id;
                     }
+                    if (g.pending_sync.erase(old_id) > 0) {
+                        g.pending_sync.insert(id);
+                    }
                     auto& m = g.members.at(id);
                     if (g.state == group_state::stable && same_protocols) {
                         lg().info("group {}: static member {} rejoined as {}; no rebalance", g.id, *req.instance_id, id);
@@ -935,6 +972,7 @@ void group_coordinator::sync(sync_request req, executor& caller, std::function<v
         case group_state::preparing_rebalance:
             return fail(errc::rebalance_in_progress);
         case group_state::stable: {
+            g.pending_sync.erase(m.id);
             sync_result r;
             r.protocol_type = g.protocol_type;
             r.protocol_name = g.protocol;
@@ -945,6 +983,7 @@ void group_coordinator::sync(sync_request req, executor& caller, std::function<v
             break;
         }
         machine::fail_sync(m, errc::rebalance_in_progress);
+        g.pending_sync.erase(m.id);
         m.sync_cb = answer;
         m.deadline = coordinator_clock::now() + std::chrono::milliseconds(m.session_timeout_ms);
         if (m.id != g.leader) {
@@ -1488,7 +1527,18 @@ void group_coordinator::tick(unsigned s, coordinator_clock::time_point now) {
         }
         for (const auto& mid : expired) {
             lg().info("group {}: member {} session expired", g.id, mid);
-            mc.remove_member(g, mid, fmt::format("member {} session expired", mid));
+            count_expired("session");
+            mc.remove_member(g, mid, fmt::format("member {} session expired", mid), now);
+        }
+        if ((g.state == group_state::completing_rebalance || g.state == group_state::stable) && !g.pending_sync.empty()
+            && g.sync_deadline <= now) {
+            const std::vector<std::string> late(g.pending_sync.begin(), g.pending_sync.end());
+            for (const auto& mid : late) {
+                lg().warn("group {}: member {} did not sync generation {} within the rebalance timeout", g.id, mid,
+                          g.generation);
+                count_expired("sync");
+                mc.remove_member(g, mid, fmt::format("member {} did not sync in time", mid), now);
+            }
         }
         if (g.state == group_state::preparing_rebalance) {
             mc.try_complete_join(g, now);

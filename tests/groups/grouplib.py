@@ -74,7 +74,9 @@ class Member:
     """One group member process (member.py or member.js) and what it reported.
 
     `assignment` is its current set of partitions; `events` every A/R line as
-    (kind, t_ms, partitions); `generations` the JoinGroup generations it logged."""
+    (kind, t_ms, partitions); `generations` the JoinGroup generations it logged;
+    `commit_failures` how many commits failed, by error name, and `last_commit_failure`
+    the latest C line's (t_ms, error, partitions)."""
 
     def __init__(self, group, name, argv, env=None):
         self.group = group
@@ -83,6 +85,8 @@ class Member:
         self.events = []
         self.generations = []
         self.consumed = {}  # partition -> records
+        self.commit_failures = {}  # error name -> count
+        self.last_commit_failure = None
         self.ready = False
         self.ready_ms = None
         self.closed = False
@@ -114,6 +118,10 @@ class Member:
                         self.assignment -= ps
                 elif tag == "G":
                     self.generations.append(int(parts[1]))
+                elif tag == "C":
+                    error = parts[2]
+                    self.commit_failures[error] = self.commit_failures.get(error, 0) + 1
+                    self.last_commit_failure = (float(parts[1]), error, [int(x) for x in parts[3:]])
                 elif tag == "ready":
                     self.ready = True
                     self.ready_ms = float(parts[1])
@@ -211,6 +219,8 @@ class Group:
         for m in self.members:
             lines.append(f"  {m.name}: alive={m.alive()} assignment={sorted(m.assignment)} "
                          f"events={len(m.events)} consumed={sum(m.consumed.values())}")
+            if m.commit_failures:
+                lines.append(f"    commit failures: {m.commit_failures}, last {m.last_commit_failure}")
             if m.stderr_lines:
                 lines.append("    stderr: " + " | ".join(m.stderr_lines[-3:]))
         return "\n".join(lines)
@@ -249,7 +259,7 @@ class Group:
                 return d
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"committed offsets {committed} never reached {ends}; "
-                                   + self.state())
+                                   + self.state() + "\n" + describe_summary(d))
             with self.cond:
                 self.cond.wait(0.2)  # also woken by any member progress
 
@@ -260,6 +270,16 @@ def run_cli(runnel, args, timeout=60, check=True):
     if check and p.returncode != 0:
         raise AssertionError(f"runnel {' '.join(args)} exited with {p.returncode}:\n{p.stderr}")
     return p
+
+
+def describe_summary(d):
+    """The group's state from `runnel group describe --format json`, for failure messages."""
+    lines = [f"group {d.get('group')}: state {d.get('state')}, protocol {d.get('protocol')!r}, "
+             f"{len(d.get('members', []))} members"]
+    for m in d.get("members", []):
+        parts = sorted(a["partition"] for a in m.get("assignment", []))
+        lines.append(f"  member {m.get('member_id')} ({m.get('client_id')}): partitions {parts}")
+    return "\n".join(lines)
 
 
 def describe(runnel, bootstrap, group):

@@ -4,13 +4,17 @@ bench/group_bench.py: confluent-kafka (librdkafka) or kafka-python.
 
 Subscribes to one topic in a group, consumes from the committed offsets (earliest when there
 are none), commits as it goes (asynchronously after every poll, synchronously before its
-partitions are revoked and when it stops) and reports on stdout, one line each, flushed:
+partitions are revoked and when it stops; and, as auto-commit would, about once a second while
+idle, so the group's offsets converge on its positions even when a commit retried across a
+server restart lands after a newer one) and reports on stdout, one line each, flushed:
 
     ready <t_ms>                   subscribed
     A <t_ms> <p> <p> ...           its whole assignment after every change
     R <t_ms> <p> <p> ...           partitions revoked (or lost)
     M <p> <first> <last>           consumed offsets first..last of partition p (contiguous)
     G <generation>                 the generation of a JoinGroup answer (confluent, --debug-cgrp)
+    C <t_ms> <error> <p> <p> ...   a commit failed: the error's name and the partitions it
+                                   names (none: the whole request failed)
     closed                         committed, left the group (dynamic members) and closed
 
 t_ms is CLOCK_MONOTONIC in milliseconds, comparable across processes of one machine.
@@ -81,9 +85,26 @@ def emit_ranges(by_partition):
         emit(f"M {p} {first} {prev}")
 
 
+def emit_commit_failure(error, parts):
+    emit(" ".join(["C", f"{now_ms():.3f}", error] + [str(p) for p in sorted(parts)]))
+
+
 def run_confluent(args):
     import logging
-    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+
+    def on_commit(err, parts):
+        # Every commit answer, asynchronous ones included (served by consume()). "Nothing to
+        # commit" is not a failure.
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            emit_commit_failure(err.name(), [])
+            return
+        failed = {}
+        for tp in parts or []:
+            if tp.error is not None:
+                failed.setdefault(tp.error.name(), []).append(tp.partition)
+        for name, ps in sorted(failed.items()):
+            emit_commit_failure(name, ps)
 
     conf = {
         "bootstrap.servers": args.bootstrap,
@@ -95,6 +116,7 @@ def run_confluent(args):
         "heartbeat.interval.ms": max(100, args.session_timeout_ms // 5),
         "partition.assignment.strategy": args.strategy,
         "topic.metadata.refresh.interval.ms": 1000,
+        "on_commit": on_commit,
     }
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
@@ -149,6 +171,12 @@ def run_confluent(args):
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
     emit(f"ready {now_ms():.3f}")
     throttle = Throttle(args.rate)
+    # librdkafka retries a commit whose connection broke (a server restart) after the commits
+    # queued meanwhile, so an older position can be stored last. Like auto-commit, the member
+    # commits again while idle: librdkafka sends only partitions whose position differs from
+    # what it last saw committed, so once the offsets agree this sends nothing.
+    idle_commit_s = 1.0
+    last_idle_commit = time.monotonic()
     while not stop.is_set():
         msgs = consumer.consume(num_messages=1000, timeout=0.1)
         by_partition = {}
@@ -163,6 +191,12 @@ def run_confluent(args):
             except KafkaException:
                 pass
             throttle.account(sum(len(v) for v in by_partition.values()))
+        elif time.monotonic() - last_idle_commit >= idle_commit_s:
+            last_idle_commit = time.monotonic()
+            try:
+                consumer.commit(asynchronous=True)
+            except KafkaException:
+                pass  # nothing consumed yet, or nothing assigned
     try:
         consumer.commit(asynchronous=False)
     except KafkaException:
@@ -187,12 +221,25 @@ def run_kafka_python(args):
         max_poll_records=1000,
     )
 
+    def commit_failed(err):
+        emit_commit_failure(type(err).__name__, [])
+
+    def commit_sync():
+        """True when committed; a failure is reported, never raised."""
+        try:
+            consumer.commit()
+            return True
+        except KafkaError as e:
+            commit_failed(e)
+            return False
+
+    def on_async_commit(_offsets, response):
+        if isinstance(response, Exception):
+            commit_failed(response)
+
     class Listener(ConsumerRebalanceListener):
         def on_partitions_revoked(self, revoked):
-            try:
-                consumer.commit()
-            except KafkaError:
-                pass
+            commit_sync()
             emit(partitions_line("R", [tp.partition for tp in revoked]))
 
         def on_partitions_assigned(self, assigned):
@@ -214,20 +261,13 @@ def run_kafka_python(args):
             emit_ranges(by_partition)
             dirty = True
             try:
-                consumer.commit_async()
-            except KafkaError:
-                pass
+                consumer.commit_async(callback=on_async_commit)
+            except KafkaError as e:
+                commit_failed(e)
             throttle.account(sum(len(v) for v in by_partition.values()))
         elif dirty:
-            try:
-                consumer.commit()
-                dirty = False
-            except KafkaError:
-                pass  # tried again at the next idle poll
-    try:
-        consumer.commit()
-    except KafkaError:
-        pass
+            dirty = not commit_sync()  # a failure is tried again at the next idle poll
+    commit_sync()
     consumer.close()
     emit("closed")
 

@@ -74,6 +74,13 @@ protected:
         r.require_known_member = true;
         return r;
     }
+    /// A join whose session (10 s) outlasts its rebalance timeout (1 s): what expires first is
+    /// the wait for the member's next step, never its session.
+    join_request join_req_long_session(std::string member) {
+        auto r = join_req(std::move(member));
+        r.session_timeout_ms = 10000;
+        return r;
+    }
     /// Starts a join; the answer lands in the returned slot when the rebalance completes.
     std::shared_ptr<std::optional<join_result>> start_join(join_request r) {
         auto slot = std::make_shared<std::optional<join_result>>();
@@ -244,6 +251,74 @@ TEST_F(group_coordinator_test, expired_sessions_leave_and_the_last_one_empties_t
     EXPECT_TRUE(d.members.empty());
     EXPECT_EQ(d.generation, 2);
     EXPECT_EQ(heartbeat(a.member_id, 1), errc::unknown_member_id);
+}
+
+TEST_F(group_coordinator_test, a_member_that_never_syncs_leaves_after_the_rebalance_timeout) {
+    // Heartbeats succeed while the group waits for SyncGroup, so a leader that heartbeats but
+    // never syncs would hold the group in CompletingRebalance, refusing every commit, for as
+    // long as it lives. As in Kafka, the rebalance timeout bounds the wait for SyncGroup.
+    auto req = [this](std::string id) { return join_req_long_session(std::move(id)); };
+    auto a = join(req(join(req("")).member_id));
+    ASSERT_EQ(a.error, errc::success);
+    ASSERT_EQ(sync(a.member_id, 1, {{a.member_id, "all"}}).error, errc::success);
+    auto b_id = join(req("")).member_id;
+    auto b = start_join(req(b_id));
+    auto a2 = join(req(a.member_id));
+    ASSERT_TRUE(_caller.run_until([&] { return b->has_value(); }, 10s));
+    ASSERT_EQ(a2.generation, 2);
+    ASSERT_EQ(a2.leader, a.member_id);
+
+    // b syncs and waits for the leader, which only heartbeats.
+    auto follower = std::make_shared<std::optional<sync_result>>();
+    sync_request fr;
+    fr.group_id = "g";
+    fr.generation = 2;
+    fr.member_id = b_id;
+    _groups->sync(fr, _caller, [follower](sync_result r) { *follower = std::move(r); });
+    EXPECT_EQ(heartbeat(a.member_id, 2), errc::success);
+    EXPECT_EQ(commit(commit_req(b_id, 2, 5)).first, errc::rebalance_in_progress);
+    advance(500ms); // within the rebalance timeout (1 s) and the session (10 s): nothing moves
+    EXPECT_EQ(describe().state, "CompletingRebalance");
+    EXPECT_FALSE(follower->has_value());
+
+    advance(1500ms); // past the rebalance timeout, still within the session
+    auto d = describe();
+    EXPECT_EQ(d.state, "PreparingRebalance");
+    ASSERT_EQ(d.members.size(), 1u);
+    EXPECT_EQ(d.members[0].member_id, b_id);
+    ASSERT_TRUE(_caller.run_until([&] { return follower->has_value(); }, 10s));
+    EXPECT_EQ((*follower)->error, errc::rebalance_in_progress);
+    EXPECT_EQ(heartbeat(a.member_id, 2), errc::unknown_member_id);
+
+    // b rejoins alone, leads generation 3, and its commits are accepted again.
+    auto b3 = join(req(b_id));
+    ASSERT_EQ(b3.error, errc::success);
+    EXPECT_EQ(b3.generation, 3);
+    EXPECT_EQ(b3.leader, b_id);
+    ASSERT_EQ(sync(b_id, 3, {{b_id, "all"}}).error, errc::success);
+    EXPECT_EQ(commit(commit_req(b_id, 3, 5)).first, errc::success);
+}
+
+TEST_F(group_coordinator_test, a_follower_that_never_syncs_leaves_after_the_rebalance_timeout) {
+    auto req = [this](std::string id) { return join_req_long_session(std::move(id)); };
+    auto a = join(req(join(req("")).member_id));
+    ASSERT_EQ(sync(a.member_id, 1, {{a.member_id, "all"}}).error, errc::success);
+    auto b_id = join(req("")).member_id;
+    auto b = start_join(req(b_id));
+    ASSERT_EQ(join(req(a.member_id)).generation, 2);
+    ASSERT_TRUE(_caller.run_until([&] { return b->has_value(); }, 10s));
+    // The leader syncs: the group is Stable, but b never asks for its assignment.
+    ASSERT_EQ(sync(a.member_id, 2, {{a.member_id, "half-a"}, {b_id, "half-b"}}).error, errc::success);
+    EXPECT_EQ(heartbeat(b_id, 2), errc::success);
+    advance(500ms);
+    EXPECT_EQ(describe().state, "Stable");
+    advance(1500ms);
+    auto d = describe();
+    EXPECT_EQ(d.state, "PreparingRebalance");
+    ASSERT_EQ(d.members.size(), 1u);
+    EXPECT_EQ(d.members[0].member_id, a.member_id);
+    EXPECT_EQ(heartbeat(a.member_id, 2), errc::rebalance_in_progress);
+    EXPECT_EQ(heartbeat(b_id, 2), errc::unknown_member_id);
 }
 
 TEST_F(group_coordinator_test, commits_are_checked_stored_and_survive_a_restart) {
