@@ -464,7 +464,7 @@ def test_a_pipeline_over_its_memory_budget_fails_alone(binary):
         assert st["memory_bytes"] > 65536, st
         assert metric(srv, "runnel_pipelines_memory_budget_exceeded_total") == 1
         assert metric(srv, "runnel_pipelines_failed_total") == 1
-        assert metric(srv, 'runnel_job_memory_bytes{job="per-key"}') > 0
+        assert metric(srv, 'runnel_job_memory_bytes{pipeline="per-key"}') > 0
         expect(call("GET", f"{srv.http}/v1/health"), 200, "the server serves on")
         srv.assert_alive()
 

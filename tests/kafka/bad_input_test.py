@@ -481,16 +481,7 @@ class BadInputTest(unittest.TestCase):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
-    started = time.monotonic()
-    program = unittest.main(exit=False, verbosity=2)
-    r = program.result
-    # Count test methods, not subtests: a method fails if any of its subtests did.
-    failed_ids = {getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors}
-    failed_ids |= {t.id() for t in r.unexpectedSuccesses}
-    failed = len(failed_ids)
-    passed = r.testsRun - failed - len(r.skipped) - len(r.expectedFailures)
-    harness.summary("bad-input", passed, failed, skipped=len(r.skipped), seconds=time.monotonic() - started)
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.run_unittests("bad-input")
 
 
 if __name__ == "__main__":

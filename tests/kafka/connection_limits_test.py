@@ -148,7 +148,7 @@ class ConnectionLimitsTest(unittest.TestCase):
         f = kw.Connection(srv.port, timeout=20)
         self.addCleanup(f.close)
         started = time.monotonic()
-        _, body = f.request(kw.FETCH, 4, kw.fetch_request_v4(topic, 0, 0, max_wait_ms=3000))
+        _, body = f.request(kw.FETCH, 4, kw.fetch_request(4, topic, 0, 0, max_wait_ms=3000))
         waited = time.monotonic() - started
         self.assertGreater(len(body), 4)
         # A lower bound only (a loaded machine makes it longer): the poll outlived the idle time.
@@ -167,13 +167,7 @@ class ConnectionLimitsTest(unittest.TestCase):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
-    started = time.monotonic()
-    program = unittest.main(exit=False, verbosity=2)
-    r = program.result
-    failed = len({getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors})
-    passed = r.testsRun - failed - len(r.skipped)
-    harness.summary("connection-limits", passed, failed, skipped=len(r.skipped), seconds=time.monotonic() - started)
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.run_unittests("connection-limits")
 
 
 if __name__ == "__main__":

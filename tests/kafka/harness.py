@@ -296,3 +296,19 @@ def summary(name, passed, failed, skipped=0, seconds=None):
     if skipped:
         line += f", {skipped} skipped"
     print(line + (f" ({seconds:.1f} s)" if seconds is not None else ""), flush=True)
+
+
+def run_unittests(name):
+    """Runs the unittest cases of the calling script, prints the closing `summary` line (test
+    methods counted, not subtests: a method fails if any of its subtests did) and exits 0 only
+    when every case passed."""
+    import unittest
+    started = time.monotonic()
+    program = unittest.main(exit=False, verbosity=2)
+    r = program.result
+    failed_ids = {getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors}
+    failed_ids |= {t.id() for t in r.unexpectedSuccesses}
+    failed = len(failed_ids)
+    passed = r.testsRun - failed - len(r.skipped) - len(r.expectedFailures)
+    summary(name, passed, failed, skipped=len(r.skipped), seconds=time.monotonic() - started)
+    sys.exit(0 if r.wasSuccessful() else 1)

@@ -489,12 +489,57 @@ def produce_request(version, topic, partition, records, acks=-1, timeout_ms=1000
     return w.string(None) + i16(acks) + i32(timeout_ms) + w.array([topic_data], lambda t: t) + w.tags()
 
 
-def fetch_request_v4(topic, partition, offset, max_wait_ms, min_bytes=1, max_bytes=1 << 20):
-    """Fetch v4 (classic) of one partition: replica_id, max_wait_ms, min_bytes, max_bytes,
-    isolation_level, then [topic [partition, fetch_offset, partition_max_bytes]]."""
-    part = i32(partition) + i64(offset) + i32(max_bytes)
-    return (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)
-            + array([string(topic) + array([part], lambda p: p)], lambda t: t))
+def fetch_request(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=0, min_bytes=1, copies=1,
+                  response_max_bytes=None):
+    """Fetch (v4-v12, topics by name) of one partition, named `copies` times, each with
+    `max_bytes` as its partition_max_bytes; the response's max_bytes is `response_max_bytes`
+    (default: `max_bytes`)."""
+    w = Writer(is_flexible(FETCH, version))
+    part = i32(partition)
+    if version >= 9:
+        part += i32(-1)  # current leader epoch
+    part += i64(offset)
+    if version >= 12:
+        part += i32(-1)  # last fetched epoch
+    if version >= 5:
+        part += i64(-1)  # log start offset
+    part += i32(max_bytes) + w.tags()
+    total = max_bytes if response_max_bytes is None else response_max_bytes
+    body = i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(total) + i8(0)
+    if version >= 7:
+        body += i32(0) + i32(-1)  # session id and epoch
+    body += w.array([w.string(topic) + w.array([part] * copies, lambda p: p) + w.tags()], lambda t: t)
+    if version >= 7:
+        body += w.array([], lambda t: t)  # forgotten topics
+    if version >= 11:
+        body += w.string("")  # rack
+    return body + w.tags()
+
+
+def parse_fetch(body, version):
+    """[(partition, error code, high watermark, records bytes or None)] in response order."""
+    r = Reader(body, flexible=is_flexible(FETCH, version))
+    r.i32()  # throttle
+    if version >= 7:
+        r.i16()
+        r.i32()  # session id
+    out = []
+
+    def partition(r):
+        index, error, hw = r.i32(), r.i16(), r.i64()
+        r.i64()  # last stable offset
+        if version >= 5:
+            r.i64()  # log start offset
+        r.array(lambda r: (r.i64(), r.i64(), r.tags()))
+        if version >= 11:
+            r.i32()  # preferred read replica
+        records = r.bytes()
+        r.tags()
+        out.append((index, error, hw, records))
+
+    r.array(lambda r: (r.string(), r.array(partition), r.tags()))
+    r.tags()
+    return out
 
 
 def parse_produce(body, version):

@@ -23,7 +23,6 @@ import gzip
 import os
 import random
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,60 +46,6 @@ def init_producer_id(conn, producer_id=-1, epoch=-1, transactional_id=None, vers
     r = kw.Reader(resp, flexible=version >= 2)
     r.i32()  # throttle
     return r.i16(), r.i64(), r.i16()
-
-
-def fetch_request(version, topic, partition, offset, max_bytes=1 << 20, copies=1, response_max_bytes=None):
-    w = Writer(version >= 12)
-    part = i32(partition)
-    if version >= 9:
-        part += i32(-1)  # current leader epoch
-    part += i64(offset)
-    if version >= 12:
-        part += i32(-1)  # last fetched epoch
-    if version >= 5:
-        part += i64(-1)  # log start offset
-    part += i32(max_bytes) + w.tags()
-    total = max_bytes if response_max_bytes is None else response_max_bytes
-    body = i32(-1) + i32(0) + i32(1) + i32(total) + i8(0)
-    if version >= 7:
-        body += i32(0) + i32(-1)  # session id and epoch
-    body += w.array([w.string(topic) + w.array([part] * copies, lambda p: p) + w.tags()], lambda t: t)
-    if version >= 7:
-        body += w.array([], lambda t: t)  # forgotten topics
-    if version >= 11:
-        body += w.string("")
-    return body + w.tags()
-
-
-def parse_fetch(body, version):
-    """[(partition, error, high watermark, records bytes or None)]."""
-    r = kw.Reader(body, flexible=version >= 12)
-    r.i32()  # throttle
-    if version >= 7:
-        r.i16()
-        r.i32()  # session id
-    out = []
-
-    def partition(r):
-        index, error, hw = r.i32(), r.i16(), r.i64()
-        r.i64()  # last stable offset
-        if version >= 5:
-            r.i64()  # log start offset
-        r.array(lambda r: (r.i64(), r.i64(), r.tags()))
-        if version >= 11:
-            r.i32()  # preferred read replica
-        records = r.bytes()
-        r.tags()
-        out.append((index, error, hw, records))
-
-    def topic(r):
-        r.string()
-        r.array(partition)
-        r.tags()
-
-    r.array(topic)
-    r.tags()
-    return out
 
 
 def list_offsets_request(topic, partition, timestamp, version=7):
@@ -133,17 +78,9 @@ def idempotent_batch(pid, epoch, first_seq, values, ts=1_700_000_000_000):
 
 
 def gzip_batch(recs, base_ts):
-    """One gzip-compressed batch of (value, timestamp) records, built by hand so the test
-    controls every timestamp."""
-    body = bytearray()
-    for i, (value, ts) in enumerate(recs):
-        rec = bytearray(i8(0)) + kw.varint(ts - base_ts) + kw.varint(i) + kw.varint(-1)
-        rec += kw.varint(len(value)) + value + kw.varint(0)
-        body += kw.varint(len(rec)) + rec
-    packed = gzip.compress(bytes(body))
-    after_crc = (i16(1) + i32(len(recs) - 1) + i64(base_ts) + i64(max(t for _, t in recs)) + i64(-1) + i16(-1)
-                 + i32(-1) + i32(len(recs)) + packed)
-    return kw.seal(after_crc)
+    """One gzip-compressed batch of (value, timestamp) records."""
+    section = kw.records_section([(None, v, [], t) for v, t in recs], base_ts)
+    return kw.batch_around(gzip.compress(section), len(recs), base_ts, max(t for _, t in recs), attributes=1)
 
 
 class WireSemanticsTest(unittest.TestCase):
@@ -179,8 +116,8 @@ class WireSemanticsTest(unittest.TestCase):
         values = {}
         offset = 0
         while True:
-            _, body = c.request(kw.FETCH, 4, fetch_request(4, topic, partition, offset))
-            (_, error, hw, records), = parse_fetch(body, 4)
+            _, body = c.request(kw.FETCH, 4, kw.fetch_request(4, topic, partition, offset))
+            (_, error, hw, records), = kw.parse_fetch(body, 4)
             self.assertEqual(error, kw.NONE)
             if offset >= hw:
                 return values, hw
@@ -248,8 +185,8 @@ class WireSemanticsTest(unittest.TestCase):
         c = self.conn()
         for version in (4, 11, 12):
             for partition, offset, want in [(0, 1000, OFFSET_OUT_OF_RANGE), (5, 0, kw.UNKNOWN_TOPIC_OR_PARTITION)]:
-                _, body = c.request(kw.FETCH, version, fetch_request(version, topic, partition, offset))
-                (_, error, _, records), = parse_fetch(body, version)
+                _, body = c.request(kw.FETCH, version, kw.fetch_request(version, topic, partition, offset))
+                (_, error, _, records), = kw.parse_fetch(body, version)
                 self.assertEqual(error, want, f"v{version} partition {partition}")
                 self.assertEqual(records, b"", f"v{version}: records of a partition in error must be empty, not null")
 
@@ -262,9 +199,9 @@ class WireSemanticsTest(unittest.TestCase):
         c = kw.Connection(self.srv.port, timeout=120)
         self.addCleanup(c.close)
         copies = 200_000
-        _, body = c.request(kw.FETCH, 4, fetch_request(4, topic, 0, 0, max_bytes=1 << 20, copies=copies,
+        _, body = c.request(kw.FETCH, 4, kw.fetch_request(4, topic, 0, 0, max_bytes=1 << 20, copies=copies,
                                                         response_max_bytes=50 << 20))
-        parts = parse_fetch(body, 4)
+        parts = kw.parse_fetch(body, 4)
         self.assertEqual(len(parts), copies)
         self.assertEqual(parts[0][1], kw.NONE)
         self.assertGreater(len(parts[0][3]), 0)
@@ -396,13 +333,7 @@ def zigzag(r):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
-    started = time.monotonic()
-    program = unittest.main(exit=False, verbosity=2)
-    r = program.result
-    failed = len({t.id() for t, _ in r.failures + r.errors})
-    harness.summary("wire-semantics", r.testsRun - failed - len(r.skipped), failed, skipped=len(r.skipped),
-                    seconds=time.monotonic() - started)
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.run_unittests("wire-semantics")
 
 
 if __name__ == "__main__":
