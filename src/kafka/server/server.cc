@@ -29,6 +29,7 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::api_versions, "ApiVersions", 0, 3, 3},
   {proto::api_key::create_topics, "CreateTopics", 2, 7, 5},
   {proto::api_key::delete_topics, "DeleteTopics", 1, 6, 4},
+  {proto::api_key::delete_records, "DeleteRecords", 1, 2, 2},
   {proto::api_key::init_producer_id, "InitProducerId", 0, 4, 2},
   {proto::api_key::describe_configs, "DescribeConfigs", 1, 4, 4},
   {proto::api_key::create_partitions, "CreatePartitions", 0, 3, 2},
