@@ -33,6 +33,9 @@ using response_frame = std::optional<std::vector<std::byte>>;
 struct shard_connections {
     std::set<asio::ip::tcp::socket*> sockets;
     std::set<asio::steady_timer*> long_polls;
+    /// Set by `stop`: connections read no new request, answer the ones in flight, then close;
+    /// fetches answer at once instead of long-polling.
+    bool draining = false;
 };
 
 /// What a handler knows about the request it answers. Lives in the connection's coroutine
