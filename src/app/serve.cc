@@ -284,7 +284,10 @@ int serve(const serve_options& opts) {
     live_demo.stop();
     job_manager.stop();
 
-    // Clean shutdown: connections close, then every log flushes and records its durable point.
+    // Clean shutdown: the listeners stop accepting and reading; Kafka connections write the
+    // answers of the requests already read (at most 5 s; long polls answer at once) and close,
+    // while the broker and every shard still run to finish them. Then every log flushes and
+    // records its durable point.
     http_listener.stop();
     kafka_listener.stop();
     int code = failure ? 1 : 0;

@@ -635,6 +635,22 @@ void broker::remove_segments_before(model::topic_partition tp, model::offset o, 
     });
 }
 
+void broker::delete_records(model::topic_partition tp, model::offset o, executor& caller,
+                            std::function<void(result<model::offset>)> done) {
+    using R = result<model::offset>;
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), o, &caller, done = std::move(done)]() mutable {
+        auto log = _state[s]->logs->get(tp);
+        if (!log) {
+            return reply<R>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        const model::offset target = o == model::offset(-1) ? log->next_offset() : o;
+        log->advance_start(target, [&caller, done = std::move(done)](R r) mutable {
+            reply<R>(caller, std::move(done), r ? R(r.value()) : R(from_storage(r.error())));
+        });
+    });
+}
+
 void broker::offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
                              std::function<void(result<std::optional<time_match>>)> done) {
     using R = result<std::optional<time_match>>;

@@ -128,6 +128,12 @@ public:
     void remove_segments_before(model::topic_partition tp, model::offset o, executor& caller,
                                 std::function<void(result<model::offset>)> done);
 
+    /// Moves the partition's log start to `o` (Kafka's DeleteRecords; -1 means the high
+    /// watermark) and answers the new log start once it is durable. Past the high watermark
+    /// is `offset_out_of_range`; at or before the current start changes nothing.
+    void delete_records(model::topic_partition tp, model::offset o, executor& caller,
+                        std::function<void(result<model::offset>)> done);
+
     struct producer_identity {
         int64_t id;
         int16_t epoch;

@@ -86,6 +86,7 @@ spdlog::logger& lg() { return logging::get("storage"); }
 constexpr std::string_view log_suffix = ".log";
 constexpr uint32_t recovery_point_magic = 0x50524e52; // "RNRP"
 constexpr std::size_t recovery_point_size = 16;
+constexpr uint32_t log_start_magic = 0x534c4e52; // "RNLS"
 
 std::string segment_name(model::offset base, std::string_view suffix) {
     return fmt::format("{:020d}{}", base(), suffix);
@@ -103,22 +104,29 @@ std::optional<model::offset> parse_segment_name(const std::string& name) {
     return model::offset(v);
 }
 
-byte_buffer encode_recovery_point(model::offset o) {
+/// The 16-byte files `recovery_point` and `log_start`: magic, CRC32C of the offset, offset.
+byte_buffer encode_offset_file(uint32_t magic, model::offset o) {
     byte_buffer b(recovery_point_size);
-    write_le<uint32_t>(b.data(), recovery_point_magic);
+    write_le<uint32_t>(b.data(), magic);
     write_le<int64_t>(b.data() + 8, o());
     write_le<uint32_t>(b.data() + 4, crc32c::value(b.span().subspan(8)));
     return b;
 }
 
-std::optional<model::offset> read_recovery_point(const file_handle& f) {
+byte_buffer encode_recovery_point(model::offset o) { return encode_offset_file(recovery_point_magic, o); }
+
+std::optional<model::offset> read_offset_file(const file_handle& f, uint32_t magic) {
     byte_buffer b(recovery_point_size);
     auto n = f.pread(b.span(), 0);
-    if (!n || n.value() != recovery_point_size || read_le<uint32_t>(b.data()) != recovery_point_magic
+    if (!n || n.value() != recovery_point_size || read_le<uint32_t>(b.data()) != magic
         || read_le<uint32_t>(b.data() + 4) != crc32c::value(b.span().subspan(8))) {
         return std::nullopt;
     }
     return model::offset(read_le<int64_t>(b.data() + 8));
+}
+
+std::optional<model::offset> read_recovery_point(const file_handle& f) {
+    return read_offset_file(f, recovery_point_magic);
 }
 
 std::string reason_of(const std::error_code& ec) { return ec.message(); }
@@ -367,6 +375,25 @@ result<void> partition_log::recover() {
                    _dir.string(), *durable, _next_offset);
     }
     _flushed = std::min(durable.value_or(start_offset()), _next_offset);
+
+    // The start moved by DeleteRecords. It is renamed into place only once synced, so a file
+    // that fails its checks was damaged from outside: the records it hid are served again.
+    if (std::filesystem::exists(log_start_path(), ec)) {
+        RUNNEL_TRY(auto ls_file, file_handle::open(log_start_path(), O_RDONLY));
+        if (auto ls = read_offset_file(ls_file, log_start_magic); ls && *ls >= model::offset(0)) {
+            // A torn tail may have cut the log below it; the log never starts past its end.
+            _log_start = std::min(*ls, _next_offset);
+            _log_start_requested = _log_start;
+        } else {
+            lg().error("{}: {} is unreadable or fails its checksum; ignored", _dir.string(),
+                       log_start_path().string());
+        }
+    }
+    // Segments wholly below the start are left when the process stopped between recording the
+    // start and deleting them.
+    if (_log_start > _segments.front()->base) {
+        remove_segments_before(_log_start);
+    }
     if (!_recovery.torn && !_recovery.corrupt && !_recovery.durable_data_missing_from) {
         lg().debug("{}: opened {} segments, offsets [{}, {}), {} batches checked", _dir.string(),
                    _segments.size(), start_offset(), _next_offset, _recovery.batches_checked);
@@ -374,7 +401,9 @@ result<void> partition_log::recover() {
     return ok();
 }
 
-model::offset partition_log::start_offset() const noexcept { return _segments.front()->base; }
+model::offset partition_log::start_offset() const noexcept {
+    return std::max(_segments.front()->base, _log_start);
+}
 
 result<std::shared_ptr<file_handle>> partition_log::file_of(const segment& seg) {
     if (seg.file) {
@@ -384,6 +413,8 @@ result<std::shared_ptr<file_handle>> partition_log::file_of(const segment& seg) 
 }
 
 std::filesystem::path partition_log::recovery_point_path() const { return _dir / "recovery_point"; }
+
+std::filesystem::path partition_log::log_start_path() const { return _dir / "log_start"; }
 
 model::offset partition_log::active_segment_base() const noexcept { return _segments.back()->base; }
 
@@ -572,6 +603,54 @@ void partition_log::on_flushed(model::offset target, result<void> r) {
     }
 }
 
+void partition_log::advance_start(model::offset o, std::function<void(result<model::offset>)> done) {
+    if (_closed) {
+        _owner.post([done = std::move(done)] { done(errc::closed); });
+        return;
+    }
+    if (o > _next_offset || o < model::offset(0)) {
+        _owner.post([done = std::move(done)] { done(errc::offset_out_of_range); });
+        return;
+    }
+    if (o <= start_offset()) {
+        // The start only moves once durable, so the current one needs no write.
+        _owner.post([done = std::move(done), s = start_offset()] { done(s); });
+        return;
+    }
+    // Writes reach the flusher in order and each carries the highest start asked for so
+    // far, so a later, smaller request never writes the file backwards.
+    _log_start_requested = std::max(_log_start_requested, o);
+    const model::offset target = _log_start_requested;
+    _flusher.submit(
+      [path = log_start_path(), target]() -> result<void> {
+          if (fail_point::take("storage.log_start_write")) {
+              return std::error_code(EIO, std::system_category());
+          }
+          return write_file_atomic(path, encode_offset_file(log_start_magic, target).span());
+      },
+      [weak = weak_from_this(), owner = &_owner, target, done = std::move(done)](result<void> r) mutable {
+          owner->post([weak, target, r, done = std::move(done)] {
+              auto self = weak.lock();
+              if (!self) {
+                  done(errc::closed);
+                  return;
+              }
+              if (!r) {
+                  lg().error("{}: recording the log start {} failed: {}", self->_dir.string(), target,
+                             r.error().message());
+                  done(r.error());
+                  return;
+              }
+              if (target > self->_log_start) {
+                  self->_log_start = target;
+                  lg().info("{}: log start moved to {}", self->_dir.string(), target);
+                  self->remove_segments_before(target);
+              }
+              done(self->start_offset());
+          });
+      });
+}
+
 void partition_log::close(done_fn done) {
     _closed = true;
     flush([weak = weak_from_this(), done = std::move(done)](result<void> r) mutable {
@@ -696,9 +775,10 @@ result<read_result> partition_log::read(model::offset start, std::size_t max_byt
 
 result<std::optional<partition_log::time_match>> partition_log::timequery(model::event_time t) {
     using found = std::optional<time_match>;
+    const model::offset start = start_offset(); // records before it are gone
     for (const auto& segp : _segments) {
         const segment& seg = *segp;
-        if (seg.max_timestamp < t) {
+        if (seg.max_timestamp < t || seg.next_offset <= start) {
             continue;
         }
         RUNNEL_TRY(auto file, file_of(seg));
@@ -715,25 +795,25 @@ result<std::optional<partition_log::time_match>> partition_log::timequery(model:
             }
             const auto& item = *r.value();
             expected = item.header.next_offset();
-            if (item.header.max_timestamp < t) {
+            if (item.header.max_timestamp < t || item.header.last_offset() < start) {
                 continue;
             }
             if (_corrupt_from && item.header.base_offset >= *_corrupt_from) {
                 return errc::corrupt_data;
             }
             if (item.header.log_append_time()) {
-                return found(time_match{item.header.base_offset, item.header.max_timestamp});
+                return found(time_match{std::max(item.header.base_offset, start), item.header.max_timestamp});
             }
             std::vector<std::byte> inflated;
             std::string why;
             auto plain = model::uncompressed_batch(item.bytes, item.header, model::max_inflated_bytes, inflated, why);
             if (!plain) {
                 // Stored before produce validated compressed bodies: the batch as a whole.
-                return found(time_match{item.header.base_offset, item.header.max_timestamp});
+                return found(time_match{std::max(item.header.base_offset, start), item.header.max_timestamp});
             }
             RUNNEL_TRY(auto recs, model::decode_records(*plain));
             for (const auto& rec : recs) {
-                if (rec.timestamp >= t) {
+                if (rec.timestamp >= t && rec.offset_value >= start) {
                     return found(time_match{rec.offset_value, rec.timestamp});
                 }
             }

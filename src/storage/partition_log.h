@@ -134,12 +134,22 @@ public:
     /// compacted topic, after rewriting their live records past `o`).
     retention_report remove_segments_before(model::offset o);
 
+    /// Moves the log's start to `o` (Kafka's DeleteRecords): records before it are never
+    /// served again. The new start is written to `log_start` in the directory (a temporary
+    /// file fsynced and renamed on the flusher thread) and `done` runs on the owner with the
+    /// log's start once that is durable; the whole segments below it are then deleted. An `o`
+    /// at or before the current start changes nothing; past `next_offset()` it is
+    /// `offset_out_of_range`.
+    void advance_start(model::offset o, std::function<void(result<model::offset>)> done);
+
     /// Flushes everything, persists the durable point, and refuses further appends.
     void close(done_fn done);
 
     /// Takes new settings (for ALTER of topic configs); they apply from the next append.
     result<void> set_config(const log_config& config);
 
+    /// The first offset served: the first segment's base, or the start recorded by
+    /// `advance_start` when that is later.
     model::offset start_offset() const noexcept;
     model::offset next_offset() const noexcept { return _next_offset; }
     /// Everything before this offset is durable.
@@ -170,6 +180,7 @@ private:
     /// The open file of `seg`: its own when active (or without a cache), else the cache's.
     result<std::shared_ptr<file_handle>> file_of(const segment& seg);
     std::filesystem::path recovery_point_path() const;
+    std::filesystem::path log_start_path() const;
 
     std::filesystem::path _dir;
     log_config _config;
@@ -181,6 +192,8 @@ private:
     model::offset _next_offset;
     model::offset _flushed;
     std::optional<model::offset> _corrupt_from;
+    model::offset _log_start;           ///< durable start from `advance_start` (0: none)
+    model::offset _log_start_requested; ///< the highest start asked for, written or being written
     std::optional<std::error_code> _failed;
     bool _closed = false;
 

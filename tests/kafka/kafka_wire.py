@@ -286,11 +286,13 @@ def corrupt_payload(batch):
 # -- api keys, error codes ------------------------------------------------------------------
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 2, 3, 18, 19, 20
+DELETE_RECORDS = 21
 
 NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+OFFSET_OUT_OF_RANGE = 1
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
@@ -299,7 +301,7 @@ INVALID_RECORD = 87
 
 # Versions from which each api is flexible (request header v2, response header v1).
 FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, LIST_OFFSETS: 6, METADATA: 9, API_VERSIONS: 3,
-                 CREATE_TOPICS: 5, DELETE_TOPICS: 4, 10: 3, 22: 2, 23: 4, 60: 0}
+                 CREATE_TOPICS: 5, DELETE_TOPICS: 4, DELETE_RECORDS: 2, 10: 3, 22: 2, 23: 4, 60: 0}
 
 
 def is_flexible(key, version):
@@ -608,3 +610,40 @@ def parse_create_topics(body, version):
     r.tags()
     assert r.done(), f"{len(body) - r.pos} bytes left after the CreateTopics v{version} response"
     return {name: (error, message, configs) for name, error, message, configs in topics}
+
+
+def delete_records_request(version, topics, timeout_ms=10000):
+    """DeleteRecords (v1-2) for `topics`: {name: [(partition, offset)]}."""
+    w = Writer(version >= 2)
+
+    def partition(p):
+        return i32(p[0]) + i64(p[1]) + w.tags()
+
+    def topic(item):
+        name, parts = item
+        return w.string(name) + w.array(parts, partition) + w.tags()
+
+    return w.array(list(topics.items()), topic) + i32(timeout_ms) + w.tags()
+
+
+def parse_delete_records(body, version):
+    """{(topic, partition): (error, low watermark)}."""
+    r = Reader(body, flexible=version >= 2)
+    r.i32()  # throttle
+    out = {}
+
+    def topic(r):
+        name = r.string()
+
+        def partition(r):
+            index, low, error = r.i32(), r.i64(), r.i16()
+            r.tags()
+            out[(name, index)] = (error, low)
+
+        r.array(partition)
+        r.tags()
+
+    r.array(topic)
+    r.tags()
+    assert r.done(), "bytes left after the DeleteRecords response"
+    return out

@@ -64,6 +64,47 @@ TEST_F(broker_test, create_produce_fetch_and_reload) {
     EXPECT_EQ(o.value().high_watermark, offset(10));
 }
 
+TEST_F(broker_test, delete_records_moves_the_log_start_durably) {
+    ASSERT_TRUE(create("trim", 1).first);
+    model::topic_partition tp{"trim", model::partition_id(0)};
+    for (uint64_t i = 0; i < 10; ++i) {
+        auto b = make_batch(i, 50, 2);
+        ASSERT_TRUE(produce(tp, b, -1));
+    }
+    auto del = [&](model::topic_partition p, offset o) {
+        return wait<result<offset>>([&](auto d) { _broker->delete_records(p, o, _caller, d); });
+    };
+    // Offset 7 lies inside the batch [6, 7]: the start is 7, reads from 6 are out of range.
+    auto r = del(tp, offset(7));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r.value(), offset(7));
+    EXPECT_EQ(del(tp, offset(21)).error(), errc::offset_out_of_range);
+    EXPECT_EQ(del(tp, offset(-2)).error(), errc::offset_out_of_range);
+    EXPECT_EQ(del({"trim", model::partition_id(1)}, offset(0)).error(), errc::unknown_topic_or_partition);
+    EXPECT_EQ(del({"nope", model::partition_id(0)}, offset(0)).error(), errc::unknown_topic_or_partition);
+    auto o = wait<result<offsets_result>>([&](auto d) { _broker->offsets(tp, _caller, d); });
+    EXPECT_EQ(o.value().log_start, offset(7));
+    auto f = wait<result<fetch_result>>([&](auto d) { _broker->fetch(tp, offset(6), 1 << 20, _caller, d); });
+    EXPECT_EQ(f.error(), errc::offset_out_of_range);
+    // A batch straddling the start is served whole, as in Kafka.
+    f = wait<result<fetch_result>>([&](auto d) { _broker->fetch(tp, offset(7), 1 << 20, _caller, d); });
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f.value().log_start, offset(7));
+    EXPECT_EQ(f.value().data.batches, 7u);
+
+    shutdown();
+    start();
+    o = wait<result<offsets_result>>([&](auto d) { _broker->offsets(tp, _caller, d); });
+    EXPECT_EQ(o.value().log_start, offset(7));
+    // -1 is the high watermark.
+    r = del(tp, offset(-1));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r.value(), offset(20));
+    o = wait<result<offsets_result>>([&](auto d) { _broker->offsets(tp, _caller, d); });
+    EXPECT_EQ(o.value().log_start, offset(20));
+    EXPECT_EQ(o.value().high_watermark, offset(20));
+}
+
 TEST_F(broker_test, watch_wakes_on_produce_and_not_after_cancel) {
     ASSERT_TRUE(create("events", 2).first);
     model::topic_partition tp{"events", model::partition_id(1)};

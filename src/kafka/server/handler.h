@@ -33,6 +33,9 @@ using response_frame = std::optional<std::vector<std::byte>>;
 struct shard_connections {
     std::set<asio::ip::tcp::socket*> sockets;
     std::set<asio::steady_timer*> long_polls;
+    /// Set by `stop`: connections read no new request, answer the ones in flight, then close;
+    /// fetches answer at once instead of long-polling.
+    bool draining = false;
 };
 
 /// What a handler knows about the request it answers. Lives in the connection's coroutine
@@ -146,6 +149,7 @@ inline constexpr int16_t invalid_partitions = 37;
 inline constexpr int16_t invalid_replication_factor = 38;
 inline constexpr int16_t invalid_config = 40;
 inline constexpr int16_t invalid_request = 42;
+inline constexpr int16_t policy_violation = 44;
 inline constexpr int16_t kafka_storage_error = 56;
 inline constexpr int16_t fetch_session_id_not_found = 70;
 inline constexpr int16_t invalid_record = 87;
@@ -169,6 +173,7 @@ asio::awaitable<response_frame> handle(const request_context&, proto::fetch_requ
 asio::awaitable<response_frame> handle(const request_context&, proto::list_offsets_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_topics_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::delete_topics_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::delete_records_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_configs_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::incremental_alter_configs_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_partitions_request);

@@ -29,6 +29,7 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::api_versions, "ApiVersions", 0, 3, 3},
   {proto::api_key::create_topics, "CreateTopics", 2, 7, 5},
   {proto::api_key::delete_topics, "DeleteTopics", 1, 6, 4},
+  {proto::api_key::delete_records, "DeleteRecords", 1, 2, 2},
   {proto::api_key::init_producer_id, "InitProducerId", 0, 4, 2},
   {proto::api_key::describe_configs, "DescribeConfigs", 1, 4, 4},
   {proto::api_key::create_partitions, "CreatePartitions", 0, 3, 2},
@@ -92,6 +93,10 @@ const request_metrics& kafka_metrics() {
 /// Connection faults an operator acts on (a cap too low, descriptors running out, idle clients).
 struct connection_metrics {
     metrics::gauge& open = metrics::default_registry().gauges("runnel_kafka_connections", "Open Kafka connections").with({});
+    metrics::gauge& in_flight = metrics::default_registry()
+                                  .gauges("runnel_kafka_requests_in_flight",
+                                          "Kafka requests read and not yet answered (or dropped with their connection)")
+                                  .with({});
     metrics::counter& refused = metrics::default_registry().counter_(
       "runnel_kafka_connections_refused_total", "Kafka connections closed on accept because --kafka-max-connections were open");
     metrics::counter& accept_errors = metrics::default_registry().counter_(
@@ -325,7 +330,12 @@ private:
 /// One request between being read and its answer being written.
 struct in_flight {
     explicit in_flight(asio::any_io_executor ex, std::vector<std::byte> f)
-      : frame(std::move(f)), issued(ex), done(ex) {}
+      : frame(std::move(f)), issued(ex), done(ex) {
+        conn_metrics().in_flight.add(1);
+    }
+    ~in_flight() { conn_metrics().in_flight.sub(1); }
+    in_flight(const in_flight&) = delete;
+    in_flight& operator=(const in_flight&) = delete;
     std::vector<std::byte> frame;
     response_frame answer;
     bool close = false; ///< the request could not be decoded: end the connection after it
@@ -616,6 +626,10 @@ void kafka_server::stop() {
         return;
     }
     st.stopping = true;
+    // Stop accepting and stop reading: the receive side of every connection is shut, so its
+    // reader takes only the requests already received (a client that keeps sending is cut at
+    // the deadline below) and then sees end of file; its writer answers every request read,
+    // in order, then closes. Long polls answer at once with what they have.
     for (unsigned s = 0; s < st.shards.size(); ++s) {
         st.shards.run_on(s, [&, s] {
             boost::system::error_code ec;
@@ -623,33 +637,53 @@ void kafka_server::stop() {
                 st.acceptor->close(ec);
                 st.accept_pause->cancel();
             }
+            st.connections[s].draining = true;
             for (auto* sock : st.connections[s].sockets) {
-                sock->close(ec);
+                sock->shutdown(tcp::socket::shutdown_receive, ec);
             }
             for (auto* timer : st.connections[s].long_polls) {
                 timer->cancel();
             }
         });
     }
-    // Wait, while every shard still runs, until each connection's coroutine has finished: a
-    // request in flight may still need another shard to answer it.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (unsigned s = 0; s < st.shards.size(); ++s) {
-        for (;;) {
-            std::size_t left = 0;
-            st.shards.run_on(s, [&] {
-                left = st.connections[s].sockets.size();
-                for (auto* timer : st.connections[s].long_polls) {
-                    timer->cancel();
+    // Wait, while every shard still runs (a request in flight may need another shard to answer
+    // it), until each connection has written its answers and closed, for at most
+    // `drain_timeout`; then close the rest (a client that reads no answers, a stuck request)
+    // and wait for their coroutines to end.
+    constexpr auto drain_timeout = std::chrono::seconds(5);
+    constexpr auto close_timeout = std::chrono::seconds(5);
+    auto wait_for_connections = [&](std::chrono::steady_clock::time_point deadline, bool close_them) {
+        std::size_t left_total = 0;
+        for (unsigned s = 0; s < st.shards.size(); ++s) {
+            for (;;) {
+                std::size_t left = 0;
+                st.shards.run_on(s, [&] {
+                    boost::system::error_code ec;
+                    left = st.connections[s].sockets.size();
+                    for (auto* timer : st.connections[s].long_polls) {
+                        timer->cancel(); // long polls that began after `draining` was set
+                    }
+                    if (close_them) {
+                        for (auto* sock : st.connections[s].sockets) {
+                            sock->close(ec);
+                        }
+                    }
+                });
+                if (left == 0 || std::chrono::steady_clock::now() >= deadline) {
+                    left_total += left;
+                    break;
                 }
-            });
-            if (left == 0 || std::chrono::steady_clock::now() >= deadline) {
-                if (left != 0) {
-                    lg().warn("{} connections on shard {} did not finish within 10 s of stop", left, s);
-                }
-                break;
+                std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling a shutdown, not a test
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling a shutdown, not a test
+        }
+        return left_total;
+    };
+    if (auto left = wait_for_connections(std::chrono::steady_clock::now() + drain_timeout, false); left != 0) {
+        lg().warn("{} Kafka connections had not written their answers within {} s of stop; closing them", left,
+                  drain_timeout.count());
+        if (left = wait_for_connections(std::chrono::steady_clock::now() + close_timeout, true); left != 0) {
+            lg().warn("{} Kafka connections did not finish within {} s of being closed", left,
+                      close_timeout.count());
         }
     }
 }

@@ -33,6 +33,7 @@ const std::map<int16_t, range> expected = {
   {18, {0, 3, 3}},  // ApiVersions
   {19, {2, 7, 5}},  // CreateTopics
   {20, {1, 6, 4}},  // DeleteTopics
+  {21, {1, 2, 2}},  // DeleteRecords
   {22, {0, 4, 2}},  // InitProducerId
   {32, {1, 4, 4}},  // DescribeConfigs
   {37, {0, 3, 2}},  // CreatePartitions
@@ -148,7 +149,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 139u);
+    EXPECT_EQ(requests, 141u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

@@ -140,7 +140,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
             }
         }
         const bool enough = total >= static_cast<std::size_t>(std::max(req.min_bytes, 1));
-        if (enough || any_error || waited || parts.empty() || clock::now() >= deadline) {
+        if (enough || any_error || waited || parts.empty() || clock::now() >= deadline
+            || ctx.connections.draining) {
             break;
         }
         // Long poll: wake on the first produce to any of the partitions, or at the deadline.
