@@ -17,4 +17,6 @@ if(NOT RUNNEL_FUZZ)
   find_package(benchmark REQUIRED)
   # librdkafka (Debian librdkafka-dev) for the Kafka client commands and the Kafka connector.
   pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+  # libedit (Debian libedit-dev) for the line editing and history of the `runnel sql` shell.
+  pkg_check_modules(LIBEDIT REQUIRED IMPORTED_TARGET libedit)
 endif()

@@ -1,6 +1,8 @@
 // `runnel sql FILE`: submits a SQL script to a running server's HTTP API (`POST /v1/sql`) and
 // prints what each statement did. `runnel sql` without a file is an interactive shell: a
-// SELECT runs as a temporary materialized view whose rows are redrawn as they change.
+// SELECT runs as a temporary materialized view whose rows are redrawn as they change. On a
+// terminal the shell reads lines through libedit (editing keys, a history file, Tab
+// completion); Ctrl-C drops the statement being typed or stops a push query.
 //
 // The request is one HTTP/1.1 exchange with `Connection: close` over a blocking socket: a
 // command-line tool talking to its own server, where a full HTTP client library would cost
@@ -9,14 +11,22 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <editline/readline.h>
+
 #include <cerrno>
-#include <csignal>
 #include <filesystem>
 
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +35,7 @@
 
 #include "app/commands.h"
 #include "base/plural.h"
+#include "sql/sql.h"
 
 namespace runnel::app {
 namespace {
@@ -35,6 +46,22 @@ struct http_answer {
     int status = 0;
     std::string body;
 };
+
+/// connect() that survives Ctrl-C in the shell: an interrupted connect goes on in the
+/// background, so wait for its outcome.
+bool connect_socket(int fd, const sockaddr* addr, socklen_t len) {
+    if (::connect(fd, addr, len) == 0) return true;
+    if (errno != EINTR) return false;
+    pollfd p{fd, POLLOUT, 0};
+    while (::poll(&p, 1, -1) < 0) {
+        if (errno != EINTR) return false;
+    }
+    int err = 0;
+    socklen_t n = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0) return false;
+    errno = err;
+    return err == 0;
+}
 
 /// Sends `method` `path` with `body` to http://`addr`; `why` explains a failure to talk to the
 /// server.
@@ -57,7 +84,7 @@ std::optional<http_answer> request(const char* method, const std::string& addr, 
     int fd = -1;
     for (auto* a = res; a && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+        if (fd >= 0 && !connect_socket(fd, a->ai_addr, a->ai_addrlen)) {
             close(fd);
             fd = -1;
         }
@@ -75,6 +102,7 @@ std::optional<http_answer> request(const char* method, const std::string& addr, 
     req += body;
     for (std::size_t sent = 0; sent < req.size();) {
         auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             why = fmt::format("sending to {}: {}", addr, std::strerror(errno));
             close(fd);
@@ -222,7 +250,32 @@ int run_script(const sql_options& o) {
 
 volatile std::sig_atomic_t interrupted = 0;
 
+void on_interrupt(int) { interrupted = 1; }
+
+/// While it lives, Ctrl-C (SIGINT) sets `interrupted` instead of ending the process, and a
+/// blocking read or poll it interrupts returns EINTR (no SA_RESTART): that is how the line
+/// editor gives up a half-typed statement and how a push query stops. Scopes nest.
+class interrupt_scope {
+public:
+    interrupt_scope() {
+        struct sigaction sa {};
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        ::sigaction(SIGINT, &sa, &_old);
+        interrupted = 0;
+    }
+    interrupt_scope(const interrupt_scope&) = delete;
+    interrupt_scope& operator=(const interrupt_scope&) = delete;
+    ~interrupt_scope() { ::sigaction(SIGINT, &_old, nullptr); }
+
+private:
+    struct sigaction _old {};
+};
+
 /// Splits off complete statements (ending in ';' outside quotes and comments) from `buf`.
+/// Each statement starts at its first non-blank character, so that its line 1 is the line the
+/// user typed it on; what is left of `buf` is cleared when it is only blanks.
 std::vector<std::string> take_statements(std::string& buf) {
     std::vector<std::string> out;
     char quote = 0;
@@ -238,11 +291,13 @@ std::vector<std::string> take_statements(std::string& buf) {
             if (nl == std::string::npos) break;
             i = nl;
         } else if (c == ';') {
-            out.push_back(buf.substr(begin, i - begin));
+            auto first = buf.find_first_not_of(" \t\r\n", begin);
+            if (first < i) out.push_back(buf.substr(first, i - first));
             begin = i + 1;
         }
     }
     buf.erase(0, begin);
+    if (buf.find_first_not_of(" \t\r\n") == std::string::npos) buf.clear();
     return out;
 }
 
@@ -266,6 +321,20 @@ std::string leading_words(const std::string& stmt, int words) {
         }
     }
     return out;
+}
+
+std::size_t count_lines(const std::string& text) { return std::size_t(std::count(text.begin(), text.end(), '\n')); }
+
+/// The server's error `detail` for a text whose line `first` is the statement's first line,
+/// with its leading "line N:C:" counted from that statement (the shell sends the session's
+/// declarations before it).
+std::string relative_to_statement(const std::string& detail, std::size_t first) {
+    if (detail.compare(0, 5, "line ") != 0) return detail;
+    std::size_t i = 5, n = 0;
+    while (i < detail.size() && i < 15 && std::isdigit(static_cast<unsigned char>(detail[i])))
+        n = n * 10 + std::size_t(detail[i++] - '0');
+    if (i == 5 || i >= detail.size() || detail[i] != ':' || n < first) return detail;
+    return fmt::format("line {}{}", n - first + 1, detail.substr(i));
 }
 
 std::string cell(const json::value& v) {
@@ -303,7 +372,7 @@ void draw(const json::object& view, bool tty, std::size_t limit) {
     };
     if (!header.empty()) out += line_of(header);
     for (const auto& line : cells) out += line_of(line);
-    out += fmt::format("-- {}, version {}{}; press Enter to stop\n", counted(int64_t(rows.size()), "row"),
+    out += fmt::format("-- {}, version {}{}; press Enter or Ctrl-C to stop\n", counted(int64_t(rows.size()), "row"),
                        view.at("version").to_number<int64_t>(),
                        rows.size() > cells.size() ? fmt::format(" ({} shown)", cells.size()) : "");
     std::fwrite(out.data(), 1, out.size(), stdout);
@@ -314,17 +383,18 @@ void draw(const json::object& view, bool tty, std::size_t limit) {
 /// as they change, until Enter, end of input or Ctrl-C; then the view is dropped.
 void push_query(const sql_options& o, const std::string& declarations, const std::string& select, int n, bool tty) {
     const auto name = fmt::format("shell_{}_{}", getpid(), n);
-    auto made = submit(o, declarations + fmt::format("CREATE MATERIALIZED VIEW {} AS {};\n", name, select), false);
+    // The SELECT starts a line of its own, so that error positions can be made its own.
+    auto made = submit(o, declarations + fmt::format("CREATE MATERIALIZED VIEW {} AS\n{};\n", name, select), false);
     if (!made.ok()) {
-        std::cerr << made.error << "\n";
+        std::cerr << relative_to_statement(made.error, count_lines(declarations) + 2) << "\n";
         return;
     }
-    interrupted = 0;
-    auto old = std::signal(SIGINT, [](int) { interrupted = 1; });
+    interrupt_scope ctrl_c;
     int64_t shown = -1;
     while (!interrupted) {
         std::string why;
         auto a = request("GET", o.http, "/v1/views/" + name, "", o.token, why);
+        if (interrupted) break;
         if (!a || a->status != 200) {
             std::cerr << (a ? a->body : why) << "\n";
             break;
@@ -345,33 +415,243 @@ void push_query(const sql_options& o, const std::string& declarations, const std
             break;
         }
     }
-    std::signal(SIGINT, old);
     auto dropped = submit(o, fmt::format("DROP MATERIALIZED VIEW IF EXISTS {};", name), false);
     if (!dropped.ok()) std::cerr << dropped.error << "\n";
     fmt::print("query stopped\n");
 }
 
+constexpr std::string_view shell_help =
+    "Statements end with ';' and may span lines.\n"
+    "  CREATE TABLE t (...) WITH (...);         declare a table for the rest of the session\n"
+    "  CREATE VIEW v AS SELECT ...;             declare a view for the rest of the session\n"
+    "  SET 'key' = 'value';                     a setting for the session's later statements\n"
+    "  SELECT ...;                              show the result updating in place (Enter or Ctrl-C stops it)\n"
+    "  INSERT INTO t SELECT ...;                start a durable pipeline\n"
+    "  CREATE MATERIALIZED VIEW v AS SELECT ...;  a durable view, served at GET /v1/views/v\n"
+    "  DROP MATERIALIZED VIEW [IF EXISTS] v;    drop it\n"
+    "  EXPLAIN INSERT INTO ...;                 print the plan without starting it\n"
+    "  SHOW TABLES; SHOW VIEWS; SHOW JOBS;      what the server knows\n"
+    "  STOP JOB 'id';                           stop a pipeline and delete it\n"
+    "  HELP;                                    this list\n"
+    "  QUIT; or EXIT;                           leave (so does Ctrl-D on an empty line)\n"
+    "Keys: arrows and Emacs keys edit the line, Up/Down walk the history, Tab completes keywords,\n"
+    "tables and columns, Ctrl-C drops the statement being typed.\n";
+
+/// Words Tab completes besides the session's tables and columns.
+constexpr std::string_view sql_keywords[] = {
+    "ALL",         "AND",        "AS",         "ASC",       "AVG",         "BETWEEN",  "BIGINT",     "BOOLEAN",
+    "BY",          "CASE",       "CAST",       "COUNT",     "CREATE",      "CUMULATE", "DESC",       "DESCRIPTOR",
+    "DISTINCT",    "DOUBLE",     "DROP",       "ELSE",      "END",         "EXISTS",   "EXIT",       "EXPLAIN",
+    "FALSE",       "FROM",       "FULL",       "GROUP",     "HAVING",      "HELP",     "HOP",        "IF",
+    "IN",          "INNER",      "INSERT",     "INT",       "INTERVAL",    "INTO",     "IS",         "JOB",
+    "JOBS",        "JOIN",       "LEFT",       "LIKE",      "LIMIT",       "MATERIALIZED", "MAX",    "MIN",
+    "NOT",         "NULL",       "ON",         "OR",        "ORDER",       "OVER",     "PARTITION",  "PROCTIME",
+    "QUIT",        "ROW_NUMBER", "SELECT",     "SESSION",   "SET",         "SHOW",     "STOP",       "STRING",
+    "SUM",         "TABLE",      "TABLES",     "THEN",      "TIMESTAMP",   "TUMBLE",   "UNION",      "VIEW",
+    "VIEWS",       "WATERMARK"};
+
+/// The words Tab completes: SQL keywords, then the tables and columns the session knows. Read
+/// by the line editor's completion callback on the shell's only thread.
+struct completions {
+    static constexpr std::size_t max_words = 4096;
+    std::vector<std::string> words;
+    std::size_t next = 0; ///< where the running completion goes on in `words`
+
+    /// Keywords, plus `names` (deduplicated, at most `max_words` in all).
+    void reset(const std::vector<std::string>& names) {
+        words.assign(std::begin(sql_keywords), std::end(sql_keywords));
+        std::set<std::string> seen;
+        for (const auto& n : names) {
+            if (words.size() >= max_words) break;
+            if (n.empty() || n.size() > 128 || !seen.insert(n).second) continue;
+            words.push_back(n);
+        }
+    }
+};
+
+completions& shell_words() {
+    static completions c;
+    return c;
+}
+
+bool starts_with_nocase(std::string_view word, std::string_view prefix) {
+    if (prefix.size() > word.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(word[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+            return false;
+    }
+    return true;
+}
+
+/// libedit's generator: the `state`-th word starting with `text`, malloc'd; keywords take
+/// the case of what was typed.
+char* complete_word(const char* text, int state) {
+    auto& c = shell_words();
+    if (state == 0) c.next = 0;
+    const std::string_view prefix(text);
+    const bool lower = !prefix.empty() && std::islower(static_cast<unsigned char>(prefix[0]));
+    while (c.next < c.words.size()) {
+        const auto i = c.next++;
+        std::string w = c.words[i];
+        if (!starts_with_nocase(w, prefix)) continue;
+        if (lower && i < std::size(sql_keywords)) {
+            for (char& ch : w) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        return ::strdup(w.c_str());
+    }
+    return nullptr;
+}
+
+char** complete(const char* text, int, int) {
+    rl_attempted_completion_over = 1; // never fall back to file names
+    return rl_completion_matches(text, complete_word);
+}
+
+/// Table and column names for completion: the tables the server reports (SHOW TABLES) and the
+/// tables, views and columns the session's declarations name.
+std::vector<std::string> known_names(const sql_options& o, const std::string& declarations) {
+    std::vector<std::string> names;
+    if (auto script = sql::parse_script(declarations)) {
+        for (const auto& st : script.value()) {
+            if (const auto* t = std::get_if<sql::create_table_stmt>(&st.node)) {
+                if (!t->name.empty()) names.push_back(t->name.back());
+                for (const auto& c : t->columns) names.push_back(c.name);
+            } else if (const auto* v = std::get_if<sql::create_view_stmt>(&st.node)) {
+                if (!v->name.empty()) names.push_back(v->name.back());
+                for (const auto& c : v->columns) names.push_back(c);
+            }
+        }
+    }
+    auto r = submit(o, declarations + "SHOW TABLES;\n", false);
+    if (r.ok() && !r.results->empty()) {
+        const auto& last = r.results->back().as_object();
+        if (const auto* tables = last.if_contains("tables"); tables && tables->is_array()) {
+            for (const auto& t : tables->as_array()) {
+                if (t.is_string()) names.emplace_back(t.as_string());
+            }
+        }
+    }
+    return names;
+}
+
+/// Where the shell keeps its history: $RUNNEL_SQL_HISTORY, else ~/.runnel_sql_history; empty
+/// when neither is known (no history is kept then).
+std::string history_path() {
+    if (const char* p = std::getenv("RUNNEL_SQL_HISTORY"); p && *p) return p;
+    if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.runnel_sql_history";
+    return {};
+}
+
+/// How a statement is kept in the history: one entry, on one line when no `--` comment needs
+/// its line end, so that Up brings back the whole statement.
+std::string history_entry(const std::string& stmt) {
+    std::string flat;
+    char quote = 0;
+    for (std::size_t i = 0; i < stmt.size(); ++i) {
+        const char c = stmt[i];
+        if (quote) {
+            if (c == quote) quote = 0;
+        } else if (c == '\'' || c == '`' || c == '"') {
+            quote = c;
+        } else if (c == '-' && i + 1 < stmt.size() && stmt[i + 1] == '-') {
+            return stmt + ";";
+        } else if (c == '\n' || c == '\r') {
+            if (!flat.empty() && flat.back() != ' ') flat += ' ';
+            continue;
+        }
+        flat += c;
+    }
+    return flat + ";";
+}
+
+/// Where the shell's lines come from: the line editor (libedit: editing keys, history, Tab)
+/// on a terminal, plain reads of stdin otherwise (a pipe, a script).
+class line_reader {
+public:
+    explicit line_reader(bool tty)
+      : _tty(tty) {
+        if (!_tty) return;
+        rl_catch_signals = 0; // Ctrl-C is the shell's (interrupt_scope), not the editor's
+        rl_readline_name = "runnel";
+        rl_attempted_completion_function = complete;
+        rl_basic_word_break_characters = " \t\n\"'`(),;.=<>+-*/|";
+        _history = history_path();
+        stifle_history(int(max_history));
+        if (!_history.empty()) ::read_history(_history.c_str());
+    }
+
+    enum class status { line, interrupted, end };
+
+    /// The next line (without its end) after showing `prompt`.
+    status read(const char* prompt, std::string& line) {
+        if (!_tty) return std::getline(std::cin, line) ? status::line : status::end;
+        interrupted = 0;
+        char* l = ::readline(prompt);
+        if (!l) return interrupted ? status::interrupted : status::end;
+        line = l;
+        std::free(l);
+        return status::line;
+    }
+
+    /// Keeps `stmt` in the history and its file (at most `max_history` entries, owner-only).
+    void remember(const std::string& stmt) {
+        if (!_tty) return;
+        const auto entry = history_entry(stmt);
+        if (history_length > 0) {
+            if (HIST_ENTRY* last = history_get(history_base + history_length - 1); last && entry == last->line)
+                return;
+        }
+        ::add_history(entry.c_str());
+        if (_history.empty()) return;
+        if (::write_history(_history.c_str()) == 0) ::chmod(_history.c_str(), 0600);
+    }
+
+    static constexpr std::size_t max_history = 1000;
+
+private:
+    bool _tty;
+    std::string _history;
+};
+
 int run_shell(const sql_options& o) {
     const bool tty = ::isatty(0) && ::isatty(1);
     if (tty) {
         fmt::print("runnel sql shell on {}: end statements with ';'. A SELECT shows its result updating in place "
-                   "(Enter stops it). CREATE TABLE and CREATE VIEW stay declared for the session. quit; leaves.\n",
+                   "(Enter or Ctrl-C stops it). CREATE TABLE and CREATE VIEW stay declared for the session. "
+                   "HELP; lists the statements, QUIT; or Ctrl-D leaves.\n",
                    o.http);
     }
+    // On a terminal Ctrl-C drops the statement being typed rather than the session.
+    std::optional<interrupt_scope> ctrl_c;
+    if (tty) ctrl_c.emplace();
+    line_reader lines(tty);
     std::string declarations;
+    if (tty) shell_words().reset(known_names(o, declarations));
     std::string buf;
     std::string line;
     int queries = 0;
     for (;;) {
-        if (tty) std::fputs(buf.empty() ? "runnel> " : "     -> ", stdout);
-        std::fflush(stdout);
-        if (!std::getline(std::cin, line)) break;
+        const auto got = lines.read(buf.empty() ? "runnel> " : "     -> ", line);
+        if (got == line_reader::status::interrupted) {
+            buf.clear();
+            std::fputs("\n", stdout);
+            continue;
+        }
+        if (got == line_reader::status::end) {
+            if (tty) std::fputs("\n", stdout);
+            break;
+        }
         buf += line + "\n";
         for (auto& stmt : take_statements(buf)) {
+            lines.remember(stmt);
             const auto head = leading_words(stmt, 2);
             if (head.empty()) continue;
             const auto first = head.substr(0, head.find(' '));
             if (first == "QUIT" || first == "EXIT") return 0;
+            if (head == "HELP") {
+                fmt::print("{}", shell_help);
+                continue;
+            }
             if (first == "SELECT" || first == "WITH") {
                 push_query(o, declarations, stmt, ++queries, tty);
                 continue;
@@ -380,11 +660,14 @@ int run_shell(const sql_options& o) {
                                   first == "SET";
             auto r = submit(o, declarations + stmt + ";\n", o.explain);
             if (!r.ok()) {
-                std::cerr << r.error << "\n";
+                std::cerr << relative_to_statement(r.error, count_lines(declarations) + 1) << "\n";
                 continue;
             }
             if (!r.results->empty()) print_result(r.results->back().as_object());
-            if (declares) declarations += stmt + ";\n";
+            if (declares) {
+                declarations += stmt + ";\n";
+                if (tty) shell_words().reset(known_names(o, declarations));
+            }
         }
     }
     return 0;

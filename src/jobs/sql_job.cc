@@ -125,6 +125,39 @@ private:
     bool _paused = false;
 };
 
+/// The one row a SELECT without FROM reads, as a checkpointed source: given once by the job's
+/// first instance (the others have nothing to give), and not again after a restore from a
+/// checkpoint taken after it.
+class constant_source final : public en::checkpointed_source {
+public:
+    constant_source(en::batch rows, bool mine)
+      : _rows(std::move(rows))
+      , _given(!mine) {}
+
+    en::source_fn fn() override {
+        return [this]() -> en::source_poll {
+            if (_paused) return en::source_poll::idle();
+            if (_given) return en::source_poll::end();
+            _given = true;
+            return en::source_poll::data(std::move(_rows));
+        };
+    }
+    void pause(bool paused) override { _paused = paused; }
+    std::string state() const override { return _given ? "given" : "pending"; }
+    runnel::result<void> restore(std::string_view state) override {
+        if (state != "given" && state != "pending") return std::error_code(EINVAL, std::generic_category());
+        _given = _given || state == "given";
+        return ok();
+    }
+    std::size_t buffered_bytes() const override { return 0; }
+    void stop() override {}
+
+private:
+    en::batch _rows;
+    bool _given = false;
+    bool _paused = false;
+};
+
 /// The connectors a SQL job reads and writes through: `topic` (the embedded log), `kafka`
 /// (an external cluster with `properties.bootstrap.servers`; without it, the embedded log),
 /// `nexmark` (the generator) and `blackhole` (a sink that discards).
@@ -133,6 +166,12 @@ public:
     job_connectors(job_context& ctx, const job_definition& def)
       : _ctx(ctx)
       , _def(def) {}
+
+    en::result<en::stream> constant(en::pipeline& p, en::batch rows) override {
+        (void)p;
+        auto schema = rows.schema_of();
+        return _ctx.source(std::make_unique<constant_source>(std::move(rows), _ctx.instance() == 0), std::move(schema));
+    }
 
     en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t, const en::schema_ptr& columns) override {
         (void)p;

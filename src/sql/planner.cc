@@ -17,6 +17,13 @@ namespace runnel::sql {
 
 connector_factory::~connector_factory() = default;
 
+engine::result<engine::stream> connector_factory::constant(engine::pipeline& p, engine::batch rows) {
+    auto schema = rows.schema_of();
+    std::vector<engine::batch> batches;
+    batches.push_back(std::move(rows));
+    return p.source(std::move(schema), engine::from_batches(std::move(batches)));
+}
+
 namespace {
 
 namespace en = runnel::engine;
@@ -1164,6 +1171,7 @@ private:
     }
 
     parse_result<relation> from_item(const table_ref& t);
+    parse_result<relation> constant_row(const query& q);
     parse_result<relation> named(const qualified_name& name, source_pos pos,
                                  const std::string& alias);
     parse_result<relation> table(const table_schema& t, source_pos pos,
@@ -2372,7 +2380,11 @@ const select_item* row_number_item(const query& q) {
 parse_result<query_out> builder::select_(const query& q) {
     const select_core& sc = q.select;
     if (sc.from.empty()) {
-        return unsupported(q.pos, "SELECT without FROM");
+        auto one = constant_row(q);
+        if (!one) {
+            return one.error();
+        }
+        return select_from(q, std::move(one).value(), true);
     }
     if (sc.from.size() == 1 && sc.from[0].kind == table_ref_kind::subquery) {
         if (const select_item* rn = row_number_item(*sc.from[0].subquery)) {
@@ -2385,6 +2397,26 @@ parse_result<query_out> builder::select_(const query& q) {
         return rel_r.error();
     }
     return select_from(q, std::move(rel_r).value(), !where_used);
+}
+
+/// What a SELECT without FROM reads: one row with no column the query can name, so that its
+/// items are evaluated once (`SELECT 1 + 2 AS x`), as in Flink. (The binder refuses `*` there.)
+parse_result<relation> builder::constant_row(const query& q) {
+    auto schema = en::make_schema({en::field{"$one", en::data_type::int64(), false}});
+    en::batch row(schema);
+    row.append_row({en::value::of(int64_t(1))});
+    auto src = _conn.constant(_p, std::move(row));
+    if (!src) {
+        return at(q.pos, 1, src.error().message);
+    }
+    relation rel;
+    rel.s = src.value();
+    step("one constant row");
+    if (auto c = check(q.pos); !c) {
+        return c.error();
+    }
+    rel.cols.push_back({"$one", "", "$one", false, true});
+    return rel;
 }
 
 parse_result<relation> builder::from_clause(const select_core& sc, bool& where_used) {

@@ -32,6 +32,10 @@ public:
     virtual engine::result<engine::stream> source(engine::pipeline& p, const table_schema& t,
                                                   const engine::schema_ptr& columns) = 0;
 
+    /// A stream of `rows` given once, then ended: what a SELECT without FROM reads (one row
+    /// of no column the query can name). The default yields them from memory.
+    virtual engine::result<engine::stream> constant(engine::pipeline& p, engine::batch rows);
+
     /// Consumes `rows`, whose columns are the physical columns of sink table `t` (named and
     /// typed as `physical_schema(t)` says), in order.
     virtual engine::result<void> sink(engine::stream rows, const table_schema& t) = 0;

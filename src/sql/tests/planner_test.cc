@@ -125,6 +125,38 @@ TEST(planner, a_query_hands_back_its_output_and_late_rows) {
     EXPECT_EQ(out[0][2], en::value::of(13.0));
 }
 
+TEST(planner, a_select_without_from_is_one_row_of_constants) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    en::pipeline p;
+    planner pl(*cat_p, conn);
+    auto r = pl.plan(parse("SELECT 1 + 2 AS x, 'a' AS s, UPPER('b')"), p);
+    ASSERT_TRUE(r) << r.error().headline();
+    EXPECT_TRUE(conn.sources.empty());
+    EXPECT_EQ(r.value().columns, (std::vector<std::string>{"x", "s", "EXPR$2"}));
+    std::vector<std::vector<en::value>> out;
+    r.value().output.sink([&](const en::batch& b) {
+        for (std::size_t i = 0; i < b.num_rows(); ++i) {
+            out.push_back(b.row(i));
+        }
+    });
+    ASSERT_TRUE(p.run());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], (std::vector<en::value>{en::value::of(3), en::value::of("a"), en::value::of("B")}));
+}
+
+TEST(planner, a_select_star_without_from_points_at_the_star) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    en::pipeline p;
+    planner pl(*cat_p, conn);
+    auto r = pl.plan(parse("SELECT 1,\n  *"), p);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().line, 2);
+    EXPECT_EQ(r.error().column, 3);
+    EXPECT_NE(r.error().message.find("needs a FROM"), std::string::npos) << r.error().message;
+}
+
 TEST(planner, insert_goes_to_the_sink_with_its_column_names) {
     auto cat_p = catalog_of(ddl);
     const auto& cat = *cat_p;
