@@ -111,7 +111,7 @@ def main():
             sh.prompt("the prompt after HELP")
 
             sh.send("SELECT 1;\r")
-            sh.expect(r"EXPR\$0 *\r?\n1 *\r?\n-- 1 rows", "SELECT 1 prints 1")
+            sh.expect(r"EXPR\$0 *\r?\n1 *\r?\n-- 1 row,", "SELECT 1 prints 1")
             sh.send("\x03")
             sh.expect(r"query stopped", "Ctrl-C stops the push query")
             sh.prompt("the prompt after the push query")
@@ -124,7 +124,7 @@ def main():
             sh.send("\x03")
             sh.prompt("a fresh prompt after Ctrl-C")
             sh.send("SELECT 40 + 2 AS answer;\r")
-            sh.expect(r"answer *\r?\n42 *\r?\n-- 1 rows", "the statement after Ctrl-C runs alone")
+            sh.expect(r"answer *\r?\n42 *\r?\n-- 1 row,", "the statement after Ctrl-C runs alone")
             sh.send("\x03")
             sh.expect(r"query stopped", "Ctrl-C stops the second push query")
             sh.prompt("the prompt after the second push query")

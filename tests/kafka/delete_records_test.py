@@ -53,15 +53,9 @@ def list_offsets_earliest(conn, topic, partition):
 
 
 def fetch_error_v4(conn, topic, partition, offset):
-    body = kw.fetch_request_v4(topic, partition, offset, max_wait_ms=0)
-    _, resp = conn.request(kw.FETCH, 4, body)
-    r = kw.Reader(resp)
-    r.i32()  # throttle
-    r.i32()  # topics
-    r.string()
-    r.i32()  # partitions
-    r.i32()
-    return r.i16()
+    _, resp = conn.request(kw.FETCH, 4, kw.fetch_request(4, topic, partition, offset))
+    (_, error, _, _), = kw.parse_fetch(resp, 4)
+    return error
 
 
 def consume_offsets(bootstrap, topic, timeout=30):

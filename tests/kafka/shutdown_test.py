@@ -68,22 +68,6 @@ def parse_offset_fetch_v1(body):
     return out
 
 
-def parse_fetch_v4(body):
-    """[(partition, error, high watermark, records)]."""
-    r = kw.Reader(body)
-    r.i32()  # throttle
-    out = []
-
-    def partition(r):
-        index, error, hw = r.i32(), r.i16(), r.i64()
-        r.i64()  # last stable offset
-        r.array(lambda r: (r.i64(), r.i64()))  # aborted transactions
-        out.append((index, error, hw, r.bytes()))
-
-    r.array(lambda r: (r.string(), r.array(partition)))
-    return out
-
-
 class ShutdownTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="runnel-shutdown-")
@@ -110,8 +94,8 @@ class ShutdownTest(unittest.TestCase):
             self.addCleanup(committer.close)
             # A long poll at the end of the log: nothing will arrive for it.
             before = metric(srv, "runnel_kafka_requests_in_flight")
-            poll_id = poller.send_request(kw.FETCH, 4, kw.fetch_request_v4(TOPIC, 0, 3, max_wait_ms=20000,
-                                                                           min_bytes=1 << 20))
+            poll_id = poller.send_request(kw.FETCH, 4, kw.fetch_request(4, TOPIC, 0, 3, max_wait_ms=20000,
+                                                                        min_bytes=1 << 20))
             harness.wait_until(lambda: metric(srv, "runnel_kafka_requests_in_flight") >= before + 1, 20,
                                "the long poll to be in flight")
             commit_id = committer.send_request(OFFSET_COMMIT, 2, offset_commit_v2(GROUP, TOPIC, 0, 3))
@@ -122,7 +106,7 @@ class ShutdownTest(unittest.TestCase):
             answered_after = time.monotonic() - signalled
             r = kw.Reader(frame)
             self.assertEqual(r.i32(), poll_id)
-            self.assertEqual(parse_fetch_v4(frame[r.pos:]), [(0, kw.NONE, 3, b"")])
+            self.assertEqual(kw.parse_fetch(frame[r.pos:], 4), [(0, kw.NONE, 3, b"")])
             poller.expect_closed(timeout=30)
 
             frame = committer.recv_frame()
