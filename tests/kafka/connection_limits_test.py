@@ -18,13 +18,11 @@ Run: /usr/bin/python3 connection_limits_test.py --runnel PATH [unittest options]
 """
 
 import os
-import re
 import resource
 import socket
 import sys
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,16 +37,6 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of the whole line; [0] here is field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def metric(srv, name):
-    """The value of an unlabelled metric in the server's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
-    if not m:
-        raise AssertionError(f"{name} not in /metrics")
-    return float(m.group(1))
 
 
 def answers_api_versions(port):
@@ -102,7 +90,7 @@ class ConnectionLimitsTest(unittest.TestCase):
                 s.close()
         harness.wait_until(lambda: answers_api_versions(srv.port), 30,
                            "a new client answered once the idle connections closed")
-        self.assertGreater(metric(srv, "runnel_kafka_accept_errors_total"), 0)
+        self.assertGreater(harness.metric(srv, "runnel_kafka_accept_errors_total"), 0)
 
     def test_connections_past_the_cap_are_closed_and_counted(self):
         cap = 8
@@ -118,8 +106,8 @@ class ConnectionLimitsTest(unittest.TestCase):
                 except (kw.Closed, OSError):
                     closed.append(c)
             self.assertEqual(len(answered), cap, f"{len(answered)} answered, {len(closed)} closed")
-            self.assertEqual(metric(srv, "runnel_kafka_connections_refused_total"), 20 - cap)
-            self.assertEqual(metric(srv, "runnel_kafka_connections"), cap)
+            self.assertEqual(harness.metric(srv, "runnel_kafka_connections_refused_total"), 20 - cap)
+            self.assertEqual(harness.metric(srv, "runnel_kafka_connections"), cap)
             srv.wait_for_log(r"closing a new connection: 8 Kafka connections are open")
             # The connections within the cap keep working.
             for c in answered:
@@ -128,7 +116,7 @@ class ConnectionLimitsTest(unittest.TestCase):
         finally:
             for c in conns:
                 c.close()
-        harness.wait_until(lambda: metric(srv, "runnel_kafka_connections") == 0, 20, "the closed connections to go")
+        harness.wait_until(lambda: harness.metric(srv, "runnel_kafka_connections") == 0, 20, "the closed connections to go")
         self.assertTrue(answers_api_versions(srv.port))
 
     def test_idle_connections_close_but_long_polls_do_not(self):
@@ -155,7 +143,7 @@ class ConnectionLimitsTest(unittest.TestCase):
         self.assertGreater(waited, 0.6, "the fetch should have long-polled")
         print(f"long poll answered after {waited:.2f} s with idle timeout 0.3 s", file=sys.stderr)
         f.expect_closed(timeout=20)
-        self.assertGreaterEqual(metric(srv, "runnel_kafka_connections_idle_closed_total"), 2)
+        self.assertGreaterEqual(harness.metric(srv, "runnel_kafka_connections_idle_closed_total"), 2)
 
     @staticmethod
     def metadata_topics(srv):

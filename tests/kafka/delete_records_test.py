@@ -149,13 +149,7 @@ class DeleteRecordsTest(unittest.TestCase):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
-    started = time.monotonic()
-    program = unittest.main(exit=False, verbosity=2)
-    r = program.result
-    failed = len({t.id() for t, _ in r.failures + r.errors})
-    harness.summary("delete-records", r.testsRun - failed - len(r.skipped), failed, skipped=len(r.skipped),
-                    seconds=time.monotonic() - started)
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.run_unittests("delete-records")
 
 
 if __name__ == "__main__":

@@ -298,6 +298,18 @@ def summary(name, passed, failed, skipped=0, seconds=None):
     print(line + (f" ({seconds:.1f} s)" if seconds is not None else ""), flush=True)
 
 
+def metric(srv, name):
+    """The value of an unlabelled series (`name`, or `name{labels}` as exposed) in the server's
+    /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    if not m:
+        raise AssertionError(f"{name} not in /metrics")
+    return float(m.group(1))
+
+
 def run_unittests(name):
     """Runs the unittest cases of the calling script, prints the closing `summary` line (test
     methods counted, not subtests: a method fails if any of its subtests did) and exits 0 only

@@ -14,14 +14,12 @@ Run: /usr/bin/python3 shutdown_test.py --runnel PATH
 """
 
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,15 +30,6 @@ from kafka_wire import i32, i64  # noqa: E402
 BINARY = None
 OFFSET_COMMIT, OFFSET_FETCH = 8, 9
 TOPIC, GROUP = "quiet", "drain-group"
-
-
-def metric(srv, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
-    if not m:
-        raise AssertionError(f"{name} not in /metrics")
-    return float(m.group(1))
 
 
 def offset_commit_v2(group, topic, partition, offset):
@@ -93,10 +82,10 @@ class ShutdownTest(unittest.TestCase):
             self.addCleanup(poller.close)
             self.addCleanup(committer.close)
             # A long poll at the end of the log: nothing will arrive for it.
-            before = metric(srv, "runnel_kafka_requests_in_flight")
+            before = harness.metric(srv, "runnel_kafka_requests_in_flight")
             poll_id = poller.send_request(kw.FETCH, 4, kw.fetch_request(4, TOPIC, 0, 3, max_wait_ms=20000,
                                                                         min_bytes=1 << 20))
-            harness.wait_until(lambda: metric(srv, "runnel_kafka_requests_in_flight") >= before + 1, 20,
+            harness.wait_until(lambda: harness.metric(srv, "runnel_kafka_requests_in_flight") >= before + 1, 20,
                                "the long poll to be in flight")
             commit_id = committer.send_request(OFFSET_COMMIT, 2, offset_commit_v2(GROUP, TOPIC, 0, 3))
             signalled = time.monotonic()
@@ -131,13 +120,7 @@ class ShutdownTest(unittest.TestCase):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
-    started = time.monotonic()
-    program = unittest.main(exit=False, verbosity=2)
-    r = program.result
-    failed = len({t.id() for t, _ in r.failures + r.errors})
-    harness.summary("shutdown", r.testsRun - failed - len(r.skipped), failed, skipped=len(r.skipped),
-                    seconds=time.monotonic() - started)
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.run_unittests("shutdown")
 
 
 if __name__ == "__main__":
