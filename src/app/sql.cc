@@ -564,6 +564,37 @@ std::string history_entry(const std::string& stmt) {
     return flat + ";";
 }
 
+/// The line editor's source of characters: one UTF-8 character from `in` as a code point, or
+/// EOF once Ctrl-C set `interrupted`. The editor's own read would block on past a Ctrl-C that
+/// arrived while it was busy (completing a word), so it waits here in short polls instead.
+int interruptible_getc(FILE* in) {
+    const int fd = ::fileno(in);
+    auto next_byte = [fd]() -> int {
+        for (;;) {
+            if (interrupted) return EOF;
+            pollfd p{fd, POLLIN, 0};
+            const int r = ::poll(&p, 1, 100);
+            if (r < 0 && errno != EINTR) return EOF;
+            if (r <= 0) continue;
+            unsigned char c = 0;
+            const auto n = ::read(fd, &c, 1);
+            if (n == 1) return c;
+            if (n == 0 || errno != EINTR) return EOF;
+        }
+    };
+    const int first = next_byte();
+    if (first == EOF || first < 0xC0) return first;
+    const int more = first >= 0xF0 ? 3 : first >= 0xE0 ? 2 : 1;
+    int cp = first & (0x3F >> more);
+    for (int i = 0; i < more; ++i) {
+        const int b = next_byte();
+        if (b == EOF) return EOF;
+        if ((b & 0xC0) != 0x80) return 0xFFFD; // not UTF-8: the replacement character
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    return cp;
+}
+
 /// Where the shell's lines come from: the line editor (libedit: editing keys, history, Tab)
 /// on a terminal, plain reads of stdin otherwise (a pipe, a script).
 class line_reader {
@@ -572,6 +603,7 @@ public:
       : _tty(tty) {
         if (!_tty) return;
         rl_catch_signals = 0; // Ctrl-C is the shell's (interrupt_scope), not the editor's
+        rl_getc_function = interruptible_getc;
         rl_readline_name = "runnel";
         rl_attempted_completion_function = complete;
         rl_basic_word_break_characters = " \t\n\"'`(),;.=<>+-*/|";
