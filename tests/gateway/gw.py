@@ -43,6 +43,16 @@ def call(method, url, body=None, headers=None, timeout=30):
         return Response(e.code, e.headers, e.read())
 
 
+def metric(srv, name_and_labels):
+    """The value of one series (`name` or `name{labels}` exactly as exposed) in the server's
+    /metrics, 0 when absent."""
+    text = call("GET", f"{srv.http}/metrics").body.decode()
+    for line in text.splitlines():
+        if line.startswith(name_and_labels + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def expect(resp, status, what=""):
     assert resp.status == status, f"{what}: expected HTTP {status}, got {resp!r}"
     return resp

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gw  # noqa: E402
-from gw import call, expect, expect_problem, harness  # noqa: E402
+from gw import call, expect, metric, expect_problem, harness  # noqa: E402
 import websockets  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 
@@ -58,14 +58,6 @@ def raw(srv, method, path, headers=None, body=None):
 def strict_json(resp):
     """The body parsed as strict UTF-8 JSON (a stray byte fails here)."""
     return json.loads(resp.body.decode("utf-8", errors="strict"))
-
-
-def metric(srv, name_and_labels):
-    text = call("GET", f"{srv.http}/metrics").body.decode()
-    for line in text.splitlines():
-        if line.startswith(name_and_labels + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def ws_handshake(srv, origin):

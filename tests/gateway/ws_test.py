@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gw  # noqa: E402
-from gw import call, expect, harness  # noqa: E402
+from gw import call, expect, metric, harness  # noqa: E402
 import websockets  # noqa: E402
 
 
@@ -45,14 +45,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def metric(srv, name_and_labels):
-    text = call("GET", f"{srv.http}/metrics").body.decode()
-    for line in text.splitlines():
-        if line.startswith(name_and_labels + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 class Collector:
