@@ -407,6 +407,9 @@ private:
             st.reset = at_keyword("RESET");
             ++_i;
             if (cur().kind == token_kind::string) {
+                if (cur().text.empty()) {
+                    return fail("a setting's key must not be empty");
+                }
                 st.key = _t[_i++].text;
                 if (!st.reset) {
                     SQL_CHECK(expect_symbol("="));

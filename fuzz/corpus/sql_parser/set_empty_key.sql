@@ -1,0 +1,1 @@
+SHOW TABLES; SHOW JOBS; STOP JOB ')'; SET ''= ' kSELECT Fv'-- W JOBk'O HOUR+, POSITION('a'  = 'IN b),"ööTAöROM t;
