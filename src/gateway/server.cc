@@ -308,18 +308,26 @@ http::response<http::string_body> to_response(reply&& r, unsigned version, bool 
     return res;
 }
 
-/// Counts an open connection for as long as it lives.
+/// Counts an open connection for as long as it lives. The count is taken when the connection
+/// is accepted (on the accepting shard, in accept order), so the connection refused is always
+/// the one past the limit, whichever shard serves it.
 class connection_slot {
 public:
-    explicit connection_slot(server::state& st)
+    /// Takes a place in the count; true when it is past --http-max-connections.
+    static bool take(server::state& st) {
+        st.m.connections->add(1);
+        return st.connections.fetch_add(1) >= st.opts.max_connections;
+    }
+    /// Gives back a place taken by take() for a connection that will not be served.
+    static void give_back(server::state& st) {
+        st.connections.fetch_sub(1);
+        st.m.connections->add(-1);
+    }
+    /// Owns a place already taken.
+    connection_slot(server::state& st, bool over)
       : _st(st)
-      , _over(st.connections.fetch_add(1) >= st.opts.max_connections) {
-        _st.m.connections->add(1);
-    }
-    ~connection_slot() {
-        _st.connections.fetch_sub(1);
-        _st.m.connections->add(-1);
-    }
+      , _over(over) {}
+    ~connection_slot() { give_back(_st); }
     connection_slot(const connection_slot&) = delete;
     connection_slot& operator=(const connection_slot&) = delete;
     /// True when this connection is past --http-max-connections.
@@ -330,9 +338,9 @@ private:
     bool _over;
 };
 
-asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock) {
+asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock, bool over) {
     beast::tcp_stream stream(std::move(sock));
-    connection_slot slot(st);
+    connection_slot slot(st, over);
     if (slot.over()) {
         // Answer without reading the request, so a flood of idle connections costs one write each.
         st.m.refused->with({"connections"}).inc();
@@ -465,13 +473,15 @@ asio::awaitable<void> accept_loop(server::state& st) {
             continue;
         }
         st.running.enter();
-        st.shards.executor_of(target).post([&st, target, protocol, fd] {
+        const bool over = connection_slot::take(st);
+        st.shards.executor_of(target).post([&st, target, protocol, fd, over] {
             tcp::socket moved(st.shards.context_of(target), protocol, fd);
             if (st.stopping.load()) {
+                connection_slot::give_back(st);
                 st.running.leave();
                 return; // the socket closes here
             }
-            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved)),
+            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved), over),
                            [&st](std::exception_ptr e) {
                                if (e) {
                                    try {

@@ -355,6 +355,44 @@ def test_hop_with_a_million_windows_per_row_is_refused(srv):
     srv.assert_alive()
 
 
+def health_over_new_connection(srv):
+    """The raw answer to GET /v1/health on a fresh connection, read to its close."""
+    with socket.create_connection(("127.0.0.1", srv.http_port), timeout=30) as s:
+        s.sendall(f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{srv.http_port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def test_connections_past_the_limit_get_503(binary):
+    with harness.RunnelServer(binary, name="gw-maxconn", extra_args=["--http-max-connections", "8"]) as srv:
+        idle = [socket.create_connection(("127.0.0.1", srv.http_port), timeout=30) for _ in range(8)]
+        # The count is taken in accept order, so the ninth connection is the one refused,
+        # however the shards happen to be scheduled.
+        data = health_over_new_connection(srv)
+        assert data.startswith(b"HTTP/1.1 503"), data[:200]
+        body = json.loads(data.split(b"\r\n\r\n", 1)[1].decode("utf-8"))
+        assert body["detail"] == ("the server has 8 HTTP connections open, its limit (--http-max-connections); "
+                                  "try again later"), body
+        # The connections inside the limit are still served.
+        first = idle[0]
+        first.sendall(f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{srv.http_port}\r\nConnection: close\r\n\r\n"
+                      .encode())
+        answer = b""
+        while chunk := first.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        for s in idle:
+            s.close()
+        # Once the idle ones are gone the server answers again, and counted what it refused.
+        harness.wait_until(lambda: health_over_new_connection(srv).startswith(b"HTTP/1.1 200"), 30,
+                           "health after the flood")
+        assert metric(srv, 'runnel_http_requests_refused_total{reason="connections"}') >= 1
+
+
 def test_storage_faults_show_in_metrics_and_answers(binary):
     """A partition cut inside acknowledged data is corrupt at recovery, one with bytes after its
     durable end has a torn tail: both are counted in /metrics, and a produce to the corrupt one
@@ -445,6 +483,7 @@ def main():
             test_dead_letter_of_a_binary_payload_is_json, test_slowloris_is_cut_at_the_header_deadline,
             test_slow_body_is_cut_at_the_body_deadline, test_hop_with_a_million_windows_per_row_is_refused], srv)
     code |= gw.run_tests("hostile_test (own servers)", [test_operator_allowed_names,
+                                                        test_connections_past_the_limit_get_503,
                                                         test_storage_faults_show_in_metrics_and_answers,
                                                         test_a_pipeline_over_its_memory_budget_fails_alone], binary)
     return code
