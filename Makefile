@@ -17,15 +17,16 @@ bootstrap:
 	@scripts/bootstrap
 
 build: bootstrap
-	@cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DRUNNEL_UNIT_TESTS=OFF >/dev/null
 	@cmake --build $(RELEASE) -j $(JOBS)
 
 ## Starts `runnel serve` on ./runnel-data (Ctrl-C stops it cleanly).
 run: build
 	$(RELEASE)/src/app/runnel serve --data-dir $(DATA_DIR) --demo
 
-## Every test: unit and integration (release build), unit under ASan+UBSan, fuzzers; then the
-## benchmark programs are compiled (not run), so they cannot rot.
+## Every test: integration (release build), unit under ASan+UBSan (the release build leaves the
+## unit tests out, so they are compiled once), fuzzers; then the benchmark programs are compiled
+## (not run), so they cannot rot.
 test: test-release test-asan test-fuzz benchmarks
 
 test-release: build

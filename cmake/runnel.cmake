@@ -18,9 +18,14 @@ endfunction()
 # runnel_test(NAME storage_test SRCS a_test.cc DEPS runnel::storage LABELS unit)
 #
 # A GoogleTest binary registered with CTest. Unit tests carry the label
-# "unit" so the sanitizer build can run exactly them.
+# "unit" so the sanitizer build can run exactly them; with RUNNEL_UNIT_TESTS off (the
+# release build of `make build` and `make test`, which run them only under the sanitizers)
+# they are not defined at all.
 function(runnel_test)
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  if("unit" IN_LIST ARG_LABELS AND NOT RUNNEL_UNIT_TESTS)
+    return()
+  endif()
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
   add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
