@@ -4,6 +4,7 @@
 #include "app/client.h"
 #include "base/plural.h"
 #include "base/text.h"
+#include "gateway/records.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -150,19 +151,11 @@ std::string_view bytes_of(const void* p, std::size_t n) {
     return p ? std::string_view(static_cast<const char*>(p), n) : std::string_view();
 }
 
-/// Appends `"name":"text"` or, for bytes that are not UTF-8, `"name_base64":"…"`; null stays null.
-void append_field(std::string& out, std::string_view name, const void* data, std::size_t size) {
-    if (!data) {
-        out += fmt::format(",\"{}\":null", name);
-        return;
+std::optional<std::string_view> optional_bytes(const void* p, std::size_t n) {
+    if (!p) {
+        return std::nullopt;
     }
-    auto bytes = bytes_of(data, size);
-    if (text::valid_utf8(bytes)) {
-        out += fmt::format(",\"{}\":", name);
-        text::append_json_string(out, bytes);
-    } else {
-        out += fmt::format(",\"{}_base64\":\"{}\"", name, text::base64_encode(bytes));
-    }
+    return bytes_of(p, n);
 }
 
 /// Formats one record as a line: tab-separated text, or a JSON object.
@@ -179,8 +172,8 @@ void format_record(std::string& out, const rd_kafka_message_t& m, bool json) {
     }
     out +=
         fmt::format("{{\"partition\":{},\"offset\":{},\"timestamp\":{}", m.partition, m.offset, ts);
-    append_field(out, "key", m.key, m.key_len);
-    append_field(out, "value", m.payload, m.len);
+    gateway::append_bytes_field(out, "key", optional_bytes(m.key, m.key_len), false);
+    gateway::append_bytes_field(out, "value", optional_bytes(m.payload, m.len), true);
     out += ",\"headers\":{";
     rd_kafka_headers_t* headers = nullptr;
     std::string binary_headers;
@@ -409,7 +402,8 @@ void add_consume_command(CLI::App& app, std::function<int()>& run) {
         "        as empty; bytes are printed as they are)\n"
         "  json: "
         "{\"partition\":0,\"offset\":5,\"timestamp\":1700000000000,\"key\":\"k\",\"value\":\"v\",\n"
-        "         \"headers\":{\"h\":\"x\"}}; null stays null; a key or value that is not UTF-8\n"
+        "         \"headers\":{\"h\":\"x\"}}; null stays null; a value holding a JSON object or\n"
+        "        array is embedded as JSON (as the REST API serves it); a key or value that is not UTF-8\n"
         "        comes as \"key_base64\"/\"value_base64\", such header values in "
         "\"headers_base64\"\n"
         "--from OFFSET outside a partition's offsets is an error (exit code 1).\n"

@@ -183,6 +183,51 @@ answer get_view_row(request_ctx& ctx) {
     co_return json_reply(200, *row);
 }
 
+/// GET /v1/views/{name}/rows?column=value&…: the rows whose key columns hold the values
+/// given, written as the rows show them (`window_start=2026-12-06 23:58:30.000&user=u1`).
+/// Every key column given: at most one row; some of them: every row that matches those.
+answer find_view_rows(request_ctx& ctx) {
+    const auto& name = ctx.params.at("name");
+    auto v = jobs::default_views().find(name);
+    if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    const auto& columns = v->key_columns();
+    std::vector<std::optional<std::string>> wanted(columns.size());
+    for (const auto& [k, value] : ctx.query) {
+        if (k == "access_token") continue;
+        auto it = std::find(columns.begin(), columns.end(), k);
+        if (it == columns.end()) {
+            co_return to_reply(ctx.fail("invalid-parameter",
+                                        fmt::format("'{}' is not a key column of view '{}'; its key columns are {}", k,
+                                                    name, json::serialize(json::value_from(columns)))));
+        }
+        wanted[std::size_t(it - columns.begin())] = value;
+    }
+    auto snap = v->rows();
+    std::string body = fmt::format(R"({{"view":{},"key":{},"version":{},"rows":[)", text::json_string(name),
+                                   json::serialize(json::value_from(columns)), snap.version);
+    bool first = true;
+    for (const auto& [key, row] : snap.rows) {
+        // The key's parts, split at '|' (a value holding '|' makes more parts: no match).
+        std::vector<std::string_view> parts;
+        std::string_view rest = key;
+        for (;;) {
+            auto bar = rest.find('|');
+            parts.push_back(rest.substr(0, bar));
+            if (bar == std::string_view::npos) break;
+            rest.remove_prefix(bar + 1);
+        }
+        bool match = parts.size() == columns.size();
+        for (std::size_t i = 0; match && i < columns.size(); ++i) {
+            match = !wanted[i] || parts[i] == *wanted[i];
+        }
+        if (!match) continue;
+        body += fmt::format(R"({}{{"key":{},"row":{}}})", first ? "" : ",", text::json_string(key), row);
+        first = false;
+    }
+    body += "]}";
+    co_return json_reply(200, std::move(body));
+}
+
 std::optional<reply> need_groups(request_ctx& ctx) {
     if (ctx.st.opts.groups) return std::nullopt;
     return to_reply(ctx.fail("unavailable", "this server has no group coordinator"));
@@ -455,6 +500,7 @@ void add_pipeline_routes(router<handler_fn>& r) {
     r.add("DELETE", "/v1/pipelines/{id}", &delete_pipeline);
     r.add("GET", "/v1/views", &list_views);
     r.add("GET", "/v1/views/{name}", &get_view);
+    r.add("GET", "/v1/views/{name}/rows", &find_view_rows);
     r.add("GET", "/v1/views/{name}/rows/{key}", &get_view_row);
 }
 

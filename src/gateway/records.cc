@@ -161,14 +161,22 @@ using text::append_json_string;
 using text::base64_encode;
 using text::valid_utf8;
 
-/// `,"name":` then the bytes as text, embedded JSON, null, or `name_base64`.
-void append_bytes(std::string& out, std::string_view name, const std::optional<std::span<const std::byte>>& b,
-                  bool embed_json) {
+std::optional<std::string_view> text_of(const std::optional<std::span<const std::byte>>& b) {
     if (!b) {
+        return std::nullopt;
+    }
+    return as_text(*b);
+}
+
+} // namespace
+
+void append_bytes_field(std::string& out, std::string_view name, std::optional<std::string_view> bytes,
+                        bool embed_json) {
+    if (!bytes) {
         fmt::format_to(std::back_inserter(out), ",\"{}\":null", name);
         return;
     }
-    auto text = as_text(*b);
+    const std::string_view text = *bytes;
     if (!valid_utf8(text)) {
         fmt::format_to(std::back_inserter(out), ",\"{}_base64\":\"{}\"", name, base64_encode(text));
         return;
@@ -189,8 +197,6 @@ void append_bytes(std::string& out, std::string_view name, const std::optional<s
     append_json_string(out, text);
 }
 
-} // namespace
-
 std::string render_record(std::string_view topic, int32_t partition, const model::record_view& r) {
     // Written directly rather than through a JSON object: this runs once per record served.
     std::string out;
@@ -199,8 +205,8 @@ std::string render_record(std::string_view topic, int32_t partition, const model
     append_json_string(out, topic);
     fmt::format_to(std::back_inserter(out), ",\"partition\":{},\"offset\":{},\"timestamp\":{}", partition,
                    r.offset_value(), r.timestamp());
-    append_bytes(out, "key", r.key, false);
-    append_bytes(out, "value", r.value, true);
+    append_bytes_field(out, "key", text_of(r.key), false);
+    append_bytes_field(out, "value", text_of(r.value), true);
     out += ",\"headers\":{";
     bool first = true;
     bool any_binary = false;

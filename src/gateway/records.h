@@ -38,6 +38,12 @@ std::string not_json_detail(std::string_view body, std::size_t max_depth = 32);
 
 using model::partition_for_key;
 
+/// Appends `,"name":` and `bytes` as records are served: `null`; a JSON object or array
+/// embedded as JSON when `embed_json` (values); other UTF-8 text as a string; other bytes as
+/// `,"name_base64":"…"`. `runnel consume --format json` writes records the same way.
+void append_bytes_field(std::string& out, std::string_view name, std::optional<std::string_view> bytes,
+                        bool embed_json);
+
 /// A record as the gateway serves it: one JSON object with topic, partition, offset,
 /// timestamp, key, value and headers. A value holding a JSON object or array is embedded as
 /// JSON; other UTF-8 text is a string; other bytes come as `value_base64` (likewise

@@ -122,6 +122,14 @@ view_registry& default_views() {
     return r;
 }
 
+std::string key_part(const engine::value& v, bool sql_timestamps) {
+    if (v.type.id == engine::type_id::string) return std::get<std::string>(v.v);
+    if (v.type.id == engine::type_id::timestamp && sql_timestamps) {
+        return engine::format_timestamp(std::get<int64_t>(v.v), v.type.unit);
+    }
+    return v.to_string();
+}
+
 view_sink::view_sink(std::shared_ptr<view> v, bool sql_timestamps)
   : _view(std::move(v))
   , _sql_timestamps(sql_timestamps) {}
@@ -140,8 +148,7 @@ void view_sink::write(const engine::batch& b) {
             if (i > 0) key += '|';
             auto v = b.col(_key_cols[i]).value_at(r);
             if (v.is_null()) continue;
-            if (v.type.id == engine::type_id::string) key += std::get<std::string>(v.v);
-            else key += v.to_string();
+            key += key_part(v, _sql_timestamps);
         }
         auto kind = b.kind(r);
         if (kind == engine::row_kind::delete_row || kind == engine::row_kind::update_before) {

@@ -20,7 +20,7 @@ namespace runnel::jobs {
 struct view_change {
     enum class op : uint8_t { upsert, remove };
     op kind = op::upsert;
-    std::string key;  ///< the key columns' values, joined with '|'
+    std::string key;  ///< the key columns' values as the row shows them, joined with '|'
     std::string row;  ///< the row as a JSON object (empty for `remove`)
     uint64_t version; ///< the view's version after this change
     std::string before; ///< the row it replaced or removed (empty for a new key)
@@ -93,6 +93,11 @@ private:
 
 /// The view registry of the process (jobs write views, the gateway reads them).
 view_registry& default_views();
+
+/// One key column's value as a view's key holds it: as the row shows it (text as it is, a
+/// timestamp as `yyyy-MM-dd HH:mm:ss.SSS` when the view writes SQL timestamps, else epoch
+/// milliseconds), so a key can be written from the values a user sees.
+std::string key_part(const engine::value& v, bool sql_timestamps);
 
 /// A sink that keeps a view: insert and update-after rows replace the row of their key,
 /// delete and update-before rows remove it. Upserts by key are idempotent, so replaying the

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter, defaultdict
 
@@ -163,6 +164,19 @@ def check_view(args, srv, data, want):
     got = view_rows(srv, "per_second")
     wrong = [(k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
     assert not wrong and len(got) == len(want), f"{len(wrong)} wrong rows (key, got, want), e.g. {wrong[:3]}"
+    # A row is addressed by the values it shows: its key is them joined with '|', and the key
+    # columns as query parameters find it; some of them find every row that matches.
+    v = http("GET", f"{srv.http}/v1/views/per_second")
+    first = v["rows"][0]
+    shown = [str(first["row"][c]) for c in v["key"]]
+    assert first["key"] == "|".join(shown), (first, v["key"])
+    assert http("GET", f"{srv.http}/v1/views/per_second/rows/{urllib.parse.quote(first['key'])}") == first["row"]
+    query = urllib.parse.urlencode({c: first["row"][c] for c in v["key"]})
+    assert http("GET", f"{srv.http}/v1/views/per_second/rows?{query}")["rows"] == [first]
+    user = first["row"]["user"]
+    same_user = http("GET", f"{srv.http}/v1/views/per_second/rows?user={urllib.parse.quote(user)}")["rows"]
+    assert same_user == [r for r in v["rows"] if r["row"]["user"] == user] and first in same_user, same_user
+    assert http_status("GET", f"{srv.http}/v1/views/per_second/rows?nope=1") == 400
     harness.wait_until(lambda: http("GET", f"{srv.http}/v1/pipelines/per_second")["checkpoints"]["completed"] >= 1,
                        30, "a checkpoint of the view's pipeline")
     srv.stop()
