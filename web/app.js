@@ -173,6 +173,8 @@ function chartData(kind, group = (n) => n, sum = true) {
 function drawChart(hostId, { labels, data }, unit, fmt) {
   const host = document.getElementById(hostId);
   if (!data[0].length) return;
+  host.dataset.points = data[0].length; // what the chart holds (read by the browser test)
+  host.dataset.range = state.range;
   const width = Math.max(320, host.clientWidth || 600);
   const height = host.classList.contains("small") ? 200 : 240;
   const c = state.charts.get(hostId);
