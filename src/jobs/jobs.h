@@ -214,6 +214,9 @@ public:
 
 private:
     void delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records);
+    /// Stops the job's instances and, with `forget`, drops it from the list; answers its
+    /// side-output topics, or ENOENT.
+    result<std::vector<std::string>> stop_instances(const std::string& id, bool forget);
     /// Builds and starts the job's instances; `paused`: only lists it as stopped.
     result<void> launch(job_definition def, std::string& why, bool paused = false);
 

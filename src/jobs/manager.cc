@@ -390,7 +390,7 @@ result<void> manager::submit(job_definition def, std::string& why) {
     return launched;
 }
 
-result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
+result<std::vector<std::string>> manager::stop_instances(const std::string& id, bool forget) {
     impl::entry e;
     {
         std::lock_guard lock(_impl->mu);
@@ -398,54 +398,35 @@ result<void> manager::remove(const std::string& id, bool keep_side_topics_with_r
         if (it == _impl->jobs.end())
             return std::error_code(ENOENT, std::generic_category());
         e = it->second;
-        _impl->jobs.erase(it);
+        if (forget)
+            _impl->jobs.erase(it);
     }
     for (uint32_t i = 0; i < e.instances.size(); ++i)
         _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+    if (e.instances.empty())
+        return std::vector<std::string>{};
+    return e.instances.front()->side_topics();
+}
+
+result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
+    auto side = stop_instances(id, true);
+    if (!side)
+        return side.error();
     // Its side outputs' topics (dead letters, late rows) go with it; the caller may keep those
     // that hold records.
-    if (!e.instances.empty())
-        delete_side_topics(e.instances.front()->side_topics(), keep_side_topics_with_records);
+    delete_side_topics(side.value(), keep_side_topics_with_records);
     std::error_code ec;
     std::filesystem::remove_all(_dir / id, ec);
     return ec ? result<void>(ec) : ok();
 }
 
 result<void> manager::pause(const std::string& id) {
-    impl::entry e;
-    {
-        std::lock_guard lock(_impl->mu);
-        auto it = _impl->jobs.find(id);
-        if (it == _impl->jobs.end())
-            return std::error_code(ENOENT, std::generic_category());
-        e = it->second;
-    }
-    RUNNEL_TRY(write_file_atomic(_dir / id / "stopped", std::as_bytes(std::span(std::string_view("stopped\n")))));
-    for (uint32_t i = 0; i < e.instances.size(); ++i)
-        _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
-    return ok();
+    RUNNEL_TRY(stop_instances(id, false));
+    return write_file_atomic(_dir / id / "stopped", std::as_bytes(std::span(std::string_view("stopped\n"))));
 }
 
 result<void> manager::restart(const std::string& id, std::string& why) {
-    impl::entry e;
-    {
-        std::lock_guard lock(_impl->mu);
-        auto it = _impl->jobs.find(id);
-        if (it == _impl->jobs.end())
-            return std::error_code(ENOENT, std::generic_category());
-        e = it->second;
-        _impl->jobs.erase(it);
-    }
-    for (uint32_t i = 0; i < e.instances.size(); ++i)
-        _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
-    {
-        std::lock_guard lock(_impl->tick->mu);
-        for (auto& v : _impl->tick->per_shard)
-            std::erase_if(v, [&](const std::weak_ptr<job>& w) {
-                auto j = w.lock();
-                return !j || std::find(e.instances.begin(), e.instances.end(), j) != e.instances.end();
-            });
-    }
+    RUNNEL_TRY(stop_instances(id, true));
     std::error_code ec;
     std::filesystem::remove(_dir / id / "stopped", ec);
     std::ifstream in(_dir / id / "job.json");

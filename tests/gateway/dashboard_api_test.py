@@ -14,25 +14,14 @@ Run: /usr/bin/python3 dashboard_api_test.py --runnel PATH
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gw  # noqa: E402
-from gw import call, expect, expect_problem, harness  # noqa: E402
+from gw import call, expect, expect_problem, harness, wait_for  # noqa: E402
 
 JOB = {"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
        "params": {"input": "clicks", "output": "click-counts", "key": "user", "time": "ts", "window_ms": 1000}}
-
-
-def wait_for(what, cond, seconds=30):
-    deadline = harness.Deadline(seconds, what)
-    while True:
-        v = cond()
-        if v:
-            return v
-        deadline.check()
-        time.sleep(0.05)  # polling a condition with a deadline
 
 
 def produce(srv, n):
