@@ -129,6 +129,9 @@ asio::awaitable<void> sample_loop(server::state& st, std::shared_ptr<asio::stead
     try {
         while (!st.stopping.load()) {
             co_await take_sample(st, exec);
+            // `stop` sets `stopping` before its closer cancels the timer on this shard, so a
+            // stop that came during the sample is seen here and one after it cancels the wait.
+            if (st.stopping.load()) break;
             timer->expires_after(st.opts.history_interval);
             boost::system::error_code ec;
             co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
