@@ -236,6 +236,44 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     EXPECT_GT(st.last_checkpoint_id, 0u);
 }
 
+// Stop keeps the job listed, stopped, across a restart of the server; restart resumes it from
+// its last checkpoint, and every window is still written once. The last checkpoints are listed.
+TEST_F(jobs_test, a_stopped_job_stays_stopped_and_restarts_from_its_checkpoint_exactly_once) {
+    ASSERT_TRUE(create("events", 3).first);
+    start_jobs();
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(counting(), why)) << why;
+    std::map<std::string, int64_t> expected;
+    std::vector<std::pair<std::string, int64_t>> evs;
+    for (int i = 0; i < 2000; ++i) {
+        auto k = fmt::format("k{}", i % 5);
+        int64_t ts = 1000 + i * 4;
+        evs.emplace_back(k, ts);
+        ++expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
+    }
+    produce_events("events", 3, std::vector(evs.begin(), evs.begin() + 1000));
+    ASSERT_TRUE(eventually([&] { return status_of("counts").checkpoints >= 3; }));
+    auto st = status_of("counts");
+    ASSERT_FALSE(st.recent_checkpoints.empty());
+    EXPECT_LE(st.recent_checkpoints.size(), job_status::max_recent_checkpoints);
+    EXPECT_EQ(st.recent_checkpoints.back().id, st.last_checkpoint_id);
+    for (std::size_t i = 1; i < st.recent_checkpoints.size(); ++i)
+        EXPECT_LT(st.recent_checkpoints[i - 1].id, st.recent_checkpoints[i].id);
+
+    ASSERT_TRUE(_jobs->pause("counts"));
+    EXPECT_EQ(status_of("counts").state, "stopped");
+    EXPECT_EQ(_jobs->pause("nope").error(), std::errc::no_such_file_or_directory);
+    restart();
+    EXPECT_EQ(status_of("counts").state, "stopped");
+    produce_events("events", 3, std::vector(evs.begin() + 1000, evs.end()));
+    ASSERT_TRUE(_jobs->restart("counts", why)) << why;
+    close_all("events", 3, 1'000'000);
+    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }))
+        << status_of("counts").state << " " << status_of("counts").error;
+    expect_each_window_once(expected);
+    EXPECT_EQ(status_of("counts").state, "running");
+}
+
 // Three instances on two shards, each key's events spread over every partition so that only
 // the exchange brings them together: the same exact counts, across a restart in the middle,
 // with checkpoints that cut all three instances at once.
