@@ -7,6 +7,7 @@ import { api, el, fmtBytes, fmtCount, fmtTime, replaceRows, showError, valueText
 import { latest } from "./app.js";
 
 const SCAN_MAX = 10000; // records a key search reads at most per click
+const REFRESH_MS = 5000; // the topic list and partition offsets are read again this often
 const PAGE = 500;        // records asked per request while searching
 
 const ui = {
@@ -14,6 +15,7 @@ const ui = {
   partitions: [],      // [{partition, log_start_offset, log_end_offset}]
   next: null,          // what "Next page" continues from: {partition, offset} or {offsets: {P: O}}
   records: [],
+  timer: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -167,6 +169,19 @@ $("browse-form").addEventListener("submit", (e) => {
 });
 $("browse-more").addEventListener("click", () => run(() => read(ui.next)));
 
+/** Reads the list and the open topic's offsets again while the page is shown. */
+async function refresh() {
+  clearTimeout(ui.timer);
+  if (location.hash.split("/")[1] !== "topics") return;
+  try {
+    await renderList();
+    if (ui.topic && !$("topic-detail").hidden) await openTopic(ui.topic);
+  } catch {
+    // The header's status reports an unreachable server; a deleted topic shows on the next read.
+  }
+  ui.timer = setTimeout(refresh, REFRESH_MS);
+}
+
 /** Shows the topic list, and `name`'s browser when given. */
 export function showTopics(name) {
   run(async () => {
@@ -174,4 +189,6 @@ export function showTopics(name) {
     if (name) await openTopic(name);
     else $("topic-detail").hidden = true;
   });
+  clearTimeout(ui.timer);
+  ui.timer = setTimeout(refresh, REFRESH_MS);
 }
