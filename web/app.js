@@ -1,13 +1,22 @@
-// Runnel's dashboard. Every second it reads /metrics (the Prometheus text the server exports),
-// turns the partitions' log end offsets into records/s per topic and the consumer groups'
-// lag into a table, and draws the rates with uPlot. "tail" follows a topic's new records over
-// the WebSocket API (/v1/ws). A materialized view is shown as a live table and chart: its
-// snapshot, then its changes, over the same WebSocket API. No framework and no build step: the
+// Runnel's dashboard: the overview page and the router between pages. The overview reads
+// the server's history of its charts (GET /v1/history) at load and whenever the range
+// changes, then every second reads /metrics (the Prometheus text the server exports) for the
+// tables and the newest chart points: log end offsets → records/s per topic, the consumer
+// groups' lag, the pipelines' counters. "tail" follows a topic's new records over the
+// WebSocket API (/v1/ws); a materialized view is shown as a live table and chart. The other
+// pages live in topics.js, pipeline.js and sql.js. No framework and no build step: the
 // browser loads these files as the server embeds them.
 
+import { api, el, fmtBytes, fmtCount, fmtLag, onUnauthorized, PALETTE, replaceRows, setToken, wsUrl } from "./api.js";
+import { showTopics } from "./topics.js";
+import { showPipelines } from "./pipeline.js";
+import { showSql } from "./sql.js";
+
 const POLL_MS = 1000;
-const WINDOW_POINTS = 120; // two minutes of history
+const VIEW_POINTS = 120; // the view chart keeps two minutes
 const TAIL_ROWS = 50;
+const LEGEND_MAX = 8;    // series drawn per chart; the rest are summed into "other"
+const RANGES = { "5m": 300, "15m": 900, "1h": 3600 };
 
 /** Parses Prometheus text into [{name, labels, value}]. */
 export function parseMetrics(text) {
@@ -28,46 +37,21 @@ export function parseMetrics(text) {
 }
 
 const state = {
-  times: [],             // seconds since the epoch, one per poll
-  rates: new Map(),      // topic -> records/s per poll (aligned with times)
-  last: null,            // {t, ends: Map(topic -> sum of log end offsets)}
-  chart: null,
-  chartTopics: [],
+  range: "15m",
+  hist: { times: [], series: new Map() }, // "kind\tname" -> values aligned with times (seconds)
+  live: [],              // [{t, values: Map("kind\tname" -> value)}] newer than the history
+  last: null,            // {t, totals: Map("kind\tname" -> running total)}
+  charts: new Map(),     // host id -> {plot, labels}
   tail: null,            // {topic, ws}
   view: null,            // {name, ws, rows: Map(key -> row), chart, series: Map(key -> values), times, field}
   views: [],             // names seen in /v1/views
+  page: "overview",
 };
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return e;
-}
-
-function fmtCount(n) {
-  return Math.round(n).toLocaleString("en-US");
-}
-
-function fmtBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
 
 function setStatus(ok, text) {
   const s = document.getElementById("status");
   s.textContent = text;
   s.className = "status " + (ok ? "ok" : "down");
-}
-
-function replaceRows(tbody, rows, emptyText, columns) {
-  tbody.replaceChildren(...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: columns }, emptyText))]));
 }
 
 /** Folds one scrape into per-topic figures. Internal topics (`__…`) are left out. */
@@ -110,30 +94,120 @@ function summarize(samples) {
   return { topics, lag, jobs, memory };
 }
 
-function fmtLag(seconds) {
-  if (seconds == null) return "–";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 120) return `${seconds.toFixed(1)} s`;
-  return `${Math.round(seconds / 60)} min`;
-}
-
-function renderJobs(jobs, now) {
-  const rates = new Map();
-  if (state.lastJobs) {
-    const dt = Math.max(1e-3, now - state.lastJobs.t);
-    for (const [id, j] of jobs) {
-      const before = state.lastJobs.jobs.get(id);
-      rates.set(id, before ? Math.max(0, (j.in - before.in) / dt) : 0);
+/** Turns a scrape's running totals into a live point of rates (and lags), like a history sample. */
+function livePoint(now, topics, jobs) {
+  const totals = new Map();
+  for (const [name, t] of topics) totals.set(`topic\t${name}`, t.end);
+  for (const [id, j] of jobs) totals.set(`pipeline_in\t${id}`, j.in);
+  const values = new Map();
+  if (state.last) {
+    const dt = Math.max(1e-3, now - state.last.t);
+    for (const [k, v] of totals) {
+      const before = state.last.totals.get(k);
+      if (before !== undefined && v >= before) values.set(k, (v - before) / dt);
     }
   }
-  state.lastJobs = { t: now, jobs };
+  for (const [id, j] of jobs) if (j.lag != null) values.set(`pipeline_lag\t${id}`, j.lag);
+  state.last = { t: now, totals };
+  return values;
+}
+
+async function loadHistory() {
+  const h = await api(`/v1/history?range=${state.range}`);
+  const series = new Map();
+  for (const s of h.series) series.set(`${s.kind}\t${s.name}`, s.values);
+  state.hist = { times: h.times.map((t) => t / 1000), series, interval: h.interval_ms };
+  const lastT = state.hist.times.at(-1) ?? 0;
+  state.live = state.live.filter((p) => p.t > lastT);
+}
+
+/** A topic's series label: a pipeline's side topics (`x.dead`, `x.late`, `x.webhook-dead`) share one. */
+export function topicGroup(name) {
+  const m = name.match(/^(.*)\.(dead|late|webhook-dead)$/);
+  return m ? `${m[1]} side outputs` : name;
+}
+
+/**
+ * The chart data for one kind of series: history then live points, series grouped by
+ * `group` (summed) and limited to LEGEND_MAX labels (the busiest; the rest summed as "other").
+ */
+function chartData(kind, group = (n) => n, sum = true) {
+  const times = [...state.hist.times];
+  const cols = new Map(); // label -> values
+  const add = (label, i, v) => {
+    if (v == null) return;
+    const col = cols.get(label) ?? [];
+    cols.set(label, col);
+    col[i] = sum && col[i] != null ? col[i] + v : (col[i] == null ? v : Math.max(col[i], v));
+  };
+  for (const [k, values] of state.hist.series) {
+    const [kd, name] = k.split("\t");
+    if (kd === kind) values.forEach((v, i) => add(group(name), i, v));
+  }
+  const cutoff = (Date.now() / 1000) - RANGES[state.range];
+  for (const p of state.live) {
+    times.push(p.t);
+    for (const [k, v] of p.values) {
+      const [kd, name] = k.split("\t");
+      if (kd === kind) add(group(name), times.length - 1, v);
+    }
+  }
+  let first = times.findIndex((t) => t >= cutoff);
+  if (first < 0) first = times.length;
+  const peak = (vals) => vals.reduce((m, v) => (v != null && v > m ? v : m), 0);
+  let labels = [...cols.keys()].sort((a, b) => peak(cols.get(b)) - peak(cols.get(a)) || a.localeCompare(b));
+  if (labels.length > LEGEND_MAX) {
+    const rest = labels.slice(LEGEND_MAX - 1);
+    labels = labels.slice(0, LEGEND_MAX - 1);
+    const other = [];
+    for (const l of rest) cols.get(l).forEach((v, i) => { if (v != null) other[i] = (other[i] ?? 0) + v; });
+    cols.set(`other (${rest.length})`, other);
+    labels.push(`other (${rest.length})`);
+  }
+  labels.sort();
+  const n = times.length;
+  const data = [times.slice(first), ...labels.map((l) => Array.from({ length: n }, (_, i) => cols.get(l)[i] ?? null).slice(first))];
+  return { labels, data };
+}
+
+function drawChart(hostId, { labels, data }, unit, fmt) {
+  const host = document.getElementById(hostId);
+  if (!data[0].length) return;
+  host.dataset.points = data[0].length; // what the chart holds (read by the browser test)
+  host.dataset.range = state.range;
+  const width = Math.max(320, host.clientWidth || 600);
+  const height = host.classList.contains("small") ? 200 : 240;
+  const c = state.charts.get(hostId);
+  if (!c || c.labels !== labels.join("\n")) {
+    if (c) c.plot.destroy();
+    const plot = new uPlot({
+      width, height,
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(unit === "s" ? 1 : 10, max * 1.1)] } },
+      axes: [{}, { label: unit === "s" ? "seconds" : "records/s", size: 70 }],
+      series: [{}, ...labels.map((t, i) => ({ label: t, stroke: PALETTE[i % PALETTE.length], width: 2,
+                                             spanGaps: false, value: (u, v) => (v == null ? "–" : fmt(v)) }))],
+    }, data, host);
+    state.charts.set(hostId, { plot, labels: labels.join("\n") });
+  } else {
+    c.plot.setData(data);
+    if (Math.abs(c.plot.width - width) > 8) c.plot.setSize({ width, height });
+  }
+}
+
+function drawCharts() {
+  drawChart("throughput-chart", chartData("topic", topicGroup), "rec", fmtCount);
+  drawChart("pipeline-rate-chart", chartData("pipeline_in"), "rec", fmtCount);
+  drawChart("pipeline-lag-chart", chartData("pipeline_lag", (n) => n, false), "s", fmtLag);
+}
+
+function renderJobs(jobs, values) {
   const rows = [...jobs.keys()].sort().map((id) => {
     const j = jobs.get(id);
     return el("tr", { "data-job": id },
-      el("td", {}, id),
+      el("td", {}, el("a", { href: `#/pipelines/${encodeURIComponent(id)}` }, id)),
       el("td", { class: "state", title: j.reason }, j.reason ? `${j.state ?? "stopped"}: ${j.reason}`
                                                              : (j.state ?? (j.running ? "running" : "stopped"))),
-      el("td", { class: "num rate" }, fmtCount(rates.get(id) ?? 0)),
+      el("td", { class: "num rate" }, fmtCount(values.get(`pipeline_in\t${id}`) ?? 0)),
       el("td", { class: "num" }, fmtCount(j.out)),
       el("td", { class: "num" }, fmtCount(j.late)),
       el("td", { class: "num lag" }, fmtLag(j.lag)),
@@ -143,66 +217,16 @@ function renderJobs(jobs, now) {
   replaceRows(document.querySelector("#jobs tbody"), rows, "no pipelines yet", 8);
 }
 
-function updateRates(now, topics) {
-  const ends = new Map([...topics].map(([name, t]) => [name, t.end]));
-  const rates = new Map();
-  if (state.last) {
-    const dt = Math.max(1e-3, now - state.last.t);
-    for (const [name, end] of ends) {
-      const before = state.last.ends.get(name);
-      rates.set(name, before === undefined ? 0 : Math.max(0, (end - before) / dt));
-    }
-  }
-  state.last = { t: now, ends };
-  if (!rates.size && state.times.length === 0 && ends.size === 0) return rates;
-  state.times.push(now);
-  for (const name of new Set([...state.rates.keys(), ...rates.keys()])) {
-    const series = state.rates.get(name) ?? new Array(state.times.length - 1).fill(null);
-    series.push(rates.get(name) ?? null);
-    state.rates.set(name, series);
-  }
-  if (state.times.length > WINDOW_POINTS) {
-    state.times.shift();
-    for (const s of state.rates.values()) s.shift();
-  }
-  return rates;
-}
-
-const PALETTE = ["#2663d9", "#d9822b", "#1a7f37", "#b42fa6", "#c62828", "#0f8b8d", "#7a5cc7", "#8a6d1f"];
-
-function drawChart() {
-  const host = document.getElementById("throughput-chart");
-  const topics = [...state.rates.keys()].sort();
-  const data = [state.times, ...topics.map((t) => state.rates.get(t))];
-  const width = Math.max(320, host.clientWidth || 600);
-  if (!state.chart || topics.join("\n") !== state.chartTopics.join("\n")) {
-    if (state.chart) state.chart.destroy();
-    state.chartTopics = topics;
-    state.chart = new uPlot({
-      width,
-      height: 240,
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
-      axes: [{}, { label: "records/s", size: 70 }],
-      series: [{}, ...topics.map((t, i) => ({ label: t, stroke: PALETTE[i % PALETTE.length], width: 2,
-                                             value: (u, v) => (v == null ? "–" : fmtCount(v)) }))],
-    }, data, host);
-  } else {
-    state.chart.setData(data);
-    if (Math.abs(state.chart.width - width) > 8) state.chart.setSize({ width, height: 240 });
-  }
-}
-
-function renderTopics(topics, rates) {
+function renderTopics(topics, values) {
   const rows = [...topics.keys()].sort().map((name) => {
     const t = topics.get(name);
-    const rate = rates.get(name) ?? 0;
     return el("tr", { "data-topic": name },
-      el("td", {}, name),
+      el("td", {}, el("a", { href: `#/topics/${encodeURIComponent(name)}` }, name)),
       el("td", { class: "num" }, t.partitions),
       el("td", { class: "num" }, fmtCount(t.end)),
-      el("td", { class: "num rate" }, fmtCount(rate)),
+      el("td", { class: "num rate" }, fmtCount(values.get(`topic\t${name}`) ?? 0)),
       el("td", { class: "num" }, fmtBytes(t.bytes)),
-      el("td", {}, el("button", { onclick: () => startTail(name) }, "tail")));
+      el("td", {}, el("button", { type: "button", onclick: () => startTail(name), "aria-label": `tail ${name}` }, "tail")));
   });
   replaceRows(document.querySelector("#topics tbody"), rows, "no topics yet", 6);
 }
@@ -215,20 +239,29 @@ function renderGroups(lag) {
   replaceRows(document.querySelector("#groups tbody"), rows, "no committed offsets yet", 3);
 }
 
+/** The latest scrape, for the other pages (topic sizes). */
+export const latest = { topics: new Map() };
+
 async function poll() {
   try {
-    const res = await fetch("/metrics", { cache: "no-store" });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const { topics, lag, jobs, memory } = summarize(parseMetrics(await res.text()));
-    const rates = updateRates(Date.now() / 1000, topics);
-    renderTopics(topics, rates);
-    renderGroups(lag);
-    renderJobs(jobs, Date.now() / 1000);
-    if (state.times.length > 1) drawChart();
+    const { topics, lag, jobs, memory } = summarize(parseMetrics(await api("/metrics")));
+    latest.topics = topics;
+    const now = Date.now() / 1000;
+    const values = livePoint(now, topics, jobs);
+    if (values.size) state.live.push({ t: now, values });
+    // History samples replace the live points they cover; fetch them once per sample.
+    const lastT = state.hist.times.at(-1) ?? 0;
+    if (!state.hist.interval || now - lastT > state.hist.interval / 1000 + 0.5) await loadHistory();
+    if (state.page === "overview") {
+      renderTopics(topics, values);
+      renderGroups(lag);
+      renderJobs(jobs, values);
+      drawCharts();
+    }
     if (memory != null) document.getElementById("memory").textContent = `server memory ${fmtBytes(memory)}`;
     setStatus(true, "live");
   } catch (e) {
-    setStatus(false, `server unreachable (${e.message})`);
+    setStatus(false, e.status === 401 ? "needs a token" : `server unreachable (${e.message})`);
   } finally {
     setTimeout(poll, POLL_MS);
   }
@@ -239,8 +272,7 @@ function startTail(topic) {
   document.getElementById("tail-topic").textContent = `— ${topic}`;
   const tbody = document.querySelector("#tail tbody");
   tbody.replaceChildren();
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`);
+  const ws = new WebSocket(wsUrl());
   state.tail = { topic, ws };
   ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", topic, from: "latest" }));
   ws.onmessage = (ev) => {
@@ -268,21 +300,25 @@ function chartField(row) {
   return null;
 }
 
-function renderView() {
-  const v = state.view;
-  if (!v) return;
-  const keys = [...v.rows.keys()].sort();
-  const cols = keys.length ? Object.keys(v.rows.get(keys[0])) : [];
-  const table = document.getElementById("view-table");
+/** Shows a view's rows (a Map key -> row) in `table`; used by the overview and the SQL page. */
+export function renderRows(table, rowsByKey) {
+  const keys = [...rowsByKey.keys()].sort();
+  const cols = keys.length ? Object.keys(rowsByKey.get(keys[0])) : [];
   table.tHead.replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
   const cell = (c, x) => {
-    if (typeof x !== "number") return String(x ?? "");
+    if (typeof x !== "number") return typeof x === "object" && x !== null ? JSON.stringify(x) : String(x ?? "");
     if (c.startsWith("window_")) return new Date(x).toISOString().slice(11, 19); // window bounds (epoch ms)
     return Number.isInteger(x) ? fmtCount(x) : x.toFixed(2);
   };
   const rows = keys.map((k) => el("tr", { "data-key": k },
-    ...cols.map((c) => el("td", { class: typeof v.rows.get(k)[c] === "number" ? "num" : "" }, cell(c, v.rows.get(k)[c])))));
+    ...cols.map((c) => el("td", { class: typeof rowsByKey.get(k)[c] === "number" ? "num" : "" }, cell(c, rowsByKey.get(k)[c])))));
   replaceRows(table.tBodies[0], rows, "no rows yet", Math.max(1, cols.length));
+}
+
+function renderView() {
+  const v = state.view;
+  if (!v) return;
+  renderRows(document.getElementById("view-table"), v.rows);
   document.getElementById("view-version").textContent = `version ${v.version}`;
 }
 
@@ -300,8 +336,8 @@ function sampleView() {
     s.push(v.rows.get(k)?.[v.field] ?? null);
     v.series.set(k, s);
   }
-  for (const [k, s] of v.series) if (s.length < v.times.length) s.push(null);
-  if (v.times.length > WINDOW_POINTS) {
+  for (const [, s] of v.series) if (s.length < v.times.length) s.push(null);
+  if (v.times.length > VIEW_POINTS) {
     v.times.shift();
     for (const s of v.series.values()) s.shift();
   }
@@ -323,35 +359,50 @@ function sampleView() {
   }
 }
 
-function openView(name) {
-  if (state.view) state.view.ws.close(1000);
-  document.getElementById("view-chart").replaceChildren();
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/v1/ws`);
-  state.view = { name, ws, rows: new Map(), version: 0, chart: null, series: new Map(), times: [], field: null };
-  const v = state.view;
+/**
+ * Follows a view over the WebSocket API: `onChange(rows, version)` after the snapshot and after
+ * each change, `onError(text)` on an error message or a lost connection. Returns {close}.
+ */
+export function followView(name, onChange, onError = () => {}) {
+  const ws = new WebSocket(wsUrl());
+  const rows = new Map();
+  let version = 0;
+  let closed = false;
   ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", view: name }));
   ws.onmessage = (ev) => {
-    if (state.view !== v) return;
+    if (closed) return;
     const m = JSON.parse(ev.data);
-    if (m.type === "view_row" || (m.type === "change" && m.op !== "delete")) v.rows.set(m.key, m.row);
-    else if (m.type === "change" && m.op === "delete") v.rows.delete(m.key);
-    if (m.version !== undefined) v.version = m.version;
-    if (m.type === "snapshot_end" || m.type === "change") renderView();
+    if (m.type === "view_row" || (m.type === "change" && m.op !== "delete")) rows.set(m.key, m.row);
+    else if (m.type === "change" && m.op === "delete") rows.delete(m.key);
+    else if (m.type === "error") onError(`${m.code}: ${m.message}`);
+    if (m.version !== undefined) version = m.version;
+    if (m.type === "snapshot_end" || m.type === "change") onChange(rows, version);
   };
+  ws.onclose = (ev) => { if (!closed) onError(`the connection closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`); };
+  return { close: () => { closed = true; ws.close(1000); } };
+}
+
+function openView(name) {
+  if (state.view) state.view.sub.close();
+  document.getElementById("view-chart").replaceChildren();
+  const v = { name, rows: new Map(), version: 0, chart: null, series: new Map(), times: [], field: null };
+  state.view = v;
+  v.sub = followView(name, (rows, version) => {
+    if (state.view !== v) return;
+    v.rows = rows;
+    v.version = version;
+    renderView();
+  });
 }
 
 async function pollViews() {
   try {
-    const res = await fetch("/v1/views", { cache: "no-store" });
-    if (res.ok) {
-      const names = (await res.json()).views.map((v) => v.name).sort();
-      if (names.join("\n") !== state.views.join("\n")) {
-        state.views = names;
-        const pick = document.getElementById("view-pick");
-        pick.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
-        if (!state.view && names.length) openView(names[0]);
-      }
+    const names = (await api("/v1/views")).views.map((v) => v.name).filter((n) => !n.startsWith("dashboard_")).sort();
+    if (names.join("\n") !== state.views.join("\n")) {
+      state.views = names;
+      const pick = document.getElementById("view-pick");
+      pick.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+      if (!state.view && names.length) openView(names[0]);
     }
     sampleView();
   } catch (e) {
@@ -361,6 +412,41 @@ async function pollViews() {
   }
 }
 
+/** Shows the page the address names: #/, #/topics[/NAME], #/pipelines[/ID], #/sql. */
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const page = { topics: "topics", pipelines: "pipelines", sql: "sql" }[parts[0]] ?? "overview";
+  state.page = page;
+  for (const m of document.querySelectorAll("main[data-view]")) m.hidden = m.dataset.view !== page;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.nav === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const arg = parts.slice(1).join("/") || null;
+  if (page === "topics") showTopics(arg);
+  else if (page === "pipelines") showPipelines(arg);
+  else if (page === "sql") showSql();
+  else for (const [, c] of state.charts) c.plot.setSize({ width: Math.max(320, c.plot.root.parentElement.clientWidth || 600), height: c.plot.height });
+}
+
+onUnauthorized(() => { document.getElementById("token-form").hidden = false; });
+document.getElementById("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  setToken(document.getElementById("token-input").value.trim());
+  document.getElementById("token-form").hidden = true;
+  route();
+});
+document.getElementById("range").addEventListener("change", async (e) => {
+  state.range = e.target.value;
+  try {
+    await loadHistory();
+    drawCharts();
+  } catch (err) {
+    setStatus(false, `history unavailable (${err.message})`);
+  }
+});
 document.getElementById("view-pick").addEventListener("change", (e) => openView(e.target.value));
+window.addEventListener("hashchange", route);
+route();
 poll();
 pollViews();

@@ -26,6 +26,8 @@ struct serve_options {
     int64_t http_header_timeout_ms = 10000;
     int64_t http_body_timeout_ms = 30000;
     std::size_t http_max_connections = 1024;
+    int64_t dashboard_sample_interval_ms = 5000;
+    std::size_t dashboard_history_max_series = 256;
     std::vector<std::string> http_allowed_hosts;
     std::vector<std::string> http_allowed_origins;
     std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;

@@ -67,6 +67,15 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Open HTTP connections (streams included); more are answered 503 and closed")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    cmd->add_option("--dashboard-sample-interval-ms", opts.dashboard_sample_interval_ms,
+                    "How often the dashboard's history (GET /v1/history) is sampled; it keeps 720 samples, one "
+                    "hour at 5000 ms")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{50}, int64_t{3600000}));
+    cmd->add_option("--dashboard-history-max-series", opts.dashboard_history_max_series,
+                    "Series the dashboard's history keeps (topics, three per pipeline); more are not kept")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
     cmd->add_option("--http-allowed-hosts", opts.http_allowed_hosts,
                     "Host names (NAME or NAME:PORT) the HTTP API answers to besides its address, localhost, "
                     "127.0.0.1 and [::1]")
@@ -231,6 +240,8 @@ int serve(const serve_options& opts) {
     gopts.header_timeout = std::chrono::milliseconds(opts.http_header_timeout_ms);
     gopts.body_timeout = std::chrono::milliseconds(opts.http_body_timeout_ms);
     gopts.max_connections = opts.http_max_connections;
+    gopts.history_interval = std::chrono::milliseconds(opts.dashboard_sample_interval_ms);
+    gopts.history_max_series = opts.dashboard_history_max_series;
     gopts.allowed_hosts = opts.http_allowed_hosts;
     gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();

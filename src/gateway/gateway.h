@@ -71,6 +71,11 @@ struct options {
     broker::group_coordinator* groups = nullptr;
     /// Durable jobs, for /v1/pipelines (null: the routes answer 503).
     jobs::manager* jobs = nullptr;
+    /// How often the dashboard's history (GET /v1/history) is sampled. It keeps at most 720
+    /// samples: one hour at the default 5 s, less at a shorter interval.
+    std::chrono::milliseconds history_interval{5000};
+    /// Series the history keeps at most (topics, and three per pipeline); more are not kept.
+    std::size_t history_max_series = 256;
 };
 
 /// The HTTP gateway: one port for REST, WebSocket, Server-Sent Events and /metrics.

@@ -23,6 +23,7 @@
 
 #include "broker/broker.h"
 #include "gateway/gateway.h"
+#include "gateway/history.h"
 #include "gateway/origin.h"
 #include "gateway/records.h"
 #include "gateway/router.h"
@@ -90,6 +91,7 @@ struct gateway_metrics {
     metrics::gauge* connections;                ///< open HTTP connections
     metrics::family<metrics::counter>* refused; ///< requests refused before any route ran, by reason
     metrics::family<metrics::counter>* timeouts; ///< connections closed on a read deadline, by phase
+    metrics::counter* history_dropped; ///< history values not kept: --dashboard-history-max-series reached
 };
 
 /// Everything the gateway shares across its files. Made by `server`'s constructor on the main
@@ -113,6 +115,7 @@ struct server::state {
     origin_policy policy;                 ///< set by `start` before the first accept
     gate running;
     metrics::registry::collector_handle collector;
+    std::unique_ptr<history> hist; ///< the dashboard's recent past, filled by `start_history`
 
     /// Partition offsets gathered just before a scrape, read by the collector.
     std::mutex snapshot_mu;
@@ -161,6 +164,10 @@ router<handler_fn> build_routes();
 void add_rest_routes(router<handler_fn>& r);
 void add_stream_routes(router<handler_fn>& r);
 void add_metrics_routes(router<handler_fn>& r);
+/// Every partition's log start and end offsets (topic, partition, start, end), asked of the
+/// owning shards one partition at a time; partitions that fail to answer are left out.
+asio::awaitable<std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>>
+partition_offsets(server::state& st, executor& exec);
 /// The series every Prometheus exporter has and kafka_exporter's topic families, beside
 /// Runnel's own: process CPU seconds and start time, and per topic its partitions and each
 /// partition's oldest and current offset (from `offsets`: topic, partition, start, end).
@@ -168,6 +175,9 @@ void add_metrics_routes(router<handler_fn>& r);
 void collect_standard_series(const std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>& offsets,
                              metrics::sample_sink& s);
 void add_dashboard_routes(router<handler_fn>& r);
+void add_history_routes(router<handler_fn>& r);
+/// Starts the history sampler on shard 0 (every `options::history_interval`, until `stop`).
+void start_history(server::state& st);
 void add_pipeline_routes(router<handler_fn>& r);
 
 /// The OpenAPI document embedded at build time (openapi.json).

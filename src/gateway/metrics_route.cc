@@ -15,22 +15,7 @@ namespace {
 
 asio::awaitable<std::optional<reply>> get_metrics(request_ctx& ctx) {
     auto& st = ctx.st;
-    std::vector<model::topic_partition> parts;
-    for (const auto& [name, t] : *st.broker.topics()) {
-        for (int32_t p = 0; p < t->config.partitions; ++p) {
-            parts.push_back({name, model::partition_id(p)});
-        }
-    }
-    using R = result<broker::offsets_result>;
-    std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>> snapshot;
-    // One partition at a time keeps the scrape's footprint small; each is a post to its shard.
-    for (const auto& tp : parts) {
-        auto r = co_await await_callback<R>(
-          [&](std::function<void(R)> done) { st.broker.offsets(tp, ctx.exec, std::move(done)); });
-        if (r) {
-            snapshot.emplace_back(tp.topic, tp.partition(), r.value().log_start(), r.value().high_watermark());
-        }
-    }
+    auto snapshot = co_await partition_offsets(st, ctx.exec);
     std::vector<broker::group_offsets> groups;
     if (st.opts.groups) {
         groups = co_await await_callback<std::vector<broker::group_offsets>>(
@@ -64,6 +49,27 @@ double boot_time_seconds() {
 }
 
 } // namespace
+
+asio::awaitable<std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>>
+partition_offsets(server::state& st, executor& exec) {
+    std::vector<model::topic_partition> parts;
+    for (const auto& [name, t] : *st.broker.topics()) {
+        for (int32_t p = 0; p < t->config.partitions; ++p) {
+            parts.push_back({name, model::partition_id(p)});
+        }
+    }
+    using R = result<broker::offsets_result>;
+    std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>> out;
+    // One partition at a time keeps the footprint small; each is a post to its shard.
+    for (const auto& tp : parts) {
+        auto r = co_await await_callback<R>(
+          [&](std::function<void(R)> done) { st.broker.offsets(tp, exec, std::move(done)); });
+        if (r) {
+            out.emplace_back(tp.topic, tp.partition(), r.value().log_start(), r.value().high_watermark());
+        }
+    }
+    co_return out;
+}
 
 void collect_standard_series(const std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>& offsets,
                              metrics::sample_sink& s) {

@@ -50,6 +50,12 @@ json::object status_json(const jobs::job_status& st) {
     ck["last_id"] = st.last_checkpoint_id;
     ck["last_duration_ms"] = st.last_checkpoint_ms;
     ck["last_size_bytes"] = st.last_checkpoint_bytes;
+    json::array recent;
+    for (const auto& c : st.recent_checkpoints) {
+        recent.push_back(json::object{
+          {"id", c.id}, {"completed_at", c.completed_ms}, {"duration_ms", c.duration_ms}, {"size_bytes", c.bytes}});
+    }
+    ck["recent"] = std::move(recent);
     o["checkpoints"] = std::move(ck);
     o["queue_fill"] = st.queue_capacity ? double(st.queued_messages) / double(st.queue_capacity) : 0.0;
     o["source_buffered_bytes"] = st.source_buffered_bytes;
@@ -138,6 +144,39 @@ answer delete_pipeline(request_ctx& ctx) {
     reply out;
     out.status = 204;
     co_return out;
+}
+
+/// The pipeline's state after a stop or restart, or its problem.
+reply after_control(request_ctx& ctx, const std::string& id, const result<void>& r, const std::string& why) {
+    if (!r && r.error() == std::errc::no_such_file_or_directory) {
+        return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", id)));
+    }
+    for (const auto& st : ctx.st.opts.jobs->status()) {
+        if (st.id != id) continue;
+        if (!r) return to_reply(ctx.fail("invalid-pipeline", why.empty() ? r.error().message() : why));
+        return json_reply(200, json::serialize(status_json(st)));
+    }
+    return to_reply(ctx.fail("internal-error", fmt::format("pipeline '{}': {}", id, why.empty() ? r.error().message() : why)));
+}
+
+/// POST /v1/pipelines/{id}/stop: stops it, keeping its definition and checkpoints.
+answer stop_pipeline(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    const auto id = ctx.params.at("id");
+    auto r = co_await await_callback<result<void>>(
+      [&](std::function<void(result<void>)> done) { ctx.st.opts.jobs->pause_async(id, ctx.exec, done); });
+    co_return after_control(ctx, id, r, "");
+}
+
+/// POST /v1/pipelines/{id}/restart: runs it again from its last checkpoint.
+answer restart_pipeline(request_ctx& ctx) {
+    if (auto r = need_jobs(ctx)) co_return r;
+    const auto id = ctx.params.at("id");
+    using outcome_t = std::pair<result<void>, std::string>;
+    auto r = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done) {
+        ctx.st.opts.jobs->restart_async(id, ctx.exec, [done](result<void> x, std::string w) { done({x, std::move(w)}); });
+    });
+    co_return after_control(ctx, id, r.first, r.second);
 }
 
 answer list_views(request_ctx&) {
@@ -498,6 +537,8 @@ void add_pipeline_routes(router<handler_fn>& r) {
     r.add("POST", "/v1/pipelines", &create_pipeline);
     r.add("GET", "/v1/pipelines/{id}", &get_pipeline);
     r.add("DELETE", "/v1/pipelines/{id}", &delete_pipeline);
+    r.add("POST", "/v1/pipelines/{id}/stop", &stop_pipeline);
+    r.add("POST", "/v1/pipelines/{id}/restart", &restart_pipeline);
     r.add("GET", "/v1/views", &list_views);
     r.add("GET", "/v1/views/{name}", &get_view);
     r.add("GET", "/v1/views/{name}/rows", &find_view_rows);

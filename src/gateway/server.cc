@@ -64,6 +64,9 @@ gateway_metrics register_metrics(metrics::registry& r) {
     m.timeouts = &r.counters("runnel_http_read_timeouts_total",
                              "HTTP connections closed because a request did not arrive in time, by phase (header, body)",
                              {"phase"});
+    m.history_dropped = &r.counter_("runnel_dashboard_history_dropped_total",
+                                   "Samples the dashboard history did not keep because it holds "
+                                   "--dashboard-history-max-series series already");
     return m;
 }
 
@@ -76,7 +79,10 @@ server::state::state(net::shard_group& s, broker::broker& b, options o)
   , registry(opts.registry ? *opts.registry : metrics::default_registry())
   , m(register_metrics(registry))
   , routes(build_routes())
-  , local(s.size()) {}
+  , local(s.size())
+  , hist(std::make_unique<history>(
+      std::clamp<std::size_t>(3600000 / std::max<int64_t>(1, opts.history_interval.count()), 2, 720),
+      opts.history_max_series)) {}
 
 router<handler_fn> build_routes() {
     router<handler_fn> r;
@@ -85,6 +91,7 @@ router<handler_fn> build_routes() {
     add_metrics_routes(r);
     add_dashboard_routes(r);
     add_pipeline_routes(r);
+    add_history_routes(r);
     return r;
 }
 
@@ -145,7 +152,9 @@ std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 bool authorized(const request_ctx& ctx) {
     const auto& token = ctx.st.opts.token;
-    if (!token || ctx.path == "/v1/health") {
+    // The dashboard's page and files hold no data: a browser loads them without the token,
+    // then the page sends it with every API request it makes.
+    if (!token || ctx.path == "/v1/health" || ctx.path == "/" || ctx.path.starts_with("/assets/")) {
         return true;
     }
     auto h = ctx.req.find(http::field::authorization);
@@ -538,6 +547,9 @@ result<net::endpoint> server::start() {
         bound = net::endpoint{local.address().to_string(), local.port()};
         asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);
     });
+    if (bound) {
+        start_history(st);
+    }
     if (bound && !st.opts.token) {
         lg().debug("HTTP API without a token on loopback {}", bound.value().to_string());
     }

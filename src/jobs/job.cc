@@ -582,6 +582,11 @@ void job::released(uint64_t round, result<void> r) {
         _status.last_checkpoint_ms =
             std::chrono::duration<double, std::milli>(_last_checkpoint - _checkpoint_started)
                 .count();
+        auto& recent = _status.recent_checkpoints;
+        if (recent.size() >= job_status::max_recent_checkpoints)
+            recent.erase(recent.begin());
+        recent.push_back({_checkpoint_id, model::processing_now()(), _status.last_checkpoint_ms,
+                          _status.last_checkpoint_bytes});
     }
     wake();
 }
@@ -681,6 +686,7 @@ void job::publish() {
     st.last_checkpoint_id = _status.last_checkpoint_id;
     st.last_checkpoint_ms = _status.last_checkpoint_ms;
     st.last_checkpoint_bytes = _status.last_checkpoint_bytes;
+    st.recent_checkpoints = _status.recent_checkpoints;
     if (_phase != phase::failed)
         st.error.clear();
     else

@@ -68,6 +68,15 @@ struct job_status {
     uint64_t last_checkpoint_id = 0;
     double last_checkpoint_ms = 0;     ///< snapshot to durable, including the sinks' release
     uint64_t last_checkpoint_bytes = 0;
+    /// The last completed checkpoints, oldest first (at most `max_recent_checkpoints`).
+    struct checkpoint_record {
+        uint64_t id = 0;
+        int64_t completed_ms = 0; ///< epoch ms
+        double duration_ms = 0;
+        uint64_t bytes = 0;
+    };
+    static constexpr std::size_t max_recent_checkpoints = 20;
+    std::vector<checkpoint_record> recent_checkpoints;
     std::size_t queued_messages = 0, queue_capacity = 0;
     std::size_t source_buffered_bytes = 0, sink_pending_bytes = 0;
     /// Operator state at the last checkpoint plus the buffers: what --pipeline-max-memory-bytes bounds.
@@ -184,6 +193,12 @@ public:
     /// (`job_context::side_output`), except, with `keep_side_topics_with_records`, those that
     /// hold records.
     result<void> remove(const std::string& id, bool keep_side_topics_with_records = false);
+    /// Stops a job but keeps its definition and checkpoints: it is listed as `stopped`, also
+    /// after a server restart (a `stopped` file in its directory), until `restart`.
+    result<void> pause(const std::string& id);
+    /// Runs a job again from its last checkpoint: a stopped or failed one, or a running one
+    /// (stopped first). `why` explains a failure to start.
+    result<void> restart(const std::string& id, std::string& why);
     std::vector<job_status> status() const;
     /// Bounds each instance of every job launched from now on (`job_group::max_memory_bytes`;
     /// 0: no limit). Call before `start`.
@@ -194,10 +209,16 @@ public:
     void submit_async(job_definition def, executor& caller, std::function<void(result<void>, std::string why)> done);
     void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done,
                       bool keep_side_topics_with_records = false);
+    void pause_async(std::string id, executor& caller, std::function<void(result<void>)> done);
+    void restart_async(std::string id, executor& caller, std::function<void(result<void>, std::string why)> done);
 
 private:
     void delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records);
-    result<void> launch(job_definition def, std::string& why);
+    /// Stops the job's instances and, with `forget`, drops it from the list; answers its
+    /// side-output topics, or ENOENT.
+    result<std::vector<std::string>> stop_instances(const std::string& id, bool forget);
+    /// Builds and starts the job's instances; `paused`: only lists it as stopped.
+    result<void> launch(job_definition def, std::string& why, bool paused = false);
 
     broker::broker& _broker;
     net::shard_group& _shards;

@@ -230,7 +230,8 @@ result<void> manager::start() {
                        def.value().id);
             continue;
         }
-        if (!launch(std::move(def).value(), why))
+        const bool paused = std::filesystem::exists(d / "stopped", ec);
+        if (!launch(std::move(def).value(), why, paused))
             lg().error("job {}: {}", d.filename().string(), why);
     }
     _impl->collector = metrics::default_registry().add_collector([this](metrics::sample_sink& out) {
@@ -299,7 +300,7 @@ result<void> manager::start() {
 
 void manager::set_max_memory_bytes(std::size_t bytes) { _impl->max_memory_bytes = bytes; }
 
-result<void> manager::launch(job_definition def, std::string& why) {
+result<void> manager::launch(job_definition def, std::string& why, bool paused) {
     const auto id = def.id;
     const unsigned first = _shards.shard_for(std::hash<std::string>{}(id));
     auto group = std::make_shared<job_group>();
@@ -317,6 +318,13 @@ result<void> manager::launch(job_definition def, std::string& why) {
         group->members.push_back(j);
         e.instances.push_back(j);
         e.shards.push_back(shard);
+    }
+    if (paused) {
+        for (uint32_t i = 0; i < e.instances.size(); ++i)
+            _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+        std::lock_guard lock(_impl->mu);
+        _impl->jobs[id] = e;
+        return ok();
     }
     for (auto& j : e.instances) {
         if (!built || !why.empty())
@@ -382,7 +390,7 @@ result<void> manager::submit(job_definition def, std::string& why) {
     return launched;
 }
 
-result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
+result<std::vector<std::string>> manager::stop_instances(const std::string& id, bool forget) {
     impl::entry e;
     {
         std::lock_guard lock(_impl->mu);
@@ -390,17 +398,57 @@ result<void> manager::remove(const std::string& id, bool keep_side_topics_with_r
         if (it == _impl->jobs.end())
             return std::error_code(ENOENT, std::generic_category());
         e = it->second;
-        _impl->jobs.erase(it);
+        if (forget)
+            _impl->jobs.erase(it);
     }
     for (uint32_t i = 0; i < e.instances.size(); ++i)
         _shards.run_on(e.shards[i], [j = e.instances[i]] { j->stop(); });
+    if (e.instances.empty())
+        return std::vector<std::string>{};
+    return e.instances.front()->side_topics();
+}
+
+result<void> manager::remove(const std::string& id, bool keep_side_topics_with_records) {
+    auto side = stop_instances(id, true);
+    if (!side)
+        return side.error();
     // Its side outputs' topics (dead letters, late rows) go with it; the caller may keep those
     // that hold records.
-    if (!e.instances.empty())
-        delete_side_topics(e.instances.front()->side_topics(), keep_side_topics_with_records);
+    delete_side_topics(side.value(), keep_side_topics_with_records);
     std::error_code ec;
     std::filesystem::remove_all(_dir / id, ec);
     return ec ? result<void>(ec) : ok();
+}
+
+result<void> manager::pause(const std::string& id) {
+    RUNNEL_TRY(stop_instances(id, false));
+    return write_file_atomic(_dir / id / "stopped", std::as_bytes(std::span(std::string_view("stopped\n"))));
+}
+
+result<void> manager::restart(const std::string& id, std::string& why) {
+    RUNNEL_TRY(stop_instances(id, true));
+    std::error_code ec;
+    std::filesystem::remove(_dir / id / "stopped", ec);
+    std::ifstream in(_dir / id / "job.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto def = job_definition::from_json(text, why);
+    if (!def)
+        return std::error_code(EINVAL, std::generic_category());
+    return launch(std::move(def).value(), why);
+}
+
+void manager::pause_async(std::string id, executor& caller, std::function<void(result<void>)> done) {
+    _impl->writer.submit([this, id = std::move(id)] { return pause(id); },
+                         [&caller, done = std::move(done)](result<void> r) { caller.post([r, done] { done(r); }); });
+}
+
+void manager::restart_async(std::string id, executor& caller,
+                            std::function<void(result<void>, std::string why)> done) {
+    auto why = std::make_shared<std::string>();
+    _impl->writer.submit([this, id = std::move(id), why] { return restart(id, *why); },
+                         [&caller, why, done = std::move(done)](result<void> r) {
+                             caller.post([r, why, done] { done(r, *why); });
+                         });
 }
 
 void manager::delete_side_topics(const std::vector<std::string>& topics, bool keep_with_records) {

@@ -28,6 +28,17 @@ class Response:
         return f"HTTP {self.status} {self.headers.get('Content-Type')} {self.body[:400]!r}"
 
 
+def wait_for(what, cond, seconds=30):
+    """Polls `cond` until it returns something true (returned), failing after `seconds`."""
+    deadline = harness.Deadline(seconds, what)
+    while True:
+        v = cond()
+        if v:
+            return v
+        deadline.check()
+        time.sleep(0.05)  # polling a condition with a deadline
+
+
 def call(method, url, body=None, headers=None, timeout=30):
     """One request; answers with any status (errors are answers too)."""
     data = None

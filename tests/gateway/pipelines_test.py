@@ -17,13 +17,12 @@ import json
 import os
 import sys
 import tempfile
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gw  # noqa: E402
-from gw import call, expect, expect_problem, harness  # noqa: E402
+from gw import call, expect, expect_problem, harness, wait_for  # noqa: E402
 import websockets  # noqa: E402
 
 JOB = {"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
@@ -42,16 +41,6 @@ def clicks(start_ms, n, users=5):
 def closing(ts):
     """A record on every partition at `ts`: the watermark passes every earlier window."""
     return [{"partition": p, "value": {"user": "end", "ts": ts}} for p in range(3)]
-
-
-def wait_for(what, cond, seconds=30):
-    deadline = harness.Deadline(seconds, what)
-    while True:
-        v = cond()
-        if v:
-            return v
-        deadline.check()
-        time.sleep(0.05)  # polling a condition with a deadline
 
 
 def view_rows(srv, name):

@@ -202,6 +202,24 @@ protected:
         return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     }
 
+    /// `n` events keyed k0…k(keys-1), `step_ms` apart from 1000 ms, each moved later by
+    /// (i % 5) × `jitter_ms` (a little out of order), and the count each `counting()` window
+    /// (key@window start) must get.
+    struct windowed_input {
+        std::vector<std::pair<std::string, int64_t>> events;
+        std::map<std::string, int64_t> expected;
+    };
+    static windowed_input windowed_events(int n, int keys, int64_t step_ms, int64_t jitter_ms) {
+        windowed_input in;
+        for (int i = 0; i < n; ++i) {
+            auto k = fmt::format("k{}", i % keys);
+            int64_t ts = 1000 + i * step_ms + (i % 5) * jitter_ms;
+            in.events.emplace_back(k, ts);
+            ++in.expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
+        }
+        return in;
+    }
+
     std::unique_ptr<broker::group_coordinator> _groups;
     std::unique_ptr<manager> _jobs;
 };
@@ -212,14 +230,7 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     std::string why;
     ASSERT_TRUE(_jobs->submit(counting(), why)) << why;
 
-    std::map<std::string, int64_t> expected;
-    std::vector<std::pair<std::string, int64_t>> evs;
-    for (int i = 0; i < 3000; ++i) {
-        auto k = fmt::format("k{}", i % 7);
-        int64_t ts = 1000 + i * 3 + (i % 5) * 37; // a little out of order
-        evs.emplace_back(k, ts);
-        ++expected[fmt::format("{}@{}", k, ts / 1000 * 1000)];
-    }
+    auto [evs, expected] = windowed_events(3000, 7, 3, 37);
     produce_events("events", 3, std::vector(evs.begin(), evs.begin() + 1500));
     // Restart in the middle: the job resumes from its checkpoint.
     ASSERT_TRUE(eventually([&] { return !_jobs->status().empty() && _jobs->status()[0].checkpoints >= 2; }));
@@ -234,6 +245,37 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     auto st = _jobs->status()[0];
     EXPECT_EQ(st.state, "running");
     EXPECT_GT(st.last_checkpoint_id, 0u);
+}
+
+// Stop keeps the job listed, stopped, across a restart of the server; restart resumes it from
+// its last checkpoint, and every window is still written once. The last checkpoints are listed.
+TEST_F(jobs_test, a_stopped_job_stays_stopped_and_restarts_from_its_checkpoint_exactly_once) {
+    ASSERT_TRUE(create("events", 3).first);
+    start_jobs();
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(counting(), why)) << why;
+    auto [evs, expected] = windowed_events(2000, 5, 4, 0);
+    produce_events("events", 3, std::vector(evs.begin(), evs.begin() + 1000));
+    ASSERT_TRUE(eventually([&] { return status_of("counts").checkpoints >= 3; }));
+    auto st = status_of("counts");
+    ASSERT_FALSE(st.recent_checkpoints.empty());
+    EXPECT_LE(st.recent_checkpoints.size(), job_status::max_recent_checkpoints);
+    EXPECT_EQ(st.recent_checkpoints.back().id, st.last_checkpoint_id);
+    for (std::size_t i = 1; i < st.recent_checkpoints.size(); ++i)
+        EXPECT_LT(st.recent_checkpoints[i - 1].id, st.recent_checkpoints[i].id);
+
+    ASSERT_TRUE(_jobs->pause("counts"));
+    EXPECT_EQ(status_of("counts").state, "stopped");
+    EXPECT_EQ(_jobs->pause("nope").error(), std::errc::no_such_file_or_directory);
+    restart();
+    EXPECT_EQ(status_of("counts").state, "stopped");
+    produce_events("events", 3, std::vector(evs.begin() + 1000, evs.end()));
+    ASSERT_TRUE(_jobs->restart("counts", why)) << why;
+    close_all("events", 3, 1'000'000);
+    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }))
+        << status_of("counts").state << " " << status_of("counts").error;
+    expect_each_window_once(expected);
+    EXPECT_EQ(status_of("counts").state, "running");
 }
 
 // Three instances on two shards, each key's events spread over every partition so that only
