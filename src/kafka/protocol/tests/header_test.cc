@@ -42,6 +42,8 @@ const std::map<int16_t, range> expected = {
   {47, {0, 0, -1}}, // OffsetDelete
   {23, {2, 4, 4}},  // OffsetForLeaderEpoch
   {60, {0, 1, 0}},  // DescribeCluster
+  {17, {0, 1, -1}}, // SaslHandshake
+  {36, {0, 2, 2}},  // SaslAuthenticate
 };
 
 TEST(api_table, exactly_the_supported_ranges) {
