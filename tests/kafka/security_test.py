@@ -19,7 +19,8 @@ SASL_SSL and SASL_PLAINTEXT. Then real clients use them the way Kafka users conf
   a client that never authenticates is closed after --sasl-handshake-timeout-ms;
 - /metrics counts successes and failures per listener and mechanism;
 - a second server with --tls-client-auth required refuses a client without a certificate,
-  and one bound to 0.0.0.0 with a PLAINTEXT listener refuses to start.
+  one with --sasl-session-lifetime-ms reports the lifetime and closes the connection at the
+  first request after it, and one bound to 0.0.0.0 with a PLAINTEXT listener refuses to start.
 
 Run: /usr/bin/python3 security_test.py --runnel PATH [--node PATH] [--npm PATH]
 """
@@ -351,6 +352,33 @@ class Refusals(unittest.TestCase):
                 producer.purge()
                 self.assertIn(errors[0].code(), (KafkaError._SSL, KafkaError._TRANSPORT,
                                                  KafkaError._ALL_BROKERS_DOWN), str(errors[0]))
+
+    def test_sasl_session_lifetime(self):
+        """SaslAuthenticate v1 reports the lifetime; past it, a request closes the connection."""
+        with tempfile.TemporaryDirectory(prefix="runnel-security-lifetime-") as d:
+            data = os.path.join(d, "data")
+            create_user(data, "carol", "carols password")
+            with harness.RunnelServer(BINARY, name="security-lifetime", data_dir=data, extra_args=[
+                    "--kafka-listener", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "PLAIN",
+                    "--sasl-session-lifetime-ms", "1000"]) as srv:
+                port = listener_port(srv, "SASL_PLAINTEXT")
+                with kw.Connection(port, timeout=30) as conn:
+                    _, body = conn.request(17, 1, kw.string("PLAIN"))
+                    self.assertEqual(kw.Reader(body).i16(), 0)
+                    _, body = conn.request(36, 1, kw.nbytes(b"\0carol\0carols password"))
+                    r = kw.Reader(body)
+                    self.assertEqual((r.i16(), r.string(), r.bytes(), r.i64()), (0, None, b"", 1000))
+                    # Requests are answered until the session ends, then the connection closes.
+                    deadline = harness.Deadline(30, "the end of the SASL session")
+                    answered = 0
+                    while True:
+                        deadline.check(f"({answered} requests answered)")
+                        try:
+                            conn.request(kw.METADATA, 1, kw.metadata_request(1, []))
+                            answered += 1
+                        except (kw.Closed, ConnectionError):
+                            break
+                        time.sleep(0.05)  # pacing the polls, not synchronising
 
     def test_plaintext_on_the_network_needs_a_flag(self):
         with tempfile.TemporaryDirectory(prefix="runnel-security-insecure-") as d:
