@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -27,7 +28,11 @@ void check(bool cond) {
 credential_store& store() {
     static credential_store* s = [] {
         std::string pattern = (std::filesystem::temp_directory_path() / "runnel-sasl-fuzz-XXXXXX").string();
-        std::filesystem::path dir = ::mkdtemp(pattern.data());
+        static std::filesystem::path dir = ::mkdtemp(pattern.data());
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        });
         auto* st = new credential_store(credential_store::file_in(dir));
         std::string why;
         for (auto m : {mechanism::scram_sha_256, mechanism::scram_sha_512}) {

@@ -49,6 +49,17 @@ std::optional<std::string> read_password(const user_options& o) {
     return line;
 }
 
+/// The credential file of the data directory, read; nothing (and a message) when it is unreadable.
+std::unique_ptr<security::credential_store> open_store(const user_options& o, std::string_view command) {
+    auto store = std::make_unique<security::credential_store>(security::credential_store::file_in(o.data_dir));
+    std::string why;
+    if (!store->load(why)) {
+        fmt::print(stderr, "runnel user {}: {}\n", command, why);
+        return nullptr;
+    }
+    return store;
+}
+
 int create_user(const user_options& o) {
     std::string why;
     if (!security::credential_store::valid_user_name(o.name, why)) {
@@ -59,14 +70,13 @@ int create_user(const user_options& o) {
     if (!password) {
         return 2;
     }
-    security::credential_store store(security::credential_store::file_in(o.data_dir));
-    if (!store.load(why)) {
-        fmt::print(stderr, "runnel user create: {}\n", why);
+    auto store = open_store(o, "create");
+    if (!store) {
         return 1;
     }
     for (const auto& m : o.mechanisms) {
         auto cred = security::make_scram_credential(*security::parse_mechanism(m), *password, o.iterations);
-        if (!store.set(o.name, cred, why)) {
+        if (!store->set(o.name, cred, why)) {
             fmt::print(stderr, "runnel user create: {}\n", why);
             return 1;
         }
@@ -77,13 +87,12 @@ int create_user(const user_options& o) {
 }
 
 int delete_user(const user_options& o) {
-    std::string why;
-    security::credential_store store(security::credential_store::file_in(o.data_dir));
-    if (!store.load(why)) {
-        fmt::print(stderr, "runnel user delete: {}\n", why);
+    auto store = open_store(o, "delete");
+    if (!store) {
         return 1;
     }
-    auto removed = store.remove(o.name, std::nullopt, why);
+    std::string why;
+    auto removed = store->remove(o.name, std::nullopt, why);
     if (!removed) {
         fmt::print(stderr, "runnel user delete: {}\n", why);
         return 1;
@@ -97,13 +106,11 @@ int delete_user(const user_options& o) {
 }
 
 int list_users(const user_options& o) {
-    std::string why;
-    security::credential_store store(security::credential_store::file_in(o.data_dir));
-    if (!store.load(why)) {
-        fmt::print(stderr, "runnel user list: {}\n", why);
+    auto store = open_store(o, "list");
+    if (!store) {
         return 1;
     }
-    for (const auto& [name, creds] : store.list()) {
+    for (const auto& [name, creds] : store->list()) {
         std::vector<std::string> parts;
         for (const auto& [m, iterations] : creds) {
             parts.push_back(fmt::format("{} ({} iterations)", security::mechanism_name(m), iterations));
