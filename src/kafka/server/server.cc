@@ -721,8 +721,10 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
                 break;
             }
             const auto api_key = parsed.value().header.request_api_key;
-            if (api_key == static_cast<int16_t>(proto::api_key::sasl_handshake)
-                || api_key == static_cast<int16_t>(proto::api_key::sasl_authenticate)) {
+            const bool sasl_api = api_key == static_cast<int16_t>(proto::api_key::sasl_handshake)
+                                  || api_key == static_cast<int16_t>(proto::api_key::sasl_authenticate);
+            // A SASL request in a version not spoken gets UNSUPPORTED_VERSION like any other.
+            if (sasl_api && implemented(api_key, parsed.value().header.request_api_version)) {
                 auto out = answer_sasl(*c, parsed.value().header, parsed.value().body);
                 if (!out.answer) {
                     lg().warn("closing connection from {}: undecodable SASL request", c->peer);
@@ -736,7 +738,7 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
                 }
                 continue;
             }
-            if (auto why = refused_before_auth(*c, api_key)) {
+            if (auto why = sasl_api ? std::nullopt : refused_before_auth(*c, api_key)) {
                 auth_stats().refused.inc();
                 log_limited(auth_log_limit(), lg(), spdlog::level::warn,
                             "closing connection from {} on listener {}: api {} refused: {}", c->peer,
