@@ -18,6 +18,7 @@ SASL_SSL and SASL_PLAINTEXT. Then real clients use them the way Kafka users conf
   closes the connection, an unknown mechanism is answered UNSUPPORTED_SASL_MECHANISM,
   a client that never authenticates is closed after --sasl-handshake-timeout-ms;
 - /metrics counts successes and failures per listener and mechanism;
+- SIGHUP makes new connections use a certificate rotated on disk;
 - a second server with --tls-client-auth required refuses a client without a certificate,
   one with --sasl-session-lifetime-ms reports the lifetime and closes the connection at the
   first request after it, and one bound to 0.0.0.0 with a PLAINTEXT listener refuses to start.
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -244,6 +246,35 @@ class Secured(unittest.TestCase):
         self.assertIn(err.code(), (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), str(err))
         harness.wait_until(lambda: counter(self.srv, "runnel_auth_failures_total", listener="SSL",
                                            mechanism="TLS") > before, 10, "the handshake failure in /metrics")
+
+    def test_sighup_reloads_the_certificate_for_new_connections(self):
+        import signal
+        import ssl
+        d = self.tmp
+        c = self.certs
+        # A new server certificate from the same CA, written over the files the server reads.
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server2.key", "-out", "server2.csr",
+                "-subj", "/CN=localhost/O=rotated", cwd=d)
+        openssl("x509", "-req", "-in", "server2.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server2.crt", "-days", "2", "-extfile", "server.ext", cwd=d)
+        shutil.copyfile(os.path.join(d, "server2.key"), c["server.key"])
+        shutil.copyfile(os.path.join(d, "server2.crt"), c["server.crt"])
+        reloads = len([l for l in self.srv.log().splitlines() if "SIGHUP: reloaded the TLS certificate" in l])
+        self.srv.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: len([l for l in self.srv.log().splitlines()
+                                        if "SIGHUP: reloaded the TLS certificate" in l]) > reloads,
+                           30, "the reload log line")
+        ctx = ssl.create_default_context(cafile=c["ca.crt"])
+        with socket.create_connection(("127.0.0.1", self.ports["SSL"]), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                served = tls.getpeercert(binary_form=True)
+        with open(c["server.crt"]) as f:
+            expected = ssl.PEM_cert_to_DER_cert(f.read())
+        self.assertEqual(served, expected)
+        # And clients go on working over the new certificate.
+        self.round_trip(self.client_config("SASL_SSL", **{
+            "security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": "alice", "sasl.password": PASSWORD}), "sec-after-reload", n=20)
 
     # -- kcat ----------------------------------------------------------------------------------
 
