@@ -888,6 +888,11 @@ kafka_server::~kafka_server() { stop(); }
 
 result<net::endpoint> kafka_server::start() {
     auto& st = *_state;
+    const auto proto = st.config.security_protocol;
+    if ((security::uses_tls(proto) && (!st.config.tls || !st.config.tls->current()))
+        || (security::uses_sasl(proto) && (!st.config.credentials || st.config.sasl_mechanisms.empty()))) {
+        return std::make_error_code(std::errc::invalid_argument); // a TLS context or credentials missing
+    }
     boost::system::error_code ec;
     auto address = asio::ip::make_address(st.config.listen.host, ec);
     if (ec) {
