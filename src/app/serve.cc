@@ -49,17 +49,23 @@ struct listener_setup {
 
 struct listener_set {
     std::vector<listener_setup> listeners;
+    /// SSL listeners check client certificates as --tls-client-auth says; SASL_SSL listeners
+    /// authenticate by SASL and ask for none, as Kafka ignores ssl.client.auth there.
     std::shared_ptr<security::tls_server_context> tls;
+    std::shared_ptr<security::tls_server_context> tls_for_sasl;
     std::shared_ptr<security::credential_store> credentials;
 
     /// SIGHUP: new connections use the certificate and key as the files hold them now; the
     /// credential file is read again (it also is on its own when it changes).
     void reload() {
         std::string why;
-        if (tls) {
-            if (auto r = tls->load(why); r) {
-                lg().info("SIGHUP: reloaded the TLS certificate {} and key {}", tls->config().cert_file.string(),
-                          tls->config().key_file.string());
+        for (const auto& t : {tls, tls_for_sasl}) {
+            if (!t) {
+                continue;
+            }
+            if (auto r = t->load(why); r) {
+                lg().info("SIGHUP: reloaded the TLS certificate {} and key {}", t->config().cert_file.string(),
+                          t->config().key_file.string());
             } else {
                 lg().error("SIGHUP: keeping the previous TLS certificate: {}", why);
             }
@@ -143,8 +149,10 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
         }
         out.tls = std::make_shared<security::tls_server_context>(
           security::tls_config{opts.tls_cert_file, opts.tls_key_file, opts.tls_ca_file, *client_auth});
+        out.tls_for_sasl = std::make_shared<security::tls_server_context>(
+          security::tls_config{opts.tls_cert_file, opts.tls_key_file, opts.tls_ca_file, security::client_auth::none});
         std::string why;
-        if (!out.tls->load(why)) {
+        if (!out.tls->load(why) || !out.tls_for_sasl->load(why)) {
             return fail(why);
         }
     }
@@ -171,7 +179,7 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
         return fail(fmt::format("invalid --ssl-principal-mapping-rules: {}", why));
     }
     for (auto& l : out.listeners) {
-        l.tls = out.tls;
+        l.tls = l.spec.proto == security::protocol::sasl_ssl ? out.tls_for_sasl : out.tls;
         l.credentials = out.credentials;
         l.rules = *rules;
         l.mechanisms = mechanisms;
@@ -198,7 +206,7 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
     cmd->add_option("--tls-key-file", opts.tls_key_file, "PEM private key of that certificate");
     cmd->add_option("--tls-ca-file", opts.tls_ca_file, "PEM CA certificates client certificates must chain to");
     cmd->add_option("--tls-client-auth", opts.tls_client_auth,
-                    "Client certificates on SSL listeners: required, requested or none (ssl.client.auth)")
+                    "Client certificates on SSL listeners: required, requested or none (ssl.client.auth; SASL_SSL asks for none)")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "requested", "required"}));
     cmd->add_option("--ssl-principal-mapping-rules", opts.ssl_principal_mapping_rules,
