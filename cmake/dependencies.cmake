@@ -3,6 +3,8 @@ find_package(Threads REQUIRED)
 find_package(Boost 1.81 REQUIRED CONFIG)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
+# OpenSSL (Debian libssl-dev) for TLS on the Kafka listener and SCRAM (src/security).
+find_package(OpenSSL 3 REQUIRED)
 # Kafka's compression codecs, for `model` to inflate batches that clients compressed (the log
 # source and the gateway read them); the fuzz build needs them too, since it links `model`.
 find_package(PkgConfig REQUIRED)

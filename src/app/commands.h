@@ -46,6 +46,19 @@ struct serve_options {
     int64_t group_initial_rebalance_delay_ms = 3000;
     int64_t group_min_session_timeout_ms = 6000;
     int64_t group_max_session_timeout_ms = 1800000;
+    // Security of the Kafka listeners (docs/security.md).
+    bool kafka_addr_given = false;                  ///< --kafka-addr was on the command line
+    std::vector<std::string> kafka_listeners;       ///< [NAME:]PROTOCOL://HOST:PORT
+    std::vector<std::string> kafka_advertised_listeners; ///< NAME://HOST:PORT
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_ca_file;
+    std::string tls_client_auth = "none";
+    std::string ssl_principal_mapping_rules = "DEFAULT";
+    std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};
+    int64_t sasl_handshake_timeout_ms = 10000;
+    int64_t sasl_session_lifetime_ms = 0;
+    bool allow_insecure_network = false;
 };
 
 /// Adds `serve` to the command line; `run` is set to the function the subcommand runs.
@@ -57,6 +70,9 @@ int serve(const serve_options& opts);
 /// Adds the Kafka client commands `topic`, `produce`, `consume` and `group` (librdkafka; any Kafka
 /// cluster). `run` is set to the command the command line chose; it returns the exit code.
 void add_client_commands(CLI::App& app, std::function<int()>& run);
+
+/// Adds `user create|delete|list`: SCRAM credentials in a data directory's credential file.
+void add_user_command(CLI::App& app, std::function<int()>& run);
 
 /// Adds `sql`: a script sent to a server's HTTP API (`POST /v1/sql`).
 void add_sql_command(CLI::App& app, std::function<int()>& run);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     runnel::app::add_serve_command(app, run_serve, serve_opts);
     std::function<int()> run_client;
     runnel::app::add_client_commands(app, run_client);
+    runnel::app::add_user_command(app, run_client);
 
     try {
         app.parse(argc, argv);

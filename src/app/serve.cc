@@ -11,6 +11,7 @@
 #include "jobs/jobs.h"
 #include "kafka/server/server.h"
 #include "net/net.h"
+#include "security/security.h"
 #include "storage/storage.h"
 
 namespace runnel::app {
@@ -21,13 +22,211 @@ spdlog::logger& lg() { return logging::get("serve"); }
 /// How often group sessions, rebalance timeouts and initial delays are checked.
 constexpr std::chrono::milliseconds group_check_interval{100};
 
+/// One Kafka listener as the flags describe it, with what its security needs.
+struct listener_setup {
+    security::listener_spec spec;
+    std::optional<net::endpoint> advertise;
+    std::shared_ptr<security::tls_server_context> tls;
+    std::shared_ptr<security::credential_store> credentials;
+    std::vector<security::principal_rule> rules;
+    std::vector<security::mechanism> mechanisms;
+    std::chrono::milliseconds auth_timeout{};
+    std::chrono::milliseconds session_lifetime{};
+
+    void apply(kafka::server_config& cfg) const {
+        cfg.listen = spec.address;
+        cfg.advertise = advertise;
+        cfg.listener_name = spec.name;
+        cfg.security_protocol = spec.proto;
+        cfg.tls = security::uses_tls(spec.proto) ? tls : nullptr;
+        cfg.credentials = credentials;
+        cfg.principal_rules = rules;
+        cfg.sasl_mechanisms = mechanisms;
+        cfg.auth_timeout = auth_timeout;
+        cfg.sasl_session_lifetime = session_lifetime;
+    }
+};
+
+struct listener_set {
+    std::vector<listener_setup> listeners;
+    /// SSL listeners check client certificates as --tls-client-auth says; SASL_SSL listeners
+    /// authenticate by SASL and ask for none, as Kafka ignores ssl.client.auth there.
+    std::shared_ptr<security::tls_server_context> tls;
+    std::shared_ptr<security::tls_server_context> tls_for_sasl;
+    std::shared_ptr<security::credential_store> credentials;
+
+    /// SIGHUP: new connections use the certificate and key as the files hold them now; the
+    /// credential file is read again (it also is on its own when it changes).
+    void reload() {
+        std::string why;
+        for (const auto& t : {tls, tls_for_sasl}) {
+            if (!t) {
+                continue;
+            }
+            if (auto r = t->load(why); r) {
+                lg().info("SIGHUP: reloaded the TLS certificate {} and key {}", t->config().cert_file.string(),
+                          t->config().key_file.string());
+            } else {
+                lg().error("SIGHUP: keeping the previous TLS certificate: {}", why);
+            }
+        }
+        if (credentials) {
+            if (auto r = credentials->load(why); !r) {
+                lg().error("SIGHUP: keeping the previous SCRAM credentials: {}", why);
+            }
+        }
+    }
+};
+
+/// The Kafka listeners of the flags: `--kafka-addr` (PLAINTEXT; when no `--kafka-listener`
+/// is given, or when it is given explicitly) and every `--kafka-listener`, checked, with their
+/// TLS context and credential store loaded. Prints what is wrong and returns nothing on error.
+std::optional<listener_set> kafka_listeners(const serve_options& opts, const net::endpoint& kafka_ep,
+                                            const std::optional<net::endpoint>& advertise_ep) {
+    auto fail = [](const std::string& why) {
+        fmt::print(stderr, "runnel serve: {}\n", why);
+        return std::nullopt;
+    };
+    listener_set out;
+    if (opts.kafka_listeners.empty() || opts.kafka_addr_given) {
+        listener_setup l;
+        l.spec = {"PLAINTEXT", security::protocol::plaintext, kafka_ep};
+        out.listeners.push_back(std::move(l));
+    }
+    for (const auto& text : opts.kafka_listeners) {
+        std::string why;
+        auto spec = security::parse_listener(text, why);
+        if (!spec) {
+            return fail(fmt::format("invalid --kafka-listener '{}': {}", text, why));
+        }
+        for (const auto& other : out.listeners) {
+            if (other.spec.name == spec->name) {
+                return fail(fmt::format("two Kafka listeners are named {}: name one NAME:{}://HOST:PORT", spec->name,
+                            security::protocol_name(spec->proto)));
+            }
+        }
+        listener_setup l;
+        l.spec = std::move(*spec);
+        out.listeners.push_back(std::move(l));
+    }
+    if (advertise_ep) {
+        out.listeners.front().advertise = advertise_ep;
+    }
+    for (const auto& text : opts.kafka_advertised_listeners) {
+        std::string why;
+        auto a = security::parse_advertised_listener(text, why);
+        if (!a) {
+            return fail(fmt::format("invalid --kafka-advertised-listener '{}': {}", text, why));
+        }
+        auto it = std::find_if(out.listeners.begin(), out.listeners.end(),
+                               [&](const listener_setup& l) { return l.spec.name == a->first; });
+        if (it == out.listeners.end()) {
+            return fail(fmt::format("--kafka-advertised-listener '{}' names no listener", text));
+        }
+        it->advertise = a->second;
+    }
+    bool any_tls = false;
+    bool any_sasl = false;
+    for (const auto& l : out.listeners) {
+        any_tls |= security::uses_tls(l.spec.proto);
+        any_sasl |= security::uses_sasl(l.spec.proto);
+        if (l.spec.proto == security::protocol::plaintext && !net::is_loopback(l.spec.address.host)
+            && !opts.allow_insecure_network) {
+            return fail(fmt::format("the PLAINTEXT Kafka listener {} on {} would let anyone on the network read and write every "
+                        "topic: listen on 127.0.0.1, use SSL or SASL_SSL listeners (docs/security.md), or pass "
+                        "--allow-insecure-network",
+                        l.spec.name, l.spec.address.to_string()));
+        }
+    }
+    auto client_auth = security::parse_client_auth(opts.tls_client_auth);
+    if (any_tls) {
+        if (opts.tls_cert_file.empty() || opts.tls_key_file.empty()) {
+            return fail("SSL and SASL_SSL listeners need --tls-cert-file and --tls-key-file");
+        }
+        if (*client_auth != security::client_auth::none && opts.tls_ca_file.empty()) {
+            return fail(fmt::format("--tls-client-auth {} needs --tls-ca-file, the CAs client certificates chain to",
+                        opts.tls_client_auth));
+        }
+        out.tls = std::make_shared<security::tls_server_context>(
+          security::tls_config{opts.tls_cert_file, opts.tls_key_file, opts.tls_ca_file, *client_auth});
+        out.tls_for_sasl = std::make_shared<security::tls_server_context>(
+          security::tls_config{opts.tls_cert_file, opts.tls_key_file, opts.tls_ca_file, security::client_auth::none});
+        std::string why;
+        if (!out.tls->load(why) || !out.tls_for_sasl->load(why)) {
+            return fail(why);
+        }
+    }
+    std::vector<security::mechanism> mechanisms;
+    for (const auto& m : opts.sasl_mechanisms) {
+        mechanisms.push_back(*security::parse_mechanism(m));
+    }
+    if (any_sasl) {
+        if (mechanisms.empty()) {
+            return fail("SASL listeners need at least one of --sasl-mechanisms");
+        }
+        out.credentials = std::make_shared<security::credential_store>(security::credential_store::file_in(opts.data_dir));
+        std::string why;
+        if (!out.credentials->load(why)) {
+            return fail(why);
+        }
+        if (out.credentials->list().empty()) {
+            lg().warn("no SASL users yet: add one with `runnel user create --data-dir {} NAME`", opts.data_dir.string());
+        }
+    }
+    std::string why;
+    auto rules = security::parse_principal_rules(opts.ssl_principal_mapping_rules, why);
+    if (!rules) {
+        return fail(fmt::format("invalid --ssl-principal-mapping-rules: {}", why));
+    }
+    for (auto& l : out.listeners) {
+        l.tls = l.spec.proto == security::protocol::sasl_ssl ? out.tls_for_sasl : out.tls;
+        l.credentials = out.credentials;
+        l.rules = *rules;
+        l.mechanisms = mechanisms;
+        l.auth_timeout = std::chrono::milliseconds(opts.sasl_handshake_timeout_ms);
+        l.session_lifetime = std::chrono::milliseconds(opts.sasl_session_lifetime_ms);
+    }
+    return out;
+}
+
 } // namespace
 
 void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_options& opts) {
     auto* cmd = app.add_subcommand("serve", "Run the server: log, engine and gateway in one process");
     cmd->add_option("--data-dir", opts.data_dir, "Directory holding all data")->capture_default_str();
-    cmd->add_option("--kafka-addr", opts.kafka_addr, "Kafka protocol listener, HOST:PORT")
+    cmd->add_option("--kafka-addr", opts.kafka_addr, "Kafka protocol listener, HOST:PORT (a PLAINTEXT listener)")
+      ->capture_default_str()
+      ->each([&opts](const std::string&) { opts.kafka_addr_given = true; });
+    cmd->add_option("--kafka-listener", opts.kafka_listeners,
+                    "A Kafka listener [NAME:]PROTOCOL://HOST:PORT, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+                    "SASL_SSL (repeatable; with it, --kafka-addr listens only when given)");
+    cmd->add_option("--kafka-advertised-listener", opts.kafka_advertised_listeners,
+                    "What Metadata tells clients of listener NAME to connect to, NAME://HOST:PORT (repeatable)");
+    cmd->add_option("--tls-cert-file", opts.tls_cert_file, "PEM certificate chain of the SSL and SASL_SSL listeners");
+    cmd->add_option("--tls-key-file", opts.tls_key_file, "PEM private key of that certificate");
+    cmd->add_option("--tls-ca-file", opts.tls_ca_file, "PEM CA certificates client certificates must chain to");
+    cmd->add_option("--tls-client-auth", opts.tls_client_auth,
+                    "Client certificates on SSL listeners: required, requested or none (ssl.client.auth; SASL_SSL asks for none)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "requested", "required"}));
+    cmd->add_option("--ssl-principal-mapping-rules", opts.ssl_principal_mapping_rules,
+                    "How a client certificate subject becomes the user name: RULE:pattern/replacement/[LU],...,DEFAULT")
       ->capture_default_str();
+    cmd->add_option("--sasl-mechanisms", opts.sasl_mechanisms,
+                    "SASL mechanisms the SASL listeners offer: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}));
+    cmd->add_option("--sasl-handshake-timeout-ms", opts.sasl_handshake_timeout_ms,
+                    "Time a Kafka connection has to finish its TLS handshake and SASL authentication")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}));
+    cmd->add_option("--sasl-session-lifetime-ms", opts.sasl_session_lifetime_ms,
+                    "SASL sessions last this long, then clients re-authenticate or are closed (0: forever)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600 * 1000));
+    cmd->add_flag("--allow-insecure-network", opts.allow_insecure_network,
+                  "Allow a PLAINTEXT Kafka listener, or an HTTP listener without --http-token, on a non-loopback address");
     cmd->add_option("--http-addr", opts.http_addr, "HTTP, WebSocket and dashboard listener, HOST:PORT")
       ->capture_default_str();
     cmd->add_option("--http-token", opts.http_token,
@@ -153,6 +352,10 @@ int serve(const serve_options& opts) {
             *out = ep.value();
         }
     }
+    auto listeners = kafka_listeners(opts, *kafka_ep, advertise_ep);
+    if (!listeners) {
+        return 2;
+    }
     const unsigned shard_count = opts.shards ? opts.shards : std::max(1u, std::thread::hardware_concurrency());
 
     // Signals are taken by sigwait on this thread; every thread started below inherits the mask.
@@ -160,6 +363,7 @@ int serve(const serve_options& opts) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     std::error_code ec;
@@ -194,8 +398,6 @@ int serve(const serve_options& opts) {
         failure = fmt::format("cannot load topics: {}", r.error().message());
     }
     kafka::server_config kcfg;
-    kcfg.listen = *kafka_ep;
-    kcfg.advertise = advertise_ep;
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
     kcfg.fetch_max_bytes = opts.kafka_fetch_max_bytes;
@@ -212,12 +414,25 @@ int serve(const serve_options& opts) {
             failure = fmt::format("cannot open the consumer offsets topic: {}", r.error().message());
         }
     }
-    kafka::kafka_server kafka_listener(shards, brk, groups, kcfg);
-    if (!failure) {
-        if (auto bound = kafka_listener.start(); !bound) {
-            failure = fmt::format("cannot listen on {} for Kafka clients: {}", opts.kafka_addr, bound.error().message());
+    std::vector<std::unique_ptr<kafka::kafka_server>> kafka_servers;
+    std::vector<std::string> listener_lines;
+    for (const auto& l : listeners->listeners) {
+        if (failure) {
+            break;
+        }
+        auto cfg = kcfg;
+        l.apply(cfg);
+        kafka_servers.push_back(std::make_unique<kafka::kafka_server>(shards, brk, groups, cfg));
+        if (auto bound = kafka_servers.back()->start(); !bound) {
+            failure = fmt::format("cannot listen on {} for Kafka clients ({}): {}", l.spec.address.to_string(),
+                                  l.spec.name, bound.error().message());
         } else {
-            kafka_ep = bound.value();
+            if (&l == &listeners->listeners.front()) {
+                kafka_ep = bound.value();
+            }
+            listener_lines.push_back(fmt::format("Kafka listener {} ({}) on {}{}", l.spec.name,
+                                                 security::protocol_name(l.spec.proto), bound.value().to_string(),
+                                                 l.advertise ? ", advertised as " + l.advertise->to_string() : ""));
         }
     }
     // Durable jobs (DATA_DIR/jobs) resume from their last checkpoints; every template they may
@@ -245,6 +460,7 @@ int serve(const serve_options& opts) {
     gopts.allowed_hosts = opts.http_allowed_hosts;
     gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();
+    gopts.allow_insecure_network = opts.allow_insecure_network;
     gopts.groups = &groups;
     gopts.jobs = &job_manager;
     gateway::server http_listener(shards, brk, gopts);
@@ -282,10 +498,19 @@ int serve(const serve_options& opts) {
                   ms.count(), opts.data_dir.string(), counted(shard_count, "shard"), counted(int64_t(topic_count), "topic"),
                   counted(partition_count, "partition"), counted(int64_t(job_manager.status().size()), "pipeline"),
                   kafka_ep->to_string(), http_ep->to_string());
+        for (const auto& line : listener_lines) {
+            lg().info("{}", line);
+        }
         lg().info("dashboard: http://{}/", http_ep->to_string());
 
         int sig = 0;
-        sigwait(&signals, &sig);
+        for (;;) {
+            sigwait(&signals, &sig);
+            if (sig != SIGHUP) {
+                break;
+            }
+            listeners->reload();
+        }
         lg().info("{} received: flushing {}", sig == SIGINT ? "SIGINT" : "SIGTERM",
                   counted(int64_t(brk.partition_count()), "partition"));
         if (opts.demo) {
@@ -300,7 +525,9 @@ int serve(const serve_options& opts) {
     // while the broker and every shard still run to finish them. Then every log flushes and
     // records its durable point.
     http_listener.stop();
-    kafka_listener.stop();
+    for (auto& k : kafka_servers) {
+        k->stop();
+    }
     int code = failure ? 1 : 0;
     if (auto r = brk.stop(); !r) {
         lg().error("flush at shutdown failed: {}", r.error().message());

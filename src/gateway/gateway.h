@@ -39,6 +39,8 @@ struct options {
     /// the query of WebSocket and event-stream requests). Optional on loopback addresses;
     /// `start` refuses a non-loopback address without one.
     std::optional<std::string> token;
+    /// Serve without a token on a non-loopback address (`--allow-insecure-network`).
+    bool allow_insecure_network = false;
     /// Largest request body accepted; larger bodies are answered 413.
     std::size_t max_body_bytes = 1 << 20;
     /// Time a request's line and headers may take to arrive, counted from the end of the

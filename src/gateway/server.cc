@@ -15,7 +15,8 @@ const char* errc_message(errc e) noexcept {
     case errc::success:
         return "success";
     case errc::token_required:
-        return "a bearer token is required when the HTTP listener is not on a loopback address";
+        return "a bearer token is required when the HTTP listener is not on a loopback address (--http-token; "
+               "or --allow-insecure-network)";
     case errc::bind_failed:
         return "cannot listen on the HTTP address";
     }
@@ -25,15 +26,6 @@ const char* errc_message(errc e) noexcept {
 namespace {
 
 spdlog::logger& lg() { return logging::get("gateway"); }
-
-bool loopback(const std::string& host) {
-    if (host == "localhost") {
-        return true;
-    }
-    boost::system::error_code ec;
-    auto a = asio::ip::make_address(host, ec);
-    return !ec && a.is_loopback();
-}
 
 gateway_metrics register_metrics(metrics::registry& r) {
     gateway_metrics m{};
@@ -514,7 +506,8 @@ server::~server() { stop(); }
 
 result<net::endpoint> server::start() {
     auto& st = *_state;
-    if (!loopback(st.opts.listen.host) && (!st.opts.token || st.opts.token->empty())) {
+    if (!net::is_loopback(st.opts.listen.host) && (!st.opts.token || st.opts.token->empty())
+        && !st.opts.allow_insecure_network) {
         return errc::token_required;
     }
     result<net::endpoint> bound = errc::bind_failed;

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include <boost/asio/ip/address.hpp>
+
 namespace runnel::net {
 
 std::string endpoint::to_string() const {
@@ -35,6 +37,15 @@ result<endpoint> parse_endpoint(std::string_view text, std::string& why, bool li
         return std::make_error_code(std::errc::invalid_argument);
     }
     return endpoint{std::string(host), static_cast<uint16_t>(port)};
+}
+
+bool is_loopback(const std::string& host) {
+    if (host == "localhost") {
+        return true;
+    }
+    boost::system::error_code ec;
+    auto a = boost::asio::ip::make_address(host, ec);
+    return !ec && a.is_loopback();
 }
 
 } // namespace runnel::net

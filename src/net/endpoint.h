@@ -20,4 +20,8 @@ struct endpoint {
 /// port) is accepted only for an address to listen on.
 result<endpoint> parse_endpoint(std::string_view text, std::string& why, bool listen = false);
 
+/// Whether `host` is a loopback address (127.0.0.0/8, ::1) or "localhost": a listener bound
+/// there cannot be reached from another machine.
+bool is_loopback(const std::string& host);
+
 } // namespace runnel::net

@@ -1,5 +1,7 @@
 #include "kafka/server/server.h"
 
+#include <algorithm>
+#include <cstring>
 #include <deque>
 #include <set>
 #include <thread>
@@ -10,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
 #include "kafka/server/handler.h"
@@ -47,6 +50,8 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
   {proto::api_key::offset_for_leader_epoch, "OffsetForLeaderEpoch", 2, 4, 4},
   {proto::api_key::describe_cluster, "DescribeCluster", 0, 1, 0},
+  {proto::api_key::sasl_handshake, "SaslHandshake", 0, 1, -1},
+  {proto::api_key::sasl_authenticate, "SaslAuthenticate", 0, 2, 2},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.
@@ -109,6 +114,32 @@ struct connection_metrics {
 connection_metrics& conn_metrics() {
     static connection_metrics m;
     return m;
+}
+
+/// Authentication outcomes, by listener and mechanism ("TLS" for certificate handshakes).
+struct auth_metrics {
+    metrics::family<metrics::counter>& failures = metrics::default_registry().counters(
+      "runnel_auth_failures_total",
+      "Failed authentications on Kafka listeners (wrong password, unknown user, bad or untrusted certificate)",
+      {"listener", "mechanism"});
+    metrics::family<metrics::counter>& successes = metrics::default_registry().counters(
+      "runnel_auth_successes_total", "Successful authentications on Kafka listeners", {"listener", "mechanism"});
+    metrics::counter& timeouts = metrics::default_registry().counter_(
+      "runnel_auth_timeouts_total",
+      "Kafka connections closed for not finishing TLS and SASL authentication within --sasl-handshake-timeout-ms");
+    metrics::counter& refused = metrics::default_registry().counter_(
+      "runnel_auth_unauthenticated_requests_total",
+      "Kafka connections closed for a request before authentication or after their SASL session expired");
+};
+
+auth_metrics& auth_stats() {
+    static auth_metrics m;
+    return m;
+}
+
+logging::rate_limit& auth_log_limit() {
+    static logging::rate_limit limit(std::chrono::seconds(1), 5);
+    return limit;
 }
 
 } // namespace
@@ -339,9 +370,12 @@ struct in_flight {
     std::vector<std::byte> frame;
     response_frame answer;
     bool close = false; ///< the request could not be decoded: end the connection after it
+    bool close_after_answer = false; ///< a failed authentication: send the answer, then close
     shard_flag issued; ///< its order-sensitive work (appends) has been issued
     shard_flag done;   ///< `answer` is ready
 };
+
+using tls_stream = asio::ssl::stream<tcp::socket&>;
 
 /// A client connection on its shard. The reader issues requests in arrival order, each one
 /// once the previous has issued its order-sensitive work, so a connection's appends keep
@@ -379,7 +413,37 @@ struct connection : std::enable_shared_from_this<connection> {
     asio::steady_timer idle_timer;                  ///< closes the connection once idle too long
     std::chrono::steady_clock::time_point last_active; ///< the last request read or answer written
 
+    // Security: on SSL and SASL_SSL listeners every byte goes through `tls`, which wraps
+    // `sock` (its context stays alive with it, whatever a reload does meanwhile).
+    std::shared_ptr<asio::ssl::context> tls_context;
+    std::unique_ptr<tls_stream> tls;
+    /// PLAINTEXT and SSL connections are authenticated once accepted (and TLS-handshaken);
+    /// SASL ones after a successful SaslAuthenticate.
+    bool authenticated = false;
+    std::string principal = "User:ANONYMOUS";
+    std::chrono::steady_clock::time_point auth_deadline;
+    std::chrono::steady_clock::time_point session_expiry = std::chrono::steady_clock::time_point::max();
+    std::unique_ptr<security::sasl_server> sasl; ///< between SaslHandshake and the exchange's end
+    bool sasl_raw_tokens = false; ///< after SaslHandshake v0: frames are bare SASL tokens (KIP-43)
+
     void notify() { queue_changed.notify(); }
+
+    template <typename Buffer>
+    asio::awaitable<void> read_exact(Buffer b) {
+        if (tls) {
+            co_await asio::async_read(*tls, b, asio::use_awaitable);
+        } else {
+            co_await asio::async_read(sock, b, asio::use_awaitable);
+        }
+    }
+    template <typename Buffer>
+    asio::awaitable<void> write_all(Buffer b) {
+        if (tls) {
+            co_await asio::async_write(*tls, b, asio::use_awaitable);
+        } else {
+            co_await asio::async_write(sock, b, asio::use_awaitable);
+        }
+    }
 };
 
 /// Closes `c` once it has had no request in flight for `connections_max_idle` (Kafka's
@@ -389,6 +453,17 @@ asio::awaitable<void> close_when_idle(std::shared_ptr<connection> c) {
     const auto max_idle = c->st.config.connections_max_idle;
     while (!c->closing && !c->reader_done) {
         const auto now = std::chrono::steady_clock::now();
+        if (!c->authenticated && now >= c->auth_deadline) {
+            auth_stats().timeouts.inc();
+            log_limited(auth_log_limit(), lg(), spdlog::level::warn,
+                        "closing connection from {} on listener {}: not authenticated within {} ms", c->peer,
+                        c->st.config.listener_name, c->st.config.auth_timeout.count());
+            c->closing = true;
+            boost::system::error_code ec;
+            c->sock.close(ec);
+            c->notify();
+            break;
+        }
         if (c->queue.empty() && now - c->last_active >= max_idle) {
             conn_metrics().idle_closed.inc();
             lg().debug("closing connection from {}: idle for {} ms", c->peer, max_idle.count());
@@ -399,7 +474,11 @@ asio::awaitable<void> close_when_idle(std::shared_ptr<connection> c) {
             break;
         }
         // A busy connection is looked at again after a whole period.
-        c->idle_timer.expires_at(c->queue.empty() ? c->last_active + max_idle : now + max_idle);
+        auto next = c->queue.empty() ? c->last_active + max_idle : now + max_idle;
+        if (!c->authenticated) {
+            next = std::min(next, c->auth_deadline);
+        }
+        c->idle_timer.expires_at(next);
         boost::system::error_code ec;
         co_await c->idle_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::operation_aborted) {
@@ -449,7 +528,11 @@ asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
                 break;
             }
             if (req->answer) {
-                co_await asio::async_write(c->sock, asio::buffer(*req->answer), asio::use_awaitable);
+                co_await c->write_all(asio::buffer(*req->answer));
+            }
+            if (req->close_after_answer) {
+                c->closing = true;
+                break;
             }
             c->queued_bytes -= req->frame.size();
             c->queue.pop_front();
@@ -466,16 +549,136 @@ asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
     c->notify();
 }
 
+// -- authentication -------------------------------------------------------------------------
+
+/// Feeds one SASL token to the connection's exchange. At its end the outcome is recorded: a
+/// success authenticates the connection (a re-authentication must keep the user), a failure
+/// is counted and logged at a bounded rate.
+security::sasl_server::step_result sasl_step(connection& c, std::string_view token) {
+    const auto& cfg = c.st.config;
+    auto r = c.sasl->step(token);
+    const std::string mech(security::mechanism_name(c.sasl->mech()));
+    if (r.st == security::sasl_server::state::done) {
+        const auto principal = "User:" + c.sasl->user();
+        if (c.authenticated && principal != c.principal) {
+            r = {security::sasl_server::state::failed, {},
+                 "Authentication failed: re-authentication must keep the user " + c.principal};
+        } else {
+            c.authenticated = true;
+            c.principal = principal;
+            c.session_expiry = cfg.sasl_session_lifetime.count() > 0
+                                 ? std::chrono::steady_clock::now() + cfg.sasl_session_lifetime
+                                 : std::chrono::steady_clock::time_point::max();
+            auth_stats().successes.with({cfg.listener_name, mech}).inc();
+            lg().debug("connection from {} on listener {} authenticated as {} ({})", c.peer, cfg.listener_name,
+                       c.principal, mech);
+        }
+    }
+    if (r.st == security::sasl_server::state::failed) {
+        auth_stats().failures.with({cfg.listener_name, mech}).inc();
+        log_limited(auth_log_limit(), lg(), spdlog::level::warn, "authentication failed on listener {} from {} ({}): {}",
+                    cfg.listener_name, c.peer, mech, r.error);
+    }
+    if (r.st != security::sasl_server::state::more) {
+        c.sasl.reset();
+    }
+    return r;
+}
+
+/// The answer to a SASL request, computed by the reader itself: it must know the outcome
+/// before it reads the next request. `close`: the connection ends after the answer.
+struct sasl_answer {
+    response_frame answer;
+    bool close = false;
+};
+
+template <typename Response>
+response_frame frame_of(const proto::request_header& h, const Response& r) {
+    proto::writer w;
+    proto::write_response_frame(w, h.request_api_version, h.correlation_id, r);
+    return w.take();
+}
+
+sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span<const std::byte> body) {
+    const auto& cfg = c.st.config;
+    auto decoded = proto::decode_request(h, body);
+    if (!decoded) {
+        return {std::nullopt, true};
+    }
+    if (auto* hs = std::get_if<proto::sasl_handshake_request>(&decoded.value())) {
+        proto::sasl_handshake_response r;
+        for (auto m : cfg.sasl_mechanisms) {
+            r.mechanisms.emplace_back(security::mechanism_name(m));
+        }
+        auto m = security::parse_mechanism(hs->mechanism);
+        if (!security::uses_sasl(cfg.security_protocol) || c.sasl) {
+            r.error_code = kerr::illegal_sasl_state;
+            return {frame_of(h, r), true};
+        }
+        if (!m || std::find(cfg.sasl_mechanisms.begin(), cfg.sasl_mechanisms.end(), *m) == cfg.sasl_mechanisms.end()) {
+            auth_stats().failures.with({cfg.listener_name, "unsupported"}).inc();
+            log_limited(auth_log_limit(), lg(), spdlog::level::warn,
+                        "authentication failed on listener {} from {}: mechanism '{}' is not enabled",
+                        cfg.listener_name, c.peer, hs->mechanism.substr(0, 64));
+            r.error_code = kerr::unsupported_sasl_mechanism;
+            return {frame_of(h, r), true};
+        }
+        c.sasl = std::make_unique<security::sasl_server>(*m, *cfg.credentials);
+        c.sasl_raw_tokens = h.request_api_version == 0;
+        return {frame_of(h, r), false};
+    }
+    auto* a = std::get_if<proto::sasl_authenticate_request>(&decoded.value());
+    if (a == nullptr) {
+        return {std::nullopt, true};
+    }
+    proto::sasl_authenticate_response r;
+    if (!c.sasl) {
+        r.error_code = kerr::illegal_sasl_state;
+        r.error_message = "SaslAuthenticate without a SaslHandshake before it";
+        return {frame_of(h, r), true};
+    }
+    auto step = sasl_step(c, std::string_view(reinterpret_cast<const char*>(a->auth_bytes.data()), a->auth_bytes.size()));
+    if (step.st == security::sasl_server::state::failed) {
+        r.error_code = kerr::sasl_authentication_failed;
+        r.error_message = step.error;
+        return {frame_of(h, r), true};
+    }
+    const auto* p = reinterpret_cast<const std::byte*>(step.response.data());
+    r.auth_bytes.assign(p, p + step.response.size());
+    if (step.st == security::sasl_server::state::done && cfg.sasl_session_lifetime.count() > 0) {
+        r.session_lifetime_ms = cfg.sasl_session_lifetime.count();
+    }
+    return {frame_of(h, r), false};
+}
+
+/// Why a request may not be answered on this connection now, or nothing when it may.
+/// On SASL listeners only ApiVersions and the SASL requests come before authentication, and
+/// only they once the session has expired (Kafka closes such connections).
+std::optional<std::string_view> refused_before_auth(const connection& c, int16_t api_key) {
+    if (!security::uses_sasl(c.st.config.security_protocol)
+        || api_key == static_cast<int16_t>(proto::api_key::api_versions)) {
+        return std::nullopt;
+    }
+    if (!c.authenticated) {
+        return "request before SASL authentication";
+    }
+    if (std::chrono::steady_clock::now() >= c.session_expiry) {
+        return "SASL session expired without re-authentication";
+    }
+    return std::nullopt;
+}
+
 asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
     auto& st = c->st;
     try {
         for (;;) {
             std::array<std::byte, 4> size_bytes{};
-            co_await asio::async_read(c->sock, asio::buffer(size_bytes), asio::use_awaitable);
+            co_await c->read_exact(asio::buffer(size_bytes));
             const auto size = read_be<int32_t>(size_bytes.data());
-            if (size < 0 || size > st.config.max_frame_bytes) {
-                lg().warn("closing connection from {}: frame of {} bytes (limit {})", c->peer, size,
-                          st.config.max_frame_bytes);
+            const auto limit = c->authenticated ? st.config.max_frame_bytes : st.config.max_unauthenticated_frame_bytes;
+            if (size < 0 || size > limit) {
+                lg().warn("closing connection from {}: frame of {} bytes (limit {}{})", c->peer, size, limit,
+                          c->authenticated ? "" : " before authentication");
                 break;
             }
             while (!c->closing && !c->queue.empty()
@@ -487,12 +690,59 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
                 break;
             }
             std::vector<std::byte> frame(static_cast<std::size_t>(size));
-            co_await asio::async_read(c->sock, asio::buffer(frame), asio::use_awaitable);
+            co_await c->read_exact(asio::buffer(frame));
             auto req = std::make_shared<in_flight>(c->sock.get_executor(), std::move(frame));
+            auto queue_ready = [&] {
+                req->issued.set();
+                req->done.set();
+                c->queue.push_back(req);
+                c->queued_bytes += req->frame.size();
+                c->last_active = std::chrono::steady_clock::now();
+                c->notify();
+            };
+            if (c->sasl_raw_tokens) {
+                // After SaslHandshake v0 the client sends bare tokens and gets bare tokens back.
+                auto step = sasl_step(*c, std::string_view(reinterpret_cast<const char*>(req->frame.data()), req->frame.size()));
+                if (step.st == security::sasl_server::state::failed) {
+                    break;
+                }
+                c->sasl_raw_tokens = step.st == security::sasl_server::state::more;
+                std::vector<std::byte> out(4 + step.response.size());
+                write_be<int32_t>(out.data(), static_cast<int32_t>(step.response.size()));
+                std::memcpy(out.data() + 4, step.response.data(), step.response.size());
+                req->answer = std::move(out);
+                queue_ready();
+                continue;
+            }
             auto parsed = proto::parse_request_header(req->frame);
             if (!parsed) {
                 lg().warn("closing connection from {}: undecodable request header: {}", c->peer,
                           parsed.error().message());
+                break;
+            }
+            const auto api_key = parsed.value().header.request_api_key;
+            const bool sasl_api = api_key == static_cast<int16_t>(proto::api_key::sasl_handshake)
+                                  || api_key == static_cast<int16_t>(proto::api_key::sasl_authenticate);
+            // A SASL request in a version not spoken gets UNSUPPORTED_VERSION like any other.
+            if (sasl_api && implemented(api_key, parsed.value().header.request_api_version)) {
+                auto out = answer_sasl(*c, parsed.value().header, parsed.value().body);
+                if (!out.answer) {
+                    lg().warn("closing connection from {}: undecodable SASL request", c->peer);
+                    break;
+                }
+                req->answer = std::move(out.answer);
+                req->close_after_answer = out.close;
+                queue_ready();
+                if (out.close) {
+                    break;
+                }
+                continue;
+            }
+            if (auto why = sasl_api ? std::nullopt : refused_before_auth(*c, api_key)) {
+                auth_stats().refused.inc();
+                log_limited(auth_log_limit(), lg(), spdlog::level::warn,
+                            "closing connection from {} on listener {}: api {} refused: {}", c->peer,
+                            st.config.listener_name, api_key, *why);
                 break;
             }
             c->queue.push_back(req);
@@ -514,6 +764,49 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
     c->notify();
 }
 
+/// The TLS handshake of a connection on an SSL or SASL_SSL listener, under the connection's
+/// authentication deadline; then the certificate's subject becomes the principal and the
+/// connection starts reading requests. A failed handshake is counted and closes it.
+asio::awaitable<void> start_tls(std::shared_ptr<connection> c) {
+    const auto& cfg = c->st.config;
+    boost::system::error_code ec;
+    co_await c->tls->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+    std::optional<std::string> why;
+    bool by_certificate = false;
+    if (ec) {
+        why = fmt::format("TLS handshake failed: {}", ec.message());
+    } else if (cfg.tls->config().auth != security::client_auth::none) {
+        if (auto subject = security::peer_subject(c->tls->native_handle())) {
+            if (auto name = security::map_principal(cfg.principal_rules, *subject)) {
+                c->principal = "User:" + *name;
+                by_certificate = true;
+            } else {
+                why = fmt::format("no principal mapping rule matches the certificate subject '{}'", *subject);
+            }
+        }
+    }
+    if (why || c->closing) {
+        if (why && !c->closing) {
+            auth_stats().failures.with({cfg.listener_name, "TLS"}).inc();
+            log_limited(auth_log_limit(), lg(), spdlog::level::warn, "closing connection from {} on listener {}: {}",
+                        c->peer, cfg.listener_name, *why);
+        }
+        c->closing = true;
+        c->reader_done = true;
+        c->sock.close(ec);
+        c->idle_timer.cancel();
+        co_return;
+    }
+    if (by_certificate) {
+        auth_stats().successes.with({cfg.listener_name, "TLS"}).inc();
+    }
+    if (!security::uses_sasl(cfg.security_protocol)) {
+        c->authenticated = true;
+    }
+    asio::co_spawn(c->sock.get_executor(), read_requests(c), asio::detached);
+    asio::co_spawn(c->sock.get_executor(), write_answers(c), asio::detached);
+}
+
 void serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock) {
     auto c = std::make_shared<connection>(st, shard, std::move(sock));
     boost::system::error_code ec;
@@ -521,9 +814,18 @@ void serve_connection(kafka_server::state& st, unsigned shard, tcp::socket sock)
         c->peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
         c->client_host = "/" + ep.address().to_string();
     }
+    const auto proto = st.config.security_protocol;
+    c->authenticated = !security::uses_tls(proto) && !security::uses_sasl(proto);
+    c->auth_deadline = std::chrono::steady_clock::now() + st.config.auth_timeout;
+    asio::co_spawn(c->sock.get_executor(), close_when_idle(c), asio::detached);
+    if (security::uses_tls(proto)) {
+        c->tls_context = st.config.tls->current();
+        c->tls = std::make_unique<tls_stream>(c->sock, *c->tls_context);
+        asio::co_spawn(c->sock.get_executor(), start_tls(c), asio::detached);
+        return;
+    }
     asio::co_spawn(c->sock.get_executor(), read_requests(c), asio::detached);
     asio::co_spawn(c->sock.get_executor(), write_answers(c), asio::detached);
-    asio::co_spawn(c->sock.get_executor(), close_when_idle(c), asio::detached);
 }
 
 asio::awaitable<void> accept_loop(kafka_server::state& st) {
@@ -586,6 +888,11 @@ kafka_server::~kafka_server() { stop(); }
 
 result<net::endpoint> kafka_server::start() {
     auto& st = *_state;
+    const auto proto = st.config.security_protocol;
+    if ((security::uses_tls(proto) && (!st.config.tls || !st.config.tls->current()))
+        || (security::uses_sasl(proto) && (!st.config.credentials || st.config.sasl_mechanisms.empty()))) {
+        return std::make_error_code(std::errc::invalid_argument); // a TLS context or credentials missing
+    }
     boost::system::error_code ec;
     auto address = asio::ip::make_address(st.config.listen.host, ec);
     if (ec) {

@@ -7,6 +7,7 @@
 
 #include "base/base.h"
 #include "net/net.h"
+#include "security/security.h"
 
 namespace runnel::broker {
 class broker;
@@ -35,6 +36,26 @@ struct server_config {
     std::chrono::milliseconds connections_max_idle{600000};
     int32_t node_id = 0;
     std::string cluster_id = "runnel";
+
+    /// The listener's name (labels in /metrics, log lines) and its Kafka security protocol.
+    std::string listener_name = "PLAINTEXT";
+    security::protocol security_protocol = security::protocol::plaintext;
+    /// SSL and SASL_SSL: the server certificate and how client certificates are checked.
+    std::shared_ptr<security::tls_server_context> tls;
+    /// How the subject of a client certificate becomes the user name (ssl.principal.mapping.rules).
+    std::vector<security::principal_rule> principal_rules = {security::principal_rule{}};
+    /// SASL_PLAINTEXT and SASL_SSL: the mechanisms offered and the users' credentials.
+    std::vector<security::mechanism> sasl_mechanisms;
+    std::shared_ptr<security::credential_store> credentials;
+    /// A connection must finish its TLS handshake and SASL authentication within this time
+    /// of being accepted, or it is closed.
+    std::chrono::milliseconds auth_timeout{10000};
+    /// How long a SASL session lasts (KIP-368); 0: forever. A request other than a
+    /// re-authentication after it closes the connection.
+    std::chrono::milliseconds sasl_session_lifetime{0};
+    /// Frames larger than this before authentication close the connection
+    /// (Kafka's sasl.server.max.receive.size).
+    int32_t max_unauthenticated_frame_bytes = 524288;
 };
 
 /// The Kafka protocol listener: accepts connections and answers them from the broker.

@@ -1,0 +1,230 @@
+#include "security/credentials.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "base/file.h"
+#include "base/logging.h"
+#include "base/text.h"
+
+namespace runnel::security {
+namespace {
+
+spdlog::logger& lg() { return logging::get("security"); }
+
+constexpr std::size_t max_file_bytes = 64 * 1024 * 1024;
+
+std::vector<std::string_view> split_tabs(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    for (;;) {
+        auto tab = line.find('\t', start);
+        out.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+        if (tab == std::string_view::npos) {
+            return out;
+        }
+        start = tab + 1;
+    }
+}
+
+} // namespace
+
+credential_store::credential_store(std::filesystem::path file) : _file(std::move(file)) {}
+
+std::filesystem::path credential_store::file_in(const std::filesystem::path& data_dir) {
+    return data_dir / "security" / "scram-credentials";
+}
+
+bool credential_store::valid_user_name(std::string_view user, std::string& why) {
+    if (user.empty() || user.size() > 255) {
+        why = "a user name has 1 to 255 bytes";
+        return false;
+    }
+    for (unsigned char c : user) {
+        if (c < 0x20 || c == 0x7f) {
+            why = "a user name has no control characters";
+            return false;
+        }
+    }
+    if (!text::valid_utf8(user)) {
+        why = "a user name is UTF-8";
+        return false;
+    }
+    return true;
+}
+
+result<void> credential_store::load(std::string& why) {
+    std::lock_guard lock(_mu);
+    return load_locked(why);
+}
+
+result<void> credential_store::load_locked(std::string& why) {
+    std::error_code ec;
+    auto mtime = std::filesystem::last_write_time(_file, ec);
+    if (ec == std::errc::no_such_file_or_directory) {
+        _creds.clear();
+        _seen.reset();
+        return outcome::success();
+    }
+    if (ec) {
+        why = fmt::format("cannot read {}: {}", _file.string(), ec.message());
+        return ec;
+    }
+    auto size = std::filesystem::file_size(_file, ec);
+    if (!ec && size > max_file_bytes) {
+        why = fmt::format("{} is larger than {} bytes", _file.string(), max_file_bytes);
+        return std::make_error_code(std::errc::file_too_large);
+    }
+    std::ifstream in(_file, std::ios::binary);
+    if (!in) {
+        why = fmt::format("cannot open {}", _file.string());
+        return std::make_error_code(std::errc::io_error);
+    }
+    std::map<key, scram_credential> next;
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        auto fields = split_tabs(line);
+        auto bad = [&](std::string_view what) {
+            why = fmt::format("{} line {}: {}", _file.string(), number, what);
+            return std::make_error_code(std::errc::invalid_argument);
+        };
+        if (fields.size() != 6) {
+            return bad("expected 6 tab-separated fields");
+        }
+        std::string user_why;
+        if (!valid_user_name(fields[0], user_why)) {
+            return bad(user_why);
+        }
+        auto m = parse_mechanism(fields[1]);
+        if (!m || *m == mechanism::plain) {
+            return bad("unknown SCRAM mechanism");
+        }
+        scram_credential c;
+        c.mech = *m;
+        auto [p, e] = std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), c.iterations);
+        if (e != std::errc() || p != fields[2].data() + fields[2].size() || c.iterations < min_scram_iterations
+            || c.iterations > max_scram_iterations) {
+            return bad("iterations not a number within bounds");
+        }
+        auto salt = text::base64_decode(fields[3]);
+        auto stored = text::base64_decode(fields[4]);
+        auto server = text::base64_decode(fields[5]);
+        if (!salt || !stored || !server || salt->empty()) {
+            return bad("salt or key not base64");
+        }
+        c.salt = std::move(*salt);
+        c.stored_key = std::move(*stored);
+        c.server_key = std::move(*server);
+        next[{std::string(fields[0]), *m}] = std::move(c);
+    }
+    _creds = std::move(next);
+    _seen = std::pair{mtime, size};
+    return outcome::success();
+}
+
+void credential_store::refresh_locked() {
+    std::error_code ec;
+    auto mtime = std::filesystem::last_write_time(_file, ec);
+    std::optional<std::pair<std::filesystem::file_time_type, uintmax_t>> now;
+    if (!ec) {
+        auto size = std::filesystem::file_size(_file, ec);
+        if (!ec) {
+            now = std::pair{mtime, size};
+        }
+    }
+    if (now == _seen) {
+        return;
+    }
+    std::string why;
+    if (!load_locked(why)) {
+        // Keep what was read before: a half-edited file must not lock every user out.
+        static logging::rate_limit limit(std::chrono::seconds(10));
+        log_limited(limit, lg(), spdlog::level::err, "keeping the previous SCRAM credentials: {}", why);
+    }
+}
+
+std::optional<scram_credential> credential_store::find(std::string_view user, mechanism m) {
+    std::lock_guard lock(_mu);
+    refresh_locked();
+    auto it = _creds.find({std::string(user), m});
+    if (it == _creds.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+result<void> credential_store::save_locked(const std::map<key, scram_credential>& next, std::string& why) {
+    std::string text = "# SCRAM credentials: user, mechanism, iterations, salt, StoredKey, ServerKey (base64)\n";
+    for (const auto& [k, c] : next) {
+        text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\n", k.first, mechanism_name(k.second), c.iterations,
+                            text::base64_encode(c.salt), text::base64_encode(c.stored_key), text::base64_encode(c.server_key));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(_file.parent_path(), ec);
+    if (ec) {
+        why = fmt::format("cannot create {}: {}", _file.parent_path().string(), ec.message());
+        return ec;
+    }
+    auto r = write_file_atomic(_file, std::as_bytes(std::span(text.data(), text.size())));
+    if (!r) {
+        why = fmt::format("cannot write {}: {}", _file.string(), r.error().message());
+        return r.error();
+    }
+    _creds = next;
+    auto mtime = std::filesystem::last_write_time(_file, ec);
+    if (!ec) {
+        _seen = std::pair{mtime, std::filesystem::file_size(_file, ec)};
+    }
+    return outcome::success();
+}
+
+result<void> credential_store::set(const std::string& user, const scram_credential& c, std::string& why) {
+    if (!valid_user_name(user, why)) {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    std::lock_guard lock(_mu);
+    refresh_locked();
+    auto next = _creds;
+    next[{user, c.mech}] = c;
+    return save_locked(next, why);
+}
+
+result<bool> credential_store::remove(const std::string& user, std::optional<mechanism> m, std::string& why) {
+    std::lock_guard lock(_mu);
+    refresh_locked();
+    auto next = _creds;
+    bool removed = false;
+    for (auto it = next.begin(); it != next.end();) {
+        if (it->first.first == user && (!m || it->first.second == *m)) {
+            it = next.erase(it);
+            removed = true;
+        } else {
+            ++it;
+        }
+    }
+    if (!removed) {
+        return false;
+    }
+    if (auto r = save_locked(next, why); !r) {
+        return r.error();
+    }
+    return true;
+}
+
+std::map<std::string, std::vector<std::pair<mechanism, int32_t>>> credential_store::list() {
+    std::lock_guard lock(_mu);
+    refresh_locked();
+    std::map<std::string, std::vector<std::pair<mechanism, int32_t>>> out;
+    for (const auto& [k, c] : _creds) {
+        out[k.first].emplace_back(k.second, c.iterations);
+    }
+    return out;
+}
+
+} // namespace runnel::security

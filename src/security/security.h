@@ -1,0 +1,12 @@
+#pragma once
+
+// The public header of `security`: what a listener needs to authenticate its clients —
+// listener specifications, TLS contexts, SASL exchanges, SCRAM credentials and the mapping of
+// certificate subjects to user names. OpenSSL and Asio's SSL types stay in the `.cc` files.
+
+#include "security/credentials.h"
+#include "security/listener.h"
+#include "security/principal.h"
+#include "security/sasl.h"
+#include "security/scram.h"
+#include "security/tls.h"

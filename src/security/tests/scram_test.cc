@@ -1,0 +1,212 @@
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "base/text.h"
+#include "security/security.h"
+
+namespace runnel::security {
+namespace {
+
+/// A temporary directory removed by the destructor.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "runnel-security-test-XXXXXX").string();
+        path = ::mkdtemp(pattern.data());
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::string b64(std::string_view s) { return text::base64_encode(s); }
+std::string unb64(std::string_view s) { return text::base64_decode(s).value(); }
+
+/// A SCRAM client as RFC 5802 describes it, to drive the server in tests.
+struct scram_client {
+    mechanism mech;
+    std::string user;
+    std::string password;
+    std::string nonce = "fyko+d2lbbFgONRv9qkxdawL";
+    std::string client_first_bare = {};
+    std::string server_first = {};
+
+    std::string first() {
+        client_first_bare = "n=" + user + ",r=" + nonce;
+        return "n,," + client_first_bare;
+    }
+    std::string final_message(const std::string& server_first_msg, std::string* expected_server_sig = nullptr,
+                              bool corrupt = false) {
+        server_first = server_first_msg;
+        // r=...,s=...,i=...
+        auto r = server_first.substr(2, server_first.find(',') - 2);
+        auto s_at = server_first.find(",s=") + 3;
+        auto salt = unb64(server_first.substr(s_at, server_first.find(",i=") - s_at));
+        int iterations = std::stoi(server_first.substr(server_first.find(",i=") + 3));
+        auto cred = derive_scram_credential(mech, password, salt, iterations);
+        std::string without_proof = "c=" + b64("n,,") + ",r=" + r;
+        std::string auth = client_first_bare + "," + server_first + "," + without_proof;
+        // ClientKey = HMAC(SaltedPassword, "Client Key"); we only know StoredKey, so derive again.
+        // proof = ClientKey ^ HMAC(StoredKey, AuthMessage)
+        auto client_key = client_key_of(salt, iterations);
+        auto sig = scram_hmac(mech, cred.stored_key, auth);
+        std::string proof = client_key;
+        for (std::size_t i = 0; i < proof.size(); ++i) {
+            proof[i] = static_cast<char>(proof[i] ^ sig[i]);
+        }
+        if (corrupt) {
+            proof[0] = static_cast<char>(proof[0] ^ 1);
+        }
+        if (expected_server_sig) {
+            *expected_server_sig = "v=" + b64(scram_hmac(mech, cred.server_key, auth));
+        }
+        return without_proof + ",p=" + b64(proof);
+    }
+    std::string client_key_of(const std::string& salt, int iterations);
+};
+
+} // namespace
+} // namespace runnel::security
+
+#include <openssl/evp.h>
+
+namespace runnel::security {
+namespace {
+
+std::string scram_client::client_key_of(const std::string& salt, int iterations) {
+    const EVP_MD* md = mech == mechanism::scram_sha_256 ? EVP_sha256() : EVP_sha512();
+    std::string salted(static_cast<std::size_t>(EVP_MD_get_size(md)), '\0');
+    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                      reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()), iterations, md,
+                      static_cast<int>(salted.size()), reinterpret_cast<unsigned char*>(salted.data()));
+    return scram_hmac(mech, salted, "Client Key");
+}
+
+TEST(scram, rfc7677_vector_verifies_against_the_derived_credential) {
+    // RFC 7677 section 3: user "user", password "pencil".
+    const auto salt = unb64("W22ZaJ0SNY7soEsUEjb6gQ==");
+    auto cred = derive_scram_credential(mechanism::scram_sha_256, "pencil", salt, 4096);
+    const std::string auth =
+      "n=user,r=rOprNGfwEbeRWgbNEkqO,"
+      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
+      "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    auto proof = unb64("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+    auto sig = scram_hmac(mechanism::scram_sha_256, cred.stored_key, auth);
+    for (std::size_t i = 0; i < proof.size(); ++i) {
+        proof[i] = static_cast<char>(proof[i] ^ sig[i]);
+    }
+    EXPECT_EQ(scram_hash(mechanism::scram_sha_256, proof), cred.stored_key);
+    EXPECT_EQ(b64(scram_hmac(mechanism::scram_sha_256, cred.server_key, auth)),
+              "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    EXPECT_TRUE(password_matches(cred, "pencil"));
+    EXPECT_FALSE(password_matches(cred, "pencil "));
+}
+
+struct store_fixture : ::testing::Test {
+    temp_dir dir;
+    credential_store store{credential_store::file_in(dir.path)};
+    void SetUp() override {
+        std::string why;
+        ASSERT_TRUE(store.set("alice", make_scram_credential(mechanism::scram_sha_512, "s3cret", 4096), why)) << why;
+        ASSERT_TRUE(store.set("alice", make_scram_credential(mechanism::scram_sha_256, "s3cret", 4096), why)) << why;
+    }
+};
+
+TEST_F(store_fixture, scram_exchanges_succeed_and_fail_as_the_password_says) {
+    for (auto m : {mechanism::scram_sha_256, mechanism::scram_sha_512}) {
+        for (bool wrong : {false, true}) {
+            sasl_server server(m, store);
+            scram_client client{m, "alice", wrong ? "nope" : "s3cret"};
+            auto first = server.step(client.first());
+            ASSERT_EQ(first.st, sasl_server::state::more) << first.error;
+            std::string expected_sig;
+            auto last = server.step(client.final_message(first.response, &expected_sig));
+            if (wrong) {
+                EXPECT_EQ(last.st, sasl_server::state::failed);
+                EXPECT_NE(last.error.find("Authentication failed"), std::string::npos);
+            } else {
+                ASSERT_EQ(last.st, sasl_server::state::done) << last.error;
+                EXPECT_EQ(last.response, expected_sig);
+                EXPECT_EQ(server.user(), "alice");
+            }
+        }
+    }
+}
+
+TEST_F(store_fixture, unknown_users_fail_at_the_proof_with_a_stable_salt) {
+    std::string salts[2];
+    for (auto& salt : salts) {
+        sasl_server server(mechanism::scram_sha_512, store);
+        scram_client client{mechanism::scram_sha_512, "mallory", "x"};
+        auto first = server.step(client.first());
+        ASSERT_EQ(first.st, sasl_server::state::more);
+        salt = first.response.substr(first.response.find(",s="));
+        EXPECT_EQ(server.step(client.final_message(first.response)).st, sasl_server::state::failed);
+    }
+    EXPECT_EQ(salts[0], salts[1]);
+}
+
+TEST_F(store_fixture, plain_checks_against_the_scram_credential) {
+    using namespace std::string_literals;
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("\0alice\0s3cret"s).st, sasl_server::state::done);
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("alice\0alice\0s3cret"s).st, sasl_server::state::done);
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("\0alice\0wrong"s).st, sasl_server::state::failed);
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("\0bob\0s3cret"s).st, sasl_server::state::failed);
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("bob\0alice\0s3cret"s).st, sasl_server::state::failed);
+    EXPECT_EQ(sasl_server(mechanism::plain, store).step("alice"s).st, sasl_server::state::failed);
+}
+
+TEST_F(store_fixture, malformed_scram_messages_fail_with_a_message) {
+    for (std::string bad : {"", "n,", "p=tls-unique,,n=alice,r=abc", "n,,r=abc,n=alice", "n,,n=al=ice,r=abc",
+                            "n,,n=alice,r=", "n,a=bob,n=alice,r=abc", "x,,n=alice,r=abc"}) {
+        sasl_server server(mechanism::scram_sha_256, store);
+        auto r = server.step(bad);
+        EXPECT_EQ(r.st, sasl_server::state::failed) << bad;
+        EXPECT_FALSE(r.error.empty());
+    }
+    sasl_server server(mechanism::scram_sha_256, store);
+    scram_client client{mechanism::scram_sha_256, "alice", "s3cret"};
+    auto first = server.step(client.first());
+    ASSERT_EQ(first.st, sasl_server::state::more);
+    EXPECT_EQ(server.step("c=biws,r=wrongnonce,p=AAAA").st, sasl_server::state::failed);
+    // A failed exchange stays failed.
+    EXPECT_EQ(server.step(client.final_message(first.response)).st, sasl_server::state::failed);
+}
+
+TEST_F(store_fixture, the_file_holds_no_password_and_survives_a_reload) {
+    std::ifstream in(credential_store::file_in(dir.path));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find("s3cret"), std::string::npos);
+    credential_store again(credential_store::file_in(dir.path));
+    std::string why;
+    ASSERT_TRUE(again.load(why)) << why;
+    EXPECT_EQ(again.find("alice", mechanism::scram_sha_512), store.find("alice", mechanism::scram_sha_512));
+    auto users = again.list();
+    ASSERT_EQ(users.size(), 1u);
+    EXPECT_EQ(users["alice"].size(), 2u);
+    ASSERT_TRUE(again.remove("alice", mechanism::scram_sha_256, why).value());
+    // The other store sees the change on its next lookup.
+    EXPECT_FALSE(store.find("alice", mechanism::scram_sha_256));
+    EXPECT_TRUE(store.find("alice", mechanism::scram_sha_512));
+    EXPECT_FALSE(again.remove("nobody", std::nullopt, why).value());
+    EXPECT_FALSE(again.set("bad\tname", make_scram_credential(mechanism::scram_sha_512, "x", 4096), why));
+}
+
+TEST(credential_store, bad_files_name_the_line) {
+    temp_dir dir;
+    auto file = credential_store::file_in(dir.path);
+    std::filesystem::create_directories(file.parent_path());
+    std::ofstream(file) << "# comment\nalice\tSCRAM-SHA-512\t12\tc2FsdA==\tAA==\tAA==\n";
+    credential_store store(file);
+    std::string why;
+    EXPECT_FALSE(store.load(why));
+    EXPECT_NE(why.find("line 2"), std::string::npos) << why;
+}
+
+} // namespace
+} // namespace runnel::security
