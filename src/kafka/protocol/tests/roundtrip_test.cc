@@ -21,9 +21,9 @@ TEST(roundtrip, every_message_every_version_filled) {
             ++checked;
         }
     }
-    // The 141 versions of the 25 apis in the table (as header_test counts them), request and
+    // The 147 versions of the 27 apis in the table (as header_test counts them), request and
     // response each, plus the two headers.
-    EXPECT_EQ(checked, 2 * 141 + 3 + 2);
+    EXPECT_EQ(checked, 2 * 147 + 3 + 2);
 }
 
 TEST(roundtrip, filled_and_null_encodings_differ_where_nullable_fields_exist) {
@@ -43,6 +43,10 @@ TEST(roundtrip, versions_change_the_encoding) {
     // at least one added field or a switch to flexible encoding), except single-version apis.
     for (const auto& c : all_message_cases()) {
         if (c.min_version == c.max_version) {
+            continue;
+        }
+        // Versions that changed only the other direction of their api.
+        if (c.name == "consumer_group_heartbeat_response" || c.name == "consumer_group_describe_request") {
             continue;
         }
         EXPECT_NE(c.encode_filled(c.min_version, false), c.encode_filled(c.max_version, false))
