@@ -44,6 +44,9 @@ struct serve_options {
     int64_t group_initial_rebalance_delay_ms = 3000;
     int64_t group_min_session_timeout_ms = 6000;
     int64_t group_max_session_timeout_ms = 1800000;
+    int64_t group_consumer_heartbeat_interval_ms = 5000;
+    int64_t group_consumer_session_timeout_ms = 45000;
+    int64_t group_consumer_max_size = 1000;
 };
 
 /// Adds `serve` to the command line; `run` is set to the function the subcommand runs.
