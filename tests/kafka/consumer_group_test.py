@@ -10,7 +10,9 @@ Run: /usr/bin/python3 consumer_group_test.py --runnel PATH
 """
 
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -192,6 +194,41 @@ class consumer_group_test(unittest.TestCase):
                 r2 = b.beat()
                 self.assertEqual(r2["error"], kw.GROUP_ID_NOT_FOUND)
                 self.assertIn("not a consumer group", r2["message"])
+
+
+class restart_test(unittest.TestCase):
+    """Members are kept in memory (decision 0012): after a restart a member in its old epoch
+    is fenced, joins again and finds its committed offsets."""
+
+    def test_members_join_again_after_a_restart(self):
+        data = tempfile.mkdtemp(prefix="kip848-restart-")
+        try:
+            srv = harness.RunnelServer(BINARY, name="kip848-restart", data_dir=data)
+            with srv:
+                with self.connect(srv) as c:
+                    create_topic(c, "kip848-restart")
+                    a = member(c, "g-restart", "kip848-restart")
+                    a.beat()
+                    self.assertEqual(a.partitions(), [0, 1, 2, 3])
+                    self.assertEqual(set(a.commit({0: 11, 3: 42}).values()), {0})
+            srv = harness.RunnelServer(BINARY, name="kip848-restart", data_dir=data)
+            with srv:
+                with self.connect(srv) as c:
+                    a.conn = c
+                    harness.wait_until(lambda: a.beat()["error"] != kw.COORDINATOR_LOAD_IN_PROGRESS, 20,
+                                       "the offsets topic to load")
+                    r = a.beat()
+                    self.assertEqual(r["error"], kw.FENCED_MEMBER_EPOCH, r)
+                    a.owned = {}
+                    self.assertEqual(a.beat(epoch=0)["error"], 0)
+                    self.assertEqual(a.partitions(), [0, 1, 2, 3])
+                    fetched = c.request(kw.OFFSET_FETCH, 8, kw.offset_fetch_request("g-restart", "kip848-restart", [0, 3]))[1]
+                    self.assertEqual(kw.parse_offset_fetch(fetched), {0: 11, 3: 42})
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+    def connect(self, srv):
+        return kw.Connection(srv.port)
 
 
 if __name__ == "__main__":

@@ -300,6 +300,7 @@ INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 INVALID_RECORD = 87
+COORDINATOR_LOAD_IN_PROGRESS = 14
 INCONSISTENT_GROUP_PROTOCOL = 23
 UNKNOWN_MEMBER_ID = 25
 GROUP_ID_NOT_FOUND = 69
@@ -756,4 +757,38 @@ def parse_offset_commit(body):
     for name, parts, _ in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.tags())), r.tags())):
         for p, e, _ in parts:
             out[(name, p)] = e
+    return out
+
+
+def offset_fetch_request(group, topic, partitions):
+    """OffsetFetch v8 (flexible, groups array) for one group and one topic's partitions."""
+    t = compact_string(topic) + compact_array(partitions, i32) + NO_TAGS
+    g = compact_string(group) + compact_array([t], lambda x: x) + NO_TAGS
+    return compact_array([g], lambda x: x) + boolean(False) + NO_TAGS
+
+
+def parse_offset_fetch(body):
+    """OffsetFetch v8 response for one group and topic: {partition: committed offset}."""
+    r = Reader(body, flexible=True)
+    r.i32()
+
+    def partition(r):
+        p, offset = r.i32(), r.i64()
+        r.i32()
+        r.string()
+        r.i16()
+        r.tags()
+        return p, offset
+
+    def group(r):
+        r.string()
+        topics = r.array(lambda r: (r.string(), r.array(partition), r.tags()))
+        r.i16()
+        r.tags()
+        return topics
+
+    out = {}
+    for topics in r.array(group):
+        for _, parts, _ in topics:
+            out.update(dict(parts))
     return out
