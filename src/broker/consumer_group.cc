@@ -64,14 +64,6 @@ topic_assignment minus(const topic_assignment& a, const topic_assignment& b) {
 
 bool subset(const topic_assignment& a, const topic_assignment& b) { return minus(a, b).empty(); }
 
-std::size_t count(const topic_assignment& a) {
-    std::size_t n = 0;
-    for (const auto& [t, ps] : a) {
-        n += ps.size();
-    }
-    return n;
-}
-
 } // namespace
 
 // ---- assignors ----
@@ -100,16 +92,23 @@ std::map<std::string, topic_assignment> assign_uniform(const std::vector<assigno
     const std::size_t most = (all.size() + n - 1) / n;
     std::size_t at_most = all.size() % n == 0 ? n : all.size() % n; // members that may hold `most`
     std::map<partition_ref, std::string> owner;
+    std::map<std::string, std::size_t> held; ///< partitions each member holds so far
+    for (auto* m : order) {
+        held[m->id] = 0;
+    }
+    auto give = [&](const assignor_member* m, const std::string& t, int32_t p) {
+        add(out[m->id], t, p);
+        ++held[m->id];
+    };
     // Keep what each member had, within its share.
     for (auto* m : order) {
-        auto& mine = out[m->id];
         std::size_t kept = 0;
         const std::size_t cap = at_most > 0 ? most : (most > 0 ? most - 1 : 0);
         for (const auto& [t, ps] : m->previous) {
             for (auto p : ps) {
                 if (kept < cap && eligible(*m, topics, t, p) && !owner.contains({t, p})) {
                     owner[{t, p}] = m->id;
-                    add(mine, t, p);
+                    give(m, t, p);
                     ++kept;
                 }
             }
@@ -118,7 +117,7 @@ std::map<std::string, topic_assignment> assign_uniform(const std::vector<assigno
             --at_most;
         }
     }
-    auto size_of = [&](const assignor_member* m) { return count(out[m->id]); };
+    auto size_of = [&](const assignor_member* m) { return held[m->id]; };
     // Give every free partition to the eligible member holding the fewest.
     for (const auto& tp : all) {
         if (owner.contains(tp)) {
@@ -132,21 +131,30 @@ std::map<std::string, topic_assignment> assign_uniform(const std::vector<assigno
         }
         if (best) {
             owner[tp] = best->id;
-            add(out[best->id], tp.first, tp.second);
+            give(best, tp.first, tp.second);
         }
     }
     // Subscriptions that differ can leave one member two or more ahead of another that could
     // take its partitions: move them one at a time (at most once per partition).
     for (std::size_t moves = 0; moves < all.size(); ++moves) {
+        const auto [fewest, most_held] = std::minmax_element(
+          held.begin(), held.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+        if (held.empty() || most_held->second <= fewest->second + 1) {
+            break; // balanced: nothing can move (always so when subscriptions are the same)
+        }
         bool moved = false;
         for (auto* from : order) {
+            if (size_of(from) <= fewest->second + 1) {
+                continue;
+            }
             for (const auto& [t, ps] : out[from->id]) {
                 for (auto p : ps) {
                     for (auto* to : order) {
                         if (to != from && size_of(to) + 1 < size_of(from) && eligible(*to, topics, t, p)) {
                             auto topic = t;
                             erase(out[from->id], topic, p);
-                            add(out[to->id], topic, p);
+                            --held[from->id];
+                            give(to, topic, p);
                             moved = true;
                             break;
                         }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "broker/consumer_group.h"
 
 namespace runnel::broker {
@@ -339,6 +341,26 @@ TEST(assignors, uniform_balances_and_keeps_previous_partitions) {
             EXPECT_TRUE(first[id]["x"].contains(p)) << id << " got partition " << p << " it did not have";
         }
     }
+}
+
+TEST(assignors, uniform_gives_a_large_group_equal_shares) {
+    consumer_topic_lookup topics{{"x", {{1}, 1000}}, {"y", {{2}, 7}}};
+    std::vector<assignor_member> members;
+    for (int i = 0; i < 100; ++i) {
+        members.push_back({fmt::format("m{:03}", i), {"x", "y"}, {}});
+    }
+    auto out = assign_uniform(members, topics);
+    std::set<std::pair<std::string, int32_t>> seen;
+    for (const auto& [id, a] : out) {
+        EXPECT_GE(count(a), 10u) << id;
+        EXPECT_LE(count(a), 11u) << id;
+        for (const auto& [t, ps] : a) {
+            for (auto p : ps) {
+                EXPECT_TRUE(seen.emplace(t, p).second) << t << " " << p << " assigned twice";
+            }
+        }
+    }
+    EXPECT_EQ(seen.size(), 1007u);
 }
 
 TEST(assignors, uniform_respects_different_subscriptions) {
