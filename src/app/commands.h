@@ -59,6 +59,9 @@ struct serve_options {
     int64_t sasl_handshake_timeout_ms = 10000;
     int64_t sasl_session_lifetime_ms = 0;
     bool allow_insecure_network = false;
+    int64_t group_consumer_heartbeat_interval_ms = 5000;
+    int64_t group_consumer_session_timeout_ms = 45000;
+    int64_t group_consumer_max_size = 1000;
 };
 
 /// Adds `serve` to the command line; `run` is set to the function the subcommand runs.

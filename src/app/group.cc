@@ -1,8 +1,11 @@
 // `runnel group list|describe|delete|reset-offsets`: consumer-group administration through
 // the Kafka Admin API (librdkafka): groups and their members, committed offsets against the
 // log end offsets (lag), deleting groups and moving a stopped group's committed offsets.
+// Groups of the consumer protocol (KIP-848) are listed with ListGroups v5 and described with
+// ConsumerGroupDescribe, sent directly (see wire_client.h): librdkafka 2.0 has neither.
 
 #include "app/client.h"
+#include "app/wire_client.h"
 #include "base/text.h"
 
 #include <CLI/CLI.hpp>
@@ -97,6 +100,7 @@ struct group_info {
     std::string state; ///< Empty, PreparingRebalance, CompletingRebalance, Stable, Dead, Unknown
     std::string protocol_type; ///< "consumer" for consumer groups; "" for offsets-only groups
     std::string protocol;      ///< the assignor chosen (range, roundrobin, cooperative-sticky)
+    std::string type = "classic"; ///< or "consumer": the consumer protocol of KIP-848
     std::optional<broker_metadata> coordinator;
     std::vector<member_info> members;
 };
@@ -250,21 +254,98 @@ std::map<partition_key, committed_offset> committed_offsets(kafka_client& client
     return out;
 }
 
+// -- groups of the consumer protocol (KIP-848), on the wire ------------------------------------
+
+namespace proto = kafka::protocol;
+
+/// Marks the groups of the consumer protocol in `groups` (adding those librdkafka did not list)
+/// with their state, as ListGroups v5 on each broker names them. Brokers without v5 have none.
+void add_consumer_protocol_groups(kafka_client& client, const std::vector<broker_metadata>& brokers,
+                                  std::vector<group_info>& groups, const std::string& only = {}) {
+    for (const auto& b : brokers) {
+        wire_connection conn(b.host, b.port, client.timeout());
+        auto version = conn.version_for(proto::api_key::list_groups);
+        if (!version || *version < 5) {
+            continue;
+        }
+        proto::list_groups_request req;
+        req.types_filter = {"consumer"};
+        auto resp = conn.call<proto::list_groups_response>(req, *version);
+        for (auto& listed : resp.groups) {
+            if (listed.group_type != "consumer" || (!only.empty() && listed.group_id != only)) {
+                continue;
+            }
+            auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.id == listed.group_id; });
+            if (it == groups.end()) {
+                it = groups.insert(groups.end(), group_info{});
+                it->id = listed.group_id;
+                it->coordinator = b;
+            }
+            it->type = "consumer";
+            it->state = listed.group_state;
+            it->protocol_type = listed.protocol_type;
+        }
+    }
+    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+}
+
+/// The group as ConsumerGroupDescribe shows it, or nullopt when `broker` does not speak it or
+/// the group is not of the consumer protocol there.
+std::optional<group_info> describe_consumer_protocol_group(kafka_client& client, const broker_metadata& broker,
+                                                           const std::string& id) {
+    wire_connection conn(broker.host, broker.port, client.timeout());
+    auto version = conn.version_for(proto::api_key::consumer_group_describe);
+    if (!version) {
+        return std::nullopt;
+    }
+    proto::consumer_group_describe_request req;
+    req.group_ids = {id};
+    auto resp = conn.call<proto::consumer_group_describe_response>(req, *version);
+    if (resp.groups.size() != 1 || resp.groups[0].error_code != 0) {
+        return std::nullopt;
+    }
+    auto& d = resp.groups[0];
+    group_info info;
+    info.id = id;
+    info.type = "consumer";
+    info.state = d.group_state;
+    info.protocol_type = "consumer";
+    info.protocol = d.assignor_name;
+    info.coordinator = broker;
+    for (auto& m : d.members) {
+        member_info mi;
+        mi.member_id = std::move(m.member_id);
+        mi.instance_id = std::move(m.instance_id);
+        mi.client_id = std::move(m.client_id);
+        mi.host = std::move(m.client_host);
+        for (const auto& t : m.assignment.topic_partitions) {
+            for (auto p : t.partitions) {
+                mi.assignment.emplace_back(t.topic_name, p);
+            }
+        }
+        std::sort(mi.assignment.begin(), mi.assignment.end());
+        info.members.push_back(std::move(mi));
+    }
+    return info;
+}
+
 // -- list -------------------------------------------------------------------------------------
 
 void group_list(const list_options& o) {
     kafka_client client(kafka_client::role::producer, o.client);
-    client.connect();
+    const auto brokers = client.connect();
     auto groups = list_groups(client);
+    add_consumer_protocol_groups(client, brokers, groups);
     std::string out;
     if (o.format == "json") {
         out = "[";
         for (std::size_t i = 0; i < groups.size(); ++i) {
             const auto& g = groups[i];
             out +=
-                fmt::format("{}{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{}}}",
+                fmt::format("{}{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{},\"type\":{}}}",
                             i ? "," : "", text::json_string(g.id), text::json_string(g.state),
-                            text::json_string(g.protocol_type), text::json_string(g.protocol));
+                            text::json_string(g.protocol_type), text::json_string(g.protocol),
+                            text::json_string(g.type));
         }
         out += "]\n";
     } else if (!groups.empty()) {
@@ -272,9 +353,9 @@ void group_list(const list_options& o) {
         for (const auto& g : groups) {
             width = std::max(width, g.id.size());
         }
-        out = fmt::format("{:<{}}  {:<19}  {}\n", "GROUP", width, "STATE", "PROTOCOL TYPE");
+        out = fmt::format("{:<{}}  {:<19}  {:<8}  {}\n", "GROUP", width, "STATE", "TYPE", "PROTOCOL TYPE");
         for (const auto& g : groups) {
-            out += fmt::format("{:<{}}  {:<19}  {}\n", g.id, width, g.state,
+            out += fmt::format("{:<{}}  {:<19}  {:<8}  {}\n", g.id, width, g.state, g.type,
                                g.protocol_type.empty() ? "-" : g.protocol_type);
         }
     }
@@ -296,13 +377,27 @@ struct offset_row {
 
 void group_describe(const describe_options& o) {
     kafka_client client(kafka_client::role::producer, o.client);
-    client.connect();
+    const auto brokers = client.connect();
     auto group = describe_group(client, o.group);
     // DescribeConsumerGroups only says whether the protocol type is empty; DescribeGroups
-    // through rd_kafka_list_groups names it (consumer, connect, …).
-    for (const auto& g : list_groups(client, o.group.c_str())) {
-        if (g.id == o.group) {
-            group.protocol_type = g.protocol_type;
+    // through rd_kafka_list_groups names it (consumer, connect, …). A group of the consumer
+    // protocol is Dead to both: ConsumerGroupDescribe at its coordinator describes it.
+    std::optional<group_info> modern;
+    if (group.state == "Dead" && group.members.empty()) {
+        if (group.coordinator) {
+            modern = describe_consumer_protocol_group(client, *group.coordinator, o.group);
+        }
+        for (std::size_t i = 0; !modern && i < brokers.size(); ++i) {
+            modern = describe_consumer_protocol_group(client, brokers[i], o.group);
+        }
+    }
+    if (modern) {
+        group = std::move(*modern);
+    } else {
+        for (const auto& g : list_groups(client, o.group.c_str())) {
+            if (g.id == o.group) {
+                group.protocol_type = g.protocol_type;
+            }
         }
     }
     auto offsets = committed_offsets(client, o.group);
@@ -347,9 +442,10 @@ void group_describe(const describe_options& o) {
 
     std::string out;
     if (o.format == "json") {
-        out = fmt::format("{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{}",
+        out = fmt::format("{{\"group\":{},\"state\":{},\"type\":{},\"protocol_type\":{},\"protocol\":{}",
                           text::json_string(group.id), text::json_string(group.state),
-                          text::json_string(group.protocol_type), text::json_string(group.protocol));
+                          text::json_string(group.type), text::json_string(group.protocol_type),
+                          text::json_string(group.protocol));
         if (group.coordinator) {
             out += fmt::format(",\"coordinator\":{{\"id\":{},\"host\":{},\"port\":{}}}",
                                group.coordinator->id, text::json_string(group.coordinator->host),
@@ -389,8 +485,8 @@ void group_describe(const describe_options& o) {
                            "\"total_lag\":{}}}\n",
                            total_committed, total_log_end, total_lag);
     } else {
-        out = fmt::format("Group: {}\nState: {}\nProtocol type: {}\nProtocol: {}\n", group.id,
-                          group.state, group.protocol_type.empty() ? "-" : group.protocol_type,
+        out = fmt::format("Group: {}\nState: {}\nType: {}\nProtocol type: {}\nProtocol: {}\n", group.id,
+                          group.state, group.type, group.protocol_type.empty() ? "-" : group.protocol_type,
                           group.protocol.empty() ? "-" : group.protocol);
         if (group.coordinator) {
             out += fmt::format("Coordinator: {} ({}:{})\n", group.coordinator->id,

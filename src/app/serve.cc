@@ -314,6 +314,18 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Largest session timeout a group member may ask for")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{86400000}));
+    cmd->add_option("--group-consumer-heartbeat-interval-ms", opts.group_consumer_heartbeat_interval_ms,
+                    "How often members of consumer-protocol groups (KIP-848) are told to heartbeat")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+    cmd->add_option("--group-consumer-session-timeout-ms", opts.group_consumer_session_timeout_ms,
+                    "How long a member of a consumer-protocol group stays without heartbeating before it is removed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1000}, int64_t{86400000}));
+    cmd->add_option("--group-consumer-max-size", opts.group_consumer_max_size,
+                    "Most members of one consumer-protocol group; more are refused with GROUP_MAX_SIZE_REACHED")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
     cmd->add_flag("--demo", opts.demo,
                   "Run a live demo: generated Nexmark bids into demo-bids, counted per channel in 5 s windows into "
                   "demo-bids-per-channel");
@@ -407,6 +419,9 @@ int serve(const serve_options& opts) {
     gcfg.initial_rebalance_delay = std::chrono::milliseconds(opts.group_initial_rebalance_delay_ms);
     gcfg.min_session_timeout = std::chrono::milliseconds(opts.group_min_session_timeout_ms);
     gcfg.max_session_timeout = std::chrono::milliseconds(opts.group_max_session_timeout_ms);
+    gcfg.consumer.heartbeat_interval = std::chrono::milliseconds(opts.group_consumer_heartbeat_interval_ms);
+    gcfg.consumer.session_timeout = std::chrono::milliseconds(opts.group_consumer_session_timeout_ms);
+    gcfg.consumer.max_size = static_cast<std::size_t>(opts.group_consumer_max_size);
     broker::group_coordinator groups(brk, gcfg, executors);
     brk.on_topic_deleted([&groups](const std::string& topic) { groups.on_topic_deleted(topic); });
     if (!failure) {

@@ -42,6 +42,13 @@ enum class errc {
     invalid_session_timeout,
     group_subscribed_to_topic,
     offset_metadata_too_large,
+    // consumer-protocol groups (KIP-848)
+    invalid_request,             ///< a heartbeat that breaks the protocol's rules (the message says which)
+    fenced_member_epoch,         ///< the member's epoch is not one the group knows: it must rejoin
+    stale_member_epoch,          ///< an offset commit with an epoch that is not the member's current one
+    unreleased_instance_id,      ///< a static member's instance id is still held by another member
+    unsupported_assignor,
+    group_max_size_reached,
 };
 
 const char* errc_message(errc e) noexcept;

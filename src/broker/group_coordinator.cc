@@ -18,7 +18,9 @@ spdlog::logger& lg() { return logging::get("groups"); }
 metrics::counter& expired_members(std::string_view deadline) {
     static auto& family = metrics::default_registry().counters(
       "runnel_group_members_expired_total",
-      "Consumer group members removed for missing a deadline: session, join (rebalance) or sync", {"deadline"});
+      "Consumer group members removed for missing a deadline: session, join (rebalance), sync, or revocation "
+      "(a consumer-protocol member keeping partitions past its rebalance timeout)",
+      {"deadline"});
     return family.with({deadline});
 }
 
@@ -207,6 +209,8 @@ struct group {
     coordinator_clock::time_point initial_delay_end{};
     coordinator_clock::time_point initial_delay_cap{};
     std::map<model::topic_partition, committed_offset> offsets;
+    /// Set while the group is of the consumer protocol (KIP-848); offsets stay shared.
+    std::unique_ptr<consumer_group> consumer;
 
     bool fenced(const std::optional<std::string>& instance, std::string_view member_id) const {
         if (!instance) {
@@ -299,7 +303,7 @@ group_coordinator::group_coordinator(broker& b, group_config config, std::vector
     for (std::size_t i = 0; i < _shards.size(); ++i) {
         _state.push_back(std::make_unique<shard_state>());
     }
-    for (std::string_view deadline : {"session", "join", "sync"}) {
+    for (std::string_view deadline : {"session", "join", "sync", "revocation"}) {
         expired_members(deadline); // exported at 0 before the first expiry
     }
 }
@@ -798,6 +802,12 @@ void group_coordinator::join(join_request req, executor& caller, std::function<v
         if (g.state == group_state::dead) {
             return fail(errc::coordinator_not_available);
         }
+        if (g.consumer) {
+            if (!g.consumer->empty()) {
+                return fail(errc::inconsistent_group_protocol);
+            }
+            g.consumer.reset(); // an empty consumer-protocol group becomes a classic one
+        }
         if (!g.supports(req.protocol_type, req.protocols)) {
             return fail(errc::inconsistent_group_protocol);
         }
@@ -1149,6 +1159,11 @@ void group_coordinator::commit(commit_request req, executor& caller,
         errc refusal = errc::success;
         if (g.state == group_state::dead) {
             refusal = errc::coordinator_not_available;
+        } else if (g.consumer && !(simple && g.consumer->empty())) {
+            // KIP-848: the generation is the member epoch.
+            refusal = g.consumer->validate_commit(req.member_id, req.generation);
+        } else if (g.consumer) {
+            refusal = errc::success;
         } else if (g.fenced(req.instance_id, req.member_id)) {
             refusal = errc::fenced_instance_id;
         } else if (simple && g.state == group_state::empty) {
@@ -1262,8 +1277,13 @@ void group_coordinator::list(executor& caller, std::function<void(std::vector<gr
         _shards[s]->post([this, s, g, answer] {
             std::vector<group_listing> mine;
             for (const auto& [id, grp] : _state[s]->groups) {
-                if (grp->state != group_state::dead) {
-                    mine.push_back({id, grp->protocol_type, state_name(grp->state)});
+                if (grp->state == group_state::dead) {
+                    continue;
+                }
+                if (grp->consumer) {
+                    mine.push_back({id, "consumer", std::string(grp->consumer->state()), "consumer"});
+                } else {
+                    mine.push_back({id, grp->protocol_type, state_name(grp->state), "classic"});
                 }
             }
             std::lock_guard lock(g->mu);
@@ -1290,7 +1310,8 @@ void group_coordinator::describe(std::string group_id, executor& caller, std::fu
             return answer(std::move(d));
         }
         auto it = st.groups.find(group_id);
-        if (it == st.groups.end()) {
+        if (it == st.groups.end() || it->second->consumer) {
+            // Kafka describes a group of the consumer protocol here as it does a missing one.
             d.state = "Dead";
             return answer(std::move(d));
         }
@@ -1323,7 +1344,7 @@ void group_coordinator::delete_group(std::string group_id, executor& caller, std
             return answer(errc::group_id_not_found);
         }
         auto& g = *it->second;
-        if (!g.members.empty() || g.state != group_state::empty) {
+        if (!g.members.empty() || g.state != group_state::empty || (g.consumer && !g.consumer->empty())) {
             return answer(errc::non_empty_group);
         }
         std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
@@ -1360,7 +1381,11 @@ void group_coordinator::delete_offsets(std::string group_id, std::vector<model::
         }
         auto& g = *it->second;
         std::set<std::string> subscribed;
-        if (g.state != group_state::empty) {
+        if (g.consumer) {
+            for (const auto& t : g.consumer->subscribed_topics()) {
+                subscribed.insert(t);
+            }
+        } else if (g.state != group_state::empty) {
             if (g.protocol_type != "consumer") {
                 return answer(errc::non_empty_group, {});
             }
@@ -1450,6 +1475,115 @@ void group_coordinator::on_topic_deleted(const std::string& topic) {
             }
         });
     }
+}
+
+// ---- groups of the consumer protocol (KIP-848): the state machine is consumer_group.cc ----
+
+void group_coordinator::consumer_heartbeat(std::string group_id, consumer_heartbeat_request req, executor& caller,
+                                           std::function<void(consumer_heartbeat_result)> done) {
+    auto answer = [&caller, done = std::move(done)](consumer_heartbeat_result r) {
+        reply<consumer_heartbeat_result>(caller, done, std::move(r));
+    };
+    auto failed = [](errc e, std::string message) {
+        consumer_heartbeat_result r;
+        r.error = e;
+        r.error_message = std::move(message);
+        r.member_epoch = -1;
+        return r;
+    };
+    if (group_id.empty()) {
+        return answer(failed(errc::invalid_group_id, "GroupId can't be empty."));
+    }
+    const auto s = shard_of_group(group_id);
+    _shards[s]->post([this, s, group_id = std::move(group_id), req = std::move(req), answer, failed]() mutable {
+        auto& st = *_state[s];
+        const auto p = partition_of(group_id);
+        if (st.loading.contains(p)) {
+            return answer(failed(errc::coordinator_loading, {}));
+        }
+        // Members are not persisted (decision 0012): after a restart a member heartbeating in
+        // its old epoch finds no state and is fenced, which every client answers by joining
+        // again with epoch 0.
+        auto unknown_epoch = [&] {
+            if (req.member_epoch < 0) {
+                return failed(errc::unknown_member_id, fmt::format("member {} is not in group {}", req.member_id, group_id));
+            }
+            return failed(errc::fenced_member_epoch,
+                          fmt::format("group {} does not know member {} at epoch {}; join again", group_id, req.member_id,
+                                      req.member_epoch));
+        };
+        auto it = st.groups.find(group_id);
+        if (it == st.groups.end()) {
+            if (req.member_epoch != 0) {
+                return answer(unknown_epoch());
+            }
+            auto g = std::make_unique<group>();
+            g->id = group_id;
+            g->partition = p;
+            it = st.groups.emplace(group_id, std::move(g)).first;
+        }
+        auto& g = *it->second;
+        if (g.state == group_state::dead) {
+            return answer(failed(errc::coordinator_not_available, {}));
+        }
+        if (!g.consumer) {
+            if (!g.members.empty() || g.state != group_state::empty) {
+                return answer(failed(errc::group_id_not_found, fmt::format("Group {} is not a consumer group.", group_id)));
+            }
+            if (req.member_epoch != 0) {
+                return answer(unknown_epoch());
+            }
+            g.consumer = std::make_unique<consumer_group>(_config.consumer);
+        }
+        // The broker's view of every topic the group or this member subscribes to.
+        consumer_topic_lookup topics;
+        const auto all = _broker.topics();
+        auto look = [&](const std::string& name) {
+            if (auto t = all->find(name); t != all->end()) {
+                topics[name] = consumer_topic_meta{t->second->id, t->second->config.partitions};
+            }
+        };
+        for (const auto& t : g.consumer->subscribed_topics()) {
+            look(t);
+        }
+        if (req.subscribed_topic_names) {
+            for (const auto& t : *req.subscribed_topic_names) {
+                if (topics.size() > _config.consumer.max_subscribed_topics) {
+                    break;
+                }
+                look(t);
+            }
+        }
+        answer(g.consumer->heartbeat(std::move(req), topics, coordinator_clock::now()));
+    });
+}
+
+void group_coordinator::consumer_describe(std::string group_id, executor& caller,
+                                          std::function<void(consumer_group_description)> done) {
+    const auto s = shard_of_group(group_id);
+    auto answer = [&caller, done = std::move(done)](consumer_group_description r) {
+        reply<consumer_group_description>(caller, done, std::move(r));
+    };
+    _shards[s]->post([this, s, group_id = std::move(group_id), answer]() {
+        auto& st = *_state[s];
+        consumer_group_description d;
+        d.group_id = group_id;
+        if (st.loading.contains(partition_of(group_id))) {
+            d.error = errc::coordinator_loading;
+            return answer(std::move(d));
+        }
+        auto it = st.groups.find(group_id);
+        if (it == st.groups.end() || it->second->state == group_state::dead) {
+            d.error = errc::group_id_not_found;
+            d.error_message = fmt::format("Group {} not found.", group_id);
+        } else if (!it->second->consumer) {
+            d.error = errc::group_id_not_found;
+            d.error_message = fmt::format("Group {} is not a consumer group.", group_id);
+        } else {
+            d.group = it->second->consumer->view();
+        }
+        answer(std::move(d));
+    });
 }
 
 std::function<void(int32_t)> group_coordinator::idle_hook(unsigned s) {
@@ -1542,6 +1676,12 @@ void group_coordinator::tick(unsigned s, coordinator_clock::time_point now) {
         }
         if (g.state == group_state::preparing_rebalance) {
             mc.try_complete_join(g, now);
+        }
+        if (g.consumer) {
+            for (const auto& [mid, deadline] : g.consumer->expire(now)) {
+                lg().info("group {}: member {} removed: missed its {} deadline", g.id, mid, deadline);
+                count_expired(deadline);
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "broker/consumer_group.h"
 #include "broker/errc.h"
 #include "model/model.h"
 
@@ -33,6 +34,8 @@ struct group_config {
     uint64_t compaction_slack_records = 20000;
     /// offset.metadata.max.bytes
     std::size_t max_metadata_bytes = 4096;
+    /// Groups of the consumer protocol (KIP-848).
+    consumer_group_config consumer;
 };
 
 using coordinator_clock = std::chrono::steady_clock;
@@ -127,6 +130,15 @@ struct group_listing {
     std::string group_id;
     std::string protocol_type;
     std::string state;
+    std::string type = "classic"; ///< "consumer" for groups of the consumer protocol (KIP-848)
+};
+
+/// A consumer-protocol group as ConsumerGroupDescribe shows it.
+struct consumer_group_description {
+    errc error = errc::success;
+    std::string error_message;
+    std::string group_id;
+    consumer_group_view group;
 };
 
 struct group_description {
@@ -153,7 +165,8 @@ struct group_offsets {
     std::vector<std::pair<model::topic_partition, int64_t>> offsets;
 };
 
-/// Kafka's classic group coordinator: membership, rebalances and committed offsets.
+/// Kafka's group coordinator: membership and rebalances of the classic protocol, groups of
+/// the consumer protocol (KIP-848, `consumer_group.h`), and committed offsets for both.
 ///
 /// Each group lives on one shard: the owner of its partition of `__consumer_offsets` (a
 /// hash of the group id), so its state and its writes stay on one thread. Calls come from any
@@ -197,6 +210,12 @@ public:
     void delete_group(std::string group_id, executor& caller, std::function<void(errc)> done);
     void delete_offsets(std::string group_id, std::vector<model::topic_partition> partitions, executor& caller,
                         std::function<void(errc, std::vector<partition_error>)> done);
+    /// ConsumerGroupHeartbeat (KIP-848): joins, keeps alive, reconciles or removes a member of
+    /// a consumer-protocol group. A group is of one protocol while it has members.
+    void consumer_heartbeat(std::string group_id, consumer_heartbeat_request req, executor& caller,
+                            std::function<void(consumer_heartbeat_result)> done);
+    void consumer_describe(std::string group_id, executor& caller,
+                           std::function<void(consumer_group_description)> done);
     /// Every group's committed offsets (lag metrics).
     void all_offsets(executor& caller, std::function<void(std::vector<group_offsets>)> done);
 

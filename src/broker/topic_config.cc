@@ -66,6 +66,18 @@ const char* errc_message(errc e) noexcept {
         return "the group is subscribed to this topic";
     case errc::offset_metadata_too_large:
         return "offset metadata too large";
+    case errc::invalid_request:
+        return "invalid request";
+    case errc::fenced_member_epoch:
+        return "the member epoch is fenced; the member must rejoin";
+    case errc::stale_member_epoch:
+        return "the member epoch is not the member's current one";
+    case errc::unreleased_instance_id:
+        return "the instance id is still used by another member";
+    case errc::unsupported_assignor:
+        return "unsupported server assignor";
+    case errc::group_max_size_reached:
+        return "the group has reached its maximum size";
     case errc::out_of_order_sequence:
         return "out of order sequence number for this producer";
     case errc::duplicate_sequence:

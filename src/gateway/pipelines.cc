@@ -283,6 +283,7 @@ answer list_groups(request_ctx& ctx) {
         o["group"] = g.group_id;
         o["state"] = g.state;
         o["protocol_type"] = g.protocol_type;
+        o["type"] = g.type;
         out.push_back(std::move(o));
     }
     json::object o;

@@ -324,10 +324,8 @@ def produce(bootstrap, topic, partitions, n, start=0, timestamp=None, size=0):
 
 def ensure_kafkajs():
     """Installs kafkajs from tests/kafka/kafkajs/package-lock.json when missing."""
-    sys.path.insert(0, KAFKA_TESTS)
-    import kafkajs_test
     import shutil
-    return kafkajs_test.ensure_kafkajs(shutil.which("npm") or "npm")
+    return harness.npm_ci(shutil.which("npm") or "npm", os.path.join(KAFKA_TESTS, "kafkajs"), "kafkajs")
 
 
 def server(binary, extra=(), **kwargs):

@@ -290,6 +290,37 @@ def read_to_end(bootstrap, topic, partitions, committed=True, timeout=30):
     return records
 
 
+def tool(argv, flag, name):
+    """The path given as `flag PATH` in argv (removed from it), else `name` on PATH."""
+    if flag in argv:
+        i = argv.index(flag)
+        path = argv[i + 1]
+        del argv[i:i + 2]
+        return path
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"{name} not found on PATH (pass {flag} PATH)")
+    return path
+
+
+def npm_ci(npm, js_dir, package):
+    """`npm ci` in `js_dir` unless its node_modules already holds the version of `package`
+    that package-lock.json names. Returns a line saying which happened."""
+    import json
+    with open(os.path.join(js_dir, "package-lock.json")) as f:
+        locked = json.load(f)["packages"][f"node_modules/{package}"]["version"]
+    installed = os.path.join(js_dir, "node_modules", package, "package.json")
+    if os.path.exists(installed):
+        with open(installed) as f:
+            if json.load(f)["version"] == locked:
+                return f"{package} {locked} already installed"
+    t0 = time.monotonic()
+    p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=js_dir, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    assert p.returncode == 0, f"npm ci failed ({p.returncode}):\n{p.stdout.decode(errors='replace')}"
+    return f"{package} {locked} installed by npm ci in {time.monotonic() - t0:.1f} s"
+
+
 def summary(name, passed, failed, skipped=0, seconds=None):
     """Prints the closing line every test script ends with: `name: N passed, N failed`."""
     line = f"{name}: {passed} passed, {failed} failed"

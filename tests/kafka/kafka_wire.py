@@ -287,6 +287,8 @@ def corrupt_payload(batch):
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 2, 3, 18, 19, 20
 DELETE_RECORDS = 21
+OFFSET_COMMIT, OFFSET_FETCH, JOIN_GROUP, LIST_GROUPS = 8, 9, 11, 16
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 
 NONE = 0
 CORRUPT_MESSAGE = 2
@@ -298,10 +300,20 @@ INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 INVALID_RECORD = 87
+COORDINATOR_LOAD_IN_PROGRESS = 14
+INCONSISTENT_GROUP_PROTOCOL = 23
+UNKNOWN_MEMBER_ID = 25
+GROUP_ID_NOT_FOUND = 69
+FENCED_MEMBER_EPOCH = 110
+UNRELEASED_INSTANCE_ID = 111
+UNSUPPORTED_ASSIGNOR = 112
+STALE_MEMBER_EPOCH = 113
 
 # Versions from which each api is flexible (request header v2, response header v1).
 FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, LIST_OFFSETS: 6, METADATA: 9, API_VERSIONS: 3,
-                 CREATE_TOPICS: 5, DELETE_TOPICS: 4, DELETE_RECORDS: 2, 10: 3, 22: 2, 23: 4, 60: 0}
+                 CREATE_TOPICS: 5, DELETE_TOPICS: 4, DELETE_RECORDS: 2, 10: 3, 22: 2, 23: 4, 60: 0,
+                 OFFSET_COMMIT: 8, OFFSET_FETCH: 6, JOIN_GROUP: 6, LIST_GROUPS: 3,
+                 CONSUMER_GROUP_HEARTBEAT: 0, CONSUMER_GROUP_DESCRIBE: 0}
 
 
 def is_flexible(key, version):
@@ -646,4 +658,137 @@ def parse_delete_records(body, version):
     r.array(topic)
     r.tags()
     assert r.done(), "bytes left after the DeleteRecords response"
+    return out
+
+
+# -- groups: listing, and the consumer protocol (KIP-848) -------------------------------------
+
+
+def list_groups_request(states=None, types=None):
+    """ListGroups v5: filters by state and by type ("classic", "consumer")."""
+    return compact_array(states or [], compact_string) + compact_array(types or [], compact_string) + NO_TAGS
+
+
+def parse_list_groups(body):
+    """ListGroups v5 response: (error, [(group id, type, state, protocol type)])."""
+    r = Reader(body, flexible=True)
+    r.i32()
+    error = r.i16()
+    groups = r.array(lambda r: (r.string(), r.string(), r.string(), r.string(), r.tags()))
+    return error, [(g, t, state, ptype) for g, ptype, state, t, _ in groups or []]
+
+
+def consumer_group_heartbeat_request(group, member_id, epoch, topics=None, owned=None, instance_id=None,
+                                     rebalance_timeout_ms=-1, assignor=None, regex=None, version=0):
+    """ConsumerGroupHeartbeat: `topics` subscribed names (None: unchanged), `owned` a list of
+    (topic id bytes, [partitions]) (None: unchanged)."""
+    body = compact_string(group) + compact_string(member_id) + i32(epoch) + compact_string(instance_id)
+    body += compact_string(None) + i32(rebalance_timeout_ms) + compact_array(topics, compact_string)
+    if version >= 1:
+        body += compact_string(regex)
+    body += compact_string(assignor)
+    body += compact_array(owned, lambda tp: tp[0] + compact_array(tp[1], i32) + NO_TAGS)
+    return body + NO_TAGS
+
+
+def parse_consumer_group_heartbeat(body):
+    """ConsumerGroupHeartbeat response as a dict; `assignment` is None or {topic id: [partitions]}."""
+    r = Reader(body, flexible=True)
+    out = {"throttle": r.i32(), "error": r.i16(), "message": r.string(), "member_id": r.string(),
+           "epoch": r.i32(), "interval": r.i32(), "assignment": None}
+    if r.i8() >= 0:
+        parts = r.array(lambda r: (r.uuid(), r.array(lambda r: r.i32()), r.tags()))
+        r.tags()
+        out["assignment"] = {tid: sorted(ps) for tid, ps, _ in parts}
+    r.tags()
+    return out
+
+
+def consumer_group_describe_request(groups):
+    return compact_array(groups, compact_string) + boolean(False) + NO_TAGS
+
+
+def parse_consumer_group_describe(body, version=1):
+    """ConsumerGroupDescribe response: a list of dicts, one per group."""
+    r = Reader(body, flexible=True)
+    r.i32()
+
+    def assignment(r):
+        parts = r.array(lambda r: (r.uuid(), r.string(), r.array(lambda r: r.i32()), r.tags()))
+        r.tags()
+        return {name: sorted(ps) for _, name, ps, _ in parts}
+
+    def member(r):
+        m = {"member_id": r.string(), "instance_id": r.string(), "rack_id": r.string(), "epoch": r.i32(),
+             "client_id": r.string(), "client_host": r.string(), "topics": r.array(lambda r: r.string()),
+             "regex": r.string(), "assignment": assignment(r), "target": assignment(r)}
+        if version >= 1:
+            m["type"] = r.i8()
+        r.tags()
+        return m
+
+    def group(r):
+        g = {"error": r.i16(), "message": r.string(), "group_id": r.string(), "state": r.string(),
+             "group_epoch": r.i32(), "assignment_epoch": r.i32(), "assignor": r.string(),
+             "members": r.array(member), "operations": r.i32()}
+        r.tags()
+        return g
+
+    groups = r.array(group)
+    r.tags()
+    return groups
+
+
+def offset_commit_request(group, generation, member_id, topic, offsets, version=9):
+    """OffsetCommit v8+ (flexible): `offsets` {partition: offset}."""
+    def partition(item):
+        p, o = item
+        return i32(p) + i64(o) + i32(-1) + compact_string(None) + NO_TAGS
+    t = compact_string(topic) + compact_array(sorted(offsets.items()), partition) + NO_TAGS
+    return compact_string(group) + i32(generation) + compact_string(member_id) + compact_string(None) \
+        + compact_array([t], lambda x: x) + NO_TAGS
+
+
+def parse_offset_commit(body):
+    """OffsetCommit v8+ response: {(topic, partition): error}."""
+    r = Reader(body, flexible=True)
+    r.i32()
+    out = {}
+    for name, parts, _ in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.tags())), r.tags())):
+        for p, e, _ in parts:
+            out[(name, p)] = e
+    return out
+
+
+def offset_fetch_request(group, topic, partitions):
+    """OffsetFetch v8 (flexible, groups array) for one group and one topic's partitions."""
+    t = compact_string(topic) + compact_array(partitions, i32) + NO_TAGS
+    g = compact_string(group) + compact_array([t], lambda x: x) + NO_TAGS
+    return compact_array([g], lambda x: x) + boolean(False) + NO_TAGS
+
+
+def parse_offset_fetch(body):
+    """OffsetFetch v8 response for one group and topic: {partition: committed offset}."""
+    r = Reader(body, flexible=True)
+    r.i32()
+
+    def partition(r):
+        p, offset = r.i32(), r.i64()
+        r.i32()
+        r.string()
+        r.i16()
+        r.tags()
+        return p, offset
+
+    def group(r):
+        r.string()
+        topics = r.array(lambda r: (r.string(), r.array(partition), r.tags()))
+        r.i16()
+        r.tags()
+        return topics
+
+    out = {}
+    for topics in r.array(group):
+        for _, parts, _ in topics:
+            out.update(dict(parts))
     return out

@@ -13,7 +13,6 @@ Run: /usr/bin/python3 kafkajs_test.py --runnel PATH [--node PATH] [--npm PATH]
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,41 +28,13 @@ TOPIC = "kafkajs-roundtrip"
 JS_DIR = os.path.join(HERE, "kafkajs")
 
 
-def tool(argv, flag, name):
-    if flag in argv:
-        i = argv.index(flag)
-        path = argv[i + 1]
-        del argv[i:i + 2]
-        return path
-    path = shutil.which(name)
-    if path is None:
-        raise SystemExit(f"{name} not found on PATH (pass {flag} PATH)")
-    return path
-
-
-def ensure_kafkajs(npm):
-    """`npm ci` into kafkajs/ unless node_modules already holds the locked kafkajs."""
-    with open(os.path.join(JS_DIR, "package-lock.json")) as f:
-        locked = json.load(f)["packages"]["node_modules/kafkajs"]["version"]
-    installed = os.path.join(JS_DIR, "node_modules", "kafkajs", "package.json")
-    if os.path.exists(installed):
-        with open(installed) as f:
-            if json.load(f)["version"] == locked:
-                return f"kafkajs {locked} already installed"
-    t0 = time.monotonic()
-    p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
-    assert p.returncode == 0, f"npm ci failed ({p.returncode}):\n{p.stdout.decode(errors='replace')}"
-    return f"kafkajs {locked} installed by npm ci in {time.monotonic() - t0:.1f} s"
-
-
 def main():
     argv = sys.argv
     binary = harness.runnel_binary(argv)
-    node = tool(argv, "--node", "node")
-    npm = tool(argv, "--npm", "npm")
+    node = harness.tool(argv, "--node", "node")
+    npm = harness.tool(argv, "--npm", "npm")
     started = time.monotonic()
-    print(ensure_kafkajs(npm), flush=True)
+    print(harness.npm_ci(npm, JS_DIR, "kafkajs"), flush=True)
 
     ds = records.Dataset("kafkajs")
     time_query = ds.timestamp(ds.n // 2)

@@ -157,6 +157,11 @@ inline constexpr int16_t kafka_storage_error = 56;
 inline constexpr int16_t fetch_session_id_not_found = 70;
 inline constexpr int16_t invalid_record = 87;
 inline constexpr int16_t unknown_topic_id = 100;
+inline constexpr int16_t group_max_size_reached = 81;
+inline constexpr int16_t fenced_member_epoch = 110;
+inline constexpr int16_t unreleased_instance_id = 111;
+inline constexpr int16_t unsupported_assignor = 112;
+inline constexpr int16_t stale_member_epoch = 113;
 } // namespace kerr
 
 /// The Kafka error code for a broker error.
@@ -194,6 +199,8 @@ asio::awaitable<response_frame> handle(const request_context&, proto::describe_g
 asio::awaitable<response_frame> handle(const request_context&, proto::delete_groups_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::offset_for_leader_epoch_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_cluster_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::consumer_group_heartbeat_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::consumer_group_describe_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

@@ -42,9 +42,9 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::sync_group, "SyncGroup", 0, 5, 4},
   {proto::api_key::heartbeat, "Heartbeat", 0, 4, 4},
   {proto::api_key::leave_group, "LeaveGroup", 0, 5, 4},
-  {proto::api_key::offset_commit, "OffsetCommit", 2, 8, 8},
+  {proto::api_key::offset_commit, "OffsetCommit", 2, 9, 8},
   {proto::api_key::offset_fetch, "OffsetFetch", 1, 8, 6},
-  {proto::api_key::list_groups, "ListGroups", 0, 4, 3},
+  {proto::api_key::list_groups, "ListGroups", 0, 5, 3},
   {proto::api_key::describe_groups, "DescribeGroups", 0, 5, 5},
   {proto::api_key::delete_groups, "DeleteGroups", 0, 2, 2},
   {proto::api_key::offset_delete, "OffsetDelete", 0, 0, -1},
@@ -52,6 +52,8 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::describe_cluster, "DescribeCluster", 0, 1, 0},
   {proto::api_key::sasl_handshake, "SaslHandshake", 0, 1, -1},
   {proto::api_key::sasl_authenticate, "SaslAuthenticate", 0, 2, 2},
+  {proto::api_key::consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1, 0},
+  {proto::api_key::consumer_group_describe, "ConsumerGroupDescribe", 0, 1, 0},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.
@@ -228,6 +230,18 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::group_subscribed_to_topic;
     case errc::offset_metadata_too_large:
         return kerr::offset_metadata_too_large;
+    case errc::invalid_request:
+        return kerr::invalid_request;
+    case errc::fenced_member_epoch:
+        return kerr::fenced_member_epoch;
+    case errc::stale_member_epoch:
+        return kerr::stale_member_epoch;
+    case errc::unreleased_instance_id:
+        return kerr::unreleased_instance_id;
+    case errc::unsupported_assignor:
+        return kerr::unsupported_assignor;
+    case errc::group_max_size_reached:
+        return kerr::group_max_size_reached;
     }
     return kerr::unknown_server_error;
 }

@@ -258,8 +258,8 @@ def validate(msg):
             raise SchemaError(f"{f.where}: tagged field outside flexible versions")
         if f.kind == "scalar" and not f.nullable.empty():
             raise SchemaError(f"{f.where}: scalars cannot be nullable")
-        if f.kind == "struct" and not f.nullable.empty():
-            raise SchemaError(f"{f.where}: nullable structs are not supported")
+        if f.kind == "struct" and not f.nullable.empty() and not f.nullable.covers(f.versions):
+            raise SchemaError(f"{f.where}: a nullable struct must be nullable in all its versions")
         if f.elem == "records" and f.nullable.empty():
             raise SchemaError(f"{f.where}: records are always nullable")
         if f.is_array and f.elem in ("records",):
@@ -338,8 +338,10 @@ def default_value(f):
             raise SchemaError(f"{f.where}: default {d} out of range")
         return v
     if f.kind == "struct":
+        if d == "null" and is_nullable(f):
+            return NULL
         if d is not None:
-            raise SchemaError(f"{f.where}: struct fields take no default")
+            raise SchemaError(f"{f.where}: struct fields take no default but null (nullable ones)")
         return ""
     if d == "null":
         if not f.nullable.covers(f.versions):
@@ -388,7 +390,7 @@ def default_test(f, expr):
         if f.elem == "float64":
             return f"{expr} != {dv!r}"
         return f"{expr} != {int_literal(f.elem, dv)}"
-    if f.kind == "struct":
+    if f.kind == "struct" and not is_nullable(f):
         return f"{expr} != {f.struct.name}{{}}"
     if dv is NULL:
         return f"{expr}.has_value()"
@@ -437,6 +439,14 @@ def emit_encode_value(o, msg, f, expr, w, flex, version_range):
     ncond = f.nullable.cond(version_range)
     if f.kind == "scalar":
         o(f"{w}.{SCALARS[f.elem][1]}({expr});")
+    elif f.kind == "struct" and is_nullable(f):
+        # A nullable struct is preceded by an int8: -1 when null, 1 when present.
+        o(f"if (!{expr}) {{")
+        o(f"    {w}.write_int8(-1);")
+        o("} else {")
+        o(f"    {w}.write_int8(1);")
+        o(f"    {expr}->encode({w}, v);")
+        o("}")
     elif f.kind == "struct":
         o(f"{expr}.encode({w}, v);")
     elif f.kind == "blob":
@@ -498,6 +508,16 @@ def emit_decode_value(o, msg, f, dst, r, flex, version_range):
     ncond = f.nullable.cond(version_range)
     if f.kind == "scalar":
         o(f"RUNNEL_KP_READ({dst}, {r}.{SCALARS[f.elem][2]}());")
+    elif f.kind == "struct" and is_nullable(f):
+        o("{")
+        o("    int8_t present = 0;")
+        o(f"    RUNNEL_KP_READ(present, {r}.read_int8());")
+        o("    if (present < 0) {")
+        o(f"        {dst}.reset();")
+        o("    } else {")
+        o(f"        RUNNEL_KP_CHECK({dst}.emplace().decode({r}, v));")
+        o("    }")
+        o("}")
     elif f.kind == "struct":
         o(f"RUNNEL_KP_CHECK({dst}.decode({r}, v));")
     elif f.kind == "blob":
@@ -928,6 +948,8 @@ def emit_fill_value(o, msg, f, dst, nulls):
             o(f"{dst} = g.next_double();")
         else:
             o(f"{dst} = g.next<{SCALARS[f.elem][0]}>({int_literal(f.elem, default_value(f))});")
+    elif f.kind == "struct" and is_nullable(f):
+        o(f"fill({dst}.emplace(), v, g, nulls);")
     elif f.kind == "struct":
         o(f"fill({dst}, v, g, nulls);")
     elif f.kind == "blob":

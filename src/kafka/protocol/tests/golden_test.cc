@@ -443,5 +443,58 @@ TEST(golden, produce_v9_carries_a_real_record_batch_verbatim) {
     EXPECT_EQ(h.value().record_count, 2);
 }
 
+// ConsumerGroupHeartbeat v0 response: a nullable struct (the assignment) is an int8 before
+// its fields, -1 when null and 1 when present, as Kafka's generated code writes it.
+TEST(golden, consumer_group_heartbeat_response_nullable_assignment) {
+    consumer_group_heartbeat_response m;
+    m.member_id = "m";
+    m.member_epoch = 3;
+    m.heartbeat_interval_ms = 5000;
+    auto body = [](const consumer_group_heartbeat_response& r) {
+        writer w;
+        r.encode(w, 0);
+        return w.take();
+    };
+    const auto without = frame_of({
+      0, 0, 0, 0,                      // throttle_time_ms
+      0, 0,                            // error_code
+      0,                               // error_message: null
+      2, "m",                          // member_id
+      0, 0, 0, 3,                      // member_epoch
+      0, 0, 0x13, 0x88,                // heartbeat_interval_ms: 5000
+      0xff,                            // assignment: null
+      0,                               // tagged fields
+    });
+    EXPECT_EQ(hex(body(m)), hex(without));
+    auto& a = m.assignment.emplace();
+    auto& tp = a.topic_partitions.emplace_back();
+    tp.topic_id.value[15] = 7;
+    tp.partitions = {0, 2};
+    auto with = std::vector<std::byte>(without.begin(), without.end() - 2);
+    for (auto p : {frame_of({1,                  // assignment: present
+                             2}),                // topic_partitions: 1
+                   frame_of({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}),
+                   frame_of({3, 0, 0, 0, 0, 0, 0, 0, 2, // partitions: 0, 2
+                             0,                  // topic tagged fields
+                             0,                  // assignment tagged fields
+                             0})}) {             // body tagged fields
+        with.insert(with.end(), p.begin(), p.end());
+    }
+    EXPECT_EQ(hex(body(m)), hex(with));
+    reader null_reader(without);
+    consumer_group_heartbeat_response null_back;
+    ASSERT_TRUE(null_back.decode(null_reader, 0));
+    EXPECT_FALSE(null_back.assignment.has_value());
+    reader r(with);
+    consumer_group_heartbeat_response back;
+    ASSERT_TRUE(back.decode(r, 0));
+    EXPECT_EQ(back, m);
+    expect_every_truncation_fails(with, [](std::span<const std::byte> p) {
+        reader r(p);
+        consumer_group_heartbeat_response x;
+        return bool(x.decode(r, 0)) && r.rest().empty();
+    });
+}
+
 } // namespace
 } // namespace runnel::kafka::protocol

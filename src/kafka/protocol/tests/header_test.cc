@@ -21,7 +21,7 @@ const std::map<int16_t, range> expected = {
   {1, {4, 17, 12}}, // Fetch
   {2, {1, 7, 6}},   // ListOffsets
   {3, {0, 12, 9}},  // Metadata
-  {8, {2, 8, 8}},   // OffsetCommit
+  {8, {2, 9, 8}},   // OffsetCommit
   {9, {1, 8, 6}},   // OffsetFetch
   {10, {0, 4, 3}},  // FindCoordinator
   {11, {0, 9, 6}},  // JoinGroup
@@ -29,7 +29,7 @@ const std::map<int16_t, range> expected = {
   {13, {0, 5, 4}},  // LeaveGroup
   {14, {0, 5, 4}},  // SyncGroup
   {15, {0, 5, 5}},  // DescribeGroups
-  {16, {0, 4, 3}},  // ListGroups
+  {16, {0, 5, 3}},  // ListGroups
   {18, {0, 3, 3}},  // ApiVersions
   {19, {2, 7, 5}},  // CreateTopics
   {20, {1, 6, 4}},  // DeleteTopics
@@ -44,6 +44,8 @@ const std::map<int16_t, range> expected = {
   {60, {0, 1, 0}},  // DescribeCluster
   {17, {0, 1, -1}}, // SaslHandshake
   {36, {0, 2, 2}},  // SaslAuthenticate
+  {68, {0, 1, 0}},  // ConsumerGroupHeartbeat
+  {69, {0, 1, 0}},  // ConsumerGroupDescribe
 };
 
 TEST(api_table, exactly_the_supported_ranges) {
@@ -151,7 +153,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 146u);
+    EXPECT_EQ(requests, 152u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

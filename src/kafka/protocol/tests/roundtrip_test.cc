@@ -21,9 +21,9 @@ TEST(roundtrip, every_message_every_version_filled) {
             ++checked;
         }
     }
-    // The 146 versions of the 27 apis in the table (as header_test counts them), request and
+    // The 152 versions of the 29 apis in the table (as header_test counts them), request and
     // response each, plus the two headers.
-    EXPECT_EQ(checked, 2 * 146 + 3 + 2);
+    EXPECT_EQ(checked, 2 * 152 + 3 + 2);
 }
 
 TEST(roundtrip, filled_and_null_encodings_differ_where_nullable_fields_exist) {
@@ -45,6 +45,10 @@ TEST(roundtrip, versions_change_the_encoding) {
     // instead of bare tokens).
     for (const auto& c : all_message_cases()) {
         if (c.min_version == c.max_version || c.api_key == 17) {
+            continue;
+        }
+        // Versions that changed only the other direction of their api.
+        if (c.name == "consumer_group_heartbeat_response" || c.name == "consumer_group_describe_request") {
             continue;
         }
         EXPECT_NE(c.encode_filled(c.min_version, false), c.encode_filled(c.max_version, false))

@@ -4,7 +4,8 @@
 
 namespace runnel::kafka {
 
-// ListGroups, DescribeGroups and DeleteGroups.
+// ListGroups, DescribeGroups and DeleteGroups. ListGroups v5 names each group's type (classic
+// or consumer, KIP-848); DescribeGroups describes classic groups only, as Kafka's does.
 
 namespace {
 
@@ -29,10 +30,16 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_g
                             [&](const std::string& s) { return iequals(s, g.state); })) {
             continue;
         }
+        if (!req.types_filter.empty()
+            && std::none_of(req.types_filter.begin(), req.types_filter.end(),
+                            [&](const std::string& t) { return iequals(t, g.type); })) {
+            continue;
+        }
         proto::list_groups_response::listed_group out;
         out.group_id = std::move(g.group_id);
         out.protocol_type = std::move(g.protocol_type);
         out.group_state = std::move(g.state);
+        out.group_type = std::move(g.type);
         r.groups.push_back(std::move(out));
     }
     co_return respond(ctx, r);
