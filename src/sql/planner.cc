@@ -421,7 +421,7 @@ public:
             return call(e, hint);
         case expr_kind::cast: {
             auto t = engine_type(e.type);
-            if (!t) {
+            if (!t || e.type.kind == type_kind::row) {
                 return unsupported(e, fmt::format("CAST to {}", to_string(e.type)));
             }
             auto a = tr(e.args[0], *t);
