@@ -4,6 +4,10 @@
 // of Flink and RisingWave, with the ratios, and one JSON document.
 //
 //     build/release/bench/nexmark_bench --events 10000000 --json build/bench-nexmark.json
+//
+// Each query runs twice: over its own per-kind tables, and over Flink's nested shape
+// (`--nested`, examples/nexmark/nested.sql: one table of every event with ROW columns, views
+// per kind, which replace the query's tables of one kind).
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -112,9 +116,38 @@ struct result_line {
     double seconds = 0;
     double events_per_s = 0;
     uint64_t output_rows = 0;
+    double nested_events_per_s = 0; ///< over the nested shape; 0 when it did not run
 };
 
-result_line run(const std::string& name, const std::string& text, int64_t events) {
+/// Declares `st` into `cat`; a generated table reads `events` events (the same stream in
+/// every table).
+runnel::sql::parse_result<bool> declare_bounded(sql::statement& st, sql::memory_catalog& cat, int64_t events) {
+    if (auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
+        bool nexmark = false;
+        for (const auto& [k, v] : ct->options) nexmark = nexmark || (k == "connector" && v == "nexmark");
+        if (nexmark) {
+            std::erase_if(ct->options, [](const auto& kv) { return kv.first == "events.num"; });
+            ct->options.emplace_back("events.num", std::to_string(events));
+        }
+    }
+    return sql::declare(st, cat);
+}
+
+/// True when `st` is a generated table of one event kind (what the nested shape replaces).
+bool per_kind_table(const sql::statement& st) {
+    auto* ct = std::get_if<sql::create_table_stmt>(&st.node);
+    if (!ct) return false;
+    bool nexmark = false, kind = false;
+    for (const auto& [k, v] : ct->options) {
+        nexmark = nexmark || (k == "connector" && v == "nexmark");
+        kind = kind || k == "event";
+    }
+    return nexmark && kind;
+}
+
+/// Runs the query of `text`; with `nested` (a script), over that script's tables and views
+/// instead of the query's per-kind tables.
+result_line run(const std::string& name, const std::string& text, int64_t events, const std::string& nested = {}) {
     result_line l;
     l.query = name;
     auto script = sql::parse_script(text);
@@ -123,18 +156,23 @@ result_line run(const std::string& name, const std::string& text, int64_t events
         return l;
     }
     sql::memory_catalog cat;
-    const sql::statement* insert = nullptr;
-    for (auto& st : script.value()) {
-        // Every generated table reads the same `events` events.
-        if (auto* ct = std::get_if<sql::create_table_stmt>(&st.node)) {
-            bool nexmark = false;
-            for (const auto& [k, v] : ct->options) nexmark = nexmark || (k == "connector" && v == "nexmark");
-            if (nexmark) {
-                std::erase_if(ct->options, [](const auto& kv) { return kv.first == "events.num"; });
-                ct->options.emplace_back("events.num", std::to_string(events));
+    if (!nested.empty()) {
+        auto setup = sql::parse_script(nested);
+        if (!setup) {
+            l.why = "nested: " + sql::format_error(nested, setup.error());
+            return l;
+        }
+        for (auto& st : setup.value()) {
+            if (auto d = declare_bounded(st, cat, events); !d) {
+                l.why = "nested: " + sql::format_error(nested, d.error());
+                return l;
             }
         }
-        auto declared = sql::declare(st, cat);
+    }
+    const sql::statement* insert = nullptr;
+    for (auto& st : script.value()) {
+        if (!nested.empty() && per_kind_table(st)) continue;
+        auto declared = declare_bounded(st, cat, events);
         if (!declared) {
             l.why = sql::format_error(text, declared.error());
             return l;
@@ -173,12 +211,14 @@ result_line run(const std::string& name, const std::string& text, int64_t events
 
 int main(int argc, char** argv) {
     int64_t events = 10'000'000;
-    std::string dir = "examples/nexmark", json_path, only;
+    std::string dir = "examples/nexmark", json_path, only, nested_path;
     CLI::App app{"nexmark_bench: the Nexmark SQL queries on the engine, generator in process, blackhole sink"};
     app.add_option("--events", events, "events of the generated stream per query")->check(CLI::Range(10'000, 1'000'000'000));
     app.add_option("--dir", dir, "where q0.sql … q22.sql are");
     app.add_option("--queries", only, "comma-separated queries to run (default: every file)");
     app.add_option("--json", json_path, "also write the JSON document here");
+    app.add_option("--nested", nested_path,
+                   "the nested shape's script (default DIR/nested.sql); 'none' runs the per-kind tables only");
     CLI11_PARSE(app, argc, argv);
 
     std::vector<std::string> names;
@@ -192,20 +232,37 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "nexmark_bench: no q*.sql in {}\n", dir);
         return 2;
     }
-    std::vector<result_line> lines;
-    for (const auto& n : names) {
-        std::ifstream in(std::filesystem::path(dir) / (n + ".sql"));
+    const auto read = [](const std::filesystem::path& path) {
+        std::ifstream in(path);
         std::stringstream ss;
         ss << in.rdbuf();
-        lines.push_back(run(n, ss.str(), events));
-        const auto& l = lines.back();
+        return ss.str();
+    };
+    std::string nested;
+    if (nested_path != "none") {
+        nested = read(nested_path.empty() ? std::filesystem::path(dir) / "nested.sql" : std::filesystem::path(nested_path));
+    }
+    std::vector<result_line> lines;
+    for (const auto& n : names) {
+        const std::string text = read(std::filesystem::path(dir) / (n + ".sql"));
+        lines.push_back(run(n, text, events));
+        auto& l = lines.back();
         if (l.ran) fmt::print(stderr, "{}: {:.0f} events/s\n", n, l.events_per_s);
         else fmt::print(stderr, "{}: not run: {}\n", n, l.why);
+        if (l.ran && !nested.empty()) {
+            auto nl = run(n, text, events, nested);
+            if (nl.ran) {
+                l.nested_events_per_s = nl.events_per_s;
+                fmt::print(stderr, "{} nested: {:.0f} events/s\n", n, nl.events_per_s);
+            } else {
+                fmt::print(stderr, "{} nested: not run: {}\n", n, nl.why);
+            }
+        }
     }
 
     fmt::print("\nNexmark, {} events per query, generator in process, blackhole sink, one core per query\n", events);
-    fmt::print("{:<6} {:>14} {:>12} {:>7} {:>12} {:>7} {:>12}  {}\n", "query", "events/s/core", "Flink /core",
-               "ratio", "RisingWave", "ratio", "output rows", "");
+    fmt::print("{:<6} {:>14} {:>12} {:>7} {:>12} {:>7} {:>12} {:>14}  {}\n", "query", "events/s/core", "Flink /core",
+               "ratio", "RisingWave", "ratio", "output rows", "nested ev/s", "");
     std::string json = fmt::format("{{\"benchmark\":\"nexmark\",\"events\":{},\"queries\":[", events);
     bool first = true;
     const auto ratio_text = [](double mine, double theirs) {
@@ -216,18 +273,20 @@ int main(int argc, char** argv) {
         const double rw = published(risingwave_per_core, l.query);
         const std::string rw_text = rw > 0 ? fmt::format("{:.0f}", rw) : "-";
         if (l.ran) {
-            fmt::print("{:<6} {:>14.0f} {:>12.0f} {:>7} {:>12} {:>7} {:>12}\n", l.query, l.events_per_s, flink,
-                       ratio_text(l.events_per_s, flink), rw_text, ratio_text(l.events_per_s, rw), l.output_rows);
+            const std::string nested_text = l.nested_events_per_s > 0 ? fmt::format("{:.0f}", l.nested_events_per_s) : "-";
+            fmt::print("{:<6} {:>14.0f} {:>12.0f} {:>7} {:>12} {:>7} {:>12} {:>14}\n", l.query, l.events_per_s, flink,
+                       ratio_text(l.events_per_s, flink), rw_text, ratio_text(l.events_per_s, rw), l.output_rows,
+                       nested_text);
         } else {
-            fmt::print("{:<6} {:>14} {:>12.0f} {:>7} {:>12} {:>7} {:>12}  not supported yet: {}\n", l.query, "-", flink,
-                       "-", rw_text, "-", "-", l.why.substr(0, 110));
+            fmt::print("{:<6} {:>14} {:>12.0f} {:>7} {:>12} {:>7} {:>12} {:>14}  not supported yet: {}\n", l.query, "-",
+                       flink, "-", rw_text, "-", "-", "-", l.why.substr(0, 110));
         }
         json += fmt::format("{}{{\"query\":\"{}\",\"ran\":{},\"events_per_s_per_core\":{:.0f},\"flink_per_core\":{:.0f},"
                             "\"ratio\":{:.2f},\"risingwave_per_core\":{:.0f},\"ratio_risingwave\":{:.2f},"
-                            "\"output_rows\":{}}}",
+                            "\"output_rows\":{},\"nested_events_per_s_per_core\":{:.0f}}}",
                             first ? "" : ",", l.query, l.ran ? "true" : "false", l.events_per_s, flink,
                             l.ran && flink > 0 ? l.events_per_s / flink : 0.0, rw,
-                            l.ran && rw > 0 ? l.events_per_s / rw : 0.0, l.output_rows);
+                            l.ran && rw > 0 ? l.events_per_s / rw : 0.0, l.output_rows, l.nested_events_per_s);
         first = false;
     }
     json += "]}";

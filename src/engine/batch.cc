@@ -41,6 +41,35 @@ const char* row_kind_name(row_kind k) {
     return "?";
 }
 
+row_layout row_layout::of(const schema& s) {
+    row_layout l;
+    const auto n = s.size();
+    l.parent.assign(n, -1);
+    l.is_row.assign(n, 0);
+    l.key.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        const std::string& name = s.at(i).name;
+        if (s.at(i).type.id == type_id::boolean && i + 1 < n &&
+            s.at(i + 1).name.size() > name.size() + 1 && s.at(i + 1).name.starts_with(name) &&
+            s.at(i + 1).name[name.size()] == '.') {
+            l.is_row[i] = 1;
+            l.nested = true;
+        }
+        // The innermost earlier ROW whose name prefixes this one.
+        int p = -1;
+        for (int j = int(i) - 1; j >= 0; --j) {
+            const std::string& r = s.at(size_t(j)).name;
+            if (l.is_row[size_t(j)] && name.size() > r.size() + 1 && name.starts_with(r) && name[r.size()] == '.') {
+                p = j;
+                break;
+            }
+        }
+        l.parent[i] = p;
+        l.key[i] = p < 0 ? name : name.substr(s.at(size_t(p)).name.size() + 1);
+    }
+    return l;
+}
+
 std::optional<size_t> schema::index_of(std::string_view name) const {
     for (size_t i = 0; i < _fields.size(); ++i) {
         if (_fields[i].name == name) {

@@ -17,6 +17,12 @@ struct decode_stage::parser {
     std::vector<uint8_t> seen;
     std::vector<std::string_view> fields; // CSV
     std::string unquoted;
+    row_layout layout; // JSON objects inside the record fill ROW columns
+
+    /// Decodes the members of `obj` into the columns of the fields inside ROW `parent` (-1:
+    /// the top level). False with `why` set when a member does not fit. Recurses only into
+    /// ROW fields, so as deep as the schema nests, whatever the record holds.
+    bool decode_object(od::object& obj, int parent, const schema& os, std::string& why);
 };
 
 namespace {
@@ -76,7 +82,89 @@ const char* json_type_name(od::json_type t) {
     return "?";
 }
 
+/// The field of `os` named `key` inside ROW `parent` (-1: the top), if any.
+std::optional<size_t> field_of(const schema& os, const row_layout& l, int parent, std::string_view key) {
+    if (!l.nested) return os.index_of(key);
+    for (size_t i = 0; i < os.size(); ++i) {
+        if (l.parent[i] == parent && l.key[i] == key) return i;
+    }
+    return std::nullopt;
+}
+
 } // namespace
+
+/// Decodes the members of `obj` into the columns of the fields inside ROW `parent` (-1: the
+/// top level). False with `why` set when a member does not fit.
+bool decode_stage::parser::decode_object(od::object& obj, int parent, const schema& os, std::string& why) {
+    parser& p = *this;
+    const row_layout& l = p.layout;
+    simdjson::error_code err;
+    for (auto fr : obj) {
+        od::field fld;
+        std::string_view key;
+        if ((err = std::move(fr).get(fld)) || (err = fld.unescaped_key().get(key))) {
+            why = fmt::format("invalid JSON: {}", simdjson::error_message(err));
+            return false;
+        }
+        auto idx = field_of(os, l, parent, key);
+        if (!idx) continue; // unknown fields are skipped
+        const field& f = os.at(*idx);
+        if (p.seen[*idx]) {
+            why = fmt::format("field '{}' appears twice", f.name);
+            return false;
+        }
+        od::value v = fld.value();
+        od::json_type jt;
+        if ((err = v.type().get(jt))) {
+            why = fmt::format("field '{}': invalid JSON: {}", f.name, simdjson::error_message(err));
+            return false;
+        }
+        column& c = p.cols[*idx];
+        auto mismatch = [&]() {
+            why = fmt::format("field '{}': expected {}, got {}", f.name, l.nested && l.is_row[*idx] ? "an object" : f.type.name(),
+                              json_type_name(jt));
+            return false;
+        };
+        if (jt == od::json_type::null) {
+            if (!f.nullable) { why = fmt::format("field '{}' is null but not nullable", f.name); return false; }
+            c.push_null(); // a NULL ROW: its fields stay unseen and become NULL
+        } else if (l.nested && l.is_row[*idx]) {
+            od::object sub;
+            if (jt != od::json_type::object || (err = v.get_object().get(sub))) return mismatch();
+            c.push_bool(true);
+            p.seen[*idx] = 1;
+            if (!decode_object(sub, int(*idx), os, why)) return false;
+        } else if (f.type.id == type_id::boolean) {
+            bool bv;
+            if (jt != od::json_type::boolean || v.get_bool().get(bv)) return mismatch();
+            c.push_bool(bv);
+        } else if (f.type.is_integral() && jt == od::json_type::number) {
+            int64_t iv;
+            if ((err = v.get_int64().get(iv))) {
+                why = fmt::format("field '{}': expected {}, got a number that is not one ({})", f.name,
+                                  f.type.name(), simdjson::error_message(err));
+                return false;
+            }
+            c.push_int64(iv);
+        } else if (f.type.id == type_id::float64 && jt == od::json_type::number) {
+            double dv;
+            if ((err = v.get_double().get(dv))) return mismatch();
+            c.push_float64(dv);
+        } else if (jt == od::json_type::string && f.type.id != type_id::boolean) {
+            std::string_view sv;
+            if ((err = v.get_string().get(sv))) {
+                why = fmt::format("field '{}': invalid string: {}", f.name, simdjson::error_message(err));
+                return false;
+            }
+            if (f.type.id == type_id::string) c.push_string(sv);
+            else if (!push_text(c, sv, why, f)) return false;
+        } else {
+            return mismatch();
+        }
+        p.seen[*idx] = 1;
+    }
+    return true;
+}
 
 decode_stage::~decode_stage() = default;
 
@@ -105,6 +193,7 @@ result<std::unique_ptr<decode_stage>> decode_stage::make(schema_ptr input, std::
     s->_out = std::move(output);
     s->_dead = dead_letter_schema();
     s->_parser = std::make_unique<parser>();
+    s->_parser->layout = row_layout::of(*s->_out);
     return s;
 }
 
@@ -208,71 +297,7 @@ void decode_stage::on_batch(size_t, batch b, stage_output& out) {
                     why = fmt::format("invalid JSON: {}", simdjson::error_message(err));
                     ok = false;
                 }
-                if (ok)
-                for (auto fr : obj) {
-                    if (!ok) break;
-                    od::field fld;
-                    std::string_view key;
-                    if ((err = std::move(fr).get(fld)) || (err = fld.unescaped_key().get(key))) {
-                        why = fmt::format("invalid JSON: {}", simdjson::error_message(err));
-                        ok = false;
-                        break;
-                    }
-                    auto idx = os.index_of(key);
-                    if (!idx) continue; // unknown fields are skipped
-                    const field& f = os.at(*idx);
-                    if (p.seen[*idx]) {
-                        why = fmt::format("field '{}' appears twice", f.name);
-                        ok = false;
-                        break;
-                    }
-                    od::value v = fld.value();
-                    od::json_type jt;
-                    if ((err = v.type().get(jt))) {
-                        why = fmt::format("field '{}': invalid JSON: {}", f.name, simdjson::error_message(err));
-                        ok = false;
-                        break;
-                    }
-                    column& c = p.cols[*idx];
-                    auto mismatch = [&]() {
-                        why = fmt::format("field '{}': expected {}, got {}", f.name, f.type.name(), json_type_name(jt));
-                        ok = false;
-                    };
-                    if (jt == od::json_type::null) {
-                        if (!f.nullable) { why = fmt::format("field '{}' is null but not nullable", f.name); ok = false; break; }
-                        c.push_null();
-                    } else if (f.type.id == type_id::boolean) {
-                        bool bv;
-                        if (jt != od::json_type::boolean || v.get_bool().get(bv)) { mismatch(); break; }
-                        c.push_bool(bv);
-                    } else if (f.type.is_integral() && jt == od::json_type::number) {
-                        int64_t iv;
-                        if ((err = v.get_int64().get(iv))) {
-                            why = fmt::format("field '{}': expected {}, got a number that is not one ({})", f.name,
-                                              f.type.name(), simdjson::error_message(err));
-                            ok = false;
-                            break;
-                        }
-                        c.push_int64(iv);
-                    } else if (f.type.id == type_id::float64 && jt == od::json_type::number) {
-                        double dv;
-                        if ((err = v.get_double().get(dv))) { mismatch(); break; }
-                        c.push_float64(dv);
-                    } else if (jt == od::json_type::string && f.type.id != type_id::boolean) {
-                        std::string_view sv;
-                        if ((err = v.get_string().get(sv))) {
-                            why = fmt::format("field '{}': invalid string: {}", f.name, simdjson::error_message(err));
-                            ok = false;
-                            break;
-                        }
-                        if (f.type.id == type_id::string) c.push_string(sv);
-                        else if (!push_text(c, sv, why, f)) { ok = false; break; }
-                    } else {
-                        mismatch();
-                        break;
-                    }
-                    p.seen[*idx] = 1;
-                }
+                if (ok) ok = p.decode_object(obj, -1, os, why);
                 for (size_t k = 0; ok && k < os.size(); ++k) {
                     if (p.seen[k]) continue;
                     if (!os.at(k).nullable) {

@@ -67,6 +67,21 @@ private:
 
 using schema_ptr = std::shared_ptr<const schema>;
 
+/// How a flat schema holds nested rows (SQL's ROW): a ROW column is a BOOLEAN field, NULL
+/// when the ROW is, followed by its fields as fields named `row.field` (a nested ROW the same
+/// way, `row.inner.x`). For each field, the index of the ROW it belongs to (-1 at the top)
+/// and its name inside it; `is_row` marks the ROW fields. Formats read and write nested
+/// objects through it (JSON in `decode_stage` and the sinks). `nested` is false when the
+/// schema has no ROW: every field is at the top under its own name.
+struct row_layout {
+    std::vector<int> parent;
+    std::vector<std::string> key;
+    std::vector<uint8_t> is_row;
+    bool nested = false;
+
+    static row_layout of(const schema& s);
+};
+
 inline schema_ptr make_schema(std::vector<field> fields) {
     return std::make_shared<const schema>(std::move(fields));
 }

@@ -899,7 +899,102 @@ parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>&
 
 // ---- expressions -------------------------------------------------------------------------
 
+namespace {
+
+/// The edit distance of `a` and `b` ignoring case, for "did you mean" hints.
+std::size_t name_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t up = row[j];
+            bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                        std::tolower(static_cast<unsigned char>(b[j - 1]));
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+} // namespace
+
+std::string closest_name(std::string_view name, const std::vector<std::string>& known) {
+    std::string best;
+    std::size_t best_d = std::max<std::size_t>(2, name.size() / 3) + 1;
+    for (const auto& k : known) {
+        std::size_t d = name_distance(name, k);
+        if (d < best_d) {
+            best_d = d;
+            best = k;
+        }
+    }
+    return best;
+}
+
 parse_result<data_type> binder::column(const expr& e, const scope& s) {
+    // Calcite's order for a.b.c: a table alias first (a.b is a column, c a field), then a
+    // column (a is a column, b.c fields of its ROW).
+    std::size_t col_at = e.names.size() - 1;
+    if (e.names.size() >= 2) {
+        bool alias = false;
+        bool column = false;
+        for (const scope* cur = &s; cur && !alias && !column; cur = cur->outer) {
+            for (const auto& rel : cur->relations) {
+                alias = alias || rel.qualifier == e.names[0];
+                for (const auto& c : rel.columns) {
+                    column = column || c.name == e.names[0];
+                }
+            }
+        }
+        if (alias) {
+            col_at = 1;
+        } else if (column) {
+            col_at = 0;
+        }
+    }
+    expr head = e;
+    head.names.assign(e.names.begin() + (col_at > 0 ? col_at - 1 : 0), e.names.begin() + col_at + 1);
+    auto t = column_of(head, s);
+    if (!t) {
+        return t;
+    }
+    data_type cur_type = std::move(t).value();
+    std::string path = quote_identifier(e.names[col_at]);
+    for (std::size_t i = col_at + 1; i < e.names.size(); ++i) {
+        const std::string& f = e.names[i];
+        if (cur_type.kind != type_kind::row) {
+            return at(e, fmt::format("{} is {}, not a ROW: it has no field {}", path,
+                                     to_string(cur_type), quote_identifier(f)));
+        }
+        auto k = find_field(cur_type, f);
+        if (!k) {
+            std::string hint = closest_name(f, cur_type.field_names);
+            std::string list;
+            for (const auto& n : cur_type.field_names) {
+                list += (list.empty() ? "" : ", ") + quote_identifier(n);
+            }
+            return at(e, hint.empty()
+                             ? fmt::format("ROW {} has no field {}; its fields: {}", path,
+                                           quote_identifier(f), list)
+                             : fmt::format("ROW {} has no field {}; did you mean {}?", path,
+                                           quote_identifier(f),
+                                           quote_identifier(hint)));
+        }
+        bool nullable = cur_type.nullable;
+        data_type next = cur_type.children[*k];
+        next.nullable = next.nullable || nullable;
+        cur_type = std::move(next);
+        path += "." + quote_identifier(f);
+    }
+    return cur_type;
+}
+
+parse_result<data_type> binder::column_of(const expr& e, const scope& s) {
     const std::string& name = e.names.back();
     const std::string* qualifier = e.names.size() > 1 ? &e.names[e.names.size() - 2] : nullptr;
     bool qualifier_seen = false;

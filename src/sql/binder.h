@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sql/ast.h"
@@ -25,6 +26,9 @@ struct relation_type {
     std::vector<bound_column> columns;
     bool operator==(const relation_type&) const = default;
 };
+
+/// The name of `known` closest to `name` (a typo's few edits, ignoring case), or empty.
+std::string closest_name(std::string_view name, const std::vector<std::string>& known);
 
 /// Resolves the names of a statement against a catalog and types every expression, so that
 /// what reaches the planner is known to make sense. It checks that tables, columns and
@@ -64,6 +68,7 @@ private:
     parse_result<data_type> expr_(const expr& e, const scope& s, expr_context& ctx);
     parse_result<data_type> call(const expr& e, const scope& s, expr_context& ctx);
     parse_result<data_type> column(const expr& e, const scope& s);
+    parse_result<data_type> column_of(const expr& e, const scope& s);
     parse_result<bool> window_function(const expr& call, scope& into, const std::string& alias);
     parse_result<bool> check_grouped(const expr& e, const std::vector<expr>& keys,
                                      const scope& s, bool window_group, const char* clause);

@@ -679,6 +679,28 @@ private:
             SQL_TRY(e, type());
             d.children.push_back(std::move(e));
             SQL_CHECK(expect_symbol(">"));
+        } else if (w == "ROW") {
+            // ROW<name type, …> or ROW(name type, …); at least one field, names unique.
+            d.kind = type_kind::row;
+            bool angle = at_symbol("<");
+            if (!angle && !at_symbol("(")) {
+                return expected(at_symbol("<>") ? "a field: ROW<name type, …>"
+                                                : "'<' or '(' and the fields after ROW");
+            }
+            ++_i;
+            do {
+                const token& ft = cur();
+                SQL_TRY(fname, identifier("a field name"));
+                if (std::find(d.field_names.begin(), d.field_names.end(), fname) !=
+                    d.field_names.end()) {
+                    return fail_at(ft, fmt::format("field {} appears twice in the ROW",
+                                                   quote_identifier(fname)));
+                }
+                SQL_TRY(ftype, type());
+                d.field_names.push_back(std::move(fname));
+                d.children.push_back(std::move(ftype));
+            } while (accept_symbol(","));
+            SQL_CHECK(expect_symbol(angle ? ">" : ")"));
         } else if (w == "MAP") {
             d.kind = type_kind::map;
             SQL_CHECK(expect_symbol("<"));

@@ -85,6 +85,15 @@ std::string join_names(const std::vector<std::string>& names, std::string_view s
     return s;
 }
 
+/// `n[from..]` joined with dots: the path of a ROW field.
+std::string join_dotted(const qualified_name& n, std::size_t from) {
+    std::string s;
+    for (std::size_t i = from; i < n.size(); ++i) {
+        s += (i > from ? "." : "") + n[i];
+    }
+    return s;
+}
+
 std::string dotted(const qualified_name& n) {
     return join_names(n, ".");
 }
@@ -211,7 +220,33 @@ struct rel_column {
     std::string engine;
     bool window_only = false;
     bool hidden = false; ///< not part of `*` (the rank of a Top-N)
+    /// A ROW column: `engine` is its null flag (a BOOLEAN, NULL when the ROW is), and its
+    /// fields follow it as columns named `name.field` (recursively): see `flatten`.
+    bool row = false;
 };
+
+/// Marks the columns of a query's output that are ROWs: those whose fields follow under
+/// `name.field` (a ROW selected whole leaves its flag and fields so).
+void mark_rows(std::vector<rel_column>& cols) {
+    for (auto& c : cols) {
+        std::string prefix = c.name + ".";
+        c.row = std::any_of(cols.begin(), cols.end(), [&](const rel_column& o) {
+            return o.qualifier == c.qualifier && o.name.starts_with(prefix);
+        });
+    }
+}
+
+/// The columns after `row` in `cols` that hold its fields (named `row.name` + "." …).
+std::vector<const rel_column*> row_fields(const std::vector<rel_column>& cols, const rel_column& row) {
+    std::vector<const rel_column*> out;
+    std::string prefix = row.name + ".";
+    for (const auto& c : cols) {
+        if (c.qualifier == row.qualifier && c.name.starts_with(prefix)) {
+            out.push_back(&c);
+        }
+    }
+    return out;
+}
 
 /// A window table function in FROM, waiting for its GROUP BY.
 struct window_info {
@@ -286,6 +321,25 @@ public:
 
     /// The relation column `e` (a column reference) names.
     parse_result<const rel_column*> resolve(const expr& e) const {
+        // A field of a ROW is the column named by its path: `t.col.field` (a table alias
+        // first, as Calcite resolves it) or `col.field`.
+        if (e.names.size() >= 2) {
+            std::string rest = join_dotted(e.names, 1);
+            std::string full = join_dotted(e.names, 0);
+            for (int pass = 0; pass < 2; ++pass) {
+                for (const auto& c : _rel.cols) {
+                    bool q = pass == 0 ? c.qualifier == e.names[0] : iequals(c.qualifier, e.names[0]);
+                    if (q && c.name == rest) {
+                        return &c;
+                    }
+                }
+            }
+            for (const auto& c : _rel.cols) {
+                if (c.name == full && full.find('.') != std::string::npos) {
+                    return &c;
+                }
+            }
+        }
         const std::string& name = e.names.back();
         std::string qual = e.names.size() > 1 ? e.names[e.names.size() - 2] : std::string();
         const rel_column* found = nullptr;
@@ -367,7 +421,7 @@ public:
             return call(e, hint);
         case expr_kind::cast: {
             auto t = engine_type(e.type);
-            if (!t) {
+            if (!t || e.type.kind == type_kind::row) {
                 return unsupported(e, fmt::format("CAST to {}", to_string(e.type)));
             }
             auto a = tr(e.args[0], *t);
@@ -933,6 +987,15 @@ private:
     const relation& _rel;
 };
 
+/// The ROW column a SELECT item names on its own (`SELECT person`), or null.
+const rel_column* row_item(const select_item& item, const relation& rel) {
+    if (item.value.kind != expr_kind::column) {
+        return nullptr;
+    }
+    auto c = translator(rel, nullptr).resolve(item.value);
+    return c && c.value()->row ? c.value() : nullptr;
+}
+
 /// The engine type of a column for messages and EXPLAIN.
 std::string describe(const en::schema& s) {
     std::vector<std::string> parts;
@@ -1233,7 +1296,10 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
     }
     // The Nexmark source generates only the columns it is given: leave out those the statement
     // never names (a table with computed columns keeps all; they may read any).
-    bool computed = std::any_of(t.columns.begin(), t.columns.end(), [](const auto& c) { return bool(c.computed); });
+    // A ROW column's flag and fields stay together: a table with one keeps all.
+    bool computed = std::any_of(t.columns.begin(), t.columns.end(), [](const auto& c) {
+        return bool(c.computed) || c.type.kind == type_kind::row;
+    });
     auto connector = t.option("connector");
     if (!_reads.all && !computed && connector && iequals(*connector, "nexmark") &&
         !_reads.star_qualifiers.contains(lower(qualifier))) {
@@ -1263,8 +1329,15 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
     if (auto c = check(pos); !c) {
         return c.error();
     }
+    // A ROW's flag column is followed by its fields' (a nested ROW's flag among them).
+    auto is_row = [&](const std::string& name) {
+        const auto& fs = phys.value()->fields();
+        return std::any_of(fs.begin(), fs.end(),
+                           [&](const auto& g) { return g.name.starts_with(name + "."); });
+    };
     for (const auto& f : phys.value()->fields()) {
         rel.cols.push_back({f.name, qualifier, f.name, false});
+        rel.cols.back().row = is_row(f.name);
     }
     // Computed columns: one projection that keeps the physical ones and adds them.
     bool any_computed = std::any_of(t.columns.begin(), t.columns.end(),
@@ -1291,9 +1364,18 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
             return c.error();
         }
         step(fmt::format("project {}", describe(cols)));
+        std::vector<rel_column> physical = std::move(rel.cols);
         rel.cols.clear();
         for (const auto& c : t.columns) {
-            rel.cols.push_back({c.name, qualifier, c.name, false});
+            if (c.computed) {
+                rel.cols.push_back({c.name, qualifier, c.name, false});
+                continue;
+            }
+            for (const auto& pc : physical) {
+                if (pc.name == c.name || pc.name.starts_with(c.name + ".")) {
+                    rel.cols.push_back(pc);
+                }
+            }
         }
     }
     if (!t.event_time_column.empty() && t.watermark) {
@@ -1404,6 +1486,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     for (const auto& n : q.value().names) {
         rel.cols.push_back({n, qualifier, n, false});
     }
+    mark_rows(rel.cols);
     return rel;
 }
 
@@ -1571,6 +1654,7 @@ parse_result<relation> builder::from_item(const table_ref& t) {
             rel.cols.push_back({t.column_aliases.empty() ? names[i] : t.column_aliases[i], t.alias,
                                 names[i], false});
         }
+        mark_rows(rel.cols);
         return rel;
     }
     case table_ref_kind::function:
@@ -2235,6 +2319,13 @@ parse_result<std::vector<std::string>> builder::output_names(const query& q, con
             for (const auto* c : star_columns(item.value, rel)) {
                 names.push_back(c->name);
             }
+        } else if (const rel_column* row = row_item(item, rel)) {
+            // A ROW column is its null flag and its fields: the output names them by path.
+            std::string base = item.alias.empty() ? item.value.names.back() : item.alias;
+            names.push_back(base);
+            for (const auto* f : row_fields(rel.cols, *row)) {
+                names.push_back(base + f->name.substr(row->name.size()));
+            }
         } else if (!item.alias.empty()) {
             names.push_back(item.alias);
         } else if (item.value.kind == expr_kind::column) {
@@ -2500,6 +2591,13 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         if (item.value.kind == expr_kind::star) {
             for (const auto* c : star_columns(item.value, rel)) {
                 cols.push_back(en::as(en::col(c->engine), names.value()[n++]));
+            }
+            continue;
+        }
+        if (const rel_column* row = row_item(item, rel)) {
+            cols.push_back(en::as(en::col(row->engine), names.value()[n++]));
+            for (const auto* f : row_fields(rel.cols, *row)) {
+                cols.push_back(en::as(en::col(f->engine), names.value()[n++]));
             }
             continue;
         }
@@ -3401,9 +3499,34 @@ std::optional<engine::data_type> engine_type(const data_type& t) {
     case type_kind::timestamp:
     case type_kind::timestamp_ltz:
         return en::data_type::timestamp(en::time_unit::millis);
+    case type_kind::row:
+        return en::data_type::boolean(); // its null flag; the fields are columns of their own
     default:
         return std::nullopt;
     }
+}
+
+/// Appends the engine fields holding column `name` of type `t` of table `table`: one, or for
+/// a ROW its flag and then its fields' (`engine::row_layout`).
+parse_result<bool> flatten(const std::string& name, const data_type& t, bool nullable,
+                           const std::string& table, std::vector<engine::field>& out) {
+    auto et = engine_type(t);
+    if (!et) {
+        return unsupported(source_pos{},
+                           fmt::format("column {} of table {}: type {}", name, table, to_string(t)));
+    }
+    out.push_back({name, *et, nullable && t.nullable});
+    if (t.kind == type_kind::row) {
+        for (std::size_t i = 0; i < t.children.size() && i < t.field_names.size(); ++i) {
+            // A field of a ROW that may be NULL may be NULL.
+            auto r = flatten(name + "." + t.field_names[i], t.children[i],
+                             nullable && t.nullable, table, out);
+            if (!r) {
+                return r;
+            }
+        }
+    }
+    return true;
 }
 
 parse_result<engine::schema_ptr> physical_schema(const table_schema& t) {
@@ -3412,12 +3535,9 @@ parse_result<engine::schema_ptr> physical_schema(const table_schema& t) {
         if (c.computed || c.metadata) {
             continue;
         }
-        auto et = engine_type(c.type);
-        if (!et) {
-            return unsupported(source_pos{}, fmt::format("column {} of table {}: type {}", c.name,
-                                                         dotted(t.name), to_string(c.type)));
+        if (auto r = flatten(c.name, c.type, true, dotted(t.name), fields); !r) {
+            return r.error();
         }
-        fields.push_back({c.name, *et, c.type.nullable});
     }
     return en::make_schema(std::move(fields));
 }

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "sql/parser.h"
+
 namespace runnel::sql {
 
 int32_t effective_precision(const data_type& t) noexcept {
@@ -148,6 +150,18 @@ std::optional<data_type> common_type(const data_type& a, const data_type& b) {
     return t;
 }
 
+std::optional<std::size_t> find_field(const data_type& t, std::string_view name) {
+    if (t.kind != type_kind::row) {
+        return std::nullopt;
+    }
+    for (std::size_t i = 0; i < t.field_names.size(); ++i) {
+        if (t.field_names[i] == name) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
 std::string to_string(const data_type& t) {
     std::string s;
     auto with_precision = [&](const char* name) {
@@ -218,6 +232,15 @@ std::string to_string(const data_type& t) {
     case type_kind::map:
         s = fmt::format("MAP<{}, {}>", t.children.size() < 2 ? "?" : to_string(t.children[0]),
                         t.children.size() < 2 ? "?" : to_string(t.children[1]));
+        break;
+    case type_kind::row:
+        s = "ROW<";
+        for (std::size_t i = 0; i < t.children.size(); ++i) {
+            s += i ? ", " : "";
+            s += quote_identifier(i < t.field_names.size() ? t.field_names[i] : std::string("?"));
+            s += ' ' + to_string(t.children[i]);
+        }
+        s += '>';
         break;
     case type_kind::null:
         s = "NULL";

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace runnel::sql {
@@ -30,6 +31,7 @@ enum class type_kind {
     interval_year_month,
     array,
     map,
+    row, ///< ROW<name type, …>: named fields, possibly nested
     null, ///< the type of an untyped NULL literal
 };
 
@@ -43,8 +45,10 @@ struct data_type {
     std::optional<int32_t> precision;
     std::optional<int32_t> scale;
     bool nullable = true;
-    /// ARRAY: one element type; MAP: key then value type.
+    /// ARRAY: one element type; MAP: key then value type; ROW: the fields' types.
     std::vector<data_type> children;
+    /// ROW: the fields' names, one per child.
+    std::vector<std::string> field_names;
 
     bool operator==(const data_type&) const = default;
 
@@ -76,6 +80,9 @@ bool is_interval(type_kind k) noexcept;
 /// The type both operands of an arithmetic operator or comparison are widened to, or nothing
 /// when the two cannot meet (e.g. BOOLEAN and BIGINT). The result is nullable when either is.
 std::optional<data_type> common_type(const data_type& a, const data_type& b);
+
+/// The index of ROW field `name` in `t` (names compare exactly), or nothing.
+std::optional<std::size_t> find_field(const data_type& t, std::string_view name);
 
 /// The type as Flink SQL writes it, e.g. `DECIMAL(10, 2)`, `TIMESTAMP_LTZ(3) NOT NULL`.
 std::string to_string(const data_type& t);

@@ -59,19 +59,51 @@ void restamp(std::string& bytes, int64_t pid, int16_t epoch, int32_t seq) {
 std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps) {
     std::string out = "{";
     const auto& fields = b.schema_of()->fields();
+    // ROW columns (a flag field followed by `row.field` fields) become nested objects.
+    thread_local engine::schema_ptr layout_of;
+    thread_local engine::row_layout layout;
+    if (layout_of != b.schema_of()) {
+        layout_of = b.schema_of();
+        layout = engine::row_layout::of(*layout_of);
+    }
+    std::vector<int> open; // the ROWs whose objects are open, innermost last
+    bool first = true;
     for (std::size_t c = 0; c < b.num_columns(); ++c) {
-        if (c > 0) out += ',';
+        int parent = layout.nested ? layout.parent[c] : -1;
+        if (layout.nested) {
+            // Inside a NULL ROW (written as null): nothing of its fields.
+            bool skipped = false;
+            for (int a = parent; a >= 0; a = layout.parent[std::size_t(a)]) {
+                if (b.col(std::size_t(a)).is_null(row)) skipped = true;
+            }
+            if (skipped) continue;
+            while (!open.empty() && open.back() != parent) {
+                out += '}';
+                open.pop_back();
+            }
+        }
+        if (!first) out += ',';
+        first = false;
         const auto& col = b.col(c);
+        const std::string& name = layout.nested ? layout.key[c] : fields[c].name;
+        if (layout.nested && layout.is_row[c] && !col.is_null(row)) {
+            append_json_string(out, name);
+            out += ":{";
+            open.push_back(int(c));
+            first = true;
+            continue;
+        }
         if (fields[c].type.id == engine::type_id::string && !col.is_null(row) && !text::valid_utf8(col.string_at(row))) {
-            append_json_string(out, fields[c].name + "_base64");
+            append_json_string(out, name + "_base64");
             out += ':';
             append_json_string(out, text::base64_encode(col.string_at(row)));
             continue;
         }
-        append_json_string(out, fields[c].name);
+        append_json_string(out, name);
         out += ':';
         append_value(out, col, fields[c].type, row, sql_timestamps);
     }
+    for (std::size_t i = 0; i < open.size(); ++i) out += '}';
     out += '}';
     return out;
 }

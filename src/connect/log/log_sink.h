@@ -103,6 +103,7 @@ private:
 /// One row of `b` as a JSON object (column names as fields; timestamps as epoch ms, or with
 /// `sql_timestamps` as `yyyy-MM-dd HH:mm:ss.SSS`). A string that is not UTF-8 (the payload
 /// of a dead letter, say) comes base64-encoded as `<column>_base64`, so the row is always JSON.
+/// A ROW column (`engine::row_layout`) is a nested object, or null.
 std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps = false);
 
 } // namespace runnel::connect

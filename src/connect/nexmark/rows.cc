@@ -43,14 +43,21 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
     if (!cfg) return en::error(en::errc::invalid_argument, fmt::format("nexmark options: {}", cfg.error().message()));
     row_reader r;
     r._cfg = cfg.value();
+    r._schema = std::move(columns);
     auto kind = options.find("event");
+    const bool has_event_type = std::any_of(r._schema->fields().begin(), r._schema->fields().end(),
+                                            [](const en::field& f) { return lower(f.name) == "event_type"; });
+    if (has_event_type && (kind == options.end() || lower(kind->second) == "all")) {
+        if (auto n = r.make_nested(); !n) return n.error();
+        if (auto s = r.seek(0); !s) return s.error();
+        return r;
+    }
     const auto kind_name = lower(kind == options.end() ? "bid" : kind->second);
     if (kind_name != "bid" && kind_name != "auction" && kind_name != "person") {
         return en::error(en::errc::invalid_argument,
                          fmt::format("option 'event' is bid, auction or person, not '{}'", kind_name));
     }
     r._kind = kind_name == "bid" ? event_kind::bid : kind_name == "auction" ? event_kind::auction : event_kind::person;
-    r._schema = std::move(columns);
     const auto fs = fields_of(kind_name);
     for (const auto& f : r._schema->fields()) {
         auto it = std::find_if(fs.begin(), fs.end(), [&](const field& x) { return lower(f.name) == x.name; });
@@ -76,6 +83,52 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
     return r;
 }
 
+en::result<void> row_reader::make_nested() {
+    static constexpr std::pair<const char*, event_kind> kinds[] = {
+        {"person", event_kind::person}, {"auction", event_kind::auction}, {"bid", event_kind::bid}};
+    for (const auto& f : _schema->fields()) {
+        const std::string name = lower(f.name);
+        nested_column n;
+        if (name == "event_type") {
+            if (!f.type.is_integral() || f.type.id == en::type_id::timestamp) {
+                return en::error(en::errc::type_mismatch, fmt::format("nexmark field 'event_type' is an integer, not {}", f.type.name()));
+            }
+            n.event_type = true;
+            _nested_cols.push_back(n);
+            continue;
+        }
+        auto dot = name.find('.');
+        std::string kind_name = name.substr(0, dot);
+        auto k = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& x) { return kind_name == x.first; });
+        if (k == std::end(kinds)) {
+            return en::error(en::errc::unknown_column,
+                             fmt::format("a nexmark event has event_type and the ROWs person, auction and bid, not '{}'", f.name));
+        }
+        n.kind = k->second;
+        if (dot == std::string::npos) {
+            if (f.type.id != en::type_id::boolean) {
+                return en::error(en::errc::type_mismatch, fmt::format("nexmark field '{}' is a ROW, not {}", f.name, f.type.name()));
+            }
+        } else {
+            const auto fs = fields_of(kind_name);
+            const std::string sub = name.substr(dot + 1);
+            auto it = std::find_if(fs.begin(), fs.end(), [&](const field& x) { return sub == x.name; });
+            if (it == fs.end()) {
+                return en::error(en::errc::unknown_column, fmt::format("a nexmark {} has no field '{}'", kind_name, f.name.substr(dot + 1)));
+            }
+            if (it->text != (f.type.id == en::type_id::string) || (!it->text && !f.type.is_integral())) {
+                return en::error(en::errc::type_mismatch,
+                                 fmt::format("nexmark field '{}' is {}, not {}", f.name,
+                                             it->text ? "a string" : "an integer or a timestamp", f.type.name()));
+            }
+            n.field = int(it - fs.begin());
+            _nested_want[std::size_t(n.kind)] |= field_mask{1} << n.field;
+        }
+        _nested_cols.push_back(n);
+    }
+    return outcome::success();
+}
+
 en::result<void> row_reader::seek(int64_t position) {
     auto g = generator::create(_cfg);
     if (!g) return en::error(en::errc::invalid_argument, fmt::format("nexmark generator: {}", g.error().message()));
@@ -87,6 +140,12 @@ en::result<void> row_reader::seek(int64_t position) {
 
 en::batch row_reader::next(std::size_t max_rows, std::size_t max_events) {
     en::batch b(_schema);
+    if (!_nested_cols.empty()) {
+        for (std::size_t c = 0; c < _nested_cols.size(); ++c) b.mutable_col(c).reserve(std::min(max_rows, max_events));
+        read_nested(b, max_rows, max_events);
+        b.seal();
+        return b;
+    }
     // Room for the rows these events should give, so the columns do not grow as they fill.
     const auto expected = std::min<std::size_t>(max_rows, max_events * std::size_t(_share) / std::size_t(_total) + 1);
     for (std::size_t c = 0; c < _fields.size(); ++c) {
@@ -142,56 +201,107 @@ std::size_t row_reader::read(en::batch& b, std::size_t max_rows, std::size_t max
     return rows;
 }
 
-void row_reader::append(const bid& x, en::batch& b, std::size_t row) {
+namespace {
+
+/// Field `f` (its index in the kind's field table) of an event: `on_int` gets integers and
+/// times, `on_text` strings.
+template <typename I, typename T>
+void visit_field(const bid& x, int f, I&& on_int, T&& on_text) {
+    switch (f) {
+    case 0: on_int(x.auction); break;
+    case 1: on_int(x.bidder); break;
+    case 2: on_int(x.price); break;
+    case 3: on_text(x.channel); break;
+    case 4: on_text(x.url); break;
+    case 5: on_int(x.date_time); break;
+    default: on_text(x.extra); break;
+    }
+}
+
+template <typename I, typename T>
+void visit_field(const auction& x, int f, I&& on_int, T&& on_text) {
+    switch (f) {
+    case 0: on_int(x.id); break;
+    case 1: on_text(x.item_name); break;
+    case 2: on_text(x.description); break;
+    case 3: on_int(x.initial_bid); break;
+    case 4: on_int(x.reserve); break;
+    case 5: on_int(x.date_time); break;
+    case 6: on_int(x.expires); break;
+    case 7: on_int(x.seller); break;
+    case 8: on_int(x.category); break;
+    default: on_text(x.extra); break;
+    }
+}
+
+template <typename I, typename T>
+void visit_field(const person& x, int f, I&& on_int, T&& on_text) {
+    switch (f) {
+    case 0: on_int(x.id); break;
+    case 1: on_text(x.name); break;
+    case 2: on_text(x.email_address); break;
+    case 3: on_text(x.credit_card); break;
+    case 4: on_text(x.city); break;
+    case 5: on_text(x.state); break;
+    case 6: on_int(x.date_time); break;
+    default: on_text(x.extra); break;
+    }
+}
+
+} // namespace
+
+template <typename Event>
+void row_reader::append_event(const Event& x, en::batch& b, std::size_t row) {
     for (std::size_t c = 0; c < _fields.size(); ++c) {
         auto& col = b.mutable_col(c);
         auto& ints = _ints[c];
-        switch (_fields[c]) {
-        case 0: ints[row] = x.auction; break;
-        case 1: ints[row] = x.bidder; break;
-        case 2: ints[row] = x.price; break;
-        case 3: col.push_string(x.channel); break;
-        case 4: col.push_string(x.url); break;
-        case 5: ints[row] = x.date_time; break;
-        default: col.push_string(x.extra); break;
+        visit_field(x, _fields[c], [&](int64_t v) { ints[row] = v; }, [&](const std::string& v) { col.push_string(v); });
+    }
+}
+
+void row_reader::append(const person& x, en::batch& b, std::size_t row) { append_event(x, b, row); }
+void row_reader::append(const auction& x, en::batch& b, std::size_t row) { append_event(x, b, row); }
+void row_reader::append(const bid& x, en::batch& b, std::size_t row) { append_event(x, b, row); }
+
+template <typename Event>
+void row_reader::append_nested(const Event& x, event_kind k, en::batch& b) {
+    for (std::size_t c = 0; c < _nested_cols.size(); ++c) {
+        auto& col = b.mutable_col(c);
+        const nested_column& n = _nested_cols[c];
+        if (n.event_type) {
+            // Flink's numbering: 0 person, 1 auction, 2 bid.
+            col.push_int64(k == event_kind::person ? 0 : k == event_kind::auction ? 1 : 2);
+        } else if (n.kind != k) {
+            col.push_null();
+        } else if (n.field < 0) {
+            col.push_bool(true);
+        } else {
+            visit_field(x, n.field, [&](int64_t v) { col.push_int64(v); }, [&](const std::string& v) { col.push_string(v); });
         }
     }
 }
 
-void row_reader::append(const auction& x, en::batch& b, std::size_t row) {
-    for (std::size_t c = 0; c < _fields.size(); ++c) {
-        auto& col = b.mutable_col(c);
-        auto& ints = _ints[c];
-        switch (_fields[c]) {
-        case 0: ints[row] = x.id; break;
-        case 1: col.push_string(x.item_name); break;
-        case 2: col.push_string(x.description); break;
-        case 3: ints[row] = x.initial_bid; break;
-        case 4: ints[row] = x.reserve; break;
-        case 5: ints[row] = x.date_time; break;
-        case 6: ints[row] = x.expires; break;
-        case 7: ints[row] = x.seller; break;
-        case 8: ints[row] = x.category; break;
-        default: col.push_string(x.extra); break;
+std::size_t row_reader::read_nested(en::batch& b, std::size_t max_rows, std::size_t max_events) {
+    std::size_t rows = 0;
+    while (rows < max_rows && rows < max_events && _gen->has_next()) {
+        const event_kind k = _gen->peek_kind();
+        switch (k) {
+        case event_kind::person:
+            _gen->next_into(_person, _nested_want[0]);
+            append_nested(_person, k, b);
+            break;
+        case event_kind::auction:
+            _gen->next_into(_auction, _nested_want[1]);
+            append_nested(_auction, k, b);
+            break;
+        case event_kind::bid:
+            _gen->next_into(_bid, _nested_want[2]);
+            append_nested(_bid, k, b);
+            break;
         }
+        ++rows;
     }
-}
-
-void row_reader::append(const person& x, en::batch& b, std::size_t row) {
-    for (std::size_t c = 0; c < _fields.size(); ++c) {
-        auto& col = b.mutable_col(c);
-        auto& ints = _ints[c];
-        switch (_fields[c]) {
-        case 0: ints[row] = x.id; break;
-        case 1: col.push_string(x.name); break;
-        case 2: col.push_string(x.email_address); break;
-        case 3: col.push_string(x.credit_card); break;
-        case 4: col.push_string(x.city); break;
-        case 5: col.push_string(x.state); break;
-        case 6: ints[row] = x.date_time; break;
-        default: col.push_string(x.extra); break;
-        }
-    }
+    return rows;
 }
 
 } // namespace runnel::connect::nexmark

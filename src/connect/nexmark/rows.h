@@ -1,6 +1,8 @@
 #pragma once
 
+#include <array>
 #include <map>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -13,6 +15,11 @@ namespace runnel::connect::nexmark {
 /// table's columns, matched by name case-insensitively (`dateTime` → date_time, `itemName`,
 /// `initialBid`, `emailAddress`, `creditCard`, …). Tables over the same options see the same
 /// deterministic stream, so several tables (bids, auctions, people) of one query agree.
+///
+/// A table with an `event_type` column (and no `event`, or `'event' = 'all'`) is the nested
+/// shape Flink's Nexmark setup reads: one row per event, `event_type` 0 person, 1 auction,
+/// 2 bid, and the ROWs `person`, `auction`, `bid` as flattened columns (`engine::row_layout`:
+/// the ROW's flag, then `bid.price` …), the two that are not the event's kind NULL.
 /// A plain value; one thread.
 class row_reader {
 public:
@@ -39,6 +46,22 @@ private:
     void append(const person& x, engine::batch& b, std::size_t row);
     void append(const auction& x, engine::batch& b, std::size_t row);
     void append(const bid& x, engine::batch& b, std::size_t row);
+    template <typename Event>
+    void append_event(const Event& x, engine::batch& b, std::size_t row);
+    /// The nested shape: which columns are read, and the rows of the next events.
+    engine::result<void> make_nested();
+    std::size_t read_nested(engine::batch& b, std::size_t max_rows, std::size_t max_events);
+    template <typename Event>
+    void append_nested(const Event& x, event_kind k, engine::batch& b);
+
+    /// A column of the nested shape: `event_type`, a ROW's flag (`field` -1) or a field.
+    struct nested_column {
+        bool event_type = false;
+        event_kind kind = event_kind::bid;
+        int field = -1;
+    };
+    std::vector<nested_column> _nested_cols; ///< empty: one kind per row
+    std::array<field_mask, 3> _nested_want{}; ///< per kind (person, auction, bid)
 
     generator_config _cfg;
     std::optional<generator> _gen;

@@ -29,10 +29,10 @@ struct collected {
     std::vector<std::string> rows, dead;
 };
 
-collected decode_all(decode_format f, const std::vector<std::string>& lines) {
+collected decode_all(decode_format f, const std::vector<std::string>& lines, schema_ptr out = bid_schema()) {
     pipeline p;
     collected c;
-    auto d = p.source(raw_schema(), from_batches({raw(lines)})).decode(f, bid_schema());
+    auto d = p.source(raw_schema(), from_batches({raw(lines)})).decode(f, std::move(out));
     d.sink([&](const batch& b) {
         for (size_t i = 0; i < b.num_rows(); ++i) c.rows.push_back(b.row_to_string(i));
     });
@@ -69,6 +69,36 @@ TEST(decode, json_lines_and_dead_letters_with_reasons) {
     EXPECT_NE(c.dead[6].find("appears twice"), std::string::npos) << c.dead[6];
     // The payload travels with the reason.
     EXPECT_NE(c.dead[5].find("'not json'"), std::string::npos) << c.dead[5];
+}
+
+TEST(decode, json_objects_fill_row_columns) {
+    // ROW p<id, a ROW<city>>: its flag and its fields (`row_layout`), then a top-level column.
+    auto nested = make_schema({{"p", data_type::boolean()},
+                               {"p.id", data_type::int64()},
+                               {"p.a", data_type::boolean()},
+                               {"p.a.city", data_type::string()},
+                               {"n", data_type::int64()}});
+    auto l = row_layout::of(*nested);
+    EXPECT_TRUE(l.nested);
+    EXPECT_EQ(l.parent, (std::vector<int>{-1, 0, 0, 2, -1}));
+    EXPECT_EQ(l.key, (std::vector<std::string>{"p", "id", "a", "city", "n"}));
+    EXPECT_FALSE(row_layout::of(*bid_schema()).nested);
+    auto c = decode_all(decode_format::json,
+                        {
+                          R"({"p": {"id": 1, "a": {"city": "Oslo", "zip": 1}, "x": [1]}, "n": 5})",
+                          R"({"p": null, "n": 6})",
+                          R"({"n": 7, "p": {"a": null}})",
+                          R"({"p": {"id": 2, "id": 3}})",
+                          R"({"p": 4})",
+                          R"({"id": 1, "city": "x"})",
+                        },
+                        nested);
+    EXPECT_EQ(c.rows, (std::vector<std::string>{"(true, 1, true, 'Oslo', 5)", "(NULL, NULL, NULL, NULL, 6)",
+                                                "(true, NULL, NULL, NULL, 7)",
+                                                "(NULL, NULL, NULL, NULL, NULL)"}));
+    ASSERT_EQ(c.dead.size(), 2u);
+    EXPECT_NE(c.dead[0].find("field 'p.id' appears twice"), std::string::npos) << c.dead[0];
+    EXPECT_NE(c.dead[1].find("field 'p': expected an object, got a number"), std::string::npos) << c.dead[1];
 }
 
 TEST(decode, csv_with_quotes_nulls_and_errors) {

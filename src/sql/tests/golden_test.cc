@@ -8,7 +8,9 @@
 //
 //     rows bids:                         -- input rows of a table, CSV in declared column order
 //     1,apple,2026-01-01 00:00:01        -- (the engine's CSV decoder: an empty field is NULL,
-//     2,pear,2026-01-01 00:00:03         --  timestamps as 'YYYY-MM-DD HH:MM:SS[.fff]')
+//     2,pear,2026-01-01 00:00:03         --  timestamps as 'YYYY-MM-DD HH:MM:SS[.fff]'), or
+//                                        -- JSON objects when the first row starts with '{'
+//                                        -- (nested objects fill ROW columns)
 //
 //     === name of a case
 //     SELECT ... / INSERT INTO out SELECT ...   (one statement, any number of lines)
@@ -280,13 +282,16 @@ public:
                                   const en::schema_ptr& columns) override {
         auto raw = en::make_schema({{"value", en::data_type::string(), false}});
         std::vector<en::batch> batches;
+        auto format = en::decode_format::csv;
         if (auto it = _rows.find(t.name.back()); it != _rows.end()) {
             for (const auto& line : it->second) {
                 batches.push_back(en::make_batch(raw, {{en::value::of(line)}}));
             }
+            if (!it->second.empty() && it->second[0].starts_with("{")) {
+                format = en::decode_format::json;
+            }
         }
-        auto decoded = p.source(raw, en::from_batches(std::move(batches)))
-                           .decode(en::decode_format::csv, columns);
+        auto decoded = p.source(raw, en::from_batches(std::move(batches))).decode(format, columns);
         decoded.dead_letters().sink([this](const en::batch& b) { collect(b, dead_letters); });
         return decoded;
     }

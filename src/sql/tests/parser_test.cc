@@ -419,9 +419,10 @@ TEST(sql_parser, every_nexmark_example_parses_and_round_trips) {
                 EXPECT_TRUE(schema.has_value()) << entry.path() << ": " << schema.error().headline();
             }
         }
-        EXPECT_TRUE(has_insert) << entry.path();
+        // nested.sql declares Flink's nested tables and views for the queries; it inserts nothing.
+        EXPECT_TRUE(has_insert || entry.path().filename() == "nested.sql") << entry.path();
     }
-    EXPECT_EQ(files, 21); // q0 .. q22 without q6 and q10
+    EXPECT_EQ(files, 22); // q0 .. q22 without q6 and q10, and nested.sql
 }
 
 } // namespace

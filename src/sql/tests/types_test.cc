@@ -26,6 +26,21 @@ TEST(sql_types, parse_and_print) {
     EXPECT_EQ(to_string(type_of("NUMERIC(12,4)")), "DECIMAL(12, 4)");
 }
 
+TEST(sql_types, rows_nest_and_print_with_angle_brackets) {
+    EXPECT_EQ(to_string(type_of("ROW<id BIGINT, `select` STRING NOT NULL>")),
+              "ROW<id BIGINT, `select` STRING NOT NULL>");
+    EXPECT_EQ(to_string(type_of("ROW(a INT, b ROW(c TIMESTAMP(3))) NOT NULL")),
+              "ROW<a INT, b ROW<c TIMESTAMP(3)>> NOT NULL");
+    data_type t = type_of("ROW<a INT, b ROW<c STRING>>");
+    ASSERT_EQ(t.kind, type_kind::row);
+    EXPECT_EQ(t.field_names, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(find_field(t, "b"), 1u);
+    EXPECT_FALSE(find_field(t, "B"));
+    EXPECT_EQ(t.children[1].children[0].kind, type_kind::string);
+    EXPECT_EQ(type_of("ROW<a INT>"), type_of("ROW(a INT)"));
+    EXPECT_NE(type_of("ROW<a INT>"), type_of("ROW<b INT>"));
+}
+
 TEST(sql_types, parameters_are_checked) {
     EXPECT_EQ(parse_type("VARCHAR(0)").error().message,
               "the length must be between 1 and 2147483647, not 0");
