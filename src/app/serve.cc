@@ -178,6 +178,10 @@ int serve(const serve_options& opts) {
         return 1;
     }
 
+    if (const char* point = std::getenv("RUNNEL_TEST_KILL_AT"); point && *point) {
+        // Crash tests only (tests/crash/compaction_crash_test.py); armed in base/fail_point.cc.
+        lg().warn("RUNNEL_TEST_KILL_AT={}: the process kills itself when it gets there", point);
+    }
     const auto started = std::chrono::steady_clock::now();
     net::shard_group shards(shard_count);
     std::vector<std::unique_ptr<storage::flusher>> flushers;
