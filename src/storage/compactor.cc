@@ -214,6 +214,31 @@ result<void> set_mtime(const file_handle& f, model::processing_time t) {
     return ok();
 }
 
+/// Reads the batches of `seg` in order, CRC-checked and paced by `io`, counting them in
+/// `bytes_read`, and calls `fn(item)` (a `result<bool>`: false stops) for each. Ends with
+/// `operation_canceled` once `stop` is set.
+template <typename F>
+result<void> scan_segment(const cleanable_segment& seg, throttle& io, uint64_t& bytes_read,
+                          const std::atomic<bool>* stop, F&& fn) {
+    RUNNEL_TRY(auto f, file_handle::open(seg.path, O_RDONLY));
+    batch_scanner sc(f, 0, seg.size);
+    for (;;) {
+        if (stop && stop->load()) {
+            return std::make_error_code(std::errc::operation_canceled);
+        }
+        RUNNEL_TRY(auto item, sc.next(true));
+        if (!item) {
+            return ok();
+        }
+        io.spend(item->bytes.size());
+        bytes_read += item->bytes.size();
+        RUNNEL_TRY(auto more, fn(*item));
+        if (!more) {
+            return ok();
+        }
+    }
+}
+
 result<void> write_synced(const std::filesystem::path& p, std::span<const std::byte> bytes) {
     RUNNEL_TRY(auto f, file_handle::open(p, O_WRONLY | O_CREAT | O_TRUNC));
     RUNNEL_TRY(f.pwrite(bytes, 0));
@@ -232,7 +257,6 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
                                             const std::atomic<bool>* stop) {
     compaction_outcome out;
     throttle io(limits.io_bytes_per_second, stop);
-    auto stopped = [&] { return stop && stop->load(); };
     std::vector<std::byte> inflated;
 
     // 1. The offset map over the dirty segments, within the dedupe buffer.
@@ -244,24 +268,13 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
         if (seg.next_offset <= job.first_dirty || full) {
             continue;
         }
-        RUNNEL_TRY(auto f, file_handle::open(seg.path, O_RDONLY));
-        batch_scanner sc(f, 0, seg.size);
-        for (;;) {
-            if (stopped()) {
-                return std::make_error_code(std::errc::operation_canceled);
-            }
-            RUNNEL_TRY(auto item, sc.next(true));
-            if (!item) {
-                break;
-            }
-            io.spend(item->bytes.size());
-            out.bytes_read += item->bytes.size();
-            const auto& h = item->header;
+        auto scanned = scan_segment(seg, io, out.bytes_read, stop, [&](const batch_scanner::item& item) -> result<bool> {
+            const auto& h = item.header;
             if (h.last_offset() < job.first_dirty) {
-                continue;
+                return true;
             }
             if (!h.is_control()) {
-                RUNNEL_TRY(auto section, records_of(item->bytes, h, inflated));
+                RUNNEL_TRY(auto section, records_of(item.bytes, h, inflated));
                 RUNNEL_TRY(auto recs, walk_records(section, h.base_offset, h.record_count));
                 uint64_t added = 0;
                 for (const auto& r : recs) {
@@ -271,7 +284,7 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
                 }
                 if (!map.empty() && map_bytes + added > limits.dedupe_buffer_bytes) {
                     full = true; // this batch and everything after it wait for the next cleaning
-                    break;
+                    return false;
                 }
                 map_bytes += added;
                 for (const auto& r : recs) {
@@ -281,7 +294,9 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
                 }
             }
             map_end = h.next_offset();
-        }
+            return true;
+        });
+        RUNNEL_TRY(scanned);
         if (!full) {
             map_end = std::max(map_end, seg.next_offset);
         }
@@ -302,8 +317,6 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
             break;
         }
         const auto first_cleaned = file_mtime(seg.path).value_or(job.now);
-        RUNNEL_TRY(auto f, file_handle::open(seg.path, O_RDONLY));
-        batch_scanner sc(f, 0, seg.size);
         cleaned_segment cs;
         cs.base = seg.base;
         cs.old_size = seg.size;
@@ -327,22 +340,13 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
             }
             return ok();
         };
-        for (;;) {
-            if (stopped()) {
-                return std::make_error_code(std::errc::operation_canceled);
-            }
-            RUNNEL_TRY(auto item, sc.next(true));
-            if (!item) {
-                break;
-            }
-            io.spend(item->bytes.size());
-            out.bytes_read += item->bytes.size();
-            const auto& h = item->header;
+        auto rewritten = scan_segment(seg, io, out.bytes_read, stop, [&](const batch_scanner::item& item) -> result<bool> {
+            const auto& h = item.header;
             if (h.is_control()) {
-                RUNNEL_TRY(emit(item->bytes, h)); // transaction markers stay
-                continue;
+                RUNNEL_TRY(emit(item.bytes, h)); // transaction markers stay
+                return true;
             }
-            RUNNEL_TRY(auto section, records_of(item->bytes, h, inflated));
+            RUNNEL_TRY(auto section, records_of(item.bytes, h, inflated));
             RUNNEL_TRY(auto recs, walk_records(section, h.base_offset, h.record_count));
             std::vector<const record_ref*> kept;
             kept.reserve(recs.size());
@@ -374,20 +378,22 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
                 kept.push_back(&r);
             }
             if (kept.size() == recs.size()) {
-                RUNNEL_TRY(emit(item->bytes, h));
-                continue;
+                RUNNEL_TRY(emit(item.bytes, h));
+                return true;
             }
             changed = true;
-            const bool last_in_segment = item->position + item->bytes.size() >= seg.size;
+            const bool last_in_segment = item.position + item.bytes.size() >= seg.size;
             if (kept.empty() && !last_in_segment) {
-                continue; // the whole batch goes; its offsets become a gap
+                return true; // the whole batch goes; its offsets become a gap
             }
             // A segment's last batch stays, empty if need be, so the segment still ends at its
             // last offset and a consumer reading there moves on (as Kafka keeps empty batches).
-            RUNNEL_TRY(auto rebuilt, rebuild_batch(item->bytes, h, kept));
+            RUNNEL_TRY(auto rebuilt, rebuild_batch(item.bytes, h, kept));
             RUNNEL_TRY(auto nh, model::parse_batch_header(rebuilt));
             RUNNEL_TRY(emit(rebuilt, nh));
-        }
+            return true;
+        });
+        RUNNEL_TRY(rewritten);
         if (!changed) {
             if (out_file) {
                 std::error_code ec;

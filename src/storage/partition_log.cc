@@ -661,6 +661,24 @@ void partition_log::close(done_fn done) {
     });
 }
 
+void partition_log::unlink_and_sync_directory(std::vector<std::filesystem::path> doomed, std::string what) {
+    _flusher.submit(
+      [doomed = std::move(doomed), dir = _dir]() -> result<void> {
+          for (const auto& p : doomed) {
+              if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+                  return last_system_error();
+              }
+          }
+          RUNNEL_TRY(auto d, file_handle::open_directory(dir));
+          return d.sync();
+      },
+      [path = _dir.string(), what = std::move(what)](result<void> r) {
+          if (!r) {
+              lg().error("{}: {} failed: {}", path, what, r.error().message());
+          }
+      });
+}
+
 partition_log::segment_list::const_iterator partition_log::segment_for(model::offset o) const noexcept {
     auto it = std::upper_bound(_segments.begin(), _segments.end(), o,
                                [](model::offset v, const auto& s) { return v < s->base; });
@@ -867,21 +885,7 @@ retention_report partition_log::remove_front_segments(std::size_t count, std::st
     if (!doomed.empty()) {
         lg().info("{}: {} removed {} segments ({} bytes); log starts at {}", _dir.string(), why,
                   report.segments_removed, report.bytes_removed, report.start_offset);
-        _flusher.submit(
-          [doomed = std::move(doomed), dir = _dir]() -> result<void> {
-              for (const auto& p : doomed) {
-                  if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
-                      return last_system_error();
-                  }
-              }
-              RUNNEL_TRY(auto d, file_handle::open_directory(dir));
-              return d.sync();
-          },
-          [path = _dir.string()](result<void> r) {
-              if (!r) {
-                  lg().error("{}: removing old segments failed: {}", path, r.error().message());
-              }
-          });
+        unlink_and_sync_directory(std::move(doomed), "removing old segments");
     }
     return report;
 }
@@ -1063,21 +1067,7 @@ void partition_log::install_compaction(result<compaction_outcome> r) {
     } else {
         _cleaner_retry_at = model::processing_time(model::processing_now()() + 30'000);
     }
-    _flusher.submit(
-      [doomed = std::move(doomed), dir = _dir]() -> result<void> {
-          for (const auto& p : doomed) {
-              if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
-                  return last_system_error();
-              }
-          }
-          RUNNEL_TRY(auto d, file_handle::open_directory(dir));
-          return d.sync();
-      },
-      [path = _dir.string()](result<void> r) {
-          if (!r) {
-              lg().error("{}: syncing the directory after a cleaning failed: {}", path, r.error().message());
-          }
-      });
+    unlink_and_sync_directory(std::move(doomed), "syncing the directory after a cleaning");
 }
 
 } // namespace runnel::storage

@@ -202,6 +202,9 @@ private:
     bool gap_allowed(model::offset expected, model::offset found) const noexcept {
         return found > expected && expected < _cleaned_upto;
     }
+    /// Unlinks `doomed` (missing files are fine) and syncs the directory, on the flusher thread;
+    /// a failure is logged as `what` failing.
+    void unlink_and_sync_directory(std::vector<std::filesystem::path> doomed, std::string what);
     /// At open: finishes or rolls back a swap of cleaned segments cut short by a crash.
     void settle_cleaned_files(const std::vector<std::filesystem::path>& leftovers);
 
