@@ -188,6 +188,29 @@ class compaction_test(unittest.TestCase):
                 self.assertEqual(off, offset_of[key], key)
             for k in DELETED:
                 self.assertNotIn(f"key-{k}", {key for _, key, _ in records})
+
+            # Fetch at an offset in a gap returns the next record kept; ListOffsets answers the
+            # same watermarks as before the cleaning.
+            kept = sorted(off for off, key, _ in records if not key.startswith("~end"))
+            kept_set = set(kept)
+            gap = next(o for o in range(kept[-1]) if o not in kept_set)
+            c = Consumer({"bootstrap.servers": srv.bootstrap, "group.id": "itest-unused",
+                          "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+            try:
+                low, high = c.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=30)
+                self.assertEqual(low, 0)
+                self.assertGreaterEqual(high, RECORDS + len(DELETED))
+                c.assign([TopicPartition(TOPIC, 0, gap)])
+                first = None
+                deadline = harness.Deadline(30, f"a record after the gap at {gap}")
+                while first is None:
+                    deadline.check()
+                    for m in c.consume(1, 0.5):
+                        self.assertIsNone(m.error(), m.error())
+                        first = m.offset()
+                self.assertEqual(first, min(o for o in kept if o > gap))
+            finally:
+                c.close()
             self.assertGreater(harness.metric(srv, "runnel_log_cleaner_bytes_read_total"), 0)
             self.assertGreater(harness.metric(srv, "runnel_log_cleaner_segments_cleaned_total"), 0)
             self.assertGreater(harness.metric(srv, "runnel_log_cleaner_tombstones_removed_total"), 0)

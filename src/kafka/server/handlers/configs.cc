@@ -21,6 +21,10 @@ int8_t config_type(const std::string& name) {
     if (name == "cleanup.policy") {
         return type_list;
     }
+    if (name == "min.cleanable.dirty.ratio") {
+        constexpr int8_t type_double = 6;
+        return type_double;
+    }
     return name == "max.message.bytes" || name == "segment.bytes" ? type_int : type_long;
 }
 
