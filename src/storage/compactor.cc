@@ -433,6 +433,10 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
     return out;
 }
 
+bool stale_or_stopped(const std::error_code& ec) noexcept {
+    return ec == std::errc::no_such_file_or_directory || ec == std::errc::operation_canceled;
+}
+
 std::optional<model::offset> read_cleaner_checkpoint(const std::filesystem::path& dir) {
     std::error_code ec;
     if (!std::filesystem::exists(dir / "cleaner_checkpoint", ec)) {
@@ -448,7 +452,10 @@ std::optional<model::offset> read_cleaner_checkpoint(const std::filesystem::path
 void count_cleaning(const result<compaction_outcome>& r, double seconds) {
     auto& m = cleaner_metrics::get();
     if (!r) {
-        m.errors.inc();
+        // A segment that retention or DeleteRecords removed meanwhile, or a stop, is no fault.
+        if (!stale_or_stopped(r.error())) {
+            m.errors.inc();
+        }
         return;
     }
     m.bytes_read.inc(r.value().bytes_read);
@@ -515,7 +522,7 @@ void log_cleaner::run() {
         const auto started = std::chrono::steady_clock::now();
         auto r = compact_segments(j.work, _limits, &_stopping);
         count_cleaning(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        if (!r) {
+        if (!r && !stale_or_stopped(r.error())) {
             lg().error("{}: log cleaning failed: {}", j.work.dir.string(), r.error().message());
         }
         ++_completed;

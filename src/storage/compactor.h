@@ -95,6 +95,9 @@ result<compaction_outcome> compact_segments(const compaction_job& job, const cle
 
 /// The cleaned point recorded in `dir/cleaner_checkpoint` by an earlier cleaning, if any.
 std::optional<model::offset> read_cleaner_checkpoint(const std::filesystem::path& dir);
+/// A cleaning that ended because a segment went meanwhile (retention, DeleteRecords) or the
+/// cleaner stopped: not counted or logged as an error.
+bool stale_or_stopped(const std::error_code& ec) noexcept;
 /// Counts a cleaning's outcome and a swap's in `/metrics` (the cleaner and the log call them).
 void count_cleaning(const result<compaction_outcome>& r, double seconds);
 void count_swap(bool ok, std::size_t segments);

@@ -989,7 +989,9 @@ void partition_log::install_compaction(result<compaction_outcome> r) {
     }
     if (!r) {
         // Looked at again later; the log is as it was (leftover files are overwritten next time).
-        _cleaner_retry_at = model::processing_time(model::processing_now()() + 30'000);
+        if (!stale_or_stopped(r.error())) {
+            _cleaner_retry_at = model::processing_time(model::processing_now()() + 30'000);
+        }
         return;
     }
     auto& out = r.value();
