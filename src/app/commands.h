@@ -32,6 +32,9 @@ struct serve_options {
     std::vector<std::string> http_allowed_origins;
     std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;
     unsigned retention_check_ms = 5 * 60 * 1000;
+    uint64_t log_cleaner_io_max_bytes_per_second = 64ull << 20;
+    uint64_t log_cleaner_dedupe_buffer_bytes = 128ull << 20;
+    unsigned log_cleaner_backoff_ms = 1000;
     std::size_t kafka_max_inflated_batch_bytes = model::max_inflated_bytes;
     std::size_t kafka_max_connections = 10000;
     int64_t kafka_connections_max_idle_ms = 600000;

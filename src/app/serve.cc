@@ -290,6 +290,18 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "How often each shard applies retention (log.retention.check.interval.ms)")
       ->capture_default_str()
       ->check(CLI::Range(10u, 24u * 3600 * 1000));
+    cmd->add_option("--log-cleaner-io-max-bytes-per-second", opts.log_cleaner_io_max_bytes_per_second,
+                    "Disk bytes per second the log cleaner may read plus write (compacted topics)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 40));
+    cmd->add_option("--log-cleaner-dedupe-buffer-bytes", opts.log_cleaner_dedupe_buffer_bytes,
+                    "Memory of the log cleaner's offset map (keys of one cleaning)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 40));
+    cmd->add_option("--log-cleaner-backoff-ms", opts.log_cleaner_backoff_ms,
+                    "How often each shard looks for compacted logs due for cleaning, and rolls segments past segment.ms")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 3600u * 1000));
     cmd->add_option("--advertise-addr", opts.advertise_addr,
                     "Address Kafka clients are told to connect to, HOST:PORT (default: the listener's)");
     cmd->add_option("--auto-create-topics", opts.auto_create_topics,
@@ -391,6 +403,10 @@ int serve(const serve_options& opts) {
         return 1;
     }
 
+    if (const char* point = std::getenv("RUNNEL_TEST_KILL_AT"); point && *point) {
+        // Crash tests only (tests/crash/compaction_crash_test.py); armed in base/fail_point.cc.
+        lg().warn("RUNNEL_TEST_KILL_AT={}: the process kills itself when it gets there", point);
+    }
     const auto started = std::chrono::steady_clock::now();
     net::shard_group shards(shard_count);
     std::vector<std::unique_ptr<storage::flusher>> flushers;
@@ -405,6 +421,9 @@ int serve(const serve_options& opts) {
     broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions,
                                              opts.kafka_max_inflated_batch_bytes, opts.max_open_segment_files},
                        executors, flusher_ptrs);
+    // The log cleaner's thread compacts logs of topics with cleanup.policy=compact.
+    storage::log_cleaner cleaner(
+      storage::cleaner_limits{opts.log_cleaner_dedupe_buffer_bytes, opts.log_cleaner_io_max_bytes_per_second});
     std::optional<std::string> failure;
     if (auto r = brk.start(); !r) {
         failure = fmt::format("cannot load topics: {}", r.error().message());
@@ -496,6 +515,8 @@ int serve(const serve_options& opts) {
         for (unsigned s = 0; s < shard_count; ++s) {
             shards.every(s, std::chrono::milliseconds(opts.retention_check_ms),
                          [&brk, s] { brk.apply_retention(s, model::processing_now()); });
+            shards.every(s, std::chrono::milliseconds(opts.log_cleaner_backoff_ms),
+                         [&brk, &cleaner, s] { brk.schedule_cleaning(s, cleaner, model::processing_now()); });
             shards.every(s, group_check_interval,
                          [&groups, s] { groups.tick(s, broker::coordinator_clock::now()); });
         }

@@ -1,16 +1,24 @@
 #include "base/fail_point.h"
 
+#include <csignal>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
+#include <unistd.h>
 
 namespace runnel::fail_point {
 namespace {
 std::mutex mu;
 std::map<std::string, int, std::less<>> points;
+std::set<std::string, std::less<>> kill_points;
 } // namespace
 
 bool detail::take_slow(std::string_view name) noexcept {
     std::lock_guard lock(mu);
+    if (kill_points.contains(name)) {
+        ::kill(::getpid(), SIGKILL);
+    }
     auto it = points.find(name);
     if (it == points.end()) {
         return false;
@@ -33,7 +41,24 @@ void arm(std::string name, int times) {
 void disarm_all() {
     std::lock_guard lock(mu);
     points.clear();
+    kill_points.clear();
     detail::armed_count.store(0);
 }
+
+namespace {
+
+/// Crash tests only (tests/crash/compaction_crash_test.py): RUNNEL_TEST_KILL_AT names a point
+/// whose first `take` kills the process with SIGKILL, which is what a crash at that step looks
+/// like to the disk. Nothing else sets the variable.
+const bool kill_point_from_environment = [] {
+    const char* point = std::getenv("RUNNEL_TEST_KILL_AT");
+    if (point && *point) {
+        kill_points.insert(point);
+        detail::armed_count.fetch_add(1);
+    }
+    return true;
+}();
+
+} // namespace
 
 } // namespace runnel::fail_point

@@ -92,6 +92,14 @@ errc from_storage(const std::error_code& ec) {
     return errc::storage_error;
 }
 
+/// The log settings of topic `t`. The offsets topic is compacted by its coordinator
+/// (decision 0004), never by the log cleaner.
+storage::log_config log_config_of(const topic_info& t) {
+    auto c = t.config.log_config();
+    c.compact = c.compact && !is_internal_topic(t.name);
+    return c;
+}
+
 } // namespace
 
 /// What one shard owns: its partitions' logs and the fetches waiting on them.
@@ -247,7 +255,7 @@ result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t 
         auto s = shard_of(tp);
         result<void> r = ok();
         run_on(s, [&] {
-            auto opened = _state[s]->logs->open(tp, t.config.log_config());
+            auto opened = _state[s]->logs->open(tp, log_config_of(t));
             if (!opened) {
                 r = opened.error();
                 return;
@@ -260,6 +268,10 @@ result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t 
         }
     }
     return ok();
+}
+
+void broker::schedule_cleaning(unsigned shard, storage::log_cleaner& cleaner, model::processing_time now) {
+    _state.at(shard)->logs->schedule_cleaning(cleaner, now);
 }
 
 std::size_t broker::apply_retention(unsigned shard, model::processing_time now) {
@@ -487,7 +499,7 @@ void broker::alter_config(std::string name, std::vector<std::pair<std::string, s
             auto s = shard_of(tp);
             run_on(s, [&] {
                 if (auto log = _state[s]->logs->get(tp)) {
-                    (void)log->set_config(info->config.log_config());
+                    (void)log->set_config(log_config_of(*info));
                 }
             });
         }
@@ -513,8 +525,9 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
     // Then Kafka's rules for produced batches, on every record (inflating compressed ones
     // within the bound), so nothing a consumer cannot read is ever appended.
     std::string why;
-    if (auto v = model::validate_produced_batch(b.value().bytes(), b.value().header(),
-                                                {_config.max_inflated_batch_bytes}, why);
+    const auto info = topic(tp.topic);
+    const model::produce_check_limits limits{_config.max_inflated_batch_bytes, info && info->config.compacted()};
+    if (auto v = model::validate_produced_batch(b.value().bytes(), b.value().header(), limits, why);
         !v) {
         const bool corrupt = v.error() == model::errc::codec_unknown || v.error() == model::errc::records_undecodable;
         refused_batches(corrupt ? "corrupt_message" : "invalid_record").inc();

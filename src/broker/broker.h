@@ -88,6 +88,9 @@ public:
 
     /// Applies retention to the partitions of `shard`; call on that shard's thread.
     std::size_t apply_retention(unsigned shard, model::processing_time now);
+    /// Rolls active segments past segment.ms and queues the compacted logs of `shard` that are
+    /// due for cleaning on `cleaner`. Call on that shard.
+    void schedule_cleaning(unsigned shard, storage::log_cleaner& cleaner, model::processing_time now);
     /// Number of partitions across all topics.
     std::size_t partition_count() const;
     unsigned shard_count() const noexcept { return static_cast<unsigned>(_shards.size()); }

@@ -118,6 +118,7 @@ bool valid_topic_name(std::string_view name, std::string& why) {
 
 namespace {
 
+/// Parses a whole number (or, for a double `out`, a decimal) with nothing around it.
 template <typename T>
 bool parse_int(std::string_view s, T& out) {
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -134,6 +135,10 @@ std::map<std::string, std::string> topic_config::to_map() const {
       {"segment.bytes", std::to_string(segment_bytes)},
       {"segment.ms", std::to_string(segment_ms)},
       {"max.message.bytes", std::to_string(max_message_bytes)},
+      {"min.cleanable.dirty.ratio", fmt::format("{}", min_cleanable_dirty_ratio)},
+      {"min.compaction.lag.ms", std::to_string(min_compaction_lag_ms)},
+      {"max.compaction.lag.ms", std::to_string(max_compaction_lag_ms)},
+      {"delete.retention.ms", std::to_string(delete_retention_ms)},
     };
 }
 
@@ -174,6 +179,27 @@ result<void> topic_config::set(std::string_view key, std::string_view value, std
             return bad("a number of bytes");
         }
         max_message_bytes = m;
+    } else if (key == "min.cleanable.dirty.ratio") {
+        double d = 0;
+        if (!parse_int(value, d) || !(d >= 0.0 && d <= 1.0)) {
+            return bad("a number from 0 to 1");
+        }
+        min_cleanable_dirty_ratio = d;
+    } else if (key == "min.compaction.lag.ms") {
+        if (!parse_int(value, v) || v < 0) {
+            return bad("0 or a positive number of milliseconds");
+        }
+        min_compaction_lag_ms = v;
+    } else if (key == "max.compaction.lag.ms") {
+        if (!parse_int(value, v) || v < 1) {
+            return bad("a positive number of milliseconds");
+        }
+        max_compaction_lag_ms = v;
+    } else if (key == "delete.retention.ms") {
+        if (!parse_int(value, v) || v < 0) {
+            return bad("0 or a positive number of milliseconds");
+        }
+        delete_retention_ms = v;
     } else {
         why = fmt::format("unknown or unsupported topic config '{}'", key);
         return errc::invalid_config;
@@ -202,6 +228,11 @@ storage::log_config topic_config::log_config() const {
     c.retention_bytes = deletes ? retention_bytes : -1;
     // Kafka counts max.message.bytes against the batch; the log needs room for a header.
     c.max_batch_bytes = static_cast<uint32_t>(std::clamp<int64_t>(max_message_bytes, 61, 128ll << 20));
+    c.compact = compacted();
+    c.min_cleanable_dirty_ratio = min_cleanable_dirty_ratio;
+    c.min_compaction_lag_ms = min_compaction_lag_ms;
+    c.max_compaction_lag_ms = max_compaction_lag_ms;
+    c.delete_retention_ms = delete_retention_ms;
     return c;
 }
 

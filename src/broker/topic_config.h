@@ -19,12 +19,19 @@ bool valid_topic_name(std::string_view name, std::string& why);
 /// as `key=value` lines (our own format).
 struct topic_config {
     int32_t partitions = 1;
-    std::string cleanup_policy = "delete"; ///< "delete" or "compact" (compaction is not built yet)
+    std::string cleanup_policy = "delete"; ///< "delete", "compact", "compact,delete" or "delete,compact"
     int64_t retention_ms = 7ll * 24 * 3600 * 1000;
     int64_t retention_bytes = -1;
     int64_t segment_bytes = 1ll << 30;
     int64_t segment_ms = 7ll * 24 * 3600 * 1000;
     int32_t max_message_bytes = 1048588;
+    double min_cleanable_dirty_ratio = 0.5;
+    int64_t min_compaction_lag_ms = 0;
+    int64_t max_compaction_lag_ms = INT64_MAX;
+    int64_t delete_retention_ms = 86'400'000;
+
+    /// cleanup.policy holds `compact`: records need keys and the log cleaner keeps the latest per key.
+    bool compacted() const noexcept { return cleanup_policy.find("compact") != std::string::npos; }
 
     /// The topic-level configs with their current values, for DescribeConfigs.
     std::map<std::string, std::string> to_map() const;

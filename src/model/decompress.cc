@@ -246,6 +246,76 @@ std::optional<std::string> decompress_records(model::compression c, std::span<co
     return out;
 }
 
+std::optional<std::string> compress_records(model::compression c, std::span<const std::byte> in, std::string& why) {
+    std::string out;
+    switch (c) {
+    case model::compression::none:
+        return std::string(reinterpret_cast<const char*>(in.data()), in.size());
+    case model::compression::gzip: {
+        z_stream zs{};
+        if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            why = "gzip: cannot start deflating";
+            return std::nullopt;
+        }
+        out.resize(deflateBound(&zs, static_cast<uLong>(in.size())));
+        zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+        zs.avail_in = static_cast<uInt>(in.size());
+        zs.next_out = reinterpret_cast<Bytef*>(out.data());
+        zs.avail_out = static_cast<uInt>(out.size());
+        const int rc = deflate(&zs, Z_FINISH);
+        out.resize(zs.total_out);
+        deflateEnd(&zs);
+        if (rc != Z_STREAM_END) {
+            why = "gzip: deflate failed";
+            return std::nullopt;
+        }
+        return out;
+    }
+    case model::compression::snappy: {
+        // xerial's framing: magic, version 1, compatible version 1, then length-prefixed blocks.
+        static constexpr char header[16] = {'\x82', 'S', 'N', 'A', 'P', 'P', 'Y', '\0', 0, 0, 0, 1, 0, 0, 0, 1};
+        constexpr std::size_t block = 32 * 1024;
+        out.assign(header, sizeof header);
+        for (std::size_t pos = 0; pos < in.size(); pos += block) {
+            const std::size_t n = std::min(block, in.size() - pos);
+            std::size_t len = snappy_max_compressed_length(n);
+            const auto at = out.size();
+            out.resize(at + 4 + len);
+            if (snappy_compress(reinterpret_cast<const char*>(in.data()) + pos, n, out.data() + at + 4, &len)
+                != SNAPPY_OK) {
+                why = "snappy: compression failed";
+                return std::nullopt;
+            }
+            write_be<uint32_t>(reinterpret_cast<std::byte*>(out.data() + at), static_cast<uint32_t>(len));
+            out.resize(at + 4 + len);
+        }
+        return out;
+    }
+    case model::compression::lz4: {
+        out.resize(LZ4F_compressFrameBound(in.size(), nullptr));
+        const auto n = LZ4F_compressFrame(out.data(), out.size(), in.data(), in.size(), nullptr);
+        if (LZ4F_isError(n)) {
+            why = fmt::format("lz4: {}", LZ4F_getErrorName(n));
+            return std::nullopt;
+        }
+        out.resize(n);
+        return out;
+    }
+    case model::compression::zstd: {
+        out.resize(ZSTD_compressBound(in.size()));
+        const auto n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3);
+        if (ZSTD_isError(n)) {
+            why = fmt::format("zstd: {}", ZSTD_getErrorName(n));
+            return std::nullopt;
+        }
+        out.resize(n);
+        return out;
+    }
+    }
+    why = fmt::format("unknown compression codec {}", static_cast<int>(c));
+    return std::nullopt;
+}
+
 std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std::byte> batch, const batch_header& h,
                                                              std::size_t limit, std::vector<std::byte>& storage,
                                                              std::string& why) {

@@ -34,4 +34,9 @@ std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std
                                                              std::size_t limit, std::vector<std::byte>& storage,
                                                              std::string& why);
 
+/// `in` compressed with `c` the way Kafka clients write batch bodies (gzip with its header,
+/// snappy in xerial's framing, the lz4 frame format, zstd), for rewriting a compressed batch
+/// with the codec it came in (the log cleaner). Nullopt with `why` if the codec fails.
+std::optional<std::string> compress_records(model::compression c, std::span<const std::byte> in, std::string& why);
+
 } // namespace runnel::model

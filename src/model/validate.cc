@@ -56,7 +56,8 @@ bool skip_bytes(std::span<const std::byte> rec, std::size_t& at, bool nullable, 
 
 } // namespace
 
-result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why) {
+result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why,
+                                     bool require_keys) {
     // The smallest record takes 7 bytes (its length and six one-byte fields): a count that
     // cannot fit is refused before any record is read.
     if (h.record_count < 1 || static_cast<uint64_t>(h.record_count) > records.size() / 7) {
@@ -105,6 +106,12 @@ result<void> validate_record_section(std::span<const std::byte> records, const b
                         fmt::format("timestamp {} is after the batch's maxTimestamp {}", ts, h.max_timestamp()));
         }
         std::string what;
+        if (require_keys) {
+            std::size_t key_at = at;
+            if (auto key_len = read_varint(rec, key_at, 5); key_len && *key_len < 0) {
+                return fail(errc::record_malformed, "a compacted topic takes no record without a key");
+            }
+        }
         if (!skip_bytes(rec, at, true, "key", what) || !skip_bytes(rec, at, true, "value", what)) {
             return fail(errc::record_malformed, what);
         }
@@ -159,14 +166,14 @@ result<void> validate_produced_batch(std::span<const std::byte> batch, const bat
     }
     const auto section = batch.subspan(L::header_size, h.size_bytes() - L::header_size);
     if (h.compression() == compression::none) {
-        return validate_record_section(section, h, why);
+        return validate_record_section(section, h, why, limits.require_keys);
     }
     bool over_limit = false;
     auto inflated = decompress_records(h.compression(), section, limits.max_inflated_bytes, why, &over_limit);
     if (!inflated) {
         return over_limit ? errc::records_too_large : errc::records_undecodable;
     }
-    return validate_record_section(std::as_bytes(std::span(*inflated)), h, why);
+    return validate_record_section(std::as_bytes(std::span(*inflated)), h, why, limits.require_keys);
 }
 
 } // namespace runnel::model

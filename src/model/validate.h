@@ -19,6 +19,9 @@ struct produce_check_limits {
     /// streams in chunks and stops at this bound, so a compression bomb costs at most this
     /// much memory (plus one chunk) per batch being checked.
     std::size_t max_inflated_bytes = model::max_inflated_bytes;
+    /// The partition is compacted (cleanup.policy holds `compact`): every record needs a key,
+    /// as Kafka requires, since the cleaner keeps the latest record per key.
+    bool require_keys = false;
 };
 
 /// Checks a batch a client produced, as Kafka's broker does before appending it.
@@ -31,7 +34,7 @@ struct produce_check_limits {
 /// each with a length that matches its bytes, offset deltas 0, 1, … n-1 in order, varints
 /// of at most 5 bytes (10 for the timestamp delta), key, value and header lengths inside the
 /// record, non-null header keys, and timestamps from -1 (none) up to the batch's
-/// maxTimestamp without overflow.
+/// maxTimestamp without overflow. With `limits.require_keys`, no record has a null key.
 ///
 /// Fails with `codec_unknown` or `records_undecodable` (bytes broken: Kafka's CORRUPT_MESSAGE),
 /// or `records_too_large`, `batch_invalid`, `record_malformed`, `timestamp_invalid` (Kafka's
@@ -42,6 +45,8 @@ result<void> validate_produced_batch(std::span<const std::byte> batch, const bat
 
 /// Checks an uncompressed records section (the bytes after the 61-byte header) against the
 /// header `h`: the record-level part of `validate_produced_batch`.
-result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why);
+/// With `require_keys`, a record with a null key is `record_malformed` (INVALID_RECORD).
+result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why,
+                                     bool require_keys = false);
 
 } // namespace runnel::model

@@ -172,4 +172,22 @@ std::optional<std::pair<segment_index, segment_summary>> segment_index::load(
     return std::pair{std::move(idx), s};
 }
 
+byte_buffer encode_offset_file(uint32_t magic, model::offset o) {
+    byte_buffer b(16);
+    write_le<uint32_t>(b.data(), magic);
+    write_le<int64_t>(b.data() + 8, o());
+    write_le<uint32_t>(b.data() + 4, crc32c::value(b.span().subspan(8)));
+    return b;
+}
+
+std::optional<model::offset> read_offset_file(const file_handle& f, uint32_t magic) {
+    byte_buffer b(16);
+    auto n = f.pread(b.span(), 0);
+    if (!n || n.value() != b.size() || read_le<uint32_t>(b.data()) != magic
+        || read_le<uint32_t>(b.data() + 4) != crc32c::value(b.span().subspan(8))) {
+        return std::nullopt;
+    }
+    return model::offset(read_le<int64_t>(b.data() + 8));
+}
+
 } // namespace runnel::storage

@@ -77,4 +77,10 @@ private:
     std::vector<time_entry> _times;
 };
 
+/// The 16-byte files of one offset a partition directory keeps (`recovery_point`,
+/// `log_start`, `cleaner_checkpoint`): magic, CRC-32C of the offset, offset.
+byte_buffer encode_offset_file(uint32_t magic, model::offset o);
+/// The offset in such a file, or nullopt if it is short, of another kind or fails its CRC.
+std::optional<model::offset> read_offset_file(const file_handle& f, uint32_t magic);
+
 } // namespace runnel::storage

@@ -22,6 +22,18 @@ struct log_config {
     /// max.message.bytes: the largest batch the log accepts.
     uint32_t max_batch_bytes = 1048588;
 
+    /// cleanup.policy holds `compact`: the log cleaner keeps the latest record per key.
+    bool compact = false;
+    /// min.cleanable.dirty.ratio: clean once the dirty part is at least this share of the log.
+    double min_cleanable_dirty_ratio = 0.5;
+    /// min.compaction.lag.ms: a segment whose newest record is younger is not cleaned yet.
+    int64_t min_compaction_lag_ms = 0;
+    /// max.compaction.lag.ms: a dirty segment whose newest record is older is cleaned whatever
+    /// the ratio (and the active segment rolls once this old).
+    int64_t max_compaction_lag_ms = INT64_MAX;
+    /// delete.retention.ms: tombstones stay this long after their segment was first cleaned.
+    int64_t delete_retention_ms = 86'400'000;
+
     /// Checks ranges (segments are addressed with 32-bit positions).
     result<void> validate() const;
 };

@@ -28,6 +28,12 @@ std::size_t log_manager::apply_retention(model::processing_time now) {
     return removed;
 }
 
+void log_manager::schedule_cleaning(log_cleaner& cleaner, model::processing_time now) {
+    for (auto& [_, log] : _logs) {
+        cleaner.schedule(log, _owner, now);
+    }
+}
+
 void log_manager::close_all(std::function<void(result<void>)> done) {
     struct state {
         std::size_t pending;

@@ -38,6 +38,9 @@ public:
 
     /// Applies retention to every log; returns the number of segments removed.
     std::size_t apply_retention(model::processing_time now);
+    /// Rolls every active segment past its age, and queues the compacted logs due for
+    /// cleaning on `cleaner`.
+    void schedule_cleaning(log_cleaner& cleaner, model::processing_time now);
 
     /// Closes every log (flushing it); `done` gets the first error, if any, once all are closed.
     void close_all(std::function<void(result<void>)> done);

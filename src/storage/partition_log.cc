@@ -85,7 +85,6 @@ spdlog::logger& lg() { return logging::get("storage"); }
 
 constexpr std::string_view log_suffix = ".log";
 constexpr uint32_t recovery_point_magic = 0x50524e52; // "RNRP"
-constexpr std::size_t recovery_point_size = 16;
 constexpr uint32_t log_start_magic = 0x534c4e52; // "RNLS"
 
 std::string segment_name(model::offset base, std::string_view suffix) {
@@ -104,26 +103,7 @@ std::optional<model::offset> parse_segment_name(const std::string& name) {
     return model::offset(v);
 }
 
-/// The 16-byte files `recovery_point` and `log_start`: magic, CRC32C of the offset, offset.
-byte_buffer encode_offset_file(uint32_t magic, model::offset o) {
-    byte_buffer b(recovery_point_size);
-    write_le<uint32_t>(b.data(), magic);
-    write_le<int64_t>(b.data() + 8, o());
-    write_le<uint32_t>(b.data() + 4, crc32c::value(b.span().subspan(8)));
-    return b;
-}
-
 byte_buffer encode_recovery_point(model::offset o) { return encode_offset_file(recovery_point_magic, o); }
-
-std::optional<model::offset> read_offset_file(const file_handle& f, uint32_t magic) {
-    byte_buffer b(recovery_point_size);
-    auto n = f.pread(b.span(), 0);
-    if (!n || n.value() != recovery_point_size || read_le<uint32_t>(b.data()) != magic
-        || read_le<uint32_t>(b.data() + 4) != crc32c::value(b.span().subspan(8))) {
-        return std::nullopt;
-    }
-    return model::offset(read_le<int64_t>(b.data() + 8));
-}
 
 std::optional<model::offset> read_recovery_point(const file_handle& f) {
     return read_offset_file(f, recovery_point_magic);
@@ -196,10 +176,13 @@ result<void> partition_log::recover() {
     }
 
     std::vector<model::offset> bases;
+    std::vector<std::filesystem::path> cleaned_leftovers;
     for (const auto& entry : std::filesystem::directory_iterator(_dir, ec)) {
         auto name = entry.path().filename().string();
         if (name.ends_with(".tmp")) {
             std::filesystem::remove(entry.path(), ec);
+        } else if (name.ends_with(".cleaned")) {
+            cleaned_leftovers.push_back(entry.path());
         } else if (auto base = parse_segment_name(name)) {
             bases.push_back(*base);
         }
@@ -208,6 +191,12 @@ result<void> partition_log::recover() {
         return ec;
     }
     std::sort(bases.begin(), bases.end());
+    settle_cleaned_files(cleaned_leftovers);
+    _cleaned_upto = read_cleaner_checkpoint(_dir).value_or(model::offset(0));
+    if (_cleaned_upto > model::offset(0)) {
+        // Kept tombstones are looked at again one delete.retention.ms after the restart.
+        _tombstones_due = model::processing_time(model::processing_now()() + _config.delete_retention_ms);
+    }
 
     // The durable point and the directory are opened when needed (on the flusher thread), so
     // an idle partition holds one descriptor: its active segment.
@@ -276,7 +265,8 @@ result<void> partition_log::recover() {
                     bad = reason_of(r.error());
                 } else if (!r.value()) {
                     break;
-                } else if (r.value()->header.base_offset != expected) {
+                } else if (r.value()->header.base_offset != expected
+                           && !gap_allowed(expected, r.value()->header.base_offset)) {
                     // The CRC does not cover the base offset; offsets in a segment are contiguous.
                     bad = fmt::format("batch base offset {} where {} was expected",
                                       r.value()->header.base_offset, expected);
@@ -671,6 +661,24 @@ void partition_log::close(done_fn done) {
     });
 }
 
+void partition_log::unlink_and_sync_directory(std::vector<std::filesystem::path> doomed, std::string what) {
+    _flusher.submit(
+      [doomed = std::move(doomed), dir = _dir]() -> result<void> {
+          for (const auto& p : doomed) {
+              if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+                  return last_system_error();
+              }
+          }
+          RUNNEL_TRY(auto d, file_handle::open_directory(dir));
+          return d.sync();
+      },
+      [path = _dir.string(), what = std::move(what)](result<void> r) {
+          if (!r) {
+              lg().error("{}: {} failed: {}", path, what, r.error().message());
+          }
+      });
+}
+
 partition_log::segment_list::const_iterator partition_log::segment_for(model::offset o) const noexcept {
     auto it = std::upper_bound(_segments.begin(), _segments.end(), o,
                                [](model::offset v, const auto& s) { return v < s->base; });
@@ -739,7 +747,7 @@ result<read_result> partition_log::read(model::offset start, std::size_t max_byt
                 break;
             }
             const auto& item = *r.value();
-            if (item.header.base_offset != expected) {
+            if (item.header.base_offset != expected && !gap_allowed(expected, item.header.base_offset)) {
                 mark_corrupt(seg, item.position, expected,
                              fmt::format("batch base offset {} where {} was expected",
                                          item.header.base_offset, expected));
@@ -877,23 +885,191 @@ retention_report partition_log::remove_front_segments(std::size_t count, std::st
     if (!doomed.empty()) {
         lg().info("{}: {} removed {} segments ({} bytes); log starts at {}", _dir.string(), why,
                   report.segments_removed, report.bytes_removed, report.start_offset);
-        _flusher.submit(
-          [doomed = std::move(doomed), dir = _dir]() -> result<void> {
-              for (const auto& p : doomed) {
-                  if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
-                      return last_system_error();
-                  }
-              }
-              RUNNEL_TRY(auto d, file_handle::open_directory(dir));
-              return d.sync();
-          },
-          [path = _dir.string()](result<void> r) {
-              if (!r) {
-                  lg().error("{}: removing old segments failed: {}", path, r.error().message());
-              }
-          });
+        unlink_and_sync_directory(std::move(doomed), "removing old segments");
     }
     return report;
+}
+
+// ---- compaction: planning and the swap of cleaned segments (the cleaning is in compactor.cc)
+
+void partition_log::settle_cleaned_files(const std::vector<std::filesystem::path>& leftovers) {
+    std::error_code ec;
+    auto segment_log = [](const std::filesystem::path& p) {
+        auto log = p;
+        log.replace_extension(); // drop ".cleaned"
+        return log.replace_extension(".log");
+    };
+    // A `.log.cleaned` still there was never renamed: the swap had not begun. Roll back.
+    for (const auto& p : leftovers) {
+        if (p.filename().string().ends_with(".log.cleaned")) {
+            lg().warn("{}: rolling back an unfinished cleaning of segment {}", _dir.string(),
+                      segment_log(p).filename().string());
+            for (auto ext : {".log", ".index", ".timeindex"}) {
+                std::filesystem::remove(cleaned_path(segment_log(p), ext), ec);
+            }
+        }
+    }
+    // Index files whose `.log.cleaned` is gone belong to the renamed segment: finish the swap.
+    for (const auto& p : leftovers) {
+        if (!std::filesystem::exists(p, ec)) {
+            continue;
+        }
+        auto target = p;
+        target.replace_extension(); // "<base>.index" or "<base>.timeindex"
+        if (std::filesystem::exists(segment_log(p), ec)) {
+            lg().warn("{}: finishing the swap of cleaned segment {}", _dir.string(), target.filename().string());
+            std::filesystem::rename(p, target, ec);
+        } else {
+            std::filesystem::remove(p, ec);
+        }
+    }
+    if (!leftovers.empty()) {
+        ++_dir_changes;
+    }
+}
+
+void partition_log::roll_if_due(model::processing_time now) {
+    if (_closed || _failed || _corrupt_from) {
+        return;
+    }
+    const auto& active = *_segments.back();
+    if (active.size == 0) {
+        return;
+    }
+    const int64_t age = now() - active.created();
+    const bool lagging = _config.compact && age >= _config.max_compaction_lag_ms;
+    if (age >= _config.segment_age.count() || lagging) {
+        if (auto r = roll(); !r) {
+            lg().warn("{}: rolling the active segment by time failed: {}", _dir.string(), r.error().message());
+        }
+    }
+}
+
+std::optional<compaction_job> partition_log::plan_compaction(model::processing_time now) {
+    if (!_config.compact || _cleaning || _closed || _failed || _corrupt_from || _segments.size() < 2
+        || now < _cleaner_retry_at) {
+        return std::nullopt;
+    }
+    compaction_job job;
+    job.dir = _dir;
+    job.first_dirty = _cleaned_upto;
+    job.index_interval_bytes = _config.index_interval_bytes;
+    job.delete_retention_ms = _config.delete_retention_ms;
+    job.now = now;
+    uint64_t clean = 0;
+    uint64_t dirty = 0;
+    bool overdue = false;
+    for (std::size_t i = 0; i + 1 < _segments.size(); ++i) { // never the active segment
+        const auto& seg = *_segments[i];
+        const bool below = seg.next_offset <= _cleaned_upto;
+        if (!below) {
+            if (seg.max_timestamp() > now() - _config.min_compaction_lag_ms) {
+                break; // too young (min.compaction.lag.ms); so is what follows, mostly
+            }
+            dirty += seg.size;
+            overdue = overdue || seg.max_timestamp() <= now() - _config.max_compaction_lag_ms;
+        } else {
+            clean += seg.size;
+        }
+        job.segments.push_back({seg.base, seg.path, seg.size, seg.next_offset, seg.max_timestamp, below});
+    }
+    const bool tombstones = _tombstones_due && now >= *_tombstones_due && clean > 0;
+    const double ratio = dirty == 0 ? 0.0 : static_cast<double>(dirty) / static_cast<double>(clean + dirty);
+    if (!tombstones && (dirty == 0 || (ratio < _config.min_cleanable_dirty_ratio && !overdue))) {
+        return std::nullopt;
+    }
+    _cleaning = true;
+    return job;
+}
+
+void partition_log::install_compaction(result<compaction_outcome> r) {
+    _cleaning = false;
+    if (_closed) {
+        return; // the `.cleaned` files are settled at the next open
+    }
+    if (!r) {
+        // Looked at again later; the log is as it was (leftover files are overwritten next time).
+        if (!stale_or_stopped(r.error())) {
+            _cleaner_retry_at = model::processing_time(model::processing_now()() + 30'000);
+        }
+        return;
+    }
+    auto& out = r.value();
+    // The checkpoint is on disk already: gaps below it are expected from now on.
+    _cleaned_upto = std::max(_cleaned_upto, out.cleaned_upto);
+    _tombstones_due = out.tombstones_due;
+    std::vector<std::filesystem::path> doomed; // unlinked on the flusher thread
+    std::size_t swapped = 0;
+    bool good = true;
+    auto fail = [&](std::string_view step, std::error_code ec) {
+        lg().error("{}: swapping in a cleaned segment failed at {}: {}", _dir.string(), step, ec.message());
+        good = false;
+    };
+    for (auto& cs : out.segments) {
+        auto it = segment_for(cs.base);
+        const bool present = it != _segments.end() && (*it)->base == cs.base && std::next(it) != _segments.end()
+                             && (*it)->size == cs.old_size;
+        if (!present || cs.new_size == 0) {
+            // Removed or changed meanwhile (retention, DeleteRecords): this result is stale.
+            for (auto ext : {".log", ".index", ".timeindex"}) {
+                doomed.push_back(cleaned_path(_dir / segment_name(cs.base, log_suffix), ext));
+            }
+            continue;
+        }
+        segment& seg = **it;
+        // Renames and unlinks touch only metadata: the data was synced by the cleaner.
+        std::error_code ec;
+        std::filesystem::remove(seg.index_path(), ec);
+        std::filesystem::remove(seg.time_index_path(), ec);
+        if (fail_point::take("cleaner.swap_before_log_rename")) {
+            fail("renaming the cleaned segment", std::make_error_code(std::errc::io_error));
+            break;
+        }
+        std::filesystem::rename(cleaned_path(seg.path, ".log"), seg.path, ec);
+        if (ec) {
+            fail("renaming the cleaned segment", ec);
+            break;
+        }
+        seg.size = cs.new_size;
+        seg.index = std::move(cs.index);
+        if (_files) {
+            _files->forget(seg.path);
+        } else {
+            auto f = file_handle::open(seg.path, O_RDONLY);
+            if (!f) {
+                fail("reopening the cleaned segment", f.error());
+                break;
+            }
+            seg.file = std::make_shared<file_handle>(std::move(f).value());
+        }
+        ++swapped;
+        if (fail_point::take("cleaner.swap_after_log_rename")) {
+            fail("renaming the cleaned indexes", std::make_error_code(std::errc::io_error));
+            break;
+        }
+        std::filesystem::rename(cleaned_path(seg.path, ".index"), seg.index_path(), ec);
+        if (!ec) {
+            std::filesystem::rename(cleaned_path(seg.path, ".timeindex"), seg.time_index_path(), ec);
+        }
+        if (ec) {
+            // The segment stands; its index is rebuilt by scanning at the next open.
+            lg().warn("{}: renaming the index of cleaned segment {}: {}", _dir.string(), seg.base, ec.message());
+        }
+    }
+    if (_corrupt_from && *_corrupt_from < start_offset()) {
+        _corrupt_from.reset();
+    }
+    ++_dir_changes;
+    count_swap(good, swapped);
+    if (good) {
+        lg().info("{}: cleaned {} segments up to offset {} ({} bytes read, {} written, {} records and {} "
+                  "tombstones removed)",
+                  _dir.string(), swapped, out.cleaned_upto, out.bytes_read, out.bytes_written, out.records_removed,
+                  out.tombstones_removed);
+    } else {
+        _cleaner_retry_at = model::processing_time(model::processing_now()() + 30'000);
+    }
+    unlink_and_sync_directory(std::move(doomed), "syncing the directory after a cleaning");
 }
 
 } // namespace runnel::storage

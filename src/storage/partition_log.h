@@ -10,6 +10,7 @@
 
 #include "base/base.h"
 #include "model/model.h"
+#include "storage/compactor.h"
 #include "storage/errc.h"
 #include "storage/file_cache.h"
 #include "storage/flusher.h"
@@ -145,6 +146,22 @@ public:
     /// Flushes everything, persists the durable point, and refuses further appends.
     void close(done_fn done);
 
+    // Compaction (`compactor.h`): the log cleaner plans on this shard, cleans on its own
+    // thread and swaps the result in here.
+
+    /// Rolls a non-empty active segment older than segment.ms (or, compacted, than
+    /// max.compaction.lag.ms), so that data stops being active and can be cleaned.
+    void roll_if_due(model::processing_time now);
+    /// The cleaning due now, if any (compacted, not being cleaned, enough dirty data or
+    /// tombstones due); the log then counts as being cleaned until `install_compaction`.
+    std::optional<compaction_job> plan_compaction(model::processing_time now);
+    /// Swaps in the segments a cleaning wrote (each one still there unchanged): old index
+    /// files go, `<base>.log.cleaned` is renamed over `<base>.log`, then the new indexes.
+    /// Ends the cleaning either way.
+    void install_compaction(result<compaction_outcome> r);
+    /// Offsets below this were cleaned: batches there may have gaps between them.
+    model::offset cleaned_upto() const noexcept { return _cleaned_upto; }
+
     /// Takes new settings (for ALTER of topic configs); they apply from the next append.
     result<void> set_config(const log_config& config);
 
@@ -181,6 +198,15 @@ private:
     result<std::shared_ptr<file_handle>> file_of(const segment& seg);
     std::filesystem::path recovery_point_path() const;
     std::filesystem::path log_start_path() const;
+    /// A batch at `found` where `expected` was due is a gap the cleaner left, not damage.
+    bool gap_allowed(model::offset expected, model::offset found) const noexcept {
+        return found > expected && expected < _cleaned_upto;
+    }
+    /// Unlinks `doomed` (missing files are fine) and syncs the directory, on the flusher thread;
+    /// a failure is logged as `what` failing.
+    void unlink_and_sync_directory(std::vector<std::filesystem::path> doomed, std::string what);
+    /// At open: finishes or rolls back a swap of cleaned segments cut short by a crash.
+    void settle_cleaned_files(const std::vector<std::filesystem::path>& leftovers);
 
     std::filesystem::path _dir;
     log_config _config;
@@ -209,6 +235,12 @@ private:
     std::deque<waiter> _waiters;
 
     recovery_report _recovery;
+
+    // Compaction state (`compactor.h`).
+    model::offset _cleaned_upto;                          ///< from `cleaner_checkpoint`
+    bool _cleaning = false;                               ///< a cleaning is queued or running
+    std::optional<model::processing_time> _tombstones_due; ///< a kept tombstone may go then
+    model::processing_time _cleaner_retry_at;            ///< after a failed cleaning
 };
 
 } // namespace runnel::storage

@@ -2,6 +2,7 @@
 
 // The public header of `storage`: the log storage engine.
 
+#include "storage/compactor.h"
 #include "storage/errc.h"
 #include "storage/file_cache.h"
 #include "storage/flusher.h"

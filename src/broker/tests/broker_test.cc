@@ -205,6 +205,28 @@ TEST(topic_config, round_trips_and_explains_bad_values) {
     EXPECT_EQ(back.value(), c);
     EXPECT_FALSE(c.set("retention.ms", "soon", why));
     EXPECT_NE(why.find("retention.ms"), std::string::npos);
+    // The compaction configs, with Kafka's ranges.
+    ASSERT_TRUE(c.set("min.cleanable.dirty.ratio", "0.25", why)) << why;
+    ASSERT_TRUE(c.set("min.compaction.lag.ms", "1000", why)) << why;
+    ASSERT_TRUE(c.set("max.compaction.lag.ms", "60000", why)) << why;
+    ASSERT_TRUE(c.set("delete.retention.ms", "0", why)) << why;
+    ASSERT_TRUE(c.set("cleanup.policy", "delete,compact", why)) << why;
+    EXPECT_FALSE(c.set("min.cleanable.dirty.ratio", "1.5", why));
+    EXPECT_FALSE(c.set("min.cleanable.dirty.ratio", "half", why));
+    EXPECT_FALSE(c.set("max.compaction.lag.ms", "0", why));
+    EXPECT_FALSE(c.set("delete.retention.ms", "-1", why));
+    EXPECT_FALSE(c.set("cleanup.policy", "", why));
+    back = topic_config::parse(c.serialize(), why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back.value(), c);
+    EXPECT_TRUE(c.compacted());
+    auto lc = c.log_config();
+    EXPECT_TRUE(lc.compact);
+    EXPECT_EQ(lc.min_cleanable_dirty_ratio, 0.25);
+    EXPECT_EQ(lc.delete_retention_ms, 0);
+    EXPECT_EQ(lc.retention_ms, c.retention_ms) << "compact,delete also deletes by time";
+    EXPECT_EQ(topic_config{}.to_map().at("max.compaction.lag.ms"), "9223372036854775807");
+    EXPECT_EQ(topic_config{}.to_map().at("min.cleanable.dirty.ratio"), "0.5");
     std::string name_why;
     EXPECT_TRUE(valid_topic_name("a.b_c-9", name_why));
     EXPECT_FALSE(valid_topic_name("..", name_why));

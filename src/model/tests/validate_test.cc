@@ -149,6 +149,42 @@ TEST(validate_produced_batch, accepts_what_clients_send) {
     EXPECT_FALSE(check(make_batch(records_section(untimed), {.count = 2, .first_ts = -1, .max_ts = -1})).error);
 }
 
+TEST(validate_produced_batch, compacted_topics_need_keys) {
+    auto recs = good_records(3);
+    recs[2].key = std::nullopt;
+    const auto section = records_section(recs);
+    for (int16_t codec : {0, 1, 4}) {
+        const auto body = codec == 0 ? section : codec == 1 ? gzip(section) : zstd(section);
+        const auto batch = make_batch(body, {.count = 3, .attributes = codec});
+        EXPECT_FALSE(check(batch).error) << "keys are optional elsewhere";
+        auto h = validate_batch(batch);
+        ASSERT_TRUE(h);
+        std::string why;
+        auto r = validate_produced_batch(batch, h.value(), {.require_keys = true}, why);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error(), errc::record_malformed) << codec;
+        EXPECT_EQ(why, "record 2: a compacted topic takes no record without a key");
+    }
+    // Tombstones (null values) with keys are fine.
+    recs[2].key = "k";
+    recs[1].value = std::nullopt;
+    const auto batch = make_batch(records_section(recs), {.count = 3});
+    std::string why;
+    EXPECT_TRUE(validate_produced_batch(batch, validate_batch(batch).value(), {.require_keys = true}, why)) << why;
+}
+
+TEST(compress_records, round_trips_with_every_codec) {
+    const auto section = records_section(good_records(200));
+    for (auto c : {compression::none, compression::gzip, compression::snappy, compression::lz4, compression::zstd}) {
+        std::string why;
+        auto packed = compress_records(c, section, why);
+        ASSERT_TRUE(packed) << why;
+        auto back = decompress_records(c, std::as_bytes(std::span(*packed)), 1 << 20, why);
+        ASSERT_TRUE(back) << static_cast<int>(c) << ": " << why;
+        EXPECT_EQ(*back, std::string(reinterpret_cast<const char*>(section.data()), section.size()));
+    }
+}
+
 TEST(validate_produced_batch, offset_deltas_must_count_from_zero) {
     auto recs = good_records(3);
     recs[1].offset_delta = 0; // two records at the same offset

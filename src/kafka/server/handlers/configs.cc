@@ -10,16 +10,57 @@ constexpr int8_t source_static_broker = 4;
 constexpr int8_t source_default = 5;
 constexpr int8_t op_set = 0;
 constexpr int8_t op_delete = 1;
+constexpr int8_t op_append = 2;
+constexpr int8_t op_subtract = 3;
+constexpr int8_t type_list = 7;
 
 /// Kafka's config types (DescribeConfigs v3+): the type of every topic config we keep.
 int8_t config_type(const std::string& name) {
     constexpr int8_t type_long = 5;
     constexpr int8_t type_int = 3;
-    constexpr int8_t type_list = 7;
     if (name == "cleanup.policy") {
         return type_list;
     }
+    if (name == "min.cleanable.dirty.ratio") {
+        constexpr int8_t type_double = 6;
+        return type_double;
+    }
     return name == "max.message.bytes" || name == "segment.bytes" ? type_int : type_long;
+}
+
+/// The items of a list config's value ("delete,compact"), trimmed, empty ones dropped.
+std::vector<std::string> list_items(std::string_view value) {
+    std::vector<std::string> out;
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        auto item = value.substr(0, comma);
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') {
+            item.remove_prefix(1);
+        }
+        while (!item.empty() && item.back() == ' ') {
+            item.remove_suffix(1);
+        }
+        if (!item.empty()) {
+            out.emplace_back(item);
+        }
+    }
+    return out;
+}
+
+/// APPEND or SUBTRACT `value`'s items to or from the list `current`, as Kafka does: APPEND
+/// adds each item not already there (in order), SUBTRACT removes every one given.
+std::string apply_list_change(std::string_view current, std::string_view value, bool append) {
+    auto items = list_items(current);
+    for (auto& v : list_items(value)) {
+        auto it = std::find(items.begin(), items.end(), v);
+        if (append && it == items.end()) {
+            items.push_back(v);
+        } else if (!append && it != items.end()) {
+            items.erase(it);
+        }
+    }
+    return fmt::format("{}", fmt::join(items, ","));
 }
 
 } // namespace
@@ -81,8 +122,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
     co_return respond(ctx, r);
 }
 
-// IncrementalAlterConfigs: SET and DELETE of topic configs, all of a resource's changes or
-// none. Broker configs are static here.
+// IncrementalAlterConfigs: SET and DELETE of topic configs, APPEND and SUBTRACT of list
+// configs (cleanup.policy), all of a resource's changes or none. Broker configs are static here.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::incremental_alter_configs_request req) {
     proto::incremental_alter_configs_response r;
     for (auto& res : req.resources) {
@@ -109,8 +150,19 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::increm
                 changes.emplace_back(c.name, *c.value);
             } else if (c.config_operation == op_delete) {
                 changes.emplace_back(c.name, std::nullopt);
+            } else if ((c.config_operation == op_append || c.config_operation == op_subtract) && c.value) {
+                const auto current = check.to_map();
+                auto it = current.find(c.name);
+                if (it == current.end() || config_type(c.name) != type_list) {
+                    why = fmt::format("{} is only allowed on list configs; '{}' is not one",
+                                      c.config_operation == op_append ? "APPEND" : "SUBTRACT", c.name);
+                    bad = true;
+                    break;
+                }
+                changes.emplace_back(c.name, apply_list_change(it->second, *c.value, c.config_operation == op_append));
             } else {
-                why = fmt::format("operation {} on '{}' is not supported (SET with a value, or DELETE)",
+                why = fmt::format("operation {} on '{}' is not supported (SET, APPEND or SUBTRACT with a value, "
+                                  "or DELETE)",
                                   c.config_operation, c.name);
                 bad = true;
                 break;
