@@ -1501,7 +1501,7 @@ void group_coordinator::consumer_heartbeat(std::string group_id, consumer_heartb
         if (st.loading.contains(p)) {
             return answer(failed(errc::coordinator_loading, {}));
         }
-        // Members are not persisted (decision 0012): after a restart a member heartbeating in
+        // Members are not persisted (decision 0014): after a restart a member heartbeating in
         // its old epoch finds no state and is fenced, which every client answers by joining
         // again with epoch 0.
         auto unknown_epoch = [&] {

@@ -100,7 +100,7 @@ struct planned_statement {
 
 /// The engine type a SQL type is held in: integers as int64, FLOAT/DOUBLE/DECIMAL as
 /// float64, character types as strings, TIMESTAMP/TIMESTAMP_LTZ as millisecond timestamps,
-/// a ROW as its BOOLEAN null flag (its fields are columns of their own: decision 0012).
+/// a ROW as its BOOLEAN null flag (its fields are columns of their own: decision 0015).
 /// Nothing for the types the engine cannot hold yet (DATE, TIME, BYTES, intervals, ARRAY,
 /// MAP).
 std::optional<engine::data_type> engine_type(const data_type& t);

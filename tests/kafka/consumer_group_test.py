@@ -197,7 +197,7 @@ class consumer_group_test(unittest.TestCase):
 
 
 class restart_test(unittest.TestCase):
-    """Members are kept in memory (decision 0012): after a restart a member in its old epoch
+    """Members are kept in memory (decision 0014): after a restart a member in its old epoch
     is fenced, joins again and finds its committed offsets."""
 
     def test_members_join_again_after_a_restart(self):
