@@ -31,6 +31,7 @@ struct serve_options {
     std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;
     unsigned retention_check_ms = 5 * 60 * 1000;
     std::size_t kafka_max_inflated_batch_bytes = model::max_inflated_bytes;
+    int64_t kafka_transaction_max_timeout_ms = 900000;
     std::size_t kafka_max_connections = 10000;
     int64_t kafka_connections_max_idle_ms = 600000;
     std::size_t max_open_segment_files = 1024;

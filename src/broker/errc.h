@@ -42,6 +42,14 @@ enum class errc {
     invalid_session_timeout,
     group_subscribed_to_topic,
     offset_metadata_too_large,
+    // transactions
+    producer_fenced,              ///< a newer epoch of the transactional id exists (PRODUCER_FENCED)
+    invalid_txn_state,            ///< the request does not fit the transaction's state
+    invalid_producer_id_mapping,  ///< the producer id is not the transactional id's
+    invalid_transaction_timeout,  ///< transaction.timeout.ms beyond the broker's maximum
+    concurrent_transactions,      ///< the previous transaction is still completing; retry
+    transactional_id_not_found,
+    operation_not_attempted,      ///< another partition of the same request failed
 };
 
 const char* errc_message(errc e) noexcept;

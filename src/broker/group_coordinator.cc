@@ -1135,7 +1135,7 @@ void group_coordinator::commit(commit_request req, executor& caller,
             return answer(errc::coordinator_loading, all(req, errc::coordinator_loading));
         }
         auto it = st.groups.find(req.group_id);
-        const bool simple = req.generation < 0 && req.member_id.empty() && !req.instance_id;
+        const bool simple = (req.generation < 0 && req.member_id.empty() && !req.instance_id) || req.from_transaction;
         if (it == st.groups.end()) {
             if (!simple) {
                 return answer(errc::illegal_generation, all(req, errc::illegal_generation));
@@ -1149,6 +1149,8 @@ void group_coordinator::commit(commit_request req, executor& caller,
         errc refusal = errc::success;
         if (g.state == group_state::dead) {
             refusal = errc::coordinator_not_available;
+        } else if (req.from_transaction) {
+            refusal = errc::success;
         } else if (g.fenced(req.instance_id, req.member_id)) {
             refusal = errc::fenced_instance_id;
         } else if (simple && g.state == group_state::empty) {

@@ -42,6 +42,13 @@ const std::map<int16_t, range> expected = {
   {47, {0, 0, -1}}, // OffsetDelete
   {23, {2, 4, 4}},  // OffsetForLeaderEpoch
   {60, {0, 1, 0}},  // DescribeCluster
+  {24, {0, 4, 3}},  // AddPartitionsToTxn
+  {25, {0, 3, 3}},  // AddOffsetsToTxn
+  {26, {0, 3, 3}},  // EndTxn
+  {28, {0, 3, 3}},  // TxnOffsetCommit
+  {61, {0, 0, 0}},  // DescribeProducers
+  {65, {0, 0, 0}},  // DescribeTransactions
+  {66, {0, 1, 0}},  // ListTransactions
 };
 
 TEST(api_table, exactly_the_supported_ranges) {
