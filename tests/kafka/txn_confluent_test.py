@@ -127,6 +127,8 @@ class TxnConfluentTest(unittest.TestCase):
                             s = holder["srv"]
                             s.proc.send_signal(signal.SIGKILL)
                             s.proc.wait(timeout=30)
+                            s._reader.join(timeout=10)
+                            s._close_stderr()
                             s.proc = None
                             holder["srv"] = server()
                             killed[0] += 1

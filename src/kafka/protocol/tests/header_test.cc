@@ -156,7 +156,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 141u);
+    EXPECT_EQ(requests, 162u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

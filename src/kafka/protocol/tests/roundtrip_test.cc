@@ -21,9 +21,9 @@ TEST(roundtrip, every_message_every_version_filled) {
             ++checked;
         }
     }
-    // The 141 versions of the 25 apis in the table (as header_test counts them), request and
+    // The 162 versions of the 32 apis in the table (as header_test counts them), request and
     // response each, plus the two headers.
-    EXPECT_EQ(checked, 2 * 141 + 3 + 2);
+    EXPECT_EQ(checked, 2 * 162 + 3 + 2);
 }
 
 TEST(roundtrip, filled_and_null_encodings_differ_where_nullable_fields_exist) {
@@ -40,9 +40,10 @@ TEST(roundtrip, filled_and_null_encodings_differ_where_nullable_fields_exist) {
 
 TEST(roundtrip, versions_change_the_encoding) {
     // Every api's encoding changes between its oldest and newest version (each range spans
-    // at least one added field or a switch to flexible encoding), except single-version apis.
+    // at least one added field or a switch to flexible encoding), except single-version apis
+    // and ListTransactions' response (v1 adds a request field only).
     for (const auto& c : all_message_cases()) {
-        if (c.min_version == c.max_version) {
+        if (c.min_version == c.max_version || c.name == "list_transactions_response") {
             continue;
         }
         EXPECT_NE(c.encode_filled(c.min_version, false), c.encode_filled(c.max_version, false))
