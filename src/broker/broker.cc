@@ -106,11 +106,11 @@ struct broker::shard_state {
     std::map<model::topic_partition, producer_state> producers;
     std::map<model::topic_partition, partition_txns> txns;
 
-    /// Rebuilds a just-opened partition's transactions: the state saved at the last clean
-    /// shutdown, then every batch written after it.
-    void load_txns(const model::topic_partition& tp, storage::partition_log& log) {
-        auto& pt = txns[tp];
-        model::offset at = pt.load(log.directory(), log.start_offset(), log.next_offset());
+    /// Calls `fn(header, bytes)` for every batch of `log` from the one holding `from` on
+    /// (start-up only: the partition is not serving yet).
+    template <typename Fn>
+    static void for_each_batch(storage::partition_log& log, model::offset from, Fn fn) {
+        model::offset at = from;
         while (at < log.next_offset()) {
             auto r = log.read(at, 4u << 20);
             if (!r || r.value().batches == 0) {
@@ -122,39 +122,30 @@ struct broker::shard_state {
                 if (!h) {
                     break;
                 }
-                if (h.value().next_offset() > at && h.value().is_transactional()) {
-                    bool abort = false;
-                    if (h.value().is_control()) {
-                        abort = partition_txns::marker_is_abort(bytes.first(h.value().size_bytes())).value_or(false);
-                    }
-                    pt.observe(h.value(), abort);
-                }
+                fn(h.value(), bytes.first(h.value().size_bytes()));
                 bytes = bytes.subspan(h.value().size_bytes());
             }
             at = r.value().next_offset;
         }
     }
 
+    /// Rebuilds a just-opened partition's transactions: the state saved at the last clean
+    /// shutdown, then every batch written after it.
+    void load_txns(const model::topic_partition& tp, storage::partition_log& log) {
+        auto& pt = txns[tp];
+        const model::offset from = pt.load(log.directory(), log.start_offset(), log.next_offset());
+        for_each_batch(log, from, [&](const model::batch_header& h, std::span<const std::byte> batch) {
+            if (h.next_offset() > from && h.is_transactional()) {
+                pt.observe(h, h.is_control() && partition_txns::marker_is_abort(batch).value_or(false));
+            }
+        });
+    }
+
     /// Rebuilds the idempotent producers of a just-opened partition from its active segment.
     void load_producers(const model::topic_partition& tp, storage::partition_log& log) {
         auto& ps = producers[tp];
-        model::offset at = std::max(log.active_segment_base(), log.start_offset());
-        while (at < log.next_offset()) {
-            auto r = log.read(at, 4u << 20);
-            if (!r || r.value().batches == 0) {
-                break;
-            }
-            auto bytes = r.value().bytes.span();
-            while (!bytes.empty()) {
-                auto h = model::parse_batch_header(bytes);
-                if (!h) {
-                    break;
-                }
-                ps.observe(h.value());
-                bytes = bytes.subspan(h.value().size_bytes());
-            }
-            at = r.value().next_offset;
-        }
+        for_each_batch(log, std::max(log.active_segment_base(), log.start_offset()),
+                       [&](const model::batch_header& h, std::span<const std::byte>) { ps.observe(h); });
     }
 
     void wake(const model::topic_partition& tp, model::offset end) {

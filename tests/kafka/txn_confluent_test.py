@@ -6,6 +6,7 @@ against `runnel serve`:
   read_committed sees none of them, read_uncommitted sees them all.
 - A zombie is fenced: a second producer with the same transactional.id initialises, and the
   first one's next transaction fails (fenced) without any of its records becoming visible.
+- `runnel txn list|describe` show the transactional id and its state.
 - Consume-transform-produce with send_offsets_to_transaction copies 20,000 records from one
   topic to another while the server is SIGKILLed three times and restarted on the same data
   directory and port; a read_committed reader of the output then sees every input record
@@ -14,9 +15,11 @@ against `runnel serve`:
 Run: /usr/bin/python3 txn_confluent_test.py --runnel PATH
 """
 
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -91,7 +94,23 @@ class TxnConfluentTest(unittest.TestCase):
             values = [v for _, _, v in harness.read_to_end(srv.bootstrap, "txn-basic", 3)]
             self.assertIn(b"fresh", values)
             self.assertNotIn(b"zombie", values)
-            self.assertGreaterEqual(harness.metric(srv, "runnel_kafka_transactions_open"), 0)
+            self.assertEqual(harness.metric(srv, "runnel_kafka_transactions_open"), 0)
+            # `runnel txn` shows what the coordinator knows.
+            cli = [BINARY, "txn"]
+            listed = subprocess.run(cli + ["list", "--brokers", srv.bootstrap, "--format", "json"],
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(listed.returncode, 0, listed.stderr)
+            self.assertIn({"transactional_id": "basic", "producer_id": json.loads(listed.stdout)[0]["producer_id"],
+                           "state": "CompleteCommit"}, json.loads(listed.stdout))
+            described = subprocess.run(cli + ["describe", "basic", "--brokers", srv.bootstrap, "--format", "json"],
+                                       capture_output=True, text=True, timeout=60)
+            self.assertEqual(described.returncode, 0, described.stderr)
+            d = json.loads(described.stdout)
+            self.assertEqual((d["state"], d["timeout_ms"], d["partitions"]), ("CompleteCommit", 60000, []))
+            missing = subprocess.run(cli + ["describe", "nope", "--brokers", srv.bootstrap],
+                                     capture_output=True, text=True, timeout=60)
+            self.assertEqual(missing.returncode, 1)
+            self.assertIn("not found", missing.stderr)
 
     def test_consume_transform_produce_across_kills(self):
         n, kills = 20000, 3
