@@ -14,6 +14,7 @@ hide what the broker answered:
   the range; ListOffsets(read_committed) answers the last stable offset for latest.
 - A re-init while a transaction is open aborts it.
 - DescribeTransactions, ListTransactions and DescribeProducers describe what happened.
+- A transaction past its timeout is aborted by the coordinator, fencing its producer.
 
 Run: /usr/bin/python3 txn_wire_test.py --runnel PATH
 """
@@ -292,6 +293,36 @@ class TxnWireTest(unittest.TestCase):
         producers = parts[0][1][0][3]
         self.assertEqual([(p[0], p[1], p[5]) for p in producers], [(pid2, epoch2, 2)])
         self.assertEqual(end_txn(c, "reinit", pid2, epoch2, True), kw.NONE)
+
+
+class TxnTimeoutTest(unittest.TestCase):
+    """A transaction open past its transaction.timeout.ms is aborted by the coordinator's timer,
+    with a bumped epoch that fences its producer; /metrics shows it open meanwhile."""
+
+    def test_an_expired_transaction_is_aborted(self):
+        with harness.RunnelServer(BINARY, name="txn-timeout") as srv:
+            c = kw.Connection(srv.port)
+            self.addCleanup(c.close)
+            _, body = c.request(kw.CREATE_TOPICS, 4, kw.create_topics_request(4, [("expiring", 1, -1, {})]))
+            self.assertEqual(kw.parse_create_topics(body, 4)["expiring"][0], kw.NONE)
+            _, pid, epoch = init_producer_id(c, "expiring", timeout_ms=1500)
+            self.assertEqual(add_partitions(c, "expiring", pid, epoch, "expiring", [0]), {0: kw.NONE})
+            _, body = c.request(kw.PRODUCE, 9, kw.produce_request(9, "expiring", 0, txn_batch(pid, epoch, 0, [b"x"])))
+            self.assertEqual(kw.parse_produce(body, 9)[0][2], kw.NONE)
+            harness.wait_until(lambda: harness.metric(srv, "runnel_kafka_transactions_open") == 1, 30,
+                               "the open transaction in /metrics")
+            harness.wait_until(lambda: harness.metric(srv, "runnel_kafka_transaction_oldest_open_seconds") > 0, 30,
+                               "the open transaction's age in /metrics")
+            # No client action: the timer aborts it (a marker past the batch) within a few seconds.
+            harness.wait_until(lambda: fetch(c, "expiring", 0, 1)[2] == 2, 60, "the expired transaction's abort")
+            _, hw, lso, aborted, _ = fetch(c, "expiring", 0, 1)
+            self.assertEqual((hw, lso, aborted), (2, 2, [(pid, 0)]))
+            self.assertEqual(add_partitions(c, "expiring", pid, epoch, "expiring", [0]), {0: PRODUCER_FENCED})
+            error, pid2, epoch2 = init_producer_id(c, "expiring")
+            self.assertEqual((error, pid2, epoch2), (kw.NONE, pid, epoch + 2))
+            harness.wait_until(lambda: harness.metric(srv, "runnel_kafka_transactions_open") == 0, 30,
+                               "no open transaction in /metrics")
+            self.assertEqual(harness.metric(srv, 'runnel_kafka_transactions_ended_total{outcome="timeout"}'), 1)
 
 
 def main():
