@@ -649,6 +649,9 @@ void txn_coordinator::end(std::string id, int64_t producer_id, int16_t epoch, bo
             return answer(errc::coordinator_not_available);
         }
         m = std::move(next);
+        if (fail_point::take("txn.crash_after_prepare")) {
+            return answer(errc::coordinator_not_available); // tests: as if the process died here
+        }
         // The outcome is decided and durable: answer success even if a marker must be retried.
         finish(m);
         update_gauges();
