@@ -26,6 +26,9 @@ constexpr std::size_t max_partitions_per_txn = 10000;
 constexpr int32_t coordinator_epoch = 0;
 /// How long a recovering commit waits for its group's offsets to load.
 constexpr auto group_load_wait = std::chrono::seconds(60);
+/// A transactional id idle this long (no transaction open) is forgotten, as Kafka's
+/// transactional.id.expiration.ms (7 days) does.
+constexpr int64_t id_expiration_ms = 7ll * 24 * 3600 * 1000;
 
 /// Runs posted tasks inline: the coordinator thread hands it to broker calls and blocks on
 /// the answer, which the shard then delivers straight to the waiting promise.
@@ -91,7 +94,11 @@ txn_coordinator::txn_coordinator(broker& b, std::filesystem::path data_dir, std:
   : _broker(b)
   , _path(data_dir / log_name)
   , _max_timeout(max_timeout)
-  , _worker(std::make_unique<storage::flusher>("txn")) {}
+  , _worker(std::make_unique<storage::flusher>("txn")) {
+    // Listed in /metrics from the start, so operators can alert on them.
+    marker_failures();
+    log_failures();
+}
 
 txn_coordinator::~txn_coordinator() { stop(); }
 
@@ -147,7 +154,11 @@ result<void> txn_coordinator::start(group_coordinator* groups) {
             if (!m) {
                 break;
             }
-            _txns[m->id] = std::move(*m);
+            if (m->status == txn_status::dead) {
+                _txns.erase(m->id); // an expired id
+            } else {
+                _txns[m->id] = std::move(*m);
+            }
             good += frame_header + len;
             ++records;
         }
@@ -298,6 +309,21 @@ void txn_coordinator::finish(txn_metadata& m) {
 
 void txn_coordinator::abort_expired() {
     const auto now = now_ms();
+    for (auto it = _txns.begin(); it != _txns.end();) {
+        auto& m = it->second;
+        if (!m.open() && now - m.update_ms > id_expiration_ms) {
+            auto dead = m;
+            dead.status = txn_status::dead;
+            dead.update_ms = now;
+            if (persist(dead)) {
+                lg().info("transactional id {}: forgotten after {} ms without a transaction", it->first,
+                          now - m.update_ms);
+                it = _txns.erase(it);
+                continue;
+            }
+        }
+        ++it;
+    }
     for (auto& [id, m] : _txns) {
         if (m.preparing()) {
             finish(m); // markers that failed earlier

@@ -184,6 +184,7 @@ class TxnWireTest(unittest.TestCase):
             self.assertEqual((error, again, epoch), (kw.NONE, pid, want))
         self.assertEqual(init_producer_id(c, "epochs", timeout_ms=120001)[0], INVALID_TRANSACTION_TIMEOUT)
         self.assertEqual(init_producer_id(c, "epochs", timeout_ms=0)[0], INVALID_TRANSACTION_TIMEOUT)
+        self.assertEqual(init_producer_id(c, "")[0], kw.INVALID_REQUEST)
         # KIP-360: presenting the current id and epoch bumps it; an older epoch is fenced.
         self.assertEqual(init_producer_id(c, "epochs", producer_id=pid, epoch=3)[:3], (kw.NONE, pid, 4))
         self.assertEqual(init_producer_id(c, "epochs", producer_id=pid, epoch=2)[0], PRODUCER_FENCED)

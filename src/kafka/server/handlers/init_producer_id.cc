@@ -10,6 +10,10 @@ namespace runnel::kafka {
 // transaction.timeout.ms against --kafka-transaction-max-timeout-ms.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::init_producer_id_request req) {
     proto::init_producer_id_response r;
+    if (req.transactional_id && req.transactional_id->empty()) {
+        r.error_code = kerr::invalid_request; // as Kafka: null means idempotent, empty is an error
+        co_return respond(ctx, r);
+    }
     if (req.transactional_id) {
         using R = result<broker::txn_producer>;
         auto got = co_await await_callback<R>([&](std::function<void(R)> done) {
