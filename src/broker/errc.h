@@ -25,7 +25,6 @@ enum class errc {
     duplicate_sequence,      ///< a batch older than the ones remembered for its producer
     invalid_producer_epoch,  ///< a producer fenced by a newer epoch of itself
     unknown_producer_id,     ///< no state for the producer on this partition
-    transactions_unsupported,
     shutting_down,
     // consumer groups
     coordinator_loading,         ///< the group's offsets are still being read

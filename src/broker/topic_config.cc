@@ -88,8 +88,6 @@ const char* errc_message(errc e) noexcept {
         return "producer epoch is older than the current one";
     case errc::unknown_producer_id:
         return "no state for this producer id on the partition";
-    case errc::transactions_unsupported:
-        return "transactions are not supported yet";
     }
     return "unknown broker error";
 }

@@ -174,8 +174,6 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::invalid_producer_epoch;
     case errc::unknown_producer_id:
         return kerr::unknown_producer_id;
-    case errc::transactions_unsupported:
-        return kerr::invalid_request;
     case errc::coordinator_loading:
         return kerr::coordinator_load_in_progress;
     case errc::coordinator_not_available:
