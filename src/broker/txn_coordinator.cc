@@ -376,6 +376,16 @@ void txn_coordinator::tick() {
     });
 }
 
+txn_metadata* txn_coordinator::current(const std::string& id, int64_t producer_id, int16_t epoch, errc& error) {
+    auto it = _txns.find(id);
+    if (it == _txns.end()) {
+        error = errc::invalid_producer_id_mapping;
+        return nullptr;
+    }
+    error = txn::check_producer(it->second, producer_id, epoch);
+    return error == errc::success ? &it->second : nullptr;
+}
+
 void txn_coordinator::init_producer(std::string id, int32_t timeout_ms, int64_t producer_id, int16_t epoch,
                                     executor& caller, std::function<void(result<txn_producer>)> done) {
     using R = result<txn_producer>;
@@ -488,14 +498,12 @@ void txn_coordinator::add_partitions(std::string id, int64_t producer_id, int16_
         return answer(all(tps, errc::coordinator_not_available));
     }
     run([this, id = std::move(id), producer_id, epoch, tps = std::move(tps), verify_only, answer, all] {
-        auto it = _txns.find(id);
-        if (it == _txns.end()) {
-            return answer(all(tps, errc::invalid_producer_id_mapping));
-        }
-        auto& m = it->second;
-        if (auto e = txn::check_producer(m, producer_id, epoch); e != errc::success) {
+        errc e;
+        auto* found = current(id, producer_id, epoch, e);
+        if (!found) {
             return answer(all(tps, e));
         }
+        auto& m = *found;
         if (verify_only) {
             partition_errors out;
             for (const auto& tp : tps) {
@@ -520,7 +528,7 @@ void txn_coordinator::add_partitions(std::string id, int64_t producer_id, int16_
         }
         auto next = m;
         if (!failed) {
-            if (auto e = txn::begin(next, now_ms()); e != errc::success) {
+            if (e = txn::begin(next, now_ms()); e != errc::success) {
                 return answer(all(tps, e));
             }
             next.partitions.insert(tps.begin(), tps.end());
@@ -564,16 +572,14 @@ void txn_coordinator::add_offsets(std::string id, int64_t producer_id, int16_t e
         return answer(errc::invalid_group_id);
     }
     run([this, id = std::move(id), producer_id, epoch, group = std::move(group), answer] {
-        auto it = _txns.find(id);
-        if (it == _txns.end()) {
-            return answer(errc::invalid_producer_id_mapping);
-        }
-        auto& m = it->second;
-        if (auto e = txn::check_producer(m, producer_id, epoch); e != errc::success) {
+        errc e;
+        auto* found = current(id, producer_id, epoch, e);
+        if (!found) {
             return answer(e);
         }
+        auto& m = *found;
         auto next = m;
-        if (auto e = txn::begin(next, now_ms()); e != errc::success) {
+        if (e = txn::begin(next, now_ms()); e != errc::success) {
             return answer(e);
         }
         next.groups.insert(group);
@@ -606,14 +612,12 @@ void txn_coordinator::commit_offsets(std::string id, std::string group, int64_t 
     }
     run([this, id = std::move(id), group = std::move(group), producer_id, epoch, offsets = std::move(offsets), answer,
          all]() mutable {
-        auto it = _txns.find(id);
-        if (it == _txns.end()) {
-            return answer(all(offsets, errc::invalid_producer_id_mapping));
-        }
-        auto& m = it->second;
-        if (auto e = txn::check_producer(m, producer_id, epoch); e != errc::success) {
+        errc e;
+        auto* found = current(id, producer_id, epoch, e);
+        if (!found) {
             return answer(all(offsets, e));
         }
+        auto& m = *found;
         if (m.status != txn_status::ongoing || !m.groups.contains(group)) {
             return answer(all(offsets, errc::invalid_txn_state));
         }
@@ -652,14 +656,12 @@ void txn_coordinator::end(std::string id, int64_t producer_id, int16_t epoch, bo
         return answer(errc::coordinator_not_available);
     }
     run([this, id = std::move(id), producer_id, epoch, commit, answer] {
-        auto it = _txns.find(id);
-        if (it == _txns.end()) {
-            return answer(errc::invalid_producer_id_mapping);
-        }
-        auto& m = it->second;
-        if (auto e = txn::check_producer(m, producer_id, epoch); e != errc::success) {
+        errc e;
+        auto* found = current(id, producer_id, epoch, e);
+        if (!found) {
             return answer(e);
         }
+        auto& m = *found;
         if (m.preparing()) {
             finish(m); // markers that failed before: try again now
         }

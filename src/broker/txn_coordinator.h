@@ -107,6 +107,8 @@ public:
     std::chrono::milliseconds max_timeout() const noexcept { return _max_timeout; }
 
 private:
+    /// The metadata of `id` when the producer is its current one; else null and `error`.
+    txn_metadata* current(const std::string& id, int64_t producer_id, int16_t epoch, errc& error);
     /// Runs `job` on the coordinator's thread.
     void run(std::function<void()> job);
     result<void> persist(const txn_metadata& m);
