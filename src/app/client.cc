@@ -365,6 +365,7 @@ void add_client_commands(CLI::App& app, std::function<int()>& run) {
     add_produce_command(app, run);
     add_consume_command(app, run);
     add_group_command(app, run);
+    add_txn_command(app, run);
     add_sql_command(app, run);
 }
 

@@ -192,5 +192,6 @@ void add_topic_command(CLI::App& app, std::function<int()>& run);
 void add_produce_command(CLI::App& app, std::function<int()>& run);
 void add_consume_command(CLI::App& app, std::function<int()>& run);
 void add_group_command(CLI::App& app, std::function<int()>& run);
+void add_txn_command(CLI::App& app, std::function<int()>& run);
 
 } // namespace runnel::app

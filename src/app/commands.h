@@ -36,6 +36,7 @@ struct serve_options {
     uint64_t log_cleaner_dedupe_buffer_bytes = 128ull << 20;
     unsigned log_cleaner_backoff_ms = 1000;
     std::size_t kafka_max_inflated_batch_bytes = model::max_inflated_bytes;
+    int64_t kafka_transaction_max_timeout_ms = 900000;
     std::size_t kafka_max_connections = 10000;
     int64_t kafka_connections_max_idle_ms = 600000;
     std::size_t max_open_segment_files = 1024;

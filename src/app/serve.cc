@@ -21,6 +21,8 @@ spdlog::logger& lg() { return logging::get("serve"); }
 
 /// How often group sessions, rebalance timeouts and initial delays are checked.
 constexpr std::chrono::milliseconds group_check_interval{100};
+/// How often transactions past their timeout are looked for.
+constexpr std::chrono::milliseconds txn_check_interval{1000};
 
 /// One Kafka listener as the flags describe it, with what its security needs.
 struct listener_setup {
@@ -242,6 +244,11 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Most bytes the records of one compressed produced batch may inflate to; larger: INVALID_RECORD")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 31));
+    cmd->add_option("--kafka-transaction-max-timeout-ms", opts.kafka_transaction_max_timeout_ms,
+                    "Longest transaction.timeout.ms a transactional producer may ask for; longer: "
+                    "INVALID_TRANSACTION_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{INT32_MAX}));
     cmd->add_option("--kafka-max-connections", opts.kafka_max_connections,
                     "Kafka connections open at once (max.connections); more are closed on accept")
       ->capture_default_str()
@@ -419,7 +426,8 @@ int serve(const serve_options& opts) {
     }
     // Every partition opens (and recovers) on the shard that owns it.
     broker::broker brk(broker::broker_config{opts.data_dir, opts.auto_create_topics, opts.default_partitions,
-                                             opts.kafka_max_inflated_batch_bytes, opts.max_open_segment_files},
+                                             opts.kafka_max_inflated_batch_bytes, opts.max_open_segment_files,
+                                             opts.kafka_transaction_max_timeout_ms},
                        executors, flusher_ptrs);
     // The log cleaner's thread compacts logs of topics with cleanup.policy=compact.
     storage::log_cleaner cleaner(
@@ -446,6 +454,12 @@ int serve(const serve_options& opts) {
     if (!failure) {
         if (auto r = groups.start(); !r) {
             failure = fmt::format("cannot open the consumer offsets topic: {}", r.error().message());
+        }
+    }
+    // Transactions recover after the groups they commit offsets to, before clients connect.
+    if (!failure) {
+        if (auto r = brk.transactions().start(&groups); !r) {
+            failure = fmt::format("cannot open the transaction log: {}", r.error().message());
         }
     }
     std::vector<std::unique_ptr<kafka::kafka_server>> kafka_servers;
@@ -519,6 +533,9 @@ int serve(const serve_options& opts) {
                          [&brk, &cleaner, s] { brk.schedule_cleaning(s, cleaner, model::processing_now()); });
             shards.every(s, group_check_interval,
                          [&groups, s] { groups.tick(s, broker::coordinator_clock::now()); });
+            if (s == 0) {
+                shards.every(s, txn_check_interval, [&brk] { brk.transactions().tick(); });
+            }
         }
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         std::size_t topic_count = 0;

@@ -112,11 +112,13 @@ struct broker::shard_state {
     };
     std::map<model::topic_partition, std::vector<waiter>> waiters;
     std::map<model::topic_partition, producer_state> producers;
+    std::map<model::topic_partition, partition_txns> txns;
 
-    /// Rebuilds the idempotent producers of a just-opened partition from its active segment.
-    void load_producers(const model::topic_partition& tp, storage::partition_log& log) {
-        auto& ps = producers[tp];
-        model::offset at = std::max(log.active_segment_base(), log.start_offset());
+    /// Calls `fn(header, bytes)` for every batch of `log` from the one holding `from` on
+    /// (start-up only: the partition is not serving yet).
+    template <typename Fn>
+    static void for_each_batch(storage::partition_log& log, model::offset from, Fn fn) {
+        model::offset at = from;
         while (at < log.next_offset()) {
             auto r = log.read(at, 4u << 20);
             if (!r || r.value().batches == 0) {
@@ -128,11 +130,30 @@ struct broker::shard_state {
                 if (!h) {
                     break;
                 }
-                ps.observe(h.value());
+                fn(h.value(), bytes.first(h.value().size_bytes()));
                 bytes = bytes.subspan(h.value().size_bytes());
             }
             at = r.value().next_offset;
         }
+    }
+
+    /// Rebuilds a just-opened partition's transactions: the state saved at the last clean
+    /// shutdown, then every batch written after it.
+    void load_txns(const model::topic_partition& tp, storage::partition_log& log) {
+        auto& pt = txns[tp];
+        const model::offset from = pt.load(log.directory(), log.start_offset(), log.next_offset());
+        for_each_batch(log, from, [&](const model::batch_header& h, std::span<const std::byte> batch) {
+            if (h.next_offset() > from && h.is_transactional()) {
+                pt.observe(h, h.is_control() && partition_txns::marker_is_abort(batch).value_or(false));
+            }
+        });
+    }
+
+    /// Rebuilds the idempotent producers of a just-opened partition from its active segment.
+    void load_producers(const model::topic_partition& tp, storage::partition_log& log) {
+        auto& ps = producers[tp];
+        for_each_batch(log, std::max(log.active_segment_base(), log.start_offset()),
+                       [&](const model::batch_header& h, std::span<const std::byte>) { ps.observe(h); });
     }
 
     void wake(const model::topic_partition& tp, model::offset end) {
@@ -174,6 +195,8 @@ broker::broker(broker_config config, std::vector<executor*> shards, std::vector<
         st->logs = std::make_unique<storage::log_manager>(_config.data_dir / "topics", *_shards[i], *flushers[i], files);
         _state.push_back(std::move(st));
     }
+    _txns = std::make_unique<txn_coordinator>(*this, _config.data_dir,
+                                              std::chrono::milliseconds(_config.transaction_max_timeout_ms));
 }
 
 broker::~broker() = default;
@@ -261,6 +284,7 @@ result<void> broker::open_partitions(const topic_info& t, int32_t from, int32_t 
                 return;
             }
             _state[s]->load_producers(tp, *opened.value());
+            _state[s]->load_txns(tp, *opened.value());
         });
         if (!r) {
             lg().error("cannot open {}/{}: {}", t.name, p, r.error().message());
@@ -361,6 +385,8 @@ result<void> broker::stop() {
     std::promise<void> drained;
     _meta_worker->submit([] { return result<void>(ok()); }, [&](result<void>) { drained.set_value(); });
     drained.get_future().get();
+    // Transactions in flight finish (their markers need the partitions) before they close.
+    _txns->stop();
     result<void> first = ok();
     for (unsigned s = 0; s < _shards.size(); ++s) {
         std::promise<result<void>> closed;
@@ -368,6 +394,19 @@ result<void> broker::stop() {
         if (auto r = closed.get_future().get(); !r && first) {
             first = r;
         }
+        // Every partition is closed and durable to its end: save its transactions there, so
+        // the next start reads them instead of scanning the log.
+        run_on(s, [&, s] {
+            auto& st = *_state[s];
+            for (const auto& [tp, pt] : st.txns) {
+                if (auto log = st.logs->get(tp)) {
+                    if (auto r = pt.save(log->directory(), log->next_offset()); !r) {
+                        lg().warn("cannot save the transactions of {}/{}: {}", tp.topic, tp.partition(),
+                                  r.error().message());
+                    }
+                }
+            }
+        });
     }
     return first;
 }
@@ -431,6 +470,7 @@ void broker::delete_topic(std::string name, executor& caller, done_fn done) {
                 _state[s]->logs->remove(tp);
                 _state[s]->waiters.erase(tp);
                 _state[s]->producers.erase(tp);
+                _state[s]->txns.erase(tp);
             });
         }
         std::error_code ec;
@@ -545,9 +585,18 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
         }
         std::optional<model::offset> base;
         auto& producers = st.producers[tp];
+        auto& txns = st.txns[tp];
         for (auto& b : *batches) {
-            if (b.header().is_transactional()) {
-                return reply<result<produce_result>>(caller, std::move(done), errc::transactions_unsupported);
+            switch (txns.check(b.header())) {
+            case partition_txns::admit::ok:
+                break;
+            case partition_txns::admit::not_in_transaction:
+                // KIP-890: a transactional write to a partition its transaction did not add
+                // (or after the transaction ended) never joins a finished transaction.
+                refused_batches("invalid_txn_state").inc();
+                return reply<result<produce_result>>(caller, std::move(done), errc::invalid_txn_state);
+            case partition_txns::admit::fenced:
+                return reply<result<produce_result>>(caller, std::move(done), errc::invalid_producer_epoch);
             }
             if (b.header().producer_id >= 0) {
                 auto v = producers.check(b.header());
@@ -573,6 +622,7 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
                 return reply<result<produce_result>>(caller, std::move(done), from_storage(r.error()));
             }
             producers.observe(b.header());
+            txns.observe(b.header());
             base = base.value_or(r.value().base);
         }
         st.wake(tp, log->next_offset());
@@ -607,19 +657,36 @@ void broker::init_producer_id(executor& caller, std::function<void(result<produc
 }
 
 void broker::fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
-                   std::function<void(result<fetch_result>)> done, bool at_least_one) {
+                   std::function<void(result<fetch_result>)> done, bool at_least_one, bool read_committed) {
     auto s = shard_of(tp);
     _shards[s]->post([this, s, tp = std::move(tp), offset, max_bytes, &caller, done = std::move(done),
-                      at_least_one]() mutable {
+                      at_least_one, read_committed]() mutable {
         auto log = _state[s]->logs->get(tp);
         if (!log) {
             return reply<result<fetch_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
         }
-        auto r = log->read(offset, max_bytes, std::nullopt, at_least_one);
-        if (!r) {
-            return reply<result<fetch_result>>(caller, std::move(done), from_storage(r.error()));
+        auto& txns = _state[s]->txns[tp];
+        const model::offset lso = txns.last_stable(log->next_offset());
+        std::optional<model::offset> upto;
+        if (read_committed) {
+            upto = lso;
         }
-        fetch_result out{std::move(r).value(), log->next_offset(), log->start_offset()};
+        storage::read_result data;
+        if (read_committed && offset >= lso && offset <= log->next_offset()) {
+            // Nothing stable past the offset yet: an empty answer, as Kafka gives.
+            data.next_offset = offset;
+            data.log_end = log->next_offset();
+        } else {
+            auto r = log->read(offset, max_bytes, upto, at_least_one);
+            if (!r) {
+                return reply<result<fetch_result>>(caller, std::move(done), from_storage(r.error()));
+            }
+            data = std::move(r).value();
+        }
+        fetch_result out{std::move(data), log->next_offset(), log->start_offset(), lso, {}};
+        if (read_committed && out.data.batches > 0) {
+            out.aborted = txns.aborted_between(offset, out.data.next_offset);
+        }
         reply<result<fetch_result>>(caller, std::move(done), std::move(out));
     });
 }
@@ -631,7 +698,78 @@ void broker::offsets(model::topic_partition tp, executor& caller, std::function<
         if (!log) {
             return reply<result<offsets_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
         }
-        reply<result<offsets_result>>(caller, std::move(done), offsets_result{log->start_offset(), log->next_offset()});
+        reply<result<offsets_result>>(caller, std::move(done),
+                                      offsets_result{log->start_offset(), log->next_offset(),
+                                                     _state[s]->txns[tp].last_stable(log->next_offset())});
+    });
+}
+
+void broker::txn_allow(model::topic_partition tp, int64_t producer_id, int16_t epoch, executor& caller,
+                       std::function<void(errc)> done) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), producer_id, epoch, &caller, done = std::move(done)]() mutable {
+        auto& st = *_state[s];
+        if (!st.logs->get(tp)) {
+            return reply<errc>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        st.txns[tp].allow(producer_id, epoch);
+        reply<errc>(caller, std::move(done), errc::success);
+    });
+}
+
+void broker::write_txn_marker(model::topic_partition tp, int64_t producer_id, int16_t epoch, bool commit,
+                              int32_t coordinator_epoch, executor& caller, std::function<void(result<void>)> done) {
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), producer_id, epoch, commit, coordinator_epoch, &caller,
+                      done = std::move(done)]() mutable {
+        auto& st = *_state[s];
+        auto log = st.logs->get(tp);
+        if (!log) {
+            return reply<result<void>>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        // Kafka's marker: key = version 0, type (0 abort, 1 commit); value = version 0,
+        // coordinator epoch.
+        std::array<std::byte, 4> key{};
+        write_be<int16_t>(key.data(), 0);
+        write_be<int16_t>(key.data() + 2, commit ? 1 : 0);
+        std::array<std::byte, 6> value{};
+        write_be<int16_t>(value.data(), 0);
+        write_be<int32_t>(value.data() + 2, coordinator_epoch);
+        auto as_view = [](const auto& a) { return std::string_view(reinterpret_cast<const char*>(a.data()), a.size()); };
+        model::record_batch_builder builder;
+        builder.add(as_view(key), as_view(value), model::event_time(model::processing_now()()))
+          .set_producer(producer_id, epoch, -1)
+          .set_transactional(true);
+        auto batch = builder.build();
+        auto r = log->append(batch);
+        if (!r) {
+            return reply<result<void>>(caller, std::move(done), from_storage(r.error()));
+        }
+        st.producers[tp].observe(batch.header());
+        st.txns[tp].observe(batch.header(), !commit);
+        st.wake(tp, log->next_offset());
+        log->flush([&caller, done = std::move(done)](result<void> fr) mutable {
+            reply<result<void>>(caller, std::move(done), fr ? result<void>(ok()) : result<void>(from_storage(fr.error())));
+        });
+    });
+}
+
+void broker::describe_producers(model::topic_partition tp, executor& caller,
+                                std::function<void(result<std::vector<producer_description>>)> done) {
+    using R = result<std::vector<producer_description>>;
+    auto s = shard_of(tp);
+    _shards[s]->post([this, s, tp = std::move(tp), &caller, done = std::move(done)]() mutable {
+        auto& st = *_state[s];
+        if (!st.logs->get(tp)) {
+            return reply<R>(caller, std::move(done), errc::unknown_topic_or_partition);
+        }
+        std::vector<producer_description> out;
+        auto& txns = st.txns[tp];
+        for (const auto& p : st.producers[tp].list()) {
+            auto open = txns.open_since(p.producer_id);
+            out.push_back({p.producer_id, p.epoch, p.last_sequence, -1, open ? (*open)() : -1});
+        }
+        reply<R>(caller, std::move(done), std::move(out));
     });
 }
 

@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "broker/errc.h"
+#include "broker/partition_txns.h"
 #include "broker/producer_state.h"
 #include "broker/topic_config.h"
 #include "model/model.h"
@@ -45,6 +46,9 @@ struct broker_config {
     /// Sealed segment files kept open at once, over all shards (`--max-open-segment-files`);
     /// 0 keeps every segment open.
     std::size_t max_open_segment_files = 1024;
+    /// The longest transaction.timeout.ms a transactional producer may ask for
+    /// (`--kafka-transaction-max-timeout-ms`, Kafka's transaction.max.timeout.ms).
+    int64_t transaction_max_timeout_ms = 900000;
 };
 
 struct produce_result {
@@ -56,12 +60,28 @@ struct fetch_result {
     storage::read_result data;
     model::offset high_watermark;
     model::offset log_start;
+    /// The first offset of the oldest open transaction, else the high watermark.
+    model::offset last_stable;
+    /// read_committed only: the aborted transactions overlapping the data returned.
+    std::vector<partition_txns::aborted_txn> aborted;
 };
 
 struct offsets_result {
     model::offset log_start;
     model::offset high_watermark;
+    model::offset last_stable;
 };
+
+/// One producer of a partition, as DescribeProducers shows it.
+struct producer_description {
+    int64_t producer_id = -1;
+    int16_t epoch = -1;
+    int32_t last_sequence = -1;
+    int64_t last_timestamp = -1;
+    int64_t open_txn_first_offset = -1;
+};
+
+class txn_coordinator;
 
 /// Topics and partitions, and the produce and fetch paths over them.
 ///
@@ -121,8 +141,11 @@ public:
 
     /// Whole batches from `offset`, up to `max_bytes` (with `at_least_one`, at least one batch
     /// when there is data, however large; without it, never more than `max_bytes`).
+    /// With `read_committed`, nothing at or past the last stable offset is returned, and the
+    /// aborted transactions overlapping what is come with it (Kafka's isolation level 1).
     void fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
-               std::function<void(result<fetch_result>)> done, bool at_least_one = true);
+               std::function<void(result<fetch_result>)> done, bool at_least_one = true,
+               bool read_committed = false);
 
     void offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done);
 
@@ -146,6 +169,18 @@ public:
     /// same pair would share one sequence space), as in Kafka. Ids are reserved in blocks
     /// recorded durably in `<data>/producer_ids`, so none is handed out twice.
     void init_producer_id(executor& caller, std::function<void(result<producer_identity>)> done);
+    /// Lets `producer_id` at `epoch` write transactional batches to `tp` (AddPartitionsToTxn).
+    void txn_allow(model::topic_partition tp, int64_t producer_id, int16_t epoch, executor& caller,
+                   std::function<void(errc)> done);
+    /// Appends a COMMIT or ABORT marker (a control batch) for `producer_id`'s transaction to
+    /// `tp` and answers once it is durable. `coordinator_epoch` goes into the marker's value.
+    void write_txn_marker(model::topic_partition tp, int64_t producer_id, int16_t epoch, bool commit,
+                          int32_t coordinator_epoch, executor& caller, std::function<void(result<void>)> done);
+    /// The producers the partition remembers (DescribeProducers).
+    void describe_producers(model::topic_partition tp, executor& caller,
+                            std::function<void(result<std::vector<producer_description>>)> done);
+    /// The transaction coordinator of this node (started by the caller of `start`).
+    txn_coordinator& transactions() noexcept { return *_txns; }
     using time_match = storage::partition_log::time_match;
     /// The first record whose timestamp is >= `t`, with its timestamp (nullopt: none).
     void offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
@@ -204,8 +239,10 @@ private:
     std::atomic<uint64_t> _topics_version{0};
     const uint64_t _instance; ///< tells apart brokers in one process (tests) for those copies
     std::vector<std::function<void(const std::string&)>> _deletion_listeners;
+    std::unique_ptr<txn_coordinator> _txns;
 };
 
 } // namespace runnel::broker
 
 #include "broker/group_coordinator.h"
+#include "broker/txn_coordinator.h"

@@ -25,7 +25,6 @@ enum class errc {
     duplicate_sequence,      ///< a batch older than the ones remembered for its producer
     invalid_producer_epoch,  ///< a producer fenced by a newer epoch of itself
     unknown_producer_id,     ///< no state for the producer on this partition
-    transactions_unsupported,
     shutting_down,
     // consumer groups
     coordinator_loading,         ///< the group's offsets are still being read
@@ -49,6 +48,14 @@ enum class errc {
     unreleased_instance_id,      ///< a static member's instance id is still held by another member
     unsupported_assignor,
     group_max_size_reached,
+    // transactions
+    producer_fenced,              ///< a newer epoch of the transactional id exists (PRODUCER_FENCED)
+    invalid_txn_state,            ///< the request does not fit the transaction's state
+    invalid_producer_id_mapping,  ///< the producer id is not the transactional id's
+    invalid_transaction_timeout,  ///< transaction.timeout.ms beyond the broker's maximum
+    concurrent_transactions,      ///< the previous transaction is still completing; retry
+    transactional_id_not_found,
+    operation_not_attempted,      ///< another partition of the same request failed
 };
 
 const char* errc_message(errc e) noexcept;

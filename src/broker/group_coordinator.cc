@@ -1145,7 +1145,7 @@ void group_coordinator::commit(commit_request req, executor& caller,
             return answer(errc::coordinator_loading, all(req, errc::coordinator_loading));
         }
         auto it = st.groups.find(req.group_id);
-        const bool simple = req.generation < 0 && req.member_id.empty() && !req.instance_id;
+        const bool simple = (req.generation < 0 && req.member_id.empty() && !req.instance_id) || req.from_transaction;
         if (it == st.groups.end()) {
             if (!simple) {
                 return answer(errc::illegal_generation, all(req, errc::illegal_generation));
@@ -1159,6 +1159,8 @@ void group_coordinator::commit(commit_request req, executor& caller,
         errc refusal = errc::success;
         if (g.state == group_state::dead) {
             refusal = errc::coordinator_not_available;
+        } else if (req.from_transaction) {
+            refusal = errc::success; // a committed transaction's offsets: no membership checks
         } else if (g.consumer && !(simple && g.consumer->empty())) {
             // KIP-848: the generation is the member epoch.
             refusal = g.consumer->validate_commit(req.member_id, req.generation);

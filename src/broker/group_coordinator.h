@@ -103,6 +103,9 @@ struct commit_request {
     int32_t generation = -1;
     std::string member_id;
     std::optional<std::string> instance_id;
+    /// Offsets of a committed transaction (TxnOffsetCommit): applied whatever the group's
+    /// membership now is, as Kafka applies them when the commit marker is written.
+    bool from_transaction = false;
     struct partition {
         model::topic_partition tp;
         committed_offset value;

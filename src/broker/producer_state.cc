@@ -45,6 +45,14 @@ void producer_state::observe(const model::batch_header& h) {
     if (h.producer_id < 0) {
         return;
     }
+    if (h.is_control()) {
+        auto c = _producers.find(h.producer_id);
+        if (c != _producers.end() && h.producer_epoch > c->second.epoch) {
+            c->second.epoch = h.producer_epoch;
+            c->second.batches.clear();
+        }
+        return;
+    }
     auto [it, inserted] = _producers.try_emplace(h.producer_id);
     entry& e = it->second;
     if (inserted) {
@@ -66,6 +74,16 @@ void producer_state::observe(const model::batch_header& h) {
     if (e.batches.size() > batches_kept) {
         e.batches.pop_front();
     }
+}
+
+std::vector<producer_state::producer_info> producer_state::list() const {
+    std::vector<producer_info> out;
+    out.reserve(_lru.size());
+    for (auto id : _lru) {
+        const auto& e = _producers.at(id);
+        out.push_back({id, e.epoch, e.batches.empty() ? -1 : e.batches.back().last_seq});
+    }
+    return out;
 }
 
 } // namespace runnel::broker

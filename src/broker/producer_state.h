@@ -5,6 +5,7 @@
 #include <list>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "base/base.h"
 #include "model/model.h"
@@ -41,8 +42,18 @@ public:
     /// Decides what to do with a batch; changes nothing.
     verdict check(const model::batch_header& h) const;
 
-    /// Records a batch now in the log (appended, or found in the log at start).
+    /// Records a batch now in the log (appended, or found in the log at start). A control
+    /// batch (a transaction marker) carries no sequence: it only moves the producer to a
+    /// newer epoch, whose batches start again at sequence 0.
     void observe(const model::batch_header& h);
+
+    struct producer_info {
+        int64_t producer_id;
+        int16_t epoch;
+        int32_t last_sequence; ///< -1 when no batch of this epoch is remembered
+    };
+    /// Every producer remembered, most recent first.
+    std::vector<producer_info> list() const;
 
     std::size_t producers() const noexcept { return _producers.size(); }
 

@@ -58,6 +58,20 @@ const char* errc_message(errc e) noexcept {
         return "join again with the member id given";
     case errc::fenced_instance_id:
         return "a newer member with this group.instance.id replaced this one";
+    case errc::producer_fenced:
+        return "a newer producer with this transactional id fenced this one";
+    case errc::invalid_txn_state:
+        return "the request does not fit the state of the transaction";
+    case errc::invalid_producer_id_mapping:
+        return "the producer id does not belong to the transactional id";
+    case errc::invalid_transaction_timeout:
+        return "transaction.timeout.ms is above the broker's --kafka-transaction-max-timeout-ms";
+    case errc::concurrent_transactions:
+        return "the previous transaction of this transactional id is still completing";
+    case errc::transactional_id_not_found:
+        return "unknown transactional id";
+    case errc::operation_not_attempted:
+        return "not attempted: another partition of the request failed";
     case errc::inconsistent_group_protocol:
         return "no protocol in common with the group";
     case errc::invalid_session_timeout:
@@ -86,8 +100,6 @@ const char* errc_message(errc e) noexcept {
         return "producer epoch is older than the current one";
     case errc::unknown_producer_id:
         return "no state for this producer id on the partition";
-    case errc::transactions_unsupported:
-        return "transactions are not supported yet";
     }
     return "unknown broker error";
 }

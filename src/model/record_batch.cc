@@ -252,7 +252,7 @@ record_batch record_batch_builder::build(offset base) {
     write_be<int32_t>(p + L::length, static_cast<int32_t>(buf.size() - L::length_field_end));
     write_be<int32_t>(p + L::leader_epoch, 0);
     write_be<int8_t>(p + L::magic, 2);
-    write_be<int16_t>(p + L::attributes, 0);
+    write_be<int16_t>(p + L::attributes, _attributes);
     write_be<int32_t>(p + L::last_offset_delta, _count - 1);
     write_be<int64_t>(p + L::first_timestamp, _first_ts());
     write_be<int64_t>(p + L::max_timestamp, _max_ts());

@@ -148,6 +148,13 @@ public:
         return *this;
     }
 
+    /// Marks the batch transactional (bit 4) and/or control (bit 5), as the broker's
+    /// transaction markers are; other bits stay 0 (uncompressed, create time).
+    record_batch_builder& set_transactional(bool control) noexcept {
+        _attributes = static_cast<int16_t>(0x10 | (control ? 0x20 : 0));
+        return *this;
+    }
+
     bool empty() const noexcept { return _count == 0; }
     int32_t record_count() const noexcept { return _count; }
 
@@ -163,6 +170,7 @@ private:
     int64_t _producer_id = -1;
     int16_t _producer_epoch = -1;
     int32_t _base_sequence = -1;
+    int16_t _attributes = 0;
 };
 
 /// Kafka's zig-zag variable-length integers, as used inside records.

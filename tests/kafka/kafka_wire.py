@@ -313,7 +313,8 @@ STALE_MEMBER_EPOCH = 113
 FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, LIST_OFFSETS: 6, METADATA: 9, API_VERSIONS: 3,
                  CREATE_TOPICS: 5, DELETE_TOPICS: 4, DELETE_RECORDS: 2, 10: 3, 22: 2, 23: 4, 60: 0,
                  OFFSET_COMMIT: 8, OFFSET_FETCH: 6, JOIN_GROUP: 6, LIST_GROUPS: 3,
-                 CONSUMER_GROUP_HEARTBEAT: 0, CONSUMER_GROUP_DESCRIBE: 0}
+                 CONSUMER_GROUP_HEARTBEAT: 0, CONSUMER_GROUP_DESCRIBE: 0,
+                 24: 3, 25: 3, 26: 3, 28: 3, 61: 0, 65: 0, 66: 0}
 
 
 def is_flexible(key, version):
@@ -504,7 +505,7 @@ def produce_request(version, topic, partition, records, acks=-1, timeout_ms=1000
 
 
 def fetch_request(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=0, min_bytes=1, copies=1,
-                  response_max_bytes=None):
+                  response_max_bytes=None, isolation_level=0):
     """Fetch (v4-v12, topics by name) of one partition, named `copies` times, each with
     `max_bytes` as its partition_max_bytes; the response's max_bytes is `response_max_bytes`
     (default: `max_bytes`)."""
@@ -519,7 +520,7 @@ def fetch_request(version, topic, partition, offset, max_bytes=1 << 20, max_wait
         part += i64(-1)  # log start offset
     part += i32(max_bytes) + w.tags()
     total = max_bytes if response_max_bytes is None else response_max_bytes
-    body = i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(total) + i8(0)
+    body = i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(total) + i8(isolation_level)
     if version >= 7:
         body += i32(0) + i32(-1)  # session id and epoch
     body += w.array([w.string(topic) + w.array([part] * copies, lambda p: p) + w.tags()], lambda t: t)

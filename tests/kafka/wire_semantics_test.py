@@ -13,7 +13,8 @@ what the broker answered:
 - ListOffsets by timestamp answers the first record at or after the time with that record's
   own timestamp, on uncompressed and compressed (gzip) batches, checked against a scan of
   every record.
-- FindCoordinator for a transactional id answers a final error (not a retriable one).
+- FindCoordinator with a key type that is neither a group nor a transaction is INVALID_REQUEST
+  (transactions have their own test, txn_wire_test.py).
 - OffsetForLeaderEpoch answers epoch 0's end at the log end; DescribeCluster names this node.
 
 Run: /usr/bin/python3 wire_semantics_test.py --runnel PATH
@@ -246,14 +247,14 @@ class WireSemanticsTest(unittest.TestCase):
             checked += 1
         self.assertGreater(checked, 100)
 
-    # -- transactions are not offered: a final answer --------------------------------------
+    # -- coordinators ----------------------------------------------------------------------
 
-    def test_find_coordinator_for_a_transactional_id_is_final(self):
+    def test_find_coordinator_for_an_unknown_key_type(self):
         c = self.conn()
-        _, body = c.request(FIND_COORDINATOR, 3, kw.compact_string("txn-1") + i8(1) + kw.NO_TAGS)
+        _, body = c.request(FIND_COORDINATOR, 3, kw.compact_string("k") + i8(2) + kw.NO_TAGS)
         r = kw.Reader(body, flexible=True)
         r.i32()
-        self.assertEqual(r.i16(), kw.UNSUPPORTED_VERSION)
+        self.assertEqual(r.i16(), kw.INVALID_REQUEST)
 
     # -- cluster and epochs ----------------------------------------------------------------
 

@@ -162,11 +162,24 @@ inline constexpr int16_t fenced_member_epoch = 110;
 inline constexpr int16_t unreleased_instance_id = 111;
 inline constexpr int16_t unsupported_assignor = 112;
 inline constexpr int16_t stale_member_epoch = 113;
+inline constexpr int16_t invalid_txn_state = 48;
+inline constexpr int16_t invalid_producer_id_mapping = 49;
+inline constexpr int16_t invalid_transaction_timeout = 50;
+inline constexpr int16_t concurrent_transactions = 51;
+inline constexpr int16_t operation_not_attempted = 55;
+inline constexpr int16_t producer_fenced = 90;
+inline constexpr int16_t transactional_id_not_found = 105;
 } // namespace kerr
 
 /// The Kafka error code for a broker error.
 int16_t to_kafka_error(const std::error_code& ec) noexcept;
 inline int16_t to_kafka_error(broker::errc e) noexcept { return to_kafka_error(make_error_code(e)); }
+
+/// PRODUCER_FENCED exists from `fenced_since` of an api on; older versions answer
+/// INVALID_PRODUCER_EPOCH instead, as Kafka does.
+inline int16_t txn_error(int16_t code, int16_t version, int16_t fenced_since) noexcept {
+    return code == kerr::producer_fenced && version < fenced_since ? kerr::invalid_producer_epoch : code;
+}
 
 /// Looks up `name`, creating it with the default partition count when auto-creation is on.
 /// Returns the topic, or the Kafka error to answer with.
@@ -201,6 +214,13 @@ asio::awaitable<response_frame> handle(const request_context&, proto::offset_for
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_cluster_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::consumer_group_heartbeat_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::consumer_group_describe_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::add_partitions_to_txn_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::add_offsets_to_txn_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::end_txn_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::txn_offset_commit_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_transactions_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::list_transactions_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_producers_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

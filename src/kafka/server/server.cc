@@ -54,6 +54,13 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::sasl_authenticate, "SaslAuthenticate", 0, 2, 2},
   {proto::api_key::consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1, 0},
   {proto::api_key::consumer_group_describe, "ConsumerGroupDescribe", 0, 1, 0},
+  {proto::api_key::add_partitions_to_txn, "AddPartitionsToTxn", 0, 4, 3},
+  {proto::api_key::add_offsets_to_txn, "AddOffsetsToTxn", 0, 3, 3},
+  {proto::api_key::end_txn, "EndTxn", 0, 3, 3},
+  {proto::api_key::txn_offset_commit, "TxnOffsetCommit", 0, 3, 3},
+  {proto::api_key::describe_producers, "DescribeProducers", 0, 0, 0},
+  {proto::api_key::describe_transactions, "DescribeTransactions", 0, 0, 0},
+  {proto::api_key::list_transactions, "ListTransactions", 0, 1, 0},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.
@@ -200,8 +207,6 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::invalid_producer_epoch;
     case errc::unknown_producer_id:
         return kerr::unknown_producer_id;
-    case errc::transactions_unsupported:
-        return kerr::invalid_request;
     case errc::coordinator_loading:
         return kerr::coordinator_load_in_progress;
     case errc::coordinator_not_available:
@@ -242,6 +247,20 @@ int16_t to_kafka_error(const std::error_code& ec) noexcept {
         return kerr::unsupported_assignor;
     case errc::group_max_size_reached:
         return kerr::group_max_size_reached;
+    case errc::producer_fenced:
+        return kerr::producer_fenced;
+    case errc::invalid_txn_state:
+        return kerr::invalid_txn_state;
+    case errc::invalid_producer_id_mapping:
+        return kerr::invalid_producer_id_mapping;
+    case errc::invalid_transaction_timeout:
+        return kerr::invalid_transaction_timeout;
+    case errc::concurrent_transactions:
+        return kerr::concurrent_transactions;
+    case errc::transactional_id_not_found:
+        return kerr::transactional_id_not_found;
+    case errc::operation_not_attempted:
+        return kerr::operation_not_attempted;
     }
     return kerr::unknown_server_error;
 }

@@ -46,6 +46,13 @@ const std::map<int16_t, range> expected = {
   {36, {0, 2, 2}},  // SaslAuthenticate
   {68, {0, 1, 0}},  // ConsumerGroupHeartbeat
   {69, {0, 1, 0}},  // ConsumerGroupDescribe
+  {24, {0, 4, 3}},  // AddPartitionsToTxn
+  {25, {0, 3, 3}},  // AddOffsetsToTxn
+  {26, {0, 3, 3}},  // EndTxn
+  {28, {0, 3, 3}},  // TxnOffsetCommit
+  {61, {0, 0, 0}},  // DescribeProducers
+  {65, {0, 0, 0}},  // DescribeTransactions
+  {66, {0, 1, 0}},  // ListTransactions
 };
 
 TEST(api_table, exactly_the_supported_ranges) {
@@ -153,7 +160,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 152u);
+    EXPECT_EQ(requests, 173u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

@@ -80,6 +80,12 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
         }
     }
 
+    // A read_committed reader at the last stable offset waits for the log to grow past its
+    // end (a marker or more data), not merely past the reader's offset.
+    std::vector<model::offset> watch_from(parts.size());
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        watch_from[i] = parts[i].offset;
+    }
     auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
     for (bool waited = false;;) {
         std::size_t total = 0;
@@ -107,7 +113,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
               give.size(), [&](std::size_t i, std::function<void(result<broker::fetch_result>)> done) {
                   const bool at_least_one = total == 0 && i == 0;
                   ctx.broker.fetch(parts[first + i].tp, parts[first + i].offset, give[i], ctx.shard, std::move(done),
-                                   at_least_one);
+                                   at_least_one, req.isolation_level == 1);
               });
             for (std::size_t i = 0; i < results.size(); ++i) {
                 const auto& want = parts[first + i];
@@ -132,7 +138,14 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
                 auto& f = results[i].value();
                 out.error_code = kerr::none;
                 out.high_watermark = f.high_watermark();
-                out.last_stable_offset = f.high_watermark();
+                out.last_stable_offset = f.last_stable();
+                if (req.isolation_level == 1) {
+                    watch_from[first + i] = std::max(want.offset, f.high_watermark);
+                }
+                out.aborted_transactions->clear();
+                for (const auto& a : f.aborted) {
+                    out.aborted_transactions->push_back({a.producer_id, a.first()});
+                }
                 out.log_start_offset = f.log_start();
                 auto bytes = f.data.bytes.span();
                 out.records->assign(bytes.begin(), bytes.end());
@@ -146,8 +159,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
         }
         // Long poll: wake on the first produce to any of the partitions, or at the deadline.
         auto w = ctx.broker.watch_for_data(ctx.shard, [timer] { timer->cancel(); });
-        for (const auto& p : parts) {
-            ctx.broker.add_to_watch(w, p.tp, p.offset);
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            ctx.broker.add_to_watch(w, parts[i].tp, watch_from[i]);
         }
         timer->expires_at(deadline);
         ctx.connections.long_polls.insert(timer.get());

@@ -2,20 +2,25 @@
 
 namespace runnel::kafka {
 
-// FindCoordinator: this node coordinates every group. Transactional ids have no coordinator
-// (transactions are not offered): UNSUPPORTED_VERSION, which clients treat as final rather than
-// retrying for ever. A group whose offsets are still loading gets COORDINATOR_NOT_AVAILABLE so
-// the client asks again.
+// FindCoordinator: this node coordinates every group (key type 0) and every transactional id
+// (key type 1). A group whose offsets are still loading, or a transaction coordinator not yet
+// recovered, gets COORDINATOR_NOT_AVAILABLE so the client asks again; other key types are
+// INVALID_REQUEST.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::find_coordinator_request req) {
     auto answer = [&](const std::string& key) {
         proto::find_coordinator_response::coordinator c;
         c.key = key;
-        if (req.key_type != 0) {
-            c.error_code = kerr::unsupported_version;
-            c.error_message = "transactions are not offered by this broker: only group coordinators (key type 0)";
+        if (req.key_type != 0 && req.key_type != 1) {
+            c.error_code = kerr::invalid_request;
+            c.error_message = "key type must be 0 (group) or 1 (transaction)";
             c.node_id = -1;
             c.port = -1;
-        } else if (!ctx.groups.ready(key)) {
+        } else if (req.key_type == 1 && !ctx.broker.transactions().started()) {
+            c.error_code = kerr::coordinator_not_available;
+            c.error_message = "the transaction coordinator is recovering";
+            c.node_id = -1;
+            c.port = -1;
+        } else if (req.key_type == 0 && !ctx.groups.ready(key)) {
             c.error_code = kerr::coordinator_not_available;
             c.error_message = "the group coordinator is loading committed offsets";
             c.node_id = -1;

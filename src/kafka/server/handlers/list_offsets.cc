@@ -36,7 +36,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
                 } else if (p.timestamp == earliest) {
                     out.offset = offs.value().log_start();
                 } else if (p.timestamp == latest) {
-                    out.offset = offs.value().high_watermark();
+                    // read_committed readers see up to the last stable offset only.
+                    out.offset = req.isolation_level == 1 ? offs.value().last_stable() : offs.value().high_watermark();
                 } else {
                     out.offset = std::max<int64_t>(offs.value().high_watermark() - 1, -1);
                 }
