@@ -28,12 +28,7 @@ def arg(name, default):
 
 
 def ensure_playwright(npm):
-    marker = os.path.join(HERE, "node_modules", "playwright-core", "package.json")
-    if os.path.exists(marker):
-        return
-    p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert p.returncode == 0, "npm ci failed:\n" + p.stdout.decode(errors="replace")
+    harness.npm_ci(npm, HERE, "playwright-core")
 
 
 def post(url, body):

@@ -305,20 +305,28 @@ def tool(argv, flag, name):
 
 def npm_ci(npm, js_dir, package):
     """`npm ci` in `js_dir` unless its node_modules already holds the version of `package`
-    that package-lock.json names. Returns a line saying which happened."""
+    that package-lock.json names. Returns a line saying which happened. Tests that share
+    `js_dir` may run at once (ctest -j): an exclusive lock per directory makes the second wait
+    for the first's install and then find it done, instead of deleting the tree under it."""
+    import fcntl
+    import hashlib
     import json
     with open(os.path.join(js_dir, "package-lock.json")) as f:
         locked = json.load(f)["packages"][f"node_modules/{package}"]["version"]
     installed = os.path.join(js_dir, "node_modules", package, "package.json")
-    if os.path.exists(installed):
-        with open(installed) as f:
-            if json.load(f)["version"] == locked:
-                return f"{package} {locked} already installed"
-    t0 = time.monotonic()
-    p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=js_dir, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
-    assert p.returncode == 0, f"npm ci failed ({p.returncode}):\n{p.stdout.decode(errors='replace')}"
-    return f"{package} {locked} installed by npm ci in {time.monotonic() - t0:.1f} s"
+    lock_path = os.path.join(tempfile.gettempdir(),
+                             "runnel-npm-" + hashlib.sha1(os.path.abspath(js_dir).encode()).hexdigest()[:16] + ".lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(installed):
+            with open(installed) as f:
+                if json.load(f)["version"] == locked:
+                    return f"{package} {locked} already installed"
+        t0 = time.monotonic()
+        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=js_dir, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        assert p.returncode == 0, f"npm ci failed ({p.returncode}):\n{p.stdout.decode(errors='replace')}"
+        return f"{package} {locked} installed by npm ci in {time.monotonic() - t0:.1f} s"
 
 
 def summary(name, passed, failed, skipped=0, seconds=None):
