@@ -181,9 +181,9 @@ result<std::vector<std::byte>> rebuild_batch(std::span<const std::byte> orig, co
         }
         body = std::move(*packed);
     }
-    std::vector<std::byte> out(L::header_size + body.size());
-    std::memcpy(out.data(), orig.data(), L::header_size);
-    std::memcpy(out.data() + L::header_size, body.data(), body.size());
+    std::vector<std::byte> out(orig.begin(), orig.begin() + L::header_size);
+    const auto* packed_body = reinterpret_cast<const std::byte*>(body.data());
+    out.insert(out.end(), packed_body, packed_body + body.size());
     write_be<int32_t>(out.data() + L::length, static_cast<int32_t>(out.size() - L::length_field_end));
     write_be<int32_t>(out.data() + L::record_count, static_cast<int32_t>(kept.size()));
     if (kept.empty()) {
