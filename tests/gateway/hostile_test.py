@@ -63,7 +63,7 @@ def strict_json(resp):
 def ws_handshake(srv, origin):
     """The status line of a WebSocket upgrade sent with `origin` (None: no Origin header)."""
     with socket.create_connection(("127.0.0.1", srv.http_port), timeout=30) as s:
-        lines = [f"GET /v1/ws HTTP/1.1", f"Host: 127.0.0.1:{srv.http_port}", "Upgrade: websocket",
+        lines = ["GET /v1/ws HTTP/1.1", f"Host: 127.0.0.1:{srv.http_port}", "Upgrade: websocket",
                  "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
         if origin:
             lines.append(f"Origin: {origin}")

@@ -19,16 +19,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from kafkajs_test import JS_DIR, ensure_kafkajs, tool  # noqa: E402
+from kafkajs_test import JS_DIR  # noqa: E402
 
 
 def main():
     argv = sys.argv
     binary = harness.runnel_binary(argv)
-    node = tool(argv, "--node", "node")
-    npm = tool(argv, "--npm", "npm")
+    node = harness.tool(argv, "--node", "node")
+    npm = harness.tool(argv, "--npm", "npm")
     started = time.monotonic()
-    print(ensure_kafkajs(npm), flush=True)
+    print(harness.npm_ci(npm, JS_DIR, "kafkajs"), flush=True)
     with harness.RunnelServer(binary, name="kafkajs-txn") as srv:
         env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
         p = subprocess.run([node, os.path.join(JS_DIR, "transactions.js"), srv.bootstrap, "js-txn", "js-in",
