@@ -551,7 +551,7 @@ void broker::alter_config(std::string name, std::vector<std::pair<std::string, s
 }
 
 void broker::produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks, executor& caller,
-                     std::function<void(result<produce_result>)> done) {
+                     std::function<void(result<produce_result>)> done, produce_refusal* refusal) {
     // Validate and copy on the caller's shard: CRC work spreads over the connections' shards.
     auto refuse = [&](errc e) { reply<result<produce_result>>(caller, std::move(done), e); };
     // One validation (length, magic, CRC) of exactly one batch: as Kafka, a partition's
@@ -567,11 +567,17 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
     std::string why;
     const auto info = topic(tp.topic);
     const model::produce_check_limits limits{_config.max_inflated_batch_bytes, info && info->config.compacted()};
-    if (auto v = model::validate_produced_batch(b.value().bytes(), b.value().header(), limits, why);
+    std::vector<int32_t> keyless;
+    if (auto v = model::validate_produced_batch(b.value().bytes(), b.value().header(), limits, why,
+                                                refusal ? &keyless : nullptr);
         !v) {
         const bool corrupt = v.error() == model::errc::codec_unknown || v.error() == model::errc::records_undecodable;
         refused_batches(corrupt ? "corrupt_message" : "invalid_record").inc();
         lg().debug("refusing a batch for {}/{}: {}", tp.topic, tp.partition(), why);
+        if (refusal) {
+            refusal->message = why;
+            refusal->records = std::move(keyless);
+        }
         return refuse(corrupt ? errc::corrupt_message : errc::invalid_record);
     }
     auto batches = std::make_shared<std::vector<model::record_batch>>();

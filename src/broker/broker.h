@@ -56,6 +56,14 @@ struct produce_result {
     model::offset log_start;
 };
 
+/// Why a produce was refused before it reached the log, for the client: Kafka's
+/// error_message, and the records at fault (record_errors, KIP-467: a compacted topic's
+/// records without a key), by their index in the batch.
+struct produce_refusal {
+    std::string message;
+    std::vector<int32_t> records;
+};
+
 struct fetch_result {
     storage::read_result data;
     model::offset high_watermark;
@@ -136,8 +144,10 @@ public:
 
     /// Appends the RecordBatch bytes of one produce partition (one or more batches).
     /// `acks == -1` answers after the batches are durable.
+    /// A batch that fails validation fills `refusal` (when given) before `done` is called.
     void produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks,
-                 executor& caller, std::function<void(result<produce_result>)> done);
+                 executor& caller, std::function<void(result<produce_result>)> done,
+                 produce_refusal* refusal = nullptr);
 
     /// Whole batches from `offset`, up to `max_bytes` (with `at_least_one`, at least one batch
     /// when there is data, however large; without it, never more than `max_bytes`).

@@ -57,7 +57,7 @@ bool skip_bytes(std::span<const std::byte> rec, std::size_t& at, bool nullable, 
 } // namespace
 
 result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why,
-                                     bool require_keys) {
+                                     bool require_keys, std::vector<int32_t>* keyless) {
     // The smallest record takes 7 bytes (its length and six one-byte fields): a count that
     // cannot fit is refused before any record is read.
     if (h.record_count < 1 || static_cast<uint64_t>(h.record_count) > records.size() / 7) {
@@ -109,7 +109,10 @@ result<void> validate_record_section(std::span<const std::byte> records, const b
         if (require_keys) {
             std::size_t key_at = at;
             if (auto key_len = read_varint(rec, key_at, 5); key_len && *key_len < 0) {
-                return fail(errc::record_malformed, "a compacted topic takes no record without a key");
+                if (!keyless) {
+                    return fail(errc::record_malformed, std::string(keyless_record_message));
+                }
+                keyless->push_back(i);
             }
         }
         if (!skip_bytes(rec, at, true, "key", what) || !skip_bytes(rec, at, true, "value", what)) {
@@ -139,11 +142,16 @@ result<void> validate_record_section(std::span<const std::byte> records, const b
         why = fmt::format("{} bytes follow the last of {} records", records.size() - pos, h.record_count);
         return errc::record_malformed;
     }
+    if (keyless && !keyless->empty()) {
+        why = fmt::format("record {}: {}", keyless->front(), keyless_record_message);
+        return errc::record_malformed;
+    }
     return ok();
 }
 
 result<void> validate_produced_batch(std::span<const std::byte> batch, const batch_header& h,
-                                     const produce_check_limits& limits, std::string& why) {
+                                     const produce_check_limits& limits, std::string& why,
+                                     std::vector<int32_t>* keyless) {
     if (h.is_control()) {
         why = "clients may not write control batches";
         return errc::batch_invalid;
@@ -166,14 +174,14 @@ result<void> validate_produced_batch(std::span<const std::byte> batch, const bat
     }
     const auto section = batch.subspan(L::header_size, h.size_bytes() - L::header_size);
     if (h.compression() == compression::none) {
-        return validate_record_section(section, h, why, limits.require_keys);
+        return validate_record_section(section, h, why, limits.require_keys, keyless);
     }
     bool over_limit = false;
     auto inflated = decompress_records(h.compression(), section, limits.max_inflated_bytes, why, &over_limit);
     if (!inflated) {
         return over_limit ? errc::records_too_large : errc::records_undecodable;
     }
-    return validate_record_section(std::as_bytes(std::span(*inflated)), h, why, limits.require_keys);
+    return validate_record_section(std::as_bytes(std::span(*inflated)), h, why, limits.require_keys, keyless);
 }
 
 } // namespace runnel::model

@@ -7,11 +7,16 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "model/decompress.h"
 #include "model/record_batch.h"
 
 namespace runnel::model {
+
+/// Why a record of a compacted topic is refused (its record error, KIP-467).
+inline constexpr std::string_view keyless_record_message = "a compacted topic takes no record without a key";
 
 /// Bounds of one produced-batch check.
 struct produce_check_limits {
@@ -40,13 +45,19 @@ struct produce_check_limits {
 /// or `records_too_large`, `batch_invalid`, `record_malformed`, `timestamp_invalid` (Kafka's
 /// INVALID_RECORD); `why` then says what is wrong and where ("record 3: offset delta 0, expected 3").
 /// Allocates only the inflated section of a compressed batch. Thread-safe (no shared state).
+///
+/// `keyless`, when given, receives the index of every record without a key (with
+/// `limits.require_keys`): the check goes on past them, so a producer learns each record at
+/// fault (Kafka's record_errors, KIP-467), and fails at the end unless something else failed
+/// first.
 result<void> validate_produced_batch(std::span<const std::byte> batch, const batch_header& h,
-                                     const produce_check_limits& limits, std::string& why);
+                                     const produce_check_limits& limits, std::string& why,
+                                     std::vector<int32_t>* keyless = nullptr);
 
 /// Checks an uncompressed records section (the bytes after the 61-byte header) against the
 /// header `h`: the record-level part of `validate_produced_batch`.
 /// With `require_keys`, a record with a null key is `record_malformed` (INVALID_RECORD).
 result<void> validate_record_section(std::span<const std::byte> records, const batch_header& h, std::string& why,
-                                     bool require_keys = false);
+                                     bool require_keys = false, std::vector<int32_t>* keyless = nullptr);
 
 } // namespace runnel::model

@@ -173,6 +173,32 @@ TEST(validate_produced_batch, compacted_topics_need_keys) {
     EXPECT_TRUE(validate_produced_batch(batch, validate_batch(batch).value(), {.require_keys = true}, why)) << why;
 }
 
+TEST(validate_produced_batch, every_keyless_record_is_named) {
+    // With a list to fill, the check goes on past a keyless record, so the producer learns
+    // each record at fault (record_errors) and the rest of the batch is known to be sound.
+    auto recs = good_records(10);
+    for (int i : {0, 4, 9}) {
+        recs[static_cast<std::size_t>(i)].key = std::nullopt;
+    }
+    const auto batch = make_batch(records_section(recs), {.count = 10});
+    auto h = validate_batch(batch);
+    ASSERT_TRUE(h);
+    std::string why;
+    std::vector<int32_t> keyless;
+    auto r = validate_produced_batch(batch, h.value(), {.require_keys = true}, why, &keyless);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::record_malformed);
+    EXPECT_EQ(keyless, (std::vector<int32_t>{0, 4, 9}));
+    EXPECT_EQ(why, "record 0: a compacted topic takes no record without a key");
+    // A malformed record after them still fails the batch for its own reason.
+    recs[7].offset_delta = 3;
+    const auto broken = make_batch(records_section(recs), {.count = 10});
+    keyless.clear();
+    r = validate_produced_batch(broken, validate_batch(broken).value(), {.require_keys = true}, why, &keyless);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(why, "record 7: offset delta 3, expected 7");
+}
+
 TEST(compress_records, round_trips_with_every_codec) {
     const auto section = records_section(good_records(200));
     for (auto c : {compression::none, compression::gzip, compression::snappy, compression::lz4, compression::zstd}) {

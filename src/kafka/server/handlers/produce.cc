@@ -1,4 +1,5 @@
 #include "kafka/server/handler.h"
+#include "model/validate.h"
 
 namespace runnel::kafka {
 
@@ -43,9 +44,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
             }
         }
     }
+    std::vector<broker::produce_refusal> refusals(targets.size());
     auto results = co_await await_all<result<broker::produce_result>>(
       targets.size(), [&](std::size_t i, std::function<void(result<broker::produce_result>)> done) {
-          ctx.broker.produce(targets[i].tp, targets[i].records, req.acks, ctx.shard, std::move(done));
+          ctx.broker.produce(targets[i].tp, targets[i].records, req.acks, ctx.shard, std::move(done), &refusals[i]);
           if (i + 1 == targets.size()) {
               ctx.issued(); // appends are posted in order; their syncs may overlap the next request
           }
@@ -57,7 +59,15 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
             out.log_start_offset = results[i].value().log_start();
         } else {
             out.error_code = to_kafka_error(results[i].error());
-            out.error_message = results[i].error().message();
+            const auto& refusal = refusals[i];
+            out.error_message = refusal.message.empty() ? results[i].error().message() : refusal.message;
+            // The records at fault (KIP-467): a client fails those with INVALID_RECORD and
+            // the others of the batch as not written because of them.
+            for (int32_t index : refusal.records) {
+                auto& e = out.record_errors.emplace_back();
+                e.batch_index = index;
+                e.batch_index_error_message = std::string(model::keyless_record_message);
+            }
         }
     }
     if (req.acks == 0) {
