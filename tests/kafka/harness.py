@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 READY_RE = re.compile(r"ready in .* Kafka listener on 127\.0\.0\.1:(\d+)")
 HTTP_RE = re.compile(r"ready in .* HTTP listener on 127\.0\.0\.1:(\d+)")
@@ -347,6 +348,43 @@ def metric(srv, name):
     if not m:
         raise AssertionError(f"{name} not in /metrics")
     return float(m.group(1))
+
+
+class ServerCase(unittest.TestCase):
+    """Test cases sharing one `runnel serve` (started before the first, stopped with a clean-exit
+    check after the last) and talking to it with raw Kafka requests (kafka_wire). A subclass
+    names its server (`server_name`) and may add flags (`server_args`); the script sets
+    `ServerCase.binary` (`runnel_binary()`) before it runs the cases."""
+    binary = None
+    server_name = "runnel"
+    server_args = ()
+    srv = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = RunnelServer(cls.binary, name=cls.server_name, extra_args=list(cls.server_args)).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop(check=True)
+
+    def conn(self):
+        import kafka_wire as kw
+        c = kw.Connection(self.srv.port)
+        self.addCleanup(c.close)
+        return c
+
+    def create_topic(self, name, partitions=1):
+        import kafka_wire as kw
+        _, body = self.conn().request(kw.CREATE_TOPICS, 4, kw.create_topics_request(4, [(name, partitions, -1, {})]))
+        self.assertEqual(kw.parse_create_topics(body, 4)[name][0], kw.NONE)
+
+    def produce(self, topic, batch, partition=0):
+        """Produce v9 of one batch: (error code, base offset, error message)."""
+        import kafka_wire as kw
+        _, body = self.conn().request(kw.PRODUCE, 9, kw.produce_request(9, topic, partition, batch))
+        (_, _, error, base, message), = kw.parse_produce(body, 9)
+        return error, base, message
 
 
 def run_unittests(name):

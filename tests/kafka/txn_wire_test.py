@@ -136,33 +136,9 @@ def list_latest(conn, topic, isolation):
     return out[0]
 
 
-class TxnWireTest(unittest.TestCase):
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.RunnelServer(BINARY, name="txn-wire",
-                                       extra_args=["--kafka-transaction-max-timeout-ms", "120000"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop(check=True)
-
-    def conn(self):
-        c = kw.Connection(self.srv.port)
-        self.addCleanup(c.close)
-        return c
-
-    def create_topic(self, name, partitions=1):
-        c = self.conn()
-        _, body = c.request(kw.CREATE_TOPICS, 4, kw.create_topics_request(4, [(name, partitions, -1, {})]))
-        self.assertEqual(kw.parse_create_topics(body, 4)[name][0], kw.NONE)
-
-    def produce(self, topic, batch, partition=0):
-        c = self.conn()
-        _, body = c.request(kw.PRODUCE, 9, kw.produce_request(9, topic, partition, batch))
-        (_, _, error, base, message), = kw.parse_produce(body, 9)
-        return error, base, message
+class TxnWireTest(harness.ServerCase):
+    server_name = "txn-wire"
+    server_args = ("--kafka-transaction-max-timeout-ms", "120000")
 
     def test_find_coordinator_for_a_transactional_id(self):
         c = self.conn()
@@ -329,6 +305,7 @@ class TxnTimeoutTest(unittest.TestCase):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
+    harness.ServerCase.binary = BINARY
     harness.run_unittests("txn-wire")
 
 

@@ -24,7 +24,6 @@ import gzip
 import os
 import random
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,32 +83,8 @@ def gzip_batch(recs, base_ts):
     return kw.batch_around(gzip.compress(section), len(recs), base_ts, max(t for _, t in recs), attributes=1)
 
 
-class WireSemanticsTest(unittest.TestCase):
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.RunnelServer(BINARY, name="wire-semantics").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop(check=True)
-
-    def conn(self):
-        c = kw.Connection(self.srv.port)
-        self.addCleanup(c.close)
-        return c
-
-    def create_topic(self, name, partitions=1):
-        c = self.conn()
-        _, body = c.request(kw.CREATE_TOPICS, 4, kw.create_topics_request(4, [(name, partitions, -1, {})]))
-        self.assertEqual(kw.parse_create_topics(body, 4)[name][0], kw.NONE)
-
-    def produce(self, topic, batch, partition=0):
-        c = self.conn()
-        _, body = c.request(kw.PRODUCE, 9, kw.produce_request(9, topic, partition, batch))
-        (_, _, error, base, message), = kw.parse_produce(body, 9)
-        return error, base, message
+class WireSemanticsTest(harness.ServerCase):
+    server_name = "wire-semantics"
 
     def read_values(self, topic, partition=0):
         """Every record value of the partition, by offset, through Fetch v4 (uncompressed)."""
@@ -334,6 +309,7 @@ def zigzag(r):
 def main():
     global BINARY
     BINARY = harness.runnel_binary()
+    harness.ServerCase.binary = BINARY
     harness.run_unittests("wire-semantics")
 
 
