@@ -52,6 +52,8 @@ bench: benchmarks
 	bench/ws_bench.py --build $(RELEASE) --json build/bench-ws.json
 	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
 	bench/jobs_bench.py --build $(RELEASE) --json build/bench-jobs.json
+	bench/txn_bench.py --build $(RELEASE) --json build/bench-txn.json
+	$(RELEASE)/bench/validate_bench --json build/bench-validate.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
