@@ -387,6 +387,18 @@ class ServerCase(unittest.TestCase):
         return error, base, message
 
 
+def run_script(name, main):
+    """Runs a test script's `main`; an exception prints its traceback and the failing
+    `summary` line and exits 1, so a crash reads like any failed test."""
+    try:
+        main()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        summary(name, 0, 1)
+        sys.exit(1)
+
+
 def run_unittests(name):
     """Runs the unittest cases of the calling script, prints the closing `summary` line (test
     methods counted, not subtests: a method fails if any of its subtests did) and exits 0 only

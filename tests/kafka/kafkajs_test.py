@@ -89,10 +89,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        harness.summary("kafkajs", 0, 1)
-        sys.exit(1)
+    harness.run_script("kafkajs", main)

@@ -56,10 +56,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        harness.summary("kafkajs-txn", 0, 1)
-        sys.exit(1)
+    harness.run_script("kafkajs-txn", main)
