@@ -49,8 +49,11 @@ async function createTopic () {
 }
 
 /// Consumes with a commit after each record; a record counts once its commit is answered.
+/// `refreshes()` counts the times the stream moved its positions to the committed offsets
+/// (the client does so for every partition whenever its assignment grows).
 function consumeInto (consumer, name, seen, duplicates) {
   let stream = null
+  let refreshes = 0
   const done = (async () => {
     stream = await consumer.consume({
       topics: [topic],
@@ -59,13 +62,42 @@ function consumeInto (consumer, name, seen, duplicates) {
       fallbackMode: 'earliest',
       maxWaitTime: 500
     })
+    stream.on('offsets', () => { ++refreshes })
     for await (const m of stream) {
       await m.commit()
       if (seen.has(m.key)) duplicates.push({ key: m.key, first: seen.get(m.key), again: name })
       seen.set(m.key, name)
     }
   })()
-  return { done, close: async () => { await until(() => stream !== null, 'the stream'); await stream.close() } }
+  return {
+    done,
+    refreshes: () => refreshes,
+    close: async () => { await until(() => stream !== null, 'the stream'); await stream.close() }
+  }
+}
+
+/// Waits until the group has settled after its assignment changed: every member's stream has
+/// finished moving to the committed offsets of its new partitions and the next three
+/// heartbeats of every member brought no change. This client moves all of a member's positions
+/// back to the committed offsets whenever its assignment grows; a record fetched before that
+/// would be delivered a second time, so records are only produced once the group is quiet.
+async function settled (members) {
+  const heartbeats = new Map(members.map(({ consumer }) => [consumer, 0]))
+  const count = consumer => () => heartbeats.set(consumer, heartbeats.get(consumer) + 1)
+  const listeners = members.map(({ consumer }) => [consumer, count(consumer)])
+  for (const [consumer, listener] of listeners) consumer.on('consumer:heartbeat:end', listener)
+  try {
+    for (;;) {
+      const refreshes = members.map(({ run }) => run.refreshes())
+      const beats = members.map(({ consumer }) => heartbeats.get(consumer))
+      const quiet = () => members.every(({ consumer }, i) => heartbeats.get(consumer) >= beats[i] + 3)
+      const moved = () => members.some(({ run }, i) => run.refreshes() !== refreshes[i])
+      await until(() => quiet() || moved(), 'three heartbeats of every member')
+      if (!moved()) return
+    }
+  } finally {
+    for (const [consumer, listener] of listeners) consumer.removeListener('consumer:heartbeat:end', listener)
+  }
 }
 
 async function produce (prefix, n, idempotent, clientId) {
@@ -109,6 +141,8 @@ async function consumerProtocol () {
       pa.every(p => !pb.includes(p))
   }
   await until(shared, 'both members to own partitions')
+  await settled([{ consumer: a, run: runA }, { consumer: b, run: runB }])
+  check(shared(), 'the assignment moved after both members owned partitions')
   const first = { a: partitionsOf(a), b: partitionsOf(b) }
   const phase1 = await produce('one', N, false, 'itest-producer-1')
   await until(() => seen.size === N, `the first ${N} records (have ${seen.size})`)
@@ -121,6 +155,7 @@ async function consumerProtocol () {
   await b.close()
   await runB.done
   await until(() => partitionsOf(a).length === PARTITIONS, 'a to own every partition')
+  await settled([{ consumer: a, run: runA }])
   const phase2 = await produce('two', N, false, 'itest-producer-2')
   await until(() => seen.size === 2 * N, `all ${2 * N} records (have ${seen.size})`)
   const secondByA = [...seen.entries()].filter(([k, v]) => k.startsWith('two-') && v === 'a').length
