@@ -15,24 +15,34 @@ function(runnel_library)
   endif()
 endfunction()
 
-# runnel_test(NAME storage_test SRCS a_test.cc DEPS runnel::storage LABELS unit)
+# runnel_test(NAME storage_test SRCS a_test.cc DEPS runnel::storage LABELS unit [SHARDS n])
 #
 # A GoogleTest binary registered with CTest. Unit tests carry the label
 # "unit" so the sanitizer build can run exactly them; with RUNNEL_UNIT_TESTS off (the
 # release build of `make build` and `make test`, which run them only under the sanitizers)
-# they are not defined at all.
+# they are not defined at all. SHARDS n registers the binary as n CTest tests, each running
+# every n-th test case (GoogleTest's sharding), so a long suite uses every core of `ctest -j`.
 function(runnel_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;SHARDS" "SRCS;DEPS;LABELS" ${ARGN})
   if("unit" IN_LIST ARG_LABELS AND NOT RUNNEL_UNIT_TESTS)
     return()
   endif()
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
-  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
-  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(NOT ARG_SHARDS OR ARG_SHARDS LESS 2)
+    add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+    set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  else()
+    math(EXPR last "${ARG_SHARDS} - 1")
+    foreach(i RANGE ${last})
+      add_test(NAME ${ARG_NAME}_shard${i} COMMAND ${ARG_NAME})
+      set_tests_properties(${ARG_NAME}_shard${i} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+        ENVIRONMENT "GTEST_TOTAL_SHARDS=${ARG_SHARDS};GTEST_SHARD_INDEX=${i}")
+    endforeach()
+  endif()
   if("unit" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY RUNNEL_UNIT_TESTS ${ARG_NAME})
   endif()
