@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace runnel::text {
 
@@ -34,5 +35,9 @@ std::string base64_encode(std::string_view bytes);
 
 /// Decodes standard base64; nullopt when `text` is not base64. Padding is optional.
 std::optional<std::string> base64_decode(std::string_view text);
+
+/// The name of `known` closest to `name` (a typo's few edits, ignoring case), or empty when
+/// none is close: for "did you mean …?" hints.
+std::string closest_name(std::string_view name, const std::vector<std::string>& known);
 
 } // namespace runnel::text

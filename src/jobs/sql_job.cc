@@ -12,6 +12,7 @@
 #include "connect/file/file.h"
 #include "connect/kafka/kafka.h"
 #include "connect/nexmark/rows.h"
+#include "connect/options/options.h"
 #include "jobs/jobs.h"
 #include "sql/catalog.h"
 #include "sql/parser.h"
@@ -35,21 +36,6 @@ en::error bad(std::string why) { return en::error(en::errc::invalid_argument, st
 std::string option(const sql::table_schema& t, std::string_view key, std::string fallback = {}) {
     auto o = t.option(key);
     return o ? *o : fallback;
-}
-
-/// A duration option: "500 ms", "5 s", "2 min" or plain milliseconds.
-std::optional<int64_t> duration_ms(std::string_view text) {
-    std::string_view s = text;
-    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-    int64_t n = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec != std::errc() || n < 0) return std::nullopt;
-    std::string unit = lower(std::string_view(p, std::size_t(s.data() + s.size() - p)));
-    unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
-    if (unit.empty() || unit == "ms") return n;
-    if (unit == "s" || unit == "sec" || unit == "second" || unit == "seconds") return n * 1000;
-    if (unit == "min" || unit == "minute" || unit == "minutes") return n * 60'000;
-    return std::nullopt;
 }
 
 /// The datagen column of physical column `f` of table `t`, or why it has none.
@@ -84,9 +70,6 @@ std::optional<dg::column> datagen_column(const sql::table_schema& t, const en::f
     }
     return c;
 }
-
-/// Options every table may carry whatever its connector (read by the job, not the connector).
-bool common_option(std::string_view k) { return k == "connector" || k == "scan.watermark.idle-timeout"; }
 
 /// A Nexmark table as a checkpointed source: the checkpoint keeps how many events were read;
 /// a restore generates again up to there.
@@ -185,7 +168,7 @@ public:
         }
         if (kind == "datagen") return datagen(t, columns);
         if (kind == "file" || kind == "filesystem") return file_source(t, columns);
-        if (kind != "topic" && kind != "kafka") return unknown(t, kind);
+        if (kind != "topic" && kind != "kafka") return unknown(t, kind, true);
         const auto topic = option(t, "topic");
         if (topic.empty()) return bad(fmt::format("table {}: option 'topic' is required", name));
         auto f = format_of(t, true);
@@ -270,7 +253,7 @@ public:
             return outcome::success();
         }
         if (kind == "file" || kind == "filesystem") return file_sink(std::move(rows), t);
-        if (kind != "topic" && kind != "kafka") return unknown(t, kind);
+        if (kind != "topic" && kind != "kafka") return unknown(t, kind, false);
         const auto topic = option(t, "topic");
         if (topic.empty()) return bad(fmt::format("table {}: option 'topic' is required", name));
         const auto guarantee = option(t, "sink.delivery-guarantee", "exactly-once");
@@ -330,16 +313,26 @@ public:
         }
         w.input = topic.empty() ? t.name.back() : topic;
         if (auto idle = t.option("scan.watermark.idle-timeout")) {
-            if (auto ms = duration_ms(*idle)) w.idle_timeout = std::chrono::milliseconds(*ms);
+            if (auto ms = connect::duration_ms(*idle)) w.idle_timeout = std::chrono::milliseconds(*ms);
         }
         return w;
     }
 
 private:
-    static en::error unknown(const sql::table_schema& t, const std::string& kind) {
-        return bad(fmt::format("table {}: connector '{}' is not one Runnel has (topic, kafka, nexmark, datagen, file, "
-                               "blackhole)",
-                               t.name.back(), kind));
+    /// Why table `t`, whose connector is `kind`, cannot be read (`source`) or written here.
+    static en::error unknown(const sql::table_schema& t, const std::string& kind, bool source) {
+        const auto& reg = connect::connector_registry::global();
+        std::string ids;
+        for (const auto& c : reg.all()) {
+            if (source ? c.source : c.sink) ids += (ids.empty() ? "" : ", ") + c.id;
+        }
+        const auto* spec = reg.find(kind);
+        if (kind.empty()) return bad(fmt::format("table {}: option 'connector' is required ({})", t.name.back(), ids));
+        if (spec) {
+            return bad(fmt::format("table {}: the {} connector cannot be {}; tables of {} can", t.name.back(),
+                                   spec->id, source ? "read" : "written", ids));
+        }
+        return bad(fmt::format("table {}: connector '{}' is not one Runnel has ({})", t.name.back(), kind, ids));
     }
 
     /// The table's `format` (or `value.format`): json by default for topics; `raw` only for
@@ -377,28 +370,15 @@ private:
         }
         std::map<std::string, std::string> opts;
         for (const auto& [k, v] : t.options) {
-            if (!common_option(k)) opts[k] = v;
+            if (!connect::common_option(k)) opts[k] = v;
         }
         auto g = dg::generator::make(opts, std::move(cols), columns);
         if (!g) return en::error(g.error().code, fmt::format("table {}: {}", name, g.error().message));
         return _ctx.source(std::make_unique<dg::source>(std::move(g).value()), columns);
     }
 
-    /// Refuses options the file connector does not read (`allowed` besides the common ones).
-    static en::result<void> only_options(const sql::table_schema& t, std::initializer_list<std::string_view> allowed) {
-        for (const auto& [k, v] : t.options) {
-            if (common_option(k) || std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
-            std::string list;
-            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-            return bad(fmt::format("table {}: option '{}' is not one the file connector reads ({})", t.name.back(), k,
-                                   list));
-        }
-        return outcome::success();
-    }
-
     en::result<en::stream> file_source(const sql::table_schema& t, const en::schema_ptr& columns) {
         const auto name = t.name.back();
-        if (auto o = only_options(t, {"path", "format", "json.ignore-parse-errors"}); !o) return o.error();
         const auto path = option(t, "path");
         if (path.empty()) return bad(fmt::format("table {}: option 'path' is required", name));
         auto f = format_of(t, false);
@@ -413,7 +393,6 @@ private:
 
     en::result<void> file_sink(en::stream rows, const sql::table_schema& t) {
         const auto name = t.name.back();
-        if (auto o = only_options(t, {"path", "format"}); !o) return o.error();
         const auto path = option(t, "path");
         if (path.empty()) return bad(fmt::format("table {}: option 'path' is required", name));
         auto f = format_of(t, false);

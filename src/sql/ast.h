@@ -253,6 +253,7 @@ using table_options = std::vector<std::pair<std::string, std::string>>;
 
 /// CREATE TABLE: columns, watermarks, key and connector options.
 struct create_table_stmt {
+    source_pos pos; ///< the table's name
     qualified_name name;
     bool temporary = false;
     bool if_not_exists = false;
@@ -261,6 +262,7 @@ struct create_table_stmt {
     std::vector<std::string> primary_key; ///< always NOT ENFORCED
     std::string comment;
     table_options options;
+    std::vector<source_pos> option_pos; ///< where each option's key is in the text
     bool operator==(const create_table_stmt&) const = default;
 };
 

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/text.h"
 #include "sql/parser.h"
 
 namespace runnel::sql {
@@ -899,43 +900,6 @@ parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>&
 
 // ---- expressions -------------------------------------------------------------------------
 
-namespace {
-
-/// The edit distance of `a` and `b` ignoring case, for "did you mean" hints.
-std::size_t name_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) {
-        row[j] = j;
-    }
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t up = row[j];
-            bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                        std::tolower(static_cast<unsigned char>(b[j - 1]));
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
-} // namespace
-
-std::string closest_name(std::string_view name, const std::vector<std::string>& known) {
-    std::string best;
-    std::size_t best_d = std::max<std::size_t>(2, name.size() / 3) + 1;
-    for (const auto& k : known) {
-        std::size_t d = name_distance(name, k);
-        if (d < best_d) {
-            best_d = d;
-            best = k;
-        }
-    }
-    return best;
-}
-
 parse_result<data_type> binder::column(const expr& e, const scope& s) {
     // Calcite's order for a.b.c: a table alias first (a.b is a column, c a field), then a
     // column (a is a column, b.c fields of its ROW).
@@ -973,7 +937,7 @@ parse_result<data_type> binder::column(const expr& e, const scope& s) {
         }
         auto k = find_field(cur_type, f);
         if (!k) {
-            std::string hint = closest_name(f, cur_type.field_names);
+            std::string hint = runnel::text::closest_name(f, cur_type.field_names);
             std::string list;
             for (const auto& n : cur_type.field_names) {
                 list += (list.empty() ? "" : ", ") + quote_identifier(n);

@@ -27,9 +27,6 @@ struct relation_type {
     bool operator==(const relation_type&) const = default;
 };
 
-/// The name of `known` closest to `name` (a typo's few edits, ignoring case), or empty.
-std::string closest_name(std::string_view name, const std::vector<std::string>& known);
-
 /// Resolves the names of a statement against a catalog and types every expression, so that
 /// what reaches the planner is known to make sense. It checks that tables, columns and
 /// functions exist (and that a bare column names only one), that operands fit their

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "connect/options/options.h"
 #include "sql/parser.h"
 
 namespace runnel::sql {
@@ -81,6 +82,15 @@ bool memory_catalog::has_function(std::string_view name) const {
                        [&](const std::string& f) { return iequals(f, name); });
 }
 
+namespace {
+
+/// Where option `i` of `t` is written (the statement's start when the parser did not say).
+source_pos option_at(const create_table_stmt& t, std::size_t i) {
+    return i < t.option_pos.size() ? t.option_pos[i] : t.pos;
+}
+
+} // namespace
+
 parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
     table_schema s;
     s.name = t.name;
@@ -135,10 +145,13 @@ parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
     }
     s.primary_key = t.primary_key;
     std::set<std::string> keys;
-    for (const auto& [k, v] : t.options) {
-        if (!keys.insert(k).second) {
-            return at(source_pos{}, fmt::format("option {} is given twice in WITH (...)", quote_string(k)));
+    for (std::size_t i = 0; i < t.options.size(); ++i) {
+        if (!keys.insert(t.options[i].first).second) {
+            return at(option_at(t, i), fmt::format("option {} is given twice in WITH (...)", quote_string(t.options[i].first)));
         }
+    }
+    if (auto bad = connect::connector_registry::global().check(t.name.back(), t.options)) {
+        return at(bad->index ? option_at(t, *bad->index) : t.pos, std::move(bad->message));
     }
     s.options = t.options;
     return s;

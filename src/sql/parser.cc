@@ -447,6 +447,7 @@ private:
             SQL_CHECK(expect_keyword("EXISTS"));
             t.if_not_exists = true;
         }
+        t.pos = cur().pos;
         SQL_TRY(name, qualified("a table name"));
         t.name = std::move(name);
         if (!at_symbol("(")) {
@@ -493,7 +494,7 @@ private:
             t.comment = std::move(c);
         }
         if (accept_keyword("WITH")) {
-            SQL_TRY(opts, options());
+            SQL_TRY(opts, options(t.option_pos));
             t.options = std::move(opts);
         }
         return t;
@@ -549,13 +550,15 @@ private:
         return c;
     }
 
-    parse_result<table_options> options() {
+    /// `( 'key' = 'value', … )`; the position of each key goes to `pos`.
+    parse_result<table_options> options(std::vector<source_pos>& pos) {
         table_options out;
         SQL_CHECK(expect_symbol("("));
         if (accept_symbol(")")) {
             return out;
         }
         do {
+            pos.push_back(cur().pos);
             SQL_TRY(k, string_literal("an option key in quotes, such as 'connector'"));
             SQL_CHECK(expect_symbol("="));
             SQL_TRY(v, string_literal("an option value in quotes"));

@@ -269,6 +269,20 @@ def main():
         assert "line 3:26" in r.stderr and "usr" in r.stderr and "^" in r.stderr, r.stderr
         passed += 1
 
+        # A misspelled option of a materialized view's table: refused at the option in the
+        # user's own text, naming the closest option, and nothing starts.
+        typo = os.path.join(data, "typo.sql")
+        with open(typo, "w") as f:
+            f.write("CREATE TABLE c (usr STRING)\n"
+                    "WITH ('connector' = 'topic', 'topic' = 'clicks', 'scan.startup.mod' = 'latest-offset');\n"
+                    "CREATE MATERIALIZED VIEW per_user AS SELECT usr, COUNT(*) AS n FROM c GROUP BY usr;\n")
+        r = runnel_sql(args.runnel, srv, typo)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "line 2:50: table c: option 'scan.startup.mod' is not one the topic connector reads; " \
+               "did you mean 'scan.startup.mode'?" in r.stderr, r.stderr
+        assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
+        passed += 1
+
         r = runnel_sql(args.runnel, srv, script)
         assert r.returncode == 0, r.stderr
         assert "pipeline clicks started" in r.stdout, r.stdout
