@@ -21,6 +21,9 @@ what the broker answered:
   any other broker, an empty or repeated replica list, partitions not numbered 0..n-1 or a
   count that does not match are INVALID_REPLICA_ASSIGNMENT, and assignments together with a
   partition count or replication factor are INVALID_REQUEST.
+- OffsetCommit from a classic group's member with an older generation is ILLEGAL_GENERATION
+  even while the group waits for SyncGroup (REBALANCE_IN_PROGRESS is for the current
+  generation), as Kafka checks them (librdkafka's 0113_cooperative_rebalance relies on it).
 
 Run: /usr/bin/python3 wire_semantics_test.py --runnel PATH
 """
@@ -41,6 +44,7 @@ FIND_COORDINATOR, INIT_PRODUCER_ID, OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER = 
 CREATE_PARTITIONS = 37
 OFFSET_OUT_OF_RANGE = 1
 INVALID_REPLICA_ASSIGNMENT = 39
+ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, MEMBER_ID_REQUIRED = 22, 27, 79
 
 
 def init_producer_id(conn, producer_id=-1, epoch=-1, transactional_id=None, version=4):
@@ -334,6 +338,37 @@ class WireSemanticsTest(harness.ServerCase):
         error, message = grow(5, [[0]], version=1)
         self.assertEqual(error, kw.NONE, message)
         self.assertEqual(self.partition_count(topic), (kw.NONE, 5))
+
+    # -- offset commits during a rebalance -----------------------------------------------
+
+    def test_commit_of_an_older_generation_while_the_group_syncs(self):
+        topic, group = "committed-while-syncing", "g-syncing"
+        self.create_topic(topic)
+
+        def join(c, member_id=""):
+            body = (kw.compact_string(group) + i32(10000) + i32(10000) + kw.compact_string(member_id)
+                    + kw.compact_string(None) + kw.compact_string("consumer")
+                    + kw.compact_array([("range", bytes(10))],
+                                       lambda p: kw.compact_string(p[0]) + kw.compact_bytes(p[1]) + kw.NO_TAGS)
+                    + kw.NO_TAGS)
+            _, resp = c.request(kw.JOIN_GROUP, 6, body)
+            r = kw.Reader(resp, flexible=True)
+            r.i32()
+            error, generation, _, _, member = r.i16(), r.i32(), r.string(), r.string(), r.string()
+            return error, generation, member
+
+        c = self.conn()
+        error, _, member = join(c)
+        self.assertEqual(error, MEMBER_ID_REQUIRED)
+        error, generation, member = join(c, member)
+        self.assertEqual(error, kw.NONE)  # the group now waits for the leader's SyncGroup
+
+        def commit(gen):
+            _, resp = c.request(kw.OFFSET_COMMIT, 9, kw.offset_commit_request(group, gen, member, topic, {0: 1}))
+            return kw.parse_offset_commit(resp)[(topic, 0)]
+
+        self.assertEqual(commit(generation - 1), ILLEGAL_GENERATION)
+        self.assertEqual(commit(generation), REBALANCE_IN_PROGRESS)
 
 
 def decode_uncompressed(data):
