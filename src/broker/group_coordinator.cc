@@ -1170,12 +1170,12 @@ void group_coordinator::commit(commit_request req, executor& caller,
             refusal = errc::fenced_instance_id;
         } else if (simple && g.state == group_state::empty) {
             refusal = errc::success;
-        } else if (g.state == group_state::completing_rebalance) {
-            refusal = errc::rebalance_in_progress;
         } else if (!g.members.contains(req.member_id)) {
             refusal = errc::unknown_member_id;
         } else if (req.generation != g.generation) {
-            refusal = errc::illegal_generation;
+            refusal = errc::illegal_generation; // before the state: an older generation is told so, as Kafka does
+        } else if (g.state == group_state::completing_rebalance) {
+            refusal = errc::rebalance_in_progress;
         }
         if (refusal != errc::success) {
             return answer(refusal, all(req, refusal));

@@ -314,7 +314,7 @@ FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, LIST_OFFSETS: 6, METADATA: 9, API_VERSIO
                  CREATE_TOPICS: 5, DELETE_TOPICS: 4, DELETE_RECORDS: 2, 10: 3, 22: 2, 23: 4, 60: 0,
                  OFFSET_COMMIT: 8, OFFSET_FETCH: 6, JOIN_GROUP: 6, LIST_GROUPS: 3,
                  CONSUMER_GROUP_HEARTBEAT: 0, CONSUMER_GROUP_DESCRIBE: 0,
-                 24: 3, 25: 3, 26: 3, 28: 3, 61: 0, 65: 0, 66: 0}
+                 24: 3, 25: 3, 26: 3, 28: 3, 37: 2, 61: 0, 65: 0, 66: 0}
 
 
 def is_flexible(key, version):
@@ -588,13 +588,16 @@ def parse_produce(body, version):
 
 
 def create_topics_request(version, topics, timeout_ms=10000, validate_only=False):
-    """`topics`: [(name, partitions, replication factor, {config: value})]."""
+    """`topics`: [(name, partitions, replication factor, {config: value}[, assignments])], where
+    assignments are [(partition, [broker id])]."""
     w = Writer(is_flexible(CREATE_TOPICS, version))
 
     def topic(t):
-        name, partitions, rf, configs = t
+        name, partitions, rf, configs = t[:4]
+        assignments = t[4] if len(t) > 4 else []
         cfgs = [w.string(k) + w.string(v) + w.tags() for k, v in configs.items()]
-        return (w.string(name) + i32(partitions) + i16(rf) + w.array([], lambda a: a)
+        assigned = [i32(p) + w.array(ids, i32) + w.tags() for p, ids in assignments]
+        return (w.string(name) + i32(partitions) + i16(rf) + w.array(assigned, lambda a: a)
                 + w.array(cfgs, lambda c: c) + w.tags())
 
     return w.array(topics, topic) + i32(timeout_ms) + boolean(validate_only) + w.tags()

@@ -16,6 +16,14 @@ what the broker answered:
 - FindCoordinator with a key type that is neither a group nor a transaction is INVALID_REQUEST
   (transactions have their own test, txn_wire_test.py).
 - OffsetForLeaderEpoch answers epoch 0's end at the log end; DescribeCluster names this node.
+- CreateTopics and CreatePartitions accept manual replica assignments that name this node (one
+  replica per partition), as a single Kafka broker does (librdkafka's 0081_admin sends them);
+  any other broker, an empty or repeated replica list, partitions not numbered 0..n-1 or a
+  count that does not match are INVALID_REPLICA_ASSIGNMENT, and assignments together with a
+  partition count or replication factor are INVALID_REQUEST.
+- OffsetCommit from a classic group's member with an older generation is ILLEGAL_GENERATION
+  even while the group waits for SyncGroup (REBALANCE_IN_PROGRESS is for the current
+  generation), as Kafka checks them (librdkafka's 0113_cooperative_rebalance relies on it).
 
 Run: /usr/bin/python3 wire_semantics_test.py --runnel PATH
 """
@@ -33,7 +41,10 @@ from kafka_wire import Writer, i8, i16, i32, i64  # noqa: E402
 
 BINARY = None
 FIND_COORDINATOR, INIT_PRODUCER_ID, OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER = 10, 22, 23, 60
+CREATE_PARTITIONS = 37
 OFFSET_OUT_OF_RANGE = 1
+INVALID_REPLICA_ASSIGNMENT = 39
+ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, MEMBER_ID_REQUIRED = 22, 27, 79
 
 
 def init_producer_id(conn, producer_id=-1, epoch=-1, transactional_id=None, version=4):
@@ -264,6 +275,100 @@ class WireSemanticsTest(harness.ServerCase):
         brokers = r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string(), r.tags()))
         self.assertEqual((error, endpoint_type, cluster_id, controller), (kw.NONE, 1, "runnel", 0))
         self.assertEqual([b[:3] for b in brokers], [(0, "127.0.0.1", self.srv.port)])
+
+    # -- manual replica assignments ------------------------------------------------------
+
+    def partition_count(self, topic):
+        _, body = self.conn().request(kw.METADATA, 12, kw.metadata_request(12, [topic], allow_auto_create=False))
+        topics, _ = kw.parse_metadata(body, 12)
+        return topics[topic]
+
+    def create_with_assignments(self, name, assignments, partitions=-1, rf=-1, version=7):
+        body = kw.create_topics_request(version, [(name, partitions, rf, {}, assignments)])
+        _, resp = self.conn().request(kw.CREATE_TOPICS, version, body)
+        return kw.parse_create_topics(resp, version)[name][:2]
+
+    def test_create_topics_with_assignments_naming_this_node(self):
+        for version in (2, 7):
+            name = f"assigned-v{version}"
+            error, message = self.create_with_assignments(name, [(1, [0]), (0, [0]), (2, [0])], version=version)
+            self.assertEqual(error, kw.NONE, message)
+            self.assertEqual(self.partition_count(name), (kw.NONE, 3))
+        refused = [
+            ([(0, [1])], INVALID_REPLICA_ASSIGNMENT),  # a broker that does not exist
+            ([(0, [0, 1])], INVALID_REPLICA_ASSIGNMENT),
+            ([(0, [0, 0])], INVALID_REPLICA_ASSIGNMENT),
+            ([(0, [])], INVALID_REPLICA_ASSIGNMENT),
+            ([(0, [0]), (0, [0])], INVALID_REPLICA_ASSIGNMENT),
+            ([(0, [0]), (2, [0])], INVALID_REPLICA_ASSIGNMENT),  # not 0..n-1
+            ([(1, [0])], INVALID_REPLICA_ASSIGNMENT),
+        ]
+        for i, (assignments, code) in enumerate(refused):
+            name = f"badly-assigned-{i}"
+            error, message = self.create_with_assignments(name, assignments)
+            self.assertEqual(error, code, f"{assignments}: {message}")
+            self.assertEqual(self.partition_count(name)[0], kw.UNKNOWN_TOPIC_OR_PARTITION)
+        for partitions, rf in ((1, -1), (-1, 1)):
+            error, _ = self.create_with_assignments("assigned-and-counted", [(0, [0])], partitions, rf)
+            self.assertEqual(error, kw.INVALID_REQUEST)
+
+    def test_create_partitions_with_assignments_naming_this_node(self):
+        topic = "grown-by-assignment"
+        self.create_topic(topic, partitions=2)
+
+        def grow(count, assignments, version=3):
+            w = Writer(version >= 2)
+            assigned = None if assignments is None else [w.array(ids, i32) + w.tags() for ids in assignments]
+            body = (w.array([w.string(topic) + i32(count) + w.array(assigned, lambda a: a) + w.tags()], lambda t: t)
+                    + i32(10000) + kw.boolean(False) + w.tags())
+            _, resp = self.conn().request(CREATE_PARTITIONS, version, body)
+            r = kw.Reader(resp, flexible=version >= 2)
+            r.i32()
+            (name, error, message, _), = r.array(lambda r: (r.string(), r.i16(), r.string(), r.tags()))
+            self.assertEqual(name, topic)
+            return error, message
+
+        for count, assignments in ((4, [[0]]), (4, [[0], [1]]), (4, [[0], [0, 0]]), (4, [[0], []])):
+            error, message = grow(count, assignments)
+            self.assertEqual(error, INVALID_REPLICA_ASSIGNMENT, f"{assignments}: {message}")
+        self.assertEqual(self.partition_count(topic), (kw.NONE, 2))
+        error, message = grow(4, [[0], [0]])
+        self.assertEqual(error, kw.NONE, message)
+        self.assertEqual(self.partition_count(topic), (kw.NONE, 4))
+        error, message = grow(5, [[0]], version=1)
+        self.assertEqual(error, kw.NONE, message)
+        self.assertEqual(self.partition_count(topic), (kw.NONE, 5))
+
+    # -- offset commits during a rebalance -----------------------------------------------
+
+    def test_commit_of_an_older_generation_while_the_group_syncs(self):
+        topic, group = "committed-while-syncing", "g-syncing"
+        self.create_topic(topic)
+
+        def join(c, member_id=""):
+            body = (kw.compact_string(group) + i32(10000) + i32(10000) + kw.compact_string(member_id)
+                    + kw.compact_string(None) + kw.compact_string("consumer")
+                    + kw.compact_array([("range", bytes(10))],
+                                       lambda p: kw.compact_string(p[0]) + kw.compact_bytes(p[1]) + kw.NO_TAGS)
+                    + kw.NO_TAGS)
+            _, resp = c.request(kw.JOIN_GROUP, 6, body)
+            r = kw.Reader(resp, flexible=True)
+            r.i32()
+            error, generation, _, _, member = r.i16(), r.i32(), r.string(), r.string(), r.string()
+            return error, generation, member
+
+        c = self.conn()
+        error, _, member = join(c)
+        self.assertEqual(error, MEMBER_ID_REQUIRED)
+        error, generation, member = join(c, member)
+        self.assertEqual(error, kw.NONE)  # the group now waits for the leader's SyncGroup
+
+        def commit(gen):
+            _, resp = c.request(kw.OFFSET_COMMIT, 9, kw.offset_commit_request(group, gen, member, topic, {0: 1}))
+            return kw.parse_offset_commit(resp)[(topic, 0)]
+
+        self.assertEqual(commit(generation - 1), ILLEGAL_GENERATION)
+        self.assertEqual(commit(generation), REBALANCE_IN_PROGRESS)
 
 
 def decode_uncompressed(data):

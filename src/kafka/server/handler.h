@@ -150,6 +150,7 @@ inline constexpr int16_t sasl_authentication_failed = 58;
 inline constexpr int16_t topic_already_exists = 36;
 inline constexpr int16_t invalid_partitions = 37;
 inline constexpr int16_t invalid_replication_factor = 38;
+inline constexpr int16_t invalid_replica_assignment = 39;
 inline constexpr int16_t invalid_config = 40;
 inline constexpr int16_t invalid_request = 42;
 inline constexpr int16_t policy_violation = 44;

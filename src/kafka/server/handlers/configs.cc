@@ -1,4 +1,5 @@
 #include "kafka/server/handler.h"
+#include "kafka/server/handlers/replica_assignment.h"
 
 namespace runnel::kafka {
 namespace {
@@ -191,7 +192,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::increm
     co_return respond(ctx, r);
 }
 
-// CreatePartitions: grows a topic; the broker places new partitions itself.
+// CreatePartitions: grows a topic; the broker places new partitions itself, and manual
+// assignments (one per new partition) may name only this node.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::create_partitions_request req) {
     proto::create_partitions_response r;
     for (auto& t : req.topics) {
@@ -203,16 +205,27 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
             out.error_message = fmt::format("topic '{}' does not exist", t.name);
             continue;
         }
-        if (t.assignments && !t.assignments->empty()) {
-            out.error_code = kerr::invalid_request;
-            out.error_message = "manual replica assignments are not supported";
-            continue;
-        }
         if (t.count <= info->config.partitions) {
             out.error_code = kerr::invalid_partitions;
             out.error_message = fmt::format("topic '{}' has {} partitions; the count can only grow", t.name,
                                             info->config.partitions);
             continue;
+        }
+        if (t.assignments && !t.assignments->empty()) {
+            const auto added = static_cast<std::size_t>(t.count - info->config.partitions);
+            std::optional<std::string> bad;
+            if (t.assignments->size() != added) {
+                bad = fmt::format("{} partitions are added but {} assignments were given", added,
+                                  t.assignments->size());
+            }
+            for (std::size_t i = 0; !bad && i < t.assignments->size(); ++i) {
+                bad = single_node_replicas_error((*t.assignments)[i].broker_ids, ctx.config.node_id);
+            }
+            if (bad) {
+                out.error_code = kerr::invalid_replica_assignment;
+                out.error_message = std::move(*bad);
+                continue;
+            }
         }
         if (req.validate_only) {
             continue;

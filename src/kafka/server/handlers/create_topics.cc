@@ -1,11 +1,14 @@
 #include <set>
 
 #include "kafka/server/handler.h"
+#include "kafka/server/handlers/replica_assignment.h"
 
 namespace runnel::kafka {
 
 // CreateTopics: one broker, so a replication factor other than 1 (or -1, the default) is
-// refused; configs use Kafka's names. validate_only checks without creating.
+// refused, and manual replica assignments may name only this node (one replica per partition,
+// partitions 0..n-1; num_partitions and replication_factor then -1, as Kafka requires);
+// configs use Kafka's names. validate_only checks without creating.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::create_topics_request req) {
     const auto version = ctx.header.request_api_version;
     proto::create_topics_response r;
@@ -35,13 +38,36 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
             fail(kerr::invalid_partitions, fmt::format("number of partitions must be at least 1, not {}", t.num_partitions));
             continue;
         }
+        if (!t.assignments.empty()) {
+            if (t.num_partitions != -1 || t.replication_factor != -1) {
+                fail(kerr::invalid_request, "num_partitions and replication_factor must be -1 when replica "
+                                            "assignments are given");
+                continue;
+            }
+            std::set<int32_t> indexes;
+            std::optional<std::string> bad;
+            for (const auto& a : t.assignments) {
+                if (!indexes.insert(a.partition_index).second) {
+                    bad = fmt::format("partition {} is assigned more than once", a.partition_index);
+                } else if (!bad) {
+                    bad = single_node_replicas_error(a.broker_ids, ctx.config.node_id);
+                }
+                if (bad) {
+                    break;
+                }
+            }
+            if (!bad && (*indexes.begin() != 0 || *indexes.rbegin() != static_cast<int32_t>(indexes.size()) - 1)) {
+                bad = std::string("the assigned partitions must be a consecutive 0-based sequence");
+            }
+            if (bad) {
+                fail(kerr::invalid_replica_assignment, std::move(*bad));
+                continue;
+            }
+            cfg.partitions = static_cast<int32_t>(indexes.size());
+        }
         if (t.replication_factor != -1 && t.replication_factor != 1) {
             fail(kerr::invalid_replication_factor,
                  fmt::format("replication factor {} is impossible: this cluster has one broker", t.replication_factor));
-            continue;
-        }
-        if (!t.assignments.empty()) {
-            fail(kerr::invalid_request, "manual replica assignments are not supported");
             continue;
         }
         bool bad_config = false;
