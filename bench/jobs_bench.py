@@ -144,9 +144,10 @@ async def window_latency(srv, windows=200):
             await asyncio.to_thread(append, [(p, f"k{p}", ws_start + 10 + p) for p in range(2)])
             t_send = time.monotonic()
             await asyncio.to_thread(append, [(p, "tick", ws_start + 100) for p in range(2)])  # closes window w
-            got_view = await arrival(view_q, lambda m: m.get("type") == "change" and m["row"]["window_start"] == ws_start)
+            shown = harness.sql_time(ws_start)  # window_start as rows show a TIMESTAMP
+            got_view = await arrival(view_q, lambda m: m.get("type") == "change" and m["row"]["window_start"] == shown)
             got_topic = await arrival(topic_q, lambda m: m.get("type") == "records" and any(
-                r["value"]["window_start"] == ws_start for r in m["records"]))
+                r["value"]["window_start"] == shown for r in m["records"]))
             view_lat.append((got_view - t_send) * 1000)
             topic_lat.append((got_topic - t_send) * 1000)
         for r in readers:

@@ -307,7 +307,6 @@ export function renderRows(table, rowsByKey) {
   table.tHead.replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
   const cell = (c, x) => {
     if (typeof x !== "number") return typeof x === "object" && x !== null ? JSON.stringify(x) : String(x ?? "");
-    if (c.startsWith("window_")) return new Date(x).toISOString().slice(11, 19); // window bounds (epoch ms)
     return Number.isInteger(x) ? fmtCount(x) : x.toFixed(2);
   };
   const rows = keys.map((k) => el("tr", { "data-key": k },

@@ -1,6 +1,7 @@
 // The pipelines page: every pipeline with its state, and one pipeline in full from
-// GET /v1/pipelines/{id} every second: its operators as a flow (sources, the stages in the
-// order the engine runs them, sinks) with records per second in and out of each, what holds it
+// GET /v1/pipelines/{id} every second: its operator graph (each operator in the column of its
+// longest path from a source, the answer's `edges` drawn as SVG arrows between them, a key
+// exchange labelled with its keys) with records per second in and out of each, what holds it
 // back (queue fill, buffered bytes, what it waits for), its last checkpoints, its error, and
 // Stop / Restart (POST /v1/pipelines/{id}/stop and /restart).
 
@@ -47,18 +48,71 @@ function box(op, r) {
     op.dead_letters ? el("span", { class: "warn" }, `dead letters ${fmtCount(op.dead_letters)}`) : null);
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+/** The edges between known operators, and each operator's column: the longest path to it from
+ * a source. Operators are listed in build order and every edge goes from an earlier operator to
+ * a later one, so one pass in that order settles each column. */
+function layout(p) {
+  const names = new Set(p.operators.map((o) => o.operator));
+  const edges = (p.edges ?? []).filter((e) => names.has(e.from) && names.has(e.to));
+  const column = new Map(p.operators.map((o) => [o.operator, 0]));
+  for (const o of p.operators) {
+    for (const e of edges) {
+      if (e.from === o.operator) column.set(e.to, Math.max(column.get(e.to), column.get(o.operator) + 1));
+    }
+  }
+  return { edges, column };
+}
+
+/** Draws `edges` into `canvas` (an SVG over `graph`) from the right side of one box to the left
+ * side of the next, where the boxes are now. */
+function drawEdges(graph, canvas, edges) {
+  const g = graph.getBoundingClientRect();
+  canvas.setAttribute("width", graph.scrollWidth);
+  canvas.setAttribute("height", graph.scrollHeight);
+  const boxOf = (name) => graph.querySelector(`.op[data-operator="${CSS.escape(name)}"]`)?.getBoundingClientRect();
+  const at = (x, y) => [x - g.left + graph.scrollLeft, y - g.top + graph.scrollTop];
+  const parts = [svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
+                                                 markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+                                     svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" })))];
+  for (const e of edges) {
+    const a = boxOf(e.from), b = boxOf(e.to);
+    if (!a || !b) continue;
+    const [x1, y1] = at(a.right, a.top + a.height / 2);
+    const [x2, y2] = at(b.left, b.top + b.height / 2);
+    const mid = (x1 + x2) / 2;
+    const what = e.kind === "hash" ? `hash(${(e.keys ?? []).join(", ")})` : e.kind;
+    parts.push(svg("path", { class: `edge ${e.kind}`, "data-from": e.from, "data-to": e.to, "data-kind": e.kind,
+                             d: `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2 - 1} ${y2}`,
+                             "marker-end": "url(#arrow)" },
+                   svg("title", {}, `${e.from} → ${e.to} (${what})`)));
+    if (e.kind === "hash") parts.push(svg("text", { x: mid, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, what));
+  }
+  canvas.replaceChildren(...parts);
+}
+
 function renderGraph(p) {
   const r = rates(p);
-  const sources = p.operators.filter((o) => o.operator.endsWith(".source"));
-  const sinks = p.operators.filter((o) => o.operator.endsWith(".sink"));
-  const stages = p.operators.filter((o) => !sources.includes(o) && !sinks.includes(o));
-  const columns = [sources, ...stages.map((s) => [s]), sinks].filter((c) => c.length);
-  const parts = [];
-  columns.forEach((c, i) => {
-    if (i) parts.push(el("div", { class: "edge", "aria-hidden": "true" }, "→"));
-    parts.push(el("div", { class: "column" }, ...c.map((o) => box(o, r))));
-  });
-  $("pipeline-graph").replaceChildren(...(parts.length ? parts : [el("p", { class: "muted" }, "no operators yet")]));
+  const graph = $("pipeline-graph");
+  if (!p.operators.length) {
+    graph.replaceChildren(el("p", { class: "muted" }, "no operators yet"));
+    return;
+  }
+  const { edges, column } = layout(p);
+  const columns = [];
+  for (const o of p.operators) (columns[column.get(o.operator)] ??= []).push(o);
+  const canvas = svg("svg", { class: "edges", "aria-hidden": "true" });
+  graph.replaceChildren(canvas, ...columns.filter(Boolean).map((c) => el("div", { class: "column" },
+    ...c.map((o) => box(o, r)))));
+  drawEdges(graph, canvas, edges);
 }
 
 function renderDetail(p) {

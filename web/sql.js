@@ -112,7 +112,7 @@ async function run() {
   const at = firstWord(text, last);
   const push = /^(select|with)\b/i.test(text.slice(at, last[1]));
   const name = `dashboard_${Math.random().toString(16).slice(2, 10)}`;
-  const prefix = `CREATE MATERIALIZED VIEW ${name} AS\n`;
+  const prefix = `CREATE TEMPORARY MATERIALIZED VIEW ${name} AS\n`;
   const sent = push ? text.slice(0, at) + prefix + text.slice(at) : text;
   const where = lineCol(text, at);
   setStatus("running…");

@@ -28,6 +28,7 @@ struct serve_options {
     std::size_t http_max_connections = 1024;
     int64_t dashboard_sample_interval_ms = 5000;
     std::size_t dashboard_history_max_series = 256;
+    int64_t temporary_view_idle_ms = 60000;
     std::vector<std::string> http_allowed_hosts;
     std::vector<std::string> http_allowed_origins;
     std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;

@@ -278,6 +278,11 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "hour at 5000 ms")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{50}, int64_t{3600000}));
+    cmd->add_option("--temporary-view-idle-ms", opts.temporary_view_idle_ms,
+                    "A temporary materialized view (a push query of the shell or the dashboard) nobody reads "
+                    "or follows for this long is dropped with its pipeline")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{86400000}));
     cmd->add_option("--dashboard-history-max-series", opts.dashboard_history_max_series,
                     "Series the dashboard's history keeps (topics, three per pipeline); more are not kept")
       ->capture_default_str()
@@ -505,6 +510,7 @@ int serve(const serve_options& opts) {
     gopts.max_connections = opts.http_max_connections;
     gopts.history_interval = std::chrono::milliseconds(opts.dashboard_sample_interval_ms);
     gopts.history_max_series = opts.dashboard_history_max_series;
+    gopts.temporary_view_idle = std::chrono::milliseconds(opts.temporary_view_idle_ms);
     gopts.allowed_hosts = opts.http_allowed_hosts;
     gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();

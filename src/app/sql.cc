@@ -140,9 +140,12 @@ void print_result(const json::object& r) {
     } else if (kind == "insert") {
         fmt::print("pipeline {} started\n", std::string(r.at("pipeline").as_string()));
     } else if (kind == "create_materialized_view") {
-        const auto* existed = r.if_contains("existed");
+        auto flag = [&](const char* name) {
+            const auto* f = r.if_contains(name);
+            return f && f->is_bool() && f->as_bool();
+        };
         fmt::print("materialized view {} {} (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
-                   existed && existed->is_bool() && existed->as_bool() ? "exists already, kept" : "created",
+                   flag("existed") ? "exists already, kept" : flag("replaced") ? "replaced" : "created",
                    std::string(r.at("view").as_string()));
     } else if (kind == "drop_materialized_view") {
         fmt::print("materialized view {} dropped\n", std::string(r.at("view").as_string()));
@@ -384,7 +387,7 @@ void draw(const json::object& view, bool tty, std::size_t limit) {
 void push_query(const sql_options& o, const std::string& declarations, const std::string& select, int n, bool tty) {
     const auto name = fmt::format("shell_{}_{}", getpid(), n);
     // The SELECT starts a line of its own, so that error positions can be made its own.
-    auto made = submit(o, declarations + fmt::format("CREATE MATERIALIZED VIEW {} AS\n{};\n", name, select), false);
+    auto made = submit(o, declarations + fmt::format("CREATE TEMPORARY MATERIALIZED VIEW {} AS\n{};\n", name, select), false);
     if (!made.ok()) {
         std::cerr << relative_to_statement(made.error, count_lines(declarations) + 2) << "\n";
         return;
@@ -688,8 +691,11 @@ int run_shell(const sql_options& o) {
                 push_query(o, declarations, stmt, ++queries, tty);
                 continue;
             }
-            const bool declares = head == "CREATE TABLE" || head == "CREATE VIEW" || head == "CREATE TEMPORARY" ||
-                                  first == "SET";
+            // CREATE [OR REPLACE] [TEMPORARY] TABLE|VIEW declare names for the session; a
+            // materialized view runs once, in the server.
+            const bool declares =
+              (first == "CREATE" && leading_words(stmt, 5).find("MATERIALIZED") == std::string::npos) ||
+              first == "SET";
             auto r = submit(o, declarations + stmt + ";\n", o.explain);
             if (!r.ok()) {
                 std::cerr << relative_to_statement(r.error, count_lines(declarations) + 1) << "\n";

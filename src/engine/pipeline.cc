@@ -22,6 +22,16 @@ bool pipeline::ok_to_build(const stream& s) {
     return true;
 }
 
+std::vector<pipeline::link> pipeline::links() const {
+    std::vector<link> out;
+    for (size_t id = 0; id < _nodes.size(); ++id) {
+        for (size_t port = 0; port < _nodes[id].outs.size(); ++port) {
+            for (const auto& e : _nodes[id].outs[port]) out.push_back({id, port, e.node});
+        }
+    }
+    return out;
+}
+
 stream pipeline::add(std::unique_ptr<stage> st, const std::vector<const stream*>& inputs, std::string time) {
     size_t id = _nodes.size();
     node n;

@@ -187,6 +187,15 @@ public:
 
     size_t num_stages() const { return _nodes.size(); }
     stage& stage_at(size_t id) { return *_nodes[id].st; }
+    /// A queue between two stages: `from`'s output `port` (0: its rows; 1: a side output such
+    /// as dead letters or late rows) feeds `to`.
+    struct link {
+        size_t from = 0;
+        size_t port = 0;
+        size_t to = 0;
+    };
+    /// Every queue between stages, by producing stage id, then port.
+    std::vector<link> links() const;
     /// Each stage's state, by stage id (empty for stateless stages).
     std::vector<std::string> snapshot() const;
     result<void> restore(const std::vector<std::string>& states);

@@ -78,6 +78,10 @@ struct options {
     std::chrono::milliseconds history_interval{5000};
     /// Series the history keeps at most (topics, and three per pipeline); more are not kept.
     std::size_t history_max_series = 256;
+    /// A temporary materialized view (a push query of the shell or the dashboard) that no
+    /// client has read or followed for this long is dropped with its pipeline, so a closed tab
+    /// or a killed shell leaves nothing running. Checked at each history sample.
+    std::chrono::milliseconds temporary_view_idle{60000};
 };
 
 /// The HTTP gateway: one port for REST, WebSocket, Server-Sent Events and /metrics.

@@ -1,5 +1,6 @@
 // The dashboard's history: the ring (history.h), the sampler that fills it on shard 0 every
-// `options::history_interval`, and GET /v1/history?range=5m|15m|1h.
+// `options::history_interval` (and, at each sample, drops temporary views left unread), and
+// GET /v1/history?range=5m|15m|1h.
 
 #include "gateway/history.h"
 
@@ -124,11 +125,29 @@ asio::awaitable<void> take_sample(server::state& st, executor& exec) {
     if (auto refused = st.hist->add(now_ms(), totals, gauges)) st.m.history_dropped->inc(refused);
 }
 
+/// Drops the temporary views nobody read for `--temporary-view-idle-ms`, with their pipelines
+/// (a closed dashboard tab or a killed shell cannot drop its push query itself).
+void expire_unread_views(server::state& st, executor& exec) {
+    if (!st.opts.jobs) return;
+    for (const auto& v : jobs::default_views().all()) {
+        if (!v->temporary() || v->unread_for() < st.opts.temporary_view_idle) continue;
+        const auto name = v->name();
+        logging::get("gateway").info("temporary view {}: unread for {} ms, dropped with its pipeline", name,
+                                     st.opts.temporary_view_idle.count());
+        jobs::default_views().drop(name);
+        st.m.views_expired->inc();
+        st.opts.jobs->remove_async(name, exec, [name](result<void> r) {
+            if (!r) logging::get("gateway").warn("temporary view {}: its pipeline: {}", name, r.error().message());
+        });
+    }
+}
+
 asio::awaitable<void> sample_loop(server::state& st, std::shared_ptr<asio::steady_timer> timer) {
     auto& exec = st.shards.executor_of(0);
     try {
         while (!st.stopping.load()) {
             co_await take_sample(st, exec);
+            expire_unread_views(st, exec);
             // `stop` sets `stopping` before its closer cancels the timer on this shard, so a
             // stop that came during the sample is seen here and one after it cancels the wait.
             if (st.stopping.load()) break;

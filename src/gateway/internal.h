@@ -92,6 +92,7 @@ struct gateway_metrics {
     metrics::family<metrics::counter>* refused; ///< requests refused before any route ran, by reason
     metrics::family<metrics::counter>* timeouts; ///< connections closed on a read deadline, by phase
     metrics::counter* history_dropped; ///< history values not kept: --dashboard-history-max-series reached
+    metrics::counter* views_expired;   ///< temporary views dropped as unread (--temporary-view-idle-ms)
 };
 
 /// Everything the gateway shares across its files. Made by `server`'s constructor on the main

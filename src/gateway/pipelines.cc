@@ -7,6 +7,7 @@
 #include "broker/broker.h"
 #include "gateway/internal.h"
 #include "jobs/jobs.h"
+#include "sql/binder.h"
 #include "sql/catalog.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
@@ -41,6 +42,17 @@ json::object status_json(const jobs::job_status& st) {
         stages.push_back(std::move(x));
     }
     o["operators"] = std::move(stages);
+    json::array edges;
+    for (const auto& e : st.edges) {
+        if (e.from >= st.stages.size() || e.to >= st.stages.size()) continue;
+        json::object x;
+        x["from"] = st.stages[e.from].name;
+        x["to"] = st.stages[e.to].name;
+        x["kind"] = e.kind;
+        if (!e.keys.empty()) x["keys"] = json::value_from(e.keys);
+        edges.push_back(std::move(x));
+    }
+    o["edges"] = std::move(edges);
     if (st.watermark_ms != INT64_MIN) {
         o["watermark"] = st.watermark_ms;
         o["watermark_lag_ms"] = st.watermark_lag_ms;
@@ -188,6 +200,7 @@ answer list_views(request_ctx&) {
         o["rows"] = v->size();
         o["version"] = v->version();
         o["subscribers"] = v->subscribers();
+        if (v->temporary()) o["temporary"] = true;
         out.push_back(std::move(o));
     }
     json::object o;
@@ -200,6 +213,7 @@ answer get_view(request_ctx& ctx) {
     const auto& name = ctx.params.at("name");
     auto v = jobs::default_views().find(name);
     if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    v->touch();
     auto snap = v->rows();
     std::string body = fmt::format(R"({{"view":{},"key":{},"version":{},"rows":[)", text::json_string(name),
                                    json::serialize(json::value_from(v->key_columns())), snap.version);
@@ -217,6 +231,7 @@ answer get_view_row(request_ctx& ctx) {
     const auto& key = ctx.params.at("key");
     auto v = jobs::default_views().find(name);
     if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    v->touch();
     auto row = v->row(key);
     if (!row) co_return to_reply(ctx.fail("unknown-key", fmt::format("view '{}' has no row with key '{}'", name, key)));
     co_return json_reply(200, *row);
@@ -229,6 +244,7 @@ answer find_view_rows(request_ctx& ctx) {
     const auto& name = ctx.params.at("name");
     auto v = jobs::default_views().find(name);
     if (!v) co_return to_reply(ctx.fail("unknown-view", fmt::format("view '{}' does not exist", name)));
+    v->touch();
     const auto& columns = v->key_columns();
     std::vector<std::optional<std::string>> wanted(columns.size());
     for (const auto& [k, value] : ctx.query) {
@@ -411,6 +427,11 @@ answer run_sql(request_ctx& ctx) {
         } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
                    std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
             const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
+            // A view's own column names are checked against its query here, at the user's line.
+            if (materialized) {
+                auto bound = sql::binder(cat).bind(st);
+                if (!bound) co_return sql_problem(ctx, text, bound.error());
+            }
             auto plan = materialized ? sql::explain(sql::statement{sql::query_stmt{cv->body}, st.pos}, cat, popts)
                                      : sql::explain(st, cat, popts);
             if (!plan) co_return sql_problem(ctx, text, plan.error());
@@ -438,9 +459,15 @@ answer run_sql(request_ctx& ctx) {
                 def.template_name = "sql";
                 def.params["sql"] = declarations + stmt_text + ";\n";
                 using outcome_t = std::pair<result<void>, std::string>;
+                // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
+                // starts afresh; if it cannot start, the old one runs on and the error is answered.
+                const bool replace = materialized && cv->or_replace;
                 auto made = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done) {
-                    ctx.st.opts.jobs->submit_async(def, ctx.exec,
-                                                   [done](result<void> r, std::string w) { done({r, std::move(w)}); });
+                    auto answer = [done](result<void> r, std::string w) { done({r, std::move(w)}); };
+                    if (replace)
+                        ctx.st.opts.jobs->replace_async(def, {def.id}, ctx.exec, answer);
+                    else
+                        ctx.st.opts.jobs->submit_async(def, ctx.exec, answer);
                 });
                 if (!made.first) {
                     if (made.first.error() != std::errc::file_exists) {
@@ -449,9 +476,9 @@ answer run_sql(request_ctx& ctx) {
                     // Re-running a script: say how to replace or keep what runs.
                     const auto hint =
                         materialized
-                          ? fmt::format("line {}:{}: materialized view '{}' exists already; drop it first (DROP "
-                                        "MATERIALIZED VIEW {};) or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS {} "
-                                        "AS …)",
+                          ? fmt::format("line {}:{}: materialized view '{}' exists already; replace it (CREATE OR "
+                                        "REPLACE MATERIALIZED VIEW {} AS …) or keep it (CREATE MATERIALIZED VIEW IF "
+                                        "NOT EXISTS {} AS …)",
                                         st.pos.line, st.pos.column, def.id, def.id, def.id)
                           : fmt::format("line {}:{}: pipeline '{}' exists already; stop it first (STOP JOB '{}';) "
                                         "or name this one with SET 'pipeline.name' = '…';",
@@ -461,6 +488,7 @@ answer run_sql(request_ctx& ctx) {
                 res["kind"] = materialized ? "create_materialized_view" : "insert";
                 res["pipeline"] = def.id;
                 if (materialized) res["view"] = def.id;
+                if (replace) res["replaced"] = exists;
             }
         } else if (const auto* show = std::get_if<sql::show_stmt>(&st.node)) {
             if (show->what == sql::show_kind::jobs) {

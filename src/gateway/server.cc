@@ -59,6 +59,9 @@ gateway_metrics register_metrics(metrics::registry& r) {
     m.history_dropped = &r.counter_("runnel_dashboard_history_dropped_total",
                                    "Samples the dashboard history did not keep because it holds "
                                    "--dashboard-history-max-series series already");
+    m.views_expired = &r.counter_("runnel_views_expired_total",
+                                  "Temporary materialized views (push queries of the shell or the dashboard) dropped "
+                                  "with their pipelines because no client read them for --temporary-view-idle-ms");
     return m;
 }
 

@@ -203,7 +203,11 @@ engine::stream job::exchange(engine::stream s, std::vector<std::string> keys) {
                 self->wake();
         });
     });
-    return s.exchange(*_group->exchange, _instance, std::move(keys));
+    const auto sender = _pipeline.num_stages(); // the exchange adds a sink, then a source
+    auto out = s.exchange(*_group->exchange, _instance, keys);
+    if (out.stage_id() > sender)
+        _exchanges.push_back({sender, out.stage_id(), "hash", std::move(keys)});
+    return out;
 }
 
 std::string job::part_prefix() const {
@@ -658,6 +662,10 @@ void job::publish() {
         if (stg.num_outputs() == 0 && m.watermark > INT64_MIN)
             wm = std::min(wm, m.watermark);
     }
+    st.edges.clear();
+    for (const auto& l : _pipeline.links())
+        st.edges.push_back({l.from, l.to, l.port == 0 ? "forward" : "side", {}});
+    st.edges.insert(st.edges.end(), _exchanges.begin(), _exchanges.end());
     if (wm != INT64_MAX && wm < engine::end_of_time.value()) {
         st.watermark_ms = wm;
         st.watermark_lag_ms = std::max<int64_t>(0, model::processing_now()() - wm);

@@ -129,6 +129,8 @@ private:
     };
     std::vector<sink_entry> _sinks;
     std::vector<std::string> _side_topics;
+    /// The key exchanges between instances: (the stage sending, the stage receiving, keys).
+    std::vector<job_status::edge> _exchanges;
     std::optional<engine::checkpoint> _restored;
     /// The sources' states in the checkpoint being taken, told to them once it is durable.
     std::vector<std::string> _source_states;

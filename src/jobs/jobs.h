@@ -56,12 +56,21 @@ struct job_status {
         std::string name;
         uint64_t rows_in = 0, rows_out = 0, late_rows = 0, dead_letters = 0;
     };
+    /// Rows flowing from operator `from` to operator `to` (indexes into `stages`): `kind` is
+    /// `forward` (a queue on one shard), `side` (dead letters or late rows), or `hash` (a key
+    /// exchange between instances, by `keys`).
+    struct edge {
+        std::size_t from = 0, to = 0;
+        std::string kind;
+        std::vector<std::string> keys;
+    };
     std::string id;
     std::string template_name;
     uint32_t parallelism = 1;
     std::string state; ///< starting, recovering, running, failed, stopped
     std::string error;
     std::vector<stage> stages;
+    std::vector<edge> edges;
     int64_t watermark_ms = INT64_MIN;  ///< the sinks' watermark (event time)
     int64_t watermark_lag_ms = 0;      ///< processing time − watermark, when there is one
     uint64_t checkpoints = 0;
@@ -189,6 +198,11 @@ public:
     /// Stores and starts a new job; `why` explains a refusal (unknown template, bad parameter,
     /// id in use).
     result<void> submit(job_definition def, std::string& why);
+    /// Puts `def` in the place of the job of its id (`submit` when there is none): the old job
+    /// stops, its side outputs' topics and the views named in `views` (the rows of its query)
+    /// are deleted, and `def` starts with no state. When `def` cannot start (`why`), the old
+    /// job is put back and resumes from its last checkpoint.
+    result<void> replace(job_definition def, std::string& why, const std::vector<std::string>& views);
     /// Stops a job and deletes its definition, its checkpoints and its side outputs' topics
     /// (`job_context::side_output`), except, with `keep_side_topics_with_records`, those that
     /// hold records.
@@ -207,6 +221,8 @@ public:
     /// `submit` and `remove` for callers on a shard (the gateway): the work runs on the
     /// manager's own thread and `done` is posted to `caller`.
     void submit_async(job_definition def, executor& caller, std::function<void(result<void>, std::string why)> done);
+    void replace_async(job_definition def, std::vector<std::string> views, executor& caller,
+                       std::function<void(result<void>, std::string why)> done);
     void remove_async(std::string id, executor& caller, std::function<void(result<void>)> done,
                       bool keep_side_topics_with_records = false);
     void pause_async(std::string id, executor& caller, std::function<void(result<void>)> done);

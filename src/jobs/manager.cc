@@ -22,6 +22,10 @@ spdlog::logger& lg() {
 
 constexpr int64_t max_parallelism = 64;
 
+/// A job being replaced keeps its directory under `<id>~replaced` (never a job id) until the
+/// new one runs; `start` puts back one left by a crash when its successor's directory is absent.
+constexpr std::string_view replaced_suffix = "~replaced";
+
 bool valid_id(std::string_view id) {
     if (id.empty() || id.size() > 128 || id == "." || id == "..")
         return false;
@@ -210,10 +214,27 @@ result<void> manager::start() {
     }
     std::vector<std::filesystem::path> dirs;
     for (const auto& e : std::filesystem::directory_iterator(_dir, ec)) {
-        if (e.is_directory())
-            dirs.push_back(e.path());
+        if (!e.is_directory())
+            continue;
+        const auto name = e.path().filename().string();
+        if (name.ends_with(replaced_suffix)) {
+            // A replacement the server stopped in: the new job counts once its directory exists.
+            const auto id = name.substr(0, name.size() - replaced_suffix.size());
+            std::error_code ec2;
+            if (std::filesystem::exists(_dir / id / "job.json", ec2)) {
+                std::filesystem::remove_all(e.path(), ec2);
+            } else {
+                std::filesystem::remove_all(_dir / id, ec2);
+                std::filesystem::rename(e.path(), _dir / id, ec2);
+                if (!ec2)
+                    dirs.push_back(_dir / id);
+            }
+            continue;
+        }
+        dirs.push_back(e.path());
     }
     std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
     for (const auto& d : dirs) {
         std::ifstream in(d / "job.json");
         if (!in)
@@ -390,6 +411,49 @@ result<void> manager::submit(job_definition def, std::string& why) {
     return launched;
 }
 
+result<void> manager::replace(job_definition def, std::string& why, const std::vector<std::string>& views) {
+    if (!valid_id(def.id) || !templates().count(def.template_name))
+        return submit(std::move(def), why); // refused with the reason, the old job untouched
+    {
+        std::lock_guard lock(_impl->mu);
+        if (!_impl->jobs.count(def.id))
+            return submit(std::move(def), why);
+    }
+    const auto id = def.id;
+    const auto dir = _dir / id;
+    const auto kept = _dir / (id + std::string(replaced_suffix));
+    std::error_code ec;
+    std::filesystem::remove_all(kept, ec);
+    const bool was_paused = std::filesystem::exists(dir / "stopped", ec);
+    std::ifstream in(dir / "job.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string old_why;
+    auto old = job_definition::from_json(text, old_why);
+    auto side = stop_instances(id, true);
+    if (!side)
+        return submit(std::move(def), why); // removed meanwhile
+    // The old query's rows and side outputs go; the new one writes views and topics of the
+    // same names.
+    for (const auto& v : views)
+        default_views().drop(v);
+    delete_side_topics(side.value(), false);
+    std::filesystem::rename(dir, kept, ec);
+    auto made = ec ? result<void>(ec) : submit(std::move(def), why);
+    if (made) {
+        std::filesystem::remove_all(kept, ec);
+        return made;
+    }
+    if (why.empty())
+        why = made.error().message();
+    // Put the old job back, from its own directory and checkpoints.
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::rename(kept, dir, ec);
+    if (!old || ec || !launch(std::move(old).value(), old_why, was_paused))
+        lg().error("job {}: not replaced ({}), and the old one cannot run again: {}", id, why,
+                   ec ? ec.message() : old_why);
+    return made;
+}
+
 result<std::vector<std::string>> manager::stop_instances(const std::string& id, bool forget) {
     impl::entry e;
     {
@@ -488,6 +552,16 @@ void manager::submit_async(job_definition def, executor& caller,
     auto why = std::make_shared<std::string>();
     auto d = std::make_shared<job_definition>(std::move(def));
     _impl->writer.submit([this, d, why] { return submit(std::move(*d), *why); },
+                         [&caller, why, done = std::move(done)](result<void> r) {
+                             caller.post([r, why, done] { done(r, *why); });
+                         });
+}
+
+void manager::replace_async(job_definition def, std::vector<std::string> views, executor& caller,
+                            std::function<void(result<void>, std::string why)> done) {
+    auto why = std::make_shared<std::string>();
+    auto d = std::make_shared<job_definition>(std::move(def));
+    _impl->writer.submit([this, d, why, views = std::move(views)] { return replace(std::move(*d), *why, views); },
                          [&caller, why, done = std::move(done)](result<void> r) {
                              caller.post([r, why, done] { done(r, *why); });
                          });

@@ -287,7 +287,6 @@ public:
         o.topic = topic;
         o.mode = exactly ? connect::delivery::exactly_once : connect::delivery::at_least_once;
         o.key_columns = t.primary_key;
-        o.sql_timestamps = true;
         _ctx.sink(std::move(rows), std::move(o), parts);
         return outcome::success();
     }
@@ -505,7 +504,9 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
             for (std::size_t i = 0; i < columns.size(); ++i) renamed.push_back(en::as(en::col(planned[i]), columns[i]));
             rows = rows.project(renamed);
         }
-        ctx.sink(rows, std::make_unique<view_sink>(default_views().open(view->name.back(), key), true), 1);
+        auto v = default_views().open(view->name.back(), key);
+        v->set_temporary(view->temporary);
+        ctx.sink(rows, std::make_unique<view_sink>(std::move(v)), 1);
     }
     // Rows too late for every window they belong to go to `<job>.late`, never nowhere (the
     // topic appears with the first such row).

@@ -85,6 +85,28 @@ view::snapshot view::subscribe(uint64_t& id, executor& where, subscriber_fn fn) 
 void view::unsubscribe(uint64_t id) {
     std::lock_guard lock(_mu);
     _subs.erase(id);
+    _last_read = std::chrono::steady_clock::now();
+}
+
+void view::set_temporary(bool t) {
+    std::lock_guard lock(_mu);
+    _temporary = t;
+}
+
+bool view::temporary() const {
+    std::lock_guard lock(_mu);
+    return _temporary;
+}
+
+void view::touch() {
+    std::lock_guard lock(_mu);
+    _last_read = std::chrono::steady_clock::now();
+}
+
+std::chrono::steady_clock::duration view::unread_for() const {
+    std::lock_guard lock(_mu);
+    if (!_subs.empty()) return {};
+    return std::chrono::steady_clock::now() - _last_read;
 }
 
 std::size_t view::subscribers() const {
@@ -122,17 +144,8 @@ view_registry& default_views() {
     return r;
 }
 
-std::string key_part(const engine::value& v, bool sql_timestamps) {
-    if (v.type.id == engine::type_id::string) return std::get<std::string>(v.v);
-    if (v.type.id == engine::type_id::timestamp && sql_timestamps) {
-        return engine::format_timestamp(std::get<int64_t>(v.v), v.type.unit);
-    }
-    return v.to_string();
-}
-
-view_sink::view_sink(std::shared_ptr<view> v, bool sql_timestamps)
-  : _view(std::move(v))
-  , _sql_timestamps(sql_timestamps) {}
+view_sink::view_sink(std::shared_ptr<view> v)
+  : _view(std::move(v)) {}
 
 void view_sink::write(const engine::batch& b) {
     if (_schema != b.schema_of().get()) {
@@ -143,18 +156,12 @@ void view_sink::write(const engine::batch& b) {
         _schema = b.schema_of().get();
     }
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
-        std::string key;
-        for (std::size_t i = 0; i < _key_cols.size(); ++i) {
-            if (i > 0) key += '|';
-            auto v = b.col(_key_cols[i]).value_at(r);
-            if (v.is_null()) continue;
-            key += key_part(v, _sql_timestamps);
-        }
+        std::string key = connect::row_key(b, r, _key_cols);
         auto kind = b.kind(r);
         if (kind == engine::row_kind::delete_row || kind == engine::row_kind::update_before) {
             _view->remove(key);
         } else {
-            _view->upsert(std::move(key), connect::row_to_json(b, r, _sql_timestamps));
+            _view->upsert(std::move(key), connect::row_to_json(b, r));
         }
     }
 }

@@ -3,6 +3,7 @@
 // Materialized views: tables that jobs keep up to date and the gateway serves (current rows,
 // a row by key, and a live changelog for subscribers).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +42,16 @@ public:
     const std::string& name() const { return _name; }
     const std::vector<std::string>& key_columns() const { return _keys; }
 
+    /// A temporary view (`CREATE TEMPORARY MATERIALIZED VIEW`: a push query of the shell or the
+    /// dashboard) lives while it is read; the gateway drops one unread for too long.
+    void set_temporary(bool t);
+    bool temporary() const;
+    /// Notes that a client read the view (a REST read; a subscription counts while it lasts).
+    void touch();
+    /// How long nobody has read the view: zero while it has subscribers, else the time since
+    /// the last read, the last subscription's end, or the view's making.
+    std::chrono::steady_clock::duration unread_for() const;
+
     void upsert(std::string key, std::string row);
     void remove(const std::string& key);
     /// Replaces every row (a job restored from a checkpoint); subscribers get the differences.
@@ -75,6 +86,8 @@ private:
     };
     std::map<uint64_t, sub> _subs;
     uint64_t _next_sub = 1;
+    bool _temporary = false;
+    std::chrono::steady_clock::time_point _last_read = std::chrono::steady_clock::now();
 };
 
 /// The views of a server, by name. Thread-safe.
@@ -94,11 +107,6 @@ private:
 /// The view registry of the process (jobs write views, the gateway reads them).
 view_registry& default_views();
 
-/// One key column's value as a view's key holds it: as the row shows it (text as it is, a
-/// timestamp as `yyyy-MM-dd HH:mm:ss.SSS` when the view writes SQL timestamps, else epoch
-/// milliseconds), so a key can be written from the values a user sees.
-std::string key_part(const engine::value& v, bool sql_timestamps);
-
 /// A sink that keeps a view: insert and update-after rows replace the row of their key,
 /// delete and update-before rows remove it. Upserts by key are idempotent, so replaying the
 /// input after a crash converges to the same rows; the checkpoint also carries the whole table
@@ -106,9 +114,8 @@ std::string key_part(const engine::value& v, bool sql_timestamps);
 /// the job's thread; the view itself is shared.
 class view_sink final : public engine::checkpointed_sink {
 public:
-    /// `sql_timestamps`: timestamps as Flink SQL writes them (`yyyy-MM-dd HH:mm:ss.SSS`)
-    /// rather than epoch milliseconds.
-    explicit view_sink(std::shared_ptr<view> v, bool sql_timestamps = false);
+    /// Rows and keys show timestamps as SQL does (`connect::row_to_json`, `connect::row_key`).
+    explicit view_sink(std::shared_ptr<view> v);
     void start(int32_t, done_fn done) override { done(ok()); }
     void write(const engine::batch& b) override;
     bool ready() const override { return true; }
@@ -124,7 +131,6 @@ public:
 
 private:
     std::shared_ptr<view> _view;
-    bool _sql_timestamps = false;
     std::vector<std::size_t> _key_cols;
     const engine::schema* _schema = nullptr;
 };

@@ -266,12 +266,14 @@ struct create_table_stmt {
     bool operator==(const create_table_stmt&) const = default;
 };
 
-/// CREATE VIEW and CREATE MATERIALIZED VIEW.
+/// CREATE [OR REPLACE] [TEMPORARY] [MATERIALIZED] VIEW: `or_replace` replaces a view of the
+/// name (never together with `if_not_exists`).
 struct create_view_stmt {
     qualified_name name;
     bool temporary = false;
     bool materialized = false;
     bool if_not_exists = false;
+    bool or_replace = false;
     std::vector<std::string> columns;
     query body;
     bool operator==(const create_view_stmt&) const = default;

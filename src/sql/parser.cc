@@ -321,7 +321,14 @@ private:
         s.pos = cur().pos;
         if (at_keyword("CREATE")) {
             ++_i;
+            const bool or_replace = accept_keyword("OR");
+            if (or_replace) {
+                SQL_CHECK(expect_keyword("REPLACE"));
+            }
             bool temporary = accept_keyword("TEMPORARY");
+            if (or_replace && at_keyword("TABLE")) {
+                return fail("OR REPLACE is for VIEW and MATERIALIZED VIEW; drop a table first (DROP TABLE …)");
+            }
             if (accept_keyword("TABLE")) {
                 SQL_TRY(t, create_table());
                 t.temporary = temporary;
@@ -329,7 +336,7 @@ private:
             } else if (at_keyword("VIEW") || at_keyword("MATERIALIZED")) {
                 bool materialized = accept_keyword("MATERIALIZED");
                 SQL_CHECK(expect_keyword("VIEW"));
-                SQL_TRY(v, create_view());
+                SQL_TRY(v, create_view(or_replace));
                 v.temporary = temporary;
                 v.materialized = materialized;
                 s.node = std::move(v);
@@ -570,8 +577,13 @@ private:
         return out;
     }
 
-    parse_result<create_view_stmt> create_view() {
+    parse_result<create_view_stmt> create_view(bool or_replace) {
         create_view_stmt v;
+        v.or_replace = or_replace;
+        if (or_replace && at_keyword("IF")) {
+            return fail("OR REPLACE and IF NOT EXISTS contradict each other: replace the view, or keep the "
+                        "one that exists");
+        }
         if (accept_keyword("IF")) {
             SQL_CHECK(expect_keyword("NOT"));
             SQL_CHECK(expect_keyword("EXISTS"));

@@ -656,6 +656,7 @@ public:
 
     void node(const create_view_stmt& v) {
         out += "CREATE ";
+        out += v.or_replace ? "OR REPLACE " : "";
         out += v.temporary ? "TEMPORARY " : "";
         out += v.materialized ? "MATERIALIZED VIEW " : "VIEW ";
         if (v.if_not_exists) {

@@ -1,13 +1,14 @@
 // Drives Debian's chromium (headless) through playwright-core over the dashboard's pages.
-// Usage: node views.mjs URL TOPIC PIPELINE [SCREENSHOT_DIR]
+// Usage: node views.mjs URL TOPIC PIPELINE WAITING [SCREENSHOT_DIR]
 // URL carries ?access_token=… when the server needs a token. TOPIC holds JSON records
-// {"user_id","amount"} keyed user-0…user-12 with a `source` header, in 3 partitions.
+// {"user_id","amount"} keyed user-0…user-12 with a `source` header, in 3 partitions. WAITING is a
+// pipeline held back by a partition that never got a record.
 // Checks (see views_test.py): history at load, range choice, topic browser by key and by
 // offset, record view, pipeline graph, checkpoints, Stop and Restart, SQL push query rows and
 // a SQL error position. Prints one JSON line; exits non-zero on a failure.
 import { chromium } from "playwright-core";
 
-const [url, topic, pipeline, shots] = process.argv.slice(2);
+const [url, topic, pipeline, waiting, shots] = process.argv.slice(2);
 const problems = [];
 const seen = {};
 let expectBadSql = false; // the bad query's 400 answer is expected
@@ -84,6 +85,16 @@ try {
   await page.goto(`${url.split("?")[0]}#/pipelines/${pipeline}`);
   await page.locator("#pipeline-graph .op").nth(1).waitFor(T);
   seen.operators = await page.$$eval("#pipeline-graph .op", (ops) => ops.map((o) => o.dataset.operator));
+  // The graph's edges: SVG arrows between operators, the first from the source.
+  await page.locator("#pipeline-graph svg path.edge").first().waitFor({ state: "attached", ...T });
+  seen.edges = await page.$$eval("#pipeline-graph svg path.edge", (es) => es.map((e) => [e.dataset.from, e.dataset.to,
+    e.getAttribute("d")]));
+  check(seen.edges.length >= seen.operators.length - 1 &&
+        seen.edges.every(([f, t]) => seen.operators.includes(f) && seen.operators.includes(t)),
+        `an edge into every operator but the source (${JSON.stringify(seen.edges)})`);
+  check(seen.edges.some(([f]) => f.endsWith(".source")), "an edge leaves the source");
+  const column = await page.$$eval("#pipeline-graph .column", (cs) => cs.map((c) => c.querySelectorAll(".op").length));
+  check(column.length >= 2, `operators in columns by depth (${JSON.stringify(column)})`);
   await page.locator("#checkpoints tbody tr td.num").first().waitFor(T);
   await page.waitForFunction(() => document.getElementById("pipeline-state").textContent === "running", null, T);
   await shot("pipeline");
@@ -93,6 +104,11 @@ try {
   await page.waitForFunction(() => document.getElementById("pipeline-state").textContent === "running", null,
                              { timeout: 60000 });
   seen.stopRestart = true;
+  // A pipeline that does not run normally says why on its page.
+  await page.goto(`${url.split("?")[0]}#/pipelines/${waiting}`);
+  await page.waitForFunction(() => /^waiting for partition .*no data yet/.test(
+    document.getElementById("pipeline-waiting").textContent), null, T);
+  seen.waiting = await page.locator("#pipeline-waiting").textContent();
 
   // 4. SQL: a push query's rows stream in; Stop drops it; a bad query shows line:column.
   await page.goto(`${url.split("?")[0]}#/sql`);

@@ -8,8 +8,9 @@ partitions) with keyed JSON records carrying headers, waits (on a condition, wit
 until the server's history holds at least 20 samples, then runs views.mjs, which checks:
 the throughput chart is filled from that history as soon as the page loads and a range can be
 chosen; the topic browser finds a record by key and one by partition and offset and shows it
-(value pretty-printed, headers); the demo pipeline's page draws its operators and checkpoints,
-and Stop then Restart work; the SQL page streams the rows of a SELECT on `orders` and shows a
+(value pretty-printed, headers); the demo pipeline's page draws its operator graph (SVG edges from the source on) and checkpoints,
+and Stop then Restart work; the page of a pipeline held back by an empty partition says what it
+waits for; the SQL page streams the rows of a SELECT on `orders` and shows a
 bad query's error at its line and column.
 
 Run: /usr/bin/python3 views_test.py --runnel PATH [--node PATH] [--npm PATH] [--screenshots DIR]
@@ -62,11 +63,20 @@ def main():
                     "headers": {"source": "web" if i % 2 else "app"}} for i in range(300)]
         assert call("POST", f"{base}/v1/topics/orders/records", {"records": records})[0] == 200
         # The history fills on the server's timer; the page must show it at load.
+        # A view over a topic whose second partition never gets a record, with no idle timeout:
+        # its pipeline waits, and its page must say for what.
+        assert call("POST", f"{base}/v1/topics", {"name": "half", "partitions": 2})[0] == 201
+        assert call("POST", f"{base}/v1/topics/half/records",
+                    {"records": [{"partition": 0, "value": {"k": "a", "ts": 1_700_000_000_000}}]})[0] == 200
+        assert call("POST", f"{base}/v1/sql", {"sql": (
+            "CREATE TABLE half (k STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'topic', "
+            "'topic' = 'half', 'format' = 'json');\nCREATE MATERIALIZED VIEW held AS SELECT window_start, COUNT(*) AS n "
+            "FROM TABLE(TUMBLE(TABLE half, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end;")})[0] == 200
         wait_for("20 history samples with orders in them", lambda: (
             lambda h: len(h["times"]) >= 20 and any(s["name"] == "orders" for s in h["series"]))(
                 call("GET", f"{base}/v1/history?range=5m")[1]))
         p = subprocess.run([node, os.path.join(HERE, "views.mjs"), f"{base}/?access_token={TOKEN}", "orders",
-                            "demo-bids-per-channel", shots],
+                            "demo-bids-per-channel", "held", shots],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150)
         out = p.stdout.decode(errors="replace")
         print(out, flush=True)

@@ -22,6 +22,8 @@ import urllib.request
 from collections import Counter
 
 from crash_server import Server, free_port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kafka"))
+import harness  # noqa: E402
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -109,7 +111,7 @@ def main():
     bootstrap = f"127.0.0.1:{port}"
     rng = random.Random(11)
     evs = events(rng)
-    expected = Counter((k, ts // WINDOW_MS * WINDOW_MS) for k, ts in evs)
+    expected = Counter((k, harness.sql_time(ts // WINDOW_MS * WINDOW_MS)) for k, ts in evs)
 
     server = start(binary, data, port)
     try:

@@ -88,6 +88,10 @@ def test_no_idle_timeout_says_what_it_waits_for(srv):
         d.check(f"({p})")
         time.sleep(0.05)
     assert view_rows(srv, "held") == [], "windows closed although partition 1 holds the watermark"
+    # /metrics says it too, on the pipeline's info series (what Grafana and alerts read).
+    metrics = call("GET", f"{srv.http}/metrics").body.decode()
+    info = [l for l in metrics.splitlines() if l.startswith("runnel_job_info{") and 'pipeline="held"' in l]
+    assert len(info) == 1 and 'reason="partition idle/1: no data yet' in info[0], info
     expect(call("POST", f"{srv.http}/v1/sql", b"DROP MATERIALIZED VIEW held;", {"Content-Type": "text/plain"}),
            200, "drop")
 
@@ -110,7 +114,7 @@ def test_windowed_count_template(srv):
     last_closed = T0 + CLOSED * 5000
 
     def done(rows):
-        return len(rows) == 3 and all(r["row"]["window_end"] == last_closed for r in rows)
+        return len(rows) == 3 and all(r["row"]["window_end"] == harness.sql_time(last_closed) for r in rows)
 
     took = wait_rows(srv, "idle-counts-view", "windowed_count: each key's window up to the last closed",
                      wait_running(srv, "idle-counts"), done)

@@ -8,6 +8,11 @@
 3. The view over WebSocket: 20 subscribers join while the view changes; each one's snapshot
    plus the changes it receives equals the view's rows at the end.
 4. The pipeline survives a restart of the server (it is stored in the data directory).
+5. Re-running a script: a view that exists is refused with the way out, kept (IF NOT EXISTS) or
+   replaced (OR REPLACE; a replacement that fails leaves the old view running).
+6. A temporary materialized view (a push query) lives while it is read or followed and goes,
+   with its pipeline, once nobody has read it for --temporary-view-idle-ms.
+7. GET /v1/pipelines/{id} names the edges between the operators.
 
 Run: /usr/bin/python3 pipelines_test.py --runnel PATH
 """
@@ -17,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,12 +69,20 @@ def test_pipeline_lifecycle(srv):
         expect(call("GET", f"{srv.http}/v1/pipelines/counts"), 200, "describe").json()))
     assert p["state"] == "running", p
     assert any(o["operator"].endswith(".source") and o["records_out"] == 703 for o in p["operators"]), p["operators"]
+    # The operator graph: edges between named operators, from the source on; dead letters and
+    # late rows leave on side edges.
+    ops = [o["operator"] for o in p["operators"]]
+    edges = [(e["from"], e["to"], e["kind"]) for e in p["edges"]]
+    assert all(f in ops and t in ops and ops.index(f) < ops.index(t) for f, t, _ in edges), edges
+    assert any(f.endswith(".source") and k == "forward" for f, _, k in edges), edges
+    assert {t for _, t, _ in edges} == set(ops) - {ops[0]}, (ops, edges)
+    assert any(k == "side" for _, _, k in edges), edges
     assert p["watermark"] > 1_000_000, p
     listed = expect(call("GET", f"{srv.http}/v1/pipelines"), 200, "list").json()["pipelines"]
     assert [x["id"] for x in listed] == ["counts"], listed
     view = view_rows(srv, "clicks-per-user")
     assert set(view) == {f"u{i}" for i in range(5)}, view
-    assert all(v["window_start"] == 1_006_000 for v in view.values()), view
+    assert all(v["window_start"] == harness.sql_time(1_006_000) for v in view.values()), view
 
 
 def test_pipeline_errors(srv):
@@ -145,11 +159,86 @@ def test_rerunning_a_script(srv):
     sql = lambda text: call("POST", f"{srv.http}/v1/sql", text.encode(), {"Content-Type": "text/plain"})
     expect(sql(table + view.format("")), 200, "first run")
     expect_problem(sql(table + view.format("")), 409, "pipeline-exists", "Pipeline already exists",
-                   "line 2:1: materialized view 'again' exists already; drop it first (DROP MATERIALIZED VIEW again;) "
-                   "or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS again AS …)", "/v1/sql")
+                   "line 2:1: materialized view 'again' exists already; replace it (CREATE OR REPLACE MATERIALIZED "
+                   "VIEW again AS …) or keep it (CREATE MATERIALIZED VIEW IF NOT EXISTS again AS …)", "/v1/sql")
     r = expect(sql(table + view.format("IF NOT EXISTS")), 200, "IF NOT EXISTS").json()["results"]
     assert r[-1]["kind"] == "create_materialized_view" and r[-1].get("existed") is True, r
+
+    def rows_with(column):
+        resp = call("GET", f"{srv.http}/v1/views/again")
+        rows = resp.json()["rows"] if resp.status == 200 else []
+        return rows if rows and all(column in x["row"] for x in rows) else None
+
+    wait_for("the first view's rows", lambda: rows_with("n"))
+    # OR REPLACE: the running view stops and goes; the new query's view takes its name.
+    replace = "CREATE OR REPLACE MATERIALIZED VIEW again AS SELECT `user`, COUNT(*) AS clicks FROM c GROUP BY `user`;"
+    r = expect(sql(table + replace), 200, "replace").json()["results"]
+    assert r[-1]["kind"] == "create_materialized_view" and r[-1].get("replaced") is True, r
+    rows = wait_for("the replacing view's rows", lambda: rows_with("clicks"))
+    assert all("n" not in x["row"] for x in rows), rows
+    # A replacement that does not plan: its error at its position, and the running view stays.
+    p = sql(table + "CREATE OR REPLACE MATERIALIZED VIEW again AS SELECT nope FROM c;")
+    assert p.status == 400 and p.json()["type"] == "urn:runnel:problem:invalid-sql", p.json()
+    assert (p.json()["line"], p.json()["column"]) == (2, 53) and "column nope does not exist" in p.json()["detail"], p.json()
+    assert rows_with("clicks"), "the view was replaced by a query that does not plan"
+    p = sql(table + "CREATE OR REPLACE MATERIALIZED VIEW again (a, b, c) AS SELECT `user`, COUNT(*) AS n FROM c "
+                    "GROUP BY `user`;")
+    assert p.status == 400 and (p.json()["line"], p.json()["column"]) == (2, 1), p.json()
+    assert "names 3 columns but its query has 2" in p.json()["detail"], p.json()
+    # One that plans but cannot start (its table's startup mode lacks its time): the old view
+    # is put back and runs on from its checkpoint.
+    resp = sql(table.replace("'topic' = 'clicks'", "'topic' = 'clicks', 'scan.startup.mode' = 'timestamp'") +
+               "CREATE OR REPLACE MATERIALIZED VIEW again AS SELECT `user`, COUNT(*) AS n FROM c GROUP BY `user`;")
+    assert resp.status == 422 and "needs 'scan.startup.timestamp-millis'" in resp.json()["detail"], resp.json()
+    rows = wait_for("the replacing view's rows after a failed replacement", lambda: rows_with("clicks"))
+    state = expect(call("GET", f"{srv.http}/v1/pipelines/again"), 200, "pipeline").json()
+    assert state["state"] in ("running", "recovering", "starting"), state
     expect(sql("DROP MATERIALIZED VIEW again;"), 200, "drop")
+
+IDLE_S = 4  # the server's --temporary-view-idle-ms, in seconds
+
+
+def test_unread_temporary_views_expire(srv):
+    """A push query's temporary view lives while a client reads or follows it; left unread for
+    --temporary-view-idle-ms it is dropped with its pipeline. A durable view stays."""
+    table = "CREATE TABLE c (`user` STRING, ts TIMESTAMP(3)) WITH ('connector' = 'topic', 'topic' = 'clicks');\n"
+    query = " AS SELECT `user`, COUNT(*) AS n FROM c GROUP BY `user`;"
+    sql = lambda text: call("POST", f"{srv.http}/v1/sql", text.encode(), {"Content-Type": "text/plain"})
+    expect(sql(table + "CREATE TEMPORARY MATERIALIZED VIEW tmp_q" + query), 200, "temporary view")
+    expect(sql(table + "CREATE MATERIALIZED VIEW kept_q" + query), 200, "durable view")
+    # GET /v1/views lists without reading a view's rows: it does not keep one alive.
+    listed = lambda: {v["name"]: v for v in expect(call("GET", f"{srv.http}/v1/views"), 200, "views").json()["views"]}
+    views = wait_for("both views", lambda: (lambda v: v if {"tmp_q", "kept_q"} <= v.keys() else None)(listed()))
+    assert views["tmp_q"].get("temporary") is True and "temporary" not in views["kept_q"], views
+    # Read over REST for longer than the limit: it stays.
+    deadline = harness.Deadline(IDLE_S + 1.5, "reading the temporary view")
+    while not deadline.expired():
+        expect(call("GET", f"{srv.http}/v1/views/tmp_q"), 200, "read")
+        time.sleep(0.1)  # the pace of a reading client
+    # Followed over a WebSocket for longer than the limit: it stays.
+
+    async def follow():
+        async with websockets.connect(f"ws://127.0.0.1:{srv.http_port}/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "view": "tmp_q"}))
+            first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert first["type"] == "subscribed", first
+            end = time.monotonic() + IDLE_S + 1.5
+            while time.monotonic() < end:
+                try:
+                    await asyncio.wait_for(ws.recv(), max(0.01, end - time.monotonic()))
+                except asyncio.TimeoutError:
+                    pass
+            assert "tmp_q" in listed(), "a followed temporary view was dropped"
+
+    asyncio.run(follow())
+    assert "tmp_q" in listed(), "a read temporary view was dropped"
+    # Nobody reads it any more: it goes, with its pipeline; the durable one stays.
+    wait_for("the unread temporary view to go", lambda: "tmp_q" not in listed(), IDLE_S + 30)
+    wait_for("its pipeline to go", lambda: call("GET", f"{srv.http}/v1/pipelines/tmp_q").status == 404)
+    assert "kept_q" in listed()
+    assert harness.metric(srv, "runnel_views_expired_total") >= 1
+    expect(sql("DROP MATERIALIZED VIEW kept_q;"), 200, "drop")
+
 
 def test_view_subscriptions(srv):
     url = f"ws://127.0.0.1:{srv.http_port}/v1/ws"
@@ -241,9 +330,12 @@ def after_restart(srv, before):
 def main():
     binary = harness.runnel_binary()
     with tempfile.TemporaryDirectory(prefix="gw-pipelines-") as d:
-        with harness.RunnelServer(binary, name="gw-pipelines", shards=2, data_dir=os.path.join(d, "data")) as srv:
+        with harness.RunnelServer(binary, name="gw-pipelines", shards=2, data_dir=os.path.join(d, "data"),
+                                  extra_args=["--temporary-view-idle-ms", str(IDLE_S * 1000),
+                                              "--dashboard-sample-interval-ms", "100"]) as srv:
             code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors,
-                                                    test_rerunning_a_script, test_view_subscriptions,
+                                                    test_rerunning_a_script, test_unread_temporary_views_expire,
+                                                    test_view_subscriptions,
                                                     test_view_over_sse, test_groups], srv)
             assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
             code |= gw.run_tests("pipelines_test (restart)", [test_survives_restart_and_delete], srv)

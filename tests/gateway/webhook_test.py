@@ -84,7 +84,7 @@ class Receiver:
 
     def alerts(self):
         with self.lock:
-            return [(b["card"], b["window_start"]) for _, b in self.got]
+            return [(b["card"], harness.epoch_ms(b["window_start"])) for _, b in self.got]
 
 
 def swipes(window, counts):

@@ -76,7 +76,7 @@ def main():
             admin = AdminClient({"bootstrap.servers": a.bootstrap})
             admin.create_topics([NewTopic("ext-in", 3, 1)])["ext-in"].result(30)
             events = [(f"k{i % 9}", 5_000_000 + i * 7) for i in range(3000)]
-            expected = Counter((k, ts // 1000 * 1000) for k, ts in events)
+            expected = Counter((k, harness.sql_time(ts // 1000 * 1000)) for k, ts in events)
             b = harness.RunnelServer(binary, name="ext-runner", shards=2, data_dir=os.path.join(d, "b")).start()
             try:
                 job = {"id": "ext", "template": "windowed_count", "checkpoint_interval_ms": 100,

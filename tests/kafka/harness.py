@@ -10,6 +10,7 @@ The runnel binary comes from `--runnel PATH` on the command line or the RUNNEL_B
 environment variable (CMake passes both).
 """
 
+import datetime
 import os
 import re
 import shutil
@@ -38,6 +39,18 @@ def runnel_binary(argv=None):
     if not os.access(path, os.X_OK):
         raise SystemExit(f"runnel binary {path} is not an executable file")
     return path
+
+
+def sql_time(ms):
+    """Epoch milliseconds as Runnel renders a TIMESTAMP column: `yyyy-MM-dd HH:mm:ss.SSS`, UTC."""
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%S") + f".{ms % 1000:03d}"
+
+
+def epoch_ms(text):
+    """The epoch milliseconds of a rendered TIMESTAMP (`sql_time`'s inverse)."""
+    t = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+    return round(t.timestamp() * 1000)
 
 
 def wait_until(condition, timeout, what, interval=0.02):

@@ -253,7 +253,7 @@ void file_sink::write(const engine::batch& b) {
             return;
         }
         if (im.opts.format == file_format::json) {
-            im.open += row_to_json(b, r, true);
+            im.open += row_to_json(b, r);
         } else {
             for (std::size_t c = 0; c < b.num_columns(); ++c) {
                 if (c > 0) im.open += ',';

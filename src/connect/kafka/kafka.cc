@@ -628,13 +628,7 @@ void kafka_sink::write(const engine::batch& b) {
         if (keyed && kind == engine::row_kind::update_before) continue;
         const bool tombstone = keyed && kind == engine::row_kind::delete_row;
         auto json = tombstone ? std::string() : row_to_json(b, r);
-        std::string key;
-        for (std::size_t i = 0; i < im.key_cols.size(); ++i) {
-            if (i > 0) key += '|';
-            auto v = b.col(im.key_cols[i]).value_at(r);
-            if (v.is_null()) continue;
-            key += v.type.id == engine::type_id::string ? std::get<std::string>(v.v) : v.to_string();
-        }
+        const std::string key = row_key(b, r, im.key_cols);
         if (im.opts.exactly_once) {
             const int32_t p = keyed ? model::partition_for_key(key, im.partitions) : int32_t(im.rr++ % uint64_t(im.partitions));
             im.held_bytes += json.size() + key.size() + 16;

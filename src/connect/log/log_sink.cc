@@ -22,7 +22,7 @@ constexpr std::size_t batch_target_bytes = 512u << 10;
 
 using text::append_json_string;
 
-void append_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row, bool sql_time) {
+void append_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row) {
     if (col.is_null(row)) {
         out += "null";
         return;
@@ -31,8 +31,7 @@ void append_value(std::string& out, const engine::column& col, engine::data_type
     case engine::type_id::boolean: out += col.bool_at(row) ? "true" : "false"; break;
     case engine::type_id::int64: out += std::to_string(col.int64_at(row)); break;
     case engine::type_id::timestamp:
-        if (sql_time) append_json_string(out, engine::format_timestamp(col.int64_at(row), t.unit));
-        else out += std::to_string(t.unit == engine::time_unit::micros ? col.int64_at(row) / 1000 : col.int64_at(row));
+        append_json_string(out, engine::format_timestamp(col.int64_at(row), t.unit));
         break;
     case engine::type_id::float64: {
         double v = col.float64_at(row);
@@ -56,7 +55,7 @@ void restamp(std::string& bytes, int64_t pid, int16_t epoch, int32_t seq) {
 
 } // namespace
 
-std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps) {
+std::string row_to_json(const engine::batch& b, std::size_t row) {
     std::string out = "{";
     const auto& fields = b.schema_of()->fields();
     // ROW columns (a flag field followed by `row.field` fields) become nested objects.
@@ -101,11 +100,24 @@ std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timest
         }
         append_json_string(out, name);
         out += ':';
-        append_value(out, col, fields[c].type, row, sql_timestamps);
+        append_value(out, col, fields[c].type, row);
     }
     for (std::size_t i = 0; i < open.size(); ++i) out += '}';
     out += '}';
     return out;
+}
+
+std::string row_key(const engine::batch& b, std::size_t row, const std::vector<std::size_t>& key_cols) {
+    std::string key;
+    for (std::size_t i = 0; i < key_cols.size(); ++i) {
+        if (i > 0) key += '|';
+        const auto v = b.col(key_cols[i]).value_at(row);
+        if (v.is_null()) continue;
+        if (v.type.id == engine::type_id::string) key += std::get<std::string>(v.v);
+        else if (v.type.id == engine::type_id::timestamp) key += engine::format_timestamp(std::get<int64_t>(v.v), v.type.unit);
+        else key += v.to_string();
+    }
+    return key;
 }
 
 struct log_sink::impl : std::enable_shared_from_this<impl> {
@@ -354,22 +366,11 @@ void log_sink::write(const engine::batch& b) {
         const bool keyed = !im.key_cols.empty();
         if (keyed && kind == engine::row_kind::update_before) continue;
         const bool tombstone = keyed && kind == engine::row_kind::delete_row;
-        auto json = tombstone ? std::string() : row_to_json(b, r, im.opts.sql_timestamps);
+        auto json = tombstone ? std::string() : row_to_json(b, r);
         int32_t p;
         std::optional<std::string_view> k;
         if (keyed) {
-            key.clear();
-            for (std::size_t i = 0; i < im.key_cols.size(); ++i) {
-                if (i > 0) key += '|';
-                const auto& c = b.col(im.key_cols[i]);
-                if (c.is_null(r)) continue;
-                if (c.type().id == engine::type_id::string) key += c.string_at(r);
-                else {
-                    std::string v;
-                    append_value(v, c, c.type(), r, false);
-                    key += v;
-                }
-            }
+            key = row_key(b, r, im.key_cols);
             k = key;
             p = model::partition_for_key(key, im.partitions);
         } else {

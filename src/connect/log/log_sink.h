@@ -34,9 +34,6 @@ struct log_sink_options {
     std::vector<std::string> key_columns;
     /// Output held (exactly-once) or in flight (at-least-once) before `ready()` turns false.
     std::size_t max_pending_bytes = 8u << 20;
-    /// Timestamps in the JSON as epoch milliseconds (false) or as SQL text
-    /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, as Flink's JSON format writes them (true).
-    bool sql_timestamps = false;
     /// At-least-once only: a missing topic is created when the first row comes, not at
     /// `start`, so a side output (dead letters, late rows) that never gets a row leaves no
     /// topic behind. Rows wait in memory (within `max_pending_bytes`) while it is created.
@@ -100,10 +97,16 @@ private:
     bool _draining = false;
 };
 
-/// One row of `b` as a JSON object (column names as fields; timestamps as epoch ms, or with
-/// `sql_timestamps` as `yyyy-MM-dd HH:mm:ss.SSS`). A string that is not UTF-8 (the payload
+/// One row of `b` as a JSON object (column names as fields; a TIMESTAMP as SQL shows it,
+/// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, as Flink's JSON format writes it). A string that is not UTF-8 (the payload
 /// of a dead letter, say) comes base64-encoded as `<column>_base64`, so the row is always JSON.
 /// A ROW column (`engine::row_layout`) is a nested object, or null.
-std::string row_to_json(const engine::batch& b, std::size_t row, bool sql_timestamps = false);
+std::string row_to_json(const engine::batch& b, std::size_t row);
+
+/// The key of row `row` of `b`: the values of columns `key_cols` as the row shows them (text as
+/// it is, a timestamp as `yyyy-MM-dd HH:mm:ss.SSS`, a null as nothing) joined with '|'. The
+/// record key of an upserting sink and a view's key, so a key can be written from the values a
+/// user sees.
+std::string row_key(const engine::batch& b, std::size_t row, const std::vector<std::size_t>& key_cols);
 
 } // namespace runnel::connect

@@ -93,7 +93,9 @@ protected:
         for_each_record(topic, [&](const auto& rec) {
             std::string_view v(reinterpret_cast<const char*>(rec.value->data()), rec.value->size());
             auto o = json::parse(v).as_object();
-            auto k = fmt::format("{}@{}", std::string(o["key"].as_string()), o["window_start"].as_int64());
+            // window_start as SQL shows a TIMESTAMP; the counts are keyed by its epoch ms.
+            const auto start = engine::parse_timestamp(o["window_start"].as_string(), engine::time_unit::millis);
+            auto k = fmt::format("{}@{}", std::string(o["key"].as_string()), start.value_or(-1));
             out.counts[k] = o["count"].as_int64();
             ++out.rows[k];
             ++out.total;
@@ -247,6 +249,48 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     EXPECT_GT(st.last_checkpoint_id, 0u);
 }
 
+// replace: a definition that cannot start leaves the old job running from its own checkpoints;
+// one that starts takes its place with no state of the old one. A server stopped between
+// moving the old job aside and storing the new one puts the old one back at its next start.
+TEST_F(jobs_test, replace_swaps_a_job_or_keeps_the_old_one) {
+    ASSERT_TRUE(create("events", 3).first);
+    start_jobs();
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(counting(), why)) << why;
+    ASSERT_TRUE(eventually([&] { return status_of("counts").checkpoints >= 2; }));
+    const auto old_checkpoints = status_of("counts").last_checkpoint_id;
+
+    auto broken = counting();
+    broken.params["window_ms"] = "zero";
+    EXPECT_FALSE(_jobs->replace(broken, why, {}));
+    EXPECT_NE(why.find("window_ms"), std::string::npos) << why;
+    ASSERT_TRUE(eventually([&] { return status_of("counts").state == "running"; })) << status_of("counts").error;
+    ASSERT_TRUE(eventually([&] { return status_of("counts").last_checkpoint_id > old_checkpoints; }))
+        << "the old job resumes from its checkpoints";
+    EXPECT_FALSE(std::filesystem::exists(_dir / "jobs" / "counts~replaced"));
+
+    auto changed = counting();
+    changed.params["window_ms"] = "2000";
+    why.clear();
+    ASSERT_TRUE(_jobs->replace(changed, why, {})) << why;
+    ASSERT_TRUE(eventually([&] { return status_of("counts").state == "running"; })) << status_of("counts").error;
+    EXPECT_FALSE(std::filesystem::exists(_dir / "jobs" / "counts~replaced"));
+    {
+        std::ifstream in(_dir / "jobs" / "counts" / "job.json");
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        EXPECT_NE(text.find("\"2000\""), std::string::npos) << text;
+    }
+
+    // As if the server stopped in the middle of a replacement: only the moved-aside directory.
+    _jobs->stop();
+    _jobs.reset();
+    std::filesystem::rename(_dir / "jobs" / "counts", _dir / "jobs" / "counts~replaced");
+    start_jobs();
+    EXPECT_EQ(status_of("counts").id, "counts");
+    EXPECT_TRUE(std::filesystem::exists(_dir / "jobs" / "counts" / "job.json"));
+    EXPECT_FALSE(std::filesystem::exists(_dir / "jobs" / "counts~replaced"));
+}
+
 // Stop keeps the job listed, stopped, across a restart of the server; restart resumes it from
 // its last checkpoint, and every window is still written once. The last checkpoints are listed.
 TEST_F(jobs_test, a_stopped_job_stays_stopped_and_restarts_from_its_checkpoint_exactly_once) {
@@ -314,6 +358,18 @@ TEST_F(jobs_test, parallel_instances_count_exactly_once_across_a_restart) {
         if (stage.name.ends_with(".window")) windowed = stage.rows_in;
     }
     EXPECT_GE(windowed, 3000u) << "rows since the restart, from all instances";
+    // The operator graph names the key exchange: a sink of each instance feeds the source that
+    // receives every instance's rows of its keys. Every other edge is a queue on one shard.
+    const auto hash = std::find_if(st.edges.begin(), st.edges.end(), [](const auto& e) { return e.kind == "hash"; });
+    ASSERT_NE(hash, st.edges.end());
+    ASSERT_LT(hash->to, st.stages.size());
+    EXPECT_TRUE(st.stages[hash->from].name.ends_with(".sink")) << st.stages[hash->from].name;
+    EXPECT_TRUE(st.stages[hash->to].name.ends_with(".source")) << st.stages[hash->to].name;
+    EXPECT_EQ(hash->keys, std::vector<std::string>{"key"});
+    for (const auto& e : st.edges) {
+        EXPECT_LT(e.from, e.to) << e.kind;
+        EXPECT_TRUE(e.kind == "forward" || e.kind == "side" || e.kind == "hash") << e.kind;
+    }
 }
 
 TEST_F(jobs_test, parallelism_beyond_the_input_partitions_is_refused) {

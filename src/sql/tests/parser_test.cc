@@ -114,6 +114,13 @@ TEST(sql_parser, views_inserts_and_other_statements) {
     EXPECT_FALSE(std::get<create_view_stmt>(v.node).materialized);
     auto mv = round_trip("CREATE MATERIALIZED VIEW totals AS SELECT `user`, SUM(amount) AS total FROM orders GROUP BY `user`");
     EXPECT_TRUE(std::get<create_view_stmt>(mv.node).materialized);
+    auto rv = round_trip("CREATE OR REPLACE TEMPORARY VIEW big AS SELECT * FROM orders");
+    EXPECT_TRUE(std::get<create_view_stmt>(rv.node).or_replace);
+    EXPECT_TRUE(std::get<create_view_stmt>(rv.node).temporary);
+    auto rmv = round_trip("CREATE OR REPLACE MATERIALIZED VIEW totals AS SELECT `user` FROM orders");
+    EXPECT_TRUE(std::get<create_view_stmt>(rmv.node).or_replace);
+    EXPECT_TRUE(std::get<create_view_stmt>(rmv.node).materialized);
+    EXPECT_FALSE(std::get<create_view_stmt>(mv.node).or_replace);
     auto ins = round_trip("INSERT INTO sink (a, b) SELECT x, y FROM src");
     EXPECT_EQ(std::get<insert_stmt>(ins.node).columns.size(), 2u);
     round_trip("INSERT INTO sink VALUES (1, 'a'), (2, 'b')");

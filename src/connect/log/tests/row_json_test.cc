@@ -37,5 +37,23 @@ TEST(row_to_json, rows_become_nested_objects) {
     EXPECT_EQ(row_to_json(f, 0), R"({"ok":true,"n":4})");
 }
 
+// A TIMESTAMP is written as SQL shows it, in a row and in a key, whatever the sink: one format
+// throughout. A key joins the values of its columns with '|'; a null is empty.
+TEST(row_to_json, timestamps_as_sql_shows_them_in_rows_and_keys) {
+    auto s = en::make_schema({{"window_start", en::data_type::timestamp()},
+                              {"user", en::data_type::string()},
+                              {"n", en::data_type::int64()},
+                              {"at", en::data_type::timestamp(en::time_unit::micros)}});
+    en::batch b(s);
+    b.append_row({en::value::ts(1796601510000), en::value::of("u1"), en::value::of(int64_t(3)),
+                  en::value::ts(1796601510123456, en::time_unit::micros)});
+    b.append_row({en::value::ts(0), en::value::null(en::data_type::string()), en::value::of(int64_t(-1)),
+                  en::value::null(en::data_type::timestamp(en::time_unit::micros))});
+    EXPECT_EQ(row_to_json(b, 0), R"({"window_start":"2026-12-06 23:58:30.000","user":"u1","n":3,)"
+                                 R"("at":"2026-12-06 23:58:30.123456"})");
+    EXPECT_EQ(row_key(b, 0, {0, 1}), "2026-12-06 23:58:30.000|u1");
+    EXPECT_EQ(row_key(b, 1, {1, 0, 2}), "|1970-01-01 00:00:00.000|-1");
+}
+
 } // namespace
 } // namespace runnel::connect
