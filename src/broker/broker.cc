@@ -27,6 +27,13 @@ void reply(executor& caller, std::function<void(T)> done, T value) {
     caller.post([done = std::move(done), boxed] { done(std::move(*boxed)); });
 }
 
+/// The callback-style hop: runs `fn()` on `owner` (a partition's shard) and posts its result
+/// to `done` on `caller`. Coroutines hop with `net::invoke_on` instead (`broker/async.h`).
+template <typename R, typename Fn>
+void hop(executor& owner, executor& caller, std::function<void(R)> done, Fn fn) {
+    owner.post([&caller, done = std::move(done), fn = std::move(fn)]() mutable { reply<R>(caller, std::move(done), fn()); });
+}
+
 std::array<uint8_t, 16> random_uuid() {
     std::random_device rd;
     std::array<uint8_t, 16> id{};
@@ -664,63 +671,68 @@ void broker::init_producer_id(executor& caller, std::function<void(result<produc
 
 void broker::fetch(model::topic_partition tp, model::offset offset, std::size_t max_bytes, executor& caller,
                    std::function<void(result<fetch_result>)> done, bool at_least_one, bool read_committed) {
-    auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), offset, max_bytes, &caller, done = std::move(done),
-                      at_least_one, read_committed]() mutable {
-        auto log = _state[s]->logs->get(tp);
-        if (!log) {
-            return reply<result<fetch_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
-        }
-        auto& txns = _state[s]->txns[tp];
-        const model::offset lso = txns.last_stable(log->next_offset());
-        std::optional<model::offset> upto;
-        if (read_committed) {
-            upto = lso;
-        }
-        storage::read_result data;
-        if (read_committed && offset >= lso && offset <= log->next_offset()) {
-            // Nothing stable past the offset yet: an empty answer, as Kafka gives.
-            data.next_offset = offset;
-            data.log_end = log->next_offset();
-        } else {
-            auto r = log->read(offset, max_bytes, upto, at_least_one);
-            if (!r) {
-                return reply<result<fetch_result>>(caller, std::move(done), from_storage(r.error()));
-            }
-            data = std::move(r).value();
-        }
-        fetch_result out{std::move(data), log->next_offset(), log->start_offset(), lso, {}};
-        if (read_committed && out.data.batches > 0) {
-            out.aborted = txns.aborted_between(offset, out.data.next_offset);
-        }
-        reply<result<fetch_result>>(caller, std::move(done), std::move(out));
+    hop<result<fetch_result>>(owner_of(tp), caller, std::move(done), [=, this] {
+        return fetch_local(tp, offset, max_bytes, at_least_one, read_committed);
     });
 }
 
-void broker::offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done) {
+result<fetch_result> broker::fetch_local(const model::topic_partition& tp, model::offset offset, std::size_t max_bytes,
+                                         bool at_least_one, bool read_committed) {
     auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), &caller, done = std::move(done)]() mutable {
-        auto log = _state[s]->logs->get(tp);
-        if (!log) {
-            return reply<result<offsets_result>>(caller, std::move(done), errc::unknown_topic_or_partition);
+    auto log = _state[s]->logs->get(tp);
+    if (!log) {
+        return errc::unknown_topic_or_partition;
+    }
+    auto& txns = _state[s]->txns[tp];
+    const model::offset lso = txns.last_stable(log->next_offset());
+    std::optional<model::offset> upto;
+    if (read_committed) {
+        upto = lso;
+    }
+    storage::read_result data;
+    if (read_committed && offset >= lso && offset <= log->next_offset()) {
+        // Nothing stable past the offset yet: an empty answer, as Kafka gives.
+        data.next_offset = offset;
+        data.log_end = log->next_offset();
+    } else {
+        auto r = log->read(offset, max_bytes, upto, at_least_one);
+        if (!r) {
+            return from_storage(r.error());
         }
-        reply<result<offsets_result>>(caller, std::move(done),
-                                      offsets_result{log->start_offset(), log->next_offset(),
-                                                     _state[s]->txns[tp].last_stable(log->next_offset())});
-    });
+        data = std::move(r).value();
+    }
+    fetch_result out{std::move(data), log->next_offset(), log->start_offset(), lso, {}};
+    if (read_committed && out.data.batches > 0) {
+        out.aborted = txns.aborted_between(offset, out.data.next_offset);
+    }
+    return out;
+}
+
+void broker::offsets(model::topic_partition tp, executor& caller, std::function<void(result<offsets_result>)> done) {
+    hop<result<offsets_result>>(owner_of(tp), caller, std::move(done), [this, tp] { return offsets_local(tp); });
+}
+
+result<offsets_result> broker::offsets_local(const model::topic_partition& tp) {
+    auto s = shard_of(tp);
+    auto log = _state[s]->logs->get(tp);
+    if (!log) {
+        return errc::unknown_topic_or_partition;
+    }
+    return offsets_result{log->start_offset(), log->next_offset(), _state[s]->txns[tp].last_stable(log->next_offset())};
 }
 
 void broker::txn_allow(model::topic_partition tp, int64_t producer_id, int16_t epoch, executor& caller,
                        std::function<void(errc)> done) {
-    auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), producer_id, epoch, &caller, done = std::move(done)]() mutable {
-        auto& st = *_state[s];
-        if (!st.logs->get(tp)) {
-            return reply<errc>(caller, std::move(done), errc::unknown_topic_or_partition);
-        }
-        st.txns[tp].allow(producer_id, epoch);
-        reply<errc>(caller, std::move(done), errc::success);
-    });
+    hop<errc>(owner_of(tp), caller, std::move(done), [=, this] { return txn_allow_local(tp, producer_id, epoch); });
+}
+
+errc broker::txn_allow_local(const model::topic_partition& tp, int64_t producer_id, int16_t epoch) {
+    auto& st = *_state[shard_of(tp)];
+    if (!st.logs->get(tp)) {
+        return errc::unknown_topic_or_partition;
+    }
+    st.txns[tp].allow(producer_id, epoch);
+    return errc::success;
 }
 
 void broker::write_txn_marker(model::topic_partition tp, int64_t producer_id, int16_t epoch, bool commit,
@@ -762,33 +774,32 @@ void broker::write_txn_marker(model::topic_partition tp, int64_t producer_id, in
 
 void broker::describe_producers(model::topic_partition tp, executor& caller,
                                 std::function<void(result<std::vector<producer_description>>)> done) {
-    using R = result<std::vector<producer_description>>;
-    auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), &caller, done = std::move(done)]() mutable {
-        auto& st = *_state[s];
-        if (!st.logs->get(tp)) {
-            return reply<R>(caller, std::move(done), errc::unknown_topic_or_partition);
-        }
-        std::vector<producer_description> out;
-        auto& txns = st.txns[tp];
-        for (const auto& p : st.producers[tp].list()) {
-            auto open = txns.open_since(p.producer_id);
-            out.push_back({p.producer_id, p.epoch, p.last_sequence, -1, open ? (*open)() : -1});
-        }
-        reply<R>(caller, std::move(done), std::move(out));
-    });
+    hop<result<std::vector<producer_description>>>(owner_of(tp), caller, std::move(done),
+                                                        [this, tp] { return describe_producers_local(tp); });
+}
+
+result<std::vector<producer_description>> broker::describe_producers_local(const model::topic_partition& tp) {
+    auto& st = *_state[shard_of(tp)];
+    if (!st.logs->get(tp)) {
+        return errc::unknown_topic_or_partition;
+    }
+    std::vector<producer_description> out;
+    auto& txns = st.txns[tp];
+    for (const auto& p : st.producers[tp].list()) {
+        auto open = txns.open_since(p.producer_id);
+        out.push_back({p.producer_id, p.epoch, p.last_sequence, -1, open ? (*open)() : -1});
+    }
+    return out;
 }
 
 void broker::remove_segments_before(model::topic_partition tp, model::offset o, executor& caller,
                                     std::function<void(result<model::offset>)> done) {
-    auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), o, &caller, done = std::move(done)]() mutable {
-        auto log = _state[s]->logs->get(tp);
+    hop<result<model::offset>>(owner_of(tp), caller, std::move(done), [this, tp, o]() -> result<model::offset> {
+        auto log = _state[shard_of(tp)]->logs->get(tp);
         if (!log) {
-            return reply<result<model::offset>>(caller, std::move(done), errc::unknown_topic_or_partition);
+            return errc::unknown_topic_or_partition;
         }
-        auto report = log->remove_segments_before(o);
-        reply<result<model::offset>>(caller, std::move(done), report.start_offset);
+        return log->remove_segments_before(o).start_offset;
     });
 }
 
@@ -810,16 +821,19 @@ void broker::delete_records(model::topic_partition tp, model::offset o, executor
 
 void broker::offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
                              std::function<void(result<std::optional<time_match>>)> done) {
+    hop<result<std::optional<time_match>>>(owner_of(tp), caller, std::move(done),
+                                                [this, tp, t] { return offset_for_time_local(tp, t); });
+}
+
+result<std::optional<broker::time_match>> broker::offset_for_time_local(const model::topic_partition& tp,
+                                                                         model::event_time t) {
     using R = result<std::optional<time_match>>;
-    auto s = shard_of(tp);
-    _shards[s]->post([this, s, tp = std::move(tp), t, &caller, done = std::move(done)]() mutable {
-        auto log = _state[s]->logs->get(tp);
-        if (!log) {
-            return reply<R>(caller, std::move(done), errc::unknown_topic_or_partition);
-        }
-        auto r = log->timequery(t);
-        reply<R>(caller, std::move(done), r ? R(r.value()) : R(from_storage(r.error())));
-    });
+    auto log = _state[shard_of(tp)]->logs->get(tp);
+    if (!log) {
+        return errc::unknown_topic_or_partition;
+    }
+    auto r = log->timequery(t);
+    return r ? R(r.value()) : R(from_storage(r.error()));
 }
 
 void broker::fire(const std::shared_ptr<watch::state>& st) {

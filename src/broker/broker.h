@@ -196,6 +196,19 @@ public:
     void offset_for_time(model::topic_partition tp, model::event_time t, executor& caller,
                          std::function<void(result<std::optional<time_match>>)> done);
 
+    // ---- Shard-local forms: call on the partition's owner, `owner_of(tp)`'s thread. ----
+    // Each callback form above that has one is that function run on the owner, its result
+    // posted back to the caller. Coroutines hop with `net::invoke_on` (`broker/async.h`).
+
+    /// The executor of the shard that owns `tp`.
+    executor& owner_of(const model::topic_partition& tp) const noexcept { return *_shards[shard_of(tp)]; }
+    result<fetch_result> fetch_local(const model::topic_partition& tp, model::offset offset, std::size_t max_bytes,
+                                     bool at_least_one = true, bool read_committed = false);
+    result<offsets_result> offsets_local(const model::topic_partition& tp);
+    result<std::optional<time_match>> offset_for_time_local(const model::topic_partition& tp, model::event_time t);
+    errc txn_allow_local(const model::topic_partition& tp, int64_t producer_id, int16_t epoch);
+    result<std::vector<producer_description>> describe_producers_local(const model::topic_partition& tp);
+
     /// A long-polling fetch's interest in new data. `wake` runs once on `caller` when any
     /// watched partition grows past the offset given, or never if `cancel` comes first.
     class watch {

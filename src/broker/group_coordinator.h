@@ -1,10 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/base.h"
@@ -15,6 +18,7 @@
 namespace runnel::broker {
 
 class broker;
+struct group_effects;
 
 /// The name of the internal compacted topic holding committed offsets and group metadata.
 inline constexpr std::string_view offsets_topic = "__consumer_offsets";
@@ -171,6 +175,12 @@ struct group_offsets {
 /// Kafka's group coordinator: membership and rebalances of the classic protocol, groups of
 /// the consumer protocol (KIP-848, `consumer_group.h`), and committed offsets for both.
 ///
+/// Four parts: this class is the router (which shard owns a group; each call is posted
+/// there and answered on the caller's executor, `group_coordinator.cc`); each classic group
+/// is the pure state machine `classic_group` (`classic_group.h`); the records it stores are
+/// `group_records.h`; recovery, durable writes and compaction of the offsets topic are
+/// `group_log.cc`.
+///
 /// Each group lives on one shard: the owner of its partition of `__consumer_offsets` (a
 /// hash of the group id), so its state and its writes stay on one thread. Calls come from any
 /// shard and answer on the caller's executor, like the broker's. Commits and the group's
@@ -228,11 +238,20 @@ public:
     struct shard_state;
 
 private:
+    using record_list = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+    // The router (group_coordinator.cc): which shard owns a group, and requests to it.
     int32_t partition_of(std::string_view group_id) const noexcept;
     unsigned shard_of_group(std::string_view group_id) const noexcept;
+    /// Carries out what a transition of `group_id`'s classic state machine asked for.
+    void apply(unsigned s, int32_t p, const std::string& group_id, group_effects fx);
+
+    // The log (group_log.cc): recovery, durable writes and compaction of the offsets topic.
     void load_partition(int32_t p, model::offset from);
+    void apply_records(unsigned s, int32_t p, std::span<const std::byte> batches);
     void finish_load(int32_t p);
-    std::function<void(int32_t)> idle_hook(unsigned s);
+    /// Appends records to partition `p` (owned by shard `s`) and calls `done` once synced.
+    void persist(unsigned s, int32_t p, record_list records, std::function<void(result<void>)> done);
     void maybe_rewrite(unsigned s, int32_t p);
 
     broker& _broker;

@@ -21,12 +21,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "broker/async.h"
 #include "broker/broker.h"
 #include "gateway/gateway.h"
 #include "gateway/history.h"
 #include "gateway/origin.h"
 #include "gateway/records.h"
 #include "gateway/router.h"
+#include "net/invoke.h"
 
 namespace runnel::gateway {
 
@@ -143,15 +145,7 @@ struct request_ctx {
     }
 };
 
-/// Awaits an operation that reports through a callback `void(T)` posted to this shard.
-template <typename T, typename Start>
-asio::awaitable<T> await_callback(Start start) {
-    auto init = [&start](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        start(std::function<void(T)>([h](T v) { (*h)(std::move(v)); }));
-    };
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(init, asio::use_awaitable);
-}
+using net::await_callback;
 
 /// A JSON reply.
 reply json_reply(unsigned status, std::string body);

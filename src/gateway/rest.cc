@@ -179,11 +179,8 @@ answer create_topic(request_ctx& ctx) {
     if (!broker::valid_topic_name(name, why)) {
         co_return to_reply(ctx.fail("invalid-topic", why));
     }
-    using change_t = std::pair<result<void>, std::string>;
-    auto created = co_await await_callback<change_t>([&](std::function<void(change_t)> done) {
-        ctx.st.broker.create_topic(name, cfg, ctx.exec,
-                                   [done](result<void> r, std::string w) { done({r, std::move(w)}); });
-    });
+    auto created = co_await net::await_pair<result<void>, std::string>(
+      [&](auto done) { ctx.st.broker.create_topic(name, cfg, ctx.exec, std::move(done)); });
     if (!created.first) {
         auto p = broker_problem(ctx, created.first.error(), fmt::format("cannot create topic '{}'", name));
         if (!created.second.empty()) {
@@ -345,8 +342,7 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
                                                      std::optional<int64_t> from, std::optional<int64_t> timestamp,
                                                      int64_t limit, partition_page& page, bool tag_skips = false) {
     model::topic_partition tp{topic, model::partition_id(partition)};
-    auto offs = co_await await_callback<result<broker::offsets_result>>(
-      [&](std::function<void(result<broker::offsets_result>)> done) { ctx.st.broker.offsets(tp, ctx.exec, std::move(done)); });
+    auto offs = co_await broker::async::offsets(ctx.st.broker, tp);
     if (!offs) {
         co_return to_reply(broker_problem(ctx, offs.error(), "reading offsets"));
     }
@@ -361,10 +357,7 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
         }
         next = *from;
     } else if (timestamp) {
-        auto found = co_await await_callback<result<std::optional<broker::broker::time_match>>>(
-          [&](std::function<void(result<std::optional<broker::broker::time_match>>)> done) {
-              ctx.st.broker.offset_for_time(tp, model::event_time(*timestamp), ctx.exec, std::move(done));
-          });
+        auto found = co_await broker::async::offset_for_time(ctx.st.broker, tp, model::event_time(*timestamp));
         if (!found) {
             co_return to_reply(broker_problem(ctx, found.error(), "looking up the timestamp"));
         }
@@ -374,10 +367,7 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
     auto& skipped = page.skipped;
     int64_t& count = page.count;
     while (count < limit && next < page.end) {
-        auto f = co_await await_callback<result<broker::fetch_result>>(
-          [&](std::function<void(result<broker::fetch_result>)> done) {
-              ctx.st.broker.fetch(tp, model::offset(next), 1 << 20, ctx.exec, std::move(done));
-          });
+        auto f = co_await broker::async::fetch(ctx.st.broker, tp, model::offset(next), 1 << 20);
         if (!f) {
             co_return to_reply(broker_problem(ctx, f.error(), fmt::format("reading partition {} at {}", partition, next)));
         }

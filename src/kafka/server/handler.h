@@ -15,9 +15,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "broker/async.h"
 #include "broker/broker.h"
 #include "kafka/protocol/protocol.h"
 #include "kafka/server/server.h"
+#include "net/invoke.h"
 
 namespace runnel::kafka {
 
@@ -63,24 +65,13 @@ response_frame respond(const request_context& ctx, const Response& body) {
     return w.take();
 }
 
-/// Awaits an operation that reports through a callback `void(T)` posted to this shard.
-template <typename T, typename Start>
-asio::awaitable<T> await_callback(Start start) {
-    auto init = [&start](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        start(std::function<void(T)>([h](T v) { (*h)(std::move(v)); }));
-    };
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(init, asio::use_awaitable);
-}
+using net::await_callback;
 
 /// Awaits a broker metadata change (create, alter, grow), which answers `(result, why)`.
 /// `start(answer)` begins it with the callback to pass to the broker.
 template <typename Start>
 asio::awaitable<std::pair<result<void>, std::string>> await_change(Start start) {
-    using change_t = std::pair<result<void>, std::string>;
-    co_return co_await await_callback<change_t>([&start](std::function<void(change_t)> done) {
-        start([done](result<void> r, std::string why) { done({r, std::move(why)}); });
-    });
+    co_return co_await net::await_pair<result<void>, std::string>(std::move(start));
 }
 
 /// Starts `n` callback operations at once (`start(i, done)`) and awaits all of their results.

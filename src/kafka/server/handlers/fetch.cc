@@ -124,10 +124,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
                     any_error = true;
                     if (out.error_code == kerr::offset_out_of_range) {
                         // Tell the client where the log is, as Kafka does.
-                        auto offs = co_await await_callback<result<broker::offsets_result>>(
-                          [&](std::function<void(result<broker::offsets_result>)> done) {
-                              ctx.broker.offsets(want.tp, ctx.shard, std::move(done));
-                          });
+                        auto offs = co_await broker::async::offsets(ctx.broker, want.tp);
                         if (offs) {
                             out.high_watermark = offs.value().high_watermark();
                             out.log_start_offset = offs.value().log_start();

@@ -27,10 +27,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
             model::topic_partition tp{t.name, model::partition_id(p.partition_index)};
             out.leader_epoch = 0;
             if (p.timestamp == latest || p.timestamp == earliest || p.timestamp == max_timestamp) {
-                auto offs = co_await await_callback<result<broker::offsets_result>>(
-                  [&](std::function<void(result<broker::offsets_result>)> done) {
-                      ctx.broker.offsets(tp, ctx.shard, std::move(done));
-                  });
+                auto offs = co_await broker::async::offsets(ctx.broker, tp);
                 if (!offs) {
                     out.error_code = to_kafka_error(offs.error());
                 } else if (p.timestamp == earliest) {
@@ -43,11 +40,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
                 }
                 continue;
             }
-            using found_t = result<std::optional<broker::broker::time_match>>;
-            auto found = co_await await_callback<found_t>(
-              [&](std::function<void(found_t)> done) {
-                  ctx.broker.offset_for_time(tp, model::event_time(p.timestamp), ctx.shard, std::move(done));
-              });
+            auto found = co_await broker::async::offset_for_time(ctx.broker, tp, model::event_time(p.timestamp));
             if (!found) {
                 out.error_code = to_kafka_error(found.error());
             } else if (found.value()) {

@@ -28,10 +28,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
                 continue; // UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET: the defaults
             }
             model::topic_partition tp{t.topic, model::partition_id(p.partition)};
-            auto offs = co_await await_callback<result<broker::offsets_result>>(
-              [&](std::function<void(result<broker::offsets_result>)> done) {
-                  ctx.broker.offsets(tp, ctx.shard, std::move(done));
-              });
+            auto offs = co_await broker::async::offsets(ctx.broker, tp);
             if (!offs) {
                 out.error_code = to_kafka_error(offs.error());
                 continue;
