@@ -1,9 +1,7 @@
 #include "security/acl.h"
 
 #include <algorithm>
-#include <fstream>
 
-#include "base/file.h"
 #include "base/logging.h"
 #include "base/text.h"
 
@@ -110,19 +108,6 @@ std::optional<std::string> unescape(std::string_view s) {
         i += 2;
     }
     return out;
-}
-
-std::vector<std::string_view> split_acl_fields(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    for (;;) {
-        auto tab = line.find('\t', start);
-        out.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
-        if (tab == std::string_view::npos) {
-            return out;
-        }
-        start = tab + 1;
-    }
 }
 
 std::atomic<uint64_t>& generations() {
@@ -385,61 +370,40 @@ result<void> acl_store::load(std::string& why) {
 }
 
 result<void> acl_store::load_locked(std::string& why) {
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    if (ec == std::errc::no_such_file_or_directory) {
-        publish_locked({});
-        _seen.reset();
-        return outcome::success();
-    }
-    if (ec) {
-        why = fmt::format("cannot read {}: {}", _file.string(), ec.message());
-        return ec;
-    }
-    auto size = std::filesystem::file_size(_file, ec);
-    if (!ec && size > max_acl_file_bytes) {
-        why = fmt::format("{} is larger than {} bytes", _file.string(), max_acl_file_bytes);
-        return std::make_error_code(std::errc::file_too_large);
-    }
-    std::ifstream in(_file, std::ios::binary);
-    if (!in) {
-        why = fmt::format("cannot open {}", _file.string());
-        return std::make_error_code(std::errc::io_error);
+    auto got = _file.read(max_acl_file_bytes, why);
+    if (!got) {
+        return got.error();
     }
     std::vector<acl_binding> next;
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        if (line.empty() || line[0] == '#') {
-            continue;
+    if (got.value().text) {
+        auto parsed = for_each_record(*got.value().text, _file.path(), why,
+                                      [&](const std::vector<std::string_view>& f) -> std::optional<std::string> {
+            if (f.size() != 7) {
+                return "expected 7 tab-separated fields";
+            }
+            auto type = parse_resource_type(f[0]);
+            auto pattern = parse_pattern_type(f[1]);
+            auto name = unescape(f[2]);
+            auto principal = unescape(f[3]);
+            auto host = unescape(f[4]);
+            auto op = parse_acl_operation(f[5]);
+            auto perm = parse_acl_permission(f[6]);
+            if (!type || !pattern || !name || !principal || !host || !op || !perm) {
+                return "a field is not a known name or not escaped right";
+            }
+            acl_binding b{*type, std::move(*name), *pattern, std::move(*principal), std::move(*host), *op, *perm};
+            if (auto w = b.invalid()) {
+                return w;
+            }
+            next.push_back(std::move(b));
+            return std::nullopt;
+        });
+        if (!parsed) {
+            return parsed.error();
         }
-        auto bad = [&](std::string_view what) {
-            why = fmt::format("{} line {}: {}", _file.string(), number, what);
-            return std::make_error_code(std::errc::invalid_argument);
-        };
-        auto f = split_acl_fields(line);
-        if (f.size() != 7) {
-            return bad("expected 7 tab-separated fields");
-        }
-        auto type = parse_resource_type(f[0]);
-        auto pattern = parse_pattern_type(f[1]);
-        auto name = unescape(f[2]);
-        auto principal = unescape(f[3]);
-        auto host = unescape(f[4]);
-        auto op = parse_acl_operation(f[5]);
-        auto perm = parse_acl_permission(f[6]);
-        if (!type || !pattern || !name || !principal || !host || !op || !perm) {
-            return bad("a field is not a known name or not escaped right");
-        }
-        acl_binding b{*type, std::move(*name), *pattern, std::move(*principal), std::move(*host), *op, *perm};
-        if (auto w = b.invalid()) {
-            return bad(*w);
-        }
-        next.push_back(std::move(b));
     }
     publish_locked(std::move(next));
-    _seen = std::pair{mtime, size};
+    _file.seen(got.value().at);
     return outcome::success();
 }
 
@@ -449,16 +413,7 @@ void acl_store::publish_locked(std::vector<acl_binding> bindings) {
 }
 
 void acl_store::refresh_locked() {
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    std::optional<std::pair<std::filesystem::file_time_type, uintmax_t>> now;
-    if (!ec) {
-        auto size = std::filesystem::file_size(_file, ec);
-        if (!ec) {
-            now = std::pair{mtime, size};
-        }
-    }
-    if (now == _seen) {
+    if (!_file.changed()) {
         return;
     }
     std::string why;
@@ -512,22 +467,10 @@ result<void> acl_store::save_locked(std::vector<acl_binding> next, std::string& 
         text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", name_of(b.type), name_of(b.pattern), escape(b.name),
                             escape(b.principal), escape(b.host), name_of(b.operation), name_of(b.permission));
     }
-    std::error_code ec;
-    std::filesystem::create_directories(_file.parent_path(), ec);
-    if (ec) {
-        why = fmt::format("cannot create {}: {}", _file.parent_path().string(), ec.message());
-        return ec;
-    }
-    auto r = write_file_atomic(_file, std::as_bytes(std::span(text.data(), text.size())));
-    if (!r) {
-        why = fmt::format("cannot write {}: {}", _file.string(), r.error().message());
+    if (auto r = _file.write(text, why); !r) {
         return r.error();
     }
     publish_locked(std::move(next));
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    if (!ec) {
-        _seen = std::pair{mtime, std::filesystem::file_size(_file, ec)};
-    }
     return outcome::success();
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "security/data_file.h"
 
 namespace runnel::security {
 
@@ -208,12 +209,11 @@ private:
     void publish_locked(std::vector<acl_binding> bindings);
     void run_on_writer(std::function<void()> job);
 
-    std::filesystem::path _file;
+    data_file _file;
     acl_options _options;
     mutable std::mutex _mu;
     std::shared_ptr<const acl_set> _set; ///< under `_mu`
     std::atomic<uint64_t> _generation;   ///< process-wide unique per published snapshot
-    std::optional<std::pair<std::filesystem::file_time_type, uintmax_t>> _seen; ///< mtime and size read
 
     // The writer thread of the asynchronous changes, started on the first one.
     std::mutex _jobs_mu;
