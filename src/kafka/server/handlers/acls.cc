@@ -24,9 +24,44 @@ acl_filter filter_of(const Wire& f) {
             as<security::acl_permission>(f.permission_type)};
 }
 
-bool may_alter_acls(const request_context& ctx) {
-    return authorize(ctx, security::acl_operation::alter, security::resource_type::cluster,
-                     security::cluster_resource_name);
+/// What CreateAcls and DeleteAcls check before their items: an authorizer, and ALTER on the
+/// cluster. On refusal every result gets the error and true is returned.
+template <typename Results>
+bool refuse_change(const request_context& ctx, Results& results, std::string_view what) {
+    int16_t code = kerr::none;
+    std::string why;
+    if (!ctx.config.acls) {
+        code = kerr::security_disabled;
+        why = no_authorizer;
+    } else if (!authorize(ctx, security::acl_operation::alter, security::resource_type::cluster,
+                          security::cluster_resource_name)) {
+        code = kerr::cluster_authorization_failed;
+        why = fmt::format("{} ACLs needs ALTER on the cluster", what);
+    }
+    for (auto& out : results) {
+        out.error_code = code;
+        out.error_message = code == kerr::none ? std::nullopt : std::optional<std::string>(why);
+    }
+    return code != kerr::none;
+}
+
+/// The items `convert` makes of the request's, with their indexes; an item it cannot use
+/// (`invalid()` says why) gets INVALID_REQUEST and the reason in its result.
+template <typename Item, typename Wire, typename Results, typename Convert>
+std::pair<std::vector<Item>, std::vector<std::size_t>> valid_items(const std::vector<Wire>& wire, Results& results,
+                                                                  Convert convert) {
+    std::pair<std::vector<Item>, std::vector<std::size_t>> out;
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+        Item item = convert(wire[i]);
+        if (auto why = item.invalid()) {
+            results[i].error_code = kerr::invalid_request;
+            results[i].error_message = *why;
+            continue;
+        }
+        out.first.push_back(std::move(item));
+        out.second.push_back(i);
+    }
+    return out;
 }
 
 } // namespace
@@ -76,39 +111,20 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::create_acls_request req) {
     proto::create_acls_response r;
     r.results.resize(req.creations.size());
-    auto fail_all = [&](int16_t code, std::string_view why) {
-        for (auto& out : r.results) {
-            out.error_code = code;
-            out.error_message = std::string(why);
-        }
-    };
-    if (!ctx.config.acls) {
-        fail_all(kerr::security_disabled, no_authorizer);
+    if (refuse_change(ctx, r.results, "creating")) {
         co_return respond(ctx, r);
     }
-    if (!may_alter_acls(ctx)) {
-        fail_all(kerr::cluster_authorization_failed, "creating ACLs needs ALTER on the cluster");
-        co_return respond(ctx, r);
-    }
-    std::vector<acl_binding> valid;
-    std::vector<std::size_t> valid_at;
-    for (std::size_t i = 0; i < req.creations.size(); ++i) {
-        const auto& c = req.creations[i];
-        acl_binding b{as<security::resource_type>(c.resource_type),
-                      c.resource_name,
-                      as<security::pattern_type>(c.resource_pattern_type),
-                      c.principal,
-                      c.host,
-                      as<security::acl_operation>(c.operation),
-                      as<security::acl_permission>(c.permission_type)};
-        if (auto why = b.invalid()) {
-            r.results[i].error_code = kerr::invalid_request;
-            r.results[i].error_message = *why;
-            continue;
-        }
-        valid.push_back(std::move(b));
-        valid_at.push_back(i);
-    }
+    auto items = valid_items<acl_binding>(req.creations, r.results, [](const auto& c) {
+        return acl_binding{as<security::resource_type>(c.resource_type),
+                           c.resource_name,
+                           as<security::pattern_type>(c.resource_pattern_type),
+                           c.principal,
+                           c.host,
+                           as<security::acl_operation>(c.operation),
+                           as<security::acl_permission>(c.permission_type)};
+    });
+    auto& valid = items.first;
+    auto& valid_at = items.second;
     if (!valid.empty()) {
         using change = security::acl_store::change_result;
         auto done = co_await await_callback<change>([&](std::function<void(change)> answer) {
@@ -129,32 +145,12 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete_acls_request req) {
     proto::delete_acls_response r;
     r.filter_results.resize(req.filters.size());
-    auto fail_all = [&](int16_t code, std::string_view why) {
-        for (auto& out : r.filter_results) {
-            out.error_code = code;
-            out.error_message = std::string(why);
-        }
-    };
-    if (!ctx.config.acls) {
-        fail_all(kerr::security_disabled, no_authorizer);
+    if (refuse_change(ctx, r.filter_results, "deleting")) {
         co_return respond(ctx, r);
     }
-    if (!may_alter_acls(ctx)) {
-        fail_all(kerr::cluster_authorization_failed, "deleting ACLs needs ALTER on the cluster");
-        co_return respond(ctx, r);
-    }
-    std::vector<acl_filter> valid;
-    std::vector<std::size_t> valid_at;
-    for (std::size_t i = 0; i < req.filters.size(); ++i) {
-        auto f = filter_of(req.filters[i]);
-        if (auto why = f.invalid()) {
-            r.filter_results[i].error_code = kerr::invalid_request;
-            r.filter_results[i].error_message = *why;
-            continue;
-        }
-        valid.push_back(std::move(f));
-        valid_at.push_back(i);
-    }
+    auto items = valid_items<acl_filter>(req.filters, r.filter_results, [](const auto& f) { return filter_of(f); });
+    auto& valid = items.first;
+    auto& valid_at = items.second;
     if (!valid.empty()) {
         using change = security::acl_store::change_result;
         auto done = co_await await_callback<change>([&](std::function<void(change)> answer) {
