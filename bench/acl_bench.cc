@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -105,16 +106,22 @@ int main(int argc, char** argv) {
     for (int u = 0; u < users; ++u) {
         principals.push_back(fmt::format("User:user-{}", u));
     }
+    // The two are measured in turns, best of each over the runs, so a busy machine's changing
+    // load falls on both alike.
     std::size_t sink = 0;
-    const double lookup = bench::ns_per_call(seconds, runs, [&](std::size_t i) {
-        sink += topic_map.find(topic_names[i % topic_names.size()])->second;
-    });
     std::size_t allowed = 0;
-    const double authorize = bench::ns_per_call(seconds, runs, [&](std::size_t i) {
-        const auto u = i % principals.size();
-        allowed += store.allowed(principals[u], "127.0.0.1", security::acl_operation::write,
-                                 security::resource_type::topic, topic_names[u % topic_names.size()]);
-    });
+    double lookup = 1e18;
+    double authorize = 1e18;
+    for (int r = 0; r < runs; ++r) {
+        lookup = std::min(lookup, bench::ns_per_call(seconds, 1, [&](std::size_t i) {
+            sink += topic_map.find(topic_names[i % topic_names.size()])->second;
+        }));
+        authorize = std::min(authorize, bench::ns_per_call(seconds, 1, [&](std::size_t i) {
+            const auto u = i % principals.size();
+            allowed += store.allowed(principals[u], "127.0.0.1", security::acl_operation::write,
+                                     security::resource_type::topic, topic_names[u % topic_names.size()]);
+        }));
+    }
     std::filesystem::remove_all(dir);
 
     fmt::print("{:<12} {:>10} {:>10}\n", "check", "ns/call", "x lookup");
