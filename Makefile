@@ -54,6 +54,7 @@ bench: benchmarks
 	bench/jobs_bench.py --build $(RELEASE) --json build/bench-jobs.json
 	bench/txn_bench.py --build $(RELEASE) --json build/bench-txn.json
 	$(RELEASE)/bench/validate_bench --json build/bench-validate.json
+	$(RELEASE)/bench/acl_bench --json build/bench-acl.json
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

@@ -64,6 +64,10 @@ struct serve_options {
     int64_t sasl_handshake_timeout_ms = 10000;
     int64_t sasl_session_lifetime_ms = 0;
     bool allow_insecure_network = false;
+    // Authorization of Kafka requests (docs/security.md, "ACLs").
+    std::string authorizer = "none";      ///< `acl`: check DATA_DIR/security/acls; `none`: allow all
+    std::string super_users;              ///< `User:admin;User:ops`
+    bool allow_everyone_if_no_acl_found = false;
     int64_t group_consumer_heartbeat_interval_ms = 5000;
     int64_t group_consumer_session_timeout_ms = 45000;
     int64_t group_consumer_max_size = 1000;
@@ -81,6 +85,10 @@ void add_client_commands(CLI::App& app, std::function<int()>& run);
 
 /// Adds `user create|delete|list`: SCRAM credentials in a data directory's credential file.
 void add_user_command(CLI::App& app, std::function<int()>& run);
+
+/// Adds `acl add|list|remove`: the ACLs in a data directory's ACL file, which a running server
+/// rereads within a second.
+void add_acl_command(CLI::App& app, std::function<int()>& run);
 
 /// Adds `sql`: a script sent to a server's HTTP API (`POST /v1/sql`).
 void add_sql_command(CLI::App& app, std::function<int()>& run);

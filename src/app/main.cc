@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     std::function<int()> run_client;
     runnel::app::add_client_commands(app, run_client);
     runnel::app::add_user_command(app, run_client);
+    runnel::app::add_acl_command(app, run_client);
 
     try {
         app.parse(argc, argv);

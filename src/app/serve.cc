@@ -23,6 +23,8 @@ spdlog::logger& lg() { return logging::get("serve"); }
 constexpr std::chrono::milliseconds group_check_interval{100};
 /// How often transactions past their timeout are looked for.
 constexpr std::chrono::milliseconds txn_check_interval{1000};
+/// How often the ACL file is looked at for changes made by `runnel acl`.
+constexpr std::chrono::milliseconds acl_check_interval{1000};
 
 /// One Kafka listener as the flags describe it, with what its security needs.
 struct listener_setup {
@@ -227,6 +229,15 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "SASL sessions last this long, then clients re-authenticate or are closed (0: forever)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600 * 1000));
+    cmd->add_option("--authorizer", opts.authorizer,
+                    "Authorization of Kafka requests: acl (ACLs, managed with `runnel acl` or the Kafka admin "
+                    "APIs) or none (every client may do everything)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"acl", "none"}));
+    cmd->add_option("--super-users", opts.super_users,
+                    "Principals the ACLs do not restrict, separated by ';' (User:admin;User:ops)");
+    cmd->add_flag("--allow-everyone-if-no-acl-found", opts.allow_everyone_if_no_acl_found,
+                  "With --authorizer acl, allow every principal on a resource no ACL names");
     cmd->add_flag("--allow-insecure-network", opts.allow_insecure_network,
                   "Allow a PLAINTEXT Kafka listener, or an HTTP listener without --http-token, on a non-loopback address");
     cmd->add_option("--http-addr", opts.http_addr, "HTTP, WebSocket and dashboard listener, HOST:PORT")
@@ -392,6 +403,28 @@ int serve(const serve_options& opts) {
     if (!listeners) {
         return 2;
     }
+    security::acl_options acl_opts;
+    acl_opts.allow_everyone_if_no_acl_found = opts.allow_everyone_if_no_acl_found;
+    for (std::size_t start = 0; start <= opts.super_users.size();) {
+        auto end = std::min(opts.super_users.find(';', start), opts.super_users.size());
+        auto user = opts.super_users.substr(start, end - start);
+        start = end + 1;
+        if (user.find_first_not_of(' ') == std::string::npos) {
+            continue;
+        }
+        user.erase(0, user.find_first_not_of(' '));
+        user.erase(user.find_last_not_of(' ') + 1);
+        if (user.find(':') == std::string::npos || user.front() == ':' || user.back() == ':') {
+            fmt::print(stderr, "runnel serve: invalid --super-users entry '{}': a principal is TYPE:NAME (User:admin)\n",
+                       user);
+            return 2;
+        }
+        acl_opts.super_users.push_back(std::move(user));
+    }
+    if (opts.authorizer != "acl" && (!acl_opts.super_users.empty() || opts.allow_everyone_if_no_acl_found)) {
+        fmt::print(stderr, "runnel serve: --super-users and --allow-everyone-if-no-acl-found need --authorizer acl\n");
+        return 2;
+    }
     const unsigned shard_count = opts.shards ? opts.shards : std::max(1u, std::thread::hardware_concurrency());
 
     // Signals are taken by sigwait on this thread; every thread started below inherits the mask.
@@ -442,6 +475,13 @@ int serve(const serve_options& opts) {
         failure = fmt::format("cannot load topics: {}", r.error().message());
     }
     kafka::server_config kcfg;
+    if (opts.authorizer == "acl") {
+        kcfg.acls = std::make_shared<security::acl_store>(security::acl_store::file_in(opts.data_dir), acl_opts);
+        std::string why;
+        if (auto r = kcfg.acls->load(why); !r) {
+            failure = fmt::format("cannot load the ACLs: {}", why);
+        }
+    }
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
     kcfg.fetch_max_bytes = opts.kafka_fetch_max_bytes;
@@ -541,6 +581,10 @@ int serve(const serve_options& opts) {
                          [&groups, s] { groups.tick(s, broker::coordinator_clock::now()); });
             if (s == 0) {
                 shards.every(s, txn_check_interval, [&brk] { brk.transactions().tick(); });
+            }
+            if (s == 0 && kcfg.acls) {
+                // Changes `runnel acl` makes in the data directory take effect within a second.
+                shards.every(s, acl_check_interval, [acls = kcfg.acls] { acls->refresh(); });
             }
         }
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);

@@ -1,10 +1,7 @@
 #include "security/credentials.h"
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
-#include "base/file.h"
 #include "base/logging.h"
 #include "base/text.h"
 
@@ -14,19 +11,6 @@ namespace {
 spdlog::logger& lg() { return logging::get("security"); }
 
 constexpr std::size_t max_file_bytes = 64 * 1024 * 1024;
-
-std::vector<std::string_view> split_tabs(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    for (;;) {
-        auto tab = line.find('\t', start);
-        out.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
-        if (tab == std::string_view::npos) {
-            return out;
-        }
-        start = tab + 1;
-    }
-}
 
 } // namespace
 
@@ -60,85 +44,55 @@ result<void> credential_store::load(std::string& why) {
 }
 
 result<void> credential_store::load_locked(std::string& why) {
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    if (ec == std::errc::no_such_file_or_directory) {
-        _creds.clear();
-        _seen.reset();
-        return outcome::success();
-    }
-    if (ec) {
-        why = fmt::format("cannot read {}: {}", _file.string(), ec.message());
-        return ec;
-    }
-    auto size = std::filesystem::file_size(_file, ec);
-    if (!ec && size > max_file_bytes) {
-        why = fmt::format("{} is larger than {} bytes", _file.string(), max_file_bytes);
-        return std::make_error_code(std::errc::file_too_large);
-    }
-    std::ifstream in(_file, std::ios::binary);
-    if (!in) {
-        why = fmt::format("cannot open {}", _file.string());
-        return std::make_error_code(std::errc::io_error);
+    auto got = _file.read(max_file_bytes, why);
+    if (!got) {
+        return got.error();
     }
     std::map<key, scram_credential> next;
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        if (line.empty() || line[0] == '#') {
-            continue;
+    if (got.value().text) {
+        auto parsed = for_each_record(*got.value().text, _file.path(), why,
+                                      [&](const std::vector<std::string_view>& fields) -> std::optional<std::string> {
+            if (fields.size() != 6) {
+                return "expected 6 tab-separated fields";
+            }
+            std::string user_why;
+            if (!valid_user_name(fields[0], user_why)) {
+                return user_why;
+            }
+            auto m = parse_mechanism(fields[1]);
+            if (!m || *m == mechanism::plain) {
+                return "unknown SCRAM mechanism";
+            }
+            scram_credential c;
+            c.mech = *m;
+            auto [p, e] = std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), c.iterations);
+            if (e != std::errc() || p != fields[2].data() + fields[2].size() || c.iterations < min_scram_iterations
+                || c.iterations > max_scram_iterations) {
+                return "iterations not a number within bounds";
+            }
+            auto salt = text::base64_decode(fields[3]);
+            auto stored = text::base64_decode(fields[4]);
+            auto server = text::base64_decode(fields[5]);
+            if (!salt || !stored || !server || salt->empty()) {
+                return "salt or key not base64";
+            }
+            c.salt = std::move(*salt);
+            c.stored_key = std::move(*stored);
+            c.server_key = std::move(*server);
+            next[{std::string(fields[0]), *m}] = std::move(c);
+            return std::nullopt;
+        });
+        if (!parsed) {
+            return parsed.error();
         }
-        auto fields = split_tabs(line);
-        auto bad = [&](std::string_view what) {
-            why = fmt::format("{} line {}: {}", _file.string(), number, what);
-            return std::make_error_code(std::errc::invalid_argument);
-        };
-        if (fields.size() != 6) {
-            return bad("expected 6 tab-separated fields");
-        }
-        std::string user_why;
-        if (!valid_user_name(fields[0], user_why)) {
-            return bad(user_why);
-        }
-        auto m = parse_mechanism(fields[1]);
-        if (!m || *m == mechanism::plain) {
-            return bad("unknown SCRAM mechanism");
-        }
-        scram_credential c;
-        c.mech = *m;
-        auto [p, e] = std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), c.iterations);
-        if (e != std::errc() || p != fields[2].data() + fields[2].size() || c.iterations < min_scram_iterations
-            || c.iterations > max_scram_iterations) {
-            return bad("iterations not a number within bounds");
-        }
-        auto salt = text::base64_decode(fields[3]);
-        auto stored = text::base64_decode(fields[4]);
-        auto server = text::base64_decode(fields[5]);
-        if (!salt || !stored || !server || salt->empty()) {
-            return bad("salt or key not base64");
-        }
-        c.salt = std::move(*salt);
-        c.stored_key = std::move(*stored);
-        c.server_key = std::move(*server);
-        next[{std::string(fields[0]), *m}] = std::move(c);
     }
     _creds = std::move(next);
-    _seen = std::pair{mtime, size};
+    _file.seen(got.value().at);
     return outcome::success();
 }
 
 void credential_store::refresh_locked() {
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    std::optional<std::pair<std::filesystem::file_time_type, uintmax_t>> now;
-    if (!ec) {
-        auto size = std::filesystem::file_size(_file, ec);
-        if (!ec) {
-            now = std::pair{mtime, size};
-        }
-    }
-    if (now == _seen) {
+    if (!_file.changed()) {
         return;
     }
     std::string why;
@@ -165,22 +119,10 @@ result<void> credential_store::save_locked(const std::map<key, scram_credential>
         text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\n", k.first, mechanism_name(k.second), c.iterations,
                             text::base64_encode(c.salt), text::base64_encode(c.stored_key), text::base64_encode(c.server_key));
     }
-    std::error_code ec;
-    std::filesystem::create_directories(_file.parent_path(), ec);
-    if (ec) {
-        why = fmt::format("cannot create {}: {}", _file.parent_path().string(), ec.message());
-        return ec;
-    }
-    auto r = write_file_atomic(_file, std::as_bytes(std::span(text.data(), text.size())));
-    if (!r) {
-        why = fmt::format("cannot write {}: {}", _file.string(), r.error().message());
+    if (auto r = _file.write(text, why); !r) {
         return r.error();
     }
     _creds = next;
-    auto mtime = std::filesystem::last_write_time(_file, ec);
-    if (!ec) {
-        _seen = std::pair{mtime, std::filesystem::file_size(_file, ec)};
-    }
     return outcome::success();
 }
 

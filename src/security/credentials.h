@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "security/data_file.h"
 #include "security/scram.h"
 
 namespace runnel::security {
@@ -54,10 +55,9 @@ private:
     result<void> save_locked(const std::map<key, scram_credential>& next, std::string& why);
     void refresh_locked();
 
-    std::filesystem::path _file;
+    data_file _file;
     std::mutex _mu;
     std::map<key, scram_credential> _creds;
-    std::optional<std::pair<std::filesystem::file_time_type, uintmax_t>> _seen; ///< mtime and size read
 };
 
 } // namespace runnel::security

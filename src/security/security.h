@@ -2,8 +2,9 @@
 
 // The public header of `security`: what a listener needs to authenticate its clients —
 // listener specifications, TLS contexts, SASL exchanges, SCRAM credentials and the mapping of
-// certificate subjects to user names. OpenSSL and Asio's SSL types stay in the `.cc` files.
+// certificate subjects to user names — and to authorize them: ACLs and the authorizer. OpenSSL and Asio's SSL types stay in the `.cc` files.
 
+#include "security/acl.h"
 #include "security/credentials.h"
 #include "security/listener.h"
 #include "security/principal.h"

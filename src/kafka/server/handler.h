@@ -56,7 +56,19 @@ struct request_context {
     /// ordering calls it once its order-sensitive work is issued (Produce: after its appends
     /// are posted); otherwise the connection waits until the answer is ready.
     std::function<void()> issued;
+    /// Who sent the request: `User:` and the SASL user or certificate name, or `User:ANONYMOUS`.
+    std::string principal = "User:ANONYMOUS";
 };
+
+/// Whether the request's principal may do `op` on a resource (always, without an
+/// authorizer: `--authorizer none`). A denial is counted in /metrics and logged at a bounded
+/// rate with principal, client address, operation and resource, unless `audit` is false: a
+/// probe whose refusal the client never sees as an error (topics left out of a list). Every handler
+/// checks each resource it touches through this one call.
+bool authorize(const request_context& ctx, security::acl_operation op, security::resource_type type,
+               std::string_view name, bool audit = true);
+/// The client's address as ACLs name hosts: `127.0.0.1`, without Kafka's leading `/`.
+std::string_view client_address(const request_context& ctx) noexcept;
 
 template <typename Response>
 response_frame respond(const request_context& ctx, const Response& body) {
@@ -161,6 +173,11 @@ inline constexpr int16_t concurrent_transactions = 51;
 inline constexpr int16_t operation_not_attempted = 55;
 inline constexpr int16_t producer_fenced = 90;
 inline constexpr int16_t transactional_id_not_found = 105;
+inline constexpr int16_t topic_authorization_failed = 29;
+inline constexpr int16_t group_authorization_failed = 30;
+inline constexpr int16_t cluster_authorization_failed = 31;
+inline constexpr int16_t transactional_id_authorization_failed = 53;
+inline constexpr int16_t security_disabled = 54;
 } // namespace kerr
 
 /// The Kafka error code for a broker error.
@@ -213,6 +230,9 @@ asio::awaitable<response_frame> handle(const request_context&, proto::txn_offset
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_transactions_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::list_transactions_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_producers_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_acls_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::create_acls_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::delete_acls_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

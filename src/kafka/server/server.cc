@@ -61,6 +61,9 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::describe_producers, "DescribeProducers", 0, 0, 0},
   {proto::api_key::describe_transactions, "DescribeTransactions", 0, 0, 0},
   {proto::api_key::list_transactions, "ListTransactions", 0, 1, 0},
+  {proto::api_key::describe_acls, "DescribeAcls", 0, 3, 2},
+  {proto::api_key::create_acls, "CreateAcls", 0, 3, 2},
+  {proto::api_key::delete_acls, "DeleteAcls", 0, 3, 2},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.
@@ -276,6 +279,12 @@ asio::awaitable<std::pair<std::shared_ptr<const broker::topic_info>, int16_t>> f
     }
     if (!may_create || !ctx.config.auto_create_topics) {
         co_return std::pair{nullptr, kerr::unknown_topic_or_partition};
+    }
+    // Creating needs CREATE on the cluster or on the topic, as Kafka's auto-creation does.
+    if (!authorize(ctx, security::acl_operation::create, security::resource_type::cluster,
+                   security::cluster_resource_name, false)
+        && !authorize(ctx, security::acl_operation::create, security::resource_type::topic, name)) {
+        co_return std::pair{nullptr, kerr::topic_authorization_failed};
     }
     broker::topic_config cfg;
     cfg.partitions = ctx.config.default_partitions;
@@ -525,7 +534,7 @@ asio::awaitable<void> run_request(std::shared_ptr<connection> c, std::shared_ptr
     auto& st = c->st;
     request_context ctx{st.config,  st.advertised, st.broker,          st.groups,
                         st.shards.executor_of(c->shard), header, st.connections[c->shard], c->client_host,
-                        [req] { req->issued.set(); }};
+                        [req] { req->issued.set(); },     c->principal};
     const auto started = std::chrono::steady_clock::now();
     try {
         req->answer = co_await dispatch(ctx, body);

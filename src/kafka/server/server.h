@@ -56,6 +56,9 @@ struct server_config {
     /// Frames larger than this before authentication close the connection
     /// (Kafka's sasl.server.max.receive.size).
     int32_t max_unauthenticated_frame_bytes = 524288;
+    /// The ACLs every request is checked against (`--authorizer acl`), shared by every
+    /// listener; null: every authenticated client may do everything (`--authorizer none`).
+    std::shared_ptr<security::acl_store> acls;
 };
 
 /// The Kafka protocol listener: accepts connections and answers them from the broker.

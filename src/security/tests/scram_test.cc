@@ -7,22 +7,12 @@
 
 #include "base/text.h"
 #include "security/security.h"
+#include "security/tests/temp_dir.h"
 
 namespace runnel::security {
 namespace {
 
-/// A temporary directory removed by the destructor.
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "runnel-security-test-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
+using testing::temp_dir;
 
 std::string b64(std::string_view s) { return text::base64_encode(s); }
 std::string unb64(std::string_view s) { return text::base64_decode(s).value(); }

@@ -53,6 +53,9 @@ const std::map<int16_t, range> expected = {
   {61, {0, 0, 0}},  // DescribeProducers
   {65, {0, 0, 0}},  // DescribeTransactions
   {66, {0, 1, 0}},  // ListTransactions
+  {29, {0, 3, 2}},  // DescribeAcls
+  {30, {0, 3, 2}},  // CreateAcls
+  {31, {0, 3, 2}},  // DeleteAcls
 };
 
 TEST(api_table, exactly_the_supported_ranges) {
@@ -160,7 +163,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 173u);
+    EXPECT_EQ(requests, 185u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

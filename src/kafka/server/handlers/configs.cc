@@ -68,6 +68,26 @@ std::string apply_list_change(std::string_view current, std::string_view value, 
 
 // DescribeConfigs: a topic's configs (set ones report TOPIC_CONFIG, others DEFAULT_CONFIG);
 // the broker's few static settings for resource type BROKER.
+namespace {
+
+/// The error when the principal may not do `op` on a config resource: a topic's configs need it
+/// on the topic, the broker's on the cluster. Nothing when allowed (or another resource type).
+std::optional<int16_t> config_denied(const request_context& ctx, int8_t type, std::string_view name,
+                                     security::acl_operation op) {
+    if (type == resource_topic) {
+        if (!authorize(ctx, op, security::resource_type::topic, name)) {
+            return kerr::topic_authorization_failed;
+        }
+    } else if (type == resource_broker) {
+        if (!authorize(ctx, op, security::resource_type::cluster, security::cluster_resource_name)) {
+            return kerr::cluster_authorization_failed;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::describe_configs_request req) {
     proto::describe_configs_response r;
     const auto defaults = broker::topic_config{}.to_map();
@@ -95,6 +115,12 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
             }
             out.configs.push_back(std::move(c));
         };
+        if (auto denied = config_denied(ctx, res.resource_type, res.resource_name,
+                                        security::acl_operation::describe_configs)) {
+            out.error_code = *denied;
+            out.error_message = "describing configs needs DESCRIBE_CONFIGS";
+            continue;
+        }
         if (res.resource_type == resource_topic) {
             auto info = ctx.broker.topic(res.resource_name);
             if (!info) {
@@ -131,6 +157,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::increm
         auto& out = r.responses.emplace_back();
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name;
+        if (auto denied = config_denied(ctx, res.resource_type, res.resource_name, security::acl_operation::alter_configs)) {
+            out.error_code = *denied;
+            out.error_message = "altering configs needs ALTER_CONFIGS";
+            continue;
+        }
         if (res.resource_type != resource_topic) {
             out.error_code = kerr::invalid_config;
             out.error_message = "only topic configs can be altered; broker settings are command-line flags";
@@ -199,6 +230,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
     for (auto& t : req.topics) {
         auto& out = r.results.emplace_back();
         out.name = t.name;
+        if (!authorize(ctx, security::acl_operation::alter, security::resource_type::topic, t.name)) {
+            out.error_code = kerr::topic_authorization_failed;
+            out.error_message = "adding partitions needs ALTER on the topic";
+            continue;
+        }
         auto info = ctx.broker.topic(t.name);
         if (!info) {
             out.error_code = kerr::unknown_topic_or_partition;

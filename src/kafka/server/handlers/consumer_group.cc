@@ -15,6 +15,11 @@ std::optional<std::string> message_or_null(std::string m) {
 } // namespace
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::consumer_group_heartbeat_request req) {
+    if (!authorize(ctx, security::acl_operation::read, security::resource_type::group, req.group_id)) {
+        proto::consumer_group_heartbeat_response r;
+        r.error_code = kerr::group_authorization_failed;
+        co_return respond(ctx, r);
+    }
     broker::consumer_heartbeat_request hb;
     hb.member_id = std::move(req.member_id);
     hb.member_epoch = req.member_epoch;
@@ -83,8 +88,15 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::consum
         return out;
     };
     proto::consumer_group_describe_response r;
-    for (auto& d : results) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        auto& d = results[i];
         described out;
+        if (!authorize(ctx, security::acl_operation::describe, security::resource_type::group, req.group_ids[i])) {
+            out.group_id = req.group_ids[i];
+            out.error_code = kerr::group_authorization_failed;
+            r.groups.push_back(std::move(out));
+            continue;
+        }
         out.group_id = std::move(d.group_id);
         out.error_code = to_kafka_error(d.error);
         out.error_message = message_or_null(std::move(d.error_message));

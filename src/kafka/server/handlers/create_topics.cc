@@ -16,6 +16,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
     for (const auto& t : req.topics) {
         names.insert(t.name);
     }
+    // CREATE on the cluster allows every topic; otherwise each needs CREATE on its name.
+    const bool may_create_any = authorize(ctx, security::acl_operation::create, security::resource_type::cluster,
+                                          security::cluster_resource_name, false);
     for (auto& t : req.topics) {
         auto& out = r.topics.emplace_back();
         out.name = t.name;
@@ -26,6 +29,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
         broker::topic_config cfg;
         cfg.partitions = t.num_partitions == -1 ? ctx.config.default_partitions : t.num_partitions;
         std::string why;
+        if (!may_create_any && !authorize(ctx, security::acl_operation::create, security::resource_type::topic, t.name)) {
+            fail(kerr::topic_authorization_failed, "creating the topic needs CREATE on the cluster or on the topic");
+            continue;
+        }
         if (names.count(t.name) > 1) {
             fail(kerr::invalid_request, fmt::format("topic '{}' appears more than once in the request", t.name));
             continue;

@@ -20,11 +20,14 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete
         out_topic.name = t.name;
         out_topic.partitions.reserve(t.partitions.size()); // `targets` points into it
         auto info = ctx.broker.topic(t.name);
+        const bool may_delete = authorize(ctx, security::acl_operation::remove, security::resource_type::topic, t.name);
         for (auto& p : t.partitions) {
             auto& out = out_topic.partitions.emplace_back();
             out.partition_index = p.partition_index;
             out.low_watermark = no_watermark;
-            if (!info || !info->has_partition(p.partition_index)) {
+            if (!may_delete) {
+                out.error_code = kerr::topic_authorization_failed;
+            } else if (!info || !info->has_partition(p.partition_index)) {
                 out.error_code = kerr::unknown_topic_or_partition;
             } else if (broker::is_internal_topic(t.name)) {
                 out.error_code = kerr::invalid_topic_exception; // only the broker trims its own topics

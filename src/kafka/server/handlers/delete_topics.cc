@@ -25,6 +25,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete
         out.name = t.name;
         out.topic_id = t.id;
         std::shared_ptr<const broker::topic_info> info;
+        if (t.name && !authorize(ctx, security::acl_operation::remove, security::resource_type::topic, *t.name)) {
+            out.error_code = kerr::topic_authorization_failed;
+            continue;
+        }
         if (t.name) {
             info = ctx.broker.topic(*t.name);
         } else {
@@ -36,6 +40,14 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete
         }
         if (!info) {
             out.error_code = t.name ? kerr::unknown_topic_or_partition : kerr::unknown_topic_id;
+            continue;
+        }
+        if (!t.name && !authorize(ctx, security::acl_operation::remove, security::resource_type::topic, info->name)) {
+            // By id: a topic the principal may not even describe stays unknown.
+            out.error_code = authorize(ctx, security::acl_operation::describe, security::resource_type::topic,
+                                       info->name, false)
+                               ? kerr::topic_authorization_failed
+                               : kerr::unknown_topic_id;
             continue;
         }
         out.name = info->name;

@@ -14,6 +14,12 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
         r.error_message = "only the brokers endpoint (type 1) is described";
         co_return respond(ctx, r);
     }
+    if (!authorize(ctx, security::acl_operation::describe, security::resource_type::cluster,
+                   security::cluster_resource_name)) {
+        r.error_code = kerr::cluster_authorization_failed;
+        r.error_message = "describing the cluster needs DESCRIBE on it";
+        co_return respond(ctx, r);
+    }
     r.cluster_id = ctx.config.cluster_id;
     r.controller_id = ctx.config.node_id;
     r.brokers.push_back({ctx.config.node_id, ctx.advertised.host, ctx.advertised.port, std::nullopt});

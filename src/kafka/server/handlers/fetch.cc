@@ -57,11 +57,19 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
             out_topic.topic = t.topic;
             info = ctx.broker.topic(t.topic);
         }
+        // READ on the topic; a topic id the principal may not read is as unknown as a missing one.
+        const bool may_read = (version >= 13 && !info)
+                              || authorize(ctx, security::acl_operation::read, security::resource_type::topic,
+                                           info ? std::string_view(info->name) : std::string_view(t.topic));
         for (auto& p : t.partitions) {
             auto& out = out_topic.partitions.emplace_back();
             out.partition_index = p.partition;
             out.high_watermark = -1;
             out.aborted_transactions.emplace();
+            if (!may_read) {
+                out.error_code = version >= 13 ? kerr::unknown_topic_id : kerr::topic_authorization_failed;
+                continue;
+            }
             if (!info) {
                 out.error_code = version >= 13 ? kerr::unknown_topic_id : kerr::unknown_topic_or_partition;
                 continue;

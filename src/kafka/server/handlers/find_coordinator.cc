@@ -15,6 +15,17 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::find_c
             c.error_message = "key type must be 0 (group) or 1 (transaction)";
             c.node_id = -1;
             c.port = -1;
+        } else if (req.key_type == 0
+                   && !authorize(ctx, security::acl_operation::describe, security::resource_type::group, key)) {
+            c.error_code = kerr::group_authorization_failed;
+            c.node_id = -1;
+            c.port = -1;
+        } else if (req.key_type == 1
+                   && !authorize(ctx, security::acl_operation::describe, security::resource_type::transactional_id,
+                                 key)) {
+            c.error_code = kerr::transactional_id_authorization_failed;
+            c.node_id = -1;
+            c.port = -1;
         } else if (req.key_type == 1 && !ctx.broker.transactions().started()) {
             c.error_code = kerr::coordinator_not_available;
             c.error_message = "the transaction coordinator is recovering";

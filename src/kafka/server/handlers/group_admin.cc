@@ -24,7 +24,13 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_g
     auto groups = co_await await_callback<std::vector<broker::group_listing>>(
       [&](std::function<void(std::vector<broker::group_listing>)> done) { ctx.groups.list(ctx.shard, std::move(done)); });
     proto::list_groups_response r;
+    // DESCRIBE on the cluster lists every group; otherwise only those the principal may describe.
+    const bool all = authorize(ctx, security::acl_operation::describe, security::resource_type::cluster,
+                               security::cluster_resource_name, false);
     for (auto& g : groups) {
+        if (!all && !authorize(ctx, security::acl_operation::describe, security::resource_type::group, g.group_id, false)) {
+            continue;
+        }
         if (!req.states_filter.empty()
             && std::none_of(req.states_filter.begin(), req.states_filter.end(),
                             [&](const std::string& s) { return iequals(s, g.state); })) {
@@ -48,6 +54,13 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_g
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::describe_groups_request req) {
     proto::describe_groups_response r;
     for (auto& id : req.groups) {
+        if (!authorize(ctx, security::acl_operation::describe, security::resource_type::group, id)) {
+            proto::describe_groups_response::described_group out;
+            out.error_code = kerr::group_authorization_failed;
+            out.group_id = id;
+            r.groups.push_back(std::move(out));
+            continue;
+        }
         auto d = co_await await_callback<broker::group_description>(
           [&](std::function<void(broker::group_description)> done) { ctx.groups.describe(id, ctx.shard, std::move(done)); });
         proto::describe_groups_response::described_group out;
@@ -78,6 +91,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::delete_groups_request req) {
     proto::delete_groups_response r;
     for (auto& id : req.groups_names) {
+        if (!authorize(ctx, security::acl_operation::remove, security::resource_type::group, id)) {
+            r.results.push_back({id, kerr::group_authorization_failed});
+            continue;
+        }
         auto e = co_await await_callback<broker::errc>(
           [&](std::function<void(broker::errc)> done) { ctx.groups.delete_group(id, ctx.shard, std::move(done)); });
         proto::delete_groups_response::group_result out;

@@ -4,10 +4,24 @@ namespace runnel::kafka {
 
 // JoinGroup, SyncGroup, Heartbeat and LeaveGroup: the classic rebalance protocol, answered by
 // the group coordinator (src/broker/group_coordinator.h). JoinGroup and SyncGroup answers
-// wait for the rest of the group, so a connection waits on them as Kafka's does.
+// wait for the rest of the group, so a connection waits on them as Kafka's does. Each needs
+// READ on the group.
+
+namespace {
+bool may_read_group(const request_context& ctx, std::string_view group) {
+    return authorize(ctx, security::acl_operation::read, security::resource_type::group, group);
+}
+} // namespace
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::join_group_request req) {
     const auto version = ctx.header.request_api_version;
+    if (!may_read_group(ctx, req.group_id)) {
+        proto::join_group_response r;
+        r.error_code = kerr::group_authorization_failed;
+        r.generation_id = -1;
+        r.protocol_name = version >= 7 ? std::nullopt : std::optional<std::string>("");
+        co_return respond(ctx, r);
+    }
     broker::join_request j;
     j.group_id = std::move(req.group_id);
     j.session_timeout_ms = req.session_timeout_ms;
@@ -51,6 +65,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::join_g
 }
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::sync_group_request req) {
+    if (!may_read_group(ctx, req.group_id)) {
+        proto::sync_group_response r;
+        r.error_code = kerr::group_authorization_failed;
+        co_return respond(ctx, r);
+    }
     broker::sync_request sreq;
     sreq.group_id = std::move(req.group_id);
     sreq.generation = req.generation_id;
@@ -74,6 +93,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::sync_g
 }
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::heartbeat_request req) {
+    if (!may_read_group(ctx, req.group_id)) {
+        proto::heartbeat_response r;
+        r.error_code = kerr::group_authorization_failed;
+        co_return respond(ctx, r);
+    }
     auto e = co_await await_callback<broker::errc>([&](std::function<void(broker::errc)> done) {
         ctx.groups.heartbeat(std::move(req.group_id), req.generation_id,
                              {std::move(req.member_id), std::move(req.group_instance_id)}, ctx.shard, std::move(done));
@@ -84,6 +108,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::heartb
 }
 
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::leave_group_request req) {
+    if (!may_read_group(ctx, req.group_id)) {
+        proto::leave_group_response r;
+        r.error_code = kerr::group_authorization_failed;
+        co_return respond(ctx, r);
+    }
     const bool batch = ctx.header.request_api_version >= 3;
     std::vector<broker::member_identity> who;
     if (batch) {

@@ -15,6 +15,11 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::init_p
         co_return respond(ctx, r);
     }
     if (req.transactional_id) {
+        if (!authorize(ctx, security::acl_operation::write, security::resource_type::transactional_id,
+                       *req.transactional_id)) {
+            r.error_code = kerr::transactional_id_authorization_failed;
+            co_return respond(ctx, r);
+        }
         using R = result<broker::txn_producer>;
         auto got = co_await await_callback<R>([&](std::function<void(R)> done) {
             ctx.broker.transactions().init_producer(*req.transactional_id, req.transaction_timeout_ms, req.producer_id,
@@ -26,6 +31,17 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::init_p
             r.producer_id = got.value().id;
             r.producer_epoch = got.value().epoch;
         }
+        co_return respond(ctx, r);
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    if (ctx.config.acls
+        && !authorize(ctx, security::acl_operation::idempotent_write, security::resource_type::cluster,
+                      security::cluster_resource_name, false)
+        && !ctx.config.acls->allowed_on_some(ctx.principal, client_address(ctx), security::acl_operation::write,
+                                             security::resource_type::topic)) {
+        authorize(ctx, security::acl_operation::idempotent_write, security::resource_type::cluster,
+                  security::cluster_resource_name); // counted and logged as the denial
+        r.error_code = kerr::cluster_authorization_failed;
         co_return respond(ctx, r);
     }
     using R = result<broker::broker::producer_identity>;

@@ -15,11 +15,17 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
         auto& out_topic = r.topics.emplace_back();
         out_topic.name = t.name;
         auto info = ctx.broker.topic(t.name);
+        const bool may_describe =
+          authorize(ctx, security::acl_operation::describe, security::resource_type::topic, t.name);
         for (auto& p : t.partitions) {
             auto& out = out_topic.partitions.emplace_back();
             out.partition_index = p.partition_index;
             out.timestamp = -1;
             out.offset = -1;
+            if (!may_describe) {
+                out.error_code = kerr::topic_authorization_failed;
+                continue;
+            }
             if (!info || !info->has_partition(p.partition_index)) {
                 out.error_code = kerr::unknown_topic_or_partition;
                 continue;

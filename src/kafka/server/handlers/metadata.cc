@@ -32,9 +32,16 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
     r.controller_id = ctx.config.node_id;
 
     const bool all = !req.topics || (version == 0 && req.topics->empty());
+    // Topics the principal may not DESCRIBE are left out of a full listing, and answer
+    // TOPIC_AUTHORIZATION_FAILED when named (UNKNOWN_TOPIC_ID when asked for by id).
+    auto may_describe = [&ctx](std::string_view name, bool audit) {
+        return authorize(ctx, security::acl_operation::describe, security::resource_type::topic, name, audit);
+    };
     if (all) {
         for (const auto& [_, t] : *ctx.broker.topics()) {
-            r.topics.push_back(describe(*t, ctx.config.node_id));
+            if (may_describe(t->name, false)) {
+                r.topics.push_back(describe(*t, ctx.config.node_id));
+            }
         }
         co_return respond(ctx, r);
     }
@@ -46,10 +53,17 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
             out.topic_id = wanted.topic_id;
             out.error_code = kerr::unknown_topic_id;
             for (const auto& [_, t] : *ctx.broker.topics()) {
-                if (t->id == wanted.topic_id.value) {
+                if (t->id == wanted.topic_id.value && may_describe(t->name, true)) {
                     out = describe(*t, ctx.config.node_id);
                 }
             }
+            r.topics.push_back(std::move(out));
+            continue;
+        }
+        if (!may_describe(*wanted.name, true)) {
+            proto::metadata_response::topic out;
+            out.name = *wanted.name;
+            out.error_code = kerr::topic_authorization_failed;
             r.topics.push_back(std::move(out));
             continue;
         }

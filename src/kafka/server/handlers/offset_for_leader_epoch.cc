@@ -13,9 +13,15 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
         auto& out_topic = r.topics.emplace_back();
         out_topic.topic = t.topic;
         auto info = ctx.broker.topic(t.topic);
+        const bool may_describe =
+          authorize(ctx, security::acl_operation::describe, security::resource_type::topic, t.topic);
         for (auto& p : t.partitions) {
             auto& out = out_topic.partitions.emplace_back();
             out.partition = p.partition;
+            if (!may_describe) {
+                out.error_code = kerr::topic_authorization_failed;
+                continue;
+            }
             if (!info || !info->has_partition(p.partition)) {
                 out.error_code = kerr::unknown_topic_or_partition;
                 continue;

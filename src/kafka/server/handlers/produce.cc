@@ -15,12 +15,21 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
     };
     std::vector<target> targets;
     const bool acks_ok = req.acks == -1 || req.acks == 0 || req.acks == 1;
+    // A transactional producer needs WRITE on its transactional id, as in Kafka, or nothing
+    // of the request is written.
+    const bool txn_denied = req.transactional_id
+                            && !authorize(ctx, security::acl_operation::write, security::resource_type::transactional_id,
+                                          *req.transactional_id);
     for (auto& t : req.topic_data) {
         auto& out_topic = r.responses.emplace_back();
         out_topic.name = t.name;
         std::shared_ptr<const broker::topic_info> info;
         int16_t topic_error = kerr::none;
-        if (acks_ok) {
+        if (txn_denied) {
+            topic_error = kerr::transactional_id_authorization_failed;
+        } else if (acks_ok && !authorize(ctx, security::acl_operation::write, security::resource_type::topic, t.name)) {
+            topic_error = kerr::topic_authorization_failed;
+        } else if (acks_ok) {
             std::tie(info, topic_error) = co_await find_or_create_topic(ctx, t.name, true);
             if (topic_error == kerr::none && broker::is_internal_topic(t.name)) {
                 topic_error = kerr::invalid_topic_exception; // only the broker writes its internal topics
@@ -30,7 +39,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::produc
             auto& out = out_topic.partition_responses.emplace_back();
             out.index = p.index;
             out.base_offset = -1;
-            if (!acks_ok) {
+            if (!acks_ok && !txn_denied) {
                 out.error_code = kerr::invalid_required_acks;
             } else if (topic_error != kerr::none) {
                 out.error_code = topic_error;
