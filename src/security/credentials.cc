@@ -102,7 +102,7 @@ result<void> credential_store::load_locked(std::string& why) {
             return bad(user_why);
         }
         auto m = parse_mechanism(fields[1]);
-        if (!m || *m == mechanism::plain) {
+        if (!m || !is_scram(*m)) {
             return bad("unknown SCRAM mechanism");
         }
         scram_credential c;

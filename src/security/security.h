@@ -5,6 +5,8 @@
 // certificate subjects to user names. OpenSSL and Asio's SSL types stay in the `.cc` files.
 
 #include "security/credentials.h"
+#include "security/http_auth.h"
+#include "security/jwt.h"
 #include "security/listener.h"
 #include "security/principal.h"
 #include "security/sasl.h"
