@@ -103,22 +103,12 @@ class OAuthBearer(unittest.TestCase):
                 consumer.close()
             self.assertEqual(got, [f"v{i}" for i in range(50)])
 
-    def first_error(self, cfg):
-        errors = []
-        producer = Producer(dict(cfg, **{"error_cb": errors.append, "message.timeout.ms": 20000}))
-        producer.produce("oauth-never", value=b"x")
-        deadline = harness.Deadline(30, "the authentication error")
-        while not errors:
-            deadline.check()
-            producer.poll(0.2)
-        producer.purge()
-        return errors[0]
-
     def test_bad_and_expired_tokens_are_refused(self):
         before = self.failures()
         stranger = Signer("ES256", "ec-1")  # the right kid, another key
         for token, exp in (self.token(stranger), self.token(lifetime=-300)):
-            err = self.first_error(self.config(token, max(exp, time.time() + 60)))
+            err = harness.first_producer_error(Producer, self.config(token, max(exp, time.time() + 60)),
+                                               "the authentication error")
             self.assertEqual(err.code(), KafkaError._AUTHENTICATION, str(err))
         harness.wait_until(lambda: self.failures() >= before + 2, 10, "the failures in /metrics")
 
