@@ -14,6 +14,7 @@ keys the test makes and signs tokens with, through python3-cryptography) and `--
    with 401. SSE over TLS with basic credentials in the query streams too.
 5. /metrics on the plain metrics listener needs no credentials and serves nothing else; on
    the main listener it needs them.
+6. SIGHUP makes new connections use a certificate rotated on disk.
 
 Run: /usr/bin/python3 auth_test.py --runnel PATH
 """
@@ -23,6 +24,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -49,15 +51,20 @@ def openssl(*args, cwd):
     assert p.returncode == 0, f"openssl {' '.join(args)} failed:\n{p.stderr.decode(errors='replace')}"
 
 
+def make_server_certificate(d, name, cn):
+    """A certificate for 127.0.0.1 and localhost signed by the test CA: NAME.crt, NAME.key."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={cn}", cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", "-extfile", "server.ext", cwd=d)
+
+
 def make_certificates(d):
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
             "-subj", "/CN=Runnel HTTP Test CA", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=localhost", cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "server.ext", cwd=d)
+    make_server_certificate(d, "server", "localhost")
 
 
 def basic(user, password):
@@ -231,6 +238,20 @@ class AuthTest(unittest.TestCase):
                 if line.startswith("data: "):
                     self.assertEqual(json.loads(line[6:])["value"], "hello")
                     break
+
+    def peer_common_name(self):
+        with socket.create_connection(("127.0.0.1", self.srv.http_port), timeout=30) as raw:
+            with self.tls.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                subject = dict(x[0] for x in s.getpeercert()["subject"])
+                return subject["commonName"]
+
+    def test_sighup_reloads_the_certificate_for_new_connections(self):
+        self.assertEqual(self.peer_common_name(), "localhost")
+        make_server_certificate(self.dir, "rotated", "rotated.localhost")
+        for ext in ("crt", "key"):
+            shutil.copyfile(os.path.join(self.dir, f"rotated.{ext}"), os.path.join(self.dir, f"server.{ext}"))
+        self.srv.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: self.peer_common_name() == "rotated.localhost", 30, "the rotated certificate")
 
     def test_metrics_listener_is_open_and_serves_only_metrics(self):
         text = self.metrics()
