@@ -41,9 +41,9 @@ RUNNEL_ERRC_ENUM(errc);
 
 struct options {
     net::endpoint listen{"127.0.0.1", 8080};
-    /// Bearer token every request must carry (`Authorization: Bearer …`, or `access_token=` in
-    /// the query of WebSocket and event-stream requests). Optional on loopback addresses;
-    /// `start` refuses a non-loopback address without one.
+    /// A shared bearer token requests may carry (`Authorization: Bearer …`, or `access_token=`
+    /// in the query of WebSocket and event-stream requests). `start` refuses a non-loopback
+    /// address when neither it, `basic_auth` nor `jwt` is set.
     std::optional<std::string> token;
     /// HTTP basic credentials checked against the SCRAM users (`--http-basic-auth`); null: none.
     std::shared_ptr<security::password_checker> basic_auth;
