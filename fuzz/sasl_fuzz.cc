@@ -1,6 +1,8 @@
-// Feeds arbitrary SASL tokens to the server side of PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
-// The first byte picks the mechanism; the rest is one or two tokens separated by the first
-// 0xff byte (a client-first and a client-final message for SCRAM). A user "alice" exists,
+// Feeds arbitrary SASL tokens to the server side of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
+// OAUTHBEARER. The first byte picks the mechanism (0x80 set: OAUTHBEARER, whose token check
+// refuses every token); the rest is one or two tokens separated by the first 0xff byte (a
+// client-first and a client-final message for SCRAM, the client's %x01 after an error for
+// OAUTHBEARER). A user "alice" exists,
 // so both the known-user and the unknown-user paths run. Nothing may crash, read out of
 // bounds or succeed without the password.
 
@@ -43,19 +45,37 @@ credential_store& store() {
     return *s;
 }
 
+/// No token handed to the check is longer than the input.
+std::size_t input_limit = 0;
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) {
         return 0;
     }
-    const mechanism m = data[0] % 3 == 0 ? mechanism::plain : data[0] % 3 == 1 ? mechanism::scram_sha_256
-                                                                                 : mechanism::scram_sha_512;
+    const mechanism m = (data[0] & 0x80) != 0 ? mechanism::oauthbearer
+                        : data[0] % 3 == 0    ? mechanism::plain
+                        : data[0] % 3 == 1    ? mechanism::scram_sha_256
+                                              : mechanism::scram_sha_512;
     std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
+    input_limit = input.size();
     auto sep = input.find('\xff');
     std::string_view first = input.substr(0, sep);
-    sasl_server server(m, store());
+    sasl_server server(m, store(), [](std::string_view token, std::string& why) -> std::optional<jwt_identity> {
+        check(token.size() <= input_limit);
+        why = "refused";
+        return std::nullopt;
+    });
     auto r = server.step(first);
+    if (m == mechanism::oauthbearer) {
+        check(r.st != sasl_server::state::done);
+        if (r.st == sasl_server::state::more) {
+            check(server.step(input.substr(sep == std::string_view::npos ? input.size() : sep + 1)).st
+                  == sasl_server::state::failed);
+        }
+        return 0;
+    }
     if (m == mechanism::plain) {
         check(r.st != sasl_server::state::done); // the password is not in any corpus
         return 0;

@@ -1,32 +1,42 @@
-// What every page of the dashboard shares: the bearer token, requests to the HTTP API with
+// What every page of the dashboard shares: the credentials, requests to the HTTP API with
 // errors made readable, WebSocket URLs, and small DOM and number helpers.
 //
-// The token: a server started with --http-token answers the API only with it. Open the
-// dashboard as http://HOST:PORT/?access_token=TOKEN (the same query parameter the API takes);
-// the page keeps it for the tab (sessionStorage), removes it from the address bar, and sends
-// it as `Authorization: Bearer` on requests and as `access_token=` on WebSockets. A 401 shows
-// a field to enter it.
+// Credentials: a server started with --http-token, --http-basic-auth or --jwks-file answers
+// the API only with them. A 401 shows a login form: a user's name and password (HTTP basic,
+// checked against the users of `runnel user`) or a token (the --http-token, or a JWT). The
+// page keeps the resulting `Authorization` value for the tab (sessionStorage), sends it as
+// that header on requests and as `authorization=` on WebSockets, which cannot carry headers.
+// Opening the dashboard as http://HOST:PORT/?access_token=TOKEN logs in with the token and
+// removes it from the address bar.
 
-const TOKEN_KEY = "runnel.token";
+const AUTH_KEY = "runnel.authorization";
 
 (function takeTokenFromUrl() {
   const q = new URLSearchParams(location.search);
   const t = q.get("access_token");
   if (t != null) {
-    sessionStorage.setItem(TOKEN_KEY, t);
+    setToken(t);
     q.delete("access_token");
     const rest = q.toString();
     history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
   }
 })();
 
-export function token() {
-  return sessionStorage.getItem(TOKEN_KEY) || "";
+/** The `Authorization` value the page sends ("" when it has none). */
+export function authorization() {
+  return sessionStorage.getItem(AUTH_KEY) || "";
 }
 
+/** Logs in with a bearer token (the server's --http-token or a JWT); "" logs out. */
 export function setToken(t) {
-  if (t) sessionStorage.setItem(TOKEN_KEY, t);
-  else sessionStorage.removeItem(TOKEN_KEY);
+  if (t) sessionStorage.setItem(AUTH_KEY, `Bearer ${t}`);
+  else sessionStorage.removeItem(AUTH_KEY);
+}
+
+/** Logs in with a user's name and password (HTTP basic). */
+export function setLogin(user, password) {
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  sessionStorage.setItem(AUTH_KEY, `Basic ${btoa(String.fromCharCode(...bytes))}`);
 }
 
 /** An API failure: `status`, the problem's `kind` (`invalid-sql`, …), `detail`, and the body. */
@@ -40,21 +50,24 @@ export class ApiError extends Error {
 }
 
 const authListeners = [];
-/** Calls `fn` when a request is refused for want of a (valid) token. */
+/** Calls `fn` when a request is refused for want of (valid) credentials. */
 export function onUnauthorized(fn) {
   authListeners.push(fn);
 }
 
-/** Fetches an API path with the token; JSON answers are parsed. Throws ApiError or a network error. */
+/** Fetches an API path with the credentials; JSON answers are parsed. Throws ApiError or a network error. */
 export async function api(path, { method = "GET", body, type, keepalive = false } = {}) {
   const headers = {};
-  if (token()) headers.Authorization = `Bearer ${token()}`;
+  if (authorization()) headers.Authorization = authorization();
   let payload;
   if (body !== undefined) {
     headers["Content-Type"] = type || "application/json";
     payload = typeof body === "string" ? body : JSON.stringify(body);
   }
-  const res = await fetch(path, { method, headers, body: payload, cache: "no-store", keepalive });
+  // credentials "omit": the page sends its own Authorization header; a 401 with a Basic
+  // challenge must come back to the page (which shows its login form) rather than make the
+  // browser open its own password dialog, which it does for requests that carry credentials.
+  const res = await fetch(path, { method, headers, body: payload, cache: "no-store", keepalive, credentials: "omit" });
   const ctype = res.headers.get("Content-Type") || "";
   if (!res.ok) {
     let problem = {};
@@ -66,11 +79,11 @@ export async function api(path, { method = "GET", body, type, keepalive = false 
   return ctype.includes("json") ? res.json() : res.text();
 }
 
-/** The WebSocket URL of the API (`/v1/ws`), with the token in the query. */
+/** The WebSocket URL of the API (`/v1/ws`), with the credentials in the query. */
 export function wsUrl() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const t = token();
-  return `${proto}//${location.host}/v1/ws${t ? `?access_token=${encodeURIComponent(t)}` : ""}`;
+  const a = authorization();
+  return `${proto}//${location.host}/v1/ws${a ? `?authorization=${encodeURIComponent(a)}` : ""}`;
 }
 
 export function el(tag, attrs = {}, ...children) {

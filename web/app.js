@@ -7,7 +7,7 @@
 // pages live in topics.js, pipeline.js and sql.js. No framework and no build step: the
 // browser loads these files as the server embeds them.
 
-import { api, el, fmtBytes, fmtCount, fmtLag, onUnauthorized, PALETTE, replaceRows, setToken, wsUrl } from "./api.js";
+import { api, el, fmtBytes, fmtCount, fmtLag, onUnauthorized, PALETTE, replaceRows, setLogin, setToken, wsUrl } from "./api.js";
 import { showTopics } from "./topics.js";
 import { showPipelines } from "./pipeline.js";
 import { showSql } from "./sql.js";
@@ -261,7 +261,7 @@ async function poll() {
     if (memory != null) document.getElementById("memory").textContent = `server memory ${fmtBytes(memory)}`;
     setStatus(true, "live");
   } catch (e) {
-    setStatus(false, e.status === 401 ? "needs a token" : `server unreachable (${e.message})`);
+    setStatus(false, e.status === 401 ? "needs credentials" : `server unreachable (${e.message})`);
   } finally {
     setTimeout(poll, POLL_MS);
   }
@@ -431,7 +431,9 @@ function route() {
 onUnauthorized(() => { document.getElementById("token-form").hidden = false; });
 document.getElementById("token-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  setToken(document.getElementById("token-input").value.trim());
+  const user = document.getElementById("login-user").value.trim();
+  if (user) setLogin(user, document.getElementById("login-password").value);
+  else setToken(document.getElementById("token-input").value.trim());
   document.getElementById("token-form").hidden = true;
   route();
 });

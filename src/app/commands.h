@@ -68,6 +68,14 @@ struct serve_options {
     std::string authorizer = "none";      ///< `acl`: check DATA_DIR/security/acls; `none`: allow all
     std::string super_users;              ///< `User:admin;User:ops`
     bool allow_everyone_if_no_acl_found = false;
+    // Security of the HTTP listener (docs/security.md).
+    bool http_tls = false;          ///< HTTPS with --tls-cert-file and --tls-key-file
+    bool http_basic_auth = false;   ///< basic credentials checked against the SCRAM users
+    std::string jwks_file;          ///< bearer JWTs checked against these keys
+    std::string jwt_issuer;         ///< required `iss` (empty: any)
+    std::string jwt_audience;       ///< required `aud` (empty: any)
+    std::string jwt_principal_claim = "sub";
+    std::string metrics_addr;       ///< a plain listener for /metrics alone (empty: none)
     int64_t group_consumer_heartbeat_interval_ms = 5000;
     int64_t group_consumer_session_timeout_ms = 45000;
     int64_t group_consumer_max_size = 1000;

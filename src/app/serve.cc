@@ -32,6 +32,7 @@ struct listener_setup {
     std::optional<net::endpoint> advertise;
     std::shared_ptr<security::tls_server_context> tls;
     std::shared_ptr<security::credential_store> credentials;
+    std::shared_ptr<security::jwt_validator> jwt;
     std::vector<security::principal_rule> rules;
     std::vector<security::mechanism> mechanisms;
     std::chrono::milliseconds auth_timeout{};
@@ -44,6 +45,7 @@ struct listener_setup {
         cfg.security_protocol = spec.proto;
         cfg.tls = security::uses_tls(spec.proto) ? tls : nullptr;
         cfg.credentials = credentials;
+        cfg.jwt = jwt;
         cfg.principal_rules = rules;
         cfg.sasl_mechanisms = mechanisms;
         cfg.auth_timeout = auth_timeout;
@@ -58,12 +60,17 @@ struct listener_set {
     std::shared_ptr<security::tls_server_context> tls;
     std::shared_ptr<security::tls_server_context> tls_for_sasl;
     std::shared_ptr<security::credential_store> credentials;
+    /// The HTTP listener's TLS (--http-tls; no client certificates) and the JWT keys
+    /// (--jwks-file), reloaded with the rest.
+    std::shared_ptr<security::tls_server_context> http_tls;
+    std::shared_ptr<security::jwt_validator> jwt;
 
     /// SIGHUP: new connections use the certificate and key as the files hold them now; the
-    /// credential file is read again (it also is on its own when it changes).
+    /// credential file and the JWKS are read again (credentials also on their own when they
+    /// change).
     void reload() {
         std::string why;
-        for (const auto& t : {tls, tls_for_sasl}) {
+        for (const auto& t : {tls, tls_for_sasl, http_tls}) {
             if (!t) {
                 continue;
             }
@@ -77,6 +84,13 @@ struct listener_set {
         if (credentials) {
             if (auto r = credentials->load(why); !r) {
                 lg().error("SIGHUP: keeping the previous SCRAM credentials: {}", why);
+            }
+        }
+        if (jwt) {
+            if (auto r = jwt->load(why); r) {
+                lg().info("SIGHUP: reloaded {} JWT keys from {}", jwt->key_count(), jwt->config().jwks_file.string());
+            } else {
+                lg().error("SIGHUP: keeping the previous JWT keys: {}", why);
             }
         }
     }
@@ -164,9 +178,42 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
     for (const auto& m : opts.sasl_mechanisms) {
         mechanisms.push_back(*security::parse_mechanism(m));
     }
-    if (any_sasl) {
-        if (mechanisms.empty()) {
+    if (opts.http_tls) {
+        if (opts.tls_cert_file.empty() || opts.tls_key_file.empty()) {
+            return fail("--http-tls needs --tls-cert-file and --tls-key-file");
+        }
+        out.http_tls = std::make_shared<security::tls_server_context>(
+          security::tls_config{opts.tls_cert_file, opts.tls_key_file, {}, security::client_auth::none});
+        std::string why;
+        if (!out.http_tls->load(why)) {
+            return fail(why);
+        }
+    }
+    if (!opts.jwks_file.empty()) {
+        security::jwt_config jc;
+        jc.jwks_file = opts.jwks_file;
+        if (!opts.jwt_issuer.empty()) {
+            jc.issuer = opts.jwt_issuer;
+        }
+        if (!opts.jwt_audience.empty()) {
+            jc.audience = opts.jwt_audience;
+        }
+        jc.principal_claim = opts.jwt_principal_claim;
+        out.jwt = std::make_shared<security::jwt_validator>(std::move(jc));
+        std::string why;
+        if (!out.jwt->load(why)) {
+            return fail(why);
+        }
+    } else if (!opts.jwt_issuer.empty() || !opts.jwt_audience.empty()) {
+        return fail("--jwt-issuer and --jwt-audience need --jwks-file");
+    }
+    if (any_sasl || opts.http_basic_auth) {
+        if (any_sasl && mechanisms.empty()) {
             return fail("SASL listeners need at least one of --sasl-mechanisms");
+        }
+        if (any_sasl && !out.jwt
+            && std::find(mechanisms.begin(), mechanisms.end(), security::mechanism::oauthbearer) != mechanisms.end()) {
+            return fail("--sasl-mechanisms OAUTHBEARER needs --jwks-file, the keys tokens are checked with");
         }
         out.credentials = std::make_shared<security::credential_store>(security::credential_store::file_in(opts.data_dir));
         std::string why;
@@ -174,7 +221,7 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
             return fail(why);
         }
         if (out.credentials->list().empty()) {
-            lg().warn("no SASL users yet: add one with `runnel user create --data-dir {} NAME`", opts.data_dir.string());
+            lg().warn("no users yet: add one with `runnel user create --data-dir {} NAME`", opts.data_dir.string());
         }
     }
     std::string why;
@@ -185,6 +232,7 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
     for (auto& l : out.listeners) {
         l.tls = l.spec.proto == security::protocol::sasl_ssl ? out.tls_for_sasl : out.tls;
         l.credentials = out.credentials;
+        l.jwt = out.jwt;
         l.rules = *rules;
         l.mechanisms = mechanisms;
         l.auth_timeout = std::chrono::milliseconds(opts.sasl_handshake_timeout_ms);
@@ -217,10 +265,10 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "How a client certificate subject becomes the user name: RULE:pattern/replacement/[LU],...,DEFAULT")
       ->capture_default_str();
     cmd->add_option("--sasl-mechanisms", opts.sasl_mechanisms,
-                    "SASL mechanisms the SASL listeners offer: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN")
+                    "SASL mechanisms the SASL listeners offer: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER")
       ->delimiter(',')
       ->capture_default_str()
-      ->check(CLI::IsMember({"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}));
+      ->check(CLI::IsMember({"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN", "OAUTHBEARER"}));
     cmd->add_option("--sasl-handshake-timeout-ms", opts.sasl_handshake_timeout_ms,
                     "Time a Kafka connection has to finish its TLS handshake and SASL authentication")
       ->capture_default_str()
@@ -239,11 +287,25 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
     cmd->add_flag("--allow-everyone-if-no-acl-found", opts.allow_everyone_if_no_acl_found,
                   "With --authorizer acl, allow every principal on a resource no ACL names");
     cmd->add_flag("--allow-insecure-network", opts.allow_insecure_network,
-                  "Allow a PLAINTEXT Kafka listener, or an HTTP listener without --http-token, on a non-loopback address");
+                  "Allow a PLAINTEXT Kafka listener, or an HTTP listener without authentication, on a non-loopback "
+                  "address");
     cmd->add_option("--http-addr", opts.http_addr, "HTTP, WebSocket and dashboard listener, HOST:PORT")
       ->capture_default_str();
     cmd->add_option("--http-token", opts.http_token,
-                    "Bearer token the HTTP API requires (required when --http-addr is not loopback)");
+                    "Bearer token the HTTP API takes (some authentication is required when --http-addr is not "
+                    "loopback)");
+    cmd->add_flag("--http-tls", opts.http_tls,
+                  "Serve HTTPS (and WSS, SSE over TLS) with --tls-cert-file and --tls-key-file");
+    cmd->add_flag("--http-basic-auth", opts.http_basic_auth,
+                  "Take HTTP basic credentials, checked against the users of `runnel user`");
+    cmd->add_option("--jwks-file", opts.jwks_file,
+                    "JSON Web Key Set whose RS256/ES256 keys sign the JWTs the HTTP API and SASL OAUTHBEARER take");
+    cmd->add_option("--jwt-issuer", opts.jwt_issuer, "The iss every JWT must have (default: any)");
+    cmd->add_option("--jwt-audience", opts.jwt_audience, "A value the aud of every JWT must hold (default: any)");
+    cmd->add_option("--jwt-principal-claim", opts.jwt_principal_claim, "The JWT claim naming the user")
+      ->capture_default_str();
+    cmd->add_option("--metrics-addr", opts.metrics_addr,
+                    "A second, plain HTTP listener serving only /metrics without authentication, HOST:PORT");
     cmd->add_option("--http-max-body-bytes", opts.http_max_body_bytes, "Largest HTTP request body accepted")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
@@ -398,6 +460,16 @@ int serve(const serve_options& opts) {
         if (out) {
             *out = ep.value();
         }
+    }
+    std::optional<net::endpoint> metrics_ep;
+    if (!opts.metrics_addr.empty()) {
+        std::string why;
+        auto ep = net::parse_endpoint(opts.metrics_addr, why, true);
+        if (!ep) {
+            fmt::print(stderr, "runnel serve: invalid --metrics-addr '{}': {}\n", opts.metrics_addr, why);
+            return 2;
+        }
+        metrics_ep = ep.value();
     }
     auto listeners = kafka_listeners(opts, *kafka_ep, advertise_ep);
     if (!listeners) {
@@ -555,6 +627,12 @@ int serve(const serve_options& opts) {
     gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();
     gopts.allow_insecure_network = opts.allow_insecure_network;
+    gopts.tls = listeners->http_tls;
+    gopts.jwt = listeners->jwt;
+    if (opts.http_basic_auth) {
+        gopts.basic_auth = std::make_shared<security::password_checker>(listeners->credentials);
+    }
+    gopts.metrics_listen = metrics_ep;
     gopts.groups = &groups;
     gopts.jobs = &job_manager;
     gateway::server http_listener(shards, brk, gopts);
@@ -563,6 +641,10 @@ int serve(const serve_options& opts) {
             failure = fmt::format("cannot start the HTTP gateway on {}: {}", opts.http_addr, bound.error().message());
         } else {
             http_ep = bound.value();
+            if (auto m = http_listener.metrics_endpoint()) {
+                listener_lines.push_back(fmt::format("metrics listener on {} (/metrics only, no authentication)",
+                                                     m->to_string()));
+            }
         }
     }
     demo live_demo(brk, job_manager, opts.demo_rate);
@@ -604,7 +686,8 @@ int serve(const serve_options& opts) {
         for (const auto& line : listener_lines) {
             lg().info("{}", line);
         }
-        lg().info("dashboard: http://{}/", http_ep->to_string());
+        const char* scheme = opts.http_tls ? "https" : "http";
+        lg().info("dashboard: {}://{}/", scheme, http_ep->to_string());
 
         int sig = 0;
         for (;;) {
@@ -617,7 +700,7 @@ int serve(const serve_options& opts) {
         lg().info("{} received: flushing {}", sig == SIGINT ? "SIGINT" : "SIGTERM",
                   counted(int64_t(brk.partition_count()), "partition"));
         if (opts.demo) {
-            lg().info("dashboard was at http://{}/", http_ep->to_string());
+            lg().info("dashboard was at {}://{}/", opts.http_tls ? "https" : "http", http_ep->to_string());
         }
     }
     live_demo.stop();

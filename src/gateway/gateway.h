@@ -18,6 +18,12 @@ class broker;
 class group_coordinator;
 } // namespace runnel::broker
 
+namespace runnel::security {
+class jwt_validator;
+class password_checker;
+class tls_server_context;
+} // namespace runnel::security
+
 namespace runnel::jobs {
 class manager;
 } // namespace runnel::jobs
@@ -27,7 +33,7 @@ namespace runnel::gateway {
 /// Why the gateway could not start.
 enum class errc {
     success = 0,
-    token_required, ///< bound to a non-loopback address without a bearer token
+    token_required, ///< bound to a non-loopback address without authentication
     bind_failed,    ///< the address is taken, not local, or not an address
 };
 const char* errc_message(errc e) noexcept;
@@ -35,11 +41,20 @@ RUNNEL_ERRC_ENUM(errc);
 
 struct options {
     net::endpoint listen{"127.0.0.1", 8080};
-    /// Bearer token every request must carry (`Authorization: Bearer …`, or `access_token=` in
-    /// the query of WebSocket and event-stream requests). Optional on loopback addresses;
-    /// `start` refuses a non-loopback address without one.
+    /// A shared bearer token requests may carry (`Authorization: Bearer …`, or `access_token=`
+    /// in the query of WebSocket and event-stream requests). `start` refuses a non-loopback
+    /// address when neither it, `basic_auth` nor `jwt` is set.
     std::optional<std::string> token;
-    /// Serve without a token on a non-loopback address (`--allow-insecure-network`).
+    /// HTTP basic credentials checked against the SCRAM users (`--http-basic-auth`); null: none.
+    std::shared_ptr<security::password_checker> basic_auth;
+    /// Bearer JWTs checked against a JWKS (`--jwks-file`); null: none.
+    std::shared_ptr<security::jwt_validator> jwt;
+    /// Serve HTTPS, WSS and SSE over TLS with this context (`--http-tls`); null: plain HTTP.
+    std::shared_ptr<security::tls_server_context> tls;
+    /// A second, plain listener serving only /metrics without authentication
+    /// (`--metrics-addr`), so Prometheus needs no credentials.
+    std::optional<net::endpoint> metrics_listen;
+    /// Serve without authentication on a non-loopback address (`--allow-insecure-network`).
     bool allow_insecure_network = false;
     /// Largest request body accepted; larger bodies are answered 413.
     std::size_t max_body_bytes = 1 << 20;
@@ -100,6 +115,8 @@ public:
 
     /// Binds and starts accepting; returns the bound address (port 0 picks a free port).
     result<net::endpoint> start();
+    /// The bound address of the metrics listener, once `start` succeeded with one.
+    std::optional<net::endpoint> metrics_endpoint() const;
     /// Closes the listener and every connection; idempotent.
     void stop();
 

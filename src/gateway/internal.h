@@ -20,6 +20,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <variant>
 
 #include "broker/async.h"
 #include "broker/broker.h"
@@ -29,6 +32,7 @@
 #include "gateway/records.h"
 #include "gateway/router.h"
 #include "net/invoke.h"
+#include "security/security.h"
 
 namespace runnel::gateway {
 
@@ -36,6 +40,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+/// A connection's byte stream: plain TCP, or TLS over it (`options::tls`).
+using http_stream = std::variant<beast::tcp_stream, tls_stream>;
 
 struct request_ctx;
 /// A route's handler. Answers with a reply, or nullopt when it took the connection over
@@ -95,6 +102,9 @@ struct gateway_metrics {
     metrics::family<metrics::counter>* timeouts; ///< connections closed on a read deadline, by phase
     metrics::counter* history_dropped; ///< history values not kept: --dashboard-history-max-series reached
     metrics::counter* views_expired;   ///< temporary views dropped as unread (--temporary-view-idle-ms)
+    metrics::family<metrics::counter>* auth_failures; ///< failed authentications, by mechanism
+    metrics::family<metrics::counter>* auth_successes; ///< authentications that succeeded, by mechanism
+    metrics::counter* tls_failures; ///< TLS handshakes that failed
 };
 
 /// Everything the gateway shares across its files. Made by `server`'s constructor on the main
@@ -110,6 +120,8 @@ struct server::state {
     gateway_metrics m;
     router<handler_fn> routes;
     std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
+    std::unique_ptr<tcp::acceptor> metrics_acceptor; // on shard 0, when options::metrics_listen is set
+    security::http_authenticator auth; ///< who each request is (built from the options)
     std::vector<shard_local> local;
     unsigned next_shard = 0;
     std::atomic<bool> stopping{false};
@@ -133,7 +145,14 @@ struct request_ctx {
     unsigned shard;
     executor& exec;
     http::request<http::string_body>& req;
-    beast::tcp_stream& stream;
+    http_stream& stream;
+    /// The client's address, for the audit log.
+    std::string peer;
+    /// Served on the plain metrics listener (`options::metrics_listen`): only /metrics.
+    bool metrics_listener = false;
+    /// Who sent the request ("User:name"; "User:ANONYMOUS" when the server needs no
+    /// credentials or the route is open); set by `dispatch` before any route runs.
+    std::string principal = "User:ANONYMOUS";
     std::string path;
     std::map<std::string, std::string> params;
     std::map<std::string, std::string> query;

@@ -15,8 +15,8 @@ const char* errc_message(errc e) noexcept {
     case errc::success:
         return "success";
     case errc::token_required:
-        return "a bearer token is required when the HTTP listener is not on a loopback address (--http-token; "
-               "or --allow-insecure-network)";
+        return "authentication is required when the HTTP listener is not on a loopback address (--http-token, "
+               "--http-basic-auth or --jwks-file; or --allow-insecure-network)";
     case errc::bind_failed:
         return "cannot listen on the HTTP address";
     }
@@ -51,7 +51,7 @@ gateway_metrics register_metrics(metrics::registry& r) {
     m.connections = &r.gauge_("runnel_http_connections", "Open HTTP connections (WebSocket and event streams included)");
     m.refused = &r.counters("runnel_http_requests_refused_total",
                             "HTTP requests and connections refused before any route ran, by reason "
-                            "(host, origin, media_type, encoding, connections)",
+                            "(host, origin, media_type, encoding, connections, unauthenticated)",
                             {"reason"});
     m.timeouts = &r.counters("runnel_http_read_timeouts_total",
                              "HTTP connections closed because a request did not arrive in time, by phase (header, body)",
@@ -62,7 +62,26 @@ gateway_metrics register_metrics(metrics::registry& r) {
     m.views_expired = &r.counter_("runnel_views_expired_total",
                                   "Temporary materialized views (push queries of the shell or the dashboard) dropped "
                                   "with their pipelines because no client read them for --temporary-view-idle-ms");
+    m.auth_failures = &r.counters(
+      "runnel_auth_failures_total",
+      "Failed authentications, by listener (a Kafka listener's name, or http) and mechanism (wrong password, "
+      "unknown user, bad or expired token, bad or untrusted certificate)",
+      {"listener", "mechanism"});
+    m.auth_successes = &r.counters("runnel_auth_successes_total", "Successful authentications, by listener and mechanism",
+                                   {"listener", "mechanism"});
+    m.tls_failures = &r.counter_("runnel_http_tls_handshake_failures_total",
+                                 "HTTPS connections whose TLS handshake failed or timed out");
     return m;
+}
+
+security::http_auth_config auth_config(const options& o) {
+    security::http_auth_config c;
+    if (o.token && !o.token->empty()) {
+        c.token = o.token;
+    }
+    c.basic = o.basic_auth;
+    c.jwt = o.jwt;
+    return c;
 }
 
 } // namespace
@@ -74,6 +93,7 @@ server::state::state(net::shard_group& s, broker::broker& b, options o)
   , registry(opts.registry ? *opts.registry : metrics::default_registry())
   , m(register_metrics(registry))
   , routes(build_routes())
+  , auth(auth_config(opts))
   , local(s.size())
   , hist(std::make_unique<history>(
       std::clamp<std::size_t>(3600000 / std::max<int64_t>(1, opts.history_interval.count()), 2, 720),
@@ -145,23 +165,6 @@ namespace {
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-bool authorized(const request_ctx& ctx) {
-    const auto& token = ctx.st.opts.token;
-    // The dashboard's page and files hold no data: a browser loads them without the token,
-    // then the page sends it with every API request it makes.
-    if (!token || ctx.path == "/v1/health" || ctx.path == "/" || ctx.path.starts_with("/assets/")) {
-        return true;
-    }
-    auto h = ctx.req.find(http::field::authorization);
-    if (h != ctx.req.end()) {
-        auto v = sv(h->value());
-        return v.size() > 7 && v.substr(0, 7) == "Bearer " && v.substr(7) == *token;
-    }
-    // Browsers cannot set headers on WebSocket and EventSource requests.
-    auto q = ctx.query.find("access_token");
-    return q != ctx.query.end() && q->second == *token;
-}
-
 std::optional<std::string_view> header(const request_ctx& ctx, http::field f) {
     auto h = ctx.req.find(f);
     if (h == ctx.req.end()) {
@@ -183,6 +186,45 @@ std::optional<problem> check_browser(request_ctx& ctx) {
         return ctx.fail("forbidden-origin", std::move(*why));
     }
     return std::nullopt;
+}
+
+/// Who sent the request, into `ctx.principal`: the one place every request is authenticated
+/// (ACL checks read `ctx.principal`). The problem to answer instead (401), or nullopt. Failures
+/// are counted by mechanism and logged at a bounded rate with the address and user.
+std::optional<problem> authenticate(request_ctx& ctx) {
+    auto& st = ctx.st;
+    // The dashboard's page and files hold no data: a browser loads them without credentials,
+    // then the page sends them with every API request it makes.
+    if (!st.auth.required() || ctx.path == "/v1/health" || ctx.path == "/" || ctx.path.starts_with("/assets/")) {
+        return std::nullopt;
+    }
+    std::optional<std::string_view> authorization = header(ctx, http::field::authorization);
+    std::optional<std::string_view> access_token;
+    // Browsers cannot set headers on WebSocket and EventSource requests: the same value in
+    // the query (`authorization=Basic …`), or a bearer token alone (`access_token=`).
+    if (auto q = ctx.query.find("authorization"); !authorization && q != ctx.query.end()) {
+        authorization = q->second;
+    }
+    if (auto q = ctx.query.find("access_token"); q != ctx.query.end()) {
+        access_token = q->second;
+    }
+    auto out = st.auth.authenticate(authorization, access_token);
+    if (out.principal) {
+        st.m.auth_successes->with({"http", out.mechanism}).inc();
+        ctx.principal = std::move(*out.principal);
+        return std::nullopt;
+    }
+    if (out.attempted) {
+        static logging::rate_limit failures_log(std::chrono::seconds(1), 5); // as the Kafka listeners
+        st.m.auth_failures->with({"http", out.mechanism}).inc();
+        log_limited(failures_log, lg(), spdlog::level::warn, "HTTP authentication failed from {} ({}{}): {}", ctx.peer,
+                    out.mechanism, out.user.empty() ? "" : ", user " + out.user, out.why);
+    } else {
+        st.m.refused->with({"unauthenticated"}).inc();
+    }
+    auto p = ctx.fail("unauthorized", out.why);
+    p.headers.emplace_back("WWW-Authenticate", st.auth.challenge());
+    return p;
 }
 
 std::string utf8_error(std::string_view what, std::string_view s, std::size_t at) {
@@ -226,22 +268,29 @@ asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& ro
     std::string why;
     auto [path, query] = split_target(sv(ctx.req.target()));
     ctx.path = std::string(path);
-    if (auto p = check_browser(ctx)) {
-        co_return to_reply(*p);
+    const auto method = sv(ctx.req.method_string());
+    if (ctx.metrics_listener && ctx.path != "/metrics") {
+        // Prometheus scrapes this one without credentials: it serves nothing else.
+        co_return to_reply(ctx.fail("not-found", fmt::format("the metrics listener serves only /metrics, not {}", ctx.path)));
+    }
+    if (!ctx.metrics_listener) {
+        if (auto p = check_browser(ctx)) {
+            co_return to_reply(*p);
+        }
     }
     auto q = parse_query(query, why);
     if (!q) {
         co_return to_reply(ctx.fail("invalid-parameter", why));
     }
     ctx.query = std::move(*q);
-    if (!authorized(ctx)) {
-        auto p = ctx.fail("unauthorized", ctx.req.find(http::field::authorization) == ctx.req.end()
-                                            ? "this server requires a bearer token (Authorization: Bearer TOKEN)"
-                                            : "the bearer token is not valid");
-        p.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"runnel\"");
-        co_return to_reply(p);
+    if (!ctx.metrics_listener) {
+        if (auto p = authenticate(ctx)) {
+            co_return to_reply(*p);
+        }
     }
-    const auto method = sv(ctx.req.method_string());
+    // Credentials are not parameters of any route.
+    ctx.query.erase("access_token");
+    ctx.query.erase("authorization");
     auto m = ctx.st.routes.find(method, ctx.path);
     using outcome = router<handler_fn>::match::outcome;
     switch (m.result) {
@@ -342,9 +391,18 @@ private:
     bool _over;
 };
 
-asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock, bool over) {
-    beast::tcp_stream stream(std::move(sock));
-    connection_slot slot(st, over);
+/// Serves the requests of one connection over `stream` (the alternative `holder` holds) until
+/// either side ends it or a route takes the stream over.
+template <typename Stream>
+asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_stream& holder, Stream& stream,
+                                     connection_slot& slot, bool metrics_only) {
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    std::string peer;
+    {
+        boost::system::error_code ec;
+        auto ep = tcp_layer.socket().remote_endpoint(ec);
+        peer = ec ? "an unknown address" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
     if (slot.over()) {
         // Answer without reading the request, so a flood of idle connections costs one write each.
         st.m.refused->with({"connections"}).inc();
@@ -353,17 +411,24 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                                                          st.opts.max_connections));
         p.headers.emplace_back("Retry-After", "1");
         auto res = to_response(to_reply(p), 11, false);
-        stream.expires_after(std::chrono::seconds(5));
+        tcp_layer.expires_after(std::chrono::seconds(5));
         beast::error_code ec;
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-        stream.socket().close(ec);
+        tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ec);
+        tcp_layer.socket().close(ec);
         co_return;
     }
-    auto closer = add_closer(st, shard, [&stream] {
+    // A route that took the stream over (WebSocket) closes it itself: the moved-from
+    // stream here has no socket left.
+    request_ctx* current = nullptr; ///< the request being dispatched
+    bool taken_over = false;        ///< a route took the stream over
+    auto closer = add_closer(st, shard, [&tcp_layer, &current] {
+        if (current && current->taken) {
+            return;
+        }
         beast::error_code ec;
-        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-        stream.socket().close(ec);
+        tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ec);
+        tcp_layer.socket().close(ec);
     });
     beast::flat_buffer buffer;
     try {
@@ -373,13 +438,13 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
             parser.header_limit(16 * 1024);
             // The line and headers within the header deadline (from the end of the previous
             // answer), then the body within the body deadline.
-            stream.expires_after(st.opts.header_timeout);
+            tcp_layer.expires_after(st.opts.header_timeout);
             beast::error_code ec;
             co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
             const char* phase = "header";
             if (!ec && !parser.is_done()) {
                 phase = "body";
-                stream.expires_after(st.opts.body_timeout);
+                tcp_layer.expires_after(st.opts.body_timeout);
                 co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
             }
             if (ec == beast::error::timeout) {
@@ -407,8 +472,8 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                 // Lingering close: a client still sending its body would get a reset instead
                 // of the answer if unread bytes were left at close. Read and drop what comes,
                 // bounded in bytes and time, until it closes its side.
-                stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-                stream.expires_after(std::chrono::seconds(5));
+                tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ec);
+                tcp_layer.expires_after(std::chrono::seconds(5));
                 std::size_t drained = 0;
                 std::array<char, 16384> sink{};
                 while (!ec && drained < 64 * st.opts.max_body_bytes) {
@@ -417,12 +482,31 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                 }
                 break;
             }
-            stream.expires_never();
+            tcp_layer.expires_never();
             auto& req = parser.get();
             const auto started = std::chrono::steady_clock::now();
-            request_ctx ctx{st, shard, st.shards.executor_of(shard), req, stream, {}, {}, {}};
+            request_ctx ctx{st,   shard, st.shards.executor_of(shard), req, holder, peer, metrics_only, "User:ANONYMOUS",
+                            {},   {},    {},                            false};
             std::string route = "unmatched";
-            auto answer = co_await dispatch(ctx, route);
+            // Tracks the request for the closer, and whether it took the stream, however
+            // dispatch ends (a handler may throw).
+            struct dispatching {
+                request_ctx*& current;
+                bool& taken_over;
+                ~dispatching() {
+                    taken_over = taken_over || (current && current->taken);
+                    current = nullptr;
+                }
+            };
+            std::optional<reply> answer;
+            {
+                current = &ctx;
+                dispatching guard{current, taken_over};
+                answer = co_await dispatch(ctx, route);
+            }
+            if (taken_over) {
+                break; // the stream is gone with the route that took it
+            }
             if (!answer) {
                 break; // a WebSocket or event stream ran on this connection and has ended
             }
@@ -439,20 +523,60 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
     } catch (const boost::system::system_error& e) {
         lg().debug("HTTP connection ended: {}", e.code().message());
     }
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.socket().close(ec);
     remove_closer(st, shard, closer);
+    if (taken_over) {
+        co_return;
+    }
+    beast::error_code ec;
+    tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_layer.socket().close(ec);
 }
 
-asio::awaitable<void> accept_loop(server::state& st) {
+/// One accepted connection: over TLS when the gateway has a context (the handshake within the
+/// header deadline), then its requests.
+asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::socket sock, bool over,
+                                       bool metrics_only) {
+    connection_slot slot(st, over);
+    if (!st.opts.tls || metrics_only) {
+        http_stream holder(std::in_place_type<beast::tcp_stream>, std::move(sock));
+        co_await serve_requests(st, shard, holder, std::get<beast::tcp_stream>(holder), slot, metrics_only);
+        co_return;
+    }
+    // Each connection keeps the context it started with; SIGHUP swaps it for later ones.
+    auto ctx = st.opts.tls->current();
+    http_stream holder(std::in_place_type<tls_stream>, std::move(sock), *ctx);
+    auto& stream = std::get<tls_stream>(holder);
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    auto closer = add_closer(st, shard, [&tcp_layer] {
+        beast::error_code ec;
+        tcp_layer.socket().close(ec);
+    });
+    tcp_layer.expires_after(st.opts.header_timeout);
+    beast::error_code ec;
+    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+    remove_closer(st, shard, closer);
+    if (ec) {
+        static logging::rate_limit handshake_log;
+        st.m.tls_failures->inc();
+        log_limited(handshake_log, lg(), spdlog::level::info, "HTTPS handshake failed: {}", ec.message());
+        tcp_layer.socket().close(ec);
+        co_return;
+    }
+    co_await serve_requests(st, shard, holder, stream, slot, metrics_only);
+}
+
+
+
+/// Accepts on `acceptor` (the main listener, or the metrics listener when `metrics_only`) and
+/// hands each connection to the next shard in turn.
+asio::awaitable<void> accept_loop(server::state& st, tcp::acceptor& acceptor, bool metrics_only) {
     static logging::rate_limit accept_failures;
     backoff pause;
     asio::steady_timer pause_timer(st.shards.context_of(0));
     for (;;) {
         boost::system::error_code ec;
         tcp::socket sock(st.shards.context_of(0));
-        co_await st.acceptor->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+        co_await acceptor.async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (st.stopping.load() || ec == asio::error::operation_aborted) {
                 co_return;
@@ -478,14 +602,14 @@ asio::awaitable<void> accept_loop(server::state& st) {
         }
         st.running.enter();
         const bool over = connection_slot::take(st);
-        st.shards.executor_of(target).post([&st, target, protocol, fd, over] {
+        st.shards.executor_of(target).post([&st, target, protocol, fd, over, metrics_only] {
             tcp::socket moved(st.shards.context_of(target), protocol, fd);
             if (st.stopping.load()) {
                 connection_slot::give_back(st);
                 st.running.leave();
                 return; // the socket closes here
             }
-            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved), over),
+            asio::co_spawn(st.shards.context_of(target), serve_connection(st, target, std::move(moved), over, metrics_only),
                            [&st](std::exception_ptr e) {
                                if (e) {
                                    try {
@@ -507,47 +631,89 @@ server::server(net::shard_group& shards, broker::broker& broker, options opts)
 
 server::~server() { stop(); }
 
+namespace {
+
+/// A listening acceptor on `where`, on shard 0's context; null (and logged) when it cannot be.
+std::unique_ptr<tcp::acceptor> listen_on(server::state& st, const net::endpoint& where, std::string_view what) {
+    boost::system::error_code ec;
+    tcp::resolver resolver(st.shards.context_of(0));
+    auto found = resolver.resolve(where.host, std::to_string(where.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || found.empty()) {
+        lg().error("cannot resolve {} address {}: {}", what, where.to_string(), ec.message());
+        return nullptr;
+    }
+    auto ep = found.begin()->endpoint();
+    auto acc = std::make_unique<tcp::acceptor>(st.shards.context_of(0));
+    acc->open(ep.protocol(), ec);
+    if (!ec) {
+        acc->set_option(tcp::acceptor::reuse_address(true), ec);
+        acc->bind(ep, ec);
+    }
+    if (!ec) {
+        acc->listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        lg().error("cannot listen on {} for {}: {}", where.to_string(), what, ec.message());
+        return nullptr;
+    }
+    return acc;
+}
+
+} // namespace
+
+std::optional<net::endpoint> server::metrics_endpoint() const {
+    auto& st = *_state;
+    if (!st.metrics_acceptor) {
+        return std::nullopt;
+    }
+    boost::system::error_code ec;
+    auto local = st.metrics_acceptor->local_endpoint(ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    return net::endpoint{local.address().to_string(), local.port()};
+}
+
 result<net::endpoint> server::start() {
     auto& st = *_state;
-    if (!net::is_loopback(st.opts.listen.host) && (!st.opts.token || st.opts.token->empty())
-        && !st.opts.allow_insecure_network) {
+    if (!net::is_loopback(st.opts.listen.host) && !st.auth.required() && !st.opts.allow_insecure_network) {
         return errc::token_required;
     }
     result<net::endpoint> bound = errc::bind_failed;
     st.shards.run_on(0, [&] {
+        auto acc = listen_on(st, st.opts.listen, "HTTP");
+        if (!acc) {
+            return;
+        }
+        std::unique_ptr<tcp::acceptor> metrics_acc;
+        if (st.opts.metrics_listen) {
+            metrics_acc = listen_on(st, *st.opts.metrics_listen, "metrics");
+            if (!metrics_acc) {
+                return;
+            }
+        }
         boost::system::error_code ec;
-        tcp::resolver resolver(st.shards.context_of(0));
-        auto found = resolver.resolve(st.opts.listen.host, std::to_string(st.opts.listen.port),
-                                      tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-        if (ec || found.empty()) {
-            lg().error("cannot resolve HTTP address {}: {}", st.opts.listen.to_string(), ec.message());
-            return;
-        }
-        auto ep = found.begin()->endpoint();
-        auto acc = std::make_unique<tcp::acceptor>(st.shards.context_of(0));
-        acc->open(ep.protocol(), ec);
-        if (!ec) {
-            acc->set_option(tcp::acceptor::reuse_address(true), ec);
-            acc->bind(ep, ec);
-        }
-        if (!ec) {
-            acc->listen(asio::socket_base::max_listen_connections, ec);
-        }
-        if (ec) {
-            lg().error("cannot listen on {} for HTTP: {}", st.opts.listen.to_string(), ec.message());
-            return;
-        }
         auto local = acc->local_endpoint(ec);
         st.policy = origin_policy(st.opts.listen.host, local.port(), st.opts.allowed_hosts, st.opts.allowed_origins);
         st.acceptor = std::move(acc);
+        st.metrics_acceptor = std::move(metrics_acc);
         bound = net::endpoint{local.address().to_string(), local.port()};
-        asio::co_spawn(st.shards.context_of(0), accept_loop(st), asio::detached);
+        asio::co_spawn(st.shards.context_of(0), accept_loop(st, *st.acceptor, false), asio::detached);
+        if (st.metrics_acceptor) {
+            asio::co_spawn(st.shards.context_of(0), accept_loop(st, *st.metrics_acceptor, true), asio::detached);
+        }
     });
     if (bound) {
         start_history(st);
     }
-    if (bound && !st.opts.token) {
-        lg().debug("HTTP API without a token on loopback {}", bound.value().to_string());
+    if (bound && !st.auth.required()) {
+        lg().debug("HTTP API without authentication on {}", bound.value().to_string());
+    }
+    if (bound && !st.opts.tls && (st.opts.basic_auth || st.opts.jwt || st.opts.token)
+        && !net::is_loopback(st.opts.listen.host)) {
+        lg().warn("HTTP credentials cross the network in clear text on {}: add --http-tls (docs/security.md)",
+                  bound.value().to_string());
     }
     if (bound) {
         st.collector = st.registry.add_collector([&st](metrics::sample_sink& s) {
@@ -640,6 +806,10 @@ void server::stop() {
         boost::system::error_code ec;
         st.acceptor->cancel(ec);
         st.acceptor->close(ec);
+        if (st.metrics_acceptor) {
+            st.metrics_acceptor->cancel(ec);
+            st.metrics_acceptor->close(ec);
+        }
     });
     for (unsigned s = 0; s < st.shards.size(); ++s) {
         st.shards.run_on(s, [&st, s] {
@@ -653,7 +823,10 @@ void server::stop() {
     if (!st.running.wait(std::chrono::seconds(10))) {
         lg().warn("{} HTTP connections still open 10 s after stop", st.running.count());
     }
-    st.shards.run_on(0, [&] { st.acceptor.reset(); });
+    st.shards.run_on(0, [&] {
+        st.acceptor.reset();
+        st.metrics_acceptor.reset();
+    });
 }
 
 } // namespace runnel::gateway

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 
 #include "gateway/internal.h"
@@ -949,9 +950,8 @@ std::optional<std::string> on_ws_message(const std::shared_ptr<session>& s, std:
     return std::nullopt;
 }
 
-using ws_stream = websocket::stream<beast::tcp_stream>;
-
-asio::awaitable<void> ws_reader(std::shared_ptr<session> s, ws_stream& ws) {
+template <typename WsStream>
+asio::awaitable<void> ws_reader(std::shared_ptr<session> s, WsStream& ws) {
     beast::flat_buffer buf;
     for (;;) {
         boost::system::error_code ec;
@@ -991,7 +991,8 @@ asio::awaitable<void> ws_reader(std::shared_ptr<session> s, ws_stream& ws) {
     s->wake_writer();
 }
 
-asio::awaitable<void> ws_writer(std::shared_ptr<session> s, ws_stream& ws) {
+template <typename WsStream>
+asio::awaitable<void> ws_writer(std::shared_ptr<session> s, WsStream& ws) {
     auto& sent = s->st.m.messages_sent->with({"ws"});
     auto& bytes = s->st.m.bytes_sent->with({"ws"});
     for (;;) {
@@ -1032,21 +1033,19 @@ asio::awaitable<void> ws_writer(std::shared_ptr<session> s, ws_stream& ws) {
     }
 }
 
-asio::awaitable<std::optional<reply>> ws_route(request_ctx& ctx) {
-    if (!websocket::is_upgrade(ctx.req)) {
-        auto p = ctx.fail("upgrade-required", "/v1/ws speaks WebSocket: send an Upgrade: websocket request");
-        p.headers.emplace_back("Upgrade", "websocket");
-        co_return to_reply(p);
-    }
+/// Serves a WebSocket over `next` (plain TCP or TLS), which it takes over.
+template <typename Next>
+asio::awaitable<void> serve_ws(request_ctx& ctx, Next& next) {
     auto& st = ctx.st;
-    ws_stream ws(std::move(ctx.stream));
+    ctx.taken = true;
+    websocket::stream<Next> ws(std::move(next));
     ws.set_option(websocket::stream_base::timeout{std::chrono::seconds(10), st.opts.ws_idle_timeout, true});
     ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) { res.set(http::field::server, "runnel"); }));
     ws.read_message_max(64 * 1024);
     boost::system::error_code ec;
     co_await ws.async_accept(ctx.req, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-        co_return std::nullopt;
+        co_return;
     }
     // Bound what the kernel holds for this client too, so the byte bound is felt early.
     beast::get_lowest_layer(ws).socket().set_option(asio::socket_base::send_buffer_size(256 * 1024), ec);
@@ -1079,10 +1078,24 @@ asio::awaitable<std::optional<reply>> ws_route(request_ctx& ctx) {
     s->detach_all();
     s->hard_close.cancel();
     s->kill = nullptr;
+}
+
+asio::awaitable<std::optional<reply>> ws_route(request_ctx& ctx) {
+    if (!websocket::is_upgrade(ctx.req)) {
+        auto p = ctx.fail("upgrade-required", "/v1/ws speaks WebSocket: send an Upgrade: websocket request");
+        p.headers.emplace_back("Upgrade", "websocket");
+        co_return to_reply(p);
+    }
+    if (auto* tls = std::get_if<tls_stream>(&ctx.stream)) {
+        co_await serve_ws(ctx, *tls);
+    } else {
+        co_await serve_ws(ctx, std::get<beast::tcp_stream>(ctx.stream));
+    }
     co_return std::nullopt;
 }
 
-asio::awaitable<void> sse_reader(std::shared_ptr<session> s, beast::tcp_stream& stream) {
+template <typename Stream>
+asio::awaitable<void> sse_reader(std::shared_ptr<session> s, Stream& stream) {
     std::array<char, 512> sink{};
     for (;;) {
         boost::system::error_code ec;
@@ -1097,7 +1110,8 @@ asio::awaitable<void> sse_reader(std::shared_ptr<session> s, beast::tcp_stream& 
     s->wake_writer();
 }
 
-asio::awaitable<void> sse_writer(std::shared_ptr<session> s, beast::tcp_stream& stream) {
+template <typename Stream>
+asio::awaitable<void> sse_writer(std::shared_ptr<session> s, Stream& stream) {
     auto& sent = s->st.m.messages_sent->with({"sse"});
     auto& bytes = s->st.m.bytes_sent->with({"sse"});
     for (;;) {
@@ -1131,14 +1145,14 @@ asio::awaitable<void> sse_writer(std::shared_ptr<session> s, beast::tcp_stream& 
     s->closed = true;
     s->drained();
     boost::system::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream.socket().close(ec);
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(stream).socket().close(ec);
 }
 
 /// Answers with an event stream and serves it until either side ends it: the response head,
 /// a session (closed with the gateway), `start` to subscribe it, then its reader and writer.
-template <typename Start>
-asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
+template <typename Stream, typename Start>
+asio::awaitable<void> event_stream_over(request_ctx& ctx, Stream& stream, Start& start) {
     auto& st = ctx.st;
     http::response<http::empty_body> res{http::status::ok, ctx.req.version()};
     res.set(http::field::server, "runnel");
@@ -1147,13 +1161,12 @@ asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
     res.keep_alive(false);
     http::response_serializer<http::empty_body> sr{res};
     boost::system::error_code ec;
-    co_await http::async_write_header(ctx.stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
     auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
-    auto& stream = ctx.stream;
     s->kill = [&stream] {
         boost::system::error_code e;
-        stream.socket().close(e);
+        beast::get_lowest_layer(stream).socket().close(e);
     };
     auto closer = add_closer(st, ctx.shard, [s] {
         s->closed = true;
@@ -1170,6 +1183,16 @@ asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
     s->detach_all();
     s->hard_close.cancel();
     s->kill = nullptr;
+}
+
+/// Answers with an event stream over the connection's stream, plain or TLS.
+template <typename Start>
+asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
+    if (auto* tls = std::get_if<tls_stream>(&ctx.stream)) {
+        co_await event_stream_over(ctx, *tls, start);
+    } else {
+        co_await event_stream_over(ctx, std::get<beast::tcp_stream>(ctx.stream), start);
+    }
 }
 
 asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {

@@ -60,7 +60,7 @@ result<void> credential_store::load_locked(std::string& why) {
                 return user_why;
             }
             auto m = parse_mechanism(fields[1]);
-            if (!m || *m == mechanism::plain) {
+            if (!m || !is_scram(*m)) {
                 return "unknown SCRAM mechanism";
             }
             scram_credential c;

@@ -74,11 +74,14 @@ constexpr std::size_t max_token_bytes = 16 * 1024;
 
 } // namespace
 
-sasl_server::sasl_server(mechanism m, credential_store& store) : _mech(m), _store(store) {}
+sasl_server::sasl_server(mechanism m, credential_store& store, bearer_check bearer)
+  : _mech(m)
+  , _store(store)
+  , _bearer(std::move(bearer)) {}
 
 sasl_server::step_result sasl_server::fail(std::string why) {
     _stage = -1;
-    return {state::failed, {}, std::move(why)};
+    return {state::failed, {}, std::move(why), std::nullopt};
 }
 
 sasl_server::step_result sasl_server::step(std::string_view token) {
@@ -90,6 +93,14 @@ sasl_server::step_result sasl_server::step(std::string_view token) {
     }
     if (_mech == mechanism::plain) {
         return _stage == 0 ? plain(token) : fail("Authentication failed: unexpected token after PLAIN");
+    }
+    if (_mech == mechanism::oauthbearer) {
+        if (_stage == 0) {
+            return oauthbearer(token);
+        }
+        // RFC 7628 §3.2.3: after the error the client sends a lone %x01; then the exchange fails.
+        return fail(_bearer_error.empty() ? "Authentication failed: unexpected token after OAUTHBEARER"
+                                          : _bearer_error);
     }
     switch (_stage) {
     case 0:
@@ -126,7 +137,72 @@ sasl_server::step_result sasl_server::plain(std::string_view token) {
     }
     _user = std::string(user);
     _stage = 1;
-    return {state::done, {}, {}};
+    return {state::done, {}, {}, std::nullopt};
+}
+
+sasl_server::step_result sasl_server::oauthbearer(std::string_view token) {
+    // gs2-header ("n,," or "n,a=authzid,"), then %x01-separated key=value pairs ending in
+    // %x01%x01, one of them "auth=Bearer TOKEN" (RFC 7628 §3.1); others (host, port, KIP-342
+    // extensions) are ignored.
+    if (token.size() < 3 || (token[0] != 'n' && token[0] != 'y') || token[1] != ',') {
+        return fail("Authentication failed: invalid OAUTHBEARER client first message: bad GS2 header");
+    }
+    auto comma = token.find(',', 2);
+    if (comma == std::string_view::npos) {
+        return fail("Authentication failed: invalid OAUTHBEARER client first message: bad GS2 header");
+    }
+    std::string_view authzid = token.substr(2, comma - 2);
+    if (!authzid.empty()) {
+        if (!authzid.starts_with("a=")) {
+            return fail("Authentication failed: invalid OAUTHBEARER client first message: bad authzid");
+        }
+        authzid.remove_prefix(2);
+    }
+    auto rest = token.substr(comma + 1);
+    if (rest.size() < 2 || rest.front() != '\x01' || !rest.ends_with("\x01\x01")) {
+        return fail("Authentication failed: invalid OAUTHBEARER client first message: bad key/value pairs");
+    }
+    rest = rest.substr(1, rest.size() - 3);
+    std::optional<std::string_view> bearer;
+    for (;;) {
+        auto end = rest.find('\x01');
+        auto pair = rest.substr(0, end);
+        if (pair.starts_with("auth=")) {
+            auto value = pair.substr(5);
+            if (value.size() < 8 || !(value.substr(0, 7) == "Bearer " || value.substr(0, 7) == "bearer ")) {
+                return fail("Authentication failed: invalid OAUTHBEARER client first message: auth is not Bearer");
+            }
+            bearer = value.substr(7);
+        }
+        if (end == std::string_view::npos) {
+            break;
+        }
+        rest = rest.substr(end + 1);
+    }
+    if (!bearer) {
+        return fail("Authentication failed: invalid OAUTHBEARER client first message: no auth=Bearer");
+    }
+    std::string why;
+    auto id = _bearer ? _bearer(*bearer, why) : std::nullopt;
+    if (!_bearer) {
+        why = "no token validator is configured";
+    }
+    if (id && !authzid.empty()) {
+        auto decoded = decode_saslname(authzid);
+        if (!decoded || *decoded != id->user) {
+            id.reset();
+            why = "the authorization id differs from the token's principal";
+        }
+    }
+    if (!id) {
+        // The error goes to the client as JSON now; the exchange fails at its next token.
+        _bearer_error = "Authentication failed: " + why;
+        _stage = 1;
+        return {state::more, R"({"status":"invalid_token"})", {}, std::nullopt};
+    }
+    _user = std::move(id->user);
+    _stage = 2;
+    return {state::done, {}, {}, id->expires};
 }
 
 sasl_server::step_result sasl_server::client_first(std::string_view token) {
@@ -189,7 +265,7 @@ sasl_server::step_result sasl_server::client_first(std::string_view token) {
     _nonce = std::string(attrs[1].value) + text::base64_encode(random_bytes(24));
     _server_first = fmt::format("r={},s={},i={}", _nonce, text::base64_encode(_cred.salt), _cred.iterations);
     _stage = 1;
-    return {state::more, _server_first, {}};
+    return {state::more, _server_first, {}, std::nullopt};
 }
 
 sasl_server::step_result sasl_server::client_final(std::string_view token) {
@@ -226,7 +302,7 @@ sasl_server::step_result sasl_server::client_final(std::string_view token) {
         return fail("Authentication failed: Invalid user credentials");
     }
     _stage = 2;
-    return {state::done, "v=" + text::base64_encode(scram_hmac(_mech, _cred.server_key, auth_message)), {}};
+    return {state::done, "v=" + text::base64_encode(scram_hmac(_mech, _cred.server_key, auth_message)), {}, std::nullopt};
 }
 
 } // namespace runnel::security

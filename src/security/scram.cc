@@ -11,7 +11,7 @@ namespace runnel::security {
 namespace {
 
 const EVP_MD* digest(mechanism m) {
-    RUNNEL_ASSERT(m != mechanism::plain, "PLAIN has no digest");
+    RUNNEL_ASSERT(is_scram(m), "only SCRAM mechanisms have a digest");
     return m == mechanism::scram_sha_256 ? EVP_sha256() : EVP_sha512();
 }
 
@@ -25,12 +25,14 @@ std::string_view mechanism_name(mechanism m) noexcept {
         return "SCRAM-SHA-256";
     case mechanism::scram_sha_512:
         return "SCRAM-SHA-512";
+    case mechanism::oauthbearer:
+        return "OAUTHBEARER";
     }
     return "?";
 }
 
 std::optional<mechanism> parse_mechanism(std::string_view name) noexcept {
-    for (auto m : {mechanism::plain, mechanism::scram_sha_256, mechanism::scram_sha_512}) {
+    for (auto m : {mechanism::plain, mechanism::scram_sha_256, mechanism::scram_sha_512, mechanism::oauthbearer}) {
         if (name == mechanism_name(m)) {
             return m;
         }

@@ -8,9 +8,14 @@
 namespace runnel::security {
 
 /// A SASL mechanism a Kafka listener offers.
-enum class mechanism : uint8_t { plain, scram_sha_256, scram_sha_512 };
+enum class mechanism : uint8_t { plain, scram_sha_256, scram_sha_512, oauthbearer };
 
-/// Kafka's name of the mechanism: "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512".
+/// Whether `m` is SCRAM-SHA-256 or SCRAM-SHA-512 (a mechanism with stored credentials).
+constexpr bool is_scram(mechanism m) noexcept {
+    return m == mechanism::scram_sha_256 || m == mechanism::scram_sha_512;
+}
+
+/// Kafka's name of the mechanism: "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER".
 std::string_view mechanism_name(mechanism m) noexcept;
 std::optional<mechanism> parse_mechanism(std::string_view name) noexcept;
 

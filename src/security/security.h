@@ -6,6 +6,8 @@
 
 #include "security/acl.h"
 #include "security/credentials.h"
+#include "security/http_auth.h"
+#include "security/jwt.h"
 #include "security/listener.h"
 #include "security/principal.h"
 #include "security/sasl.h"

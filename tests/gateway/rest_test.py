@@ -272,7 +272,7 @@ def test_auth(binary):
         expect(call("GET", f"{srv.http}/v1/health"), 200, "health needs no token")
         r = call("GET", f"{srv.http}/v1/topics")
         expect_problem(r, 401, "unauthorized", "Unauthorized",
-                       "this server requires a bearer token (Authorization: Bearer TOKEN)", "/v1/topics")
+                       "this server requires credentials (Authorization: Bearer TOKEN)", "/v1/topics")
         assert r.headers.get("WWW-Authenticate") == 'Bearer realm="runnel"', r.headers
         expect_problem(call("GET", f"{srv.http}/v1/topics", headers={"Authorization": "Bearer nope"}), 401,
                        "unauthorized", "Unauthorized", "the bearer token is not valid", "/v1/topics")
@@ -286,7 +286,7 @@ def test_auth(binary):
                             "--http-addr", "192.0.2.1:0", "--shards", "1"],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert p.returncode == 1, (p.returncode, p.stderr)
-        assert "a bearer token is required when the HTTP listener is not on a loopback address" in p.stderr, p.stderr
+        assert "authentication is required when the HTTP listener is not on a loopback address" in p.stderr, p.stderr
 
 
 def main():

@@ -304,6 +304,21 @@ def read_to_end(bootstrap, topic, partitions, committed=True, timeout=30):
     return records
 
 
+def first_producer_error(producer_class, cfg, what):
+    """The first error a confluent-kafka producer (`producer_class`, so this module needs no
+    confluent_kafka) made from `cfg` reports while trying to reach the server: how a refused
+    login or TLS handshake shows to a client."""
+    errors = []
+    producer = producer_class(dict(cfg, **{"error_cb": errors.append, "message.timeout.ms": 20000}))
+    producer.produce("never-delivered", value=b"x")
+    deadline = Deadline(30, what)
+    while not errors:
+        deadline.check()
+        producer.poll(0.2)
+    producer.purge()
+    return errors[0]
+
+
 def tool(argv, flag, name):
     """The path given as `flag PATH` in argv (removed from it), else `name` on PATH."""
     if flag in argv:

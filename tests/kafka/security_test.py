@@ -185,15 +185,7 @@ class Secured(unittest.TestCase):
 
     def first_error(self, cfg, what):
         """The first error a producer reports while trying to reach the server."""
-        errors = []
-        producer = Producer(dict(cfg, **{"error_cb": lambda e: errors.append(e), "message.timeout.ms": 20000}))
-        producer.produce("never-delivered", value=b"x")
-        deadline = harness.Deadline(30, what)
-        while not errors:
-            deadline.check()
-            producer.poll(0.2)
-        producer.purge()
-        return errors[0]
+        return harness.first_producer_error(Producer, cfg, what)
 
     def test_plaintext_listener_still_works(self):
         self.round_trip(self.client_config("PLAINTEXT"), "sec-plain", n=50)

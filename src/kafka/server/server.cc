@@ -132,10 +132,11 @@ connection_metrics& conn_metrics() {
 struct auth_metrics {
     metrics::family<metrics::counter>& failures = metrics::default_registry().counters(
       "runnel_auth_failures_total",
-      "Failed authentications on Kafka listeners (wrong password, unknown user, bad or untrusted certificate)",
+      "Failed authentications, by listener (a Kafka listener's name, or http) and mechanism (wrong password, "
+      "unknown user, bad or expired token, bad or untrusted certificate)",
       {"listener", "mechanism"});
     metrics::family<metrics::counter>& successes = metrics::default_registry().counters(
-      "runnel_auth_successes_total", "Successful authentications on Kafka listeners", {"listener", "mechanism"});
+      "runnel_auth_successes_total", "Successful authentications, by listener and mechanism", {"listener", "mechanism"});
     metrics::counter& timeouts = metrics::default_registry().counter_(
       "runnel_auth_timeouts_total",
       "Kafka connections closed for not finishing TLS and SASL authentication within --sasl-handshake-timeout-ms");
@@ -465,6 +466,7 @@ struct connection : std::enable_shared_from_this<connection> {
     std::string principal = "User:ANONYMOUS";
     std::chrono::steady_clock::time_point auth_deadline;
     std::chrono::steady_clock::time_point session_expiry = std::chrono::steady_clock::time_point::max();
+    std::chrono::milliseconds session_lifetime{0}; ///< of the last exchange, told to the client (0: none)
     std::unique_ptr<security::sasl_server> sasl; ///< between SaslHandshake and the exchange's end
     bool sasl_raw_tokens = false; ///< after SaslHandshake v0: frames are bare SASL tokens (KIP-43)
 
@@ -604,13 +606,21 @@ security::sasl_server::step_result sasl_step(connection& c, std::string_view tok
         const auto principal = "User:" + c.sasl->user();
         if (c.authenticated && principal != c.principal) {
             r = {security::sasl_server::state::failed, {},
-                 "Authentication failed: re-authentication must keep the user " + c.principal};
+                 "Authentication failed: re-authentication must keep the user " + c.principal, std::nullopt};
         } else {
             c.authenticated = true;
             c.principal = principal;
-            c.session_expiry = cfg.sasl_session_lifetime.count() > 0
-                                 ? std::chrono::steady_clock::now() + cfg.sasl_session_lifetime
-                                 : std::chrono::steady_clock::time_point::max();
+            // The configured lifetime; an OAUTHBEARER session ends with its token (KIP-368).
+            auto lifetime = cfg.sasl_session_lifetime;
+            if (r.expires) {
+                auto left = std::max(std::chrono::milliseconds(1),
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       *r.expires - std::chrono::system_clock::now()));
+                lifetime = lifetime.count() > 0 ? std::min(lifetime, left) : left;
+            }
+            c.session_lifetime = lifetime;
+            c.session_expiry = lifetime.count() > 0 ? std::chrono::steady_clock::now() + lifetime
+                                                    : std::chrono::steady_clock::time_point::max();
             auth_stats().successes.with({cfg.listener_name, mech}).inc();
             lg().debug("connection from {} on listener {} authenticated as {} ({})", c.peer, cfg.listener_name,
                        c.principal, mech);
@@ -665,7 +675,11 @@ sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span
             r.error_code = kerr::unsupported_sasl_mechanism;
             return {frame_of(h, r), true};
         }
-        c.sasl = std::make_unique<security::sasl_server>(*m, *cfg.credentials);
+        security::bearer_check bearer;
+        if (cfg.jwt) {
+            bearer = [jwt = cfg.jwt](std::string_view token, std::string& why) { return jwt->validate(token, why); };
+        }
+        c.sasl = std::make_unique<security::sasl_server>(*m, *cfg.credentials, std::move(bearer));
         c.sasl_raw_tokens = h.request_api_version == 0;
         return {frame_of(h, r), false};
     }
@@ -687,8 +701,8 @@ sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span
     }
     const auto* p = reinterpret_cast<const std::byte*>(step.response.data());
     r.auth_bytes.assign(p, p + step.response.size());
-    if (step.st == security::sasl_server::state::done && cfg.sasl_session_lifetime.count() > 0) {
-        r.session_lifetime_ms = cfg.sasl_session_lifetime.count();
+    if (step.st == security::sasl_server::state::done && c.session_lifetime.count() > 0) {
+        r.session_lifetime_ms = c.session_lifetime.count();
     }
     return {frame_of(h, r), false};
 }
@@ -932,7 +946,11 @@ result<net::endpoint> kafka_server::start() {
     auto& st = *_state;
     const auto proto = st.config.security_protocol;
     if ((security::uses_tls(proto) && (!st.config.tls || !st.config.tls->current()))
-        || (security::uses_sasl(proto) && (!st.config.credentials || st.config.sasl_mechanisms.empty()))) {
+        || (security::uses_sasl(proto) && (!st.config.credentials || st.config.sasl_mechanisms.empty()))
+        || (std::find(st.config.sasl_mechanisms.begin(), st.config.sasl_mechanisms.end(),
+                      security::mechanism::oauthbearer)
+              != st.config.sasl_mechanisms.end()
+            && !st.config.jwt)) {
         return std::make_error_code(std::errc::invalid_argument); // a TLS context or credentials missing
     }
     boost::system::error_code ec;

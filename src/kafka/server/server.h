@@ -47,11 +47,14 @@ struct server_config {
     /// SASL_PLAINTEXT and SASL_SSL: the mechanisms offered and the users' credentials.
     std::vector<security::mechanism> sasl_mechanisms;
     std::shared_ptr<security::credential_store> credentials;
+    /// OAUTHBEARER: the JWT validator tokens are checked with (the HTTP gateway's too).
+    std::shared_ptr<security::jwt_validator> jwt;
     /// A connection must finish its TLS handshake and SASL authentication within this time
     /// of being accepted, or it is closed.
     std::chrono::milliseconds auth_timeout{10000};
     /// How long a SASL session lasts (KIP-368); 0: forever. A request other than a
-    /// re-authentication after it closes the connection.
+    /// re-authentication after it closes the connection. OAUTHBEARER sessions end at the
+    /// token's expiry at the latest.
     std::chrono::milliseconds sasl_session_lifetime{0};
     /// Frames larger than this before authentication close the connection
     /// (Kafka's sasl.server.max.receive.size).
