@@ -101,7 +101,21 @@ struct answer {
 
 /// Adds the stages of `query` after `src` and sinks its output into `a`. `keyed(s, key)` is
 /// where a keyed query brings each row to the instance of its key (the exchange); with one
-/// instance it returns `s`. Stateless queries need no exchange.
+/// instance it returns `s`. Stateless queries need no exchange. Keyed queries first keep only
+/// the columns their window reads (what a planner's column pruning does: the exchange then
+/// carries no column nobody reads), on one thread as on several, so the pipelines differ only
+/// by the exchange.
+/// False with --all-columns: keyed queries carry every column (no pruning before the window).
+bool prune_columns = true;
+
+/// `s` with only the columns `names` (or all of them, with --all-columns).
+stream pruned(stream s, const std::vector<std::string>& names) {
+    if (!prune_columns) return s;
+    std::vector<named_expr> cols;
+    for (const auto& n : names) cols.push_back(as(col(n), n));
+    return s.project(cols);
+}
+
 void build_query(const std::string& query, stream src, answer& a,
                  const std::function<stream(stream, std::string)>& keyed) {
     auto count_sink = [&a](size_t col) {
@@ -125,19 +139,20 @@ void build_query(const std::string& query, stream src, answer& a,
                     as(col("ts"), "ts")})
           .sink(count_sink(1));
     } else if (query == "tumbling count") {
-        keyed(src.watermark("ts", std::chrono::milliseconds(bound_ms)), "auction")
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"auction", "ts"}), "auction")
           .key_by({"auction"})
           .window(tumble(10s))
           .aggregate({count()})
           .sink(count_sink(3));
     } else if (query == "hopping sum") {
-        keyed(src.watermark("ts", std::chrono::milliseconds(bound_ms)), "auction")
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"auction", "price", "ts"}),
+              "auction")
           .key_by({"auction"})
           .window(hop(10s, 1s))
           .aggregate({sum("price")})
           .sink(count_sink(3));
     } else if (query == "session count") {
-        keyed(src.watermark("ts", std::chrono::milliseconds(bound_ms)), "bidder")
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"bidder", "ts"}), "bidder")
           .key_by({"bidder"})
           .window(session(500ms))
           .aggregate({count()})
@@ -161,8 +176,8 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
 /// `query` with `n` instances on `n` threads: instance i takes every n-th batch, and a keyed
 /// query's exchange brings each key to the instance it hashes to. A thread with nothing to do
 /// parks until the exchange wakes it (or 1 ms passes).
-answer run_engine_parallel(const std::string& query, std::vector<batch> input, uint32_t n) {
-    exchange x(n);
+answer run_engine_parallel(const std::string& query, std::vector<batch> input, uint32_t n, key_routing routing) {
+    exchange x(n, 8, routing);
     std::vector<std::unique_ptr<pipeline>> ps;
     std::vector<answer> part(n);
     struct parker {
@@ -447,8 +462,18 @@ int main(int argc, char** argv) {
                    "keyed queries joined by the exchange)")
       ->delimiter(',')
       ->check(CLI::Range(1, 64));
+    bool all_columns = false;
+    app.add_flag("--all-columns", all_columns, "keyed queries carry every column to their window (no pruning)");
+    std::string routing_name = "columnar";
+    app.add_option("--routing", routing_name,
+                   "how the exchange assigns keys to instances: columnar (for new dataflows) or fnv1a (what "
+                   "parallel jobs' checkpoints are split by)")
+      ->check(CLI::IsMember({"columnar", "fnv1a"}));
     CLI11_PARSE(app, argc, argv);
 
+    prune_columns = !all_columns;
+    const auto routing = routing_name == "fnv1a" ? runnel::engine::key_routing::fnv1a
+                                                 : runnel::engine::key_routing::columnar;
     fmt::print("generating {} bids…\n", events);
     auto bids = make_bids(events);
 
@@ -476,7 +501,8 @@ int main(int argc, char** argv) {
                 auto copy = bids;
                 engine_instructions(true);
                 auto t0 = steady::now();
-                ea = n > 1 ? run_engine_parallel(q.name, std::move(copy), n) : run_engine(q.name, std::move(copy));
+                ea = n > 1 ? run_engine_parallel(q.name, std::move(copy), n, routing)
+                           : run_engine(q.name, std::move(copy));
                 auto t1 = steady::now();
                 engine_instructions(false);
                 copy = bids;
