@@ -289,6 +289,25 @@ void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
     append_valid(n);
 }
 
+void column::retain_rows(const uint32_t* rows, size_t n) {
+    auto keep = [rows, n](auto& v) {
+        for (size_t k = 0; k < n; ++k) v[k] = v[rows[k]]; // rows[k] >= k: nothing read is overwritten
+        v.resize(n);
+    };
+    if (_nulls == 0) {
+        switch (_type.id) {
+        case type_id::boolean: keep(_b); set_all_valid(n); return;
+        case type_id::int64:
+        case type_id::timestamp: keep(_i64); set_all_valid(n); return;
+        case type_id::float64: keep(_f64); set_all_valid(n); return;
+        case type_id::string: break;
+        }
+    }
+    column c(_type);
+    c.push_rows(*this, rows, n);
+    *this = std::move(c);
+}
+
 void column::append_valid(size_t n) {
     // Set n bits from _size on.
     size_t end = _size + n;
@@ -414,6 +433,15 @@ batch batch::select(const uint32_t* rows, size_t n) const {
     }
     out._rows = n;
     return out;
+}
+
+void batch::retain(const uint32_t* rows, size_t n) {
+    for (auto& c : _columns) c.retain_rows(rows, n);
+    if (!_kinds.empty()) {
+        for (size_t k = 0; k < n; ++k) _kinds[k] = _kinds[rows[k]];
+        _kinds.resize(n);
+    }
+    _rows = n;
 }
 
 std::vector<value> batch::row(size_t i) const {
@@ -546,15 +574,6 @@ void fold_column(const column& c, size_t n, uint64_t* h) {
 } // namespace
 
 namespace {
-constexpr uint64_t columnar_seed = 0x243F6A8885A308D3ULL;
-
-/// `key_routing::columnar`'s step: `v` folded into `h` with one wide multiply (the product's
-/// halves xored).
-inline uint64_t fold_word(uint64_t h, uint64_t v) {
-    unsigned __int128 p = (unsigned __int128)(h ^ v) * 0x9E3779B97F4A7C15ULL;
-    return uint64_t(p) ^ uint64_t(p >> 64);
-}
-
 /// `key_routing::columnar`: folds every row's value of `c` into h[row]. NULL, false/true and
 /// each type's values fold in as 64-bit words; -0.0 folds as 0.0.
 void fold_column_columnar(const column& c, size_t n, uint64_t* h) {
@@ -565,10 +584,10 @@ void fold_column_columnar(const column& c, size_t n, uint64_t* h) {
     case type_id::timestamp: {
         const int64_t* v = c.int64_data();
         if (!nulls) {
-            for (size_t i = 0; i < n; ++i) h[i] = fold_word(h[i], uint64_t(v[i]));
+            for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], uint64_t(v[i]));
             return;
         }
-        for (size_t i = 0; i < n; ++i) h[i] = fold_word(h[i], c.is_null(i) ? null_word : uint64_t(v[i]));
+        for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], c.is_null(i) ? null_word : uint64_t(v[i]));
         return;
     }
     case type_id::float64: {
@@ -577,32 +596,32 @@ void fold_column_columnar(const column& c, size_t n, uint64_t* h) {
             double d = v[i] == 0 ? 0.0 : v[i];
             uint64_t bits;
             std::memcpy(&bits, &d, 8);
-            h[i] = fold_word(h[i], nulls && c.is_null(i) ? null_word : bits);
+            h[i] = columnar_fold(h[i], nulls && c.is_null(i) ? null_word : bits);
         }
         return;
     }
     case type_id::boolean: {
         const uint8_t* v = c.bool_data();
-        for (size_t i = 0; i < n; ++i) h[i] = fold_word(h[i], nulls && c.is_null(i) ? null_word : uint64_t(v[i] != 0));
+        for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], nulls && c.is_null(i) ? null_word : uint64_t(v[i] != 0));
         return;
     }
     case type_id::string:
         for (size_t i = 0; i < n; ++i) {
             if (nulls && c.is_null(i)) {
-                h[i] = fold_word(h[i], null_word);
+                h[i] = columnar_fold(h[i], null_word);
                 continue;
             }
             auto s = c.string_at(i);
-            uint64_t x = fold_word(h[i], uint64_t(s.size()));
+            uint64_t x = columnar_fold(h[i], uint64_t(s.size()));
             size_t at = 0;
             for (; at + 8 <= s.size(); at += 8) {
                 uint64_t w;
                 std::memcpy(&w, s.data() + at, 8);
-                x = fold_word(x, w);
+                x = columnar_fold(x, w);
             }
             uint64_t last = 0;
             std::memcpy(&last, s.data() + at, s.size() - at);
-            h[i] = fold_word(x, last);
+            h[i] = columnar_fold(x, last);
         }
         return;
     }

@@ -112,6 +112,9 @@ public:
     static column of_repeated_string(std::string_view s, size_t n);
     /// Appends rows `rows[0..n)` of `other` (same type) with typed loops.
     void push_rows(const column& other, const uint32_t* rows, size_t n);
+    /// Keeps only rows `rows[0..n)` (strictly ascending), in place: no allocation for columns
+    /// of numbers and booleans without NULLs (others are rebuilt with `push_rows`).
+    void retain_rows(const uint32_t* rows, size_t n);
     value value_at(size_t i) const;
 
 private:
@@ -175,6 +178,8 @@ public:
     batch select(const std::vector<uint8_t>& keep) const;
     /// Rows `rows[0..n)`, in that order.
     batch select(const uint32_t* rows, size_t n) const;
+    /// Keeps only rows `rows[0..n)` (strictly ascending), in place (`column::retain_rows`).
+    void retain(const uint32_t* rows, size_t n);
     std::vector<value> row(size_t i) const;
     std::string row_to_string(size_t i) const;
 
@@ -201,6 +206,14 @@ enum class key_routing : uint8_t {
     /// integer key. For dataflows without checkpoints split by `fnv1a` (parallel SQL).
     columnar,
 };
+
+/// One step of `key_routing::columnar`: the 64-bit word `v` folded into the hash `h` with one
+/// 64×64→128-bit multiply (the product's halves xored). A key starts from `columnar_seed`.
+inline constexpr uint64_t columnar_seed = 0x243F6A8885A308D3ULL;
+inline uint64_t columnar_fold(uint64_t h, uint64_t v) {
+    unsigned __int128 p = (unsigned __int128)(h ^ v) * 0x9E3779B97F4A7C15ULL;
+    return uint64_t(p) ^ uint64_t(p >> 64);
+}
 
 /// The 64-bit hash of every row's key columns by `routing`, into `out` (resized), computed a
 /// column at a time (no key is encoded); `shard_of` maps it to a shard.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <bit>
+
 namespace runnel::engine {
 
 exchange::exchange(uint32_t parallelism, size_t capacity, key_routing routing)
@@ -154,26 +156,28 @@ public:
         }
         // One pass maps each row's hash to its receiver and appends the row number to that
         // receiver's selection vector (receiver `to` fills `_rows[to * rows …]`, in row order).
-        hash_keys(b, _keys, _x.routing(), _hashes);
         const size_t rows = b.num_rows();
         _rows.resize(size_t(n) * rows);
         _ends.resize(n);
         for (uint32_t to = 0; to < n; ++to)
             _ends[to] = _rows.data() + size_t(to) * rows;
-        if (_x.routing() == key_routing::columnar)
-            scatter<key_routing::columnar>(n, rows);
-        else
-            scatter<key_routing::fnv1a>(n, rows);
+        scatter(b, n);
         for (uint32_t to = 0; to < n; ++to) {
             if (size_t(_ends[to] - (_rows.data() + size_t(to) * rows)) == rows) {
                 _x.send(_instance, to, message(std::move(b))); // every row goes to `to`: hand it over
                 return;
             }
         }
+        // Other receivers get gathered copies; this instance's own rows stay in `b`, kept in place.
         for (uint32_t to = 0; to < n; ++to) {
             const uint32_t* first = _rows.data() + size_t(to) * rows;
-            if (_ends[to] != first)
+            if (_ends[to] != first && to != _instance)
                 _x.send(_instance, to, message(b.select(first, size_t(_ends[to] - first))));
+        }
+        const uint32_t* own = _rows.data() + size_t(_instance) * rows;
+        if (_ends[_instance] != own) {
+            b.retain(own, size_t(_ends[_instance] - own));
+            _x.send(_instance, _instance, message(std::move(b)));
         }
     }
 
@@ -187,12 +191,42 @@ private:
     uint32_t _instance;
     schema_ptr _schema;
     std::vector<size_t> _keys;
-    template <key_routing R>
-    void scatter(uint32_t n, size_t rows) {
-        const uint64_t* h = _hashes.data();
+    /// Appends each row number of `b` to the selection vector of its receiver (`_ends`).
+    void scatter(const batch& b, uint32_t n) {
+        const size_t rows = b.num_rows();
         uint32_t** ends = _ends.data();
-        for (size_t r = 0; r < rows; ++r)
-            *ends[shard_of(h[r], n, R)]++ = uint32_t(r);
+        // The common key, one integer column without NULLs, is hashed in the same pass.
+        if (_x.routing() == key_routing::columnar && _keys.size() == 1 && b.col(_keys[0]).null_count() == 0 &&
+            (b.col(_keys[0]).type().id == type_id::int64 || b.col(_keys[0]).type().id == type_id::timestamp)) {
+            const int64_t* v = b.col(_keys[0]).int64_data();
+            if ((n & (n - 1)) == 0) { // the high bits of h are its shard: `shard_of` without a multiply
+                const int shift = 64 - std::countr_zero(n);
+                size_t r = 0;
+                for (; r + 2 <= rows; r += 2) {
+                    const uint64_t h0 = columnar_fold(columnar_seed, uint64_t(v[r]));
+                    const uint64_t h1 = columnar_fold(columnar_seed, uint64_t(v[r + 1]));
+                    *ends[h0 >> shift]++ = uint32_t(r);
+                    *ends[h1 >> shift]++ = uint32_t(r + 1);
+                }
+                for (; r < rows; ++r)
+                    *ends[columnar_fold(columnar_seed, uint64_t(v[r])) >> shift]++ = uint32_t(r);
+                return;
+            }
+            for (size_t r = 0; r < rows; ++r) {
+                const uint64_t h = columnar_fold(columnar_seed, uint64_t(v[r]));
+                *ends[shard_of(h, n, key_routing::columnar)]++ = uint32_t(r);
+            }
+            return;
+        }
+        hash_keys(b, _keys, _x.routing(), _hashes);
+        const uint64_t* h = _hashes.data();
+        if (_x.routing() == key_routing::columnar) {
+            for (size_t r = 0; r < rows; ++r)
+                *ends[shard_of(h[r], n, key_routing::columnar)]++ = uint32_t(r);
+        } else {
+            for (size_t r = 0; r < rows; ++r)
+                *ends[shard_of(h[r], n, key_routing::fnv1a)]++ = uint32_t(r);
+        }
     }
 
     std::vector<uint64_t> _hashes; ///< each row's key hash (`hash_keys`)
