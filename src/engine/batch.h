@@ -199,11 +199,11 @@ batch make_batch(schema_ptr s, const std::vector<std::vector<value>>& rows);
 /// state is split by them.
 enum class key_routing : uint8_t {
     /// FNV-1a over each row's `encode_key_part` encoding, then a finaliser. What parallel jobs
-    /// split their checkpointed state by; kept for them (about 60 instructions per integer key).
+    /// split their checkpointed state by; kept for them. A multiply per key byte.
     fnv1a,
     /// Each key column's 64-bit values (strings: their bytes eight at a time) folded in with one
-    /// 64×64→128-bit multiply each, the shard taken from the high bits: about 8 instructions per
-    /// integer key. For dataflows without checkpoints split by `fnv1a` (parallel SQL).
+    /// 64×64→128-bit multiply each, the shard taken from the high bits: a multiply per key word.
+    /// For dataflows without checkpoints split by `fnv1a` (parallel SQL).
     columnar,
 };
 

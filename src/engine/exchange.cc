@@ -157,6 +157,8 @@ public:
         // One pass maps each row's hash to its receiver and appends the row number to that
         // receiver's selection vector (receiver `to` fills `_rows[to * rows …]`, in row order).
         const size_t rows = b.num_rows();
+        if (rows == 0)
+            return;
         _rows.resize(size_t(n) * rows);
         _ends.resize(n);
         for (uint32_t to = 0; to < n; ++to)

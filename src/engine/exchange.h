@@ -29,9 +29,11 @@ class exchange_sender;
 ///
 /// Sending is column-wise: the sending stage owns each batch, hashes its key columns a column
 /// at a time (by the exchange's `key_routing`: `fnv1a`, what parallel jobs' checkpoints are
-/// split by, or the cheaper `columnar` for dataflows without such checkpoints), sorts the row numbers by receiver (a selection vector per receiver) and gathers
-/// each column once per receiver; a batch whose rows all go to one receiver is moved there
-/// whole, without a copy. Receivers take ownership of what they are handed.
+/// split by, or the cheaper `columnar` for dataflows without such checkpoints), sorts the row
+/// numbers by receiver in one pass (a selection vector per receiver), gathers each column once
+/// for every other receiver and keeps its own instance's rows in the batch, in place; a batch
+/// whose rows all go to one receiver is moved there whole, without a copy. Receivers take
+/// ownership of what they are handed.
 ///
 /// `set_waker(i, fn)` tells the exchange how to wake instance i; `fn` is called on the thread
 /// of another instance, with no lock held. Instance i is woken when a channel to it receives a
