@@ -4,7 +4,13 @@
 // output (row count and a checksum) or the line is marked MISMATCH. Prints a table, then one
 // JSON document (also to --json FILE).
 //
-//   engine_bench [--events 2000000] [--runs 3] [--json out.json]
+//   engine_bench [--events 2000000] [--runs 3] [--threads 1,2] [--query NAME] [--json out.json]
+//
+// Each query runs on one thread and, for every other count given to --threads, as that many
+// instances on as many threads ("x2"): a keyed query brings rows to their key's instance through
+// `engine::exchange`, a stateless one runs its instances side by side. "vs 1 thread" is the
+// events/s of the line against the same query's one-thread line. Under callgrind
+// (`valgrind --tool=callgrind --instr-atstart=no`) only the engine's runs are counted.
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -25,6 +31,10 @@
 #include <vector>
 
 #include "engine/engine.h"
+
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
 
 using namespace std::chrono_literals;
 
@@ -89,10 +99,25 @@ struct answer {
 
 // ---- the engine side ----
 
-answer run_engine(const std::string& query, std::vector<batch> input) {
-    answer a;
-    pipeline p;
-    auto src = p.source(bid_schema(), from_batches(std::move(input)));
+/// Adds the stages of `query` after `src` and sinks its output into `a`. `keyed(s, key)` is
+/// where a keyed query brings each row to the instance of its key (the exchange); with one
+/// instance it returns `s`. Stateless queries need no exchange. Keyed queries first keep only
+/// the columns their window reads (what a planner's column pruning does: the exchange then
+/// carries no column nobody reads), on one thread as on several, so the pipelines differ only
+/// by the exchange.
+/// False with --all-columns: keyed queries carry every column (no pruning before the window).
+bool prune_columns = true;
+
+/// `s` with only the columns `names` (or all of them, with --all-columns).
+stream pruned(stream s, const std::vector<std::string>& names) {
+    if (!prune_columns) return s;
+    std::vector<named_expr> cols;
+    for (const auto& n : names) cols.push_back(as(col(n), n));
+    return s.project(cols);
+}
+
+void build_query(const std::string& query, stream src, answer& a,
+                 const std::function<stream(stream, std::string)>& keyed) {
     auto count_sink = [&a](size_t col) {
         return [&a, col](const batch& b) {
             a.rows += b.num_rows();
@@ -114,24 +139,32 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
                     as(col("ts"), "ts")})
           .sink(count_sink(1));
     } else if (query == "tumbling count") {
-        src.watermark("ts", std::chrono::milliseconds(bound_ms))
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"auction", "ts"}), "auction")
           .key_by({"auction"})
           .window(tumble(10s))
           .aggregate({count()})
           .sink(count_sink(3));
     } else if (query == "hopping sum") {
-        src.watermark("ts", std::chrono::milliseconds(bound_ms))
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"auction", "price", "ts"}),
+              "auction")
           .key_by({"auction"})
           .window(hop(10s, 1s))
           .aggregate({sum("price")})
           .sink(count_sink(3));
     } else if (query == "session count") {
-        src.watermark("ts", std::chrono::milliseconds(bound_ms))
+        keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"bidder", "ts"}), "bidder")
           .key_by({"bidder"})
           .window(session(500ms))
           .aggregate({count()})
           .sink(count_sink(3));
     }
+}
+
+answer run_engine(const std::string& query, std::vector<batch> input) {
+    answer a;
+    pipeline p;
+    build_query(query, p.source(bid_schema(), from_batches(std::move(input))), a,
+                [](stream s, const std::string&) { return s; });
     auto r = p.run();
     if (!r) {
         fmt::print(stderr, "engine_bench: {}: {}\n", query, r.error().message);
@@ -140,10 +173,11 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
     return a;
 }
 
-/// The tumbling count by auction with `n` instances on `n` threads: instance i takes every n-th
-/// batch, and the exchange brings each auction to the instance it hashes to.
-answer run_engine_parallel(std::vector<batch> input, uint32_t n) {
-    exchange x(n);
+/// `query` with `n` instances on `n` threads: instance i takes every n-th batch, and a keyed
+/// query's exchange brings each key to the instance it hashes to. A thread with nothing to do
+/// parks until the exchange wakes it (or 1 ms passes).
+answer run_engine_parallel(const std::string& query, std::vector<batch> input, uint32_t n, key_routing routing) {
+    exchange x(n, 8, routing);
     std::vector<std::unique_ptr<pipeline>> ps;
     std::vector<answer> part(n);
     struct parker {
@@ -161,17 +195,8 @@ answer run_engine_parallel(std::vector<batch> input, uint32_t n) {
             parkers[i].woken = true;
             parkers[i].cv.notify_one();
         });
-        ps[i]->source(bid_schema(), from_batches(std::move(mine)))
-          .watermark("ts", std::chrono::milliseconds(bound_ms))
-          .exchange(x, i, {"auction"})
-          .key_by({"auction"})
-          .window(tumble(10s))
-          .aggregate({count()})
-          .sink([a = &part[i]](const batch& b) {
-              a->rows += b.num_rows();
-              const int64_t* c = b.col(3).int64_data();
-              for (size_t r = 0; r < b.num_rows(); ++r) a->checksum += double(c[r]);
-          });
+        build_query(query, ps[i]->source(bid_schema(), from_batches(std::move(mine))), part[i],
+                    [&x, i](stream s, const std::string& key) { return s.exchange(x, i, {key}); });
     }
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < n; ++i) {
@@ -179,7 +204,7 @@ answer run_engine_parallel(std::vector<batch> input, uint32_t n) {
             for (;;) {
                 auto r = ps[i]->run_once();
                 if (!r) {
-                    fmt::print(stderr, "engine_bench: parallel: {}\n", r.error().message);
+                    fmt::print(stderr, "engine_bench: {} x{}: {}\n", query, n, r.error().message);
                     std::exit(1);
                 }
                 if (r.value()) return;
@@ -395,7 +420,23 @@ struct result_line {
     double hand_eps = 0;
     bool agree = false;
     answer engine_answer;
+    double vs_one_thread = 0; ///< engine events/s against the same query on one thread (0: not run)
 };
+
+/// Under `valgrind --tool=callgrind --instr-atstart=no`, counts instructions only while the
+/// engine runs (not while the input is generated or copied, nor the hand-written loops); a
+/// no-op otherwise.
+void engine_instructions(bool on) {
+#if __has_include(<valgrind/callgrind.h>)
+    if (on) {
+        CALLGRIND_START_INSTRUMENTATION;
+    } else {
+        CALLGRIND_STOP_INSTRUMENTATION;
+    }
+#else
+    (void)on;
+#endif
+}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -415,64 +456,87 @@ int main(int argc, char** argv) {
     app.add_option("--runs", runs, "runs per query; the median is reported")->check(CLI::Range(1, 20));
     app.add_option("--json", json_path, "also write the JSON document here");
     app.add_option("--query", only, "run only this query (for profiling)");
+    std::vector<uint32_t> threads{1, 2};
+    app.add_option("--threads", threads,
+                   "instance counts to run each query with, e.g. 1,2 (more than one: one thread per instance, "
+                   "keyed queries joined by the exchange)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64));
+    bool all_columns = false;
+    app.add_flag("--all-columns", all_columns, "keyed queries carry every column to their window (no pruning)");
+    std::string routing_name = "columnar";
+    app.add_option("--routing", routing_name,
+                   "how the exchange assigns keys to instances: columnar (for new dataflows) or fnv1a (what "
+                   "parallel jobs' checkpoints are split by)")
+      ->check(CLI::IsMember({"columnar", "fnv1a"}));
     CLI11_PARSE(app, argc, argv);
 
+    prune_columns = !all_columns;
+    const auto routing = routing_name == "fnv1a" ? runnel::engine::key_routing::fnv1a
+                                                 : runnel::engine::key_routing::columnar;
     fmt::print("generating {} bids…\n", events);
     auto bids = make_bids(events);
 
     struct query {
         std::string name;
         std::function<answer(std::vector<runnel::engine::batch>)> hand;
-        uint32_t threads = 1; ///< more than one: instances joined by the exchange, one per thread
     };
     std::vector<query> queries{{"pass-through", hand_pass_through},
                                {"filter+project", hand_filter_project},
                                {"tumbling count", hand_tumbling_count},
                                {"hopping sum", hand_hopping_sum},
-                               {"session count", hand_session_count},
-                               {"tumbling count", hand_tumbling_count, 2}};
+                               {"session count", hand_session_count}};
     std::vector<result_line> lines;
     for (const auto& q : queries) {
         if (!only.empty() && q.name != only) continue;
-        result_line l;
-        l.query = q.threads > 1 ? fmt::format("{} x{}", q.name, q.threads) : q.name;
-        l.threads = q.threads;
-        std::vector<double> e, h;
-        answer ea, ha;
-        for (int r = 0; r < runs; ++r) {
-            // Each side gets its own copy (not timed) and frees every batch once done with it.
-            auto copy = bids;
-            auto t0 = steady::now();
-            ea = q.threads > 1 ? run_engine_parallel(std::move(copy), q.threads) : run_engine(q.name, std::move(copy));
-            auto t1 = steady::now();
-            copy = bids;
-            auto t2 = steady::now();
-            ha = q.hand(std::move(copy));
-            auto t3 = steady::now();
-            e.push_back(double(events) / std::chrono::duration<double>(t1 - t0).count());
-            h.push_back(double(events) / std::chrono::duration<double>(t3 - t2).count());
+        double one_thread = 0;
+        for (uint32_t n : threads) {
+            result_line l;
+            l.query = n > 1 ? fmt::format("{} x{}", q.name, n) : q.name;
+            l.threads = n;
+            std::vector<double> e, h;
+            answer ea, ha;
+            for (int r = 0; r < runs; ++r) {
+                // Each side gets its own copy (not timed) and frees every batch once done with it.
+                auto copy = bids;
+                engine_instructions(true);
+                auto t0 = steady::now();
+                ea = n > 1 ? run_engine_parallel(q.name, std::move(copy), n, routing)
+                           : run_engine(q.name, std::move(copy));
+                auto t1 = steady::now();
+                engine_instructions(false);
+                copy = bids;
+                auto t2 = steady::now();
+                ha = q.hand(std::move(copy));
+                auto t3 = steady::now();
+                e.push_back(double(events) / std::chrono::duration<double>(t1 - t0).count());
+                h.push_back(double(events) / std::chrono::duration<double>(t3 - t2).count());
+            }
+            l.engine_eps = median(e);
+            l.hand_eps = median(h);
+            l.agree = ea == ha;
+            l.engine_answer = ea;
+            if (n == 1) one_thread = l.engine_eps;
+            l.vs_one_thread = one_thread > 0 ? l.engine_eps / one_thread : 0;
+            lines.push_back(l);
         }
-        l.engine_eps = median(e);
-        l.hand_eps = median(h);
-        l.agree = ea == ha;
-        l.engine_answer = ea;
-        lines.push_back(l);
     }
 
-    fmt::print("\n{:<18} {:>8} {:>14} {:>14} {:>14} {:>12} {:>12}  {}\n", "query", "threads", "engine ev/s",
-               "per core", "hand loop ev/s", "engine/hand", "output rows", "check");
+    fmt::print("\n{:<18} {:>8} {:>14} {:>14} {:>12} {:>14} {:>12} {:>12}  {}\n", "query", "threads", "engine ev/s",
+               "per core", "vs 1 thread", "hand loop ev/s", "engine/hand", "output rows", "check");
     for (const auto& l : lines) {
-        fmt::print("{:<18} {:>8} {:>14.0f} {:>14.0f} {:>14.0f} {:>12.2f} {:>12} {}\n", l.query, l.threads, l.engine_eps,
-                   l.engine_eps / l.threads, l.hand_eps, l.engine_eps / l.hand_eps, l.engine_answer.rows,
-                   l.agree ? "same result" : "MISMATCH");
+        fmt::print("{:<18} {:>8} {:>14.0f} {:>14.0f} {:>12} {:>14.0f} {:>12.2f} {:>12} {}\n", l.query, l.threads,
+                   l.engine_eps, l.engine_eps / l.threads,
+                   l.vs_one_thread > 0 ? fmt::format("{:.2f}", l.vs_one_thread) : std::string("-"), l.hand_eps,
+                   l.engine_eps / l.hand_eps, l.engine_answer.rows, l.agree ? "same result" : "MISMATCH");
     }
     std::string json = fmt::format("{{\"benchmark\":\"engine\",\"events\":{},\"runs\":{},\"queries\":[", events, runs);
     for (size_t i = 0; i < lines.size(); ++i) {
         const auto& l = lines[i];
         json += fmt::format("{}{{\"query\":\"{}\",\"threads\":{},\"engine_events_per_s\":{:.0f},"
-                            "\"engine_events_per_s_per_core\":{:.0f},\"hand_events_per_s\":{:.0f},"
+                            "\"engine_events_per_s_per_core\":{:.0f},\"vs_one_thread\":{:.3f},\"hand_events_per_s\":{:.0f},"
                             "\"ratio\":{:.3f},\"output_rows\":{},\"same_result\":{}}}",
-                            i ? "," : "", l.query, l.threads, l.engine_eps, l.engine_eps / l.threads, l.hand_eps,
+                            i ? "," : "", l.query, l.threads, l.engine_eps, l.engine_eps / l.threads, l.vs_one_thread, l.hand_eps,
                             l.engine_eps / l.hand_eps,
                             l.engine_answer.rows, l.agree ? "true" : "false");
     }

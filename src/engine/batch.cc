@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <compare>
+#include <iterator>
+
 #include "engine/errc.h"
 
 namespace runnel::engine {
@@ -209,6 +212,46 @@ column column::of_repeated_string(std::string_view s, size_t n) {
     return c;
 }
 
+namespace {
+/// Reads v[rows[0]], v[rows[1]], … : a vector's `insert` over a range of these gathers
+/// straight into new room, without zeroing it first as `resize` would.
+template <class T>
+struct gather_iterator {
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const T*;
+    using reference = const T&;
+
+    const T* v;
+    const uint32_t* at;
+
+    const T& operator*() const { return v[*at]; }
+    const T& operator[](difference_type k) const { return v[at[k]]; }
+    gather_iterator& operator++() {
+        ++at;
+        return *this;
+    }
+    gather_iterator operator++(int) {
+        auto old = *this;
+        ++at;
+        return old;
+    }
+    gather_iterator& operator--() {
+        --at;
+        return *this;
+    }
+    gather_iterator& operator+=(difference_type k) {
+        at += k;
+        return *this;
+    }
+    gather_iterator operator+(difference_type k) const { return {v, at + k}; }
+    difference_type operator-(const gather_iterator& o) const { return at - o.at; }
+    bool operator==(const gather_iterator& o) const { return at == o.at; }
+    auto operator<=>(const gather_iterator& o) const { return at <=> o.at; }
+};
+} // namespace
+
 void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
     if (o._nulls != 0) {
         reserve(_size + n);
@@ -220,18 +263,14 @@ void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
         for (size_t k = 0; k < n; ++k) _b.push_back(o._b[rows[k]]);
         break;
     case type_id::int64:
-    case type_id::timestamp: {
-        size_t at = _i64.size();
-        _i64.resize(at + n);
-        for (size_t k = 0; k < n; ++k) _i64[at + k] = o._i64[rows[k]];
+    case type_id::timestamp:
+        _i64.insert(_i64.end(), gather_iterator<int64_t>{o._i64.data(), rows},
+                    gather_iterator<int64_t>{o._i64.data(), rows + n});
         break;
-    }
-    case type_id::float64: {
-        size_t at = _f64.size();
-        _f64.resize(at + n);
-        for (size_t k = 0; k < n; ++k) _f64[at + k] = o._f64[rows[k]];
+    case type_id::float64:
+        _f64.insert(_f64.end(), gather_iterator<double>{o._f64.data(), rows},
+                    gather_iterator<double>{o._f64.data(), rows + n});
         break;
-    }
     case type_id::string: {
         // Bytes first (one reservation), then the offsets.
         size_t bytes = 0;
@@ -248,6 +287,25 @@ void column::push_rows(const column& o, const uint32_t* rows, size_t n) {
     }
     }
     append_valid(n);
+}
+
+void column::retain_rows(const uint32_t* rows, size_t n) {
+    auto keep = [rows, n](auto& v) {
+        for (size_t k = 0; k < n; ++k) v[k] = v[rows[k]]; // rows[k] >= k: nothing read is overwritten
+        v.resize(n);
+    };
+    if (_nulls == 0) {
+        switch (_type.id) {
+        case type_id::boolean: keep(_b); set_all_valid(n); return;
+        case type_id::int64:
+        case type_id::timestamp: keep(_i64); set_all_valid(n); return;
+        case type_id::float64: keep(_f64); set_all_valid(n); return;
+        case type_id::string: break;
+        }
+    }
+    column c(_type);
+    c.push_rows(*this, rows, n);
+    *this = std::move(c);
 }
 
 void column::append_valid(size_t n) {
@@ -377,6 +435,15 @@ batch batch::select(const uint32_t* rows, size_t n) const {
     return out;
 }
 
+void batch::retain(const uint32_t* rows, size_t n) {
+    for (auto& c : _columns) c.retain_rows(rows, n);
+    if (!_kinds.empty()) {
+        for (size_t k = 0; k < n; ++k) _kinds[k] = _kinds[rows[k]];
+        _kinds.resize(n);
+    }
+    _rows = n;
+}
+
 std::vector<value> batch::row(size_t i) const {
     std::vector<value> r;
     r.reserve(_columns.size());
@@ -435,33 +502,150 @@ void encode_key_part(const column& c, size_t i, std::string& out) {
 }
 
 namespace {
-uint64_t mix(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
+constexpr uint64_t fnv_offset = 1469598103934665603ULL;
+constexpr uint64_t fnv_prime = 1099511628211ULL;
+
+inline uint64_t fnv_byte(uint64_t h, unsigned char c) { return (h ^ c) * fnv_prime; }
+
+inline uint64_t fnv_bytes(uint64_t h, const void* p, size_t n) {
+    const auto* c = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = fnv_byte(h, c[i]);
     return h;
+}
+
+/// FNV-1a after the marker byte of a non-NULL value (`encode_key_part`), then its 8 bytes.
+inline uint64_t fnv_word(uint64_t h, uint64_t bits) {
+    unsigned char b[8];
+    std::memcpy(b, &bits, 8);
+    h = fnv_byte(h, 1);
+    for (unsigned char c : b) h = fnv_byte(h, c);
+    return h;
+}
+
+/// Folds the encoding of every row of `c` (`encode_key_part`, byte for byte) into h[row], a
+/// column at a time: the same hash as FNV-1a over each row's encoded key, without building it.
+void fold_column(const column& c, size_t n, uint64_t* h) {
+    const bool nulls = c.null_count() != 0;
+    switch (c.type().id) {
+    case type_id::int64:
+    case type_id::timestamp: {
+        const int64_t* v = c.int64_data();
+        if (!nulls) {
+            for (size_t i = 0; i < n; ++i) h[i] = fnv_word(h[i], uint64_t(v[i]));
+            return;
+        }
+        for (size_t i = 0; i < n; ++i) h[i] = c.is_null(i) ? fnv_byte(h[i], 0) : fnv_word(h[i], uint64_t(v[i]));
+        return;
+    }
+    case type_id::float64: {
+        const double* v = c.float64_data();
+        for (size_t i = 0; i < n; ++i) {
+            if (nulls && c.is_null(i)) {
+                h[i] = fnv_byte(h[i], 0);
+                continue;
+            }
+            double d = v[i] == 0 ? 0.0 : v[i]; // -0.0 and 0.0 are one key
+            uint64_t bits;
+            std::memcpy(&bits, &d, 8);
+            h[i] = fnv_word(h[i], bits);
+        }
+        return;
+    }
+    case type_id::boolean: {
+        const uint8_t* v = c.bool_data();
+        for (size_t i = 0; i < n; ++i) {
+            h[i] = nulls && c.is_null(i) ? fnv_byte(h[i], 0) : fnv_byte(fnv_byte(h[i], 1), v[i] ? 1 : 0);
+        }
+        return;
+    }
+    case type_id::string:
+        for (size_t i = 0; i < n; ++i) {
+            if (nulls && c.is_null(i)) {
+                h[i] = fnv_byte(h[i], 0);
+                continue;
+            }
+            auto s = c.string_at(i);
+            uint32_t len = uint32_t(s.size());
+            h[i] = fnv_bytes(fnv_bytes(fnv_byte(h[i], 1), &len, sizeof len), s.data(), s.size());
+        }
+        return;
+    }
 }
 } // namespace
 
-std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,
-                                     uint32_t shards) {
-    RUNNEL_ASSERT(shards > 0, "at least one shard");
-    std::vector<uint32_t> out(b.num_rows());
-    std::string key;
-    for (size_t i = 0; i < b.num_rows(); ++i) {
-        key.clear();
-        for (size_t k : key_columns) {
-            encode_key_part(b.col(k), i, key);
+namespace {
+/// `key_routing::columnar`: folds every row's value of `c` into h[row]. NULL, false/true and
+/// each type's values fold in as 64-bit words; -0.0 folds as 0.0.
+void fold_column_columnar(const column& c, size_t n, uint64_t* h) {
+    const bool nulls = c.null_count() != 0;
+    constexpr uint64_t null_word = 0x6e756c6c6e756c6cULL;
+    switch (c.type().id) {
+    case type_id::int64:
+    case type_id::timestamp: {
+        const int64_t* v = c.int64_data();
+        if (!nulls) {
+            for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], uint64_t(v[i]));
+            return;
         }
-        // FNV-1a over the key encoding, then a finaliser: stable across runs and machines.
-        uint64_t h = 1469598103934665603ULL;
-        for (unsigned char ch : key) {
-            h = (h ^ ch) * 1099511628211ULL;
-        }
-        out[i] = uint32_t(mix(h) % shards);
+        for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], c.is_null(i) ? null_word : uint64_t(v[i]));
+        return;
     }
+    case type_id::float64: {
+        const double* v = c.float64_data();
+        for (size_t i = 0; i < n; ++i) {
+            double d = v[i] == 0 ? 0.0 : v[i];
+            uint64_t bits;
+            std::memcpy(&bits, &d, 8);
+            h[i] = columnar_fold(h[i], nulls && c.is_null(i) ? null_word : bits);
+        }
+        return;
+    }
+    case type_id::boolean: {
+        const uint8_t* v = c.bool_data();
+        for (size_t i = 0; i < n; ++i) h[i] = columnar_fold(h[i], nulls && c.is_null(i) ? null_word : uint64_t(v[i] != 0));
+        return;
+    }
+    case type_id::string:
+        for (size_t i = 0; i < n; ++i) {
+            if (nulls && c.is_null(i)) {
+                h[i] = columnar_fold(h[i], null_word);
+                continue;
+            }
+            auto s = c.string_at(i);
+            uint64_t x = columnar_fold(h[i], uint64_t(s.size()));
+            size_t at = 0;
+            for (; at + 8 <= s.size(); at += 8) {
+                uint64_t w;
+                std::memcpy(&w, s.data() + at, 8);
+                x = columnar_fold(x, w);
+            }
+            uint64_t last = 0;
+            std::memcpy(&last, s.data() + at, s.size() - at);
+            h[i] = columnar_fold(x, last);
+        }
+        return;
+    }
+}
+} // namespace
+
+void hash_keys(const batch& b, const std::vector<size_t>& key_columns, key_routing routing,
+               std::vector<uint64_t>& out) {
+    const size_t n = b.num_rows();
+    const bool columnar = routing == key_routing::columnar;
+    out.assign(n, columnar ? columnar_seed : fnv_offset);
+    for (size_t k : key_columns) {
+        if (columnar) fold_column_columnar(b.col(k), n, out.data());
+        else fold_column(b.col(k), n, out.data());
+    }
+}
+
+std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,
+                                     uint32_t shards, key_routing routing) {
+    RUNNEL_ASSERT(shards > 0, "at least one shard");
+    std::vector<uint64_t> h;
+    hash_keys(b, key_columns, routing, h);
+    std::vector<uint32_t> out(h.size());
+    for (size_t i = 0; i < h.size(); ++i) out[i] = shard_of(h[i], shards, routing);
     return out;
 }
 

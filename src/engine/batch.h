@@ -112,6 +112,9 @@ public:
     static column of_repeated_string(std::string_view s, size_t n);
     /// Appends rows `rows[0..n)` of `other` (same type) with typed loops.
     void push_rows(const column& other, const uint32_t* rows, size_t n);
+    /// Keeps only rows `rows[0..n)` (strictly ascending), in place: no allocation for columns
+    /// of numbers and booleans without NULLs (others are rebuilt with `push_rows`).
+    void retain_rows(const uint32_t* rows, size_t n);
     value value_at(size_t i) const;
 
 private:
@@ -175,6 +178,8 @@ public:
     batch select(const std::vector<uint8_t>& keep) const;
     /// Rows `rows[0..n)`, in that order.
     batch select(const uint32_t* rows, size_t n) const;
+    /// Keeps only rows `rows[0..n)` (strictly ascending), in place (`column::retain_rows`).
+    void retain(const uint32_t* rows, size_t n);
     std::vector<value> row(size_t i) const;
     std::string row_to_string(size_t i) const;
 
@@ -189,10 +194,47 @@ private:
 /// Builds a batch from rows: handy in tests and small sources.
 batch make_batch(schema_ptr s, const std::vector<std::vector<value>>& rows);
 
-/// The shard (0..n-1) each row goes to when a stream is keyed by `key_columns`: a hash of the
-/// key values, the same on every machine. The exchange between shards routes by it.
+/// How rows are assigned to shards by key. Both are pure functions of the key values, the same
+/// on every machine, in every run and in every release, since a parallel job's checkpointed
+/// state is split by them.
+enum class key_routing : uint8_t {
+    /// FNV-1a over each row's `encode_key_part` encoding, then a finaliser. What parallel jobs
+    /// split their checkpointed state by; kept for them. A multiply per key byte.
+    fnv1a,
+    /// Each key column's 64-bit values (strings: their bytes eight at a time) folded in with one
+    /// 64×64→128-bit multiply each, the shard taken from the high bits: a multiply per key word.
+    /// For dataflows without checkpoints split by `fnv1a` (parallel SQL).
+    columnar,
+};
+
+/// One step of `key_routing::columnar`: the 64-bit word `v` folded into the hash `h` with one
+/// 64×64→128-bit multiply (the product's halves xored). A key starts from `columnar_seed`.
+inline constexpr uint64_t columnar_seed = 0x243F6A8885A308D3ULL;
+inline uint64_t columnar_fold(uint64_t h, uint64_t v) {
+    unsigned __int128 p = (unsigned __int128)(h ^ v) * 0x9E3779B97F4A7C15ULL;
+    return uint64_t(p) ^ uint64_t(p >> 64);
+}
+
+/// The 64-bit hash of every row's key columns by `routing`, into `out` (resized), computed a
+/// column at a time (no key is encoded); `shard_of` maps it to a shard.
+void hash_keys(const batch& b, const std::vector<size_t>& key_columns, key_routing routing,
+               std::vector<uint64_t>& out);
+
+/// The shard (0..shards-1) of a row whose key hashed to `h` by `hash_keys`.
+inline uint32_t shard_of(uint64_t h, uint32_t shards, key_routing routing) {
+    if (routing == key_routing::columnar) return uint32_t((unsigned __int128)h * shards >> 64);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (shards & (shards - 1)) == 0 ? uint32_t(h & (shards - 1)) : uint32_t(h % shards);
+}
+
+/// The shard (0..n-1) each row goes to when a stream is keyed by `key_columns`: `hash_keys`
+/// then `shard_of`. The exchange between shards routes by it.
 std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,
-                                     uint32_t shards);
+                                     uint32_t shards, key_routing routing = key_routing::fnv1a);
 
 /// Appends a compact, order-free encoding of row `i` of `c` to `out`; equal values encode to
 /// equal bytes. Keys of hash maps (grouping, dedup, distinct) are these encodings.

@@ -13,6 +13,8 @@
 
 namespace runnel::engine {
 
+class exchange_sender;
+
 /// Moves rows between the parallel instances of one dataflow by key, so that every row of a
 /// key reaches the same instance (the one its key hashes to, `hash_partition`).
 ///
@@ -25,19 +27,32 @@ namespace runnel::engine {
 /// sent on every channel; a receiving instance's watermark is the minimum over the channels
 /// that have not ended. The only lock is one mutex per channel, taken per batch.
 ///
-/// `set_waker(i, fn)` tells the exchange how to wake instance i when a channel to it receives
-/// a message or a full channel from it gets room; `fn` is called on the thread of the other
-/// instance, with no lock held.
+/// Sending is column-wise: the sending stage owns each batch, hashes its key columns a column
+/// at a time (by the exchange's `key_routing`: `fnv1a`, what parallel jobs' checkpoints are
+/// split by, or the cheaper `columnar` for dataflows without such checkpoints), sorts the row
+/// numbers by receiver in one pass (a selection vector per receiver), gathers each column once
+/// for every other receiver and keeps its own instance's rows in the batch, in place; a batch
+/// whose rows all go to one receiver is moved there whole, without a copy. Receivers take
+/// ownership of what they are handed.
+///
+/// `set_waker(i, fn)` tells the exchange how to wake instance i; `fn` is called on the thread
+/// of another instance, with no lock held. Instance i is woken when a channel to it receives a
+/// message after i's receiver found every channel empty (it may be about to park), and when a
+/// full channel from i gets room; a busy receiver costs its senders no wake-up at all.
 ///
 /// Checkpoints: with the sources paused, a consistent cut of all instances exists once every
-/// pipeline is quiescent and `in_flight()` is 0.
+/// pipeline is quiescent and `in_flight()` is 0 (the sending stage keeps no rows between
+/// batches).
 class exchange {
 public:
-    explicit exchange(uint32_t parallelism, size_t capacity = 8);
+    /// `routing` assigns keys to instances (`hash_partition`); a dataflow restored from a
+    /// checkpoint must use the routing its state was split by.
+    explicit exchange(uint32_t parallelism, size_t capacity = 8, key_routing routing = key_routing::fnv1a);
     exchange(const exchange&) = delete;
     exchange& operator=(const exchange&) = delete;
 
     uint32_t parallelism() const { return _n; }
+    key_routing routing() const { return _routing; }
     void set_waker(uint32_t instance, std::function<void()> wake);
     /// Messages sent and not yet taken, over every channel.
     size_t in_flight() const;
@@ -49,6 +64,7 @@ public:
 
 private:
     friend class stream;
+    friend class exchange_sender;
     struct channel {
         mutable std::mutex mu;
         std::deque<message> q;
@@ -63,10 +79,15 @@ private:
 
     uint32_t _n;
     size_t _capacity;
+    key_routing _routing;
     std::vector<std::unique_ptr<channel>> _ch;
     std::vector<std::function<void()>> _wakers;
-    struct counts {
+    /// One instance's figures, on a cache line of its own (each is written by its own thread).
+    struct alignas(64) counts {
         std::atomic<uint64_t> sent{0}, taken{0};
+        /// Set by the instance's receiver when it found every channel empty; the sender that
+        /// next makes one non-empty clears it and wakes the instance.
+        std::atomic<bool> waiting{false};
     };
     std::unique_ptr<counts[]> _counts;
 };

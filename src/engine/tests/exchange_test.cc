@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -97,8 +98,9 @@ std::vector<std::string> single(const std::vector<batch>& events) {
 /// The same with `n` instances on `n` threads: instance i reads every n-th batch, then the
 /// exchange brings each key to its instance.
 std::vector<std::string> parallel(const std::vector<batch>& events, uint32_t n,
-                                  size_t* max_in_flight = nullptr) {
-    exchange x(n, 4);
+                                  size_t* max_in_flight = nullptr,
+                                  key_routing routing = key_routing::fnv1a) {
+    exchange x(n, 4, routing);
     std::vector<std::unique_ptr<pipeline>> ps;
     std::vector<std::vector<batch>> got(n);
     std::vector<parker> parkers(n);
@@ -232,6 +234,294 @@ TEST(exchange, a_stalled_instance_stops_the_sources_of_the_others) {
     drive_all(ps);
     EXPECT_EQ(taken[0] + taken[1], events.size());
     EXPECT_EQ(x.in_flight(), 0u);
+}
+
+
+// ---- the column-wise sender ----
+
+/// A batch of every key type, with NULLs, short and long strings and -0.0.
+schema_ptr mixed_schema() {
+    return make_schema({{"i", data_type::int64()},
+                        {"s", data_type::string()},
+                        {"d", data_type::float64()},
+                        {"b", data_type::boolean()},
+                        {"t", data_type::timestamp()},
+                        {"ts", data_type::int64()}});
+}
+
+batch make_mixed(std::mt19937_64& rng, size_t rows, int64_t& clock) {
+    batch b(mixed_schema());
+    const char* words[] = {"", "a", "bid", "https://www.nexmark.com/item.htm?query=1", "Baidu"};
+    for (size_t r = 0; r < rows; ++r) {
+        auto maybe_null = [&](value v) { return rng() % 7 == 0 ? value::null(v.type) : v; };
+        double d = double(int64_t(rng() % 9) - 4);
+        if (d == 0 && rng() % 2)
+            d = -0.0;
+        b.append_row({maybe_null(value::of(int64_t(rng() % 50) - 25)),
+                      maybe_null(value::of(std::string(words[rng() % 5]))), maybe_null(value::of(d)),
+                      maybe_null(value::of(rng() % 2 == 0)), maybe_null(value::ts(int64_t(rng() % 4))),
+                      value::of(clock += int64_t(rng() % 3))});
+    }
+    return b;
+}
+
+/// What `hash_partition` must compute: FNV-1a over each row's encoded key, then the finaliser
+/// (the routing that parallel jobs' checkpoints were split by; it must not change).
+std::vector<uint32_t> reference_partition(const batch& b, const std::vector<size_t>& keys, uint32_t n) {
+    std::vector<uint32_t> out;
+    for (size_t r = 0; r < b.num_rows(); ++r) {
+        std::string k;
+        for (size_t c : keys)
+            encode_key_part(b.col(c), r, k);
+        uint64_t h = 1469598103934665603ULL;
+        for (unsigned char ch : k)
+            h = (h ^ ch) * 1099511628211ULL;
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 33;
+        out.push_back(uint32_t(h % n));
+    }
+    return out;
+}
+
+TEST(exchange, column_wise_hash_equals_the_row_encoding) {
+    std::mt19937_64 rng(11);
+    int64_t clock = 0;
+    const std::vector<std::vector<size_t>> key_sets{{0}, {1}, {2}, {3}, {4}, {0, 1}, {1, 2, 3}, {4, 0, 2, 1}};
+    for (int round = 0; round < 20; ++round) {
+        auto b = make_mixed(rng, 1 + rng() % 300, clock);
+        for (const auto& keys : key_sets) {
+            for (uint32_t n : {1u, 2u, 3u, 4u, 7u, 8u}) {
+                ASSERT_EQ(hash_partition(b, keys, n), reference_partition(b, keys, n))
+                    << "keys of " << keys.size() << " columns, " << n << " shards";
+            }
+        }
+    }
+    // Rows with no NULL take the fast path of each type; it must agree too.
+    batch dense(mixed_schema());
+    for (int64_t i = 0; i < 500; ++i)
+        dense.append_row({value::of(i * 7919 - 1000), value::of(std::to_string(i)),
+                          value::of(double(i) / 3), value::of(i % 3 == 0), value::ts(i), value::of(i)});
+    for (uint32_t n : {2u, 3u, 4u})
+        EXPECT_EQ(hash_partition(dense, {0, 1, 2, 3, 4}, n), reference_partition(dense, {0, 1, 2, 3, 4}, n));
+}
+
+TEST(exchange, columnar_routing_is_a_function_of_the_key_values) {
+    std::mt19937_64 rng(5);
+    int64_t clock = 0;
+    auto b = make_mixed(rng, 2000, clock);
+    for (const std::vector<size_t>& keys : {std::vector<size_t>{0}, {1}, {2}, {3}, {1, 0}, {2, 4, 3}}) {
+        for (uint32_t n : {2u, 3u, 5u}) {
+            auto d = hash_partition(b, keys, n, key_routing::columnar);
+            std::map<std::string, uint32_t> by_key;
+            for (size_t r = 0; r < b.num_rows(); ++r) {
+                ASSERT_LT(d[r], n);
+                std::string k;
+                for (size_t c : keys)
+                    encode_key_part(b.col(c), r, k); // equal keys (-0.0 = 0.0) encode equally
+                auto [it, fresh] = by_key.emplace(k, d[r]);
+                ASSERT_EQ(it->second, d[r]) << "one key, two shards";
+            }
+        }
+    }
+    // Many integer keys spread evenly, and the assignment never changes (checkpoints rely on it).
+    batch ints(events_schema());
+    for (int64_t k = 0; k < 40000; ++k)
+        ints.append_row({value::of(k), value::of(k), value::of(k)});
+    auto d = hash_partition(ints, {0}, 4, key_routing::columnar);
+    std::vector<size_t> per(4);
+    for (auto x : d)
+        ++per[x];
+    for (auto p : per)
+        EXPECT_NEAR(double(p), 10000.0, 400.0);
+    EXPECT_EQ(std::vector<uint32_t>(d.begin(), d.begin() + 8), (std::vector<uint32_t>{3, 1, 2, 0, 1, 3, 0, 2}));
+}
+
+TEST(exchange, retaining_rows_in_place_equals_selecting_them) {
+    std::mt19937_64 rng(17);
+    int64_t clock = 0;
+    for (int round = 0; round < 50; ++round) {
+        auto b = make_mixed(rng, 1 + rng() % 200, clock);
+        // Half the rounds without NULLs (the in-place paths), half with (rebuilt columns).
+        batch dense(mixed_schema());
+        for (size_t r = 0; r < b.num_rows(); ++r) {
+            auto row = b.row(r);
+            for (auto& v : row) {
+                if (v.is_null() && round % 2 == 0)
+                    v = v.type.id == type_id::string ? value::of("x") : v.type.id == type_id::float64 ? value::of(1.5)
+                        : v.type.id == type_id::boolean ? value::of(true) : value{v.type, int64_t(7)};
+            }
+            dense.append_row(row, r % 3 == 0 ? row_kind::update_after : row_kind::insert);
+        }
+        std::vector<uint32_t> rows;
+        for (uint32_t r = 0; r < dense.num_rows(); ++r) {
+            if (rng() % 3 != 0)
+                rows.push_back(r);
+        }
+        auto want = dense.select(rows.data(), rows.size());
+        dense.retain(rows.data(), rows.size());
+        ASSERT_EQ(dense.num_rows(), want.num_rows());
+        for (size_t r = 0; r < want.num_rows(); ++r)
+            ASSERT_EQ(dense.row_to_string(r), want.row_to_string(r));
+    }
+}
+
+/// Rows (as text) that `n` instances joined by an exchange on `keys` deliver, each checked to
+/// be at the instance its key hashes to; run on this thread, round-robin.
+std::vector<std::string> exchanged(const std::vector<batch>& in, uint32_t n, const std::vector<std::string>& keys,
+                                   size_t capacity, key_routing routing) {
+    exchange x(n, capacity, routing);
+    std::vector<std::unique_ptr<pipeline>> ps;
+    std::vector<std::vector<batch>> got(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        std::vector<batch> mine;
+        for (size_t k = i; k < in.size(); k += n)
+            mine.push_back(in[k]);
+        ps.push_back(std::make_unique<pipeline>());
+        ps[i]
+            ->source(mixed_schema(), from_batches(std::move(mine)))
+            .exchange(x, i, keys)
+            .sink([&got, i](const batch& b) { got[i].push_back(b); });
+    }
+    drive_all(ps);
+    EXPECT_EQ(x.in_flight(), 0u);
+    std::vector<size_t> cols;
+    for (const auto& k : keys)
+        cols.push_back(*mixed_schema()->index_of(k));
+    std::vector<batch> all;
+    for (uint32_t i = 0; i < n; ++i) {
+        for (auto& b : got[i]) {
+            for (uint32_t d : hash_partition(b, cols, n, routing))
+                EXPECT_EQ(d, i);
+            all.push_back(std::move(b));
+        }
+    }
+    return sorted_rows(all);
+}
+
+TEST(exchange, random_keys_and_batch_sizes_arrive_whole_at_their_instance) {
+    std::mt19937_64 rng(23);
+    int64_t clock = 0;
+    const std::vector<std::vector<std::string>> key_sets{{"i"}, {"s"}, {"d", "b"}, {"t", "s", "i"}};
+    for (int round = 0; round < 12; ++round) {
+        std::vector<batch> in;
+        for (size_t k = 0, batches = 1 + rng() % 30; k < batches; ++k)
+            in.push_back(make_mixed(rng, rng() % 4 == 0 ? 1 : 1 + rng() % 700, clock));
+        auto want = sorted_rows(in);
+        const auto& keys = key_sets[size_t(round) % key_sets.size()];
+        for (uint32_t n : {1u, 2u, 3u, 4u}) {
+            for (auto routing : {key_routing::fnv1a, key_routing::columnar}) {
+                ASSERT_EQ(exchanged(in, n, keys, 1 + rng() % 4, routing), want)
+                    << n << " instances, round " << round << ", routing " << int(routing);
+            }
+        }
+    }
+}
+
+TEST(exchange, random_windows_on_many_threads_equal_one_pipeline) {
+    std::mt19937_64 rng(31);
+    for (int round = 0; round < 3; ++round) {
+        // Batches of random sizes: rows of one key in one batch, many keys, and single rows.
+        auto events = make_events(20000 + rng() % 20000, rng());
+        std::vector<batch> cut;
+        for (const auto& b : events) {
+            for (size_t at = 0; at < b.num_rows();) {
+                size_t k = std::min<size_t>(b.num_rows() - at, 1 + rng() % 600);
+                std::vector<uint32_t> rows(k);
+                for (size_t r = 0; r < k; ++r)
+                    rows[r] = uint32_t(at + r);
+                cut.push_back(b.select(rows.data(), k));
+                at += k;
+            }
+        }
+        auto want = single(cut);
+        EXPECT_EQ(parallel(cut, 2), want) << "2 instances, round " << round;
+        EXPECT_EQ(parallel(cut, 4, nullptr, key_routing::columnar), want) << "4 instances, round " << round;
+    }
+}
+
+TEST(exchange, a_batch_for_one_instance_is_handed_over_without_a_copy) {
+    // Every row has the same key, so each batch belongs to one instance as it is.
+    batch b(events_schema());
+    for (int64_t r = 0; r < 1000; ++r)
+        b.append_row({value::of(int64_t(42)), value::of(r), value::of(r)});
+    const int64_t* data = b.col(1).int64_data();
+    const uint32_t owner = hash_partition(b, {0}, 2)[0];
+    std::vector<batch> in;
+    in.push_back(std::move(b));
+    exchange x(2);
+    std::vector<std::unique_ptr<pipeline>> ps;
+    std::vector<const int64_t*> seen;
+    for (uint32_t i = 0; i < 2; ++i) {
+        ps.push_back(std::make_unique<pipeline>());
+        ps[i]
+            ->source(events_schema(), from_batches(i == 1 - owner ? std::move(in) : std::vector<batch>{}))
+            .exchange(x, i, {"key"})
+            .sink([&seen](const batch& got) { seen.push_back(got.col(1).int64_data()); });
+    }
+    drive_all(ps);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0], data); // the same buffer, moved from the other instance
+}
+
+TEST(exchange, wakes_a_receiver_only_when_it_found_nothing_to_take) {
+    // Instance 0 reads batches whose keys all belong to instance 1; instance 1 reads nothing.
+    uint32_t key_of_1 = 0;
+    for (int64_t k = 0;; ++k) {
+        batch probe(events_schema());
+        probe.append_row({value::of(k), value::of(int64_t(0)), value::of(int64_t(0))});
+        if (hash_partition(probe, {0}, 2)[0] == 1) {
+            key_of_1 = uint32_t(k);
+            break;
+        }
+    }
+    auto next = std::make_shared<size_t>(0);
+    auto allowed = std::make_shared<size_t>(0);
+    exchange x(2, 8);
+    std::vector<int> wakes(2, 0);
+    x.set_waker(0, [&wakes] { ++wakes[0]; });
+    x.set_waker(1, [&wakes] { ++wakes[1]; });
+    std::vector<std::unique_ptr<pipeline>> ps;
+    size_t received = 0;
+    for (uint32_t i = 0; i < 2; ++i) {
+        ps.push_back(std::make_unique<pipeline>());
+        source_fn src = [] { return source_poll::idle(); };
+        if (i == 0) {
+            src = [next, allowed, key_of_1]() -> source_poll {
+                if (*next == *allowed)
+                    return source_poll::idle();
+                ++*next;
+                batch b(events_schema());
+                for (int64_t r = 0; r < 10; ++r)
+                    b.append_row({value::of(int64_t(key_of_1)), value::of(r), value::of(r)});
+                return source_poll::data(std::move(b));
+            };
+        }
+        ps[i]->source(events_schema(), src).exchange(x, i, {"key"}).sink([&received](const batch& b) {
+            received += b.num_rows();
+        });
+    }
+    auto run = [&](uint32_t i, int passes) {
+        for (int k = 0; k < passes; ++k)
+            ASSERT_TRUE(ps[i]->run_once());
+    };
+    *allowed = 3;
+    run(0, 10);
+    EXPECT_EQ(x.in_flight(), 3u);
+    EXPECT_EQ(wakes[1], 0) << "instance 1 never looked, so it is not parked";
+    run(1, 10);
+    EXPECT_EQ(received, 30u);
+    EXPECT_EQ(wakes[1], 0);
+    // Instance 1 found its channels empty: the next batch for it wakes it, once.
+    *allowed = 5;
+    run(0, 10);
+    EXPECT_EQ(wakes[1], 1);
+    EXPECT_EQ(x.in_flight(), 2u);
+    run(1, 10);
+    EXPECT_EQ(received, 50u);
+    EXPECT_EQ(wakes[0], 0);
 }
 
 } // namespace
