@@ -10,6 +10,8 @@ namespace {
 
 constexpr std::string_view base64_alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view base64url_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// The length of the well-formed UTF-8 sequence at the start of `s`, or 0 when it is not one.
 std::size_t utf8_sequence(std::string_view s) noexcept {
@@ -165,10 +167,10 @@ std::string base64_encode(std::string_view bytes) {
     return out;
 }
 
-std::optional<std::string> base64_decode(std::string_view text) {
-    while (!text.empty() && text.back() == '=') {
-        text.remove_suffix(1);
-    }
+namespace {
+
+/// Decodes base64 over `alphabet` without padding; nullopt when `text` is not that.
+std::optional<std::string> decode_base64_with(std::string_view alphabet, std::string_view text) {
     if (text.size() % 4 == 1) {
         return std::nullopt;
     }
@@ -177,7 +179,7 @@ std::optional<std::string> base64_decode(std::string_view text) {
     uint32_t acc = 0;
     int bits = 0;
     for (char ch : text) {
-        auto pos = base64_alphabet.find(ch);
+        auto pos = alphabet.find(ch);
         if (pos == std::string_view::npos) {
             return std::nullopt;
         }
@@ -186,6 +188,71 @@ std::optional<std::string> base64_decode(std::string_view text) {
         if (bits >= 8) {
             bits -= 8;
             out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+std::optional<std::string> base64_decode(std::string_view text) {
+    while (!text.empty() && text.back() == '=') {
+        text.remove_suffix(1);
+    }
+    return decode_base64_with(base64_alphabet, text);
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) { return decode_base64_with(base64url_alphabet, text); }
+
+std::string base64url_encode(std::string_view bytes) {
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    uint32_t acc = 0;
+    int bits = 0;
+    for (unsigned char c : bytes) {
+        acc = (acc << 8) | c;
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out.push_back(base64url_alphabet[(acc >> bits) & 0x3F]);
+        }
+    }
+    if (bits > 0) {
+        out.push_back(base64url_alphabet[(acc << (6 - bits)) & 0x3F]);
+    }
+    return out;
+}
+
+namespace {
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+} // namespace
+
+std::optional<std::string> percent_decode(std::string_view s, bool form) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%') {
+            if (i + 2 >= s.size()) {
+                return std::nullopt;
+            }
+            const int hi = hex_digit(s[i + 1]);
+            const int lo = hex_digit(s[i + 2]);
+            if (hi < 0 || lo < 0) {
+                return std::nullopt;
+            }
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else if (form && s[i] == '+') {
+            out += ' ';
+        } else {
+            out += s[i];
         }
     }
     return out;

@@ -36,6 +36,15 @@ std::string base64_encode(std::string_view bytes);
 /// Decodes standard base64; nullopt when `text` is not base64. Padding is optional.
 std::optional<std::string> base64_decode(std::string_view text);
 
+/// URL-safe base64 without padding (RFC 4648 section 5, as JWTs use it).
+std::string base64url_encode(std::string_view bytes);
+/// Decodes URL-safe base64 without padding; nullopt when `text` is not that.
+std::optional<std::string> base64url_decode(std::string_view text);
+
+/// Decodes %XX escapes (and '+' as a space when `form`, as in HTML forms); nullopt for a
+/// broken escape.
+std::optional<std::string> percent_decode(std::string_view s, bool form = false);
+
 /// The name of `known` closest to `name` (a typo's few edits, ignoring case), or empty when
 /// none is close: for "did you mean …?" hints.
 std::string closest_name(std::string_view name, const std::vector<std::string>& known);

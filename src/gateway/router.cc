@@ -46,18 +46,6 @@ constexpr problem_kind kinds[] = {
   {"unavailable", 503, "Service unavailable"},
 };
 
-int hex(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 } // namespace
 
@@ -93,29 +81,6 @@ reply to_reply(const problem& p) {
     return r;
 }
 
-std::optional<std::string> percent_decode(std::string_view s, bool form) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%') {
-            if (i + 2 >= s.size()) {
-                return std::nullopt;
-            }
-            int hi = hex(s[i + 1]);
-            int lo = hex(s[i + 2]);
-            if (hi < 0 || lo < 0) {
-                return std::nullopt;
-            }
-            out += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        } else if (form && s[i] == '+') {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
 
 std::optional<std::map<std::string, std::string>> parse_query(std::string_view q, std::string& why) {
     std::map<std::string, std::string> out;

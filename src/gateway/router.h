@@ -40,8 +40,7 @@ problem make_problem(std::string_view kind, std::string detail, std::string inst
 reply to_reply(const problem& p);
 std::string problem_json(const problem& p);
 
-/// Decodes %XX escapes (and '+' as space when `form`); nullopt for a broken escape.
-std::optional<std::string> percent_decode(std::string_view s, bool form = false);
+using text::percent_decode;
 
 /// The query string (`a=1&b=x%20y`) as a map; a repeated name keeps the last value. Fails with
 /// a description of the bad part.

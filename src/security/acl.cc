@@ -82,33 +82,6 @@ std::string escape(std::string_view s) {
     return out;
 }
 
-std::optional<std::string> unescape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out += s[i];
-            continue;
-        }
-        if (i + 2 >= s.size()) {
-            return std::nullopt;
-        }
-        auto hex = [](char c) -> int {
-            if (c >= '0' && c <= '9') return c - '0';
-            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-            return -1;
-        };
-        int hi = hex(s[i + 1]);
-        int lo = hex(s[i + 2]);
-        if (hi < 0 || lo < 0) {
-            return std::nullopt;
-        }
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
-    return out;
-}
 
 std::atomic<uint64_t>& generations() {
     static std::atomic<uint64_t> g{0};
@@ -383,9 +356,9 @@ result<void> acl_store::load_locked(std::string& why) {
             }
             auto type = parse_resource_type(f[0]);
             auto pattern = parse_pattern_type(f[1]);
-            auto name = unescape(f[2]);
-            auto principal = unescape(f[3]);
-            auto host = unescape(f[4]);
+            auto name = text::percent_decode(f[2]);
+            auto principal = text::percent_decode(f[3]);
+            auto host = text::percent_decode(f[4]);
             auto op = parse_acl_operation(f[5]);
             auto perm = parse_acl_permission(f[6]);
             if (!type || !pattern || !name || !principal || !host || !op || !perm) {

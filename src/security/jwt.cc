@@ -12,6 +12,7 @@
 #include <iterator>
 #include <vector>
 
+#include "base/text.h"
 #include "security/credentials.h"
 
 namespace runnel::security {
@@ -27,7 +28,6 @@ constexpr std::size_t max_jwks_bytes = 1 << 20;
 /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for 2048 bits or more).
 constexpr int min_rsa_bits = 2048;
 
-constexpr std::string_view b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 struct pkey_free {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
@@ -50,48 +50,6 @@ std::string shown(std::string_view s) {
 
 } // namespace
 
-std::optional<std::string> base64url_decode(std::string_view text) {
-    if (text.size() % 4 == 1) {
-        return std::nullopt;
-    }
-    std::string out;
-    out.reserve(text.size() * 3 / 4);
-    uint32_t acc = 0;
-    int bits = 0;
-    for (char ch : text) {
-        auto pos = b64url.find(ch);
-        if (pos == std::string_view::npos) {
-            return std::nullopt;
-        }
-        acc = (acc << 6) | static_cast<uint32_t>(pos);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-        }
-    }
-    return out;
-}
-
-std::string base64url_encode(std::string_view bytes) {
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    uint32_t acc = 0;
-    int bits = 0;
-    for (unsigned char c : bytes) {
-        acc = (acc << 8) | c;
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out.push_back(b64url[(acc >> bits) & 0x3F]);
-        }
-    }
-    if (bits > 0) {
-        out.push_back(b64url[(acc << (6 - bits)) & 0x3F]);
-    }
-    return out;
-}
-
 /// The usable keys of a JWKS, by `kid` (keys without one are kept under "").
 struct jwt_validator::key_set {
     struct key {
@@ -113,7 +71,7 @@ std::optional<std::string> string_member(const json::object& o, std::string_view
 
 std::optional<std::string> decoded_member(const json::object& o, std::string_view name) {
     auto v = string_member(o, name);
-    return v ? base64url_decode(*v) : std::nullopt;
+    return v ? text::base64url_decode(*v) : std::nullopt;
 }
 
 struct bn_free {
@@ -368,9 +326,9 @@ std::optional<jwt_identity> jwt_validator::validate(std::string_view token, std:
         why = "the token is not a JWT (three base64url parts joined by dots)";
         return std::nullopt;
     }
-    auto header_text = base64url_decode(token.substr(0, dot1));
-    auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
-    auto sig = base64url_decode(token.substr(dot2 + 1));
+    auto header_text = text::base64url_decode(token.substr(0, dot1));
+    auto payload_text = text::base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+    auto sig = text::base64url_decode(token.substr(dot2 + 1));
     if (!header_text || !payload_text || !sig) {
         why = "a part of the token is not base64url";
         return std::nullopt;

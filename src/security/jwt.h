@@ -67,8 +67,4 @@ private:
     std::shared_ptr<const key_set> _keys;
 };
 
-/// RFC 4648 §5 base64url without padding (JWT segments); nullopt when `text` is not that.
-std::optional<std::string> base64url_decode(std::string_view text);
-std::string base64url_encode(std::string_view bytes);
-
 } // namespace runnel::security

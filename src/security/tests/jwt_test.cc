@@ -11,6 +11,7 @@ namespace runnel::security {
 namespace {
 
 using namespace std::chrono_literals;
+using text::base64url_encode;
 
 struct pkey_free {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
