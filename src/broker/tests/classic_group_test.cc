@@ -164,6 +164,7 @@ TEST_F(classic_group_test, a_member_joining_a_stable_group_starts_a_rebalance_bo
     EXPECT_EQ(group.check_commit(c, false), errc::rebalance_in_progress);
     c.generation = 1; // an older generation is told so first, as Kafka does
     EXPECT_EQ(group.check_commit(c, false), errc::illegal_generation);
+    c.generation = 2;
     auto leader = sync("a", 2, {{"a", "half-a"}, {"b", "half-b"}});
     ASSERT_TRUE(leader.effects.store_sync);
     EXPECT_FALSE(follower.result->has_value());

@@ -358,12 +358,13 @@ TEST_F(jobs_test, parallel_instances_count_exactly_once_across_a_restart) {
         if (stage.name.ends_with(".window")) windowed = stage.rows_in;
     }
     EXPECT_GE(windowed, 3000u) << "rows since the restart, from all instances";
-    // The operator graph names the key exchange: a sink of each instance feeds the source that
-    // receives every instance's rows of its keys. Every other edge is a queue on one shard.
+    // The operator graph names the key exchange: the sending stage of each instance feeds the
+    // source that receives every instance's rows of its keys. Every other edge is a queue on one
+    // shard.
     const auto hash = std::find_if(st.edges.begin(), st.edges.end(), [](const auto& e) { return e.kind == "hash"; });
     ASSERT_NE(hash, st.edges.end());
     ASSERT_LT(hash->to, st.stages.size());
-    EXPECT_TRUE(st.stages[hash->from].name.ends_with(".sink")) << st.stages[hash->from].name;
+    EXPECT_TRUE(st.stages[hash->from].name.ends_with(".exchange")) << st.stages[hash->from].name;
     EXPECT_TRUE(st.stages[hash->to].name.ends_with(".source")) << st.stages[hash->to].name;
     EXPECT_EQ(hash->keys, std::vector<std::string>{"key"});
     for (const auto& e : st.edges) {
