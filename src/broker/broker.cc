@@ -28,7 +28,7 @@ void reply(executor& caller, std::function<void(T)> done, T value) {
 }
 
 /// The callback-style hop: runs `fn()` on `owner` (a partition's shard) and posts its result
-/// to `done` on `caller`. Coroutines hop with `net::invoke_on` instead (`broker/async.h`).
+/// to `done` on `caller`. Coroutines hop with `net::invoke_on(owner_of(tp), …)` instead.
 template <typename R, typename Fn>
 void hop(executor& owner, executor& caller, std::function<void(R)> done, Fn fn) {
     owner.post([&caller, done = std::move(done), fn = std::move(fn)]() mutable { reply<R>(caller, std::move(done), fn()); });

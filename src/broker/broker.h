@@ -198,7 +198,7 @@ public:
 
     // ---- Shard-local forms: call on the partition's owner, `owner_of(tp)`'s thread. ----
     // Each callback form above that has one is that function run on the owner, its result
-    // posted back to the caller. Coroutines hop with `net::invoke_on` (`broker/async.h`).
+    // posted back to the caller. Coroutines hop with `net::invoke_on(owner_of(tp), …)`.
 
     /// The executor of the shard that owns `tp`.
     executor& owner_of(const model::topic_partition& tp) const noexcept { return *_shards[shard_of(tp)]; }

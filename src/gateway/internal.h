@@ -24,7 +24,6 @@
 
 #include <variant>
 
-#include "broker/async.h"
 #include "broker/broker.h"
 #include "gateway/gateway.h"
 #include "gateway/history.h"

@@ -6,6 +6,7 @@
 
 #include "broker/broker.h"
 #include "gateway/internal.h"
+#include "jobs/catalog.h"
 #include "jobs/jobs.h"
 #include "sql/binder.h"
 #include "sql/catalog.h"
@@ -399,7 +400,7 @@ answer run_sql(request_ctx& ctx) {
     }
     auto script = sql::parse_script(text);
     if (!script) co_return sql_problem(ctx, text, script.error());
-    sql::memory_catalog cat;
+    sql::memory_catalog cat(jobs::connector_check());
     sql::plan_options popts;
     std::string declarations;
     std::string next_name;

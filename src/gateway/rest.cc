@@ -342,7 +342,8 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
                                                      std::optional<int64_t> from, std::optional<int64_t> timestamp,
                                                      int64_t limit, partition_page& page, bool tag_skips = false) {
     model::topic_partition tp{topic, model::partition_id(partition)};
-    auto offs = co_await broker::async::offsets(ctx.st.broker, tp);
+    auto offs = co_await net::invoke_on(ctx.st.broker.owner_of(tp),
+                                        [&] { return ctx.st.broker.offsets_local(tp); });
     if (!offs) {
         co_return to_reply(broker_problem(ctx, offs.error(), "reading offsets"));
     }
@@ -357,7 +358,9 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
         }
         next = *from;
     } else if (timestamp) {
-        auto found = co_await broker::async::offset_for_time(ctx.st.broker, tp, model::event_time(*timestamp));
+        auto found = co_await net::invoke_on(ctx.st.broker.owner_of(tp), [&] {
+            return ctx.st.broker.offset_for_time_local(tp, model::event_time(*timestamp));
+        });
         if (!found) {
             co_return to_reply(broker_problem(ctx, found.error(), "looking up the timestamp"));
         }
@@ -367,7 +370,9 @@ asio::awaitable<std::optional<reply>> read_partition(request_ctx& ctx, const std
     auto& skipped = page.skipped;
     int64_t& count = page.count;
     while (count < limit && next < page.end) {
-        auto f = co_await broker::async::fetch(ctx.st.broker, tp, model::offset(next), 1 << 20);
+        auto f = co_await net::invoke_on(ctx.st.broker.owner_of(tp), [&] {
+            return ctx.st.broker.fetch_local(tp, model::offset(next), 1 << 20);
+        });
         if (!f) {
             co_return to_reply(broker_problem(ctx, f.error(), fmt::format("reading partition {} at {}", partition, next)));
         }

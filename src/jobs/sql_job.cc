@@ -13,6 +13,7 @@
 #include "connect/kafka/kafka.h"
 #include "connect/nexmark/rows.h"
 #include "connect/options/options.h"
+#include "jobs/catalog.h"
 #include "jobs/jobs.h"
 #include "sql/catalog.h"
 #include "sql/parser.h"
@@ -433,7 +434,7 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         why = sql::format_error(text, script.error());
         return invalid();
     }
-    sql::memory_catalog cat;
+    sql::memory_catalog cat(connector_check());
     sql::plan_options popts;
     const sql::statement* insert = nullptr;
     for (const auto& st : script.value()) {
@@ -514,6 +515,17 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         ctx.side_output(late, def.id + ".late");
     }
     return ok();
+}
+
+sql::options_check connector_check() {
+    return [](std::string_view table,
+              std::span<const std::pair<std::string, std::string>> options) -> std::optional<sql::options_problem> {
+        auto bad = connect::connector_registry::global().check(table, options);
+        if (!bad) {
+            return std::nullopt;
+        }
+        return sql::options_problem{bad->index, std::move(bad->message)};
+    };
 }
 
 } // namespace runnel::jobs

@@ -1724,7 +1724,7 @@ parse_result<relation_type> binder::bind(const statement& st) {
         return relation_type{};
     }
     if (auto* t = std::get_if<create_table_stmt>(&st.node)) {
-        auto schema = table_schema_from(*t);
+        auto schema = table_schema_from(*t, _catalog.check_options());
         if (!schema) {
             return schema.error();
         }

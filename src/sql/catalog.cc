@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "connect/options/options.h"
 #include "sql/parser.h"
 
 namespace runnel::sql {
@@ -91,7 +90,7 @@ source_pos option_at(const create_table_stmt& t, std::size_t i) {
 
 } // namespace
 
-parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
+parse_result<table_schema> table_schema_from(const create_table_stmt& t, const options_check& check) {
     table_schema s;
     s.name = t.name;
     s.kind = relation_kind::table;
@@ -150,7 +149,7 @@ parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
             return at(option_at(t, i), fmt::format("option {} is given twice in WITH (...)", quote_string(t.options[i].first)));
         }
     }
-    if (auto bad = connect::connector_registry::global().check(t.name.back(), t.options)) {
+    if (auto bad = check ? check(t.name.back(), t.options) : std::nullopt) {
         return at(bad->index ? option_at(t, *bad->index) : t.pos, std::move(bad->message));
     }
     s.options = t.options;
@@ -159,7 +158,7 @@ parse_result<table_schema> table_schema_from(const create_table_stmt& t) {
 
 parse_result<bool> declare(const statement& s, memory_catalog& cat) {
     if (const auto* ct = std::get_if<create_table_stmt>(&s.node)) {
-        auto t = table_schema_from(*ct);
+        auto t = table_schema_from(*ct, cat.check_options());
         if (!t) {
             return t.error();
         }

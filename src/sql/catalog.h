@@ -1,10 +1,14 @@
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sql/ast.h"
@@ -44,6 +48,19 @@ struct table_schema {
     std::optional<std::string> option(std::string_view key) const;
 };
 
+/// What is wrong with a CREATE TABLE's WITH options: the index of the option at fault (nullopt
+/// when the fault is the table's, such as a required option missing) and the message.
+struct options_problem {
+    std::optional<std::size_t> index;
+    std::string message;
+};
+
+/// Checks a table's WITH options (in the order written) against the connector they name. The
+/// connectors live above `sql`, in `connect`; whoever owns a catalog plugs their check in
+/// (`jobs::connector_check()`). Empty: options are not checked beyond their keys being unique.
+using options_check = std::function<std::optional<options_problem>(
+    std::string_view table, std::span<const std::pair<std::string, std::string>> options)>;
+
 /// The names a binder resolves against: tables, views and functions. Implemented by the
 /// server's catalog (durable, shared by sessions) and by `memory_catalog` in tests. Calls come
 /// from the thread that binds a statement; implementations that are shared synchronise
@@ -60,11 +77,17 @@ public:
 
     /// True when `name` (any case) is a known scalar, aggregate or table function.
     virtual bool has_function(std::string_view name) const = 0;
+
+    /// The check a CREATE TABLE's options must pass here (empty: none).
+    virtual const options_check& check_options() const = 0;
 };
 
 /// A catalog in memory, for tests and for a single session. Not thread-safe.
 class memory_catalog final : public catalog {
 public:
+    explicit memory_catalog(options_check check = {})
+      : _check(std::move(check)) {}
+
     /// Adds or replaces a table; names compare exactly.
     void put(table_schema t);
     bool remove(const qualified_name& name);
@@ -72,21 +95,23 @@ public:
 
     const table_schema* find_table(const qualified_name& name) const override;
     bool has_function(std::string_view name) const override;
+    const options_check& check_options() const override { return _check; }
 
 private:
+    options_check _check;
     std::map<std::string, std::unique_ptr<table_schema>> _tables;
     std::vector<std::string> _functions;
 };
 
 /// Checks a CREATE TABLE against itself and turns it into a schema: column names are
 /// unique, the watermark's column exists and is a TIMESTAMP/TIMESTAMP_LTZ (or computed),
-/// primary key columns exist and appear once, options keys appear once. Errors name the
-/// column and point at it.
-parse_result<table_schema> table_schema_from(const create_table_stmt& t);
+/// primary key columns exist and appear once, options keys appear once and pass `check`. Errors
+/// name the column or option and point at it.
+parse_result<table_schema> table_schema_from(const create_table_stmt& t, const options_check& check = {});
 
 /// Puts what a CREATE TABLE or a (non-materialized) CREATE VIEW declares into `cat`; true when
 /// `s` was one of those, false for any other statement. A CREATE TABLE that does not check
-/// fails with its error.
+/// (its options against `cat.check_options()`) fails with its error.
 parse_result<bool> declare(const statement& s, memory_catalog& cat);
 
 /// The key of a materialized view over `q`, whose output columns are `columns`: the output

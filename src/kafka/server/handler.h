@@ -15,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "broker/async.h"
 #include "broker/broker.h"
 #include "kafka/protocol/protocol.h"
 #include "kafka/server/server.h"

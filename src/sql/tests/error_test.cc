@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "jobs/catalog.h"
 #include "sql/sql.h"
 
 namespace runnel::sql {
@@ -85,7 +86,7 @@ std::string actual_output(const std::string& sql) {
     if (!r.has_value()) {
         return format_error(sql, r.error());
     }
-    memory_catalog cat;
+    memory_catalog cat(jobs::connector_check());
     for (const statement& s : r.value()) {
         binder b(cat);
         auto bound = b.bind(s);

@@ -44,6 +44,7 @@
 
 #include "engine/engine.h"
 #include "sql/planner.h"
+#include "jobs/catalog.h"
 #include "sql/sql.h"
 
 #include <fmt/format.h>
@@ -322,7 +323,7 @@ private:
 std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, const golden_case& c,
                                                          std::string& failure, bool& changelog) {
     std::map<std::string, std::vector<std::string>> got;
-    memory_catalog cat;
+    memory_catalog cat(jobs::connector_check());
     auto script = parse_script(f.tables);
     if (!script) {
         failure = "tables: " + format_error(f.tables, script.error());

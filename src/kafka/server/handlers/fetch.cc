@@ -132,7 +132,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::fetch_
                     any_error = true;
                     if (out.error_code == kerr::offset_out_of_range) {
                         // Tell the client where the log is, as Kafka does.
-                        auto offs = co_await broker::async::offsets(ctx.broker, want.tp);
+                        auto offs = co_await net::invoke_on(ctx.broker.owner_of(want.tp), [&] {
+                            return ctx.broker.offsets_local(want.tp);
+                        });
                         if (offs) {
                             out.high_watermark = offs.value().high_watermark();
                             out.log_start_offset = offs.value().log_start();

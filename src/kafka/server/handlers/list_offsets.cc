@@ -33,7 +33,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
             model::topic_partition tp{t.name, model::partition_id(p.partition_index)};
             out.leader_epoch = 0;
             if (p.timestamp == latest || p.timestamp == earliest || p.timestamp == max_timestamp) {
-                auto offs = co_await broker::async::offsets(ctx.broker, tp);
+                auto offs = co_await net::invoke_on(ctx.broker.owner_of(tp),
+                                                    [&] { return ctx.broker.offsets_local(tp); });
                 if (!offs) {
                     out.error_code = to_kafka_error(offs.error());
                 } else if (p.timestamp == earliest) {
@@ -46,7 +47,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_o
                 }
                 continue;
             }
-            auto found = co_await broker::async::offset_for_time(ctx.broker, tp, model::event_time(p.timestamp));
+            auto found = co_await net::invoke_on(ctx.broker.owner_of(tp), [&] {
+                return ctx.broker.offset_for_time_local(tp, model::event_time(p.timestamp));
+            });
             if (!found) {
                 out.error_code = to_kafka_error(found.error());
             } else if (found.value()) {

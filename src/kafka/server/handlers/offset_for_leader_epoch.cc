@@ -34,7 +34,8 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::offset
                 continue; // UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET: the defaults
             }
             model::topic_partition tp{t.topic, model::partition_id(p.partition)};
-            auto offs = co_await broker::async::offsets(ctx.broker, tp);
+            auto offs = co_await net::invoke_on(ctx.broker.owner_of(tp),
+                                                [&] { return ctx.broker.offsets_local(tp); });
             if (!offs) {
                 out.error_code = to_kafka_error(offs.error());
                 continue;
