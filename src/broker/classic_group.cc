@@ -105,7 +105,7 @@ std::optional<std::string> classic_group::choose_protocol() const {
         for (const auto& [name, md] : m.protocols) {
             (void)md;
             bool all = std::all_of(_members.begin(), _members.end(),
-                                   [&](const auto& o) { return o.second.metadata_for(name) != nullptr; });
+                                   [&name = name](const auto& o) { return o.second.metadata_for(name) != nullptr; });
             if (all) {
                 if (votes[name]++ == 0) {
                     order.push_back(name);

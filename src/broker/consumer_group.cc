@@ -83,7 +83,7 @@ std::map<std::string, topic_assignment> assign_uniform(const std::vector<assigno
     // Every partition some member subscribes to.
     std::vector<partition_ref> all;
     for (const auto& [name, meta] : topics) {
-        bool wanted = std::any_of(order.begin(), order.end(), [&](auto* m) { return m->topics.contains(name); });
+        bool wanted = std::any_of(order.begin(), order.end(), [&name = name](auto* m) { return m->topics.contains(name); });
         for (int32_t p = 0; wanted && p < meta.partitions; ++p) {
             all.emplace_back(name, p);
         }

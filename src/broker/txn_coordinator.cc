@@ -176,7 +176,7 @@ result<void> txn_coordinator::start(group_coordinator* groups) {
             ++ongoing;
             // The producer may go on writing its transaction: its partitions take it again.
             for (const auto& tp : m.partitions) {
-                (void)wait_for<errc>([&](executor& ex, std::function<void(errc)> done) {
+                (void)wait_for<errc>([&, &m = m](executor& ex, std::function<void(errc)> done) {
                     _broker.txn_allow(tp, m.producer_id, m.producer_epoch, ex, std::move(done));
                 });
             }
@@ -279,7 +279,7 @@ void txn_coordinator::finish(txn_metadata& m) {
             const auto deadline = std::chrono::steady_clock::now() + group_load_wait;
             for (;;) {
                 auto [top, each] = wait_for<std::pair<errc, std::vector<partition_error>>>(
-                  [&](executor& ex, std::function<void(std::pair<errc, std::vector<partition_error>>)> done) {
+                  [&, &req = req](executor& ex, std::function<void(std::pair<errc, std::vector<partition_error>>)> done) {
                       _groups->commit(req, ex, [done](errc e, std::vector<partition_error> p) { done({e, std::move(p)}); });
                   });
                 if (top == errc::coordinator_loading && std::chrono::steady_clock::now() < deadline) {
@@ -553,7 +553,7 @@ void txn_coordinator::add_partitions(std::string id, int64_t producer_id, int16_
             m = std::move(next);
         }
         for (auto& [tp, e] : out) {
-            e = wait_for<errc>([&](executor& ex, std::function<void(errc)> d) {
+            e = wait_for<errc>([&, &tp = tp](executor& ex, std::function<void(errc)> d) {
                 _broker.txn_allow(tp, m.producer_id, m.producer_epoch, ex, std::move(d));
             });
         }

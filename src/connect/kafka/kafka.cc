@@ -715,7 +715,7 @@ void kafka_sink::recover(std::string_view bytes, done_fn done) {
     if (!bytes.empty()) {
         engine::state_reader r(bytes);
         const auto format = r.u8();
-        g.emplace();
+        g = impl::generation{};
         g->number = r.i64();
         const uint32_t n = r.count(13);
         g->records.resize(n);
