@@ -60,8 +60,24 @@ std::vector<option_spec> topic_options() {
           "with scan.startup.mode 'timestamp': the first record's time, epoch milliseconds"),
       choice("sink.delivery-guarantee", {"exactly-once", "at-least-once"}, "what a crash may cause", "exactly-once"),
       opt("sink.partitions", option_type::integer, "the partitions of a topic the sink creates", "1"),
+      choice("properties.security.protocol", {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"},
+             "how the client reaches an external cluster", "plaintext"),
+      choice("properties.sasl.mechanism", {"plain", "scram-sha-256", "scram-sha-512", "oauthbearer"},
+             "the SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"),
+      opt("properties.sasl.jaas.config", option_type::text,
+          "Flink's form: '<PlainLoginModule|ScramLoginModule> required username=\"u\" password=\"p\";'"),
+      opt("properties.sasl.username", option_type::text, "the SASL user (instead of sasl.jaas.config)"),
+      opt("properties.sasl.password", option_type::text, "the SASL user's password"),
+      opt("properties.ssl.truststore.location", option_type::text,
+          "a PEM file of the CA certificates to trust (the same as ssl.ca.location; JKS and PKCS12 are refused)"),
+      opt("properties.ssl.keystore.location", option_type::text,
+          "a PEM file holding the client's certificate and private key (mTLS; JKS and PKCS12 are refused)"),
+      opt("properties.ssl.key.password", option_type::text, "the password of ssl.key.location's private key"),
+      opt("properties.ssl.endpoint.identification.algorithm", option_type::text,
+          "https (check the broker's name against its certificate, the default) or empty/none"),
       opt("properties.", option_type::text,
-          "Kafka client properties: bootstrap.servers (an external cluster), group.id, auto.offset.reset"),
+          "any other Kafka client property, given to librdkafka unchanged: bootstrap.servers (an external "
+          "cluster), ssl.ca.location, ssl.certificate.location, ssl.key.location, group.id, …"),
       idle_timeout(),
     };
 }
@@ -263,6 +279,14 @@ std::optional<option_problem> connector_registry::check(std::string_view table, 
 }
 
 bool common_option(std::string_view key) noexcept { return key == connector_option || key == idle_timeout_option; }
+
+bool secret_option(std::string_view key) {
+    const auto k = lower(key);
+    for (std::string_view part : {"password", "secret", "jaas.config", "key.pem", "oauthbearer.config", "apikey"}) {
+        if (k.find(part) != std::string::npos) return true;
+    }
+    return false;
+}
 
 std::optional<int64_t> duration_ms(std::string_view text) {
     std::string_view s = text;
