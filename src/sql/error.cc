@@ -3,7 +3,7 @@
 #include "sql/ast.h"
 #include "sql/lexer.h"
 
-#include "connect/options/options.h"
+#include "base/secret.h"
 
 #include <algorithm>
 #include <string>
@@ -78,7 +78,7 @@ std::string format_error(std::string_view source, const error& e) {
     }
     // Show the masked text, with the carets moved to where the token is in it (a token inside
     // a secret value points at the mask), and no secret in the message.
-    const std::size_t shown = connect::masked_value.size() + 2; // with its quotes
+    const std::size_t shown = text::masked.size() + 2; // with its quotes
     auto moved = [&](std::size_t off, bool token_end) {
         std::size_t shift = 0;
         for (const auto& [b, end] : spans) {
@@ -116,8 +116,8 @@ std::string format_error(std::string_view source, const error& e) {
         std::sort(parts.begin(), parts.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
         for (const auto& v : parts) {
             if (v.empty()) continue;
-            for (auto p = m.message.find(v); p != std::string::npos; p = m.message.find(v, p + connect::masked_value.size())) {
-                m.message.replace(p, v.size(), connect::masked_value);
+            for (auto p = m.message.find(v); p != std::string::npos; p = m.message.find(v, p + text::masked.size())) {
+                m.message.replace(p, v.size(), text::masked);
             }
         }
     }

@@ -1,6 +1,6 @@
 #include "sql/lexer.h"
 
-#include "connect/options/options.h"
+#include "base/secret.h"
 
 #include <algorithm>
 #include <array>
@@ -314,7 +314,7 @@ std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string_view s
     // A string after a secret key string (and '=', which a wrong script may lack).
     auto secret_key_before = [&](std::size_t i) {
         if (i >= 1 && ts[i - 1].is_symbol("=")) --i;
-        return i >= 1 && ts[i - 1].kind == token_kind::string && connect::secret_option(ts[i - 1].text);
+        return i >= 1 && ts[i - 1].kind == token_kind::string && text::secret_key(ts[i - 1].text);
     };
     for (std::size_t i = 0; i < ts.size(); ++i) {
         if (ts[i].kind == token_kind::string && secret_key_before(i)) {
@@ -331,7 +331,7 @@ std::string mask_secrets(std::string_view source) {
     for (const auto& [b, e] : secret_spans(source)) {
         out.append(source.substr(at, b - at));
         out += '\'';
-        out += connect::masked_value;
+        out += text::masked;
         out += '\'';
         at = e;
     }

@@ -41,7 +41,7 @@ struct token {
 /// on characters that cannot start a token.
 parse_result<std::vector<token>> tokenize(std::string_view source);
 
-/// The byte ranges [first, second) of the values of secret options (`connect::secret_option`,
+/// The byte ranges [first, second) of the values of secret options (`text::secret_key`,
 /// such as 'properties.sasl.jaas.config') in SQL text: each string literal written after such a
 /// key in WITH (…), quotes included. A value the lexer cannot read to its end (unterminated)
 /// is covered to the end of the text.

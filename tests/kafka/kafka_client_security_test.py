@@ -137,6 +137,24 @@ class SecureClient(unittest.TestCase):
     def stop_pipeline(self, pid):
         request(f"{self.b.http}/v1/pipelines/{pid}", method="DELETE")
 
+    def start_pipeline(self, pid, script):
+        """Runs `script` (naming its pipeline `pid`), which must be accepted; the pipeline is
+        deleted after the test."""
+        status, body = self.sql(script)
+        self.assertEqual(status, 200, body)
+        self.addCleanup(self.stop_pipeline, pid)
+        return body
+
+    def wait_for_rows(self, bootstrap, topic, what):
+        """The first ROWS records of `topic` (one partition), once they are all there."""
+        def rows():
+            try:
+                r = harness.read_to_end(bootstrap, topic, 1, committed=False)
+            except Exception:  # a topic the pipeline creates appears with its first row
+                return None
+            return len(r) >= ROWS and r
+        return harness.wait_until(rows, 60, what, interval=0.2)
+
     # -- cases --------------------------------------------------------------------------------
 
     def test_a_pipeline_reads_and_writes_over_sasl_ssl(self):
@@ -144,16 +162,11 @@ class SecureClient(unittest.TestCase):
                   self.sasl_table("dst", "sec-out", extra=", 'sink.delivery-guarantee' = 'at-least-once'") + ";\n"
                   "SET 'pipeline.name' = 'sasl-copy';\n"
                   "INSERT INTO dst SELECT id, UPPER(v) AS v FROM src;\n")
-        status, body = self.sql(script)
-        self.assertEqual(status, 200, body)
-        self.addCleanup(self.stop_pipeline, "sasl-copy")
+        body = self.start_pipeline("sasl-copy", script)
         statements = [r["statement"] for r in body["results"]]
         self.assertIn("'properties.sasl.jaas.config' = '******'", statements[0])
 
-        def copied():
-            return harness.read_to_end(self.a.bootstrap, "sec-out", 1, committed=False)
-        rows = harness.wait_until(lambda: (r := copied()) and len(r) >= ROWS and r, 60,
-                                  "every row copied over SASL_SSL")
+        rows = self.wait_for_rows(self.a.bootstrap, "sec-out", "every row copied over SASL_SSL")
         values = sorted(json.loads(v)["id"] for _, _, v in rows)
         self.assertEqual(values, list(range(ROWS)))
         self.assertEqual(json.loads(rows[0][2])["v"], f"ROW-{json.loads(rows[0][2])['id']}")
@@ -168,17 +181,9 @@ class SecureClient(unittest.TestCase):
                   "CREATE TABLE local_out (id INT, v STRING) WITH ('connector' = 'topic', 'topic' = 'mtls-out');\n"
                   "SET 'pipeline.name' = 'mtls-copy';\n"
                   "INSERT INTO local_out SELECT id, v FROM src;\n")
-        status, body = self.sql(script)
-        self.assertEqual(status, 200, body)
-        self.addCleanup(self.stop_pipeline, "mtls-copy")
+        self.start_pipeline("mtls-copy", script)
 
-        def copied():
-            try:
-                return harness.read_to_end(self.b.bootstrap, "mtls-out", 1)
-            except Exception:  # the topic appears with the first row
-                return []
-        rows = harness.wait_until(lambda: (r := copied()) and len(r) >= ROWS and r, 60,
-                                  "every row read over mTLS into B's log")
+        rows = self.wait_for_rows(self.b.bootstrap, "mtls-out", "every row read over mTLS into B's log")
         self.assertEqual(sorted(json.loads(v)["id"] for _, _, v in rows), list(range(ROWS)))
 
     def test_a_wrong_password_shows_as_the_pipeline_reason(self):
@@ -186,9 +191,7 @@ class SecureClient(unittest.TestCase):
                   "CREATE TABLE sink (id INT, v STRING) WITH ('connector' = 'blackhole');\n"
                   "SET 'pipeline.name' = 'wrong-password';\n"
                   "INSERT INTO sink SELECT id, v FROM src;\n")
-        status, body = self.sql(script)
-        self.assertEqual(status, 200, body)
-        self.addCleanup(self.stop_pipeline, "wrong-password")
+        self.start_pipeline("wrong-password", script)
 
         def refused():
             p = self.pipeline("wrong-password")
@@ -212,9 +215,7 @@ class SecureClient(unittest.TestCase):
                                   extra=", 'sink.delivery-guarantee' = 'at-least-once'") + ";\n"
                   "SET 'pipeline.name' = 'wrong-password-sink';\n"
                   "INSERT INTO dst SELECT id, v FROM gen;\n")
-        status, body = self.sql(script)
-        self.assertEqual(status, 200, body)
-        self.addCleanup(self.stop_pipeline, "wrong-password-sink")
+        self.start_pipeline("wrong-password-sink", script)
 
         def failed():
             p = self.pipeline("wrong-password-sink")

@@ -11,8 +11,8 @@
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
 
+#include "base/secret.h"
 #include "connect/kafka/kafka.h"
-#include "connect/options/options.h"
 
 namespace runnel::connect {
 namespace {
@@ -177,14 +177,14 @@ std::string kafka_client_config::get(std::string_view name) const {
     return {};
 }
 
-std::string kafka_client_config::mask(std::string text) const {
+std::string kafka_client_config::mask(std::string message) const {
     for (const auto& s : secrets) {
         if (s.empty()) continue;
-        for (std::size_t at = text.find(s); at != std::string::npos; at = text.find(s, at + masked_value.size())) {
-            text.replace(at, s.size(), masked_value);
+        for (auto at = message.find(s); at != std::string::npos; at = message.find(s, at + text::masked.size())) {
+            message.replace(at, s.size(), text::masked);
         }
     }
-    return text;
+    return message;
 }
 
 result<std::vector<std::pair<std::string, std::string>>> translate_jaas_config(std::string_view text,
@@ -278,11 +278,11 @@ result<kafka_client_config> kafka_client_config_of(std::string_view table,
     };
     std::string mechanism;
     for (const auto& [k, v] : options) {
-        if (k.starts_with(prefix) && secret_option(k)) c.secrets.push_back(v);
+        if (k.starts_with(prefix) && text::secret_key(k)) c.secrets.push_back(v);
         if (k == "properties.sasl.mechanism") mechanism = upper(v);
     }
     auto add = [&](std::string name, std::string value, const std::string& option) {
-        if (secret_option(name) && std::find(c.secrets.begin(), c.secrets.end(), value) == c.secrets.end()) {
+        if (text::secret_key(name) && std::find(c.secrets.begin(), c.secrets.end(), value) == c.secrets.end()) {
             c.secrets.push_back(value);
         }
         c.properties.push_back({std::move(name), std::move(value), option});

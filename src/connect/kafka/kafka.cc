@@ -14,9 +14,9 @@
 
 #include "base/fail_point.h"
 #include "base/logging.h"
+#include "base/secret.h"
 #include "connect/log/log_source.h"
 #include "connect/log/log_sink.h"
-#include "connect/options/options.h"
 #include "engine/state_io.h"
 #include "model/record_batch.h"
 
@@ -34,7 +34,7 @@ rd_kafka_conf_t* make_conf(const kafka_client_config* client,
     char err[512];
     auto set = [&](const std::string& k, const std::string& v) {
         if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) == RD_KAFKA_CONF_OK) return true;
-        why = fmt::format("{}={}: {}", k, secret_option(k) ? std::string(masked_value) : v, err);
+        why = fmt::format("{}={}: {}", k, text::secret_key(k) ? std::string(text::masked) : v, err);
         if (client) why = client->mask(std::move(why));
         rd_kafka_conf_destroy(conf);
         return false;
@@ -60,7 +60,7 @@ bool access_error(rd_kafka_resp_err_t e) {
 
 /// The cluster's last refusal of a client (its login or TLS handshake), which librdkafka
 /// reports through its error callback and retries without end: kept for the job's status, and
-/// logged once per distinct reason. Any thread.
+/// logged once until it changes kind or clears. Any thread.
 class refusal_log {
 public:
     /// Notes librdkafka error `e` of the client of `who` (masked with `client`): true when it
@@ -73,7 +73,8 @@ public:
         }
         auto what = client.mask(fmt::format("{} refuses access: {}", bootstrap, reason));
         std::lock_guard lock(_mu);
-        if (what != _text) lg().error("{}: {}", who, what);
+        if (e != _code) lg().error("{}: {}", who, what); // once, not at every retry
+        _code = e;
         _text = std::move(what);
         return true;
     }
@@ -84,11 +85,13 @@ public:
     void clear() {
         std::lock_guard lock(_mu);
         _text.clear();
+        _code = RD_KAFKA_RESP_ERR_NO_ERROR;
     }
 
 private:
     mutable std::mutex _mu;
     std::string _text; ///< under _mu
+    rd_kafka_resp_err_t _code = RD_KAFKA_RESP_ERR_NO_ERROR; ///< under _mu
 };
 
 } // namespace

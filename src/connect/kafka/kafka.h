@@ -30,9 +30,9 @@ struct kafka_client_config {
 
     /// The value of librdkafka property `name`, or "".
     std::string get(std::string_view name) const;
-    /// `text` with every secret value in it replaced by `******`: for any text a client's
-    /// error may echo.
-    std::string mask(std::string text) const;
+    /// `message` with every secret value in it replaced by `******` (`text::masked`): for any
+    /// text a client's error may echo.
+    std::string mask(std::string message) const;
 };
 
 /// The username and password a JAAS configuration gives, in Flink's (and Kafka's) form

@@ -280,14 +280,6 @@ std::optional<option_problem> connector_registry::check(std::string_view table, 
 
 bool common_option(std::string_view key) noexcept { return key == connector_option || key == idle_timeout_option; }
 
-bool secret_option(std::string_view key) {
-    const auto k = lower(key);
-    for (std::string_view part : {"password", "secret", "jaas.config", "key.pem", "oauthbearer.config", "apikey"}) {
-        if (k.find(part) != std::string::npos) return true;
-    }
-    return false;
-}
-
 std::optional<int64_t> duration_ms(std::string_view text) {
     std::string_view s = text;
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);

@@ -92,16 +92,6 @@ inline constexpr std::string_view idle_timeout_option = "scan.watermark.idle-tim
 /// the idle timeout), as opposed to the connector's own.
 bool common_option(std::string_view key) noexcept;
 
-/// What a secret option's value is shown as (as Flink shows it).
-inline constexpr std::string_view masked_value = "******";
-
-/// True for an option whose value is a secret and must never be shown (logs, errors, the
-/// statements and plans the gateway answers, /metrics): any key that names a password, a
-/// secret, a JAAS configuration, an inline private key (`ssl.key.pem`) or an API key — the
-/// keys Flink masks, so that a secret under `properties.` librdkafka knows and Runnel does
-/// not is masked too. Ignores case.
-bool secret_option(std::string_view key);
-
 /// A duration option's value in milliseconds: "500 ms", "5 s", "2 min", "1 h", "1 d" or plain
 /// milliseconds; nullopt when it is none of these (or too large to count).
 std::optional<int64_t> duration_ms(std::string_view text);

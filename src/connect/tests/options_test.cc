@@ -101,17 +101,5 @@ TEST(connector_options, kafka_security_options_are_checked_at_create_table) {
     EXPECT_NE(p->message.find("plain, scram-sha-256, scram-sha-512 or oauthbearer"), std::string::npos) << p->message;
 }
 
-TEST(connector_options, secrets_are_the_keys_flink_masks) {
-    for (const char* k : {"properties.sasl.jaas.config", "properties.sasl.password", "properties.ssl.key.password",
-                          "properties.SSL.KEYSTORE.PASSWORD", "properties.sasl.oauthbearer.client.secret",
-                          "properties.ssl.key.pem", "sasl.password"}) {
-        EXPECT_TRUE(secret_option(k)) << k;
-    }
-    for (const char* k : {"properties.sasl.username", "properties.sasl.mechanism", "properties.ssl.key.location",
-                          "topic", "properties.bootstrap.servers"}) {
-        EXPECT_FALSE(secret_option(k)) << k;
-    }
-}
-
 } // namespace
 } // namespace runnel::connect
