@@ -1,4 +1,5 @@
 #include "base/text.h"
+#include "base/secret.h"
 
 #include <algorithm>
 #include <array>
@@ -293,6 +294,15 @@ std::string closest_name(std::string_view name, const std::vector<std::string>& 
         }
     }
     return best;
+}
+
+bool secret_key(std::string_view key) {
+    std::string k(key);
+    for (auto& c : k) c = char(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view part : {"password", "secret", "jaas.config", "key.pem", "oauthbearer.config", "apikey"}) {
+        if (k.find(part) != std::string::npos) return true;
+    }
+    return false;
 }
 
 } // namespace runnel::text

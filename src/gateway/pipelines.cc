@@ -10,6 +10,7 @@
 #include "jobs/jobs.h"
 #include "sql/binder.h"
 #include "sql/catalog.h"
+#include "sql/lexer.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
 
@@ -408,7 +409,7 @@ answer run_sql(request_ctx& ctx) {
     for (const auto& st : script.value()) {
         json::object res;
         const auto stmt_text = sql::to_string(st);
-        res["statement"] = stmt_text;
+        res["statement"] = sql::mask_secrets(stmt_text); // the job keeps the text, answers show no secret
         const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
         const bool materialized = cv && cv->materialized;
         auto declared = sql::declare(st, cat);

@@ -196,8 +196,11 @@ public:
                                        "log's topics for now",
                                        name, group.empty() ? "scan.startup.mode' = '" + mode : "properties.group.id"));
             }
+            auto client = kafka_client(t);
+            if (!client) return client.error();
             connect::kafka_source_options o;
             o.bootstrap = bootstrap;
+            o.client = std::move(client).value();
             o.topic = topic;
             o.client_id = "runnel-job-" + _def.id;
             o.start_at_end = start == start_at::latest;
@@ -274,8 +277,11 @@ public:
         const bool exactly = guarantee == "exactly-once";
         const auto bootstrap = option(t, "properties.bootstrap.servers");
         if (!bootstrap.empty()) {
+            auto client = kafka_client(t);
+            if (!client) return client.error();
             connect::kafka_sink_options o;
             o.bootstrap = bootstrap;
+            o.client = std::move(client).value();
             o.topic = topic;
             o.key_columns = t.primary_key;
             o.exactly_once = exactly;
@@ -333,6 +339,15 @@ private:
                                    spec->id, source ? "read" : "written", ids));
         }
         return bad(fmt::format("table {}: connector '{}' is not one Runnel has ({})", t.name.back(), kind, ids));
+    }
+
+    /// The Kafka client configuration of a table on an external cluster (its `properties.*`,
+    /// checked by the connector when the pipeline is planned).
+    static en::result<connect::kafka_client_config> kafka_client(const sql::table_schema& t) {
+        std::string why;
+        auto c = connect::kafka_client_config_of(t.name.back(), t.options, why);
+        if (!c) return bad(std::move(why));
+        return std::move(c).value();
     }
 
     /// The table's `format` (or `value.format`): json by default for topics; `raw` only for

@@ -1,5 +1,7 @@
 #include "sql/lexer.h"
 
+#include "base/secret.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -296,6 +298,45 @@ parse_result<std::vector<token>> tokenize(std::string_view source) {
         return e;
     }
     return lexer(source).run();
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string_view source) {
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    auto tokens = tokenize(source);
+    std::size_t cut = source.size();
+    if (!tokens) {
+        // Read up to where the lexer stopped; a secret value starting there runs to the end.
+        cut = std::min<std::size_t>(tokens.error().offset, source.size());
+        tokens = tokenize(source.substr(0, cut));
+        if (!tokens) return {{0, source.size()}}; // unreadable: show none of it
+    }
+    const auto& ts = tokens.value();
+    // A string after a secret key string (and '=', which a wrong script may lack).
+    auto secret_key_before = [&](std::size_t i) {
+        if (i >= 1 && ts[i - 1].is_symbol("=")) --i;
+        return i >= 1 && ts[i - 1].kind == token_kind::string && text::secret_key(ts[i - 1].text);
+    };
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+        if (ts[i].kind == token_kind::string && secret_key_before(i)) {
+            out.emplace_back(ts[i].pos.offset, std::size_t(ts[i].pos.offset) + ts[i].length);
+        }
+    }
+    if (cut < source.size() && secret_key_before(ts.size() - 1)) out.emplace_back(cut, source.size());
+    return out;
+}
+
+std::string mask_secrets(std::string_view source) {
+    std::string out;
+    std::size_t at = 0;
+    for (const auto& [b, e] : secret_spans(source)) {
+        out.append(source.substr(at, b - at));
+        out += '\'';
+        out += text::masked;
+        out += '\'';
+        at = e;
+    }
+    out.append(source.substr(at));
+    return out;
 }
 
 } // namespace runnel::sql

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sql/ast.h"
@@ -39,6 +40,16 @@ struct token {
 /// The last token is always `end`. Fails on an unterminated string, identifier or comment and
 /// on characters that cannot start a token.
 parse_result<std::vector<token>> tokenize(std::string_view source);
+
+/// The byte ranges [first, second) of the values of secret options (`text::secret_key`,
+/// such as 'properties.sasl.jaas.config') in SQL text: each string literal written after such a
+/// key in WITH (…), quotes included. A value the lexer cannot read to its end (unterminated)
+/// is covered to the end of the text.
+std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string_view source);
+
+/// `source` with every secret value (`secret_spans`) written as '******', for SQL text that is
+/// shown (answers, logs, errors); the stored text keeps the values.
+std::string mask_secrets(std::string_view source);
 
 /// True when `word` is reserved: it cannot be an unquoted identifier or alias.
 bool is_reserved(std::string_view word) noexcept;

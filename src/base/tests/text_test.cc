@@ -1,4 +1,5 @@
 #include "base/text.h"
+#include "base/secret.h"
 
 #include <gtest/gtest.h>
 
@@ -41,6 +42,18 @@ TEST(text, base64_both_ways) {
     EXPECT_EQ(base64_decode("Zm9vYmFy"), "foobar");
     EXPECT_EQ(base64_decode("Zm8"), "fo");
     EXPECT_EQ(base64_decode("Z!=="), std::nullopt);
+}
+
+TEST(text, secrets_are_the_keys_flink_masks) {
+    for (const char* k : {"properties.sasl.jaas.config", "properties.sasl.password", "properties.ssl.key.password",
+                          "properties.SSL.KEYSTORE.PASSWORD", "properties.sasl.oauthbearer.client.secret",
+                          "properties.ssl.key.pem", "sasl.password"}) {
+        EXPECT_TRUE(text::secret_key(k)) << k;
+    }
+    for (const char* k : {"properties.sasl.username", "properties.sasl.mechanism", "properties.ssl.key.location",
+                          "topic", "properties.bootstrap.servers"}) {
+        EXPECT_FALSE(text::secret_key(k)) << k;
+    }
 }
 
 } // namespace

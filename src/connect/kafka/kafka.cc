@@ -14,6 +14,7 @@
 
 #include "base/fail_point.h"
 #include "base/logging.h"
+#include "base/secret.h"
 #include "connect/log/log_source.h"
 #include "connect/log/log_sink.h"
 #include "engine/state_io.h"
@@ -24,25 +25,80 @@ namespace {
 
 spdlog::logger& lg() { return logging::get("connect"); }
 
-/// A librdkafka configuration, or the reason one property was refused.
-rd_kafka_conf_t* make_conf(const std::vector<std::pair<std::string, std::string>>& props, std::string& why) {
+/// A librdkafka configuration: the table's client properties (`client`, may be null), then
+/// the connector's own `props`; or null with the reason one property was refused (secrets
+/// masked).
+rd_kafka_conf_t* make_conf(const kafka_client_config* client,
+                           const std::vector<std::pair<std::string, std::string>>& props, std::string& why) {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     char err[512];
-    for (const auto& [k, v] : props) {
-        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-            why = fmt::format("{}={}: {}", k, v, err);
-            rd_kafka_conf_destroy(conf);
-            return nullptr;
+    auto set = [&](const std::string& k, const std::string& v) {
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) == RD_KAFKA_CONF_OK) return true;
+        why = fmt::format("{}={}: {}", k, text::secret_key(k) ? std::string(text::masked) : v, err);
+        if (client) why = client->mask(std::move(why));
+        rd_kafka_conf_destroy(conf);
+        return false;
+    };
+    if (client) {
+        for (const auto& p : client->properties) {
+            if (!set(p.name, p.value)) return nullptr;
         }
+    }
+    for (const auto& [k, v] : props) {
+        if (!set(k, v)) return nullptr;
     }
     return conf;
 }
+
+/// True for a client error an operator must act on: the cluster refused the credentials or
+/// the TLS handshake failed (librdkafka retries these without end).
+bool access_error(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
+           e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED || e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
+/// The cluster's last refusal of a client (its login or TLS handshake), which librdkafka
+/// reports through its error callback and retries without end: kept for the job's status, and
+/// logged once until it changes kind or clears. Any thread.
+class refusal_log {
+public:
+    /// Notes librdkafka error `e` of the client of `who` (masked with `client`): true when it
+    /// is a refusal (then `text()` says it); other errors are logged as warnings.
+    bool note(rd_kafka_resp_err_t e, const char* reason, const kafka_client_config& client,
+              const std::string& bootstrap, std::string_view who) {
+        if (!access_error(e)) {
+            lg().warn("{}: {}", who, client.mask(reason));
+            return false;
+        }
+        auto what = client.mask(fmt::format("{} refuses access: {}", bootstrap, reason));
+        std::lock_guard lock(_mu);
+        if (e != _code) lg().error("{}: {}", who, what); // once, not at every retry
+        _code = e;
+        _text = std::move(what);
+        return true;
+    }
+    std::string text() const {
+        std::lock_guard lock(_mu);
+        return _text;
+    }
+    void clear() {
+        std::lock_guard lock(_mu);
+        _text.clear();
+        _code = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+
+private:
+    mutable std::mutex _mu;
+    std::string _text; ///< under _mu
+    rd_kafka_resp_err_t _code = RD_KAFKA_RESP_ERR_NO_ERROR; ///< under _mu
+};
 
 } // namespace
 
 result<int32_t> kafka_partitions(const std::string& bootstrap, const std::string& topic,
                                  std::chrono::milliseconds timeout, std::string& why) {
-    auto* conf = make_conf({{"bootstrap.servers", bootstrap}, {"allow.auto.create.topics", "false"}}, why);
+    auto* conf = make_conf(nullptr, {{"bootstrap.servers", bootstrap}, {"allow.auto.create.topics", "false"}}, why);
     if (!conf) return std::error_code(EINVAL, std::generic_category());
     char err[512];
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -89,6 +145,7 @@ struct kafka_source::impl : std::enable_shared_from_this<impl> {
     std::atomic<bool> ready{false}, stopped{false};
     mutable std::mutex mu;
     std::string waiting; ///< under mu
+    refusal_log refusals;
     std::map<int32_t, int64_t> handed; ///< job thread; restored or taken
     std::deque<engine::batch> split;   ///< batches of one poll not yet handed
     std::size_t split_bytes = 0;
@@ -97,18 +154,25 @@ struct kafka_source::impl : std::enable_shared_from_this<impl> {
     /// the earliest). Runs on its own thread: metadata requests block.
     void start() {
         std::string why;
-        auto* conf = make_conf({{"bootstrap.servers", opts.bootstrap}, {"group.id", opts.client_id},
+        auto* conf = make_conf(&opts.client,
+                               {{"bootstrap.servers", opts.bootstrap}, {"group.id", opts.client_id},
                                 {"client.id", opts.client_id}, {"enable.auto.commit", "false"},
                                 {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
                                 {"queued.max.messages.kbytes", std::to_string(std::max<std::size_t>(opts.max_buffered_bytes / 1024, 64))}},
                                why);
         char err[512];
-        if (conf) rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+        if (conf) {
+            rd_kafka_conf_set_opaque(conf, this);
+            rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int e, const char* reason, void* opaque) {
+                static_cast<impl*>(opaque)->client_error(rd_kafka_resp_err_t(e), reason);
+            });
+            rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+            if (!rk) rd_kafka_conf_destroy(conf); // not taken on failure
+        }
         if (!rk) {
-            set_waiting(conf ? fmt::format("cannot create a consumer: {}", err) : why);
+            set_waiting(conf ? opts.client.mask(fmt::format("cannot create a consumer: {}", err)) : why);
             return;
         }
-        rd_kafka_poll_set_consumer(rk);
         queue = rd_kafka_queue_get_consumer(rk);
         // Wake the job when records arrive in an empty queue.
         rd_kafka_queue_cb_event_enable(queue, [](rd_kafka_t*, void* opaque) {
@@ -146,6 +210,9 @@ struct kafka_source::impl : std::enable_shared_from_this<impl> {
                 rd_kafka_topic_partition_list_destroy(list);
                 if (ae == RD_KAFKA_RESP_ERR_NO_ERROR) {
                     set_waiting("");
+                    // From now on errors reach error_cb through the consumer queue, which the
+                    // job polls.
+                    rd_kafka_poll_set_consumer(rk);
                     ready = true;
                     home.post([w = weak_from_this()] {
                         if (auto s = w.lock(); s && !s->stopped) s->wake();
@@ -154,13 +221,20 @@ struct kafka_source::impl : std::enable_shared_from_this<impl> {
                 }
                 set_waiting(fmt::format("cannot assign {}: {}", opts.topic, rd_kafka_err2str(ae)));
             }
-            for (int i = 0; i < 20 && !stopped; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50)); // retry in 1 s
+            // Retry in 1 s, serving librdkafka's error callbacks meanwhile (a refused login).
+            for (int i = 0; i < 20 && !stopped; ++i) rd_kafka_poll(rk, 50);
         }
     }
 
     void set_waiting(std::string w) {
         std::lock_guard lock(mu);
         waiting = std::move(w);
+    }
+
+    /// librdkafka's error callback (any thread that polls): a refused login or TLS handshake
+    /// is kept for `waiting_for` (and so the job's status and /metrics) until records arrive.
+    void client_error(rd_kafka_resp_err_t e, const char* reason) {
+        refusals.note(e, reason, opts.client, opts.bootstrap, "kafka source " + opts.topic);
     }
 };
 
@@ -190,9 +264,7 @@ engine::source_fn kafka_source::fn() {
             for (ssize_t i = 0; i < n; ++i) {
                 auto* m = msgs[i];
                 if (m->err) {
-                    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        lg().warn("kafka source {}: {}", im.opts.topic, rd_kafka_message_errstr(m));
-                    }
+                    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) im.client_error(m->err, rd_kafka_message_errstr(m));
                     rd_kafka_message_destroy(m);
                     continue;
                 }
@@ -215,6 +287,7 @@ engine::source_fn kafka_source::fn() {
             }
             flush();
             if (im.split.empty()) return engine::source_poll::idle();
+            im.refusals.clear(); // records arrive: the client is let in again
         }
         auto b = std::move(im.split.front());
         im.split.pop_front();
@@ -254,6 +327,7 @@ result<void> kafka_source::restore(std::string_view bytes) {
 std::size_t kafka_source::buffered_bytes() const { return _impl->split_bytes; }
 
 std::string kafka_source::waiting_for() const {
+    if (auto refused = _impl->refusals.text(); !refused.empty()) return refused;
     std::lock_guard lock(_impl->mu);
     return _impl->waiting;
 }
@@ -342,6 +416,7 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
     mutable std::mutex mu;
     std::error_code failed; ///< under mu: the first delivery failure (at-least-once)
     std::string failure;    ///< under mu: librdkafka's words for the last failure
+    refusal_log refusals;
     std::vector<done_fn> waiting; ///< under mu
     std::vector<std::size_t> key_cols;
     const engine::schema* key_schema = nullptr;
@@ -369,6 +444,16 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
         home.post([w = weak_from_this(), done = std::move(done), r] {
             if (auto s = w.lock(); s && !s->stopping) done(r);
         });
+    }
+
+    /// librdkafka's error callback (the sink's thread, which polls): a refused login or TLS
+    /// handshake becomes the sink's failure, so the job fails with the reason instead of
+    /// waiting for acknowledgements that never come.
+    void client_error(rd_kafka_resp_err_t e, const char* reason) {
+        if (!refusals.note(e, reason, opts.client, opts.bootstrap, "kafka sink " + opts.topic)) return;
+        std::lock_guard lock(mu);
+        failure = refusals.text();
+        if (!failed) failed = std::error_code(EACCES, std::generic_category());
     }
 
     /// Records `why` as the sink's failure (logged, and told by `failure()`).
@@ -400,7 +485,8 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
             std::vector<done_fn> ready;
             {
                 std::lock_guard lock(mu);
-                if (outstanding == 0 && !waiting.empty()) ready.swap(waiting);
+                // A refused login fails what waits rather than leaving it waiting unseen.
+                if ((outstanding == 0 || failed.value() == EACCES) && !waiting.empty()) ready.swap(waiting);
             }
             for (auto& d : ready) {
                 std::lock_guard lock(mu);
@@ -473,7 +559,8 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
     /// partition (0: none). Sink's thread.
     result<int64_t> highest_committed() {
         std::string why;
-        auto* conf = make_conf({{"bootstrap.servers", opts.bootstrap}, {"group.id", opts.transactional_id + ".recover"},
+        auto* conf = make_conf(&opts.client,
+                               {{"bootstrap.servers", opts.bootstrap}, {"group.id", opts.transactional_id + ".recover"},
                                 {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"},
                                 {"isolation.level", "read_committed"}, {"enable.partition.eof", "true"},
                                 {"auto.offset.reset", "earliest"}},
@@ -481,7 +568,10 @@ struct kafka_sink::impl : std::enable_shared_from_this<impl> {
         if (!conf) return fail(why);
         char err[512];
         rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-        if (!c) return fail(fmt::format("cannot create a consumer: {}", err));
+        if (!c) {
+            rd_kafka_conf_destroy(conf); // not taken on failure
+            return fail(opts.client.mask(fmt::format("cannot create a consumer: {}", err)));
+        }
         rd_kafka_poll_set_consumer(c);
         auto done = [c](result<int64_t> r) {
             rd_kafka_consumer_close(c);
@@ -556,9 +646,12 @@ void kafka_sink::start(int32_t, done_fn done) {
       {"partitioner", "murmur2_random"},
       {"queue.buffering.max.messages", std::to_string(std::max<std::size_t>(im.opts.max_pending_rows * 2, 1000))}};
     if (im.opts.exactly_once) props.emplace_back("transactional.id", im.opts.transactional_id);
-    auto* conf = make_conf(props, why);
+    auto* conf = make_conf(&im.opts.client, props, why);
     if (!conf) return done(im.fail(why, EINVAL));
     rd_kafka_conf_set_opaque(conf, _impl.get());
+    rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int e, const char* reason, void* opaque) {
+        static_cast<impl*>(opaque)->client_error(rd_kafka_resp_err_t(e), reason);
+    });
     if (!im.opts.exactly_once) {
         rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
             auto* self = static_cast<impl*>(opaque);
@@ -575,13 +668,20 @@ void kafka_sink::start(int32_t, done_fn done) {
     }
     char err[512];
     im.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!im.rk) return done(im.fail(fmt::format("cannot create a producer: {}", err), EINVAL));
+    if (!im.rk) {
+        rd_kafka_conf_destroy(conf); // not taken on failure
+        return done(im.fail(im.opts.client.mask(fmt::format("cannot create a producer: {}", err)), EINVAL));
+    }
     im.thread = std::thread([s = _impl.get()] { s->run(); }); // joined by ~impl
     if (!im.opts.exactly_once) return done(ok());
     // init_transactions blocks until the coordinator has fenced the previous incarnation and
     // finished its open transaction; metadata blocks too.
     im.post([s = _impl.get(), done = std::move(done)]() mutable {
         if (auto e = take(rd_kafka_init_transactions(s->rk, s->timeout_ms()), "init_transactions")) {
+            rd_kafka_poll(s->rk, 0); // serves the error callback: a refused login says why
+            if (auto refused = s->refusals.text(); !refused.empty()) {
+                return s->answer(std::move(done), s->fail(refused, EACCES));
+            }
             return s->answer(std::move(done),
                              s->fail(fmt::format("exactly-once output needs Kafka transactions, and {} did not start them "
                                                  "for transactional id '{}': {}",

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,54 @@
 #include "engine/engine.h"
 
 namespace runnel::connect {
+
+/// One librdkafka property of a table on an external cluster, and the table option it comes
+/// from (`properties.<key>`), which errors name.
+struct kafka_property {
+    std::string name;  ///< librdkafka's key
+    std::string value;
+    std::string option; ///< the table's option, such as "properties.sasl.jaas.config"
+};
+
+/// What a table's `properties.*` options give the Kafka client: every property in librdkafka's
+/// terms, and the secret values among them (for `mask`).
+struct kafka_client_config {
+    std::vector<kafka_property> properties;
+    std::vector<std::string> secrets;
+
+    /// The value of librdkafka property `name`, or "".
+    std::string get(std::string_view name) const;
+    /// `message` with every secret value in it replaced by `******` (`text::masked`): for any
+    /// text a client's error may echo.
+    std::string mask(std::string message) const;
+};
+
+/// The username and password a JAAS configuration gives, in Flink's (and Kafka's) form
+/// `<login module class> required username="u" password="p";`, as librdkafka properties:
+/// `sasl.username`/`sasl.password` for the Plain and SCRAM login modules (`sasl.mechanism`
+/// PLAIN for Plain), `sasl.oauthbearer.*` for the OAuthBearer one (its unsecured `sub` claim,
+/// or an OIDC client id and secret). `mechanism` is the table's `sasl.mechanism` (upper case,
+/// or ""). `why` says what is wrong without repeating any value of the text.
+result<std::vector<std::pair<std::string, std::string>>> translate_jaas_config(std::string_view text,
+                                                                               std::string_view mechanism,
+                                                                               std::string& why);
+
+/// The Kafka client configuration of table `table` from its options: every `properties.<key>`
+/// option (but `group.id` and `auto.offset.reset`, which the job reads itself) becomes
+/// librdkafka property `<key>` unchanged, except Flink's (Java
+/// client's) names librdkafka does not have: `sasl.jaas.config` (see `translate_jaas_config`),
+/// `ssl.truststore.location` (→ `ssl.ca.location`), a PEM `ssl.keystore.location` (→
+/// `ssl.certificate.location` and `ssl.key.location`), `ssl.truststore.certificates`,
+/// `ssl.keystore.certificate.chain`, `ssl.keystore.key` (inline PEM) and an empty
+/// `ssl.endpoint.identification.algorithm` (→ none). Certificate and key files must be PEM:
+/// a JKS or PKCS12 file is refused, naming the option. Then librdkafka checks every property
+/// and makes a client of them without connecting (so a key it does not know, a value it refuses
+/// or a file it cannot load is found here, when the pipeline is planned). `why` names the
+/// table, the option and librdkafka's reason, with secrets masked. Blocks briefly (reads the
+/// files, starts and stops a client): call where planning runs.
+result<kafka_client_config> kafka_client_config_of(std::string_view table,
+                                                   std::span<const std::pair<std::string, std::string>> options,
+                                                   std::string& why);
 
 /// The number of partitions of `topic` on the cluster at `bootstrap`, asked over the Kafka
 /// protocol (blocks up to `timeout`; call from a thread that may block). `why` explains a
@@ -21,6 +70,9 @@ result<int32_t> kafka_partitions(const std::string& bootstrap, const std::string
 
 struct kafka_source_options {
     std::string bootstrap; ///< host:port[,host:port…]
+    /// The table's client properties (security, tuning); the source's own (group, offsets,
+    /// read-ahead) are set after them.
+    kafka_client_config client;
     std::string topic;
     std::string client_id = "runnel-job";
     std::size_t max_buffered_bytes = 4u << 20;
@@ -56,6 +108,9 @@ private:
 
 struct kafka_sink_options {
     std::string bootstrap;
+    /// The table's client properties; the sink's own (idempotence, acks, partitioner,
+    /// transactional.id) are set after them.
+    kafka_client_config client;
     std::string topic;
     std::vector<std::string> key_columns;
     bool exactly_once = false;

@@ -84,5 +84,22 @@ TEST(connector_options, durations_take_units_and_refuse_overflow) {
     EXPECT_FALSE(duration_ms(""));
 }
 
+TEST(connector_options, kafka_security_options_are_checked_at_create_table) {
+    EXPECT_FALSE(check({{"connector", "kafka"}, {"topic", "t"}, {"properties.bootstrap.servers", "h:1"},
+                        {"properties.security.protocol", "SASL_SSL"}, {"properties.sasl.mechanism", "SCRAM-SHA-512"},
+                        {"properties.sasl.jaas.config", "x required;"}, {"properties.ssl.truststore.location", "/ca"},
+                        {"properties.ssl.endpoint.identification.algorithm", ""}}));
+    auto p = check({{"connector", "kafka"}, {"topic", "t"}, {"properties.security.protocol", "TLS"}});
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->index, std::optional<std::size_t>(2));
+    EXPECT_NE(p->message.find("option 'properties.security.protocol' is plaintext, ssl, sasl_plaintext or sasl_ssl, "
+                              "not 'TLS'"),
+              std::string::npos)
+      << p->message;
+    p = check({{"connector", "kafka"}, {"topic", "t"}, {"properties.sasl.mechanism", "GSSAPI"}});
+    ASSERT_TRUE(p);
+    EXPECT_NE(p->message.find("plain, scram-sha-256, scram-sha-512 or oauthbearer"), std::string::npos) << p->message;
+}
+
 } // namespace
 } // namespace runnel::connect

@@ -164,5 +164,40 @@ TEST(sql_errors, tabs_keep_the_caret_aligned) {
               "        \t  \t ^^^^");
 }
 
+TEST(sql_errors, secret_option_values_are_masked_in_text_and_errors) {
+    const std::string script = "CREATE TABLE t (a INT) WITH ('connector' = 'kafka',\n"
+                               "  'properties.sasl.jaas.config' = 'x.ScramLoginModule required password=\"hunter2\";', "
+                               "'properties.sasl.password' = 'it''s', 'b' = )";
+    const auto masked = mask_secrets(script);
+    EXPECT_EQ(masked.find("hunter2"), std::string::npos) << masked;
+    EXPECT_EQ(masked.find("it''s"), std::string::npos) << masked;
+    EXPECT_NE(masked.find("'properties.sasl.jaas.config' = '******', 'properties.sasl.password' = '******', 'b' = )"),
+              std::string::npos)
+        << masked;
+    // The error after the secrets points at the same token of the masked line.
+    auto r = parse_script(script);
+    ASSERT_FALSE(r);
+    const auto text = format_error(script, r.error());
+    EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+    const auto caret = text.rfind('\n');
+    const auto shown = text.rfind('\n', caret - 1);
+    const std::string line = text.substr(shown + 1, caret - shown - 1);
+    const std::string carets = text.substr(caret + 1);
+    ASSERT_EQ(line.find(')'), carets.find('^')) << text;
+    // An error inside the secret points at the mask and never repeats it.
+    error e = error_at(source_pos{2, 36, uint32_t(script.find("hunter2"))}, 7, "bad word 'hunter2'");
+    const auto inside = format_error(script, e);
+    EXPECT_EQ(inside.find("hunter2"), std::string::npos) << inside;
+    EXPECT_NE(inside.find("bad word '******'"), std::string::npos) << inside;
+}
+
+TEST(sql_errors, an_unterminated_secret_is_masked_to_the_end) {
+    const std::string script = "CREATE TABLE t (a INT) WITH ('properties.sasl.password' = 'hunter2";
+    EXPECT_EQ(mask_secrets(script).find("hunter2"), std::string::npos);
+    auto r = parse_script(script);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(format_error(script, r.error()).find("hunter2"), std::string::npos) << format_error(script, r.error());
+}
+
 } // namespace
 } // namespace runnel::sql
