@@ -56,6 +56,7 @@ bench: benchmarks
 	bench/group_bench.py --build $(RELEASE) --dir build/bench-data --json build/bench-groups.json
 	bench/jobs_bench.py --build $(RELEASE) --json build/bench-jobs.json
 	bench/txn_bench.py --build $(RELEASE) --json build/bench-txn.json
+	bench/secure_bench.py --build $(RELEASE) --json build/bench-secure.json
 	$(RELEASE)/bench/validate_bench --json build/bench-validate.json
 	$(RELEASE)/bench/acl_bench --json build/bench-acl.json
 

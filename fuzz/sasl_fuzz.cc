@@ -1,6 +1,7 @@
 // Feeds arbitrary SASL tokens to the server side of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
 // OAUTHBEARER. The first byte picks the mechanism (0x80 set: OAUTHBEARER, whose token check
-// refuses every token); the rest is one or two tokens separated by the first 0xff byte (a
+// refuses every token; 0x40 set: PLAIN's password check is deferred, as the Kafka listener
+// does, and finished by hand); the rest is one or two tokens separated by the first 0xff byte (a
 // client-first and a client-final message for SCRAM, the client's %x01 after an error for
 // OAUTHBEARER). A user "alice" exists,
 // so both the known-user and the unknown-user paths run. Nothing may crash, read out of
@@ -67,7 +68,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         why = "refused";
         return std::nullopt;
     });
+    if ((data[0] & 0x40) != 0) {
+        server.defer_password_checks(); // PLAIN answers check_password; the check runs below
+    }
     auto r = server.step(first);
+    if (r.st == sasl_server::state::check_password) {
+        check(m == mechanism::plain);
+        r = server.finish_password_check(server.password_ok());
+    }
     if (m == mechanism::oauthbearer) {
         check(r.st != sasl_server::state::done);
         if (r.st == sasl_server::state::more) {

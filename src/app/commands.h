@@ -63,6 +63,8 @@ struct serve_options {
     std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};
     int64_t sasl_handshake_timeout_ms = 10000;
     int64_t sasl_session_lifetime_ms = 0;
+    int32_t sasl_password_check_threads = 1;  ///< threads checking SASL/PLAIN passwords (PBKDF2)
+    int32_t sasl_password_check_queue = 64;   ///< checks waiting at once before logins are refused
     bool allow_insecure_network = false;
     // Authorization of Kafka requests (docs/security.md, "ACLs").
     std::string authorizer = "none";      ///< `acl`: check DATA_DIR/security/acls; `none`: allow all

@@ -277,6 +277,16 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "SASL sessions last this long, then clients re-authenticate or are closed (0: forever)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600 * 1000));
+    cmd->add_option("--sasl-password-check-threads", opts.sasl_password_check_threads,
+                    "Threads that check SASL/PLAIN passwords (a PBKDF2 derivation each), off the event loops "
+                    "(0: on the connection's event loop, which stalls its other connections meanwhile)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+    cmd->add_option("--sasl-password-check-queue", opts.sasl_password_check_queue,
+                    "SASL/PLAIN password checks waiting or running at once; beyond it a login is refused with "
+                    "SASL_AUTHENTICATION_FAILED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
     cmd->add_option("--authorizer", opts.authorizer,
                     "Authorization of Kafka requests: acl (ACLs, managed with `runnel acl` or the Kafka admin "
                     "APIs) or none (every client may do everything)")
@@ -526,6 +536,14 @@ int serve(const serve_options& opts) {
     }
     const auto started = std::chrono::steady_clock::now();
     net::shard_group shards(shard_count);
+    // SASL/PLAIN password checks run here, off the shards; destroyed before the shards, since
+    // a check still queued then answers to one of them.
+    std::shared_ptr<security::password_pool> password_checks;
+    if (listeners->credentials && opts.sasl_password_check_threads > 0) {
+        password_checks = std::make_shared<security::password_pool>(
+          static_cast<unsigned>(opts.sasl_password_check_threads),
+          static_cast<std::size_t>(opts.sasl_password_check_queue));
+    }
     std::vector<std::unique_ptr<storage::flusher>> flushers;
     std::vector<executor*> executors;
     std::vector<storage::flusher*> flusher_ptrs;
@@ -587,6 +605,7 @@ int serve(const serve_options& opts) {
         }
         auto cfg = kcfg;
         l.apply(cfg);
+        cfg.password_checks = password_checks;
         kafka_servers.push_back(std::make_unique<kafka::kafka_server>(shards, brk, groups, cfg));
         if (auto bound = kafka_servers.back()->start(); !bound) {
             failure = fmt::format("cannot listen on {} for Kafka clients ({}): {}", l.spec.address.to_string(),

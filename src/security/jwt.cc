@@ -236,6 +236,12 @@ std::optional<std::chrono::system_clock::time_point> date_claim(const json::obje
         bad = true;
         return std::nullopt;
     }
+    // The clock counts nanoseconds in 64 bits, up to the year 2262: a later date is the
+    // clock's last instant (converting it would overflow).
+    constexpr double clock_end = std::chrono::duration<double>(std::chrono::system_clock::duration::max()).count();
+    if (secs >= clock_end) {
+        return std::chrono::system_clock::time_point::max();
+    }
     return std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(secs)));
 }

@@ -1,5 +1,7 @@
 #include "security/sasl.h"
 
+#include <openssl/crypto.h>
+
 #include <charconv>
 #include <vector>
 
@@ -72,6 +74,18 @@ const std::string& process_secret() {
 
 constexpr std::size_t max_token_bytes = 16 * 1024;
 
+/// The credential an unknown user is checked against: a stable salt, so repeated attempts
+/// look alike, and random keys, so no password or proof matches.
+scram_credential made_up_credential(mechanism m, std::string_view user) {
+    scram_credential c;
+    c.mech = m;
+    c.salt = scram_hmac(mechanism::scram_sha_256, process_secret(), user);
+    c.iterations = min_scram_iterations;
+    c.stored_key = random_bytes(scram_hash(m, "").size());
+    c.server_key = random_bytes(c.stored_key.size());
+    return c;
+}
+
 } // namespace
 
 sasl_server::sasl_server(mechanism m, credential_store& store, bearer_check bearer)
@@ -132,11 +146,31 @@ sasl_server::step_result sasl_server::plain(std::string_view token) {
     if (!cred) {
         cred = _store.find(user, mechanism::scram_sha_256);
     }
-    if (!cred || !password_matches(*cred, password)) {
+    _cred = cred ? std::move(*cred) : made_up_credential(mechanism::scram_sha_512, user);
+    _user = std::string(user);
+    _password = std::string(password);
+    _stage = 1;
+    if (_defer_password_check) {
+        return {state::check_password, {}, {}, std::nullopt};
+    }
+    return finish_password_check(password_ok());
+}
+
+bool sasl_server::password_ok() const {
+    return _mech == mechanism::plain && _stage == 1 && !_password.empty() && password_matches(_cred, _password);
+}
+
+sasl_server::step_result sasl_server::finish_password_check(bool ok) {
+    if (_mech != mechanism::plain || _stage != 1 || _password.empty()) {
+        return fail("Authentication failed: no PLAIN password is being checked");
+    }
+    OPENSSL_cleanse(_password.data(), _password.size());
+    _password.clear();
+    if (!ok) {
+        _user.clear();
         return fail("Authentication failed: Invalid username or password");
     }
-    _user = std::string(user);
-    _stage = 1;
+    _stage = 2;
     return {state::done, {}, {}, std::nullopt};
 }
 
@@ -255,12 +289,7 @@ sasl_server::step_result sasl_server::client_first(std::string_view token) {
     if (auto c = _store.find(_user, _mech)) {
         _cred = std::move(*c);
     } else {
-        // Unknown user: a made-up, stable credential no password matches.
-        _cred.mech = _mech;
-        _cred.salt = scram_hmac(mechanism::scram_sha_256, process_secret(), _user);
-        _cred.iterations = min_scram_iterations;
-        _cred.stored_key = random_bytes(scram_hash(_mech, "").size());
-        _cred.server_key = random_bytes(_cred.stored_key.size());
+        _cred = made_up_credential(_mech, _user);
     }
     _nonce = std::string(attrs[1].value) + text::base64_encode(random_bytes(24));
     _server_first = fmt::format("r={},s={},i={}", _nonce, text::base64_encode(_cred.salt), _cred.iterations);

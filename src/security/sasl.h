@@ -23,10 +23,16 @@ using bearer_check = std::function<std::optional<jwt_identity>(std::string_view 
 /// One per authentication attempt of a connection; used on that connection's shard only.
 /// Every token is hostile: malformed text fails the exchange with a message, never throws.
 /// An unknown user runs a SCRAM exchange against a made-up credential and fails at the proof,
-/// as a wrong password does, so the answers do not tell which user names exist.
+/// as a wrong password does, and a PLAIN password of an unknown user is checked against such
+/// a credential too, so neither the answers nor their timing tell which user names exist.
+///
+/// Checking a PLAIN password costs a PBKDF2 derivation (milliseconds). After
+/// `defer_password_checks`, `step` does not run it: it answers `check_password`, the caller
+/// runs `password_ok` where milliseconds stall nothing (the server's `password_pool`) and hands
+/// the outcome to `finish_password_check`.
 class sasl_server {
 public:
-    enum class state { more, done, failed };
+    enum class state { more, done, failed, check_password };
     struct step_result {
         state st = state::failed;
         std::string response; ///< the token to send back (also the last one, server-final)
@@ -40,6 +46,15 @@ public:
 
     /// Takes the client's next token and answers it.
     step_result step(std::string_view token);
+
+    /// From now on a PLAIN password is checked by the caller (see the class comment).
+    void defer_password_checks() noexcept { _defer_password_check = true; }
+    /// After `step` answered `check_password`: whether the password matches the user's stored
+    /// credential. Reads only this exchange's own fields and changes nothing, so it may run on
+    /// another thread while the owner waits for it.
+    bool password_ok() const;
+    /// Ends a PLAIN exchange with the outcome of `password_ok`.
+    step_result finish_password_check(bool ok);
 
     mechanism mech() const noexcept { return _mech; }
     /// The authenticated user once `step` returned `done`.
@@ -63,6 +78,8 @@ private:
     std::string _server_first;
     std::string _nonce;
     scram_credential _cred;
+    std::string _password; ///< PLAIN: between `step` and `finish_password_check`
+    bool _defer_password_check = false;
 };
 
 } // namespace runnel::security

@@ -9,6 +9,7 @@
 #include "security/http_auth.h"
 #include "security/jwt.h"
 #include "security/listener.h"
+#include "security/password_pool.h"
 #include "security/principal.h"
 #include "security/sasl.h"
 #include "security/scram.h"

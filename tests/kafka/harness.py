@@ -378,6 +378,54 @@ def metric(srv, name):
     return float(m.group(1))
 
 
+# -- security fixtures: certificates, users, listeners ------------------------------------------
+
+def openssl(*args, cwd):
+    p = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, f"openssl {' '.join(args)} failed:\n{p.stderr.decode(errors='replace')}"
+
+
+def make_certificates(d):
+    """In directory `d`: a CA, a server certificate (127.0.0.1, localhost), a client certificate,
+    and an untrusted CA with its own client; returns their paths by file name."""
+    def ca(name, cn):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+                "-days", "2", "-subj", f"/CN={cn}", cwd=d)
+
+    def leaf(name, issuer, subject, ext):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", subject, cwd=d)
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(ext)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.crt", "-CAkey", f"{issuer}.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+
+    ca("ca", "Runnel Test CA")
+    ca("rogue-ca", "Untrusted Test CA")
+    leaf("server", "ca", "/CN=localhost",
+         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    leaf("client", "ca", "/O=runnel-test/OU=eng/CN=app-client", "extendedKeyUsage=clientAuth\n")
+    leaf("rogue", "rogue-ca", "/CN=intruder", "extendedKeyUsage=clientAuth\n")
+    return {n: os.path.join(d, n) for n in ["ca.crt", "server.crt", "server.key", "client.crt", "client.key",
+                                             "rogue.crt", "rogue.key"]}
+
+
+def create_user(binary, data_dir, name, password, mechanisms=None):
+    """`runnel user create` in `data_dir` (SCRAM credentials; every mechanism unless named)."""
+    cmd = [binary, "user", "create", "--data-dir", data_dir, name]
+    if mechanisms:
+        cmd += ["--mechanisms", mechanisms]
+    p = subprocess.run(cmd, input=password + "\n", text=True, capture_output=True, timeout=60)
+    assert p.returncode == 0, f"runnel user create failed: {p.stderr}"
+
+
+def listener_port(srv, name):
+    """The port of the server's Kafka listener `name` (from its log line)."""
+    m = srv.wait_for_log(rf"Kafka listener {name} \(\w+\) on 127\.0\.0\.1:(\d+)")
+    return int(m.group(1))
+
+
 class ServerCase(unittest.TestCase):
     """Test cases sharing one `runnel serve` (started before the first, stopped with a clean-exit
     check after the last) and talking to it with raw Kafka requests (kafka_wire). A subclass

@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -64,47 +65,13 @@ NODE = option("--node", "node")
 NPM = option("--npm", "npm")
 
 
-def openssl(*args, cwd):
-    p = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=60)
-    assert p.returncode == 0, f"openssl {' '.join(args)} failed:\n{p.stderr.decode(errors='replace')}"
-
-
-def make_certificates(d):
-    """CA, server (127.0.0.1, localhost), client, and an untrusted CA with its own client."""
-    def ca(name, cn):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-                "-days", "2", "-subj", f"/CN={cn}", cwd=d)
-
-    def leaf(name, issuer, subject, ext):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", subject, cwd=d)
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(ext)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.crt", "-CAkey", f"{issuer}.key",
-                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
-
-    ca("ca", "Runnel Test CA")
-    ca("rogue-ca", "Untrusted Test CA")
-    leaf("server", "ca", "/CN=localhost",
-         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    leaf("client", "ca", "/O=runnel-test/OU=eng/CN=app-client", "extendedKeyUsage=clientAuth\n")
-    leaf("rogue", "rogue-ca", "/CN=intruder", "extendedKeyUsage=clientAuth\n")
-    return {n: os.path.join(d, n) for n in ["ca.crt", "server.crt", "server.key", "client.crt", "client.key",
-                                             "rogue.crt", "rogue.key"]}
+openssl = harness.openssl
+make_certificates = harness.make_certificates
+listener_port = harness.listener_port
 
 
 def create_user(data_dir, name, password, mechanisms=None):
-    cmd = [BINARY, "user", "create", "--data-dir", data_dir, name]
-    if mechanisms:
-        cmd += ["--mechanisms", mechanisms]
-    p = subprocess.run(cmd, input=password + "\n", text=True, capture_output=True, timeout=60)
-    assert p.returncode == 0, f"runnel user create failed: {p.stderr}"
-
-
-def listener_port(srv, name):
-    m = srv.wait_for_log(rf"Kafka listener {name} \(\w+\) on 127\.0\.0\.1:(\d+)")
-    return int(m.group(1))
+    harness.create_user(BINARY, data_dir, name, password, mechanisms)
 
 
 def metrics_text(srv):
@@ -400,6 +367,45 @@ class Refusals(unittest.TestCase):
                         except (kw.Closed, ConnectionError):
                             break
                         time.sleep(0.05)  # pacing the polls, not synchronising
+
+    def test_password_checks_beyond_the_queue_are_refused(self):
+        """PLAIN passwords are checked on the password-check threads; with one thread and room for
+        one check, logins arriving while it runs are refused at once (SASL_AUTHENTICATION_FAILED,
+        counted), the others still get their answer, and a right password still logs in."""
+        with tempfile.TemporaryDirectory(prefix="runnel-security-checks-") as d:
+            data = os.path.join(d, "data")
+            create_user(data, "dave", "daves password")
+            with harness.RunnelServer(BINARY, name="security-checks", data_dir=data, extra_args=[
+                    "--kafka-listener", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "PLAIN",
+                    "--sasl-password-check-threads", "1", "--sasl-password-check-queue", "1"]) as srv:
+                port = listener_port(srv, "SASL_PLAINTEXT")
+
+                def login(password):
+                    with kw.Connection(port, timeout=60) as conn:
+                        _, body = conn.request(17, 1, kw.string("PLAIN"))
+                        self.assertEqual(kw.Reader(body).i16(), 0)
+                        _, body = conn.request(36, 1, kw.nbytes(b"\0dave\0" + password))
+                        r = kw.Reader(body)
+                        return r.i16(), r.string()
+
+                answers = []
+                deadline = harness.Deadline(120, "a login refused for a full password-check queue")
+                while not any("too many passwords" in (m or "") for _, m in answers):
+                    deadline.check(f"({len(answers)} answers)")
+                    threads = [threading.Thread(target=lambda: answers.append(login(b"wrong"))) for _ in range(16)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                for code, message in answers:
+                    self.assertEqual(code, 58, message)  # SASL_AUTHENTICATION_FAILED
+                    self.assertTrue("Invalid username or password" in message or "too many passwords" in message,
+                                    message)
+                self.assertGreater(harness.metric(srv, "runnel_sasl_password_checks_refused_total"), 0)
+                self.assertGreater(harness.metric(srv, "runnel_sasl_password_checks_total"), 0)
+                self.assertEqual(login(b"daves password"), (0, None))
+                harness.wait_until(lambda: harness.metric(srv, "runnel_sasl_password_checks_pending") == 0, 30,
+                                   "the password-check queue to empty")
 
     def test_plaintext_on_the_network_needs_a_flag(self):
         with tempfile.TemporaryDirectory(prefix="runnel-security-insecure-") as d:

@@ -595,12 +595,36 @@ asio::awaitable<void> write_answers(std::shared_ptr<connection> c) {
 
 // -- authentication -------------------------------------------------------------------------
 
+/// Checks the PLAIN password of `c`'s exchange on the password pool (or here, when there is
+/// none), so the PBKDF2 derivation does not stall the shard; with the pool's queue full the
+/// login is refused at once.
+asio::awaitable<security::sasl_server::step_result> check_password(connection& c) {
+    auto* pool = c.st.config.password_checks.get();
+    if (pool == nullptr) {
+        co_return c.sasl->finish_password_check(c.sasl->password_ok());
+    }
+    if (!pool->try_reserve()) {
+        c.sasl->finish_password_check(false);
+        co_return security::sasl_server::step_result{
+          security::sasl_server::state::failed, {},
+          "Authentication failed: the server is checking too many passwords at once; try again later",
+          std::nullopt};
+    }
+    // The exchange stays alive and untouched while the pool reads it: the reader waits here.
+    const security::sasl_server* exchange = c.sasl.get();
+    const bool ok = co_await net::invoke_on(*pool, [exchange] { return exchange->password_ok(); });
+    co_return c.sasl->finish_password_check(ok);
+}
+
 /// Feeds one SASL token to the connection's exchange. At its end the outcome is recorded: a
 /// success authenticates the connection (a re-authentication must keep the user), a failure
 /// is counted and logged at a bounded rate.
-security::sasl_server::step_result sasl_step(connection& c, std::string_view token) {
+asio::awaitable<security::sasl_server::step_result> sasl_step(connection& c, std::string_view token) {
     const auto& cfg = c.st.config;
     auto r = c.sasl->step(token);
+    if (r.st == security::sasl_server::state::check_password) {
+        r = co_await check_password(c);
+    }
     const std::string mech(security::mechanism_name(c.sasl->mech()));
     if (r.st == security::sasl_server::state::done) {
         const auto principal = "User:" + c.sasl->user();
@@ -634,7 +658,7 @@ security::sasl_server::step_result sasl_step(connection& c, std::string_view tok
     if (r.st != security::sasl_server::state::more) {
         c.sasl.reset();
     }
-    return r;
+    co_return r;
 }
 
 /// The answer to a SASL request, computed by the reader itself: it must know the outcome
@@ -651,11 +675,11 @@ response_frame frame_of(const proto::request_header& h, const Response& r) {
     return w.take();
 }
 
-sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span<const std::byte> body) {
+asio::awaitable<sasl_answer> answer_sasl(connection& c, const proto::request_header& h, std::span<const std::byte> body) {
     const auto& cfg = c.st.config;
     auto decoded = proto::decode_request(h, body);
     if (!decoded) {
-        return {std::nullopt, true};
+        co_return sasl_answer{std::nullopt, true};
     }
     if (auto* hs = std::get_if<proto::sasl_handshake_request>(&decoded.value())) {
         proto::sasl_handshake_response r;
@@ -665,7 +689,7 @@ sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span
         auto m = security::parse_mechanism(hs->mechanism);
         if (!security::uses_sasl(cfg.security_protocol) || c.sasl) {
             r.error_code = kerr::illegal_sasl_state;
-            return {frame_of(h, r), true};
+            co_return sasl_answer{frame_of(h, r), true};
         }
         if (!m || std::find(cfg.sasl_mechanisms.begin(), cfg.sasl_mechanisms.end(), *m) == cfg.sasl_mechanisms.end()) {
             auth_stats().failures.with({cfg.listener_name, "unsupported"}).inc();
@@ -673,38 +697,39 @@ sasl_answer answer_sasl(connection& c, const proto::request_header& h, std::span
                         "authentication failed on listener {} from {}: mechanism '{}' is not enabled",
                         cfg.listener_name, c.peer, hs->mechanism.substr(0, 64));
             r.error_code = kerr::unsupported_sasl_mechanism;
-            return {frame_of(h, r), true};
+            co_return sasl_answer{frame_of(h, r), true};
         }
         security::bearer_check bearer;
         if (cfg.jwt) {
             bearer = [jwt = cfg.jwt](std::string_view token, std::string& why) { return jwt->validate(token, why); };
         }
         c.sasl = std::make_unique<security::sasl_server>(*m, *cfg.credentials, std::move(bearer));
+        c.sasl->defer_password_checks();
         c.sasl_raw_tokens = h.request_api_version == 0;
-        return {frame_of(h, r), false};
+        co_return sasl_answer{frame_of(h, r), false};
     }
     auto* a = std::get_if<proto::sasl_authenticate_request>(&decoded.value());
     if (a == nullptr) {
-        return {std::nullopt, true};
+        co_return sasl_answer{std::nullopt, true};
     }
     proto::sasl_authenticate_response r;
     if (!c.sasl) {
         r.error_code = kerr::illegal_sasl_state;
         r.error_message = "SaslAuthenticate without a SaslHandshake before it";
-        return {frame_of(h, r), true};
+        co_return sasl_answer{frame_of(h, r), true};
     }
-    auto step = sasl_step(c, std::string_view(reinterpret_cast<const char*>(a->auth_bytes.data()), a->auth_bytes.size()));
+    auto step = co_await sasl_step(c, std::string_view(reinterpret_cast<const char*>(a->auth_bytes.data()), a->auth_bytes.size()));
     if (step.st == security::sasl_server::state::failed) {
         r.error_code = kerr::sasl_authentication_failed;
         r.error_message = step.error;
-        return {frame_of(h, r), true};
+        co_return sasl_answer{frame_of(h, r), true};
     }
     const auto* p = reinterpret_cast<const std::byte*>(step.response.data());
     r.auth_bytes.assign(p, p + step.response.size());
     if (step.st == security::sasl_server::state::done && c.session_lifetime.count() > 0) {
         r.session_lifetime_ms = c.session_lifetime.count();
     }
-    return {frame_of(h, r), false};
+    co_return sasl_answer{frame_of(h, r), false};
 }
 
 /// Why a request may not be answered on this connection now, or nothing when it may.
@@ -758,7 +783,7 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
             };
             if (c->sasl_raw_tokens) {
                 // After SaslHandshake v0 the client sends bare tokens and gets bare tokens back.
-                auto step = sasl_step(*c, std::string_view(reinterpret_cast<const char*>(req->frame.data()), req->frame.size()));
+                auto step = co_await sasl_step(*c, std::string_view(reinterpret_cast<const char*>(req->frame.data()), req->frame.size()));
                 if (step.st == security::sasl_server::state::failed) {
                     break;
                 }
@@ -781,7 +806,7 @@ asio::awaitable<void> read_requests(std::shared_ptr<connection> c) {
                                   || api_key == static_cast<int16_t>(proto::api_key::sasl_authenticate);
             // A SASL request in a version not spoken gets UNSUPPORTED_VERSION like any other.
             if (sasl_api && implemented(api_key, parsed.value().header.request_api_version)) {
-                auto out = answer_sasl(*c, parsed.value().header, parsed.value().body);
+                auto out = co_await answer_sasl(*c, parsed.value().header, parsed.value().body);
                 if (!out.answer) {
                     lg().warn("closing connection from {}: undecodable SASL request", c->peer);
                     break;

@@ -47,6 +47,9 @@ struct server_config {
     /// SASL_PLAINTEXT and SASL_SSL: the mechanisms offered and the users' credentials.
     std::vector<security::mechanism> sasl_mechanisms;
     std::shared_ptr<security::credential_store> credentials;
+    /// Where SASL/PLAIN passwords are checked (PBKDF2, milliseconds each), off the shards'
+    /// loops; shared by every listener. Null: on the connection's shard (tests).
+    std::shared_ptr<security::password_pool> password_checks;
     /// OAUTHBEARER: the JWT validator tokens are checked with (the HTTP gateway's too).
     std::shared_ptr<security::jwt_validator> jwt;
     /// A connection must finish its TLS handshake and SASL authentication within this time

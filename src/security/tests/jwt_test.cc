@@ -172,6 +172,20 @@ TEST_F(jwt_test, exp_and_nbf_hold_within_the_clock_skew) {
     EXPECT_EQ(why, "the token's exp or nbf is not a NumericDate");
 }
 
+TEST_F(jwt_test, dates_past_the_clocks_range_are_its_last_instant) {
+    // The system clock ends in 2262; a later exp never expires, a later nbf is never reached
+    // (found by fuzz/jwt_fuzz: converting such a date overflowed).
+    std::string why;
+    auto id = validator.validate(rsa.token(R"({"sub":"alice","exp":17100000001.0})"), why);
+    ASSERT_TRUE(id) << why;
+    EXPECT_EQ(id->expires, std::chrono::system_clock::time_point::max());
+    EXPECT_TRUE(validator.validate(rsa.token(R"({"sub":"alice","exp":253402300799})"), why)) << why;
+    EXPECT_FALSE(validator.validate(rsa.token(claims(300, R"(,"nbf":17100000001.0)")), why));
+    EXPECT_EQ(why, "the token is not valid yet (nbf)");
+    EXPECT_FALSE(validator.validate(rsa.token(R"({"sub":"alice","exp":253402300800})"), why));
+    EXPECT_EQ(why, "the token's exp or nbf is not a NumericDate");
+}
+
 TEST(jwt, issuer_audience_and_principal_claim_are_checked_when_configured) {
     auto k = test_key::ec("k");
     jwt_config c;

@@ -1,6 +1,10 @@
 #include <stdlib.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -149,6 +153,86 @@ TEST_F(store_fixture, plain_checks_against_the_scram_credential) {
     EXPECT_EQ(sasl_server(mechanism::plain, store).step("\0bob\0s3cret"s).st, sasl_server::state::failed);
     EXPECT_EQ(sasl_server(mechanism::plain, store).step("bob\0alice\0s3cret"s).st, sasl_server::state::failed);
     EXPECT_EQ(sasl_server(mechanism::plain, store).step("alice"s).st, sasl_server::state::failed);
+}
+
+TEST_F(store_fixture, deferred_plain_checks_wait_for_the_caller) {
+    using namespace std::string_literals;
+    for (auto [token, ok] : {std::pair{"\0alice\0s3cret"s, true}, std::pair{"\0alice\0wrong"s, false},
+                             std::pair{"\0nobody\0s3cret"s, false}}) {
+        sasl_server server(mechanism::plain, store);
+        server.defer_password_checks();
+        ASSERT_EQ(server.step(token).st, sasl_server::state::check_password) << token;
+        EXPECT_EQ(server.password_ok(), ok) << token;
+        // The outcome handed back decides, whatever the caller computed it with.
+        auto r = server.finish_password_check(server.password_ok());
+        EXPECT_EQ(r.st, ok ? sasl_server::state::done : sasl_server::state::failed) << token;
+        EXPECT_EQ(server.user(), ok ? "alice" : "");
+        // Nothing more to check, and nothing more taken.
+        EXPECT_FALSE(server.password_ok());
+        EXPECT_EQ(server.finish_password_check(true).st, sasl_server::state::failed);
+    }
+    sasl_server refused(mechanism::plain, store);
+    refused.defer_password_checks();
+    ASSERT_EQ(refused.step("\0alice\0s3cret"s).st, sasl_server::state::check_password);
+    EXPECT_EQ(refused.finish_password_check(false).st, sasl_server::state::failed);
+    EXPECT_EQ(refused.user(), "");
+    // SCRAM never defers: its proof is checked with a few HMACs.
+    sasl_server scram(mechanism::scram_sha_256, store);
+    scram.defer_password_checks();
+    EXPECT_EQ(scram.step("n,,n=alice,r=abc").st, sasl_server::state::more);
+    EXPECT_FALSE(scram.password_ok());
+}
+
+TEST(password_pool, runs_reserved_tasks_and_refuses_beyond_its_queue) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false;
+    int ran = 0;
+    password_pool pool(1, 2); // destroyed first: its last task uses the above
+    auto task = [&] {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return release; });
+        ++ran;
+        cv.notify_all();
+    };
+    ASSERT_TRUE(pool.try_reserve());
+    pool.post(task);
+    ASSERT_TRUE(pool.try_reserve());
+    pool.post(task);
+    EXPECT_EQ(pool.pending(), 2u);
+    EXPECT_FALSE(pool.try_reserve()); // the first runs, the second waits: full
+    {
+        std::lock_guard lock(mu);
+        release = true;
+    }
+    cv.notify_all();
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return ran == 2; }));
+    }
+    // A place comes back once its task has finished, just after `ran` counted it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (pool.pending() != 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+    }
+    EXPECT_EQ(pool.pending(), 0u);
+    ASSERT_TRUE(pool.try_reserve());
+    pool.post([&] {
+        std::lock_guard lock(mu);
+        ++ran;
+    });
+}
+
+TEST(password_pool, the_destructor_runs_what_is_queued) {
+    std::atomic<int> ran{0};
+    {
+        password_pool pool(1, 8);
+        for (int i = 0; i < 8; ++i) {
+            ASSERT_TRUE(pool.try_reserve());
+            pool.post([&ran] { ran.fetch_add(1); });
+        }
+    }
+    EXPECT_EQ(ran.load(), 8);
 }
 
 TEST_F(store_fixture, malformed_scram_messages_fail_with_a_message) {
