@@ -629,6 +629,7 @@ int serve(const serve_options& opts) {
     gopts.allow_insecure_network = opts.allow_insecure_network;
     gopts.tls = listeners->http_tls;
     gopts.jwt = listeners->jwt;
+    gopts.acls = kcfg.acls; // the same ACLs on HTTP as on Kafka (decision 0023)
     if (opts.http_basic_auth) {
         gopts.basic_auth = std::make_shared<security::password_checker>(listeners->credentials);
     }
