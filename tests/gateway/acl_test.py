@@ -7,7 +7,8 @@ test signs tokens with; JWT principals are `User:<sub>`). ACLs are added with `r
 on the data directory before the server starts, as an operator would:
 
 - alice may READ and WRITE `orders`, WRITE every `sales-` topic (PREFIXED) but not
-  `sales-secret` (a LITERAL DENY, which wins); bob has no ACL; carol (a JWT) may READ `feed`.
+  `sales-secret` (a LITERAL DENY, which wins), READ every `view_` topic; bob has no ACL;
+  carol (a JWT) may READ `feed`.
 - A WebSocket subscriber without READ gets a `forbidden` error message while one with READ
   streams; an event stream without READ is answered 403.
 - JWTs: a valid token streams, an expired one is refused with 401, and a stream opened with a
@@ -17,6 +18,8 @@ on the data directory before the server starts, as an operator would:
   Kafka.
 - GET /v1/topics lists only the topics the principal may DESCRIBE; describing a hidden one is
   403; POST /v1/sql without ALTER on the CLUSTER is 403; the super user passes.
+- A materialized view is read as the topic named as it: alice's PREFIXED READ on `view_`
+  lets her read `view_users` (REST rows, WebSocket); bob is refused.
 - Denials rise in runnel_authz_denied_total, the Kafka listeners' counter, and are logged
   with principal, address and resource.
 
@@ -78,6 +81,8 @@ class GatewayAcls(unittest.TestCase):
                "--resource-pattern-type", "prefixed")
         runnel("acl", "add", *d, "--deny-principal", "User:alice", "--operation", "WRITE", "--topic", "sales-secret")
         runnel("acl", "add", *d, "--allow-principal", "User:carol", "--operation", "READ", "--topic", "feed")
+        runnel("acl", "add", *d, "--allow-principal", "User:alice", "--operation", "READ", "--topic", "view_",
+               "--resource-pattern-type", "prefixed")
         cls.signer = Signer("ES256", "ec-1")
         jwks = os.path.join(cls.tmp, "jwks.json")
         write_jwks(jwks, cls.signer)
@@ -85,7 +90,7 @@ class GatewayAcls(unittest.TestCase):
             "--authorizer", "acl", "--super-users", "User:admin", "--http-basic-auth",
             "--jwks-file", jwks, "--jwt-audience", "runnel"]).start()
         cls.base = cls.srv.http
-        for topic in ("orders", "sales-eu", "sales-secret", "hidden", "feed"):
+        for topic in ("orders", "sales-eu", "sales-secret", "hidden", "feed", "view-src"):
             gw.expect(cls.call("POST", "/v1/topics", {"name": topic, "partitions": 1}, "admin"), 201, topic)
 
     @classmethod
@@ -237,7 +242,7 @@ class GatewayAcls(unittest.TestCase):
         # READ and WRITE imply DESCRIBE; the DENY is of WRITE only.
         self.assertEqual(listed("alice"), ["orders", "sales-eu", "sales-secret"])
         self.assertEqual(listed("bob"), [])
-        self.assertEqual(listed("admin"), ["feed", "hidden", "orders", "sales-eu", "sales-secret"])
+        self.assertEqual(listed("admin"), ["feed", "hidden", "orders", "sales-eu", "sales-secret", "view-src"])
         before = self.denied("DESCRIBE")
         gw.expect_problem(self.call("GET", "/v1/topics/hidden", user="alice"),
                           *forbidden("User:alice", "DESCRIBE", "TOPIC", "hidden", "/v1/topics/hidden"))
@@ -263,6 +268,28 @@ class GatewayAcls(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json()["type"], "urn:runnel:problem:invalid-sql")
         gw.expect(self.call("GET", "/v1/pipelines", user="admin"), 200)
+
+    def test_a_view_is_read_as_the_topic_named_as_it(self):
+        script = ("CREATE TABLE src (`user` STRING) WITH ('connector' = 'topic', 'topic' = 'view-src');\n"
+                  "CREATE MATERIALIZED VIEW view_users AS SELECT `user`, COUNT(*) AS n FROM src GROUP BY `user`;")
+        gw.expect(self.call("POST", "/v1/sql", script.encode(), "admin", {"Content-Type": "text/plain"}), 200)
+        gw.expect(self.call("POST", "/v1/topics/view-src/records", {"value": {"user": "u1"}}, "admin"), 200)
+        gw.wait_for("the view's row", lambda: self.call("GET", "/v1/views/view_users/rows/u1", user="admin").status == 200)
+        # alice may READ topics starting with view_ (PREFIXED), so the view too; bob may not.
+        gw.expect(self.call("GET", "/v1/views/view_users/rows/u1", user="alice"), 200)
+        gw.expect_problem(self.call("GET", "/v1/views/view_users/rows/u1", user="bob"),
+                          *forbidden("User:bob", "READ", "TOPIC", "view_users", "/v1/views/view_users/rows/u1"))
+        gw.expect_problem(self.call("GET", "/v1/views/view_users/events", user="bob"),
+                          *forbidden("User:bob", "READ", "TOPIC", "view_users", "/v1/views/view_users/events"))
+
+        async def subscribe(user):
+            async with websockets.connect(self.ws_url(), extra_headers=basic(user), open_timeout=TIMEOUT) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "view": "view_users"}))
+                return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+        self.assertEqual(asyncio.run(subscribe("bob")), {
+            "type": "error", "code": "forbidden", "message": "User:bob is not authorized to READ TOPIC 'view_users'"})
+        self.assertEqual(asyncio.run(subscribe("alice"))["type"], "subscribed")
 
     def test_open_routes_stay_open(self):
         gw.expect(self.call("GET", "/v1/health"), 200)
