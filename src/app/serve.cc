@@ -278,8 +278,8 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600 * 1000));
     cmd->add_option("--authorizer", opts.authorizer,
-                    "Authorization of Kafka requests: acl (ACLs, managed with `runnel acl` or the Kafka admin "
-                    "APIs) or none (every client may do everything)")
+                    "Authorization of Kafka and HTTP requests: acl (ACLs, managed with `runnel acl` or the "
+                    "Kafka admin APIs) or none (every client may do everything)")
       ->capture_default_str()
       ->check(CLI::IsMember({"acl", "none"}));
     cmd->add_option("--super-users", opts.super_users,
