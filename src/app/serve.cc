@@ -288,8 +288,8 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
     cmd->add_option("--authorizer", opts.authorizer,
-                    "Authorization of Kafka requests: acl (ACLs, managed with `runnel acl` or the Kafka admin "
-                    "APIs) or none (every client may do everything)")
+                    "Authorization of Kafka and HTTP requests: acl (ACLs, managed with `runnel acl` or the "
+                    "Kafka admin APIs) or none (every client may do everything)")
       ->capture_default_str()
       ->check(CLI::IsMember({"acl", "none"}));
     cmd->add_option("--super-users", opts.super_users,
@@ -648,6 +648,7 @@ int serve(const serve_options& opts) {
     gopts.allow_insecure_network = opts.allow_insecure_network;
     gopts.tls = listeners->http_tls;
     gopts.jwt = listeners->jwt;
+    gopts.acls = kcfg.acls; // the same ACLs on HTTP as on Kafka (decision 0023)
     if (opts.http_basic_auth) {
         gopts.basic_auth = std::make_shared<security::password_checker>(listeners->credentials);
     }

@@ -41,9 +41,10 @@ asio::awaitable<std::optional<reply>> get_asset(request_ctx& ctx) {
 
 } // namespace
 
-void add_dashboard_routes(router<handler_fn>& r) {
-    r.add("GET", "/", &get_index);
-    r.add("GET", "/assets/{name}", &get_asset);
+void add_dashboard_routes(router<route>& r) {
+    // The page and its files hold no data: the API requests the page makes are checked.
+    r.add("GET", "/", {&get_index, access::open()});
+    r.add("GET", "/assets/{name}", {&get_asset, access::open()});
 }
 
 } // namespace runnel::gateway

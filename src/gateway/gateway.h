@@ -19,6 +19,7 @@ class group_coordinator;
 } // namespace runnel::broker
 
 namespace runnel::security {
+class authorizer;
 class jwt_validator;
 class password_checker;
 class tls_server_context;
@@ -49,6 +50,9 @@ struct options {
     std::shared_ptr<security::password_checker> basic_auth;
     /// Bearer JWTs checked against a JWKS (`--jwks-file`); null: none.
     std::shared_ptr<security::jwt_validator> jwt;
+    /// The ACLs every request is checked against (`--authorizer acl`: the Kafka listeners'
+    /// store); null: `--authorizer none`, every authenticated request may do everything.
+    std::shared_ptr<const security::authorizer> acls;
     /// Serve HTTPS, WSS and SSE over TLS with this context (`--http-tls`); null: plain HTTP.
     std::shared_ptr<security::tls_server_context> tls;
     /// A second, plain listener serving only /metrics without authentication

@@ -188,6 +188,9 @@ void start_history(server::state& st) {
     });
 }
 
-void add_history_routes(router<handler_fn>& r) { r.add("GET", "/v1/history", &get_history); }
+void add_history_routes(router<route>& r) {
+    // The history holds every topic's and pipeline's rates: the cluster's state.
+    r.add("GET", "/v1/history", {&get_history, access::on_cluster(acl_op::describe)});
+}
 
 } // namespace runnel::gateway

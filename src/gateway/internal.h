@@ -48,6 +48,17 @@ struct request_ctx;
 /// (WebSocket, event stream) and the connection loop must end.
 using handler_fn = asio::awaitable<std::optional<reply>> (*)(request_ctx&);
 
+using acl_op = security::acl_operation;
+using acl_type = security::resource_type;
+
+/// A route: its handler and what it needs of the ACLs (checked by `dispatch` before the
+/// handler runs). Routes are added as `{&handler, access::…}`: leaving the rule out is a
+/// missing initializer, an error under -Wextra -Werror.
+struct route {
+    handler_fn fn;
+    access need;
+};
+
 class hub;
 
 /// Counts running coroutines so `stop` can wait for them (a gate).
@@ -117,7 +128,9 @@ struct server::state {
     options opts;
     metrics::registry& registry;
     gateway_metrics m;
-    router<handler_fn> routes;
+    router<route> routes;
+    /// The ACLs every route is checked against (`options::acls`); null: `--authorizer none`.
+    std::shared_ptr<const security::authorizer> acls;
     std::unique_ptr<tcp::acceptor> acceptor; // on shard 0
     std::unique_ptr<tcp::acceptor> metrics_acceptor; // on shard 0, when options::metrics_listen is set
     security::http_authenticator auth; ///< who each request is (built from the options)
@@ -145,13 +158,18 @@ struct request_ctx {
     executor& exec;
     http::request<http::string_body>& req;
     http_stream& stream;
-    /// The client's address, for the audit log.
+    /// The client's address and port, for the audit log.
     std::string peer;
+    /// The client's address alone (`127.0.0.1`), as ACLs name hosts.
+    std::string address;
     /// Served on the plain metrics listener (`options::metrics_listen`): only /metrics.
     bool metrics_listener = false;
     /// Who sent the request ("User:name"; "User:ANONYMOUS" when the server needs no
     /// credentials or the route is open); set by `dispatch` before any route runs.
     std::string principal = "User:ANONYMOUS";
+    /// When the credentials stop being valid (a JWT's `exp`); a stream the request opens ends
+    /// then. Nothing: they do not expire.
+    std::optional<std::chrono::system_clock::time_point> expires;
     std::string path;
     std::map<std::string, std::string> params;
     std::map<std::string, std::string> query;
@@ -165,18 +183,31 @@ struct request_ctx {
 
 using net::await_callback;
 
+/// The gateway's one ACL check, for route rules, the resources a handler finds in a body or
+/// a stream message, and lists (with `audit` false: a resource left out is no refusal).
+/// Always true without an authorizer (`--authorizer none`); super users pass. Counts and logs
+/// as the Kafka listeners do (`security::authorize_audited`), with `what` (the request) as
+/// the log line's context. Thread-safe.
+bool authorized(const server::state& st, const security::access_check& check, bool audit, std::string_view what);
+/// `authorized` for the request's principal and address.
+bool authorized(const request_ctx& ctx, security::acl_operation op, security::resource_type type,
+                std::string_view name, bool audit = true);
+/// The 403 (`forbidden`) of a denied check, naming the operation and the resource.
+problem forbidden(const request_ctx& ctx, security::acl_operation op, security::resource_type type,
+                  std::string_view name);
+
 /// A JSON reply.
 reply json_reply(unsigned status, std::string body);
 /// The problem for a broker error (unknown topic → 404, …).
 problem broker_problem(const request_ctx& ctx, const std::error_code& ec, std::string_view what);
 
 /// Every route of the gateway.
-router<handler_fn> build_routes();
+router<route> build_routes();
 
 // Route tables, one per file.
-void add_rest_routes(router<handler_fn>& r);
-void add_stream_routes(router<handler_fn>& r);
-void add_metrics_routes(router<handler_fn>& r);
+void add_rest_routes(router<route>& r);
+void add_stream_routes(router<route>& r);
+void add_metrics_routes(router<route>& r);
 /// Every partition's log start and end offsets (topic, partition, start, end), asked of the
 /// owning shards one partition at a time; partitions that fail to answer are left out.
 asio::awaitable<std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>>
@@ -187,11 +218,11 @@ partition_offsets(server::state& st, executor& exec);
 /// Called by the gateway's collector at scrape time, under `snapshot_mu`.
 void collect_standard_series(const std::vector<std::tuple<std::string, int32_t, int64_t, int64_t>>& offsets,
                              metrics::sample_sink& s);
-void add_dashboard_routes(router<handler_fn>& r);
-void add_history_routes(router<handler_fn>& r);
+void add_dashboard_routes(router<route>& r);
+void add_history_routes(router<route>& r);
 /// Starts the history sampler on shard 0 (every `options::history_interval`, until `stop`).
 void start_history(server::state& st);
-void add_pipeline_routes(router<handler_fn>& r);
+void add_pipeline_routes(router<route>& r);
 
 /// The OpenAPI document embedded at build time (openapi.json).
 std::string_view openapi_document() noexcept;

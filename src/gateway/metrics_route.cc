@@ -108,6 +108,10 @@ void collect_standard_series(const std::vector<std::tuple<std::string, int32_t, 
     }
 }
 
-void add_metrics_routes(router<handler_fn>& r) { r.add("GET", "/metrics", &get_metrics); }
+void add_metrics_routes(router<route>& r) {
+    // Authenticated (unless on the metrics listener) but not subject to ACLs, as a Kafka
+    // broker's JMX and Prometheus exporters are not.
+    r.add("GET", "/metrics", {&get_metrics, access::open()});
+}
 
 } // namespace runnel::gateway

@@ -296,7 +296,12 @@ answer list_groups(request_ctx& ctx) {
       [&](std::function<void(std::vector<broker::group_listing>)> done) { ctx.st.opts.groups->list(ctx.exec, done); });
     std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.group_id < b.group_id; });
     json::array out;
+    // As ListGroups: DESCRIBE on the CLUSTER shows every group, else those the principal may DESCRIBE.
+    const bool all = authorized(ctx, acl_op::describe, acl_type::cluster, security::cluster_resource_name, false);
     for (const auto& g : groups) {
+        if (!all && !authorized(ctx, acl_op::describe, acl_type::group, g.group_id, false)) {
+            continue; // hidden, as ListGroups hides it
+        }
         json::object o;
         o["group"] = g.group_id;
         o["state"] = g.state;
@@ -560,20 +565,26 @@ answer run_sql(request_ctx& ctx) {
 
 } // namespace
 
-void add_pipeline_routes(router<handler_fn>& r) {
-    r.add("POST", "/v1/sql", &run_sql);
-    r.add("GET", "/v1/groups", &list_groups);
-    r.add("GET", "/v1/groups/{id}", &describe_group);
-    r.add("GET", "/v1/pipelines", &list_pipelines);
-    r.add("POST", "/v1/pipelines", &create_pipeline);
-    r.add("GET", "/v1/pipelines/{id}", &get_pipeline);
-    r.add("DELETE", "/v1/pipelines/{id}", &delete_pipeline);
-    r.add("POST", "/v1/pipelines/{id}/stop", &stop_pipeline);
-    r.add("POST", "/v1/pipelines/{id}/restart", &restart_pipeline);
-    r.add("GET", "/v1/views", &list_views);
-    r.add("GET", "/v1/views/{name}", &get_view);
-    r.add("GET", "/v1/views/{name}/rows", &find_view_rows);
-    r.add("GET", "/v1/views/{name}/rows/{key}", &get_view_row);
+void add_pipeline_routes(router<route>& r) {
+    // Pipelines and SQL change what the cluster runs: ALTER on the CLUSTER; reading their state
+    // DESCRIBE. A view's rows are read as a topic named as the view would be (decision 0023).
+    const auto alter = access::on_cluster(acl_op::alter);
+    const auto describe = access::on_cluster(acl_op::describe);
+    r.add("POST", "/v1/sql", {&run_sql, alter});
+    // Lists only the groups the principal may DESCRIBE, as ListGroups does.
+    r.add("GET", "/v1/groups", {&list_groups, access::in_handler(acl_op::describe, acl_type::group)});
+    r.add("GET", "/v1/groups/{id}", {&describe_group, access::on_path(acl_op::describe, acl_type::group, "id")});
+    r.add("GET", "/v1/pipelines", {&list_pipelines, describe});
+    r.add("POST", "/v1/pipelines", {&create_pipeline, alter});
+    r.add("GET", "/v1/pipelines/{id}", {&get_pipeline, describe});
+    r.add("DELETE", "/v1/pipelines/{id}", {&delete_pipeline, alter});
+    r.add("POST", "/v1/pipelines/{id}/stop", {&stop_pipeline, alter});
+    r.add("POST", "/v1/pipelines/{id}/restart", {&restart_pipeline, alter});
+    r.add("GET", "/v1/views", {&list_views, describe});
+    r.add("GET", "/v1/views/{name}", {&get_view, access::on_path(acl_op::describe, acl_type::topic, "name")});
+    r.add("GET", "/v1/views/{name}/rows", {&find_view_rows, access::on_path(acl_op::read, acl_type::topic, "name")});
+    r.add("GET", "/v1/views/{name}/rows/{key}",
+          {&get_view_row, access::on_path(acl_op::read, acl_type::topic, "name")});
 }
 
 } // namespace runnel::gateway

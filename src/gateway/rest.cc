@@ -115,6 +115,9 @@ answer get_openapi(request_ctx&) {
 answer list_topics(request_ctx& ctx) {
     json::array topics;
     for (const auto& [name, t] : *ctx.st.broker.topics()) {
+        if (!authorized(ctx, acl_op::describe, acl_type::topic, name, false)) {
+            continue; // hidden, as Metadata hides it
+        }
         json::object o;
         o["name"] = name;
         o["partitions"] = t->config.partitions;
@@ -178,6 +181,12 @@ answer create_topic(request_ctx& ctx) {
     std::string why;
     if (!broker::valid_topic_name(name, why)) {
         co_return to_reply(ctx.fail("invalid-topic", why));
+    }
+    // As CreateTopics: CREATE on the CLUSTER covers every topic (asked quietly), else CREATE on
+    // this one.
+    if (!authorized(ctx, acl_op::create, acl_type::cluster, security::cluster_resource_name, false)
+        && !authorized(ctx, acl_op::create, acl_type::topic, name)) {
+        co_return to_reply(forbidden(ctx, acl_op::create, acl_type::topic, name));
     }
     auto created = co_await net::await_pair<result<void>, std::string>(
       [&](auto done) { ctx.st.broker.create_topic(name, cfg, ctx.exec, std::move(done)); });
@@ -560,15 +569,18 @@ answer read_records(request_ctx& ctx) {
 
 } // namespace
 
-void add_rest_routes(router<handler_fn>& r) {
-    r.add("GET", "/v1/health", &get_health);
-    r.add("GET", "/v1/openapi.json", &get_openapi);
-    r.add("GET", "/v1/topics", &list_topics);
-    r.add("POST", "/v1/topics", &create_topic);
-    r.add("GET", "/v1/topics/{name}", &get_topic);
-    r.add("DELETE", "/v1/topics/{name}", &delete_topic);
-    r.add("GET", "/v1/topics/{name}/records", &read_records);
-    r.add("POST", "/v1/topics/{name}/records", &produce_records);
+void add_rest_routes(router<route>& r) {
+    r.add("GET", "/v1/health", {&get_health, access::open()});
+    r.add("GET", "/v1/openapi.json", {&get_openapi, access::open()});
+    // Lists only the topics the principal may DESCRIBE, as Metadata does.
+    r.add("GET", "/v1/topics", {&list_topics, access::in_handler(acl_op::describe, acl_type::topic)});
+    // The name is in the body: CREATE on the CLUSTER, or on the TOPIC, as CreateTopics checks.
+    r.add("POST", "/v1/topics", {&create_topic, access::in_handler(acl_op::create, acl_type::topic)});
+    r.add("GET", "/v1/topics/{name}", {&get_topic, access::on_path(acl_op::describe, acl_type::topic, "name")});
+    r.add("DELETE", "/v1/topics/{name}", {&delete_topic, access::on_path(acl_op::remove, acl_type::topic, "name")});
+    r.add("GET", "/v1/topics/{name}/records", {&read_records, access::on_path(acl_op::read, acl_type::topic, "name")});
+    r.add("POST", "/v1/topics/{name}/records",
+          {&produce_records, access::on_path(acl_op::write, acl_type::topic, "name")});
 }
 
 } // namespace runnel::gateway

@@ -31,6 +31,7 @@ constexpr problem_kind kinds[] = {
   {"unknown-view", 404, "Unknown view"},
   {"unknown-key", 404, "Unknown key"},
   {"invalid-encoding", 400, "Invalid text encoding"},
+  {"forbidden", 403, "Forbidden"},
   {"forbidden-host", 403, "Forbidden host"},
   {"forbidden-origin", 403, "Forbidden origin"},
   {"method-not-allowed", 405, "Method not allowed"},

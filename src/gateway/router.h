@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "security/acl.h"
 
 namespace runnel::gateway {
 
@@ -48,6 +49,54 @@ std::optional<std::map<std::string, std::string>> parse_query(std::string_view q
 
 /// Splits a request target into path and query (without the '?').
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
+
+/// What a route needs of the ACLs, declared beside it in the route table (docs/security.md
+/// lists them): the operation and resource type Kafka would check, and where the resource's
+/// name comes from. The gateway checks it in one place after authentication, before the
+/// handler runs.
+struct access {
+    enum class source {
+        open,    ///< nothing: the route serves no data (health, the OpenAPI document, /metrics, the dashboard's files)
+        cluster, ///< the CLUSTER resource (`kafka-cluster`)
+        path,    ///< the resource named by the path parameter `param`
+        handler, ///< named in the body or in stream messages, or a list shown filtered: the handler
+                 ///< checks each one through the same `authorized`
+    };
+    source from = source::open;
+    security::acl_operation op = security::acl_operation::unknown;
+    security::resource_type type = security::resource_type::unknown;
+    std::string_view param;
+
+    static constexpr access open() noexcept { return {}; }
+    static constexpr access on_cluster(security::acl_operation op) noexcept {
+        return {source::cluster, op, security::resource_type::cluster, {}};
+    }
+    static constexpr access on_path(security::acl_operation op, security::resource_type type,
+                                    std::string_view param) noexcept {
+        return {source::path, op, type, param};
+    }
+    static constexpr access in_handler(security::acl_operation op, security::resource_type type) noexcept {
+        return {source::handler, op, type, {}};
+    }
+
+    /// The name of the resource the rule checks for a request whose path parameters are
+    /// `params`; nothing for `open` and `handler` rules.
+    std::optional<std::string_view> resource(const std::map<std::string, std::string>& params) const {
+        switch (from) {
+        case source::cluster:
+            return security::cluster_resource_name;
+        case source::path: {
+            auto it = params.find(std::string(param));
+            RUNNEL_ASSERT(it != params.end(), "an access rule names a parameter its route does not have");
+            return std::string_view(it->second);
+        }
+        case source::open:
+        case source::handler:
+            break;
+        }
+        return std::nullopt;
+    }
+};
 
 /// Maps (method, path) to a handler. Patterns are paths whose `{name}` segments match one
 /// non-empty segment, percent-decoded into `params`. Built at start-up, then read-only, so

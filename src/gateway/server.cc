@@ -45,7 +45,7 @@ gateway_metrics register_metrics(metrics::registry& r) {
                                 "Stream clients closed because their send queue overflowed", {"protocol"});
     m.closes = &r.counters("runnel_stream_closes_total",
                            "Stream clients the server closed, by protocol and reason (slow_consumer, idle_timeout, "
-                           "bad_message, write_failed)",
+                           "bad_message, write_failed, token_expired)",
                            {"protocol", "reason"});
     m.records_produced = &r.counter_("runnel_http_records_produced_total", "Records produced through the HTTP API");
     m.connections = &r.gauge_("runnel_http_connections", "Open HTTP connections (WebSocket and event streams included)");
@@ -93,14 +93,15 @@ server::state::state(net::shard_group& s, broker::broker& b, options o)
   , registry(opts.registry ? *opts.registry : metrics::default_registry())
   , m(register_metrics(registry))
   , routes(build_routes())
+  , acls(opts.acls)
   , auth(auth_config(opts))
   , local(s.size())
   , hist(std::make_unique<history>(
       std::clamp<std::size_t>(3600000 / std::max<int64_t>(1, opts.history_interval.count()), 2, 720),
       opts.history_max_series)) {}
 
-router<handler_fn> build_routes() {
-    router<handler_fn> r;
+router<route> build_routes() {
+    router<route> r;
     add_rest_routes(r);
     add_stream_routes(r);
     add_metrics_routes(r);
@@ -124,6 +125,30 @@ reply json_reply(unsigned status, std::string body) {
     r.status = status;
     r.body = std::move(body);
     return r;
+}
+
+bool authorized(const server::state& st, const security::access_check& check, bool audit, std::string_view what) {
+    if (!st.acls) {
+        return true;
+    }
+    return security::authorize_audited(*st.acls, check, audit, lg(), [what] { return std::string(what); });
+}
+
+bool authorized(const request_ctx& ctx, security::acl_operation op, security::resource_type type,
+                std::string_view name, bool audit) {
+    if (!ctx.st.acls) {
+        return true;
+    }
+    return security::authorize_audited(*ctx.st.acls, {ctx.principal, ctx.address, op, type, name}, audit, lg(), [&ctx] {
+        const auto method = ctx.req.method_string();
+        return fmt::format("HTTP {} {}", std::string_view(method.data(), method.size()),
+                           text::scrub_utf8(ctx.path.substr(0, 256)));
+    });
+}
+
+problem forbidden(const request_ctx& ctx, security::acl_operation op, security::resource_type type,
+                  std::string_view name) {
+    return ctx.fail("forbidden", security::denial_text({ctx.principal, ctx.address, op, type, name}));
 }
 
 problem broker_problem(const request_ctx& ctx, const std::error_code& ec, std::string_view what) {
@@ -212,6 +237,7 @@ std::optional<problem> authenticate(request_ctx& ctx) {
     if (out.principal) {
         st.m.auth_successes->with({"http", out.mechanism}).inc();
         ctx.principal = std::move(*out.principal);
+        ctx.expires = out.expires;
         return std::nullopt;
     }
     if (out.attempted) {
@@ -225,6 +251,17 @@ std::optional<problem> authenticate(request_ctx& ctx) {
     auto p = ctx.fail("unauthorized", out.why);
     p.headers.emplace_back("WWW-Authenticate", st.auth.challenge());
     return p;
+}
+
+/// The one authorization step of every route: the check its `access` rule declares, after
+/// `authenticate`. The 403 to answer instead, or nullopt. Rules of kind `handler` are checked
+/// by the handler, per resource, through the same `authorized`.
+std::optional<problem> authorize_route(const request_ctx& ctx, const access& need) {
+    auto name = need.resource(ctx.params);
+    if (!name || authorized(ctx, need.op, need.type, *name)) {
+        return std::nullopt;
+    }
+    return forbidden(ctx, need.op, need.type, *name);
 }
 
 std::string utf8_error(std::string_view what, std::string_view s, std::size_t at) {
@@ -292,7 +329,7 @@ asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& ro
     ctx.query.erase("access_token");
     ctx.query.erase("authorization");
     auto m = ctx.st.routes.find(method, ctx.path);
-    using outcome = router<handler_fn>::match::outcome;
+    using outcome = router<gateway::route>::match::outcome; // `route` is the parameter here
     switch (m.result) {
     case outcome::no_route:
         co_return to_reply(ctx.fail("not-found", fmt::format("no route for {} {}", method, ctx.path)));
@@ -313,8 +350,11 @@ asio::awaitable<std::optional<reply>> dispatch(request_ctx& ctx, std::string& ro
     if (auto p = check_text(ctx, route)) {
         co_return to_reply(*p);
     }
+    if (auto p = authorize_route(ctx, m.handler->need)) {
+        co_return to_reply(*p);
+    }
     try {
-        co_return co_await (*m.handler)(ctx);
+        co_return co_await m.handler->fn(ctx);
     } catch (const boost::system::system_error&) {
         throw; // the connection failed under the handler
     } catch (const std::exception& e) {
@@ -398,10 +438,12 @@ asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_str
                                      connection_slot& slot, bool metrics_only) {
     auto& tcp_layer = beast::get_lowest_layer(stream);
     std::string peer;
+    std::string address;
     {
         boost::system::error_code ec;
         auto ep = tcp_layer.socket().remote_endpoint(ec);
-        peer = ec ? "an unknown address" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        address = ec ? "" : ep.address().to_string();
+        peer = ec ? "an unknown address" : fmt::format("{}:{}", address, ep.port());
     }
     if (slot.over()) {
         // Answer without reading the request, so a flood of idle connections costs one write each.
@@ -485,8 +527,8 @@ asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_str
             tcp_layer.expires_never();
             auto& req = parser.get();
             const auto started = std::chrono::steady_clock::now();
-            request_ctx ctx{st,   shard, st.shards.executor_of(shard), req, holder, peer, metrics_only, "User:ANONYMOUS",
-                            {},   {},    {},                            false};
+            request_ctx ctx{st,      shard,        st.shards.executor_of(shard), req, holder, peer, address,
+                            metrics_only, "User:ANONYMOUS", std::nullopt, {}, {}, {}, false};
             std::string route = "unmatched";
             // Tracks the request for the closer, and whether it took the stream, however
             // dispatch ends (a handler may throw).

@@ -218,7 +218,9 @@ private:
 ///
 /// Lives on the connection's shard, owned by the handler coroutine that runs it; hubs hold it
 /// weakly. A reader and a writer coroutine run side by side; when the queue would overflow
-/// with live data the session is closed as a slow consumer.
+/// with live data the session is closed as a slow consumer. It keeps who opened it, so each
+/// topic or view a WebSocket message names is checked against the ACLs, and ends when the
+/// credentials it was opened with expire (`end_at`).
 class session : public std::enable_shared_from_this<session> {
 public:
     session(server::state& st, unsigned shard, protocol p)
@@ -227,7 +229,8 @@ public:
       , exec(st.shards.executor_of(shard))
       , proto(p)
       , wake(st.shards.context_of(shard))
-      , hard_close(st.shards.context_of(shard)) {}
+      , hard_close(st.shards.context_of(shard))
+      , expiry(st.shards.context_of(shard)) {}
 
     server::state& st;
     unsigned shard;
@@ -237,6 +240,9 @@ public:
     std::size_t queued = 0;
     asio::steady_timer wake; ///< the writer sleeps on it
     asio::steady_timer hard_close;
+    asio::steady_timer expiry; ///< fires when the credentials expire
+    std::string principal;     ///< who opened the stream
+    std::string address;       ///< from where, as ACLs name hosts
     std::vector<asio::steady_timer*> drain_waiters;
     bool closed = false;
     std::optional<std::pair<uint16_t, std::string>> close_with;
@@ -340,6 +346,12 @@ public:
 
     void slow_close();
     void detach_all();
+    /// Ends the session at `when` (a JWT's `exp`): a WebSocket is closed with 1008 and the
+    /// reason, an event stream gets an `error` event and ends. Nothing: it never expires.
+    void end_at(std::optional<std::chrono::system_clock::time_point> when);
+    /// Whether the session's principal may READ the topic `name` (a view is read as the topic
+    /// named as it); a refusal is audited and answered with an `error` message `forbidden`.
+    bool may_read(std::string_view name, std::string_view what);
     void drained() {
         if (queued <= st.opts.client_queue_bytes / 4) {
             for (auto* t : drain_waiters) {
@@ -436,6 +448,9 @@ std::optional<std::string> on_view_message(const std::shared_ptr<session>& s, co
         s->push(fmt::format(R"({{"type":"unsubscribed","view":{}}})", quote(name)), false);
         return std::nullopt;
     }
+    if (!s->may_read(name, "WebSocket subscribe to a view on /v1/ws")) {
+        return std::nullopt;
+    }
     auto v = jobs::default_views().find(name);
     if (!v) {
         s->send_error("unknown-view", fmt::format("view '{}' does not exist", name));
@@ -472,6 +487,49 @@ void session::slow_close() {
             s->kill();
         }
     });
+}
+
+void session::end_at(std::optional<std::chrono::system_clock::time_point> when) {
+    if (!when) {
+        return;
+    }
+    const auto left = std::max(std::chrono::system_clock::duration::zero(), *when - std::chrono::system_clock::now());
+    expiry.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(left));
+    expiry.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+        auto s = w.lock();
+        if (!s || ec || s->closed) {
+            return;
+        }
+        constexpr std::string_view why = "the token has expired";
+        lg().debug("closing {} client of {}: {}", s->proto_name(), s->principal, why);
+        s->st.m.closes->with({s->proto_name(), "token_expired"}).inc();
+        s->queue.clear();
+        s->queued = 0;
+        if (s->proto == protocol::ws) {
+            s->close_with = {static_cast<uint16_t>(websocket::close_code::policy_error), std::string(why)};
+        } else {
+            s->send_error("token-expired", why); // the last event; the stream ends after it
+        }
+        s->closed = true;
+        s->detach_all();
+        s->wake_writer();
+        // A client that reads nothing never lets the last message out: cut the socket after a grace.
+        s->hard_close.expires_after(slow_close_grace);
+        s->hard_close.async_wait([w](boost::system::error_code e) {
+            if (auto p = w.lock(); p && !e && p->kill) {
+                p->kill();
+            }
+        });
+    });
+}
+
+bool session::may_read(std::string_view name, std::string_view what) {
+    const security::access_check check{principal, address, acl_op::read, acl_type::topic, name};
+    if (authorized(st, check, true, what)) {
+        return true;
+    }
+    send_error("forbidden", security::denial_text(check));
+    return false;
 }
 
 void hub::start() {
@@ -909,6 +967,9 @@ std::optional<std::string> on_ws_message(const std::shared_ptr<session>& s, std:
     if (!from) {
         return why;
     }
+    if (!s->may_read(topic, "WebSocket subscribe to a topic on /v1/ws")) {
+        return std::nullopt; // before looking the topic up, so a refusal does not say whether it exists
+    }
     auto t = s->st.broker.topic(topic);
     if (!t) {
         s->send_error("unknown-topic", fmt::format("topic '{}' does not exist", topic));
@@ -1050,6 +1111,8 @@ asio::awaitable<void> serve_ws(request_ctx& ctx, Next& next) {
     // Bound what the kernel holds for this client too, so the byte bound is felt early.
     beast::get_lowest_layer(ws).socket().set_option(asio::socket_base::send_buffer_size(256 * 1024), ec);
     auto s = std::make_shared<session>(st, ctx.shard, protocol::ws);
+    s->principal = ctx.principal;
+    s->address = ctx.address;
     s->kill = [&ws] {
         boost::system::error_code e;
         beast::get_lowest_layer(ws).socket().close(e);
@@ -1071,12 +1134,14 @@ asio::awaitable<void> serve_ws(request_ctx& ctx, Next& next) {
         }
     });
     st.m.ws_clients->add(1);
+    s->end_at(ctx.expires);
     co_await (ws_reader(s, ws) && ws_writer(s, ws));
     st.m.ws_clients->sub(1);
     remove_closer(st, ctx.shard, closer);
     s->closed = true;
     s->detach_all();
     s->hard_close.cancel();
+    s->expiry.cancel();
     s->kill = nullptr;
 }
 
@@ -1164,6 +1229,8 @@ asio::awaitable<void> event_stream_over(request_ctx& ctx, Stream& stream, Start&
     co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
     auto s = std::make_shared<session>(st, ctx.shard, protocol::sse);
+    s->principal = ctx.principal;
+    s->address = ctx.address;
     s->kill = [&stream] {
         boost::system::error_code e;
         beast::get_lowest_layer(stream).socket().close(e);
@@ -1176,12 +1243,14 @@ asio::awaitable<void> event_stream_over(request_ctx& ctx, Stream& stream, Start&
     });
     st.m.sse_clients->add(1);
     start(s);
+    s->end_at(ctx.expires);
     co_await (sse_reader(s, stream) && sse_writer(s, stream));
     st.m.sse_clients->sub(1);
     remove_closer(st, ctx.shard, closer);
     s->closed = true;
     s->detach_all();
     s->hard_close.cancel();
+    s->expiry.cancel();
     s->kill = nullptr;
 }
 
@@ -1295,10 +1364,11 @@ asio::awaitable<std::optional<reply>> sse_view_route(request_ctx& ctx) {
 
 } // namespace
 
-void add_stream_routes(router<handler_fn>& r) {
-    r.add("GET", "/v1/views/{name}/events", &sse_view_route);
-    r.add("GET", "/v1/ws", &ws_route);
-    r.add("GET", "/v1/topics/{name}/events", &sse_route);
+void add_stream_routes(router<route>& r) {
+    r.add("GET", "/v1/views/{name}/events", {&sse_view_route, access::on_path(acl_op::read, acl_type::topic, "name")});
+    // Each subscribe message names its topic or view: READ on each, checked as it arrives.
+    r.add("GET", "/v1/ws", {&ws_route, access::in_handler(acl_op::read, acl_type::topic)});
+    r.add("GET", "/v1/topics/{name}/events", {&sse_route, access::on_path(acl_op::read, acl_type::topic, "name")});
 }
 
 } // namespace runnel::gateway

@@ -5,6 +5,7 @@
 // certificate subjects to user names — and to authorize them: ACLs and the authorizer. OpenSSL and Asio's SSL types stay in the `.cc` files.
 
 #include "security/acl.h"
+#include "security/authz_audit.h"
 #include "security/credentials.h"
 #include "security/http_auth.h"
 #include "security/jwt.h"

@@ -231,5 +231,36 @@ TEST(acl_store, asynchronous_changes_answer_on_the_callers_executor) {
     EXPECT_FALSE(s.allowed("User:a", "h", acl_operation::read, topic, "t"));
 }
 
+/// Allows what is named "ok".
+class names_ok final : public authorizer {
+public:
+    bool allowed(std::string_view, std::string_view, acl_operation, resource_type, std::string_view name) const override {
+        return name == "ok";
+    }
+};
+
+TEST(authz_audit, counts_allowed_and_denied_and_leaves_probes_out) {
+    auto& reg = metrics::default_registry();
+    auto& denied = reg.counters("runnel_authz_denied_total", "", {"resource_type", "operation"}).with({"TOPIC", "WRITE"});
+    auto& allowed = reg.counters("runnel_authz_allowed_total", "", {"resource_type"}).with({"TOPIC"});
+    const auto denied0 = denied.value();
+    const auto allowed0 = allowed.value();
+    names_ok acls;
+    auto& log = logging::get("security");
+    int contexts = 0;
+    auto context = [&] {
+        ++contexts;
+        return std::string("test");
+    };
+    EXPECT_TRUE(authorize_audited(acls, {"User:a", "127.0.0.1", acl_operation::write, topic, "ok"}, true, log, context));
+    EXPECT_FALSE(authorize_audited(acls, {"User:a", "127.0.0.1", acl_operation::write, topic, "no"}, true, log, context));
+    EXPECT_FALSE(authorize_audited(acls, {"User:a", "127.0.0.1", acl_operation::write, topic, "no"}, false, log, context));
+    EXPECT_EQ(allowed.value(), allowed0 + 1);
+    EXPECT_EQ(denied.value(), denied0 + 1); // the probe is not a refusal
+    EXPECT_EQ(contexts, 1);                 // formatted only for the recorded denial
+    EXPECT_EQ(denial_text({"User:bob", "h", acl_operation::read, topic, "orders"}),
+              "User:bob is not authorized to READ TOPIC 'orders'");
+}
+
 } // namespace
 } // namespace runnel::security
