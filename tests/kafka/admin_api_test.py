@@ -461,7 +461,7 @@ class AuthorizedOperationsWithAclsTest(unittest.TestCase):
         data = os.path.join(tmp, "data")
         os.makedirs(data)
         runnel_acl(data, "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Read", "--topic", "seen")
-        runnel_acl(data, "add", "--allow-principal", "User:ANONYMOUS", "--operation", "AlterConfigs",
+        runnel_acl(data, "add", "--allow-principal", "User:ANONYMOUS", "--operation", "ALTER_CONFIGS",
                    "--topic", "seen")
         runnel_acl(data, "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Create", "--cluster")
         runnel_acl(data, "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Describe", "--cluster")

@@ -396,12 +396,17 @@ TEST(recompress_batch, keeps_every_header_field_and_record_in_every_codec) {
 }
 
 TEST(recompress_batch, refuses_a_body_that_does_not_inflate_within_the_limit) {
-    const auto original = producer_batch();
+    // Inflating stops once a 64 KiB chunk passes the limit: records well past both.
+    record_batch_builder b;
+    const std::string big(100'000, 'x');
+    b.add("k", big, event_time(1)).add("k", big, event_time(2));
+    const auto original = b.build();
     std::string why;
     auto zipped = recompress_batch(original.bytes(), original.header(), compression::gzip, 1 << 20, why);
     ASSERT_TRUE(zipped) << why;
     const auto h = validate_batch(*zipped).value();
-    EXPECT_FALSE(recompress_batch(*zipped, h, compression::zstd, 8, why));
+    EXPECT_TRUE(recompress_batch(*zipped, h, compression::zstd, 1 << 20, why)) << why;
+    EXPECT_FALSE(recompress_batch(*zipped, h, compression::zstd, 1024, why));
     EXPECT_NE(why.find("gzip"), std::string::npos) << why;
 }
 
