@@ -276,87 +276,98 @@ asio::awaitable<alter_outcome> apply_config_changes(const request_context& ctx, 
 
 } // namespace
 
-// AlterConfigs: the given set replaces the resource's configs (a topic's others return to
-// their defaults; a broker's dynamic configs are exactly the set afterwards).
-asio::awaitable<response_frame> handle(const request_context& ctx, proto::alter_configs_request req) {
-    proto::alter_configs_response r;
-    for (auto& res : req.resources) {
+namespace {
+
+/// A resource's planned changes, or why it fails before anything is checked.
+using config_plan = std::variant<config_changes, alter_outcome>;
+
+/// Answers each resource of an AlterConfigs or IncrementalAlterConfigs request (`Response` is
+/// the api's response; both list per-resource results with the same fields): finds the
+/// resource, has `plan` turn its entries into changes against its current configs, and
+/// applies them through `apply_config_changes`.
+template <typename Response, typename Resources, typename Plan>
+asio::awaitable<response_frame> alter_resources(const request_context& ctx, Resources& resources, bool replace,
+                                                bool validate_only, Plan plan) {
+    Response r;
+    for (auto& res : resources) {
         auto& out = r.responses.emplace_back();
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name;
         auto target = alter_target(ctx, res.resource_type, res.resource_name);
-        if (auto* failed = std::get_if<alter_outcome>(&target)) {
+        config_plan planned = std::get_if<alter_outcome>(&target)
+                                ? config_plan(std::get<alter_outcome>(target))
+                                : plan(res, std::get<std::map<std::string, std::string>>(target));
+        if (auto* failed = std::get_if<alter_outcome>(&planned)) {
             out.error_code = failed->error_code;
             out.error_message = failed->message;
             continue;
         }
-        config_changes changes;
-        for (auto& c : res.configs) {
-            changes.emplace_back(std::move(c.name), std::move(c.value));
-        }
-        auto done = co_await apply_config_changes(ctx, res.resource_type, res.resource_name, std::move(changes), true,
-                                                  req.validate_only);
+        auto done = co_await apply_config_changes(ctx, res.resource_type, res.resource_name,
+                                                  std::move(std::get<config_changes>(planned)), replace, validate_only);
         out.error_code = done.error_code;
         out.error_message = done.message;
     }
     co_return respond(ctx, r);
 }
 
+/// AlterConfigs' entries as changes: each given value (a null one removes the config).
+config_plan plan_replacement(proto::alter_configs_request::resource& res, std::map<std::string, std::string>&) {
+    config_changes changes;
+    for (auto& c : res.configs) {
+        changes.emplace_back(std::move(c.name), std::move(c.value));
+    }
+    return changes;
+}
+
+/// IncrementalAlterConfigs' operations as changes: APPEND and SUBTRACT resolved against the
+/// current value (or the list's default), in order.
+config_plan plan_increments(proto::incremental_alter_configs_request::resource& res,
+                            std::map<std::string, std::string>& current) {
+    config_changes changes;
+    for (const auto& c : res.configs) {
+        if (c.config_operation == op_set && c.value) {
+            changes.emplace_back(c.name, *c.value);
+        } else if (c.config_operation == op_delete) {
+            changes.emplace_back(c.name, std::nullopt);
+        } else if ((c.config_operation == op_append || c.config_operation == op_subtract) && c.value) {
+            auto fallback = list_config_default(c.name);
+            if (!fallback) {
+                return alter_outcome{kerr::invalid_config,
+                                     fmt::format("{} is only allowed on list configs; '{}' is not one",
+                                                 c.config_operation == op_append ? "APPEND" : "SUBTRACT", c.name)};
+            }
+            auto it = current.find(c.name);
+            const std::string now = it == current.end() ? std::string(*fallback) : it->second;
+            changes.emplace_back(c.name, apply_list_change(now, *c.value, c.config_operation == op_append));
+        } else {
+            return alter_outcome{kerr::invalid_config,
+                                 fmt::format("operation {} on '{}' is not supported (SET, APPEND or SUBTRACT with a "
+                                             "value, or DELETE)",
+                                             c.config_operation, c.name)};
+        }
+        if (changes.back().second) {
+            current[c.name] = *changes.back().second;
+        } else {
+            current.erase(c.name);
+        }
+    }
+    return changes;
+}
+
+} // namespace
+
+// AlterConfigs: the given set replaces the resource's configs (a topic's others return to
+// their defaults; a broker's dynamic configs are exactly the set afterwards).
+asio::awaitable<response_frame> handle(const request_context& ctx, proto::alter_configs_request req) {
+    co_return co_await alter_resources<proto::alter_configs_response>(ctx, req.resources, true, req.validate_only,
+                                                                      plan_replacement);
+}
+
 // IncrementalAlterConfigs: SET and DELETE, APPEND and SUBTRACT of list configs
 // (cleanup.policy), all of a resource's changes or none; topics and this broker's dynamic configs.
 asio::awaitable<response_frame> handle(const request_context& ctx, proto::incremental_alter_configs_request req) {
-    proto::incremental_alter_configs_response r;
-    for (auto& res : req.resources) {
-        auto& out = r.responses.emplace_back();
-        out.resource_type = res.resource_type;
-        out.resource_name = res.resource_name;
-        auto target = alter_target(ctx, res.resource_type, res.resource_name);
-        if (auto* failed = std::get_if<alter_outcome>(&target)) {
-            out.error_code = failed->error_code;
-            out.error_message = failed->message;
-            continue;
-        }
-        auto& current = std::get<std::map<std::string, std::string>>(target);
-        config_changes changes;
-        std::optional<std::string> bad;
-        for (const auto& c : res.configs) {
-            if (c.config_operation == op_set && c.value) {
-                changes.emplace_back(c.name, *c.value);
-            } else if (c.config_operation == op_delete) {
-                changes.emplace_back(c.name, std::nullopt);
-            } else if ((c.config_operation == op_append || c.config_operation == op_subtract) && c.value) {
-                auto fallback = list_config_default(c.name);
-                if (!fallback) {
-                    bad = fmt::format("{} is only allowed on list configs; '{}' is not one",
-                                      c.config_operation == op_append ? "APPEND" : "SUBTRACT", c.name);
-                    break;
-                }
-                auto it = current.find(c.name);
-                const std::string now = it == current.end() ? std::string(*fallback) : it->second;
-                changes.emplace_back(c.name, apply_list_change(now, *c.value, c.config_operation == op_append));
-            } else {
-                bad = fmt::format("operation {} on '{}' is not supported (SET, APPEND or SUBTRACT with a value, "
-                                  "or DELETE)",
-                                  c.config_operation, c.name);
-                break;
-            }
-            if (changes.back().second) {
-                current[c.name] = *changes.back().second;
-            } else {
-                current.erase(c.name);
-            }
-        }
-        if (bad) {
-            out.error_code = kerr::invalid_config;
-            out.error_message = std::move(bad);
-            continue;
-        }
-        auto done = co_await apply_config_changes(ctx, res.resource_type, res.resource_name, std::move(changes), false,
-                                                  req.validate_only);
-        out.error_code = done.error_code;
-        out.error_message = done.message;
-    }
-    co_return respond(ctx, r);
+    co_return co_await alter_resources<proto::incremental_alter_configs_response>(ctx, req.resources, false,
+                                                                                  req.validate_only, plan_increments);
 }
 
 
