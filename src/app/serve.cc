@@ -207,6 +207,12 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
     } else if (!opts.jwt_issuer.empty() || !opts.jwt_audience.empty()) {
         return fail("--jwt-issuer and --jwt-audience need --jwks-file");
     }
+    // The SCRAM credentials are kept whatever the listeners: AlterUserScramCredentials may
+    // store them before a SASL listener uses them.
+    out.credentials = std::make_shared<security::credential_store>(security::credential_store::file_in(opts.data_dir));
+    if (std::string why; !out.credentials->load(why)) {
+        return fail(why);
+    }
     if (any_sasl || opts.http_basic_auth) {
         if (any_sasl && mechanisms.empty()) {
             return fail("SASL listeners need at least one of --sasl-mechanisms");
@@ -214,11 +220,6 @@ std::optional<listener_set> kafka_listeners(const serve_options& opts, const net
         if (any_sasl && !out.jwt
             && std::find(mechanisms.begin(), mechanisms.end(), security::mechanism::oauthbearer) != mechanisms.end()) {
             return fail("--sasl-mechanisms OAUTHBEARER needs --jwks-file, the keys tokens are checked with");
-        }
-        out.credentials = std::make_shared<security::credential_store>(security::credential_store::file_in(opts.data_dir));
-        std::string why;
-        if (!out.credentials->load(why)) {
-            return fail(why);
         }
         if (out.credentials->list().empty()) {
             lg().warn("no users yet: add one with `runnel user create --data-dir {} NAME`", opts.data_dir.string());

@@ -13,6 +13,9 @@ spdlog::logger& lg() { return logging::get("broker"); }
 
 std::atomic<uint64_t> next_instance{0};
 
+/// The most bytes `broker.conf` (the dynamic broker configs) may hold.
+constexpr std::size_t max_dynamic_config_bytes = 64 * 1024;
+
 /// A `(result, why)` callback that posts `done` to `caller`.
 auto answer_on(executor& caller, std::function<void(result<void>, std::string)> done) {
     return [&caller, done = std::move(done)](result<void> r, std::string why) {
@@ -330,6 +333,21 @@ result<void> broker::start() {
             _next_producer_id = _producer_id_limit = limit;
         }
     }
+    // Dynamic broker configs: key=value lines.
+    if (auto f = file_handle::open(_config.data_dir / "broker.conf", O_RDONLY)) {
+        std::string text(max_dynamic_config_bytes, '\0');
+        auto n = f.value().pread(std::as_writable_bytes(std::span(text)), 0);
+        text.resize(n ? n.value() : 0);
+        std::lock_guard dyn(_dynamic_mu);
+        for (std::string_view rest = text; !rest.empty();) {
+            auto nl = rest.find('\n');
+            auto line = rest.substr(0, nl);
+            rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+            if (auto eq = line.find('='); eq != std::string_view::npos && eq > 0) {
+                _dynamic[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+            }
+        }
+    }
     std::filesystem::create_directories(_config.data_dir / "topics", ec);
     if (ec) {
         return ec;
@@ -557,6 +575,49 @@ void broker::alter_config(std::string name, std::vector<std::pair<std::string, s
     });
 }
 
+std::map<std::string, std::string> broker::dynamic_configs() const {
+    std::lock_guard lock(_dynamic_mu);
+    return _dynamic;
+}
+
+void broker::alter_dynamic_configs(std::vector<std::pair<std::string, std::optional<std::string>>> changes,
+                                   bool replace, executor& caller,
+                                   std::function<void(result<void>, std::string)> done) {
+    auto answer = answer_on(caller, std::move(done));
+    on_meta_thread([this, changes = std::move(changes), replace, answer]() {
+        std::lock_guard meta(_meta_mu);
+        auto next = replace ? std::map<std::string, std::string>{} : dynamic_configs();
+        for (const auto& [key, value] : changes) {
+            const auto bad = [](std::string_view s) { return s.find_first_of("=\n\r") != std::string_view::npos; };
+            if (key.empty() || bad(key) || (value && value->find_first_of("\n\r") != std::string::npos)) {
+                return answer(errc::invalid_config, fmt::format("config name or value '{}' has '=' or a line break",
+                                                                key.substr(0, 256)));
+            }
+            if (value) {
+                next[key] = *value;
+            } else {
+                next.erase(key);
+            }
+        }
+        std::string text;
+        for (const auto& [k, v] : next) {
+            text += fmt::format("{}={}\n", k, v);
+        }
+        if (text.size() > max_dynamic_config_bytes) {
+            return answer(errc::invalid_config, fmt::format("the dynamic broker configs would take {} bytes; at most {}",
+                                                            text.size(), max_dynamic_config_bytes));
+        }
+        if (auto r = write_file_atomic(_config.data_dir / "broker.conf", std::as_bytes(std::span(text))); !r) {
+            return answer(r, r.error().message());
+        }
+        {
+            std::lock_guard lock(_dynamic_mu);
+            _dynamic = std::move(next);
+        }
+        answer(ok(), {});
+    });
+}
+
 void broker::produce(model::topic_partition tp, std::span<const std::byte> records, int16_t acks, executor& caller,
                      std::function<void(result<produce_result>)> done, produce_refusal* refusal) {
     // Validate and copy on the caller's shard: CRC work spreads over the connections' shards.
@@ -586,6 +647,25 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
             refusal->records = std::move(keyless);
         }
         return refuse(corrupt ? errc::corrupt_message : errc::invalid_record);
+    }
+    // A topic with compression.type other than `producer` stores batches in its own codec,
+    // as Kafka does: recompressed here, on the caller's shard, keeping every header field.
+    if (auto target = info ? info->config.stored_compression() : std::nullopt;
+        target && *target != b.value().header().compression() && !b.value().header().is_control()) {
+        auto packed = model::recompress_batch(b.value().bytes(), b.value().header(), *target,
+                                              _config.max_inflated_batch_bytes, why);
+        auto rebuilt = packed ? model::record_batch::from_bytes(byte_buffer::copy_of(*packed))
+                              : result<model::record_batch>(model::errc::records_undecodable);
+        if (!rebuilt) {
+            refused_batches("corrupt_message").inc();
+            lg().warn("cannot store a batch for {}/{} as compression.type {}: {}", tp.topic, tp.partition(),
+                      info->config.compression_type, why);
+            if (refusal) {
+                refusal->message = why;
+            }
+            return refuse(errc::corrupt_message);
+        }
+        b = std::move(rebuilt);
     }
     auto batches = std::make_shared<std::vector<model::record_batch>>();
     batches->push_back(std::move(b).value());
@@ -833,6 +913,21 @@ result<std::optional<broker::time_match>> broker::offset_for_time_local(const mo
         return errc::unknown_topic_or_partition;
     }
     auto r = log->timequery(t);
+    return r ? R(r.value()) : R(from_storage(r.error()));
+}
+
+result<std::optional<broker::time_match>> broker::max_timestamp_local(const model::topic_partition& tp) {
+    using R = result<std::optional<time_match>>;
+    auto log = _state[shard_of(tp)]->logs->get(tp);
+    if (!log) {
+        return errc::unknown_topic_or_partition;
+    }
+    const auto largest = log->max_timestamp();
+    if (largest == model::event_time::min()) {
+        return R(std::optional<time_match>{});
+    }
+    // The first record at or after the largest timestamp is the first one holding it.
+    auto r = log->timequery(largest);
     return r ? R(r.value()) : R(from_storage(r.error()));
 }
 

@@ -142,6 +142,16 @@ public:
     void alter_config(std::string name, std::vector<std::pair<std::string, std::optional<std::string>>> changes,
                       executor& caller, std::function<void(result<void>, std::string why)> done);
 
+    /// This broker's dynamic configs (Kafka's DYNAMIC_BROKER_CONFIG: AlterConfigs and
+    /// IncrementalAlterConfigs on a BROKER resource), by Kafka name. Kept in
+    /// `<data>/broker.conf`; Runnel's own settings are command-line flags, so none of them
+    /// changes how this broker runs. Any thread.
+    std::map<std::string, std::string> dynamic_configs() const;
+    /// Sets (a value) or removes (nothing) dynamic configs, all or none, after removing every
+    /// one first when `replace` (AlterConfigs), and writes the file.
+    void alter_dynamic_configs(std::vector<std::pair<std::string, std::optional<std::string>>> changes, bool replace,
+                               executor& caller, std::function<void(result<void>, std::string why)> done);
+
     /// Appends the RecordBatch bytes of one produce partition (one or more batches).
     /// `acks == -1` answers after the batches are durable.
     /// A batch that fails validation fills `refusal` (when given) before `done` is called.
@@ -206,6 +216,9 @@ public:
                                      bool at_least_one = true, bool read_committed = false);
     result<offsets_result> offsets_local(const model::topic_partition& tp);
     result<std::optional<time_match>> offset_for_time_local(const model::topic_partition& tp, model::event_time t);
+    /// The first record holding the partition's largest timestamp (ListOffsets MAX_TIMESTAMP,
+    /// KIP-734), or nothing for an empty partition. On the partition's owner.
+    result<std::optional<time_match>> max_timestamp_local(const model::topic_partition& tp);
     errc txn_allow_local(const model::topic_partition& tp, int64_t producer_id, int16_t epoch);
     result<std::vector<producer_description>> describe_producers_local(const model::topic_partition& tp);
 
@@ -263,6 +276,8 @@ private:
     const uint64_t _instance; ///< tells apart brokers in one process (tests) for those copies
     std::vector<std::function<void(const std::string&)>> _deletion_listeners;
     std::unique_ptr<txn_coordinator> _txns;
+    mutable std::mutex _dynamic_mu;
+    std::map<std::string, std::string> _dynamic; ///< under `_dynamic_mu`
 };
 
 } // namespace runnel::broker

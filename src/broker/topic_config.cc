@@ -1,5 +1,6 @@
 #include "broker/topic_config.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace runnel::broker {
@@ -151,7 +152,30 @@ std::map<std::string, std::string> topic_config::to_map() const {
       {"min.compaction.lag.ms", std::to_string(min_compaction_lag_ms)},
       {"max.compaction.lag.ms", std::to_string(max_compaction_lag_ms)},
       {"delete.retention.ms", std::to_string(delete_retention_ms)},
+      {"compression.type", compression_type},
+      {"flush.messages", std::to_string(flush_messages)},
+      {"flush.ms", std::to_string(flush_ms)},
     };
+}
+
+namespace {
+
+/// compression.type's values other than "producer", with the codec each stores batches in.
+constexpr std::pair<std::string_view, model::compression> stored_codecs[] = {
+  {"uncompressed", model::compression::none}, {"gzip", model::compression::gzip},
+  {"snappy", model::compression::snappy},     {"lz4", model::compression::lz4},
+  {"zstd", model::compression::zstd},
+};
+
+} // namespace
+
+std::optional<model::compression> topic_config::stored_compression() const noexcept {
+    for (const auto& [name, codec] : stored_codecs) {
+        if (compression_type == name) {
+            return codec;
+        }
+    }
+    return std::nullopt;
 }
 
 result<void> topic_config::set(std::string_view key, std::string_view value, std::string& why) {
@@ -212,6 +236,19 @@ result<void> topic_config::set(std::string_view key, std::string_view value, std
             return bad("0 or a positive number of milliseconds");
         }
         delete_retention_ms = v;
+    } else if (key == "compression.type") {
+        const bool known = value == "producer"
+                           || std::any_of(std::begin(stored_codecs), std::end(stored_codecs),
+                                          [&](const auto& c) { return c.first == value; });
+        if (!known) {
+            return bad("producer, uncompressed, gzip, snappy, lz4 or zstd");
+        }
+        compression_type = std::string(value);
+    } else if (key == "flush.messages" || key == "flush.ms") {
+        if (!parse_int(value, v) || v < (key == "flush.ms" ? 0 : 1)) {
+            return bad(key == "flush.ms" ? "0 or a positive number of milliseconds" : "a positive number of messages");
+        }
+        (key == "flush.ms" ? flush_ms : flush_messages) = v;
     } else {
         why = fmt::format("unknown or unsupported topic config '{}'", key);
         return errc::invalid_config;

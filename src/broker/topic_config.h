@@ -29,6 +29,16 @@ struct topic_config {
     int64_t min_compaction_lag_ms = 0;
     int64_t max_compaction_lag_ms = INT64_MAX;
     int64_t delete_retention_ms = 86'400'000;
+    /// How batches are stored: "producer" keeps the producer's codec; "uncompressed", "gzip",
+    /// "snappy", "lz4" or "zstd" makes the broker recompress every produced batch into it.
+    std::string compression_type = "producer";
+    /// Kafka's forced-flush settings. Kept and shown for tools; the log syncs by `acks`
+    /// (acks=all answers after a group-committed fsync), so they change nothing here.
+    int64_t flush_messages = INT64_MAX;
+    int64_t flush_ms = INT64_MAX;
+
+    /// The codec produced batches are stored in, or nothing to keep the producer's.
+    std::optional<model::compression> stored_compression() const noexcept;
 
     /// cleanup.policy holds `compact`: records need keys and the log cleaner keeps the latest per key.
     bool compacted() const noexcept { return cleanup_policy.find("compact") != std::string::npos; }

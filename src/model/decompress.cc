@@ -336,4 +336,30 @@ std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std
     return std::span<const std::byte>(storage);
 }
 
+std::optional<std::vector<std::byte>> recompress_batch(std::span<const std::byte> batch, const batch_header& h,
+                                                       model::compression target, std::size_t limit,
+                                                       std::string& why) {
+    namespace L = batch_layout;
+    std::vector<std::byte> inflated;
+    auto plain = uncompressed_batch(batch, h, limit, inflated, why);
+    if (!plain) {
+        return std::nullopt;
+    }
+    auto body = compress_records(target, plain->subspan(L::header_size), why);
+    if (!body || body->size() > static_cast<std::size_t>(INT32_MAX) - L::header_size) {
+        if (body) {
+            why = "the recompressed batch is too large";
+        }
+        return std::nullopt;
+    }
+    std::vector<std::byte> out(L::header_size + body->size());
+    std::memcpy(out.data(), batch.data(), L::header_size);
+    std::memcpy(out.data() + L::header_size, body->data(), body->size());
+    const auto codec_bits = static_cast<int16_t>(static_cast<int16_t>(target) & 0x7);
+    write_be<int16_t>(out.data() + L::attributes, static_cast<int16_t>((h.attributes & ~0x7) | codec_bits));
+    write_be<int32_t>(out.data() + L::length, static_cast<int32_t>(out.size() - L::length_field_end));
+    write_be<uint32_t>(out.data() + L::crc, compute_batch_crc(out));
+    return out;
+}
+
 } // namespace runnel::model

@@ -39,4 +39,13 @@ std::optional<std::span<const std::byte>> uncompressed_batch(std::span<const std
 /// with the codec it came in (the log cleaner). Nullopt with `why` if the codec fails.
 std::optional<std::string> compress_records(model::compression c, std::span<const std::byte> in, std::string& why);
 
+/// The batch `batch` (header `h`) with its records stored in codec `target`, as a broker whose
+/// topic sets `compression.type` stores it: the same base offset, offset deltas, timestamps,
+/// producer id, epoch, sequence and other attribute bits, the codec bits set to `target`, the
+/// length and CRC recomputed. Inflates within `limit` bytes; nullopt with `why` when the
+/// records cannot be inflated or compressed. Precondition: `h` was parsed from `batch`.
+std::optional<std::vector<std::byte>> recompress_batch(std::span<const std::byte> batch, const batch_header& h,
+                                                       model::compression target, std::size_t limit,
+                                                       std::string& why);
+
 } // namespace runnel::model

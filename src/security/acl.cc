@@ -324,16 +324,7 @@ acl_store::acl_store(std::filesystem::path file, acl_options options)
   : _file(std::move(file)), _options(std::move(options)), _set(std::make_shared<const acl_set>()),
     _generation(generations().fetch_add(1) + 1) {}
 
-acl_store::~acl_store() {
-    {
-        std::lock_guard lock(_jobs_mu);
-        _stopping = true;
-    }
-    _jobs_cv.notify_all();
-    if (_writer.joinable()) {
-        _writer.join();
-    }
-}
+acl_store::~acl_store() = default;
 
 std::filesystem::path acl_store::file_in(const std::filesystem::path& data_dir) { return data_dir / "security" / "acls"; }
 
@@ -495,31 +486,8 @@ std::vector<acl_binding> acl_store::list(const acl_filter& filter) const {
     return out;
 }
 
-void acl_store::run_on_writer(std::function<void()> job) {
-    std::lock_guard lock(_jobs_mu);
-    if (!_writer.joinable()) {
-        _writer = std::thread([this] {
-            for (;;) {
-                std::function<void()> next;
-                {
-                    std::unique_lock l(_jobs_mu);
-                    _jobs_cv.wait(l, [this] { return _stopping || !_jobs.empty(); });
-                    if (_jobs.empty()) {
-                        return;
-                    }
-                    next = std::move(_jobs.front());
-                    _jobs.pop_front();
-                }
-                next();
-            }
-        });
-    }
-    _jobs.push_back(std::move(job));
-    _jobs_cv.notify_one();
-}
-
 void acl_store::add_async(std::vector<acl_binding> bindings, executor& reply_to, std::function<void(change_result)> done) {
-    run_on_writer([this, bindings = std::move(bindings), &reply_to, done = std::move(done)]() mutable {
+    _writer.run([this, bindings = std::move(bindings), &reply_to, done = std::move(done)]() mutable {
         change_result out;
         out.status = add(bindings, out.why);
         reply_to.post([out = std::move(out), done = std::move(done)]() mutable { done(std::move(out)); });
@@ -528,7 +496,7 @@ void acl_store::add_async(std::vector<acl_binding> bindings, executor& reply_to,
 
 void acl_store::remove_async(std::vector<acl_filter> filters, executor& reply_to,
                              std::function<void(change_result)> done) {
-    run_on_writer([this, filters = std::move(filters), &reply_to, done = std::move(done)]() mutable {
+    _writer.run([this, filters = std::move(filters), &reply_to, done = std::move(done)]() mutable {
         change_result out;
         auto r = remove(filters, out.why);
         if (r) {

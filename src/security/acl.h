@@ -207,7 +207,6 @@ private:
     result<void> save_locked(std::vector<acl_binding> next, std::string& why);
     void refresh_locked();
     void publish_locked(std::vector<acl_binding> bindings);
-    void run_on_writer(std::function<void()> job);
 
     data_file _file;
     acl_options _options;
@@ -215,12 +214,7 @@ private:
     std::shared_ptr<const acl_set> _set; ///< under `_mu`
     std::atomic<uint64_t> _generation;   ///< process-wide unique per published snapshot
 
-    // The writer thread of the asynchronous changes, started on the first one.
-    std::mutex _jobs_mu;
-    std::condition_variable _jobs_cv;
-    std::deque<std::function<void()>> _jobs;
-    bool _stopping = false;
-    std::thread _writer;
+    writer_thread _writer; ///< runs the asynchronous changes; last, so it stops first
 };
 
 } // namespace runnel::security

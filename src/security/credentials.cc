@@ -169,4 +169,41 @@ std::map<std::string, std::vector<std::pair<mechanism, int32_t>>> credential_sto
     return out;
 }
 
+result<std::vector<credential_store::change_outcome>> credential_store::alter(const std::vector<change>& changes,
+                                                                               std::string& why) {
+    std::lock_guard lock(_mu);
+    refresh_locked();
+    auto next = _creds;
+    std::vector<change_outcome> out;
+    out.reserve(changes.size());
+    for (const auto& c : changes) {
+        if (c.credential) {
+            if (!valid_user_name(c.user, why)) {
+                return std::make_error_code(std::errc::invalid_argument);
+            }
+            next[{c.user, c.mech}] = *c.credential;
+            out.push_back(change_outcome::applied);
+        } else {
+            out.push_back(next.erase(key{c.user, c.mech}) > 0 ? change_outcome::applied : change_outcome::not_found);
+        }
+    }
+    if (next != _creds) {
+        if (auto r = save_locked(next, why); !r) {
+            return r.error();
+        }
+    }
+    return out;
+}
+
+void credential_store::alter_async(std::vector<change> changes, executor& reply_to,
+                                   std::function<void(result<std::vector<change_outcome>>, std::string)> done) {
+    _writer.run([this, changes = std::move(changes), &reply_to, done = std::move(done)]() mutable {
+        std::string why;
+        auto r = alter(changes, why);
+        reply_to.post([r = std::move(r), why = std::move(why), done = std::move(done)]() mutable {
+            done(std::move(r), std::move(why));
+        });
+    });
+}
+
 } // namespace runnel::security

@@ -93,4 +93,38 @@ result<void> for_each_record(std::string_view text, const std::filesystem::path&
     return outcome::success();
 }
 
+writer_thread::~writer_thread() {
+    {
+        std::lock_guard lock(_mu);
+        _stopping = true;
+    }
+    _cv.notify_all();
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+}
+
+void writer_thread::run(std::function<void()> job) {
+    std::lock_guard lock(_mu);
+    if (!_thread.joinable()) {
+        _thread = std::thread([this] {
+            for (;;) {
+                std::function<void()> next;
+                {
+                    std::unique_lock l(_mu);
+                    _cv.wait(l, [this] { return _stopping || !_jobs.empty(); });
+                    if (_jobs.empty()) {
+                        return;
+                    }
+                    next = std::move(_jobs.front());
+                    _jobs.pop_front();
+                }
+                next();
+            }
+        });
+    }
+    _jobs.push_back(std::move(job));
+    _cv.notify_one();
+}
+
 } // namespace runnel::security

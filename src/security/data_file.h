@@ -1,11 +1,15 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -49,6 +53,27 @@ private:
 
     std::filesystem::path _path;
     stamp _seen;
+};
+
+/// The thread a store of the data directory (ACLs, SCRAM credentials) runs its changes on, so a
+/// shard's event loop never waits for a file write and its fsync. Jobs run one at a time in
+/// submission order; the thread starts with the first job. The destructor runs the jobs
+/// already queued, then joins. `run` is thread-safe.
+class writer_thread {
+public:
+    writer_thread() = default;
+    ~writer_thread();
+    writer_thread(const writer_thread&) = delete;
+    writer_thread& operator=(const writer_thread&) = delete;
+
+    void run(std::function<void()> job);
+
+private:
+    std::mutex _mu;
+    std::condition_variable _cv;
+    std::deque<std::function<void()>> _jobs;
+    bool _stopping = false;
+    std::thread _thread;
 };
 
 /// A line's tab-separated fields.

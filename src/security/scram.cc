@@ -81,13 +81,19 @@ scram_credential derive_scram_credential(mechanism m, std::string_view password,
                                       reinterpret_cast<unsigned char*>(salted.data()))
                     == 1;
     RUNNEL_ASSERT(ok, "PKCS5_PBKDF2_HMAC failed");
+    auto c = scram_credential_from_salted(m, salted, salt, iterations);
+    OPENSSL_cleanse(salted.data(), salted.size());
+    return c;
+}
+
+scram_credential scram_credential_from_salted(mechanism m, std::string_view salted_password, std::string_view salt,
+                                              int32_t iterations) {
     scram_credential c;
     c.mech = m;
     c.salt = std::string(salt);
     c.iterations = iterations;
-    c.stored_key = scram_hash(m, scram_hmac(m, salted, "Client Key"));
-    c.server_key = scram_hmac(m, salted, "Server Key");
-    OPENSSL_cleanse(salted.data(), salted.size());
+    c.stored_key = scram_hash(m, scram_hmac(m, salted_password, "Client Key"));
+    c.server_key = scram_hmac(m, salted_password, "Server Key");
     return c;
 }
 

@@ -44,6 +44,10 @@ scram_credential make_scram_credential(mechanism m, std::string_view password, i
 scram_credential derive_scram_credential(mechanism m, std::string_view password, std::string_view salt,
                                          int32_t iterations);
 
+/// The credential of a SaltedPassword a client derived itself (AlterUserScramCredentials): the
+/// password never reaches the server, only PBKDF2's output for `salt` and `iterations`.
+scram_credential scram_credential_from_salted(mechanism m, std::string_view salted_password, std::string_view salt,
+                                              int32_t iterations);
 /// Whether `password` is the one `c` was made from; compares in constant time.
 bool password_matches(const scram_credential& c, std::string_view password);
 

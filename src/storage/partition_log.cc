@@ -831,6 +831,17 @@ result<std::optional<partition_log::time_match>> partition_log::timequery(model:
     return found{};
 }
 
+model::event_time partition_log::max_timestamp() const noexcept {
+    auto out = model::event_time::min();
+    const model::offset start = start_offset();
+    for (const auto& seg : _segments) {
+        if (seg->next_offset > start) {
+            out = std::max(out, seg->max_timestamp);
+        }
+    }
+    return out;
+}
+
 retention_report partition_log::apply_retention(model::processing_time now) {
     std::size_t keep_from = 0; // segments before this index go
     if (_config.retention_ms >= 0) {

@@ -126,6 +126,10 @@ public:
     /// if none, as Kafka's ListOffsets answers. Records inside compressed batches are inflated
     /// and walked; a batch with log-append time stamps every record with its max timestamp.
     result<std::optional<time_match>> timequery(model::event_time t);
+    /// The largest timestamp of the batches served (segments wholly before the start are left
+    /// out; records of a segment's first batches below the start may still count), or
+    /// `event_time::min()` for an empty log.
+    model::event_time max_timestamp() const noexcept;
 
     /// Deletes whole sealed segments past retention.ms or retention.bytes (never the active
     /// one). Files are removed on the flusher thread.

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <random>
+
 #include "broker/broker.h"
 #include "net/net.h"
 #include "broker/tests/broker_fixture.h"
@@ -232,6 +234,186 @@ TEST(topic_config, round_trips_and_explains_bad_values) {
     EXPECT_FALSE(valid_topic_name("..", name_why));
     EXPECT_FALSE(valid_topic_name(std::string(250, 'a'), name_why));
     EXPECT_FALSE(valid_topic_name("has space", name_why));
+}
+
+TEST(topic_config, compression_type_and_flush_settings) {
+    topic_config c;
+    std::string why;
+    EXPECT_EQ(c.to_map().at("compression.type"), "producer");
+    EXPECT_FALSE(c.stored_compression()) << "producer keeps the producer's codec";
+    for (auto [name, codec] : {std::pair{"uncompressed", model::compression::none},
+                               std::pair{"gzip", model::compression::gzip},
+                               std::pair{"snappy", model::compression::snappy},
+                               std::pair{"lz4", model::compression::lz4}, std::pair{"zstd", model::compression::zstd}}) {
+        ASSERT_TRUE(c.set("compression.type", name, why)) << why;
+        EXPECT_EQ(c.stored_compression(), codec) << name;
+    }
+    EXPECT_FALSE(c.set("compression.type", "brotli", why));
+    EXPECT_NE(why.find("producer, uncompressed, gzip, snappy, lz4 or zstd"), std::string::npos) << why;
+    EXPECT_FALSE(c.set("compression.type", "ZSTD", why)) << "Kafka's values are lower case";
+    ASSERT_TRUE(c.set("flush.ms", "12345678", why)) << why;
+    EXPECT_FALSE(c.set("flush.messages", "0", why));
+    auto back = topic_config::parse(c.serialize(), why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back.value(), c);
+    ASSERT_TRUE(c.reset("compression.type", why)) << why;
+    EXPECT_EQ(c.compression_type, "producer");
+    // A topic.conf written before these configs existed reads with their defaults.
+    back = topic_config::parse("partitions=2\nretention.ms=1000\n", why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back.value().compression_type, "producer");
+}
+
+/// Runs `fn` on `tp`'s owner and hands its result back through `caller`.
+template <typename F>
+std::invoke_result_t<F&> on_owner(broker& b, manual_executor& caller, const model::topic_partition& tp, F fn) {
+    using T = std::invoke_result_t<F&>;
+    std::shared_ptr<std::optional<T>> out = std::make_shared<std::optional<T>>();
+    b.owner_of(tp).post([&caller, &fn, out] {
+        auto v = std::make_shared<T>(fn());
+        caller.post([out, v] { out->emplace(std::move(*v)); });
+    });
+    EXPECT_TRUE(caller.run_until([&] { return out->has_value(); }));
+    return std::move(**out);
+}
+
+/// The batches of `tp` from offset 0, as stored.
+std::vector<std::vector<std::byte>> stored_batches(broker& b, manual_executor& caller, const model::topic_partition& tp) {
+    std::vector<std::vector<std::byte>> out;
+    auto f = on_owner(b, caller, tp, [&] { return b.fetch_local(tp, offset(0), 16 << 20); });
+    EXPECT_TRUE(f);
+    auto bytes = f.value().data.bytes.span();
+    while (!bytes.empty()) {
+        auto h = model::validate_batch(bytes);
+        EXPECT_TRUE(h);
+        if (!h) {
+            break;
+        }
+        out.emplace_back(bytes.begin(), bytes.begin() + static_cast<long>(h.value().size_bytes()));
+        bytes = bytes.subspan(h.value().size_bytes());
+    }
+    return out;
+}
+
+TEST_F(broker_test, compression_type_recompresses_produced_batches) {
+    ASSERT_TRUE(create("zipped", 1).first);
+    std::optional<std::pair<result<void>, std::string>> out;
+    _broker->alter_config("zipped", {{"compression.type", "zstd"}}, _caller,
+                          [&](result<void> r, std::string why) { out.emplace(r, why); });
+    ASSERT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+    ASSERT_TRUE(out->first) << out->second;
+    model::topic_partition tp{"zipped", model::partition_id(0)};
+    auto id = wait<result<broker::producer_identity>>([&](auto d) { _broker->init_producer_id(_caller, d); });
+    ASSERT_TRUE(id);
+    const int64_t pid = id.value().id;
+    const int16_t epoch = id.value().epoch;
+    model::record_batch_builder builder;
+    builder.set_producer(pid, epoch, 0);
+    builder.add("a", "one", model::event_time(5000)).add("b", "two", model::event_time(4000));
+    auto plain = builder.build();
+    std::string why;
+    ASSERT_TRUE(produce(tp, plain, -1));
+    // Same producer and sequence again would be a duplicate: the next sequence.
+    builder.set_producer(pid, epoch, 2);
+    builder.add("c", "three", model::event_time(6000)).add("d", "four", model::event_time(7000));
+    auto second = builder.build();
+    auto second_gz = model::recompress_batch(second.bytes(), second.header(), model::compression::gzip, 1 << 20, why);
+    ASSERT_TRUE(second_gz) << why;
+    auto pr = produce(tp, model::record_batch::from_bytes(byte_buffer::copy_of(*second_gz)).value(), -1);
+    ASSERT_TRUE(pr) << pr.error().message();
+    EXPECT_EQ(pr.value().base, offset(2));
+    auto batches = stored_batches(*_broker, _caller, tp);
+    ASSERT_EQ(batches.size(), 2u);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        auto h = model::validate_batch(batches[i]).value();
+        EXPECT_EQ(h.compression(), model::compression::zstd) << i;
+        EXPECT_EQ(h.producer_id, pid);
+        EXPECT_EQ(h.producer_epoch, epoch);
+        EXPECT_EQ(h.base_sequence, i == 0 ? 0 : 2);
+        EXPECT_EQ(h.base_offset, offset(static_cast<int64_t>(2 * i)));
+        EXPECT_EQ(h.max_timestamp, model::event_time(i == 0 ? 5000 : 7000));
+        std::vector<std::byte> inflated;
+        auto recs = model::decode_records(*model::uncompressed_batch(batches[i], h, 1 << 20, inflated, why)).value();
+        ASSERT_EQ(recs.size(), 2u);
+        EXPECT_EQ(recs[0].offset_value, offset(static_cast<int64_t>(2 * i)));
+    }
+    // A retry of the first batch is still recognised as a duplicate after recompression.
+    auto retry = produce(tp, plain, -1);
+    ASSERT_TRUE(retry) << retry.error().message();
+    EXPECT_EQ(retry.value().base, offset(0));
+    EXPECT_EQ(stored_batches(*_broker, _caller, tp).size(), 2u);
+}
+
+TEST_F(broker_test, max_timestamp_is_the_first_record_holding_the_largest_timestamp) {
+    ASSERT_TRUE(create("times", 1).first);
+    model::topic_partition tp{"times", model::partition_id(0)};
+    auto empty = on_owner(*_broker, _caller, tp, [&] { return _broker->max_timestamp_local(tp); });
+    ASSERT_TRUE(empty);
+    EXPECT_FALSE(empty.value()) << "an empty partition has none";
+    // Batches with pseudo-random timestamps, some compressed, and the largest one repeated.
+    std::mt19937_64 rng(7);
+    std::vector<std::pair<int64_t, int64_t>> all; // offset, timestamp
+    int64_t next = 0;
+    for (int b = 0; b < 40; ++b) {
+        std::vector<int64_t> ts;
+        const int n = 1 + static_cast<int>(rng() % 5);
+        for (int r = 0; r < n; ++r) {
+            ts.push_back(1'000'000 + static_cast<int64_t>(rng() % 5000));
+        }
+        if (b == 17 || b == 30) {
+            ts[static_cast<std::size_t>(n - 1)] = 2'000'000; // the largest, twice: the first wins
+        }
+        auto batch = make_batch(static_cast<uint64_t>(b), 20, n, ts);
+        if (b % 3 != 0) {
+            std::string why;
+            auto packed = model::recompress_batch(batch.bytes(), batch.header(),
+                                                  b % 3 == 1 ? model::compression::lz4 : model::compression::gzip,
+                                                  1 << 20, why);
+            ASSERT_TRUE(packed) << why;
+            batch = model::record_batch::from_bytes(byte_buffer::copy_of(*packed)).value();
+        }
+        ASSERT_TRUE(produce(tp, batch, 1));
+        for (auto t : ts) {
+            all.emplace_back(next++, t);
+        }
+    }
+    // The brute-force answer: scan every record.
+    auto best = all.front();
+    for (const auto& rec : all) {
+        if (rec.second > best.second) {
+            best = rec;
+        }
+    }
+    auto found = on_owner(*_broker, _caller, tp, [&] { return _broker->max_timestamp_local(tp); });
+    ASSERT_TRUE(found);
+    ASSERT_TRUE(found.value());
+    EXPECT_EQ(found.value()->offset, offset(best.first));
+    EXPECT_EQ(found.value()->timestamp, model::event_time(best.second));
+    EXPECT_EQ(best.second, 2'000'000);
+}
+
+TEST_F(broker_test, dynamic_broker_configs_replace_alter_and_survive_a_restart) {
+    auto alter = [&](std::vector<std::pair<std::string, std::optional<std::string>>> changes, bool replace) {
+        std::optional<std::pair<result<void>, std::string>> out;
+        _broker->alter_dynamic_configs(std::move(changes), replace, _caller,
+                                       [&](result<void> r, std::string why) { out.emplace(r, why); });
+        EXPECT_TRUE(_caller.run_until([&] { return out.has_value(); }));
+        return *out;
+    };
+    EXPECT_TRUE(_broker->dynamic_configs().empty());
+    ASSERT_TRUE(alter({{"background.threads", "9"}, {"log.cleanup.policy", "delete,compact"}}, false).first);
+    ASSERT_TRUE(alter({{"background.threads", std::nullopt}}, false).first);
+    EXPECT_EQ(_broker->dynamic_configs(), (std::map<std::string, std::string>{{"log.cleanup.policy", "delete,compact"}}));
+    ASSERT_TRUE(alter({{"sasl.kerberos.min.time.before.relogin", "58000"}}, true).first);
+    EXPECT_EQ(_broker->dynamic_configs(),
+              (std::map<std::string, std::string>{{"sasl.kerberos.min.time.before.relogin", "58000"}}));
+    auto bad = alter({{"a", "line\nbreak"}}, false);
+    EXPECT_EQ(bad.first.error(), errc::invalid_config);
+    EXPECT_EQ(alter({{"big", std::string(70'000, 'x')}}, false).first.error(), errc::invalid_config);
+    shutdown();
+    start();
+    EXPECT_EQ(_broker->dynamic_configs(),
+              (std::map<std::string, std::string>{{"sasl.kerberos.min.time.before.relogin", "58000"}}));
 }
 
 } // namespace

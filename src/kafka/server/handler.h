@@ -66,6 +66,11 @@ struct request_context {
 /// checks each resource it touches through this one call.
 bool authorize(const request_context& ctx, security::acl_operation op, security::resource_type type,
                std::string_view name, bool audit = true);
+/// Kafka's authorized-operations bit set for a resource (Metadata, DescribeCluster,
+/// DescribeGroups): bit `op` is set for each operation Kafka defines on resources of `type`
+/// that `authorize` allows the request's principal (every one without an authorizer).
+/// Probes, so refusals are not audited.
+int32_t authorized_operations(const request_context& ctx, security::resource_type type, std::string_view name);
 /// The client's address as ACLs name hosts: `127.0.0.1`, without Kafka's leading `/`.
 std::string_view client_address(const request_context& ctx) noexcept;
 
@@ -177,6 +182,9 @@ inline constexpr int16_t group_authorization_failed = 30;
 inline constexpr int16_t cluster_authorization_failed = 31;
 inline constexpr int16_t transactional_id_authorization_failed = 53;
 inline constexpr int16_t security_disabled = 54;
+inline constexpr int16_t resource_not_found = 91;
+inline constexpr int16_t duplicate_resource = 92;
+inline constexpr int16_t unacceptable_credential = 93;
 } // namespace kerr
 
 /// The Kafka error code for a broker error.
@@ -232,6 +240,9 @@ asio::awaitable<response_frame> handle(const request_context&, proto::describe_p
 asio::awaitable<response_frame> handle(const request_context&, proto::describe_acls_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::create_acls_request);
 asio::awaitable<response_frame> handle(const request_context&, proto::delete_acls_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::alter_configs_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::describe_user_scram_credentials_request);
+asio::awaitable<response_frame> handle(const request_context&, proto::alter_user_scram_credentials_request);
 
 /// The apis the server answers, with the versions it answers: what ApiVersions advertises.
 std::span<const proto::api_support> implemented_apis() noexcept;

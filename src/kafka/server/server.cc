@@ -64,6 +64,9 @@ constexpr proto::api_support implemented_table[] = {
   {proto::api_key::describe_acls, "DescribeAcls", 0, 3, 2},
   {proto::api_key::create_acls, "CreateAcls", 0, 3, 2},
   {proto::api_key::delete_acls, "DeleteAcls", 0, 3, 2},
+  {proto::api_key::alter_configs, "AlterConfigs", 0, 2, 2},
+  {proto::api_key::describe_user_scram_credentials, "DescribeUserScramCredentials", 0, 0, 0},
+  {proto::api_key::alter_user_scram_credentials, "AlterUserScramCredentials", 0, 0, 0},
 };
 
 /// Per-api request metrics, looked up once: the update path is atomics only.

@@ -341,3 +341,74 @@ TEST(validate_produced_batch, a_compression_bomb_stops_at_the_bound) {
 
 } // namespace
 } // namespace runnel::model
+
+namespace runnel::model {
+namespace {
+
+/// A transactional batch of three records with producer fields and spread timestamps.
+record_batch producer_batch() {
+    record_batch_builder b;
+    b.set_producer(4242, 7, 19);
+    b.add("k0", "first value", event_time(1'700'000'000'100));
+    b.add("k1", std::nullopt, event_time(1'700'000'000'400));
+    b.add(std::nullopt, "third", event_time(1'700'000'000'250));
+    return b.build(offset(1000));
+}
+
+TEST(recompress_batch, keeps_every_header_field_and_record_in_every_codec) {
+    const auto original = producer_batch();
+    const auto& h0 = original.header();
+    const auto want = decode_records(original.bytes()).value();
+    for (auto from : {compression::none, compression::gzip, compression::lz4}) {
+        std::string why;
+        auto source = recompress_batch(original.bytes(), h0, from, 1 << 20, why);
+        ASSERT_TRUE(source) << why;
+        const auto hs = validate_batch(*source).value();
+        for (auto to : {compression::none, compression::gzip, compression::snappy, compression::lz4,
+                        compression::zstd}) {
+            auto packed = recompress_batch(*source, hs, to, 1 << 20, why);
+            ASSERT_TRUE(packed) << why;
+            auto h = validate_batch(*packed); // length and CRC agree with the new body
+            ASSERT_TRUE(h) << static_cast<int>(from) << "->" << static_cast<int>(to);
+            EXPECT_EQ(h.value().compression(), to);
+            EXPECT_EQ(h.value().base_offset, h0.base_offset);
+            EXPECT_EQ(h.value().last_offset_delta, h0.last_offset_delta);
+            EXPECT_EQ(h.value().first_timestamp, h0.first_timestamp);
+            EXPECT_EQ(h.value().max_timestamp, h0.max_timestamp);
+            EXPECT_EQ(h.value().producer_id, 4242);
+            EXPECT_EQ(h.value().producer_epoch, 7);
+            EXPECT_EQ(h.value().base_sequence, 19);
+            EXPECT_EQ(h.value().record_count, 3);
+            EXPECT_EQ(h.value().attributes & ~0x7, h0.attributes & ~0x7);
+            std::vector<std::byte> inflated;
+            auto plain = uncompressed_batch(*packed, h.value(), 1 << 20, inflated, why);
+            ASSERT_TRUE(plain) << why;
+            auto got = decode_records(*plain).value();
+            ASSERT_EQ(got.size(), want.size());
+            for (std::size_t i = 0; i < got.size(); ++i) {
+                EXPECT_EQ(got[i].offset_value, want[i].offset_value);
+                EXPECT_EQ(got[i].timestamp, want[i].timestamp);
+                EXPECT_EQ(got[i].key.has_value(), want[i].key.has_value());
+                EXPECT_EQ(got[i].value.has_value(), want[i].value.has_value());
+            }
+        }
+    }
+}
+
+TEST(recompress_batch, refuses_a_body_that_does_not_inflate_within_the_limit) {
+    // Inflating stops once a 64 KiB chunk passes the limit: records well past both.
+    record_batch_builder b;
+    const std::string big(100'000, 'x');
+    b.add("k", big, event_time(1)).add("k", big, event_time(2));
+    const auto original = b.build();
+    std::string why;
+    auto zipped = recompress_batch(original.bytes(), original.header(), compression::gzip, 1 << 20, why);
+    ASSERT_TRUE(zipped) << why;
+    const auto h = validate_batch(*zipped).value();
+    EXPECT_TRUE(recompress_batch(*zipped, h, compression::zstd, 1 << 20, why)) << why;
+    EXPECT_FALSE(recompress_batch(*zipped, h, compression::zstd, 1024, why));
+    EXPECT_NE(why.find("gzip"), std::string::npos) << why;
+}
+
+} // namespace
+} // namespace runnel::model

@@ -282,5 +282,57 @@ TEST(credential_store, bad_files_name_the_line) {
     EXPECT_NE(why.find("line 2"), std::string::npos) << why;
 }
 
+TEST(scram, a_credential_from_the_clients_salted_password_equals_the_derived_one) {
+    // What AlterUserScramCredentials receives: PBKDF2's output, computed by the client.
+    for (auto m : {mechanism::scram_sha_256, mechanism::scram_sha_512}) {
+        const auto derived = derive_scram_credential(m, "pencil", "some salt", 4096);
+        // SaltedPassword = Hi(password, salt, i); recompute it the RFC 5802 way for the check.
+        const std::size_t n = m == mechanism::scram_sha_256 ? 32 : 64;
+        std::string block = std::string("some salt") + std::string("\0\0\0\1", 4);
+        std::string u = scram_hmac(m, "pencil", block);
+        std::string salted = u;
+        for (int i = 1; i < 4096; ++i) {
+            u = scram_hmac(m, "pencil", u);
+            for (std::size_t k = 0; k < n; ++k) {
+                salted[k] = static_cast<char>(salted[k] ^ u[k]);
+            }
+        }
+        const auto from_salted = scram_credential_from_salted(m, salted, "some salt", 4096);
+        EXPECT_EQ(from_salted, derived);
+        EXPECT_TRUE(password_matches(from_salted, "pencil"));
+    }
+}
+
+TEST_F(store_fixture, alter_applies_upserts_and_deletions_with_one_write) {
+    std::string why;
+    const auto bob = make_scram_credential(mechanism::scram_sha_256, "hunter2", 8192);
+    auto r = store.alter({{"bob", mechanism::scram_sha_256, bob},
+                          {"alice", mechanism::scram_sha_512, std::nullopt},
+                          {"carol", mechanism::scram_sha_512, std::nullopt}},
+                         why);
+    ASSERT_TRUE(r) << why;
+    using outcome = credential_store::change_outcome;
+    EXPECT_EQ(r.value(), (std::vector<outcome>{outcome::applied, outcome::applied, outcome::not_found}));
+    EXPECT_EQ(store.find("bob", mechanism::scram_sha_256), bob);
+    EXPECT_FALSE(store.find("alice", mechanism::scram_sha_512));
+    EXPECT_TRUE(store.find("alice", mechanism::scram_sha_256));
+    // Durable: a fresh store reads the same.
+    credential_store again(credential_store::file_in(dir.path));
+    ASSERT_TRUE(again.load(why)) << why;
+    EXPECT_EQ(again.find("bob", mechanism::scram_sha_256), bob);
+    EXPECT_FALSE(again.find("alice", mechanism::scram_sha_512));
+}
+
+TEST_F(store_fixture, alter_async_answers_on_the_callers_executor) {
+    manual_executor caller;
+    std::optional<result<std::vector<credential_store::change_outcome>>> got;
+    store.alter_async({{"alice", mechanism::scram_sha_256, std::nullopt}}, caller,
+                      [&](result<std::vector<credential_store::change_outcome>> r, std::string) { got = r; });
+    ASSERT_TRUE(caller.run_until([&] { return got.has_value(); }, std::chrono::seconds(30)));
+    ASSERT_TRUE(*got);
+    EXPECT_EQ(got->value().front(), credential_store::change_outcome::applied);
+    EXPECT_FALSE(store.find("alice", mechanism::scram_sha_256));
+}
+
 } // namespace
 } // namespace runnel::security

@@ -39,6 +39,9 @@ const std::map<int16_t, range> expected = {
   {37, {0, 3, 2}},  // CreatePartitions
   {42, {0, 2, 2}},  // DeleteGroups
   {44, {0, 1, 1}},  // IncrementalAlterConfigs
+  {33, {0, 2, 2}},  // AlterConfigs
+  {50, {0, 0, 0}},  // DescribeUserScramCredentials
+  {51, {0, 0, 0}},  // AlterUserScramCredentials
   {47, {0, 0, -1}}, // OffsetDelete
   {23, {2, 4, 4}},  // OffsetForLeaderEpoch
   {60, {0, 1, 0}},  // DescribeCluster
@@ -163,7 +166,7 @@ TEST(dispatch, decodes_into_the_right_alternative) {
             }
         }
     }
-    EXPECT_EQ(requests, 185u);
+    EXPECT_EQ(requests, 190u);
     EXPECT_EQ(std::variant_size_v<any_request>, supported_apis().size());
 }
 

@@ -23,6 +23,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
     r.cluster_id = ctx.config.cluster_id;
     r.controller_id = ctx.config.node_id;
     r.brokers.push_back({ctx.config.node_id, ctx.advertised.host, ctx.advertised.port, std::nullopt});
+    if (req.include_cluster_authorized_operations) {
+        r.cluster_authorized_operations =
+          authorized_operations(ctx, security::resource_type::cluster, security::cluster_resource_name);
+    }
     co_return respond(ctx, r);
 }
 

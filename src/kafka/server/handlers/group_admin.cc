@@ -80,8 +80,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::descri
             out.members.push_back(std::move(pm));
         }
         if (req.include_authorized_operations) {
-            // Every operation is allowed: Read, Describe, Delete (bits 3, 8, 6).
-            out.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+            out.authorized_operations = authorized_operations(ctx, security::resource_type::group, id);
         }
         r.groups.push_back(std::move(out));
     }

@@ -3,8 +3,13 @@
 namespace runnel::kafka {
 namespace {
 
-proto::metadata_response::topic describe(const broker::topic_info& t, int32_t node) {
+proto::metadata_response::topic describe(const request_context& ctx, const proto::metadata_request& req,
+                                         const broker::topic_info& t) {
+    const int32_t node = ctx.config.node_id;
     proto::metadata_response::topic out;
+    if (req.include_topic_authorized_operations) {
+        out.topic_authorized_operations = authorized_operations(ctx, security::resource_type::topic, t.name);
+    }
     out.name = t.name;
     out.topic_id.value = t.id;
     out.is_internal = broker::is_internal_topic(t.name);
@@ -30,6 +35,10 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
     r.brokers.push_back({ctx.config.node_id, ctx.advertised.host, ctx.advertised.port, std::nullopt});
     r.cluster_id = ctx.config.cluster_id;
     r.controller_id = ctx.config.node_id;
+    if (req.include_cluster_authorized_operations) {
+        r.cluster_authorized_operations =
+          authorized_operations(ctx, security::resource_type::cluster, security::cluster_resource_name);
+    }
 
     const bool all = !req.topics || (version == 0 && req.topics->empty());
     // Topics the principal may not DESCRIBE are left out of a full listing, and answer
@@ -40,7 +49,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
     if (all) {
         for (const auto& [_, t] : *ctx.broker.topics()) {
             if (may_describe(t->name, false)) {
-                r.topics.push_back(describe(*t, ctx.config.node_id));
+                r.topics.push_back(describe(ctx, req, *t));
             }
         }
         co_return respond(ctx, r);
@@ -54,7 +63,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
             out.error_code = kerr::unknown_topic_id;
             for (const auto& [_, t] : *ctx.broker.topics()) {
                 if (t->id == wanted.topic_id.value && may_describe(t->name, true)) {
-                    out = describe(*t, ctx.config.node_id);
+                    out = describe(ctx, req, *t);
                 }
             }
             r.topics.push_back(std::move(out));
@@ -69,7 +78,7 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::metada
         }
         auto [topic, error] = co_await find_or_create_topic(ctx, *wanted.name, may_create);
         if (topic) {
-            r.topics.push_back(describe(*topic, ctx.config.node_id));
+            r.topics.push_back(describe(ctx, req, *topic));
         } else {
             proto::metadata_response::topic out;
             out.name = *wanted.name;
