@@ -457,7 +457,7 @@ void job::release(uint64_t round) {
 // ---- checkpoints: the leader ----
 
 void job::start_round() {
-    _round.emplace();
+    _round = round_state{};
     _round->id = ++_checkpoint_id;
     _requested = false;
     for (uint32_t i = 0; i < _group->parallelism; ++i)

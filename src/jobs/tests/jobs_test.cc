@@ -239,7 +239,7 @@ TEST_F(jobs_test, windowed_counts_exactly_once_across_a_restart) {
     restart();
     produce_events("events", 3, std::vector(evs.begin() + 1500, evs.end()));
     close_all("events", 3, 1'000'000);
-    ASSERT_TRUE(eventually([&] {
+    ASSERT_TRUE(eventually([&, &expected = expected] {
         auto o = read("counts");
         return o.counts.size() >= expected.size();
     })) << _jobs->status()[0].state << " " << _jobs->status()[0].error;
@@ -316,7 +316,7 @@ TEST_F(jobs_test, a_stopped_job_stays_stopped_and_restarts_from_its_checkpoint_e
     produce_events("events", 3, std::vector(evs.begin() + 1000, evs.end()));
     ASSERT_TRUE(_jobs->restart("counts", why)) << why;
     close_all("events", 3, 1'000'000);
-    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= expected.size(); }))
+    ASSERT_TRUE(eventually([&, &expected = expected] { return read("counts").counts.size() >= expected.size(); }))
         << status_of("counts").state << " " << status_of("counts").error;
     expect_each_window_once(expected);
     EXPECT_EQ(status_of("counts").state, "running");
