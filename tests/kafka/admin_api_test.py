@@ -221,8 +221,7 @@ class AdminApiTest(unittest.TestCase):
             "--kafka-listener", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512",
             "--group-initial-rebalance-delay-ms", "0",
         ]).start()
-        m = cls.srv.wait_for_log(r"Kafka listener SASL_PLAINTEXT \(\w+\) on 127\.0\.0\.1:(\d+)")
-        cls.sasl_port = int(m.group(1))
+        cls.sasl_port = harness.listener_port(cls.srv, "SASL_PLAINTEXT")
 
     @classmethod
     def tearDownClass(cls):

@@ -52,8 +52,7 @@ class OAuthBearer(unittest.TestCase):
             "--kafka-listener", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "OAUTHBEARER,SCRAM-SHA-512",
             "--jwks-file", jwks, "--jwt-issuer", "https://idp.test", "--group-initial-rebalance-delay-ms", "0",
         ]).start()
-        m = cls.srv.wait_for_log(r"Kafka listener SASL_PLAINTEXT \(\w+\) on 127\.0\.0\.1:(\d+)")
-        cls.port = int(m.group(1))
+        cls.port = harness.listener_port(cls.srv, "SASL_PLAINTEXT")
 
     @classmethod
     def tearDownClass(cls):
