@@ -636,7 +636,7 @@ asio::awaitable<void> hub::run(std::shared_ptr<hub> self) {
             if (gone || f.error() == broker::errc::shutting_down) {
                 auto why = gone ? fmt::format("topic '{}' was deleted", _tp.topic) : f.error().message();
                 for (auto& [id, l] : _subs) {
-                    l.exec->post([w = l.s, id, why] {
+                    l.exec->post([w = l.s, id = id, why] {
                         if (auto s = w.lock()) {
                             s->on_hub_end(id, why);
                         }
