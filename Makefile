@@ -10,7 +10,7 @@ DATA_DIR ?= runnel-data
 # Seconds each fuzz target runs in `make test`; `scripts/fuzz` alone gives the longer targets 30–60 s.
 FUZZ_SECONDS ?= 20
 
-.PHONY: all bootstrap build run test test-release test-asan test-fuzz benchmarks bench format clean
+.PHONY: all bootstrap build run test test-release test-asan test-fuzz fuzz-build benchmarks bench format clean
 
 all: build
 
@@ -28,8 +28,12 @@ run: build
 ## Every test: integration (release build), unit under ASan+UBSan (the release build leaves the
 ## unit tests out, so they are compiled once; the sanitizer build uses clang, whose -O0
 ## ASan+UBSan compile costs about half of g++'s: docs/decisions/0006-build-time.md), fuzzers;
-## then the benchmark programs are compiled (not run), so they cannot rot.
-test: test-release test-asan test-fuzz benchmarks
+## the sanitizer build also compiles the benchmark programs (not run), so they cannot rot. The
+## fuzz targets compile with one job while the integration tests run: those wait on servers and
+## clients more than they compute (about 0.8 of the 2 cores), so the two fit side by side.
+test: build
+	@$(MAKE) --no-print-directory --output-sync=target -j2 test-release fuzz-build
+	@$(MAKE) --no-print-directory test-asan test-fuzz
 
 test-release: build
 	ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
@@ -40,12 +44,15 @@ benchmarks: build
 test-asan: bootstrap
 	@cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_SANITIZE=ON \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-	@cmake --build $(ASAN) -j $(JOBS) --target unit_tests
+	@cmake --build $(ASAN) -j $(JOBS) --target unit_tests benchmarks
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN) -L unit --output-on-failure -j $(JOBS)
 
 test-fuzz: bootstrap
 	scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz-build: bootstrap
+	@FUZZ_BUILD_JOBS=1 scripts/fuzz --build-only
 
 bench: benchmarks
 	$(RELEASE)/bench/storage_bench --dir build/bench-data --json build/bench-storage.json
