@@ -289,9 +289,16 @@ class AdminApiTest(unittest.TestCase):
         with self.assertRaises(KafkaException) as e:
             self.admin.alter_configs([res], request_timeout=30)[res].result(timeout=30)
         self.assertEqual(e.exception.args[0].code(), kw.INVALID_REQUEST, e.exception)
-        res = ConfigResource("broker", "7", set_config={"background.threads": "9"})
-        with self.assertRaises(KafkaException):
-            self.admin.alter_configs([res], request_timeout=30)[res].result(timeout=30)
+        # Another broker's configs: the client would wait for broker 7 to appear, so the request
+        # goes to this broker raw, and it refuses the name.
+        body = (kw.array([(4, "7")], lambda res: kw.i8(res[0]) + kw.string(res[1]) +
+                         kw.array([("background.threads", "9")], lambda kv: kw.string(kv[0]) + kw.string(kv[1])))
+                + kw.boolean(False))
+        _, resp = self.conn().request(ALTER_CONFIGS, 0, body)
+        r = kw.Reader(resp)
+        r.i32()
+        [(error, message, _, name)] = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.string()))
+        self.assertEqual((error, name), (kw.INVALID_REQUEST, "7"), message)
 
     # -- compression.type --------------------------------------------------------------------
 
