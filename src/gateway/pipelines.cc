@@ -10,6 +10,7 @@
 #include "jobs/jobs.h"
 #include "sql/binder.h"
 #include "sql/catalog.h"
+#include "sql/functions.h"
 #include "sql/lexer.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
@@ -521,9 +522,18 @@ answer run_sql(request_ctx& ctx) {
                 res["kind"] = "show_views";
                 res["views"] = std::move(views);
             } else {
-                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: only SHOW JOBS, SHOW TABLES and "
-                                                                       "SHOW [MATERIALIZED] VIEWS are supported",
-                                                                       st.pos.line, st.pos.column)));
+                json::array fs;
+                for (const auto& f : sql::functions()) {
+                    json::object x;
+                    x["name"] = f.name;
+                    x["signature"] = f.signature();
+                    x["runs"] = f.lower != nullptr;
+                    x["deterministic"] = f.deterministic;
+                    x["nulls"] = f.nulls == sql::function_def::strict ? "strict" : "handled";
+                    fs.push_back(std::move(x));
+                }
+                res["kind"] = "show_functions";
+                res["functions"] = std::move(fs);
             }
         } else if (const auto* drop = std::get_if<sql::drop_stmt>(&st.node);
                    drop && drop->object == sql::object_kind::materialized_view) {

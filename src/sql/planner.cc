@@ -1,4 +1,5 @@
 #include "sql/planner.h"
+#include "sql/functions.h"
 
 #include "sql/parser.h"
 
@@ -786,203 +787,45 @@ private:
         if (!group_window_property(u).first.empty()) {
             return at(e, fmt::format("{} needs GROUP BY {}(…)", u, group_window_property(u).first));
         }
-        auto n = e.args.size();
-        auto arg = [&](std::size_t i, std::optional<en::data_type> h = std::nullopt) {
-            return tr(e.args[i], h);
-        };
-        if ((u == "LOWER" || u == "UPPER") && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return u == "LOWER" ? en::lower(a.value()) : en::upper(a.value());
+        const function_def* f = find_function(u);
+        if (!f || !f->lower || !f->takes(e.args.size())) {
+            return unsupported(e, fmt::format("the function {}", e.names.back()));
         }
-        if ((u == "CHAR_LENGTH" || u == "CHARACTER_LENGTH") && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return en::char_length(a.value());
-        }
-        if (u == "CONCAT") {
-            std::vector<en::expr> parts;
-            for (const expr& a : e.args) {
-                auto x = to_text(a);
-                if (!x) {
-                    return x;
-                }
-                parts.push_back(x.value());
-            }
-            return en::concat(std::move(parts));
-        }
-        if (u == "HOUR" && n == 1) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            return en::hour(a.value());
-        }
-        if (u == "DATE_FORMAT" && n == 2) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto f = arg(1, en::data_type::string());
-            if (!f) {
-                return f;
-            }
-            return en::date_format(a.value(), f.value());
-        }
-        if (u == "REGEXP_EXTRACT" && (n == 2 || n == 3)) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            auto re = arg(1, en::data_type::string());
-            if (!re) {
-                return re;
-            }
-            if (n == 2) {
-                return en::regexp_extract(a.value(), re.value());
-            }
-            auto g = arg(2, en::data_type::int64());
-            if (!g) {
-                return g;
-            }
-            return en::regexp_extract(a.value(), re.value(), g.value());
-        }
-        if (u == "REPLACE" && n == 3) {
-            std::vector<en::expr> xs;
-            for (std::size_t i = 0; i < 3; ++i) {
-                auto a = arg(i, en::data_type::string());
-                if (!a) {
-                    return a;
-                }
-                xs.push_back(a.value());
-            }
-            return en::replace(xs[0], xs[1], xs[2]);
-        }
-        if (u == "SPLIT_INDEX" && n == 3) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            auto d = arg(1, en::data_type::string());
-            if (!d) {
-                return d;
-            }
-            auto x = arg(2, en::data_type::int64());
-            if (!x) {
-                return x;
-            }
-            return en::split_index(a.value(), d.value(), x.value());
-        }
-        if ((u == "SUBSTRING" || u == "SUBSTR") && (n == 2 || n == 3)) {
-            auto s = arg(0, en::data_type::string());
-            if (!s) {
-                return s;
-            }
-            auto from = arg(1, en::data_type::int64());
-            if (!from) {
-                return from;
-            }
-            if (n == 2) {
-                return en::substring(s.value(), from.value());
-            }
-            auto len = arg(2, en::data_type::int64());
-            if (!len) {
-                return len;
-            }
-            return en::substring(s.value(), from.value(), len.value());
-        }
-        if (u == "MOD" && n == 2) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto b = arg(1);
-            if (!b) {
-                return b;
-            }
-            return a.value() % b.value();
-        }
-        if (u == "ABS" && n == 1) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto t = type_of(a.value()).value_or(en::data_type::int64());
-            en::expr zero = t.id == en::type_id::float64 ? en::lit(0.0) : en::lit(int64_t(0));
-            return en::case_when({{a.value() < zero, -a.value()}}, a.value());
-        }
-        if ((u == "COALESCE" || u == "IFNULL") && n >= 1) {
-            std::vector<const expr*> vals;
-            for (const expr& a : e.args) {
-                vals.push_back(&a);
-            }
-            auto v = values_of(vals, hint);
-            if (!v) {
-                return v.error();
-            }
-            if (n == 1) {
-                return v.value()[0];
-            }
-            std::vector<std::pair<en::expr, en::expr>> branches;
-            for (std::size_t i = 0; i + 1 < n; ++i) {
-                branches.emplace_back(en::is_not_null(v.value()[i]), v.value()[i]);
-            }
-            return en::case_when(std::move(branches), v.value().back());
-        }
-        if (u == "NULLIF" && n == 2) {
-            auto a = arg(0, hint);
-            if (!a) {
-                return a;
-            }
-            auto t = type_of(a.value());
-            auto b = arg(1, t);
-            if (!b) {
-                return b;
-            }
-            return en::case_when(
-                {{a.value() == b.value(), en::null_of(t.value_or(en::data_type::int64()))}},
-                a.value());
-        }
-        if (u == "IF" && n == 3) {
-            auto c = arg(0, en::data_type::boolean());
-            if (!c) {
-                return c;
-            }
-            auto v = values_of({&e.args[1], &e.args[2]}, hint);
-            if (!v) {
-                return v.error();
-            }
-            return en::case_when({{c.value(), v.value()[0]}}, v.value()[1]);
-        }
-        if (u == "TO_TIMESTAMP_LTZ" && n == 2) {
-            // Epoch seconds (precision 0) or milliseconds (3) to a timestamp.
-            const expr& prec = e.args[1];
-            if (prec.kind != expr_kind::literal || (prec.text != "0" && prec.text != "3")) {
-                return unsupported(prec, "TO_TIMESTAMP_LTZ with a precision other than 0 or 3");
-            }
-            auto a = arg(0, en::data_type::int64());
-            if (!a) {
-                return a;
-            }
-            en::expr ms = prec.text == "0" ? a.value() * en::lit(int64_t(1000)) : a.value();
-            return en::cast(ms, en::data_type::timestamp());
-        }
-        if (u == "PROCTIME" && n == 0) {
-            return en::proctime();
-        }
-        if (u == "TO_TIMESTAMP" && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return en::cast(a.value(), en::data_type::timestamp());
-        }
-        return unsupported(e, fmt::format("the function {}", e.names.back()));
+        call_args args(*this, e, hint);
+        return f->lower(args);
     }
+
+    /// A call's arguments as the function registry's lowerings read them.
+    class call_args final : public function_args {
+    public:
+        call_args(translator& t, const expr& e, std::optional<en::data_type> hint)
+            : _t(t)
+            , _e(e)
+            , _hint(std::move(hint)) {}
+        const expr& call() const override { return _e; }
+        parse_result<en::expr> arg(std::size_t i, std::optional<en::data_type> hint) override {
+            return _t.tr(_e.args[i], std::move(hint));
+        }
+        using function_args::arg;
+        parse_result<en::expr> text(std::size_t i) override { return _t.to_text(_e.args[i]); }
+        parse_result<std::vector<en::expr>> values(std::size_t first) override {
+            std::vector<const expr*> vals;
+            for (std::size_t i = first; i < _e.args.size(); ++i) {
+                vals.push_back(&_e.args[i]);
+            }
+            return _t.values_of(vals, _hint);
+        }
+        std::optional<en::data_type> type_of(const en::expr& x) const override { return _t.type_of(x); }
+        std::optional<en::data_type> expected() const override { return _hint; }
+        error unsupported(std::size_t i, std::string_view what) const override {
+            return i < _e.args.size() ? runnel::sql::unsupported(_e.args[i], what) : runnel::sql::unsupported(_e, what);
+        }
+
+    private:
+        translator& _t;
+        const expr& _e;
+        std::optional<en::data_type> _hint;
+    };
 
     const relation& _rel;
 };

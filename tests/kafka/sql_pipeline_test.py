@@ -354,6 +354,12 @@ def main():
         # SHOW TABLES lists the tables the script declared.
         r = runnel_sql(args.runnel, srv, "-", stdin=CLICKS_TABLE + "SHOW TABLES;")
         assert r.returncode == 0 and r.stdout.splitlines() == ["table clicks declared", "clicks"], (r.stdout, r.stderr)
+        # SHOW FUNCTIONS lists the function registry: signatures, and whether pipelines run them.
+        r = runnel_sql(args.runnel, srv, "-", stdin="SHOW FUNCTIONS;")
+        assert r.returncode == 0, r.stderr
+        lines = [l.split() for l in r.stdout.splitlines()]
+        assert ["REGEXP_EXTRACT(text,", "text[,", "integer])", "yes"] in lines, r.stdout
+        assert ["INITCAP(text)", "not", "yet"] in lines, r.stdout
         passed += 1
 
         # The Nexmark generator as a table: 50,000 events, of which 46 in 50 are bids.
