@@ -16,16 +16,6 @@ namespace runnel::sql {
 
 namespace {
 
-std::string upper(std::string_view s) {
-    std::string u(s);
-    for (char& c : u) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return u;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return upper(a) == upper(b); }
-
 error at(source_pos pos, uint32_t length, std::string message) {
     return error_at(pos, length, std::move(message));
 }
@@ -325,7 +315,7 @@ parse_result<bool> binder::from_item(const table_ref& t, scope& into, const scop
 }
 
 parse_result<bool> binder::window_function(const expr& call, scope& into, const std::string& alias) {
-    std::string u = call.names.empty() ? std::string() : upper(call.names.back());
+    std::string u = call.names.empty() ? std::string() : text::to_upper(call.names.back());
     int intervals = 0;
     if (u == "TUMBLE") {
         intervals = 1;
@@ -347,7 +337,7 @@ parse_result<bool> binder::window_function(const expr& call, scope& into, const 
                                                      "GAP", "OFFSET"};
         for (std::string_view want : order) {
             for (const expr& a : call.args) {
-                if (a.kind == expr_kind::named_arg && iequals(a.names[0], want)) {
+                if (a.kind == expr_kind::named_arg && text::iequals(a.names[0], want)) {
                     args.push_back(&a.args[0]);
                 }
             }
@@ -745,7 +735,7 @@ parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>&
                                  quote_identifier(e.names.back())));
     }
     case expr_kind::call: {
-        std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+        std::string u = e.names.empty() ? std::string() : text::to_upper(e.names.back());
         if (is_aggregate(u) || e.over) {
             return true;
         }
@@ -885,7 +875,7 @@ parse_result<data_type> binder::column_of(const expr& e, const scope& s) {
                 continue;
             }
             for (const auto& c : rel.columns) {
-                if (iequals(c.name, name) && hint.empty()) {
+                if (text::iequals(c.name, name) && hint.empty()) {
                     hint = c.name;
                 }
                 if (names.size() < 8 &&
@@ -1258,7 +1248,7 @@ parse_result<data_type> binder::expr_(const expr& e, const scope& s, expr_contex
 }
 
 parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context& ctx) {
-    std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+    std::string u = e.names.empty() ? std::string() : text::to_upper(e.names.back());
     const std::string& shown = e.names.empty() ? u : e.names.back();
     std::size_t n = e.args.size();
     if (!e.text.empty()) {

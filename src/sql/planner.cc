@@ -1,4 +1,5 @@
 #include "sql/planner.h"
+#include "base/text.h"
 #include "sql/functions.h"
 
 #include "sql/parser.h"
@@ -28,21 +29,6 @@ engine::result<engine::stream> connector_factory::constant(engine::pipeline& p, 
 namespace {
 
 namespace en = runnel::engine;
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 error at(source_pos pos, uint32_t length, std::string message) {
     return error_at(pos, length, "planner: " + std::move(message));
@@ -329,7 +315,7 @@ public:
             std::string full = join_dotted(e.names, 0);
             for (int pass = 0; pass < 2; ++pass) {
                 for (const auto& c : _rel.cols) {
-                    bool q = pass == 0 ? c.qualifier == e.names[0] : iequals(c.qualifier, e.names[0]);
+                    bool q = pass == 0 ? c.qualifier == e.names[0] : text::iequals(c.qualifier, e.names[0]);
                     if (q && c.name == rest) {
                         return &c;
                     }
@@ -346,9 +332,9 @@ public:
         const rel_column* found = nullptr;
         for (int pass = 0; pass < 2 && !found; ++pass) {
             for (const auto& c : _rel.cols) {
-                bool name_ok = pass == 0 ? c.name == name : iequals(c.name, name);
+                bool name_ok = pass == 0 ? c.name == name : text::iequals(c.name, name);
                 if (name_ok &&
-                    (qual.empty() || c.qualifier == qual || iequals(c.qualifier, qual))) {
+                    (qual.empty() || c.qualifier == qual || text::iequals(c.qualifier, qual))) {
                     found = &c;
                     break;
                 }
@@ -527,7 +513,7 @@ private:
         case literal_kind::null:
             return en::null_of(hint.value_or(en::data_type::int64()));
         case literal_kind::boolean:
-            return en::lit(iequals(e.text, "TRUE"));
+            return en::lit(text::iequals(e.text, "TRUE"));
         case literal_kind::integer: {
             int64_t v = 0;
             auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
@@ -764,7 +750,7 @@ private:
     }
 
     parse_result<en::expr> call(const expr& e, std::optional<en::data_type> hint) {
-        std::string u = upper(e.names.back());
+        std::string u = text::to_upper(e.names.back());
         if (e.over) {
             if (is_ranking(u)) {
                 return unsupported(
@@ -929,14 +915,6 @@ error moved(error e, source_pos pos, const std::string& what) {
     return at(pos, 1, fmt::format("{}: {}", what, m));
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
 /// The names of the columns a statement may read (lower case), gathered from its syntax, to
 /// leave unread columns out of a source. `all` when that cannot be told from the names alone:
 /// a `*`, a view (its query reads more), or a table renamed column by column. A table whose
@@ -946,12 +924,12 @@ struct read_names {
     std::set<std::string> star_qualifiers;
     bool all = false;
 
-    void add(std::string_view n) { names.insert(lower(n)); }
+    void add(std::string_view n) { names.insert(text::to_lower(n)); }
     void of(const expr& e, const catalog& cat) {
         switch (e.kind) {
         case expr_kind::star:
             if (e.names.empty()) all = true;
-            else star_qualifiers.insert(lower(e.names.back()));
+            else star_qualifiers.insert(text::to_lower(e.names.back()));
             return;
         case expr_kind::column:
         case expr_kind::descriptor:
@@ -1072,7 +1050,7 @@ private:
         return check(pos);
     }
     static bool is_proctime(const expr& e) {
-        return e.kind == expr_kind::call && e.names.size() == 1 && upper(e.names[0]) == "PROCTIME" &&
+        return e.kind == expr_kind::call && e.names.size() == 1 && text::to_upper(e.names[0]) == "PROCTIME" &&
                e.args.empty();
     }
 
@@ -1144,11 +1122,11 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
         return bool(c.computed) || c.type.kind == type_kind::row;
     });
     auto connector = t.option("connector");
-    if (!_reads.all && !computed && connector && iequals(*connector, "nexmark") &&
-        !_reads.star_qualifiers.contains(lower(qualifier))) {
+    if (!_reads.all && !computed && connector && text::iequals(*connector, "nexmark") &&
+        !_reads.star_qualifiers.contains(text::to_lower(qualifier))) {
         std::vector<en::field> kept;
         for (const auto& f : phys.value()->fields()) {
-            if (_reads.names.contains(lower(f.name)) || iequals(f.name, t.event_time_column)) {
+            if (_reads.names.contains(text::to_lower(f.name)) || text::iequals(f.name, t.event_time_column)) {
                 kept.push_back(f);
             }
         }
@@ -1334,7 +1312,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
 }
 
 parse_result<relation> builder::window_tvf(const expr& call, const std::string& alias) {
-    std::string u = upper(call.names.back());
+    std::string u = text::to_upper(call.names.back());
     // Arguments by role: named ones by name, positional ones in the function's order.
     std::map<std::string, const expr*> args;
     bool named_args = !call.args.empty() && call.args[0].kind == expr_kind::named_arg;
@@ -1343,7 +1321,7 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
             if (a.kind != expr_kind::named_arg || a.names.empty() || a.args.empty()) {
                 return at(a, fmt::format("{} takes either all arguments by name or none", u));
             }
-            args[upper(a.names[0])] = &a.args[0];
+            args[text::to_upper(a.names[0])] = &a.args[0];
         }
     } else {
         std::vector<std::string> roles;
@@ -2035,7 +2013,7 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
         std::vector<std::string> missing;
         for (const auto& k : pk) {
             auto it = std::find_if(keys.begin(), keys.end(),
-                                   [&](const key_part& p) { return iequals(p.right->name, k); });
+                                   [&](const key_part& p) { return text::iequals(p.right->name, k); });
             if (it == keys.end()) {
                 missing.push_back(k);
             } else {
@@ -2132,7 +2110,7 @@ bool reads_column(const expr& e, const std::string& name) {
     if (e.kind == expr_kind::star) {
         return true;
     }
-    if (e.kind == expr_kind::column && iequals(e.names.back(), name)) {
+    if (e.kind == expr_kind::column && text::iequals(e.names.back(), name)) {
         return true;
     }
     if (e.filter && reads_column(*e.filter, name)) {
@@ -2143,7 +2121,7 @@ bool reads_column(const expr& e, const std::string& name) {
 }
 
 bool has_aggregate(const expr& e) {
-    if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+    if (e.kind == expr_kind::call && !e.over && is_aggregate_name(text::to_upper(e.names.back()))) {
         return true;
     }
     for (const expr& a : e.args) {
@@ -2304,7 +2282,7 @@ const select_item* row_number_item(const query& q) {
     }
     for (const auto& item : q.select.items) {
         const expr& e = item.value;
-        if (e.kind == expr_kind::call && e.over && upper(e.names.back()) == "ROW_NUMBER") {
+        if (e.kind == expr_kind::call && e.over && text::to_upper(e.names.back()) == "ROW_NUMBER") {
             return &item;
         }
     }
@@ -2423,7 +2401,7 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
     if (rel.window) {
         return unsupported(*rel.window->call,
                            fmt::format("{} without GROUP BY window_start, window_end",
-                                       upper(rel.window->call->names.back())));
+                                       text::to_upper(rel.window->call->names.back())));
     }
     translator tr(rel, rel.s.schema_of());
     std::vector<en::named_expr> cols;
@@ -2754,8 +2732,8 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             keys.push_back(std::move(k));
             continue;
         }
-        if (g.kind == expr_kind::call && is_group_window(upper(g.names.back()))) {
-            std::string u = upper(g.names.back());
+        if (g.kind == expr_kind::call && is_group_window(text::to_upper(g.names.back()))) {
+            std::string u = text::to_upper(g.names.back());
             if (win) {
                 return at(g, rel.window
                                  ? fmt::format("GROUP BY {}(…) over a window table function", u)
@@ -2884,7 +2862,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     std::vector<agg_item> aggs;
     translator fin(rel, en::make_schema(out_fields));
     auto add_agg = [&](const expr& e) -> parse_result<en::expr> {
-        std::string u = upper(e.names.back());
+        std::string u = text::to_upper(e.names.back());
         for (const auto& a : aggs) {
             if (*a.ast == e) {
                 en::expr c = en::col(a.spec.name);
@@ -2998,10 +2976,10 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         if (prop == "ROWTIME") {
             return std::optional<en::expr>(en::col("window_end") - en::lit(int64_t(1)));
         }
-        return unsupported(e, fmt::format("{} (processing time)", upper(e.names.back())));
+        return unsupported(e, fmt::format("{} (processing time)", text::to_upper(e.names.back())));
     };
     fin.hook = [&](const expr& e) -> parse_result<std::optional<en::expr>> {
-        if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+        if (e.kind == expr_kind::call && !e.over && is_aggregate_name(text::to_upper(e.names.back()))) {
             auto c = add_agg(e);
             if (!c) {
                 return c.error();
@@ -3009,14 +2987,14 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             return std::optional<en::expr>(c.value());
         }
         if (e.kind == expr_kind::call) {
-            auto [w, prop] = group_window_property(upper(e.names.back()));
+            auto [w, prop] = group_window_property(text::to_upper(e.names.back()));
             if (!w.empty()) {
                 if (legacy.empty()) {
-                    return at(e, fmt::format("{} needs GROUP BY {}(…)", upper(e.names.back()), w));
+                    return at(e, fmt::format("{} needs GROUP BY {}(…)", text::to_upper(e.names.back()), w));
                 }
                 if (w != legacy) {
                     return at(e,
-                              fmt::format("{} with GROUP BY {}(…)", upper(e.names.back()), legacy));
+                              fmt::format("{} with GROUP BY {}(…)", text::to_upper(e.names.back()), legacy));
                 }
                 return window_property(e, prop);
             }
@@ -3199,7 +3177,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             auto c = fin.resolve(e);
             rowtime = c && c.value()->window_only && c.value()->engine == "window_time";
         } else if (e.kind == expr_kind::call && !e.over) {
-            rowtime = group_window_property(upper(e.names.back())).second == "ROWTIME";
+            rowtime = group_window_property(text::to_upper(e.names.back())).second == "ROWTIME";
         }
         if (rowtime && win) {
             w = w.watermark(names[i], std::chrono::milliseconds(0));
@@ -3282,7 +3260,7 @@ parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
             return c.error();
         }
         step(fmt::format("upsert by {}", join_names(t->primary_key)));
-    } else if (!updating.empty() && !iequals(t->option("connector").value_or(""), "blackhole")) {
+    } else if (!updating.empty() && !text::iequals(t->option("connector").value_or(""), "blackhole")) {
         return at(pos, 1,
                   fmt::format("table sink {} doesn't support consuming update changes, which {} "
                               "produces; declare its PRIMARY KEY (…) NOT ENFORCED (the query's "
@@ -3426,7 +3404,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
 }
 
 parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
-    if (s.reset || !iequals(s.key, max_windows_per_row_key)) {
+    if (s.reset || !text::iequals(s.key, max_windows_per_row_key)) {
         return false;
     }
     int64_t n = 0;
