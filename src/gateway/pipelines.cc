@@ -409,10 +409,14 @@ answer run_sql(request_ctx& ctx) {
     if (!script) co_return sql_problem(ctx, text, script.error());
     sql::memory_catalog cat(jobs::connector_check());
     sql::plan_options popts;
-    std::string declarations;
+    // The statements a pipeline started later in the script keeps: its declarations and
+    // planner settings, kept at their place in the user's text (`sql::keep_statements`), so an
+    // error found when the pipeline starts points at the user's own line and column.
+    std::vector<bool> declarations(script.value().size(), false);
     std::string next_name;
     json::array results;
-    for (const auto& st : script.value()) {
+    for (std::size_t index = 0; index < script.value().size(); ++index) {
+        const auto& st = script.value()[index];
         json::object res;
         const auto stmt_text = sql::to_string(st);
         res["statement"] = sql::mask_secrets(stmt_text); // the job keeps the text, answers show no secret
@@ -424,14 +428,14 @@ answer run_sql(request_ctx& ctx) {
             const auto* ct = std::get_if<sql::create_table_stmt>(&st.node);
             res["kind"] = ct ? "create_table" : "create_view";
             res[ct ? "table" : "view"] = ct ? ct->name.back() : cv->name.back();
-            declarations += stmt_text + ";\n";
+            declarations[index] = true;
         } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
             res["kind"] = "set";
             if (set->key == "pipeline.name") next_name = set->value;
             auto applied = sql::apply_setting(*set, st.pos, popts);
             if (!applied) co_return sql_problem(ctx, text, applied.error());
             // A planner option holds for the script's later pipelines, which plan again.
-            if (applied.value()) declarations += stmt_text + ";\n";
+            if (applied.value()) declarations[index] = true;
         } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
                    std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
             const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
@@ -465,7 +469,9 @@ answer run_sql(request_ctx& ctx) {
                     continue;
                 }
                 def.template_name = "sql";
-                def.params["sql"] = declarations + stmt_text + ";\n";
+                auto kept = declarations;
+                kept[index] = true;
+                def.params["sql"] = sql::keep_statements(text, script.value(), kept, index);
                 using outcome_t = std::pair<result<void>, std::string>;
                 // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
                 // starts afresh; if it cannot start, the old one runs on and the error is answered.

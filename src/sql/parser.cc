@@ -1784,4 +1784,23 @@ parse_result<data_type> parse_type(std::string_view sql) {
     return run(sql, parse_limits{}, [](parser& p) { return p.whole_type(); });
 }
 
+std::string keep_statements(std::string_view text, const std::vector<statement>& script, const std::vector<bool>& keep,
+                            std::size_t upto) {
+    const auto start = [&](std::size_t i) {
+        return i < script.size() ? std::min<std::size_t>(script[i].pos.offset, text.size()) : text.size();
+    };
+    std::string out(text.substr(0, start(upto + 1)));
+    for (std::size_t i = 0; i <= upto && i < script.size(); ++i) {
+        if (i < keep.size() && keep[i]) {
+            continue;
+        }
+        for (std::size_t b = i == 0 ? 0 : start(i); b < start(i + 1) && b < out.size(); ++b) {
+            if (out[b] != '\n') {
+                out[b] = ' ';
+            }
+        }
+    }
+    return out;
+}
+
 } // namespace runnel::sql
