@@ -287,6 +287,61 @@ TEST(two_phase, group_aggregates_equal_the_single_phase_changelog) {
     }
 }
 
+/// The table a changelog leaves behind: the rows still inserted, counted by their text.
+std::map<std::string, int> final_table(const std::vector<batch>& changes) {
+    std::map<std::string, int> t;
+    for (const auto& b : changes) {
+        for (size_t r = 0; r < b.num_rows(); ++r) {
+            int d = b.kind(r) == row_kind::insert || b.kind(r) == row_kind::update_after ? 1 : -1;
+            auto text = make_batch(b.schema_of(), {b.row(r)}).row_to_string(0); // without the kind
+            if ((t[text] += d) == 0) t.erase(text);
+        }
+    }
+    return t;
+}
+
+TEST(two_phase, group_aggregates_across_instances_leave_the_table_of_one_pipeline) {
+    auto in = random_rows(20000, 9, 0, 300, 17);
+    std::vector<batch> one;
+    {
+        pipeline p;
+        p.source(rows_schema(), from_batches(in)).group_aggregate({"key"}, splittable_aggs()).sink([&](const batch& b) {
+            one.push_back(b);
+        });
+        ASSERT_TRUE(p.run());
+    }
+    const auto want = final_table(one);
+    ASSERT_EQ(want.size(), 10u); // 9 keys and NULL
+    for (uint32_t n : {2u, 3u}) {
+        exchange x(n, 4, key_routing::columnar);
+        std::vector<std::unique_ptr<pipeline>> ps;
+        std::vector<batch> got;
+        group_options local, global;
+        local.phase = agg_phase::local;
+        global.phase = agg_phase::global;
+        for (uint32_t i = 0; i < n; ++i) {
+            std::vector<batch> mine;
+            for (size_t k = i; k < in.size(); k += n) mine.push_back(in[k]);
+            ps.push_back(std::make_unique<pipeline>());
+            ps[i]->source(rows_schema(), from_batches(std::move(mine)))
+              .group_aggregate({"key"}, splittable_aggs(), local)
+              .exchange(x, i, {"key"})
+              .group_aggregate({"key"}, splittable_aggs(), global)
+              .sink([&](const batch& b) { got.push_back(b); });
+            ASSERT_TRUE(ps[i]->check());
+        }
+        for (bool done = false; !done;) {
+            done = true;
+            for (auto& p : ps) {
+                auto r = p->run_once();
+                ASSERT_TRUE(r) << r.error().message;
+                done = done && r.value();
+            }
+        }
+        EXPECT_EQ(final_table(got), want) << n << " instances";
+    }
+}
+
 TEST(two_phase, a_local_group_stage_takes_append_only_input) {
     auto s = rows_schema();
     auto st = group_local_stage::make(s, {"key"}, {count(), sum("v")});
