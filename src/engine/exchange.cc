@@ -201,33 +201,6 @@ private:
         if (_x.routing() == key_routing::columnar && _keys.size() == 1 && b.col(_keys[0]).null_count() == 0 &&
             (b.col(_keys[0]).type().id == type_id::int64 || b.col(_keys[0]).type().id == type_id::timestamp)) {
             const int64_t* v = b.col(_keys[0]).int64_data();
-            if (n == 2) { // both ends in registers: each row is written to both, one of them advances
-                uint32_t* e0 = ends[0];
-                uint32_t* e1 = ends[1];
-                size_t r = 0;
-                for (; r + 2 <= rows; r += 2) {
-                    const uint64_t to0 = columnar_fold(columnar_seed, uint64_t(v[r])) >> 63;
-                    const uint64_t to1 = columnar_fold(columnar_seed, uint64_t(v[r + 1])) >> 63;
-                    *e0 = uint32_t(r);
-                    *e1 = uint32_t(r);
-                    e0 += 1 - to0;
-                    e1 += to0;
-                    *e0 = uint32_t(r + 1);
-                    *e1 = uint32_t(r + 1);
-                    e0 += 1 - to1;
-                    e1 += to1;
-                }
-                for (; r < rows; ++r) {
-                    const uint64_t to = columnar_fold(columnar_seed, uint64_t(v[r])) >> 63;
-                    *e0 = uint32_t(r);
-                    *e1 = uint32_t(r);
-                    e0 += 1 - to;
-                    e1 += to;
-                }
-                ends[0] = e0;
-                ends[1] = e1;
-                return;
-            }
             if ((n & (n - 1)) == 0) { // the high bits of h are its shard: `shard_of` without a multiply
                 const int shift = 64 - std::countr_zero(n);
                 size_t r = 0;
