@@ -101,6 +101,21 @@ std::optional<int64_t> decode_integral(std::string_view k, type_id t) {
     return v;
 }
 
+/// The key columns of a group aggregate: their numbers into `cols`, their fields into `out`.
+result<void> bind_keys(const schema& input, const std::vector<std::string>& keys, std::vector<size_t>& cols,
+                       std::vector<field>& out) {
+    for (const auto& k : keys) {
+        auto i = input.index_of(k);
+        if (!i) {
+            return fail(errc::unknown_column,
+                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input.to_string()));
+        }
+        cols.push_back(*i);
+        out.push_back(input.at(*i));
+    }
+    return outcome::success();
+}
+
 } // namespace
 
 /// The state of one aggregate for every group, slot by slot (slot = group). Retractable:
@@ -422,15 +437,7 @@ result<std::unique_ptr<group_stage>> group_stage::make(schema_ptr input, std::ve
         return fail(errc::invalid_argument, "group-aggregate: the local phase is a group_local_stage");
     }
     std::vector<field> out;
-    for (const auto& k : keys) {
-        auto i = input->index_of(k);
-        if (!i) {
-            return fail(errc::unknown_column,
-                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input->to_string()));
-        }
-        s->_keys.push_back(*i);
-        out.push_back(input->at(*i));
-    }
+    RUNNEL_TRY(bind_keys(*input, keys, s->_keys, out));
     if (aggs.empty()) return fail(errc::invalid_argument, "group-aggregate: no aggregates");
     for (const auto& a : aggs) {
         RUNNEL_TRY(auto b, opts.phase == agg_phase::global ? bind_partial(a, *input) : bind_aggregate(a, *input));
@@ -654,15 +661,7 @@ result<std::unique_ptr<group_local_stage>> group_local_stage::make(schema_ptr in
                                                                    std::vector<aggregate_spec> aggs) {
     std::unique_ptr<group_local_stage> s(new group_local_stage());
     std::vector<field> out;
-    for (const auto& k : keys) {
-        auto i = input->index_of(k);
-        if (!i) {
-            return fail(errc::unknown_column,
-                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input->to_string()));
-        }
-        s->_keys.push_back(*i);
-        out.push_back(input->at(*i));
-    }
+    RUNNEL_TRY(bind_keys(*input, keys, s->_keys, out));
     if (aggs.empty()) return fail(errc::invalid_argument, "group-aggregate: no aggregates");
     for (const auto& a : aggs) {
         RUNNEL_TRY(auto b, bind_aggregate(a, *input));
