@@ -471,10 +471,12 @@ void window_stage::on_batch_panes(const batch& b, const int64_t* ts, stage_outpu
         while (j < n && ts[j] >= p && ts[j] < p + _pane) ++j;
         auto it = _panes.find(p);
         if (it == _panes.end()) {
-            // A stream's panes hold similar numbers of keys: size a new one like the newest.
+            // A stream's panes hold similar numbers of keys: size a new one like the newest, with
+            // a quarter to spare, so that a pane a little fuller than the last does not double
+            // (and copy) its aggregates near its end.
             if (!_panes.empty()) _pane_hint = std::max<size_t>(std::prev(_panes.end())->second.size(), 16);
             it = _panes.emplace(p, group_table(_aggs, _int_key)).first;
-            it->second.reserve(_pane_hint);
+            it->second.reserve(_pane_hint + _pane_hint / 4);
         }
         group_table& t = it->second;
         uint32_t before = t.size();
