@@ -122,7 +122,7 @@ TEST(two_phase, windows_equal_the_single_phase_stage_over_random_rows_with_late_
             for (int64_t lateness : {0, 30}) {
                 ++seed;
                 // Jitter beyond the watermark's bound makes late rows.
-                auto in = random_rows(3000, 1 + int(seed % 40), 300, 64, seed);
+                auto in = random_rows(1200, 1 + int(seed % 40), 300, 64, seed);
                 window_options opts;
                 opts.allowed_lateness = std::chrono::milliseconds(lateness);
                 auto want = run_window(in, key, sh.w, 40, opts, false);
@@ -276,8 +276,8 @@ std::vector<std::string> run_group(const std::vector<batch>& in, const std::vect
 }
 
 TEST(two_phase, group_aggregates_equal_the_single_phase_changelog) {
-    for (uint64_t seed = 1; seed <= 6; ++seed) {
-        auto in = random_rows(4000, 1 + int(seed * 7 % 50), 0, 200, seed);
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        auto in = random_rows(1500, 1 + int(seed * 7 % 50), 0, 200, seed);
         for (const auto& keys : std::vector<std::vector<std::string>>{{"key"}, {"ik"}, {"key", "s"}, {}}) {
             SCOPED_TRACE(fmt::format("seed {}, {} keys", seed, keys.size()));
             auto want = run_group(in, keys, false);
