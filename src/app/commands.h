@@ -45,6 +45,7 @@ struct serve_options {
     int64_t demo_rate = 2000;   ///< its generated events per second
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
+    bool accept_any_replication_factor = false;
     int32_t kafka_fetch_max_bytes = 55 * 1024 * 1024;
     unsigned shards = 0; ///< 0: one per core
     std::string log_level = "info";

@@ -406,6 +406,10 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
     cmd->add_option("--auto-create-topics", opts.auto_create_topics,
                     "Create unknown topics on Metadata and Produce requests")
       ->capture_default_str();
+    cmd->add_flag("--accept-any-replication-factor", opts.accept_any_replication_factor,
+                  "CreateTopics takes any replication factor and keeps this node's one replica (for client test "
+                  "suites written for three brokers); without it a factor above 1 is refused, as a single Kafka "
+                  "broker refuses it");
     cmd->add_option("--default-partitions", opts.default_partitions, "Partitions of auto-created topics")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -578,6 +582,7 @@ int serve(const serve_options& opts) {
     }
     kcfg.auto_create_topics = opts.auto_create_topics;
     kcfg.default_partitions = opts.default_partitions;
+    kcfg.accept_any_replication_factor = opts.accept_any_replication_factor;
     kcfg.fetch_max_bytes = opts.kafka_fetch_max_bytes;
     kcfg.max_connections = opts.kafka_max_connections;
     kcfg.connections_max_idle = std::chrono::milliseconds(opts.kafka_connections_max_idle_ms);

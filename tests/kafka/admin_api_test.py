@@ -487,5 +487,28 @@ class AuthorizedOperationsWithAclsTest(unittest.TestCase):
                 self.assertEqual(describe_scram(c, ["ivy"])[1]["ivy"][0], RESOURCE_NOT_FOUND)
 
 
+class ReplicationFactorTest(unittest.TestCase):
+    def test_replication_factor_above_one_is_refused_unless_the_server_accepts_any(self):
+        """A single node refuses replication factor 3 as a single Kafka broker does; with
+        `--accept-any-replication-factor` (client test suites written for three brokers) it
+        creates the topic with its one replica."""
+        create = lambda c, name: kw.parse_create_topics(
+            c.request(kw.CREATE_TOPICS, 5, kw.create_topics_request(5, [(name, 2, 3, {})]))[1], 5)[name]
+        tmp = tempfile.mkdtemp(prefix="admin-api-rf-itest-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        with harness.RunnelServer(BINARY, name="admin-api-rf-refused", data_dir=os.path.join(tmp, "a")) as srv:
+            with kw.Connection(srv.port) as c:
+                error, message, _ = create(c, "rf3-refused")
+                self.assertEqual(error, 38, message)  # INVALID_REPLICATION_FACTOR
+                self.assertIn("replication factor 3", message)
+        with harness.RunnelServer(BINARY, name="admin-api-rf", data_dir=os.path.join(tmp, "b"),
+                                  extra_args=["--accept-any-replication-factor"]) as srv:
+            with kw.Connection(srv.port) as c:
+                error, message, _ = create(c, "rf3-accepted")
+                self.assertEqual(error, kw.NONE, message)
+                _, body = c.request(kw.METADATA, 4, kw.metadata_request(4, ["rf3-accepted"], False))
+                self.assertEqual(kw.parse_metadata(body, 4)[0]["rf3-accepted"], (kw.NONE, 2))
+
+
 if __name__ == "__main__":
     harness.run_unittests("admin_api_test")

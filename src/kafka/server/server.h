@@ -25,6 +25,10 @@ struct server_config {
     /// Create unknown topics named by Metadata (when the client allows) and Produce.
     bool auto_create_topics = true;
     int32_t default_partitions = 1;
+    /// CreateTopics takes any replication factor and keeps the one replica this node has (a
+    /// client test suite written for three brokers); otherwise a factor above 1 is refused with
+    /// INVALID_REPLICATION_FACTOR, as a single Kafka broker refuses it.
+    bool accept_any_replication_factor = false;
     /// The most record bytes one Fetch response carries, whatever the request asks (Kafka's
     /// `fetch.max.bytes`); with the partitions' own limits it bounds a fetch's memory.
     int32_t fetch_max_bytes = 55 * 1024 * 1024;

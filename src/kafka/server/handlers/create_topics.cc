@@ -72,7 +72,9 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::create
             }
             cfg.partitions = static_cast<int32_t>(indexes.size());
         }
-        if (t.replication_factor != -1 && t.replication_factor != 1) {
+        const bool one_replica = t.replication_factor == -1 || t.replication_factor == 1 ||
+                                 (ctx.config.accept_any_replication_factor && t.replication_factor > 1);
+        if (!one_replica) {
             fail(kerr::invalid_replication_factor,
                  fmt::format("replication factor {} is impossible: this cluster has one broker", t.replication_factor));
             continue;
