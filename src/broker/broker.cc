@@ -680,6 +680,15 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
         auto& producers = st.producers[tp];
         auto& txns = st.txns[tp];
         for (auto& b : *batches) {
+            // An epoch older than the one this partition last saw (a transaction marker written
+            // when a newer producer of the same transactional id fenced this one) is
+            // INVALID_PRODUCER_EPOCH before anything else, as Kafka answers it: the client then
+            // knows it was fenced rather than that its transaction went wrong.
+            const bool idempotent = b.header().producer_id >= 0;
+            const auto v = idempotent ? producers.check(b.header()) : producer_state::verdict{};
+            if (idempotent && v.check == sequence_check::fenced_epoch) {
+                return reply<result<produce_result>>(caller, std::move(done), errc::invalid_producer_epoch);
+            }
             switch (txns.check(b.header())) {
             case partition_txns::admit::ok:
                 break;
@@ -691,8 +700,7 @@ void broker::produce(model::topic_partition tp, std::span<const std::byte> recor
             case partition_txns::admit::fenced:
                 return reply<result<produce_result>>(caller, std::move(done), errc::invalid_producer_epoch);
             }
-            if (b.header().producer_id >= 0) {
-                auto v = producers.check(b.header());
+            if (idempotent) {
                 switch (v.check) {
                 case sequence_check::append:
                     break;

@@ -65,6 +65,22 @@ TEST_F(txn_coordinator_test, a_prepared_commit_completes_after_a_restart) {
     EXPECT_EQ(init("copier").epoch, 1) << "the epoch goes on from the recovered state";
 }
 
+// A producer fenced by a newer one of its transactional id (whose InitProducerId aborted its
+// transaction) learns so from its next write: INVALID_PRODUCER_EPOCH, which clients treat as
+// fenced, not INVALID_TXN_STATE, which they treat as an abortable error of the transaction.
+TEST_F(txn_coordinator_test, a_write_of_a_fenced_producer_is_an_invalid_epoch) {
+    ASSERT_TRUE(txns().start(nullptr));
+    ASSERT_TRUE(create("t", 1).first);
+    const model::topic_partition tp{"t", model::partition_id(0)};
+    auto old = init("fenced");
+    ASSERT_EQ(add("fenced", old, tp), errc::success);
+    ASSERT_TRUE(produce(tp, txn_batch(old, 0), -1));
+    auto newer = init("fenced"); // aborts the open transaction with a newer epoch
+    EXPECT_GT(newer.epoch, old.epoch);
+    EXPECT_EQ(produce(tp, txn_batch(old, 1), -1).error(), make_error_code(errc::invalid_producer_epoch));
+    EXPECT_TRUE(read_committed(tp).aborted.size() == 1) << "the fenced transaction was aborted";
+}
+
 TEST_F(txn_coordinator_test, an_ongoing_transaction_goes_on_after_a_restart) {
     ASSERT_TRUE(txns().start(nullptr));
     ASSERT_TRUE(create("t", 1).first);
