@@ -155,7 +155,14 @@ partition_log::partition_log(std::filesystem::path dir, log_config config, execu
   , _owner(owner)
   , _flusher(f) {}
 
-partition_log::~partition_log() = default;
+partition_log::~partition_log() {
+    // A log dropped with writes still waiting for their sync (its topic deleted, the server
+    // stopping) answers them: a produce never waits for ever on a log that is gone, and the
+    // requests behind it on the same connection are not held up.
+    for (auto& w : _waiters) {
+        _owner.post([done = std::move(w.done)] { done(errc::closed); });
+    }
+}
 
 result<std::shared_ptr<partition_log>> partition_log::open(
   std::filesystem::path dir, log_config config, executor& owner, flusher& flush_thread,

@@ -254,6 +254,21 @@ TEST_F(partition_log_test, concurrent_flushes_share_one_fsync_and_complete_on_th
     EXPECT_EQ(log->flushed_offset(), offset(200));
 }
 
+// A log dropped while a write waits for its sync (a topic deleted under an acks=all produce)
+// answers the write: nothing waits for ever, and the connection it came on goes on.
+TEST_F(partition_log_test, a_dropped_log_answers_the_writes_waiting_for_their_sync) {
+    auto log = open();
+    ASSERT_TRUE(flush(*log));
+    auto b = make_batch(0, 10);
+    ASSERT_TRUE(log->append(b));
+    std::optional<result<void>> answer;
+    log->flush([&](result<void> r) { answer = r; });
+    // The sync's completion is posted to this test's executor, which has not run it yet.
+    log.reset();
+    ASSERT_TRUE(_exec.run_until([&] { return answer.has_value(); }));
+    EXPECT_EQ(answer->error(), make_error_code(errc::closed));
+}
+
 TEST_F(partition_log_test, rolls_by_age) {
     log_config cfg;
     cfg.segment_age = std::chrono::milliseconds(1);
