@@ -1,6 +1,7 @@
 #include "sql/planner.h"
 
 #include "sql/parser.h"
+#include "sql/physical.h"
 
 #include <fmt/format.h>
 
@@ -1199,7 +1200,8 @@ public:
         , _conn(conn)
         , _opts(opts)
         , _p(p)
-        , _out(out) {}
+        , _out(out)
+        , _phys(conn, _opts, out.stages) {}
 
     parse_result<query_out> query_(const query& q);
     parse_result<bool> insert(const insert_stmt& s, source_pos pos);
@@ -1218,6 +1220,18 @@ private:
         return true;
     }
     void step(std::string line) { _out.stages.push_back(std::move(line)); }
+    /// Brings `s`'s rows to the instance of their `keys` before a keyed operator, when the
+    /// plan runs as several instances (`physical_planner`); `why` names what needs every row
+    /// in one instance when there are no keys.
+    parse_result<bool> exchange(en::stream& s, const std::vector<std::string>& keys, source_pos pos,
+                                std::string_view why = {}) {
+        auto moved = _phys.by_keys(_p, s, keys, why);
+        if (!moved) {
+            return at(pos, 1, moved.error().message);
+        }
+        s = moved.value();
+        return check(pos);
+    }
     /// Makes `column`, computed by PROCTIME(), the stream's time: its watermark follows the
     /// wall clock, so windows over it close on time (event-time watermarks stop here).
     parse_result<bool> processing_time(relation& rel, const std::string& column, source_pos pos) {
@@ -1268,6 +1282,7 @@ private:
     plan_options _opts;
     en::pipeline& _p;
     planned_statement& _out;
+    physical_planner _phys;
     int _depth = 0;
     /// WITH queries in scope, outermost first; a reference plans the query again (each use
     /// reads its sources anew). Planning one sees only those defined before it.
@@ -1851,7 +1866,14 @@ parse_result<relation> builder::join(const table_ref& t) {
     }
     relation out;
     out.updating = updating;
-    out.s = l.s.join(r.s, spec);
+    en::stream left = l.s, right = r.s;
+    if (auto x = exchange(left, spec.left_keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    if (auto x = exchange(right, spec.right_keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    out.s = left.join(right, spec);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2052,8 +2074,14 @@ parse_result<std::optional<relation>> builder::window_join(const table_ref& t, c
     } else if (!r.s.time_column().empty()) {
         time = js->at(ls->size() + *rs->index_of(r.s.time_column())).name;
     }
-    en::stream left = l.s;
-    out.s = left.window_join(r.s, spec, time);
+    en::stream left = l.s, right = r.s;
+    if (auto x = exchange(left, spec.left.keys, t.condition->pos, "a window join without keys"); !x) {
+        return x.error();
+    }
+    if (auto x = exchange(right, spec.right.keys, t.condition->pos, "a window join without keys"); !x) {
+        return x.error();
+    }
+    out.s = left.window_join(right, spec, time);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2262,6 +2290,14 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
         step(fmt::format("project {}", describe(proj)));
         ls = l.s.schema_of();
     }
+    // Both sides by the key: each instance holds the table's rows of its keys (a table read
+    // by one instance, a file, reaches every key's instance this way).
+    if (auto x = exchange(l.s, lkeys, t.condition->pos); !x) {
+        return x.error();
+    }
+    if (auto x = exchange(r.s, rkeys, t.condition->pos); !x) {
+        return x.error();
+    }
     relation out;
     out.proctime = proctime;
     std::string label;
@@ -2441,6 +2477,9 @@ parse_result<query_out> builder::query_body(const query& q) {
                                                   updating));
         }
         if (!q.union_all) {
+            if (auto x = exchange(u, l.value().names, q.pos); !x) {
+                return x.error();
+            }
             u = u.deduplicate(l.value().names);
             step(fmt::format("deduplicate {}", join_names(l.value().names)));
             if (auto c = check(q.pos); !c) {
@@ -2568,6 +2607,9 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
                                                   out.value().updating));
         }
         if (sc.distinct) {
+            if (auto x = exchange(out.value().s, out.value().names, q.pos); !x) {
+                return x.error();
+            }
             auto s = out.value().s.deduplicate(out.value().names);
             step(fmt::format("deduplicate {}", join_names(out.value().names)));
             if (auto c = check(q.pos); !c) {
@@ -2626,6 +2668,9 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
                            fmt::format("SELECT DISTINCT over the changelog of {}", rel.updating));
     }
     if (sc.distinct) {
+        if (auto x = exchange(rel.s, names.value(), q.pos); !x) {
+            return x.error();
+        }
         rel.s = rel.s.deduplicate(names.value());
         step(fmt::format("deduplicate {}", join_names(names.value())));
         if (auto c = check(q.pos); !c) {
@@ -2790,6 +2835,9 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
                        spec.order_by == time;
     std::string updating;
     std::optional<en::expr> rank; // what rn is, when the outer query reads it
+    if (auto x = exchange(rel.s, spec.partition_keys, call.pos, "a Top-N without PARTITION BY"); !x) {
+        return x.error();
+    }
     if (dedup && !spec.descending) {
         rel.s = rel.s.deduplicate(spec.partition_keys);
         if (auto c = check(call.pos, head_length(call)); !c) {
@@ -3309,6 +3357,10 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     }
     std::string updating;
     en::stream w;
+    if (auto x = exchange(rel.s, key_names, wpos, win ? "a window aggregate without GROUP BY keys" : "an aggregate without GROUP BY");
+        !x) {
+        return x.error();
+    }
     if (!win) {
         // No window: one updating result per key (a changelog).
         en::group_options go;
@@ -3556,6 +3608,11 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         return bound.error();
     }
     planned_statement out;
+    if (_opts.parallelism > 1) {
+        out.stages.push_back(fmt::format("parallelism {}: every instance runs the stages below on its share of "
+                                         "the sources",
+                                         _opts.parallelism));
+    }
     builder bld(_catalog, _connectors, _opts, p, out);
     if (auto* ins = std::get_if<insert_stmt>(&target->node)) {
         bld.reads(ins->body);
@@ -3583,6 +3640,16 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
 }
 
 parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
+    if (!s.reset && iequals(s.key, parallelism_key)) {
+        uint32_t n = 0;
+        auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), n);
+        if (ec != std::errc() || end != s.value.data() + s.value.size() || n < 1 || n > max_parallelism) {
+            return error_at(pos, 3, fmt::format("'{}' is a number of instances from 1 to {}, not '{}'",
+                                                parallelism_key, max_parallelism, s.value));
+        }
+        opts.parallelism = n;
+        return true;
+    }
     if (s.reset || !iequals(s.key, max_windows_per_row_key)) {
         return false;
     }
