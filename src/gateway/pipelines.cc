@@ -465,6 +465,8 @@ answer run_sql(request_ctx& ctx) {
                 }
                 def.template_name = "sql";
                 def.params["sql"] = declarations + stmt_text + ";\n";
+                // `SET 'parallelism.default' = 'N'` runs the pipeline as N instances.
+                def.parallelism = popts.parallelism;
                 using outcome_t = std::pair<result<void>, std::string>;
                 // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
                 // starts afresh; if it cannot start, the old one runs on and the error is answered.
