@@ -1232,6 +1232,19 @@ private:
         s = moved.value();
         return check(pos);
     }
+    /// `exchange` for one side of a join (the other side is exchanged by its own keys).
+    parse_result<bool> exchange_side(en::stream& s, const std::vector<std::string>& keys, source_pos pos) {
+        auto moved = _phys.by_join_keys(_p, s, keys);
+        if (!moved) {
+            return at(pos, 1, moved.error().message);
+        }
+        s = moved.value();
+        return check(pos);
+    }
+    /// `to` derives from `from` row by row (see `physical_planner::carry`).
+    void carry(const en::stream& from, const en::stream& to, const std::vector<en::named_expr>& cols = {}) {
+        _phys.carry(from, to, cols);
+    }
     /// Makes `column`, computed by PROCTIME(), the stream's time: its watermark follows the
     /// wall clock, so windows over it close on time (event-time watermarks stop here).
     parse_result<bool> processing_time(relation& rel, const std::string& column, source_pos pos) {
@@ -1867,13 +1880,14 @@ parse_result<relation> builder::join(const table_ref& t) {
     relation out;
     out.updating = updating;
     en::stream left = l.s, right = r.s;
-    if (auto x = exchange(left, spec.left_keys, t.condition->pos); !x) {
+    if (auto x = exchange_side(left, spec.left_keys, t.condition->pos); !x) {
         return x.error();
     }
-    if (auto x = exchange(right, spec.right_keys, t.condition->pos); !x) {
+    if (auto x = exchange_side(right, spec.right_keys, t.condition->pos); !x) {
         return x.error();
     }
     out.s = left.join(right, spec);
+    carry(left, out.s); // the left side's key columns keep their names
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -1903,7 +1917,9 @@ parse_result<relation> builder::joined(relation out, const relation& l, const re
             }
             pred = pred.empty() ? v.value() : (pred && v.value());
         }
+        const en::stream unfiltered = out.s;
         out.s = out.s.filter(pred);
+        carry(unfiltered, out.s);
         if (auto c = check(pos); !c) {
             return c.error();
         }
@@ -2075,13 +2091,14 @@ parse_result<std::optional<relation>> builder::window_join(const table_ref& t, c
         time = js->at(ls->size() + *rs->index_of(r.s.time_column())).name;
     }
     en::stream left = l.s, right = r.s;
-    if (auto x = exchange(left, spec.left.keys, t.condition->pos, "a window join without keys"); !x) {
+    if (auto x = exchange_side(left, spec.left.keys, t.condition->pos); !x) {
         return x.error();
     }
-    if (auto x = exchange(right, spec.right.keys, t.condition->pos, "a window join without keys"); !x) {
+    if (auto x = exchange_side(right, spec.right.keys, t.condition->pos); !x) {
         return x.error();
     }
     out.s = left.window_join(right, spec, time);
+    carry(left, out.s);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2292,12 +2309,13 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
     }
     // Both sides by the key: each instance holds the table's rows of its keys (a table read
     // by one instance, a file, reaches every key's instance this way).
-    if (auto x = exchange(l.s, lkeys, t.condition->pos); !x) {
+    if (auto x = exchange_side(l.s, lkeys, t.condition->pos); !x) {
         return x.error();
     }
-    if (auto x = exchange(r.s, rkeys, t.condition->pos); !x) {
+    if (auto x = exchange_side(r.s, rkeys, t.condition->pos); !x) {
         return x.error();
     }
+    const en::stream keyed_left = l.s;
     relation out;
     out.proctime = proctime;
     std::string label;
@@ -2313,6 +2331,7 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
                             type == en::join_type::left ? "left " : "", join_names(lkeys),
                             join_names(rkeys), ltime, r.s.time_column());
     }
+    carry(keyed_left, out.s);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2653,7 +2672,11 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         }
         cols.push_back(en::as(v.value(), names.value()[n++]));
     }
-    rel.s = rel.s.project(cols);
+    {
+        const en::stream input = rel.s;
+        rel.s = rel.s.project(cols);
+        carry(input, rel.s, cols);
+    }
     if (auto c = check(sc.items.empty() ? q.pos : sc.items[0].value.pos); !c) {
         return c.error();
     }
@@ -3305,7 +3328,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     source_pos wpos = win ? win->call->pos : gpos;
     uint32_t wlen = win ? head_length(*win->call) : 1;
     if (!pre.empty()) { // COUNT(*) alone needs no column
+        const en::stream input = rel.s;
         rel.s = rel.s.project(pre);
+        carry(input, rel.s, pre);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3366,6 +3391,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         en::group_options go;
         go.retractions = !rel.updating.empty();
         w = rel.s.group_aggregate(key_names, specs, go);
+        carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3376,6 +3402,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     } else {
         w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
                          : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
+        carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3387,13 +3414,19 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         }
     }
     if (having) {
+        const en::stream unfiltered = w;
         w = w.filter(*having);
+        carry(unfiltered, w);
         if (auto c = check(sc.having->pos); !c) {
             return c.error();
         }
         step(fmt::format("filter {}", having->to_string()));
     }
-    w = w.project(final_cols);
+    {
+        const en::stream aggregated = w;
+        w = w.project(final_cols);
+        carry(aggregated, w, final_cols);
+    }
     if (auto c = check(sc.items[0].value.pos); !c) {
         return c.error();
     }
