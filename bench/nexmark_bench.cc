@@ -135,6 +135,9 @@ struct result_line {
     uint64_t output_rows = 0;
     double nested_events_per_s = 0; ///< over the nested shape; 0 when it did not run
     double parallel_events_per_s = 0; ///< as `--parallelism` instances; 0 when not run
+    /// CPU seconds of the run's thread (one instance), or of its busiest instance's thread.
+    double cpu_seconds = 0;
+    double parallel_cpu_seconds = 0;
 };
 
 /// Declares `st` into `cat`; a generated table reads `events` events (the same stream in
@@ -221,9 +224,13 @@ result_line run(const std::string& name, const std::string& text, int64_t events
         }
         for (auto& late : plan.value().late) late.sink([](const en::batch&) {});
     }
+    std::vector<std::chrono::nanoseconds> cpu;
+    const auto c0 = en::thread_cpu_time();
     auto t0 = steady::now();
-    auto r = parallelism == 1 ? ps[0]->run() : en::run_parallel(instances, xs);
+    auto r = parallelism == 1 ? ps[0]->run() : en::run_parallel(instances, xs, &cpu);
     auto t1 = steady::now();
+    if (parallelism == 1) cpu.push_back(en::thread_cpu_time() - c0);
+    for (auto c : cpu) l.cpu_seconds = std::max(l.cpu_seconds, std::chrono::duration<double>(c).count());
     if (!r) {
         l.why = "run: " + r.error().message;
         return l;
@@ -289,6 +296,7 @@ int main(int argc, char** argv) {
             }
             if (pl.ran) {
                 l.parallel_events_per_s = pl.events_per_s;
+                l.parallel_cpu_seconds = pl.cpu_seconds;
                 fmt::print(stderr, "{} x{}: {:.0f} events/s ({:.2f}x one instance)\n", n, parallelism,
                            pl.events_per_s, pl.events_per_s / l.events_per_s);
             } else {
@@ -339,17 +347,21 @@ int main(int argc, char** argv) {
     if (parallelism > 1) {
         fmt::print("\nAs {} instances on {} threads joined by exchanges (per-kind tables) against one instance\n",
                    parallelism, parallelism);
-        fmt::print("{:<6} {:>14} {:>14} {:>7}\n", "query", "1 inst. ev/s", fmt::format("{} inst. ev/s", parallelism),
-                   "ratio");
+        fmt::print("(CPU ratio: CPU seconds of the one instance's thread over those of the busiest instance's thread,\n"
+                   "what the speed-up would be with a free core per instance)\n");
+        fmt::print("{:<6} {:>14} {:>14} {:>7} {:>10}\n", "query", "1 inst. ev/s", fmt::format("{} inst. ev/s", parallelism),
+                   "ratio", "CPU ratio");
         json += fmt::format(",\"parallelism\":{},\"parallel\":[", parallelism);
         bool first_p = true;
         for (const auto& l : lines) {
             if (!l.ran || l.parallel_events_per_s <= 0) continue;
             const double ratio = l.parallel_events_per_s / l.events_per_s;
-            fmt::print("{:<6} {:>14.0f} {:>14.0f} {:>7.2f}\n", l.query, l.events_per_s, l.parallel_events_per_s, ratio);
+            const double cpu_ratio = l.parallel_cpu_seconds > 0 ? l.cpu_seconds / l.parallel_cpu_seconds : 0;
+            fmt::print("{:<6} {:>14.0f} {:>14.0f} {:>7.2f} {:>10.2f}\n", l.query, l.events_per_s, l.parallel_events_per_s,
+                       ratio, cpu_ratio);
             json += fmt::format("{}{{\"query\":\"{}\",\"events_per_s\":{:.0f},\"parallel_events_per_s\":{:.0f},"
-                                "\"ratio\":{:.3f}}}",
-                                first_p ? "" : ",", l.query, l.events_per_s, l.parallel_events_per_s, ratio);
+                                "\"ratio\":{:.3f},\"cpu_ratio\":{:.3f}}}",
+                                first_p ? "" : ",", l.query, l.events_per_s, l.parallel_events_per_s, ratio, cpu_ratio);
             first_p = false;
         }
         json += "]";

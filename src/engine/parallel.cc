@@ -8,6 +8,8 @@
 #include <optional>
 #include <thread>
 
+#include <time.h>
+
 namespace runnel::engine {
 
 stream exchange_set::exchange(stream s, uint32_t instance, std::vector<std::string> keys, key_routing routing) {
@@ -41,8 +43,16 @@ uint64_t exchange_set::taken_by(uint32_t instance) const {
     return n;
 }
 
-result<void> run_parallel(const std::vector<pipeline*>& instances, exchange_set& xs) {
+std::chrono::nanoseconds thread_cpu_time() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+result<void> run_parallel(const std::vector<pipeline*>& instances, exchange_set& xs,
+                          std::vector<std::chrono::nanoseconds>* cpu) {
     const size_t n = instances.size();
+    if (cpu) cpu->assign(n, std::chrono::nanoseconds(0));
     /// Where a thread sleeps while its instance has nothing to do.
     struct parker {
         std::mutex mu;
@@ -63,6 +73,13 @@ result<void> run_parallel(const std::vector<pipeline*>& instances, exchange_set&
     std::vector<std::thread> threads;
     for (size_t i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
+            struct cpu_note {
+                std::vector<std::chrono::nanoseconds>* out;
+                size_t i;
+                ~cpu_note() {
+                    if (out) (*out)[i] = thread_cpu_time();
+                }
+            } note{cpu, i};
             while (!stop.load(std::memory_order_relaxed)) {
                 auto r = instances[i]->run_once();
                 if (!r) {

@@ -2,6 +2,7 @@
 
 #include "engine/exchange.h"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,8 +49,14 @@ private:
 
 /// Runs `instances` (the pipelines of one dataflow joined by `xs`), each on a thread of its
 /// own, until every one has ended; an instance with nothing to do sleeps until an exchange
-/// wakes it (or 1 ms passes). The first failure stops every instance and is returned. For
-/// bounded inputs (tests, benchmarks); jobs run their instances on the shards instead.
-result<void> run_parallel(const std::vector<pipeline*>& instances, exchange_set& xs);
+/// wakes it (or 1 ms passes). The first failure stops every instance and is returned. With
+/// `cpu`, it receives the CPU time each instance's thread used (what a benchmark on a busy
+/// machine compares). For bounded inputs (tests, benchmarks); jobs run their instances on the
+/// shards instead.
+result<void> run_parallel(const std::vector<pipeline*>& instances, exchange_set& xs,
+                          std::vector<std::chrono::nanoseconds>* cpu = nullptr);
+
+/// CPU time the calling thread has used so far.
+std::chrono::nanoseconds thread_cpu_time();
 
 } // namespace runnel::engine
