@@ -573,6 +573,37 @@ INSERT INTO counts SELECT window_start, COUNT(*), SUM(id), MIN(k), MAX(k)
         << rows[10];
 }
 
+// A materialized view kept by two instances: each key's rows reach the view from one instance.
+TEST_F(jobs_test, a_parallel_materialized_view_holds_every_key_once) {
+    start_jobs();
+    auto d = sql("gen_counts", R"(
+CREATE TABLE gen (id BIGINT, k INT)
+  WITH ('connector' = 'datagen', 'number-of-rows' = '1000', 'rows-per-second' = '0', 'seed' = '3',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '100000',
+        'fields.k.min' = '0', 'fields.k.max' = '5');
+CREATE MATERIALIZED VIEW gen_counts AS SELECT k, COUNT(*) AS n, SUM(id) AS ids FROM gen GROUP BY k;
+)");
+    d.parallelism = 2;
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    auto total = [] {
+        auto v = default_views().find("gen_counts");
+        int64_t n = 0, ids = 0;
+        if (!v) return std::pair<int64_t, int64_t>{0, 0};
+        for (const auto& [key, row] : v->rows().rows) {
+            auto o = json::parse(row).as_object();
+            n += o["n"].as_int64();
+            ids += o["ids"].as_int64();
+        }
+        return std::pair<int64_t, int64_t>{n, ids};
+    };
+    ASSERT_TRUE(eventually([&] { return total().first == 1000; })) << status_of("gen_counts").error;
+    EXPECT_EQ(total().second, 999 * 1000 / 2);
+    EXPECT_EQ(default_views().find("gen_counts")->size(), 6u);
+    ASSERT_TRUE(_jobs->remove("gen_counts"));
+    default_views().drop("gen_counts");
+}
+
 TEST_F(jobs_test, a_parallel_sql_job_is_refused_what_one_instance_must_do) {
     ASSERT_TRUE(create("events", 2).first);
     start_jobs();
