@@ -392,6 +392,10 @@ def main():
         rows = read_all(srv.bootstrap, "nexmark-per-channel", 1)
         windows = Counter((v["channel"], v["window_start"]) for _, v in rows)
         assert counted() == 46000 and max(windows.values()) == 1, (counted(), windows.most_common(3))
+        # A parallelism that is not a number of instances is refused at the SET.
+        r = runnel_sql(args.runnel, srv, "-", stdin="SET 'parallelism.default' = 'many';")
+        assert r.returncode == 1 and "line 1:1: 'parallelism.default' is a number of instances from 1 to 256, " \
+            "not 'many'" in r.stderr, (r.returncode, r.stderr)
         passed += 1
         srv.stop()
     finally:
