@@ -2098,7 +2098,11 @@ parse_result<std::optional<relation>> builder::window_join(const table_ref& t, c
         return x.error();
     }
     out.s = left.window_join(right, spec, time);
-    carry(left, out.s);
+    // A RIGHT or FULL join's rows of the right side alone have NULL left keys, wherever their
+    // right key put them: only an inner or LEFT join keeps the left side's partitioning.
+    if (spec.type == en::window_join_type::inner || spec.type == en::window_join_type::left) {
+        carry(left, out.s);
+    }
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
