@@ -9,7 +9,9 @@
 // Each query runs on one thread and, for every other count given to --threads, as that many
 // instances on as many threads ("x2"): a keyed query brings rows to their key's instance through
 // `engine::exchange`, a stateless one runs its instances side by side. "vs 1 thread" is the
-// events/s of the line against the same query's one-thread line. Under callgrind
+// events/s of the line against the same query's one-thread line. "channel count" is a query of
+// four keys; "channel count 2-phase" is the same query whose instances pre-aggregate before the
+// exchange (a local and a global window stage), against the same one-thread plan. Under callgrind
 // (`valgrind --tool=callgrind --instr-atstart=no`) only the engine's runs are counted.
 
 #include <CLI/CLI.hpp>
@@ -116,8 +118,9 @@ stream pruned(stream s, const std::vector<std::string>& names) {
     return s.project(cols);
 }
 
+/// `parallel`: the query runs as one of several instances (`keyed` is an exchange).
 void build_query(const std::string& query, stream src, answer& a,
-                 const std::function<stream(stream, std::string)>& keyed) {
+                 const std::function<stream(stream, std::string)>& keyed, bool parallel) {
     auto count_sink = [&a](size_t col) {
         return [&a, col](const batch& b) {
             a.rows += b.num_rows();
@@ -144,6 +147,26 @@ void build_query(const std::string& query, stream src, answer& a,
           .window(tumble(10s))
           .aggregate({count()})
           .sink(count_sink(3));
+    } else if (query == "channel count" || query == "channel count 2-phase") {
+        // Four keys: a one-phase exchange sends every row to the instance of its channel (and
+        // may give one instance three of the four); the two-phase plan pre-aggregates each
+        // instance's rows per pane and channel before the exchange and merges the partials
+        // after it. On one thread both are the one-phase plan.
+        const std::vector<aggregate_spec> aggs{count(), sum("price")};
+        auto s = pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"channel", "price", "ts"});
+        stream out;
+        if (query == "channel count 2-phase" && parallel) {
+            window_options local, global;
+            local.phase = agg_phase::local;
+            global.phase = agg_phase::global;
+            out = keyed(s.key_by({"channel"}).window(tumble(10s), local).aggregate(aggs), "channel")
+                    .key_by({"channel"})
+                    .window(tumble(10s), global)
+                    .aggregate(aggs);
+        } else {
+            out = keyed(s, "channel").key_by({"channel"}).window(tumble(10s)).aggregate(aggs);
+        }
+        out.sink(count_sink(3));
     } else if (query == "hopping sum") {
         keyed(pruned(src.watermark("ts", std::chrono::milliseconds(bound_ms)), {"auction", "price", "ts"}),
               "auction")
@@ -164,7 +187,7 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
     answer a;
     pipeline p;
     build_query(query, p.source(bid_schema(), from_batches(std::move(input))), a,
-                [](stream s, const std::string&) { return s; });
+                [](stream s, const std::string&) { return s; }, false);
     auto r = p.run();
     if (!r) {
         fmt::print(stderr, "engine_bench: {}: {}\n", query, r.error().message);
@@ -196,7 +219,7 @@ answer run_engine_parallel(const std::string& query, std::vector<batch> input, u
             parkers[i].cv.notify_one();
         });
         build_query(query, ps[i]->source(bid_schema(), from_batches(std::move(mine))), part[i],
-                    [&x, i](stream s, const std::string& key) { return s.exchange(x, i, {key}); });
+                    [&x, i](stream s, const std::string& key) { return s.exchange(x, i, {key}); }, true);
     }
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < n; ++i) {
@@ -303,6 +326,43 @@ answer hand_tumbling_count(std::vector<batch> in) {
         wm.see(b.col(5), b.num_rows());
         fire(wm.wm());
         cur_start = INT64_MIN;
+    }
+    fire(INT64_MAX);
+    return a;
+}
+
+answer hand_channel_count(std::vector<batch> in) {
+    answer a;
+    const int64_t size = 10'000;
+    struct acc {
+        int64_t n = 0;
+        double price = 0;
+    };
+    std::map<int64_t, std::map<std::string, acc, std::less<>>> windows;
+    wm_tracker wm;
+    auto fire = [&](int64_t w) {
+        while (!windows.empty() && windows.begin()->first + size - 1 <= w) {
+            for (const auto& [k, c] : windows.begin()->second) {
+                ++a.rows;
+                a.checksum += double(c.n);
+            }
+            windows.erase(windows.begin());
+        }
+    };
+    for (auto& owned : in) {
+        const batch b = std::move(owned); // each side owns and frees its input, as the pipeline does
+        const column& channel = b.col(3);
+        const double* price = b.col(2).float64_data();
+        const int64_t* ts = b.col(5).int64_data();
+        for (size_t i = 0; i < b.num_rows(); ++i) {
+            auto& w = windows[floor_div(ts[i], size) * size];
+            auto it = w.find(channel.string_at(i));
+            if (it == w.end()) it = w.emplace(std::string(channel.string_at(i)), acc{}).first;
+            ++it->second.n;
+            it->second.price += price[i];
+        }
+        wm.see(b.col(5), b.num_rows());
+        fire(wm.wm());
     }
     fire(INT64_MAX);
     return a;
@@ -484,6 +544,8 @@ int main(int argc, char** argv) {
     std::vector<query> queries{{"pass-through", hand_pass_through},
                                {"filter+project", hand_filter_project},
                                {"tumbling count", hand_tumbling_count},
+                               {"channel count", hand_channel_count},
+                               {"channel count 2-phase", hand_channel_count},
                                {"hopping sum", hand_hopping_sum},
                                {"session count", hand_session_count}};
     std::vector<result_line> lines;
@@ -522,10 +584,10 @@ int main(int argc, char** argv) {
         }
     }
 
-    fmt::print("\n{:<18} {:>8} {:>14} {:>14} {:>12} {:>14} {:>12} {:>12}  {}\n", "query", "threads", "engine ev/s",
+    fmt::print("\n{:<26} {:>8} {:>14} {:>14} {:>12} {:>14} {:>12} {:>12}  {}\n", "query", "threads", "engine ev/s",
                "per core", "vs 1 thread", "hand loop ev/s", "engine/hand", "output rows", "check");
     for (const auto& l : lines) {
-        fmt::print("{:<18} {:>8} {:>14.0f} {:>14.0f} {:>12} {:>14.0f} {:>12.2f} {:>12} {}\n", l.query, l.threads,
+        fmt::print("{:<26} {:>8} {:>14.0f} {:>14.0f} {:>12} {:>14.0f} {:>12.2f} {:>12} {}\n", l.query, l.threads,
                    l.engine_eps, l.engine_eps / l.threads,
                    l.vs_one_thread > 0 ? fmt::format("{:.2f}", l.vs_one_thread) : std::string("-"), l.hand_eps,
                    l.engine_eps / l.hand_eps, l.engine_answer.rows, l.agree ? "same result" : "MISMATCH");

@@ -35,6 +35,7 @@
 
 #include "app/commands.h"
 #include "base/plural.h"
+#include "sql/functions.h"
 #include "sql/sql.h"
 
 namespace runnel::app {
@@ -162,6 +163,11 @@ void print_result(const json::object& r) {
         }
     } else if (kind == "show_tables") {
         for (const auto& t : r.at("tables").as_array()) fmt::print("{}\n", std::string(t.as_string()));
+    } else if (kind == "show_functions") {
+        fmt::print("{:<48} {}\n", "FUNCTION", "RUNS IN PIPELINES");
+        for (const auto& f : r.at("functions").as_array()) {
+            fmt::print("{:<48} {}\n", std::string(f.at("signature").as_string()), f.at("runs").as_bool() ? "yes" : "not yet");
+        }
     } else if (kind == "show_views") {
         fmt::print("{:<32} {}\n", "VIEW", "ROWS");
         for (const auto& v : r.at("views").as_array()) {
@@ -434,6 +440,7 @@ constexpr std::string_view shell_help =
     "  DROP MATERIALIZED VIEW [IF EXISTS] v;    drop it\n"
     "  EXPLAIN INSERT INTO ...;                 print the plan without starting it\n"
     "  SHOW TABLES; SHOW VIEWS; SHOW JOBS;      what the server knows\n"
+    "  SHOW FUNCTIONS;                          the scalar functions and their arguments\n"
     "  STOP JOB 'id';                           stop a pipeline and delete it\n"
     "  HELP;                                    this list\n"
     "  QUIT; or EXIT;                           leave (so does Ctrl-D on an empty line)\n"
@@ -459,10 +466,15 @@ struct completions {
     static constexpr std::size_t max_words = 4096;
     std::vector<std::string> words;
     std::size_t next = 0; ///< where the running completion goes on in `words`
+    std::size_t keywords = 0; ///< `words` before this are keywords and function names
 
     /// Keywords, plus `names` (deduplicated, at most `max_words` in all).
     void reset(const std::vector<std::string>& names) {
         words.assign(std::begin(sql_keywords), std::end(sql_keywords));
+        for (const auto& f : sql::functions()) {
+            if (f.lower) words.emplace_back(f.name);
+        }
+        keywords = words.size();
         std::set<std::string> seen;
         for (const auto& n : names) {
             if (words.size() >= max_words) break;
@@ -497,7 +509,7 @@ char* complete_word(const char* text, int state) {
         const auto i = c.next++;
         std::string w = c.words[i];
         if (!starts_with_nocase(w, prefix)) continue;
-        if (lower && i < std::size(sql_keywords)) {
+        if (lower && i < c.keywords) {
             for (char& ch : w) ch = char(std::tolower(static_cast<unsigned char>(ch)));
         }
         return ::strdup(w.c_str());

@@ -45,6 +45,13 @@ std::optional<std::string> base64url_decode(std::string_view text);
 /// broken escape.
 std::optional<std::string> percent_decode(std::string_view s, bool form = false);
 
+/// `s` with ASCII letters in lower (upper) case; other bytes as they are. For keywords,
+/// option names and identifiers compared without case, never for display text.
+std::string to_lower(std::string_view s);
+std::string to_upper(std::string_view s);
+/// Equal ignoring ASCII case.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
 /// The name of `known` closest to `name` (a typo's few edits, ignoring case), or empty when
 /// none is close: for "did you mean …?" hints.
 std::string closest_name(std::string_view name, const std::vector<std::string>& known);

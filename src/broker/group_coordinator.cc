@@ -420,7 +420,9 @@ void group_coordinator::list(executor& caller, std::function<void(std::vector<gr
     for (std::size_t s = 0; s < _shards.size(); ++s) {
         _shards[s]->post([this, s, g, answer] {
             std::vector<group_listing> mine;
+            const auto now = coordinator_clock::now();
             for (const auto& [id, grp] : _state[s]->groups) {
+                expire_due(s, *grp, now);
                 if (grp->dead()) {
                     continue;
                 }
@@ -454,6 +456,9 @@ void group_coordinator::describe(std::string group_id, executor& caller, std::fu
             return answer(std::move(d));
         }
         auto it = st.groups.find(group_id);
+        if (it != st.groups.end()) {
+            expire_due(s, *it->second, coordinator_clock::now());
+        }
         if (it == st.groups.end() || it->second->consumer) {
             // Kafka describes a group of the consumer protocol here as it does a missing one.
             d.state = "Dead";
@@ -473,6 +478,9 @@ void group_coordinator::delete_group(std::string group_id, executor& caller, std
             return answer(errc::coordinator_loading);
         }
         auto it = st.groups.find(group_id);
+        if (it != st.groups.end()) {
+            expire_due(s, *it->second, coordinator_clock::now());
+        }
         if (it == st.groups.end() || it->second->dead()) {
             return answer(errc::group_id_not_found);
         }
@@ -689,6 +697,9 @@ void group_coordinator::consumer_describe(std::string group_id, executor& caller
             return answer(std::move(d));
         }
         auto it = st.groups.find(group_id);
+        if (it != st.groups.end()) {
+            expire_due(s, *it->second, coordinator_clock::now());
+        }
         if (it == st.groups.end() || it->second->dead()) {
             d.error = errc::group_id_not_found;
             d.error_message = fmt::format("Group {} not found.", group_id);
@@ -702,16 +713,19 @@ void group_coordinator::consumer_describe(std::string group_id, executor& caller
     });
 }
 
+void group_coordinator::expire_due(unsigned s, group_entry& g, coordinator_clock::time_point now) {
+    apply(s, g.partition, g.id(), g.classic.tick(now));
+    if (g.consumer) {
+        for (const auto& [mid, deadline] : g.consumer->expire(now)) {
+            lg().info("group {}: member {} removed: missed its {} deadline", g.id(), mid, deadline);
+            count_expired(deadline);
+        }
+    }
+}
+
 void group_coordinator::tick(unsigned s, coordinator_clock::time_point now) {
     for (auto& [id, gp] : _state[s]->groups) {
-        auto& g = *gp;
-        apply(s, g.partition, id, g.classic.tick(now));
-        if (g.consumer) {
-            for (const auto& [mid, deadline] : g.consumer->expire(now)) {
-                lg().info("group {}: member {} removed: missed its {} deadline", g.id(), mid, deadline);
-                count_expired(deadline);
-            }
-        }
+        expire_due(s, *gp, now);
     }
 }
 

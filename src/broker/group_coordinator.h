@@ -19,6 +19,7 @@ namespace runnel::broker {
 
 class broker;
 struct group_effects;
+struct group_entry;
 
 /// The name of the internal compacted topic holding committed offsets and group metadata.
 inline constexpr std::string_view offsets_topic = "__consumer_offsets";
@@ -245,6 +246,10 @@ private:
     unsigned shard_of_group(std::string_view group_id) const noexcept;
     /// Carries out what a transition of `group_id`'s classic state machine asked for.
     void apply(unsigned s, int32_t p, const std::string& group_id, group_effects fx);
+    /// Ends `g`'s sessions and rebalances whose deadlines passed by `now`: `tick` does it
+    /// for every group, and a request that reads a group's state (describe, list, delete)
+    /// does it first for that group, so the answer does not depend on when the last tick ran.
+    void expire_due(unsigned s, group_entry& g, coordinator_clock::time_point now);
 
     // The log (group_log.cc): recovery, durable writes and compaction of the offsets topic.
     void load_partition(int32_t p, model::offset from);

@@ -98,6 +98,73 @@ result<bound_aggregate> bind_aggregate(const aggregate_spec& a, const schema& s)
     return b;
 }
 
+bool splittable(agg_kind k) {
+    switch (k) {
+    case agg_kind::count_star:
+    case agg_kind::count:
+    case agg_kind::sum:
+    case agg_kind::min:
+    case agg_kind::max:
+    case agg_kind::avg: return true;
+    default: return false;
+    }
+}
+
+std::vector<field> partial_fields(const bound_aggregate& a) {
+    switch (a.kind) {
+    case agg_kind::count_star:
+    case agg_kind::count: return {{a.name, data_type::int64(), false}};
+    case agg_kind::avg: return {{a.name, data_type::float64(), false}, {a.name + "$count", data_type::int64(), false}};
+    default: return {{a.name, a.input_type, true}};
+    }
+}
+
+result<bound_aggregate> bind_partial(const aggregate_spec& a, const schema& s) {
+    if (!splittable(a.kind)) {
+        return fail(errc::invalid_argument, fmt::format("aggregate '{}' cannot be split into a local and a global "
+                                                        "phase (only COUNT, SUM, MIN, MAX and AVG can)",
+                                                        a.name));
+    }
+    auto idx = s.index_of(a.name);
+    if (!idx) {
+        return fail(errc::unknown_column, fmt::format("aggregate '{}': no partial column '{}' in {} (the global "
+                                                      "phase takes the output of a local phase with the same "
+                                                      "aggregates)",
+                                                      a.name, a.name, s.to_string()));
+    }
+    bound_aggregate b;
+    b.kind = a.kind;
+    b.q = a.q;
+    b.name = a.name;
+    b.input = *idx;
+    b.input_type = s.at(*idx).type;
+    // The partial columns must be what a local phase with this aggregate emits.
+    auto is = [&](size_t i, type_id t) { return i < s.size() && s.at(i).type.id == t; };
+    bool ok = true;
+    switch (a.kind) {
+    case agg_kind::count_star:
+    case agg_kind::count:
+        ok = is(*idx, type_id::int64);
+        b.output_type = data_type::int64();
+        break;
+    case agg_kind::avg:
+        ok = is(*idx, type_id::float64) && is(*idx + 1, type_id::int64) && s.at(*idx + 1).name == a.name + "$count";
+        b.output_type = data_type::float64();
+        break;
+    case agg_kind::sum:
+        ok = b.input_type.is_numeric();
+        b.output_type = b.input_type;
+        break;
+    default: b.output_type = b.input_type; break;
+    }
+    if (!ok) {
+        return fail(errc::type_mismatch, fmt::format("aggregate '{}': the partial columns in {} are not what a "
+                                                     "local phase emits",
+                                                     a.name, s.to_string()));
+    }
+    return b;
+}
+
 agg_column::agg_column(const bound_aggregate& a)
   : _kind(a.kind)
   , _in(a.input_type)
@@ -362,6 +429,42 @@ void agg_column::take_rows(const uint32_t* slots, size_t n, column& out) {
     for (size_t i = 0; i < n; ++i) {
         emit(slots[i], out);
         clear(slots[i]);
+    }
+}
+
+void agg_column::emit_partial(uint32_t from, uint32_t to, column* out) const {
+    switch (_kind) {
+    case agg_kind::count_star:
+    case agg_kind::count: out[0].append_int64(_n.data() + from, to - from); return;
+    case agg_kind::avg:
+        out[0].append_float64(_d.data() + from, to - from);
+        out[1].append_int64(_n.data() + from, to - from);
+        return;
+    default: emit_range(from, to, out[0]); return; // SUM, MIN, MAX: the value so far, or NULL
+    }
+}
+
+void agg_column::merge_partial(const column* in, const uint32_t* slots, size_t from, size_t to) {
+    switch (_kind) {
+    case agg_kind::count_star:
+    case agg_kind::count: {
+        const int64_t* n = in[0].int64_data();
+        for (size_t r = from; r < to; ++r) _n[slots[r - from]] += n[r];
+        return;
+    }
+    case agg_kind::avg: {
+        const double* d = in[0].float64_data();
+        const int64_t* n = in[1].int64_data();
+        for (size_t r = from; r < to; ++r) {
+            _d[slots[r - from]] += d[r];
+            _n[slots[r - from]] += n[r];
+        }
+        return;
+    }
+    default:
+        // A partial SUM, MIN or MAX folds in as one value of the input would (NULL: no value).
+        update(in, nullptr, slots, from, to);
+        return;
     }
 }
 

@@ -58,6 +58,35 @@ struct bound_aggregate {
 
 result<bound_aggregate> bind_aggregate(const aggregate_spec& a, const schema& s);
 
+/// Which part of a two-phase aggregation a window or group stage runs. Pre-aggregating
+/// before an exchange (`local`) sends one row of partial accumulators per key (and pane)
+/// instead of every input row; the stage after the exchange (`global`) merges the partials
+/// of every instance and gives exactly what a `single` stage would have given over the rows.
+enum class agg_phase : uint8_t {
+    /// Rows in, results out (the default).
+    single,
+    /// Rows in, partial accumulators out (`partial_fields`), flushed often enough that the
+    /// global phase loses no latency.
+    local,
+    /// The local phase's partials in (the same aggregate specs), results out.
+    global,
+};
+
+/// True for the aggregates whose accumulators merge exactly, so they can be split into a
+/// local and a global phase: COUNT, SUM, MIN, MAX and AVG (as a sum and a count).
+bool splittable(agg_kind k);
+
+/// The columns that carry the partial accumulator of `a` from its local phase to its global
+/// phase, named after the aggregate: COUNT one int64 `name` (never NULL); SUM, MIN and MAX one
+/// `name` of the input's type (NULL: no value yet); AVG a float64 sum `name` and an int64
+/// count `name$count`. Precondition: splittable(a.kind).
+std::vector<field> partial_fields(const bound_aggregate& a);
+
+/// Binds `a` (as given to the local phase) to its partial columns in `s`, the local phase's
+/// output: `input` is its first partial column, `input_type` that column's type, and the
+/// output type is what `bind_aggregate` gives over the original input.
+result<bound_aggregate> bind_partial(const aggregate_spec& a, const schema& s);
+
 /// The accumulators of one aggregate for many groups, column-wise: slot i is group i.
 ///
 /// `update` folds a run of input rows into their slots in one tight loop per batch;
@@ -83,6 +112,13 @@ public:
     void emit_range(uint32_t from, uint32_t to, column& out) const;
     /// emit(slots[i], out) then clear(slots[i]), for i in [0, n).
     void take_rows(const uint32_t* slots, size_t n, column& out);
+
+    /// Appends the partial accumulators of slots [from, to) to `out[0]` (and `out[1]` for
+    /// AVG), as `partial_fields` describes them. Precondition: splittable.
+    void emit_partial(uint32_t from, uint32_t to, column* out) const;
+    /// Folds partial accumulators, rows [from, to) of `in[0]` (and `in[1]` for AVG), into
+    /// `slots[row - from]`: what `update` would have done with the rows they summarise.
+    void merge_partial(const column* in, const uint32_t* slots, size_t from, size_t to);
 
     void write(uint32_t s, state_writer& w) const;
     bool read(uint32_t s, state_reader& r);

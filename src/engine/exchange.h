@@ -40,6 +40,9 @@ class exchange_sender;
 /// message after i's receiver found every channel empty (it may be about to park), and when a
 /// full channel from i gets room; a busy receiver costs its senders no wake-up at all.
 ///
+/// An aggregate of few distinct keys is cheaper to split around the exchange than to feed it
+/// every row: a local window or group stage before it and a global one after it (`agg_phase`).
+///
 /// Checkpoints: with the sources paused, a consistent cut of all instances exists once every
 /// pipeline is quiescent and `in_flight()` is 0 (the sending stage keeps no rows between
 /// batches).

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "engine/value_io.h"
+#include "engine/window.h"
 
 namespace runnel::engine {
 
@@ -98,6 +99,21 @@ std::optional<int64_t> decode_integral(std::string_view k, type_id t) {
     int64_t v;
     std::memcpy(&v, k.data() + 1, sizeof v);
     return v;
+}
+
+/// The key columns of a group aggregate: their numbers into `cols`, their fields into `out`.
+result<void> bind_keys(const schema& input, const std::vector<std::string>& keys, std::vector<size_t>& cols,
+                       std::vector<field>& out) {
+    for (const auto& k : keys) {
+        auto i = input.index_of(k);
+        if (!i) {
+            return fail(errc::unknown_column,
+                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input.to_string()));
+        }
+        cols.push_back(*i);
+        out.push_back(input.at(*i));
+    }
+    return outcome::success();
 }
 
 } // namespace
@@ -228,6 +244,21 @@ public:
         default: break;
         }
         return true;
+    }
+
+    /// Folds row `r` of a local phase's partial columns `in[0]` (and `in[1]` for AVG) into
+    /// slot `s`: what `update` would have done with the rows it summarises.
+    void merge_partial(uint32_t s, const column* in, size_t r) {
+        switch (_kind) {
+        case agg_kind::count_star:
+        case agg_kind::count: _n[s] += in[0].int64_at(r); return;
+        case agg_kind::avg:
+            // The partial sum is a double, so this slot's sum is one too (`bind_partial`).
+            _n[s] += in[1].int64_at(r);
+            _d[s] += in[0].float64_at(r);
+            return;
+        default: update(s, in, r, 1); return; // SUM, MIN, MAX: a value as the input's, or NULL
+        }
     }
 
     value result(uint32_t s, data_type out) const {
@@ -402,19 +433,14 @@ result<std::unique_ptr<group_stage>> group_stage::make(schema_ptr input, std::ve
     std::unique_ptr<group_stage> s(new group_stage());
     s->_in = input;
     s->_opts = opts;
-    std::vector<field> out;
-    for (const auto& k : keys) {
-        auto i = input->index_of(k);
-        if (!i) {
-            return fail(errc::unknown_column,
-                        fmt::format("group-aggregate: unknown key column '{}' in {}", k, input->to_string()));
-        }
-        s->_keys.push_back(*i);
-        out.push_back(input->at(*i));
+    if (opts.phase == agg_phase::local) {
+        return fail(errc::invalid_argument, "group-aggregate: the local phase is a group_local_stage");
     }
+    std::vector<field> out;
+    RUNNEL_TRY(bind_keys(*input, keys, s->_keys, out));
     if (aggs.empty()) return fail(errc::invalid_argument, "group-aggregate: no aggregates");
     for (const auto& a : aggs) {
-        RUNNEL_TRY(auto b, bind_aggregate(a, *input));
+        RUNNEL_TRY(auto b, opts.phase == agg_phase::global ? bind_partial(a, *input) : bind_aggregate(a, *input));
         switch (b.kind) {
         case agg_kind::first_value:
         case agg_kind::last_value:
@@ -498,8 +524,11 @@ void group_stage::on_batch(size_t, batch b, stage_output& out) {
     ++metrics().batches_in;
     ++_batch_no;
     const size_t naggs = _acc.size();
+    const bool partials = _opts.phase == agg_phase::global;
     std::vector<const column*> inputs;
-    for (const auto& a : _aggs) inputs.push_back(a.kind == agg_kind::count_star ? nullptr : &b.col(a.input));
+    for (const auto& a : _aggs) {
+        inputs.push_back(a.kind == agg_kind::count_star && !partials ? nullptr : &b.col(a.input));
+    }
     // The groups this batch touches, in first-touch order, with their aggregates before it
     // (`naggs` cells per touched group; `had` says whether the group had a result).
     std::vector<uint32_t> touched;
@@ -529,6 +558,11 @@ void group_stage::on_batch(size_t, batch b, stage_output& out) {
             }
         }
         _rows[slot] += sign;
+        if (partials) {
+            // A local phase sends inserts only (its input is append-only).
+            for (size_t a = 0; a < naggs; ++a) _acc[a]->merge_partial(slot, inputs[a], r);
+            continue;
+        }
         for (size_t a = 0; a < naggs; ++a) {
             if (!_acc[a]->update(slot, inputs[a], r, sign) && _failure.empty()) {
                 _failure = fmt::format("a retraction reached aggregate '{}', which keeps no values to take back "
@@ -619,6 +653,85 @@ result<void> group_stage::restore(std::string_view bytes) {
         return fail(errc::corrupt_state, "group-aggregate: damaged snapshot");
     }
     return outcome::success();
+}
+
+group_local_stage::~group_local_stage() = default;
+
+result<std::unique_ptr<group_local_stage>> group_local_stage::make(schema_ptr input, std::vector<std::string> keys,
+                                                                   std::vector<aggregate_spec> aggs) {
+    std::unique_ptr<group_local_stage> s(new group_local_stage());
+    std::vector<field> out;
+    RUNNEL_TRY(bind_keys(*input, keys, s->_keys, out));
+    if (aggs.empty()) return fail(errc::invalid_argument, "group-aggregate: no aggregates");
+    for (const auto& a : aggs) {
+        RUNNEL_TRY(auto b, bind_aggregate(a, *input));
+        if (!splittable(b.kind)) {
+            return fail(errc::invalid_argument, fmt::format("group-aggregate: aggregate '{}' cannot be split into a "
+                                                            "local and a global phase (only COUNT, SUM, MIN, MAX "
+                                                            "and AVG can)",
+                                                            b.name));
+        }
+        auto adds = partial_fields(b);
+        for (const auto& f : out) {
+            for (const auto& g : adds) {
+                if (f.name == g.name) {
+                    return fail(errc::invalid_argument, fmt::format("group-aggregate: two output columns named "
+                                                                    "'{}'; rename one with as()",
+                                                                    g.name));
+                }
+            }
+        }
+        s->_agg_at.push_back(out.size());
+        out.insert(out.end(), adds.begin(), adds.end());
+        s->_aggs.push_back(std::move(b));
+    }
+    s->_out = make_schema(std::move(out));
+    const bool int_key = s->_keys.size() == 1 && (input->at(s->_keys[0]).type.id == type_id::int64 ||
+                                                  input->at(s->_keys[0]).type.id == type_id::timestamp);
+    s->_table = std::make_unique<group_table>(s->_aggs, int_key);
+    return s;
+}
+
+void group_local_stage::on_batch(size_t, batch b, stage_output& out) {
+    const size_t n = b.num_rows();
+    metrics().rows_in += n;
+    ++metrics().batches_in;
+    if (!_failure.empty() || n == 0) return;
+    for (size_t r = 0; b.has_row_kinds() && r < n; ++r) {
+        if (b.kind(r) != row_kind::insert) {
+            _failure = fmt::format("group-aggregate (local phase): a {} row arrived, but a local phase takes "
+                                   "append-only input",
+                                   row_kind_name(b.kind(r)));
+            return;
+        }
+    }
+    group_table& t = *_table;
+    t.clear();
+    _slots.resize(n);
+    const column* k0 = t.int_keys ? &b.col(_keys[0]) : nullptr;
+    if (k0 && k0->null_count() == 0) {
+        t.find_or_add_ints(k0->int64_data(), n, _slots.data());
+    } else {
+        for (size_t r = 0; r < n; ++r) {
+            _key_buf.clear();
+            if (k0 && k0->valid(r)) {
+                _slots[r] = t.find_or_add_int(k0->int64_at(r));
+                continue;
+            }
+            for (auto c : _keys) encode_key_part(b.col(c), r, _key_buf);
+            _slots[r] = t.find_or_add(_key_buf);
+        }
+    }
+    for (size_t a = 0; a < _aggs.size(); ++a) {
+        const column* in = _aggs[a].kind == agg_kind::count_star ? nullptr : &b.col(_aggs[a].input);
+        t.aggs[a].update(in, nullptr, _slots.data(), 0, n);
+    }
+    batch partials(_out);
+    t.append_keys(0, t.size(), &partials.mutable_col(0), _keys.size());
+    for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit_partial(0, t.size(), &partials.mutable_col(_agg_at[a]));
+    partials.seal();
+    metrics().rows_out += partials.num_rows();
+    out.emit(std::move(partials));
 }
 
 result<std::unique_ptr<upsert_stage>> upsert_stage::make(schema_ptr input, const std::vector<std::string>& keys) {

@@ -17,7 +17,15 @@ struct group_options {
     /// count so that a retraction can take one back. When false they keep one value, and a
     /// retraction arriving anyway stops the stage (`failure`).
     bool retractions = true;
+    /// Two-phase aggregation (COUNT, SUM, MIN, MAX and AVG; append-only input). A `local`
+    /// stage (`group_local_stage`) turns each input batch into one row of partial
+    /// accumulators per key; a `global` `group_stage` with the same keys and aggregates,
+    /// after an exchange by the keys, merges them and emits the changelog a `single` stage
+    /// would have emitted over the rows.
+    agg_phase phase = agg_phase::single;
 };
+
+struct group_table;
 
 /// Aggregation without a window (SQL's `GROUP BY k` over a stream, or an aggregate over the
 /// whole stream when there are no keys): an updating result per key.
@@ -78,6 +86,37 @@ private:
     std::vector<std::unique_ptr<accumulator>> _acc; ///< one per aggregate
     uint64_t _batch_no = 0;
     std::string _key_buf;
+};
+
+/// The local phase of a two-phase group aggregation (`group_options::phase`): for each input
+/// batch, one row per key of the batch with the partial accumulators of that key's rows
+/// (keys…, `partial_fields`…), in the order of each key's first row. It keeps nothing between
+/// batches, so it adds no latency and holds at most one batch's keys; a batch of rows with few
+/// distinct keys leaves as a handful of rows. Append-only input only: a row that is not an
+/// `insert` stops the stage (`failure`), since what it takes back may have been pre-aggregated
+/// by another instance. Lives in one pipeline, run by one thread.
+class group_local_stage final : public stage {
+public:
+    static result<std::unique_ptr<group_local_stage>> make(schema_ptr input, std::vector<std::string> keys,
+                                                           std::vector<aggregate_spec> aggs);
+    ~group_local_stage() override;
+
+    const char* name() const override { return "group-aggregate-local"; }
+    schema_ptr output_schema(size_t) const override { return _out; }
+    void on_batch(size_t input, batch b, stage_output& out) override;
+    std::string failure() const override { return _failure; }
+
+private:
+    group_local_stage() = default;
+
+    schema_ptr _out;
+    std::vector<size_t> _keys;
+    std::vector<bound_aggregate> _aggs;
+    std::vector<size_t> _agg_at; ///< aggregate → its first partial column
+    std::unique_ptr<group_table> _table; ///< the current batch's keys and accumulators
+    std::vector<uint32_t> _slots;
+    std::string _key_buf;
+    std::string _failure;
 };
 
 /// Prepares a changelog for a sink that upserts by `keys` (a table with a PRIMARY KEY):

@@ -254,6 +254,14 @@ stream stream::top_n(top_n_spec spec) {
 
 stream stream::group_aggregate(std::vector<std::string> keys, std::vector<aggregate_spec> aggs, group_options opts) {
     if (!_p || !_p->ok_to_build(*this)) return {};
+    if (opts.phase == agg_phase::local) {
+        auto st = group_local_stage::make(schema_of(), std::move(keys), std::move(aggs));
+        if (!st) {
+            _p->fail_build(st.error());
+            return {};
+        }
+        return _p->add(std::unique_ptr<stage>(std::move(st).value()), {this}, "");
+    }
     auto st = group_stage::make(schema_of(), std::move(keys), std::move(aggs), opts);
     if (!st) {
         _p->fail_build(st.error());
@@ -315,7 +323,9 @@ stream windowed_stream::aggregate(std::vector<aggregate_spec> aggs) {
         p->fail_build(st.error());
         return {};
     }
-    return p->add(std::unique_ptr<stage>(std::move(st).value()), {&_s}, "");
+    // A local stage's partial rows carry the time of their pane, which the global stage windows by.
+    return p->add(std::unique_ptr<stage>(std::move(st).value()), {&_s},
+                  _opts.phase == agg_phase::local ? pane_start_column : "");
 }
 
 // ---- running ----

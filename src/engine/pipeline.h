@@ -55,7 +55,8 @@ public:
     /// The first `n` rows per key by a column (`top_n_spec`): a window Top-N or a changelog.
     stream top_n(top_n_spec spec);
     /// Aggregates per key without a window (`group_stage`): a changelog of each key's result.
-    /// No keys: one result for the whole stream.
+    /// No keys: one result for the whole stream. With `opts.phase` `local`, the partials of
+    /// each batch (`group_local_stage`); `global` merges them (`group_options::phase`).
     stream group_aggregate(std::vector<std::string> keys, std::vector<aggregate_spec> aggs,
                            group_options opts = {});
     /// A changelog made ready for a sink that upserts by `keys` (`upsert_stage`).
@@ -118,7 +119,12 @@ private:
 /// A keyed or global stream with a window chosen, waiting for its aggregates.
 class windowed_stream {
 public:
-    /// The window stage; `late_rows()` of the result is its late side output.
+    /// The window stage; `late_rows()` of the result is its late side output. With the
+    /// window options' `phase` `local`, the result is the partial rows, whose event time is
+    /// `pane_start_column`; a `global` window over them (after an exchange) gives the results:
+    ///
+    ///     s.key_by(k).window(w, {.phase = agg_phase::local}).aggregate(aggs)
+    ///       .exchange(x, i, k).key_by(k).window(w, {.phase = agg_phase::global}).aggregate(aggs)
     stream aggregate(std::vector<aggregate_spec> aggs);
 
 private:

@@ -119,6 +119,24 @@ uint32_t group_table::find_or_add(const std::string& key) {
     return it->second;
 }
 
+void group_table::append_keys(uint32_t from, uint32_t to, column* out, size_t key_columns) const {
+    // Integral keys held in `ikeys` (the common case) are copied in runs.
+    for (uint32_t i = from; i < to; ++i) {
+        if (is_int_slot(i)) {
+            uint32_t j = i + 1;
+            while (j < to && is_int_slot(j)) ++j;
+            out[0].append_int64(ikeys.data() + i, j - i);
+            i = j - 1;
+            continue;
+        }
+        std::string_view key = keys[i];
+        for (size_t k = 0; k < key_columns; ++k) {
+            bool ok = decode_key_part(key, out[k]);
+            RUNNEL_ASSERT(ok, "keys a stage encoded decode");
+        }
+    }
+}
+
 void group_table::clear() {
     ikeys.clear();
     index.clear();
@@ -238,8 +256,25 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
         }
         break;
     }
-    std::vector<field> out{{"window_start", data_type::timestamp(), false},
-                           {"window_end", data_type::timestamp(), false}};
+    const bool local = opts.phase == agg_phase::local;
+    if (opts.phase != agg_phase::single) {
+        if (w.kind == window_kind::session) {
+            return fail(errc::invalid_argument, "session window: cannot be split into a local and a global phase "
+                                                "(a session's bounds are known only where all its rows meet)");
+        }
+        if (opts.early_fire.count() > 0) {
+            return fail(errc::invalid_argument, "window: early results cannot be split into a local and a global "
+                                                "phase");
+        }
+    }
+    std::vector<field> out;
+    if (local) {
+        out.push_back({pane_start_column, data_type::timestamp(), false});
+    } else {
+        out.push_back({"window_start", data_type::timestamp(), false});
+        out.push_back({"window_end", data_type::timestamp(), false});
+    }
+    s->_key_at = out.size();
     for (const auto& k : keys) {
         auto i = input->index_of(k);
         if (!i) {
@@ -253,14 +288,24 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
         return fail(errc::invalid_argument, "window: no aggregates");
     }
     for (const auto& a : aggs) {
-        RUNNEL_TRY(auto b, bind_aggregate(a, *input));
+        RUNNEL_TRY(auto b, opts.phase == agg_phase::global ? bind_partial(a, *input) : bind_aggregate(a, *input));
+        if (local && !splittable(b.kind)) {
+            return fail(errc::invalid_argument, fmt::format("window: aggregate '{}' cannot be split into a local "
+                                                            "and a global phase (only COUNT, SUM, MIN, MAX and "
+                                                            "AVG can)",
+                                                            b.name));
+        }
+        std::vector<field> adds = local ? partial_fields(b) : std::vector<field>{{b.name, b.output_type, true}};
         for (const auto& f : out) {
-            if (f.name == b.name) {
-                return fail(errc::invalid_argument,
-                            fmt::format("window: two output columns named '{}'; rename one with as()", b.name));
+            for (const auto& g : adds) {
+                if (f.name == g.name) {
+                    return fail(errc::invalid_argument,
+                                fmt::format("window: two output columns named '{}'; rename one with as()", g.name));
+                }
             }
         }
-        out.push_back({b.name, b.output_type, true});
+        s->_agg_at.push_back(out.size());
+        out.insert(out.end(), adds.begin(), adds.end());
         s->_aggs.push_back(std::move(b));
     }
     s->_int_key = s->_keys.size() == 1 && s->_key_types[0].is_integral();
@@ -268,7 +313,8 @@ result<std::unique_ptr<window_stage>> window_stage::make(schema_ptr input, std::
     auto late = input->fields();
     late.push_back({"reason", data_type::string(), false});
     s->_late = make_schema(std::move(late));
-    s->_multi_pane = w.kind != window_kind::session && s->_pane != w.size;
+    // A local stage emits panes as they are; only windows of several panes are assembled.
+    s->_multi_pane = w.kind != window_kind::session && s->_pane != w.size && !local;
     for (const auto& a : s->_aggs) s->_acc.emplace_back(a);
     s->_sessions = std::make_unique<group_table>(s->_aggs, false);
     return s;
@@ -383,7 +429,7 @@ void window_stage::on_batch(size_t, batch b, stage_output& out) {
     }
     if (b.num_rows() == 0) return;
     if (_w.kind == window_kind::session) on_batch_sessions(b, ts);
-    else on_batch_panes(b, ts);
+    else on_batch_panes(b, ts, out);
 }
 
 void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late, const int64_t* ts,
@@ -414,7 +460,7 @@ void window_stage::route_late(const batch& b, const std::vector<uint8_t>& late, 
     out.emit(std::move(side), 1);
 }
 
-void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
+void window_stage::on_batch_panes(const batch& b, const int64_t* ts, stage_output& out) {
     size_t n = b.num_rows();
     _slot_buf.resize(n);
     const column* k0 = _int_key ? &b.col(_keys[0]) : nullptr;
@@ -425,10 +471,12 @@ void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
         while (j < n && ts[j] >= p && ts[j] < p + _pane) ++j;
         auto it = _panes.find(p);
         if (it == _panes.end()) {
-            // A stream's panes hold similar numbers of keys: size a new one like the newest.
+            // A stream's panes hold similar numbers of keys: size a new one like the newest, with
+            // a quarter to spare, so that a pane a little fuller than the last does not double
+            // (and copy) its aggregates near its end.
             if (!_panes.empty()) _pane_hint = std::max<size_t>(std::prev(_panes.end())->second.size(), 16);
             it = _panes.emplace(p, group_table(_aggs, _int_key)).first;
-            it->second.reserve(_pane_hint);
+            it->second.reserve(_pane_hint + _pane_hint / 4);
         }
         group_table& t = it->second;
         uint32_t before = t.size();
@@ -442,6 +490,10 @@ void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
         }
         if (_multi_pane && t.size() != before) number_keys(t, before);
         for (size_t a = 0; a < _aggs.size(); ++a) {
+            if (_opts.phase == agg_phase::global) {
+                t.aggs[a].merge_partial(&b.col(_aggs[a].input), _slot_buf.data(), i, j);
+                continue;
+            }
             const column* in = _aggs[a].kind == agg_kind::count_star ? nullptr : &b.col(_aggs[a].input);
             t.aggs[a].update(in, ts, _slot_buf.data(), i, j);
         }
@@ -451,6 +503,15 @@ void window_stage::on_batch_panes(const batch& b, const int64_t* ts) {
         auto [lo, hi] = std::minmax_element(ts, ts + n);
         _dirty_lo = std::min(_dirty_lo, pane_of(*lo));
         _dirty_hi = std::max(_dirty_hi, pane_of(*hi));
+    }
+    if (_opts.phase == agg_phase::local) {
+        // Partials sent early merge into the same panes downstream: memory stays bounded.
+        size_t held = 0;
+        for (const auto& [start, t] : _panes) held += t.size();
+        if (held > _opts.max_partial_groups) {
+            flush_partials(INT64_MAX, out);
+            flush(out);
+        }
     }
 }
 
@@ -574,8 +635,14 @@ void window_stage::on_watermark(model::event_time wm, stage_output& out) {
                     : _watermark < INT64_MIN / 2 ? INT64_MIN
                                                  : _watermark + 1 - _lateness;
     if (limit != INT64_MIN) {
-        if (_w.kind == window_kind::session) fire_sessions(limit, out);
-        else fire_panes(limit, out);
+        if (_w.kind == window_kind::session) {
+            fire_sessions(limit, out);
+        } else if (_opts.phase == agg_phase::local) {
+            flush_partials(limit, out);
+            advance_fired(limit);
+        } else {
+            fire_panes(limit, out);
+        }
     }
     flush(out);
     metrics().watermark = _watermark;
@@ -590,10 +657,10 @@ void window_stage::emit_row(int64_t start, int64_t end, const group_table& t, ui
     std::string kb = t.key_of(slot);
     std::string_view key = kb;
     for (size_t k = 0; k < _keys.size(); ++k) {
-        bool ok = decode_key_part(key, o.mutable_col(2 + k));
+        bool ok = decode_key_part(key, o.mutable_col(_key_at + k));
         RUNNEL_ASSERT(ok, "keys this stage encoded decode");
     }
-    for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit(slot, o.mutable_col(2 + _keys.size() + a));
+    for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit(slot, o.mutable_col(_agg_at[a]));
     if (o.mutable_col(0).size() >= _opts.max_batch_rows) flush(out);
 }
 
@@ -605,23 +672,12 @@ void window_stage::emit_window(int64_t start, int64_t end, const group_table& t,
         size_t have = o.col(0).size();
         uint32_t n = uint32_t(std::min<size_t>(t.size() - s, _opts.max_batch_rows > have ? _opts.max_batch_rows - have : 1));
         o.mutable_col(0).append_int64(start, n);
-        o.mutable_col(1).append_int64(end, n);
-        // Integral keys held in `ikeys` (the common case) are copied in runs.
-        for (uint32_t i = s; i < s + n; ++i) {
-            if (t.is_int_slot(i)) {
-                uint32_t j = i + 1;
-                while (j < s + n && t.is_int_slot(j)) ++j;
-                o.mutable_col(2).append_int64(t.ikeys.data() + i, j - i);
-                i = j - 1;
-                continue;
-            }
-            std::string_view key = t.keys[i];
-            for (size_t k = 0; k < _keys.size(); ++k) {
-                bool ok = decode_key_part(key, o.mutable_col(2 + k));
-                RUNNEL_ASSERT(ok, "keys this stage encoded decode");
-            }
+        if (_opts.phase != agg_phase::local) o.mutable_col(1).append_int64(end, n);
+        t.append_keys(s, s + n, &o.mutable_col(_key_at), _keys.size());
+        for (size_t a = 0; a < _aggs.size(); ++a) {
+            if (_opts.phase == agg_phase::local) t.aggs[a].emit_partial(s, s + n, &o.mutable_col(_agg_at[a]));
+            else t.aggs[a].emit_range(s, s + n, o.mutable_col(_agg_at[a]));
         }
-        for (size_t a = 0; a < _aggs.size(); ++a) t.aggs[a].emit_range(s, s + n, o.mutable_col(2 + _keys.size() + a));
         s += n;
         if (o.col(0).size() >= _opts.max_batch_rows) flush(out);
     }
@@ -722,11 +778,25 @@ void window_stage::fire_panes(int64_t limit, stage_output& out) {
         int64_t keep_from = window_start(next_end(e));
         while (!_panes.empty() && _panes.begin()->first < keep_from) drop_first_pane();
     }
+    advance_fired(limit);
+    while (!_early_ends.empty() && *_early_ends.begin() <= _fired_through) _early_ends.erase(_early_ends.begin());
+    set_kind(row_kind::insert, out);
+}
+
+void window_stage::advance_fired(int64_t limit) {
     int64_t through = limit == INT64_MAX ? INT64_MAX : floor_div(limit - _end_phase, _end_step) * _end_step + _end_phase;
     _fired_through = std::max(_fired_through, through);
     update_late_bound();
-    while (!_early_ends.empty() && *_early_ends.begin() <= _fired_through) _early_ends.erase(_early_ends.begin());
-    set_kind(row_kind::insert, out);
+}
+
+void window_stage::flush_partials(int64_t limit, stage_output& out) {
+    // Panes are in order of start, and so of the first window end holding them.
+    while (!_panes.empty()) {
+        auto first = _panes.begin();
+        if (limit != INT64_MAX && next_end(first->first) > limit) break;
+        emit_window(first->first, first->first + _pane, first->second, out);
+        _panes.erase(first);
+    }
 }
 
 void window_stage::on_tick(model::processing_time now, stage_output& out) {
@@ -790,6 +860,7 @@ void window_stage::write_header(state_writer& w) const {
     w.u32(uint32_t(_keys.size()));
     w.u32(uint32_t(_aggs.size()));
     for (const auto& a : _aggs) w.u8(uint8_t(a.kind));
+    if (_opts.phase != agg_phase::single) w.u8(uint8_t(_opts.phase)); // single-phase snapshots read as before
 }
 
 std::string window_stage::snapshot() const {

@@ -48,7 +48,21 @@ struct window_options {
     /// closes. Tumbling, hopping and cumulative windows only.
     std::chrono::milliseconds early_fire{0};
     size_t max_batch_rows = 4096;
+    /// Two-phase aggregation (tumbling, hopping and cumulative windows; COUNT, SUM, MIN, MAX
+    /// and AVG; no early results). A `local` stage sorts rows into panes as a `single` one does
+    /// (late rows go to its side output) but emits, per pane and key, the partial accumulators:
+    /// rows (pane_start, keys…, `partial_fields`…). It sends a pane's partials as soon as the
+    /// watermark closes a window that holds the pane, before it forwards that watermark, and
+    /// every pane's partials once it holds more than `max_partial_groups` keys. A `global`
+    /// stage with the same spec, keys and aggregates takes those rows (its time column
+    /// `pane_start`), merges them per pane and fires windows exactly as a `single` stage over
+    /// the rows would have; put an exchange by the keys between the two.
+    agg_phase phase = agg_phase::single;
+    size_t max_partial_groups = 65536;
 };
+
+/// The time column of a local window stage's partial rows: the start of their pane.
+inline constexpr const char* pane_start_column = "pane_start";
 
 /// Encoded key bytes (see `encode_key_part`) → dense slot numbers, with the aggregates' state
 /// for each slot. One pane, one temporary window or the session store. One thread.
@@ -82,6 +96,8 @@ struct group_table {
     void find_or_add_ints(const int64_t* v, size_t n, uint32_t* out) {
         int_index.find_or_add_all(v, n, out, [this](int64_t k) { return add_int_slot(k); });
     }
+    /// Appends the keys of slots [from, to) to `out[0..key_columns)`, decoded.
+    void append_keys(uint32_t from, uint32_t to, column* out, size_t key_columns) const;
     /// The encoded key of `slot`.
     std::string key_of(uint32_t slot) const {
         if (!is_int_slot(slot)) return keys[slot];
@@ -173,21 +189,28 @@ private:
 
     window_stage() = default;
     void route_late(const batch& b, const std::vector<uint8_t>& late, const int64_t* ts, stage_output& out);
-    void on_batch_panes(const batch& b, const int64_t* ts);
+    void on_batch_panes(const batch& b, const int64_t* ts, stage_output& out);
     void on_batch_sessions(const batch& b, const int64_t* ts);
     /// Numbers the keys of the slots of `t` from `from` on (windows of several panes).
     void number_keys(group_table& t, uint32_t from);
     /// Drops the oldest pane, releasing its key numbers.
     void drop_first_pane();
     void fire_panes(int64_t limit, stage_output& out);
+    /// Every window ending at or before `limit` has now fired (or, in a local stage, had its
+    /// panes' partials sent): moves `_fired_through` and the late bound.
+    void advance_fired(int64_t limit);
     /// Emits the window ending at `e` assembled from its panes.
     void emit_assembled(int64_t e, stage_output& out);
     /// Rows built from now on carry kind `k` (what was built before is flushed).
     void set_kind(row_kind k, stage_output& out);
     void fire_sessions(int64_t limit, stage_output& out);
     void emit_row(int64_t start, int64_t end, const group_table& t, uint32_t slot, stage_output& out);
-    /// Emits every slot of `t` as a row of window [start, end).
+    /// Emits every slot of `t` as a row of window [start, end) (a local stage: as the partial
+    /// rows of pane `start`).
     void emit_window(int64_t start, int64_t end, const group_table& t, stage_output& out);
+    /// A local stage: emits and drops the panes a window ending at or before `limit` holds
+    /// (every pane with INT64_MAX).
+    void flush_partials(int64_t limit, stage_output& out);
     /// Emits the window assembled in `_acc` (the keys numbered in `_acc_list`), leaving the
     /// state of those keys in `_acc` empty.
     void emit_acc(int64_t start, int64_t end, stage_output& out);
@@ -220,6 +243,8 @@ private:
     int64_t _fired_through = INT64_MIN; ///< every window ending at or before this has fired
     int64_t _late_before = INT64_MIN;   ///< rows with an event time below this are late
     bool _int_key = false;              ///< one integral key column: encoded without a loop
+    size_t _key_at = 2;                 ///< output column of the first key (1 in a local stage's partials)
+    std::vector<size_t> _agg_at;        ///< aggregate → its first output column (a local stage: partial)
 
     std::map<int64_t, group_table> _panes;
     // Early results: the panes changed since the last update, the windows that sent one.

@@ -1,4 +1,5 @@
 #include "gateway/origin.h"
+#include "base/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,12 +8,6 @@
 
 namespace runnel::gateway {
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return out;
-}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -40,7 +35,7 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
 
 origin_policy::origin_policy(std::string_view bound_host, uint16_t port, std::vector<std::string> allowed_hosts,
                              std::vector<std::string> allowed_origins) {
-    const auto bound = lower(bound_host);
+    const auto bound = text::to_lower(bound_host);
     const bool wildcard = bound == "0.0.0.0" || bound == "::" || bound == "[::]" || bound.empty();
     _check_host = !wildcard || !allowed_hosts.empty();
     const bool v6 = bound.find(':') != std::string::npos && bound.front() != '[';
@@ -50,13 +45,13 @@ origin_policy::origin_policy(std::string_view bound_host, uint16_t port, std::ve
         if (port == 80) _hosts.push_back(n); // browsers leave out the default port
     }
     for (const auto& h : allowed_hosts) {
-        auto t = lower(trim(h));
+        auto t = text::to_lower(trim(h));
         if (t.empty()) continue;
         if (without_port(t) == t) _any_port.push_back(t);
         else _hosts.push_back(t);
     }
     for (const auto& o : allowed_origins) {
-        auto t = lower(trim(o));
+        auto t = text::to_lower(trim(o));
         while (!t.empty() && t.back() == '/') t.pop_back();
         if (!t.empty()) _origins.push_back(t);
     }
@@ -64,7 +59,7 @@ origin_policy::origin_policy(std::string_view bound_host, uint16_t port, std::ve
 
 std::optional<std::string> origin_policy::check_host(std::optional<std::string_view> host) const {
     if (!_check_host || !host) return std::nullopt;
-    const auto h = lower(trim(*host));
+    const auto h = text::to_lower(trim(*host));
     if (contains(_hosts, h) || contains(_any_port, without_port(h))) return std::nullopt;
     return fmt::format("this server does not answer to the host name '{}' (allow it with --http-allowed-hosts)", h);
 }
@@ -72,10 +67,10 @@ std::optional<std::string> origin_policy::check_host(std::optional<std::string_v
 std::optional<std::string> origin_policy::check_origin(std::optional<std::string_view> origin,
                                                        std::optional<std::string_view> host) const {
     if (!origin) return std::nullopt;
-    auto o = lower(trim(*origin));
+    auto o = text::to_lower(trim(*origin));
     while (!o.empty() && o.back() == '/') o.pop_back();
     if (host) {
-        const auto h = lower(trim(*host));
+        const auto h = text::to_lower(trim(*host));
         if (!h.empty() && (o == "http://" + h || o == "https://" + h)) return std::nullopt;
     }
     if (contains(_origins, o)) return std::nullopt;
@@ -85,7 +80,7 @@ std::optional<std::string> origin_policy::check_origin(std::optional<std::string
 
 std::string media_type(std::string_view content_type) {
     auto semi = content_type.find(';');
-    return lower(trim(content_type.substr(0, semi)));
+    return text::to_lower(trim(content_type.substr(0, semi)));
 }
 
 } // namespace runnel::gateway

@@ -10,6 +10,7 @@
 #include "jobs/jobs.h"
 #include "sql/binder.h"
 #include "sql/catalog.h"
+#include "sql/functions.h"
 #include "sql/lexer.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
@@ -408,10 +409,14 @@ answer run_sql(request_ctx& ctx) {
     if (!script) co_return sql_problem(ctx, text, script.error());
     sql::memory_catalog cat(jobs::connector_check());
     sql::plan_options popts;
-    std::string declarations;
+    // The statements a pipeline started later in the script keeps: its declarations and
+    // planner settings, kept at their place in the user's text (`sql::keep_statements`), so an
+    // error found when the pipeline starts points at the user's own line and column.
+    std::vector<bool> declarations(script.value().size(), false);
     std::string next_name;
     json::array results;
-    for (const auto& st : script.value()) {
+    for (std::size_t index = 0; index < script.value().size(); ++index) {
+        const auto& st = script.value()[index];
         json::object res;
         const auto stmt_text = sql::to_string(st);
         res["statement"] = sql::mask_secrets(stmt_text); // the job keeps the text, answers show no secret
@@ -423,14 +428,14 @@ answer run_sql(request_ctx& ctx) {
             const auto* ct = std::get_if<sql::create_table_stmt>(&st.node);
             res["kind"] = ct ? "create_table" : "create_view";
             res[ct ? "table" : "view"] = ct ? ct->name.back() : cv->name.back();
-            declarations += stmt_text + ";\n";
+            declarations[index] = true;
         } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
             res["kind"] = "set";
             if (set->key == "pipeline.name") next_name = set->value;
             auto applied = sql::apply_setting(*set, st.pos, popts);
             if (!applied) co_return sql_problem(ctx, text, applied.error());
             // A planner option holds for the script's later pipelines, which plan again.
-            if (applied.value()) declarations += stmt_text + ";\n";
+            if (applied.value()) declarations[index] = true;
         } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
                    std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
             const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
@@ -464,7 +469,9 @@ answer run_sql(request_ctx& ctx) {
                     continue;
                 }
                 def.template_name = "sql";
-                def.params["sql"] = declarations + stmt_text + ";\n";
+                auto kept = declarations;
+                kept[index] = true;
+                def.params["sql"] = sql::keep_statements(text, script.value(), kept, index);
                 // `SET 'parallelism.default' = 'N'` runs the pipeline as N instances.
                 def.parallelism = popts.parallelism;
                 using outcome_t = std::pair<result<void>, std::string>;
@@ -523,9 +530,18 @@ answer run_sql(request_ctx& ctx) {
                 res["kind"] = "show_views";
                 res["views"] = std::move(views);
             } else {
-                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: only SHOW JOBS, SHOW TABLES and "
-                                                                       "SHOW [MATERIALIZED] VIEWS are supported",
-                                                                       st.pos.line, st.pos.column)));
+                json::array fs;
+                for (const auto& f : sql::functions()) {
+                    json::object x;
+                    x["name"] = f.name;
+                    x["signature"] = f.signature();
+                    x["runs"] = f.lower != nullptr;
+                    x["deterministic"] = f.deterministic;
+                    x["nulls"] = f.nulls == sql::function_def::strict ? "strict" : "handled";
+                    fs.push_back(std::move(x));
+                }
+                res["kind"] = "show_functions";
+                res["functions"] = std::move(fs);
             }
         } else if (const auto* drop = std::get_if<sql::drop_stmt>(&st.node);
                    drop && drop->object == sql::object_kind::materialized_view) {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "broker/broker.h"
+#include "base/text.h"
 #include "connect/datagen/datagen.h"
 #include "connect/file/file.h"
 #include "connect/kafka/kafka.h"
@@ -25,12 +26,6 @@ namespace {
 namespace en = runnel::engine;
 namespace nx = runnel::connect::nexmark;
 namespace dg = runnel::connect::datagen;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return out;
-}
 
 en::error bad(std::string why) { return en::error(en::errc::invalid_argument, std::move(why)); }
 
@@ -166,7 +161,7 @@ public:
     en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t, const en::schema_ptr& columns) override {
         (void)p;
         const auto name = t.name.back();
-        const auto kind = lower(option(t, "connector"));
+        const auto kind = text::to_lower(option(t, "connector"));
         if (kind == "nexmark") {
             std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
             auto r = nx::row_reader::make(opts, columns);
@@ -261,7 +256,7 @@ public:
                 return bad(fmt::format("table {}: 'scan.startup.mode' = 'group-offsets' needs 'properties.group.id'",
                                        name));
             }
-            const auto reset = lower(option(t, "properties.auto.offset.reset", "earliest"));
+            const auto reset = text::to_lower(option(t, "properties.auto.offset.reset", "earliest"));
             if (reset != "earliest" && reset != "latest") {
                 return bad(fmt::format("table {}: 'properties.auto.offset.reset' is earliest or latest, not '{}'", name,
                                        reset));
@@ -274,7 +269,7 @@ public:
 
     en::result<void> sink(en::stream rows, const sql::table_schema& t) override {
         const auto name = t.name.back();
-        const auto kind = lower(option(t, "connector"));
+        const auto kind = text::to_lower(option(t, "connector"));
         if (kind == "blackhole") {
             rows.sink([](const en::batch&) {});
             return outcome::success();
@@ -288,7 +283,7 @@ public:
             return bad(fmt::format("table {}: 'sink.delivery-guarantee' is exactly-once or at-least-once, not '{}'", name,
                                    guarantee));
         }
-        const auto format = lower(option(t, "format", option(t, "value.format", "json")));
+        const auto format = text::to_lower(option(t, "format", option(t, "value.format", "json")));
         if (format != "json") return bad(fmt::format("table {}: a sink writes format json, not '{}'", name, format));
         int32_t parts = 1;
         if (auto p = t.option("sink.partitions")) {
@@ -326,19 +321,19 @@ public:
     /// A file table ends after its rows, so a lookup join reads it whole first; so does a
     /// datagen table with `number-of-rows` or a sequence column.
     bool bounded(const sql::table_schema& t) override {
-        const auto kind = lower(option(t, "connector"));
+        const auto kind = text::to_lower(option(t, "connector"));
         if (kind == "file" || kind == "filesystem") return true;
         if (kind != "datagen") return false;
         return std::any_of(t.options.begin(), t.options.end(), [](const auto& o) {
             return o.first == "number-of-rows" ||
-                   (o.first.starts_with("fields.") && o.first.ends_with(".kind") && lower(o.second) == "sequence");
+                   (o.first.starts_with("fields.") && o.first.ends_with(".kind") && text::to_lower(o.second) == "sequence");
         });
     }
 
     en::watermark_options watermarks(const sql::table_schema& t) override {
         en::watermark_options w;
         const auto topic = option(t, "topic");
-        const auto kind = lower(option(t, "connector"));
+        const auto kind = text::to_lower(option(t, "connector"));
         if ((kind == "topic" || kind == "kafka") && option(t, "properties.bootstrap.servers").empty()) {
             w.partitions = std::max(1, _ctx.partitions_of(topic));
         }
@@ -391,7 +386,7 @@ private:
     static en::result<en::decode_format> format_of(const sql::table_schema& t, bool defaulted) {
         const auto name = t.name.back();
         if (!defaulted && !t.option("format")) return bad(fmt::format("table {}: option 'format' is required (csv, json or raw)", name));
-        const auto format = lower(option(t, "format", option(t, "value.format", "json")));
+        const auto format = text::to_lower(option(t, "format", option(t, "value.format", "json")));
         if (format == "json") return en::decode_format::json;
         if (format == "csv") return en::decode_format::csv;
         if (format == "raw") return en::decode_format::raw;
@@ -403,7 +398,7 @@ private:
     /// ignore them (then they are only counted).
     en::stream decode(en::stream raw, en::decode_format f, const en::schema_ptr& columns, const sql::table_schema& t) {
         auto decoded = raw.decode(f, columns, "value");
-        if (lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
+        if (text::to_lower(option(t, "json.ignore-parse-errors", "false")) != "true") {
             _ctx.side_output(decoded.dead_letters(), _def.id + ".dead");
         } else {
             decoded.dead_letters().sink([](const en::batch&) {});

@@ -9,21 +9,12 @@
 #include <fmt/format.h>
 
 #include "base/text.h"
+#include "sql/functions.h"
 #include "sql/parser.h"
 
 namespace runnel::sql {
 
 namespace {
-
-std::string upper(std::string_view s) {
-    std::string u(s);
-    for (char& c : u) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return u;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return upper(a) == upper(b); }
 
 error at(source_pos pos, uint32_t length, std::string message) {
     return error_at(pos, length, std::move(message));
@@ -104,108 +95,6 @@ bool is_group_window_property(std::string_view u) {
     return false;
 }
 
-/// Argument kinds: n numeric, i integer, s text, t date/time, b boolean, v interval, a any.
-/// The last letter repeats for further arguments.
-struct function_sig {
-    std::string_view name;
-    int min_args;
-    int max_args; ///< -1: any number
-    std::string_view kinds;
-    enum result_rule { fixed, first, common, third } rule;
-    type_kind result = type_kind::null;
-    std::optional<int32_t> precision = {};
-    bool not_null = false;
-};
-
-constexpr int many = -1;
-
-const function_sig* find_function(std::string_view u) {
-    using r = function_sig;
-    static const function_sig sigs[] = {
-      {"ABS", 1, 1, "n", r::first},
-      {"MOD", 2, 2, "i", r::common},
-      {"ROUND", 1, 2, "ni", r::first},
-      {"TRUNCATE", 1, 2, "ni", r::first},
-      {"FLOOR", 1, 1, "n", r::first},
-      {"CEIL", 1, 1, "n", r::first},
-      {"CEILING", 1, 1, "n", r::first},
-      {"POWER", 2, 2, "n", r::fixed, type_kind::double_},
-      {"SQRT", 1, 1, "n", r::fixed, type_kind::double_},
-      {"LN", 1, 1, "n", r::fixed, type_kind::double_},
-      {"LOG10", 1, 1, "n", r::fixed, type_kind::double_},
-      {"LOG", 1, 2, "n", r::fixed, type_kind::double_},
-      {"EXP", 1, 1, "n", r::fixed, type_kind::double_},
-      {"RAND", 0, 1, "i", r::fixed, type_kind::double_},
-      {"UPPER", 1, 1, "s", r::fixed, type_kind::string},
-      {"LOWER", 1, 1, "s", r::fixed, type_kind::string},
-      {"TRIM", 1, 1, "s", r::fixed, type_kind::string},
-      {"LTRIM", 1, 1, "s", r::fixed, type_kind::string},
-      {"RTRIM", 1, 1, "s", r::fixed, type_kind::string},
-      {"INITCAP", 1, 1, "s", r::fixed, type_kind::string},
-      {"REVERSE", 1, 1, "s", r::fixed, type_kind::string},
-      {"CHAR_LENGTH", 1, 1, "s", r::fixed, type_kind::int_},
-      {"CHARACTER_LENGTH", 1, 1, "s", r::fixed, type_kind::int_},
-      {"SUBSTRING", 2, 3, "sii", r::fixed, type_kind::string},
-      {"SUBSTR", 2, 3, "sii", r::fixed, type_kind::string},
-      {"LEFT", 2, 2, "si", r::fixed, type_kind::string},
-      {"RIGHT", 2, 2, "si", r::fixed, type_kind::string},
-      {"LPAD", 3, 3, "sis", r::fixed, type_kind::string},
-      {"RPAD", 3, 3, "sis", r::fixed, type_kind::string},
-      {"REPEAT", 2, 2, "si", r::fixed, type_kind::string},
-      {"CONCAT", 1, many, "a", r::fixed, type_kind::string},
-      {"CONCAT_WS", 2, many, "sa", r::fixed, type_kind::string},
-      {"REPLACE", 3, 3, "s", r::fixed, type_kind::string},
-      {"REGEXP_EXTRACT", 2, 3, "ssi", r::fixed, type_kind::string},
-      {"REGEXP_REPLACE", 3, 3, "s", r::fixed, type_kind::string},
-      {"REGEXP", 2, 2, "s", r::fixed, type_kind::boolean},
-      {"SPLIT_INDEX", 3, 3, "ssi", r::fixed, type_kind::string},
-      {"LOCATE", 2, 3, "ssi", r::fixed, type_kind::int_},
-      {"MD5", 1, 1, "s", r::fixed, type_kind::string},
-      {"SHA1", 1, 1, "s", r::fixed, type_kind::string},
-      {"SHA256", 1, 1, "s", r::fixed, type_kind::string},
-      {"JSON_VALUE", 2, 2, "s", r::fixed, type_kind::string},
-      {"DATE_FORMAT", 2, 2, "as", r::fixed, type_kind::string},
-      {"YEAR", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"QUARTER", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"MONTH", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"WEEK", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"DAYOFYEAR", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"DAYOFMONTH", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"DAYOFWEEK", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"HOUR", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"MINUTE", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"SECOND", 1, 1, "t", r::fixed, type_kind::bigint},
-      {"TO_TIMESTAMP", 1, 2, "s", r::fixed, type_kind::timestamp, 3},
-      {"TO_TIMESTAMP_LTZ", 2, 2, "ni", r::fixed, type_kind::timestamp_ltz, 3},
-      {"TO_DATE", 1, 2, "s", r::fixed, type_kind::date},
-      {"UNIX_TIMESTAMP", 0, 2, "s", r::fixed, type_kind::bigint},
-      {"FROM_UNIXTIME", 1, 2, "is", r::fixed, type_kind::string},
-      {"PROCTIME", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
-      {"NOW", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
-      {"CURRENT_TIMESTAMP", 0, 0, "", r::fixed, type_kind::timestamp_ltz, 3, true},
-      {"LOCALTIMESTAMP", 0, 0, "", r::fixed, type_kind::timestamp, 3, true},
-      {"CURRENT_DATE", 0, 0, "", r::fixed, type_kind::date, {}, true},
-      {"CURRENT_TIME", 0, 0, "", r::fixed, type_kind::time, {}, true},
-      {"LOCALTIME", 0, 0, "", r::fixed, type_kind::time, {}, true},
-      {"CURRENT_WATERMARK", 1, 1, "t", r::first},
-      {"COALESCE", 1, many, "a", r::common},
-      {"IFNULL", 2, 2, "a", r::common},
-      {"NULLIF", 2, 2, "a", r::first},
-      {"GREATEST", 1, many, "a", r::common},
-      {"LEAST", 1, many, "a", r::common},
-      {"IF", 3, 3, "baa", r::common},
-      {"CARDINALITY", 1, 1, "a", r::fixed, type_kind::int_},
-      {"TIMESTAMPDIFF", 3, 3, "att", r::fixed, type_kind::int_},
-      {"TIMESTAMPADD", 3, 3, "ait", r::third},
-    };
-    for (const auto& s : sigs) {
-        if (s.name == u) {
-            return &s;
-        }
-    }
-    return nullptr;
-}
-
 bool fits_kind(char k, const data_type& t) {
     if (unknown(t)) {
         return true;
@@ -228,24 +117,6 @@ bool fits_kind(char k, const data_type& t) {
     }
 }
 
-const char* kind_name(char k) {
-    switch (k) {
-    case 'n':
-        return "a number";
-    case 'i':
-        return "an integer";
-    case 's':
-        return "text";
-    case 't':
-        return "a date or time";
-    case 'b':
-        return "a BOOLEAN";
-    case 'v':
-        return "an INTERVAL";
-    default:
-        return "a value";
-    }
-}
 
 std::string output_name(const select_item& item, std::size_t index) {
     if (!item.alias.empty()) {
@@ -444,7 +315,7 @@ parse_result<bool> binder::from_item(const table_ref& t, scope& into, const scop
 }
 
 parse_result<bool> binder::window_function(const expr& call, scope& into, const std::string& alias) {
-    std::string u = call.names.empty() ? std::string() : upper(call.names.back());
+    std::string u = call.names.empty() ? std::string() : text::to_upper(call.names.back());
     int intervals = 0;
     if (u == "TUMBLE") {
         intervals = 1;
@@ -466,7 +337,7 @@ parse_result<bool> binder::window_function(const expr& call, scope& into, const 
                                                      "GAP", "OFFSET"};
         for (std::string_view want : order) {
             for (const expr& a : call.args) {
-                if (a.kind == expr_kind::named_arg && iequals(a.names[0], want)) {
+                if (a.kind == expr_kind::named_arg && text::iequals(a.names[0], want)) {
                     args.push_back(&a.args[0]);
                 }
             }
@@ -864,7 +735,7 @@ parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>&
                                  quote_identifier(e.names.back())));
     }
     case expr_kind::call: {
-        std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+        std::string u = e.names.empty() ? std::string() : text::to_upper(e.names.back());
         if (is_aggregate(u) || e.over) {
             return true;
         }
@@ -1004,7 +875,7 @@ parse_result<data_type> binder::column_of(const expr& e, const scope& s) {
                 continue;
             }
             for (const auto& c : rel.columns) {
-                if (iequals(c.name, name) && hint.empty()) {
+                if (text::iequals(c.name, name) && hint.empty()) {
                     hint = c.name;
                 }
                 if (names.size() < 8 &&
@@ -1377,7 +1248,7 @@ parse_result<data_type> binder::expr_(const expr& e, const scope& s, expr_contex
 }
 
 parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context& ctx) {
-    std::string u = e.names.empty() ? std::string() : upper(e.names.back());
+    std::string u = e.names.empty() ? std::string() : text::to_upper(e.names.back());
     const std::string& shown = e.names.empty() ? u : e.names.back();
     std::size_t n = e.args.size();
     if (!e.text.empty()) {
@@ -1564,7 +1435,7 @@ parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context
         bool proctime = u.ends_with("PROCTIME");
         return make(proctime ? type_kind::timestamp_ltz : type_kind::timestamp, false, 3);
     }
-    const function_sig* sig = find_function(u);
+    const function_def* sig = find_function(u);
     if (!sig) {
         if (_catalog.has_function(u) || _catalog.has_function(shown)) {
             for (const expr& a : e.args) {
@@ -1577,10 +1448,10 @@ parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context
         }
         return at(e, fmt::format("unknown function {}", shown));
     }
-    if (static_cast<int>(n) < sig->min_args || (sig->max_args != many && static_cast<int>(n) > sig->max_args)) {
+    if (!sig->takes(n)) {
         std::string count = sig->min_args == sig->max_args
                               ? fmt::format("{}", sig->min_args)
-                              : sig->max_args == many ? fmt::format("at least {}", sig->min_args)
+                              : sig->max_args == variadic ? fmt::format("at least {}", sig->min_args)
                                                       : fmt::format("{} to {}", sig->min_args, sig->max_args);
         return at(e, fmt::format("{} takes {} argument{}, not {}", shown, count,
                                  sig->max_args == 1 && sig->min_args == 1 ? "" : "s", n));
@@ -1598,7 +1469,7 @@ parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context
         if (!t) {
             return t;
         }
-        char kind = sig->kinds.empty() ? 'a' : sig->kinds[std::min(k, sig->kinds.size() - 1)];
+        char kind = sig->kind_of(k);
         if (!fits_kind(kind, t.value())) {
             return at(a, fmt::format("argument {} of {} must be {}, not {}", k + 1, shown,
                                      kind_name(kind), describe(a, t.value())));
@@ -1608,17 +1479,17 @@ parse_result<data_type> binder::call(const expr& e, const scope& s, expr_context
     }
     data_type out;
     switch (sig->rule) {
-    case function_sig::fixed:
+    case function_def::fixed:
         out = make(sig->result, !sig->not_null, sig->precision);
         if (!sig->not_null) {
             out.nullable = true;
         }
         return out;
-    case function_sig::first:
+    case function_def::first:
         return types.empty() ? data_type{} : types[0];
-    case function_sig::third:
+    case function_def::third:
         return types.size() < 3 ? data_type{} : types[2];
-    case function_sig::common: {
+    case function_def::common: {
         std::size_t from = u == "IF" ? 1 : 0;
         std::optional<data_type> acc;
         for (std::size_t k = from; k < types.size(); ++k) {

@@ -1,4 +1,5 @@
 #include "sql/catalog.h"
+#include "base/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,13 +12,6 @@
 namespace runnel::sql {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 std::string key_of(const qualified_name& n) {
     std::string k;
@@ -46,7 +40,7 @@ std::optional<std::size_t> table_schema::find_column(std::string_view name) cons
         }
     }
     for (std::size_t i = 0; i < columns.size(); ++i) {
-        if (iequals(columns[i].name, name)) {
+        if (text::iequals(columns[i].name, name)) {
             return i;
         }
     }
@@ -78,7 +72,7 @@ const table_schema* memory_catalog::find_table(const qualified_name& name) const
 
 bool memory_catalog::has_function(std::string_view name) const {
     return std::any_of(_functions.begin(), _functions.end(),
-                       [&](const std::string& f) { return iequals(f, name); });
+                       [&](const std::string& f) { return text::iequals(f, name); });
 }
 
 namespace {

@@ -1,4 +1,5 @@
 #include "sql/lexer.h"
+#include "base/text.h"
 
 #include "base/secret.h"
 
@@ -11,13 +12,6 @@
 namespace runnel::sql {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::toupper(static_cast<unsigned char>(x)) ==
-                      std::toupper(static_cast<unsigned char>(y));
-           });
-}
 
 // Sorted, upper case. Words that start or end a clause, or that would make the grammar
 // ambiguous as an alias; everything else (TIMESTAMP, WINDOW, JOBS, ...) stays usable as a
@@ -276,7 +270,7 @@ private:
 } // namespace
 
 bool token::is_keyword(std::string_view keyword) const noexcept {
-    return kind == token_kind::identifier && iequals(text, keyword);
+    return kind == token_kind::identifier && runnel::text::iequals(text, keyword);
 }
 
 bool is_reserved(std::string_view word) noexcept {

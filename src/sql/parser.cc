@@ -1,4 +1,5 @@
 #include "sql/parser.h"
+#include "base/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -19,19 +20,11 @@ bool is_comparison(const token& t) {
             t.text == "<=" || t.text == ">" || t.text == ">=");
 }
 
-std::string upper(std::string_view s) {
-    std::string u(s);
-    for (char& c : u) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return u;
-}
-
 std::optional<time_unit> unit_from_word(const token& t) {
     if (t.kind != token_kind::identifier) {
         return std::nullopt;
     }
-    std::string u = upper(t.text);
+    std::string u = text::to_upper(t.text);
     if (u.size() > 1 && u.back() == 'S' && u != "S") {
         u.pop_back(); // SECONDS, MINUTES, ... read as their singular
     }
@@ -613,7 +606,7 @@ private:
         if (t.kind != token_kind::identifier) {
             return expected("a type such as BIGINT, STRING or TIMESTAMP(3)");
         }
-        std::string w = upper(t.text);
+        std::string w = text::to_upper(t.text);
         data_type d;
         auto opt_precision = [&](const char* what, int32_t lo, int32_t hi) -> ok_t {
             if (accept_symbol("(")) {
@@ -787,7 +780,7 @@ private:
             q.limit = box<expr>(std::move(n));
         }
         if (at_keyword("OFFSET") || at_keyword("FETCH")) {
-            return fail(fmt::format("{} is not supported; use LIMIT n", upper(cur().text)));
+            return fail(fmt::format("{} is not supported; use LIMIT n", text::to_upper(cur().text)));
         }
         q.pos = pos;
         return q;
@@ -826,7 +819,7 @@ private:
             left = std::move(u);
         }
         if (at_keyword("INTERSECT") || at_keyword("EXCEPT")) {
-            return fail(fmt::format("{} is not supported; UNION and UNION ALL are", upper(cur().text)));
+            return fail(fmt::format("{} is not supported; UNION and UNION ALL are", text::to_upper(cur().text)));
         }
         return left;
     }
@@ -1058,7 +1051,7 @@ private:
             return t;
         }
         if (at_keyword("LATERAL") || at_keyword("UNNEST")) {
-            return fail(fmt::format("{} is not supported", upper(cur().text)));
+            return fail(fmt::format("{} is not supported", text::to_upper(cur().text)));
         }
         SQL_TRY(name, qualified("a table name, a subquery or TABLE(...)"));
         t.kind = table_ref_kind::named;
@@ -1335,7 +1328,7 @@ private:
         case token_kind::identifier:
             break;
         }
-        std::string w = upper(t.text);
+        std::string w = text::to_upper(t.text);
         if (w == "NULL" || w == "TRUE" || w == "FALSE") {
             ++_i;
             e.kind = expr_kind::literal;
@@ -1595,9 +1588,9 @@ private:
             ++_i;
             return call_rest(std::move(e));
         }
-        if (!quoted && e.names.size() == 1 && niladic(upper(e.names[0]))) {
+        if (!quoted && e.names.size() == 1 && niladic(text::to_upper(e.names[0]))) {
             e.kind = expr_kind::call;
-            e.names[0] = upper(e.names[0]);
+            e.names[0] = text::to_upper(e.names[0]);
             e.flag = true;
             return e;
         }
@@ -1789,6 +1782,25 @@ parse_result<expr> parse_expression(std::string_view sql, parse_limits limits) {
 
 parse_result<data_type> parse_type(std::string_view sql) {
     return run(sql, parse_limits{}, [](parser& p) { return p.whole_type(); });
+}
+
+std::string keep_statements(std::string_view text, const std::vector<statement>& script, const std::vector<bool>& keep,
+                            std::size_t upto) {
+    const auto start = [&](std::size_t i) {
+        return i < script.size() ? std::min<std::size_t>(script[i].pos.offset, text.size()) : text.size();
+    };
+    std::string out(text.substr(0, start(upto + 1)));
+    for (std::size_t i = 0; i <= upto && i < script.size(); ++i) {
+        if (i < keep.size() && keep[i]) {
+            continue;
+        }
+        for (std::size_t b = i == 0 ? 0 : start(i); b < start(i + 1) && b < out.size(); ++b) {
+            if (out[b] != '\n') {
+                out[b] = ' ';
+            }
+        }
+    }
+    return out;
 }
 
 } // namespace runnel::sql

@@ -21,6 +21,13 @@ struct parse_limits {
 /// fine). Stops at the first error. Never throws.
 parse_result<std::vector<statement>> parse_script(std::string_view sql, parse_limits limits = {});
 
+/// `text` (whose parse is `script`) up to the end of statement `upto`, with every statement
+/// not in `keep` blanked: its bytes become spaces, its line breaks stay. What remains parses
+/// to the kept statements, and errors found in it later (a pipeline planned again when it
+/// starts) point at the line and column of `text` itself.
+std::string keep_statements(std::string_view text, const std::vector<statement>& script, const std::vector<bool>& keep,
+                            std::size_t upto);
+
 /// Parses exactly one statement, with an optional trailing `;`.
 parse_result<statement> parse_statement(std::string_view sql, parse_limits limits = {});
 

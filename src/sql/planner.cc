@@ -1,4 +1,6 @@
 #include "sql/planner.h"
+#include "base/text.h"
+#include "sql/functions.h"
 
 #include "sql/parser.h"
 #include "sql/physical.h"
@@ -28,21 +30,6 @@ engine::result<engine::stream> connector_factory::constant(engine::pipeline& p, 
 namespace {
 
 namespace en = runnel::engine;
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 error at(source_pos pos, uint32_t length, std::string message) {
     return error_at(pos, length, "planner: " + std::move(message));
@@ -329,7 +316,7 @@ public:
             std::string full = join_dotted(e.names, 0);
             for (int pass = 0; pass < 2; ++pass) {
                 for (const auto& c : _rel.cols) {
-                    bool q = pass == 0 ? c.qualifier == e.names[0] : iequals(c.qualifier, e.names[0]);
+                    bool q = pass == 0 ? c.qualifier == e.names[0] : text::iequals(c.qualifier, e.names[0]);
                     if (q && c.name == rest) {
                         return &c;
                     }
@@ -346,9 +333,9 @@ public:
         const rel_column* found = nullptr;
         for (int pass = 0; pass < 2 && !found; ++pass) {
             for (const auto& c : _rel.cols) {
-                bool name_ok = pass == 0 ? c.name == name : iequals(c.name, name);
+                bool name_ok = pass == 0 ? c.name == name : text::iequals(c.name, name);
                 if (name_ok &&
-                    (qual.empty() || c.qualifier == qual || iequals(c.qualifier, qual))) {
+                    (qual.empty() || c.qualifier == qual || text::iequals(c.qualifier, qual))) {
                     found = &c;
                     break;
                 }
@@ -527,7 +514,7 @@ private:
         case literal_kind::null:
             return en::null_of(hint.value_or(en::data_type::int64()));
         case literal_kind::boolean:
-            return en::lit(iequals(e.text, "TRUE"));
+            return en::lit(text::iequals(e.text, "TRUE"));
         case literal_kind::integer: {
             int64_t v = 0;
             auto [p, ec] = std::from_chars(e.text.data(), e.text.data() + e.text.size(), v);
@@ -764,7 +751,7 @@ private:
     }
 
     parse_result<en::expr> call(const expr& e, std::optional<en::data_type> hint) {
-        std::string u = upper(e.names.back());
+        std::string u = text::to_upper(e.names.back());
         if (e.over) {
             if (is_ranking(u)) {
                 return unsupported(
@@ -787,203 +774,45 @@ private:
         if (!group_window_property(u).first.empty()) {
             return at(e, fmt::format("{} needs GROUP BY {}(…)", u, group_window_property(u).first));
         }
-        auto n = e.args.size();
-        auto arg = [&](std::size_t i, std::optional<en::data_type> h = std::nullopt) {
-            return tr(e.args[i], h);
-        };
-        if ((u == "LOWER" || u == "UPPER") && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return u == "LOWER" ? en::lower(a.value()) : en::upper(a.value());
+        const function_def* f = find_function(u);
+        if (!f || !f->lower || !f->takes(e.args.size())) {
+            return unsupported(e, fmt::format("the function {}", e.names.back()));
         }
-        if ((u == "CHAR_LENGTH" || u == "CHARACTER_LENGTH") && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return en::char_length(a.value());
-        }
-        if (u == "CONCAT") {
-            std::vector<en::expr> parts;
-            for (const expr& a : e.args) {
-                auto x = to_text(a);
-                if (!x) {
-                    return x;
-                }
-                parts.push_back(x.value());
-            }
-            return en::concat(std::move(parts));
-        }
-        if (u == "HOUR" && n == 1) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            return en::hour(a.value());
-        }
-        if (u == "DATE_FORMAT" && n == 2) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto f = arg(1, en::data_type::string());
-            if (!f) {
-                return f;
-            }
-            return en::date_format(a.value(), f.value());
-        }
-        if (u == "REGEXP_EXTRACT" && (n == 2 || n == 3)) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            auto re = arg(1, en::data_type::string());
-            if (!re) {
-                return re;
-            }
-            if (n == 2) {
-                return en::regexp_extract(a.value(), re.value());
-            }
-            auto g = arg(2, en::data_type::int64());
-            if (!g) {
-                return g;
-            }
-            return en::regexp_extract(a.value(), re.value(), g.value());
-        }
-        if (u == "REPLACE" && n == 3) {
-            std::vector<en::expr> xs;
-            for (std::size_t i = 0; i < 3; ++i) {
-                auto a = arg(i, en::data_type::string());
-                if (!a) {
-                    return a;
-                }
-                xs.push_back(a.value());
-            }
-            return en::replace(xs[0], xs[1], xs[2]);
-        }
-        if (u == "SPLIT_INDEX" && n == 3) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            auto d = arg(1, en::data_type::string());
-            if (!d) {
-                return d;
-            }
-            auto x = arg(2, en::data_type::int64());
-            if (!x) {
-                return x;
-            }
-            return en::split_index(a.value(), d.value(), x.value());
-        }
-        if ((u == "SUBSTRING" || u == "SUBSTR") && (n == 2 || n == 3)) {
-            auto s = arg(0, en::data_type::string());
-            if (!s) {
-                return s;
-            }
-            auto from = arg(1, en::data_type::int64());
-            if (!from) {
-                return from;
-            }
-            if (n == 2) {
-                return en::substring(s.value(), from.value());
-            }
-            auto len = arg(2, en::data_type::int64());
-            if (!len) {
-                return len;
-            }
-            return en::substring(s.value(), from.value(), len.value());
-        }
-        if (u == "MOD" && n == 2) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto b = arg(1);
-            if (!b) {
-                return b;
-            }
-            return a.value() % b.value();
-        }
-        if (u == "ABS" && n == 1) {
-            auto a = arg(0);
-            if (!a) {
-                return a;
-            }
-            auto t = type_of(a.value()).value_or(en::data_type::int64());
-            en::expr zero = t.id == en::type_id::float64 ? en::lit(0.0) : en::lit(int64_t(0));
-            return en::case_when({{a.value() < zero, -a.value()}}, a.value());
-        }
-        if ((u == "COALESCE" || u == "IFNULL") && n >= 1) {
-            std::vector<const expr*> vals;
-            for (const expr& a : e.args) {
-                vals.push_back(&a);
-            }
-            auto v = values_of(vals, hint);
-            if (!v) {
-                return v.error();
-            }
-            if (n == 1) {
-                return v.value()[0];
-            }
-            std::vector<std::pair<en::expr, en::expr>> branches;
-            for (std::size_t i = 0; i + 1 < n; ++i) {
-                branches.emplace_back(en::is_not_null(v.value()[i]), v.value()[i]);
-            }
-            return en::case_when(std::move(branches), v.value().back());
-        }
-        if (u == "NULLIF" && n == 2) {
-            auto a = arg(0, hint);
-            if (!a) {
-                return a;
-            }
-            auto t = type_of(a.value());
-            auto b = arg(1, t);
-            if (!b) {
-                return b;
-            }
-            return en::case_when(
-                {{a.value() == b.value(), en::null_of(t.value_or(en::data_type::int64()))}},
-                a.value());
-        }
-        if (u == "IF" && n == 3) {
-            auto c = arg(0, en::data_type::boolean());
-            if (!c) {
-                return c;
-            }
-            auto v = values_of({&e.args[1], &e.args[2]}, hint);
-            if (!v) {
-                return v.error();
-            }
-            return en::case_when({{c.value(), v.value()[0]}}, v.value()[1]);
-        }
-        if (u == "TO_TIMESTAMP_LTZ" && n == 2) {
-            // Epoch seconds (precision 0) or milliseconds (3) to a timestamp.
-            const expr& prec = e.args[1];
-            if (prec.kind != expr_kind::literal || (prec.text != "0" && prec.text != "3")) {
-                return unsupported(prec, "TO_TIMESTAMP_LTZ with a precision other than 0 or 3");
-            }
-            auto a = arg(0, en::data_type::int64());
-            if (!a) {
-                return a;
-            }
-            en::expr ms = prec.text == "0" ? a.value() * en::lit(int64_t(1000)) : a.value();
-            return en::cast(ms, en::data_type::timestamp());
-        }
-        if (u == "PROCTIME" && n == 0) {
-            return en::proctime();
-        }
-        if (u == "TO_TIMESTAMP" && n == 1) {
-            auto a = arg(0, en::data_type::string());
-            if (!a) {
-                return a;
-            }
-            return en::cast(a.value(), en::data_type::timestamp());
-        }
-        return unsupported(e, fmt::format("the function {}", e.names.back()));
+        call_args args(*this, e, hint);
+        return f->lower(args);
     }
+
+    /// A call's arguments as the function registry's lowerings read them.
+    class call_args final : public function_args {
+    public:
+        call_args(translator& t, const expr& e, std::optional<en::data_type> hint)
+            : _t(t)
+            , _e(e)
+            , _hint(std::move(hint)) {}
+        const expr& call() const override { return _e; }
+        parse_result<en::expr> arg(std::size_t i, std::optional<en::data_type> hint) override {
+            return _t.tr(_e.args[i], std::move(hint));
+        }
+        using function_args::arg;
+        parse_result<en::expr> text(std::size_t i) override { return _t.to_text(_e.args[i]); }
+        parse_result<std::vector<en::expr>> values(std::size_t first) override {
+            std::vector<const expr*> vals;
+            for (std::size_t i = first; i < _e.args.size(); ++i) {
+                vals.push_back(&_e.args[i]);
+            }
+            return _t.values_of(vals, _hint);
+        }
+        std::optional<en::data_type> type_of(const en::expr& x) const override { return _t.type_of(x); }
+        std::optional<en::data_type> expected() const override { return _hint; }
+        error unsupported(std::size_t i, std::string_view what) const override {
+            return i < _e.args.size() ? runnel::sql::unsupported(_e.args[i], what) : runnel::sql::unsupported(_e, what);
+        }
+
+    private:
+        translator& _t;
+        const expr& _e;
+        std::optional<en::data_type> _hint;
+    };
 
     const relation& _rel;
 };
@@ -1087,14 +916,6 @@ error moved(error e, source_pos pos, const std::string& what) {
     return at(pos, 1, fmt::format("{}: {}", what, m));
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
 /// The names of the columns a statement may read (lower case), gathered from its syntax, to
 /// leave unread columns out of a source. `all` when that cannot be told from the names alone:
 /// a `*`, a view (its query reads more), or a table renamed column by column. A table whose
@@ -1104,12 +925,12 @@ struct read_names {
     std::set<std::string> star_qualifiers;
     bool all = false;
 
-    void add(std::string_view n) { names.insert(lower(n)); }
+    void add(std::string_view n) { names.insert(text::to_lower(n)); }
     void of(const expr& e, const catalog& cat) {
         switch (e.kind) {
         case expr_kind::star:
             if (e.names.empty()) all = true;
-            else star_qualifiers.insert(lower(e.names.back()));
+            else star_qualifiers.insert(text::to_lower(e.names.back()));
             return;
         case expr_kind::column:
         case expr_kind::descriptor:
@@ -1256,7 +1077,7 @@ private:
         return check(pos);
     }
     static bool is_proctime(const expr& e) {
-        return e.kind == expr_kind::call && e.names.size() == 1 && upper(e.names[0]) == "PROCTIME" &&
+        return e.kind == expr_kind::call && e.names.size() == 1 && text::to_upper(e.names[0]) == "PROCTIME" &&
                e.args.empty();
     }
 
@@ -1329,11 +1150,11 @@ parse_result<relation> builder::table(const table_schema& t, source_pos pos,
         return bool(c.computed) || c.type.kind == type_kind::row;
     });
     auto connector = t.option("connector");
-    if (!_reads.all && !computed && connector && iequals(*connector, "nexmark") &&
-        !_reads.star_qualifiers.contains(lower(qualifier))) {
+    if (!_reads.all && !computed && connector && text::iequals(*connector, "nexmark") &&
+        !_reads.star_qualifiers.contains(text::to_lower(qualifier))) {
         std::vector<en::field> kept;
         for (const auto& f : phys.value()->fields()) {
-            if (_reads.names.contains(lower(f.name)) || iequals(f.name, t.event_time_column)) {
+            if (_reads.names.contains(text::to_lower(f.name)) || text::iequals(f.name, t.event_time_column)) {
                 kept.push_back(f);
             }
         }
@@ -1519,7 +1340,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
 }
 
 parse_result<relation> builder::window_tvf(const expr& call, const std::string& alias) {
-    std::string u = upper(call.names.back());
+    std::string u = text::to_upper(call.names.back());
     // Arguments by role: named ones by name, positional ones in the function's order.
     std::map<std::string, const expr*> args;
     bool named_args = !call.args.empty() && call.args[0].kind == expr_kind::named_arg;
@@ -1528,7 +1349,7 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
             if (a.kind != expr_kind::named_arg || a.names.empty() || a.args.empty()) {
                 return at(a, fmt::format("{} takes either all arguments by name or none", u));
             }
-            args[upper(a.names[0])] = &a.args[0];
+            args[text::to_upper(a.names[0])] = &a.args[0];
         }
     } else {
         std::vector<std::string> roles;
@@ -2241,7 +2062,7 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
         std::vector<std::string> missing;
         for (const auto& k : pk) {
             auto it = std::find_if(keys.begin(), keys.end(),
-                                   [&](const key_part& p) { return iequals(p.right->name, k); });
+                                   [&](const key_part& p) { return text::iequals(p.right->name, k); });
             if (it == keys.end()) {
                 missing.push_back(k);
             } else {
@@ -2348,7 +2169,7 @@ bool reads_column(const expr& e, const std::string& name) {
     if (e.kind == expr_kind::star) {
         return true;
     }
-    if (e.kind == expr_kind::column && iequals(e.names.back(), name)) {
+    if (e.kind == expr_kind::column && text::iequals(e.names.back(), name)) {
         return true;
     }
     if (e.filter && reads_column(*e.filter, name)) {
@@ -2359,7 +2180,7 @@ bool reads_column(const expr& e, const std::string& name) {
 }
 
 bool has_aggregate(const expr& e) {
-    if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+    if (e.kind == expr_kind::call && !e.over && is_aggregate_name(text::to_upper(e.names.back()))) {
         return true;
     }
     for (const expr& a : e.args) {
@@ -2523,7 +2344,7 @@ const select_item* row_number_item(const query& q) {
     }
     for (const auto& item : q.select.items) {
         const expr& e = item.value;
-        if (e.kind == expr_kind::call && e.over && upper(e.names.back()) == "ROW_NUMBER") {
+        if (e.kind == expr_kind::call && e.over && text::to_upper(e.names.back()) == "ROW_NUMBER") {
             return &item;
         }
     }
@@ -2645,7 +2466,7 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
     if (rel.window) {
         return unsupported(*rel.window->call,
                            fmt::format("{} without GROUP BY window_start, window_end",
-                                       upper(rel.window->call->names.back())));
+                                       text::to_upper(rel.window->call->names.back())));
     }
     translator tr(rel, rel.s.schema_of());
     std::vector<en::named_expr> cols;
@@ -2986,8 +2807,8 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             keys.push_back(std::move(k));
             continue;
         }
-        if (g.kind == expr_kind::call && is_group_window(upper(g.names.back()))) {
-            std::string u = upper(g.names.back());
+        if (g.kind == expr_kind::call && is_group_window(text::to_upper(g.names.back()))) {
+            std::string u = text::to_upper(g.names.back());
             if (win) {
                 return at(g, rel.window
                                  ? fmt::format("GROUP BY {}(…) over a window table function", u)
@@ -3116,7 +2937,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     std::vector<agg_item> aggs;
     translator fin(rel, en::make_schema(out_fields));
     auto add_agg = [&](const expr& e) -> parse_result<en::expr> {
-        std::string u = upper(e.names.back());
+        std::string u = text::to_upper(e.names.back());
         for (const auto& a : aggs) {
             if (*a.ast == e) {
                 en::expr c = en::col(a.spec.name);
@@ -3230,10 +3051,10 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         if (prop == "ROWTIME") {
             return std::optional<en::expr>(en::col("window_end") - en::lit(int64_t(1)));
         }
-        return unsupported(e, fmt::format("{} (processing time)", upper(e.names.back())));
+        return unsupported(e, fmt::format("{} (processing time)", text::to_upper(e.names.back())));
     };
     fin.hook = [&](const expr& e) -> parse_result<std::optional<en::expr>> {
-        if (e.kind == expr_kind::call && !e.over && is_aggregate_name(upper(e.names.back()))) {
+        if (e.kind == expr_kind::call && !e.over && is_aggregate_name(text::to_upper(e.names.back()))) {
             auto c = add_agg(e);
             if (!c) {
                 return c.error();
@@ -3241,14 +3062,14 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             return std::optional<en::expr>(c.value());
         }
         if (e.kind == expr_kind::call) {
-            auto [w, prop] = group_window_property(upper(e.names.back()));
+            auto [w, prop] = group_window_property(text::to_upper(e.names.back()));
             if (!w.empty()) {
                 if (legacy.empty()) {
-                    return at(e, fmt::format("{} needs GROUP BY {}(…)", upper(e.names.back()), w));
+                    return at(e, fmt::format("{} needs GROUP BY {}(…)", text::to_upper(e.names.back()), w));
                 }
                 if (w != legacy) {
                     return at(e,
-                              fmt::format("{} with GROUP BY {}(…)", upper(e.names.back()), legacy));
+                              fmt::format("{} with GROUP BY {}(…)", text::to_upper(e.names.back()), legacy));
                 }
                 return window_property(e, prop);
             }
@@ -3445,7 +3266,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
             auto c = fin.resolve(e);
             rowtime = c && c.value()->window_only && c.value()->engine == "window_time";
         } else if (e.kind == expr_kind::call && !e.over) {
-            rowtime = group_window_property(upper(e.names.back())).second == "ROWTIME";
+            rowtime = group_window_property(text::to_upper(e.names.back())).second == "ROWTIME";
         }
         if (rowtime && win) {
             w = w.watermark(names[i], std::chrono::milliseconds(0));
@@ -3528,7 +3349,7 @@ parse_result<bool> builder::insert(const insert_stmt& s, source_pos pos) {
             return c.error();
         }
         step(fmt::format("upsert by {}", join_names(t->primary_key)));
-    } else if (!updating.empty() && !iequals(t->option("connector").value_or(""), "blackhole")) {
+    } else if (!updating.empty() && !text::iequals(t->option("connector").value_or(""), "blackhole")) {
         return at(pos, 1,
                   fmt::format("table sink {} doesn't support consuming update changes, which {} "
                               "produces; declare its PRIMARY KEY (…) NOT ENFORCED (the query's "
@@ -3677,7 +3498,7 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
 }
 
 parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
-    if (!s.reset && iequals(s.key, parallelism_key)) {
+    if (!s.reset && text::iequals(s.key, parallelism_key)) {
         uint32_t n = 0;
         auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), n);
         if (ec != std::errc() || end != s.value.data() + s.value.size() || n < 1 || n > max_parallelism) {
@@ -3687,7 +3508,7 @@ parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options
         opts.parallelism = n;
         return true;
     }
-    if (s.reset || !iequals(s.key, max_windows_per_row_key)) {
+    if (s.reset || !text::iequals(s.key, max_windows_per_row_key)) {
         return false;
     }
     int64_t n = 0;

@@ -307,6 +307,24 @@ def main():
         assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
         passed += 1
 
+        # An error found only when the pipeline starts (the connector's own check) points at
+        # the user's line and column too, not into the script the server stores: the INSERT
+        # is on line 5, after a blank line, and `clicks` starts at column 39.
+        late = os.path.join(data, "late.sql")
+        with open(late, "w") as f:
+            f.write("CREATE TABLE clicks (user_id STRING, url STRING) WITH ('connector' = 'topic', 'topic' = 'clicks',\n"
+                    "  'format' = 'json', 'scan.startup.mode' = 'timestamp');\n"
+                    "CREATE TABLE out_t (user_id STRING) WITH ('connector' = 'topic', 'topic' = 'out', 'format' = 'json');\n"
+                    "\n"
+                    "INSERT INTO out_t SELECT user_id FROM clicks;\n")
+        r = runnel_sql(args.runnel, srv, late)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "line 5:39: planner: table clicks: 'scan.startup.mode' = 'timestamp' needs " \
+               "'scan.startup.timestamp-millis'" in r.stderr, r.stderr
+        assert "INSERT INTO out_t SELECT user_id FROM clicks;" in r.stderr, r.stderr
+        assert http("GET", f"{srv.http}/v1/pipelines")["pipelines"] == []
+        passed += 1
+
         r = runnel_sql(args.runnel, srv, script)
         assert r.returncode == 0, r.stderr
         assert "pipeline clicks started" in r.stdout, r.stdout
@@ -365,6 +383,12 @@ def main():
         # SHOW TABLES lists the tables the script declared.
         r = runnel_sql(args.runnel, srv, "-", stdin=CLICKS_TABLE + "SHOW TABLES;")
         assert r.returncode == 0 and r.stdout.splitlines() == ["table clicks declared", "clicks"], (r.stdout, r.stderr)
+        # SHOW FUNCTIONS lists the function registry: signatures, and whether pipelines run them.
+        r = runnel_sql(args.runnel, srv, "-", stdin="SHOW FUNCTIONS;")
+        assert r.returncode == 0, r.stderr
+        lines = [l.split() for l in r.stdout.splitlines()]
+        assert ["REGEXP_EXTRACT(text,", "text[,", "integer])", "yes"] in lines, r.stdout
+        assert ["INITCAP(text)", "not", "yet"] in lines, r.stdout
         passed += 1
 
         # The Nexmark generator as a table: 50,000 events, of which 46 in 50 are bids.

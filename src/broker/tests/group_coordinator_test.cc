@@ -253,6 +253,18 @@ TEST_F(group_coordinator_test, expired_sessions_leave_and_the_last_one_empties_t
     EXPECT_EQ(heartbeat(a.member_id, 1), errc::unknown_member_id);
 }
 
+// A request that reads a group (describe, list, delete) first ends the sessions already past
+// their deadline, so its answer does not wait for the next tick: a client that deletes a group
+// the moment its last static member's session ends (librdkafka's 0081_admin does) finds it empty.
+TEST_F(group_coordinator_test, a_session_past_its_deadline_has_ended_for_describe_and_delete_without_a_tick) {
+    auto a = join_new();
+    ASSERT_EQ(sync(a.member_id, 1, {{a.member_id, "x"}}).error, errc::success);
+    // No tick runs in this fixture: only the requests themselves can see the deadline pass.
+    EXPECT_TRUE(eventually([&] { return describe().state == "Empty"; }));
+    EXPECT_EQ(wait<errc>([&](auto done) { _groups->delete_group("g", _caller, done); }), errc::success);
+    EXPECT_EQ(describe().state, "Dead");
+}
+
 TEST_F(group_coordinator_test, a_member_that_never_syncs_leaves_after_the_rebalance_timeout) {
     // Heartbeats succeed while the group waits for SyncGroup, so a leader that heartbeats but
     // never syncs would hold the group in CompletingRebalance, refusing every commit, for as

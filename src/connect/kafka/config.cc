@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "base/secret.h"
+#include "base/text.h"
 #include "connect/kafka/kafka.h"
 
 namespace runnel::connect {
@@ -23,20 +24,8 @@ constexpr std::size_t max_sniff_bytes = 1u << 20;
 
 std::error_code invalid() { return std::error_code(EINVAL, std::generic_category()); }
 
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = char(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 bool ends_with_ci(std::string_view s, std::string_view tail) {
-    return s.size() >= tail.size() && lower(s.substr(s.size() - tail.size())) == lower(tail);
+    return s.size() >= tail.size() && text::to_lower(s.substr(s.size() - tail.size())) == text::to_lower(tail);
 }
 
 /// The key=value options of one JAAS login module entry.
@@ -68,7 +57,7 @@ result<jaas_entry> parse_jaas(std::string_view t, std::string& why) {
         return invalid();
     }
     skip();
-    const auto flag = lower(word());
+    const auto flag = text::to_lower(word());
     if (flag != "required" && flag != "requisite" && flag != "sufficient" && flag != "optional") {
         why = fmt::format("the login module {} must be followed by a control flag (required)", e.module);
         return invalid();
@@ -279,7 +268,7 @@ result<kafka_client_config> kafka_client_config_of(std::string_view table,
     std::string mechanism;
     for (const auto& [k, v] : options) {
         if (k.starts_with(prefix) && text::secret_key(k)) c.secrets.push_back(v);
-        if (k == "properties.sasl.mechanism") mechanism = upper(v);
+        if (k == "properties.sasl.mechanism") mechanism = text::to_upper(v);
     }
     auto add = [&](std::string name, std::string value, const std::string& option) {
         if (text::secret_key(name) && std::find(c.secrets.begin(), c.secrets.end(), value) == c.secrets.end()) {
@@ -312,7 +301,7 @@ result<kafka_client_config> kafka_client_config_of(std::string_view table,
             if (auto bad = not_pem(option, value, key == "ssl.key.location"); !bad.empty()) return fail(bad);
             add(key, value, option);
         } else if (key == "ssl.truststore.type" || key == "ssl.keystore.type") {
-            if (upper(value) != "PEM") {
+            if (text::to_upper(value) != "PEM") {
                 return fail(fmt::format("option '{}': type '{}' cannot be read by Runnel's Kafka client; give PEM "
                                         "files (and type PEM, or no type)",
                                         option, value));
@@ -330,11 +319,11 @@ result<kafka_client_config> kafka_client_config_of(std::string_view table,
         } else if (key == "ssl.keystore.key") {
             add("ssl.key.pem", value, option);
         } else if (key == "ssl.endpoint.identification.algorithm") {
-            add(key, value.empty() ? "none" : lower(value), option);
+            add(key, value.empty() ? "none" : text::to_lower(value), option);
         } else if (key == "sasl.mechanism" || key == "sasl.mechanisms") {
-            add("sasl.mechanism", upper(value), option);
+            add("sasl.mechanism", text::to_upper(value), option);
         } else if (key == "security.protocol") {
-            add(key, lower(value), option);
+            add(key, text::to_lower(value), option);
         } else {
             add(key, value, option);
         }

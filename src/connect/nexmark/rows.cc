@@ -1,4 +1,5 @@
 #include "connect/nexmark/rows.h"
+#include "base/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,12 +11,6 @@ namespace runnel::connect::nexmark {
 namespace {
 
 namespace en = runnel::engine;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return out;
-}
 
 struct field {
     const char* name; ///< lower case
@@ -46,13 +41,13 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
     r._schema = std::move(columns);
     auto kind = options.find("event");
     const bool has_event_type = std::any_of(r._schema->fields().begin(), r._schema->fields().end(),
-                                            [](const en::field& f) { return lower(f.name) == "event_type"; });
-    if (has_event_type && (kind == options.end() || lower(kind->second) == "all")) {
+                                            [](const en::field& f) { return text::to_lower(f.name) == "event_type"; });
+    if (has_event_type && (kind == options.end() || text::to_lower(kind->second) == "all")) {
         if (auto n = r.make_nested(); !n) return n.error();
         if (auto s = r.seek(0); !s) return s.error();
         return r;
     }
-    const auto kind_name = lower(kind == options.end() ? "bid" : kind->second);
+    const auto kind_name = text::to_lower(kind == options.end() ? "bid" : kind->second);
     if (kind_name != "bid" && kind_name != "auction" && kind_name != "person") {
         return en::error(en::errc::invalid_argument,
                          fmt::format("option 'event' is bid, auction or person, not '{}'", kind_name));
@@ -60,7 +55,7 @@ en::result<row_reader> row_reader::make(const std::map<std::string, std::string>
     r._kind = kind_name == "bid" ? event_kind::bid : kind_name == "auction" ? event_kind::auction : event_kind::person;
     const auto fs = fields_of(kind_name);
     for (const auto& f : r._schema->fields()) {
-        auto it = std::find_if(fs.begin(), fs.end(), [&](const field& x) { return lower(f.name) == x.name; });
+        auto it = std::find_if(fs.begin(), fs.end(), [&](const field& x) { return text::to_lower(f.name) == x.name; });
         if (it == fs.end()) {
             return en::error(en::errc::unknown_column, fmt::format("a nexmark {} has no field '{}'", kind_name, f.name));
         }
@@ -87,7 +82,7 @@ en::result<void> row_reader::make_nested() {
     static constexpr std::pair<const char*, event_kind> kinds[] = {
         {"person", event_kind::person}, {"auction", event_kind::auction}, {"bid", event_kind::bid}};
     for (const auto& f : _schema->fields()) {
-        const std::string name = lower(f.name);
+        const std::string name = text::to_lower(f.name);
         nested_column n;
         if (name == "event_type") {
             if (!f.type.is_integral() || f.type.id == en::type_id::timestamp) {

@@ -12,12 +12,6 @@
 namespace runnel::connect {
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 option_spec opt(std::string name, option_type type, std::string description, std::string default_value = {}) {
     option_spec o;
     o.name = std::move(name);
@@ -174,13 +168,13 @@ std::string bad_value(const option_spec& o, std::string_view value) {
         return "must be a number";
     }
     case option_type::boolean: {
-        const auto v = lower(value);
+        const auto v = text::to_lower(value);
         return v == "true" || v == "false" ? std::string() : "is true or false";
     }
     case option_type::duration:
         return duration_ms(value) ? std::string() : "must be a duration such as '500 ms', '5 s', '2 min' or '1 h'";
     case option_type::choice: {
-        const auto v = lower(value);
+        const auto v = text::to_lower(value);
         if (std::find(o.choices.begin(), o.choices.end(), v) != o.choices.end()) return {};
         std::string list;
         for (std::size_t i = 0; i < o.choices.size(); ++i) {
@@ -213,14 +207,14 @@ connector_registry& connector_registry::global() {
 }
 
 void connector_registry::add(connector_spec spec) {
-    spec.id = lower(spec.id);
+    spec.id = text::to_lower(spec.id);
     std::erase_if(_specs, [&](const connector_spec& s) { return s.id == spec.id; });
     _specs.push_back(std::move(spec));
     std::sort(_specs.begin(), _specs.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
 }
 
 const connector_spec* connector_registry::find(std::string_view id) const noexcept {
-    const auto want = lower(id);
+    const auto want = text::to_lower(id);
     for (const auto& s : _specs) {
         if (s.id == want || std::find(s.aliases.begin(), s.aliases.end(), want) != s.aliases.end()) return &s;
     }
@@ -286,7 +280,7 @@ std::optional<int64_t> duration_ms(std::string_view text) {
     int64_t n = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
     if (ec != std::errc() || n < 0) return std::nullopt;
-    std::string unit = lower(std::string_view(p, std::size_t(s.data() + s.size() - p)));
+    std::string unit = text::to_lower(std::string_view(p, std::size_t(s.data() + s.size() - p)));
     unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
     int64_t unit_ms = 0;
     if (unit.empty() || unit == "ms") unit_ms = 1;

@@ -434,3 +434,27 @@ TEST(sql_parser, every_nexmark_example_parses_and_round_trips) {
 
 } // namespace
 } // namespace runnel::sql
+
+namespace runnel::sql {
+namespace {
+
+TEST(keep_statements, blanks_the_others_and_keeps_every_position) {
+    const std::string text = "CREATE TABLE a (x INT);\nSELECT 1;  -- a note\nINSERT INTO a\n  SELECT 2;\nSELECT 3;\n";
+    auto script = parse_script(text);
+    ASSERT_TRUE(script);
+    ASSERT_EQ(script.value().size(), 4U);
+    auto kept = keep_statements(text, script.value(), {true, false, true, false}, 2);
+    EXPECT_EQ(kept, "CREATE TABLE a (x INT);\n                    \nINSERT INTO a\n  SELECT 2;\n");
+    auto again = parse_script(kept);
+    ASSERT_TRUE(again);
+    ASSERT_EQ(again.value().size(), 2U);
+    EXPECT_EQ(again.value()[1].pos.line, script.value()[2].pos.line);
+    EXPECT_EQ(again.value()[1].pos.column, script.value()[2].pos.column);
+    EXPECT_TRUE(std::holds_alternative<insert_stmt>(again.value()[1].node));
+    // Nothing kept before the last statement: only it remains, where it was.
+    EXPECT_EQ(keep_statements(text, script.value(), {false, false, false, true}, 3),
+              "                       \n                    \n             \n           \nSELECT 3;\n");
+}
+
+} // namespace
+} // namespace runnel::sql

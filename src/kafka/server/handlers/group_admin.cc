@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "kafka/server/handler.h"
+#include "base/text.h"
 
 namespace runnel::kafka {
 
@@ -8,11 +9,6 @@ namespace runnel::kafka {
 // or consumer, KIP-848); DescribeGroups describes classic groups only, as Kafka's does.
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size()
-           && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
-}
 
 proto::bytes as_bytes(const std::string& s) {
     return proto::bytes(reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data() + s.size()));
@@ -33,12 +29,12 @@ asio::awaitable<response_frame> handle(const request_context& ctx, proto::list_g
         }
         if (!req.states_filter.empty()
             && std::none_of(req.states_filter.begin(), req.states_filter.end(),
-                            [&](const std::string& s) { return iequals(s, g.state); })) {
+                            [&](const std::string& s) { return text::iequals(s, g.state); })) {
             continue;
         }
         if (!req.types_filter.empty()
             && std::none_of(req.types_filter.begin(), req.types_filter.end(),
-                            [&](const std::string& t) { return iequals(t, g.type); })) {
+                            [&](const std::string& t) { return text::iequals(t, g.type); })) {
             continue;
         }
         proto::list_groups_response::listed_group out;
