@@ -8,6 +8,10 @@
 // Each query runs twice: over its own per-kind tables, and over Flink's nested shape
 // (`--nested`, examples/nexmark/nested.sql: one table of every event with ROW columns, views
 // per kind, which replace the query's tables of one kind).
+//
+// With `--parallelism N` each query also runs as N instances on N threads, joined by the
+// exchanges the planner puts before every keyed operator (instance i generates the events n
+// with n % N == i), and the table gains its events/s at N and the ratio to one instance.
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -78,9 +82,17 @@ en::result<en::stream> csv_file(en::pipeline& p, const sql::table_schema& t, con
 }
 
 /// Nexmark tables read from the generator, CSV file tables read whole; blackhole sinks count
-/// the rows.
+/// the rows. One per instance; `xs` joins the instances of a parallel run.
 class bench_connectors final : public sql::connector_factory {
 public:
+    bench_connectors(en::exchange_set& xs, uint32_t instance)
+      : _xs(xs)
+      , _instance(instance) {}
+
+    en::result<en::stream> exchange(en::pipeline& p, en::stream s, const std::vector<std::string>& keys) override {
+        (void)p;
+        return _xs.exchange(std::move(s), _instance, keys, en::key_routing::columnar);
+    }
     en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t, const en::schema_ptr& columns) override {
         if (bounded(t) && t.option("format").value_or("csv") == "csv") return csv_file(p, t, columns);
         if (t.option("connector").value_or("") != "nexmark") {
@@ -90,6 +102,7 @@ public:
         std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
         auto r = runnel::connect::nexmark::row_reader::make(opts, columns);
         if (!r) return r.error();
+        r.value().slice(_instance, _xs.parallelism());
         auto reader = std::make_shared<runnel::connect::nexmark::row_reader>(std::move(r).value());
         return p.source(columns, [reader]() -> en::source_poll {
             if (reader->done()) return en::source_poll::end();
@@ -107,6 +120,10 @@ public:
         return runnel::outcome::success();
     }
     uint64_t output_rows = 0;
+
+private:
+    en::exchange_set& _xs;
+    uint32_t _instance;
 };
 
 struct result_line {
@@ -117,6 +134,10 @@ struct result_line {
     double events_per_s = 0;
     uint64_t output_rows = 0;
     double nested_events_per_s = 0; ///< over the nested shape; 0 when it did not run
+    double parallel_events_per_s = 0; ///< as `--parallelism` instances; 0 when not run
+    /// CPU seconds of the run's thread (one instance), or of its busiest instance's thread.
+    double cpu_seconds = 0;
+    double parallel_cpu_seconds = 0;
 };
 
 /// Declares `st` into `cat`; a generated table reads `events` events (the same stream in
@@ -145,9 +166,10 @@ bool per_kind_table(const sql::statement& st) {
     return nexmark && kind;
 }
 
-/// Runs the query of `text`; with `nested` (a script), over that script's tables and views
-/// instead of the query's per-kind tables.
-result_line run(const std::string& name, const std::string& text, int64_t events, const std::string& nested = {}) {
+/// Runs the query of `text` as `parallelism` instances on as many threads; with `nested` (a
+/// script), over that script's tables and views instead of the query's per-kind tables.
+result_line run(const std::string& name, const std::string& text, int64_t events, const std::string& nested = {},
+                uint32_t parallelism = 1) {
     result_line l;
     l.query = name;
     auto script = sql::parse_script(text);
@@ -183,19 +205,32 @@ result_line run(const std::string& name, const std::string& text, int64_t events
         l.why = "no INSERT INTO";
         return l;
     }
-    bench_connectors conn;
-    en::pipeline p;
-    sql::planner pl(cat, conn);
-    auto plan = pl.plan(*insert, p);
-    if (!plan) {
-        auto msg = sql::format_error(text, plan.error());
-        l.why = msg.substr(0, msg.find('\n'));
-        return l;
+    en::exchange_set xs(parallelism);
+    std::vector<std::unique_ptr<bench_connectors>> conns;
+    std::vector<std::unique_ptr<en::pipeline>> ps;
+    std::vector<en::pipeline*> instances;
+    sql::plan_options opts;
+    opts.parallelism = parallelism;
+    for (uint32_t i = 0; i < parallelism; ++i) {
+        conns.push_back(std::make_unique<bench_connectors>(xs, i));
+        ps.push_back(std::make_unique<en::pipeline>());
+        instances.push_back(ps.back().get());
+        sql::planner pl(cat, *conns.back(), opts);
+        auto plan = pl.plan(*insert, *ps.back());
+        if (!plan) {
+            auto msg = sql::format_error(text, plan.error());
+            l.why = msg.substr(0, msg.find('\n'));
+            return l;
+        }
+        for (auto& late : plan.value().late) late.sink([](const en::batch&) {});
     }
-    for (auto& late : plan.value().late) late.sink([](const en::batch&) {});
+    std::vector<std::chrono::nanoseconds> cpu;
+    const auto c0 = en::thread_cpu_time();
     auto t0 = steady::now();
-    auto r = p.run();
+    auto r = parallelism == 1 ? ps[0]->run() : en::run_parallel(instances, xs, &cpu);
     auto t1 = steady::now();
+    if (parallelism == 1) cpu.push_back(en::thread_cpu_time() - c0);
+    for (auto c : cpu) l.cpu_seconds = std::max(l.cpu_seconds, std::chrono::duration<double>(c).count());
     if (!r) {
         l.why = "run: " + r.error().message;
         return l;
@@ -203,7 +238,7 @@ result_line run(const std::string& name, const std::string& text, int64_t events
     l.ran = true;
     l.seconds = std::chrono::duration<double>(t1 - t0).count();
     l.events_per_s = double(events) / l.seconds;
-    l.output_rows = conn.output_rows;
+    for (const auto& c : conns) l.output_rows += c->output_rows;
     return l;
 }
 
@@ -211,6 +246,7 @@ result_line run(const std::string& name, const std::string& text, int64_t events
 
 int main(int argc, char** argv) {
     int64_t events = 10'000'000;
+    uint32_t parallelism = 1;
     std::string dir = "examples/nexmark", json_path, only, nested_path;
     CLI::App app{"nexmark_bench: the Nexmark SQL queries on the engine, generator in process, blackhole sink"};
     app.add_option("--events", events, "events of the generated stream per query")->check(CLI::Range(10'000, 1'000'000'000));
@@ -219,6 +255,9 @@ int main(int argc, char** argv) {
     app.add_option("--json", json_path, "also write the JSON document here");
     app.add_option("--nested", nested_path,
                    "the nested shape's script (default DIR/nested.sql); 'none' runs the per-kind tables only");
+    app.add_option("--parallelism", parallelism,
+                   "also run each query (per-kind tables) as N instances on N threads joined by exchanges")
+        ->check(CLI::Range(1u, 64u));
     CLI11_PARSE(app, argc, argv);
 
     std::vector<std::string> names;
@@ -249,6 +288,21 @@ int main(int argc, char** argv) {
         auto& l = lines.back();
         if (l.ran) fmt::print(stderr, "{}: {:.0f} events/s\n", n, l.events_per_s);
         else fmt::print(stderr, "{}: not run: {}\n", n, l.why);
+        if (l.ran && parallelism > 1) {
+            auto pl = run(n, text, events, {}, parallelism);
+            if (pl.ran && pl.output_rows != l.output_rows) {
+                fmt::print(stderr, "{} x{}: {} output rows, one instance {}\n", n, parallelism, pl.output_rows,
+                           l.output_rows);
+            }
+            if (pl.ran) {
+                l.parallel_events_per_s = pl.events_per_s;
+                l.parallel_cpu_seconds = pl.cpu_seconds;
+                fmt::print(stderr, "{} x{}: {:.0f} events/s ({:.2f}x one instance)\n", n, parallelism,
+                           pl.events_per_s, pl.events_per_s / l.events_per_s);
+            } else {
+                fmt::print(stderr, "{} x{}: not run: {}\n", n, parallelism, pl.why);
+            }
+        }
         if (l.ran && !nested.empty()) {
             auto nl = run(n, text, events, nested);
             if (nl.ran) {
@@ -289,7 +343,30 @@ int main(int argc, char** argv) {
                             l.ran && rw > 0 ? l.events_per_s / rw : 0.0, l.output_rows, l.nested_events_per_s);
         first = false;
     }
-    json += "]}";
+    json += "]";
+    if (parallelism > 1) {
+        fmt::print("\nAs {} instances on {} threads joined by exchanges (per-kind tables) against one instance\n",
+                   parallelism, parallelism);
+        fmt::print("(CPU ratio: CPU seconds of the one instance's thread over those of the busiest instance's thread,\n"
+                   "what the speed-up would be with a free core per instance)\n");
+        fmt::print("{:<6} {:>14} {:>14} {:>7} {:>10}\n", "query", "1 inst. ev/s", fmt::format("{} inst. ev/s", parallelism),
+                   "ratio", "CPU ratio");
+        json += fmt::format(",\"parallelism\":{},\"parallel\":[", parallelism);
+        bool first_p = true;
+        for (const auto& l : lines) {
+            if (!l.ran || l.parallel_events_per_s <= 0) continue;
+            const double ratio = l.parallel_events_per_s / l.events_per_s;
+            const double cpu_ratio = l.parallel_cpu_seconds > 0 ? l.cpu_seconds / l.parallel_cpu_seconds : 0;
+            fmt::print("{:<6} {:>14.0f} {:>14.0f} {:>7.2f} {:>10.2f}\n", l.query, l.events_per_s, l.parallel_events_per_s,
+                       ratio, cpu_ratio);
+            json += fmt::format("{}{{\"query\":\"{}\",\"events_per_s\":{:.0f},\"parallel_events_per_s\":{:.0f},"
+                                "\"ratio\":{:.3f},\"cpu_ratio\":{:.3f}}}",
+                                first_p ? "" : ",", l.query, l.events_per_s, l.parallel_events_per_s, ratio, cpu_ratio);
+            first_p = false;
+        }
+        json += "]";
+    }
+    json += "}";
     fmt::print("\n{}\n", json);
     if (!json_path.empty()) {
         std::ofstream(json_path) << json << "\n";

@@ -15,6 +15,7 @@
 #include "engine/types.h"
 #include "engine/aggregate.h"
 #include "engine/operators.h"
+#include "engine/parallel.h"
 #include "engine/pipeline.h"
 #include "engine/sketch.h"
 #include "engine/stage.h"

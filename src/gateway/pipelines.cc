@@ -472,6 +472,8 @@ answer run_sql(request_ctx& ctx) {
                 auto kept = declarations;
                 kept[index] = true;
                 def.params["sql"] = sql::keep_statements(text, script.value(), kept, index);
+                // `SET 'parallelism.default' = 'N'` runs the pipeline as N instances.
+                def.parallelism = popts.parallelism;
                 using outcome_t = std::pair<result<void>, std::string>;
                 // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
                 // starts afresh; if it cannot start, the old one runs on and the error is answered.

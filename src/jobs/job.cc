@@ -194,17 +194,17 @@ int32_t job::partitions_of(const std::string& topic) const {
     return t ? t->config.partitions : 0;
 }
 
-engine::stream job::exchange(engine::stream s, std::vector<std::string> keys) {
-    if (!_group->exchange)
+engine::stream job::exchange(engine::stream s, std::vector<std::string> keys, engine::key_routing routing) {
+    if (!_group->exchanges)
         return s;
-    _group->exchange->set_waker(_instance, [w = weak_from_this(), home = &_home] {
+    _group->exchanges->set_waker(_instance, [w = weak_from_this(), home = &_home] {
         home->post([w] {
             if (auto self = w.lock())
                 self->wake();
         });
     });
     const auto sender = _pipeline.num_stages(); // the exchange adds a sink, then a source
-    auto out = s.exchange(*_group->exchange, _instance, keys);
+    auto out = _group->exchanges->exchange(s, _instance, keys, routing);
     if (out.stage_id() > sender)
         _exchanges.push_back({sender, out.stage_id(), "hash", std::move(keys)});
     return out;
@@ -362,7 +362,7 @@ void job::begin_checkpoint() {
 
 void job::probe(uint64_t round, int wave) {
     const bool quiet = _phase == phase::running && _draining && _pipeline.quiescent();
-    const auto* x = _group->exchange.get();
+    const auto* x = _group->exchanges.get();
     const uint64_t sent = x ? x->sent_by(_instance) : 0, taken = x ? x->taken_by(_instance) : 0;
     post_to(0, [round, wave, quiet, sent, taken](job& leader) {
         leader.answered(round, wave, quiet, sent, taken);

@@ -15,12 +15,15 @@ namespace runnel::jobs {
 class job;
 
 /// What the instances of one job share. A job with `parallelism` N runs as N instances on N
-/// shards: instance i reads the input partitions p with p % N == i, and `exchange` moves rows
+/// shards: instance i reads the input partitions p with p % N == i, and `exchanges` move rows
 /// between them by key. Instance 0 leads the job's checkpoints (see `job`). Filled by the
-/// manager before any instance begins; read-only afterwards.
+/// manager and by the instances' builds (one after another, on the manager's thread) before
+/// any instance begins; read-only afterwards.
 struct job_group {
     uint32_t parallelism = 1;
-    std::unique_ptr<engine::exchange> exchange; ///< with more than one instance
+    /// With more than one instance: the exchanges the instances' pipelines ask for
+    /// (`job_context::exchange`; a SQL plan has one before each keyed operator).
+    std::unique_ptr<engine::exchange_set> exchanges;
     std::vector<std::weak_ptr<job>> members;
     broker::group_coordinator* groups = nullptr; ///< the server's consumer groups, if any
     /// Most bytes one instance may hold in operator state and source and sink buffers, checked
@@ -89,7 +92,7 @@ private:
     int32_t partitions_of(const std::string& topic) const override;
     uint32_t instance() const override { return _instance; }
     uint32_t parallelism() const override { return _group->parallelism; }
-    engine::stream exchange(engine::stream s, std::vector<std::string> keys) override;
+    engine::stream exchange(engine::stream s, std::vector<std::string> keys, engine::key_routing routing) override;
     broker::group_coordinator* groups() const override { return _group->groups; }
 
     void start_sinks(std::size_t i);
@@ -129,7 +132,8 @@ private:
     };
     std::vector<sink_entry> _sinks;
     std::vector<std::string> _side_topics;
-    /// The key exchanges between instances: (the stage sending, the stage receiving, keys).
+    /// The key exchanges between instances: (the stage sending, the stage receiving, keys);
+    /// the k-th through `_group->exchanges`' k-th.
     std::vector<job_status::edge> _exchanges;
     std::optional<engine::checkpoint> _restored;
     /// The sources' states in the checkpoint being taken, told to them once it is durable.

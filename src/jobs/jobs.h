@@ -127,8 +127,15 @@ public:
     /// instance (`log_source_options`, `watermark_options`).
     virtual uint32_t instance() const = 0;
     virtual uint32_t parallelism() const = 0;
-    /// Brings every row of a key to one instance (`engine::exchange`); with one instance, `s`.
-    virtual engine::stream exchange(engine::stream s, std::vector<std::string> keys) = 0;
+    /// Brings every row of a key to one instance (`engine::exchange`, assigning keys by
+    /// `routing`); with one instance, `s`. Every instance must ask for the same exchanges in
+    /// the same order (it builds the same pipeline). A dataflow whose checkpoints were split
+    /// by the old routing keeps `fnv1a` (decision 0021); new kinds of dataflow (SQL) ask for
+    /// `columnar`.
+    virtual engine::stream exchange(engine::stream s, std::vector<std::string> keys, engine::key_routing routing) = 0;
+    engine::stream exchange(engine::stream s, std::vector<std::string> keys) {
+        return exchange(std::move(s), std::move(keys), engine::key_routing::fnv1a);
+    }
     /// The server's consumer groups (sources start from and commit to them), or null.
     virtual broker::group_coordinator* groups() const { return nullptr; }
 

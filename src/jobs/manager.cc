@@ -329,7 +329,7 @@ result<void> manager::launch(job_definition def, std::string& why, bool paused) 
     group->groups = _impl->groups;
     group->max_memory_bytes = _impl->max_memory_bytes;
     if (group->parallelism > 1)
-        group->exchange = std::make_unique<engine::exchange>(group->parallelism);
+        group->exchanges = std::make_unique<engine::exchange_set>(group->parallelism);
     impl::entry e;
     bool built = true;
     for (uint32_t i = 0; i < group->parallelism; ++i) {

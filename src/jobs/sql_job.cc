@@ -140,6 +140,12 @@ private:
 /// The connectors a SQL job reads and writes through: `topic` (the embedded log), `kafka`
 /// (an external cluster with `properties.bootstrap.servers`; without it, the embedded log),
 /// `nexmark` (the generator) and `blackhole` (a sink that discards).
+///
+/// In a parallel job every instance plans the same statement through its own factory: each
+/// reads its share of every source (a topic's partitions p with p % parallelism == instance,
+/// the generators' rows n with n % parallelism == instance, a file and a constant row on
+/// instance 0 only), the planner's exchanges bring rows to their key's instance, and each
+/// instance writes its own rows to the sinks.
 class job_connectors final : public sql::connector_factory {
 public:
     job_connectors(job_context& ctx, const job_definition& def)
@@ -160,6 +166,7 @@ public:
             std::map<std::string, std::string> opts(t.options.begin(), t.options.end());
             auto r = nx::row_reader::make(opts, columns);
             if (!r) return en::error(r.error().code, fmt::format("table {}: {}", name, r.error().message));
+            r.value().slice(_ctx.instance(), _ctx.parallelism());
             return _ctx.source(std::make_unique<nexmark_source>(std::move(r).value()), columns);
         }
         if (kind == "datagen") return datagen(t, columns);
@@ -185,6 +192,11 @@ public:
         const auto group = option(t, "properties.group.id");
         en::stream raw;
         if (!bootstrap.empty()) {
+            if (_ctx.parallelism() > 1) {
+                return bad(fmt::format("table {}: a Kafka cluster's table is read by one instance (its source "
+                                       "assigns every partition); run the pipeline with parallelism 1",
+                                       name));
+            }
             if (start == start_at::timestamp || start == start_at::group_offsets || !group.empty()) {
                 return bad(fmt::format("table {}: a Kafka cluster's table starts at earliest-offset or latest-offset "
                                        "and keeps its offsets in the job's checkpoints; '{}' is for the embedded "
@@ -205,6 +217,17 @@ public:
             connect::log_source_options o;
             o.topic = topic;
             o.start = start;
+            if (const auto n = int32_t(_ctx.parallelism()); n > 1) {
+                // Instance i reads partitions p with p % n == i: each needs one at least, or its
+                // watermark would hold every window back.
+                if (_ctx.partitions_of(topic) < n) {
+                    return bad(fmt::format("table {}: parallelism {} needs topic '{}' to exist with at least {} "
+                                           "partitions (it has {})",
+                                           name, n, topic, n, _ctx.partitions_of(topic)));
+                }
+                o.instances = n;
+                o.instance = int32_t(_ctx.instance());
+            }
             if (start == start_at::timestamp) {
                 const auto ts = option(t, "scan.startup.timestamp-millis");
                 int64_t ms = -1;
@@ -280,7 +303,9 @@ public:
             o.topic = topic;
             o.key_columns = t.primary_key;
             o.exactly_once = exactly;
-            o.transactional_id = fmt::format("runnel-{}-{}", _def.id, topic);
+            // One transactional id per instance: instances must not fence each other.
+            o.transactional_id = _ctx.instance() == 0 ? fmt::format("runnel-{}-{}", _def.id, topic)
+                                                      : fmt::format("runnel-{}-{}-{}", _def.id, topic, _ctx.instance());
             _ctx.sink(std::move(rows), std::make_unique<connect::kafka_sink>(std::move(o), _ctx.home(), _ctx.waker()),
                       parts);
             return outcome::success();
@@ -316,7 +341,18 @@ public:
         if (auto idle = t.option("scan.watermark.idle-timeout")) {
             if (auto ms = connect::duration_ms(*idle)) w.idle_timeout = std::chrono::milliseconds(*ms);
         }
+        if (w.partitions > 1) {
+            w.instances = int32_t(_ctx.parallelism());
+            w.instance = int32_t(_ctx.instance());
+        }
         return w;
+    }
+
+    /// The planner's exchanges: by `columnar` routing, since no SQL job's state was ever split
+    /// by another (decision 0021).
+    en::result<en::stream> exchange(en::pipeline& p, en::stream s, const std::vector<std::string>& keys) override {
+        (void)p;
+        return _ctx.exchange(std::move(s), keys, en::key_routing::columnar);
     }
 
 private:
@@ -384,6 +420,7 @@ private:
         }
         auto g = dg::generator::make(opts, std::move(cols), columns);
         if (!g) return en::error(g.error().code, fmt::format("table {}: {}", name, g.error().message));
+        g.value().slice(_ctx.instance(), _ctx.parallelism());
         return _ctx.source(std::make_unique<dg::source>(std::move(g).value()), columns);
     }
 
@@ -396,8 +433,9 @@ private:
         std::string why;
         auto files = connect::files_of(path, why);
         if (!files) return bad(fmt::format("table {}: {}", name, why));
-        auto raw = _ctx.source(std::make_unique<connect::file_source>(std::move(files).value()),
-                               connect::file_source::schema());
+        // One instance reads the file; the planner's exchanges bring its rows to their keys'.
+        auto mine = _ctx.instance() == 0 ? std::move(files).value() : std::vector<std::filesystem::path>{};
+        auto raw = _ctx.source(std::make_unique<connect::file_source>(std::move(mine)), connect::file_source::schema());
         return decode(raw, f.value(), columns, t);
     }
 
@@ -417,6 +455,11 @@ private:
         }
         if (std::filesystem::is_directory(path)) {
             return bad(fmt::format("table {}: path '{}' is a directory; a file sink appends to one file", name, path));
+        }
+        if (_ctx.parallelism() > 1) {
+            return bad(fmt::format("table {}: a file sink is written by one instance; run the pipeline with "
+                                   "parallelism 1, or write to a topic",
+                                   name));
         }
         connect::file_sink_options o;
         o.path = path;
@@ -478,10 +521,9 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         why = "the script has no INSERT INTO: a pipeline writes its query's rows into a table";
         return invalid();
     }
-    if (ctx.parallelism() > 1) {
-        why = "a SQL pipeline runs as one instance for now";
-        return invalid();
-    }
+    // The job's instances decide the plan's parallelism (`SET 'parallelism.default'` sets the
+    // definition's, where the pipeline is submitted).
+    popts.parallelism = ctx.parallelism();
     job_connectors conn(ctx, def);
     sql::planner pl(cat, conn, popts);
     // A materialized view plans its query and keeps the rows in a view the gateway serves.
@@ -515,6 +557,8 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
             for (std::size_t i = 0; i < columns.size(); ++i) renamed.push_back(en::as(en::col(planned[i]), columns[i]));
             rows = rows.project(renamed);
         }
+        // Each key's rows come from one instance, so instances never race on a key.
+        if (ctx.parallelism() > 1) rows = ctx.exchange(rows, key, en::key_routing::columnar);
         auto v = default_views().open(view->name.back(), key);
         v->set_temporary(view->temporary);
         ctx.sink(rows, std::make_unique<view_sink>(std::move(v)), 1);

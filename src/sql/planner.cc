@@ -3,6 +3,7 @@
 #include "sql/functions.h"
 
 #include "sql/parser.h"
+#include "sql/physical.h"
 
 #include <fmt/format.h>
 
@@ -1020,7 +1021,8 @@ public:
         , _conn(conn)
         , _opts(opts)
         , _p(p)
-        , _out(out) {}
+        , _out(out)
+        , _phys(conn, _opts, out.stages) {}
 
     parse_result<query_out> query_(const query& q);
     parse_result<bool> insert(const insert_stmt& s, source_pos pos);
@@ -1039,6 +1041,31 @@ private:
         return true;
     }
     void step(std::string line) { _out.stages.push_back(std::move(line)); }
+    /// Brings `s`'s rows to the instance of their `keys` before a keyed operator, when the
+    /// plan runs as several instances (`physical_planner`); `why` names what needs every row
+    /// in one instance when there are no keys.
+    parse_result<bool> exchange(en::stream& s, const std::vector<std::string>& keys, source_pos pos,
+                                std::string_view why = {}) {
+        auto moved = _phys.by_keys(_p, s, keys, why);
+        if (!moved) {
+            return at(pos, 1, moved.error().message);
+        }
+        s = moved.value();
+        return check(pos);
+    }
+    /// `exchange` for one side of a join (the other side is exchanged by its own keys).
+    parse_result<bool> exchange_side(en::stream& s, const std::vector<std::string>& keys, source_pos pos) {
+        auto moved = _phys.by_join_keys(_p, s, keys);
+        if (!moved) {
+            return at(pos, 1, moved.error().message);
+        }
+        s = moved.value();
+        return check(pos);
+    }
+    /// `to` derives from `from` row by row (see `physical_planner::carry`).
+    void carry(const en::stream& from, const en::stream& to, const std::vector<en::named_expr>& cols = {}) {
+        _phys.carry(from, to, cols);
+    }
     /// Makes `column`, computed by PROCTIME(), the stream's time: its watermark follows the
     /// wall clock, so windows over it close on time (event-time watermarks stop here).
     parse_result<bool> processing_time(relation& rel, const std::string& column, source_pos pos) {
@@ -1089,6 +1116,7 @@ private:
     plan_options _opts;
     en::pipeline& _p;
     planned_statement& _out;
+    physical_planner _phys;
     int _depth = 0;
     /// WITH queries in scope, outermost first; a reference plans the query again (each use
     /// reads its sources anew). Planning one sees only those defined before it.
@@ -1672,7 +1700,15 @@ parse_result<relation> builder::join(const table_ref& t) {
     }
     relation out;
     out.updating = updating;
-    out.s = l.s.join(r.s, spec);
+    en::stream left = l.s, right = r.s;
+    if (auto x = exchange_side(left, spec.left_keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    if (auto x = exchange_side(right, spec.right_keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    out.s = left.join(right, spec);
+    carry(left, out.s); // the left side's key columns keep their names
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -1702,7 +1738,9 @@ parse_result<relation> builder::joined(relation out, const relation& l, const re
             }
             pred = pred.empty() ? v.value() : (pred && v.value());
         }
+        const en::stream unfiltered = out.s;
         out.s = out.s.filter(pred);
+        carry(unfiltered, out.s);
         if (auto c = check(pos); !c) {
             return c.error();
         }
@@ -1873,8 +1911,19 @@ parse_result<std::optional<relation>> builder::window_join(const table_ref& t, c
     } else if (!r.s.time_column().empty()) {
         time = js->at(ls->size() + *rs->index_of(r.s.time_column())).name;
     }
-    en::stream left = l.s;
-    out.s = left.window_join(r.s, spec, time);
+    en::stream left = l.s, right = r.s;
+    if (auto x = exchange_side(left, spec.left.keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    if (auto x = exchange_side(right, spec.right.keys, t.condition->pos); !x) {
+        return x.error();
+    }
+    out.s = left.window_join(right, spec, time);
+    // A RIGHT or FULL join's rows of the right side alone have NULL left keys, wherever their
+    // right key put them: only an inner or LEFT join keeps the left side's partitioning.
+    if (spec.type == en::window_join_type::inner || spec.type == en::window_join_type::left) {
+        carry(left, out.s);
+    }
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2083,6 +2132,15 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
         step(fmt::format("project {}", describe(proj)));
         ls = l.s.schema_of();
     }
+    // Both sides by the key: each instance holds the table's rows of its keys (a table read
+    // by one instance, a file, reaches every key's instance this way).
+    if (auto x = exchange_side(l.s, lkeys, t.condition->pos); !x) {
+        return x.error();
+    }
+    if (auto x = exchange_side(r.s, rkeys, t.condition->pos); !x) {
+        return x.error();
+    }
+    const en::stream keyed_left = l.s;
     relation out;
     out.proctime = proctime;
     std::string label;
@@ -2098,6 +2156,7 @@ parse_result<relation> builder::temporal_join(const table_ref& t) {
                             type == en::join_type::left ? "left " : "", join_names(lkeys),
                             join_names(rkeys), ltime, r.s.time_column());
     }
+    carry(keyed_left, out.s);
     if (auto c = check(t.condition->pos); !c) {
         return c.error();
     }
@@ -2262,6 +2321,9 @@ parse_result<query_out> builder::query_body(const query& q) {
                                                   updating));
         }
         if (!q.union_all) {
+            if (auto x = exchange(u, l.value().names, q.pos); !x) {
+                return x.error();
+            }
             u = u.deduplicate(l.value().names);
             step(fmt::format("deduplicate {}", join_names(l.value().names)));
             if (auto c = check(q.pos); !c) {
@@ -2389,6 +2451,9 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
                                                   out.value().updating));
         }
         if (sc.distinct) {
+            if (auto x = exchange(out.value().s, out.value().names, q.pos); !x) {
+                return x.error();
+            }
             auto s = out.value().s.deduplicate(out.value().names);
             step(fmt::format("deduplicate {}", join_names(out.value().names)));
             if (auto c = check(q.pos); !c) {
@@ -2432,7 +2497,11 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
         }
         cols.push_back(en::as(v.value(), names.value()[n++]));
     }
-    rel.s = rel.s.project(cols);
+    {
+        const en::stream input = rel.s;
+        rel.s = rel.s.project(cols);
+        carry(input, rel.s, cols);
+    }
     if (auto c = check(sc.items.empty() ? q.pos : sc.items[0].value.pos); !c) {
         return c.error();
     }
@@ -2447,6 +2516,9 @@ parse_result<query_out> builder::select_from(const query& q, relation rel, bool 
                            fmt::format("SELECT DISTINCT over the changelog of {}", rel.updating));
     }
     if (sc.distinct) {
+        if (auto x = exchange(rel.s, names.value(), q.pos); !x) {
+            return x.error();
+        }
         rel.s = rel.s.deduplicate(names.value());
         step(fmt::format("deduplicate {}", join_names(names.value())));
         if (auto c = check(q.pos); !c) {
@@ -2611,6 +2683,9 @@ parse_result<query_out> builder::top_n(const query& outer, const select_item& rn
                        spec.order_by == time;
     std::string updating;
     std::optional<en::expr> rank; // what rn is, when the outer query reads it
+    if (auto x = exchange(rel.s, spec.partition_keys, call.pos, "a Top-N without PARTITION BY"); !x) {
+        return x.error();
+    }
     if (dedup && !spec.descending) {
         rel.s = rel.s.deduplicate(spec.partition_keys);
         if (auto c = check(call.pos, head_length(call)); !c) {
@@ -3078,7 +3153,9 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     source_pos wpos = win ? win->call->pos : gpos;
     uint32_t wlen = win ? head_length(*win->call) : 1;
     if (!pre.empty()) { // COUNT(*) alone needs no column
+        const en::stream input = rel.s;
         rel.s = rel.s.project(pre);
+        carry(input, rel.s, pre);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3130,11 +3207,16 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     }
     std::string updating;
     en::stream w;
+    if (auto x = exchange(rel.s, key_names, wpos, win ? "a window aggregate without GROUP BY keys" : "an aggregate without GROUP BY");
+        !x) {
+        return x.error();
+    }
     if (!win) {
         // No window: one updating result per key (a changelog).
         en::group_options go;
         go.retractions = !rel.updating.empty();
         w = rel.s.group_aggregate(key_names, specs, go);
+        carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3145,6 +3227,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     } else {
         w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
                          : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
+        carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
@@ -3156,13 +3239,19 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         }
     }
     if (having) {
+        const en::stream unfiltered = w;
         w = w.filter(*having);
+        carry(unfiltered, w);
         if (auto c = check(sc.having->pos); !c) {
             return c.error();
         }
         step(fmt::format("filter {}", having->to_string()));
     }
-    w = w.project(final_cols);
+    {
+        const en::stream aggregated = w;
+        w = w.project(final_cols);
+        carry(aggregated, w, final_cols);
+    }
     if (auto c = check(sc.items[0].value.pos); !c) {
         return c.error();
     }
@@ -3377,6 +3466,11 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         return bound.error();
     }
     planned_statement out;
+    if (_opts.parallelism > 1) {
+        out.stages.push_back(fmt::format("parallelism {}: every instance runs the stages below on its share of "
+                                         "the sources",
+                                         _opts.parallelism));
+    }
     builder bld(_catalog, _connectors, _opts, p, out);
     if (auto* ins = std::get_if<insert_stmt>(&target->node)) {
         bld.reads(ins->body);
@@ -3404,6 +3498,16 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
 }
 
 parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
+    if (!s.reset && text::iequals(s.key, parallelism_key)) {
+        uint32_t n = 0;
+        auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), n);
+        if (ec != std::errc() || end != s.value.data() + s.value.size() || n < 1 || n > max_parallelism) {
+            return error_at(pos, 3, fmt::format("'{}' is a number of instances from 1 to {}, not '{}'",
+                                                parallelism_key, max_parallelism, s.value));
+        }
+        opts.parallelism = n;
+        return true;
+    }
     if (s.reset || !text::iequals(s.key, max_windows_per_row_key)) {
         return false;
     }

@@ -55,6 +55,19 @@ public:
         (void)t;
         return false;
     }
+
+    /// Brings every row of `s` to the instance of a parallel dataflow its `keys` (columns of
+    /// `s`) belong to, and returns the rows every instance sent to this one; with no keys,
+    /// every row goes to one instance. The planner calls it before each keyed operator, and
+    /// only when `plan_options::parallelism` is above 1; the owner of the instances (a job)
+    /// joins them with an `engine::exchange`. The default returns `s` unchanged: one instance
+    /// holds every key (and EXPLAIN still shows where the exchanges go).
+    virtual engine::result<engine::stream> exchange(engine::pipeline& p, engine::stream s,
+                                                    const std::vector<std::string>& keys) {
+        (void)p;
+        (void)keys;
+        return s;
+    }
 };
 
 /// Settings of one planning.
@@ -65,10 +78,19 @@ struct plan_options {
     /// a window over more is refused, since every row is copied into each of its windows.
     /// `SET 'table.exec.window.max-windows-per-row' = 'N'`.
     int64_t max_windows_per_row = 1000;
+    /// Instances the dataflow runs as, each on its own thread with a share of the sources.
+    /// Above 1 the planner brings rows to their key's instance
+    /// (`connector_factory::exchange`) before every keyed operator; 1 plans no exchange.
+    /// `SET 'parallelism.default' = 'N'`.
+    uint32_t parallelism = 1;
 };
 
 /// The SQL option that sets `plan_options::max_windows_per_row`.
 inline constexpr std::string_view max_windows_per_row_key = "table.exec.window.max-windows-per-row";
+/// The SQL option (Flink's name) that sets `plan_options::parallelism`.
+inline constexpr std::string_view parallelism_key = "parallelism.default";
+/// Most instances `parallelism.default` may ask for.
+inline constexpr uint32_t max_parallelism = 256;
 
 /// Applies a `SET 'key' = 'value'` that changes how statements are planned; false when the
 /// key is not a planner option (the caller may know it), an error at the statement when

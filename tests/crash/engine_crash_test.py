@@ -8,7 +8,10 @@ With --parallelism N the job runs as N instances on N shards, and each key's eve
 over every partition, so only the exchange between the instances brings a key's events together;
 the kills then also land in checkpoints that must cut every instance at once.
 
-usage: engine_crash_test.py RUNNEL_BINARY [--parallelism N]
+With --sql the job is a SQL pipeline (template `sql`) computing the same windows with TUMBLE and
+COUNT(*); with --parallelism N its plan brings each key to one instance through an exchange.
+
+usage: engine_crash_test.py RUNNEL_BINARY [--parallelism N] [--sql]
 """
 import argparse
 import json
@@ -36,6 +39,19 @@ BOUND_MS = 500
 
 
 recoveries = []  # what each restart reported about resuming, across all servers
+
+# The windowed count as SQL: the same windows, keys and counts as the `windowed_count` template
+# (its bound of 1 s is above the 200 ms the events are shuffled by, as the template's 500 ms).
+SQL = """
+CREATE TABLE events (`key` STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'topic', 'topic' = 'events', 'format' = 'json');
+CREATE TABLE counts (`key` STRING, window_start TIMESTAMP(3), `count` BIGINT)
+WITH ('connector' = 'topic', 'topic' = 'counts', 'sink.partitions' = '3');
+INSERT INTO counts
+SELECT `key`, window_start, COUNT(*) AS `count`
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY `key`, window_start, window_end;
+"""
 
 
 def watch(line):
@@ -104,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runnel")
     ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--sql", action="store_true", help="run the count as a SQL pipeline")
     args = ap.parse_args()
     binary = args.runnel
     data = tempfile.mkdtemp(prefix="runnel-engine-crash-")
@@ -122,11 +139,15 @@ def main():
         server.stop()
         os.makedirs(os.path.join(data, "jobs", "counts"))
         with open(os.path.join(data, "jobs", "counts", "job.json"), "w") as f:
-            json.dump({"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
-                       "parallelism": args.parallelism,
-                       "params": {"input": "events", "output": "counts", "key": "key", "time": "ts",
-                                  "window_ms": WINDOW_MS, "bound_ms": BOUND_MS, "output_partitions": 3,
-                                  "delivery": "exactly_once"}}, f)
+            if args.sql:
+                json.dump({"id": "counts", "template": "sql", "checkpoint_interval_ms": 100,
+                           "parallelism": args.parallelism, "params": {"sql": SQL}}, f)
+            else:
+                json.dump({"id": "counts", "template": "windowed_count", "checkpoint_interval_ms": 100,
+                           "parallelism": args.parallelism,
+                           "params": {"input": "events", "output": "counts", "key": "key", "time": "ts",
+                                      "window_ms": WINDOW_MS, "bound_ms": BOUND_MS, "output_partitions": 3,
+                                      "delivery": "exactly_once"}}, f)
         server = start(binary, data, port)
 
         # Events flow in while the server is killed at random moments, so kills land while the
@@ -145,7 +166,8 @@ def main():
                 # One instance: by key. Several: every partition, so keys meet only in the exchange.
                 where = {"partition": sent % PARTITIONS} if args.parallelism > 1 else {}
                 try:
-                    producer.produce("events", key=k, value=json.dumps({"key": k, "ts": ts}), timestamp=ts,
+                    value = {"key": k, "ts": harness.sql_time(ts) if args.sql else ts}
+                    producer.produce("events", key=k, value=json.dumps(value), timestamp=ts,
                                      on_delivery=lambda err, _m: err and failures.append(err), **where)
                 except BufferError:
                     producer.poll(0.05)
@@ -159,7 +181,8 @@ def main():
                 next_kill = time.monotonic() + rng.uniform(0.3, 1.0)
         # Close every window: a far-future event on each partition.
         for p in range(PARTITIONS):
-            producer.produce("events", key="end", value=json.dumps({"key": "end", "ts": 10**12}),
+            end = {"key": "end", "ts": harness.sql_time(10**12) if args.sql else 10**12}
+            producer.produce("events", key="end", value=json.dumps(end),
                              partition=p, timestamp=10**12)
         assert producer.flush(120) == 0, "events not acknowledged"
         assert not failures, f"{len(failures)} delivery failures, first: {failures[:3]}"
@@ -198,7 +221,8 @@ def main():
         assert server.stop() == 0
         for line in recoveries:
             print("  " + line)
-        print(f"engine crash test: {kills} SIGKILLs while a job of {args.parallelism} instance(s) counted {EVENTS} events; "
+        print(f"engine crash test: {kills} SIGKILLs while a {'SQL ' if args.sql else ''}job of {args.parallelism} "
+              f"instance(s) counted {EVENTS} events; "
               f"{len(expected)} windows, each exactly once with the right count")
         print("1 passed, 0 failed")
     finally:

@@ -7,7 +7,8 @@ TUMBLE window; the pipeline writes exactly-once to a topic with Flink's JSON enc
 server is restarted half-way; a read_committed reader then sees every window once, with the
 counts and sums Python computes from the same events. Also: `--explain` prints the plan and
 starts nothing, a bad script exits 1 with line:column and a caret, SHOW JOBS and STOP JOB
-work from stdin, and a Nexmark table feeds a pipeline (46 of every 50 events are bids).
+work from stdin, and a Nexmark table feeds a pipeline (46 of every 50 events are bids), also
+as two instances (`SET 'parallelism.default' = '2'`) counting bids per channel exactly once.
 A materialized view of the same windows is served over HTTP, survives a restart and is
 dropped; the interactive shell (`runnel sql` with no file) shows a SELECT's rows as they
 change and drops its temporary view when stopped.
@@ -97,6 +98,16 @@ CREATE TABLE nx (auction BIGINT, bidder BIGINT, price_eur DOUBLE, dateTime TIMES
 WITH ('connector' = 'topic', 'topic' = 'nexmark-q1', 'sink.delivery-guarantee' = 'at-least-once');
 SET 'pipeline.name' = 'nexmark-q1';
 INSERT INTO nx SELECT auction, bidder, 0.908 * price, dateTime FROM bid;
+"""
+
+# Two instances, each generating every other event, exchanging bids by channel before the window.
+NEXMARK_PARALLEL = NEXMARK[:NEXMARK.index("CREATE TABLE nx")] + """
+CREATE TABLE per_channel (channel STRING, window_start TIMESTAMP(3), bids BIGINT)
+WITH ('connector' = 'topic', 'topic' = 'nexmark-per-channel');
+SET 'parallelism.default' = '2';
+SET 'pipeline.name' = 'nexmark-parallel';
+INSERT INTO per_channel SELECT channel, window_start, COUNT(*)
+FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND)) GROUP BY channel, window_start, window_end;
 """
 
 
@@ -388,6 +399,27 @@ def main():
         rows = read_all(srv.bootstrap, "nexmark-q1", 1, committed=False)
         assert len(rows) == 46000, len(rows)
         assert all(abs(r["price_eur"] - 0.908 * round(r["price_eur"] / 0.908)) < 1e-6 for _, r in rows[:100])
+        passed += 1
+
+        # The same bids counted per channel by two instances: the plan exchanges by channel, and
+        # every bid is counted once in one row per (channel, window).
+        r = runnel_sql(args.runnel, srv, "-", "--explain", stdin=NEXMARK_PARALLEL)
+        assert r.returncode == 0 and "exchange by channel (parallelism 2)" in r.stdout, (r.stdout, r.stderr)
+        r = runnel_sql(args.runnel, srv, "-", stdin=NEXMARK_PARALLEL)
+        assert r.returncode == 0, r.stderr
+        job = [j for j in http("GET", f"{srv.http}/v1/pipelines")["pipelines"] if j["id"] == "nexmark-parallel"]
+        assert job and job[0]["parallelism"] == 2, job
+
+        def counted():
+            return sum(v["bids"] for _, v in read_all(srv.bootstrap, "nexmark-per-channel", 1))
+        harness.wait_until(lambda: counted() >= 46000, 60, "every bid counted by the two instances")
+        rows = read_all(srv.bootstrap, "nexmark-per-channel", 1)
+        windows = Counter((v["channel"], v["window_start"]) for _, v in rows)
+        assert counted() == 46000 and max(windows.values()) == 1, (counted(), windows.most_common(3))
+        # A parallelism that is not a number of instances is refused at the SET.
+        r = runnel_sql(args.runnel, srv, "-", stdin="SET 'parallelism.default' = 'many';")
+        assert r.returncode == 1 and "line 1:1: 'parallelism.default' is a number of instances from 1 to 256, " \
+            "not 'many'" in r.stderr, (r.returncode, r.stderr)
         passed += 1
         srv.stop()
     finally:

@@ -12,6 +12,9 @@
 //         query's nexmark tables of one kind (person, auction, bid) are left out and FILE's
 //         statements (examples/nexmark/nested.sql: one table of every event, views per kind)
 //         declared first instead; the left-out tables' options apply to FILE's tables.
+//         With `--parallelism N` the query runs as N instances on N threads joined by the
+//         planner's exchanges: instance i generates the events n with n % N == i and reads the
+//         file tables if it is instance 0; every instance's sink rows go to one table.
 //
 // CSV: RFC 4180 quoting; integers in decimal; timestamps as epoch milliseconds; doubles in the
 // shortest form that reads back to the same double; booleans as 1/0; NULL as \N (unquoted).
@@ -31,11 +34,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -149,13 +154,34 @@ int dump(int64_t events, const std::filesystem::path& dir,
 
 // ---- run -------------------------------------------------------------------------------
 
+/// What the instances of a run share: the exchanges between them and the sink's table (each
+/// key's changes come from one instance, in order; the lock keeps the table whole).
+struct shared_run {
+    explicit shared_run(uint32_t parallelism)
+        : exchanges(parallelism) {}
+    en::exchange_set exchanges;
+    std::mutex mu;
+    std::unique_ptr<final_table> table;
+    uint64_t dead_letters = 0;
+};
+
 /// Nexmark tables read from the generator, CSV file tables (`'connector' = 'file'`) read whole,
-/// and the INSERT's target collected into a `final_table`, whatever its connector.
+/// and the INSERT's target collected into a `final_table`, whatever its connector. One per
+/// instance, used on the thread that plans it.
 class check_connectors final : public sql::connector_factory {
 public:
-    check_connectors(std::map<std::string, std::string> overrides, sql::qualified_name target)
+    check_connectors(std::map<std::string, std::string> overrides, sql::qualified_name target,
+                     shared_run& run, uint32_t instance)
         : _overrides(std::move(overrides))
-        , _target(std::move(target)) {}
+        , _target(std::move(target))
+        , _run(run)
+        , _instance(instance) {}
+
+    en::result<en::stream> exchange(en::pipeline& p, en::stream s,
+                                    const std::vector<std::string>& keys) override {
+        (void)p;
+        return _run.exchanges.exchange(std::move(s), _instance, keys, en::key_routing::columnar);
+    }
 
     en::result<en::stream> source(en::pipeline& p, const sql::table_schema& t,
                                   const en::schema_ptr& columns) override {
@@ -169,6 +195,7 @@ public:
             if (!r) {
                 return r.error();
             }
+            r.value().slice(_instance, _run.exchanges.parallelism());
             auto reader = std::make_shared<nx::row_reader>(std::move(r).value());
             return p.source(columns, [reader]() -> en::source_poll {
                 if (reader->done()) {
@@ -191,7 +218,7 @@ public:
             std::vector<en::batch> batches;
             en::batch b(raw);
             std::string line;
-            while (std::getline(in, line)) {
+            while (_instance == 0 && std::getline(in, line)) {
                 if (!line.empty() && line.back() == '\r') {
                     line.pop_back();
                 }
@@ -209,8 +236,10 @@ public:
             }
             auto decoded = p.source(raw, en::from_batches(std::move(batches)))
                                .decode(en::decode_format::csv, columns);
-            decoded.dead_letters().sink(
-                [this](const en::batch& d) { dead_letters += d.num_rows(); });
+            decoded.dead_letters().sink([this](const en::batch& d) {
+                std::lock_guard g(_run.mu);
+                _run.dead_letters += d.num_rows();
+            });
             return decoded;
         }
         return en::error(en::errc::invalid_argument,
@@ -241,21 +270,28 @@ public:
             }
             key.push_back(*i);
         }
-        table = std::make_unique<final_table>(columns, std::move(key));
-        rows.sink([this](const en::batch& b) { table->apply(b); });
+        {
+            std::lock_guard g(_run.mu);
+            if (!_run.table) {
+                _run.table = std::make_unique<final_table>(columns, std::move(key));
+            }
+        }
+        rows.sink([this](const en::batch& b) {
+            std::lock_guard g(_run.mu);
+            _run.table->apply(b);
+        });
         return runnel::outcome::success();
     }
-
-    std::unique_ptr<final_table> table;
-    uint64_t dead_letters = 0;
 
 private:
     std::map<std::string, std::string> _overrides;
     sql::qualified_name _target;
+    shared_run& _run;
+    uint32_t _instance;
 };
 
 int run(int64_t events, const std::filesystem::path& query, const std::filesystem::path& out,
-        std::map<std::string, std::string> overrides, const std::string& nested) {
+        std::map<std::string, std::string> overrides, const std::string& nested, uint32_t parallelism) {
     std::string text = read_text(query);
     if (text.empty()) {
         fmt::print(stderr, "nexmark_check: cannot read {}\n", query.string());
@@ -313,30 +349,42 @@ int run(int64_t events, const std::filesystem::path& query, const std::filesyste
         fmt::print(stderr, "nexmark_check: {} has no INSERT INTO\n", query.string());
         return 1;
     }
-    check_connectors conn(overrides, std::get<sql::insert_stmt>(insert->node).table);
-    en::pipeline p;
-    sql::planner pl(cat, conn);
-    auto plan = pl.plan(*insert, p);
-    if (!plan) {
-        fmt::print("{}\n", sql::format_error(text, plan.error()));
-        return 2;
+    shared_run shared(parallelism);
+    std::vector<std::unique_ptr<check_connectors>> conns;
+    std::vector<std::unique_ptr<en::pipeline>> pipelines;
+    std::atomic<uint64_t> late{0};
+    sql::plan_options opts;
+    opts.parallelism = parallelism;
+    for (uint32_t i = 0; i < parallelism; ++i) {
+        conns.push_back(std::make_unique<check_connectors>(
+            overrides, std::get<sql::insert_stmt>(insert->node).table, shared, i));
+        pipelines.push_back(std::make_unique<en::pipeline>());
+        sql::planner pl(cat, *conns.back(), opts);
+        auto plan = pl.plan(*insert, *pipelines.back());
+        if (!plan) {
+            fmt::print("{}\n", sql::format_error(text, plan.error()));
+            return 2;
+        }
+        for (auto& l : plan.value().late) {
+            l.sink([&late](const en::batch& b) { late += b.num_rows(); });
+        }
     }
-    uint64_t late = 0;
-    for (auto& l : plan.value().late) {
-        l.sink([&late](const en::batch& b) { late += b.num_rows(); });
-    }
-    if (!conn.table) {
+    if (!shared.table) {
         fmt::print(stderr, "nexmark_check: the planner gave the sink no rows\n");
         return 1;
     }
-    auto r = p.run();
+    std::vector<en::pipeline*> instances;
+    for (auto& p : pipelines) {
+        instances.push_back(p.get());
+    }
+    auto r = parallelism == 1 ? pipelines[0]->run() : en::run_parallel(instances, shared.exchanges);
     if (!r) {
         fmt::print(stderr, "nexmark_check: run: {}\n", r.error().message);
         return 1;
     }
-    const auto& t = *conn.table;
+    const auto& t = *shared.table;
     fmt::print(stderr, "{}: {} changes, {} final rows, {} late rows, {} undecodable file rows\n",
-               query.string(), t.changes, t.size(), late, conn.dead_letters);
+               query.string(), t.changes, t.size(), late.load(), shared.dead_letters);
     std::ofstream file(out, std::ios::binary);
     t.write(file);
     file.flush();
@@ -362,6 +410,7 @@ int main(int argc, char** argv) {
     int64_t events = 200'000;
     std::string out, query, nested;
     std::vector<std::string> option_pairs;
+    uint32_t parallelism = 1;
 
     auto* dump_cmd = app.add_subcommand(
         "dump", "write person.csv, auction.csv and bid.csv of the first N events");
@@ -382,6 +431,8 @@ int main(int argc, char** argv) {
                         "option key=value overriding every nexmark table's");
     run_cmd->add_option("--nested", nested,
                         "a script of the nested shape replacing the query's per-kind tables");
+    run_cmd->add_option("--parallelism", parallelism, "instances, each on its own thread")
+        ->check(CLI::Range(1u, 64u));
 
     CLI11_PARSE(app, argc, argv);
     try {
@@ -389,7 +440,7 @@ int main(int argc, char** argv) {
         if (dump_cmd->parsed()) {
             return dump(events, out, options);
         }
-        return run(events, query, out, options, nested);
+        return run(events, query, out, options, nested, parallelism);
     } catch (const CLI::Error& e) {
         return app.exit(e);
     }

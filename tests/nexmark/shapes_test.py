@@ -21,11 +21,13 @@ from collections import Counter
 BY_FIRST_COLUMN = {"q12"}
 
 
-def run(tool, events, query, out, nested=None):
+def run(tool, events, query, out, nested=None, parallelism=1):
     cmd = [tool, "run", "--events", str(events), "--query", query, "--out", out,
            "--option", "base-time=1704034800000", "--option", "first-event.rate=5"]
     if nested:
         cmd += ["--nested", nested]
+    if parallelism > 1:
+        cmd += ["--parallelism", str(parallelism)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 

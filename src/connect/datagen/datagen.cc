@@ -245,6 +245,14 @@ en::result<generator> generator::make(const std::map<std::string, std::string>& 
     return g;
 }
 
+void generator::slice(int64_t instance, int64_t instances) {
+    if (instances <= 1) return;
+    _first = instance;
+    _stride = instances;
+    if (_end) _end = *_end > instance ? (*_end - instance + instances - 1) / instances : 0;
+    if (_rate > 0) _rate = std::max<int64_t>(1, (_rate + instances - 1) / instances);
+}
+
 std::optional<int64_t> generator::remaining() const {
     if (!_end) return std::nullopt;
     return std::max<int64_t>(0, *_end - _position);
@@ -254,7 +262,7 @@ void generator::fill(const field_gen& f, en::column& out, int64_t from, std::siz
     const auto kind = f.col.kind;
     static constexpr char hex[] = "0123456789abcdef";
     for (std::size_t j = 0; j < n; ++j) {
-        const int64_t row = from + int64_t(j);
+        const int64_t row = _first + (from + int64_t(j)) * _stride;
         if (f.sequence) {
             const int64_t v = f.start + row;
             if (kind == column_kind::string) out.push_string(std::to_string(v));

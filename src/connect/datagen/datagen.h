@@ -53,6 +53,11 @@ public:
     void seek(int64_t position) { _position = position; }
     /// `rows-per-second` (10000 when absent, as in Flink); 0: as fast as the pipeline takes them.
     int64_t rows_per_second() const { return _rate; }
+    /// Makes this generator one of `instances` sharing the table (a parallel pipeline): it gives
+    /// rows i with i % instances == instance, in order, at its share of the rate, so the
+    /// instances together give every row once. Positions then count this slice's rows. Call
+    /// before the first `next`.
+    void slice(int64_t instance, int64_t instances);
     const engine::schema_ptr& schema() const { return _schema; }
 
 private:
@@ -74,6 +79,8 @@ private:
     std::optional<int64_t> _end;
     int64_t _rate = 10000;
     int64_t _position = 0;
+    /// Row `_position` of this generator is row `_first + _position * _stride` of the table.
+    int64_t _first = 0, _stride = 1;
 };
 
 /// A `datagen` table as a checkpointed source: emits the generator's rows at most at its

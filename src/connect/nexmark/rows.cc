@@ -188,6 +188,11 @@ std::size_t row_reader::read(en::batch& b, std::size_t max_rows, std::size_t max
         _gen->skip(skip);
         left -= skip;
         if (left == 0 || !_gen->has_next()) break;
+        if (_instances > 1 && _gen->events_so_far() % _instances != _instance) { // another instance's
+            _gen->skip(1);
+            --left;
+            continue;
+        }
         _gen->next_into(*scratch, _want);
         --left;
         append(*scratch, b, rows);
@@ -279,6 +284,10 @@ void row_reader::append_nested(const Event& x, event_kind k, en::batch& b) {
 std::size_t row_reader::read_nested(en::batch& b, std::size_t max_rows, std::size_t max_events) {
     std::size_t rows = 0;
     while (rows < max_rows && rows < max_events && _gen->has_next()) {
+        if (_instances > 1 && _gen->events_so_far() % _instances != _instance) { // another instance's
+            _gen->skip(1);
+            continue;
+        }
         const event_kind k = _gen->peek_kind();
         switch (k) {
         case event_kind::person:

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <vector>
@@ -36,6 +37,13 @@ public:
     int64_t position() const { return _gen->events_so_far(); }
     /// Starts again at `position` (generating the events before it).
     engine::result<void> seek(int64_t position);
+    /// Makes this reader one of `instances` sharing the stream (a parallel pipeline): it reads
+    /// only events n with n % instances == instance, so the instances together read every
+    /// event once. Positions still count every event of the stream.
+    void slice(int64_t instance, int64_t instances) {
+        _instance = instances > 1 ? instance : 0;
+        _instances = std::max<int64_t>(instances, 1);
+    }
     const engine::schema_ptr& schema() const { return _schema; }
 
 private:
@@ -65,6 +73,7 @@ private:
 
     generator_config _cfg;
     std::optional<generator> _gen;
+    int64_t _instance = 0, _instances = 1; ///< `slice`
     event_kind _kind = event_kind::bid;
     engine::schema_ptr _schema;
     /// For each column, the index of its field in the event struct.

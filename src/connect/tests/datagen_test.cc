@@ -83,6 +83,32 @@ TEST(datagen, the_same_seed_gives_the_same_rows_whatever_the_batch_size) {
     EXPECT_EQ(tail, std::vector<std::string>(a.begin() + 250, a.end()));
 }
 
+TEST(datagen, slices_of_a_parallel_table_give_every_row_once) {
+    const options o{{"number-of-rows", "500"}, {"seed", "42"}, {"fields.note.length", "12"}, {"rows-per-second", "9"}};
+    auto whole = rows(make(o), 64);
+    ASSERT_EQ(whole.size(), 500u);
+    std::vector<std::string> merged(whole.size());
+    std::size_t total = 0;
+    for (int64_t i = 0; i < 3; ++i) {
+        auto g = make(o);
+        g.slice(i, 3);
+        EXPECT_EQ(g.rows_per_second(), 3); // its share of the rate
+        EXPECT_EQ(*g.remaining(), 500 / 3 + (i < 500 % 3 ? 1 : 0));
+        auto part = rows(std::move(g), 7);
+        for (std::size_t k = 0; k < part.size(); ++k) merged[std::size_t(i) + 3 * k] = part[k];
+        total += part.size();
+    }
+    EXPECT_EQ(total, whole.size());
+    EXPECT_EQ(merged, whole);
+    // A slice's position counts its own rows: a restored slice continues with its next row.
+    auto g = make(o);
+    g.slice(1, 3);
+    g.seek(100);
+    auto tail = rows(std::move(g), 5);
+    ASSERT_EQ(tail.size(), 67u);
+    EXPECT_EQ(tail.front(), whole[1 + 3 * 100]);
+}
+
 TEST(datagen, random_values_stay_within_their_bounds) {
     auto g = make({{"number-of-rows", "2000"},
                    {"fields.id.min", "-5"},

@@ -509,6 +509,128 @@ INSERT INTO counts SELECT window_start, COUNT(*), MIN(k), MAX(k)
     }
 }
 
+// The windowed count as SQL, as three instances: every key's events reach every partition, so
+// only the planner's exchange brings them together; a restart resumes every instance.
+TEST_F(jobs_test, a_parallel_sql_job_counts_each_window_once_across_a_restart) {
+    ASSERT_TRUE(create("events", 6).first);
+    start_jobs();
+    auto def = sql("counts", R"(
+CREATE TABLE events (`key` STRING, ts BIGINT, t AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR t AS t - INTERVAL '1' SECOND)
+  WITH ('connector' = 'topic', 'topic' = 'events');
+CREATE TABLE counts (`key` STRING, window_start TIMESTAMP(3), `count` BIGINT)
+  WITH ('connector' = 'topic', 'topic' = 'counts', 'sink.partitions' = '2');
+INSERT INTO counts SELECT `key`, window_start, COUNT(*)
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(t), INTERVAL '1' SECOND)) GROUP BY `key`, window_start, window_end;
+)");
+    def.parallelism = 3;
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(def, why)) << why;
+    auto in = windowed_events(6000, 23, 2, 41);
+    produce_events("events", 6, std::vector(in.events.begin(), in.events.begin() + 3000), true);
+    ASSERT_TRUE(eventually([&] { return _jobs->status()[0].checkpoints >= 3; })) << _jobs->status()[0].error;
+    restart();
+    produce_events("events", 6, std::vector(in.events.begin() + 3000, in.events.end()), true);
+    close_all("events", 6, 1'000'000);
+    ASSERT_TRUE(eventually([&] { return read("counts").counts.size() >= in.expected.size(); }))
+      << _jobs->status()[0].state << " " << _jobs->status()[0].error;
+    expect_each_window_once(in.expected);
+    const auto st = _jobs->status()[0];
+    EXPECT_EQ(st.parallelism, 3u);
+    EXPECT_EQ(st.state, "running") << st.error;
+    const auto hash = std::find_if(st.edges.begin(), st.edges.end(), [](const auto& e) { return e.kind == "hash"; });
+    ASSERT_NE(hash, st.edges.end());
+    EXPECT_EQ(hash->keys, std::vector<std::string>{"key"});
+}
+
+// A generated table is split between the instances (row i to instance i % 2): together they
+// give the one-instance rows, and a global window aggregate meets in one instance.
+TEST_F(jobs_test, a_parallel_datagen_sql_job_gives_the_rows_of_one_instance) {
+    start_jobs();
+    auto d = sql("gen", R"(
+CREATE TABLE gen (id BIGINT, k INT, ts AS TO_TIMESTAMP_LTZ(id * 100, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'datagen', 'number-of-rows' = '1001', 'rows-per-second' = '0', 'seed' = '7',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '100000',
+        'fields.k.min' = '0', 'fields.k.max' = '3');
+CREATE TABLE counts (window_start TIMESTAMP(3), n BIGINT, ids BIGINT, low INT, high INT)
+  WITH ('connector' = 'topic', 'topic' = 'counts');
+INSERT INTO counts SELECT window_start, COUNT(*), SUM(id), MIN(k), MAX(k)
+  FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end;
+)");
+    d.parallelism = 2;
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    ASSERT_TRUE(eventually([&] { return values("counts").size() >= 11; })) << status_of("gen").error;
+    auto rows = values("counts");
+    std::sort(rows.begin(), rows.end());
+    ASSERT_EQ(rows.size(), 11u);
+    for (int w = 0; w < 10; ++w) {
+        const int64_t ids = (w * 100 + w * 100 + 99) * 100 / 2; // ids w*100 … w*100+99
+        EXPECT_EQ(rows[std::size_t(w)],
+                  fmt::format(R"({{"window_start":"1970-01-01 00:{:02}:{:02}.000","n":100,"ids":{},"low":0,"high":3}})",
+                              w * 10 / 60, w * 10 % 60, ids));
+    }
+    EXPECT_NE(rows[10].find(R"("window_start":"1970-01-01 00:01:40.000","n":1,"ids":1000)"), std::string::npos)
+        << rows[10];
+}
+
+// A materialized view kept by two instances: each key's rows reach the view from one instance.
+TEST_F(jobs_test, a_parallel_materialized_view_holds_every_key_once) {
+    start_jobs();
+    auto d = sql("gen_counts", R"(
+CREATE TABLE gen (id BIGINT, k INT)
+  WITH ('connector' = 'datagen', 'number-of-rows' = '1000', 'rows-per-second' = '0', 'seed' = '3',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '100000',
+        'fields.k.min' = '0', 'fields.k.max' = '5');
+CREATE MATERIALIZED VIEW gen_counts AS SELECT k, COUNT(*) AS n, SUM(id) AS ids FROM gen GROUP BY k;
+)");
+    d.parallelism = 2;
+    std::string why;
+    ASSERT_TRUE(_jobs->submit(d, why)) << why;
+    auto total = [] {
+        auto v = default_views().find("gen_counts");
+        int64_t n = 0, ids = 0;
+        if (!v) return std::pair<int64_t, int64_t>{0, 0};
+        for (const auto& [key, row] : v->rows().rows) {
+            auto o = json::parse(row).as_object();
+            n += o["n"].as_int64();
+            ids += o["ids"].as_int64();
+        }
+        return std::pair<int64_t, int64_t>{n, ids};
+    };
+    ASSERT_TRUE(eventually([&] { return total().first == 1000; })) << status_of("gen_counts").error;
+    EXPECT_EQ(total().second, 999 * 1000 / 2);
+    EXPECT_EQ(default_views().find("gen_counts")->size(), 6u);
+    ASSERT_TRUE(_jobs->remove("gen_counts"));
+    default_views().drop("gen_counts");
+}
+
+TEST_F(jobs_test, a_parallel_sql_job_is_refused_what_one_instance_must_do) {
+    ASSERT_TRUE(create("events", 2).first);
+    start_jobs();
+    std::string why;
+    auto few = sql("few", R"(
+CREATE TABLE events (`key` STRING, ts BIGINT) WITH ('connector' = 'topic', 'topic' = 'events');
+CREATE TABLE out_t (`key` STRING) WITH ('connector' = 'topic', 'topic' = 'out_t');
+INSERT INTO out_t SELECT DISTINCT `key` FROM events;
+)");
+    few.parallelism = 3;
+    EXPECT_FALSE(_jobs->submit(few, why));
+    EXPECT_NE(why.find("table events: parallelism 3 needs topic 'events' to exist with at least 3 partitions (it has 2)"),
+              std::string::npos)
+        << why;
+    why.clear();
+    auto file = sql("file", fmt::format(R"(
+CREATE TABLE events (`key` STRING, ts BIGINT) WITH ('connector' = 'topic', 'topic' = 'events');
+CREATE TABLE out_f (`key` STRING) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');
+INSERT INTO out_f SELECT `key` FROM events;
+)",
+                                        (_dir / "out.json").string()));
+    file.parallelism = 2;
+    EXPECT_FALSE(_jobs->submit(file, why));
+    EXPECT_NE(why.find("table out_f: a file sink is written by one instance"), std::string::npos) << why;
+    EXPECT_TRUE(_jobs->status().empty());
+}
+
 TEST_F(jobs_test, datagen_options_are_checked_naming_the_table_and_option) {
     start_jobs();
     std::string why;

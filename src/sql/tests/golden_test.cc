@@ -20,6 +20,8 @@
 //     --- plan                           -- EXPLAIN: one stage per line
 //     --- error                          -- format_error of the refusal (the statement must fail)
 //     --- lateness 2000                  -- allowed lateness of windows in ms (no body)
+//     --- parallelism 4                  -- plan for that many instances (no body); the test's
+//                                        -- connectors run one, so the rows are those of one
 //     --- final                          -- a changelog applied: the rows a table would hold
 //
 // Rows are compared as sorted lists: the order windows fire in within one watermark is not
@@ -348,6 +350,9 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
     plan_options opts;
     if (const auto* l = c.find("lateness")) {
         opts.allowed_lateness = std::chrono::milliseconds(std::stoll(l->arg));
+    }
+    if (const auto* n = c.find("parallelism")) {
+        opts.parallelism = uint32_t(std::stoul(n->arg));
     }
     if (auto text = explain(stmt.value(), cat, opts)) {
         got["plan"] = lines_of(text.value());

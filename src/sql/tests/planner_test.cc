@@ -60,8 +60,19 @@ public:
         return outcome::success();
     }
 
+    en::result<en::stream> exchange(en::pipeline& p, en::stream s, const std::vector<std::string>& keys) override {
+        (void)p;
+        exchanges.push_back(keys);
+        if (fail_exchange) {
+            return en::fail(en::errc::invalid_argument, "no room for another exchange");
+        }
+        return s;
+    }
+
     bool fail_source = false;
     bool fail_sink = false;
+    bool fail_exchange = false;
+    std::vector<std::vector<std::string>> exchanges;
     std::vector<std::string> sources, sinks;
     en::schema_ptr source_schema;
     std::vector<std::vector<en::value>> rows;
@@ -191,6 +202,82 @@ TEST(planner, connector_failures_point_at_the_table) {
     auto r2 = pl2.plan(parse("INSERT INTO out_t SELECT auction, price FROM bids"), p2);
     ASSERT_FALSE(r2);
     EXPECT_EQ(r2.error().headline(), "line 1:1: planner: sink out_t: sink is read-only");
+}
+
+TEST(planner, set_parallelism_default) {
+    plan_options opts;
+    auto set = [&](std::string_view text) {
+        auto st = parse(text);
+        return apply_setting(std::get<set_stmt>(st.node), st.pos, opts);
+    };
+    auto four = set("SET 'parallelism.default' = '4'");
+    ASSERT_TRUE(four) << four.error().headline();
+    EXPECT_TRUE(four.value());
+    EXPECT_EQ(opts.parallelism, 4u);
+    for (std::string_view bad : {"SET 'parallelism.default' = '0'", "SET 'parallelism.default' = 'two'",
+                                 "SET 'parallelism.default' = '257'", "SET 'parallelism.default' = '4 '"}) {
+        auto r = set(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().line, 1);
+        EXPECT_EQ(r.error().column, 1);
+        EXPECT_NE(r.error().message.find("'parallelism.default' is a number of instances from 1 to 256, not '"),
+                  std::string::npos)
+            << r.error().message;
+    }
+    EXPECT_EQ(opts.parallelism, 4u);
+    auto other = set("SET 'pipeline.name' = 'x'");
+    ASSERT_TRUE(other);
+    EXPECT_FALSE(other.value());
+}
+
+TEST(planner, one_instance_asks_for_no_exchange) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    en::pipeline p;
+    planner pl(*cat_p, conn);
+    auto r = pl.plan(parse("SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction"), p);
+    ASSERT_TRUE(r) << r.error().headline();
+    EXPECT_TRUE(conn.exchanges.empty());
+    for (const auto& line : r.value().stages) {
+        EXPECT_EQ(line.find("exchange"), std::string::npos) << line;
+        EXPECT_EQ(line.find("parallelism"), std::string::npos) << line;
+    }
+}
+
+TEST(planner, several_instances_exchange_before_keyed_operators_only) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    en::pipeline p;
+    plan_options opts;
+    opts.parallelism = 2;
+    planner pl(*cat_p, conn, opts);
+    auto r = pl.plan(parse("SELECT a.auction, a.price, b.note FROM bids AS a JOIN bids AS b ON a.auction = b.auction "
+                           "WHERE a.price > 1"),
+                     p);
+    ASSERT_TRUE(r) << r.error().headline();
+    EXPECT_EQ(conn.exchanges, (std::vector<std::vector<std::string>>{{"auction"}, {"auction"}}));
+    conn.exchanges.clear();
+    en::pipeline p2;
+    r = pl.plan(parse("SELECT auction, price FROM bids WHERE price > 1"), p2);
+    ASSERT_TRUE(r) << r.error().headline();
+    EXPECT_TRUE(conn.exchanges.empty());
+    EXPECT_EQ(r.value().stages.front(),
+              "parallelism 2: every instance runs the stages below on its share of the sources");
+}
+
+TEST(planner, an_exchange_that_fails_points_at_the_operator) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    conn.fail_exchange = true;
+    en::pipeline p;
+    plan_options opts;
+    opts.parallelism = 2;
+    planner pl(*cat_p, conn, opts);
+    auto r = pl.plan(parse("SELECT DISTINCT note FROM bids"), p);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message, "planner: no room for another exchange");
+    EXPECT_EQ(r.error().line, 1);
+    EXPECT_EQ(r.error().column, 1);
 }
 
 TEST(planner, explain_lists_one_stage_per_line) {
