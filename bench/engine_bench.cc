@@ -200,46 +200,23 @@ answer run_engine(const std::string& query, std::vector<batch> input) {
 /// query's exchange brings each key to the instance it hashes to. A thread with nothing to do
 /// parks until the exchange wakes it (or 1 ms passes).
 answer run_engine_parallel(const std::string& query, std::vector<batch> input, uint32_t n, key_routing routing) {
-    exchange x(n, 8, routing);
+    exchange_set xs(n);
     std::vector<std::unique_ptr<pipeline>> ps;
+    std::vector<pipeline*> instances;
     std::vector<answer> part(n);
-    struct parker {
-        std::mutex mu;
-        std::condition_variable cv;
-        bool woken = false;
-    };
-    std::vector<parker> parkers(n);
     for (uint32_t i = 0; i < n; ++i) {
         std::vector<batch> mine;
         for (size_t k = i; k < input.size(); k += n) mine.push_back(std::move(input[k]));
         ps.push_back(std::make_unique<pipeline>());
-        x.set_waker(i, [&parkers, i] {
-            std::lock_guard g(parkers[i].mu);
-            parkers[i].woken = true;
-            parkers[i].cv.notify_one();
-        });
+        instances.push_back(ps.back().get());
         build_query(query, ps[i]->source(bid_schema(), from_batches(std::move(mine))), part[i],
-                    [&x, i](stream s, const std::string& key) { return s.exchange(x, i, {key}); }, true);
+                    [&xs, i, routing](stream s, const std::string& key) { return xs.exchange(s, i, {key}, routing); },
+                    true);
     }
-    std::vector<std::thread> threads;
-    for (uint32_t i = 0; i < n; ++i) {
-        threads.emplace_back([&, i] {
-            for (;;) {
-                auto r = ps[i]->run_once();
-                if (!r) {
-                    fmt::print(stderr, "engine_bench: {} x{}: {}\n", query, n, r.error().message);
-                    std::exit(1);
-                }
-                if (r.value()) return;
-                if (!ps[i]->made_progress()) {
-                    std::unique_lock g(parkers[i].mu);
-                    parkers[i].cv.wait_for(g, std::chrono::milliseconds(1), [&] { return parkers[i].woken; });
-                    parkers[i].woken = false;
-                }
-            }
-        });
+    if (auto r = run_parallel(instances, xs); !r) {
+        fmt::print(stderr, "engine_bench: {} x{}: {}\n", query, n, r.error().message);
+        std::exit(1);
     }
-    for (auto& t : threads) t.join();
     answer a;
     for (const auto& p : part) {
         a.rows += p.rows;
