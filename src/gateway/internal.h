@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "broker/broker.h"
+#include "gateway/connection_stream.h"
 #include "gateway/gateway.h"
 #include "gateway/history.h"
 #include "gateway/origin.h"
@@ -39,9 +40,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 /// A connection's byte stream: plain TCP, or TLS over it (`options::tls`).
-using http_stream = std::variant<beast::tcp_stream, tls_stream>;
+using http_stream = connection_stream;
 
 struct request_ctx;
 /// A route's handler. Answers with a reply, or nullopt when it took the connection over

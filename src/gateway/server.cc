@@ -431,12 +431,11 @@ private:
     bool _over;
 };
 
-/// Serves the requests of one connection over `stream` (the alternative `holder` holds) until
-/// either side ends it or a route takes the stream over.
-template <typename Stream>
-asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_stream& holder, Stream& stream,
-                                     connection_slot& slot, bool metrics_only) {
-    auto& tcp_layer = beast::get_lowest_layer(stream);
+/// Serves the requests of one connection over `stream` until either side ends it or a route
+/// takes the stream over.
+asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_stream& stream, connection_slot& slot,
+                                     bool metrics_only) {
+    auto& tcp_layer = stream.tcp();
     std::string peer;
     std::string address;
     {
@@ -527,7 +526,7 @@ asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_str
             tcp_layer.expires_never();
             auto& req = parser.get();
             const auto started = std::chrono::steady_clock::now();
-            request_ctx ctx{st,      shard,        st.shards.executor_of(shard), req, holder, peer, address,
+            request_ctx ctx{st,      shard,        st.shards.executor_of(shard), req, stream, peer, address,
                             metrics_only, "User:ANONYMOUS", std::nullopt, {}, {}, {}, false};
             std::string route = "unmatched";
             // Tracks the request for the closer, and whether it took the stream, however
@@ -580,22 +579,22 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                                        bool metrics_only) {
     connection_slot slot(st, over);
     if (!st.opts.tls || metrics_only) {
-        http_stream holder(std::in_place_type<beast::tcp_stream>, std::move(sock));
-        co_await serve_requests(st, shard, holder, std::get<beast::tcp_stream>(holder), slot, metrics_only);
+        http_stream stream(std::move(sock));
+        co_await serve_requests(st, shard, stream, slot, metrics_only);
         co_return;
     }
     // Each connection keeps the context it started with; SIGHUP swaps it for later ones.
     auto ctx = st.opts.tls->current();
-    http_stream holder(std::in_place_type<tls_stream>, std::move(sock), *ctx);
-    auto& stream = std::get<tls_stream>(holder);
-    auto& tcp_layer = beast::get_lowest_layer(stream);
+    http_stream stream(std::move(sock), *ctx);
+    auto& tcp_layer = stream.tcp();
     auto closer = add_closer(st, shard, [&tcp_layer] {
         beast::error_code ec;
         tcp_layer.socket().close(ec);
     });
     tcp_layer.expires_after(st.opts.header_timeout);
     beast::error_code ec;
-    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream.tls()->async_handshake(asio::ssl::stream_base::server,
+                                           asio::redirect_error(asio::use_awaitable, ec));
     remove_closer(st, shard, closer);
     if (ec) {
         static logging::rate_limit handshake_log;
@@ -604,7 +603,7 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
         tcp_layer.socket().close(ec);
         co_return;
     }
-    co_await serve_requests(st, shard, holder, stream, slot, metrics_only);
+    co_await serve_requests(st, shard, stream, slot, metrics_only);
 }
 
 

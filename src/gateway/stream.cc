@@ -1151,11 +1151,7 @@ asio::awaitable<std::optional<reply>> ws_route(request_ctx& ctx) {
         p.headers.emplace_back("Upgrade", "websocket");
         co_return to_reply(p);
     }
-    if (auto* tls = std::get_if<tls_stream>(&ctx.stream)) {
-        co_await serve_ws(ctx, *tls);
-    } else {
-        co_await serve_ws(ctx, std::get<beast::tcp_stream>(ctx.stream));
-    }
+    co_await serve_ws(ctx, ctx.stream);
     co_return std::nullopt;
 }
 
@@ -1257,11 +1253,7 @@ asio::awaitable<void> event_stream_over(request_ctx& ctx, Stream& stream, Start&
 /// Answers with an event stream over the connection's stream, plain or TLS.
 template <typename Start>
 asio::awaitable<void> event_stream(request_ctx& ctx, Start start) {
-    if (auto* tls = std::get_if<tls_stream>(&ctx.stream)) {
-        co_await event_stream_over(ctx, *tls, start);
-    } else {
-        co_await event_stream_over(ctx, std::get<beast::tcp_stream>(ctx.stream), start);
-    }
+    co_await event_stream_over(ctx, ctx.stream, start);
 }
 
 asio::awaitable<std::optional<reply>> sse_route(request_ctx& ctx) {
