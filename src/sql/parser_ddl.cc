@@ -52,6 +52,22 @@ parse_result<statement> parser::statement_() {
             v.temporary = temporary;
             v.materialized = materialized;
             s.node = std::move(v);
+        } else if (at_keyword("FUNCTION") || (at_keyword("SYSTEM") && peek().is_keyword("FUNCTION"))) {
+            // Flink's form names a JVM class, which Runnel cannot load: refused at the class.
+            accept_keyword("SYSTEM");
+            ++_i;
+            if (accept_keyword("IF")) {
+                SQL_CHECK(expect_keyword("NOT"));
+                SQL_CHECK(expect_keyword("EXISTS"));
+            }
+            SQL_TRY(fn, qualified("a function name"));
+            SQL_CHECK(expect_keyword("AS"));
+            if (cur().kind != token_kind::string) {
+                return expected("the function's class name in quotes");
+            }
+            return fail(fmt::format("CREATE FUNCTION {} names the JVM class {}, which Runnel cannot load (it runs no "
+                                    "Java); SHOW FUNCTIONS lists the functions it has",
+                                    quote_identifier(fn.back()), quote_string(cur().text)));
         } else {
             return expected("TABLE, VIEW or MATERIALIZED VIEW after CREATE");
         }
@@ -95,6 +111,7 @@ parse_result<statement> parser::statement_() {
             SQL_CHECK(expect_keyword("EXISTS"));
             d.if_exists = true;
         }
+        d.name_pos = cur().pos;
         SQL_TRY(name, qualified("a name to drop"));
         d.name = std::move(name);
         s.node = std::move(d);
@@ -112,6 +129,17 @@ parse_result<statement> parser::statement_() {
             sh.what = show_kind::jobs;
         } else if (accept_keyword("FUNCTIONS")) {
             sh.what = show_kind::functions;
+        } else if (accept_keyword("CREATE")) {
+            if (accept_keyword("TABLE")) {
+                sh.what = show_kind::create_table;
+            } else if (accept_keyword("VIEW")) {
+                sh.what = show_kind::create_view;
+            } else {
+                return expected("TABLE or VIEW after SHOW CREATE");
+            }
+            sh.name_pos = cur().pos;
+            SQL_TRY(name, qualified(sh.what == show_kind::create_table ? "a table name" : "a view name"));
+            sh.name = std::move(name);
         } else {
             return expected("TABLES, VIEWS, MATERIALIZED VIEWS, JOBS or FUNCTIONS after SHOW");
         }
@@ -301,6 +329,7 @@ parse_result<create_view_stmt> parser::create_view(bool or_replace) {
         SQL_CHECK(expect_keyword("EXISTS"));
         v.if_not_exists = true;
     }
+    v.pos = cur().pos;
     SQL_TRY(name, qualified("a view name"));
     v.name = std::move(name);
     if (at_symbol("(")) {
