@@ -37,15 +37,6 @@ const char* kind_word(relation_kind k) { return k == relation_kind::view ? "view
 
 } // namespace
 
-std::string catalog_key(const qualified_name& name) {
-    std::string k;
-    for (const auto& part : name) {
-        k += part;
-        k += '\0';
-    }
-    return k;
-}
-
 std::string canonical_create(const statement& s) {
     statement c = s;
     if (auto* t = std::get_if<create_table_stmt>(&c.node)) {

@@ -108,9 +108,6 @@ private:
     metrics::registry::collector_handle _collector;
 };
 
-/// The key a catalog orders and finds a name by: its parts joined by NUL (names compare exactly).
-std::string catalog_key(const qualified_name& name);
-
 /// The entries' texts as one script, one statement per line: what a pipeline keeps of the
 /// catalog (its job parameter `catalog`), read back by `catalog_store::declare_all`.
 std::string catalog_text(const std::vector<catalog_entry>& entries);
