@@ -77,7 +77,13 @@ catalog_store::catalog_store(std::filesystem::path dir, catalog_limits limits)
 catalog_store::~catalog_store() { _collector.reset(); }
 
 std::filesystem::path catalog_store::file_of(const qualified_name& name) const {
-    return _dir / (hex_of(catalog_key(name)) + ".sql");
+    // A file name holds at most 255 bytes: a long name keeps its first 64 bytes in hex and a
+    // hash of the whole (FNV-1a, 64 bits).
+    const auto key = catalog_key(name);
+    if (key.size() <= 100) return _dir / (hex_of(key) + ".sql");
+    uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+    return _dir / fmt::format("{}-{:016x}.sql", hex_of(std::string_view(key).substr(0, 64)), h);
 }
 
 catalog_load_report catalog_store::load() {

@@ -55,7 +55,7 @@ std::string canonical_create(const statement& s);
 
 /// The server's catalog of tables and views, as Flink's catalog store: one per server, shared
 /// by every SQL session (each HTTP request is one), kept in a directory (one file
-/// `<hex of the name>.sql` holding the entry's canonical CREATE text, written with
+/// `<hex of the name>.sql`, or for a long name its first bytes and a hash, holding the entry's canonical CREATE text, written with
 /// `write_file_atomic`) and read back at start. Without a directory it is kept in memory only
 /// (a pipeline's own declarations when it starts, tests).
 ///

@@ -208,19 +208,21 @@ TEST(sql_catalog_store, entries_survive_a_restart_from_the_directory) {
         catalog_store store(dir.path());
         EXPECT_EQ(store.load().loaded, 0u);
         ASSERT_EQ(run(store, std::string(clicks) + "CREATE VIEW `odd name` AS SELECT `user` FROM clicks;").error, "");
+        // A name too long to spell out in a file name.
+        ASSERT_EQ(run(store, "CREATE TABLE `" + std::string(300, 'n') + "` (a INT);").error, "");
     }
     catalog_store again(dir.path());
     auto report = again.load();
-    EXPECT_EQ(report.loaded, 2u);
-    EXPECT_TRUE(report.damaged.empty());
+    EXPECT_EQ(report.loaded, 3u);
+    EXPECT_TRUE(report.damaged.empty()) << report.damaged.front();
     auto r = run(again, "SHOW TABLES; SHOW VIEWS; EXPLAIN SELECT * FROM `odd name`;");
     ASSERT_EQ(r.error, "");
-    EXPECT_EQ(r.steps[0].names, std::vector<std::string>{"clicks"});
+    EXPECT_EQ(r.steps[0].names, (std::vector<std::string>{"clicks", std::string(300, 'n')}));
     EXPECT_EQ(r.steps[1].names, std::vector<std::string>{"odd name"});
     // A drop removes the file too.
     ASSERT_EQ(run(again, "DROP VIEW `odd name`;").error, "");
     catalog_store third(dir.path());
-    EXPECT_EQ(third.load().loaded, 1u);
+    EXPECT_EQ(third.load().loaded, 2u);
 }
 
 TEST(sql_catalog_store, a_damaged_file_is_skipped_counted_and_its_name_free) {
