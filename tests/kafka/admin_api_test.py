@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import zlib
 
@@ -36,7 +37,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import kafka_wire as kw  # noqa: E402
 from kafka_wire import Reader, Writer, i8, i16, i32, i64, boolean  # noqa: E402
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
 BINARY = harness.runnel_binary()
@@ -418,14 +419,24 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(self.scram_login("dora", "second pass", "SCRAM-SHA-256"), None)
 
     def scram_login(self, user, password, mechanism):
-        """None when a SCRAM login on the SASL listener succeeds, else the error."""
+        """None when a SCRAM login on the SASL listener succeeds, else the error: the client's
+        authentication error as soon as it reports one, or the last failure after 30 s."""
+        errors = []
         a = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.sasl_port}", "security.protocol": "SASL_PLAINTEXT",
-                         "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password})
-        try:
-            a.list_topics(timeout=10)
-            return None
-        except KafkaException as e:
-            return e
+                         "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password,
+                         "error_cb": errors.append})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                a.list_topics(timeout=1)
+                return None
+            except KafkaException as e:
+                a.poll(0)
+                refused = [x for x in errors if x.code() == KafkaError._AUTHENTICATION]
+                if refused:
+                    return refused[0]
+                if time.monotonic() > deadline:
+                    return e
 
     # -- authorized operations ---------------------------------------------------------------
 

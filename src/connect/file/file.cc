@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "connect/log/log_sink.h"
+#include "connect/format/row_format.h"
 #include "engine/state_io.h"
 #include "storage/flusher.h"
 
@@ -18,37 +18,6 @@ namespace {
 
 std::error_code invalid() { return std::error_code(EINVAL, std::generic_category()); }
 
-void append_csv_value(std::string& out, const engine::column& col, engine::data_type t, std::size_t row) {
-    if (col.is_null(row)) return; // NULL: an empty field
-    switch (t.id) {
-    case engine::type_id::boolean: out += col.bool_at(row) ? "true" : "false"; break;
-    case engine::type_id::int64: out += std::to_string(col.int64_at(row)); break;
-    case engine::type_id::timestamp: out += engine::format_timestamp(col.int64_at(row), t.unit); break;
-    case engine::type_id::float64: {
-        const double v = col.float64_at(row);
-        if (std::isfinite(v)) out += fmt::format("{}", v);
-        break;
-    }
-    case engine::type_id::string: {
-        auto s = col.string_at(row);
-        // Quoted when it could be misread: empty (else NULL), separators, quotes, line ends,
-        // or edge spaces (a reader trims unquoted non-string fields).
-        const bool quote = s.empty() || s.find_first_of(",\"\r\n") != std::string_view::npos || s.front() == ' ' ||
-                           s.back() == ' ';
-        if (!quote) {
-            out += s;
-            break;
-        }
-        out += '"';
-        for (char c : s) {
-            if (c == '"') out += '"';
-            out += c;
-        }
-        out += '"';
-        break;
-    }
-    }
-}
 
 } // namespace
 
@@ -246,7 +215,6 @@ void file_sink::start(int32_t, done_fn done) {
 void file_sink::write(const engine::batch& b) {
     auto& im = *_impl;
     if (!im.failed.empty() || im.stopped) return;
-    const auto& fields = b.schema_of()->fields();
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
         if (b.kind(r) != engine::row_kind::insert) {
             im.failed = fmt::format("a file takes only inserts, and a row is a {}", engine::row_kind_name(b.kind(r)));
@@ -255,10 +223,7 @@ void file_sink::write(const engine::batch& b) {
         if (im.opts.format == file_format::json) {
             im.open += row_to_json(b, r);
         } else {
-            for (std::size_t c = 0; c < b.num_columns(); ++c) {
-                if (c > 0) im.open += ',';
-                append_csv_value(im.open, b.col(c), fields[c].type, r);
-            }
+            append_row_csv(im.open, b, r);
         }
         im.open += '\n';
     }
@@ -306,15 +271,5 @@ std::size_t file_sink::pending_bytes() const { return _impl->open.size() + _impl
 const std::string& file_sink::name() const { return _impl->name; }
 std::string file_sink::failure() const { return _impl->failed; }
 void file_sink::stop() { _impl->stopped = true; }
-
-std::string row_to_csv(const engine::batch& b, std::size_t row) {
-    std::string out;
-    const auto& fields = b.schema_of()->fields();
-    for (std::size_t c = 0; c < b.num_columns(); ++c) {
-        if (c > 0) out += ',';
-        append_csv_value(out, b.col(c), fields[c].type, row);
-    }
-    return out;
-}
 
 } // namespace runnel::connect

@@ -101,7 +101,4 @@ private:
     bool _draining = false;
 };
 
-/// One row of `b` as a CSV line without its line end.
-std::string row_to_csv(const engine::batch& b, std::size_t row);
-
 } // namespace runnel::connect

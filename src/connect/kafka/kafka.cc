@@ -15,8 +15,7 @@
 #include "base/fail_point.h"
 #include "base/logging.h"
 #include "base/secret.h"
-#include "connect/log/log_source.h"
-#include "connect/log/log_sink.h"
+#include "connect/format/row_format.h"
 #include "engine/state_io.h"
 #include "model/record_batch.h"
 
@@ -270,7 +269,7 @@ engine::source_fn kafka_source::fn() {
                 }
                 if (m->partition != cur_part) {
                     flush();
-                    cur = engine::batch(log_source::schema());
+                    cur = engine::batch(record_schema());
                     cur_part = m->partition;
                 }
                 auto& cols = cur.columns();
@@ -722,7 +721,7 @@ void kafka_sink::write(const engine::batch& b) {
         im.key_schema = b.schema_of().get();
     }
     for (std::size_t r = 0; r < b.num_rows(); ++r) {
-        // Keyed: upserts, a deleted row as a tombstone (null value); see log_sink::write.
+        // Keyed: upserts, a deleted row as a tombstone (null value); as the embedded log's sink writes them.
         const auto kind = b.kind(r);
         const bool keyed = !im.key_cols.empty();
         if (keyed && kind == engine::row_kind::update_before) continue;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "connect/format/row_format.h"
 #include "engine/engine.h"
 
 namespace runnel::broker {
@@ -96,17 +97,5 @@ private:
     std::shared_ptr<impl> _impl;
     bool _draining = false;
 };
-
-/// One row of `b` as a JSON object (column names as fields; a TIMESTAMP as SQL shows it,
-/// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, as Flink's JSON format writes it). A string that is not UTF-8 (the payload
-/// of a dead letter, say) comes base64-encoded as `<column>_base64`, so the row is always JSON.
-/// A ROW column (`engine::row_layout`) is a nested object, or null.
-std::string row_to_json(const engine::batch& b, std::size_t row);
-
-/// The key of row `row` of `b`: the values of columns `key_cols` as the row shows them (text as
-/// it is, a timestamp as `yyyy-MM-dd HH:mm:ss.SSS`, a null as nothing) joined with '|'. The
-/// record key of an upserting sink and a view's key, so a key can be written from the values a
-/// user sees.
-std::string row_key(const engine::batch& b, std::size_t row, const std::vector<std::size_t>& key_cols);
 
 } // namespace runnel::connect

@@ -1,5 +1,7 @@
 #include "connect/log/log_source.h"
 
+#include "connect/format/row_format.h"
+
 #include <fmt/format.h>
 
 #include "base/logging.h"
@@ -265,14 +267,7 @@ log_source::log_source(broker::broker& brk, executor& home, log_source_options o
 
 log_source::~log_source() { stop(); }
 
-engine::schema_ptr log_source::schema() {
-    static const auto s = engine::make_schema({{"key", engine::data_type::string()},
-                                                {"value", engine::data_type::string()},
-                                                {"partition", engine::data_type::int64(), false},
-                                                {"offset", engine::data_type::int64(), false},
-                                                {"timestamp", engine::data_type::timestamp(), false}});
-    return s;
-}
+engine::schema_ptr log_source::schema() { return record_schema(); }
 
 engine::source_fn log_source::fn() {
     return [this]() -> engine::source_poll {

@@ -17,7 +17,7 @@
 
 #include "base/logging.h"
 #include "base/metrics.h"
-#include "connect/log/log_sink.h"
+#include "connect/format/row_format.h"
 #include "engine/state_io.h"
 
 namespace runnel::connect {

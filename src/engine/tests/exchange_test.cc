@@ -1,5 +1,6 @@
 // The exchange between parallel instances: rows of a key meet in one instance, watermarks are
 // the minimum over the instances feeding it, and a stalled instance stops its neighbours.
+#include "base/sanitizer.h"
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
@@ -405,7 +406,7 @@ TEST(exchange, random_keys_and_batch_sizes_arrive_whole_at_their_instance) {
     std::mt19937_64 rng(23);
     int64_t clock = 0;
     const std::vector<std::vector<std::string>> key_sets{{"i"}, {"s"}, {"d", "b"}, {"t", "s", "i"}};
-    for (int round = 0; round < 12; ++round) {
+    for (int round = 0; round < test_rounds(12); ++round) {
         std::vector<batch> in;
         for (size_t k = 0, batches = 1 + rng() % 30; k < batches; ++k)
             in.push_back(make_mixed(rng, rng() % 4 == 0 ? 1 : 1 + rng() % 700, clock));

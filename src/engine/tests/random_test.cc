@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/sanitizer.h"
 #include "engine/engine.h"
 
 using namespace std::chrono_literals;
@@ -166,7 +167,7 @@ void check_every_window_kind(uint64_t seed, const std::vector<event>& sorted, in
 }
 
 TEST(randomized, windows_equal_a_batch_computation_over_sorted_input) {
-    for (uint64_t seed = 1; seed <= 100; ++seed) {
+    for (uint64_t seed = 1; seed <= uint64_t(test_rounds(100)); ++seed) {
         std::mt19937_64 rng(seed);
         int64_t bound = 1 + int64_t(rng() % 40);
         size_t n = 500 + rng() % 1500;
@@ -186,7 +187,7 @@ TEST(randomized, windows_equal_a_batch_computation_over_sorted_input) {
 // the whole int64 range so that hash tables grow, collide, drop and reuse entries as panes come
 // and go, and a few NULL keys among them.
 TEST(randomized, windows_with_bigint_keys_equal_a_batch_computation) {
-    for (uint64_t seed = 1; seed <= 20; ++seed) {
+    for (uint64_t seed = 1; seed <= uint64_t(test_rounds(20)); ++seed) {
         std::mt19937_64 rng(seed);
         int64_t bound = 1 + int64_t(rng() % 40);
         size_t n = 2000 + rng() % 3000;

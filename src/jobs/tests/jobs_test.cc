@@ -7,7 +7,9 @@
 
 #include "base/fail_point.h"
 #include "broker/tests/broker_fixture.h"
+#include "connect/options/options.h"
 #include "jobs/jobs.h"
+#include "jobs/table_connectors.h"
 
 namespace runnel::jobs {
 namespace {
@@ -900,4 +902,20 @@ TEST_F(jobs_test, definitions_round_trip_through_json) {
 }
 
 } // namespace
+// Each connector the registry says can be read or written has its factory, found by its id or
+// any alias in any case; an unknown name has none.
+TEST(table_connectors, every_connector_that_reads_or_writes_has_its_factory) {
+    for (const auto& c : connect::connector_registry::global().all()) {
+        if (c.source || c.sink) {
+            EXPECT_NE(find_table_connector(c.id), nullptr) << c.id;
+        }
+        for (const auto& a : c.aliases) EXPECT_EQ(find_table_connector(a), find_table_connector(c.id)) << a;
+    }
+    EXPECT_NE(find_table_connector("FileSystem"), nullptr);
+    EXPECT_EQ(find_table_connector("FileSystem"), find_table_connector("file"));
+    EXPECT_EQ(find_table_connector("kafka"), find_table_connector("topic"));
+    EXPECT_EQ(find_table_connector("no-such-connector"), nullptr);
+    EXPECT_EQ(find_table_connector(""), nullptr);
+}
+
 } // namespace runnel::jobs

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "connect/log/log.h"
+#include "connect/format/row_format.h"
 
 namespace runnel::connect {
 namespace {
@@ -53,6 +53,23 @@ TEST(row_to_json, timestamps_as_sql_shows_them_in_rows_and_keys) {
                                  R"("at":"2026-12-06 23:58:30.123456"})");
     EXPECT_EQ(row_key(b, 0, {0, 1}), "2026-12-06 23:58:30.000|u1");
     EXPECT_EQ(row_key(b, 1, {1, 0, 2}), "|1970-01-01 00:00:00.000|-1");
+}
+
+// CSV lines quote what a reader could misread and leave NULL empty; the file sink writes them.
+TEST(row_format, csv_quotes_what_could_be_misread_and_leaves_null_empty) {
+    auto s = en::make_schema({{"s", en::data_type::string()}, {"n", en::data_type::int64()}});
+    en::batch b(s);
+    b.append_row({en::value::of(std::string("a,b")), en::value::of(int64_t(1))});
+    b.append_row({en::value::of(std::string("")), en::value::null(en::data_type::int64())});
+    b.append_row({en::value::of(std::string("say \"hi\"")), en::value::of(int64_t(-2))});
+    b.append_row({en::value::of(std::string("plain")), en::value::of(int64_t(3))});
+    EXPECT_EQ(row_to_csv(b, 0), "\"a,b\",1");
+    EXPECT_EQ(row_to_csv(b, 1), "\"\",");
+    EXPECT_EQ(row_to_csv(b, 2), "\"say \"\"hi\"\"\",-2");
+    EXPECT_EQ(row_to_csv(b, 3), "plain,3");
+    std::vector<std::string> names;
+    for (const auto& f : record_schema()->fields()) names.push_back(f.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"key", "value", "partition", "offset", "timestamp"}));
 }
 
 } // namespace
