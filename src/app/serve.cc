@@ -12,6 +12,7 @@
 #include "kafka/server/server.h"
 #include "net/net.h"
 #include "security/security.h"
+#include "sql/sql.h"
 #include "storage/storage.h"
 
 namespace runnel::app {
@@ -382,6 +383,14 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Operator state plus buffers each pipeline instance may hold, checked at every checkpoint; "
                     "over it the pipeline fails (0: no limit)")
       ->capture_default_str();
+    cmd->add_option("--sql-catalog-max-entries", opts.sql_catalog_max_entries,
+                    "Tables and views the SQL catalog (DATA_DIR/catalog) may hold; a CREATE past it is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+    cmd->add_option("--sql-catalog-max-definition-bytes", opts.sql_catalog_max_definition_bytes,
+                    "Bytes of one catalog entry's CREATE text; a longer one is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{16} << 20));
     cmd->add_option("--http-allowed-origins", opts.http_allowed_origins,
                     "Origins (SCHEME://HOST[:PORT]) of other web pages allowed to send changes and open streams")
       ->delimiter(',');
@@ -638,6 +647,17 @@ int serve(const serve_options& opts) {
             failure = fmt::format("cannot start the stored jobs: {}", r.error().message());
         }
     }
+    // The SQL catalog (DATA_DIR/catalog): tables and views every POST /v1/sql sees. A damaged
+    // entry is logged and counted in /metrics, and the server serves on without it.
+    sql::catalog_store sql_catalog(opts.data_dir / "catalog",
+                                   sql::catalog_limits{opts.sql_catalog_max_entries, opts.sql_catalog_max_definition_bytes});
+    if (!failure) {
+        auto loaded = sql_catalog.load();
+        if (!loaded.damaged.empty()) {
+            lg().error("SQL catalog: {} of {} entries damaged and skipped (runnel_sql_catalog_damaged_entries)",
+                       loaded.damaged.size(), loaded.damaged.size() + loaded.loaded);
+        }
+    }
     gateway::options gopts;
     gopts.listen = *http_ep;
     if (!opts.http_token.empty()) {
@@ -664,6 +684,7 @@ int serve(const serve_options& opts) {
     gopts.metrics_listen = metrics_ep;
     gopts.groups = &groups;
     gopts.jobs = &job_manager;
+    gopts.catalog = &sql_catalog;
     gateway::server http_listener(shards, brk, gopts);
     if (!failure) {
         if (auto bound = http_listener.start(); !bound) {

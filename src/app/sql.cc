@@ -148,6 +148,13 @@ void print_result(const json::object& r) {
         fmt::print("materialized view {} {} (GET /v1/views/{})\n", std::string(r.at("view").as_string()),
                    flag("existed") ? "exists already, kept" : flag("replaced") ? "replaced" : "created",
                    std::string(r.at("view").as_string()));
+    } else if (kind == "drop_table" || kind == "drop_view") {
+        const bool table = kind == "drop_table";
+        const auto* existed = r.if_contains("existed");
+        fmt::print("{} {} {}\n", table ? "table" : "view", std::string(r.at(table ? "table" : "view").as_string()),
+                   existed && existed->is_bool() && !existed->as_bool() ? "did not exist" : "dropped");
+    } else if (kind == "show_create") {
+        fmt::print("{};\n", std::string(r.at("create").as_string()));
     } else if (kind == "drop_materialized_view") {
         fmt::print("materialized view {} dropped\n", std::string(r.at("view").as_string()));
     } else if (kind == "explain") {
@@ -171,7 +178,10 @@ void print_result(const json::object& r) {
     } else if (kind == "show_views") {
         fmt::print("{:<32} {}\n", "VIEW", "ROWS");
         for (const auto& v : r.at("views").as_array()) {
-            fmt::print("{:<32} {}\n", std::string(v.at("name").as_string()), v.at("rows").to_number<int64_t>());
+            // A catalog view has no rows of its own; a materialized view shows how many it holds.
+            const auto* rows = v.as_object().if_contains("rows");
+            fmt::print("{:<32} {}\n", std::string(v.at("name").as_string()),
+                       rows ? std::to_string(rows->to_number<int64_t>()) : std::string("(view)"));
         }
     }
 }
@@ -431,8 +441,11 @@ void push_query(const sql_options& o, const std::string& declarations, const std
 
 constexpr std::string_view shell_help =
     "Statements end with ';' and may span lines.\n"
-    "  CREATE TABLE t (...) WITH (...);         declare a table for the rest of the session\n"
-    "  CREATE VIEW v AS SELECT ...;             declare a view for the rest of the session\n"
+    "  CREATE TABLE t (...) WITH (...);         declare a table in the server's catalog (kept)\n"
+    "  CREATE VIEW v AS SELECT ...;             declare a view in the server's catalog (kept)\n"
+    "  CREATE TEMPORARY TABLE|VIEW ...;         declare one for the rest of this session only\n"
+    "  DROP TABLE|VIEW [IF EXISTS] t;           remove it from the catalog\n"
+    "  SHOW CREATE TABLE|VIEW t;                its definition (secrets masked)\n"
     "  SET 'key' = 'value';                     a setting for the session's later statements\n"
     "  SELECT ...;                              show the result updating in place (Enter or Ctrl-C stops it)\n"
     "  INSERT INTO t SELECT ...;                start a durable pipeline\n"
@@ -522,30 +535,56 @@ char** complete(const char* text, int, int) {
     return rl_completion_matches(text, complete_word);
 }
 
-/// Table and column names for completion: the tables the server reports (SHOW TABLES) and the
-/// tables, views and columns the session's declarations name.
+/// The table, view and column names `script` declares.
+void declared_names(const std::string& script, std::vector<std::string>& names) {
+    auto parsed = sql::parse_script(script);
+    if (!parsed) return;
+    for (const auto& st : parsed.value()) {
+        if (const auto* t = std::get_if<sql::create_table_stmt>(&st.node)) {
+            if (!t->name.empty()) names.push_back(t->name.back());
+            for (const auto& c : t->columns) names.push_back(c.name);
+        } else if (const auto* v = std::get_if<sql::create_view_stmt>(&st.node)) {
+            if (!v->name.empty()) names.push_back(v->name.back());
+            for (const auto& c : v->columns) names.push_back(c);
+        }
+    }
+}
+
+/// Table and column names for completion: the session's own declarations, and the server
+/// catalog's tables and views (SHOW TABLES, SHOW VIEWS) with the columns of their definitions
+/// (SHOW CREATE TABLE, for at most `max_described` of them).
 std::vector<std::string> known_names(const sql_options& o, const std::string& declarations) {
+    constexpr std::size_t max_described = 64;
     std::vector<std::string> names;
-    if (auto script = sql::parse_script(declarations)) {
-        for (const auto& st : script.value()) {
-            if (const auto* t = std::get_if<sql::create_table_stmt>(&st.node)) {
-                if (!t->name.empty()) names.push_back(t->name.back());
-                for (const auto& c : t->columns) names.push_back(c.name);
-            } else if (const auto* v = std::get_if<sql::create_view_stmt>(&st.node)) {
-                if (!v->name.empty()) names.push_back(v->name.back());
-                for (const auto& c : v->columns) names.push_back(c);
+    declared_names(declarations, names);
+    auto r = submit(o, declarations + "SHOW TABLES;\nSHOW VIEWS;\n", false);
+    if (!r.ok() || r.results->size() < 2) return names;
+    std::string describe;
+    std::size_t described = 0;
+    for (std::size_t i = r.results->size() - 2; i < r.results->size(); ++i) {
+        const auto& res = (*r.results)[i].as_object();
+        const auto* list = res.if_contains(i + 2 == r.results->size() ? "tables" : "views");
+        if (!list || !list->is_array()) continue;
+        for (const auto& t : list->as_array()) {
+            // SHOW VIEWS answers objects (materialized views with their rows), SHOW TABLES names.
+            const auto* name = t.is_string() ? &t : t.is_object() ? t.as_object().if_contains("name") : nullptr;
+            if (!name || !name->is_string()) continue;
+            names.emplace_back(name->as_string());
+            if (t.is_string() && described++ < max_described) {
+                describe += fmt::format("SHOW CREATE TABLE {};\n", sql::quote_identifier(name->as_string()));
             }
         }
     }
-    auto r = submit(o, declarations + "SHOW TABLES;\n", false);
-    if (r.ok() && !r.results->empty()) {
-        const auto& last = r.results->back().as_object();
-        if (const auto* tables = last.if_contains("tables"); tables && tables->is_array()) {
-            for (const auto& t : tables->as_array()) {
-                if (t.is_string()) names.emplace_back(t.as_string());
-            }
+    if (describe.empty()) return names;
+    auto created = submit(o, describe, false);
+    if (!created.ok()) return names;
+    std::string texts;
+    for (const auto& x : *created.results) {
+        if (const auto* c = x.as_object().if_contains("create"); c && c->is_string()) {
+            texts += std::string(c->as_string()) + ";\n";
         }
     }
+    declared_names(texts, names);
     return names;
 }
 
@@ -664,7 +703,7 @@ int run_shell(const sql_options& o) {
     const bool tty = ::isatty(0) && ::isatty(1);
     if (tty) {
         fmt::print("runnel sql shell on {}: end statements with ';'. A SELECT shows its result updating in place "
-                   "(Enter or Ctrl-C stops it). CREATE TABLE and CREATE VIEW stay declared for the session. "
+                   "(Enter or Ctrl-C stops it). CREATE TABLE and CREATE VIEW are kept in the server's catalog. "
                    "HELP; lists the statements, QUIT; or Ctrl-D leaves.\n",
                    o.http);
     }
@@ -703,21 +742,23 @@ int run_shell(const sql_options& o) {
                 push_query(o, declarations, stmt, ++queries, tty);
                 continue;
             }
-            // CREATE [OR REPLACE] [TEMPORARY] TABLE|VIEW declare names for the session; a
-            // materialized view runs once, in the server.
+            // SET and CREATE [OR REPLACE] TEMPORARY TABLE|VIEW hold for the session, so they go
+            // again before each statement; other tables and views are in the server's catalog,
+            // and a materialized view runs once, in the server.
+            const auto words = leading_words(stmt, 5);
             const bool declares =
-              (first == "CREATE" && leading_words(stmt, 5).find("MATERIALIZED") == std::string::npos) ||
+              (first == "CREATE" && words.find("MATERIALIZED") == std::string::npos &&
+               words.find("TEMPORARY") != std::string::npos) ||
               first == "SET";
+            const bool changes_names = first == "CREATE" || first == "DROP";
             auto r = submit(o, declarations + stmt + ";\n", o.explain);
             if (!r.ok()) {
                 std::cerr << relative_to_statement(r.error, count_lines(declarations) + 1) << "\n";
                 continue;
             }
             if (!r.results->empty()) print_result(r.results->back().as_object());
-            if (declares) {
-                declarations += stmt + ";\n";
-                if (tty) shell_words().reset(known_names(o, declarations));
-            }
+            if (declares) declarations += stmt + ";\n";
+            if (tty && (declares || changes_names)) shell_words().reset(known_names(o, declarations));
         }
     }
     return 0;

@@ -29,6 +29,10 @@ namespace runnel::jobs {
 class manager;
 } // namespace runnel::jobs
 
+namespace runnel::sql {
+class catalog_store;
+} // namespace runnel::sql
+
 namespace runnel::gateway {
 
 /// Why the gateway could not start.
@@ -92,6 +96,9 @@ struct options {
     broker::group_coordinator* groups = nullptr;
     /// Durable jobs, for /v1/pipelines (null: the routes answer 503).
     jobs::manager* jobs = nullptr;
+    /// The server's SQL catalog, shared by every POST /v1/sql (null: each request declares its
+    /// own tables, forgotten after it).
+    sql::catalog_store* catalog = nullptr;
     /// How often the dashboard's history (GET /v1/history) is sampled. It keeps at most 720
     /// samples: one hour at the default 5 s, less at a shorter interval.
     std::chrono::milliseconds history_interval{5000};

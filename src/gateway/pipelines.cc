@@ -14,6 +14,7 @@
 #include "sql/lexer.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
+#include "sql/session.h"
 
 namespace runnel::gateway {
 namespace json = boost::json;
@@ -381,14 +382,30 @@ reply sql_problem(request_ctx& ctx, std::string_view script, const sql::error& e
     return r;
 }
 
-/// Runs a SQL script, statement by statement. CREATE TABLE and CREATE VIEW declare names
-/// for the script's later statements; each INSERT INTO is checked and planned here (errors
-/// point into the script), then becomes a durable pipeline (template `sql`) holding the
-/// script's declarations and that INSERT, named by a preceding `SET 'pipeline.name' = '…'`
-/// or `sql-<hash of the INSERT>`; EXPLAIN answers the plan; SHOW JOBS lists the pipelines;
-/// STOP JOB 'id' stops and deletes one. The body is the script as text, or
-/// {"sql": "…", "explain": true} to plan every INSERT without starting it. Statements before
-/// a failing one keep their effect, as in Flink's SQL client.
+/// The answer to SHOW MATERIALIZED VIEWS (and the materialized part of SHOW VIEWS).
+json::array materialized_views_json() {
+    json::array views;
+    for (const auto& v : jobs::default_views().all()) {
+        json::object x;
+        x["name"] = v->name();
+        x["rows"] = v->size();
+        views.push_back(std::move(x));
+    }
+    return views;
+}
+
+/// Runs a SQL script through a `sql::session` over the server's catalog, statement by
+/// statement. CREATE TABLE and CREATE VIEW declare names for the script's later statements
+/// and, once the whole script succeeded, for later requests and restarts (the catalog);
+/// DROP TABLE / VIEW remove them, SHOW CREATE TABLE / VIEW shows them. Each INSERT INTO is
+/// checked and planned by the session (errors point into the script), then becomes a durable
+/// pipeline (template `sql`) holding the catalog's declarations it uses and the script's
+/// declarations and that INSERT, named by a preceding `SET 'pipeline.name' = '…'` or
+/// `sql-<hash of the INSERT>`; EXPLAIN answers the plan; SHOW JOBS lists the pipelines; STOP
+/// JOB 'id' stops and deletes one. The body is the script as text, or {"sql": "…", "explain":
+/// true} to plan every INSERT without starting it or changing the catalog. Pipelines started
+/// before a failing statement keep running, as in Flink's SQL client; the script's catalog
+/// changes are kept only when it all succeeded (decision 0030).
 answer run_sql(request_ctx& ctx) {
     if (auto r = need_jobs(ctx)) co_return r;
     std::string text = ctx.req.body();
@@ -405,176 +422,187 @@ answer run_sql(request_ctx& ctx) {
         text = std::string(q->as_string());
         if (auto* x = o.if_contains("explain")) explain_only = x->is_bool() && x->as_bool();
     }
-    auto script = sql::parse_script(text);
-    if (!script) co_return sql_problem(ctx, text, script.error());
-    sql::memory_catalog cat(jobs::connector_check());
-    sql::plan_options popts;
-    // The statements a pipeline started later in the script keeps: its declarations and
-    // planner settings, kept at their place in the user's text (`sql::keep_statements`), so an
-    // error found when the pipeline starts points at the user's own line and column.
-    std::vector<bool> declarations(script.value().size(), false);
-    std::string next_name;
+    // Without a server catalog (a gateway of tests), the request's declarations die with it.
+    std::optional<sql::catalog_store> own_catalog;
+    if (!ctx.st.opts.catalog) own_catalog.emplace();
+    sql::session session(ctx.st.opts.catalog ? *ctx.st.opts.catalog : *own_catalog,
+                         sql::session_options{jobs::connector_check(), true});
+    auto parsed = session.begin(text);
+    if (!parsed) co_return sql_problem(ctx, text, parsed.error());
     json::array results;
-    for (std::size_t index = 0; index < script.value().size(); ++index) {
-        const auto& st = script.value()[index];
+    for (std::size_t index = 0; index < session.statements().size(); ++index) {
+        const auto& st = session.statements()[index];
         json::object res;
         const auto stmt_text = sql::to_string(st);
         res["statement"] = sql::mask_secrets(stmt_text); // the job keeps the text, answers show no secret
+        auto done = session.execute(index);
+        if (!done) co_return sql_problem(ctx, text, done.error());
+        const sql::step& step = done.value();
         const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
-        const bool materialized = cv && cv->materialized;
-        auto declared = sql::declare(st, cat);
-        if (!declared) co_return sql_problem(ctx, text, declared.error());
-        if (declared.value()) {
-            const auto* ct = std::get_if<sql::create_table_stmt>(&st.node);
-            res["kind"] = ct ? "create_table" : "create_view";
-            res[ct ? "table" : "view"] = ct ? ct->name.back() : cv->name.back();
-            declarations[index] = true;
-        } else if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
-            res["kind"] = "set";
-            if (set->key == "pipeline.name") next_name = set->value;
-            auto applied = sql::apply_setting(*set, st.pos, popts);
-            if (!applied) co_return sql_problem(ctx, text, applied.error());
-            // A planner option holds for the script's later pipelines, which plan again.
-            if (applied.value()) declarations[index] = true;
-        } else if (std::holds_alternative<sql::insert_stmt>(st.node) ||
-                   std::holds_alternative<sql::explain_stmt>(st.node) || materialized) {
-            const bool is_explain = std::holds_alternative<sql::explain_stmt>(st.node);
-            // A view's own column names are checked against its query here, at the user's line.
-            if (materialized) {
-                auto bound = sql::binder(cat).bind(st);
-                if (!bound) co_return sql_problem(ctx, text, bound.error());
-            }
-            auto plan = materialized ? sql::explain(sql::statement{sql::query_stmt{cv->body}, st.pos}, cat, popts)
-                                     : sql::explain(st, cat, popts);
-            if (!plan) co_return sql_problem(ctx, text, plan.error());
-            if (is_explain || explain_only) {
+        switch (step.kind) {
+        case sql::step_kind::declare_table:
+        case sql::step_kind::declare_view: {
+            const bool table = step.kind == sql::step_kind::declare_table;
+            res["kind"] = table ? "create_table" : "create_view";
+            res[table ? "table" : "view"] = step.name;
+            if (step.existed) res["existed"] = true;
+            break;
+        }
+        case sql::step_kind::setting: res["kind"] = "set"; break;
+        case sql::step_kind::explain:
+            res["kind"] = "explain";
+            res["plan"] = step.plan;
+            break;
+        case sql::step_kind::show_tables:
+            res["kind"] = "show_tables";
+            res["tables"] = json::value_from(step.names);
+            break;
+        case sql::step_kind::show_views: {
+            auto views = materialized_views_json();
+            for (const auto& n : step.names) views.push_back(json::object{{"name", n}, {"kind", "view"}});
+            res["kind"] = "show_views";
+            res["views"] = std::move(views);
+            break;
+        }
+        case sql::step_kind::show_create:
+            res["kind"] = "show_create";
+            res[std::holds_alternative<sql::show_stmt>(st.node) &&
+                    std::get<sql::show_stmt>(st.node).what == sql::show_kind::create_view
+                  ? "view"
+                  : "table"] = step.name;
+            res["create"] = step.create_text;
+            break;
+        case sql::step_kind::drop: {
+            const bool view = std::get<sql::drop_stmt>(st.node).object == sql::object_kind::view;
+            res["kind"] = view ? "drop_view" : "drop_table";
+            res[view ? "view" : "table"] = step.name;
+            res["existed"] = step.existed;
+            break;
+        }
+        case sql::step_kind::start_pipeline: {
+            const bool materialized = cv != nullptr;
+            if (explain_only) {
                 res["kind"] = "explain";
-                res["plan"] = plan.value();
-            } else {
-                jobs::job_definition def;
-                // A materialized view's pipeline is named after the view, so DROP finds it.
-                def.id = materialized        ? cv->name.back()
-                         : next_name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
-                                             : next_name;
-                next_name.clear();
-                // CREATE MATERIALIZED VIEW IF NOT EXISTS: a running view of that name is kept.
-                const bool exists = std::ranges::any_of(ctx.st.opts.jobs->status(),
-                                                        [&](const jobs::job_status& j) { return j.id == def.id; });
-                if (materialized && cv->if_not_exists && exists) {
-                    res["kind"] = "create_materialized_view";
-                    res["pipeline"] = def.id;
-                    res["view"] = def.id;
-                    res["existed"] = true;
-                    results.push_back(std::move(res));
-                    continue;
-                }
-                def.template_name = "sql";
-                auto kept = declarations;
-                kept[index] = true;
-                def.params["sql"] = sql::keep_statements(text, script.value(), kept, index);
-                // `SET 'parallelism.default' = 'N'` runs the pipeline as N instances.
-                def.parallelism = popts.parallelism;
-                using outcome_t = std::pair<result<void>, std::string>;
-                // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
-                // starts afresh; if it cannot start, the old one runs on and the error is answered.
-                const bool replace = materialized && cv->or_replace;
-                auto made = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done) {
-                    auto answer = [done](result<void> r, std::string w) { done({r, std::move(w)}); };
-                    if (replace)
-                        ctx.st.opts.jobs->replace_async(def, {def.id}, ctx.exec, answer);
-                    else
-                        ctx.st.opts.jobs->submit_async(def, ctx.exec, answer);
-                });
-                if (!made.first) {
-                    if (made.first.error() != std::errc::file_exists) {
-                        co_return to_reply(ctx.fail("invalid-pipeline", made.second));
-                    }
-                    // Re-running a script: say how to replace or keep what runs.
-                    const auto hint =
-                        materialized
-                          ? fmt::format("line {}:{}: materialized view '{}' exists already; replace it (CREATE OR "
-                                        "REPLACE MATERIALIZED VIEW {} AS …) or keep it (CREATE MATERIALIZED VIEW IF "
-                                        "NOT EXISTS {} AS …)",
-                                        st.pos.line, st.pos.column, def.id, def.id, def.id)
-                          : fmt::format("line {}:{}: pipeline '{}' exists already; stop it first (STOP JOB '{}';) "
-                                        "or name this one with SET 'pipeline.name' = '…';",
-                                        st.pos.line, st.pos.column, def.id, def.id);
-                    co_return to_reply(ctx.fail("pipeline-exists", hint));
-                }
-                res["kind"] = materialized ? "create_materialized_view" : "insert";
+                res["plan"] = step.plan;
+                break;
+            }
+            jobs::job_definition def;
+            // A materialized view's pipeline is named after the view, so DROP finds it.
+            def.id = materialized                  ? cv->name.back()
+                     : step.pipeline.name.empty() ? fmt::format("sql-{:08x}", uint32_t(std::hash<std::string>{}(stmt_text)))
+                                                  : step.pipeline.name;
+            // CREATE MATERIALIZED VIEW IF NOT EXISTS: a running view of that name is kept.
+            const bool exists = std::ranges::any_of(ctx.st.opts.jobs->status(),
+                                                    [&](const jobs::job_status& j) { return j.id == def.id; });
+            if (materialized && cv->if_not_exists && exists) {
+                res["kind"] = "create_materialized_view";
                 res["pipeline"] = def.id;
-                if (materialized) res["view"] = def.id;
-                if (replace) res["replaced"] = exists;
+                res["view"] = def.id;
+                res["existed"] = true;
+                break;
             }
-        } else if (const auto* show = std::get_if<sql::show_stmt>(&st.node)) {
-            if (show->what == sql::show_kind::jobs) {
-                json::array jobs;
-                for (const auto& j : ctx.st.opts.jobs->status()) jobs.push_back(status_json(j));
-                res["kind"] = "show_jobs";
-                res["jobs"] = std::move(jobs);
-            } else if (show->what == sql::show_kind::tables) {
-                json::array names;
-                for (const auto& s2 : script.value()) {
-                    if (const auto* c2 = std::get_if<sql::create_table_stmt>(&s2.node)) names.push_back(json::value(c2->name.back()));
+            def.template_name = "sql";
+            // The catalog's declarations it uses go before the script, so the pipeline is the
+            // same after a DROP or a restart; the script keeps the user's lines and columns.
+            if (!step.pipeline.catalog.empty()) def.params["catalog"] = step.pipeline.catalog;
+            def.params["sql"] = step.pipeline.script;
+            // `SET 'parallelism.default' = 'N'` runs the pipeline as N instances.
+            def.parallelism = step.pipeline.parallelism;
+            using outcome_t = std::pair<result<void>, std::string>;
+            // CREATE OR REPLACE MATERIALIZED VIEW: the running view stops and goes, this one
+            // starts afresh; if it cannot start, the old one runs on and the error is answered.
+            const bool replace = materialized && cv->or_replace;
+            auto made = co_await await_callback<outcome_t>([&](std::function<void(outcome_t)> done_cb) {
+                auto answer = [done_cb](result<void> r, std::string w) { done_cb({r, std::move(w)}); };
+                if (replace)
+                    ctx.st.opts.jobs->replace_async(def, {def.id}, ctx.exec, answer);
+                else
+                    ctx.st.opts.jobs->submit_async(def, ctx.exec, answer);
+            });
+            if (!made.first) {
+                if (made.first.error() != std::errc::file_exists) {
+                    co_return to_reply(ctx.fail("invalid-pipeline", made.second));
                 }
-                res["kind"] = "show_tables";
-                res["tables"] = std::move(names);
-            } else if (show->what == sql::show_kind::materialized_views || show->what == sql::show_kind::views) {
-                json::array views;
-                for (const auto& v : jobs::default_views().all()) {
-                    json::object x;
-                    x["name"] = v->name();
-                    x["rows"] = v->size();
-                    views.push_back(std::move(x));
+                // Re-running a script: say how to replace or keep what runs.
+                const auto hint =
+                  materialized
+                    ? fmt::format("line {}:{}: materialized view '{}' exists already; replace it (CREATE OR "
+                                  "REPLACE MATERIALIZED VIEW {} AS …) or keep it (CREATE MATERIALIZED VIEW IF "
+                                  "NOT EXISTS {} AS …)",
+                                  st.pos.line, st.pos.column, def.id, def.id, def.id)
+                    : fmt::format("line {}:{}: pipeline '{}' exists already; stop it first (STOP JOB '{}';) "
+                                  "or name this one with SET 'pipeline.name' = '…';",
+                                  st.pos.line, st.pos.column, def.id, def.id);
+                co_return to_reply(ctx.fail("pipeline-exists", hint));
+            }
+            res["kind"] = materialized ? "create_materialized_view" : "insert";
+            res["pipeline"] = def.id;
+            if (materialized) res["view"] = def.id;
+            if (replace) res["replaced"] = exists;
+            break;
+        }
+        case sql::step_kind::caller:
+            if (const auto* show = std::get_if<sql::show_stmt>(&st.node)) {
+                if (show->what == sql::show_kind::jobs) {
+                    json::array jobs;
+                    for (const auto& j : ctx.st.opts.jobs->status()) jobs.push_back(status_json(j));
+                    res["kind"] = "show_jobs";
+                    res["jobs"] = std::move(jobs);
+                } else if (show->what == sql::show_kind::materialized_views) {
+                    res["kind"] = "show_views";
+                    res["views"] = materialized_views_json();
+                } else {
+                    json::array fs;
+                    for (const auto& f : sql::functions()) {
+                        json::object x;
+                        x["name"] = f.name;
+                        x["signature"] = f.signature();
+                        x["runs"] = f.lower != nullptr;
+                        x["deterministic"] = f.deterministic;
+                        x["nulls"] = f.nulls == sql::function_def::strict ? "strict" : "handled";
+                        fs.push_back(std::move(x));
+                    }
+                    res["kind"] = "show_functions";
+                    res["functions"] = std::move(fs);
                 }
-                res["kind"] = "show_views";
-                res["views"] = std::move(views);
+            } else if (const auto* drop = std::get_if<sql::drop_stmt>(&st.node)) {
+                const auto name = drop->name.back();
+                auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done_cb) {
+                    ctx.st.opts.jobs->remove_async(name, ctx.exec, done_cb);
+                });
+                const bool known = jobs::default_views().find(name) != nullptr;
+                jobs::default_views().drop(name);
+                if (!r && !known && !drop->if_exists) {
+                    co_return to_reply(ctx.fail("unknown-view", fmt::format("line {}:{}: materialized view '{}' does "
+                                                                            "not exist", st.pos.line, st.pos.column, name)));
+                }
+                res["kind"] = "drop_materialized_view";
+                res["view"] = name;
+            } else if (const auto* stop = std::get_if<sql::stop_job_stmt>(&st.node)) {
+                auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done_cb) {
+                    ctx.st.opts.jobs->remove_async(stop->job_id, ctx.exec, done_cb);
+                });
+                if (!r) co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", stop->job_id)));
+                res["kind"] = "stop_job";
+                res["pipeline"] = stop->job_id;
+            } else if (std::holds_alternative<sql::query_stmt>(st.node)) {
+                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: a SELECT on its own is a continuous "
+                                                                       "query; keep its result with CREATE MATERIALIZED "
+                                                                       "VIEW name AS SELECT …, INSERT INTO a topic, or "
+                                                                       "watch it in the `runnel sql` shell",
+                                                                       st.pos.line, st.pos.column)));
             } else {
-                json::array fs;
-                for (const auto& f : sql::functions()) {
-                    json::object x;
-                    x["name"] = f.name;
-                    x["signature"] = f.signature();
-                    x["runs"] = f.lower != nullptr;
-                    x["deterministic"] = f.deterministic;
-                    x["nulls"] = f.nulls == sql::function_def::strict ? "strict" : "handled";
-                    fs.push_back(std::move(x));
-                }
-                res["kind"] = "show_functions";
-                res["functions"] = std::move(fs);
+                co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: this statement is not supported over "
+                                                                       "HTTP yet", st.pos.line, st.pos.column)));
             }
-        } else if (const auto* drop = std::get_if<sql::drop_stmt>(&st.node);
-                   drop && drop->object == sql::object_kind::materialized_view) {
-            const auto name = drop->name.back();
-            auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
-                ctx.st.opts.jobs->remove_async(name, ctx.exec, done);
-            });
-            const bool known = jobs::default_views().find(name) != nullptr;
-            jobs::default_views().drop(name);
-            if (!r && !known && !drop->if_exists) {
-                co_return to_reply(ctx.fail("unknown-view", fmt::format("line {}:{}: materialized view '{}' does not "
-                                                                        "exist", st.pos.line, st.pos.column, name)));
-            }
-            res["kind"] = "drop_materialized_view";
-            res["view"] = name;
-        } else if (const auto* stop = std::get_if<sql::stop_job_stmt>(&st.node)) {
-            auto r = co_await await_callback<result<void>>([&](std::function<void(result<void>)> done) {
-                ctx.st.opts.jobs->remove_async(stop->job_id, ctx.exec, done);
-            });
-            if (!r) co_return to_reply(ctx.fail("unknown-pipeline", fmt::format("pipeline '{}' does not exist", stop->job_id)));
-            res["kind"] = "stop_job";
-            res["pipeline"] = stop->job_id;
-        } else if (std::holds_alternative<sql::query_stmt>(st.node)) {
-            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: a SELECT on its own is a continuous "
-                                                                   "query; keep its result with CREATE MATERIALIZED "
-                                                                   "VIEW name AS SELECT …, INSERT INTO a topic, or "
-                                                                   "watch it in the `runnel sql` shell",
-                                                                   st.pos.line, st.pos.column)));
-        } else {
-            co_return to_reply(ctx.fail("invalid-sql", fmt::format("line {}:{}: this statement is not supported over "
-                                                                   "HTTP yet", st.pos.line, st.pos.column)));
+            break;
         }
         results.push_back(std::move(res));
+    }
+    // The catalog changes of a script that succeeded, all at once; a plan-only request keeps none.
+    if (!explain_only) {
+        auto committed = session.commit();
+        if (!committed) co_return sql_problem(ctx, text, committed.error());
     }
     json::object o;
     o["results"] = std::move(results);

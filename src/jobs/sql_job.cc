@@ -12,6 +12,7 @@
 #include "sql/catalog.h"
 #include "sql/parser.h"
 #include "sql/planner.h"
+#include "sql/session.h"
 
 namespace runnel::jobs {
 
@@ -25,33 +26,38 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         return invalid();
     }
     const std::string& text = it->second;
-    auto script = sql::parse_script(text);
-    if (!script) {
-        why = sql::format_error(text, script.error());
-        return invalid();
-    }
-    sql::memory_catalog cat(connector_check());
-    sql::plan_options popts;
-    const sql::statement* insert = nullptr;
-    for (const auto& st : script.value()) {
-        auto declared = sql::declare(st, cat);
-        if (!declared) {
-            why = sql::format_error(text, declared.error());
+    // The catalog's declarations the pipeline uses, kept in its definition when it was
+    // submitted (a separate parameter, so `sql` keeps the user's lines and columns).
+    sql::catalog_store declared;
+    if (auto cat = def.params.find("catalog"); cat != def.params.end()) {
+        auto loaded = declared.declare_all(cat->second);
+        if (!loaded) {
+            why = "parameter 'catalog': " + sql::format_error(cat->second, loaded.error());
             return invalid();
         }
-        if (declared.value()) {
+    }
+    // The script's declarations and settings go through the same session as POST /v1/sql;
+    // the statement to run is planned here, over this job's connectors.
+    sql::session session(declared, sql::session_options{connector_check(), false});
+    auto parsed = session.begin(text);
+    if (!parsed) {
+        why = sql::format_error(text, parsed.error());
+        return invalid();
+    }
+    const sql::statement* insert = nullptr;
+    for (std::size_t index = 0; index < session.statements().size(); ++index) {
+        const auto& st = session.statements()[index];
+        auto done = session.execute(index);
+        if (!done) {
+            why = sql::format_error(text, done.error());
+            return invalid();
+        }
+        const auto kind = done.value().kind;
+        if (kind == sql::step_kind::declare_table || kind == sql::step_kind::declare_view ||
+            kind == sql::step_kind::setting) {
             continue;
         }
-        if (const auto* set = std::get_if<sql::set_stmt>(&st.node)) {
-            auto applied = sql::apply_setting(*set, st.pos, popts);
-            if (!applied) {
-                why = sql::format_error(text, applied.error());
-                return invalid();
-            }
-            if (applied.value()) continue;
-        }
-        const auto* cv = std::get_if<sql::create_view_stmt>(&st.node);
-        if ((std::holds_alternative<sql::insert_stmt>(st.node) || (cv && cv->materialized)) && !insert) {
+        if (kind == sql::step_kind::start_pipeline && !insert) {
             insert = &st;
         } else {
             why = sql::format_error(text, sql::error_at(st.pos, 1, "a pipeline's script holds CREATE TABLE and "
@@ -64,11 +70,12 @@ result<void> sql_job(job_context& ctx, const job_definition& def, std::string& w
         why = "the script has no INSERT INTO: a pipeline writes its query's rows into a table";
         return invalid();
     }
+    auto popts = session.options();
     // The job's instances decide the plan's parallelism (`SET 'parallelism.default'` sets the
     // definition's, where the pipeline is submitted).
     popts.parallelism = ctx.parallelism();
     auto conn = job_connectors(ctx, def);
-    sql::planner pl(cat, *conn, popts);
+    sql::planner pl(session.names(), *conn, popts);
     // A materialized view plans its query and keeps the rows in a view the gateway serves.
     const auto* view = std::get_if<sql::create_view_stmt>(&insert->node);
     std::optional<sql::statement> query;

@@ -269,6 +269,7 @@ struct create_table_stmt {
 /// CREATE [OR REPLACE] [TEMPORARY] [MATERIALIZED] VIEW: `or_replace` replaces a view of the
 /// name (never together with `if_not_exists`).
 struct create_view_stmt {
+    source_pos pos; ///< the view's name
     qualified_name name;
     bool temporary = false;
     bool materialized = false;
@@ -296,14 +297,17 @@ struct drop_stmt {
     bool temporary = false;
     bool if_exists = false;
     qualified_name name;
+    source_pos name_pos;
     bool operator==(const drop_stmt&) const = default;
 };
 
-enum class show_kind { tables, views, materialized_views, jobs, functions };
+enum class show_kind { tables, views, materialized_views, jobs, functions, create_table, create_view };
 
-/// SHOW TABLES | VIEWS | MATERIALIZED VIEWS | JOBS | FUNCTIONS.
+/// SHOW TABLES | VIEWS | MATERIALIZED VIEWS | JOBS | FUNCTIONS; SHOW CREATE TABLE | VIEW name.
 struct show_stmt {
     show_kind what = show_kind::tables;
+    qualified_name name; ///< SHOW CREATE only
+    source_pos name_pos;
     bool operator==(const show_stmt&) const = default;
 };
 

@@ -11,16 +11,16 @@
 
 namespace runnel::sql {
 
-namespace {
-
-std::string key_of(const qualified_name& n) {
+std::string catalog_key(const qualified_name& name) {
     std::string k;
-    for (const auto& part : n) {
+    for (const auto& part : name) {
         k += part;
         k += '\0';
     }
     return k;
 }
+
+namespace {
 
 error at(source_pos pos, std::string message) {
     error e;
@@ -57,16 +57,16 @@ std::optional<std::string> table_schema::option(std::string_view key) const {
 }
 
 void memory_catalog::put(table_schema t) {
-    auto k = key_of(t.name);
+    auto k = catalog_key(t.name);
     _tables[k] = std::make_unique<table_schema>(std::move(t));
 }
 
-bool memory_catalog::remove(const qualified_name& name) { return _tables.erase(key_of(name)) > 0; }
+bool memory_catalog::remove(const qualified_name& name) { return _tables.erase(catalog_key(name)) > 0; }
 
 void memory_catalog::add_function(std::string name) { _functions.push_back(std::move(name)); }
 
 const table_schema* memory_catalog::find_table(const qualified_name& name) const {
-    auto it = _tables.find(key_of(name));
+    auto it = _tables.find(catalog_key(name));
     return it == _tables.end() ? nullptr : it->second.get();
 }
 

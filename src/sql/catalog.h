@@ -61,6 +61,9 @@ struct options_problem {
 using options_check = std::function<std::optional<options_problem>(
     std::string_view table, std::span<const std::pair<std::string, std::string>> options)>;
 
+/// The key a catalog orders and finds a name by: its parts joined by NUL (names compare exactly).
+std::string catalog_key(const qualified_name& name);
+
 /// The names a binder resolves against: tables, views and functions. Implemented by the
 /// server's catalog (durable, shared by sessions) and by `memory_catalog` in tests. Calls come
 /// from the thread that binds a statement; implementations that are shared synchronise

@@ -693,8 +693,12 @@ public:
     void node(const show_stmt& s) {
         static constexpr const char* what[] = {"SHOW TABLES", "SHOW VIEWS",
                                                "SHOW MATERIALIZED VIEWS", "SHOW JOBS",
-                                               "SHOW FUNCTIONS"};
+                                               "SHOW FUNCTIONS", "SHOW CREATE TABLE ",
+                                               "SHOW CREATE VIEW "};
         out += what[static_cast<int>(s.what)];
+        if (s.what == show_kind::create_table || s.what == show_kind::create_view) {
+            out += name_of(s.name);
+        }
     }
 
     void node(const stop_job_stmt& s) { out += "STOP JOB " + quote_string(s.job_id); }

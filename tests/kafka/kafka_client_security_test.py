@@ -114,6 +114,9 @@ class SecureClient(unittest.TestCase):
                 f"'properties.ssl.truststore.location' = '{self.certs['ca.crt']}'{extra})")
 
     def sql(self, script):
+        # Each test declares `src`, `dst` and `sink` its own way: as temporary tables, which the
+        # server's catalog (shared by the tests) does not keep.
+        script = script.replace("CREATE TABLE ", "CREATE TEMPORARY TABLE ")
         status, body = request(f"{self.b.http}/v1/sql", script)
         self.assert_no_secret(body)
         return status, json.loads(body)

@@ -132,6 +132,12 @@ TEST(sql_parser, views_inserts_and_other_statements) {
               object_kind::materialized_view);
     EXPECT_EQ(std::get<show_stmt>(round_trip("SHOW TABLES").node).what, show_kind::tables);
     EXPECT_EQ(std::get<show_stmt>(round_trip("show jobs").node).what, show_kind::jobs);
+    auto sc = round_trip("SHOW CREATE TABLE `odd name`");
+    EXPECT_EQ(std::get<show_stmt>(sc.node).what, show_kind::create_table);
+    EXPECT_EQ(std::get<show_stmt>(sc.node).name, qualified_name{"odd name"});
+    EXPECT_EQ(std::get<show_stmt>(sc.node).name_pos.column, 19);
+    EXPECT_EQ(std::get<show_stmt>(round_trip("SHOW CREATE VIEW db.v").node).what, show_kind::create_view);
+    EXPECT_EQ(std::get<drop_stmt>(round_trip("DROP TABLE  t").node).name_pos.column, 13);
     EXPECT_EQ(std::get<stop_job_stmt>(round_trip("STOP JOB 'q5-1'").node).job_id, "q5-1");
     auto set = round_trip("SET 'pipeline.name' = 'nexmark q5'");
     EXPECT_EQ(std::get<set_stmt>(set.node).key, "pipeline.name");
