@@ -597,6 +597,19 @@ parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options
         opts.parallelism = n;
         return true;
     }
+    if (!s.reset && text::iequals(s.key, agg_phase_strategy_key)) {
+        if (text::iequals(s.value, "AUTO")) {
+            opts.agg_phases = agg_phase_strategy::automatic;
+        } else if (text::iequals(s.value, "ONE_PHASE")) {
+            opts.agg_phases = agg_phase_strategy::one_phase;
+        } else if (text::iequals(s.value, "TWO_PHASE")) {
+            opts.agg_phases = agg_phase_strategy::two_phase;
+        } else {
+            return error_at(pos, 3, fmt::format("'{}' is AUTO, ONE_PHASE or TWO_PHASE, not '{}'",
+                                                agg_phase_strategy_key, s.value));
+        }
+        return true;
+    }
     if (s.reset || !text::iequals(s.key, max_windows_per_row_key)) {
         return false;
     }

@@ -7,6 +7,30 @@
 
 namespace runnel::sql::plan_detail {
 
+bool builder::two_phase(const relation& rel, const std::vector<en::aggregate_spec>& specs, const window_info* win,
+                        const std::vector<std::string>& keys) const {
+    if (_opts.agg_phases == agg_phase_strategy::one_phase || !_phys.needs_exchange(rel.s, keys)) {
+        return false;
+    }
+    // A retraction cannot take back a row pre-aggregated in another instance, and a
+    // session's bounds are known only where all its rows meet.
+    if (!rel.updating.empty() || (win && win->spec.kind == en::window_kind::session)) {
+        return false;
+    }
+    // Only functions whose accumulators merge (not COUNT(DISTINCT), FIRST_VALUE, LAST_VALUE,
+    // percentiles).
+    if (!std::all_of(specs.begin(), specs.end(), [](const en::aggregate_spec& a) { return en::splittable(a.kind); })) {
+        return false;
+    }
+    if (_opts.agg_phases == agg_phase_strategy::two_phase || keys.empty()) {
+        return true;
+    }
+    // AUTO, with keys (decision 0029): a GROUP BY's local phase keeps nothing and costs a
+    // hash per row, while a window's one phase already gathers each key's rows of a pane, so
+    // its local phase pays only when keys repeat within an instance's pane (unknown here).
+    return !win;
+}
+
 parse_result<query_out> builder::grouped(const query& q, relation rel,
                                          const std::vector<std::string>& names) {
     const select_core& sc = q.select;
@@ -444,35 +468,81 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     }
     std::string updating;
     en::stream w;
+    const std::string by = keys.empty() ? "" : " by " + join_names(key_names);
+    // Two phases (decision 0029): a local phase pre-aggregates each instance's rows before
+    // the exchange, which then carries partial accumulators instead of rows, and a global
+    // phase after it merges them into the one-phase result.
+    const bool two = two_phase(rel, specs, win ? &*win : nullptr, key_names);
+    if (two) {
+        en::stream local;
+        if (!win) {
+            en::group_options lo;
+            lo.retractions = false;
+            lo.phase = en::agg_phase::local;
+            local = rel.s.group_aggregate(key_names, specs, lo);
+        } else {
+            en::window_options lo = wo;
+            lo.phase = en::agg_phase::local;
+            local = keys.empty() ? rel.s.window(win->spec, lo).aggregate(specs)
+                                 : rel.s.key_by(key_names).window(win->spec, lo).aggregate(specs);
+        }
+        if (auto c = check(wpos, wlen); !c) {
+            return c.error();
+        }
+        if (win) {
+            step(fmt::format("window {} on {}{} (local phase): {}", win->label, win->time, by, join_names(agg_text)));
+            // The local phase decides lateness, as the one phase would (decision 0028).
+            _out.late.push_back(local.late_rows());
+            if (auto c = check(wpos, wlen); !c) {
+                return c.error();
+            }
+        } else {
+            step(fmt::format("group-aggregate{} (local phase): {}", by, join_names(agg_text)));
+        }
+        rel.s = local;
+    }
     if (auto x = exchange(rel.s, key_names, wpos, win ? "a window aggregate without GROUP BY keys" : "an aggregate without GROUP BY");
         !x) {
         return x.error();
     }
+    // What the global phase's line says it does: merge the partials of each aggregate.
+    std::vector<std::string> merged;
+    for (const auto& spec : specs) {
+        merged.push_back(spec.name);
+    }
+    const std::string global_aggs = "merge " + join_names(merged);
     if (!win) {
         // No window: one updating result per key (a changelog).
         en::group_options go;
         go.retractions = !rel.updating.empty();
+        go.phase = two ? en::agg_phase::global : en::agg_phase::single;
         w = rel.s.group_aggregate(key_names, specs, go);
         carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
-        step(fmt::format("group-aggregate{}{}{}: {}", keys.empty() ? "" : " by ",
-                         join_names(key_names), go.retractions ? " (retracting)" : "",
-                         join_names(agg_text)));
+        step(fmt::format("group-aggregate{}{}{}: {}", by, go.retractions ? " (retracting)" : "",
+                         two ? " (global phase)" : "", two ? global_aggs : join_names(agg_text)));
         updating = keys.empty() ? "an aggregate without a window" : "GROUP BY without a window";
     } else {
+        wo.phase = two ? en::agg_phase::global : en::agg_phase::single;
         w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
                          : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
         carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
         }
-        step(fmt::format("window {} on {}{}{}: {}", win->label, win->time,
-                         keys.empty() ? "" : " by ", join_names(key_names), join_names(agg_text)));
-        _out.late.push_back(w.late_rows());
-        if (auto c = check(wpos, wlen); !c) {
-            return c.error();
+        if (two) {
+            // Partials are never late here: they leave the local phase before the watermark
+            // that would close their last window, so the global phase has no side output.
+            step(fmt::format("window {} on {}{} (global phase): {}", win->label, en::pane_start_column, by,
+                             global_aggs));
+        } else {
+            step(fmt::format("window {} on {}{}: {}", win->label, win->time, by, join_names(agg_text)));
+            _out.late.push_back(w.late_rows());
+            if (auto c = check(wpos, wlen); !c) {
+                return c.error();
+            }
         }
     }
     if (having) {

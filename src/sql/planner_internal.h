@@ -360,6 +360,10 @@ private:
     parse_result<query_out> top_n(const query& outer, const select_item& rn);
     parse_result<query_out> grouped(const query& q, relation rel,
                                     const std::vector<std::string>& names);
+    /// Whether the aggregates `specs` over `rel` by `keys` (in window `win`, or none) run as a
+    /// local phase before their exchange and a global phase after it (decision 0029).
+    bool two_phase(const relation& rel, const std::vector<en::aggregate_spec>& specs, const window_info* win,
+                   const std::vector<std::string>& keys) const;
     parse_result<std::vector<std::string>> output_names(const query& q, const relation& rel);
 
     const catalog& _catalog;
