@@ -25,10 +25,13 @@ bool builder::two_phase(const relation& rel, const std::vector<en::aggregate_spe
     if (_opts.agg_phases == agg_phase_strategy::two_phase || keys.empty()) {
         return true;
     }
-    // AUTO, with keys (decision 0029): a GROUP BY's local phase keeps nothing and costs a
-    // hash per row, while a window's one phase already gathers each key's rows of a pane, so
-    // its local phase pays only when keys repeat within an instance's pane (unknown here).
-    return !win;
+    // AUTO, with keys (decision 0029): a window's one phase already gathers each key's rows
+    // of a pane, so its local phase pays only when keys repeat within an instance's pane
+    // (unknown here). A GROUP BY's local phase keeps nothing and costs a hash per row, but
+    // over a window aggregate's rows (`bounds`), which come in bursts as windows fire, it
+    // turns each burst into a few partial rows: the global phase then emits its changelog in
+    // more, smaller steps, each of which an operator after it (q5's join) pays for again.
+    return !win && !rel.bounds;
 }
 
 parse_result<query_out> builder::grouped(const query& q, relation rel,
@@ -473,6 +476,10 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
     // the exchange, which then carries partial accumulators instead of rows, and a global
     // phase after it merges them into the one-phase result.
     const bool two = two_phase(rel, specs, win ? &*win : nullptr, key_names);
+    const auto window_aggregate = [&](const en::window_options& o) {
+        return keys.empty() ? rel.s.window(win->spec, o).aggregate(specs)
+                            : rel.s.key_by(key_names).window(win->spec, o).aggregate(specs);
+    };
     if (two) {
         en::stream local;
         if (!win) {
@@ -483,8 +490,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         } else {
             en::window_options lo = wo;
             lo.phase = en::agg_phase::local;
-            local = keys.empty() ? rel.s.window(win->spec, lo).aggregate(specs)
-                                 : rel.s.key_by(key_names).window(win->spec, lo).aggregate(specs);
+            local = window_aggregate(lo);
         }
         if (auto c = check(wpos, wlen); !c) {
             return c.error();
@@ -526,8 +532,7 @@ parse_result<query_out> builder::grouped(const query& q, relation rel,
         updating = keys.empty() ? "an aggregate without a window" : "GROUP BY without a window";
     } else {
         wo.phase = two ? en::agg_phase::global : en::agg_phase::single;
-        w = keys.empty() ? rel.s.window(win->spec, wo).aggregate(specs)
-                         : rel.s.key_by(key_names).window(win->spec, wo).aggregate(specs);
+        w = window_aggregate(wo);
         carry(rel.s, w);
         if (auto c = check(wpos, wlen); !c) {
             return c.error();

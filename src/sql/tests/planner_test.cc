@@ -350,7 +350,7 @@ TEST(planner, auto_splits_the_aggregates_where_two_phases_are_known_to_pay) {
                                      "FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '4' SECOND)) "
                                      "GROUP BY auction, window_start, window_end";
     const std::pair<std::string, bool> cases[] = {
-        // A batch's repeated keys collapse into one partial row.
+        // Rows no window aggregated: a batch's repeated keys collapse into one partial row.
         {"SELECT auction, SUM(price) AS s FROM bids GROUP BY auction", true},
         // Without keys one phase would run in one instance.
         {"SELECT COUNT(*) AS n FROM bids", true},
@@ -359,8 +359,9 @@ TEST(planner, auto_splits_the_aggregates_where_two_phases_are_known_to_pay) {
          true},
         // A window by keys already gathers each key's rows of a pane.
         {keyed_window, false},
+        // A GROUP BY of a window aggregate's rows would emit its changelog in smaller steps.
         {"SELECT window_start, window_end, MAX(n) AS top FROM (" + keyed_window + ") GROUP BY window_start, window_end",
-         true},
+         false},
     };
     for (const auto& [sql, split] : cases) {
         SCOPED_TRACE(sql);
