@@ -44,6 +44,8 @@ constexpr int max_bind_depth = 256;
 
 } // namespace bind_detail
 
+/// The relations a query block's names resolve against (FROM items by qualifier), and the
+/// enclosing block's for a correlated name.
 struct binder::scope {
     struct entry {
         std::string qualifier;
@@ -53,6 +55,8 @@ struct binder::scope {
     const scope* outer = nullptr;
 };
 
+/// Where an expression stands (its clause, whether aggregates and OVER may appear there) and
+/// what was found inside it.
 struct binder::expr_context {
     const char* clause = "SELECT";
     bool allow_aggregate = false;

@@ -263,7 +263,8 @@ struct read_names {
     }
 };
 
-/// Plans one statement into a pipeline.
+/// Plans one statement into a pipeline. Built by `planner::plan` per statement, on the thread
+/// that plans it; its members are defined by operator family in the planner*.cc files.
 class builder {
 public:
     builder(const catalog& cat, connector_factory& conn, plan_options opts, en::pipeline& p,
