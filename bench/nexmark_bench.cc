@@ -169,7 +169,7 @@ bool per_kind_table(const sql::statement& st) {
 /// Runs the query of `text` as `parallelism` instances on as many threads; with `nested` (a
 /// script), over that script's tables and views instead of the query's per-kind tables.
 result_line run(const std::string& name, const std::string& text, int64_t events, const std::string& nested = {},
-                uint32_t parallelism = 1) {
+                uint32_t parallelism = 1, sql::plan_options opts = {}) {
     result_line l;
     l.query = name;
     auto script = sql::parse_script(text);
@@ -209,7 +209,6 @@ result_line run(const std::string& name, const std::string& text, int64_t events
     std::vector<std::unique_ptr<bench_connectors>> conns;
     std::vector<std::unique_ptr<en::pipeline>> ps;
     std::vector<en::pipeline*> instances;
-    sql::plan_options opts;
     opts.parallelism = parallelism;
     for (uint32_t i = 0; i < parallelism; ++i) {
         conns.push_back(std::make_unique<bench_connectors>(xs, i));
@@ -258,7 +257,21 @@ int main(int argc, char** argv) {
     app.add_option("--parallelism", parallelism,
                    "also run each query (per-kind tables) as N instances on N threads joined by exchanges")
         ->check(CLI::Range(1u, 64u));
+    std::vector<std::string> settings;
+    app.add_option("--set", settings, "a planner option KEY=VALUE, as SET 'KEY' = 'VALUE' (repeatable), e.g. "
+                                      "table.optimizer.agg-phase-strategy=ONE_PHASE");
     CLI11_PARSE(app, argc, argv);
+    sql::plan_options opts;
+    for (const auto& kv : settings) {
+        const auto eq = kv.find('=');
+        sql::set_stmt set{false, kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1)};
+        auto applied = sql::apply_setting(set, {}, opts);
+        if (!applied || !applied.value()) {
+            fmt::print(stderr, "nexmark_bench: --set {}: {}\n", kv,
+                       applied ? "not a planner option" : applied.error().message);
+            return 2;
+        }
+    }
 
     std::vector<std::string> names;
     for (int q = 0; q <= 22; ++q) {
@@ -284,12 +297,12 @@ int main(int argc, char** argv) {
     std::vector<result_line> lines;
     for (const auto& n : names) {
         const std::string text = read(std::filesystem::path(dir) / (n + ".sql"));
-        lines.push_back(run(n, text, events));
+        lines.push_back(run(n, text, events, {}, 1, opts));
         auto& l = lines.back();
         if (l.ran) fmt::print(stderr, "{}: {:.0f} events/s\n", n, l.events_per_s);
         else fmt::print(stderr, "{}: not run: {}\n", n, l.why);
         if (l.ran && parallelism > 1) {
-            auto pl = run(n, text, events, {}, parallelism);
+            auto pl = run(n, text, events, {}, parallelism, opts);
             if (pl.ran && pl.output_rows != l.output_rows) {
                 fmt::print(stderr, "{} x{}: {} output rows, one instance {}\n", n, parallelism, pl.output_rows,
                            l.output_rows);
@@ -304,7 +317,7 @@ int main(int argc, char** argv) {
             }
         }
         if (l.ran && !nested.empty()) {
-            auto nl = run(n, text, events, nested);
+            auto nl = run(n, text, events, nested, 1, opts);
             if (nl.ran) {
                 l.nested_events_per_s = nl.events_per_s;
                 fmt::print(stderr, "{} nested: {:.0f} events/s\n", n, nl.events_per_s);

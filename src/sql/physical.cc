@@ -31,14 +31,7 @@ engine::result<engine::stream> physical_planner::by_join_keys(engine::pipeline& 
 engine::result<engine::stream> physical_planner::exchange(engine::pipeline& p, engine::stream s,
                                                           const std::vector<std::string>& keys, std::string_view why,
                                                           bool exact) {
-    if (_opts.parallelism <= 1) return s;
-    if (const auto* known = partitioned(s)) {
-        const auto& have = *known;
-        const bool covered = exact ? have == keys : std::all_of(have.begin(), have.end(), [&](const std::string& k) {
-            return std::find(keys.begin(), keys.end(), k) != keys.end();
-        });
-        if (covered) return s; // every row of a key is in its instance already
-    }
+    if (_opts.parallelism <= 1 || covered(s, keys, exact)) return s;
     auto moved = _conn.exchange(p, std::move(s), keys);
     if (!moved) return moved;
     _partitioned[moved.value().stage_id()] = {keys, moved.value().schema_of()};
@@ -80,6 +73,20 @@ void physical_planner::carry(const engine::stream& from, const engine::stream& t
         keys.push_back(std::move(*name));
     }
     _partitioned[to.stage_id()] = {std::move(keys), to.schema_of()};
+}
+
+bool physical_planner::covered(const engine::stream& s, const std::vector<std::string>& keys, bool exact) const {
+    const auto* known = partitioned(s);
+    if (!known) return false;
+    const auto& have = *known;
+    // Every row of a key is in its instance already.
+    return exact ? have == keys : std::all_of(have.begin(), have.end(), [&](const std::string& k) {
+        return std::find(keys.begin(), keys.end(), k) != keys.end();
+    });
+}
+
+bool physical_planner::needs_exchange(const engine::stream& s, const std::vector<std::string>& keys) const {
+    return _opts.parallelism > 1 && !covered(s, keys, false);
 }
 
 const std::vector<std::string>* physical_planner::partitioned(const engine::stream& s) const {

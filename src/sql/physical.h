@@ -48,12 +48,18 @@ public:
     /// projection; none: the same column names, as a filter or a keyed operator whose output
     /// keeps its keys): it keeps `from`'s partitioning where the key columns survive.
     void carry(const engine::stream& from, const engine::stream& to, const std::vector<engine::named_expr>& cols = {});
+    /// True when `by_keys(p, s, keys, …)` would move rows: several instances, and `s` not
+    /// known to be partitioned by a subset of `keys`. An aggregate plans a local phase only
+    /// then (with no exchange, every row of a key is already where the one phase runs).
+    bool needs_exchange(const engine::stream& s, const std::vector<std::string>& keys) const;
 
     uint32_t parallelism() const;
 
 private:
     engine::result<engine::stream> exchange(engine::pipeline& p, engine::stream s, const std::vector<std::string>& keys,
                                             std::string_view why, bool exact);
+    /// `s` is known to be partitioned so that a keyed operator by `keys` needs no exchange.
+    bool covered(const engine::stream& s, const std::vector<std::string>& keys, bool exact) const;
 
     connector_factory& _conn;
     const plan_options& _opts;

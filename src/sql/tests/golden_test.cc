@@ -22,6 +22,7 @@
 //     --- lateness 2000                  -- allowed lateness of windows in ms (no body)
 //     --- parallelism 4                  -- plan for that many instances (no body); the test's
 //                                        -- connectors run one, so the rows are those of one
+//     --- set key value                  -- a planner option, as SET 'key' = 'value' (no body)
 //     --- final                          -- a changelog applied: the rows a table would hold
 //
 // Rows are compared as sorted lists: the order windows fire in within one watermark is not
@@ -353,6 +354,16 @@ std::map<std::string, std::vector<std::string>> run_case(const golden_file& f, c
     }
     if (const auto* n = c.find("parallelism")) {
         opts.parallelism = uint32_t(std::stoul(n->arg));
+    }
+    if (const auto* s = c.find("set")) {
+        // `--- set key value`: as `SET 'key' = 'value'` before the statement.
+        auto sp = s->arg.find(' ');
+        set_stmt set{false, s->arg.substr(0, sp), sp == std::string::npos ? "" : s->arg.substr(sp + 1)};
+        auto applied = apply_setting(set, source_pos{}, opts);
+        if (!applied || !applied.value()) {
+            failure = "--- set: not a planner option: " + s->arg;
+            return got;
+        }
     }
     if (auto text = explain(stmt.value(), cat, opts)) {
         got["plan"] = lines_of(text.value());

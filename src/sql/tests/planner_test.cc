@@ -230,6 +230,189 @@ TEST(planner, set_parallelism_default) {
     EXPECT_FALSE(other.value());
 }
 
+TEST(planner, set_agg_phase_strategy) {
+    plan_options opts;
+    auto set = [&](std::string_view text) {
+        auto st = parse(text);
+        return apply_setting(std::get<set_stmt>(st.node), st.pos, opts);
+    };
+    EXPECT_EQ(opts.agg_phases, agg_phase_strategy::automatic);
+    const std::pair<std::string_view, agg_phase_strategy> good[] = {
+        {"SET 'table.optimizer.agg-phase-strategy' = 'ONE_PHASE'", agg_phase_strategy::one_phase},
+        {"SET 'table.optimizer.agg-phase-strategy' = 'two_phase'", agg_phase_strategy::two_phase},
+        {"SET 'table.optimizer.agg-phase-strategy' = 'AUTO'", agg_phase_strategy::automatic},
+    };
+    for (const auto& [text, want] : good) {
+        auto r = set(text);
+        ASSERT_TRUE(r) << r.error().headline();
+        EXPECT_TRUE(r.value()) << text;
+        EXPECT_EQ(opts.agg_phases, want) << text;
+    }
+    auto bad = set("SET 'table.optimizer.agg-phase-strategy' = 'THREE_PHASE'");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().line, 1);
+    EXPECT_EQ(bad.error().column, 1);
+    EXPECT_EQ(bad.error().message,
+              "'table.optimizer.agg-phase-strategy' is AUTO, ONE_PHASE or TWO_PHASE, not 'THREE_PHASE'");
+    EXPECT_EQ(opts.agg_phases, agg_phase_strategy::automatic);
+}
+
+/// Plans `sql` with `opts` over `rows` (one batch of bids), runs it and returns its stages
+/// and output rows.
+struct ran_query {
+    std::vector<std::string> stages;
+    std::vector<std::vector<std::string>> exchanges;
+    std::size_t late_outputs = 0;
+    std::vector<std::vector<en::value>> rows;
+};
+
+ran_query run_query(std::string_view sql, plan_options opts, std::vector<std::vector<en::value>> rows) {
+    auto cat_p = catalog_of(ddl);
+    recording_connectors conn;
+    conn.rows = std::move(rows);
+    en::pipeline p;
+    planner pl(*cat_p, conn, opts);
+    auto r = pl.plan(parse(sql), p);
+    EXPECT_TRUE(r) << r.error().headline();
+    ran_query out;
+    if (!r) {
+        return out;
+    }
+    out.stages = r.value().stages;
+    out.exchanges = conn.exchanges;
+    out.late_outputs = r.value().late.size();
+    r.value().output.sink([&](const en::batch& b) {
+        for (std::size_t i = 0; i < b.num_rows(); ++i) {
+            out.rows.push_back(b.row(i));
+        }
+    });
+    EXPECT_TRUE(p.run());
+    return out;
+}
+
+/// The index of the first stage line containing `part`, or the number of lines.
+std::size_t stage_with(const std::vector<std::string>& stages, std::string_view part) {
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+        if (stages[i].find(part) != std::string::npos) {
+            return i;
+        }
+    }
+    return stages.size();
+}
+
+std::vector<std::vector<en::value>> some_bids() {
+    std::vector<std::vector<en::value>> rows;
+    for (int i = 0; i < 12; ++i) {
+        rows.push_back({en::value::of(int64_t(i % 3)), en::value::of(double(i)), en::value::of("n"),
+                        en::value::ts(1'000 * i)});
+    }
+    return rows;
+}
+
+TEST(planner, a_splittable_aggregate_runs_in_two_phases_around_its_exchange) {
+    plan_options two;
+    two.parallelism = 2;
+    two.agg_phases = agg_phase_strategy::two_phase;
+    plan_options one_phase = two;
+    one_phase.agg_phases = agg_phase_strategy::one_phase;
+    plan_options one_instance;
+    for (std::string_view sql :
+         {"SELECT auction, COUNT(*) AS n, SUM(price) AS s, MIN(price) AS lo, AVG(price) AS mean FROM bids "
+          "GROUP BY auction",
+          "SELECT auction, window_end, COUNT(*) AS n, MAX(price) AS hi, AVG(price) AS mean "
+          "FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '4' SECOND)) "
+          "GROUP BY auction, window_start, window_end"}) {
+        SCOPED_TRACE(sql);
+        const bool window = std::string_view(sql).find("HOP") != std::string_view::npos;
+        auto a = run_query(sql, two, some_bids());
+        const auto local = stage_with(a.stages, "(local phase)");
+        const auto exchange = stage_with(a.stages, "exchange by auction");
+        const auto global = stage_with(a.stages, "(global phase)");
+        EXPECT_LT(local, exchange);
+        EXPECT_LT(exchange, global);
+        EXPECT_LT(global, a.stages.size());
+        EXPECT_EQ(a.exchanges, (std::vector<std::vector<std::string>>{{"auction"}}));
+        // The local phase decides lateness; the global phase has no side output.
+        EXPECT_EQ(a.late_outputs, window ? 1u : 0u);
+        for (const auto& opts : {one_phase, one_instance}) {
+            auto b = run_query(sql, opts, some_bids());
+            EXPECT_EQ(stage_with(b.stages, "phase"), b.stages.size());
+            // In one pipeline the two phases give the one-phase rows, changelog included.
+            EXPECT_EQ(a.rows, b.rows);
+        }
+    }
+}
+
+TEST(planner, auto_splits_the_aggregates_where_two_phases_are_known_to_pay) {
+    plan_options opts;
+    opts.parallelism = 2;
+    const std::string keyed_window = "SELECT auction, window_start, window_end, COUNT(*) AS n "
+                                     "FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '4' SECOND)) "
+                                     "GROUP BY auction, window_start, window_end";
+    const std::pair<std::string, bool> cases[] = {
+        // Rows no window aggregated: a batch's repeated keys collapse into one partial row.
+        {"SELECT auction, SUM(price) AS s FROM bids GROUP BY auction", true},
+        // Without keys one phase would run in one instance.
+        {"SELECT COUNT(*) AS n FROM bids", true},
+        {"SELECT window_start, MAX(price) AS hi FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '4' SECOND)) "
+         "GROUP BY window_start, window_end",
+         true},
+        // A window by keys already gathers each key's rows of a pane.
+        {keyed_window, false},
+        // A GROUP BY of a window aggregate's rows would emit its changelog in smaller steps.
+        {"SELECT window_start, window_end, MAX(n) AS top FROM (" + keyed_window + ") GROUP BY window_start, window_end",
+         false},
+    };
+    for (const auto& [sql, split] : cases) {
+        SCOPED_TRACE(sql);
+        auto a = run_query(sql, opts, some_bids());
+        EXPECT_EQ(stage_with(a.stages, "(local phase)") < a.stages.size(), split);
+    }
+    opts.agg_phases = agg_phase_strategy::two_phase;
+    auto forced = run_query(keyed_window, opts, some_bids());
+    EXPECT_LT(stage_with(forced.stages, "(local phase)"), forced.stages.size());
+}
+
+TEST(planner, aggregates_without_a_merge_form_stay_in_one_phase) {
+    plan_options opts;
+    opts.parallelism = 2;
+    opts.agg_phases = agg_phase_strategy::two_phase;
+    for (std::string_view sql : {
+             "SELECT auction, COUNT(DISTINCT note) AS notes, COUNT(*) AS n FROM bids GROUP BY auction",
+             "SELECT auction, window_start, LAST_VALUE(price) AS p "
+             "FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '4' SECOND)) GROUP BY auction, window_start, "
+             "window_end",
+             "SELECT auction, window_start, COUNT(*) AS n "
+             "FROM TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '4' SECOND)) "
+             "GROUP BY auction, window_start, window_end",
+             // The outer GROUP BY reads a changelog: another instance's partial cannot be retracted.
+             "SELECT n, COUNT(*) AS c FROM (SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction) GROUP BY n",
+         }) {
+        SCOPED_TRACE(sql);
+        auto a = run_query(sql, opts, some_bids());
+        const auto last = a.stages.size() - 1;
+        for (std::size_t i = 0; i < a.stages.size(); ++i) {
+            if (a.stages[i].starts_with("group-aggregate by n") || a.stages[i].find("session") != std::string::npos ||
+                a.stages[i].find("last_value") != std::string::npos ||
+                a.stages[i].find("count distinct") != std::string::npos) {
+                EXPECT_EQ(a.stages[i].find("phase"), std::string::npos) << a.stages[i];
+            }
+        }
+        EXPECT_EQ(a.stages[last], "output");
+    }
+}
+
+TEST(planner, no_local_phase_where_the_rows_need_no_exchange) {
+    plan_options opts;
+    opts.parallelism = 2;
+    // The join brings every row of an auction to one instance already.
+    auto a = run_query("SELECT x.auction, COUNT(*) AS n FROM bids AS x JOIN bids AS y ON x.auction = y.auction "
+                       "GROUP BY x.auction",
+                       opts, some_bids());
+    EXPECT_EQ(stage_with(a.stages, "phase"), a.stages.size());
+    EXPECT_EQ(a.exchanges, (std::vector<std::vector<std::string>>{{"auction"}, {"auction"}}));
+}
+
 TEST(planner, one_instance_asks_for_no_exchange) {
     auto cat_p = catalog_of(ddl);
     recording_connectors conn;
