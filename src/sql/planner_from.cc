@@ -369,34 +369,23 @@ parse_result<relation> builder::window_tvf(const expr& call, const std::string& 
             return s.error();
         }
         w.spec = en::tumble(std::chrono::milliseconds(s.value()));
-    } else if (u == "HOP") {
+    } else if (u == "HOP" || u == "CUMULATE") {
+        // A size and the interval its windows advance by (HOP's SLIDE, CUMULATE's STEP), with a
+        // bounded number of windows per row.
+        const bool hop = u == "HOP";
         auto s = size_of("SIZE");
         if (!s) {
             return s.error();
         }
-        auto sl = size_of("SLIDE");
-        if (!sl) {
-            return sl.error();
+        auto step = size_of(hop ? "SLIDE" : "STEP");
+        if (!step) {
+            return step.error();
         }
-        if (auto e = check_windows_per_row(call, "HOP", "slide", s.value(), sl.value(), _opts)) {
+        if (auto e = check_windows_per_row(call, u, hop ? "slide" : "step", s.value(), step.value(), _opts)) {
             return *e;
         }
-        w.spec =
-            en::hop(std::chrono::milliseconds(s.value()), std::chrono::milliseconds(sl.value()));
-    } else if (u == "CUMULATE") {
-        auto s = size_of("SIZE");
-        if (!s) {
-            return s.error();
-        }
-        auto st = size_of("STEP");
-        if (!st) {
-            return st.error();
-        }
-        if (auto e = check_windows_per_row(call, "CUMULATE", "step", s.value(), st.value(), _opts)) {
-            return *e;
-        }
-        w.spec = en::cumulate(std::chrono::milliseconds(st.value()),
-                              std::chrono::milliseconds(s.value()));
+        const std::chrono::milliseconds size(s.value()), by(step.value());
+        w.spec = hop ? en::hop(size, by) : en::cumulate(by, size);
     } else {
         auto g = size_of("GAP");
         if (!g) {
