@@ -40,8 +40,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-/// A connection's byte stream: plain TCP, or TLS over it (`options::tls`).
-using http_stream = connection_stream;
 
 struct request_ctx;
 /// A route's handler. Answers with a reply, or nullopt when it took the connection over
@@ -157,7 +155,7 @@ struct request_ctx {
     unsigned shard;
     executor& exec;
     http::request<http::string_body>& req;
-    http_stream& stream;
+    connection_stream& stream;
     /// The client's address and port, for the audit log.
     std::string peer;
     /// The client's address alone (`127.0.0.1`), as ACLs name hosts.

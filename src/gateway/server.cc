@@ -433,7 +433,7 @@ private:
 
 /// Serves the requests of one connection over `stream` until either side ends it or a route
 /// takes the stream over.
-asio::awaitable<void> serve_requests(server::state& st, unsigned shard, http_stream& stream, connection_slot& slot,
+asio::awaitable<void> serve_requests(server::state& st, unsigned shard, connection_stream& stream, connection_slot& slot,
                                      bool metrics_only) {
     auto& tcp_layer = stream.tcp();
     std::string peer;
@@ -579,13 +579,13 @@ asio::awaitable<void> serve_connection(server::state& st, unsigned shard, tcp::s
                                        bool metrics_only) {
     connection_slot slot(st, over);
     if (!st.opts.tls || metrics_only) {
-        http_stream stream(std::move(sock));
+        connection_stream stream(std::move(sock));
         co_await serve_requests(st, shard, stream, slot, metrics_only);
         co_return;
     }
     // Each connection keeps the context it started with; SIGHUP swaps it for later ones.
     auto ctx = st.opts.tls->current();
-    http_stream stream(std::move(sock), *ctx);
+    connection_stream stream(std::move(sock), *ctx);
     auto& tcp_layer = stream.tcp();
     auto closer = add_closer(st, shard, [&tcp_layer] {
         beast::error_code ec;

@@ -7,6 +7,17 @@ namespace runnel::sql::plan_detail {
 
 namespace {
 
+/// A relation over a query's output stream, with its changelog, processing time and window
+/// bounds; the caller names its columns (a CTE's, a view's or a subquery's aliases).
+relation relation_of(const query_out& q) {
+    relation rel;
+    rel.s = q.s;
+    rel.updating = q.updating;
+    rel.proctime = q.proctime;
+    rel.bounds = q.bounds;
+    return rel;
+}
+
 /// Marks the columns of a query's output that are ROWs: those whose fields follow under
 /// `name.field` (a ROW selected whole leaves its flag and fields so).
 void mark_rows(std::vector<rel_column>& cols) {
@@ -246,11 +257,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
                       fmt::format("WITH {} names {} columns for {}", ct.name, ct.columns.size(),
                                   names.size()));
         }
-        relation rel;
-        rel.s = q.value().s;
-        rel.updating = q.value().updating;
-        rel.proctime = q.value().proctime;
-        rel.bounds = q.value().bounds;
+        relation rel = relation_of(q.value());
         std::string qualifier = alias.empty() ? ct.name : alias;
         for (std::size_t c = 0; c < names.size(); ++c) {
             rel.cols.push_back(
@@ -281,11 +288,7 @@ parse_result<relation> builder::named(const qualified_name& name, source_pos pos
     if (!q) {
         return q.error();
     }
-    relation rel;
-    rel.s = q.value().s;
-    rel.updating = q.value().updating;
-    rel.proctime = q.value().proctime;
-    rel.bounds = q.value().bounds;
+    relation rel = relation_of(q.value());
     for (const auto& n : q.value().names) {
         rel.cols.push_back({n, qualifier, n, false});
     }
@@ -431,11 +434,7 @@ parse_result<relation> builder::from_item(const table_ref& t) {
         if (!q) {
             return q.error();
         }
-        relation rel;
-        rel.s = q.value().s;
-        rel.updating = q.value().updating;
-        rel.proctime = q.value().proctime;
-        rel.bounds = q.value().bounds;
+        relation rel = relation_of(q.value());
         const auto& names = q.value().names;
         if (!t.column_aliases.empty() && t.column_aliases.size() != names.size()) {
             return at(t.pos, 1,
