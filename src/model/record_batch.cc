@@ -1,5 +1,7 @@
 #include "model/record_batch.h"
 
+#include <limits>
+
 #include <cstring>
 
 namespace runnel::model {
@@ -68,6 +70,11 @@ result<batch_header> parse_batch_header(std::span<const std::byte> b) noexcept {
         return errc::batch_length_invalid;
     }
     if (h.last_offset_delta < 0 || h.record_count < 0 || h.base_offset() < 0) {
+        return errc::batch_length_invalid;
+    }
+    // The batch's next offset (base + last delta + 1) must be a number: a hostile base offset
+    // near the largest int64 would overflow it.
+    if (h.base_offset() > std::numeric_limits<int64_t>::max() - 1 - h.last_offset_delta) {
         return errc::batch_length_invalid;
     }
     return h;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <random>
 #include <string>
 
@@ -68,6 +70,20 @@ TEST(record_batch, base_offset_stamp_keeps_crc_valid) {
     batch.set_base_offset(offset(1'000'000));
     EXPECT_TRUE(validate_batch(batch.bytes()));
     EXPECT_EQ(parse_batch_header(batch.bytes()).value().base_offset, offset(1'000'000));
+}
+
+// A base offset whose last offset would not fit an int64 is refused, not overflowed.
+TEST(record_batch, a_base_offset_whose_last_offset_overflows_is_refused) {
+    record_batch_builder b;
+    b.add("k", "v", event_time(1));
+    b.add("k", "w", event_time(2));
+    auto batch = b.build();
+    batch.set_base_offset(offset(std::numeric_limits<int64_t>::max() - 2));
+    EXPECT_TRUE(parse_batch_header(batch.bytes()));
+    batch.set_base_offset(offset(std::numeric_limits<int64_t>::max() - 1));
+    EXPECT_EQ(parse_batch_header(batch.bytes()).error(), errc::batch_length_invalid);
+    batch.set_base_offset(offset(std::numeric_limits<int64_t>::max()));
+    EXPECT_FALSE(parse_batch_header(batch.bytes()));
 }
 
 TEST(record_batch, every_flipped_bit_after_the_crc_is_detected) {
