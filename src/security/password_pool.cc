@@ -29,6 +29,9 @@ pool_metrics& stats() {
     return m;
 }
 
+/// Whether the task running on this pool thread has given its place back.
+thread_local bool current_released = false;
+
 } // namespace
 
 password_pool::password_pool(unsigned threads, std::size_t max_queued) : _max_queued(max_queued) {
@@ -88,12 +91,25 @@ void password_pool::run() {
             task = std::move(_tasks.front());
             _tasks.pop_front();
         }
+        current_released = false;
         task();
-        std::lock_guard lock(_mu);
-        --_reserved;
-        stats().pending.sub(1);
-        stats().done.inc();
+        if (!current_released) {
+            give_back();
+        }
     }
+}
+
+void password_pool::release_current() {
+    RUNNEL_ASSERT(!current_released, "password_pool::release_current called twice by one task");
+    current_released = true;
+    give_back();
+}
+
+void password_pool::give_back() {
+    std::lock_guard lock(_mu);
+    --_reserved;
+    stats().pending.sub(1);
+    stats().done.inc();
 }
 
 } // namespace runnel::security

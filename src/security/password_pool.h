@@ -37,11 +37,18 @@ public:
     /// Runs `task` on a pool thread. Precondition: a `try_reserve` returned true for it.
     void post(std::function<void()> task) override;
 
+    /// Called by a task on a pool thread: gives the task's place back now, when its work is
+    /// done and before it posts its answer, instead of when it returns. Otherwise the answer's
+    /// receiver (a client told its password was wrong) could try again and be refused for a
+    /// place that only this thread, not yet rescheduled at nice +10, still holds.
+    void release_current();
+
     /// Tasks reserved and not yet finished.
     std::size_t pending() const;
 
 private:
     void run();
+    void give_back();
 
     const std::size_t _max_queued;
     mutable std::mutex _mu;

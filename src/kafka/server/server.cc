@@ -615,7 +615,11 @@ asio::awaitable<security::sasl_server::step_result> check_password(connection& c
     }
     // The exchange stays alive and untouched while the pool reads it: the reader waits here.
     const security::sasl_server* exchange = c.sasl.get();
-    const bool ok = co_await net::invoke_on(*pool, [exchange] { return exchange->password_ok(); });
+    const bool ok = co_await net::invoke_on(*pool, [exchange, pool] {
+        const bool checked = exchange->password_ok();
+        pool->release_current(); // before the answer goes back: the client may log in again at once
+        return checked;
+    });
     co_return c.sasl->finish_password_check(ok);
 }
 

@@ -223,6 +223,35 @@ TEST(password_pool, runs_reserved_tasks_and_refuses_beyond_its_queue) {
     });
 }
 
+TEST(password_pool, a_task_can_give_its_place_back_before_it_returns) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+    bool finish = false;
+    password_pool pool(1, 1); // destroyed first: its task uses the above
+    ASSERT_TRUE(pool.try_reserve());
+    pool.post([&] {
+        pool.release_current();
+        std::unique_lock lock(mu);
+        released = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return finish; });
+    });
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return released; }));
+    }
+    // The task still runs, yet its place is free: the next check is taken, not refused.
+    EXPECT_EQ(pool.pending(), 0u);
+    EXPECT_TRUE(pool.try_reserve());
+    pool.post([] {});
+    {
+        std::lock_guard lock(mu);
+        finish = true;
+    }
+    cv.notify_all();
+}
+
 TEST(password_pool, the_destructor_runs_what_is_queued) {
     std::atomic<int> ran{0};
     {
