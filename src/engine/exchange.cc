@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <optional>
+#include <utility>
 
 namespace runnel::engine {
 
@@ -62,23 +64,31 @@ void exchange::send(uint32_t from, uint32_t to, message m) {
         wake(to);
 }
 
-void exchange::broadcast(uint32_t from, model::event_time wm) {
+void exchange::broadcast(uint32_t from, const message& m) {
     for (uint32_t to = 0; to < _n; ++to)
-        send(from, to, message(wm));
+        send(from, to, m);
 }
 
 source_fn exchange::receiver(uint32_t to) {
     struct state {
         std::vector<int64_t> wm;
+        std::vector<bool> idle; ///< the sender's status is idle
         int64_t emitted = INT64_MIN;
+        bool said_idle = false;      ///< what this receiver last said of its own status
+        std::optional<int64_t> owed; ///< a watermark to give at the next poll
         uint32_t next = 0;
     };
     auto st = std::make_shared<state>();
     st->wm.assign(_n, INT64_MIN);
+    st->idle.assign(_n, false);
     return [this, to, st]() -> source_poll {
         // Round-robin over the channels, one batch per poll, so no sender starves another. A
-        // watermark that does not raise the minimum is absorbed and the scan goes on. When every
+        // watermark or status that changes nothing is absorbed and the scan goes on. When every
         // channel is empty the receiver says it is waiting, then looks once more (see `send`).
+        if (st->owed) {
+            st->emitted = *std::exchange(st->owed, std::nullopt);
+            return source_poll::watermark(model::event_time(st->emitted));
+        }
         bool announced = false;
         for (uint32_t scanned = 0; scanned < _n;) {
             uint32_t from = st->next;
@@ -112,13 +122,39 @@ source_fn exchange::receiver(uint32_t to) {
                 st->next = (from + 1) % _n;
                 return source_poll::data(std::move(*b));
             }
-            st->wm[from] = std::max(st->wm[from], std::get<model::event_time>(*m).value());
+            if (auto* w = std::get_if<model::event_time>(&*m))
+                st->wm[from] = std::max(st->wm[from], w->value());
+            else
+                st->idle[from] = std::get<watermark_status>(*m) == watermark_status::idle;
+            // The watermark is the minimum over the senders that are active and not ended; with
+            // none active and one idle at least, this receiver's output is idle.
             int64_t low = INT64_MAX;
-            for (int64_t w : st->wm)
-                low = std::min(low, w);
-            if (low == end_of_time.value())
+            bool active = false, idle = false;
+            for (uint32_t k = 0; k < _n; ++k) {
+                if (st->wm[k] == end_of_time.value())
+                    continue;
+                if (st->idle[k]) {
+                    idle = true;
+                    continue;
+                }
+                active = true;
+                low = std::min(low, st->wm[k]);
+            }
+            if (!active && !idle)
                 return source_poll::end();
-            if (low > st->emitted) {
+            if (active && st->said_idle) {
+                // Active again: the status goes first, and a watermark it lets through at the next poll.
+                st->said_idle = false;
+                if (low > st->emitted)
+                    st->owed = low;
+                return source_poll::marked(watermark_status::active);
+            }
+            if (!active) {
+                if (!st->said_idle) {
+                    st->said_idle = true;
+                    return source_poll::marked(watermark_status::idle);
+                }
+            } else if (low > st->emitted) {
                 st->emitted = low;
                 return source_poll::watermark(model::event_time(low));
             }
@@ -185,8 +221,9 @@ public:
 
     void on_watermark(model::event_time wm, stage_output&) override {
         metrics().watermark = wm.value();
-        _x.broadcast(_instance, wm);
+        _x.broadcast(_instance, message(wm));
     }
+    void on_watermark_status(watermark_status s, stage_output&) override { _x.broadcast(_instance, message(s)); }
 
 private:
     engine::exchange& _x;

@@ -23,9 +23,12 @@ class exchange_sender;
 /// back carries the rows of every instance whose key belongs to i. Between each pair of
 /// instances is a channel of at most `capacity` messages (batches or watermarks): a sending
 /// stage is not ready while one of its channels is full, so a slow instance stops the sources
-/// of every instance that feeds it (credit-based backpressure across shards). Watermarks are
-/// sent on every channel; a receiving instance's watermark is the minimum over the channels
-/// that have not ended. The only lock is one mutex per channel, taken per batch.
+/// of every instance that feeds it (credit-based backpressure across shards). Watermarks and
+/// changes of `watermark_status` are sent on every channel; a receiving instance's watermark is
+/// the minimum over the senders that are active and have not ended, so an instance whose
+/// partitions are all idle (or that reads none) holds no window back, and the receiver's own
+/// output is idle while every sender left is. The only lock is one mutex per channel, taken per
+/// batch.
 ///
 /// Sending is column-wise: the sending stage owns each batch, hashes its key columns a column
 /// at a time (by the exchange's `key_routing`: `fnv1a`, what parallel jobs' checkpoints are
@@ -76,7 +79,7 @@ private:
     /// What `stream::exchange` wires: the sending sink and the receiving source of `instance`.
     bool can_send(uint32_t from) const;
     void send(uint32_t from, uint32_t to, message m);
-    void broadcast(uint32_t from, model::event_time wm);
+    void broadcast(uint32_t from, const message& m);
     source_fn receiver(uint32_t to);
     void wake(uint32_t instance);
 

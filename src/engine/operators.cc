@@ -59,6 +59,10 @@ void watermark_stage::on_batch(size_t, batch b, stage_output& out) {
     ps.max_ts = mx;
     ps.last_active = now;
     ps.idle = false;
+    if (_idle) {
+        _idle = false;
+        out.status(watermark_status::active);
+    }
     metrics().rows_in += b.num_rows();
     metrics().rows_out += b.num_rows();
     out.emit(std::move(b));
@@ -72,16 +76,27 @@ void watermark_stage::on_tick(model::processing_time now, stage_output& out) {
         advance(out);
         return;
     }
-    if (_opts.idle_timeout.count() <= 0) return;
-    part(0, now);
-    bool changed = false;
-    for (auto& p : _parts) {
-        if (!p.idle && now - p.last_active >= _opts.idle_timeout.count()) {
-            p.idle = true;
-            changed = true;
+    if (_opts.idle_timeout.count() > 0) {
+        part(0, now);
+        bool changed = false;
+        for (auto& p : _parts) {
+            if (!p.idle && now - p.last_active >= _opts.idle_timeout.count()) {
+                p.idle = true;
+                changed = true;
+            }
         }
+        if (changed) advance(out);
     }
-    if (changed) advance(out);
+    mark_idle(out);
+}
+
+void watermark_stage::mark_idle(stage_output& out) {
+    if (_idle || _opts.processing_time) return;
+    for (const auto& p : _parts) {
+        if (!p.idle) return;
+    }
+    _idle = true;
+    out.status(watermark_status::idle);
 }
 
 void watermark_stage::advance(stage_output& out) {

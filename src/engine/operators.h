@@ -16,17 +16,20 @@
 namespace runnel::engine {
 
 /// What a source callback returns: a batch, "nothing right now", "finished", or a watermark
-/// (a source that receives event time from elsewhere: the exchange between instances).
+/// or a change of watermark status (a source that receives event time from elsewhere: the
+/// exchange between instances).
 struct source_poll {
-    enum class status : uint8_t { data, idle, end, watermark };
+    enum class status : uint8_t { data, idle, end, watermark, mark };
     status st = status::end;
     batch rows;
     model::event_time wm{};
+    watermark_status mark = watermark_status::active;
 
     static source_poll data(batch b) { return {status::data, std::move(b), {}}; }
     static source_poll idle() { return {status::idle, {}, {}}; }
     static source_poll end() { return {status::end, {}, {}}; }
     static source_poll watermark(model::event_time w) { return {status::watermark, {}, w}; }
+    static source_poll marked(watermark_status s) { return {status::mark, {}, {}, s}; }
 };
 
 using source_fn = std::function<source_poll()>;
@@ -84,7 +87,10 @@ struct watermark_options {
 /// partitions that are not idle, after the batch that advanced it, and never goes back. A
 /// partition is idle once it sent nothing for `idle_timeout`, whether or not it ever sent; when
 /// every partition is idle, the most advanced one's watermark holds (the input has reached
-/// it everywhere it has data, as far as anyone can know). Rows pass through unchanged. One thread.
+/// it everywhere it has data, as far as anyone can know), and the stage's output turns idle
+/// (`watermark_status`), so it holds back no other input it meets; an instance of a parallel
+/// job that reads no partition is idle from its first tick. Rows pass through unchanged, an idle
+/// output turning active before the first of them. One thread.
 class watermark_stage final : public stage {
 public:
     watermark_stage(schema_ptr s, size_t time_column, int64_t bound_ms, watermark_options opts);
@@ -94,6 +100,8 @@ public:
     void on_batch(size_t, batch b, stage_output& out) override;
     void on_watermark(model::event_time wm, stage_output& out) override;
     void on_tick(model::processing_time now, stage_output& out) override;
+    /// The stage makes its own status from its partitions: its input's is not passed on.
+    void on_watermark_status(watermark_status, stage_output&) override {}
     /// Each partition's largest event time and idleness, and the last watermark emitted, so a
     /// restored job neither moves time back nor waits for partitions it already heard from.
     std::string snapshot() const override;
@@ -109,6 +117,8 @@ private:
     };
     partition_state& part(int32_t p, model::processing_time now);
     void advance(stage_output& out);
+    /// Turns the output idle when every partition is, and says so once.
+    void mark_idle(stage_output& out);
 
     schema_ptr _schema;
     size_t _time;
@@ -118,6 +128,7 @@ private:
     std::vector<partition_state> _parts;
     bool _started = false;
     int64_t _emitted = INT64_MIN;
+    bool _idle = false; ///< the output's status is idle
 };
 
 enum class decode_format : uint8_t { json, csv, raw };

@@ -38,6 +38,7 @@ stream pipeline::add(std::unique_ptr<stage> st, const std::vector<const stream*>
     n.outs.resize(st->num_outputs());
     n.inputs.resize(inputs.size());
     n.input_wm.assign(inputs.size(), INT64_MIN);
+    n.input_idle.assign(inputs.size(), false);
     n.input_ended.assign(inputs.size(), false);
     n.st = std::move(st);
     _nodes.push_back(std::move(n));
@@ -363,21 +364,43 @@ void pipeline::process(size_t id, size_t input, message m) {
     node& n = _nodes[id];
     if (auto* b = std::get_if<batch>(&m)) {
         n.st->on_batch(input, std::move(*b), _out);
+    } else if (auto* wm = std::get_if<model::event_time>(&m)) {
+        n.input_wm[input] = std::max(n.input_wm[input], wm->value());
+        advance(n);
     } else {
-        n.input_wm[input] = std::max(n.input_wm[input], std::get<model::event_time>(m).value());
-        int64_t combined = INT64_MAX;
-        for (size_t k = 0; k < n.inputs.size(); ++k) {
-            if (n.st->ignores_watermark_of(k)) continue;
-            combined = std::min(combined, n.input_ended[k] && n.inputs[k].empty() ? INT64_MAX : n.input_wm[k]);
-        }
-        if (combined > n.wm) {
-            n.wm = combined;
-            n.st->on_watermark(model::event_time(combined), _out);
-        }
+        n.input_idle[input] = std::get<watermark_status>(m) == watermark_status::idle;
+        advance(n);
     }
     auto& out = _out.pending();
     for (auto& x : out) n.pending.push_back(std::move(x));
     out.clear();
+}
+
+void pipeline::advance(node& n) {
+    int64_t combined = INT64_MAX;
+    bool active = false, idle = false;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+        if (n.st->ignores_watermark_of(k) || (n.input_ended[k] && n.inputs[k].empty())) continue;
+        if (n.input_idle[k]) {
+            idle = true;
+            continue;
+        }
+        active = true;
+        combined = std::min(combined, n.input_wm[k]);
+    }
+    const bool now_idle = idle && !active;
+    if (!now_idle && n.idle) {
+        n.idle = false; // the status goes out before the watermark it lets through
+        n.st->on_watermark_status(watermark_status::active, _out);
+    }
+    if (!now_idle && combined > n.wm) {
+        n.wm = combined;
+        n.st->on_watermark(model::event_time(combined), _out);
+    }
+    if (now_idle && !n.idle) {
+        n.idle = true;
+        n.st->on_watermark_status(watermark_status::idle, _out);
+    }
 }
 
 bool pipeline::waits_for_other_input(const node& n, size_t input) const {
@@ -421,6 +444,9 @@ result<bool> pipeline::run_once() {
             } else if (r.st == source_poll::status::watermark) {
                 n.st->metrics().watermark = r.wm.value();
                 n.pending.emplace_back(SIZE_MAX, message(r.wm));
+                progress = true;
+            } else if (r.st == source_poll::status::mark) {
+                n.pending.emplace_back(SIZE_MAX, message(r.mark));
                 progress = true;
             } else if (r.st == source_poll::status::end) {
                 n.source_done = true;

@@ -221,10 +221,12 @@ private:
         std::vector<std::deque<message>> inputs;
         std::vector<int64_t> input_wm;
         std::vector<bool> input_ended;
+        std::vector<bool> input_idle; ///< the input's `watermark_status` is idle
         std::vector<std::pair<size_t, message>> pending;
         size_t pending_pos = 0;
         int64_t wm = INT64_MIN;
         bool ended = false;
+        bool idle = false; ///< the stage's output status is idle
         bool is_source = false;
         bool source_done = false;
     };
@@ -235,6 +237,9 @@ private:
     bool flush(node& n);
     void deliver(size_t id, size_t input, message m);
     void process(size_t id, size_t input, message m);
+    /// Moves `n`'s watermark to the minimum over its active inputs, and its status to idle
+    /// when none is active and one is idle, telling the stage of each change.
+    void advance(node& n);
     void finish_input(size_t id, size_t input);
     /// True while input `input` of `n` waits for another input to end (`stage::waits_for_end_of`).
     bool waits_for_other_input(const node& n, size_t input) const;

@@ -13,9 +13,18 @@
 
 namespace runnel::engine {
 
-/// What flows on an edge between stages: a batch of rows, or a watermark (in-band, between
-/// batches: "no row with event time ≤ this will follow on this edge").
-using message = std::variant<batch, model::event_time>;
+/// Whether an edge speaks for event time (Flink's WatermarkStatus). An idle edge (every
+/// partition behind it went quiet past its idle timeout, or its instance of a parallel job
+/// reads no partition at all) holds back no watermark where it meets other edges: a stage's
+/// watermark is the minimum over its active inputs only. It turns active again just before its
+/// next batch. Rows that then arrive behind a watermark that moved on without them are late,
+/// as in Flink.
+enum class watermark_status : uint8_t { active, idle };
+
+/// What flows on an edge between stages: a batch of rows, a watermark (in-band, between
+/// batches: "no row with event time ≤ this will follow on this edge"), or a change of the
+/// edge's `watermark_status`.
+using message = std::variant<batch, model::event_time, watermark_status>;
 
 /// The watermark that closes a finished input: every window fires.
 inline constexpr model::event_time end_of_time = model::event_time::max();
@@ -45,6 +54,8 @@ public:
     }
     /// Forwards a watermark on every port.
     void watermark(model::event_time wm) { _pending.emplace_back(SIZE_MAX, message(wm)); }
+    /// Forwards a change of watermark status on every port.
+    void status(watermark_status s) { _pending.emplace_back(SIZE_MAX, message(s)); }
 
     std::vector<std::pair<size_t, message>>& pending() { return _pending; }
 
@@ -67,6 +78,9 @@ public:
 
     virtual void on_batch(size_t input, batch b, stage_output& out) = 0;
     virtual void on_watermark(model::event_time wm, stage_output& out) { out.watermark(wm); }
+    /// Called when the stage's output turns idle (every input it takes watermarks from is idle
+    /// or ended, one idle at least) or active again; the runner tracks its inputs' statuses.
+    virtual void on_watermark_status(watermark_status s, stage_output& out) { out.status(s); }
     virtual void on_end(stage_output&) {}
     /// Called once per runner pass with the processing time: time-driven work (idle inputs).
     virtual void on_tick(model::processing_time, stage_output&) {}

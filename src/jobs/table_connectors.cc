@@ -228,13 +228,8 @@ public:
             o.topic = topic;
             o.start = start;
             if (const auto n = int32_t(io.ctx.parallelism()); n > 1) {
-                // Instance i reads partitions p with p % n == i: each needs one at least, or its
-                // watermark would hold every window back.
-                if (io.ctx.partitions_of(topic) < n) {
-                    return bad(fmt::format("table {}: parallelism {} needs topic '{}' to exist with at least {} "
-                                           "partitions (it has {})",
-                                           name, n, topic, n, io.ctx.partitions_of(topic)));
-                }
+                // Instance i reads partitions p with p % n == i. One that reads none (a topic of
+                // fewer partitions than instances) is idle, and holds no watermark back.
                 o.instances = n;
                 o.instance = int32_t(io.ctx.instance());
             }
@@ -324,10 +319,8 @@ public:
     void watermarks(table_io io, const sql::table_schema& t, en::watermark_options& w) const override {
         if (!option(t, "properties.bootstrap.servers").empty()) return;
         w.partitions = std::max(1, io.ctx.partitions_of(option(t, "topic")));
-        if (w.partitions > 1) {
-            w.instances = int32_t(io.ctx.parallelism());
-            w.instance = int32_t(io.ctx.instance());
-        }
+        w.instances = int32_t(io.ctx.parallelism());
+        w.instance = int32_t(io.ctx.instance());
     }
 
 private:

@@ -170,6 +170,58 @@ TEST(exchange, parallel_windows_equal_one_pipeline) {
     }
 }
 
+// A topic of one partition read by two instances: instance 1 reads no partition, so its
+// watermark stage is idle from its first tick and the exchange leaves it out of the minimum.
+// Instance 0's windows fire while both pipelines keep running (no input ends); without the
+// idle status they would wait for instance 1 forever.
+TEST(exchange, an_instance_that_reads_no_partition_holds_no_window_back) {
+    const uint32_t n = 2;
+    exchange x(n, 4, key_routing::columnar);
+    std::vector<std::unique_ptr<pipeline>> ps;
+    std::vector<std::vector<batch>> got(n);
+    auto events = make_events(4000, 7);
+    for (uint32_t i = 0; i < n; ++i) {
+        auto left = std::make_shared<std::vector<batch>>(i == 0 ? events : std::vector<batch>{});
+        auto next = std::make_shared<size_t>(0);
+        ps.push_back(std::make_unique<pipeline>());
+        watermark_options wo;
+        wo.partitions = 1;
+        wo.instances = int32_t(n);
+        wo.instance = int32_t(i);
+        ps[i]
+            ->source(events_schema(),
+                     [left, next]() {
+                         // Never ends: a topic has no end.
+                         return *next < left->size() ? source_poll::data((*left)[(*next)++]) : source_poll::idle();
+                     })
+            .watermark("ts", 250ms, wo)
+            .exchange(x, i, {"key"})
+            .key_by({"key"})
+            .window(tumble(1000ms))
+            .aggregate({count(), sum("v")})
+            .sink([&got, i](const batch& b) { got[i].push_back(b); });
+        ASSERT_TRUE(ps[i]->check());
+    }
+    // The events span 12 s of event time: windows up to 10 s close on instance 0's watermark.
+    auto fired = [&] {
+        size_t rows = 0;
+        for (const auto& g : got) {
+            for (const auto& b : g) rows += b.num_rows();
+        }
+        return rows;
+    };
+    for (int round = 0; round < 10000 && fired() < 1000; ++round) {
+        for (auto& p : ps) {
+            auto r = p->run_once();
+            ASSERT_TRUE(r) << r.error().message;
+            ASSERT_FALSE(r.value()); // nothing ends
+        }
+    }
+    EXPECT_GE(fired(), 1000u);
+    EXPECT_FALSE(got[0].empty());
+    EXPECT_FALSE(got[1].empty()); // keys hashed to instance 1 are counted there
+}
+
 TEST(exchange, rows_of_a_key_meet_in_the_instance_it_hashes_to) {
     auto events = make_events(20000, 3);
     exchange x(3, 4);

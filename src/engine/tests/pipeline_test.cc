@@ -341,6 +341,47 @@ TEST(pipeline, a_partition_that_never_sent_stops_holding_the_watermark_when_ever
     for (size_t k = 0; k < p.num_stages(); ++k) EXPECT_EQ(p.stage_at(k).waiting_for(), "");
 }
 
+// Two inputs meet in a union: one goes quiet past its idle timeout. Its status turns idle, so
+// the union's watermark follows the other input instead of waiting; when it sends again it
+// counts again, and the watermark never goes back.
+TEST(pipeline, an_idle_input_holds_back_no_watermark_where_inputs_meet) {
+    auto s = bid_schema();
+    int64_t now = 0;
+    int polls = 0;
+    auto busy = [&]() -> source_poll {
+        now += 100; // each poll is 100 ms of processing time
+        if (++polls > 40) return source_poll::end();
+        return source_poll::data(make_batch(s, {{value::of(1), value::of(1.0), value::of("a"), value::ts(polls * 1000)}}));
+    };
+    int quiet_polls = 0;
+    auto quiet = [&]() -> source_poll {
+        ++quiet_polls;
+        if (polls > 40) return source_poll::end();
+        if (quiet_polls == 1 || polls == 30) {
+            return source_poll::data(
+              make_batch(s, {{value::of(2), value::of(1.0), value::of("q"), value::ts(quiet_polls == 1 ? 500 : 29500)}}));
+        }
+        return source_poll::idle();
+    };
+    pipeline_options po;
+    po.clock = [&]() { return model::processing_time(now); };
+    pipeline p(po);
+    watermark_options wo;
+    wo.idle_timeout = 500ms;
+    auto a = p.source(s, busy).watermark("ts", 0ms, wo);
+    auto b = p.source(s, quiet).watermark("ts", 0ms, wo);
+    std::vector<int64_t> wms;
+    a.union_with({b}).sink([](const batch&) {}, [&](model::event_time t) { wms.push_back(t.value()); });
+    ASSERT_TRUE(p.run());
+    ASSERT_FALSE(wms.empty());
+    EXPECT_TRUE(std::is_sorted(wms.begin(), wms.end()));
+    int64_t before_end = INT64_MIN;
+    for (auto w : wms) {
+        if (w != end_of_time.value()) before_end = std::max(before_end, w);
+    }
+    EXPECT_GT(before_end, 30000); // not held at the quiet input's 499
+}
+
 TEST(pipeline, bounded_queues_hold_back_the_source) {
     auto s = bid_schema();
     size_t pulled = 0, delivered = 0, max_in_flight = 0;
