@@ -661,6 +661,10 @@ void hash_keys(const batch& b, const std::vector<size_t>& key_columns, key_routi
     }
 }
 
+uint32_t keyless_shard(uint32_t shards, key_routing routing) {
+    return shard_of(routing == key_routing::columnar ? columnar_seed : fnv_offset, shards, routing);
+}
+
 std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,
                                      uint32_t shards, key_routing routing) {
     RUNNEL_ASSERT(shards > 0, "at least one shard");

@@ -231,6 +231,10 @@ inline uint32_t shard_of(uint64_t h, uint32_t shards, key_routing routing) {
     return (shards & (shards - 1)) == 0 ? uint32_t(h & (shards - 1)) : uint32_t(h % shards);
 }
 
+/// The shard every row goes to when a stream is keyed by no column (`hash_keys` of no key
+/// columns, then `shard_of`): where an exchange without keys brings every row.
+uint32_t keyless_shard(uint32_t shards, key_routing routing);
+
 /// The shard (0..n-1) each row goes to when a stream is keyed by `key_columns`: `hash_keys`
 /// then `shard_of`. The exchange between shards routes by it.
 std::vector<uint32_t> hash_partition(const batch& b, const std::vector<size_t>& key_columns,

@@ -134,6 +134,24 @@ private:
     bool _paused = false;
 };
 
+/// What an instance reads of an unbounded input another instance reads whole (a Kafka
+/// cluster's topic): nothing, ever. Its watermark stage owns no partition, so it is idle and
+/// holds no window back.
+class no_rows_source final : public en::checkpointed_source {
+public:
+    en::source_fn fn() override {
+        return [] { return en::source_poll::idle(); };
+    }
+    void pause(bool) override {}
+    std::string state() const override { return "none"; }
+    runnel::result<void> restore(std::string_view state) override {
+        if (state != "none") return std::error_code(EINVAL, std::generic_category());
+        return ok();
+    }
+    std::size_t buffered_bytes() const override { return 0; }
+    void stop() override {}
+};
+
 /// Why table `t`, whose connector is `kind`, cannot be read (`source`) or written here.
 en::error unknown(const sql::table_schema& t, const std::string& kind, bool source) {
     const auto& reg = connect::connector_registry::global();
@@ -202,11 +220,6 @@ public:
         const auto group = option(t, "properties.group.id");
         en::stream raw;
         if (!bootstrap.empty()) {
-            if (io.ctx.parallelism() > 1) {
-                return bad(fmt::format("table {}: a Kafka cluster's table is read by one instance (its source "
-                                       "assigns every partition); run the pipeline with parallelism 1",
-                                       name));
-            }
             if (start == start_at::timestamp || start == start_at::group_offsets || !group.empty()) {
                 return bad(fmt::format("table {}: a Kafka cluster's table starts at earliest-offset or latest-offset "
                                        "and keeps its offsets in the job's checkpoints; '{}' is for the embedded "
@@ -221,8 +234,14 @@ public:
             o.topic = topic;
             o.client_id = "runnel-job-" + io.def.id;
             o.start_at_end = start == start_at::latest;
-            raw = io.ctx.source(std::make_unique<connect::kafka_source>(o, io.ctx.home(), io.ctx.waker()),
-                              connect::log_source::schema());
+            // The cluster's consumer assigns itself every partition, so the first instance reads
+            // them all; the planner's exchanges bring rows to their keys' instances.
+            if (io.ctx.instance() == 0) {
+                raw = io.ctx.source(std::make_unique<connect::kafka_source>(o, io.ctx.home(), io.ctx.waker()),
+                                    connect::log_source::schema());
+            } else {
+                raw = io.ctx.source(std::make_unique<no_rows_source>(), connect::log_source::schema());
+            }
         } else {
             connect::log_source_options o;
             o.topic = topic;
@@ -317,8 +336,9 @@ public:
     }
 
     void watermarks(table_io io, const sql::table_schema& t, en::watermark_options& w) const override {
-        if (!option(t, "properties.bootstrap.servers").empty()) return;
-        w.partitions = std::max(1, io.ctx.partitions_of(option(t, "topic")));
+        // A cluster's topic: the first instance reads every partition (known as they come).
+        w.partitions = option(t, "properties.bootstrap.servers").empty()
+                         ? std::max(1, io.ctx.partitions_of(option(t, "topic"))) : 1;
         w.instances = int32_t(io.ctx.parallelism());
         w.instance = int32_t(io.ctx.instance());
     }
@@ -414,9 +434,13 @@ public:
             return bad(fmt::format("table {}: path '{}' is a directory; a file sink appends to one file", name, path));
         }
         if (io.ctx.parallelism() > 1) {
-            return bad(fmt::format("table {}: a file sink is written by one instance; run the pipeline with "
-                                   "parallelism 1, or write to a topic",
-                                   name));
+            // One file, one writer: an exchange without keys brings every instance's rows to one
+            // instance, which writes them; the others' sink stays empty.
+            rows = io.ctx.exchange(std::move(rows), {}, en::key_routing::columnar);
+            if (io.ctx.instance() != en::keyless_shard(io.ctx.parallelism(), en::key_routing::columnar)) {
+                rows.sink([](const en::batch&) {});
+                return outcome::success();
+            }
         }
         connect::file_sink_options o;
         o.path = path;
