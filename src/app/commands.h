@@ -33,6 +33,7 @@ struct serve_options {
     std::vector<std::string> http_allowed_origins;
     std::size_t pipeline_max_memory_bytes = std::size_t{1} << 30;
     std::size_t sql_catalog_max_entries = 10000;
+    unsigned sql_parallelism = 0; ///< 0: the shards
     std::size_t sql_catalog_max_definition_bytes = 256 * 1024;
     unsigned retention_check_ms = 5 * 60 * 1000;
     uint64_t log_cleaner_io_max_bytes_per_second = 64ull << 20;

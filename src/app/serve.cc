@@ -383,6 +383,11 @@ void add_serve_command(CLI::App& app, int (*&run)(const serve_options&), serve_o
                     "Operator state plus buffers each pipeline instance may hold, checked at every checkpoint; "
                     "over it the pipeline fails (0: no limit)")
       ->capture_default_str();
+    cmd->add_option("--sql-parallelism", opts.sql_parallelism,
+                    "Instances a SQL pipeline runs as unless its script sets 'parallelism.default' (0: one per "
+                    "shard)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 256u));
     cmd->add_option("--sql-catalog-max-entries", opts.sql_catalog_max_entries,
                     "Tables and views the SQL catalog (DATA_DIR/catalog) may hold; a CREATE past it is refused")
       ->capture_default_str()
@@ -671,6 +676,7 @@ int serve(const serve_options& opts) {
     gopts.history_interval = std::chrono::milliseconds(opts.dashboard_sample_interval_ms);
     gopts.history_max_series = opts.dashboard_history_max_series;
     gopts.temporary_view_idle = std::chrono::milliseconds(opts.temporary_view_idle_ms);
+    gopts.sql_parallelism = opts.sql_parallelism ? opts.sql_parallelism : shard_count;
     gopts.allowed_hosts = opts.http_allowed_hosts;
     gopts.allowed_origins = opts.http_allowed_origins;
     gopts.data_dir = opts.data_dir.string();

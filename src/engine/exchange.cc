@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <deque>
 #include <optional>
 #include <utility>
 
@@ -74,8 +75,8 @@ source_fn exchange::receiver(uint32_t to) {
         std::vector<int64_t> wm;
         std::vector<bool> idle; ///< the sender's status is idle
         int64_t emitted = INT64_MIN;
-        bool said_idle = false;      ///< what this receiver last said of its own status
-        std::optional<int64_t> owed; ///< a watermark to give at the next poll
+        bool said_idle = false;        ///< what this receiver last said of its own status
+        std::deque<source_poll> owed;  ///< what to give at the next polls, in order
         uint32_t next = 0;
     };
     auto st = std::make_shared<state>();
@@ -85,9 +86,10 @@ source_fn exchange::receiver(uint32_t to) {
         // Round-robin over the channels, one batch per poll, so no sender starves another. A
         // watermark or status that changes nothing is absorbed and the scan goes on. When every
         // channel is empty the receiver says it is waiting, then looks once more (see `send`).
-        if (st->owed) {
-            st->emitted = *std::exchange(st->owed, std::nullopt);
-            return source_poll::watermark(model::event_time(st->emitted));
+        if (!st->owed.empty()) {
+            auto next = std::move(st->owed.front());
+            st->owed.pop_front();
+            return next;
         }
         bool announced = false;
         for (uint32_t scanned = 0; scanned < _n;) {
@@ -126,15 +128,17 @@ source_fn exchange::receiver(uint32_t to) {
                 st->wm[from] = std::max(st->wm[from], w->value());
             else
                 st->idle[from] = std::get<watermark_status>(*m) == watermark_status::idle;
-            // The watermark is the minimum over the senders that are active and not ended; with
-            // none active and one idle at least, this receiver's output is idle.
-            int64_t low = INT64_MAX;
+            // The watermark is the minimum over the senders that are active and not ended. With
+            // none active and one idle at least, the most advanced idle sender's holds (none will
+            // move), and this receiver's output is idle.
+            int64_t low = INT64_MAX, idle_high = INT64_MIN;
             bool active = false, idle = false;
             for (uint32_t k = 0; k < _n; ++k) {
                 if (st->wm[k] == end_of_time.value())
                     continue;
                 if (st->idle[k]) {
                     idle = true;
+                    idle_high = std::max(idle_high, st->wm[k]);
                     continue;
                 }
                 active = true;
@@ -143,20 +147,22 @@ source_fn exchange::receiver(uint32_t to) {
             if (!active && !idle)
                 return source_poll::end();
             if (active && st->said_idle) {
-                // Active again: the status goes first, and a watermark it lets through at the next poll.
-                st->said_idle = false;
-                if (low > st->emitted)
-                    st->owed = low;
-                return source_poll::marked(watermark_status::active);
+                st->said_idle = false; // the status goes first, then the watermark it lets through
+                st->owed.push_back(source_poll::marked(watermark_status::active));
             }
-            if (!active) {
-                if (!st->said_idle) {
-                    st->said_idle = true;
-                    return source_poll::marked(watermark_status::idle);
-                }
-            } else if (low > st->emitted) {
-                st->emitted = low;
-                return source_poll::watermark(model::event_time(low));
+            const int64_t wm = active ? low : idle_high;
+            if (wm > st->emitted) {
+                st->emitted = wm;
+                st->owed.push_back(source_poll::watermark(model::event_time(wm)));
+            }
+            if (!active && !st->said_idle) {
+                st->said_idle = true;
+                st->owed.push_back(source_poll::marked(watermark_status::idle));
+            }
+            if (!st->owed.empty()) {
+                auto first = std::move(st->owed.front());
+                st->owed.pop_front();
+                return first;
             }
             scanned = 0;
         }

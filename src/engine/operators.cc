@@ -123,7 +123,9 @@ std::string watermark_stage::waiting_for() const {
     if (_opts.processing_time) return {};
     bool others_sent = false;
     for (const auto& p : _parts) others_sent = others_sent || p.max_ts != INT64_MIN;
-    if (!others_sent) return {}; // nothing arrived anywhere: the source says why, if it knows
+    // Nothing arrived anywhere: the source says why, if it knows. An instance of a parallel job
+    // cannot see whether the others' partitions sent, so it names its own that did not.
+    if (!others_sent && _opts.instances <= 1) return {};
     for (size_t i = 0; i < _parts.size(); ++i) {
         const auto& p = _parts[i];
         if (p.idle || p.max_ts != INT64_MIN) continue;

@@ -99,6 +99,9 @@ struct options {
     /// The server's SQL catalog, shared by every POST /v1/sql (null: each request declares its
     /// own tables, forgotten after it).
     sql::catalog_store* catalog = nullptr;
+    /// The instances a SQL pipeline runs as unless its script sets `parallelism.default`
+    /// (`--sql-parallelism`; a server's default is its shards).
+    uint32_t sql_parallelism = 1;
     /// How often the dashboard's history (GET /v1/history) is sampled. It keeps at most 720
     /// samples: one hour at the default 5 s, less at a shorter interval.
     std::chrono::milliseconds history_interval{5000};

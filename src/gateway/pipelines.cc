@@ -426,7 +426,7 @@ answer run_sql(request_ctx& ctx) {
     std::optional<sql::catalog_store> own_catalog;
     if (!ctx.st.opts.catalog) own_catalog.emplace();
     sql::session session(ctx.st.opts.catalog ? *ctx.st.opts.catalog : *own_catalog,
-                         sql::session_options{jobs::connector_check(), true});
+                         sql::session_options{jobs::connector_check(), true, ctx.st.opts.sql_parallelism});
     auto parsed = session.begin(text);
     if (!parsed) co_return sql_problem(ctx, text, parsed.error());
     json::array results;

@@ -392,7 +392,8 @@ void job::snapshot(uint64_t round) {
         _status.memory_bytes = state + buffered; // a failed job's status is not refreshed again
     }
     if (_group->max_memory_bytes && state + buffered > _group->max_memory_bytes) {
-        memory_failures.inc();
+        if (!_group->over_budget.exchange(true))
+            memory_failures.inc(); // once per pipeline, as `fail` counts it
         return fail(fmt::format("memory budget exceeded: operator state {} bytes and buffers {} bytes, more than "
                                 "the limit of {} bytes (--pipeline-max-memory-bytes)",
                                 state, buffered, _group->max_memory_bytes));

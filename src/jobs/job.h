@@ -2,6 +2,8 @@
 
 // Internal to `jobs`: one running job.
 
+#include <atomic>
+
 #include "jobs/jobs.h"
 
 #include <optional>
@@ -29,6 +31,9 @@ struct job_group {
     /// Most bytes one instance may hold in operator state and source and sink buffers, checked
     /// at every checkpoint (0: no limit). Over it, the job fails with the figures.
     std::size_t max_memory_bytes = 0;
+    /// Set by the first instance found over `max_memory_bytes`, so the job is counted once in
+    /// `runnel_pipelines_memory_budget_exceeded_total` however many instances are over it.
+    std::atomic<bool> over_budget{false};
 };
 
 /// One instance of a job: its pipeline, log sources and sinks, and the loop that runs and

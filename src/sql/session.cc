@@ -122,7 +122,9 @@ private:
 session::session(catalog_store& store, session_options opts)
   : _store(store)
   , _opts(std::move(opts))
-  , _names(std::make_unique<layered>(store, _opts.check)) {}
+  , _names(std::make_unique<layered>(store, _opts.check)) {
+    _popts.parallelism = std::clamp<uint32_t>(_opts.parallelism, 1, max_parallelism);
+}
 
 session::~session() = default;
 

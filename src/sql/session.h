@@ -68,6 +68,9 @@ struct session_options {
     /// column before anything starts), and give the plan. A pipeline planning its own
     /// statement when it starts turns this off.
     bool plan_pipelines = true;
+    /// The instances a pipeline runs as unless the script sets `parallelism.default` (a
+    /// server's: its shards, `--sql-parallelism`).
+    uint32_t parallelism = 1;
 };
 
 /// A SQL session: interprets a script's statements one at a time against a catalog, as

@@ -382,6 +382,42 @@ TEST(pipeline, an_idle_input_holds_back_no_watermark_where_inputs_meet) {
     EXPECT_GT(before_end, 30000); // not held at the quiet input's 499
 }
 
+// Both inputs of a union go quiet: none will move its watermark again, so the most advanced
+// one's holds (a topic read to its end on two inputs), then the union's output is idle.
+TEST(pipeline, when_every_input_is_idle_the_most_advanced_watermark_holds) {
+    auto s = bid_schema();
+    int64_t now = 0;
+    int polls = 0;
+    auto a_fn = [&]() -> source_poll {
+        now += 100;
+        if (++polls > 10) return source_poll::idle(); // never ends: a topic
+        return source_poll::data(make_batch(s, {{value::of(1), value::of(1.0), value::of("a"), value::ts(polls * 1000)}}));
+    };
+    bool b_sent = false;
+    auto b_fn = [&]() -> source_poll {
+        if (b_sent) return source_poll::idle();
+        b_sent = true;
+        return source_poll::data(make_batch(s, {{value::of(2), value::of(1.0), value::of("b"), value::ts(20000)}}));
+    };
+    pipeline_options po;
+    po.clock = [&]() { return model::processing_time(now); };
+    pipeline p(po);
+    watermark_options wo;
+    wo.idle_timeout = 500ms;
+    auto a = p.source(s, a_fn).watermark("ts", 0ms, wo);
+    auto b = p.source(s, b_fn).watermark("ts", 0ms, wo);
+    std::vector<int64_t> wms;
+    a.union_with({b}).sink([](const batch&) {}, [&](model::event_time t) { wms.push_back(t.value()); });
+    for (int i = 0; i < 100 && (wms.empty() || wms.back() < 19999); ++i) {
+        auto r = p.run_once();
+        ASSERT_TRUE(r) << r.error().message;
+        ASSERT_FALSE(r.value());
+    }
+    ASSERT_FALSE(wms.empty());
+    EXPECT_TRUE(std::is_sorted(wms.begin(), wms.end()));
+    EXPECT_EQ(wms.back(), 19999); // b's, once a has gone quiet too (a alone reached 9999)
+}
+
 TEST(pipeline, bounded_queues_hold_back_the_source) {
     auto s = bid_schema();
     size_t pulled = 0, delivered = 0, max_in_flight = 0;
