@@ -193,7 +193,17 @@ struct table_ref {
 };
 
 /// SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ...: one query block.
+/// A query hint after SELECT, as Flink's: `SELECT /*+ PARALLELISM(4) */ …`.
+struct query_hint {
+    std::string name;
+    std::vector<std::string> args; ///< each as written (a string with its quotes)
+    source_pos pos;                ///< the hint's name
+    uint32_t length = 0;           ///< of the name
+    bool operator==(const query_hint&) const = default;
+};
+
 struct select_core {
+    std::vector<query_hint> hints;
     bool distinct = false;
     std::vector<select_item> items;
     std::vector<table_ref> from;

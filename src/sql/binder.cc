@@ -555,6 +555,21 @@ parse_result<relation_type> binder::query_(const query& q, const scope* outer) {
 
 parse_result<relation_type> binder::select_(const query& q, const scope* outer) {
     const select_core& sel = q.select;
+    for (const auto& h : sel.hints) {
+        if (!text::iequals(h.name, parallelism_hint_name)) {
+            return at(h.pos, h.length, fmt::format("unknown hint {}; the hint Runnel reads is {}(instances)",
+                                                   h.name, parallelism_hint_name));
+        }
+        if (&sel != _top) {
+            return at(h.pos, h.length, fmt::format("{} sets the instances of the whole pipeline: give it after the "
+                                                   "outermost SELECT of an INSERT or a materialized view",
+                                                   parallelism_hint_name));
+        }
+        if (!hint_parallelism(h)) {
+            return at(h.pos, h.length, fmt::format("{} takes one number of instances from 1 to {}, such as {}(4)",
+                                                   parallelism_hint_name, max_parallelism, parallelism_hint_name));
+        }
+    }
     scope s;
     s.outer = outer;
     for (const table_ref& t : sel.from) {
@@ -748,6 +763,9 @@ parse_result<bool> binder::check_grouped(const expr& e, const std::vector<expr>&
 // ---- statements --------------------------------------------------------------------------
 
 parse_result<relation_type> binder::bind(const statement& st) {
+    // A plain view is a name for a query, read inside others: it takes no PARALLELISM.
+    const auto* view = std::get_if<create_view_stmt>(&st.node);
+    if (!view || view->materialized) _top = top_select(st);
     if (auto* q = std::get_if<query_stmt>(&st.node)) {
         return bind_query(q->body);
     }

@@ -75,6 +75,8 @@ private:
     /// WITH queries visible at each level of nesting, innermost last.
     std::vector<std::map<std::string, relation_type>> _ctes;
     int _depth = 0;
+    /// The statement's outermost SELECT, the one place a PARALLELISM hint may stand.
+    const select_core* _top = nullptr;
 };
 
 } // namespace runnel::sql

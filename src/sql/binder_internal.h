@@ -4,6 +4,7 @@
 // included outside src/sql.
 
 #include "sql/binder.h"
+#include "sql/hints.h"
 
 #include <optional>
 #include <string>

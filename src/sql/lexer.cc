@@ -42,6 +42,7 @@ public:
                 return e.error();
             }
             if (_i >= _src.size()) {
+                if (_in_hint) return fail(_hint_start, 3, "unterminated hint: '/*+' has no closing '*/'");
                 token t;
                 t.kind = token_kind::end;
                 t.pos = here();
@@ -94,7 +95,7 @@ private:
                 while (_i < _src.size() && peek() != '\n') {
                     advance();
                 }
-            } else if (c == '/' && peek(1) == '*') {
+            } else if (c == '/' && peek(1) == '*' && peek(2) != '+') {
                 source_pos start = here();
                 advance();
                 advance();
@@ -126,6 +127,18 @@ private:
         t.pos = here();
         char c = peek();
         std::size_t start = _i;
+        // A hint, /*+ NAME(args) */: its opening and closing are symbols, what is between tokens.
+        if ((c == '/' && peek(1) == '*' && peek(2) == '+') || (_in_hint && c == '*' && peek(1) == '/')) {
+            const bool open = c == '/';
+            if (open && _in_hint) return fail(t.pos, 3, "a hint inside a hint: '/*+' before the '*/' of the last one");
+            _in_hint = open;
+            _hint_start = t.pos;
+            for (int k = open ? 3 : 2; k > 0; --k) advance();
+            t.kind = token_kind::symbol;
+            t.text = open ? "/*+" : "*/";
+            t.length = open ? 3 : 2;
+            return t;
+        }
         if (word_start(c)) {
             while (_i < _src.size() && word_char(peek())) {
                 advance();
@@ -263,6 +276,8 @@ private:
 
     std::string_view _src;
     std::size_t _i = 0;
+    bool _in_hint = false;     ///< between '/*+' and its '*/'
+    source_pos _hint_start{};  ///< where the last hint opened
     int32_t _line = 1;
     int32_t _column = 1;
 };

@@ -36,7 +36,9 @@ struct token {
     }
 };
 
-/// Splits SQL text into tokens, dropping whitespace, `-- line` and `/* block */` comments.
+/// Splits SQL text into tokens, dropping whitespace, `-- line` and `/* block */` comments. A
+/// hint, `/*+ NAME(args) */`, is not a comment: its `/*+` and `*/` are symbols and what is
+/// between them is tokens.
 /// The last token is always `end`. Fails on an unterminated string, identifier or comment and
 /// on characters that cannot start a token.
 parse_result<std::vector<token>> tokenize(std::string_view source);

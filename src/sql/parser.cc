@@ -308,6 +308,39 @@ parse_result<query> parser::query_term() {
     q.pos = cur().pos;
     ++_i;
     select_core& s = q.select;
+    if (accept_symbol("/*+")) {
+        do {
+            if (cur().kind != token_kind::identifier) return expected("a hint's name, such as PARALLELISM");
+            query_hint h;
+            h.name = cur().text;
+            h.pos = cur().pos;
+            h.length = cur().length;
+            ++_i;
+            if (accept_symbol("(")) {
+                if (!at_symbol(")")) {
+                    do {
+                        const auto k = cur().kind;
+                        if (k != token_kind::identifier && k != token_kind::integer && k != token_kind::string &&
+                            k != token_kind::decimal && k != token_kind::quoted_identifier) {
+                            return expected("a hint's argument");
+                        }
+                        // As written, so the printer gives it back: a string keeps its quotes.
+                        std::string arg = cur().text;
+                        if (k == token_kind::string) {
+                            std::string q = "'";
+                            for (char ch : arg) q += ch == '\'' ? std::string("''") : std::string(1, ch);
+                            arg = q + "'";
+                        }
+                        h.args.push_back(std::move(arg));
+                        ++_i;
+                    } while (accept_symbol(","));
+                }
+                if (!accept_symbol(")")) return expected("')'");
+            }
+            s.hints.push_back(std::move(h));
+        } while (accept_symbol(","));
+        if (!accept_symbol("*/")) return expected("'*/' closing the hint");
+    }
     if (accept_keyword("DISTINCT")) {
         s.distinct = true;
     } else {

@@ -555,12 +555,15 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
         return bound.error();
     }
     planned_statement out;
-    if (_opts.parallelism > 1) {
+    // A PARALLELISM hint sets this statement's instances (the binder checked it).
+    plan_options opts = _opts;
+    if (auto n = parallelism_hint(*target)) opts.parallelism = *n;
+    if (opts.parallelism > 1) {
         out.stages.push_back(fmt::format("parallelism {}: every instance runs the stages below on its share of "
                                          "the sources",
-                                         _opts.parallelism));
+                                         opts.parallelism));
     }
-    builder bld(_catalog, _connectors, _opts, p, out);
+    builder bld(_catalog, _connectors, opts, p, out);
     if (auto* ins = std::get_if<insert_stmt>(&target->node)) {
         bld.reads(ins->body);
         auto r = bld.insert(*ins, target->pos);

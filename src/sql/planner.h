@@ -5,6 +5,7 @@
 #include "sql/binder.h"
 #include "sql/catalog.h"
 #include "sql/error.h"
+#include "sql/hints.h"
 
 #include <chrono>
 #include <optional>
@@ -107,8 +108,6 @@ inline constexpr std::string_view max_windows_per_row_key = "table.exec.window.m
 inline constexpr std::string_view parallelism_key = "parallelism.default";
 /// The SQL option (Flink's name) that sets `plan_options::agg_phases`.
 inline constexpr std::string_view agg_phase_strategy_key = "table.optimizer.agg-phase-strategy";
-/// Most instances `parallelism.default` may ask for.
-inline constexpr uint32_t max_parallelism = 256;
 
 /// Applies a `SET 'key' = 'value'` that changes how statements are planned; false when the
 /// key is not a planner option (the caller may know it), an error at the statement when

@@ -506,7 +506,17 @@ public:
     }
 
     void select(const select_core& s) {
-        out += s.distinct ? "SELECT DISTINCT " : "SELECT ";
+        out += "SELECT ";
+        if (!s.hints.empty()) {
+            out += "/*+ ";
+            for (std::size_t i = 0; i < s.hints.size(); ++i) {
+                out += (i > 0 ? ", " : "") + s.hints[i].name + "(";
+                for (std::size_t a = 0; a < s.hints[i].args.size(); ++a) out += (a > 0 ? ", " : "") + s.hints[i].args[a];
+                out += ")";
+            }
+            out += " */ ";
+        }
+        if (s.distinct) out += "DISTINCT ";
         for (std::size_t i = 0; i < s.items.size(); ++i) {
             if (i > 0) {
                 out += ", ";

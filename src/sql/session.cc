@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "sql/binder.h"
+#include "sql/hints.h"
 #include "sql/lexer.h"
 #include "sql/parser.h"
 
@@ -335,7 +336,8 @@ parse_result<step> session::pipeline(const statement& st, std::size_t index) {
     kept[index] = true;
     out.pipeline.script = keep_statements(_text, _script, kept, index);
     out.pipeline.catalog = catalog_text(used);
-    out.pipeline.parallelism = _popts.parallelism;
+    // A PARALLELISM hint sets this statement's instances; SET sets the script's.
+    out.pipeline.parallelism = parallelism_hint(st).value_or(_popts.parallelism);
     out.pipeline.name = std::exchange(_next_name, {});
     out.pipeline.plan = out.plan;
     return out;

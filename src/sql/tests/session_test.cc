@@ -182,6 +182,34 @@ TEST(sql_session, a_pipeline_carries_the_catalog_declarations_it_uses) {
     EXPECT_EQ(again.options().parallelism, 2u);
 }
 
+// A server's sessions start at its shards; a PARALLELISM hint sets one statement's instances
+// and SET the script's later ones.
+TEST(sql_session, a_parallelism_hint_sets_its_statement_and_the_default_the_others) {
+    catalog_store store;
+    const std::string script = std::string(clicks) + std::string(sink) +
+                               "INSERT INTO out_t SELECT /*+ PARALLELISM(3) */ `user`, bytes FROM clicks;\n"
+                               "INSERT INTO out_t SELECT `user`, bytes FROM clicks;\n"
+                               "SET 'parallelism.default' = '1';\n"
+                               "EXPLAIN INSERT INTO out_t SELECT /*+ parallelism(2) */ `user`, bytes FROM clicks;\n"
+                               "INSERT INTO out_t SELECT `user`, bytes FROM clicks;";
+    session s(store, session_options{{}, true, 4});
+    ASSERT_TRUE(s.begin(script));
+    std::vector<step> steps;
+    for (std::size_t i = 0; i < s.statements().size(); ++i) {
+        auto st = s.execute(i);
+        ASSERT_TRUE(st) << st.error().headline();
+        steps.push_back(st.value());
+    }
+    ASSERT_EQ(steps.size(), 7u);
+    EXPECT_EQ(steps[2].pipeline.parallelism, 3u);
+    EXPECT_EQ(steps[2].plan.rfind("parallelism 3: ", 0), 0u) << steps[2].plan;
+    EXPECT_EQ(steps[3].pipeline.parallelism, 4u);
+    EXPECT_EQ(steps[5].kind, step_kind::explain);
+    EXPECT_EQ(steps[5].plan.rfind("parallelism 2: ", 0), 0u) << steps[5].plan;
+    EXPECT_EQ(steps[6].pipeline.parallelism, 1u);
+    EXPECT_EQ(steps[6].plan.find("parallelism"), std::string::npos) << steps[6].plan;
+}
+
 TEST(sql_session, temporary_tables_live_in_the_session_only) {
     catalog_store store;
     auto r = run(store, "CREATE TEMPORARY TABLE t (a INT);\nSHOW TABLES;");
