@@ -13,6 +13,8 @@
 6. A temporary materialized view (a push query) lives while it is read or followed and goes,
    with its pipeline, once nobody has read it for --temporary-view-idle-ms.
 7. GET /v1/pipelines/{id} names the edges between the operators.
+8. A SQL pipeline runs on every shard by default, and one statement on as many as its
+   PARALLELISM hint says; both count right over a topic of one partition.
 
 Run: /usr/bin/python3 pipelines_test.py --runnel PATH
 """
@@ -197,6 +199,48 @@ def test_rerunning_a_script(srv):
     assert state["state"] in ("running", "recovering", "starting"), state
     expect(sql("DROP MATERIALIZED VIEW again;"), 200, "drop")
 
+def test_sql_pipelines_run_on_every_shard(srv):
+    """A SQL pipeline runs as one instance per shard unless its script or statement says
+    otherwise, and counts right over a topic of one partition (the second instance reads none
+    and is idle)."""
+    expect(call("POST", f"{srv.http}/v1/topics", {"name": "taps", "partitions": 1}), 201, "create topic")
+    table = ("CREATE TEMPORARY TABLE taps (`user` STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)"
+             " WITH ('connector' = 'topic', 'topic' = 'taps');\n")
+    sql = lambda text: call("POST", f"{srv.http}/v1/sql", text.encode(), {"Content-Type": "text/plain"})
+    counts = ("SELECT {}`user`, window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE taps, DESCRIPTOR(ts), "
+              "INTERVAL '1' SECOND)) GROUP BY `user`, window_start, window_end")
+    plan = expect(sql(table + "EXPLAIN " + counts.format("") + ";"), 200, "explain").json()["results"][-1]["plan"]
+    assert plan.startswith("parallelism 2: ") and "exchange by user (parallelism 2)" in plan, plan
+    plan = expect(sql(table + "EXPLAIN " + counts.format("/*+ PARALLELISM(1) */ ") + ";"), 200,
+                  "explain with a hint").json()["results"][-1]["plan"]
+    assert "parallelism" not in plan, plan
+    expect(sql(table + "CREATE MATERIALIZED VIEW taps_2 AS " + counts.format("") + ";\n"
+               "CREATE MATERIALIZED VIEW taps_1 AS " + counts.format("/*+ PARALLELISM(1) */ ") + ";"), 200, "views")
+    assert expect(call("GET", f"{srv.http}/v1/pipelines/taps_2"), 200, "2").json()["parallelism"] == 2
+    assert expect(call("GET", f"{srv.http}/v1/pipelines/taps_1"), 200, "1").json()["parallelism"] == 1
+    start = 1_700_000_000_000
+    produce(srv, "taps", [{"value": {"user": f"u{i % 4}", "ts": start + i * 100}} for i in range(100)])
+    # 10 one-second windows of 10 taps, 4 users: the watermark (last ts − 1 s) closes 8 of them.
+    want = {}
+    for i in range(100):
+        w = (start + i * 100) // 1000 * 1000
+        if w + 1000 <= start + 99 * 100 - 1000:
+            want[(f"u{i % 4}", w)] = want.get((f"u{i % 4}", w), 0) + 1
+
+    def rows(view):
+        return sorted((r["row"]["user"], r["row"]["window_start"], r["row"]["n"]) for r in
+                      call("GET", f"{srv.http}/v1/views/{view}").json().get("rows", []))
+
+    expected = sorted((u, harness.sql_time(w), n) for (u, w), n in want.items())
+    for view in ("taps_1", "taps_2"):
+        wait_for(f"view {view}'s closed windows", lambda: rows(view) == expected or None)
+    p = sql(table + "INSERT INTO taps SELECT /*+ BROADCAST(taps) */ `user`, ts FROM taps;")
+    assert p.status == 400 and (p.json()["line"], p.json()["column"]) == (2, 29), p.json()
+    assert "unknown hint BROADCAST" in p.json()["detail"], p.json()
+    for view in ("taps_1", "taps_2"):
+        expect(sql(f"DROP MATERIALIZED VIEW {view};"), 200, "drop")
+
+
 IDLE_S = 4  # the server's --temporary-view-idle-ms, in seconds
 
 
@@ -336,7 +380,8 @@ def main():
                                   extra_args=["--temporary-view-idle-ms", str(IDLE_S * 1000),
                                               "--dashboard-sample-interval-ms", "100"]) as srv:
             code = gw.run_tests("pipelines_test", [test_pipeline_lifecycle, test_pipeline_errors,
-                                                    test_rerunning_a_script, test_unread_temporary_views_expire,
+                                                    test_rerunning_a_script, test_sql_pipelines_run_on_every_shard,
+                                                    test_unread_temporary_views_expire,
                                                     test_view_subscriptions,
                                                     test_view_over_sse, test_groups], srv)
             assert not [w for w in srv.warnings() if "error" in w], srv.warnings()
