@@ -511,19 +511,22 @@ INSERT INTO counts SELECT window_start, COUNT(*), MIN(k), MAX(k)
     }
 }
 
-// The windowed count as SQL, as three instances: every key's events reach every partition, so
-// only the planner's exchange brings them together; a restart resumes every instance.
-TEST_F(jobs_test, a_parallel_sql_job_counts_each_window_once_across_a_restart) {
-    ASSERT_TRUE(create("events", 6).first);
-    start_jobs();
-    auto def = sql("counts", R"(
+/// Per key and one-second window, the count of topic `events` into topic `counts`.
+constexpr const char* windowed_counts_sql = R"(
 CREATE TABLE events (`key` STRING, ts BIGINT, t AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR t AS t - INTERVAL '1' SECOND)
   WITH ('connector' = 'topic', 'topic' = 'events');
 CREATE TABLE counts (`key` STRING, window_start TIMESTAMP(3), `count` BIGINT)
   WITH ('connector' = 'topic', 'topic' = 'counts', 'sink.partitions' = '2');
 INSERT INTO counts SELECT `key`, window_start, COUNT(*)
   FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(t), INTERVAL '1' SECOND)) GROUP BY `key`, window_start, window_end;
-)");
+)";
+
+// The windowed count as SQL, as three instances: every key's events reach every partition, so
+// only the planner's exchange brings them together; a restart resumes every instance.
+TEST_F(jobs_test, a_parallel_sql_job_counts_each_window_once_across_a_restart) {
+    ASSERT_TRUE(create("events", 6).first);
+    start_jobs();
+    auto def = sql("counts", windowed_counts_sql);
     def.parallelism = 3;
     std::string why;
     ASSERT_TRUE(_jobs->submit(def, why)) << why;
@@ -549,14 +552,7 @@ INSERT INTO counts SELECT `key`, window_start, COUNT(*)
 TEST_F(jobs_test, a_parallel_sql_job_over_fewer_partitions_than_instances_counts_each_window_once) {
     ASSERT_TRUE(create("events", 2).first);
     start_jobs();
-    auto def = sql("counts", R"(
-CREATE TABLE events (`key` STRING, ts BIGINT, t AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR t AS t - INTERVAL '1' SECOND)
-  WITH ('connector' = 'topic', 'topic' = 'events');
-CREATE TABLE counts (`key` STRING, window_start TIMESTAMP(3), `count` BIGINT)
-  WITH ('connector' = 'topic', 'topic' = 'counts', 'sink.partitions' = '2');
-INSERT INTO counts SELECT `key`, window_start, COUNT(*)
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(t), INTERVAL '1' SECOND)) GROUP BY `key`, window_start, window_end;
-)");
+    auto def = sql("counts", windowed_counts_sql);
     def.parallelism = 3;
     std::string why;
     ASSERT_TRUE(_jobs->submit(def, why)) << why;
