@@ -447,6 +447,8 @@ constexpr std::string_view shell_help =
     "  DROP TABLE|VIEW [IF EXISTS] t;           remove it from the catalog\n"
     "  SHOW CREATE TABLE|VIEW t;                its definition (secrets masked)\n"
     "  SET 'key' = 'value';                     a setting for the session's later statements\n"
+    "  SET 'parallelism.default' = 'N';         run later pipelines as N instances (default: the shards)\n"
+    "  SELECT /*+ PARALLELISM(N) */ ...;        run this statement's pipeline as N instances\n"
     "  SELECT ...;                              show the result updating in place (Enter or Ctrl-C stops it)\n"
     "  INSERT INTO t SELECT ...;                start a durable pipeline\n"
     "  CREATE MATERIALIZED VIEW v AS SELECT ...;  a durable view, served at GET /v1/views/v\n"
