@@ -589,8 +589,22 @@ parse_result<planned_statement> planner::plan(const statement& s, engine::pipeli
               "catalog");
 }
 
-parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts) {
-    if (!s.reset && text::iequals(s.key, parallelism_key)) {
+parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts, const plan_options& base) {
+    if (s.reset) {
+        if (s.key.empty()) {
+            opts = base;
+        } else if (text::iequals(s.key, parallelism_key)) {
+            opts.parallelism = base.parallelism;
+        } else if (text::iequals(s.key, agg_phase_strategy_key)) {
+            opts.agg_phases = base.agg_phases;
+        } else if (text::iequals(s.key, max_windows_per_row_key)) {
+            opts.max_windows_per_row = base.max_windows_per_row;
+        } else {
+            return false;
+        }
+        return true;
+    }
+    if (text::iequals(s.key, parallelism_key)) {
         uint32_t n = 0;
         auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), n);
         if (ec != std::errc() || end != s.value.data() + s.value.size() || n < 1 || n > max_parallelism) {
@@ -600,7 +614,7 @@ parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options
         opts.parallelism = n;
         return true;
     }
-    if (!s.reset && text::iequals(s.key, agg_phase_strategy_key)) {
+    if (text::iequals(s.key, agg_phase_strategy_key)) {
         if (text::iequals(s.value, "AUTO")) {
             opts.agg_phases = agg_phase_strategy::automatic;
         } else if (text::iequals(s.value, "ONE_PHASE")) {
@@ -613,7 +627,7 @@ parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options
         }
         return true;
     }
-    if (s.reset || !text::iequals(s.key, max_windows_per_row_key)) {
+    if (!text::iequals(s.key, max_windows_per_row_key)) {
         return false;
     }
     int64_t n = 0;

@@ -111,8 +111,10 @@ inline constexpr std::string_view agg_phase_strategy_key = "table.optimizer.agg-
 
 /// Applies a `SET 'key' = 'value'` that changes how statements are planned; false when the
 /// key is not a planner option (the caller may know it), an error at the statement when
-/// the value is not acceptable.
-parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts);
+/// the value is not acceptable. `RESET 'key'` puts a planner option back to its value in
+/// `base` (the session's starting options) and `RESET` all of them.
+parse_result<bool> apply_setting(const set_stmt& s, source_pos pos, plan_options& opts,
+                                 const plan_options& base = {});
 
 /// A planned statement: the pipeline holds its stages, these are the handles on its ends.
 struct planned_statement {

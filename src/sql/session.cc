@@ -125,6 +125,7 @@ session::session(catalog_store& store, session_options opts)
   , _opts(std::move(opts))
   , _names(std::make_unique<layered>(store, _opts.check)) {
     _popts.parallelism = std::clamp<uint32_t>(_opts.parallelism, 1, max_parallelism);
+    _base = _popts;
 }
 
 session::~session() = default;
@@ -153,7 +154,7 @@ parse_result<step> session::execute(std::size_t index) {
     if (const auto* set = std::get_if<set_stmt>(&st.node)) {
         out.kind = step_kind::setting;
         if (set->key == "pipeline.name") _next_name = set->value;
-        auto applied = apply_setting(*set, st.pos, _popts);
+        auto applied = apply_setting(*set, st.pos, _popts, _base);
         if (!applied) return applied.error();
         // A planner option holds for the script's later pipelines, which plan again.
         if (applied.value()) _kept[index] = true;

@@ -122,6 +122,7 @@ private:
     session_options _opts;
     std::unique_ptr<layered> _names;
     plan_options _popts;
+    plan_options _base; ///< what RESET goes back to
     std::string _text;
     std::vector<statement> _script;
     std::vector<bool> _kept;   ///< statements a pipeline started later keeps

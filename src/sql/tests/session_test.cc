@@ -191,6 +191,8 @@ TEST(sql_session, a_parallelism_hint_sets_its_statement_and_the_default_the_othe
                                "INSERT INTO out_t SELECT `user`, bytes FROM clicks;\n"
                                "SET 'parallelism.default' = '1';\n"
                                "EXPLAIN INSERT INTO out_t SELECT /*+ parallelism(2) */ `user`, bytes FROM clicks;\n"
+                               "INSERT INTO out_t SELECT `user`, bytes FROM clicks;\n"
+                               "RESET 'parallelism.default';\n"
                                "INSERT INTO out_t SELECT `user`, bytes FROM clicks;";
     session s(store, session_options{{}, true, 4});
     ASSERT_TRUE(s.begin(script));
@@ -200,7 +202,7 @@ TEST(sql_session, a_parallelism_hint_sets_its_statement_and_the_default_the_othe
         ASSERT_TRUE(st) << st.error().headline();
         steps.push_back(st.value());
     }
-    ASSERT_EQ(steps.size(), 7u);
+    ASSERT_EQ(steps.size(), 9u);
     EXPECT_EQ(steps[2].pipeline.parallelism, 3u);
     EXPECT_EQ(steps[2].plan.rfind("parallelism 3: ", 0), 0u) << steps[2].plan;
     EXPECT_EQ(steps[3].pipeline.parallelism, 4u);
@@ -208,6 +210,7 @@ TEST(sql_session, a_parallelism_hint_sets_its_statement_and_the_default_the_othe
     EXPECT_EQ(steps[5].plan.rfind("parallelism 2: ", 0), 0u) << steps[5].plan;
     EXPECT_EQ(steps[6].pipeline.parallelism, 1u);
     EXPECT_EQ(steps[6].plan.find("parallelism"), std::string::npos) << steps[6].plan;
+    EXPECT_EQ(steps[8].pipeline.parallelism, 4u); // RESET: the session's default again
 }
 
 TEST(sql_session, temporary_tables_live_in_the_session_only) {
