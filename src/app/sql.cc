@@ -470,7 +470,7 @@ constexpr std::string_view sql_keywords[] = {
     "FALSE",       "FROM",       "FULL",       "GROUP",     "HAVING",      "HELP",     "HOP",        "IF",
     "IN",          "INNER",      "INSERT",     "INT",       "INTERVAL",    "INTO",     "IS",         "JOB",
     "JOBS",        "JOIN",       "LEFT",       "LIKE",      "LIMIT",       "MATERIALIZED", "MAX",    "MIN",
-    "NOT",         "NULL",       "ON",         "OR",        "ORDER",       "OVER",     "PARTITION",  "PROCTIME",
+    "NOT",         "NULL",       "ON",         "OR",        "ORDER",       "OVER",     "PARALLELISM", "PARTITION",  "PROCTIME",
     "QUIT",        "ROW_NUMBER", "SELECT",     "SESSION",   "SET",         "SHOW",     "STOP",       "STRING",
     "SUM",         "TABLE",      "TABLES",     "THEN",      "TIMESTAMP",   "TUMBLE",   "UNION",      "VIEW",
     "VIEWS",       "WATERMARK"};

@@ -105,12 +105,6 @@ result<void> windowed_count(job_context& ctx, const job_definition& def, std::st
                   "runs as one instance";
             return invalid();
         }
-        if (ctx.partitions_of(input) < n) {
-            why = fmt::format("parallelism {} needs the input topic '{}' to exist with at least {} "
-                              "partitions (it has {})",
-                              n, input, n, ctx.partitions_of(input));
-            return invalid();
-        }
         if (def.params.count("view")) {
             why = "a materialized view is kept by one instance; submit a job with a view with "
                   "parallelism 1";
