@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <random>
 #include <thread>
@@ -220,6 +221,94 @@ TEST(exchange, an_instance_that_reads_no_partition_holds_no_window_back) {
     EXPECT_GE(fired(), 1000u);
     EXPECT_FALSE(got[0].empty());
     EXPECT_FALSE(got[1].empty()); // keys hashed to instance 1 are counted there
+}
+
+// Senders that go idle and active at random, with watermarks and rows between: every receiver's
+// watermark only rises, never passes what some sender promised, never passes sender 0's (which
+// is never idle, so it counts until it ends), ends with the end of time, and every row arrives.
+TEST(exchange, idle_and_active_senders_at_random_keep_the_watermark_rules) {
+    for (uint64_t seed = 1; seed <= uint64_t(test_rounds(40)); ++seed) {
+        std::mt19937_64 rng(seed);
+        const uint32_t n = 2 + uint32_t(rng() % 3);
+        exchange x(n, 2 + rng() % 4, key_routing::columnar);
+        std::vector<int64_t> promised(n, INT64_MIN); // each sender's last watermark sent
+        int64_t promised_max = INT64_MIN;
+        bool first_ended = false; // sender 0 binds the minimum until it ends
+        size_t rows_sent = 0, rows_got = 0;
+        std::vector<std::vector<int64_t>> got_wm(n);
+        std::vector<std::unique_ptr<pipeline>> ps;
+        for (uint32_t i = 0; i < n; ++i) {
+            struct script {
+                int steps = 0;
+                bool idle = false;
+                int64_t wm = 0;
+                std::deque<source_poll> owed;
+            };
+            auto st = std::make_shared<script>();
+            st->steps = 20 + int(rng() % 60);
+            auto src = [st, i, &rng, &promised, &promised_max, &rows_sent, &first_ended]() -> source_poll {
+                if (!st->owed.empty()) {
+                    auto p = std::move(st->owed.front());
+                    st->owed.pop_front();
+                    return p;
+                }
+                if (st->steps-- <= 0) {
+                    first_ended = first_ended || i == 0;
+                    return source_poll::end();
+                }
+                const auto op = rng() % 20;
+                if (op < 10) { // rows, at or after the watermark; an idle input turns active first
+                    batch b(events_schema());
+                    const size_t k = 1 + rng() % 30;
+                    for (size_t r = 0; r < k; ++r)
+                        b.append_row({value::of(int64_t(rng() % 50)), value::of(st->wm + int64_t(rng() % 100)),
+                                      value::of(int64_t(1))});
+                    rows_sent += k;
+                    if (st->idle) {
+                        st->idle = false;
+                        st->owed.push_back(source_poll::data(std::move(b)));
+                        return source_poll::marked(watermark_status::active);
+                    }
+                    return source_poll::data(std::move(b));
+                }
+                if (op < 15) {
+                    st->wm += int64_t(rng() % 50);
+                    promised[i] = std::max(promised[i], st->wm);
+                    promised_max = std::max(promised_max, st->wm);
+                    return source_poll::watermark(model::event_time(st->wm));
+                }
+                if (op < 18 && i != 0) {
+                    st->idle = !st->idle;
+                    return source_poll::marked(st->idle ? watermark_status::idle : watermark_status::active);
+                }
+                return source_poll::idle();
+            };
+            ps.push_back(std::make_unique<pipeline>());
+            auto in = ps[i]->source(events_schema(), src);
+            // A watermark stage would make its own; these scripts send theirs through as they are.
+            in.exchange(x, i, {"key"}).sink([&rows_got](const batch& b) { rows_got += b.num_rows(); },
+                                            [&, i](model::event_time t) {
+                                                const int64_t w = t.value();
+                                                if (w != end_of_time.value()) {
+                                                    EXPECT_LE(w, promised_max) << "seed " << seed;
+                                                    if (!first_ended) {
+                                                        EXPECT_LE(w, promised[0]) << "seed " << seed;
+                                                    }
+                                                }
+                                                if (!got_wm[i].empty()) {
+                                                    EXPECT_GE(w, got_wm[i].back()) << "seed " << seed;
+                                                }
+                                                got_wm[i].push_back(w);
+                                            });
+            ASSERT_TRUE(ps[i]->check());
+        }
+        drive_all(ps);
+        EXPECT_EQ(rows_got, rows_sent) << "seed " << seed;
+        for (uint32_t i = 0; i < n; ++i) {
+            ASSERT_FALSE(got_wm[i].empty()) << "seed " << seed;
+            EXPECT_EQ(got_wm[i].back(), end_of_time.value()) << "seed " << seed;
+        }
+    }
 }
 
 TEST(exchange, rows_of_a_key_meet_in_the_instance_it_hashes_to) {
