@@ -128,34 +128,22 @@ source_fn exchange::receiver(uint32_t to) {
                 st->wm[from] = std::max(st->wm[from], w->value());
             else
                 st->idle[from] = std::get<watermark_status>(*m) == watermark_status::idle;
-            // The watermark is the minimum over the senders that are active and not ended. With
-            // none active and one idle at least, the most advanced idle sender's holds (none will
-            // move), and this receiver's output is idle.
-            int64_t low = INT64_MAX, idle_high = INT64_MIN;
-            bool active = false, idle = false;
+            watermark_meet meet;
             for (uint32_t k = 0; k < _n; ++k) {
-                if (st->wm[k] == end_of_time.value())
-                    continue;
-                if (st->idle[k]) {
-                    idle = true;
-                    idle_high = std::max(idle_high, st->wm[k]);
-                    continue;
-                }
-                active = true;
-                low = std::min(low, st->wm[k]);
+                if (st->wm[k] != end_of_time.value())
+                    meet.input(st->wm[k], st->idle[k]);
             }
-            if (!active && !idle)
+            if (!meet.open())
                 return source_poll::end();
-            if (active && st->said_idle) {
+            if (!meet.idle() && st->said_idle) {
                 st->said_idle = false; // the status goes first, then the watermark it lets through
                 st->owed.push_back(source_poll::marked(watermark_status::active));
             }
-            const int64_t wm = active ? low : idle_high;
-            if (wm > st->emitted) {
-                st->emitted = wm;
-                st->owed.push_back(source_poll::watermark(model::event_time(wm)));
+            if (meet.watermark() > st->emitted) {
+                st->emitted = meet.watermark();
+                st->owed.push_back(source_poll::watermark(model::event_time(st->emitted)));
             }
-            if (!active && !st->said_idle) {
+            if (meet.idle() && !st->said_idle) {
                 st->said_idle = true;
                 st->owed.push_back(source_poll::marked(watermark_status::idle));
             }

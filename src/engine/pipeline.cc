@@ -377,36 +377,22 @@ void pipeline::process(size_t id, size_t input, message m) {
 }
 
 void pipeline::advance(node& n) {
-    int64_t combined = INT64_MAX;
-    int64_t idle_high = INT64_MIN; ///< the most advanced idle input's watermark
-    bool active = false, idle = false;
+    watermark_meet meet;
     for (size_t k = 0; k < n.inputs.size(); ++k) {
         if (n.st->ignores_watermark_of(k) || (n.input_ended[k] && n.inputs[k].empty())) continue;
-        if (n.input_idle[k]) {
-            idle = true;
-            idle_high = std::max(idle_high, n.input_wm[k]);
-            continue;
-        }
-        active = true;
-        combined = std::min(combined, n.input_wm[k]);
+        meet.input(n.input_wm[k], n.input_idle[k]);
     }
-    const bool now_idle = idle && !active;
-    // Every input idle: none will move its watermark, so the most advanced one's holds (as a
-    // watermark stage's when its partitions all are, and Flink's valve), then the output idles.
-    if (now_idle && idle_high > n.wm) {
-        n.wm = idle_high;
-        n.st->on_watermark(model::event_time(idle_high), _out);
-    }
+    const bool now_idle = meet.idle();
     if (!now_idle && n.idle) {
         n.idle = false; // the status goes out before the watermark it lets through
         n.st->on_watermark_status(watermark_status::active, _out);
     }
-    if (!now_idle && combined > n.wm) {
-        n.wm = combined;
-        n.st->on_watermark(model::event_time(combined), _out);
+    if (meet.watermark() > n.wm) {
+        n.wm = meet.watermark();
+        n.st->on_watermark(model::event_time(n.wm), _out);
     }
     if (now_idle && !n.idle) {
-        n.idle = true;
+        n.idle = true; // after the watermark it holds
         n.st->on_watermark_status(watermark_status::idle, _out);
     }
 }

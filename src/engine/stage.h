@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +29,34 @@ using message = std::variant<batch, model::event_time, watermark_status>;
 
 /// The watermark that closes a finished input: every window fires.
 inline constexpr model::event_time end_of_time = model::event_time::max();
+
+/// Where inputs meet (a stage's inputs, an exchange's senders): what their watermarks and
+/// statuses allow. Give it every input that has not ended, then read it. The watermark is the
+/// minimum over the active inputs; with none active and one idle at least, the output is
+/// idle and the most advanced idle input's watermark holds (none will move it again: as a
+/// watermark stage's when all its partitions are idle, and as Flink's valve flushes).
+class watermark_meet {
+public:
+    void input(int64_t wm, bool idle) {
+        if (idle) {
+            _idle = true;
+            _idle_high = std::max(_idle_high, wm);
+        } else {
+            _active = true;
+            _low = std::min(_low, wm);
+        }
+    }
+    /// Every input left is idle.
+    bool idle() const { return _idle && !_active; }
+    /// Some input has not ended.
+    bool open() const { return _idle || _active; }
+    /// The watermark the inputs allow (the end of time once every input has ended).
+    int64_t watermark() const { return _active ? _low : _idle ? _idle_high : end_of_time.value(); }
+
+private:
+    bool _active = false, _idle = false;
+    int64_t _low = INT64_MAX, _idle_high = INT64_MIN;
+};
 
 /// Records in and out of a stage, and what it routed aside.
 struct stage_metrics {
