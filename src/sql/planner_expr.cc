@@ -457,31 +457,17 @@ parse_result<en::expr> translator::binary(const expr& e, std::optional<en::data_
         return op == "+" ? t.value() + en::lit(ms.value()) : t.value() - en::lit(ms.value());
     }
     // A bare NULL takes the type of the other operand.
-    bool l_null = l.kind == expr_kind::literal && l.literal == literal_kind::null;
-    std::optional<en::expr> a, b;
-    if (l_null) {
-        auto y = tr(r, hint);
-        if (!y) {
-            return y;
-        }
-        b = y.value();
-        auto x = tr(l, type_of(*b));
-        if (!x) {
-            return x;
-        }
-        a = x.value();
-    } else {
-        auto x = tr(l, hint);
-        if (!x) {
-            return x;
-        }
-        a = x.value();
-        auto y = tr(r, type_of(*a));
-        if (!y) {
-            return y;
-        }
-        b = y.value();
+    const bool l_null = l.kind == expr_kind::literal && l.literal == literal_kind::null;
+    auto first = tr(l_null ? r : l, hint);
+    if (!first) {
+        return first;
     }
+    auto second = tr(l_null ? l : r, type_of(first.value()));
+    if (!second) {
+        return second;
+    }
+    const std::optional<en::expr> a = l_null ? second.value() : first.value();
+    const std::optional<en::expr> b = l_null ? first.value() : second.value();
     if (op == "+") {
         return *a + *b;
     }
